@@ -1,0 +1,83 @@
+//! The one mapping from storage refusals to REST answers.
+
+use axum::response::{IntoResponse, Response};
+use davit_storage::Error;
+use http::{HeaderValue, StatusCode};
+
+/// An RFC 9457 problem: a stable machine-readable `code` and a human `detail`.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Problem {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            Error::NotFound(_) => (S::NOT_FOUND, "not_found"),
+            Error::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
+            Error::Unauthenticated(_) => (S::UNAUTHORIZED, "unauthenticated"),
+            Error::InvalidName(_) => (S::BAD_REQUEST, "invalid_name"),
+            Error::InvalidInput(_) => (S::BAD_REQUEST, "invalid_input"),
+            Error::AlreadyExists(_) => (S::CONFLICT, "already_exists"),
+            Error::NotEmpty(_) => (S::CONFLICT, "not_empty"),
+            Error::ParentMissing(_) => (S::CONFLICT, "parent_missing"),
+            Error::Conflict(_) => (S::CONFLICT, "conflict"),
+            Error::PreconditionFailed(_) => (S::PRECONDITION_FAILED, "precondition_failed"),
+            Error::Locked(_) => (S::LOCKED, "locked"),
+            Error::QuotaExceeded(_) => (S::INSUFFICIENT_STORAGE, "quota_exceeded"),
+            Error::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "too_large"),
+            Error::TypeNotAllowed(_) => (S::UNSUPPORTED_MEDIA_TYPE, "type_not_allowed"),
+            Error::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
+            Error::Throttled(_) => (S::TOO_MANY_REQUESTS, "throttled"),
+            Error::Incomplete(_) => (S::BAD_REQUEST, "incomplete_body"),
+            Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => {
+                (S::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        if let Some(cause) = e.internal_cause() {
+            tracing::error!(cause, "request failed");
+        }
+        let mut p = Problem::new(status, code, e.to_string());
+        if let Error::Throttled(secs) = e {
+            p.retry_after = Some(secs);
+        }
+        p
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": format!("https://davit.dev/problems/{}", self.code),
+            "title": self.status.canonical_reason().unwrap_or("error"),
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "detail": self.detail,
+        });
+        let mut resp = (self.status, body.to_string()).into_response();
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}

@@ -1,0 +1,104 @@
+//! One log line per request, written when its response body has been sent (or dropped), so
+//! the line carries the bytes actually sent and the whole duration.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use crate::server::{Body, BoxError};
+
+pub struct Record {
+    pub request_id: String,
+    pub method: Method,
+    pub path: String,
+    pub peer: SocketAddr,
+    pub user: Option<String>,
+    pub status: StatusCode,
+    pub started: Instant,
+}
+
+/// Request ids: a per-process random prefix and a counter, short and unique in the logs.
+pub fn new_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix =
+        PREFIX.get_or_init(|| davit_storage::crypto::random_string(b"0123456789ABCDEF", 8));
+    format!("{prefix}{:08X}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+pub struct LoggedBody {
+    inner: Body,
+    record: Option<Record>,
+    bytes: u64,
+    complete: bool,
+}
+
+impl LoggedBody {
+    pub fn new(inner: Body, record: Record) -> Self {
+        LoggedBody {
+            inner,
+            record: Some(record),
+            bytes: 0,
+            complete: false,
+        }
+    }
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_frame(cx);
+        match &r {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    this.bytes += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => this.complete = true,
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(error = %e, "response body failed; the connection is cut short");
+            }
+            Poll::Pending => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        let Some(r) = self.record.take() else { return };
+        let complete = self.complete || self.inner.is_end_stream();
+        tracing::info!(
+            target: "davit::access",
+            id = %r.request_id,
+            method = %r.method,
+            path = %r.path,
+            status = r.status.as_u16(),
+            bytes = self.bytes,
+            ms = format_args!("{:.3}", r.started.elapsed().as_secs_f64() * 1000.0),
+            user = r.user.as_deref().unwrap_or("-"),
+            peer = %r.peer,
+            complete,
+        );
+    }
+}

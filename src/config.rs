@@ -1,0 +1,228 @@
+//! Configuration: flags, then environment variables (clap reads both), then an optional
+//! TOML file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+/// Settings shared by `serve` and `admin` (both open the data folder).
+#[derive(Args, Debug, Clone, Default)]
+pub struct DataArgs {
+    /// Data folder (database, chunks, master key, mail outbox) [default: ./davit-data]
+    #[arg(long, env = "DAVIT_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// File holding the 64-hex-character master key [default: <data-dir>/master.key,
+    /// generated on first start]
+    #[arg(long, env = "DAVIT_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// TOML configuration file; flags and environment variables override it
+    #[arg(long, env = "DAVIT_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "DAVIT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Public base URL, used in links and mails [default: http(s)://<listen>]
+    #[arg(long, env = "DAVIT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Base domain for virtual-host-style S3 (`<bucket>.<domain>`); path style always works
+    #[arg(long, env = "DAVIT_BASE_DOMAIN")]
+    pub base_domain: Option<String>,
+    /// PEM certificate chain; with --tls-key, serves HTTPS (HTTP/1.1 and HTTP/2)
+    #[arg(long, env = "DAVIT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, env = "DAVIT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// SMTP server as a URL (smtp://, smtps://, with user:password@); unset: mail goes to
+    /// <data-dir>/outbox
+    #[arg(long, env = "DAVIT_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Sender address of mails [default: davit@localhost]
+    #[arg(long, env = "DAVIT_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Quota of new accounts, e.g. 10G (0 = unlimited) [default: 0]
+    #[arg(long, env = "DAVIT_DEFAULT_QUOTA", value_parser = parse_size)]
+    pub default_quota: Option<u64>,
+    /// Largest file accepted, e.g. 5G (0 = unlimited) [default: 0]
+    #[arg(long, env = "DAVIT_MAX_FILE_SIZE", value_parser = parse_size)]
+    pub max_file_size: Option<u64>,
+    /// Metadata cache size, e.g. 32M [default: 32M]
+    #[arg(long, env = "DAVIT_CACHE_SIZE", value_parser = parse_size)]
+    pub cache_size: Option<u64>,
+    /// Seconds in-flight requests get to finish at shutdown [default: 30]
+    #[arg(long, env = "DAVIT_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<u64>,
+}
+
+/// The TOML file: the same settings, by the same names with underscores.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    master_key_file: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    base_domain: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    default_quota: Option<toml::Value>,
+    max_file_size: Option<toml::Value>,
+    cache_size: Option<toml::Value>,
+    shutdown_timeout: Option<u64>,
+}
+
+/// Everything resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub master_key_file: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub base_domain: Option<String>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    pub default_quota: u64,
+    pub max_file_size: u64,
+    pub cache_size: u64,
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    pub fn resolve(data: &DataArgs, serve: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &data.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let size =
+            |flag: Option<u64>, file: &Option<toml::Value>, default: u64| -> anyhow::Result<u64> {
+                if let Some(v) = flag {
+                    return Ok(v);
+                }
+                match file {
+                    None => Ok(default),
+                    Some(toml::Value::Integer(i)) if *i >= 0 => Ok(*i as u64),
+                    Some(toml::Value::String(s)) => parse_size(s).map_err(anyhow::Error::msg),
+                    Some(v) => bail!("not a size: {v}"),
+                }
+            };
+        let tls = match (
+            serve.tls_cert.clone().or(file.tls_cert),
+            serve.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("TLS needs both a certificate (--tls-cert) and a key (--tls-key)"),
+        };
+        Ok(Config {
+            data_dir: data
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("davit-data")),
+            master_key_file: data.master_key_file.clone().or(file.master_key_file),
+            listen: serve
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("address")),
+            public_url: serve.public_url.clone().or(file.public_url),
+            base_domain: serve
+                .base_domain
+                .clone()
+                .or(file.base_domain)
+                .map(|d| d.trim_matches('.').to_ascii_lowercase()),
+            tls,
+            smtp_url: serve.smtp_url.clone().or(file.smtp_url),
+            mail_from: serve
+                .mail_from
+                .clone()
+                .or(file.mail_from)
+                .unwrap_or_else(|| "davit@localhost".into()),
+            default_quota: size(serve.default_quota, &file.default_quota, 0)?,
+            max_file_size: size(serve.max_file_size, &file.max_file_size, 0)?,
+            cache_size: size(serve.cache_size, &file.cache_size, 32 << 20)?,
+            shutdown_timeout: Duration::from_secs(
+                serve
+                    .shutdown_timeout
+                    .or(file.shutdown_timeout)
+                    .unwrap_or(30),
+            ),
+        })
+    }
+
+    pub fn storage(&self) -> anyhow::Result<davit_storage::StorageConfig> {
+        let mut c = davit_storage::StorageConfig::new(&self.data_dir);
+        c.master_key = master_key_text(self.master_key_file.as_deref())?;
+        c.cache_bytes = self.cache_size as usize;
+        c.default_quota = self.default_quota;
+        c.max_file_size = self.max_file_size;
+        Ok(c)
+    }
+}
+
+/// The master key from `--master-key-file` or `DAVIT_MASTER_KEY`; None: the data folder's.
+pub fn master_key_text(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    if let Some(f) = file {
+        return Ok(Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading master key {}", f.display()))?,
+        ));
+    }
+    Ok(std::env::var("DAVIT_MASTER_KEY").ok())
+}
+
+/// `1024`, `64K`, `10M`, `2G`, `1T` (binary multiples).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let unit = s[i..].to_ascii_uppercase();
+            let mult: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                _ => return Err(format!("unknown size unit in '{s}'")),
+            };
+            (&s[..i], mult)
+        }
+        None => (s, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a size: '{s}'"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size too large: '{s}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("3X").is_err());
+        assert!(parse_size("").is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! The `davit` binary as a library, so integration tests start the real server in-process
+//! on 127.0.0.1:0 and stop it through its shutdown future.
+
+pub mod access_log;
+pub mod admin;
+pub mod config;
+pub mod server;
+pub mod tls;
+
+use anyhow::Context;
+use davit_storage::{NewUser, Role, Status, Storage};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use server::{App, serve, shutdown_signal};
+
+/// Opens storage and makes sure an admin exists; returns the storage and, when one was
+/// generated, the first admin's password (to be printed once).
+pub fn open_storage(config: &Config) -> anyhow::Result<(Storage, Option<String>)> {
+    let storage = Storage::open(config.storage()?).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let generated = ensure_admin(&storage)?;
+    Ok((storage, generated))
+}
+
+fn ensure_admin(storage: &Storage) -> anyhow::Result<Option<String>> {
+    if storage.has_admin_blocking()? {
+        return Ok(None);
+    }
+    let (password, generated) = match std::env::var("DAVIT_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (
+            davit_storage::crypto::random_string(
+                b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789",
+                20,
+            ),
+            true,
+        ),
+    };
+    storage
+        .create_user_blocking(NewUser {
+            username: "admin".into(),
+            email: None,
+            password: password.clone(),
+            role: Role::Admin,
+            status: Status::Active,
+            quota: Some(0),
+        })
+        .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
+    Ok(generated.then_some(password))
+}
+
+/// Builds the application from an open storage.
+pub fn build_app(config: &Config, storage: Storage) -> App {
+    let api = davit_api::router(davit_api::ApiState {
+        storage: storage.clone(),
+    });
+    App {
+        storage,
+        api,
+        base_domain: config.base_domain.clone(),
+        shutdown_timeout: config.shutdown_timeout,
+    }
+}
+
+/// Binds, builds and serves until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    storage: Storage,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %listener.local_addr()?, "davit listening on {scheme}://{}", listener.local_addr()?);
+    let app = build_app(&config, storage);
+    serve(listener, app, tls, shutdown).await
+}

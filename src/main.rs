@@ -1,0 +1,73 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use davit::config::{Config, DataArgs, ServeArgs};
+use tracing_subscriber::EnvFilter;
+
+/// davit: your files over WebDAV, S3 and a REST API, from one server.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (the defaults work on a fresh machine)
+    Serve(ServeArgs),
+    /// Offline operations on a data folder (the server must be stopped)
+    Admin {
+        #[command(subcommand)]
+        command: davit::admin::AdminCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("DAVIT_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let reason = format!("{e:#}").replace('\n', " ");
+            eprintln!("davit: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::resolve(&cli.data, &args)?;
+            let (storage, generated) = davit::open_storage(&config)?;
+            if let Some(password) = generated {
+                eprintln!(
+                    "davit: created the first admin account 'admin' with password: {password}"
+                );
+                eprintln!(
+                    "davit: this password is shown once; set DAVIT_ADMIN_PASSWORD to choose it yourself"
+                );
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(davit::run(config, storage, davit::shutdown_signal()))
+        }
+        Command::Admin { command } => {
+            let config = Config::resolve(&cli.data, &ServeArgs::default())?;
+            let storage = davit_storage::Storage::open(config.storage()?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let result = davit::admin::run(&storage, command);
+            storage.close();
+            result
+        }
+    }
+}

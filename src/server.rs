@@ -1,0 +1,285 @@
+//! The listener: accepts connections (plain or TLS, HTTP/1.1 and HTTP/2), routes each
+//! request to its front end by Host and path, logs it, and shuts down gracefully.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use davit_storage::Storage;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::access_log::{self, LoggedBody};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// Everything a request may need, assembled once at start.
+pub struct App {
+    pub storage: Storage,
+    pub api: davit_api::Router,
+    /// Lower-case base domain for virtual-host-style S3 addressing.
+    pub base_domain: Option<String>,
+    pub shutdown_timeout: Duration,
+}
+
+/// The front end a request goes to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Front {
+    Api,
+    Dav,
+    Link,
+    S3,
+}
+
+/// Virtual-host S3 is decided from Host before the path: `<bucket>.<base domain>` goes to
+/// S3 whatever its path. Then `/api/`, `/dav/` and `/s/` prefixes; everything else is S3.
+pub fn route(host: Option<&str>, path: &str, base_domain: Option<&str>) -> Front {
+    if let (Some(host), Some(domain)) = (host, base_domain) {
+        let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let host = host.to_ascii_lowercase();
+        if host.len() > domain.len() + 1
+            && host.ends_with(domain)
+            && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+        {
+            return Front::S3;
+        }
+    }
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if under("/api") {
+        Front::Api
+    } else if under("/dav") {
+        Front::Dav
+    } else if under("/s") {
+        Front::Link
+    } else {
+        Front::S3
+    }
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = access_log::new_request_id();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(req.uri().host())
+        .map(str::to_owned);
+    let front = route(host.as_deref(), &path, app.base_domain.as_deref());
+    let mut resp = match front {
+        Front::Api => {
+            let req = req.map(davit_api::Body::new);
+            match app.api.clone().oneshot(req).await {
+                Ok(r) => r.map(|b| b.map_err(BoxError::from).boxed_unsync()),
+                Err(never) => match never {},
+            }
+        }
+        Front::Dav => plain(
+            StatusCode::NOT_IMPLEMENTED,
+            "WebDAV is not available on this server yet\n",
+        ),
+        Front::Link => plain(
+            StatusCode::NOT_IMPLEMENTED,
+            "shared links are not available on this server yet\n",
+        ),
+        Front::S3 => s3_not_implemented(&request_id),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let user = resp
+        .extensions()
+        .get::<davit_storage::Principal>()
+        .map(|p| p.username.clone());
+    let record = access_log::Record {
+        request_id,
+        method,
+        path,
+        peer,
+        user,
+        status: resp.status(),
+        started,
+    };
+    resp.map(|b| LoggedBody::new(b, record).boxed_unsync())
+}
+
+pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn s3_not_implemented(request_id: &str) -> Response<Body> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NotImplemented</Code><Message>The S3 API is not available on this server yet</Message><RequestId>{request_id}</RequestId></Error>"
+    );
+    let mut r = Response::new(full(Bytes::from(xml)));
+    *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
+pub fn full(b: Bytes) -> Body {
+    http_body_util::Full::new(b)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Serves until `shutdown` resolves; then stops accepting, gives in-flight requests up to
+/// the configured time to finish, and closes the database.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let app = Arc::new(app);
+    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(app, req, peer).await) }
+        });
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let result = match tls {
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(s) => {
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection_with_upgrades(TokioIo::new(s), svc)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+                None => {
+                    watcher
+                        .watch(
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                .into_owned(),
+                        )
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        connections = graceful.count(),
+        "shutting down: no new connections; waiting for requests in flight"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(app.shutdown_timeout) => tracing::warn!("shutdown timeout: closing connections still open"),
+    }
+    app.storage.close();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Front, route};
+
+    #[test]
+    fn routing() {
+        assert_eq!(route(None, "/api/v1/health", None), Front::Api);
+        assert_eq!(route(None, "/api", None), Front::Api);
+        assert_eq!(route(None, "/apiary/x", None), Front::S3);
+        assert_eq!(route(None, "/dav/a", None), Front::Dav);
+        assert_eq!(route(None, "/s/tok", None), Front::Link);
+        assert_eq!(route(None, "/bucket/key", None), Front::S3);
+        assert_eq!(
+            route(Some("b.s3.example"), "/api/v1/health", Some("s3.example")),
+            Front::S3
+        );
+        assert_eq!(
+            route(
+                Some("s3.example:8080"),
+                "/api/v1/health",
+                Some("s3.example")
+            ),
+            Front::Api
+        );
+        assert_eq!(
+            route(Some("b.s3.example:8080"), "/dav/x", Some("s3.example")),
+            Front::S3
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! Chunk content: where sealed chunks live, which are in use, and their collection.
+//!
+//! A chunk's reference count lives in the CHUNKS table and changes in the same transaction as
+//! the references themselves. Files are only deleted by the collector, and only when no row
+//! names the chunk and no in-flight write or read has pinned it: a writer pins a chunk before
+//! it checks whether the chunk exists, and a reader pins a file's chunks before trusting its
+//! snapshot, so neither can lose a file to a concurrent delete.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{ChunkId, random_string};
+use crate::db::{self, CHUNKS, Db};
+use crate::error::{Error, Result};
+
+/// Where sealed chunks are kept. Small and synchronous on purpose: callers are already on
+/// blocking threads, and a backend on an S3-compatible cluster fits the same five calls.
+pub trait ChunkBackend: Send + Sync + 'static {
+    /// Stores sealed bytes durably under `id` (visible only once complete).
+    fn put(&self, id: &ChunkId, sealed: &[u8]) -> io::Result<()>;
+    /// Reads the sealed bytes of `id`.
+    fn get(&self, id: &ChunkId) -> io::Result<Vec<u8>>;
+    fn delete(&self, id: &ChunkId) -> io::Result<()>;
+    /// Every stored chunk id, for the sweep and `check`.
+    fn list(&self) -> io::Result<Vec<ChunkId>>;
+    /// Bytes on disk, for statistics.
+    fn stored_bytes(&self) -> io::Result<u64>;
+}
+
+/// Chunks as files under `chunks/ab/cd/<hex id>`: two levels of fan-out keep directories
+/// small. Each file is written to `tmp/`, fsynced, renamed into place, and its directory
+/// fsynced, so a crash leaves either the whole chunk or a temp file the start sweep removes.
+pub struct LocalDir {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LocalDir {
+    pub fn open(data_dir: &Path) -> io::Result<Self> {
+        let root = data_dir.join("chunks");
+        let tmp = data_dir.join("tmp");
+        fs::create_dir_all(&root)?;
+        fs::create_dir_all(&tmp)?;
+        // Temp files left by a crash are never referenced: sweep them now.
+        for entry in fs::read_dir(&tmp)? {
+            let _ = fs::remove_file(entry?.path());
+        }
+        Ok(LocalDir { root, tmp })
+    }
+
+    fn path_of(&self, id: &ChunkId) -> PathBuf {
+        let h = hex::encode(id);
+        self.root.join(&h[0..2]).join(&h[2..4]).join(h)
+    }
+}
+
+/// Removes its temp file unless the write completed.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+impl ChunkBackend for LocalDir {
+    fn put(&self, id: &ChunkId, sealed: &[u8]) -> io::Result<()> {
+        let dest = self.path_of(id);
+        let dir = dest.parent().expect("fan-out dir");
+        let tmp_path = self.tmp.join(random_string(b"0123456789abcdef", 24));
+        let mut guard = TempFile(Some(tmp_path.clone()));
+        let mut f = File::create(&tmp_path)?;
+        f.write_all(sealed)?;
+        f.sync_data()?;
+        drop(f);
+        if let Err(e) = fs::rename(&tmp_path, &dest) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(e);
+            }
+            fs::create_dir_all(dir)?;
+            fs::rename(&tmp_path, &dest)?;
+        }
+        guard.0 = None;
+        File::open(dir)?.sync_all()
+    }
+
+    fn get(&self, id: &ChunkId) -> io::Result<Vec<u8>> {
+        fs::read(self.path_of(id))
+    }
+
+    fn delete(&self, id: &ChunkId) -> io::Result<()> {
+        match fs::remove_file(self.path_of(id)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    fn list(&self) -> io::Result<Vec<ChunkId>> {
+        let mut out = Vec::new();
+        for a in fs::read_dir(&self.root)? {
+            for b in fs::read_dir(a?.path())? {
+                for f in fs::read_dir(b?.path())? {
+                    let name = f?.file_name();
+                    if let Some(id) = name
+                        .to_str()
+                        .and_then(|n| hex::decode(n).ok())
+                        .and_then(|v| v.try_into().ok())
+                    {
+                        out.push(id);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn stored_bytes(&self) -> io::Result<u64> {
+        let mut total = 0;
+        for a in fs::read_dir(&self.root)? {
+            for b in fs::read_dir(a?.path())? {
+                for f in fs::read_dir(b?.path())? {
+                    total += f?.metadata()?.len();
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// The row of a chunk: how many references point at it and where its bytes are.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ChunkRow {
+    pub refs: u64,
+    pub len: u32,
+    /// Sealed bytes live in CHUNK_DATA instead of the backend.
+    pub inline: bool,
+}
+
+/// A reference from a file to a chunk.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub id: ChunkId,
+    pub len: u32,
+}
+
+/// In-flight uses of chunks, which the collector must not delete under them.
+#[derive(Default)]
+pub struct Pins {
+    counts: Mutex<HashMap<ChunkId, u32>>,
+}
+
+/// Releases its pins when dropped; chunks it wrote that no commit adopted go to the collector.
+pub struct PinGuard {
+    pins: Arc<Pins>,
+    ids: Vec<ChunkId>,
+    collector: Option<Arc<Collector>>,
+}
+
+impl Pins {
+    pub fn pin(self: &Arc<Self>, ids: impl IntoIterator<Item = ChunkId>) -> PinGuard {
+        let ids: Vec<ChunkId> = ids.into_iter().collect();
+        let mut counts = self.counts.lock().expect("pins lock");
+        for id in &ids {
+            *counts.entry(*id).or_default() += 1;
+        }
+        PinGuard {
+            pins: self.clone(),
+            ids,
+            collector: None,
+        }
+    }
+}
+
+impl PinGuard {
+    pub fn empty(pins: &Arc<Pins>) -> Self {
+        PinGuard {
+            pins: pins.clone(),
+            ids: Vec::new(),
+            collector: None,
+        }
+    }
+
+    pub fn add(&mut self, other: PinGuard) {
+        let mut other = other;
+        self.ids.append(&mut other.ids);
+        if self.collector.is_none() {
+            self.collector = other.collector.take();
+        }
+    }
+
+    /// On release, offer the pinned chunks to the collector (for writes, whose new chunk
+    /// files are orphans if the change never commits).
+    pub fn collect_on_release(&mut self, collector: &Arc<Collector>) {
+        self.collector = Some(collector.clone());
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        {
+            let mut counts = self.pins.counts.lock().expect("pins lock");
+            for id in &self.ids {
+                if let Some(c) = counts.get_mut(id) {
+                    *c -= 1;
+                    if *c == 0 {
+                        counts.remove(id);
+                    }
+                }
+            }
+        }
+        if let Some(c) = &self.collector {
+            c.offer(std::mem::take(&mut self.ids));
+        }
+    }
+}
+
+/// Deletes chunk files that no row names and nobody has pinned, on its own thread.
+pub struct Collector {
+    tx: std::sync::mpsc::Sender<Vec<ChunkId>>,
+}
+
+impl Collector {
+    pub fn start(db: Db, backend: Arc<dyn ChunkBackend>, pins: Arc<Pins>) -> Arc<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<ChunkId>>();
+        std::thread::Builder::new()
+            .name("davit-collector".into())
+            .spawn(move || {
+                while let Ok(mut ids) = rx.recv() {
+                    while let Ok(more) = rx.try_recv() {
+                        ids.extend(more);
+                    }
+                    if let Err(e) = collect(&db, backend.as_ref(), &pins, &ids) {
+                        tracing::warn!(error = ?e, "chunk collection failed; the next sweep retries");
+                    }
+                }
+            })
+            .expect("spawn collector thread");
+        Arc::new(Collector { tx })
+    }
+
+    pub fn offer(&self, ids: Vec<ChunkId>) {
+        let _ = self.tx.send(ids);
+    }
+}
+
+/// Deletes those of `ids` that are unreferenced and unpinned. The pins lock is held across
+/// the check and the delete so that a writer cannot pin, find the row missing and skip
+/// rewriting a file the collector is about to remove.
+pub fn collect(db: &Db, backend: &dyn ChunkBackend, pins: &Pins, ids: &[ChunkId]) -> Result<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let counts = pins.counts.lock().expect("pins lock");
+    let candidates: Vec<ChunkId> = ids
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .copied()
+        .collect();
+    let unreferenced = db.read_sync(|txn| {
+        let table = txn.open_table(CHUNKS)?;
+        let mut out = Vec::new();
+        for id in &candidates {
+            let row = table.get(id)?;
+            match row {
+                None => out.push(*id),
+                Some(v) if db::decode::<ChunkRow>(v.value())?.inline => out.push(*id),
+                Some(_) => {}
+            }
+        }
+        Ok(out)
+    })?;
+    for id in &unreferenced {
+        backend.delete(id).map_err(Error::from)?;
+    }
+    Ok(unreferenced.len())
+}
+
+/// Offers every stored chunk to the collector's check: run at start and periodically, it
+/// frees what a crash or a lost notification left behind.
+pub fn sweep(db: &Db, backend: &dyn ChunkBackend, pins: &Pins) -> Result<usize> {
+    let all = backend.list()?;
+    let mut removed = 0;
+    for part in all.chunks(4096) {
+        removed += collect(db, backend, pins, part)?;
+    }
+    Ok(removed)
+}

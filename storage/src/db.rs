@@ -1,0 +1,295 @@
+//! The metadata database: redb tables, the versioned value codec, and the two ways in.
+//!
+//! redb is synchronous and its commits fsync, so no redb call runs on an async worker:
+//! reads go through `spawn_blocking`, and every change goes to one writer thread. That
+//! thread also gives us group commit: changes that arrive while a commit is being made to
+//! disk queue up and share the next transaction and its fsync, and each is acknowledged only
+//! after that commit returns. A change that refuses (quota, precondition) makes the batch
+//! start again without it, so a refusal never leaves part of a change behind.
+
+use redb::ReadableTable;
+use std::any::Any;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::crypto::ChunkId;
+use crate::error::{Error, Result};
+
+/// The layout of the whole data folder. Bump on any incompatible change of a table or value.
+pub const FORMAT_VERSION: u32 = 1;
+/// The first byte of every encoded value.
+const VALUE_VERSION: u8 = 1;
+
+pub const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+pub const USERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("users");
+pub const USERNAMES: TableDefinition<'_, &str, u64> = TableDefinition::new("usernames");
+pub const EMAILS: TableDefinition<'_, &str, u64> = TableDefinition::new("emails");
+pub const ITEMS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("items");
+/// (parent item, sort key) -> child item. The sort key is the name, with `/` appended for a
+/// folder, so the byte order of this table is the byte order of S3 keys below the parent.
+pub const CHILDREN: TableDefinition<'_, (u64, &str), u64> = TableDefinition::new("children");
+pub const CHUNKS: TableDefinition<'_, &ChunkId, &[u8]> = TableDefinition::new("chunks");
+/// Sealed content of small chunks kept inside the database instead of a file of their own.
+pub const CHUNK_DATA: TableDefinition<'_, &ChunkId, &[u8]> = TableDefinition::new("chunk_data");
+/// user id -> (logical bytes, files)
+pub const USAGE: TableDefinition<'_, u64, (u64, u64)> = TableDefinition::new("usage");
+pub const ACCESS_KEYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("access_keys");
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![VALUE_VERSION];
+    out.extend(postcard::to_stdvec(value).expect("serialisable value"));
+    out
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&VALUE_VERSION, rest)) => postcard::from_bytes(rest)
+            .map_err(|e| Error::internal(format_args!("undecodable stored value: {e}"))),
+        Some((v, _)) => Err(Error::Incompatible(format!(
+            "stored value has unknown format version {v}"
+        ))),
+        None => Err(Error::internal("empty stored value")),
+    }
+}
+
+/// A unit of work for the writer thread. `run` may be called more than once (when another
+/// change of its batch refuses), so it takes what it needs by reference.
+type RunFn = Box<dyn FnMut(&mut WriteCtx<'_>) -> Result<Box<dyn Any + Send>> + Send>;
+type ReplyFn = Box<dyn FnOnce(Result<Box<dyn Any + Send>>) + Send>;
+
+struct Job {
+    run: RunFn,
+    reply: ReplyFn,
+}
+
+enum Msg {
+    Job(Job),
+    /// Stop after the changes queued before it; answered once the writer has stopped.
+    Close(std::sync::mpsc::Sender<()>),
+}
+
+/// What a change sees: the batch's transaction, and where to note chunks whose last
+/// reference it removed, so the collector can delete their files once the batch commits.
+pub struct WriteCtx<'a> {
+    pub txn: &'a WriteTransaction,
+    pub freed: Vec<ChunkId>,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    db: Arc<Database>,
+    jobs: mpsc::UnboundedSender<Msg>,
+}
+
+const MAX_BATCH: usize = 512;
+
+impl Db {
+    /// Opens (or creates) the database and starts its writer thread. `on_freed` receives,
+    /// after each commit, the chunks whose last reference that commit removed.
+    pub fn open(
+        path: &Path,
+        cache_bytes: usize,
+        on_freed: impl Fn(Vec<ChunkId>) + Send + 'static,
+    ) -> Result<Self> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::Incompatible(format!(
+                    "the database {} is open in another process: stop the running server first",
+                    path.display()
+                )),
+                e => {
+                    Error::Incompatible(format!("cannot open the database {}: {e}", path.display()))
+                }
+            })?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("davit-db-writer".into())
+            .spawn(move || writer_loop(&writer_db, rx, on_freed))
+            .map_err(Error::from)?;
+        Ok(Db { db, jobs: tx })
+    }
+
+    /// Runs a read on the blocking pool, in one consistent snapshot.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read()?;
+            f(&txn)
+        })
+        .await?
+    }
+
+    /// A read for synchronous callers already off the async workers.
+    pub fn read_sync<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+        let txn = self.db.begin_read()?;
+        f(&txn)
+    }
+
+    /// Submits a change and waits until the batch holding it has committed to disk.
+    /// `keep` is dropped on the writer thread after the commit (pins that must outlive it).
+    pub async fn write<T: Send + 'static, K: Send + 'static>(
+        &self,
+        keep: K,
+        mut f: impl FnMut(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job {
+            run: Box::new(move |ctx| f(ctx).map(|v| Box::new(v) as Box<dyn Any + Send>)),
+            reply: Box::new(move |r| {
+                let _ = tx.send(r.map(|v| *v.downcast::<T>().expect("job output type")));
+                drop(keep);
+            }),
+        };
+        self.jobs
+            .send(Msg::Job(job))
+            .map_err(|_| Error::internal("database writer has stopped"))?;
+        rx.await
+            .map_err(|_| Error::internal("database writer dropped a change"))?
+    }
+
+    /// Lets the changes already queued commit, then stops the writer thread.
+    pub fn close(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.jobs.send(Msg::Close(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+
+    /// For the offline admin commands: a change applied at once in its own transaction.
+    pub fn write_sync<T>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
+    ) -> Result<(T, Vec<ChunkId>)> {
+        let txn = self.db.begin_write()?;
+        let mut ctx = WriteCtx {
+            txn: &txn,
+            freed: Vec::new(),
+        };
+        let out = f(&mut ctx)?;
+        let freed = std::mem::take(&mut ctx.freed);
+        txn.commit()?;
+        Ok((out, freed))
+    }
+}
+
+fn writer_loop(
+    db: &Database,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    on_freed: impl Fn(Vec<ChunkId>),
+) {
+    let mut closing = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Job(job) => batch.push(job),
+                Msg::Close(done) => {
+                    closing = Some(done);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        run_batch(db, batch, &on_freed);
+        if let Some(done) = closing.take() {
+            rx.close();
+            tracing::debug!("database writer stopped");
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+fn run_batch(db: &Database, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>)) {
+    while !batch.is_empty() {
+        let txn = match db.begin_write() {
+            Ok(t) => t,
+            Err(e) => return fail_all(batch, &Error::from(e)),
+        };
+        let mut ctx = WriteCtx {
+            txn: &txn,
+            freed: Vec::new(),
+        };
+        let mut outputs = Vec::with_capacity(batch.len());
+        let mut refused = None;
+        for (i, job) in batch.iter_mut().enumerate() {
+            match (job.run)(&mut ctx) {
+                Ok(v) => outputs.push(v),
+                Err(e) => {
+                    refused = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let freed = std::mem::take(&mut ctx.freed);
+        if let Some((i, e)) = refused {
+            drop(txn); // aborts: the refused change and its batch-mates are rolled back
+            let job = batch.remove(i);
+            (job.reply)(Err(e));
+            continue;
+        }
+        match txn.commit() {
+            Ok(()) => {
+                if !freed.is_empty() {
+                    on_freed(freed);
+                }
+                for (job, out) in batch.into_iter().zip(outputs) {
+                    (job.reply)(Ok(out));
+                }
+            }
+            Err(e) => fail_all(batch, &Error::from(e)),
+        }
+        return;
+    }
+}
+
+fn fail_all(batch: Vec<Job>, e: &Error) {
+    tracing::error!(error = ?e, "database commit failed");
+    for job in batch {
+        (job.reply)(Err(Error::internal(format_args!("commit failed: {e:?}"))));
+    }
+}
+
+/// Opens every table once so that later read transactions find them.
+pub fn create_tables(txn: &WriteTransaction) -> Result<()> {
+    txn.open_table(META)?;
+    txn.open_table(USERS)?;
+    txn.open_table(USERNAMES)?;
+    txn.open_table(EMAILS)?;
+    txn.open_table(ITEMS)?;
+    txn.open_table(CHILDREN)?;
+    txn.open_table(CHUNKS)?;
+    txn.open_table(CHUNK_DATA)?;
+    txn.open_table(USAGE)?;
+    txn.open_table(ACCESS_KEYS)?;
+    Ok(())
+}
+
+/// Allocates the next id from a counter kept in META.
+pub fn next_id(txn: &WriteTransaction, counter: &str) -> Result<u64> {
+    let mut meta = txn.open_table(META)?;
+    let current = match meta.get(counter)? {
+        Some(v) => u64::from_le_bytes(
+            v.value()
+                .try_into()
+                .map_err(|_| Error::internal("bad counter"))?,
+        ),
+        None => 1,
+    };
+    meta.insert(counter, (current + 1).to_le_bytes().as_slice())?;
+    Ok(current)
+}

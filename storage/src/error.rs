@@ -1,0 +1,116 @@
+//! The one enum of refusals. Every front end maps it to its protocol in exactly one table;
+//! variants that carry an internal cause are logged there and answered with a generic reason.
+
+use std::fmt;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller is known but its role, grant or ownership does not allow the action.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No valid credentials were presented.
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    InvalidName(String),
+    /// A request value other than a name is malformed (username rules, password length, ranges).
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    NotEmpty(String),
+    /// The parent folder of a target does not exist (WebDAV answers 409 here).
+    #[error("{0}")]
+    ParentMissing(String),
+    /// The target exists with the other kind (a file where a folder is needed, or the reverse).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    Locked(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    TypeNotAllowed(String),
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
+    /// Too many failed attempts; retry after the given number of seconds.
+    #[error("too many attempts; retry in {0} s")]
+    Throttled(u64),
+    /// The body ended before its announced length, or the client went away.
+    #[error("{0}")]
+    Incomplete(String),
+    /// Stored data failed authentication on read: never returned as content.
+    #[error("stored data failed its integrity check")]
+    Corrupt(Internal),
+    /// The data folder was written by an incompatible version or with another master key.
+    #[error("{0}")]
+    Incompatible(String),
+    #[error("internal error")]
+    Internal(Internal),
+}
+
+/// An internal cause, kept for logs and never shown to clients.
+pub struct Internal(pub String);
+
+impl fmt::Debug for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error {
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        Error::Internal(Internal(cause.to_string()))
+    }
+
+    pub fn corrupt(cause: impl fmt::Display) -> Self {
+        Error::Corrupt(Internal(cause.to_string()))
+    }
+
+    pub fn not_found(what: impl fmt::Display) -> Self {
+        Error::NotFound(format!("{what} not found"))
+    }
+
+    /// The cause to log, when there is one beyond the public message.
+    pub fn internal_cause(&self) -> Option<&str> {
+        match self {
+            Error::Internal(Internal(c)) | Error::Corrupt(Internal(c)) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::internal(format_args!("i/o: {e}"))
+    }
+}
+
+macro_rules! internal_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::internal(format_args!("{}: {e}", stringify!($t)))
+            }
+        }
+    )*};
+}
+
+internal_from!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    tokio::task::JoinError
+);

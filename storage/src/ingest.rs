@@ -1,0 +1,190 @@
+//! The write pipeline: a body stream becomes sealed, durable chunks and a list of references.
+//!
+//! The body is read into segments; each segment is cut by content-defined chunking and fed
+//! to MD5 (the S3 ETag) on a blocking thread, in stream order, while the chunks of earlier
+//! segments are hashed, sealed and written on other blocking threads. On two cores that
+//! splits the per-byte cost (MD5 + FastCDC on one side, HMAC-SHA-256 + AES-GCM on the other)
+//! about evenly. Nothing holds more than a few segments of a body at once.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use tokio::task::JoinHandle;
+
+use crate::Core;
+use crate::chunks::{ChunkRef, PinGuard};
+use crate::crypto::{ChunkId, TAG_LEN};
+use crate::db::CHUNKS;
+use crate::error::{Error, Result};
+
+pub const MIN_CHUNK: usize = 256 * 1024;
+pub const AVG_CHUNK: usize = 1024 * 1024;
+pub const MAX_CHUNK: usize = 4 * 1024 * 1024;
+/// A whole file up to this size is kept inside the database (one fsync for many small files).
+pub const INLINE_MAX: usize = 64 * 1024;
+/// Bytes read before a cutting pass; at least MAX_CHUNK so every cut but the last is content-defined.
+const SEGMENT: usize = 2 * MAX_CHUNK;
+/// Chunks being sealed and written at once; bounds memory to a few MAX_CHUNKs.
+const IN_FLIGHT: usize = 4;
+
+/// What a body became: ready to be referenced by a commit.
+pub struct Ingested {
+    pub refs: Vec<ChunkRef>,
+    pub size: u64,
+    pub md5: [u8; 16],
+    /// Sealed bytes of a small file's single chunk, stored in the database by the commit.
+    pub inline: Option<(ChunkId, Vec<u8>)>,
+    /// Keeps the chunks from collection until the commit that references them is durable.
+    pub pins: PinGuard,
+}
+
+/// Reads `body` to its end. `max` bounds its length: past it, `over()` is the refusal.
+pub async fn ingest<S>(
+    core: &Arc<Core>,
+    mut body: S,
+    max: u64,
+    over: impl Fn() -> Error,
+) -> Result<Ingested>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
+{
+    let mut buf = BytesMut::new();
+    let mut md5 = Md5::new();
+    let mut size = 0u64;
+    let mut eof = false;
+    let mut refs = Vec::new();
+    let mut pins = PinGuard::empty(&core.pins);
+    let mut in_flight: VecDeque<JoinHandle<Result<(ChunkRef, PinGuard)>>> = VecDeque::new();
+
+    loop {
+        while !eof && buf.len() < SEGMENT {
+            match body.next().await {
+                Some(Ok(b)) => {
+                    size += b.len() as u64;
+                    if size > max {
+                        return Err(over());
+                    }
+                    buf.extend_from_slice(&b);
+                }
+                Some(Err(e)) => {
+                    return Err(Error::Incomplete(format!(
+                        "the request body ended early: {e}"
+                    )));
+                }
+                None => eof = true,
+            }
+        }
+        if eof && refs.is_empty() && in_flight.is_empty() && buf.len() <= INLINE_MAX {
+            let data = buf.split().freeze();
+            let core = core.clone();
+            return tokio::task::spawn_blocking(move || ingest_small(&core, md5, data, pins))
+                .await?;
+        }
+        if buf.is_empty() {
+            break;
+        }
+        let data = buf.split().freeze();
+        let (next_md5, cuts, tail) =
+            tokio::task::spawn_blocking(move || cut_segment(md5, data, eof)).await?;
+        md5 = next_md5;
+        buf.extend_from_slice(&tail);
+        for chunk in cuts {
+            while in_flight.len() >= IN_FLIGHT {
+                let (r, g) = in_flight.pop_front().expect("non-empty").await??;
+                refs.push(r);
+                pins.add(g);
+            }
+            let core = core.clone();
+            in_flight.push_back(tokio::task::spawn_blocking(move || {
+                store_chunk(&core, chunk)
+            }));
+        }
+        if eof && buf.is_empty() {
+            break;
+        }
+    }
+    for h in in_flight {
+        let (r, g) = h.await??;
+        refs.push(r);
+        pins.add(g);
+    }
+    Ok(Ingested {
+        refs,
+        size,
+        md5: md5.finalize().into(),
+        inline: None,
+        pins,
+    })
+}
+
+/// Cuts `data` at content-defined points, hashing what it hands on; the tail that may still
+/// grow (less than MAX_CHUNK before the end of a stream that goes on) is returned uncut.
+fn cut_segment(mut md5: Md5, data: Bytes, eof: bool) -> (Md5, Vec<Bytes>, Bytes) {
+    let cdc =
+        fastcdc::v2020::FastCDC::new(&data, MIN_CHUNK as u32, AVG_CHUNK as u32, MAX_CHUNK as u32);
+    let mut pos = 0;
+    let mut cuts = Vec::new();
+    while pos < data.len() && (eof || data.len() - pos >= MAX_CHUNK) {
+        let (_, end) = cdc.cut(pos, data.len() - pos);
+        cuts.push(data.slice(pos..end));
+        pos = end;
+    }
+    md5.update(&data[..pos]);
+    (md5, cuts, data.slice(pos..))
+}
+
+/// Seals and stores one chunk unless it is already stored.
+fn store_chunk(core: &Arc<Core>, plain: Bytes) -> Result<(ChunkRef, PinGuard)> {
+    let id = core.keys.chunk_id(&plain);
+    // Pinned before the existence check, so the collector cannot delete it in between.
+    let mut guard = core.pins.pin([id]);
+    let exists = core
+        .db
+        .read_sync(|t| Ok(t.open_table(CHUNKS)?.get(&id)?.is_some()))?;
+    if !exists {
+        let mut sealed = Vec::with_capacity(plain.len() + TAG_LEN);
+        sealed.extend_from_slice(&plain);
+        core.keys.seal_chunk(&id, &mut sealed);
+        core.backend.put(&id, &sealed)?;
+        // If no commit adopts this file, the collector removes it when the pin goes.
+        guard.collect_on_release(&core.collector);
+    }
+    Ok((
+        ChunkRef {
+            id,
+            len: plain.len() as u32,
+        },
+        guard,
+    ))
+}
+
+fn ingest_small(core: &Arc<Core>, mut md5: Md5, data: Bytes, pins: PinGuard) -> Result<Ingested> {
+    md5.update(&data);
+    let md5 = md5.finalize().into();
+    if data.is_empty() {
+        return Ok(Ingested {
+            refs: Vec::new(),
+            size: 0,
+            md5,
+            inline: None,
+            pins,
+        });
+    }
+    let id = core.keys.chunk_id(&data);
+    let mut sealed = Vec::with_capacity(data.len() + TAG_LEN);
+    sealed.extend_from_slice(&data);
+    core.keys.seal_chunk(&id, &mut sealed);
+    Ok(Ingested {
+        refs: vec![ChunkRef {
+            id,
+            len: data.len() as u32,
+        }],
+        size: data.len() as u64,
+        md5,
+        inline: Some((id, sealed)),
+        pins,
+    })
+}

@@ -1,0 +1,94 @@
+//! S3 access keys. SigV4 needs the secret itself, so it is kept sealed under a key derived
+//! from the master key and the access key's id, and shown to its owner once.
+
+use crate::Storage;
+use crate::crypto::random_string;
+use crate::db::{self, ACCESS_KEYS};
+use crate::error::{Error, Result};
+use crate::model::{AccessKey, User, now_nanos};
+use redb::ReadableTable;
+
+const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+impl Storage {
+    pub async fn create_access_key(&self, user_id: u64) -> Result<(AccessKey, String)> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.create_access_key_blocking(user_id)).await?
+    }
+
+    pub fn create_access_key_blocking(&self, user_id: u64) -> Result<(AccessKey, String)> {
+        let id = format!("DV{}", random_string(ID_ALPHABET, 18));
+        let secret = random_string(SECRET_ALPHABET, 40);
+        let key = AccessKey {
+            sealed_secret: self.core.keys.seal_secret(&id, secret.as_bytes()),
+            id,
+            user: user_id,
+            created: now_nanos(),
+        };
+        self.core.db.write_sync(|ctx| {
+            crate::tree::load_user_w(ctx.txn, user_id)?;
+            ctx.txn
+                .open_table(ACCESS_KEYS)?
+                .insert(key.id.as_str(), db::encode(&key).as_slice())?;
+            Ok(())
+        })?;
+        Ok((key, secret))
+    }
+
+    /// The owner and secret of an access key, for signature checks.
+    pub async fn access_key_secret(&self, key_id: &str) -> Result<(User, String)> {
+        let key_id = key_id.to_owned();
+        let this = self.clone();
+        let key: AccessKey = self
+            .core
+            .db
+            .read(move |t| {
+                let keys = t.open_table(ACCESS_KEYS)?;
+                let v = keys
+                    .get(key_id.as_str())?
+                    .ok_or_else(|| Error::Unauthenticated("unknown access key".into()))?;
+                db::decode(v.value())
+            })
+            .await?;
+        let user = this.get_user(key.user).await?;
+        let secret = this.core.keys.open_secret(&key.id, &key.sealed_secret)?;
+        Ok((user, String::from_utf8(secret).map_err(Error::internal)?))
+    }
+
+    pub async fn list_access_keys(&self, user_id: u64) -> Result<Vec<AccessKey>> {
+        self.core
+            .db
+            .read(move |t| {
+                let keys = t.open_table(ACCESS_KEYS)?;
+                let mut out = Vec::new();
+                for e in keys.iter()? {
+                    let key: AccessKey = db::decode(e?.1.value())?;
+                    if key.user == user_id {
+                        out.push(key);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    pub async fn revoke_access_key(&self, user_id: u64, key_id: &str) -> Result<()> {
+        let key_id = key_id.to_owned();
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut keys = ctx.txn.open_table(ACCESS_KEYS)?;
+                let owner = match keys.get(key_id.as_str())? {
+                    Some(v) => db::decode::<AccessKey>(v.value())?.user,
+                    None => return Err(Error::not_found("access key")),
+                };
+                if owner != user_id {
+                    return Err(Error::not_found("access key"));
+                }
+                keys.remove(key_id.as_str())?;
+                Ok(())
+            })
+            .await
+    }
+}

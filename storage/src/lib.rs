@@ -1,0 +1,238 @@
+//! davit's storage core: every rule of the system, and no HTTP.
+//!
+//! Front ends hold a [`Storage`] and call it with the caller's [`Principal`]; every access
+//! decision is made here, so WebDAV, S3 and REST obey the same rules.
+
+mod check;
+pub mod chunks;
+pub mod crypto;
+pub mod db;
+mod error;
+mod ingest;
+mod keys;
+pub mod model;
+pub mod names;
+mod read;
+mod tree;
+mod txn;
+mod users;
+
+use redb::ReadableTable;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use check::CheckReport;
+pub use error::{Error, Internal, Result};
+pub use ingest::{INLINE_MAX, MAX_CHUNK};
+pub use model::{AccessKey, Item, Kind, Principal, Role, Status, Usage, User};
+pub use read::ByteStream;
+pub use tree::{Conditions, FileRead, WriteOptions};
+pub use users::NewUser;
+
+use chunks::{ChunkBackend, Collector, LocalDir, Pins};
+use crypto::{KEY_LEN, Keys};
+use db::{Db, META};
+
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    /// Hex master key given by the operator; otherwise `master.key` in the data folder,
+    /// generated on first start.
+    pub master_key: Option<String>,
+    /// redb's page cache. Its default is 1 GiB; the server must stay under 100 MiB.
+    pub cache_bytes: usize,
+    /// Quota given to new accounts, in bytes (0 = unlimited).
+    pub default_quota: u64,
+    /// Largest file accepted, in bytes (0 = unlimited).
+    pub max_file_size: u64,
+    /// How often unreferenced chunk files are swept.
+    pub sweep_interval: Duration,
+}
+
+impl StorageConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StorageConfig {
+            data_dir: data_dir.into(),
+            master_key: None,
+            cache_bytes: 32 * 1024 * 1024,
+            default_quota: 0,
+            max_file_size: 0,
+            sweep_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What every part of the core shares.
+pub(crate) struct Core {
+    pub db: Db,
+    pub keys: Keys,
+    pub backend: Arc<dyn ChunkBackend>,
+    pub pins: Arc<Pins>,
+    pub collector: Arc<Collector>,
+    pub config: StorageConfig,
+}
+
+/// The handle front ends hold. Cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    core: Arc<Core>,
+}
+
+const MASTER_KEY_FILE: &str = "master.key";
+const DB_FILE: &str = "davit.redb";
+
+impl Storage {
+    /// Opens the data folder, creating it on first use, and sweeps chunks a crash left.
+    pub fn open(config: StorageConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db_path = config.data_dir.join(DB_FILE);
+        let fresh = !db_path.exists();
+        let master = load_master_key(&config, fresh)?;
+        let keys = Keys::derive(&master);
+        let backend: Arc<dyn ChunkBackend> = Arc::new(LocalDir::open(&config.data_dir)?);
+        let pins = Arc::new(Pins::default());
+
+        let (freed_tx, freed_rx) = std::sync::mpsc::channel::<Vec<crypto::ChunkId>>();
+        let db = Db::open(&db_path, config.cache_bytes, move |ids| {
+            let _ = freed_tx.send(ids);
+        })?;
+        init_meta(&db, &keys)?;
+        let collector = Collector::start(db.clone(), backend.clone(), pins.clone());
+        // Chunks freed by commits go to the collector.
+        let c2 = collector.clone();
+        std::thread::Builder::new()
+            .name("davit-freed".into())
+            .spawn(move || {
+                while let Ok(ids) = freed_rx.recv() {
+                    c2.offer(ids);
+                }
+            })
+            .map_err(Error::from)?;
+
+        let swept = chunks::sweep(&db, backend.as_ref(), &pins)?;
+        if swept > 0 {
+            tracing::info!(swept, "removed chunk files no committed file references");
+        }
+        let core = Arc::new(Core {
+            db,
+            keys,
+            backend,
+            pins,
+            collector,
+            config,
+        });
+        start_periodic_sweep(&core);
+        Ok(Storage { core })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.core.config.data_dir
+    }
+
+    /// Finishes queued changes and stops the writer; later calls fail.
+    pub fn close(&self) {
+        self.core.db.close();
+    }
+
+    /// Runs the sweep of unreferenced chunk files now.
+    pub async fn sweep(&self) -> Result<usize> {
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || {
+            chunks::sweep(&core.db, core.backend.as_ref(), &core.pins)
+        })
+        .await?
+    }
+}
+
+fn start_periodic_sweep(core: &Arc<Core>) {
+    let weak = Arc::downgrade(core);
+    let every = core.config.sweep_interval;
+    let _ = std::thread::Builder::new()
+        .name("davit-sweep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let Some(core) = weak.upgrade() else { return };
+                if let Err(e) = chunks::sweep(&core.db, core.backend.as_ref(), &core.pins) {
+                    tracing::warn!(error = ?e, "periodic chunk sweep failed");
+                }
+            }
+        });
+}
+
+fn load_master_key(config: &StorageConfig, fresh: bool) -> Result<[u8; KEY_LEN]> {
+    if let Some(k) = &config.master_key {
+        return crypto::parse_master_key(k);
+    }
+    let path = config.data_dir.join(MASTER_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => crypto::parse_master_key(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && fresh => {
+            let key = crypto::random_bytes::<KEY_LEN>();
+            write_private(&path, hex::encode(key).as_bytes())?;
+            tracing::info!(path = %path.display(), "generated a new master key: back it up, data cannot be read without it");
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Incompatible(format!(
+            "no master key: {} is missing and none was given (--master-key-file or DAVIT_MASTER_KEY)",
+            path.display()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Records the format version and key check on creation; refuses a folder written by an
+/// incompatible version or opened with another master key.
+fn init_meta(db: &Db, keys: &Keys) -> Result<()> {
+    let check = keys.check_value();
+    db.write_sync(|ctx| {
+        db::create_tables(ctx.txn)?;
+        let mut meta = ctx.txn.open_table(META)?;
+        let version = meta.get("format_version")?.map(|v| v.value().to_vec());
+        match version {
+            None => {
+                meta.insert(
+                    "format_version",
+                    db::FORMAT_VERSION.to_le_bytes().as_slice(),
+                )?;
+                meta.insert("key_check", check.as_slice())?;
+            }
+            Some(v) => {
+                let found = u32::from_le_bytes(v.as_slice().try_into().unwrap_or([0xff; 4]));
+                if found != db::FORMAT_VERSION {
+                    return Err(Error::Incompatible(format!(
+                        "this data folder has format version {found}; this davit reads version {}",
+                        db::FORMAT_VERSION
+                    )));
+                }
+                let stored = meta
+                    .get("key_check")?
+                    .map(|v| v.value().to_vec())
+                    .unwrap_or_default();
+                if !crypto::ct_eq(&stored, &check) {
+                    return Err(Error::Incompatible(
+                        "the master key does not match the one this data folder was created with"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}

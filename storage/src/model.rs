@@ -1,0 +1,176 @@
+//! The stored records and the caller's identity. Each is encoded with `db::encode`, which
+//! prefixes the value format version.
+
+use serde::{Deserialize, Serialize};
+
+use crate::chunks::ChunkRef;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Folder,
+    File,
+}
+
+/// A file or folder. `id` is stable across rename, move and overwrite: grants, links and
+/// locks attach to it.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Item {
+    pub id: u64,
+    pub owner: u64,
+    /// 0 for a drive's root.
+    pub parent: u64,
+    pub name: String,
+    pub kind: Kind,
+    pub size: u64,
+    /// Unix time in nanoseconds.
+    pub created: i64,
+    pub modified: i64,
+    /// Without quotes: hex MD5 of a single-part write, `<md5>-N` after a multipart one.
+    pub etag: String,
+    pub content_type: Option<String>,
+    /// Standard headers kept with the content (Content-Disposition, -Encoding, -Language,
+    /// Cache-Control, Expires), lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// `x-amz-meta-*` without the prefix, lower-case names.
+    pub user_meta: Vec<(String, String)>,
+    /// WebDAV dead properties: `{namespace}name` -> XML value.
+    pub props: Vec<(String, Vec<u8>)>,
+    pub chunks: Vec<ChunkRef>,
+}
+
+impl Item {
+    pub fn is_folder(&self) -> bool {
+        self.kind == Kind::Folder
+    }
+
+    /// The key of this item in the CHILDREN table: folders sort as `name/`.
+    pub fn child_key(&self) -> String {
+        child_key(&self.name, self.kind)
+    }
+}
+
+pub fn child_key(name: &str, kind: Kind) -> String {
+    match kind {
+        Kind::Folder => format!("{name}/"),
+        Kind::File => name.to_owned(),
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Admin,
+    User,
+    Uploader,
+    Downloader,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::Uploader => "uploader",
+            Role::Downloader => "downloader",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "admin" => Role::Admin,
+            "user" => Role::User,
+            "uploader" => Role::Uploader,
+            "downloader" => Role::Downloader,
+            _ => return None,
+        })
+    }
+
+    /// May download file contents from its own drive.
+    pub fn reads_contents(self) -> bool {
+        matches!(self, Role::Admin | Role::User)
+    }
+
+    /// May change its own drive (upload, overwrite, move, delete, make folders).
+    pub fn writes(self) -> bool {
+        !matches!(self, Role::Downloader)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Active,
+    Disabled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct User {
+    pub id: u64,
+    pub username: String,
+    pub email: Option<String>,
+    /// PHC string of an argon2id hash.
+    pub password_hash: String,
+    pub role: Role,
+    pub status: Status,
+    /// Logical bytes; 0 means unlimited.
+    pub quota: u64,
+    pub created: i64,
+    /// The item id of the drive's root folder.
+    pub root: u64,
+    /// The mailed one-time code is required as a second factor at login.
+    pub second_factor: bool,
+    /// Bumped on password change and similar events: tokens issued under an older epoch fail.
+    pub auth_epoch: u64,
+}
+
+/// Who is asking. Every decision in the core is made from this.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: u64,
+    pub username: String,
+    pub role: Role,
+    pub root: u64,
+}
+
+impl Principal {
+    pub fn of(user: &User) -> Self {
+        Principal {
+            user_id: user.id,
+            username: user.username.clone(),
+            role: user.role,
+            root: user.root,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct AccessKey {
+    pub id: String,
+    pub user: u64,
+    /// The secret, sealed under a key derived from the master key and this key's id.
+    pub sealed_secret: Vec<u8>,
+    pub created: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub files: u64,
+    /// 0 means unlimited.
+    pub quota: u64,
+}
+
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}

@@ -1,0 +1,626 @@
+//! The drive tree: what a principal may see and change in its own drive.
+
+use bytes::Bytes;
+use futures::Stream;
+use redb::ReadableTable;
+
+use crate::Storage;
+use crate::db::{CHILDREN, ITEMS, USAGE, USERS};
+use crate::error::{Error, Result};
+use crate::ingest::{Ingested, ingest};
+use crate::model::{Item, Kind, Principal, Usage, User, now_nanos};
+use crate::names::{DrivePath, SHARED_ROOT};
+use crate::read::{ByteStream, open_range, resolve_range};
+use crate::txn::{self, W};
+
+/// Preconditions on the current version of a target, checked in the committing transaction.
+#[derive(Clone, Debug, Default)]
+pub struct Conditions {
+    /// Proceed only if the target exists with one of these ETags (`*`: exists at all).
+    pub if_match: Option<Vec<String>>,
+    /// Proceed only if the target has none of these ETags (`*`: does not exist).
+    pub if_none_match: Option<Vec<String>>,
+}
+
+impl Conditions {
+    fn check(&self, current: Option<&Item>) -> Result<()> {
+        let etag = current.map(|i| i.etag.as_str());
+        if let Some(list) = &self.if_match {
+            let ok = match etag {
+                None => false,
+                Some(e) => list.iter().any(|t| t == "*" || t.trim_matches('"') == e),
+            };
+            if !ok {
+                return Err(Error::PreconditionFailed(
+                    "If-Match: the target's ETag does not match".into(),
+                ));
+            }
+        }
+        if let Some(list) = &self.if_none_match {
+            let hit = match etag {
+                None => false,
+                Some(e) => list.iter().any(|t| t == "*" || t.trim_matches('"') == e),
+            };
+            if hit {
+                return Err(Error::PreconditionFailed(
+                    "If-None-Match: the target exists with that ETag".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How to store a written file.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    pub content_type: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub user_meta: Vec<(String, String)>,
+    /// Modification time to record (clients that keep times send it), Unix nanoseconds.
+    pub modified: Option<i64>,
+    /// The announced length: a body that ends short (or runs long) is refused, not stored.
+    pub expected_len: Option<u64>,
+    pub conditions: Conditions,
+}
+
+/// An open read: the item, the byte range `[start, end)` being sent, and its bytes.
+pub struct FileRead {
+    pub item: Item,
+    pub start: u64,
+    pub end: u64,
+    pub body: ByteStream,
+}
+
+/// The virtual `/shared` folder every drive shows (its contents come with sharing).
+fn shared_folder(p: &Principal) -> Item {
+    Item {
+        id: 0,
+        owner: p.user_id,
+        parent: p.root,
+        name: SHARED_ROOT.into(),
+        kind: Kind::Folder,
+        size: 0,
+        created: 0,
+        modified: 0,
+        etag: String::new(),
+        content_type: None,
+        headers: Vec::new(),
+        user_meta: Vec::new(),
+        props: Vec::new(),
+        chunks: Vec::new(),
+    }
+}
+
+fn refuse_shared(path: &DrivePath) -> Result<()> {
+    if path.is_shared_root() {
+        return Err(Error::Forbidden(
+            "/shared is reserved for items shared with you".into(),
+        ));
+    }
+    if path.in_shared() {
+        return Err(Error::Forbidden(
+            "nothing has been shared with you here".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The checks every change of one's own drive passes: role, reserved names, the root.
+fn check_change(p: &Principal, path: &DrivePath) -> Result<()> {
+    if !p.role.writes() {
+        return Err(Error::Forbidden(format!(
+            "the {} role cannot change files",
+            p.role.as_str()
+        )));
+    }
+    refuse_shared(path)?;
+    if path.is_root() {
+        return Err(Error::Forbidden("the drive root cannot be changed".into()));
+    }
+    Ok(())
+}
+
+impl Storage {
+    pub async fn stat(&self, p: &Principal, path: &str) -> Result<Item> {
+        let path = DrivePath::parse(path)?;
+        if path.is_shared_root() {
+            return Ok(shared_folder(p));
+        }
+        refuse_missing_shared(&path)?;
+        let root = p.root;
+        self.core
+            .db
+            .read(move |t| {
+                txn::resolve(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, root, &path)?
+                    .ok_or_else(|| Error::NotFound(format!("{path} not found")))
+            })
+            .await
+    }
+
+    /// A page of a folder's children in name order (folders sort as `name/`), after the
+    /// child named `after` when given. The root also lists the virtual `shared` folder.
+    pub async fn list(
+        &self,
+        p: &Principal,
+        path: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let path = DrivePath::parse(path)?;
+        if path.is_shared_root() {
+            return Ok(Vec::new());
+        }
+        refuse_missing_shared(&path)?;
+        let root = p.root;
+        let shared = shared_folder(p);
+        self.core
+            .db
+            .read(move |t| {
+                let items = t.open_table(ITEMS)?;
+                let children = t.open_table(CHILDREN)?;
+                let folder = txn::resolve(&items, &children, root, &path)?
+                    .ok_or_else(|| Error::NotFound(format!("{path} not found")))?;
+                if !folder.is_folder() {
+                    return Err(Error::Conflict(format!("{path} is a file, not a folder")));
+                }
+                let start = after.unwrap_or_default();
+                let mut out = Vec::new();
+                let mut with_shared = path.is_root();
+                for entry in children.range((folder.id, start.as_str())..(folder.id + 1, ""))? {
+                    let (k, id) = entry?;
+                    if k.value().1 == start {
+                        continue;
+                    }
+                    if with_shared && k.value().1 > "shared/" && start.as_str() < "shared/" {
+                        out.push(shared.clone());
+                        with_shared = false;
+                    }
+                    if out.len() >= limit {
+                        break;
+                    }
+                    out.push(
+                        txn::get_item(&items, id.value())?
+                            .ok_or_else(|| Error::internal("dangling child"))?,
+                    );
+                }
+                if with_shared && start.as_str() < "shared/" && out.len() < limit {
+                    out.push(shared);
+                }
+                out.truncate(limit);
+                Ok(out)
+            })
+            .await
+    }
+
+    pub async fn mkdir(&self, p: &Principal, path: &str) -> Result<Item> {
+        let path = DrivePath::parse(path)?;
+        check_change(p, &path)?;
+        let (root, owner, now) = (p.root, p.user_id, now_nanos());
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let parent = w.resolve_folder(root, &path.parent().expect("not root"))?;
+                let name = path.name().expect("not root");
+                if txn::lookup_child(&w.children, parent.id, name)?.is_some() {
+                    return Err(Error::AlreadyExists(format!("{path} already exists")));
+                }
+                let item = Item {
+                    id: w.next_item_id()?,
+                    owner,
+                    parent: parent.id,
+                    name: name.to_owned(),
+                    kind: Kind::Folder,
+                    size: 0,
+                    created: now,
+                    modified: now,
+                    etag: format!("d{:x}", now),
+                    content_type: None,
+                    headers: Vec::new(),
+                    user_meta: Vec::new(),
+                    props: Vec::new(),
+                    chunks: Vec::new(),
+                };
+                w.put(&item)?;
+                w.link(&item)?;
+                Ok(item)
+            })
+            .await
+    }
+
+    /// Writes a file from a stream, replacing any file at `path` atomically: readers see the
+    /// old version until the new one's chunks are durable and its commit is on disk.
+    pub async fn write<S>(
+        &self,
+        p: &Principal,
+        path: &str,
+        body: S,
+        opts: WriteOptions,
+    ) -> Result<Item>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
+    {
+        let path = DrivePath::parse(path)?;
+        check_change(p, &path)?;
+        let (root, owner) = (p.root, p.user_id);
+        let max_file = self.core.config.max_file_size;
+        if let (Some(len), true) = (opts.expected_len, max_file > 0) {
+            if len > max_file {
+                return Err(too_large(max_file));
+            }
+        }
+        // Refuse early what would be refused at commit, before reading a byte of the body.
+        let pre = {
+            let (path, opts) = (path.clone(), opts.clone());
+            self.core
+                .db
+                .read(move |t| {
+                    let items = t.open_table(ITEMS)?;
+                    let children = t.open_table(CHILDREN)?;
+                    let parent = txn::resolve_folder(
+                        &items,
+                        &children,
+                        root,
+                        &path.parent().expect("not root"),
+                    )?;
+                    let current = match txn::lookup_child(
+                        &children,
+                        parent.id,
+                        path.name().expect("not root"),
+                    )? {
+                        Some(id) => txn::get_item(&items, id)?,
+                        None => None,
+                    };
+                    if current.as_ref().is_some_and(Item::is_folder) {
+                        return Err(Error::Conflict(format!("{path} is a folder")));
+                    }
+                    opts.conditions.check(current.as_ref())?;
+                    let user = load_user(t, owner)?;
+                    let (used, _) = t
+                        .open_table(USAGE)?
+                        .get(owner)?
+                        .map_or((0, 0), |v| v.value());
+                    let room = if user.quota == 0 {
+                        u64::MAX
+                    } else {
+                        (user.quota + current.map_or(0, |c| c.size)).saturating_sub(used)
+                    };
+                    Ok(room)
+                })
+                .await?
+        };
+        if let Some(len) = opts.expected_len {
+            if len > pre {
+                return Err(quota_error(pre));
+            }
+        }
+        let max = if max_file > 0 { max_file.min(pre) } else { pre };
+        let ingested = ingest(&self.core, body, max, || {
+            if max_file > 0 && max == max_file {
+                too_large(max_file)
+            } else {
+                quota_error(max)
+            }
+        })
+        .await?;
+        if let Some(len) = opts.expected_len {
+            if ingested.size != len {
+                return Err(Error::Incomplete(format!(
+                    "the body had {} bytes, {len} were announced",
+                    ingested.size
+                )));
+            }
+        }
+        let Ingested {
+            refs,
+            size,
+            md5,
+            inline,
+            pins,
+        } = ingested;
+        let etag = hex::encode(md5);
+        let now = now_nanos();
+        self.core
+            .db
+            .write(pins, move |ctx| {
+                let mut w = W::open(ctx)?;
+                let parent = w.resolve_folder(root, &path.parent().expect("not root"))?;
+                let name = path.name().expect("not root");
+                let current = match txn::lookup_child(&w.children, parent.id, name)? {
+                    Some(id) => Some(w.get(id)?),
+                    None => None,
+                };
+                if current.as_ref().is_some_and(Item::is_folder) {
+                    return Err(Error::Conflict(format!("{path} is a folder")));
+                }
+                opts.conditions.check(current.as_ref())?;
+                let old_size = current.as_ref().map_or(0, |c| c.size);
+                let is_new = current.is_none();
+                w.check_quota(owner, size as i128 - old_size as i128)?;
+                w.add_refs(&refs, inline.as_ref())?;
+                let item = match current {
+                    Some(old) => {
+                        w.release_refs(&old.chunks)?;
+                        Item {
+                            size,
+                            modified: opts.modified.unwrap_or(now),
+                            etag: etag.clone(),
+                            content_type: opts.content_type.clone(),
+                            headers: opts.headers.clone(),
+                            user_meta: opts.user_meta.clone(),
+                            chunks: refs.clone(),
+                            ..old
+                        }
+                    }
+                    None => Item {
+                        id: w.next_item_id()?,
+                        owner,
+                        parent: parent.id,
+                        name: name.to_owned(),
+                        kind: Kind::File,
+                        size,
+                        created: now,
+                        modified: opts.modified.unwrap_or(now),
+                        etag: etag.clone(),
+                        content_type: opts.content_type.clone(),
+                        headers: opts.headers.clone(),
+                        user_meta: opts.user_meta.clone(),
+                        props: Vec::new(),
+                        chunks: refs.clone(),
+                    },
+                };
+                w.add_usage(owner, size as i128 - old_size as i128, i64::from(is_new))?;
+                w.put(&item)?;
+                w.link(&item)?;
+                Ok(item)
+            })
+            .await
+    }
+
+    /// Opens a byte range (inclusive `(first, last)` as in HTTP; `None` for all) of a file.
+    pub async fn read(
+        &self,
+        p: &Principal,
+        path: &str,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<FileRead> {
+        let path = DrivePath::parse(path)?;
+        refuse_missing_shared(&path)?;
+        if !p.role.reads_contents() {
+            return Err(Error::Forbidden(format!(
+                "the {} role cannot download file contents",
+                p.role.as_str()
+            )));
+        }
+        let root = p.root;
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || {
+            // A concurrent overwrite can free the chunks between the lookup and the pin;
+            // the pin then finds them gone and the lookup runs again on the new version.
+            for _ in 0..8 {
+                let item = core.db.read_sync(|t| {
+                    txn::resolve(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, root, &path)?
+                        .ok_or_else(|| Error::NotFound(format!("{path} not found")))
+                })?;
+                if item.is_folder() {
+                    return Err(Error::Conflict(format!("{path} is a folder")));
+                }
+                let (start, end) = resolve_range(item.size, range)?;
+                match open_range(&core, &item.chunks, start, end) {
+                    Ok(body) => {
+                        return Ok(FileRead {
+                            item,
+                            start,
+                            end,
+                            body,
+                        });
+                    }
+                    Err(Error::NotFound(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(Error::internal("file kept changing while being opened"))
+        })
+        .await?
+    }
+
+    pub async fn delete(&self, p: &Principal, path: &str, conditions: Conditions) -> Result<()> {
+        let path = DrivePath::parse(path)?;
+        check_change(p, &path)?;
+        let root = p.root;
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let item = w
+                    .resolve(root, &path)?
+                    .ok_or_else(|| Error::NotFound(format!("{path} not found")))?;
+                conditions.check(Some(&item))?;
+                w.remove_subtree(&item)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Copies a file or folder; content is shared by reference. Returns the new item and
+    /// whether it replaced nothing (created).
+    pub async fn copy(
+        &self,
+        p: &Principal,
+        from: &str,
+        to: &str,
+        overwrite: bool,
+    ) -> Result<(Item, bool)> {
+        self.relocate(p, from, to, overwrite, false).await
+    }
+
+    /// Moves or renames a file or a whole folder atomically; its id is kept.
+    pub async fn rename(
+        &self,
+        p: &Principal,
+        from: &str,
+        to: &str,
+        overwrite: bool,
+    ) -> Result<(Item, bool)> {
+        self.relocate(p, from, to, overwrite, true).await
+    }
+
+    async fn relocate(
+        &self,
+        p: &Principal,
+        from: &str,
+        to: &str,
+        overwrite: bool,
+        is_move: bool,
+    ) -> Result<(Item, bool)> {
+        let from = DrivePath::parse(from)?;
+        let to = DrivePath::parse(to)?;
+        if is_move {
+            check_change(p, &from)?;
+        } else {
+            refuse_missing_shared(&from)?;
+            if from.is_root() {
+                return Err(Error::Forbidden("the drive root cannot be copied".into()));
+            }
+        }
+        check_change(p, &to)?;
+        if from == to {
+            return Err(Error::Forbidden(
+                "source and destination are the same".into(),
+            ));
+        }
+        if to.starts_with(&from) {
+            return Err(Error::Conflict("cannot put a folder inside itself".into()));
+        }
+        let (root, owner, now) = (p.root, p.user_id, now_nanos());
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let src = w
+                    .resolve(root, &from)?
+                    .ok_or_else(|| Error::NotFound(format!("{from} not found")))?;
+                let parent = w.resolve_folder(root, &to.parent().expect("not root"))?;
+                let name = to.name().expect("not root");
+                let existing = match txn::lookup_child(&w.children, parent.id, name)? {
+                    Some(id) => Some(w.get(id)?),
+                    None => None,
+                };
+                let created = existing.is_none();
+                if let Some(old) = existing {
+                    if !overwrite {
+                        return Err(Error::AlreadyExists(format!("{to} already exists")));
+                    }
+                    w.remove_subtree(&old)?;
+                }
+                if is_move {
+                    let mut moved = src.clone();
+                    w.unlink(&src)?;
+                    moved.parent = parent.id;
+                    moved.name = name.to_owned();
+                    w.put(&moved)?;
+                    w.link(&moved)?;
+                    Ok((moved, created))
+                } else {
+                    let copy = w.copy_subtree(&src, parent.id, name, owner, now)?;
+                    Ok((copy, created))
+                }
+            })
+            .await
+    }
+
+    /// Sets and removes WebDAV dead properties of an item, all or nothing.
+    pub async fn set_props(
+        &self,
+        p: &Principal,
+        path: &str,
+        set: Vec<(String, Vec<u8>)>,
+        remove: Vec<String>,
+    ) -> Result<Item> {
+        self.update_item(p, path, move |item| {
+            item.props
+                .retain(|(k, _)| !remove.contains(k) && !set.iter().any(|(s, _)| s == k));
+            item.props.extend(set.iter().cloned());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a modification time given by the client (X-OC-Mtime, S3 metadata).
+    pub async fn set_modified(&self, p: &Principal, path: &str, modified: i64) -> Result<Item> {
+        self.update_item(p, path, move |item| {
+            item.modified = modified;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_item(
+        &self,
+        p: &Principal,
+        path: &str,
+        f: impl Fn(&mut Item) -> Result<()> + Send + 'static,
+    ) -> Result<Item> {
+        let path = DrivePath::parse(path)?;
+        check_change(p, &path)?;
+        let root = p.root;
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let mut item = w
+                    .resolve(root, &path)?
+                    .ok_or_else(|| Error::NotFound(format!("{path} not found")))?;
+                f(&mut item)?;
+                w.put(&item)?;
+                Ok(item)
+            })
+            .await
+    }
+
+    pub async fn usage(&self, user_id: u64) -> Result<Usage> {
+        self.core
+            .db
+            .read(move |t| {
+                let user = load_user(t, user_id)?;
+                let (bytes, files) = t
+                    .open_table(USAGE)?
+                    .get(user_id)?
+                    .map_or((0, 0), |v| v.value());
+                Ok(Usage {
+                    bytes,
+                    files,
+                    quota: user.quota,
+                })
+            })
+            .await
+    }
+}
+
+pub(crate) fn load_user_w(t: &redb::WriteTransaction, id: u64) -> Result<User> {
+    let users = t.open_table(USERS)?;
+    let v = users.get(id)?.ok_or_else(|| Error::not_found("user"))?;
+    crate::db::decode(v.value())
+}
+
+pub(crate) fn load_user(t: &redb::ReadTransaction, id: u64) -> Result<User> {
+    let users = t.open_table(USERS)?;
+    let v = users.get(id)?.ok_or_else(|| Error::not_found("user"))?;
+    crate::db::decode(v.value())
+}
+
+fn refuse_missing_shared(path: &DrivePath) -> Result<()> {
+    if path.in_shared() && !path.is_shared_root() {
+        return Err(Error::NotFound(format!("{path} not found")));
+    }
+    Ok(())
+}
+
+fn quota_error(need: u64) -> Error {
+    Error::QuotaExceeded(format!("over quota: only {need} bytes are left"))
+}
+
+fn too_large(max: u64) -> Error {
+    Error::TooLarge(format!("files are limited to {max} bytes on this server"))
+}

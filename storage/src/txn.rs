@@ -1,0 +1,310 @@
+//! Table access inside one write transaction, shared by every change of the tree.
+//!
+//! Each helper checks before it mutates where it can; where a change must refuse after
+//! mutating (quota of a deep copy), the writer thread rolls back the whole batch and
+//! replays the others, so a refusal never leaves half a change.
+
+use redb::{ReadableTable, Table};
+
+use crate::chunks::{ChunkRef, ChunkRow};
+use crate::crypto::ChunkId;
+use crate::db::{self, CHILDREN, CHUNK_DATA, CHUNKS, ITEMS, USAGE, USERS, WriteCtx};
+use crate::error::{Error, Result};
+use crate::model::{Item, Kind, User, child_key};
+use crate::names::DrivePath;
+
+pub(crate) struct W<'t> {
+    pub items: Table<'t, u64, &'static [u8]>,
+    pub children: Table<'t, (u64, &'static str), u64>,
+    pub chunks: Table<'t, &'static ChunkId, &'static [u8]>,
+    pub chunk_data: Table<'t, &'static ChunkId, &'static [u8]>,
+    pub usage: Table<'t, u64, (u64, u64)>,
+    pub freed: &'t mut Vec<ChunkId>,
+    pub txn: &'t redb::WriteTransaction,
+}
+
+impl<'t> W<'t> {
+    pub fn open(ctx: &'t mut WriteCtx<'_>) -> Result<W<'t>> {
+        let txn: &'t redb::WriteTransaction = ctx.txn;
+        Ok(W {
+            items: txn.open_table(ITEMS)?,
+            children: txn.open_table(CHILDREN)?,
+            chunks: txn.open_table(CHUNKS)?,
+            chunk_data: txn.open_table(CHUNK_DATA)?,
+            usage: txn.open_table(USAGE)?,
+            freed: &mut ctx.freed,
+            txn,
+        })
+    }
+
+    pub fn next_item_id(&self) -> Result<u64> {
+        db::next_id(self.txn, "next_item_id")
+    }
+
+    pub fn user(&self, id: u64) -> Result<User> {
+        let users = self.txn.open_table(USERS)?;
+        let v = users.get(id)?.ok_or_else(|| Error::not_found("user"))?;
+        db::decode(v.value())
+    }
+
+    pub fn get(&self, id: u64) -> Result<Item> {
+        get_item(&self.items, id)?.ok_or_else(|| Error::not_found("item"))
+    }
+
+    pub fn put(&mut self, item: &Item) -> Result<()> {
+        self.items.insert(item.id, db::encode(item).as_slice())?;
+        Ok(())
+    }
+
+    pub fn link(&mut self, item: &Item) -> Result<()> {
+        self.children
+            .insert((item.parent, item.child_key().as_str()), item.id)?;
+        Ok(())
+    }
+
+    pub fn unlink(&mut self, item: &Item) -> Result<()> {
+        self.children
+            .remove((item.parent, item.child_key().as_str()))?;
+        Ok(())
+    }
+
+    pub fn resolve(&self, root: u64, path: &DrivePath) -> Result<Option<Item>> {
+        resolve(&self.items, &self.children, root, path)
+    }
+
+    pub fn resolve_folder(&self, root: u64, path: &DrivePath) -> Result<Item> {
+        resolve_folder(&self.items, &self.children, root, path)
+    }
+
+    /// Takes references to `refs`; a new small chunk brings its sealed bytes in `inline`.
+    pub fn add_refs(
+        &mut self,
+        refs: &[ChunkRef],
+        inline: Option<&(ChunkId, Vec<u8>)>,
+    ) -> Result<()> {
+        for r in refs {
+            let row = match self.chunks.get(&r.id)? {
+                Some(v) => {
+                    let mut row: ChunkRow = db::decode(v.value())?;
+                    row.refs += 1;
+                    row
+                }
+                None => {
+                    let inline_bytes = inline.filter(|(id, _)| *id == r.id).map(|(_, b)| b);
+                    if let Some(b) = inline_bytes {
+                        self.chunk_data.insert(&r.id, b.as_slice())?;
+                    }
+                    ChunkRow {
+                        refs: 1,
+                        len: r.len,
+                        inline: inline_bytes.is_some(),
+                    }
+                }
+            };
+            self.chunks.insert(&r.id, db::encode(&row).as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Drops references; chunks left with none go (their files after the commit).
+    pub fn release_refs(&mut self, refs: &[ChunkRef]) -> Result<()> {
+        for r in refs {
+            let mut row: ChunkRow = match self.chunks.get(&r.id)? {
+                Some(v) => db::decode(v.value())?,
+                None => {
+                    return Err(Error::internal(format_args!(
+                        "reference to unknown chunk {}",
+                        hex::encode(r.id)
+                    )));
+                }
+            };
+            row.refs -= 1;
+            if row.refs == 0 {
+                self.chunks.remove(&r.id)?;
+                if row.inline {
+                    self.chunk_data.remove(&r.id)?;
+                } else {
+                    self.freed.push(r.id);
+                }
+            } else {
+                self.chunks.insert(&r.id, db::encode(&row).as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn usage_of(&self, user: u64) -> Result<(u64, u64)> {
+        Ok(self.usage.get(user)?.map_or((0, 0), |v| v.value()))
+    }
+
+    pub fn add_usage(&mut self, user: u64, bytes: i128, files: i64) -> Result<()> {
+        let (b, f) = self.usage_of(user)?;
+        let nb = (b as i128 + bytes).max(0) as u64;
+        let nf = (f as i64 + files).max(0) as u64;
+        self.usage.insert(user, (nb, nf))?;
+        Ok(())
+    }
+
+    /// Refuses if the owner's usage would pass their quota after adding `extra` bytes.
+    pub fn check_quota(&self, owner: u64, extra: i128) -> Result<()> {
+        if extra <= 0 {
+            return Ok(());
+        }
+        let quota = self.user(owner)?.quota;
+        let (used, _) = self.usage_of(owner)?;
+        if quota > 0 && used as i128 + extra > quota as i128 {
+            return Err(Error::QuotaExceeded(format!(
+                "over quota: {} bytes used of {quota}, this change needs {extra} more",
+                used
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every item below `folder` (not itself), depth first.
+    pub fn descendants(&self, folder: u64) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut stack = vec![folder];
+        while let Some(f) = stack.pop() {
+            for entry in self.children.range((f, "")..(f + 1, ""))? {
+                let (_, id) = entry?;
+                let item = self.get(id.value())?;
+                if item.is_folder() {
+                    stack.push(item.id);
+                }
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes an item and everything below it; returns (bytes, files) released.
+    pub fn remove_subtree(&mut self, item: &Item) -> Result<(u64, u64)> {
+        let mut all = if item.is_folder() {
+            self.descendants(item.id)?
+        } else {
+            Vec::new()
+        };
+        all.push(item.clone());
+        let (mut bytes, mut files) = (0u64, 0u64);
+        for it in &all {
+            self.unlink(it)?;
+            self.items.remove(it.id)?;
+            if it.kind == Kind::File {
+                self.release_refs(&it.chunks)?;
+                bytes += it.size;
+                files += 1;
+            }
+        }
+        self.add_usage(item.owner, -(bytes as i128), -(files as i64))?;
+        Ok((bytes, files))
+    }
+
+    /// Copies `src` (and its subtree) to a new item under `parent` named `name`, owned by
+    /// `owner`; content is shared by reference, never copied. Returns the new top item.
+    pub fn copy_subtree(
+        &mut self,
+        src: &Item,
+        parent: u64,
+        name: &str,
+        owner: u64,
+        now: i64,
+    ) -> Result<Item> {
+        let mut stack = vec![(src.clone(), parent, name.to_owned())];
+        let mut top = None;
+        let (mut bytes, mut files) = (0u64, 0u64);
+        while let Some((from, new_parent, new_name)) = stack.pop() {
+            let mut copy = from.clone();
+            copy.id = self.next_item_id()?;
+            copy.parent = new_parent;
+            copy.name = new_name;
+            copy.owner = owner;
+            copy.created = now;
+            if copy.kind == Kind::File {
+                self.add_refs(&copy.chunks, None)?;
+                bytes += copy.size;
+                files += 1;
+            } else {
+                for entry in self.children.range((from.id, "")..(from.id + 1, ""))? {
+                    let (_, id) = entry?;
+                    let child = self.get(id.value())?;
+                    let n = child.name.clone();
+                    stack.push((child, copy.id, n));
+                }
+            }
+            self.put(&copy)?;
+            self.link(&copy)?;
+            top.get_or_insert(copy);
+        }
+        self.check_quota(owner, bytes as i128)?;
+        self.add_usage(owner, bytes as i128, files as i64)?;
+        let top = top.expect("at least the source");
+        Ok(top)
+    }
+}
+
+pub(crate) fn get_item(
+    items: &impl ReadableTable<u64, &'static [u8]>,
+    id: u64,
+) -> Result<Option<Item>> {
+    items.get(id)?.map(|v| db::decode(v.value())).transpose()
+}
+
+pub(crate) fn lookup_child(
+    children: &impl ReadableTable<(u64, &'static str), u64>,
+    parent: u64,
+    name: &str,
+) -> Result<Option<u64>> {
+    if let Some(v) = children.get((parent, name))? {
+        return Ok(Some(v.value()));
+    }
+    Ok(children
+        .get((parent, child_key(name, Kind::Folder).as_str()))?
+        .map(|v| v.value()))
+}
+
+pub(crate) fn resolve(
+    items: &impl ReadableTable<u64, &'static [u8]>,
+    children: &impl ReadableTable<(u64, &'static str), u64>,
+    root: u64,
+    path: &DrivePath,
+) -> Result<Option<Item>> {
+    let names = path.names();
+    let mut cur = root;
+    for (i, name) in names.iter().enumerate() {
+        let next = if i + 1 == names.len() {
+            lookup_child(children, cur, name)?
+        } else {
+            children
+                .get((cur, child_key(name, Kind::Folder).as_str()))?
+                .map(|v| v.value())
+        };
+        match next {
+            Some(id) => cur = id,
+            None => return Ok(None),
+        }
+    }
+    get_item(items, cur)
+}
+
+/// The folder at `path`, with a clear refusal when a part is missing or is a file.
+pub(crate) fn resolve_folder(
+    items: &impl ReadableTable<u64, &'static [u8]>,
+    children: &impl ReadableTable<(u64, &'static str), u64>,
+    root: u64,
+    path: &DrivePath,
+) -> Result<Item> {
+    let mut cur = root;
+    for name in path.names() {
+        if let Some(v) = children.get((cur, child_key(name, Kind::Folder).as_str()))? {
+            cur = v.value();
+        } else if children.get((cur, name.as_str()))?.is_some() {
+            return Err(Error::Conflict(format!("'{name}' is a file, not a folder")));
+        } else {
+            return Err(Error::ParentMissing(format!(
+                "folder {path} does not exist"
+            )));
+        }
+    }
+    get_item(items, cur)?.ok_or_else(|| Error::not_found("folder"))
+}

@@ -1,0 +1,408 @@
+//! Accounts: creation, passwords, roles, status, quota, and deletion with all their data.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use redb::ReadableTable;
+
+use crate::Storage;
+use crate::db::{self, ACCESS_KEYS, EMAILS, USERNAMES, USERS};
+use crate::error::{Error, Result};
+use crate::model::{AccessKey, Item, Kind, Role, Status, User, now_nanos};
+use crate::names::{normalize_email, validate_username};
+use crate::txn::W;
+
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub password: String,
+    pub role: Role,
+    pub status: Status,
+    /// None: the server's default quota.
+    pub quota: Option<u64>,
+}
+
+fn argon2() -> Argon2<'static> {
+    // OWASP's first recommended argon2id setting: 19 MiB, 2 passes, 1 lane.
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None).expect("valid params"),
+    )
+}
+
+pub fn hash_password(password: &str) -> Result<String> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(Error::InvalidInput(format!(
+            "a password has at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    let salt =
+        SaltString::encode_b64(&crate::crypto::random_bytes::<16>()).map_err(Error::internal)?;
+    Ok(argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(Error::internal)?
+        .to_string())
+}
+
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A hash that verifies no password, checked when the account does not exist so that the
+/// answer takes as long either way.
+fn dummy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| hash_password("not-a-real-password").expect("hash"))
+}
+
+impl Storage {
+    pub async fn create_user(&self, new: NewUser) -> Result<User> {
+        validate_username(&new.username)?;
+        let email = new.email.as_deref().map(normalize_email).transpose()?;
+        let password = new.password.clone();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+        let quota = new.quota.unwrap_or(self.core.config.default_quota);
+        let now = now_nanos();
+        let (username, role, status) = (new.username, new.role, new.status);
+        self.core
+            .db
+            .write((), move |ctx| {
+                create_user_txn(
+                    ctx,
+                    &username,
+                    email.as_deref(),
+                    &hash,
+                    role,
+                    status,
+                    quota,
+                    now,
+                )
+            })
+            .await
+    }
+
+    /// The same for the offline admin commands, which run without a server.
+    pub fn create_user_blocking(&self, new: NewUser) -> Result<User> {
+        validate_username(&new.username)?;
+        let email = new.email.as_deref().map(normalize_email).transpose()?;
+        let hash = hash_password(&new.password)?;
+        let quota = new.quota.unwrap_or(self.core.config.default_quota);
+        let (user, _) = self.core.db.write_sync(|ctx| {
+            create_user_txn(
+                ctx,
+                &new.username,
+                email.as_deref(),
+                &hash,
+                new.role,
+                new.status,
+                quota,
+                now_nanos(),
+            )
+        })?;
+        Ok(user)
+    }
+
+    pub async fn get_user(&self, id: u64) -> Result<User> {
+        self.core
+            .db
+            .read(move |t| crate::tree::load_user(t, id))
+            .await
+    }
+
+    /// By username or (case-insensitive) email.
+    pub async fn find_user(&self, login: &str) -> Result<User> {
+        let login = login.trim().to_owned();
+        self.core.db.read(move |t| find_user_txn(t, &login)).await
+    }
+
+    pub fn find_user_blocking(&self, login: &str) -> Result<User> {
+        self.core.db.read_sync(|t| find_user_txn(t, login))
+    }
+
+    pub async fn list_users(&self, after: u64, limit: usize) -> Result<Vec<User>> {
+        self.core
+            .db
+            .read(move |t| {
+                let users = t.open_table(USERS)?;
+                let mut out = Vec::new();
+                for entry in users.range(after + 1..)? {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    out.push(db::decode(entry?.1.value())?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    pub fn list_users_blocking(&self) -> Result<Vec<User>> {
+        self.core.db.read_sync(|t| {
+            let users = t.open_table(USERS)?;
+            users.iter()?.map(|e| db::decode(e?.1.value())).collect()
+        })
+    }
+
+    /// Checks a password (the login's, or Basic auth's). Fails the same way for an unknown
+    /// account and a wrong password, and spends the same time on both.
+    pub async fn authenticate(&self, login: &str, password: &str) -> Result<User> {
+        let user = self.find_user(login).await.ok();
+        let hash = user
+            .as_ref()
+            .map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await?;
+        match user {
+            Some(u) if ok => match u.status {
+                Status::Active => Ok(u),
+                Status::Pending => Err(Error::Forbidden(
+                    "the account's email address is not verified yet".into(),
+                )),
+                Status::Disabled => Err(Error::Forbidden("the account is disabled".into())),
+            },
+            _ => Err(Error::Unauthenticated("wrong username or password".into())),
+        }
+    }
+
+    /// Sets a new password; tokens issued before stop working.
+    pub async fn set_password(&self, user_id: u64, password: &str) -> Result<User> {
+        let password = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+        self.update_user(user_id, move |u| {
+            u.password_hash = hash.clone();
+            u.auth_epoch += 1;
+            Ok(())
+        })
+        .await
+    }
+
+    pub fn set_password_blocking(&self, login: &str, password: &str) -> Result<User> {
+        let hash = hash_password(password)?;
+        let user = self.find_user_blocking(login)?;
+        let (u, _) = self.core.db.write_sync(|ctx| {
+            update_user_txn(ctx, user.id, &|u: &mut User| {
+                u.password_hash = hash.clone();
+                u.auth_epoch += 1;
+                Ok(())
+            })
+        })?;
+        Ok(u)
+    }
+
+    pub async fn set_role(&self, user_id: u64, role: Role) -> Result<User> {
+        self.update_user(user_id, move |u| {
+            u.role = role;
+            u.auth_epoch += 1;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn set_status(&self, user_id: u64, status: Status) -> Result<User> {
+        self.update_user(user_id, move |u| {
+            u.status = status;
+            u.auth_epoch += 1;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn set_quota(&self, user_id: u64, quota: u64) -> Result<User> {
+        self.update_user(user_id, move |u| {
+            u.quota = quota;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn update_user(
+        &self,
+        user_id: u64,
+        f: impl Fn(&mut User) -> Result<()> + Send + 'static,
+    ) -> Result<User> {
+        self.core
+            .db
+            .write((), move |ctx| update_user_txn(ctx, user_id, &f))
+            .await
+    }
+
+    /// Deletes an account and everything it owns: its tree (releasing chunk references;
+    /// chunks other files use stay), keys and usage. One transaction: all or nothing.
+    pub async fn delete_user(&self, user_id: u64) -> Result<()> {
+        self.core
+            .db
+            .write((), move |ctx| delete_user_txn(ctx, user_id))
+            .await
+    }
+
+    /// Whether any admin account exists (the first start creates one when none does).
+    pub fn has_admin_blocking(&self) -> Result<bool> {
+        Ok(self
+            .list_users_blocking()?
+            .iter()
+            .any(|u| u.role == Role::Admin))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_user_txn(
+    ctx: &mut db::WriteCtx<'_>,
+    username: &str,
+    email: Option<&str>,
+    hash: &str,
+    role: Role,
+    status: Status,
+    quota: u64,
+    now: i64,
+) -> Result<User> {
+    let txn = ctx.txn;
+    {
+        let names = txn.open_table(USERNAMES)?;
+        if names.get(username)?.is_some() {
+            return Err(Error::AlreadyExists(format!(
+                "user {username} already exists"
+            )));
+        }
+        if let Some(e) = email {
+            if txn.open_table(EMAILS)?.get(e)?.is_some() {
+                return Err(Error::AlreadyExists(
+                    "that email address is already in use".into(),
+                ));
+            }
+        }
+    }
+    let id = db::next_id(txn, "next_user_id")?;
+    let mut w = W::open(ctx)?;
+    let root = Item {
+        id: w.next_item_id()?,
+        owner: id,
+        parent: 0,
+        name: String::new(),
+        kind: Kind::Folder,
+        size: 0,
+        created: now,
+        modified: now,
+        etag: format!("d{now:x}"),
+        content_type: None,
+        headers: Vec::new(),
+        user_meta: Vec::new(),
+        props: Vec::new(),
+        chunks: Vec::new(),
+    };
+    w.put(&root)?;
+    w.usage.insert(id, (0, 0))?;
+    drop(w);
+    let user = User {
+        id,
+        username: username.to_owned(),
+        email: email.map(str::to_owned),
+        password_hash: hash.to_owned(),
+        role,
+        status,
+        quota,
+        created: now,
+        root: root.id,
+        second_factor: false,
+        auth_epoch: 0,
+    };
+    txn.open_table(USERS)?
+        .insert(id, db::encode(&user).as_slice())?;
+    txn.open_table(USERNAMES)?.insert(username, id)?;
+    if let Some(e) = email {
+        txn.open_table(EMAILS)?.insert(e, id)?;
+    }
+    Ok(user)
+}
+
+fn find_user_txn(t: &redb::ReadTransaction, login: &str) -> Result<User> {
+    let id = if login.contains('@') {
+        t.open_table(EMAILS)?
+            .get(login.to_ascii_lowercase().as_str())?
+            .map(|v| v.value())
+    } else {
+        t.open_table(USERNAMES)?.get(login)?.map(|v| v.value())
+    };
+    let id = id.ok_or_else(|| Error::not_found("user"))?;
+    crate::tree::load_user(t, id)
+}
+
+fn update_user_txn(
+    ctx: &mut db::WriteCtx<'_>,
+    user_id: u64,
+    f: &dyn Fn(&mut User) -> Result<()>,
+) -> Result<User> {
+    let mut users = ctx.txn.open_table(USERS)?;
+    let mut user: User = db::decode(
+        users
+            .get(user_id)?
+            .ok_or_else(|| Error::not_found("user"))?
+            .value(),
+    )?;
+    let old_email = user.email.clone();
+    f(&mut user)?;
+    users.insert(user_id, db::encode(&user).as_slice())?;
+    if old_email != user.email {
+        let mut emails = ctx.txn.open_table(EMAILS)?;
+        if let Some(new) = &user.email {
+            if emails
+                .get(new.as_str())?
+                .is_some_and(|v| v.value() != user_id)
+            {
+                return Err(Error::AlreadyExists(
+                    "that email address is already in use".into(),
+                ));
+            }
+            emails.insert(new.as_str(), user_id)?;
+        }
+        if let Some(old) = &old_email {
+            emails.remove(old.as_str())?;
+        }
+    }
+    Ok(user)
+}
+
+fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
+    let txn = ctx.txn;
+    let user: User = {
+        let users = txn.open_table(USERS)?;
+        db::decode(
+            users
+                .get(user_id)?
+                .ok_or_else(|| Error::not_found("user"))?
+                .value(),
+        )?
+    };
+    {
+        let mut w = W::open(ctx)?;
+        let root = w.get(user.root)?;
+        for item in w.descendants(root.id)? {
+            w.unlink(&item)?;
+            w.items.remove(item.id)?;
+            if item.kind == Kind::File {
+                w.release_refs(&item.chunks)?;
+            }
+        }
+        w.items.remove(root.id)?;
+        w.usage.remove(user_id)?;
+    }
+    txn.open_table(USERS)?.remove(user_id)?;
+    txn.open_table(USERNAMES)?.remove(user.username.as_str())?;
+    if let Some(e) = &user.email {
+        txn.open_table(EMAILS)?.remove(e.as_str())?;
+    }
+    let mut keys = txn.open_table(ACCESS_KEYS)?;
+    let mine: Vec<String> = keys
+        .iter()?
+        .filter_map(|e| e.ok())
+        .filter_map(|(k, v)| {
+            let key: AccessKey = db::decode(v.value()).ok()?;
+            (key.user == user_id).then(|| k.value().to_owned())
+        })
+        .collect();
+    for k in mine {
+        keys.remove(k.as_str())?;
+    }
+    Ok(())
+}
