@@ -28,7 +28,7 @@ pub const INLINE_MAX: usize = 64 * 1024;
 /// Bytes read before a cutting pass; at least MAX_CHUNK so every cut but the last is content-defined.
 const SEGMENT: usize = 2 * MAX_CHUNK;
 /// Chunks being sealed and written at once; bounds memory to a few MAX_CHUNKs.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 8;
 
 /// What a body became: ready to be referenced by a commit.
 pub struct Ingested {
@@ -60,6 +60,8 @@ where
     let mut in_flight: VecDeque<JoinHandle<Result<(ChunkRef, PinGuard)>>> = VecDeque::new();
 
     loop {
+        // One allocation per segment, instead of doubling through every size up to it.
+        buf.reserve(SEGMENT + 256 * 1024 - buf.len().min(SEGMENT));
         while !eof && buf.len() < SEGMENT {
             match body.next().await {
                 Some(Ok(b)) => {

@@ -13,6 +13,8 @@ mod keys;
 pub mod model;
 pub mod names;
 mod read;
+#[cfg(test)]
+mod tests;
 mod tree;
 mod txn;
 mod users;

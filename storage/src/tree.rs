@@ -245,10 +245,11 @@ impl Storage {
         check_change(p, &path)?;
         let (root, owner) = (p.root, p.user_id);
         let max_file = self.core.config.max_file_size;
-        if let (Some(len), true) = (opts.expected_len, max_file > 0) {
-            if len > max_file {
-                return Err(too_large(max_file));
-            }
+        if let Some(len) = opts.expected_len
+            && max_file > 0
+            && len > max_file
+        {
+            return Err(too_large(max_file));
         }
         // Refuse early what would be refused at commit, before reading a byte of the body.
         let pre = {
@@ -290,10 +291,10 @@ impl Storage {
                 })
                 .await?
         };
-        if let Some(len) = opts.expected_len {
-            if len > pre {
-                return Err(quota_error(pre));
-            }
+        if let Some(len) = opts.expected_len
+            && len > pre
+        {
+            return Err(quota_error(pre));
         }
         let max = if max_file > 0 { max_file.min(pre) } else { pre };
         let ingested = ingest(&self.core, body, max, || {
@@ -304,13 +305,13 @@ impl Storage {
             }
         })
         .await?;
-        if let Some(len) = opts.expected_len {
-            if ingested.size != len {
-                return Err(Error::Incomplete(format!(
-                    "the body had {} bytes, {len} were announced",
-                    ingested.size
-                )));
-            }
+        if let Some(len) = opts.expected_len
+            && ingested.size != len
+        {
+            return Err(Error::Incomplete(format!(
+                "the body had {} bytes, {len} were announced",
+                ingested.size
+            )));
         }
         let Ingested {
             refs,

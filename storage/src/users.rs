@@ -265,12 +265,12 @@ fn create_user_txn(
                 "user {username} already exists"
             )));
         }
-        if let Some(e) = email {
-            if txn.open_table(EMAILS)?.get(e)?.is_some() {
-                return Err(Error::AlreadyExists(
-                    "that email address is already in use".into(),
-                ));
-            }
+        if let Some(e) = email
+            && txn.open_table(EMAILS)?.get(e)?.is_some()
+        {
+            return Err(Error::AlreadyExists(
+                "that email address is already in use".into(),
+            ));
         }
     }
     let id = db::next_id(txn, "next_user_id")?;
