@@ -642,7 +642,7 @@ async fn concurrent_writes_overwrites_copies_and_deletes_keep_counts_exact() {
                     _ => {
                         if let Ok(got) = read_all(&s, &p, &path, None).await {
                             assert!(
-                                contents.iter().any(|c| *c == got),
+                                contents.contains(&got),
                                 "a read saw a mixed or partial file"
                             );
                         }
