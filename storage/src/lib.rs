@@ -3,6 +3,7 @@
 //! Front ends hold a [`Storage`] and call it with the caller's [`Principal`]; every access
 //! decision is made here, so WebDAV, S3 and REST obey the same rules.
 
+mod auth_cache;
 mod check;
 pub mod chunks;
 pub mod crypto;
@@ -73,6 +74,7 @@ pub(crate) struct Core {
     pub pins: Arc<Pins>,
     pub collector: Arc<Collector>,
     pub config: StorageConfig,
+    pub auth_cache: auth_cache::AuthCache,
 }
 
 /// The handle front ends hold. Cheap to clone.
@@ -123,6 +125,7 @@ impl Storage {
             pins,
             collector,
             config,
+            auth_cache: Default::default(),
         });
         start_periodic_sweep(&core);
         Ok(Storage { core })
@@ -173,7 +176,7 @@ fn load_master_key(config: &StorageConfig, fresh: bool) -> Result<[u8; KEY_LEN]>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && fresh => {
             let key = crypto::random_bytes::<KEY_LEN>();
             write_private(&path, hex::encode(key).as_bytes())?;
-            tracing::info!(path = %path.display(), "generated a new master key: back it up, data cannot be read without it");
+            tracing::warn!(path = %path.display(), "generated a new master key: back it up, data cannot be read without it");
             Ok(key)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Incompatible(format!(

@@ -1,11 +1,14 @@
 //! davit's REST API under `/api/v1`. Errors are `application/problem+json` (RFC 9457).
 
+mod auth;
+mod files;
 mod problem;
 
-pub use axum::Router;
 use axum::routing::get;
 use davit_storage::Storage;
 
+pub use auth::{Caller, parse_basic};
+pub use axum::Router;
 pub use axum::body::Body;
 pub use problem::Problem;
 
@@ -17,7 +20,14 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/files", get(files::get))
+        .route("/api/v1/files/", get(files::get))
+        .route(
+            "/api/v1/files/{*path}",
+            get(files::get).put(files::put).delete(files::delete),
+        )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(auth::record_user))
         .with_state(state)
 }
 

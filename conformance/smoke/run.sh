@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Smoke suite with curl against a fresh release server, over HTTP and over HTTPS (the test
+# command's self-signed certificate, HTTP/1.1 and HTTP/2): health, routing answers, a
+# streamed 64 MiB upload and download, a range, and a clean stop.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. conformance/lib/server.sh
+
+pass=0
+fail=0
+check() {
+  local name=$1; shift
+  if "$@"; then pass=$((pass + 1)); echo "ok   $name"; else fail=$((fail + 1)); echo "FAIL $name"; fi
+}
+
+run_suite() {
+  local mode=$1 curl_opts=()
+  start_davit ${mode:+--tls}
+  if [ -n "$mode" ]; then curl_opts=(--cacert "$DAVIT_TEST_CERT_DIR/cert.pem"); fi
+  local c=(curl -sS "${curl_opts[@]}" -u "$TEST_USER:$TEST_PASSWORD")
+  local tmp=$DAVIT_WORK
+  check "[$DAVIT_URL] health" bash -c "curl -sS ${curl_opts[*]} '$DAVIT_URL/api/v1/health' | grep -q '\"status\":\"ok\"'"
+  check "[$DAVIT_URL] S3 answers NotImplemented in XML" bash -c "curl -sS ${curl_opts[*]} '$DAVIT_URL/bucket/key' | grep -q '<Code>NotImplemented</Code>'"
+  check "[$DAVIT_URL] unknown API path is problem+json 404" bash -c "[ \"\$(curl -sS -o /dev/null -w '%{http_code} %{content_type}' ${curl_opts[*]} '$DAVIT_URL/api/v1/nope')\" = '404 application/problem+json' ]"
+  head -c $((64 * 1024 * 1024)) /dev/urandom > "$tmp/big.bin"
+  check "[$DAVIT_URL] 64 MiB upload" bash -c "[ \"\$(${c[*]} -o /dev/null -w '%{http_code}' -T '$tmp/big.bin' '$DAVIT_URL/api/v1/files/big.bin')\" = 201 ]"
+  check "[$DAVIT_URL] download matches" bash -c "${c[*]} '$DAVIT_URL/api/v1/files/big.bin' | cmp - '$tmp/big.bin'"
+  check "[$DAVIT_URL] range" bash -c "${c[*]} -r 1000-1999 '$DAVIT_URL/api/v1/files/big.bin' | cmp - <(dd if='$tmp/big.bin' bs=1000 skip=1 count=1 2>/dev/null)"
+  if [ -n "$mode" ]; then
+    check "[$DAVIT_URL] HTTP/2 negotiated" bash -c "[ \"\$(curl -sS --http2 ${curl_opts[*]} -o /dev/null -w '%{http_version}' '$DAVIT_URL/api/v1/health')\" = 2 ]"
+  fi
+  stop_davit
+  check "[$DAVIT_URL] offline consistency check after stop" check_davit_data
+}
+
+run_suite ""
+run_suite tls
+echo "smoke: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,257 @@
+//! Files over REST, for clients that speak neither WebDAV nor S3: list, upload (streamed),
+//! download (ranges), delete.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use davit_storage::{Conditions, Item, Kind, WriteOptions};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::{ApiState, Problem};
+
+#[derive(Serialize)]
+pub struct ItemJson {
+    pub id: u64,
+    pub name: String,
+    pub kind: &'static str,
+    pub size: u64,
+    pub modified: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+pub fn rfc3339(nanos: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_nanos(nanos.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+impl From<&Item> for ItemJson {
+    fn from(i: &Item) -> Self {
+        ItemJson {
+            id: i.id,
+            name: i.name.clone(),
+            kind: if i.kind == Kind::Folder {
+                "folder"
+            } else {
+                "file"
+            },
+            size: i.size,
+            modified: rfc3339(i.modified),
+            etag: (i.kind == Kind::File).then(|| i.etag.clone()),
+            content_type: i.content_type.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+fn drive_path(p: Option<Path<String>>) -> String {
+    p.map_or_else(|| "/".to_owned(), |Path(p)| format!("/{p}"))
+}
+
+/// A folder: a page of its children. A file: its content (Range honoured).
+pub async fn get(
+    State(state): State<ApiState>,
+    caller: Caller,
+    path: Option<Path<String>>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let path = drive_path(path);
+    let item = state.storage.stat(&caller.principal, &path).await?;
+    if item.kind == Kind::Folder {
+        let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
+        let items = state
+            .storage
+            .list(&caller.principal, &path, q.after, limit)
+            .await?;
+        let next = (items.len() == limit)
+            .then(|| items.last().map(|i| i.child_key()))
+            .flatten();
+        let items: Vec<ItemJson> = items.iter().map(ItemJson::from).collect();
+        return Ok(
+            axum::Json(serde_json::json!({ "path": path, "items": items, "next": next }))
+                .into_response(),
+        );
+    }
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) => parse_range(r, item.size)?,
+        None => None,
+    };
+    let read = state.storage.read(&caller.principal, &path, range).await?;
+    let partial = range.is_some();
+    let mut resp = Response::new(Body::from_stream(read.body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(read.end - read.start),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let ct = read
+        .item
+        .content_type
+        .as_deref()
+        .unwrap_or("application/octet-stream");
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", read.item.etag)) {
+        h.insert(header::ETAG, v);
+    }
+    let modified = UNIX_EPOCH + Duration::from_nanos(read.item.modified.max(0) as u64);
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(&read.item.name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if partial {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        let v = format!("bytes {}-{}/{}", read.start, read.end - 1, read.item.size);
+        resp.headers_mut().insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&v).expect("ascii"),
+        );
+    }
+    Ok(resp)
+}
+
+/// `attachment` with an RFC 5987 UTF-8 file name and an ASCII fallback.
+pub fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n`; multiple ranges are answered whole.
+fn parse_range(value: &str, size: u64) -> Result<Option<(u64, Option<u64>)>, Problem> {
+    let bad = || {
+        Problem::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+            format!("cannot satisfy Range: {value}"),
+        )
+    };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| bad())?;
+        if n == 0 || size == 0 {
+            return Err(bad());
+        }
+        return Ok(Some((size.saturating_sub(n), None)));
+    }
+    let start: u64 = a.parse().map_err(|_| bad())?;
+    let end = if b.is_empty() {
+        None
+    } else {
+        Some(b.parse::<u64>().map_err(|_| bad())?)
+    };
+    if end.is_some_and(|e| e < start) {
+        return Ok(None);
+    }
+    Ok(Some((start, end)))
+}
+
+/// Uploads the raw body as the file at the path (created or replaced atomically).
+pub async fn put(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let path = format!("/{path}");
+    let existed = state.storage.stat(&caller.principal, &path).await.is_ok();
+    let opts = WriteOptions {
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        expected_len: headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
+        conditions: conditions(&headers),
+        ..Default::default()
+    };
+    let stream = body
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other))
+        .boxed();
+    let item = state
+        .storage
+        .write(&caller.principal, &path, stream, opts)
+        .await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(ItemJson::from(&item))).into_response())
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Problem> {
+    state
+        .storage
+        .delete(&caller.principal, &format!("/{path}"), conditions(&headers))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn conditions(headers: &HeaderMap) -> Conditions {
+    let list = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(|v| {
+                v.split(',')
+                    .map(|t| t.trim().trim_start_matches("W/").to_owned())
+                    .collect()
+            })
+    };
+    Conditions {
+        if_match: list(header::IF_MATCH),
+        if_none_match: list(header::IF_NONE_MATCH),
+    }
+}

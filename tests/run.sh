@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The one test command: installs what the suites need when missing, then runs formatting,
+# lints, every Rust test, and every suite under conformance/. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+# --- what the suites need ----------------------------------------------------------------
+need_apt=()
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  step "installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# One self-signed certificate for every TLS test (Rust and conformance alike).
+export DAVIT_TEST_CERT_DIR=${DAVIT_TEST_CERT_DIR:-$root/target/test-tls}
+bash tests/make-cert.sh "$DAVIT_TEST_CERT_DIR"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "building the release binary for the conformance suites"
+cargo build --release --bin davit
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+export DAVIT_BIN="$target_dir/release/davit"
+
+failed=0
+for suite in conformance/*/run.sh; do
+  step "conformance: $suite"
+  if ! bash "$suite"; then
+    echo "FAILED: $suite"
+    failed=$((failed + 1))
+  fi
+done
+total=$(ls conformance/*/run.sh | wc -l)
+echo
+echo "conformance: $((total - failed)) passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,7 @@
+//! davit's integration tests: one binary, a module per area. Every test talks HTTP to a real
+//! server on 127.0.0.1, started in-process on port 0 or as the real `davit` process.
+
+mod files;
+mod process;
+mod server;
+mod support;
