@@ -196,7 +196,7 @@ pub fn spawn_server(data_dir: &Path, envs: &[(&str, &str)]) -> Process {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let child = cmd
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -216,7 +216,11 @@ pub fn spawn_server(data_dir: &Path, envs: &[(&str, &str)]) -> Process {
                 stderr_log: log,
             };
         }
-        assert!(Instant::now() < deadline, "server did not start: {text}");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not start: {text}");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
