@@ -35,29 +35,22 @@ fn put_raw(
     Some(resp)
 }
 
+/// A blocking GET (the tests here drive processes, outside an async runtime).
 fn get_raw(addr: std::net::SocketAddr, path: &str, auth: &str) -> (u16, Vec<u8>) {
-    let resp = reqwest::blocking_get(&format!("http://{addr}{path}"), auth);
-    resp
-}
-
-mod reqwest {
-    /// A tiny blocking GET (the tests here run outside an async runtime).
-    pub fn blocking_get(url: &str, auth: &str) -> (u16, Vec<u8>) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("http://{addr}{path}"))
+            .header("Authorization", auth)
+            .send()
+            .await
             .unwrap();
-        rt.block_on(async {
-            let r = ::reqwest::Client::new()
-                .get(url)
-                .header("Authorization", auth)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.bytes().await.unwrap().to_vec())
-        })
-    }
+        let status = r.status().as_u16();
+        (status, r.bytes().await.unwrap().to_vec())
+    })
 }
 
 #[test]

@@ -185,6 +185,8 @@ pub fn davit_bin() -> &'static str {
 }
 
 /// Starts `davit serve` on 127.0.0.1:0 over `data_dir` and waits until it listens.
+// The child is owned by the returned Process, whose Drop kills and reaps it.
+#[allow(clippy::zombie_processes)]
 pub fn spawn_server(data_dir: &Path, envs: &[(&str, &str)]) -> Process {
     let log = data_dir.with_extension(format!("log{}", rand_suffix()));
     let mut cmd = Command::new(davit_bin());
@@ -254,6 +256,15 @@ impl Process {
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
