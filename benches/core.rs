@@ -60,17 +60,10 @@ fn disk_bytes(dir: &std::path::Path) -> u64 {
 }
 
 fn main() {
-    let mib: u64 = std::env::var("DAVIT_BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
+    let mib: u64 = std::env::var("DAVIT_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     let len = mib * 1024 * 1024;
-    let dir = tempfile::tempdir_in(std::env::var("DAVIT_BENCH_DIR").unwrap_or_else(|_| ".".into()))
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let dir = tempfile::tempdir_in(std::env::var("DAVIT_BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let mut cfg = StorageConfig::new(dir.path());
         cfg.master_key = Some("42".repeat(32));
@@ -89,10 +82,7 @@ fn main() {
         let p = Principal::of(&user);
 
         let t = Instant::now();
-        let item = storage
-            .write(&p, "/big.bin", body(len, 7), WriteOptions::default())
-            .await
-            .unwrap();
+        let item = storage.write(&p, "/big.bin", body(len, 7), WriteOptions::default()).await.unwrap();
         let write_s = t.elapsed().as_secs_f64();
         assert_eq!(item.size, len);
         let disk_after_first = disk_bytes(dir.path());
@@ -108,27 +98,15 @@ fn main() {
         drop(r);
 
         let t = Instant::now();
-        storage
-            .write(&p, "/again.bin", body(len, 7), WriteOptions::default())
-            .await
-            .unwrap();
+        storage.write(&p, "/again.bin", body(len, 7), WriteOptions::default()).await.unwrap();
         let rewrite_s = t.elapsed().as_secs_f64();
         let disk_after_second = disk_bytes(dir.path());
 
         let mb = len as f64 / 1e6;
-        println!(
-            "core benchmark: {mib} MiB file, {} chunks",
-            item.chunks.len()
-        );
-        println!(
-            "write           {:8.1} MB/s  ({write_s:.2} s)",
-            mb / write_s
-        );
+        println!("core benchmark: {mib} MiB file, {} chunks", item.chunks.len());
+        println!("write           {:8.1} MB/s  ({write_s:.2} s)", mb / write_s);
         println!("read            {:8.1} MB/s  ({read_s:.2} s)", mb / read_s);
-        println!(
-            "rewrite (dedup) {:8.1} MB/s  ({rewrite_s:.2} s)",
-            mb / rewrite_s
-        );
+        println!("rewrite (dedup) {:8.1} MB/s  ({rewrite_s:.2} s)", mb / rewrite_s);
         println!(
             "disk added by the identical second write: {:.3} MiB (first write: {:.1} MiB)",
             (disk_after_second.saturating_sub(disk_after_first)) as f64 / 1048576.0,

@@ -27,8 +27,7 @@ pub struct Record {
 pub fn new_request_id() -> String {
     static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let prefix =
-        PREFIX.get_or_init(|| davit_storage::crypto::random_string(b"0123456789ABCDEF", 8));
+    let prefix = PREFIX.get_or_init(|| davit_storage::crypto::random_string(b"0123456789ABCDEF", 8));
     format!("{prefix}{:08X}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -41,12 +40,7 @@ pub struct LoggedBody {
 
 impl LoggedBody {
     pub fn new(inner: Body, record: Record) -> Self {
-        LoggedBody {
-            inner,
-            record: Some(record),
-            bytes: 0,
-            complete: false,
-        }
+        LoggedBody { inner, record: Some(record), bytes: 0, complete: false }
     }
 }
 
@@ -54,10 +48,7 @@ impl HttpBody for LoggedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let r = Pin::new(&mut this.inner).poll_frame(cx);
         match &r {

@@ -55,9 +55,7 @@ pub enum KeyCommand {
 
 fn read_password() -> anyhow::Result<String> {
     let mut s = String::new();
-    std::io::stdin()
-        .read_to_string(&mut s)
-        .context("reading the password from standard input")?;
+    std::io::stdin().read_to_string(&mut s).context("reading the password from standard input")?;
     let line = s.lines().next().unwrap_or("").to_owned();
     if line.is_empty() {
         bail!("no password on standard input");
@@ -67,16 +65,9 @@ fn read_password() -> anyhow::Result<String> {
 
 pub fn run(storage: &Storage, cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
-        AdminCommand::User(UserCommand::Add {
-            name,
-            password_stdin: _,
-            email,
-            role,
-            quota,
-        }) => {
-            let role = Role::parse(&role).with_context(|| {
-                format!("unknown role '{role}' (admin, user, uploader, downloader)")
-            })?;
+        AdminCommand::User(UserCommand::Add { name, password_stdin: _, email, role, quota }) => {
+            let role = Role::parse(&role)
+                .with_context(|| format!("unknown role '{role}' (admin, user, uploader, downloader)"))?;
             let password = read_password()?;
             let user = storage.create_user_blocking(NewUser {
                 username: name,
@@ -86,18 +77,10 @@ pub fn run(storage: &Storage, cmd: AdminCommand) -> anyhow::Result<()> {
                 status: Status::Active,
                 quota,
             })?;
-            println!(
-                "created user {} (id {}, role {})",
-                user.username,
-                user.id,
-                user.role.as_str()
-            );
+            println!("created user {} (id {}, role {})", user.username, user.id, user.role.as_str());
         }
         AdminCommand::User(UserCommand::List) => {
-            println!(
-                "{:<6} {:<24} {:<11} {:<9} {:<14} email",
-                "id", "username", "role", "status", "quota"
-            );
+            println!("{:<6} {:<24} {:<11} {:<9} {:<14} email", "id", "username", "role", "status", "quota");
             for u in storage.list_users_blocking()? {
                 println!(
                     "{:<6} {:<24} {:<11} {:<9} {:<14} {}",
@@ -105,32 +88,21 @@ pub fn run(storage: &Storage, cmd: AdminCommand) -> anyhow::Result<()> {
                     u.username,
                     u.role.as_str(),
                     u.status.as_str(),
-                    if u.quota == 0 {
-                        "unlimited".to_owned()
-                    } else {
-                        u.quota.to_string()
-                    },
+                    if u.quota == 0 { "unlimited".to_owned() } else { u.quota.to_string() },
                     u.email.as_deref().unwrap_or("-")
                 );
             }
         }
-        AdminCommand::User(UserCommand::Passwd {
-            name,
-            password_stdin: _,
-        }) => {
+        AdminCommand::User(UserCommand::Passwd { name, password_stdin: _ }) => {
             let password = read_password()?;
-            let user = storage
-                .set_password_blocking(&name, &password)
-                .map_err(|e| match e {
-                    davit_storage::Error::NotFound(_) => anyhow::anyhow!("no user named {name}"),
-                    e => e.into(),
-                })?;
+            let user = storage.set_password_blocking(&name, &password).map_err(|e| match e {
+                davit_storage::Error::NotFound(_) => anyhow::anyhow!("no user named {name}"),
+                e => e.into(),
+            })?;
             println!("password of {} changed", user.username);
         }
         AdminCommand::Key(KeyCommand::Add { user }) => {
-            let u = storage
-                .find_user_blocking(&user)
-                .map_err(|_| anyhow::anyhow!("no user named {user}"))?;
+            let u = storage.find_user_blocking(&user).map_err(|_| anyhow::anyhow!("no user named {user}"))?;
             let (key, secret) = storage.create_access_key_blocking(u.id)?;
             println!("AWS_ACCESS_KEY_ID={}", key.id);
             println!("AWS_SECRET_ACCESS_KEY={secret}");

@@ -79,6 +79,34 @@ struct FileConfig {
     max_file_size: Option<toml::Value>,
     cache_size: Option<toml::Value>,
     shutdown_timeout: Option<u64>,
+    policy: Option<PolicyFile>,
+}
+
+/// `[policy]`: the server-wide upload rule, and `[policy.roles.<role>]` per role.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    allowed_extensions: Option<Vec<String>>,
+    allowed_types: Option<Vec<String>>,
+    #[serde(default)]
+    roles: std::collections::HashMap<String, RuleFile>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    max_file_size: Option<toml::Value>,
+    allowed_extensions: Option<Vec<String>>,
+    allowed_types: Option<Vec<String>>,
+}
+
+fn toml_size(v: &Option<toml::Value>) -> anyhow::Result<Option<u64>> {
+    match v {
+        None => Ok(None),
+        Some(toml::Value::Integer(i)) if *i >= 0 => Ok(Some(*i as u64)),
+        Some(toml::Value::String(s)) => parse_size(s).map(Some).map_err(anyhow::Error::msg),
+        Some(v) => bail!("not a size: {v}"),
+    }
 }
 
 /// Everything resolved.
@@ -96,50 +124,56 @@ pub struct Config {
     pub max_file_size: u64,
     pub cache_size: u64,
     pub shutdown_timeout: Duration,
+    pub policy: davit_storage::policy::Policy,
 }
 
 impl Config {
     pub fn resolve(data: &DataArgs, serve: &ServeArgs) -> anyhow::Result<Config> {
         let file = match &data.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("parsing {}", path.display()))?
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
             }
             None => FileConfig::default(),
         };
-        let size =
-            |flag: Option<u64>, file: &Option<toml::Value>, default: u64| -> anyhow::Result<u64> {
-                if let Some(v) = flag {
-                    return Ok(v);
-                }
-                match file {
-                    None => Ok(default),
-                    Some(toml::Value::Integer(i)) if *i >= 0 => Ok(*i as u64),
-                    Some(toml::Value::String(s)) => parse_size(s).map_err(anyhow::Error::msg),
-                    Some(v) => bail!("not a size: {v}"),
-                }
-            };
-        let tls = match (
-            serve.tls_cert.clone().or(file.tls_cert),
-            serve.tls_key.clone().or(file.tls_key),
-        ) {
+        let size = |flag: Option<u64>, file: &Option<toml::Value>, default: u64| -> anyhow::Result<u64> {
+            if let Some(v) = flag {
+                return Ok(v);
+            }
+            match file {
+                None => Ok(default),
+                Some(toml::Value::Integer(i)) if *i >= 0 => Ok(*i as u64),
+                Some(toml::Value::String(s)) => parse_size(s).map_err(anyhow::Error::msg),
+                Some(v) => bail!("not a size: {v}"),
+            }
+        };
+        let tls = match (serve.tls_cert.clone().or(file.tls_cert), serve.tls_key.clone().or(file.tls_key)) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
             _ => bail!("TLS needs both a certificate (--tls-cert) and a key (--tls-key)"),
         };
+        let mut policy = davit_storage::policy::Policy::default();
+        if let Some(p) = &file.policy {
+            policy.server.allowed_extensions = p.allowed_extensions.clone();
+            policy.server.allowed_types = p.allowed_types.clone();
+            for (name, rule) in &p.roles {
+                let role = davit_storage::Role::parse(name)
+                    .with_context(|| format!("[policy.roles.{name}]: roles are admin, user, uploader, downloader"))?;
+                policy.roles.insert(
+                    role,
+                    davit_storage::policy::Rule {
+                        max_file_size: toml_size(&rule.max_file_size)?,
+                        allowed_extensions: rule.allowed_extensions.clone(),
+                        allowed_types: rule.allowed_types.clone(),
+                    },
+                );
+            }
+        }
         Ok(Config {
-            data_dir: data
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("davit-data")),
+            policy,
+            data_dir: data.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("davit-data")),
             master_key_file: data.master_key_file.clone().or(file.master_key_file),
-            listen: serve
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("address")),
+            listen: serve.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("address")),
             public_url: serve.public_url.clone().or(file.public_url),
             base_domain: serve
                 .base_domain
@@ -148,20 +182,11 @@ impl Config {
                 .map(|d| d.trim_matches('.').to_ascii_lowercase()),
             tls,
             smtp_url: serve.smtp_url.clone().or(file.smtp_url),
-            mail_from: serve
-                .mail_from
-                .clone()
-                .or(file.mail_from)
-                .unwrap_or_else(|| "davit@localhost".into()),
+            mail_from: serve.mail_from.clone().or(file.mail_from).unwrap_or_else(|| "davit@localhost".into()),
             default_quota: size(serve.default_quota, &file.default_quota, 0)?,
             max_file_size: size(serve.max_file_size, &file.max_file_size, 0)?,
             cache_size: size(serve.cache_size, &file.cache_size, 32 << 20)?,
-            shutdown_timeout: Duration::from_secs(
-                serve
-                    .shutdown_timeout
-                    .or(file.shutdown_timeout)
-                    .unwrap_or(30),
-            ),
+            shutdown_timeout: Duration::from_secs(serve.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(30)),
         })
     }
 
@@ -171,6 +196,7 @@ impl Config {
         c.cache_bytes = self.cache_size as usize;
         c.default_quota = self.default_quota;
         c.max_file_size = self.max_file_size;
+        c.policy = self.policy.clone();
         Ok(c)
     }
 }
@@ -178,10 +204,7 @@ impl Config {
 /// The master key from `--master-key-file` or `DAVIT_MASTER_KEY`; None: the data folder's.
 pub fn master_key_text(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
     if let Some(f) = file {
-        return Ok(Some(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("reading master key {}", f.display()))?,
-        ));
+        return Ok(Some(std::fs::read_to_string(f).with_context(|| format!("reading master key {}", f.display()))?));
     }
     Ok(std::env::var("DAVIT_MASTER_KEY").ok())
 }
@@ -204,17 +227,35 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
         None => (s, 1),
     };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a size: '{s}'"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size too large: '{s}'"))
+    let n: u64 = num.trim().parse().map_err(|_| format!("not a size: '{s}'"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("size too large: '{s}'"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::parse_size;
+
+    #[test]
+    fn toml_file_with_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("davit.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\nmax_file_size = \"1G\"\n[policy.roles.uploader]\nallowed_extensions = [\"docx\", \"xlsx\"]\nmax_file_size = \"10M\"\n",
+        )
+        .unwrap();
+        let data = super::DataArgs { config: Some(path), ..Default::default() };
+        let serve = super::ServeArgs { listen: Some("127.0.0.1:7777".parse().unwrap()), ..Default::default() };
+        let c = super::Config::resolve(&data, &serve).unwrap();
+        assert_eq!(c.listen.port(), 7777, "flags win over the file");
+        assert_eq!(c.max_file_size, 1 << 30);
+        assert_eq!(c.policy.max_file_size(davit_storage::Role::Uploader), 10 << 20);
+        assert!(c.policy.check_file(davit_storage::Role::Uploader, "a.exe", None).is_err());
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "lisen = 1\n").unwrap();
+        let data = super::DataArgs { config: Some(bad), ..Default::default() };
+        assert!(super::Config::resolve(&data, &super::ServeArgs::default()).is_err(), "unknown keys are refused");
+    }
 
     #[test]
     fn sizes() {

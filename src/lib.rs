@@ -7,6 +7,8 @@ pub mod config;
 pub mod server;
 pub mod tls;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use davit_storage::{NewUser, Role, Status, Storage};
 use tokio::net::TcpListener;
@@ -29,10 +31,7 @@ fn ensure_admin(storage: &Storage) -> anyhow::Result<Option<String>> {
     let (password, generated) = match std::env::var("DAVIT_ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => (p, false),
         _ => (
-            davit_storage::crypto::random_string(
-                b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789",
-                20,
-            ),
+            davit_storage::crypto::random_string(b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789", 20),
             true,
         ),
     };
@@ -50,16 +49,14 @@ fn ensure_admin(storage: &Storage) -> anyhow::Result<Option<String>> {
 }
 
 /// Builds the application from an open storage.
-pub fn build_app(config: &Config, storage: Storage) -> App {
-    let api = davit_api::router(davit_api::ApiState {
-        storage: storage.clone(),
-    });
-    App {
-        storage,
-        api,
-        base_domain: config.base_domain.clone(),
-        shutdown_timeout: config.shutdown_timeout,
-    }
+pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
+    let mailer = davit_api::Mailer::new(config.smtp_url.as_deref(), &config.mail_from, &config.data_dir)
+        .map_err(anyhow::Error::msg)?;
+    let secure_cookies =
+        config.tls.is_some() || config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    let api =
+        davit_api::router(davit_api::ApiState { storage: storage.clone(), mailer: Arc::new(mailer), secure_cookies });
+    Ok(App { storage, api, base_domain: config.base_domain.clone(), shutdown_timeout: config.shutdown_timeout })
 }
 
 /// Binds, builds and serves until `shutdown` resolves.
@@ -68,15 +65,13 @@ pub async fn run(
     storage: Storage,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(address = %listener.local_addr()?, "davit listening on {scheme}://{}", listener.local_addr()?);
-    let app = build_app(&config, storage);
+    let app = build_app(&config, storage)?;
     serve(listener, app, tls, shutdown).await
 }

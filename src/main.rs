@@ -28,9 +28,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("DAVIT_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_env("DAVIT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -49,22 +47,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::resolve(&cli.data, &args)?;
             let (storage, generated) = davit::open_storage(&config)?;
             if let Some(password) = generated {
-                eprintln!(
-                    "davit: created the first admin account 'admin' with password: {password}"
-                );
-                eprintln!(
-                    "davit: this password is shown once; set DAVIT_ADMIN_PASSWORD to choose it yourself"
-                );
+                eprintln!("davit: created the first admin account 'admin' with password: {password}");
+                eprintln!("davit: this password is shown once; set DAVIT_ADMIN_PASSWORD to choose it yourself");
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(davit::run(config, storage, davit::shutdown_signal()))
         }
         Command::Admin { command } => {
             let config = Config::resolve(&cli.data, &ServeArgs::default())?;
-            let storage = davit_storage::Storage::open(config.storage()?)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let storage = davit_storage::Storage::open(config.storage()?).map_err(|e| anyhow::anyhow!("{e}"))?;
             let result = davit::admin::run(&storage, command);
             storage.close();
             result

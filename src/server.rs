@@ -46,13 +46,12 @@ pub enum Front {
 /// S3 whatever its path. Then `/api/`, `/dav/` and `/s/` prefixes; everything else is S3.
 pub fn route(host: Option<&str>, path: &str, base_domain: Option<&str>) -> Front {
     if let (Some(host), Some(domain)) = (host, base_domain) {
-        let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        });
+        let host = host.rsplit_once(':').map_or(
+            host,
+            |(h, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
+            },
+        );
         let host = host.to_ascii_lowercase();
         if host.len() > domain.len() + 1
             && host.ends_with(domain)
@@ -73,17 +72,14 @@ pub fn route(host: Option<&str>, path: &str, base_domain: Option<&str>) -> Front
     }
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    req.extensions_mut().insert(davit_storage::ClientAddr(peer.ip()));
     let started = Instant::now();
     let request_id = access_log::new_request_id();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let host = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or(req.uri().host())
-        .map(str::to_owned);
+    let host =
+        req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).or(req.uri().host()).map(str::to_owned);
     let front = route(host.as_deref(), &path, app.base_domain.as_deref());
     let mut resp = match front {
         Front::Api => {
@@ -93,42 +89,22 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Resp
                 Err(never) => match never {},
             }
         }
-        Front::Dav => plain(
-            StatusCode::NOT_IMPLEMENTED,
-            "WebDAV is not available on this server yet\n",
-        ),
-        Front::Link => plain(
-            StatusCode::NOT_IMPLEMENTED,
-            "shared links are not available on this server yet\n",
-        ),
+        Front::Dav => plain(StatusCode::NOT_IMPLEMENTED, "WebDAV is not available on this server yet\n"),
+        Front::Link => plain(StatusCode::NOT_IMPLEMENTED, "shared links are not available on this server yet\n"),
         Front::S3 => s3_not_implemented(&request_id),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    let user = resp
-        .extensions()
-        .get::<davit_storage::Principal>()
-        .map(|p| p.username.clone());
-    let record = access_log::Record {
-        request_id,
-        method,
-        path,
-        peer,
-        user,
-        status: resp.status(),
-        started,
-    };
+    let user = resp.extensions().get::<davit_storage::Principal>().map(|p| p.username.clone());
+    let record = access_log::Record { request_id, method, path, peer, user, status: resp.status(), started };
     resp.map(|b| LoggedBody::new(b, record).boxed_unsync())
 }
 
 pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut r = Response::new(full(Bytes::from_static(text.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
@@ -138,17 +114,12 @@ fn s3_not_implemented(request_id: &str) -> Response<Body> {
     );
     let mut r = Response::new(full(Bytes::from(xml)));
     *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
     r
 }
 
 pub fn full(b: Bytes) -> Body {
-    http_body_util::Full::new(b)
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    http_body_util::Full::new(b).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// Serves until `shutdown` resolves; then stops accepting, gives in-flight requests up to
@@ -189,13 +160,7 @@ pub async fn serve(
             let result = match tls {
                 Some(tls) => match tls.accept(stream).await {
                     Ok(s) => {
-                        watcher
-                            .watch(
-                                builder
-                                    .serve_connection_with_upgrades(TokioIo::new(s), svc)
-                                    .into_owned(),
-                            )
-                            .await
+                        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(s), svc).into_owned()).await
                     }
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -203,13 +168,7 @@ pub async fn serve(
                     }
                 },
                 None => {
-                    watcher
-                        .watch(
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                                .into_owned(),
-                        )
-                        .await
+                    watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned()).await
                 }
             };
             if let Err(e) = result {
@@ -218,10 +177,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    tracing::info!(
-        connections = graceful.count(),
-        "shutting down: no new connections; waiting for requests in flight"
-    );
+    tracing::info!(connections = graceful.count(), "shutting down: no new connections; waiting for requests in flight");
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(app.shutdown_timeout) => tracing::warn!("shutdown timeout: closing connections still open"),
@@ -265,21 +221,8 @@ mod tests {
         assert_eq!(route(None, "/dav/a", None), Front::Dav);
         assert_eq!(route(None, "/s/tok", None), Front::Link);
         assert_eq!(route(None, "/bucket/key", None), Front::S3);
-        assert_eq!(
-            route(Some("b.s3.example"), "/api/v1/health", Some("s3.example")),
-            Front::S3
-        );
-        assert_eq!(
-            route(
-                Some("s3.example:8080"),
-                "/api/v1/health",
-                Some("s3.example")
-            ),
-            Front::Api
-        );
-        assert_eq!(
-            route(Some("b.s3.example:8080"), "/dav/x", Some("s3.example")),
-            Front::S3
-        );
+        assert_eq!(route(Some("b.s3.example"), "/api/v1/health", Some("s3.example")), Front::S3);
+        assert_eq!(route(Some("s3.example:8080"), "/api/v1/health", Some("s3.example")), Front::Api);
+        assert_eq!(route(Some("b.s3.example:8080"), "/dav/x", Some("s3.example")), Front::S3);
     }
 }

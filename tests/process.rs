@@ -9,21 +9,12 @@ use crate::support::{self, admin, spawn_server};
 
 fn basic(user: &str, pass: &str) -> String {
     use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
 }
 
 /// A blocking PUT over a raw socket (so a test can stop half way).
-fn put_raw(
-    addr: std::net::SocketAddr,
-    path: &str,
-    auth: &str,
-    body: &[u8],
-    announced: usize,
-) -> Option<String> {
-    let mut s = TcpStream::connect(addr).unwrap();
+fn put_raw(addr: std::net::SocketAddr, path: &str, auth: &str, body: &[u8], announced: usize) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(s, "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Length: {announced}\r\nConnection: close\r\n\r\n").unwrap();
     s.write_all(body).ok()?;
@@ -37,10 +28,7 @@ fn put_raw(
 
 /// A blocking GET (the tests here drive processes, outside an async runtime).
 fn get_raw(addr: std::net::SocketAddr, path: &str, auth: &str) -> (u16, Vec<u8>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let r = reqwest::Client::new()
             .get(format!("http://{addr}{path}"))
@@ -82,61 +70,31 @@ fn first_start_creates_one_admin_and_admin_commands_work() {
 
     let (ok, out, _) = admin(
         &data,
-        &[
-            "user",
-            "add",
-            "carol",
-            "--password-stdin",
-            "--email",
-            "c@example.test",
-            "--role",
-            "uploader",
-        ],
+        &["user", "add", "carol", "--password-stdin", "--email", "c@example.test", "--role", "uploader"],
         "carol-password\n",
     );
     assert!(ok, "{out}");
-    let (ok, _, err) = admin(
-        &data,
-        &["user", "add", "carol", "--password-stdin"],
-        "carol-password\n",
-    );
+    let (ok, _, err) = admin(&data, &["user", "add", "carol", "--password-stdin"], "carol-password\n");
     assert!(!ok);
     assert_eq!(err.trim().lines().count(), 1, "one-line reason: {err}");
     assert!(err.contains("already exists"), "{err}");
     let (ok, out, _) = admin(&data, &["user", "list"], "");
     assert!(ok);
-    assert!(
-        out.contains("carol") && out.contains("uploader") && out.contains("admin"),
-        "{out}"
-    );
-    let admins = out
-        .lines()
-        .filter(|l| l.split_whitespace().nth(2) == Some("admin"))
-        .count();
+    assert!(out.contains("carol") && out.contains("uploader") && out.contains("admin"), "{out}");
+    let admins = out.lines().filter(|l| l.split_whitespace().nth(2) == Some("admin")).count();
     assert_eq!(admins, 1, "{out}");
-    let (ok, _, _) = admin(
-        &data,
-        &["user", "passwd", "carol", "--password-stdin"],
-        "new-carol-password\n",
-    );
+    let (ok, _, _) = admin(&data, &["user", "passwd", "carol", "--password-stdin"], "new-carol-password\n");
     assert!(ok);
     let (ok, out, _) = admin(&data, &["key", "add", "carol"], "");
     assert!(ok);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
-    assert!(
-        lines[0].starts_with("AWS_ACCESS_KEY_ID=")
-            && lines[1].starts_with("AWS_SECRET_ACCESS_KEY=")
-    );
+    assert!(lines[0].starts_with("AWS_ACCESS_KEY_ID=") && lines[1].starts_with("AWS_SECRET_ACCESS_KEY="));
     let (ok, out, _) = admin(&data, &["check"], "");
     assert!(ok, "{out}");
 
     let p = spawn_server(&data, &[]);
-    let (status, _) = get_raw(
-        p.addr,
-        "/api/v1/files/",
-        &basic("carol", "new-carol-password"),
-    );
+    let (status, _) = get_raw(p.addr, "/api/v1/files/", &basic("carol", "new-carol-password"));
     assert_eq!(status, 200);
     p.terminate();
 }
@@ -157,15 +115,7 @@ fn kill_9_mid_upload_keeps_the_previous_version_and_leaks_nothing() {
     let addr = p.addr;
     let auth2 = auth.clone();
     let half = v2[..12 * 1024 * 1024].to_vec();
-    let writer = std::thread::spawn(move || {
-        put_raw(
-            addr,
-            "/api/v1/files/doc.bin",
-            &auth2,
-            &half,
-            24 * 1024 * 1024,
-        )
-    });
+    let writer = std::thread::spawn(move || put_raw(addr, "/api/v1/files/doc.bin", &auth2, &half, 24 * 1024 * 1024));
     std::thread::sleep(Duration::from_millis(800));
     p.kill9();
     let _ = writer.join();
@@ -179,14 +129,7 @@ fn kill_9_mid_upload_keeps_the_previous_version_and_leaks_nothing() {
             std::thread::spawn(move || {
                 for i in 0..200 {
                     let body = support::pseudo_random(1000 + i * 37, (t * 1000 + i) as u64);
-                    if put_raw(
-                        addr,
-                        &format!("/api/v1/files/small-{t}-{}", i % 10),
-                        &auth,
-                        &body,
-                        body.len(),
-                    )
-                    .is_none()
+                    if put_raw(addr, &format!("/api/v1/files/small-{t}-{}", i % 10), &auth, &body, body.len()).is_none()
                     {
                         return;
                     }
@@ -209,29 +152,14 @@ fn kill_9_mid_upload_keeps_the_previous_version_and_leaks_nothing() {
     let listing: serde_json::Value = serde_json::from_slice(&listing).unwrap();
     for item in listing["items"].as_array().unwrap() {
         if item["kind"] == "file" {
-            let (status, body) = get_raw(
-                p.addr,
-                &format!("/api/v1/files/{}", item["name"].as_str().unwrap()),
-                &auth,
-            );
+            let (status, body) = get_raw(p.addr, &format!("/api/v1/files/{}", item["name"].as_str().unwrap()), &auth);
             assert_eq!(status, 200);
-            assert_eq!(
-                body.len() as u64,
-                item["size"].as_u64().unwrap(),
-                "no partial file"
-            );
+            assert_eq!(body.len() as u64, item["size"].as_u64().unwrap(), "no partial file");
         }
     }
     assert!(p.terminate().success());
     let (ok, out, err) = admin(&data, &["check"], "");
     assert!(ok, "{out}{err}");
-    assert!(
-        out.contains(" 0 orphaned"),
-        "orphans were swept at start: {out}"
-    );
-    assert_eq!(
-        std::fs::read_dir(data.join("tmp")).unwrap().count(),
-        0,
-        "no temp files left"
-    );
+    assert!(out.contains(" 0 orphaned"), "orphans were swept at start: {out}");
+    assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0, "no temp files left");
 }

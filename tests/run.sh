@@ -18,6 +18,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# A real SMTP server for the mail tests.
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  step "installing aiosmtpd (PyPI)"
+  python3 -m pip install -q aiosmtpd
+fi
+
 # One self-signed certificate for every TLS test (Rust and conformance alike).
 export DAVIT_TEST_CERT_DIR=${DAVIT_TEST_CERT_DIR:-$root/target/test-tls}
 bash tests/make-cert.sh "$DAVIT_TEST_CERT_DIR"

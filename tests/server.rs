@@ -34,19 +34,11 @@ async fn health_and_routing() {
 
 #[tokio::test]
 async fn tls_serves_http1_and_http2() {
-    let s = support::start(Options {
-        tls: true,
-        ..Default::default()
-    })
-    .await;
+    let s = support::start(Options { tls: true, ..Default::default() }).await;
     let c = support::tls_client();
     let r = c.get(s.url("/api/v1/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.version(),
-        reqwest::Version::HTTP_2,
-        "ALPN offers h2 first"
-    );
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN offers h2 first");
     let pem = std::fs::read(support::cert_dir().join("cert.pem")).unwrap();
     let h1 = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
@@ -63,19 +55,11 @@ async fn tls_serves_http1_and_http2() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
-    let got = c
-        .get(s.url("/api/v1/files/tls.bin"))
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let got = c.get(s.url("/api/v1/files/tls.bin")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(got.version(), reqwest::Version::HTTP_2);
     assert_eq!(got.bytes().await.unwrap(), data);
     // Plain HTTP to the TLS port is refused, not served.
-    let plain = support::client()
-        .get(format!("http://{}/api/v1/health", s.addr))
-        .send()
-        .await;
+    let plain = support::client().get(format!("http://{}/api/v1/health", s.addr)).send().await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
     s.stop().await;
 }
@@ -87,26 +71,14 @@ async fn shutdown_lets_requests_in_flight_finish_and_refuses_new_ones() {
     let body = reqwest::Body::wrap_stream(tokio_stream(rx));
     let url = s.url("/api/v1/files/slow.bin");
     let upload = tokio::spawn(async move {
-        support::client()
-            .put(url)
-            .basic_auth("alice", Some(PASSWORD))
-            .body(body)
-            .send()
-            .await
-            .map(|r| r.status())
+        support::client().put(url).basic_auth("alice", Some(PASSWORD)).body(body).send().await.map(|r| r.status())
     });
     tx.send(Ok(Bytes::from(vec![1u8; 100_000]))).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.trigger_stop();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The listener is closed: a new connection fails.
-    assert!(
-        support::client()
-            .get(s.url("/api/v1/health"))
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(support::client().get(s.url("/api/v1/health")).send().await.is_err());
     // The request already in flight still completes.
     tx.send(Ok(Bytes::from(vec![2u8; 100_000]))).await.unwrap();
     drop(tx);

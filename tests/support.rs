@@ -27,14 +27,19 @@ pub struct Options {
     pub tls: bool,
     pub users: Vec<(&'static str, Role)>,
     pub default_quota: u64,
+    /// SMTP URL; None: mail goes to the outbox folder.
+    pub smtp_url: Option<String>,
+    pub policy: davit_storage::policy::Policy,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             tls: false,
-            users: vec![("alice", Role::User), ("bob", Role::User)],
+            users: vec![("admin", Role::Admin), ("alice", Role::User), ("bob", Role::User)],
             default_quota: 0,
+            smtp_url: None,
+            policy: Default::default(),
         }
     }
 }
@@ -53,6 +58,7 @@ pub fn test_config(dir: &Path) -> Config {
         max_file_size: 0,
         cache_size: 16 << 20,
         shutdown_timeout: Duration::from_secs(10),
+        policy: Default::default(),
     }
 }
 
@@ -76,6 +82,7 @@ pub async fn start(opts: Options) -> TestServer {
     sc.master_key = Some("ab".repeat(32));
     sc.cache_bytes = 16 << 20;
     sc.default_quota = opts.default_quota;
+    sc.policy = opts.policy.clone();
     let storage = Storage::open(sc).unwrap();
     for (name, role) in &opts.users {
         storage
@@ -90,32 +97,30 @@ pub async fn start(opts: Options) -> TestServer {
             .await
             .unwrap();
     }
-    let config = test_config(dir.path());
+    let mut config = test_config(dir.path());
+    config.smtp_url = opts.smtp_url.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tls = opts.tls.then(|| {
         let d = cert_dir();
         davit::tls::acceptor(&d.join("cert.pem"), &d.join("key.pem")).unwrap()
     });
-    let app = davit::build_app(&config, storage.clone());
+    let app = davit::build_app(&config, storage.clone()).unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(davit::serve(listener, app, tls, async {
         let _ = rx.await;
     }));
     let scheme = if opts.tls { "https" } else { "http" };
-    TestServer {
-        addr,
-        base: format!("{scheme}://{addr}"),
-        storage,
-        _dir: dir,
-        stop: Some(tx),
-        task: Some(task),
-    }
+    TestServer { addr, base: format!("{scheme}://{addr}"), storage, _dir: dir, stop: Some(tx), task: Some(task) }
 }
 
 impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
     }
 
     /// Triggers graceful shutdown and waits for the server to finish.
@@ -128,11 +133,7 @@ impl TestServer {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(20), t)
-                .await
-                .expect("server stops in time")
-                .unwrap()
-                .unwrap();
+            tokio::time::timeout(Duration::from_secs(20), t).await.expect("server stops in time").unwrap().unwrap();
         }
     }
 
@@ -144,10 +145,7 @@ impl TestServer {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
 }
 
 pub fn tls_client() -> reqwest::Client {
@@ -190,33 +188,18 @@ pub fn davit_bin() -> &'static str {
 pub fn spawn_server(data_dir: &Path, envs: &[(&str, &str)]) -> Process {
     let log = data_dir.with_extension(format!("log{}", rand_suffix()));
     let mut cmd = Command::new(davit_bin());
-    cmd.args(["serve", "--data-dir"])
-        .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0"]);
-    cmd.env_remove("DAVIT_ADMIN_PASSWORD")
-        .env("DAVIT_LOG", "info");
+    cmd.args(["serve", "--data-dir"]).arg(data_dir).args(["--listen", "127.0.0.1:0"]);
+    cmd.env_remove("DAVIT_ADMIN_PASSWORD").env("DAVIT_LOG", "info");
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(rest) = text.split("davit listening on http://").nth(1) {
-            let addr = rest
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches(|c: char| !c.is_ascii_digit());
-            return Process {
-                child,
-                addr: addr.parse().unwrap(),
-                stderr_log: log,
-            };
+            let addr = rest.split_whitespace().next().unwrap().trim_end_matches(|c: char| !c.is_ascii_digit());
+            return Process { child, addr: addr.parse().unwrap(), stderr_log: log };
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -238,10 +221,7 @@ impl Process {
 
     /// SIGTERM and wait: the graceful path.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -280,12 +260,7 @@ pub fn admin(data_dir: &Path, args: &[&str], stdin: &str) -> (bool, String, Stri
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),

@@ -1,7 +1,9 @@
 //! davit's integration tests: one binary, a module per area. Every test talks HTTP to a real
 //! server on 127.0.0.1, started in-process on port 0 or as the real `davit` process.
 
+mod api;
 mod files;
 mod process;
 mod server;
+mod smtp;
 mod support;

@@ -32,14 +32,7 @@ impl Storage {
     /// `authenticate`, remembering success for a few minutes.
     pub async fn authenticate_cached(&self, login: &str, password: &str) -> Result<User> {
         let k = key(login, password);
-        let hit = self
-            .core
-            .auth_cache
-            .entries
-            .lock()
-            .expect("auth cache")
-            .get(&k)
-            .copied();
+        let hit = self.core.auth_cache.entries.lock().expect("auth cache").get(&k).copied();
         if let Some((user_id, epoch, at)) = hit
             && at.elapsed() < TTL
             && let Ok(user) = self.get_user(user_id).await

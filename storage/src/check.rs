@@ -40,7 +40,9 @@ impl Storage {
                     u.1 += 1;
                     let total: u64 = item.chunks.iter().map(|c| c.len as u64).sum();
                     if total != item.size {
-                        report.problems.push(format!("item {} has size {} but its chunks hold {total}", item.id, item.size));
+                        report
+                            .problems
+                            .push(format!("item {} has size {} but its chunks hold {total}", item.id, item.size));
                     }
                     for c in &item.chunks {
                         *refs.entry(c.id).or_default() += 1;
@@ -57,7 +59,11 @@ impl Storage {
                 rows.insert(id);
                 let counted = refs.get(&id).copied().unwrap_or(0);
                 if counted != row.refs {
-                    report.problems.push(format!("chunk {} counts {} references, {counted} found", hex::encode(id), row.refs));
+                    report.problems.push(format!(
+                        "chunk {} counts {} references, {counted} found",
+                        hex::encode(id),
+                        row.refs
+                    ));
                 }
                 let stored = if row.inline { data.get(&id)?.is_some() } else { files.contains(&id) };
                 if !stored {

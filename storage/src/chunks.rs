@@ -108,11 +108,7 @@ impl ChunkBackend for LocalDir {
             for b in fs::read_dir(a?.path())? {
                 for f in fs::read_dir(b?.path())? {
                     let name = f?.file_name();
-                    if let Some(id) = name
-                        .to_str()
-                        .and_then(|n| hex::decode(n).ok())
-                        .and_then(|v| v.try_into().ok())
-                    {
+                    if let Some(id) = name.to_str().and_then(|n| hex::decode(n).ok()).and_then(|v| v.try_into().ok()) {
                         out.push(id);
                     }
                 }
@@ -170,21 +166,13 @@ impl Pins {
         for id in &ids {
             *counts.entry(*id).or_default() += 1;
         }
-        PinGuard {
-            pins: self.clone(),
-            ids,
-            collector: None,
-        }
+        PinGuard { pins: self.clone(), ids, collector: None }
     }
 }
 
 impl PinGuard {
     pub fn empty(pins: &Arc<Pins>) -> Self {
-        PinGuard {
-            pins: pins.clone(),
-            ids: Vec::new(),
-            collector: None,
-        }
+        PinGuard { pins: pins.clone(), ids: Vec::new(), collector: None }
     }
 
     pub fn add(&mut self, other: PinGuard) {
@@ -261,11 +249,7 @@ pub fn collect(db: &Db, backend: &dyn ChunkBackend, pins: &Pins, ids: &[ChunkId]
         return Ok(0);
     }
     let counts = pins.counts.lock().expect("pins lock");
-    let candidates: Vec<ChunkId> = ids
-        .iter()
-        .filter(|id| !counts.contains_key(*id))
-        .copied()
-        .collect();
+    let candidates: Vec<ChunkId> = ids.iter().filter(|id| !counts.contains_key(*id)).copied().collect();
     let unreferenced = db.read_sync(|txn| {
         let table = txn.open_table(CHUNKS)?;
         let mut out = Vec::new();

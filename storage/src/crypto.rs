@@ -75,24 +75,15 @@ impl Keys {
     pub fn open_chunk<'a>(&self, id: &ChunkId, buf: &'a mut [u8]) -> Result<&'a mut [u8]> {
         let key = Self::aead_key(&self.chunk_seal, id);
         key.open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::from(id), buf)
-            .map_err(|_| {
-                Error::corrupt(format_args!(
-                    "chunk {} failed authentication",
-                    hex::encode(id)
-                ))
-            })
+            .map_err(|_| Error::corrupt(format_args!("chunk {} failed authentication", hex::encode(id))))
     }
 
     /// Seals a small secret (an S3 secret key) under a key derived from its unique label.
     pub fn seal_secret(&self, label: &str, secret: &[u8]) -> Vec<u8> {
         let key = Self::aead_key(&self.secrets, label.as_bytes());
         let mut buf = secret.to_vec();
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key([0; 12]),
-            Aad::from(label.as_bytes()),
-            &mut buf,
-        )
-        .expect("small secret");
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(label.as_bytes()), &mut buf)
+            .expect("small secret");
         buf
     }
 
@@ -100,11 +91,7 @@ impl Keys {
         let key = Self::aead_key(&self.secrets, label.as_bytes());
         let mut buf = sealed.to_vec();
         let n = key
-            .open_in_place(
-                Nonce::assume_unique_for_key([0; 12]),
-                Aad::from(label.as_bytes()),
-                &mut buf,
-            )
+            .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::from(label.as_bytes()), &mut buf)
             .map_err(|_| Error::corrupt(format_args!("secret {label} failed authentication")))?
             .len();
         buf.truncate(n);
@@ -114,9 +101,7 @@ impl Keys {
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut b)
-        .expect("system random source");
+    SystemRandom::new().fill(&mut b).expect("system random source");
     b
 }
 
@@ -150,10 +135,9 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 pub fn parse_master_key(text: &str) -> Result<[u8; KEY_LEN]> {
-    let raw = hex::decode(text.trim())
-        .map_err(|_| Error::InvalidInput("master key must be 64 hex characters".into()))?;
-    raw.try_into()
-        .map_err(|_| Error::InvalidInput("master key must be 64 hex characters (32 bytes)".into()))
+    let raw =
+        hex::decode(text.trim()).map_err(|_| Error::InvalidInput("master key must be 64 hex characters".into()))?;
+    raw.try_into().map_err(|_| Error::InvalidInput("master key must be 64 hex characters (32 bytes)".into()))
 }
 
 #[cfg(test)]
@@ -170,10 +154,7 @@ mod tests {
         let mut copy = buf.clone();
         assert_eq!(keys.open_chunk(&id, &mut copy).unwrap(), b"hello");
         buf[0] ^= 1;
-        assert!(matches!(
-            keys.open_chunk(&id, &mut buf),
-            Err(Error::Corrupt(_))
-        ));
+        assert!(matches!(keys.open_chunk(&id, &mut buf), Err(Error::Corrupt(_))));
         let other = Keys::derive(&[8; 32]);
         assert_ne!(other.chunk_id(b"hello"), id);
         assert_ne!(other.check_value(), keys.check_value());

@@ -38,6 +38,13 @@ pub const CHUNK_DATA: TableDefinition<'_, &ChunkId, &[u8]> = TableDefinition::ne
 /// user id -> (logical bytes, files)
 pub const USAGE: TableDefinition<'_, u64, (u64, u64)> = TableDefinition::new("usage");
 pub const ACCESS_KEYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("access_keys");
+pub const SESSIONS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("sessions");
+/// SHA-256 of a refresh token -> session id.
+pub const REFRESH: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("refresh");
+/// (user, purpose) -> one-time code record.
+pub const CODES: TableDefinition<'_, (u64, &str), &[u8]> = TableDefinition::new("codes");
+pub const APP_PASSWORDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("app_passwords");
+pub const APP_PASSWORD_HASHES: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("app_password_hashes");
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![VALUE_VERSION];
@@ -47,11 +54,10 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
-        Some((&VALUE_VERSION, rest)) => postcard::from_bytes(rest)
-            .map_err(|e| Error::internal(format_args!("undecodable stored value: {e}"))),
-        Some((v, _)) => Err(Error::Incompatible(format!(
-            "stored value has unknown format version {v}"
-        ))),
+        Some((&VALUE_VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| Error::internal(format_args!("undecodable stored value: {e}")))
+        }
+        Some((v, _)) => Err(Error::Incompatible(format!("stored value has unknown format version {v}"))),
         None => Err(Error::internal("empty stored value")),
     }
 }
@@ -90,23 +96,14 @@ const MAX_BATCH: usize = 512;
 impl Db {
     /// Opens (or creates) the database and starts its writer thread. `on_freed` receives,
     /// after each commit, the chunks whose last reference that commit removed.
-    pub fn open(
-        path: &Path,
-        cache_bytes: usize,
-        on_freed: impl Fn(Vec<ChunkId>) + Send + 'static,
-    ) -> Result<Self> {
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => Error::Incompatible(format!(
-                    "the database {} is open in another process: stop the running server first",
-                    path.display()
-                )),
-                e => {
-                    Error::Incompatible(format!("cannot open the database {}: {e}", path.display()))
-                }
-            })?;
+    pub fn open(path: &Path, cache_bytes: usize, on_freed: impl Fn(Vec<ChunkId>) + Send + 'static) -> Result<Self> {
+        let db = Database::builder().set_cache_size(cache_bytes).create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Incompatible(format!(
+                "the database {} is open in another process: stop the running server first",
+                path.display()
+            )),
+            e => Error::Incompatible(format!("cannot open the database {}: {e}", path.display())),
+        })?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_db = db.clone();
@@ -151,11 +148,8 @@ impl Db {
                 drop(keep);
             }),
         };
-        self.jobs
-            .send(Msg::Job(job))
-            .map_err(|_| Error::internal("database writer has stopped"))?;
-        rx.await
-            .map_err(|_| Error::internal("database writer dropped a change"))?
+        self.jobs.send(Msg::Job(job)).map_err(|_| Error::internal("database writer has stopped"))?;
+        rx.await.map_err(|_| Error::internal("database writer dropped a change"))?
     }
 
     /// Lets the changes already queued commit, then stops the writer thread.
@@ -167,15 +161,9 @@ impl Db {
     }
 
     /// For the offline admin commands: a change applied at once in its own transaction.
-    pub fn write_sync<T>(
-        &self,
-        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>,
-    ) -> Result<(T, Vec<ChunkId>)> {
+    pub fn write_sync<T>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>) -> Result<(T, Vec<ChunkId>)> {
         let txn = self.db.begin_write()?;
-        let mut ctx = WriteCtx {
-            txn: &txn,
-            freed: Vec::new(),
-        };
+        let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
         let out = f(&mut ctx)?;
         let freed = std::mem::take(&mut ctx.freed);
         txn.commit()?;
@@ -183,11 +171,7 @@ impl Db {
     }
 }
 
-fn writer_loop(
-    db: &Database,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    on_freed: impl Fn(Vec<ChunkId>),
-) {
+fn writer_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: impl Fn(Vec<ChunkId>)) {
     let mut closing = None;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::new();
@@ -220,10 +204,7 @@ fn run_batch(db: &Database, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>
             Ok(t) => t,
             Err(e) => return fail_all(batch, &Error::from(e)),
         };
-        let mut ctx = WriteCtx {
-            txn: &txn,
-            freed: Vec::new(),
-        };
+        let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
         let mut outputs = Vec::with_capacity(batch.len());
         let mut refused = None;
         for (i, job) in batch.iter_mut().enumerate() {
@@ -276,6 +257,11 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(CHUNK_DATA)?;
     txn.open_table(USAGE)?;
     txn.open_table(ACCESS_KEYS)?;
+    txn.open_table(SESSIONS)?;
+    txn.open_table(REFRESH)?;
+    txn.open_table(CODES)?;
+    txn.open_table(APP_PASSWORDS)?;
+    txn.open_table(APP_PASSWORD_HASHES)?;
     Ok(())
 }
 
@@ -283,11 +269,7 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<()> {
 pub fn next_id(txn: &WriteTransaction, counter: &str) -> Result<u64> {
     let mut meta = txn.open_table(META)?;
     let current = match meta.get(counter)? {
-        Some(v) => u64::from_le_bytes(
-            v.value()
-                .try_into()
-                .map_err(|_| Error::internal("bad counter"))?,
-        ),
+        Some(v) => u64::from_le_bytes(v.value().try_into().map_err(|_| Error::internal("bad counter"))?),
         None => 1,
     };
     meta.insert(counter, (current + 1).to_le_bytes().as_slice())?;

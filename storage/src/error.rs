@@ -42,6 +42,9 @@ pub enum Error {
     TypeNotAllowed(String),
     #[error("{0}")]
     RangeNotSatisfiable(String),
+    /// A mailed one-time code is wrong, expired or used up.
+    #[error("{0}")]
+    InvalidCode(String),
     /// Too many failed attempts; retry after the given number of seconds.
     #[error("too many attempts; retry in {0} s")]
     Throttled(u64),

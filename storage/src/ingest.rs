@@ -42,12 +42,7 @@ pub struct Ingested {
 }
 
 /// Reads `body` to its end. `max` bounds its length: past it, `over()` is the refusal.
-pub async fn ingest<S>(
-    core: &Arc<Core>,
-    mut body: S,
-    max: u64,
-    over: impl Fn() -> Error,
-) -> Result<Ingested>
+pub async fn ingest<S>(core: &Arc<Core>, mut body: S, max: u64, over: impl Fn() -> Error) -> Result<Ingested>
 where
     S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
 {
@@ -72,9 +67,7 @@ where
                     buf.extend_from_slice(&b);
                 }
                 Some(Err(e)) => {
-                    return Err(Error::Incomplete(format!(
-                        "the request body ended early: {e}"
-                    )));
+                    return Err(Error::Incomplete(format!("the request body ended early: {e}")));
                 }
                 None => eof = true,
             }
@@ -82,15 +75,13 @@ where
         if eof && refs.is_empty() && in_flight.is_empty() && buf.len() <= INLINE_MAX {
             let data = buf.split().freeze();
             let core = core.clone();
-            return tokio::task::spawn_blocking(move || ingest_small(&core, md5, data, pins))
-                .await?;
+            return tokio::task::spawn_blocking(move || ingest_small(&core, md5, data, pins)).await?;
         }
         if buf.is_empty() {
             break;
         }
         let data = buf.split().freeze();
-        let (next_md5, cuts, tail) =
-            tokio::task::spawn_blocking(move || cut_segment(md5, data, eof)).await?;
+        let (next_md5, cuts, tail) = tokio::task::spawn_blocking(move || cut_segment(md5, data, eof)).await?;
         md5 = next_md5;
         buf.extend_from_slice(&tail);
         for chunk in cuts {
@@ -100,9 +91,7 @@ where
                 pins.add(g);
             }
             let core = core.clone();
-            in_flight.push_back(tokio::task::spawn_blocking(move || {
-                store_chunk(&core, chunk)
-            }));
+            in_flight.push_back(tokio::task::spawn_blocking(move || store_chunk(&core, chunk)));
         }
         if eof && buf.is_empty() {
             break;
@@ -113,20 +102,13 @@ where
         refs.push(r);
         pins.add(g);
     }
-    Ok(Ingested {
-        refs,
-        size,
-        md5: md5.finalize().into(),
-        inline: None,
-        pins,
-    })
+    Ok(Ingested { refs, size, md5: md5.finalize().into(), inline: None, pins })
 }
 
 /// Cuts `data` at content-defined points, hashing what it hands on; the tail that may still
 /// grow (less than MAX_CHUNK before the end of a stream that goes on) is returned uncut.
 fn cut_segment(mut md5: Md5, data: Bytes, eof: bool) -> (Md5, Vec<Bytes>, Bytes) {
-    let cdc =
-        fastcdc::v2020::FastCDC::new(&data, MIN_CHUNK as u32, AVG_CHUNK as u32, MAX_CHUNK as u32);
+    let cdc = fastcdc::v2020::FastCDC::new(&data, MIN_CHUNK as u32, AVG_CHUNK as u32, MAX_CHUNK as u32);
     let mut pos = 0;
     let mut cuts = Vec::new();
     while pos < data.len() && (eof || data.len() - pos >= MAX_CHUNK) {
@@ -143,9 +125,7 @@ fn store_chunk(core: &Arc<Core>, plain: Bytes) -> Result<(ChunkRef, PinGuard)> {
     let id = core.keys.chunk_id(&plain);
     // Pinned before the existence check, so the collector cannot delete it in between.
     let mut guard = core.pins.pin([id]);
-    let exists = core
-        .db
-        .read_sync(|t| Ok(t.open_table(CHUNKS)?.get(&id)?.is_some()))?;
+    let exists = core.db.read_sync(|t| Ok(t.open_table(CHUNKS)?.get(&id)?.is_some()))?;
     if !exists {
         let mut sealed = Vec::with_capacity(plain.len() + TAG_LEN);
         sealed.extend_from_slice(&plain);
@@ -154,36 +134,21 @@ fn store_chunk(core: &Arc<Core>, plain: Bytes) -> Result<(ChunkRef, PinGuard)> {
         // If no commit adopts this file, the collector removes it when the pin goes.
         guard.collect_on_release(&core.collector);
     }
-    Ok((
-        ChunkRef {
-            id,
-            len: plain.len() as u32,
-        },
-        guard,
-    ))
+    Ok((ChunkRef { id, len: plain.len() as u32 }, guard))
 }
 
 fn ingest_small(core: &Arc<Core>, mut md5: Md5, data: Bytes, pins: PinGuard) -> Result<Ingested> {
     md5.update(&data);
     let md5 = md5.finalize().into();
     if data.is_empty() {
-        return Ok(Ingested {
-            refs: Vec::new(),
-            size: 0,
-            md5,
-            inline: None,
-            pins,
-        });
+        return Ok(Ingested { refs: Vec::new(), size: 0, md5, inline: None, pins });
     }
     let id = core.keys.chunk_id(&data);
     let mut sealed = Vec::with_capacity(data.len() + TAG_LEN);
     sealed.extend_from_slice(&data);
     core.keys.seal_chunk(&id, &mut sealed);
     Ok(Ingested {
-        refs: vec![ChunkRef {
-            id,
-            len: data.len() as u32,
-        }],
+        refs: vec![ChunkRef { id, len: data.len() as u32 }],
         size: data.len() as u64,
         md5,
         inline: Some((id, sealed)),

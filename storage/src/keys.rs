@@ -28,9 +28,7 @@ impl Storage {
         };
         self.core.db.write_sync(|ctx| {
             crate::tree::load_user_w(ctx.txn, user_id)?;
-            ctx.txn
-                .open_table(ACCESS_KEYS)?
-                .insert(key.id.as_str(), db::encode(&key).as_slice())?;
+            ctx.txn.open_table(ACCESS_KEYS)?.insert(key.id.as_str(), db::encode(&key).as_slice())?;
             Ok(())
         })?;
         Ok((key, secret))
@@ -45,9 +43,8 @@ impl Storage {
             .db
             .read(move |t| {
                 let keys = t.open_table(ACCESS_KEYS)?;
-                let v = keys
-                    .get(key_id.as_str())?
-                    .ok_or_else(|| Error::Unauthenticated("unknown access key".into()))?;
+                let v =
+                    keys.get(key_id.as_str())?.ok_or_else(|| Error::Unauthenticated("unknown access key".into()))?;
                 db::decode(v.value())
             })
             .await?;

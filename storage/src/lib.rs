@@ -3,6 +3,8 @@
 //! Front ends hold a [`Storage`] and call it with the caller's [`Principal`]; every access
 //! decision is made here, so WebDAV, S3 and REST obey the same rules.
 
+mod admin;
+pub mod auth;
 mod auth_cache;
 mod check;
 pub mod chunks;
@@ -13,6 +15,7 @@ mod ingest;
 mod keys;
 pub mod model;
 pub mod names;
+pub mod policy;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -25,6 +28,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use admin::{Admin, Stats};
+pub use auth::app_passwords::AppPassword;
+pub use auth::codes::Purpose;
+pub use auth::flows::{LoginOutcome, Registration};
+pub use auth::sessions::Tokens;
+pub use auth::throttle::ClientAddr;
 pub use check::CheckReport;
 pub use error::{Error, Internal, Result};
 pub use ingest::{INLINE_MAX, MAX_CHUNK};
@@ -49,6 +58,8 @@ pub struct StorageConfig {
     pub default_quota: u64,
     /// Largest file accepted, in bytes (0 = unlimited).
     pub max_file_size: u64,
+    /// Per-role upload rules (the server-wide size limit is `max_file_size`).
+    pub policy: policy::Policy,
     /// How often unreferenced chunk files are swept.
     pub sweep_interval: Duration,
 }
@@ -61,6 +72,7 @@ impl StorageConfig {
             cache_bytes: 32 * 1024 * 1024,
             default_quota: 0,
             max_file_size: 0,
+            policy: policy::Policy::default(),
             sweep_interval: Duration::from_secs(600),
         }
     }
@@ -75,6 +87,9 @@ pub(crate) struct Core {
     pub collector: Arc<Collector>,
     pub config: StorageConfig,
     pub auth_cache: auth_cache::AuthCache,
+    pub throttle: auth::throttle::Throttle,
+    /// HS256 key of access tokens, kept in the data folder.
+    pub jwt_key: Vec<u8>,
 }
 
 /// The handle front ends hold. Cheap to clone.
@@ -85,6 +100,7 @@ pub struct Storage {
 
 const MASTER_KEY_FILE: &str = "master.key";
 const DB_FILE: &str = "davit.redb";
+const JWT_KEY_FILE: &str = "jwt.key";
 
 impl Storage {
     /// Opens the data folder, creating it on first use, and sweeps chunks a crash left.
@@ -94,6 +110,7 @@ impl Storage {
         let fresh = !db_path.exists();
         let master = load_master_key(&config, fresh)?;
         let keys = Keys::derive(&master);
+        let jwt_key = load_or_create_secret(&config.data_dir.join(JWT_KEY_FILE))?;
         let backend: Arc<dyn ChunkBackend> = Arc::new(LocalDir::open(&config.data_dir)?);
         let pins = Arc::new(Pins::default());
 
@@ -126,6 +143,8 @@ impl Storage {
             collector,
             config,
             auth_cache: Default::default(),
+            throttle: Default::default(),
+            jwt_key,
         });
         start_periodic_sweep(&core);
         Ok(Storage { core })
@@ -143,27 +162,22 @@ impl Storage {
     /// Runs the sweep of unreferenced chunk files now.
     pub async fn sweep(&self) -> Result<usize> {
         let core = self.core.clone();
-        tokio::task::spawn_blocking(move || {
-            chunks::sweep(&core.db, core.backend.as_ref(), &core.pins)
-        })
-        .await?
+        tokio::task::spawn_blocking(move || chunks::sweep(&core.db, core.backend.as_ref(), &core.pins)).await?
     }
 }
 
 fn start_periodic_sweep(core: &Arc<Core>) {
     let weak = Arc::downgrade(core);
     let every = core.config.sweep_interval;
-    let _ = std::thread::Builder::new()
-        .name("davit-sweep".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(every);
-                let Some(core) = weak.upgrade() else { return };
-                if let Err(e) = chunks::sweep(&core.db, core.backend.as_ref(), &core.pins) {
-                    tracing::warn!(error = ?e, "periodic chunk sweep failed");
-                }
+    let _ = std::thread::Builder::new().name("davit-sweep".into()).spawn(move || {
+        loop {
+            std::thread::sleep(every);
+            let Some(core) = weak.upgrade() else { return };
+            if let Err(e) = chunks::sweep(&core.db, core.backend.as_ref(), &core.pins) {
+                tracing::warn!(error = ?e, "periodic chunk sweep failed");
             }
-        });
+        }
+    });
 }
 
 fn load_master_key(config: &StorageConfig, fresh: bool) -> Result<[u8; KEY_LEN]> {
@@ -183,6 +197,21 @@ fn load_master_key(config: &StorageConfig, fresh: bool) -> Result<[u8; KEY_LEN]>
             "no master key: {} is missing and none was given (--master-key-file or DAVIT_MASTER_KEY)",
             path.display()
         ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A random 32-byte secret kept in a private file, created on first use.
+fn load_or_create_secret(path: &Path) -> Result<Vec<u8>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            hex::decode(text.trim()).map_err(|_| Error::Incompatible(format!("{} is not a hex secret", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = crypto::random_bytes::<32>();
+            write_private(path, hex::encode(secret).as_bytes())?;
+            Ok(secret.to_vec())
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -211,10 +240,7 @@ fn init_meta(db: &Db, keys: &Keys) -> Result<()> {
         let version = meta.get("format_version")?.map(|v| v.value().to_vec());
         match version {
             None => {
-                meta.insert(
-                    "format_version",
-                    db::FORMAT_VERSION.to_le_bytes().as_slice(),
-                )?;
+                meta.insert("format_version", db::FORMAT_VERSION.to_le_bytes().as_slice())?;
                 meta.insert("key_check", check.as_slice())?;
             }
             Some(v) => {
@@ -225,14 +251,10 @@ fn init_meta(db: &Db, keys: &Keys) -> Result<()> {
                         db::FORMAT_VERSION
                     )));
                 }
-                let stored = meta
-                    .get("key_check")?
-                    .map(|v| v.value().to_vec())
-                    .unwrap_or_default();
+                let stored = meta.get("key_check")?.map(|v| v.value().to_vec()).unwrap_or_default();
                 if !crypto::ct_eq(&stored, &check) {
                     return Err(Error::Incompatible(
-                        "the master key does not match the one this data folder was created with"
-                            .into(),
+                        "the master key does not match the one this data folder was created with".into(),
                     ));
                 }
             }

@@ -143,12 +143,7 @@ pub struct Principal {
 
 impl Principal {
     pub fn of(user: &User) -> Self {
-        Principal {
-            user_id: user.id,
-            username: user.username.clone(),
-            role: user.role,
-            root: user.root,
-        }
+        Principal { user_id: user.id, username: user.username.clone(), role: user.role, root: user.root }
     }
 }
 
@@ -170,7 +165,5 @@ pub struct Usage {
 }
 
 pub fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }

@@ -19,14 +19,10 @@ pub fn normalize_name(raw: &str) -> Result<String> {
         return Err(Error::InvalidName(format!("'{name}' is not a valid name")));
     }
     if name.contains('/') || name.contains('\0') {
-        return Err(Error::InvalidName(
-            "a name cannot contain '/' or NUL".into(),
-        ));
+        return Err(Error::InvalidName("a name cannot contain '/' or NUL".into()));
     }
     if name.len() > MAX_NAME_BYTES {
-        return Err(Error::InvalidName(format!(
-            "a name is at most {MAX_NAME_BYTES} bytes"
-        )));
+        return Err(Error::InvalidName(format!("a name is at most {MAX_NAME_BYTES} bytes")));
     }
     Ok(name)
 }
@@ -43,29 +39,18 @@ impl DrivePath {
     /// Parses `/a/b/c` (leading and trailing `/` and repeated `/` ignored).
     pub fn parse(raw: &str) -> Result<Self> {
         if raw.len() > MAX_PATH_BYTES {
-            return Err(Error::InvalidName(format!(
-                "a path is at most {MAX_PATH_BYTES} bytes"
-            )));
+            return Err(Error::InvalidName(format!("a path is at most {MAX_PATH_BYTES} bytes")));
         }
-        let names = raw
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(normalize_name)
-            .collect::<Result<Vec<_>>>()?;
+        let names = raw.split('/').filter(|s| !s.is_empty()).map(normalize_name).collect::<Result<Vec<_>>>()?;
         let p = DrivePath(names);
         if p.byte_len() > MAX_PATH_BYTES {
-            return Err(Error::InvalidName(format!(
-                "a path is at most {MAX_PATH_BYTES} bytes"
-            )));
+            return Err(Error::InvalidName(format!("a path is at most {MAX_PATH_BYTES} bytes")));
         }
         Ok(p)
     }
 
     pub fn from_names(names: Vec<String>) -> Result<Self> {
-        let names = names
-            .iter()
-            .map(|n| normalize_name(n))
-            .collect::<Result<Vec<_>>>()?;
+        let names = names.iter().map(|n| normalize_name(n)).collect::<Result<Vec<_>>>()?;
         Ok(DrivePath(names))
     }
 
@@ -125,15 +110,11 @@ impl std::fmt::Display for DrivePath {
 /// Usernames: 3–64 characters of `a-z0-9._-`.
 pub fn validate_username(name: &str) -> Result<()> {
     let ok = (3..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidInput(
-            "a username is 3 to 64 characters of a-z, 0-9, '.', '_' and '-'".into(),
-        ))
+        Err(Error::InvalidInput("a username is 3 to 64 characters of a-z, 0-9, '.', '_' and '-'".into()))
     }
 }
 
@@ -144,11 +125,7 @@ pub fn normalize_email(email: &str) -> Result<String> {
     let valid = e.len() <= 254
         && !e.chars().any(char::is_whitespace)
         && matches!(e.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.') && !d.contains('@'));
-    if valid {
-        Ok(e)
-    } else {
-        Err(Error::InvalidInput("not a valid email address".into()))
-    }
+    if valid { Ok(e) } else { Err(Error::InvalidInput("not a valid email address".into())) }
 }
 
 #[cfg(test)]

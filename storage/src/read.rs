@@ -33,9 +33,7 @@ pub fn resolve_range(size: u64, range: Option<(u64, Option<u64>)>) -> Result<(u6
         None => Ok((0, size)),
         Some((start, end)) => {
             if start >= size {
-                return Err(Error::RangeNotSatisfiable(format!(
-                    "range starts past the end ({size} bytes)"
-                )));
+                return Err(Error::RangeNotSatisfiable(format!("range starts past the end ({size} bytes)")));
             }
             let end = end.map_or(size, |e| (e + 1).min(size));
             if end <= start {
@@ -49,12 +47,7 @@ pub fn resolve_range(size: u64, range: Option<(u64, Option<u64>)>) -> Result<(u6
 /// Opens the byte range `[start, end)` of a file made of `refs`, pinning its chunks for as
 /// long as the stream lives. Fails with NotFound if a chunk vanished (the file changed
 /// between the caller's snapshot and the pin: the caller looks again).
-pub(crate) fn open_range(
-    core: &Arc<Core>,
-    refs: &[ChunkRef],
-    start: u64,
-    end: u64,
-) -> Result<ByteStream> {
+pub(crate) fn open_range(core: &Arc<Core>, refs: &[ChunkRef], start: u64, end: u64) -> Result<ByteStream> {
     let mut pieces = Vec::new();
     let mut offset = 0u64;
     for r in refs {
@@ -65,20 +58,13 @@ pub(crate) fn open_range(
         }
         let from = start.saturating_sub(cs) as usize;
         let to = (end.min(ce) - cs) as usize;
-        pieces.push(Piece {
-            id: r.id,
-            inline: false,
-            from,
-            to,
-        });
+        pieces.push(Piece { id: r.id, inline: false, from, to });
     }
     let guard: PinGuard = core.pins.pin(pieces.iter().map(|p| p.id));
     core.db.read_sync(|t| {
         let chunks = t.open_table(CHUNKS)?;
         for p in &mut pieces {
-            let row = chunks
-                .get(&p.id)?
-                .ok_or_else(|| Error::not_found("content"))?;
+            let row = chunks.get(&p.id)?.ok_or_else(|| Error::not_found("content"))?;
             p.inline = db::decode::<ChunkRow>(row.value())?.inline;
         }
         Ok(())
@@ -101,15 +87,13 @@ fn load_piece(core: &Core, p: &Piece) -> Result<Bytes> {
     let mut sealed = if p.inline {
         core.db.read_sync(|t| {
             let data = t.open_table(CHUNK_DATA)?;
-            let v = data
-                .get(&p.id)?
-                .ok_or_else(|| Error::corrupt("inline chunk data missing"))?;
+            let v = data.get(&p.id)?.ok_or_else(|| Error::corrupt("inline chunk data missing"))?;
             Ok(v.value().to_vec())
         })?
     } else {
-        core.backend.get(&p.id).map_err(|e| {
-            Error::corrupt(format_args!("chunk {} unreadable: {e}", hex::encode(p.id)))
-        })?
+        core.backend
+            .get(&p.id)
+            .map_err(|e| Error::corrupt(format_args!("chunk {} unreadable: {e}", hex::encode(p.id))))?
     };
     let n = core.keys.open_chunk(&p.id, &mut sealed)?.len();
     if p.to > n {

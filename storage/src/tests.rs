@@ -22,14 +22,9 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn body(
-    data: &[u8],
-) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {
+fn body(data: &[u8]) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {
     // Pieces of an odd size, as a network would deliver them.
-    let pieces: Vec<std::io::Result<Bytes>> = data
-        .chunks(61_111)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
+    let pieces: Vec<std::io::Result<Bytes>> = data.chunks(61_111).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     futures::stream::iter(pieces)
 }
 
@@ -65,12 +60,7 @@ async fn user(s: &Storage, name: &str, role: Role, quota: Option<u64>) -> Princi
     Principal::of(&u)
 }
 
-async fn read_all(
-    s: &Storage,
-    p: &Principal,
-    path: &str,
-    range: Option<(u64, Option<u64>)>,
-) -> crate::Result<Vec<u8>> {
+async fn read_all(s: &Storage, p: &Principal, path: &str, range: Option<(u64, Option<u64>)>) -> crate::Result<Vec<u8>> {
     let mut r = s.read(p, path, range).await?;
     let mut out = Vec::new();
     while let Some(piece) = r.body.next().await {
@@ -88,11 +78,7 @@ fn walk(p: &std::path::Path) -> usize {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                walk(&e.path())
-            } else {
-                1
-            }
+            if e.file_type().unwrap().is_dir() { walk(&e.path()) } else { 1 }
         })
         .sum()
 }
@@ -111,82 +97,34 @@ async fn small_and_large_roundtrip_with_md5_etag_and_ranges() {
     f.storage.mkdir(&p, "/docs").await.unwrap();
 
     let small = b"hello, davit".to_vec();
-    let item = f
-        .storage
-        .write(&p, "/docs/small.txt", body(&small), WriteOptions::default())
-        .await
-        .unwrap();
+    let item = f.storage.write(&p, "/docs/small.txt", body(&small), WriteOptions::default()).await.unwrap();
     assert_eq!(item.etag, hex::encode(md5_of(&small)));
-    assert_eq!(
-        read_all(&f.storage, &p, "/docs/small.txt", None)
-            .await
-            .unwrap(),
-        small
-    );
+    assert_eq!(read_all(&f.storage, &p, "/docs/small.txt", None).await.unwrap(), small);
     // Small files live in the database, not in chunk files.
     assert_eq!(chunk_files(f.dir.path()), 0);
 
     let big = pseudo_random(9 * 1024 * 1024 + 123, 1);
-    let item = f
-        .storage
-        .write(&p, "/docs/big.bin", body(&big), WriteOptions::default())
-        .await
-        .unwrap();
+    let item = f.storage.write(&p, "/docs/big.bin", body(&big), WriteOptions::default()).await.unwrap();
     assert_eq!(item.size, big.len() as u64);
     assert_eq!(item.etag, hex::encode(md5_of(&big)));
-    assert!(
-        item.chunks.len() >= 3,
-        "content-defined chunks: {}",
-        item.chunks.len()
-    );
-    assert!(
-        item.chunks
-            .iter()
-            .all(|c| c.len as usize <= crate::MAX_CHUNK)
-    );
-    assert_eq!(
-        read_all(&f.storage, &p, "/docs/big.bin", None)
-            .await
-            .unwrap(),
-        big
-    );
+    assert!(item.chunks.len() >= 3, "content-defined chunks: {}", item.chunks.len());
+    assert!(item.chunks.iter().all(|c| c.len as usize <= crate::MAX_CHUNK));
+    assert_eq!(read_all(&f.storage, &p, "/docs/big.bin", None).await.unwrap(), big);
     // Ranges inside one chunk, across chunk boundaries, and to the end.
-    for (a, b) in [
-        (0u64, 0u64),
-        (5, 1_000_000),
-        (1_000_000, 5_000_000),
-        (big.len() as u64 - 10, big.len() as u64 + 50),
-    ] {
-        let got = read_all(&f.storage, &p, "/docs/big.bin", Some((a, Some(b))))
-            .await
-            .unwrap();
+    for (a, b) in [(0u64, 0u64), (5, 1_000_000), (1_000_000, 5_000_000), (big.len() as u64 - 10, big.len() as u64 + 50)]
+    {
+        let got = read_all(&f.storage, &p, "/docs/big.bin", Some((a, Some(b)))).await.unwrap();
         let end = (b as usize + 1).min(big.len());
         assert_eq!(got, &big[a as usize..end], "range {a}-{b}");
     }
-    let got = read_all(
-        &f.storage,
-        &p,
-        "/docs/big.bin",
-        Some((9 * 1024 * 1024, None)),
-    )
-    .await
-    .unwrap();
+    let got = read_all(&f.storage, &p, "/docs/big.bin", Some((9 * 1024 * 1024, None))).await.unwrap();
     assert_eq!(got, &big[9 * 1024 * 1024..]);
     assert!(matches!(
-        read_all(
-            &f.storage,
-            &p,
-            "/docs/big.bin",
-            Some((big.len() as u64, None))
-        )
-        .await,
+        read_all(&f.storage, &p, "/docs/big.bin", Some((big.len() as u64, None))).await,
         Err(Error::RangeNotSatisfiable(_))
     ));
     let usage = f.storage.usage(p.user_id).await.unwrap();
-    assert_eq!(
-        (usage.bytes, usage.files),
-        (big.len() as u64 + small.len() as u64, 2)
-    );
+    assert_eq!((usage.bytes, usage.files), (big.len() as u64 + small.len() as u64, 2));
     assert_consistent(&f.storage).await;
 }
 
@@ -201,55 +139,26 @@ async fn identical_content_is_stored_once_across_users_and_survives_deletes() {
     let a = user(&f.storage, "alice", Role::User, None).await;
     let b = user(&f.storage, "bobby", Role::User, None).await;
     let data = pseudo_random(6 * 1024 * 1024, 2);
-    f.storage
-        .write(&a, "/one.bin", body(&data), WriteOptions::default())
-        .await
-        .unwrap();
+    f.storage.write(&a, "/one.bin", body(&data), WriteOptions::default()).await.unwrap();
     let files_after_first = chunk_files(f.dir.path());
     assert!(files_after_first >= 2);
-    f.storage
-        .write(&a, "/two.bin", body(&data), WriteOptions::default())
-        .await
-        .unwrap();
-    f.storage
-        .write(&b, "/three.bin", body(&data), WriteOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        chunk_files(f.dir.path()),
-        files_after_first,
-        "same content, no new chunks"
-    );
+    f.storage.write(&a, "/two.bin", body(&data), WriteOptions::default()).await.unwrap();
+    f.storage.write(&b, "/three.bin", body(&data), WriteOptions::default()).await.unwrap();
+    assert_eq!(chunk_files(f.dir.path()), files_after_first, "same content, no new chunks");
 
     // A shifted copy (a prefix inserted) still shares most chunks: content-defined cuts.
     let mut shifted = b"a few new bytes at the front".to_vec();
     shifted.extend_from_slice(&data);
-    f.storage
-        .write(&b, "/shifted.bin", body(&shifted), WriteOptions::default())
-        .await
-        .unwrap();
+    f.storage.write(&b, "/shifted.bin", body(&shifted), WriteOptions::default()).await.unwrap();
     assert!(chunk_files(f.dir.path()) <= files_after_first + 2);
 
     f.storage.delete_user(a.user_id).await.unwrap();
-    assert_eq!(
-        read_all(&f.storage, &b, "/three.bin", None).await.unwrap(),
-        data
-    );
+    assert_eq!(read_all(&f.storage, &b, "/three.bin", None).await.unwrap(), data);
     assert_consistent(&f.storage).await;
-    f.storage
-        .delete(&b, "/three.bin", Conditions::default())
-        .await
-        .unwrap();
-    f.storage
-        .delete(&b, "/shifted.bin", Conditions::default())
-        .await
-        .unwrap();
+    f.storage.delete(&b, "/three.bin", Conditions::default()).await.unwrap();
+    f.storage.delete(&b, "/shifted.bin", Conditions::default()).await.unwrap();
     assert_consistent(&f.storage).await;
-    assert_eq!(
-        chunk_files(f.dir.path()),
-        0,
-        "every chunk freed once unreferenced"
-    );
+    assert_eq!(chunk_files(f.dir.path()), 0, "every chunk freed once unreferenced");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,17 +168,9 @@ async fn overwrite_keeps_id_copy_shares_and_move_is_atomic() {
     f.storage.mkdir(&p, "/a").await.unwrap();
     f.storage.mkdir(&p, "/a/b").await.unwrap();
     let v1 = pseudo_random(3 * 1024 * 1024, 3);
-    let first = f
-        .storage
-        .write(&p, "/a/b/f.bin", body(&v1), WriteOptions::default())
-        .await
-        .unwrap();
+    let first = f.storage.write(&p, "/a/b/f.bin", body(&v1), WriteOptions::default()).await.unwrap();
     let v2 = pseudo_random(2 * 1024 * 1024, 4);
-    let second = f
-        .storage
-        .write(&p, "/a/b/f.bin", body(&v2), WriteOptions::default())
-        .await
-        .unwrap();
+    let second = f.storage.write(&p, "/a/b/f.bin", body(&v2), WriteOptions::default()).await.unwrap();
     assert_eq!(first.id, second.id, "the id survives overwrite");
     assert_ne!(first.etag, second.etag);
 
@@ -280,56 +181,25 @@ async fn overwrite_keeps_id_copy_shares_and_move_is_atomic() {
     assert!(created);
     assert_ne!(copy.id, first.id);
     assert_eq!(chunk_files(f.dir.path()), before, "a copy stores no data");
-    assert!(matches!(
-        f.storage.copy(&p, "/a", "/c", false).await,
-        Err(Error::AlreadyExists(_))
-    ));
+    assert!(matches!(f.storage.copy(&p, "/a", "/c", false).await, Err(Error::AlreadyExists(_))));
 
     let (moved, _) = f.storage.rename(&p, "/a", "/z", false).await.unwrap();
     let inner = f.storage.stat(&p, "/z/b/f.bin").await.unwrap();
     assert_eq!(inner.id, first.id, "the id survives a folder move");
     assert_eq!(moved.name, "z");
-    assert!(matches!(
-        f.storage.stat(&p, "/a/b/f.bin").await,
-        Err(Error::NotFound(_))
-    ));
-    assert!(matches!(
-        f.storage.rename(&p, "/z", "/z/b/in", false).await,
-        Err(Error::Conflict(_))
-    ));
-    assert_eq!(
-        read_all(&f.storage, &p, "/c/b/f.bin", None).await.unwrap(),
-        v2
-    );
-    assert_eq!(
-        read_all(&f.storage, &p, "/z/b/f.bin", None).await.unwrap(),
-        v2
-    );
+    assert!(matches!(f.storage.stat(&p, "/a/b/f.bin").await, Err(Error::NotFound(_))));
+    assert!(matches!(f.storage.rename(&p, "/z", "/z/b/in", false).await, Err(Error::Conflict(_))));
+    assert_eq!(read_all(&f.storage, &p, "/c/b/f.bin", None).await.unwrap(), v2);
+    assert_eq!(read_all(&f.storage, &p, "/z/b/f.bin", None).await.unwrap(), v2);
 
     // Overwrite by move replaces the target; the stale content goes.
-    f.storage
-        .write(&p, "/solo.bin", body(b"tiny"), WriteOptions::default())
-        .await
-        .unwrap();
-    assert!(matches!(
-        f.storage.rename(&p, "/solo.bin", "/c/b/f.bin", false).await,
-        Err(Error::AlreadyExists(_))
-    ));
-    let (_, created) = f
-        .storage
-        .rename(&p, "/solo.bin", "/c/b/f.bin", true)
-        .await
-        .unwrap();
+    f.storage.write(&p, "/solo.bin", body(b"tiny"), WriteOptions::default()).await.unwrap();
+    assert!(matches!(f.storage.rename(&p, "/solo.bin", "/c/b/f.bin", false).await, Err(Error::AlreadyExists(_))));
+    let (_, created) = f.storage.rename(&p, "/solo.bin", "/c/b/f.bin", true).await.unwrap();
     assert!(!created);
-    assert_eq!(
-        read_all(&f.storage, &p, "/c/b/f.bin", None).await.unwrap(),
-        b"tiny"
-    );
+    assert_eq!(read_all(&f.storage, &p, "/c/b/f.bin", None).await.unwrap(), b"tiny");
 
-    f.storage
-        .delete(&p, "/z", Conditions::default())
-        .await
-        .unwrap();
+    f.storage.delete(&p, "/z", Conditions::default()).await.unwrap();
     let u = f.storage.usage(p.user_id).await.unwrap();
     assert_eq!((u.bytes, u.files), (4, 1));
     assert_consistent(&f.storage).await;
@@ -342,81 +212,31 @@ async fn listing_names_and_reserved_paths() {
     for name in ["b", "a-c", "a"] {
         f.storage.mkdir(&p, &format!("/{name}")).await.unwrap();
     }
-    f.storage
-        .write(&p, "/a.txt", body(b"x"), WriteOptions::default())
-        .await
-        .unwrap();
-    let names: Vec<String> = f
-        .storage
-        .list(&p, "/", None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.name)
-        .collect();
+    f.storage.write(&p, "/a.txt", body(b"x"), WriteOptions::default()).await.unwrap();
+    let names: Vec<String> = f.storage.list(&p, "/", None, 100).await.unwrap().into_iter().map(|i| i.name).collect();
     // Byte order of S3 keys: "a-c/" < "a.txt" < "a/" < "b/" < "shared/".
     assert_eq!(names, ["a-c", "a.txt", "a", "b", "shared"]);
-    let page: Vec<String> = f
-        .storage
-        .list(&p, "/", Some("a.txt".into()), 2)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.name)
-        .collect();
+    let page: Vec<String> =
+        f.storage.list(&p, "/", Some("a.txt".into()), 2).await.unwrap().into_iter().map(|i| i.name).collect();
     assert_eq!(page, ["a", "b"]);
 
     // NFD in, NFC stored: both spellings find it.
-    f.storage
-        .write(&p, "/cafe\u{301}.txt", body(b"x"), WriteOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        f.storage.stat(&p, "/caf\u{e9}.txt").await.unwrap().name,
-        "caf\u{e9}.txt"
-    );
+    f.storage.write(&p, "/cafe\u{301}.txt", body(b"x"), WriteOptions::default()).await.unwrap();
+    assert_eq!(f.storage.stat(&p, "/caf\u{e9}.txt").await.unwrap().name, "caf\u{e9}.txt");
 
+    assert!(matches!(f.storage.mkdir(&p, "/shared").await, Err(Error::Forbidden(_))));
     assert!(matches!(
-        f.storage.mkdir(&p, "/shared").await,
+        f.storage.write(&p, "/shared/x", body(b"x"), WriteOptions::default()).await,
         Err(Error::Forbidden(_))
     ));
-    assert!(matches!(
-        f.storage
-            .write(&p, "/shared/x", body(b"x"), WriteOptions::default())
-            .await,
-        Err(Error::Forbidden(_))
-    ));
-    assert!(matches!(
-        f.storage.delete(&p, "/shared", Conditions::default()).await,
-        Err(Error::Forbidden(_))
-    ));
-    assert!(matches!(
-        f.storage.mkdir(&p, "/x/y").await,
-        Err(Error::ParentMissing(_))
-    ));
-    assert!(matches!(
-        f.storage.mkdir(&p, "/a.txt/y").await,
-        Err(Error::Conflict(_))
-    ));
-    assert!(matches!(
-        f.storage.mkdir(&p, "/a").await,
-        Err(Error::AlreadyExists(_))
-    ));
-    assert!(matches!(
-        f.storage.stat(&p, "/a/../b").await,
-        Err(Error::InvalidName(_))
-    ));
+    assert!(matches!(f.storage.delete(&p, "/shared", Conditions::default()).await, Err(Error::Forbidden(_))));
+    assert!(matches!(f.storage.mkdir(&p, "/x/y").await, Err(Error::ParentMissing(_))));
+    assert!(matches!(f.storage.mkdir(&p, "/a.txt/y").await, Err(Error::Conflict(_))));
+    assert!(matches!(f.storage.mkdir(&p, "/a").await, Err(Error::AlreadyExists(_))));
+    assert!(matches!(f.storage.stat(&p, "/a/../b").await, Err(Error::InvalidName(_))));
     let long = "n".repeat(256);
-    assert!(matches!(
-        f.storage.mkdir(&p, &format!("/{long}")).await,
-        Err(Error::InvalidName(_))
-    ));
-    assert!(matches!(
-        f.storage
-            .write(&p, "/a", body(b"x"), WriteOptions::default())
-            .await,
-        Err(Error::Conflict(_))
-    ));
+    assert!(matches!(f.storage.mkdir(&p, &format!("/{long}")).await, Err(Error::InvalidName(_))));
+    assert!(matches!(f.storage.write(&p, "/a", body(b"x"), WriteOptions::default()).await, Err(Error::Conflict(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,82 +244,37 @@ async fn quota_preconditions_and_short_bodies_leave_nothing() {
     let f = open();
     let p = user(&f.storage, "alice", Role::User, Some(5 * 1024 * 1024)).await;
     let data = pseudo_random(4 * 1024 * 1024, 5);
-    f.storage
-        .write(&p, "/a.bin", body(&data), WriteOptions::default())
-        .await
-        .unwrap();
+    f.storage.write(&p, "/a.bin", body(&data), WriteOptions::default()).await.unwrap();
     let more = pseudo_random(3 * 1024 * 1024, 6);
-    let r = f
-        .storage
-        .write(&p, "/b.bin", body(&more), WriteOptions::default())
-        .await;
+    let r = f.storage.write(&p, "/b.bin", body(&more), WriteOptions::default()).await;
     assert!(matches!(r, Err(Error::QuotaExceeded(_))), "{r:?}");
     // Announced too large: refused before reading.
-    let opts = WriteOptions {
-        expected_len: Some(3 * 1024 * 1024),
-        ..Default::default()
-    };
-    assert!(matches!(
-        f.storage.write(&p, "/b.bin", body(&more), opts).await,
-        Err(Error::QuotaExceeded(_))
-    ));
+    let opts = WriteOptions { expected_len: Some(3 * 1024 * 1024), ..Default::default() };
+    assert!(matches!(f.storage.write(&p, "/b.bin", body(&more), opts).await, Err(Error::QuotaExceeded(_))));
     // Overwriting in place fits: the old size is given back.
-    f.storage
-        .write(&p, "/a.bin", body(&more), WriteOptions::default())
-        .await
-        .unwrap();
-    assert!(matches!(
-        f.storage.copy(&p, "/a.bin", "/c.bin", false).await,
-        Err(Error::QuotaExceeded(_))
-    ));
+    f.storage.write(&p, "/a.bin", body(&more), WriteOptions::default()).await.unwrap();
+    assert!(matches!(f.storage.copy(&p, "/a.bin", "/c.bin", false).await, Err(Error::QuotaExceeded(_))));
 
-    let short = WriteOptions {
-        expected_len: Some(1000),
-        ..Default::default()
-    };
-    assert!(matches!(
-        f.storage.write(&p, "/s.bin", body(&[1u8; 10]), short).await,
-        Err(Error::Incomplete(_))
-    ));
-    assert!(matches!(
-        f.storage.stat(&p, "/s.bin").await,
-        Err(Error::NotFound(_))
-    ));
+    let short = WriteOptions { expected_len: Some(1000), ..Default::default() };
+    assert!(matches!(f.storage.write(&p, "/s.bin", body(&[1u8; 10]), short).await, Err(Error::Incomplete(_))));
+    assert!(matches!(f.storage.stat(&p, "/s.bin").await, Err(Error::NotFound(_))));
 
     let cur = f.storage.stat(&p, "/a.bin").await.unwrap();
     let wrong = WriteOptions {
-        conditions: Conditions {
-            if_match: Some(vec!["\"nope\"".into()]),
-            if_none_match: None,
-        },
+        conditions: Conditions { if_match: Some(vec!["\"nope\"".into()]), if_none_match: None },
         ..Default::default()
     };
-    assert!(matches!(
-        f.storage.write(&p, "/a.bin", body(b"x"), wrong).await,
-        Err(Error::PreconditionFailed(_))
-    ));
+    assert!(matches!(f.storage.write(&p, "/a.bin", body(b"x"), wrong).await, Err(Error::PreconditionFailed(_))));
     let create_only = WriteOptions {
-        conditions: Conditions {
-            if_match: None,
-            if_none_match: Some(vec!["*".into()]),
-        },
+        conditions: Conditions { if_match: None, if_none_match: Some(vec!["*".into()]) },
         ..Default::default()
     };
-    assert!(matches!(
-        f.storage.write(&p, "/a.bin", body(b"x"), create_only).await,
-        Err(Error::PreconditionFailed(_))
-    ));
+    assert!(matches!(f.storage.write(&p, "/a.bin", body(b"x"), create_only).await, Err(Error::PreconditionFailed(_))));
     let right = WriteOptions {
-        conditions: Conditions {
-            if_match: Some(vec![format!("\"{}\"", cur.etag)]),
-            if_none_match: None,
-        },
+        conditions: Conditions { if_match: Some(vec![format!("\"{}\"", cur.etag)]), if_none_match: None },
         ..Default::default()
     };
-    f.storage
-        .write(&p, "/a.bin", body(b"x"), right)
-        .await
-        .unwrap();
+    f.storage.write(&p, "/a.bin", body(b"x"), right).await.unwrap();
 
     let u = f.storage.usage(p.user_id).await.unwrap();
     assert_eq!((u.bytes, u.files), (1, 1));
@@ -511,25 +286,14 @@ async fn roles_decide_in_the_core() {
     let f = open();
     let up = user(&f.storage, "ops", Role::Uploader, None).await;
     let down = user(&f.storage, "client", Role::Downloader, None).await;
-    f.storage
-        .write(&up, "/doc.docx", body(b"report"), WriteOptions::default())
-        .await
-        .unwrap();
+    f.storage.write(&up, "/doc.docx", body(b"report"), WriteOptions::default()).await.unwrap();
     assert_eq!(f.storage.list(&up, "/", None, 10).await.unwrap().len(), 2);
+    assert!(matches!(f.storage.read(&up, "/doc.docx", None).await, Err(Error::Forbidden(_))));
     assert!(matches!(
-        f.storage.read(&up, "/doc.docx", None).await,
+        f.storage.write(&down, "/x", body(b"x"), WriteOptions::default()).await,
         Err(Error::Forbidden(_))
     ));
-    assert!(matches!(
-        f.storage
-            .write(&down, "/x", body(b"x"), WriteOptions::default())
-            .await,
-        Err(Error::Forbidden(_))
-    ));
-    assert!(matches!(
-        f.storage.mkdir(&down, "/x").await,
-        Err(Error::Forbidden(_))
-    ));
+    assert!(matches!(f.storage.mkdir(&down, "/x").await, Err(Error::Forbidden(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,47 +302,23 @@ async fn tampering_is_an_error_and_wrong_keys_are_refused() {
     {
         let s = Storage::open(config(dir.path())).unwrap();
         let p = user(&s, "alice", Role::User, None).await;
-        s.write(
-            &p,
-            "/f.bin",
-            body(&pseudo_random(2 * 1024 * 1024, 7)),
-            WriteOptions::default(),
-        )
-        .await
-        .unwrap();
-        s.write(
-            &p,
-            "/small",
-            body(b"small content"),
-            WriteOptions::default(),
-        )
-        .await
-        .unwrap();
+        s.write(&p, "/f.bin", body(&pseudo_random(2 * 1024 * 1024, 7)), WriteOptions::default()).await.unwrap();
+        s.write(&p, "/small", body(b"small content"), WriteOptions::default()).await.unwrap();
         // Flip one byte of one chunk file.
         let mut stack = vec![dir.path().join("chunks")];
         let mut victim = None;
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(d).unwrap() {
                 let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path())
-                } else {
-                    victim = Some(e.path())
-                }
+                if e.file_type().unwrap().is_dir() { stack.push(e.path()) } else { victim = Some(e.path()) }
             }
         }
         let victim = victim.unwrap();
         let mut bytes = std::fs::read(&victim).unwrap();
         bytes[100] ^= 0x40;
         std::fs::write(&victim, bytes).unwrap();
-        assert!(matches!(
-            read_all(&s, &p, "/f.bin", None).await,
-            Err(Error::Corrupt(_))
-        ));
-        assert_eq!(
-            read_all(&s, &p, "/small", None).await.unwrap(),
-            b"small content"
-        );
+        assert!(matches!(read_all(&s, &p, "/f.bin", None).await, Err(Error::Corrupt(_))));
+        assert_eq!(read_all(&s, &p, "/small", None).await.unwrap(), b"small content");
         s.close();
     }
     drop(Storage::open(config(dir.path())).err());
@@ -627,24 +367,17 @@ async fn concurrent_writes_overwrites_copies_and_deletes_keep_counts_exact() {
                 let data = &contents[((t + i) % 4) as usize];
                 match (t + i) % 5 {
                     0 | 1 => {
-                        s.write(&p, &path, body(data), WriteOptions::default())
-                            .await
-                            .unwrap();
+                        s.write(&p, &path, body(data), WriteOptions::default()).await.unwrap();
                     }
                     2 => {
-                        let _ = s
-                            .copy(&p, &path, &format!("/w/f{}", (n + 1) % 6), true)
-                            .await;
+                        let _ = s.copy(&p, &path, &format!("/w/f{}", (n + 1) % 6), true).await;
                     }
                     3 => {
                         let _ = s.delete(&p, &path, Conditions::default()).await;
                     }
                     _ => {
                         if let Ok(got) = read_all(&s, &p, &path, None).await {
-                            assert!(
-                                contents.contains(&got),
-                                "a read saw a mixed or partial file"
-                            );
+                            assert!(contents.contains(&got), "a read saw a mixed or partial file");
                         }
                     }
                 }

@@ -31,9 +31,7 @@ impl Conditions {
                 Some(e) => list.iter().any(|t| t == "*" || t.trim_matches('"') == e),
             };
             if !ok {
-                return Err(Error::PreconditionFailed(
-                    "If-Match: the target's ETag does not match".into(),
-                ));
+                return Err(Error::PreconditionFailed("If-Match: the target's ETag does not match".into()));
             }
         }
         if let Some(list) = &self.if_none_match {
@@ -42,9 +40,7 @@ impl Conditions {
                 Some(e) => list.iter().any(|t| t == "*" || t.trim_matches('"') == e),
             };
             if hit {
-                return Err(Error::PreconditionFailed(
-                    "If-None-Match: the target exists with that ETag".into(),
-                ));
+                return Err(Error::PreconditionFailed("If-None-Match: the target exists with that ETag".into()));
             }
         }
         Ok(())
@@ -94,14 +90,10 @@ fn shared_folder(p: &Principal) -> Item {
 
 fn refuse_shared(path: &DrivePath) -> Result<()> {
     if path.is_shared_root() {
-        return Err(Error::Forbidden(
-            "/shared is reserved for items shared with you".into(),
-        ));
+        return Err(Error::Forbidden("/shared is reserved for items shared with you".into()));
     }
     if path.in_shared() {
-        return Err(Error::Forbidden(
-            "nothing has been shared with you here".into(),
-        ));
+        return Err(Error::Forbidden("nothing has been shared with you here".into()));
     }
     Ok(())
 }
@@ -109,10 +101,7 @@ fn refuse_shared(path: &DrivePath) -> Result<()> {
 /// The checks every change of one's own drive passes: role, reserved names, the root.
 fn check_change(p: &Principal, path: &DrivePath) -> Result<()> {
     if !p.role.writes() {
-        return Err(Error::Forbidden(format!(
-            "the {} role cannot change files",
-            p.role.as_str()
-        )));
+        return Err(Error::Forbidden(format!("the {} role cannot change files", p.role.as_str())));
     }
     refuse_shared(path)?;
     if path.is_root() {
@@ -140,13 +129,7 @@ impl Storage {
 
     /// A page of a folder's children in name order (folders sort as `name/`), after the
     /// child named `after` when given. The root also lists the virtual `shared` folder.
-    pub async fn list(
-        &self,
-        p: &Principal,
-        path: &str,
-        after: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<Item>> {
+    pub async fn list(&self, p: &Principal, path: &str, after: Option<String>, limit: usize) -> Result<Vec<Item>> {
         let path = DrivePath::parse(path)?;
         if path.is_shared_root() {
             return Ok(Vec::new());
@@ -179,10 +162,7 @@ impl Storage {
                     if out.len() >= limit {
                         break;
                     }
-                    out.push(
-                        txn::get_item(&items, id.value())?
-                            .ok_or_else(|| Error::internal("dangling child"))?,
-                    );
+                    out.push(txn::get_item(&items, id.value())?.ok_or_else(|| Error::internal("dangling child"))?);
                 }
                 if with_shared && start.as_str() < "shared/" && out.len() < limit {
                     out.push(shared);
@@ -231,20 +211,20 @@ impl Storage {
 
     /// Writes a file from a stream, replacing any file at `path` atomically: readers see the
     /// old version until the new one's chunks are durable and its commit is on disk.
-    pub async fn write<S>(
-        &self,
-        p: &Principal,
-        path: &str,
-        body: S,
-        opts: WriteOptions,
-    ) -> Result<Item>
+    pub async fn write<S>(&self, p: &Principal, path: &str, body: S, opts: WriteOptions) -> Result<Item>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
     {
         let path = DrivePath::parse(path)?;
         check_change(p, &path)?;
         let (root, owner) = (p.root, p.user_id);
-        let max_file = self.core.config.max_file_size;
+        let policy = &self.core.config.policy;
+        policy.check_file(p.role, path.name().expect("not root"), opts.content_type.as_deref())?;
+        let max_file = match (self.core.config.max_file_size, policy.max_file_size(p.role)) {
+            (0, r) => r,
+            (s, 0) => s,
+            (s, r) => s.min(r),
+        };
         if let Some(len) = opts.expected_len
             && max_file > 0
             && len > max_file
@@ -259,17 +239,8 @@ impl Storage {
                 .read(move |t| {
                     let items = t.open_table(ITEMS)?;
                     let children = t.open_table(CHILDREN)?;
-                    let parent = txn::resolve_folder(
-                        &items,
-                        &children,
-                        root,
-                        &path.parent().expect("not root"),
-                    )?;
-                    let current = match txn::lookup_child(
-                        &children,
-                        parent.id,
-                        path.name().expect("not root"),
-                    )? {
+                    let parent = txn::resolve_folder(&items, &children, root, &path.parent().expect("not root"))?;
+                    let current = match txn::lookup_child(&children, parent.id, path.name().expect("not root"))? {
                         Some(id) => txn::get_item(&items, id)?,
                         None => None,
                     };
@@ -278,10 +249,7 @@ impl Storage {
                     }
                     opts.conditions.check(current.as_ref())?;
                     let user = load_user(t, owner)?;
-                    let (used, _) = t
-                        .open_table(USAGE)?
-                        .get(owner)?
-                        .map_or((0, 0), |v| v.value());
+                    let (used, _) = t.open_table(USAGE)?.get(owner)?.map_or((0, 0), |v| v.value());
                     let room = if user.quota == 0 {
                         u64::MAX
                     } else {
@@ -298,28 +266,15 @@ impl Storage {
         }
         let max = if max_file > 0 { max_file.min(pre) } else { pre };
         let ingested = ingest(&self.core, body, max, || {
-            if max_file > 0 && max == max_file {
-                too_large(max_file)
-            } else {
-                quota_error(max)
-            }
+            if max_file > 0 && max == max_file { too_large(max_file) } else { quota_error(max) }
         })
         .await?;
         if let Some(len) = opts.expected_len
             && ingested.size != len
         {
-            return Err(Error::Incomplete(format!(
-                "the body had {} bytes, {len} were announced",
-                ingested.size
-            )));
+            return Err(Error::Incomplete(format!("the body had {} bytes, {len} were announced", ingested.size)));
         }
-        let Ingested {
-            refs,
-            size,
-            md5,
-            inline,
-            pins,
-        } = ingested;
+        let Ingested { refs, size, md5, inline, pins } = ingested;
         let etag = hex::encode(md5);
         let now = now_nanos();
         self.core
@@ -380,19 +335,11 @@ impl Storage {
     }
 
     /// Opens a byte range (inclusive `(first, last)` as in HTTP; `None` for all) of a file.
-    pub async fn read(
-        &self,
-        p: &Principal,
-        path: &str,
-        range: Option<(u64, Option<u64>)>,
-    ) -> Result<FileRead> {
+    pub async fn read(&self, p: &Principal, path: &str, range: Option<(u64, Option<u64>)>) -> Result<FileRead> {
         let path = DrivePath::parse(path)?;
         refuse_missing_shared(&path)?;
         if !p.role.reads_contents() {
-            return Err(Error::Forbidden(format!(
-                "the {} role cannot download file contents",
-                p.role.as_str()
-            )));
+            return Err(Error::Forbidden(format!("the {} role cannot download file contents", p.role.as_str())));
         }
         let root = p.root;
         let core = self.core.clone();
@@ -410,12 +357,7 @@ impl Storage {
                 let (start, end) = resolve_range(item.size, range)?;
                 match open_range(&core, &item.chunks, start, end) {
                     Ok(body) => {
-                        return Ok(FileRead {
-                            item,
-                            start,
-                            end,
-                            body,
-                        });
+                        return Ok(FileRead { item, start, end, body });
                     }
                     Err(Error::NotFound(_)) => continue,
                     Err(e) => return Err(e),
@@ -434,9 +376,7 @@ impl Storage {
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
-                let item = w
-                    .resolve(root, &path)?
-                    .ok_or_else(|| Error::NotFound(format!("{path} not found")))?;
+                let item = w.resolve(root, &path)?.ok_or_else(|| Error::NotFound(format!("{path} not found")))?;
                 conditions.check(Some(&item))?;
                 w.remove_subtree(&item)?;
                 Ok(())
@@ -446,24 +386,12 @@ impl Storage {
 
     /// Copies a file or folder; content is shared by reference. Returns the new item and
     /// whether it replaced nothing (created).
-    pub async fn copy(
-        &self,
-        p: &Principal,
-        from: &str,
-        to: &str,
-        overwrite: bool,
-    ) -> Result<(Item, bool)> {
+    pub async fn copy(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
         self.relocate(p, from, to, overwrite, false).await
     }
 
     /// Moves or renames a file or a whole folder atomically; its id is kept.
-    pub async fn rename(
-        &self,
-        p: &Principal,
-        from: &str,
-        to: &str,
-        overwrite: bool,
-    ) -> Result<(Item, bool)> {
+    pub async fn rename(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
         self.relocate(p, from, to, overwrite, true).await
     }
 
@@ -487,21 +415,18 @@ impl Storage {
         }
         check_change(p, &to)?;
         if from == to {
-            return Err(Error::Forbidden(
-                "source and destination are the same".into(),
-            ));
+            return Err(Error::Forbidden("source and destination are the same".into()));
         }
         if to.starts_with(&from) {
             return Err(Error::Conflict("cannot put a folder inside itself".into()));
         }
-        let (root, owner, now) = (p.root, p.user_id, now_nanos());
+        let (root, owner, now, role) = (p.root, p.user_id, now_nanos(), p.role);
+        let policy = self.core.config.policy.clone();
         self.core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
-                let src = w
-                    .resolve(root, &from)?
-                    .ok_or_else(|| Error::NotFound(format!("{from} not found")))?;
+                let src = w.resolve(root, &from)?.ok_or_else(|| Error::NotFound(format!("{from} not found")))?;
                 let parent = w.resolve_folder(root, &to.parent().expect("not root"))?;
                 let name = to.name().expect("not root");
                 let existing = match txn::lookup_child(&w.children, parent.id, name)? {
@@ -509,6 +434,10 @@ impl Storage {
                     None => None,
                 };
                 let created = existing.is_none();
+                if src.kind == Kind::File {
+                    // A rename must not slip a file past the upload policy.
+                    policy.check_file(role, name, src.content_type.as_deref())?;
+                }
                 if let Some(old) = existing {
                     if !overwrite {
                         return Err(Error::AlreadyExists(format!("{to} already exists")));
@@ -540,8 +469,7 @@ impl Storage {
         remove: Vec<String>,
     ) -> Result<Item> {
         self.update_item(p, path, move |item| {
-            item.props
-                .retain(|(k, _)| !remove.contains(k) && !set.iter().any(|(s, _)| s == k));
+            item.props.retain(|(k, _)| !remove.contains(k) && !set.iter().any(|(s, _)| s == k));
             item.props.extend(set.iter().cloned());
             Ok(())
         })
@@ -570,9 +498,7 @@ impl Storage {
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
-                let mut item = w
-                    .resolve(root, &path)?
-                    .ok_or_else(|| Error::NotFound(format!("{path} not found")))?;
+                let mut item = w.resolve(root, &path)?.ok_or_else(|| Error::NotFound(format!("{path} not found")))?;
                 f(&mut item)?;
                 w.put(&item)?;
                 Ok(item)
@@ -585,15 +511,8 @@ impl Storage {
             .db
             .read(move |t| {
                 let user = load_user(t, user_id)?;
-                let (bytes, files) = t
-                    .open_table(USAGE)?
-                    .get(user_id)?
-                    .map_or((0, 0), |v| v.value());
-                Ok(Usage {
-                    bytes,
-                    files,
-                    quota: user.quota,
-                })
+                let (bytes, files) = t.open_table(USAGE)?.get(user_id)?.map_or((0, 0), |v| v.value());
+                Ok(Usage { bytes, files, quota: user.quota })
             })
             .await
     }

@@ -57,14 +57,12 @@ impl<'t> W<'t> {
     }
 
     pub fn link(&mut self, item: &Item) -> Result<()> {
-        self.children
-            .insert((item.parent, item.child_key().as_str()), item.id)?;
+        self.children.insert((item.parent, item.child_key().as_str()), item.id)?;
         Ok(())
     }
 
     pub fn unlink(&mut self, item: &Item) -> Result<()> {
-        self.children
-            .remove((item.parent, item.child_key().as_str()))?;
+        self.children.remove((item.parent, item.child_key().as_str()))?;
         Ok(())
     }
 
@@ -77,11 +75,7 @@ impl<'t> W<'t> {
     }
 
     /// Takes references to `refs`; a new small chunk brings its sealed bytes in `inline`.
-    pub fn add_refs(
-        &mut self,
-        refs: &[ChunkRef],
-        inline: Option<&(ChunkId, Vec<u8>)>,
-    ) -> Result<()> {
+    pub fn add_refs(&mut self, refs: &[ChunkRef], inline: Option<&(ChunkId, Vec<u8>)>) -> Result<()> {
         for r in refs {
             let row = match self.chunks.get(&r.id)? {
                 Some(v) => {
@@ -94,11 +88,7 @@ impl<'t> W<'t> {
                     if let Some(b) = inline_bytes {
                         self.chunk_data.insert(&r.id, b.as_slice())?;
                     }
-                    ChunkRow {
-                        refs: 1,
-                        len: r.len,
-                        inline: inline_bytes.is_some(),
-                    }
+                    ChunkRow { refs: 1, len: r.len, inline: inline_bytes.is_some() }
                 }
             };
             self.chunks.insert(&r.id, db::encode(&row).as_slice())?;
@@ -112,10 +102,7 @@ impl<'t> W<'t> {
             let mut row: ChunkRow = match self.chunks.get(&r.id)? {
                 Some(v) => db::decode(v.value())?,
                 None => {
-                    return Err(Error::internal(format_args!(
-                        "reference to unknown chunk {}",
-                        hex::encode(r.id)
-                    )));
+                    return Err(Error::internal(format_args!("reference to unknown chunk {}", hex::encode(r.id))));
                 }
             };
             row.refs -= 1;
@@ -180,11 +167,7 @@ impl<'t> W<'t> {
 
     /// Removes an item and everything below it; returns (bytes, files) released.
     pub fn remove_subtree(&mut self, item: &Item) -> Result<(u64, u64)> {
-        let mut all = if item.is_folder() {
-            self.descendants(item.id)?
-        } else {
-            Vec::new()
-        };
+        let mut all = if item.is_folder() { self.descendants(item.id)? } else { Vec::new() };
         all.push(item.clone());
         let (mut bytes, mut files) = (0u64, 0u64);
         for it in &all {
@@ -202,14 +185,7 @@ impl<'t> W<'t> {
 
     /// Copies `src` (and its subtree) to a new item under `parent` named `name`, owned by
     /// `owner`; content is shared by reference, never copied. Returns the new top item.
-    pub fn copy_subtree(
-        &mut self,
-        src: &Item,
-        parent: u64,
-        name: &str,
-        owner: u64,
-        now: i64,
-    ) -> Result<Item> {
+    pub fn copy_subtree(&mut self, src: &Item, parent: u64, name: &str, owner: u64, now: i64) -> Result<Item> {
         let mut stack = vec![(src.clone(), parent, name.to_owned())];
         let mut top = None;
         let (mut bytes, mut files) = (0u64, 0u64);
@@ -243,10 +219,7 @@ impl<'t> W<'t> {
     }
 }
 
-pub(crate) fn get_item(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    id: u64,
-) -> Result<Option<Item>> {
+pub(crate) fn get_item(items: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<Option<Item>> {
     items.get(id)?.map(|v| db::decode(v.value())).transpose()
 }
 
@@ -258,9 +231,7 @@ pub(crate) fn lookup_child(
     if let Some(v) = children.get((parent, name))? {
         return Ok(Some(v.value()));
     }
-    Ok(children
-        .get((parent, child_key(name, Kind::Folder).as_str()))?
-        .map(|v| v.value()))
+    Ok(children.get((parent, child_key(name, Kind::Folder).as_str()))?.map(|v| v.value()))
 }
 
 pub(crate) fn resolve(
@@ -275,9 +246,7 @@ pub(crate) fn resolve(
         let next = if i + 1 == names.len() {
             lookup_child(children, cur, name)?
         } else {
-            children
-                .get((cur, child_key(name, Kind::Folder).as_str()))?
-                .map(|v| v.value())
+            children.get((cur, child_key(name, Kind::Folder).as_str()))?.map(|v| v.value())
         };
         match next {
             Some(id) => cur = id,
@@ -301,9 +270,7 @@ pub(crate) fn resolve_folder(
         } else if children.get((cur, name.as_str()))?.is_some() {
             return Err(Error::Conflict(format!("'{name}' is a file, not a folder")));
         } else {
-            return Err(Error::ParentMissing(format!(
-                "folder {path} does not exist"
-            )));
+            return Err(Error::ParentMissing(format!("folder {path} does not exist")));
         }
     }
     get_item(items, cur)?.ok_or_else(|| Error::not_found("folder"))

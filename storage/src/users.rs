@@ -5,7 +5,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use redb::ReadableTable;
 
 use crate::Storage;
-use crate::db::{self, ACCESS_KEYS, EMAILS, USERNAMES, USERS};
+use crate::db::{self, ACCESS_KEYS, APP_PASSWORD_HASHES, APP_PASSWORDS, CODES, EMAILS, USERNAMES, USERS};
 use crate::error::{Error, Result};
 use crate::model::{AccessKey, Item, Kind, Role, Status, User, now_nanos};
 use crate::names::{normalize_email, validate_username};
@@ -25,25 +25,23 @@ pub struct NewUser {
 
 fn argon2() -> Argon2<'static> {
     // OWASP's first recommended argon2id setting: 19 MiB, 2 passes, 1 lane.
-    Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19 * 1024, 2, 1, None).expect("valid params"),
-    )
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("valid params"))
+}
+
+pub fn check_password_rules(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(Error::InvalidInput(format!("a password has at least {MIN_PASSWORD_LEN} characters")));
+    }
+    if password.len() > 1024 {
+        return Err(Error::InvalidInput("a password has at most 1024 bytes".into()));
+    }
+    Ok(())
 }
 
 pub fn hash_password(password: &str) -> Result<String> {
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(Error::InvalidInput(format!(
-            "a password has at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
-    let salt =
-        SaltString::encode_b64(&crate::crypto::random_bytes::<16>()).map_err(Error::internal)?;
-    Ok(argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(Error::internal)?
-        .to_string())
+    check_password_rules(password)?;
+    let salt = SaltString::encode_b64(&crate::crypto::random_bytes::<16>()).map_err(Error::internal)?;
+    Ok(argon2().hash_password(password.as_bytes(), &salt).map_err(Error::internal)?.to_string())
 }
 
 pub fn verify_password(hash: &str, password: &str) -> bool {
@@ -68,18 +66,7 @@ impl Storage {
         let (username, role, status) = (new.username, new.role, new.status);
         self.core
             .db
-            .write((), move |ctx| {
-                create_user_txn(
-                    ctx,
-                    &username,
-                    email.as_deref(),
-                    &hash,
-                    role,
-                    status,
-                    quota,
-                    now,
-                )
-            })
+            .write((), move |ctx| create_user_txn(ctx, &username, email.as_deref(), &hash, role, status, quota, now))
             .await
     }
 
@@ -90,25 +77,13 @@ impl Storage {
         let hash = hash_password(&new.password)?;
         let quota = new.quota.unwrap_or(self.core.config.default_quota);
         let (user, _) = self.core.db.write_sync(|ctx| {
-            create_user_txn(
-                ctx,
-                &new.username,
-                email.as_deref(),
-                &hash,
-                new.role,
-                new.status,
-                quota,
-                now_nanos(),
-            )
+            create_user_txn(ctx, &new.username, email.as_deref(), &hash, new.role, new.status, quota, now_nanos())
         })?;
         Ok(user)
     }
 
     pub async fn get_user(&self, id: u64) -> Result<User> {
-        self.core
-            .db
-            .read(move |t| crate::tree::load_user(t, id))
-            .await
+        self.core.db.read(move |t| crate::tree::load_user(t, id)).await
     }
 
     /// By username or (case-insensitive) email.
@@ -149,17 +124,13 @@ impl Storage {
     /// account and a wrong password, and spends the same time on both.
     pub async fn authenticate(&self, login: &str, password: &str) -> Result<User> {
         let user = self.find_user(login).await.ok();
-        let hash = user
-            .as_ref()
-            .map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
+        let hash = user.as_ref().map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await?;
         match user {
             Some(u) if ok => match u.status {
                 Status::Active => Ok(u),
-                Status::Pending => Err(Error::Forbidden(
-                    "the account's email address is not verified yet".into(),
-                )),
+                Status::Pending => Err(Error::Forbidden("the account's email address is not verified yet".into())),
                 Status::Disabled => Err(Error::Forbidden("the account is disabled".into())),
             },
             _ => Err(Error::Unauthenticated("wrong username or password".into())),
@@ -222,27 +193,18 @@ impl Storage {
         user_id: u64,
         f: impl Fn(&mut User) -> Result<()> + Send + 'static,
     ) -> Result<User> {
-        self.core
-            .db
-            .write((), move |ctx| update_user_txn(ctx, user_id, &f))
-            .await
+        self.core.db.write((), move |ctx| update_user_txn(ctx, user_id, &f)).await
     }
 
     /// Deletes an account and everything it owns: its tree (releasing chunk references;
     /// chunks other files use stay), keys and usage. One transaction: all or nothing.
     pub async fn delete_user(&self, user_id: u64) -> Result<()> {
-        self.core
-            .db
-            .write((), move |ctx| delete_user_txn(ctx, user_id))
-            .await
+        self.core.db.write((), move |ctx| delete_user_txn(ctx, user_id)).await
     }
 
     /// Whether any admin account exists (the first start creates one when none does).
     pub fn has_admin_blocking(&self) -> Result<bool> {
-        Ok(self
-            .list_users_blocking()?
-            .iter()
-            .any(|u| u.role == Role::Admin))
+        Ok(self.list_users_blocking()?.iter().any(|u| u.role == Role::Admin))
     }
 }
 
@@ -261,16 +223,12 @@ fn create_user_txn(
     {
         let names = txn.open_table(USERNAMES)?;
         if names.get(username)?.is_some() {
-            return Err(Error::AlreadyExists(format!(
-                "user {username} already exists"
-            )));
+            return Err(Error::AlreadyExists(format!("user {username} already exists")));
         }
         if let Some(e) = email
             && txn.open_table(EMAILS)?.get(e)?.is_some()
         {
-            return Err(Error::AlreadyExists(
-                "that email address is already in use".into(),
-            ));
+            return Err(Error::AlreadyExists("that email address is already in use".into()));
         }
     }
     let id = db::next_id(txn, "next_user_id")?;
@@ -307,8 +265,7 @@ fn create_user_txn(
         second_factor: false,
         auth_epoch: 0,
     };
-    txn.open_table(USERS)?
-        .insert(id, db::encode(&user).as_slice())?;
+    txn.open_table(USERS)?.insert(id, db::encode(&user).as_slice())?;
     txn.open_table(USERNAMES)?.insert(username, id)?;
     if let Some(e) = email {
         txn.open_table(EMAILS)?.insert(e, id)?;
@@ -318,9 +275,7 @@ fn create_user_txn(
 
 fn find_user_txn(t: &redb::ReadTransaction, login: &str) -> Result<User> {
     let id = if login.contains('@') {
-        t.open_table(EMAILS)?
-            .get(login.to_ascii_lowercase().as_str())?
-            .map(|v| v.value())
+        t.open_table(EMAILS)?.get(login.to_ascii_lowercase().as_str())?.map(|v| v.value())
     } else {
         t.open_table(USERNAMES)?.get(login)?.map(|v| v.value())
     };
@@ -328,31 +283,17 @@ fn find_user_txn(t: &redb::ReadTransaction, login: &str) -> Result<User> {
     crate::tree::load_user(t, id)
 }
 
-fn update_user_txn(
-    ctx: &mut db::WriteCtx<'_>,
-    user_id: u64,
-    f: &dyn Fn(&mut User) -> Result<()>,
-) -> Result<User> {
+fn update_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64, f: &dyn Fn(&mut User) -> Result<()>) -> Result<User> {
     let mut users = ctx.txn.open_table(USERS)?;
-    let mut user: User = db::decode(
-        users
-            .get(user_id)?
-            .ok_or_else(|| Error::not_found("user"))?
-            .value(),
-    )?;
+    let mut user: User = db::decode(users.get(user_id)?.ok_or_else(|| Error::not_found("user"))?.value())?;
     let old_email = user.email.clone();
     f(&mut user)?;
     users.insert(user_id, db::encode(&user).as_slice())?;
     if old_email != user.email {
         let mut emails = ctx.txn.open_table(EMAILS)?;
         if let Some(new) = &user.email {
-            if emails
-                .get(new.as_str())?
-                .is_some_and(|v| v.value() != user_id)
-            {
-                return Err(Error::AlreadyExists(
-                    "that email address is already in use".into(),
-                ));
+            if emails.get(new.as_str())?.is_some_and(|v| v.value() != user_id) {
+                return Err(Error::AlreadyExists("that email address is already in use".into()));
             }
             emails.insert(new.as_str(), user_id)?;
         }
@@ -367,12 +308,7 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
     let txn = ctx.txn;
     let user: User = {
         let users = txn.open_table(USERS)?;
-        db::decode(
-            users
-                .get(user_id)?
-                .ok_or_else(|| Error::not_found("user"))?
-                .value(),
-        )?
+        db::decode(users.get(user_id)?.ok_or_else(|| Error::not_found("user"))?.value())?
     };
     {
         let mut w = W::open(ctx)?;
@@ -403,6 +339,29 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
         .collect();
     for k in mine {
         keys.remove(k.as_str())?;
+    }
+    drop(keys);
+    crate::auth::sessions::remove_sessions(txn, |s| s.user == user_id)?;
+    let mut codes = txn.open_table(CODES)?;
+    let purposes: Vec<String> = codes
+        .range((user_id, "")..(user_id + 1, ""))?
+        .filter_map(|e| e.ok())
+        .map(|(k, _)| k.value().1.to_owned())
+        .collect();
+    for p in purposes {
+        codes.remove((user_id, p.as_str()))?;
+    }
+    let mut aps = txn.open_table(APP_PASSWORDS)?;
+    let mut hashes = txn.open_table(APP_PASSWORD_HASHES)?;
+    let mine: Vec<crate::AppPassword> = aps
+        .iter()?
+        .filter_map(|e| e.ok())
+        .filter_map(|(_, v)| db::decode::<crate::AppPassword>(v.value()).ok())
+        .filter(|a| a.user == user_id)
+        .collect();
+    for a in mine {
+        aps.remove(a.id)?;
+        hashes.remove(&a.hash)?;
     }
     Ok(())
 }

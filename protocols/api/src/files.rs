@@ -12,6 +12,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
+use crate::json::JsonBody;
 use crate::{ApiState, Problem};
 
 #[derive(Serialize)]
@@ -37,11 +38,7 @@ impl From<&Item> for ItemJson {
         ItemJson {
             id: i.id,
             name: i.name.clone(),
-            kind: if i.kind == Kind::Folder {
-                "folder"
-            } else {
-                "file"
-            },
+            kind: if i.kind == Kind::Folder { "folder" } else { "file" },
             size: i.size,
             modified: rfc3339(i.modified),
             etag: (i.kind == Kind::File).then(|| i.etag.clone()),
@@ -73,18 +70,10 @@ pub async fn get(
     let item = state.storage.stat(&caller.principal, &path).await?;
     if item.kind == Kind::Folder {
         let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
-        let items = state
-            .storage
-            .list(&caller.principal, &path, q.after, limit)
-            .await?;
-        let next = (items.len() == limit)
-            .then(|| items.last().map(|i| i.child_key()))
-            .flatten();
+        let items = state.storage.list(&caller.principal, &path, q.after, limit).await?;
+        let next = (items.len() == limit).then(|| items.last().map(|i| i.child_key())).flatten();
         let items: Vec<ItemJson> = items.iter().map(ItemJson::from).collect();
-        return Ok(
-            axum::Json(serde_json::json!({ "path": path, "items": items, "next": next }))
-                .into_response(),
-        );
+        return Ok(axum::Json(serde_json::json!({ "path": path, "items": items, "next": next })).into_response());
     }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(r) => parse_range(r, item.size)?,
@@ -94,16 +83,9 @@ pub async fn get(
     let partial = range.is_some();
     let mut resp = Response::new(Body::from_stream(read.body));
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(read.end - read.start),
-    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(read.end - read.start));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    let ct = read
-        .item
-        .content_type
-        .as_deref()
-        .unwrap_or("application/octet-stream");
+    let ct = read.item.content_type.as_deref().unwrap_or("application/octet-stream");
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(ct).unwrap_or(HeaderValue::from_static("application/octet-stream")),
@@ -121,26 +103,15 @@ pub async fn get(
     if partial {
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
         let v = format!("bytes {}-{}/{}", read.start, read.end - 1, read.item.size);
-        resp.headers_mut().insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&v).expect("ascii"),
-        );
+        resp.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&v).expect("ascii"));
     }
     Ok(resp)
 }
 
 /// `attachment` with an RFC 5987 UTF-8 file name and an ASCII fallback.
 pub fn content_disposition(name: &str) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
     let mut encoded = String::new();
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
@@ -177,11 +148,7 @@ fn parse_range(value: &str, size: u64) -> Result<Option<(u64, Option<u64>)>, Pro
         return Ok(Some((size.saturating_sub(n), None)));
     }
     let start: u64 = a.parse().map_err(|_| bad())?;
-    let end = if b.is_empty() {
-        None
-    } else {
-        Some(b.parse::<u64>().map_err(|_| bad())?)
-    };
+    let end = if b.is_empty() { None } else { Some(b.parse::<u64>().map_err(|_| bad())?) };
     if end.is_some_and(|e| e < start) {
         return Ok(None);
     }
@@ -199,30 +166,14 @@ pub async fn put(
     let path = format!("/{path}");
     let existed = state.storage.stat(&caller.principal, &path).await.is_ok();
     let opts = WriteOptions {
-        content_type: headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        expected_len: headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok()),
+        content_type: headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        expected_len: headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()),
         conditions: conditions(&headers),
         ..Default::default()
     };
-    let stream = body
-        .into_data_stream()
-        .map(|r| r.map_err(std::io::Error::other))
-        .boxed();
-    let item = state
-        .storage
-        .write(&caller.principal, &path, stream, opts)
-        .await?;
-    let status = if existed {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let stream = body.into_data_stream().map(|r| r.map_err(std::io::Error::other)).boxed();
+    let item = state.storage.write(&caller.principal, &path, stream, opts).await?;
+    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, axum::Json(ItemJson::from(&item))).into_response())
 }
 
@@ -232,10 +183,7 @@ pub async fn delete(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
-    state
-        .storage
-        .delete(&caller.principal, &format!("/{path}"), conditions(&headers))
-        .await?;
+    state.storage.delete(&caller.principal, &format!("/{path}"), conditions(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -244,14 +192,92 @@ fn conditions(headers: &HeaderMap) -> Conditions {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
-            .map(|v| {
-                v.split(',')
-                    .map(|t| t.trim().trim_start_matches("W/").to_owned())
-                    .collect()
-            })
+            .map(|v| v.split(',').map(|t| t.trim().trim_start_matches("W/").to_owned()).collect())
     };
-    Conditions {
-        if_match: list(header::IF_MATCH),
-        if_none_match: list(header::IF_NONE_MATCH),
+    Conditions { if_match: list(header::IF_MATCH), if_none_match: list(header::IF_NONE_MATCH) }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathReq {
+    path: String,
+}
+
+pub async fn mkdir(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<PathReq>,
+) -> Result<Response, Problem> {
+    let item = state.storage.mkdir(&caller.principal, &req.path).await?;
+    Ok((StatusCode::CREATED, axum::Json(ItemJson::from(&item))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveReq {
+    from: String,
+    to: String,
+    #[serde(default)]
+    overwrite: bool,
+}
+
+pub async fn rename(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<MoveReq>,
+) -> Result<Response, Problem> {
+    let (item, created) = state.storage.rename(&caller.principal, &req.from, &req.to, req.overwrite).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(ItemJson::from(&item))).into_response())
+}
+
+pub async fn copy(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<MoveReq>,
+) -> Result<Response, Problem> {
+    let (item, created) = state.storage.copy(&caller.principal, &req.from, &req.to, req.overwrite).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(ItemJson::from(&item))).into_response())
+}
+
+pub async fn usage(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    let u = state.storage.usage(caller.user.id).await?;
+    Ok(axum::Json(serde_json::json!({ "bytes": u.bytes, "files": u.files, "quota": u.quota })).into_response())
+}
+
+/// `multipart/form-data` upload into the folder at the path: each file part becomes a file
+/// named by its filename, streamed to the core as it arrives.
+pub async fn upload_form(
+    State(state): State<ApiState>,
+    caller: Caller,
+    path: Option<Path<String>>,
+    mut form: axum::extract::Multipart,
+) -> Result<Response, Problem> {
+    let folder = drive_path(path);
+    let mut items = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(bad_form)? {
+        let Some(name) = field.file_name().map(str::to_owned) else { continue };
+        let content_type = field.content_type().map(str::to_owned);
+        let target = format!("{}/{}", folder.trim_end_matches('/'), name);
+        let stream = futures::stream::unfold(field, |mut f| async move {
+            match f.chunk().await {
+                Ok(Some(b)) => Some((Ok(b), f)),
+                Ok(None) => None,
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), f)),
+            }
+        })
+        .boxed();
+        let opts = WriteOptions { content_type, ..Default::default() };
+        let item = state.storage.write(&caller.principal, &target, stream, opts).await?;
+        items.push(ItemJson::from(&item));
     }
+    if items.is_empty() {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_input", "the form has no file part"));
+    }
+    Ok((StatusCode::CREATED, axum::Json(serde_json::json!({ "items": items }))).into_response())
+}
+
+fn bad_form(e: axum::extract::multipart::MultipartError) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "invalid_form", format!("malformed multipart body: {e}"))
 }

@@ -1,44 +1,151 @@
-//! davit's REST API under `/api/v1`. Errors are `application/problem+json` (RFC 9457).
+//! davit's REST API under `/api/v1`: accounts and sessions, files, admin. Errors are
+//! `application/problem+json` (RFC 9457); the OpenAPI document is generated from the same
+//! registry that builds the router.
 
+mod account;
+mod admin;
 mod auth;
 mod files;
+mod json;
+mod mail;
 mod problem;
+mod registry;
 
-use axum::routing::get;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{MethodFilter, post};
 use davit_storage::Storage;
+use http::StatusCode;
+use registry::{Api, Op};
+use serde_json::json;
 
 pub use auth::{Caller, parse_basic};
 pub use axum::Router;
 pub use axum::body::Body;
+pub use mail::Mailer;
 pub use problem::Problem;
 
 #[derive(Clone)]
 pub struct ApiState {
     pub storage: Storage,
+    pub mailer: Arc<Mailer>,
+    /// Cookies get `Secure` when the server is reached over HTTPS.
+    pub secure_cookies: bool,
+}
+
+const GET: MethodFilter = MethodFilter::GET;
+const POST: MethodFilter = MethodFilter::POST;
+const PUT: MethodFilter = MethodFilter::PUT;
+const PATCH: MethodFilter = MethodFilter::PATCH;
+const DELETE: MethodFilter = MethodFilter::DELETE;
+
+const R_AUTH: &[(u16, &str)] =
+    &[(200, "done"), (400, "invalid input"), (401, "not signed in"), (429, "too many attempts")];
+const R_ACCEPTED: &[(u16, &str)] = &[(202, "accepted; a mail follows"), (400, "invalid input"), (429, "too soon")];
+const R_ME: &[(u16, &str)] = &[(200, "done"), (400, "invalid input"), (401, "not signed in")];
+const R_CREATED: &[(u16, &str)] =
+    &[(201, "created"), (400, "invalid input"), (401, "not signed in"), (403, "not allowed")];
+const R_DELETED: &[(u16, &str)] = &[(204, "deleted"), (401, "not signed in"), (403, "not allowed"), (404, "not found")];
+const R_ADMIN: &[(u16, &str)] =
+    &[(200, "done"), (400, "invalid input"), (401, "not signed in"), (403, "not an admin"), (404, "no such user")];
+const R_FILE: &[(u16, &str)] = &[
+    (200, "done"),
+    (201, "created"),
+    (206, "partial content"),
+    (401, "not signed in"),
+    (403, "not allowed"),
+    (404, "not found"),
+    (409, "conflict"),
+    (412, "precondition failed"),
+    (413, "too large"),
+    (415, "type not allowed"),
+    (416, "range not satisfiable"),
+    (507, "over quota"),
+];
+
+fn op(
+    summary: &'static str,
+    auth: bool,
+    body: Option<serde_json::Value>,
+    responses: &'static [(u16, &'static str)],
+) -> Op {
+    Op { summary, auth, body, responses }
 }
 
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .route("/api/v1/files", get(files::get))
-        .route("/api/v1/files/", get(files::get))
+    let login_body = json!({ "username": "alice", "password": "…" });
+    let api = Api::new()
+        .route("/api/v1/health", GET, health, op("Liveness", false, None, &[(200, "ok")]))
+        .route("/api/v1/auth/register", POST, account::register, op("Create a pending account; a code is mailed", false, Some(json!({ "username": "alice", "email": "alice@example.com", "password": "…" })), &[(202, "accepted; a mail follows"), (400, "invalid input"), (409, "username taken")]))
+        .route("/api/v1/auth/verify", POST, account::verify, op("Activate an account with its mailed code", false, Some(json!({ "username": "alice", "code": "123456" })), R_AUTH))
+        .route("/api/v1/auth/resend", POST, account::resend, op("Mail a new activation code", false, Some(json!({ "username": "alice" })), R_ACCEPTED))
+        .route("/api/v1/auth/login", POST, account::login, op("Sign in: tokens, or otp_required", false, Some(login_body), R_AUTH))
+        .route("/api/v1/auth/login/otp", POST, account::login_otp, op("Complete a sign-in with the mailed code", false, Some(json!({ "username": "alice", "code": "123456" })), R_AUTH))
+        .route("/api/v1/auth/refresh", POST, account::refresh, op("New tokens for a refresh token (body or cookie)", false, Some(json!({ "refresh_token": "…" })), R_AUTH))
+        .route("/api/v1/auth/logout", POST, account::logout, op("End this session (access and refresh token)", true, None, &[(204, "signed out"), (401, "not signed in")]))
+        .route("/api/v1/auth/password-reset", POST, account::password_reset, op("Mail a password reset code", false, Some(json!({ "email": "alice@example.com" })), R_ACCEPTED))
+        .route("/api/v1/auth/password-reset/confirm", POST, account::password_reset_confirm, op("Set a new password with the mailed code", false, Some(json!({ "username": "alice", "code": "123456", "new_password": "…" })), R_AUTH))
+        .route("/api/v1/me", GET, account::me, op("The signed-in account and its usage", true, None, R_ME))
+        .route("/api/v1/me/password", POST, account::change_password, op("Change password; other sessions end", true, Some(json!({ "current_password": "…", "new_password": "…" })), R_ME))
+        .route("/api/v1/me/email", POST, account::change_email, op("Change email: a code goes to the new address", true, Some(json!({ "email": "new@example.com" })), R_ME))
+        .route("/api/v1/me/email/confirm", POST, account::confirm_email, op("Confirm the new address with its code", true, Some(json!({ "code": "123456" })), R_ME))
+        .route("/api/v1/me/second-factor/code", POST, account::second_factor_code, op("Mail a code to turn the second factor on or off", true, None, R_ME))
+        .route("/api/v1/me/second-factor", POST, account::set_second_factor, op("Turn the mailed second factor on or off", true, Some(json!({ "enabled": true, "code": "123456" })), R_ME))
+        .route("/api/v1/me/app-passwords", GET, account::list_app_passwords, op("List app passwords", true, None, R_ME))
+        .route("/api/v1/me/app-passwords", POST, account::create_app_password, op("Create an app password (shown once)", true, Some(json!({ "name": "laptop" })), R_CREATED))
+        .route("/api/v1/me/app-passwords/{id}", DELETE, account::revoke_app_password, op("Revoke an app password", true, None, R_DELETED))
+        .route("/api/v1/me/keys", GET, account::list_keys, op("List S3 access keys", true, None, R_ME))
+        .route("/api/v1/me/keys", POST, account::create_key, op("Create an S3 access key (secret shown once)", true, None, R_CREATED))
+        .route("/api/v1/me/keys/{id}", DELETE, account::revoke_key, op("Revoke an S3 access key", true, None, R_DELETED))
+        .route("/api/v1/usage", GET, files::usage, op("Bytes and files used, and the quota", true, None, R_ME))
+        .route("/api/v1/files", GET, files::get, op("List the drive root", true, None, R_FILE))
+        .route("/api/v1/files/", GET, files::get, op("List the drive root", true, None, R_FILE))
+        .route("/api/v1/files/{*path}", GET, files::get, op("Download a file (Range) or list a folder (paged)", true, None, R_FILE))
+        .route("/api/v1/files/{*path}", PUT, files::put, op("Upload the raw body as a file (streamed)", true, None, R_FILE))
+        .route_with("/api/v1/files/{*path}", POST, post(files::upload_form).layer(DefaultBodyLimit::disable()), op("Upload multipart/form-data files into the folder", true, None, R_FILE))
+        .route("/api/v1/files/{*path}", DELETE, files::delete, op("Delete a file or a folder with its contents", true, None, R_FILE))
+        .route("/api/v1/mkdir", POST, files::mkdir, op("Make a folder", true, Some(json!({ "path": "/docs" })), R_FILE))
+        .route("/api/v1/move", POST, files::rename, op("Move or rename a file or folder", true, Some(json!({ "from": "/a.txt", "to": "/docs/a.txt", "overwrite": false })), R_FILE))
+        .route("/api/v1/copy", POST, files::copy, op("Copy a file or folder (no data copied)", true, Some(json!({ "from": "/a.txt", "to": "/b.txt", "overwrite": false })), R_FILE))
+        .route("/api/v1/admin/users", GET, admin::list_users, op("List and search users (paged: q, after, limit)", true, None, R_ADMIN))
+        .route("/api/v1/admin/users", POST, admin::create_user, op("Create a user", true, Some(json!({ "username": "bob", "password": "…", "email": "bob@example.com", "role": "user", "quota": 0 })), R_ADMIN))
+        .route("/api/v1/admin/users/{id}", GET, admin::get_user, op("A user with usage", true, None, R_ADMIN))
+        .route("/api/v1/admin/users/{id}", PATCH, admin::update_user, op("Set role, quota or disabled", true, Some(json!({ "role": "uploader", "quota": 1073741824, "disabled": false })), R_ADMIN))
+        .route("/api/v1/admin/users/{id}", DELETE, admin::delete_user, op("Delete a user and all their data", true, None, R_ADMIN))
+        .route("/api/v1/admin/users/{id}/password", POST, admin::reset_password, op("Set a user's password; their sessions end", true, Some(json!({ "password": "…" })), R_ADMIN))
+        .route("/api/v1/admin/users/{id}/keys", GET, admin::user_keys, op("A user's S3 keys", true, None, R_ADMIN))
+        .route("/api/v1/admin/users/{id}/keys", POST, admin::create_user_key, op("Create an S3 key for a user", true, None, R_ADMIN))
+        .route("/api/v1/admin/users/{id}/keys/{key}", DELETE, admin::revoke_user_key, op("Revoke a user's S3 key", true, None, R_ADMIN))
+        .route("/api/v1/admin/users/{id}/app-passwords", GET, admin::user_app_passwords, op("A user's app passwords", true, None, R_ADMIN))
+        .route("/api/v1/admin/users/{id}/app-passwords", POST, admin::create_user_app_password, op("Create an app password for a user", true, Some(json!({ "name": "script" })), R_ADMIN))
+        .route("/api/v1/admin/users/{id}/app-passwords/{ap}", DELETE, admin::revoke_user_app_password, op("Revoke a user's app password", true, None, R_ADMIN))
+        .route("/api/v1/admin/stats", GET, admin::stats, op("Users, files, logical and stored bytes, dedup ratio", true, None, R_ADMIN));
+    let (routes, doc) = api.finish();
+    let doc = Arc::new(doc);
+    routes
         .route(
-            "/api/v1/files/{*path}",
-            get(files::get).put(files::put).delete(files::delete),
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(json::MAX_JSON))
         .layer(axum::middleware::from_fn(auth::record_user))
         .with_state(state)
 }
 
 async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+    axum::Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
 async fn not_found() -> Problem {
-    Problem::new(
-        http::StatusCode::NOT_FOUND,
-        "not_found",
-        "no such API endpoint",
-    )
+    Problem::new(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
 }

@@ -15,12 +15,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Problem {
-            status,
-            code,
-            detail: detail.into(),
-            retry_after: None,
-        }
+        Problem { status, code, detail: detail.into(), retry_after: None }
     }
 }
 
@@ -43,11 +38,10 @@ impl From<Error> for Problem {
             Error::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "too_large"),
             Error::TypeNotAllowed(_) => (S::UNSUPPORTED_MEDIA_TYPE, "type_not_allowed"),
             Error::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
+            Error::InvalidCode(_) => (S::BAD_REQUEST, "invalid_code"),
             Error::Throttled(_) => (S::TOO_MANY_REQUESTS, "throttled"),
             Error::Incomplete(_) => (S::BAD_REQUEST, "incomplete_body"),
-            Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => {
-                (S::INTERNAL_SERVER_ERROR, "internal")
-            }
+            Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         if let Some(cause) = e.internal_cause() {
             tracing::error!(cause, "request failed");
@@ -70,13 +64,9 @@ impl IntoResponse for Problem {
             "detail": self.detail,
         });
         let mut resp = (self.status, body.to_string()).into_response();
-        resp.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(secs) = self.retry_after {
-            resp.headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

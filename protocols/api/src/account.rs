@@ -1,0 +1,427 @@
+//! Accounts and sessions: registration with a mailed code, login (with the optional mailed
+//! second factor), refresh, logout, password reset, and one's own account settings, app
+//! passwords and S3 keys.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use davit_storage::{AccessKey, AppPassword, LoginOutcome, Registration, Tokens, Usage, User};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{ACCESS_COOKIE, Addr, Caller, REFRESH_COOKIE, cookie, unauthorized};
+use crate::files::rfc3339;
+use crate::json::JsonBody;
+use crate::{ApiState, Problem};
+
+pub fn user_json(u: &User, usage: Option<Usage>) -> Value {
+    let mut v = json!({
+        "id": u.id,
+        "username": u.username,
+        "email": u.email,
+        "role": u.role.as_str(),
+        "status": u.status.as_str(),
+        "quota": u.quota,
+        "second_factor": u.second_factor,
+        "created": rfc3339(u.created),
+    });
+    if let Some(us) = usage {
+        v["usage"] = json!({ "bytes": us.bytes, "files": us.files, "quota": us.quota });
+    }
+    v
+}
+
+pub fn key_json(k: &AccessKey) -> Value {
+    json!({ "access_key_id": k.id, "created": rfc3339(k.created) })
+}
+
+pub fn app_password_json(a: &AppPassword) -> Value {
+    json!({ "id": a.id, "name": a.name, "created": rfc3339(a.created) })
+}
+
+fn accepted(detail: &str) -> Response {
+    (StatusCode::ACCEPTED, axum::Json(json!({ "status": "accepted", "detail": detail }))).into_response()
+}
+
+async fn mail(state: &ApiState, to: &str, subject: &str, body: String) -> Result<(), Problem> {
+    state.mailer.send(to, subject, body).await.map_err(|e| {
+        tracing::error!(error = %e, "sending mail failed");
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "mail_unavailable", "the mail could not be sent; try again later")
+    })
+}
+
+fn code_mail(code: &str, what: &str) -> String {
+    format!(
+        "Your davit code {what} is:\n\n    {code}\n\nIt can be used once within 10 minutes.\n\
+         If you did not ask for it, ignore this mail.\n"
+    )
+}
+
+fn set_cookie(resp: &mut Response, name: &str, value: &str, path: &str, max_age: u64, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    let v = format!("{name}={value}; HttpOnly; SameSite=Strict; Path={path}; Max-Age={max_age}{secure}");
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn token_response(state: &ApiState, tokens: &Tokens) -> Response {
+    let mut resp = axum::Json(json!({
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+        "token_type": "Bearer",
+        "expires_in": tokens.expires_in,
+    }))
+    .into_response();
+    let secure = state.secure_cookies;
+    set_cookie(&mut resp, ACCESS_COOKIE, &tokens.access_token, "/", tokens.expires_in, secure);
+    set_cookie(&mut resp, REFRESH_COOKIE, &tokens.refresh_token, "/api/v1/auth", 30 * 24 * 3600, secure);
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// A login name: `username` or `email` (either may hold either), or `login`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginName {
+    username: Option<String>,
+    email: Option<String>,
+    login: Option<String>,
+}
+
+impl LoginName {
+    fn get(&self) -> Result<&str, Problem> {
+        self.login
+            .as_deref()
+            .or(self.username.as_deref())
+            .or(self.email.as_deref())
+            .map(str::trim)
+            .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "invalid_input", "give `username` or `email`"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterReq {
+    username: String,
+    email: String,
+    password: String,
+}
+
+pub async fn register(
+    State(state): State<ApiState>,
+    JsonBody(req): JsonBody<RegisterReq>,
+) -> Result<Response, Problem> {
+    match state.storage.register(&req.username, &req.email, &req.password).await? {
+        Registration::Created { user, code } => {
+            let to = user.email.clone().unwrap_or_default();
+            mail(&state, &to, "Confirm your davit account", code_mail(&code, "to confirm your new account")).await?;
+        }
+        Registration::EmailTaken { email } => {
+            let body = "Someone asked to create a davit account with this address,\n\
+                        which already has one. If it was you, sign in, or reset\n\
+                        your password if you forgot it.\n"
+                .to_owned();
+            mail(&state, &email, "Your davit account", body).await?;
+        }
+    }
+    Ok(accepted("a confirmation code was mailed to the address given; confirm it at /api/v1/auth/verify"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyReq {
+    username: Option<String>,
+    email: Option<String>,
+    login: Option<String>,
+    code: String,
+}
+
+pub async fn verify(State(state): State<ApiState>, JsonBody(req): JsonBody<VerifyReq>) -> Result<Response, Problem> {
+    let name = LoginName { username: req.username, email: req.email, login: req.login };
+    let user = state.storage.verify_account(name.get()?, &req.code).await?;
+    Ok(axum::Json(json!({ "status": "active", "user": user_json(&user, None) })).into_response())
+}
+
+pub async fn resend(State(state): State<ApiState>, JsonBody(req): JsonBody<LoginName>) -> Result<Response, Problem> {
+    if let Some((user, code)) = state.storage.resend_code(req.get()?).await?
+        && let Some(to) = &user.email
+    {
+        mail(&state, to, "Confirm your davit account", code_mail(&code, "to confirm your new account")).await?;
+    }
+    Ok(accepted("if the account is waiting for confirmation, a new code was mailed"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginReq {
+    username: Option<String>,
+    email: Option<String>,
+    login: Option<String>,
+    password: String,
+}
+
+pub async fn login(
+    State(state): State<ApiState>,
+    Addr(addr): Addr,
+    JsonBody(req): JsonBody<LoginReq>,
+) -> Result<Response, Problem> {
+    let name = LoginName { username: req.username, email: req.email, login: req.login };
+    match state.storage.login(name.get()?, &req.password, addr).await? {
+        LoginOutcome::Signed { tokens, .. } => Ok(token_response(&state, &tokens)),
+        LoginOutcome::CodeRequired { user, code } => {
+            let to = user.email.clone().unwrap_or_default();
+            mail(&state, &to, "Your davit sign-in code", code_mail(&code, "to sign in")).await?;
+            Ok(axum::Json(json!({
+                "otp_required": true,
+                "detail": "a sign-in code was mailed; send it to /api/v1/auth/login/otp"
+            }))
+            .into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginOtpReq {
+    username: Option<String>,
+    email: Option<String>,
+    login: Option<String>,
+    code: String,
+}
+
+pub async fn login_otp(
+    State(state): State<ApiState>,
+    Addr(addr): Addr,
+    JsonBody(req): JsonBody<LoginOtpReq>,
+) -> Result<Response, Problem> {
+    let name = LoginName { username: req.username, email: req.email, login: req.login };
+    let (_, tokens) = state.storage.login_otp(name.get()?, &req.code, addr).await?;
+    Ok(token_response(&state, &tokens))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshReq {
+    refresh_token: Option<String>,
+}
+
+pub async fn refresh(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let req: RefreshReq = if body.is_empty() {
+        RefreshReq::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid JSON body: {e}")))?
+    };
+    let token = req
+        .refresh_token
+        .or_else(|| cookie(&headers, REFRESH_COOKIE))
+        .ok_or_else(|| unauthorized("no refresh token"))?;
+    let (_, tokens) = state.storage.refresh_session(&token).await?;
+    Ok(token_response(&state, &tokens))
+}
+
+pub async fn logout(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    let sid = caller.session.ok_or_else(|| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "no_session",
+            "Basic credentials have no session to end; revoke an app password instead",
+        )
+    })?;
+    state.storage.end_session(sid).await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    set_cookie(&mut resp, ACCESS_COOKIE, "", "/", 0, state.secure_cookies);
+    set_cookie(&mut resp, REFRESH_COOKIE, "", "/api/v1/auth", 0, state.secure_cookies);
+    Ok(resp)
+}
+
+pub async fn password_reset(
+    State(state): State<ApiState>,
+    JsonBody(req): JsonBody<LoginName>,
+) -> Result<Response, Problem> {
+    let login = req.get()?.to_owned();
+    match state.storage.password_reset_code(&login).await? {
+        Some((user, code)) => {
+            let to = user.email.clone().unwrap_or_default();
+            mail(&state, &to, "Reset your davit password", code_mail(&code, "to reset your password")).await?;
+        }
+        None if login.contains('@') => {
+            let body = "Someone asked to reset the davit password of this address,\n\
+                        but no account uses it. If it was you, perhaps you signed up\n\
+                        with another address.\n"
+                .to_owned();
+            mail(&state, &login, "Your davit password", body).await?;
+        }
+        None => {}
+    }
+    Ok(accepted("if the account exists, a reset code was mailed to its address"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirmReq {
+    username: Option<String>,
+    email: Option<String>,
+    login: Option<String>,
+    code: String,
+    new_password: String,
+}
+
+pub async fn password_reset_confirm(
+    State(state): State<ApiState>,
+    JsonBody(req): JsonBody<ResetConfirmReq>,
+) -> Result<Response, Problem> {
+    let name = LoginName { username: req.username, email: req.email, login: req.login };
+    state.storage.password_reset_confirm(name.get()?, &req.code, &req.new_password).await?;
+    Ok(axum::Json(json!({ "status": "password changed; every session was ended" })).into_response())
+}
+
+pub async fn me(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    let usage = state.storage.usage(caller.user.id).await?;
+    Ok(axum::Json(user_json(&caller.user, Some(usage))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReq {
+    current_password: String,
+    new_password: String,
+}
+
+pub async fn change_password(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<PasswordReq>,
+) -> Result<Response, Problem> {
+    state.storage.change_password(caller.user.id, &req.current_password, &req.new_password, caller.session).await?;
+    Ok(axum::Json(json!({ "status": "password changed; other sessions were ended" })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailReq {
+    email: String,
+}
+
+pub async fn change_email(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<EmailReq>,
+) -> Result<Response, Problem> {
+    let (email, code) = state.storage.email_change_code(caller.user.id, &req.email).await?;
+    mail(&state, &email, "Confirm your new davit address", code_mail(&code, "to confirm this address")).await?;
+    Ok(accepted("a code was mailed to the new address; confirm it at /api/v1/me/email/confirm"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeReq {
+    code: String,
+}
+
+pub async fn confirm_email(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<CodeReq>,
+) -> Result<Response, Problem> {
+    let user = state.storage.email_change_confirm(caller.user.id, &req.code).await?;
+    Ok(axum::Json(user_json(&user, None)).into_response())
+}
+
+pub async fn second_factor_code(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    let to = caller.user.email.clone().ok_or_else(|| {
+        Problem::new(StatusCode::CONFLICT, "no_email", "the account has no email address for mailed codes")
+    })?;
+    let code = state.storage.second_factor_code(caller.user.id).await?;
+    mail(&state, &to, "Your davit code", code_mail(&code, "to change your sign-in settings")).await?;
+    Ok(accepted("a code was mailed; send it with {enabled} to /api/v1/me/second-factor"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorReq {
+    enabled: bool,
+    code: String,
+}
+
+pub async fn set_second_factor(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<SecondFactorReq>,
+) -> Result<Response, Problem> {
+    let user = state.storage.set_second_factor(caller.user.id, &req.code, req.enabled).await?;
+    Ok(axum::Json(user_json(&user, None)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameReq {
+    name: String,
+}
+
+pub async fn list_app_passwords(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    app_passwords_of(&state, caller.user.id).await
+}
+
+pub async fn app_passwords_of(state: &ApiState, user: u64) -> Result<Response, Problem> {
+    let list = state.storage.list_app_passwords(user).await?;
+    Ok(axum::Json(json!({ "items": list.iter().map(app_password_json).collect::<Vec<_>>() })).into_response())
+}
+
+pub async fn create_app_password(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<NameReq>,
+) -> Result<Response, Problem> {
+    new_app_password(&state, caller.user.id, &req.name).await
+}
+
+pub async fn new_app_password(state: &ApiState, user: u64, name: &str) -> Result<Response, Problem> {
+    let (ap, secret) = state.storage.create_app_password(user, name).await?;
+    let mut v = app_password_json(&ap);
+    v["password"] = json!(secret);
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+pub async fn revoke_app_password(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<StatusCode, Problem> {
+    state.storage.revoke_app_password(caller.user.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_keys(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    keys_of(&state, caller.user.id).await
+}
+
+pub async fn keys_of(state: &ApiState, user: u64) -> Result<Response, Problem> {
+    let keys = state.storage.list_access_keys(user).await?;
+    Ok(axum::Json(json!({ "items": keys.iter().map(key_json).collect::<Vec<_>>() })).into_response())
+}
+
+pub async fn create_key(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    new_key(&state, caller.user.id).await
+}
+
+pub async fn new_key(state: &ApiState, user: u64) -> Result<Response, Problem> {
+    let (key, secret) = state.storage.create_access_key(user).await?;
+    let mut v = key_json(&key);
+    v["secret_access_key"] = json!(secret);
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+pub async fn revoke_key(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    state.storage.revoke_access_key(caller.user.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

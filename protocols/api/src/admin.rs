@@ -1,0 +1,197 @@
+//! The admin API: accounts and statistics. Every call first obtains the storage core's
+//! `Admin` capability, which refuses non-admins.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use davit_storage::{NewUser, Role, Status};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::account::{app_passwords_of, keys_of, new_app_password, new_key, user_json};
+use crate::auth::Caller;
+use crate::json::JsonBody;
+use crate::{ApiState, Problem};
+
+fn role(s: &str) -> Result<Role, Problem> {
+    Role::parse(s).ok_or_else(|| {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid_input", "role is one of admin, user, uploader, downloader")
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    q: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+pub async fn list_users(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, Problem> {
+    let admin = state.storage.admin(&caller.principal)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let users = admin.list_users(q.q, q.after.unwrap_or(0), limit).await?;
+    let next = (users.len() == limit).then(|| users.last().map(|(u, _)| u.id)).flatten();
+    let items: Vec<_> = users.iter().map(|(u, us)| user_json(u, Some(*us))).collect();
+    Ok(axum::Json(json!({ "items": items, "next_after": next })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserReq {
+    username: String,
+    password: String,
+    email: Option<String>,
+    role: Option<String>,
+    quota: Option<u64>,
+}
+
+pub async fn create_user(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<CreateUserReq>,
+) -> Result<Response, Problem> {
+    let admin = state.storage.admin(&caller.principal)?;
+    let role = req.role.as_deref().map(role).transpose()?.unwrap_or(Role::User);
+    let user = admin
+        .create_user(NewUser {
+            username: req.username,
+            email: req.email,
+            password: req.password,
+            role,
+            status: Status::Active,
+            quota: req.quota,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(user_json(&user, None))).into_response())
+}
+
+pub async fn get_user(State(state): State<ApiState>, caller: Caller, Path(id): Path<u64>) -> Result<Response, Problem> {
+    let (user, usage) = state.storage.admin(&caller.principal)?.user(id).await?;
+    Ok(axum::Json(user_json(&user, Some(usage))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserReq {
+    role: Option<String>,
+    quota: Option<u64>,
+    disabled: Option<bool>,
+}
+
+pub async fn update_user(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    JsonBody(req): JsonBody<UpdateUserReq>,
+) -> Result<Response, Problem> {
+    let admin = state.storage.admin(&caller.principal)?;
+    let role = req.role.as_deref().map(role).transpose()?;
+    let user = admin.update_user(id, role, req.quota, req.disabled).await?;
+    Ok(axum::Json(user_json(&user, None)).into_response())
+}
+
+pub async fn delete_user(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<StatusCode, Problem> {
+    state.storage.admin(&caller.principal)?.delete_user(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetReq {
+    password: String,
+}
+
+pub async fn reset_password(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    JsonBody(req): JsonBody<ResetReq>,
+) -> Result<Response, Problem> {
+    let user = state.storage.admin(&caller.principal)?.reset_password(id, &req.password).await?;
+    Ok(axum::Json(user_json(&user, None)).into_response())
+}
+
+pub async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    let s = state.storage.admin(&caller.principal)?.stats().await?;
+    let ratio = if s.stored_bytes == 0 { 1.0 } else { s.logical_bytes as f64 / s.stored_bytes as f64 };
+    Ok(axum::Json(json!({
+        "users": s.users,
+        "files": s.files,
+        "logical_bytes": s.logical_bytes,
+        "stored_bytes": s.stored_bytes,
+        "dedup_ratio": (ratio * 100.0).round() / 100.0,
+    }))
+    .into_response())
+}
+
+pub async fn user_keys(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Response, Problem> {
+    state.storage.admin(&caller.principal)?.user(id).await?;
+    keys_of(&state, id).await
+}
+
+pub async fn create_user_key(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Response, Problem> {
+    state.storage.admin(&caller.principal)?.user(id).await?;
+    new_key(&state, id).await
+}
+
+pub async fn revoke_user_key(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, key)): Path<(u64, String)>,
+) -> Result<StatusCode, Problem> {
+    state.storage.admin(&caller.principal)?;
+    state.storage.revoke_access_key(id, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn user_app_passwords(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Response, Problem> {
+    state.storage.admin(&caller.principal)?.user(id).await?;
+    app_passwords_of(&state, id).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameReq {
+    name: String,
+}
+
+pub async fn create_user_app_password(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    JsonBody(req): JsonBody<NameReq>,
+) -> Result<Response, Problem> {
+    state.storage.admin(&caller.principal)?.user(id).await?;
+    new_app_password(&state, id, &req.name).await
+}
+
+pub async fn revoke_user_app_password(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, ap)): Path<(u64, u64)>,
+) -> Result<StatusCode, Problem> {
+    state.storage.admin(&caller.principal)?;
+    state.storage.revoke_app_password(id, ap).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

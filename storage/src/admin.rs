@@ -1,0 +1,148 @@
+//! What only admins may do: manage accounts and read server statistics. An admin sees other
+//! users' metadata (usage, counts), never their file contents: nothing here reads content.
+
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use crate::db::{self, CHUNK_DATA, USAGE, USERS};
+use crate::error::{Error, Result};
+use crate::model::{Principal, Role, Status, Usage, User};
+use crate::{NewUser, Storage};
+
+/// Proof that the caller is an admin; obtained from [`Storage::admin`].
+pub struct Admin<'a> {
+    storage: &'a Storage,
+    pub caller: Principal,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub users: u64,
+    pub files: u64,
+    /// Sum of file sizes over all drives.
+    pub logical_bytes: u64,
+    /// Bytes actually stored (sealed chunk files and inline chunks).
+    pub stored_bytes: u64,
+}
+
+impl Storage {
+    pub fn admin(&self, p: &Principal) -> Result<Admin<'_>> {
+        if p.role == Role::Admin {
+            Ok(Admin { storage: self, caller: p.clone() })
+        } else {
+            Err(Error::Forbidden("only admins may do this".into()))
+        }
+    }
+}
+
+impl Admin<'_> {
+    /// Users in id order after `after`, optionally those whose username or email contains
+    /// `query`, with their usage.
+    pub async fn list_users(&self, query: Option<String>, after: u64, limit: usize) -> Result<Vec<(User, Usage)>> {
+        let query = query.map(|q| q.to_lowercase());
+        self.storage
+            .core
+            .db
+            .read(move |t| {
+                let users = t.open_table(USERS)?;
+                let usage = t.open_table(USAGE)?;
+                let mut out = Vec::new();
+                for e in users.range(after + 1..)? {
+                    if out.len() >= limit {
+                        break;
+                    }
+                    let u: User = db::decode(e?.1.value())?;
+                    if let Some(q) = &query
+                        && !u.username.contains(q.as_str())
+                        && !u.email.as_deref().is_some_and(|m| m.contains(q.as_str()))
+                    {
+                        continue;
+                    }
+                    let (bytes, files) = usage.get(u.id)?.map_or((0, 0), |v| v.value());
+                    let quota = u.quota;
+                    out.push((u, Usage { bytes, files, quota }));
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    pub async fn user(&self, id: u64) -> Result<(User, Usage)> {
+        let user = self.storage.get_user(id).await?;
+        let usage = self.storage.usage(id).await?;
+        Ok((user, usage))
+    }
+
+    pub async fn create_user(&self, new: NewUser) -> Result<User> {
+        self.storage.create_user(new).await
+    }
+
+    /// Changes role, quota or disabled state; disabling ends the user's sessions.
+    pub async fn update_user(
+        &self,
+        id: u64,
+        role: Option<Role>,
+        quota: Option<u64>,
+        disabled: Option<bool>,
+    ) -> Result<User> {
+        if id == self.caller.user_id && (role.is_some_and(|r| r != Role::Admin) || disabled == Some(true)) {
+            return Err(Error::Forbidden("admins cannot demote or disable themselves".into()));
+        }
+        let user = self
+            .storage
+            .update_user(id, move |u| {
+                if let Some(r) = role {
+                    u.role = r;
+                }
+                if let Some(q) = quota {
+                    u.quota = q;
+                }
+                match disabled {
+                    Some(true) => u.status = Status::Disabled,
+                    Some(false) if u.status == Status::Disabled => u.status = Status::Active,
+                    _ => {}
+                }
+                u.auth_epoch += 1;
+                Ok(())
+            })
+            .await?;
+        if user.status == Status::Disabled {
+            self.storage.end_sessions(id, None).await?;
+        }
+        Ok(user)
+    }
+
+    pub async fn reset_password(&self, id: u64, password: &str) -> Result<User> {
+        let user = self.storage.set_password(id, password).await?;
+        self.storage.end_sessions(id, None).await?;
+        Ok(user)
+    }
+
+    /// Deletes an account with all its data; chunks only it used are freed.
+    pub async fn delete_user(&self, id: u64) -> Result<()> {
+        if id == self.caller.user_id {
+            return Err(Error::Forbidden("admins cannot delete their own account".into()));
+        }
+        self.storage.delete_user(id).await
+    }
+
+    pub async fn stats(&self) -> Result<Stats> {
+        let core = self.storage.core.clone();
+        tokio::task::spawn_blocking(move || {
+            let files_on_disk = core.backend.stored_bytes()?;
+            core.db.read_sync(|t| {
+                let mut s = Stats { stored_bytes: files_on_disk, ..Default::default() };
+                s.users = t.open_table(USERS)?.len()?;
+                for e in t.open_table(USAGE)?.iter()? {
+                    let (bytes, files) = e?.1.value();
+                    s.logical_bytes += bytes;
+                    s.files += files;
+                }
+                for e in t.open_table(CHUNK_DATA)?.iter()? {
+                    s.stored_bytes += e?.1.value().len() as u64;
+                }
+                Ok(s)
+            })
+        })
+        .await?
+    }
+}

@@ -1,0 +1,111 @@
+//! One-time codes mailed to users: 6 digits, 10 minutes, single use, at most 5 wrong tries
+//! (then a new code is needed). Only a hash is stored; comparison is constant-time.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use crate::Storage;
+use crate::crypto::{ct_eq, random_string, sha256};
+use crate::db::{self, CODES};
+use crate::error::{Error, Result};
+use crate::model::now_nanos;
+
+const CODE_TTL_NANOS: i64 = 10 * 60 * 1_000_000_000;
+const MAX_TRIES: u8 = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Activates a new account.
+    Verify,
+    /// The second factor at login.
+    Login,
+    PasswordReset,
+    /// Confirms a new email address (the payload).
+    EmailChange,
+    /// Turns the mailed second factor on or off.
+    SecondFactor,
+}
+
+impl Purpose {
+    fn key(self) -> &'static str {
+        match self {
+            Purpose::Verify => "verify",
+            Purpose::Login => "login",
+            Purpose::PasswordReset => "reset",
+            Purpose::EmailChange => "email",
+            Purpose::SecondFactor => "2fa",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CodeRecord {
+    hash: [u8; 32],
+    expires: i64,
+    tries_left: u8,
+    payload: Option<String>,
+}
+
+enum Taken {
+    Ok(Option<String>),
+    Wrong,
+}
+
+impl Storage {
+    /// Makes a new code for `user` (replacing any earlier one of the same purpose).
+    pub async fn new_code(&self, user: u64, purpose: Purpose, payload: Option<String>) -> Result<String> {
+        let code = random_string(b"0123456789", 6);
+        let rec = CodeRecord {
+            hash: sha256(code.as_bytes()),
+            expires: now_nanos() + CODE_TTL_NANOS,
+            tries_left: MAX_TRIES,
+            payload,
+        };
+        let bytes = db::encode(&rec);
+        self.core
+            .db
+            .write((), move |ctx| {
+                ctx.txn.open_table(CODES)?.insert((user, purpose.key()), bytes.as_slice())?;
+                Ok(())
+            })
+            .await?;
+        Ok(code)
+    }
+
+    /// Uses a code: on success it is gone and its payload returned; a wrong one uses up a
+    /// try (kept even though the call fails).
+    pub async fn take_code(&self, user: u64, purpose: Purpose, code: &str) -> Result<Option<String>> {
+        let hash = sha256(code.trim().as_bytes());
+        let now = now_nanos();
+        let taken = self
+            .core
+            .db
+            .write((), move |ctx| {
+                let mut codes = ctx.txn.open_table(CODES)?;
+                let key = (user, purpose.key());
+                let Some(rec) = codes.get(key)?.map(|v| db::decode::<CodeRecord>(v.value())).transpose()? else {
+                    return Ok(Taken::Wrong);
+                };
+                if rec.expires < now {
+                    codes.remove(key)?;
+                    return Ok(Taken::Wrong);
+                }
+                if ct_eq(&rec.hash, &hash) {
+                    codes.remove(key)?;
+                    return Ok(Taken::Ok(rec.payload));
+                }
+                if rec.tries_left <= 1 {
+                    codes.remove(key)?;
+                } else {
+                    let rec = CodeRecord { tries_left: rec.tries_left - 1, ..rec };
+                    codes.insert(key, db::encode(&rec).as_slice())?;
+                }
+                Ok(Taken::Wrong)
+            })
+            .await?;
+        match taken {
+            Taken::Ok(p) => Ok(p),
+            Taken::Wrong => Err(Error::InvalidCode("the code is wrong, expired or used up; ask for a new one".into())),
+        }
+    }
+}

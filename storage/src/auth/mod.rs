@@ -1,0 +1,54 @@
+//! Everything about proving who one is: sessions and tokens, mailed codes, app passwords,
+//! throttling, and the Basic-auth rule that ties them together.
+
+pub mod app_passwords;
+pub mod codes;
+pub mod flows;
+pub mod sessions;
+pub mod throttle;
+
+use crate::Storage;
+use crate::error::{Error, Result};
+use crate::model::User;
+use throttle::ClientAddr;
+
+impl Storage {
+    pub fn throttle(&self) -> &throttle::Throttle {
+        &self.core.throttle
+    }
+
+    /// HTTP Basic (WebDAV, scripts): an app password, or the account password unless the
+    /// account has the mailed second factor on. Throttled like a login.
+    pub async fn authenticate_basic(&self, login: &str, password: &str, addr: Option<ClientAddr>) -> Result<User> {
+        self.core.throttle.check(login, addr)?;
+        let result = self.basic_inner(login, password).await;
+        match &result {
+            Ok(_) => self.core.throttle.succeeded(login, addr),
+            Err(Error::Unauthenticated(_)) => self.core.throttle.failed(login, addr),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn basic_inner(&self, login: &str, password: &str) -> Result<User> {
+        if let Some(owner) = self.app_password_owner(password).await? {
+            let user =
+                self.get_user(owner).await.map_err(|_| Error::Unauthenticated("wrong username or password".into()))?;
+            let matches =
+                user.username == login || user.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(login));
+            if matches {
+                return match user.status {
+                    crate::Status::Active => Ok(user),
+                    _ => Err(Error::Forbidden("the account is not active".into())),
+                };
+            }
+        }
+        let user = self.authenticate_cached(login, password).await?;
+        if user.second_factor {
+            return Err(Error::Unauthenticated(
+                "this account uses a second factor: sign in over Basic auth with an app password".into(),
+            ));
+        }
+        Ok(user)
+    }
+}
