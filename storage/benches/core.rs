@@ -1,6 +1,6 @@
 //! The core alone: write and read a 1 GiB file through it (chunking, dedup, MD5, sealing,
 //! durable commit), then write the same content again. Reports MB/s, peak RSS and the disk
-//! added by the second write. Run: `cargo bench --bench core` (DAVIT_BENCH_MIB sets the size,
+//! added by the second write. Run: `cargo bench -p davit-storage --bench core` (DAVIT_BENCH_MIB sets the size,
 //! DAVIT_BENCH_DIR where the data folder goes).
 
 use std::time::Instant;

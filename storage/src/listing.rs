@@ -1,0 +1,185 @@
+//! Listing a folder's subtree as S3 keys: by prefix, in byte order, after a start key, with an
+//! optional delimiter rolling keys up into common prefixes, a page at a time.
+//!
+//! The CHILDREN table sorts a folder as `name/`, so a depth-first walk in table order visits
+//! keys in exactly their byte order, and whole subtrees before the start key or outside the
+//! prefix are skipped without being read.
+
+use redb::ReadableTable;
+
+use crate::Storage;
+use crate::db::{CHILDREN, ITEMS};
+use crate::error::{Error, Result};
+use crate::model::{Item, Principal};
+use crate::names::DrivePath;
+use crate::txn;
+
+#[derive(Debug, Default)]
+pub struct KeyListing {
+    /// Files (and empty folders, as `name/`) with their keys relative to the listed folder.
+    pub objects: Vec<(String, Item)>,
+    pub common_prefixes: Vec<String>,
+    /// More keys follow; continue after `next_after`.
+    pub truncated: bool,
+    pub next_after: Option<String>,
+}
+
+pub struct ListQuery<'a> {
+    pub prefix: &'a str,
+    pub start_after: Option<&'a str>,
+    /// None or empty: no roll-up.
+    pub delimiter: Option<&'a str>,
+    pub max: usize,
+}
+
+struct Walk<'a> {
+    q: &'a ListQuery<'a>,
+    out: KeyListing,
+}
+
+impl Walk<'_> {
+    fn after_start(&self, key: &str) -> bool {
+        self.q.start_after.is_none_or(|s| key > s)
+    }
+
+    fn full(&self) -> bool {
+        self.out.objects.len() + self.out.common_prefixes.len() >= self.q.max
+    }
+
+    /// Records a key; false when the page is full (the walk stops, truncated).
+    fn emit(&mut self, key: &str, item: &Item) -> bool {
+        if !key.starts_with(self.q.prefix) || !self.after_start(key) {
+            return true;
+        }
+        if let Some(d) = self.q.delimiter.filter(|d| !d.is_empty())
+            && let Some(pos) = key[self.q.prefix.len()..].find(d)
+        {
+            let cp = &key[..self.q.prefix.len() + pos + d.len()];
+            if self.out.common_prefixes.last().is_some_and(|l| l == cp) || !self.after_start(cp) {
+                return true;
+            }
+            if self.q.start_after.is_some_and(|s| s.starts_with(cp)) {
+                return true;
+            }
+            if self.full() {
+                self.out.truncated = true;
+                return false;
+            }
+            self.out.common_prefixes.push(cp.to_owned());
+            self.out.next_after = Some(cp.to_owned());
+            return true;
+        }
+        if self.full() {
+            self.out.truncated = true;
+            return false;
+        }
+        self.out.objects.push((key.to_owned(), item.clone()));
+        self.out.next_after = Some(key.to_owned());
+        true
+    }
+
+    /// Whether any key under folder key `base` (ending in `/`) can be listed.
+    fn may_hold(&self, base: &str) -> bool {
+        let p = self.q.prefix;
+        let overlaps = base.starts_with(p) || p.starts_with(base);
+        let before_start = self.q.start_after.is_some_and(|s| base < s && !s.starts_with(base));
+        overlaps && !before_start
+    }
+
+    fn walk(
+        &mut self,
+        items: &impl ReadableTable<u64, &'static [u8]>,
+        children: &impl ReadableTable<(u64, &'static str), u64>,
+        folder: u64,
+        base: &str,
+    ) -> Result<bool> {
+        // Start at the first child that can matter: the prefix's or the start key's next
+        // name below `base`, whichever is later.
+        let first_name = |key: &str| -> String {
+            key.strip_prefix(base)
+                .map(|rest| rest.split_inclusive('/').next().unwrap_or("").to_owned())
+                .unwrap_or_default()
+        };
+        let mut lower = if self.q.prefix.len() > base.len() { first_name(self.q.prefix) } else { String::new() };
+        if let Some(s) = self.q.start_after {
+            let from_start = first_name(s);
+            if from_start > lower {
+                lower = from_start;
+            }
+        }
+        // A name that is a prefix of a folder name sorts before it (`ab` < `ab/`): start
+        // at the name without its slash.
+        let lower = lower.trim_end_matches('/').to_owned();
+        for entry in children.range((folder, lower.as_str())..(folder + 1, ""))? {
+            let (k, id) = entry?;
+            let key = format!("{base}{}", k.value().1);
+            if key.as_str() > self.q.prefix
+                && !key.starts_with(self.q.prefix)
+                && !self.q.prefix.starts_with(key.as_str())
+            {
+                break; // past every key with the prefix
+            }
+            let item = txn::get_item(items, id.value())?.ok_or_else(|| Error::internal("dangling child"))?;
+            if item.is_folder() {
+                if !self.may_hold(&key) {
+                    continue;
+                }
+                // A folder wholly inside one common prefix is rolled up without a walk.
+                let rolled = self.q.delimiter.filter(|d| !d.is_empty()).is_some_and(|d| {
+                    key.len() > self.q.prefix.len()
+                        && key.starts_with(self.q.prefix)
+                        && key[self.q.prefix.len()..]
+                            .find(d)
+                            .is_some_and(|pos| self.q.prefix.len() + pos + d.len() <= key.len())
+                });
+                let empty = children.range((item.id, "")..(item.id + 1, ""))?.next().is_none();
+                if rolled || empty {
+                    if !self.emit(&key, &item) {
+                        return Ok(false);
+                    }
+                    continue;
+                }
+                if !self.walk(items, children, item.id, &key)? {
+                    return Ok(false);
+                }
+            } else if !self.emit(&key, &item) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Storage {
+    /// Lists the subtree of the folder at `folder` as keys (see [`KeyListing`]).
+    pub async fn list_keys(&self, p: &Principal, folder: &str, q: ListQuery<'_>) -> Result<KeyListing> {
+        let folder = DrivePath::parse(folder)?;
+        let root = p.root;
+        let prefix = q.prefix.to_owned();
+        let start_after = q.start_after.map(str::to_owned);
+        let delimiter = q.delimiter.map(str::to_owned);
+        let max = q.max;
+        self.core
+            .db
+            .read(move |t| {
+                let items = t.open_table(ITEMS)?;
+                let children = t.open_table(CHILDREN)?;
+                let f = txn::resolve_folder(&items, &children, root, &folder).map_err(|e| match e {
+                    Error::ParentMissing(_) => Error::NotFound(format!("{folder} not found")),
+                    e => e,
+                })?;
+                let q = ListQuery {
+                    prefix: &prefix,
+                    start_after: start_after.as_deref(),
+                    delimiter: delimiter.as_deref(),
+                    max,
+                };
+                let mut w = Walk { q: &q, out: KeyListing::default() };
+                if max > 0 {
+                    w.walk(&items, &children, f.id, "")?;
+                }
+                Ok(w.out)
+            })
+            .await
+    }
+}
