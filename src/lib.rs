@@ -71,7 +71,8 @@ pub async fn run(
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(address = %listener.local_addr()?, "davit listening on {scheme}://{}", listener.local_addr()?);
+    // Printed whatever the log level: scripts and operators look for this line.
+    eprintln!("davit listening on {scheme}://{}", listener.local_addr()?);
     let app = build_app(&config, storage)?;
     serve(listener, app, tls, shutdown).await
 }
