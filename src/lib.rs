@@ -56,7 +56,8 @@ pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
         config.tls.is_some() || config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     let api =
         davit_api::router(davit_api::ApiState { storage: storage.clone(), mailer: Arc::new(mailer), secure_cookies });
-    Ok(App { storage, api, base_domain: config.base_domain.clone(), shutdown_timeout: config.shutdown_timeout })
+    let webdav = davit_webdav::WebDav::new(storage.clone());
+    Ok(App { storage, api, webdav, base_domain: config.base_domain.clone(), shutdown_timeout: config.shutdown_timeout })
 }
 
 /// Binds, builds and serves until `shutdown` resolves.

@@ -28,6 +28,7 @@ pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 pub struct App {
     pub storage: Storage,
     pub api: davit_api::Router,
+    pub webdav: davit_webdav::WebDav,
     /// Lower-case base domain for virtual-host-style S3 addressing.
     pub base_domain: Option<String>,
     pub shutdown_timeout: Duration,
@@ -89,7 +90,7 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
                 Err(never) => match never {},
             }
         }
-        Front::Dav => plain(StatusCode::NOT_IMPLEMENTED, "WebDAV is not available on this server yet\n"),
+        Front::Dav => app.webdav.handle(req).await.map(|b| b.map_err(BoxError::from).boxed_unsync()),
         Front::Link => plain(StatusCode::NOT_IMPLEMENTED, "shared links are not available on this server yet\n"),
         Front::S3 => s3_not_implemented(&request_id),
     };

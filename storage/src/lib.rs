@@ -14,6 +14,7 @@ mod error;
 mod ingest;
 mod keys;
 mod listing;
+pub mod locks;
 pub mod model;
 pub mod names;
 pub mod policy;
@@ -90,6 +91,7 @@ pub(crate) struct Core {
     pub config: StorageConfig,
     pub auth_cache: auth_cache::AuthCache,
     pub throttle: auth::throttle::Throttle,
+    pub locks: locks::LockStore,
     /// HS256 key of access tokens, kept in the data folder.
     pub jwt_key: Vec<u8>,
 }
@@ -146,6 +148,7 @@ impl Storage {
             config,
             auth_cache: Default::default(),
             throttle: Default::default(),
+            locks: Default::default(),
             jwt_key,
         });
         start_periodic_sweep(&core);

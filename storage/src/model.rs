@@ -139,11 +139,19 @@ pub struct Principal {
     pub username: String,
     pub role: Role,
     pub root: u64,
+    /// Lock tokens the request presented (WebDAV `If`): proof of holding a lock.
+    pub lock_tokens: Vec<String>,
 }
 
 impl Principal {
     pub fn of(user: &User) -> Self {
-        Principal { user_id: user.id, username: user.username.clone(), role: user.role, root: user.root }
+        Principal {
+            user_id: user.id,
+            username: user.username.clone(),
+            role: user.role,
+            root: user.root,
+            lock_tokens: Vec::new(),
+        }
     }
 }
 

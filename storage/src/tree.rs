@@ -176,6 +176,7 @@ impl Storage {
     pub async fn mkdir(&self, p: &Principal, path: &str) -> Result<Item> {
         let path = DrivePath::parse(path)?;
         check_change(p, &path)?;
+        self.check_unlocked(p, &path.to_string(), false, &p.lock_tokens).await?;
         let (root, owner, now) = (p.root, p.user_id, now_nanos());
         self.core
             .db
@@ -217,6 +218,7 @@ impl Storage {
     {
         let path = DrivePath::parse(path)?;
         check_change(p, &path)?;
+        self.check_unlocked(p, &path.to_string(), false, &p.lock_tokens).await?;
         let (root, owner) = (p.root, p.user_id);
         let policy = &self.core.config.policy;
         policy.check_file(p.role, path.name().expect("not root"), opts.content_type.as_deref())?;
@@ -371,6 +373,7 @@ impl Storage {
     pub async fn delete(&self, p: &Principal, path: &str, conditions: Conditions) -> Result<()> {
         let path = DrivePath::parse(path)?;
         check_change(p, &path)?;
+        self.check_unlocked(p, &path.to_string(), true, &p.lock_tokens).await?;
         let root = p.root;
         self.core
             .db
@@ -414,6 +417,10 @@ impl Storage {
             }
         }
         check_change(p, &to)?;
+        if is_move {
+            self.check_unlocked(p, &from.to_string(), true, &p.lock_tokens).await?;
+        }
+        self.check_unlocked(p, &to.to_string(), true, &p.lock_tokens).await?;
         if from == to {
             return Err(Error::Forbidden("source and destination are the same".into()));
         }
@@ -460,17 +467,16 @@ impl Storage {
             .await
     }
 
-    /// Sets and removes WebDAV dead properties of an item, all or nothing.
-    pub async fn set_props(
-        &self,
-        p: &Principal,
-        path: &str,
-        set: Vec<(String, Vec<u8>)>,
-        remove: Vec<String>,
-    ) -> Result<Item> {
+    /// Sets (`Some`) and removes (`None`) WebDAV dead properties of an item, in order, all
+    /// or nothing.
+    pub async fn set_props(&self, p: &Principal, path: &str, ops: Vec<(String, Option<Vec<u8>>)>) -> Result<Item> {
         self.update_item(p, path, move |item| {
-            item.props.retain(|(k, _)| !remove.contains(k) && !set.iter().any(|(s, _)| s == k));
-            item.props.extend(set.iter().cloned());
+            for (key, value) in &ops {
+                item.props.retain(|(k, _)| k != key);
+                if let Some(v) = value {
+                    item.props.push((key.clone(), v.clone()));
+                }
+            }
             Ok(())
         })
         .await
@@ -493,6 +499,7 @@ impl Storage {
     ) -> Result<Item> {
         let path = DrivePath::parse(path)?;
         check_change(p, &path)?;
+        self.check_unlocked(p, &path.to_string(), false, &p.lock_tokens).await?;
         let root = p.root;
         self.core
             .db

@@ -1,0 +1,208 @@
+//! dav-server's lock system, backed by the core's lock store: paths become chains of item
+//! ids, so a lock binds the item whatever path reaches it.
+
+use std::time::Duration;
+
+use dav_server::davpath::DavPath;
+use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
+use davit_storage::locks::{Chain, LockInfo};
+use davit_storage::{Principal, Storage};
+use futures::FutureExt;
+use xmltree::Element;
+
+use crate::fs::drive_path;
+
+#[derive(Clone)]
+pub struct CoreLs {
+    pub storage: Storage,
+    pub principal: Principal,
+}
+
+impl std::fmt::Debug for CoreLs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CoreLs")
+    }
+}
+
+fn to_dav(l: &LockInfo) -> DavLock {
+    let owner = l.owner_xml.as_ref().and_then(|x| Element::parse(x.as_slice()).ok()).map(Box::new);
+    DavLock {
+        token: l.token.clone(),
+        path: Box::new(dav_path(&l.href)),
+        principal: l.principal.clone(),
+        owner,
+        timeout_at: l.expires,
+        timeout: l.timeout,
+        shared: l.shared,
+        deep: l.deep,
+    }
+}
+
+/// Gives every element its own namespace declaration, so the owner element parses again
+/// outside the request document its prefixes were declared in.
+fn standalone(e: &mut Element) {
+    if let Some(ns) = e.namespace.clone() {
+        e.prefix = None;
+        let mut decl = xmltree::Namespace::empty();
+        decl.force_put("", ns);
+        e.namespaces = Some(decl);
+    }
+    for child in e.children.iter_mut() {
+        if let xmltree::XMLNode::Element(c) = child {
+            standalone(c);
+        }
+    }
+}
+
+fn dav_path(href: &str) -> DavPath {
+    let mut p = DavPath::new(href).unwrap_or_else(|_| DavPath::new("/").expect("root"));
+    let _ = p.set_prefix(crate::PREFIX);
+    p
+}
+
+/// A lock that conflicts with everything, for paths the core cannot name.
+fn refusal(path: &DavPath) -> DavLock {
+    DavLock {
+        token: String::new(),
+        path: Box::new(path.clone()),
+        principal: None,
+        owner: None,
+        timeout_at: None,
+        timeout: None,
+        shared: false,
+        deep: false,
+    }
+}
+
+impl CoreLs {
+    async fn chain(&self, path: &DavPath) -> Option<Chain> {
+        let p = drive_path(path).ok()?;
+        self.storage.lock_chain(&self.principal, &p).await.ok()
+    }
+}
+
+impl DavLockSystem for CoreLs {
+    fn lock(
+        &'_ self,
+        path: &DavPath,
+        principal: Option<&str>,
+        owner: Option<&Element>,
+        timeout: Option<Duration>,
+        shared: bool,
+        deep: bool,
+    ) -> LsFuture<'_, Result<DavLock, DavLock>> {
+        let path = path.clone();
+        let principal = principal.map(str::to_owned);
+        let owner_xml = owner.map(|o| {
+            let mut o = o.clone();
+            standalone(&mut o);
+            let mut v = Vec::new();
+            let _ = o.write(&mut v);
+            v
+        });
+        async move {
+            let Some(mut chain) = self.chain(&path).await else { return Err(refusal(&path)) };
+            if !chain.complete {
+                // An unmapped URL: check the ancestors, make the empty file the lock will
+                // hold (RFC 4918 §7.3), then lock it.
+                if let Err(l) = self.storage.locks().check(&chain, None, true, false, &[]) {
+                    return Err(to_dav(&l));
+                }
+                let p = drive_path(&path).map_err(|_| refusal(&path))?;
+                let opts = davit_storage::WriteOptions {
+                    conditions: davit_storage::Conditions { if_match: None, if_none_match: Some(vec!["*".into()]) },
+                    ..Default::default()
+                };
+                let empty = futures::stream::empty();
+                if self.storage.write(&self.principal, &p, empty, opts).await.is_err() {
+                    return Err(refusal(&path));
+                }
+                chain = match self.chain(&path).await {
+                    Some(c) if c.complete => c,
+                    _ => return Err(refusal(&path)),
+                };
+            }
+            let shown = drive_path(&path).unwrap_or_default();
+            let href = path.with_prefix().as_url_string();
+            self.storage
+                .locks()
+                .lock(&chain, &shown, &href, principal.as_deref(), owner_xml, timeout, shared, deep)
+                .map(|l| to_dav(&l))
+                .map_err(|l| to_dav(&l))
+        }
+        .boxed()
+    }
+
+    fn unlock(&'_ self, path: &DavPath, token: &str) -> LsFuture<'_, Result<(), ()>> {
+        let (path, token) = (path.clone(), token.to_owned());
+        async move {
+            let chain = self.chain(&path).await.ok_or(())?;
+            if self.storage.locks().unlock(&chain, &token) { Ok(()) } else { Err(()) }
+        }
+        .boxed()
+    }
+
+    fn refresh(&'_ self, path: &DavPath, token: &str, timeout: Option<Duration>) -> LsFuture<'_, Result<DavLock, ()>> {
+        let (path, token) = (path.clone(), token.to_owned());
+        async move {
+            let chain = self.chain(&path).await.ok_or(())?;
+            self.storage.locks().refresh(&chain, &token, timeout).map(|l| to_dav(&l)).ok_or(())
+        }
+        .boxed()
+    }
+
+    fn check(
+        &'_ self,
+        path: &DavPath,
+        principal: Option<&str>,
+        ignore_principal: bool,
+        deep: bool,
+        submitted_tokens: &[String],
+    ) -> LsFuture<'_, Result<(), DavLock>> {
+        let path = path.clone();
+        let principal = principal.map(str::to_owned);
+        let tokens = submitted_tokens.to_vec();
+        async move {
+            let Some(chain) = self.chain(&path).await else { return Ok(()) };
+            self.storage
+                .locks()
+                .check(&chain, principal.as_deref(), ignore_principal, deep, &tokens)
+                .map_err(|l| to_dav(&l))
+        }
+        .boxed()
+    }
+
+    fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
+        let path = path.clone();
+        async move {
+            match self.chain(&path).await {
+                Some(chain) => self.storage.locks().discover(&chain).iter().map(to_dav).collect(),
+                None => Vec::new(),
+            }
+        }
+        .boxed()
+    }
+
+    fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
+        let p = drive_path(path).unwrap_or_default();
+        self.storage.locks().delete_path(&p);
+        futures::future::ready(Ok(())).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn owner_survives_storage_outside_its_document() {
+        let doc = r#"<D:lockinfo xmlns:D="DAV:"><D:owner><D:href>mailto:a@b</D:href> litmus</D:owner></D:lockinfo>"#;
+        let info = xmltree::Element::parse(doc.as_bytes()).unwrap();
+        let mut owner = info.get_child("owner").unwrap().clone();
+        super::standalone(&mut owner);
+        let mut v = Vec::new();
+        owner.write(&mut v).unwrap();
+        let back = xmltree::Element::parse(v.as_slice()).unwrap();
+        assert_eq!(back.name, "owner");
+        assert_eq!(back.namespace.as_deref(), Some("DAV:"));
+        assert_eq!(back.get_child("href").unwrap().get_text().unwrap(), "mailto:a@b");
+    }
+}

@@ -1,0 +1,247 @@
+//! WebDAV locks, kept in the core so every protocol obeys them: a write through REST or S3
+//! to a locked item is refused unless the lock's token is presented. Locks attach to items
+//! (by id), so every path that reaches the item is bound by them; they live in memory and
+//! expire with their timeout (a restart releases them, as clients re-lock on demand).
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use crate::Storage;
+use crate::db::{CHILDREN, ITEMS};
+use crate::error::{Error, Result};
+use crate::model::{Kind, Principal, child_key};
+use crate::names::DrivePath;
+
+#[derive(Clone, Debug)]
+pub struct LockInfo {
+    pub token: String,
+    /// The locked item and its ancestors, root first, the item last.
+    pub chain: Vec<u64>,
+    /// The drive path the lock was taken on.
+    pub path: String,
+    /// The same as the client's protocol names it (a WebDAV URL path), for lock discovery.
+    pub href: String,
+    pub principal: Option<String>,
+    /// The client's `owner` element, as XML.
+    pub owner_xml: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+    pub expires: Option<SystemTime>,
+    pub shared: bool,
+    pub deep: bool,
+}
+
+impl LockInfo {
+    fn item(&self) -> u64 {
+        *self.chain.last().expect("a lock has an item")
+    }
+}
+
+#[derive(Default)]
+pub struct LockStore {
+    locks: Mutex<Vec<LockInfo>>,
+}
+
+/// Where a path is in the tree: the ids of its existing part, root first, and whether the
+/// whole path exists (then the last id is its item).
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub ids: Vec<u64>,
+    pub complete: bool,
+}
+
+fn held(l: &LockInfo, principal: Option<&str>, ignore_principal: bool, tokens: &[String]) -> bool {
+    tokens.contains(&l.token) && (ignore_principal || principal == l.principal.as_deref())
+}
+
+impl LockStore {
+    fn live(&self) -> std::sync::MutexGuard<'_, Vec<LockInfo>> {
+        let mut locks = self.locks.lock().expect("lock store");
+        let now = SystemTime::now();
+        locks.retain(|l| l.expires.is_none_or(|e| e > now));
+        locks
+    }
+
+    /// Locks on the chain (deep ones on ancestors, any on the item itself).
+    fn covering<'a>(locks: &'a [LockInfo], chain: &Chain) -> impl Iterator<Item = &'a LockInfo> {
+        let last = if chain.complete { chain.ids.last().copied() } else { None };
+        let ids = chain.ids.clone();
+        locks
+            .iter()
+            .filter(move |l| Some(l.item()) == last || (l.deep && ids.contains(&l.item()) && Some(l.item()) != last))
+    }
+
+    /// Locks on the item or below it.
+    fn below<'a>(locks: &'a [LockInfo], chain: &Chain) -> impl Iterator<Item = &'a LockInfo> {
+        let item = if chain.complete { chain.ids.last().copied() } else { None };
+        locks.iter().filter(move |l| item.is_some_and(|i| l.chain.contains(&i)))
+    }
+
+    fn check_in(
+        locks: &[LockInfo],
+        chain: &Chain,
+        principal: Option<&str>,
+        ignore_principal: bool,
+        deep: bool,
+        tokens: &[String],
+        shared_ok: bool,
+    ) -> std::result::Result<(), Box<LockInfo>> {
+        let mut holds = false;
+        let mut first_shared = None;
+        for l in Self::covering(locks, chain) {
+            if held(l, principal, ignore_principal, tokens) {
+                holds = true;
+            } else if !l.shared {
+                return Err(Box::new(l.clone()));
+            } else if !shared_ok {
+                first_shared.get_or_insert(l);
+            }
+        }
+        if !holds && let Some(l) = first_shared {
+            return Err(Box::new(l.clone()));
+        }
+        if deep {
+            for l in Self::below(locks, chain) {
+                if (!l.shared || !shared_ok) && !held(l, principal, ignore_principal, tokens) {
+                    return Err(Box::new(l.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a lock on an existing item; a conflicting lock is returned as the error.
+    #[allow(clippy::too_many_arguments)]
+    pub fn lock(
+        &self,
+        chain: &Chain,
+        path: &str,
+        href: &str,
+        principal: Option<&str>,
+        owner_xml: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+        shared: bool,
+        deep: bool,
+    ) -> std::result::Result<LockInfo, Box<LockInfo>> {
+        let mut locks = self.live();
+        Self::check_in(&locks, chain, None, true, deep, &[], shared)?;
+        let token = format!("urn:uuid:{}", uuid_v4());
+        let lock = LockInfo {
+            token,
+            chain: chain.ids.clone(),
+            path: path.to_owned(),
+            href: href.to_owned(),
+            principal: principal.map(str::to_owned),
+            owner_xml,
+            timeout,
+            expires: timeout.map(|d| SystemTime::now() + d),
+            shared,
+            deep,
+        };
+        locks.push(lock.clone());
+        Ok(lock)
+    }
+
+    /// Releases a lock that covers the chain; false if there is none with that token.
+    pub fn unlock(&self, chain: &Chain, token: &str) -> bool {
+        let mut locks = self.live();
+        let before = locks.len();
+        let covering: Vec<String> =
+            Self::covering(&locks, chain).filter(|l| l.token == token).map(|l| l.token.clone()).collect();
+        locks.retain(|l| !covering.contains(&l.token));
+        locks.len() < before
+    }
+
+    pub fn refresh(&self, chain: &Chain, token: &str, timeout: Option<Duration>) -> Option<LockInfo> {
+        let mut locks = self.live();
+        let ok: Vec<String> =
+            Self::covering(&locks, chain).filter(|l| l.token == token).map(|l| l.token.clone()).collect();
+        let l = locks.iter_mut().find(|l| ok.contains(&l.token))?;
+        l.timeout = timeout;
+        l.expires = timeout.map(|d| SystemTime::now() + d);
+        Some(l.clone())
+    }
+
+    pub fn check(
+        &self,
+        chain: &Chain,
+        principal: Option<&str>,
+        ignore_principal: bool,
+        deep: bool,
+        tokens: &[String],
+    ) -> std::result::Result<(), Box<LockInfo>> {
+        let locks = self.live();
+        Self::check_in(&locks, chain, principal, ignore_principal, deep, tokens, false)
+    }
+
+    pub fn discover(&self, chain: &Chain) -> Vec<LockInfo> {
+        let locks = self.live();
+        Self::covering(&locks, chain).cloned().collect()
+    }
+
+    /// Drops the locks taken on `path` or below it (after a DELETE or the source of a MOVE).
+    pub fn delete_path(&self, path: &str) {
+        let base = path.trim_end_matches('/');
+        let mut locks = self.live();
+        locks.retain(|l| {
+            let p = l.path.trim_end_matches('/');
+            !(p == base || p.starts_with(&format!("{base}/")))
+        });
+    }
+}
+
+fn uuid_v4() -> String {
+    let mut b = crate::crypto::random_bytes::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+impl Storage {
+    pub fn locks(&self) -> &LockStore {
+        &self.core.locks
+    }
+
+    /// The chain of ids of `path` in the caller's drive.
+    pub async fn lock_chain(&self, p: &Principal, path: &str) -> Result<Chain> {
+        let path = DrivePath::parse(path)?;
+        let root = p.root;
+        self.core
+            .db
+            .read(move |t| {
+                let children = t.open_table(CHILDREN)?;
+                let _ = t.open_table(ITEMS)?;
+                let mut ids = vec![root];
+                let names = path.names();
+                for (i, name) in names.iter().enumerate() {
+                    let last = i + 1 == names.len();
+                    let next = match children
+                        .get((*ids.last().expect("root"), child_key(name, Kind::Folder).as_str()))?
+                    {
+                        Some(v) => Some(v.value()),
+                        None if last => children.get((*ids.last().expect("root"), name.as_str()))?.map(|v| v.value()),
+                        None => None,
+                    };
+                    match next {
+                        Some(id) => ids.push(id),
+                        None => return Ok(Chain { ids, complete: false }),
+                    }
+                }
+                Ok(Chain { ids, complete: true })
+            })
+            .await
+    }
+
+    /// Refuses a change of `path` (and, for `deep`, of anything below it) that a lock the
+    /// caller does not present a token for forbids.
+    pub(crate) async fn check_unlocked(&self, p: &Principal, path: &str, deep: bool, tokens: &[String]) -> Result<()> {
+        if self.core.locks.locks.lock().expect("lock store").is_empty() {
+            return Ok(());
+        }
+        let chain = self.lock_chain(p, path).await?;
+        self.core
+            .locks
+            .check(&chain, None, true, deep, tokens)
+            .map_err(|l| Error::Locked(format!("{} is locked{}", l.path, if l.shared { " (shared lock)" } else { "" })))
+    }
+}
