@@ -7,3 +7,4 @@ mod process;
 mod server;
 mod smtp;
 mod support;
+mod webdav;

@@ -175,6 +175,9 @@ impl Storage {
 
     pub async fn mkdir(&self, p: &Principal, path: &str) -> Result<Item> {
         let path = DrivePath::parse(path)?;
+        if path.is_shared_root() {
+            return Err(Error::AlreadyExists("/shared exists: it holds what others share with you".into()));
+        }
         check_change(p, &path)?;
         self.check_unlocked(p, &path.to_string(), false, &p.lock_tokens).await?;
         let (root, owner, now) = (p.root, p.user_id, now_nanos());

@@ -1,0 +1,227 @@
+//! WebDAV over real HTTP: the same files as REST, refusals in WebDAV's statuses with a
+//! reason, locks that bind every protocol, client habits (Windows, rclone, Finder).
+
+use std::io::{Read, Write};
+
+use reqwest::{Client, Method, StatusCode};
+
+use crate::support::{self, Options, PASSWORD, TestServer};
+
+fn m(name: &str) -> Method {
+    Method::from_bytes(name.as_bytes()).unwrap()
+}
+
+fn dav(c: &Client, s: &TestServer, method: &str, path: &str) -> reqwest::RequestBuilder {
+    c.request(m(method), s.url(&format!("/dav{path}"))).basic_auth("alice", Some(PASSWORD))
+}
+
+#[tokio::test]
+async fn same_files_as_rest_with_types_times_and_properties() {
+    let s = support::start(Options::default()).await;
+    let c = support::client();
+    let r = c.request(m("OPTIONS"), s.url("/dav/")).send().await.unwrap();
+    assert_eq!(r.headers()["dav"], "1, 2");
+    assert_eq!(r.headers()["ms-author-via"], "DAV");
+    let r = c.request(m("PROPFIND"), s.url("/dav/")).header("Depth", "1").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic realm=\"davit\""));
+
+    assert_eq!(dav(&c, &s, "MKCOL", "/docs").send().await.unwrap().status(), 201);
+    let data = support::pseudo_random(2_500_000, 3);
+    let r = dav(&c, &s, "PUT", "/docs/r%C3%A9sum%C3%A9.pdf")
+        .header("Content-Type", "application/pdf")
+        .header("X-OC-Mtime", "1600000000")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // The same file over REST, with the stored type and the client's modification time.
+    let r = c
+        .get(s.url("/api/v1/files/docs/r%C3%A9sum%C3%A9.pdf"))
+        .basic_auth("alice", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    assert_eq!(r.headers()["last-modified"], "Sun, 13 Sep 2020 12:26:40 GMT");
+    assert_eq!(r.bytes().await.unwrap(), data);
+    // And the other way round, with ranges.
+    c.put(s.url("/api/v1/files/docs/notes.txt"))
+        .basic_auth("alice", Some(PASSWORD))
+        .header("Content-Type", "text/markdown")
+        .body("# notes\n")
+        .send()
+        .await
+        .unwrap();
+    let r = dav(&c, &s, "GET", "/docs/notes.txt").send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/markdown", "the stored type, not one guessed from the name");
+    assert_eq!(r.text().await.unwrap(), "# notes\n");
+    let r =
+        dav(&c, &s, "GET", "/docs/r%C3%A9sum%C3%A9.pdf").header("Range", "bytes=1000000-1000099").send().await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), &data[1_000_000..1_000_100]);
+
+    let r = dav(&c, &s, "PROPFIND", "/docs/").header("Depth", "1").send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("notes.txt") && body.contains("r%C3%A9sum%C3%A9.pdf"), "{body}");
+    let r = dav(&c, &s, "PROPFIND", "/").header("Depth", "1").send().await.unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("/dav/shared/"), "the root shows the shared folder: {body}");
+
+    let quota = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/><D:quota-available-bytes/></D:prop></D:propfind>"#;
+    let r = dav(&c, &s, "PROPFIND", "/").header("Depth", "0").body(quota).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("quota-used-bytes>2500008<"), "{body}");
+
+    for depth in [Some("infinity"), None] {
+        let mut req = dav(&c, &s, "PROPFIND", "/");
+        if let Some(d) = depth {
+            req = req.header("Depth", d);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(r.text().await.unwrap().contains("propfind-finite-depth"));
+    }
+
+    // COPY copies no data; MOVE keeps the item.
+    assert_eq!(
+        dav(&c, &s, "COPY", "/docs/").header("Destination", s.url("/dav/copy/")).send().await.unwrap().status(),
+        201
+    );
+    let before = s.storage.check().await.unwrap().chunks;
+    assert_eq!(
+        dav(&c, &s, "MOVE", "/copy/notes.txt")
+            .header("Destination", s.url("/dav/moved.txt"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(s.storage.check().await.unwrap().chunks, before);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_have_webdav_statuses_and_reasons() {
+    use davit_storage::Role;
+    use davit_storage::policy::{Policy, Rule};
+    let mut policy = Policy::default();
+    policy.roles.insert(
+        Role::User,
+        Rule { max_file_size: None, allowed_extensions: None, allowed_types: Some(vec!["text/plain".into()]) },
+    );
+    let s = support::start(Options { default_quota: 1_000_000, policy, ..Default::default() }).await;
+    let c = support::client();
+    let r = dav(&c, &s, "PUT", "/missing/a.txt").header("Content-Type", "text/plain").body("x").send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let r = dav(&c, &s, "PUT", "/big.txt")
+        .header("Content-Type", "text/plain")
+        .body(vec![7u8; 1_500_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 507);
+    assert!(r.text().await.unwrap().contains("quota"));
+    let r =
+        dav(&c, &s, "PUT", "/a.exe").header("Content-Type", "application/x-msdownload").body("x").send().await.unwrap();
+    assert_eq!(r.status(), 415);
+    assert!(r.text().await.unwrap().contains("text/plain"), "the reason names the rule");
+    let r = dav(&c, &s, "PUT", "/shared/x.txt").header("Content-Type", "text/plain").body("x").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(dav(&c, &s, "MKCOL", "/shared").send().await.unwrap().status(), 405);
+    assert_eq!(dav(&c, &s, "MKCOL", "/d").send().await.unwrap().status(), 201);
+    assert_eq!(dav(&c, &s, "MKCOL", "/d").send().await.unwrap().status(), 405);
+    assert_eq!(dav(&c, &s, "MKCOL", "/x/y").send().await.unwrap().status(), 409);
+    let r = dav(&c, &s, "PUT", "/d/a.txt").header("Content-Type", "text/plain").body("one").send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = dav(&c, &s, "PUT", "/d/a.txt")
+        .header("Content-Type", "text/plain")
+        .header("If-None-Match", "*")
+        .body("two")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    let r = dav(&c, &s, "COPY", "/d/a.txt").header("Destination", s.url("/dav/d/a.txt")).send().await.unwrap();
+    assert_eq!(r.status(), 403, "same source and destination");
+
+    // A body shorter than announced is refused: nothing is stored.
+    let mut sock = std::net::TcpStream::connect(s.addr).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(3))).unwrap();
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"));
+    write!(sock, "PUT /dav/d/short.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n0123456789").unwrap();
+    sock.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    let _ = sock.read_to_end(&mut rest);
+    let r = dav(&c, &s, "GET", "/d/short.txt").send().await.unwrap();
+    assert_eq!(r.status(), 404, "a short body leaves nothing");
+    let report = s.storage.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
+}
+
+fn lock_body() -> &'static str {
+    r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>Windows</D:owner></D:lockinfo>"#
+}
+
+#[tokio::test]
+async fn windows_upload_sequence_and_locks_bind_every_protocol() {
+    let s = support::start(Options::default()).await;
+    let c = support::client();
+    // Explorer: PUT 0 bytes, LOCK, PROPPATCH Win32 times, PUT the content, UNLOCK.
+    assert_eq!(dav(&c, &s, "PUT", "/report.docx").body("").send().await.unwrap().status(), 201);
+    let r =
+        dav(&c, &s, "LOCK", "/report.docx").header("Timeout", "Second-3600").body(lock_body()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.headers()["lock-token"].to_str().unwrap().trim_matches(|c| c == '<' || c == '>').to_owned();
+    let if_header = format!("(<{token}>)");
+    let patch = r#"<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop><Z:Win32CreationTime>Sat, 21 Nov 2026 10:00:00 GMT</Z:Win32CreationTime><Z:Win32FileAttributes>00000020</Z:Win32FileAttributes><E:tag xmlns:E="urn:example:">draft</E:tag></D:prop></D:set></D:propertyupdate>"#;
+    let r = dav(&c, &s, "PROPPATCH", "/report.docx").header("If", &if_header).body(patch).send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    assert!(r.text().await.unwrap().contains("200 OK"));
+    // Without the token the lock holds, over WebDAV and over REST alike.
+    let r = dav(&c, &s, "PUT", "/report.docx").body("intruder").send().await.unwrap();
+    assert_eq!(r.status(), 423);
+    let r = c
+        .put(s.url("/api/v1/files/report.docx"))
+        .basic_auth("alice", Some(PASSWORD))
+        .body("intruder")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 423);
+    let r = c.delete(s.url("/api/v1/files/report.docx")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
+    assert_eq!(r.status(), 423);
+    let r = dav(&c, &s, "PUT", "/report.docx").header("If", &if_header).body("the real content").send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = dav(&c, &s, "PROPFIND", "/report.docx").header("Depth", "0").send().await.unwrap();
+    let body = r.text().await.unwrap();
+    // Win32 times are acknowledged (dav-server answers them for Explorer); dead properties
+    // are kept in the core and survive the overwrite.
+    assert!(body.contains(">draft<") && body.contains(&token), "{body}");
+    assert_eq!(
+        dav(&c, &s, "UNLOCK", "/report.docx").header("Lock-Token", format!("<{token}>")).send().await.unwrap().status(),
+        204
+    );
+    let r = c
+        .put(s.url("/api/v1/files/report.docx"))
+        .basic_auth("alice", Some(PASSWORD))
+        .body("after unlock")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // davfs2 creates files by LOCK on an unmapped URL: an empty, locked file.
+    let r = dav(&c, &s, "LOCK", "/new.txt").body(lock_body()).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = c.get(s.url("/api/v1/files/new.txt")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
+    assert_eq!((r.status(), r.bytes().await.unwrap().len()), (StatusCode::OK, 0));
+    let r = c.put(s.url("/api/v1/files/new.txt")).basic_auth("alice", Some(PASSWORD)).body("x").send().await.unwrap();
+    assert_eq!(r.status(), 423);
+    s.stop().await;
+}
