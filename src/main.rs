@@ -25,7 +25,25 @@ enum Command {
     },
 }
 
+/// glibc gives each thread that frees memory its own arena and raises its mmap threshold
+/// to the largest block freed, so the ~1 MiB chunk buffers that cross between tokio workers
+/// and blocking threads pile up in many arenas: a 1 GiB transfer reached 158 MiB of RSS.
+/// One arena keeps it near 70 MiB and measured faster here (2 cores: little contention).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    // SAFETY: mallopt only sets allocator parameters; it is called first thing in main,
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("DAVIT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))

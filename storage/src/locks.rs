@@ -54,6 +54,11 @@ fn held(l: &LockInfo, principal: Option<&str>, ignore_principal: bool, tokens: &
 }
 
 impl LockStore {
+    /// No lock is held anywhere (the common case: lock discovery can skip path lookups).
+    pub fn is_empty(&self) -> bool {
+        self.locks.lock().expect("lock store").is_empty()
+    }
+
     fn live(&self) -> std::sync::MutexGuard<'_, Vec<LockInfo>> {
         let mut locks = self.locks.lock().expect("lock store");
         let now = SystemTime::now();

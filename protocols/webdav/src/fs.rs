@@ -33,6 +33,8 @@ pub struct RequestCtx {
     pub seen: Mutex<HashMap<String, Item>>,
     /// The stored content type of the file a GET or HEAD served.
     pub served_type: Mutex<Option<String>>,
+    /// Quota and usage, asked once per request (an allprop PROPFIND wants it per entry).
+    pub quota: tokio::sync::OnceCell<(u64, Option<u64>)>,
 }
 
 #[derive(Clone)]
@@ -307,8 +309,14 @@ impl DavFileSystem for DriveFs {
 
     fn get_quota(&'_ self) -> FsFuture<'_, (u64, Option<u64>)> {
         async move {
-            let u = self.storage.usage(self.principal.user_id).await.map_err(|e| self.fail(e))?;
-            Ok((u.bytes, (u.quota > 0).then_some(u.quota)))
+            self.ctx
+                .quota
+                .get_or_try_init(|| async {
+                    let u = self.storage.usage(self.principal.user_id).await.map_err(|e| self.fail(e))?;
+                    Ok((u.bytes, (u.quota > 0).then_some(u.quota)))
+                })
+                .await
+                .copied()
         }
         .boxed()
     }

@@ -130,6 +130,7 @@ impl WebDav {
             mtime: header_str(&req, "x-oc-mtime").and_then(|v| v.trim().parse::<i64>().ok()),
             seen: Mutex::new(Default::default()),
             served_type: Mutex::new(None),
+            quota: Default::default(),
         });
         let method = req.method().clone();
         let oc_mtime = ctx.mtime.is_some();

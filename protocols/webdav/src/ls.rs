@@ -175,6 +175,9 @@ impl DavLockSystem for CoreLs {
     fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
         let path = path.clone();
         async move {
+            if self.storage.locks().is_empty() {
+                return Vec::new();
+            }
             match self.chain(&path).await {
                 Some(chain) => self.storage.locks().discover(&chain).iter().map(to_dav).collect(),
                 None => Vec::new(),
