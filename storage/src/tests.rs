@@ -224,7 +224,7 @@ async fn listing_names_and_reserved_paths() {
     f.storage.write(&p, "/cafe\u{301}.txt", body(b"x"), WriteOptions::default()).await.unwrap();
     assert_eq!(f.storage.stat(&p, "/caf\u{e9}.txt").await.unwrap().name, "caf\u{e9}.txt");
 
-    assert!(matches!(f.storage.mkdir(&p, "/shared").await, Err(Error::Forbidden(_))));
+    assert!(matches!(f.storage.mkdir(&p, "/shared").await, Err(Error::AlreadyExists(_))));
     assert!(matches!(
         f.storage.write(&p, "/shared/x", body(b"x"), WriteOptions::default()).await,
         Err(Error::Forbidden(_))
