@@ -57,7 +57,15 @@ pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
     let api =
         davit_api::router(davit_api::ApiState { storage: storage.clone(), mailer: Arc::new(mailer), secure_cookies });
     let webdav = davit_webdav::WebDav::new(storage.clone());
-    Ok(App { storage, api, webdav, base_domain: config.base_domain.clone(), shutdown_timeout: config.shutdown_timeout })
+    let s3 = davit_s3::service(storage.clone(), config.base_domain.as_deref()).map_err(anyhow::Error::msg)?;
+    Ok(App {
+        storage,
+        api,
+        webdav,
+        s3,
+        base_domain: config.base_domain.clone(),
+        shutdown_timeout: config.shutdown_timeout,
+    })
 }
 
 /// Binds, builds and serves until `shutdown` resolves.

@@ -29,6 +29,7 @@ pub struct App {
     pub storage: Storage,
     pub api: davit_api::Router,
     pub webdav: davit_webdav::WebDav,
+    pub s3: std::sync::Arc<s3s::service::S3Service>,
     /// Lower-case base domain for virtual-host-style S3 addressing.
     pub base_domain: Option<String>,
     pub shutdown_timeout: Duration,
@@ -92,7 +93,16 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
         }
         Front::Dav => app.webdav.handle(req).await.map(|b| b.map_err(BoxError::from).boxed_unsync()),
         Front::Link => plain(StatusCode::NOT_IMPLEMENTED, "shared links are not available on this server yet\n"),
-        Front::S3 => s3_not_implemented(&request_id),
+        Front::S3 => {
+            let req = req.map(s3s::Body::from);
+            match app.s3.call(req).await {
+                Ok(r) => r.map(|b| b.map_err(|e| -> BoxError { e }).boxed_unsync()),
+                Err(e) => {
+                    tracing::error!(error = ?e, "S3 request failed before an S3 answer");
+                    s3_internal_error(&request_id)
+                }
+            }
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -109,12 +119,12 @@ pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     r
 }
 
-fn s3_not_implemented(request_id: &str) -> Response<Body> {
+fn s3_internal_error(request_id: &str) -> Response<Body> {
     let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NotImplemented</Code><Message>The S3 API is not available on this server yet</Message><RequestId>{request_id}</RequestId></Error>"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>internal error</Message><RequestId>{request_id}</RequestId></Error>"
     );
     let mut r = Response::new(full(Bytes::from(xml)));
-    *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
+    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
     r
 }

@@ -26,9 +26,9 @@ async fn health_and_routing() {
 
     // Everything outside /api, /dav and /s is S3, answered in S3's own XML form.
     let r = c.get(s.url("/some-bucket/key")).send().await.unwrap();
-    assert_eq!(r.status(), 501);
+    assert_eq!(r.status(), 403);
     let text = r.text().await.unwrap();
-    assert!(text.contains("<Code>NotImplemented</Code>"), "{text}");
+    assert!(text.contains("<Code>AccessDenied</Code>"), "anonymous S3 is refused in S3's form: {text}");
     s.stop().await;
 }
 

@@ -20,7 +20,7 @@ run_suite() {
   local c=(curl -sS "${curl_opts[@]}" -u "$TEST_USER:$TEST_PASSWORD")
   local tmp=$DAVIT_WORK
   check "[$DAVIT_URL] health" bash -c "curl -sS ${curl_opts[*]} '$DAVIT_URL/api/v1/health' | grep -q '\"status\":\"ok\"'"
-  check "[$DAVIT_URL] S3 answers NotImplemented in XML" bash -c "curl -sS ${curl_opts[*]} '$DAVIT_URL/bucket/key' | grep -q '<Code>NotImplemented</Code>'"
+  check "[$DAVIT_URL] anonymous S3 is refused in S3's XML" bash -c "curl -sS ${curl_opts[*]} '$DAVIT_URL/bucket/key' | grep -q '<Code>AccessDenied</Code>'"
   check "[$DAVIT_URL] unknown API path is problem+json 404" bash -c "[ \"\$(curl -sS -o /dev/null -w '%{http_code} %{content_type}' ${curl_opts[*]} '$DAVIT_URL/api/v1/nope')\" = '404 application/problem+json' ]"
   head -c $((64 * 1024 * 1024)) /dev/urandom > "$tmp/big.bin"
   check "[$DAVIT_URL] 64 MiB upload" bash -c "[ \"\$(${c[*]} -o /dev/null -w '%{http_code}' -T '$tmp/big.bin' '$DAVIT_URL/api/v1/files/big.bin')\" = 201 ]"

@@ -42,6 +42,9 @@ pub enum Error {
     TypeNotAllowed(String),
     #[error("{0}")]
     RangeNotSatisfiable(String),
+    /// The body's digest is not the one the client announced (Content-MD5).
+    #[error("{0}")]
+    DigestMismatch(String),
     /// A mailed one-time code is wrong, expired or used up.
     #[error("{0}")]
     InvalidCode(String),

@@ -53,6 +53,11 @@ impl Storage {
         Ok((user, String::from_utf8(secret).map_err(Error::internal)?))
     }
 
+    /// The account an access key belongs to.
+    pub async fn access_key_owner(&self, key_id: &str) -> Result<User> {
+        Ok(self.access_key_secret(key_id).await?.0)
+    }
+
     pub async fn list_access_keys(&self, user_id: u64) -> Result<Vec<AccessKey>> {
         self.core
             .db

@@ -58,6 +58,10 @@ pub struct WriteOptions {
     /// The announced length: a body that ends short (or runs long) is refused, not stored.
     pub expected_len: Option<u64>,
     pub conditions: Conditions,
+    /// Make missing parent folders (S3 keys imply them) instead of refusing.
+    pub create_parents: bool,
+    /// The MD5 the client announced (Content-MD5): a body with another is refused.
+    pub expected_md5: Option<[u8; 16]>,
 }
 
 /// An open read: the item, the byte range `[start, end)` being sent, and its bytes.
@@ -244,10 +248,14 @@ impl Storage {
                 .read(move |t| {
                     let items = t.open_table(ITEMS)?;
                     let children = t.open_table(CHILDREN)?;
-                    let parent = txn::resolve_folder(&items, &children, root, &path.parent().expect("not root"))?;
-                    let current = match txn::lookup_child(&children, parent.id, path.name().expect("not root"))? {
-                        Some(id) => txn::get_item(&items, id)?,
-                        None => None,
+                    let current = match txn::resolve_folder(&items, &children, root, &path.parent().expect("not root"))
+                    {
+                        Ok(parent) => match txn::lookup_child(&children, parent.id, path.name().expect("not root"))? {
+                            Some(id) => txn::get_item(&items, id)?,
+                            None => None,
+                        },
+                        Err(Error::ParentMissing(_)) if opts.create_parents => None,
+                        Err(e) => return Err(e),
                     };
                     if current.as_ref().is_some_and(Item::is_folder) {
                         return Err(Error::Conflict(format!("{path} is a folder")));
@@ -279,6 +287,11 @@ impl Storage {
         {
             return Err(Error::Incomplete(format!("the body had {} bytes, {len} were announced", ingested.size)));
         }
+        if let Some(want) = opts.expected_md5
+            && want != ingested.md5
+        {
+            return Err(Error::DigestMismatch("the body does not match its Content-MD5".into()));
+        }
         let Ingested { refs, size, md5, inline, pins } = ingested;
         let etag = hex::encode(md5);
         let now = now_nanos();
@@ -286,7 +299,12 @@ impl Storage {
             .db
             .write(pins, move |ctx| {
                 let mut w = W::open(ctx)?;
-                let parent = w.resolve_folder(root, &path.parent().expect("not root"))?;
+                let parent_path = path.parent().expect("not root");
+                let parent = if opts.create_parents {
+                    w.ensure_folder(root, &parent_path, owner, now)?
+                } else {
+                    w.resolve_folder(root, &parent_path)?
+                };
                 let name = path.name().expect("not root");
                 let current = match txn::lookup_child(&w.children, parent.id, name)? {
                     Some(id) => Some(w.get(id)?),
@@ -514,6 +532,86 @@ impl Storage {
                 Ok(item)
             })
             .await
+    }
+
+    /// Makes the folder at `path` and any missing parents; an existing folder is fine.
+    pub async fn mkdir_all(&self, p: &Principal, path: &str) -> Result<Item> {
+        let path = DrivePath::parse(path)?;
+        check_change(p, &path)?;
+        self.check_unlocked(p, &path.to_string(), false, &p.lock_tokens).await?;
+        let (root, owner, now) = (p.root, p.user_id, now_nanos());
+        self.core.db.write((), move |ctx| W::open(ctx)?.ensure_folder(root, &path, owner, now)).await
+    }
+
+    /// Deletes a file (S3 DeleteObject), then the folders above it that it left empty, up
+    /// to but not including `keep_depth` names from the root (the bucket). A missing file
+    /// is not an error.
+    pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<()> {
+        let path = DrivePath::parse(path)?;
+        check_change(p, &path)?;
+        self.check_unlocked(p, &path.to_string(), true, &p.lock_tokens).await?;
+        let root = p.root;
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let Some(item) = w.resolve(root, &path)? else { return Ok(()) };
+                w.remove_subtree(&item)?;
+                let mut up = path.parent();
+                while let Some(dir) = up {
+                    if dir.names().len() <= keep_depth {
+                        break;
+                    }
+                    let Some(folder) = w.resolve(root, &dir)? else { break };
+                    if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
+                        break;
+                    }
+                    w.remove_subtree(&folder)?;
+                    up = dir.parent();
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Removes a folder only if it is empty (S3 DeleteBucket).
+    pub async fn remove_empty_folder(&self, p: &Principal, path: &str) -> Result<()> {
+        let path = DrivePath::parse(path)?;
+        check_change(p, &path)?;
+        let root = p.root;
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let folder = w.resolve_folder(root, &path).map_err(|e| match e {
+                    Error::ParentMissing(_) => Error::NotFound(format!("{path} not found")),
+                    e => e,
+                })?;
+                if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
+                    return Err(Error::NotEmpty(format!("{path} is not empty")));
+                }
+                w.remove_subtree(&folder)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Replaces the stored type, standard headers and user metadata of a file.
+    pub async fn set_metadata(
+        &self,
+        p: &Principal,
+        path: &str,
+        content_type: Option<String>,
+        headers: Vec<(String, String)>,
+        user_meta: Vec<(String, String)>,
+    ) -> Result<Item> {
+        self.update_item(p, path, move |item| {
+            item.content_type = content_type.clone();
+            item.headers = headers.clone();
+            item.user_meta = user_meta.clone();
+            Ok(())
+        })
+        .await
     }
 
     pub async fn usage(&self, user_id: u64) -> Result<Usage> {

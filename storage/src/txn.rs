@@ -74,6 +74,42 @@ impl<'t> W<'t> {
         resolve_folder(&self.items, &self.children, root, path)
     }
 
+    /// The folder at `path`, making missing folders on the way (owned by `owner`).
+    pub fn ensure_folder(&mut self, root: u64, path: &DrivePath, owner: u64, now: i64) -> Result<Item> {
+        let mut cur = self.get(root)?;
+        for name in path.names() {
+            if let Some(v) = self.children.get((cur.id, child_key(name, Kind::Folder).as_str()))? {
+                let id = v.value();
+                drop(v);
+                cur = self.get(id)?;
+                continue;
+            }
+            if self.children.get((cur.id, name.as_str()))?.is_some() {
+                return Err(Error::Conflict(format!("'{name}' is a file, so it cannot also be a folder")));
+            }
+            let folder = Item {
+                id: self.next_item_id()?,
+                owner,
+                parent: cur.id,
+                name: name.clone(),
+                kind: Kind::Folder,
+                size: 0,
+                created: now,
+                modified: now,
+                etag: format!("d{now:x}"),
+                content_type: None,
+                headers: Vec::new(),
+                user_meta: Vec::new(),
+                props: Vec::new(),
+                chunks: Vec::new(),
+            };
+            self.put(&folder)?;
+            self.link(&folder)?;
+            cur = folder;
+        }
+        Ok(cur)
+    }
+
     /// Takes references to `refs`; a new small chunk brings its sealed bytes in `inline`.
     pub fn add_refs(&mut self, refs: &[ChunkRef], inline: Option<&(ChunkId, Vec<u8>)>) -> Result<()> {
         for r in refs {

@@ -39,6 +39,7 @@ impl From<Error> for Problem {
             Error::TypeNotAllowed(_) => (S::UNSUPPORTED_MEDIA_TYPE, "type_not_allowed"),
             Error::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             Error::InvalidCode(_) => (S::BAD_REQUEST, "invalid_code"),
+            Error::DigestMismatch(_) => (S::BAD_REQUEST, "bad_digest"),
             Error::Throttled(_) => (S::TOO_MANY_REQUESTS, "throttled"),
             Error::Incomplete(_) => (S::BAD_REQUEST, "incomplete_body"),
             Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),

@@ -27,7 +27,11 @@ pub fn status(e: &Error) -> StatusCode {
         Error::NotFound(_) => S::NOT_FOUND,
         Error::Forbidden(_) => S::FORBIDDEN,
         Error::Unauthenticated(_) => S::UNAUTHORIZED,
-        Error::InvalidName(_) | Error::InvalidInput(_) | Error::InvalidCode(_) | Error::Incomplete(_) => S::BAD_REQUEST,
+        Error::InvalidName(_)
+        | Error::InvalidInput(_)
+        | Error::InvalidCode(_)
+        | Error::Incomplete(_)
+        | Error::DigestMismatch(_) => S::BAD_REQUEST,
         Error::AlreadyExists(_) => S::METHOD_NOT_ALLOWED,
         Error::NotEmpty(_) | Error::ParentMissing(_) | Error::Conflict(_) => S::CONFLICT,
         Error::PreconditionFailed(_) => S::PRECONDITION_FAILED,

@@ -1,0 +1,50 @@
+//! The one table from storage refusals to S3 error codes. Internal causes are logged here
+//! and never sent.
+
+use davit_storage::Error;
+use http::StatusCode;
+use s3s::{S3Error, S3ErrorCode};
+
+/// What kind of thing a NotFound is about, since S3 names it (NoSuchBucket, NoSuchKey).
+#[derive(Clone, Copy)]
+pub enum Subject {
+    Bucket,
+    Key,
+}
+
+pub fn s3_error(e: Error, subject: Subject) -> S3Error {
+    if let Some(cause) = e.internal_cause() {
+        tracing::error!(cause, "S3 request failed");
+    }
+    let msg = e.to_string();
+    let (code, status) = match &e {
+        Error::NotFound(_) => match subject {
+            Subject::Bucket => (S3ErrorCode::NoSuchBucket, None),
+            Subject::Key => (S3ErrorCode::NoSuchKey, None),
+        },
+        Error::Forbidden(_) | Error::Unauthenticated(_) | Error::Locked(_) => (S3ErrorCode::AccessDenied, None),
+        Error::InvalidName(_) | Error::InvalidInput(_) | Error::InvalidCode(_) | Error::TypeNotAllowed(_) => {
+            (S3ErrorCode::InvalidArgument, None)
+        }
+        Error::AlreadyExists(_) => (S3ErrorCode::BucketAlreadyOwnedByYou, None),
+        Error::NotEmpty(_) => (S3ErrorCode::BucketNotEmpty, None),
+        // A key that would be both a file and a folder (`a` beside `a/b`), or a missing
+        // parent: the tree cannot hold it.
+        Error::ParentMissing(_) | Error::Conflict(_) => (S3ErrorCode::InvalidArgument, None),
+        Error::PreconditionFailed(_) => (S3ErrorCode::PreconditionFailed, None),
+        Error::QuotaExceeded(_) => (S3ErrorCode::Custom("QuotaExceeded".into()), Some(StatusCode::FORBIDDEN)),
+        Error::TooLarge(_) => (S3ErrorCode::EntityTooLarge, None),
+        Error::RangeNotSatisfiable(_) => (S3ErrorCode::InvalidRange, None),
+        Error::Throttled(_) => (S3ErrorCode::SlowDown, None),
+        Error::Incomplete(_) => (S3ErrorCode::IncompleteBody, None),
+        Error::DigestMismatch(_) => (S3ErrorCode::BadDigest, None),
+        Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => {
+            return S3Error::with_message(S3ErrorCode::InternalError, "internal error");
+        }
+    };
+    let mut err = S3Error::with_message(code, msg);
+    if let Some(s) = status {
+        err.set_status_code(s);
+    }
+    err
+}

@@ -1,0 +1,181 @@
+//! davit's S3-compatible API, on the `s3s` crate, over the storage core: a user's buckets
+//! are the top-level folders of their drive whose names are valid bucket names, and a key is
+//! the path inside that folder, so an object is the same file over WebDAV and REST.
+//! Operations not built yet answer NotImplemented (the trait's default), never a wrong
+//! success.
+
+mod errors;
+mod names;
+mod objects;
+
+use std::sync::Arc;
+
+use davit_storage::{Principal, Status, Storage};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::dto::*;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+
+use errors::{Subject, s3_error as map};
+
+pub use s3s::Body as S3Body;
+
+/// Builds the S3 service; `base_domain` enables virtual-host-style addressing.
+pub fn service(storage: Storage, base_domain: Option<&str>) -> Result<Arc<S3Service>, String> {
+    let mut b = S3ServiceBuilder::new(DavitS3 { storage: storage.clone() });
+    b.set_auth(KeyAuth { storage });
+    if let Some(d) = base_domain {
+        b.set_host(s3s::host::SingleDomain::new(d).map_err(|e| format!("base domain {d}: {e}"))?);
+    }
+    Ok(Arc::new(b.build()))
+}
+
+/// Access keys from the core: SigV4 needs the secret itself.
+struct KeyAuth {
+    storage: Storage,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for KeyAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.storage.access_key_secret(access_key).await {
+            Ok((_, secret)) => Ok(SecretKey::from(secret)),
+            Err(_) => Err(s3_error!(InvalidAccessKeyId, "the access key does not exist")),
+        }
+    }
+}
+
+pub(crate) struct DavitS3 {
+    pub storage: Storage,
+}
+
+impl DavitS3 {
+    /// The owner of the request's (already verified) access key.
+    pub(crate) async fn principal<T>(&self, req: &S3Request<T>) -> S3Result<Principal> {
+        let cred =
+            req.credentials.as_ref().ok_or_else(|| s3_error!(AccessDenied, "anonymous access is not allowed"))?;
+        let user = self
+            .storage
+            .access_key_owner(&cred.access_key)
+            .await
+            .map_err(|_| s3_error!(InvalidAccessKeyId, "the access key does not exist"))?;
+        if user.status != Status::Active {
+            return Err(s3_error!(AccessDenied, "the account is not active"));
+        }
+        Ok(Principal::of(&user))
+    }
+
+    /// Refuses a bucket that does not exist (or is not a folder).
+    pub(crate) async fn bucket(&self, p: &Principal, bucket: &str) -> S3Result<()> {
+        if bucket == davit_storage::names::SHARED_ROOT {
+            return Ok(());
+        }
+        match self.storage.stat(p, &format!("/{bucket}")).await {
+            Ok(item) if item.is_folder() => Ok(()),
+            Ok(_) => Err(s3_error!(NoSuchBucket, "no such bucket")),
+            Err(e) => Err(map(e, Subject::Bucket)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for DavitS3 {
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        let p = self.principal(&req).await?;
+        let mut buckets = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.storage.list(&p, "/", after.clone(), 1000).await.map_err(|e| map(e, Subject::Bucket))?;
+            let done = page.len() < 1000;
+            after = page.last().map(|i| i.child_key());
+            for item in page.into_iter().filter(|i| i.is_folder() && names::valid_bucket(&i.name)) {
+                buckets.push(Bucket {
+                    name: Some(item.name.clone()),
+                    creation_date: Some(Timestamp::from(objects::time(item.created))),
+                    ..Default::default()
+                });
+            }
+            if done {
+                break;
+            }
+        }
+        let owner = Owner { display_name: Some(p.username.clone()), id: Some(p.user_id.to_string()) };
+        Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner: Some(owner), ..Default::default() }))
+    }
+
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        let p = self.principal(&req).await?;
+        let bucket = &req.input.bucket;
+        names::check_new_bucket(bucket)?;
+        match self.storage.mkdir(&p, &format!("/{bucket}")).await {
+            Ok(_) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) })),
+            Err(e) => Err(map(e, Subject::Bucket)),
+        }
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        let p = self.principal(&req).await?;
+        self.bucket(&p, &req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let p = self.principal(&req).await?;
+        let bucket = &req.input.bucket;
+        if bucket == davit_storage::names::SHARED_ROOT {
+            return Err(s3_error!(AccessDenied, "the shared bucket cannot be deleted"));
+        }
+        self.storage.remove_empty_folder(&p, &format!("/{bucket}")).await.map_err(|e| map(e, Subject::Bucket))?;
+        Ok(S3Response::new(DeleteBucketOutput::default()))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        let p = self.principal(&req).await?;
+        self.bucket(&p, &req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let p = self.principal(&req).await?;
+        self.bucket(&p, &req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        objects::put_object(self, req).await
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        objects::get_object(self, req).await
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        objects::head_object(self, req).await
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        objects::delete_object(self, req).await
+    }
+
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        objects::delete_objects(self, req).await
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        objects::copy_object(self, req).await
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        objects::list_objects_v2(self, req).await
+    }
+
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+        objects::list_objects(self, req).await
+    }
+}

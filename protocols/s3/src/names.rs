@@ -1,0 +1,63 @@
+//! S3's names: which folders are buckets, and which keys the tree can hold.
+
+use s3s::{S3Result, s3_error};
+
+/// Names the router takes for itself: they can never be buckets.
+const RESERVED: &[&str] = &["api", "dav", "s"];
+
+/// S3's bucket naming rules: 3–63 of `a-z0-9.-`, starting and ending with a letter or digit,
+/// no `..`, not shaped like an IP address.
+pub fn valid_bucket(name: &str) -> bool {
+    let b = name.as_bytes();
+    (3..=63).contains(&b.len())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
+        && !(name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()))
+        && !RESERVED.contains(&name)
+}
+
+pub fn check_new_bucket(name: &str) -> S3Result<()> {
+    if name == davit_storage::names::SHARED_ROOT {
+        return Err(s3_error!(BucketAlreadyOwnedByYou, "the shared bucket always exists"));
+    }
+    if !valid_bucket(name) {
+        return Err(s3_error!(
+            InvalidBucketName,
+            "bucket names are 3 to 63 of a-z, 0-9, '.' and '-' (not api, dav or s)"
+        ));
+    }
+    Ok(())
+}
+
+/// The drive path of a key, or a clear refusal for keys the tree cannot hold.
+pub fn key_path(bucket: &str, key: &str) -> S3Result<String> {
+    if key.len() > 1024 {
+        return Err(s3_error!(KeyTooLongError, "keys are at most 1024 bytes"));
+    }
+    let body = key.strip_suffix('/').unwrap_or(key);
+    if key.is_empty() || body.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err(s3_error!(InvalidArgument, "a key cannot have empty, '.' or '..' path segments"));
+    }
+    Ok(format!("/{bucket}/{body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_and_keys() {
+        assert!(valid_bucket("photos") && valid_bucket("my.bucket-1"));
+        for bad in ["ab", "Photos", "-x-", "a..b", "192.168.1.1", "api", "dav", "s", "under_score"] {
+            assert!(!valid_bucket(bad), "{bad}");
+        }
+        assert_eq!(key_path("b", "a/b.txt").unwrap(), "/b/a/b.txt");
+        assert_eq!(key_path("b", "dir/").unwrap(), "/b/dir");
+        for bad in ["", "a//b", "./a", "a/../b", "/a"] {
+            assert!(key_path("b", bad).is_err(), "{bad}");
+        }
+        assert!(key_path("b", &"k".repeat(1025)).is_err());
+    }
+}
