@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish at shutdown [default: 30]
     #[arg(long, env = "DAVIT_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<u64>,
+    /// Hours after which an unfinished S3 multipart upload is aborted and its parts freed
+    /// [default: 168]
+    #[arg(long, env = "DAVIT_MULTIPART_EXPIRY_HOURS")]
+    pub multipart_expiry_hours: Option<u64>,
 }
 
 /// The TOML file: the same settings, by the same names with underscores.
@@ -79,6 +83,7 @@ struct FileConfig {
     max_file_size: Option<toml::Value>,
     cache_size: Option<toml::Value>,
     shutdown_timeout: Option<u64>,
+    multipart_expiry_hours: Option<u64>,
     policy: Option<PolicyFile>,
 }
 
@@ -124,6 +129,7 @@ pub struct Config {
     pub max_file_size: u64,
     pub cache_size: u64,
     pub shutdown_timeout: Duration,
+    pub multipart_expiry: Duration,
     pub policy: davit_storage::policy::Policy,
 }
 
@@ -187,6 +193,9 @@ impl Config {
             max_file_size: size(serve.max_file_size, &file.max_file_size, 0)?,
             cache_size: size(serve.cache_size, &file.cache_size, 32 << 20)?,
             shutdown_timeout: Duration::from_secs(serve.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(30)),
+            multipart_expiry: Duration::from_secs(
+                3600 * serve.multipart_expiry_hours.or(file.multipart_expiry_hours).unwrap_or(168),
+            ),
         })
     }
 

@@ -82,6 +82,19 @@ pub async fn run(
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Printed whatever the log level: scripts and operators look for this line.
     eprintln!("davit listening on {scheme}://{}", listener.local_addr()?);
-    let app = build_app(&config, storage)?;
+    let app = build_app(&config, storage.clone())?;
+    // Abandoned multipart uploads hold chunks and quota: abort them once they are old.
+    let expiry = config.multipart_expiry;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match storage.expire_uploads(expiry).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(uploads = n, "expired abandoned multipart uploads"),
+                Err(e) => tracing::warn!(error = %e, "expiring multipart uploads failed"),
+            }
+        }
+    });
     serve(listener, app, tls, shutdown).await
 }

@@ -58,6 +58,7 @@ pub fn test_config(dir: &Path) -> Config {
         max_file_size: 0,
         cache_size: 16 << 20,
         shutdown_timeout: Duration::from_secs(10),
+        multipart_expiry: Duration::from_secs(7 * 24 * 3600),
         policy: Default::default(),
     }
 }

@@ -49,6 +49,22 @@ impl Storage {
                     }
                 }
             }
+            // Unfinished multipart parts hold references and count in their owner's usage.
+            let mut upload_owner = HashMap::new();
+            for e in t.open_table(crate::db::UPLOADS)?.iter()? {
+                let up: crate::multipart::Upload = db::decode(e?.1.value())?;
+                upload_owner.insert(up.id, up.owner);
+            }
+            for e in t.open_table(crate::db::PARTS)?.iter()? {
+                let (k, v) = e?;
+                let part: crate::multipart::Part = db::decode(v.value())?;
+                if let Some(owner) = upload_owner.get(&k.value().0) {
+                    usage.entry(*owner).or_default().0 += part.size;
+                }
+                for c in &part.chunks {
+                    *refs.entry(c.id).or_default() += 1;
+                }
+            }
             let data = t.open_table(CHUNK_DATA)?;
             let mut rows = HashSet::new();
             for e in t.open_table(CHUNKS)?.iter()? {

@@ -38,6 +38,9 @@ pub const CHUNK_DATA: TableDefinition<'_, &ChunkId, &[u8]> = TableDefinition::ne
 /// user id -> (logical bytes, files)
 pub const USAGE: TableDefinition<'_, u64, (u64, u64)> = TableDefinition::new("usage");
 pub const ACCESS_KEYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("access_keys");
+pub const UPLOADS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("uploads");
+/// (upload, part number) -> part.
+pub const PARTS: TableDefinition<'_, (u64, u32), &[u8]> = TableDefinition::new("parts");
 pub const SESSIONS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("sessions");
 /// SHA-256 of a refresh token -> session id.
 pub const REFRESH: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("refresh");
@@ -258,6 +261,8 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(USAGE)?;
     txn.open_table(ACCESS_KEYS)?;
     txn.open_table(SESSIONS)?;
+    txn.open_table(UPLOADS)?;
+    txn.open_table(PARTS)?;
     txn.open_table(REFRESH)?;
     txn.open_table(CODES)?;
     txn.open_table(APP_PASSWORDS)?;

@@ -42,6 +42,14 @@ pub enum Error {
     TypeNotAllowed(String),
     #[error("{0}")]
     RangeNotSatisfiable(String),
+    /// A multipart completion names a part that is missing or has another ETag.
+    #[error("{0}")]
+    InvalidPart(String),
+    #[error("{0}")]
+    InvalidPartOrder(String),
+    /// A part other than the last is under the minimum size.
+    #[error("{0}")]
+    TooSmall(String),
     /// The body's digest is not the one the client announced (Content-MD5).
     #[error("{0}")]
     DigestMismatch(String),

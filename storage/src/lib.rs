@@ -16,6 +16,7 @@ mod keys;
 mod listing;
 pub mod locks;
 pub mod model;
+pub mod multipart;
 pub mod names;
 pub mod policy;
 mod read;

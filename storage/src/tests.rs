@@ -478,3 +478,53 @@ async fn key_listing_matches_s3_order_and_rules() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_parts_count_against_quota_and_complete_without_copying() {
+    let f = open();
+    let p = user(&f.storage, "alice", Role::User, Some(20 * 1024 * 1024)).await;
+    f.storage.mkdir(&p, "/b").await.unwrap();
+    let part1 = pseudo_random(6 * 1024 * 1024, 21);
+    let part2 = pseudo_random(1024 * 1024, 22);
+    let up = f.storage.create_upload(&p, "/b/dir/big.bin", WriteOptions::default()).await.unwrap();
+    let a = f.storage.upload_part(&p, up.id, 1, body(&part1), None, None).await.unwrap();
+    let b = f.storage.upload_part(&p, up.id, 2, body(&part2), None, None).await.unwrap();
+    // Unfinished parts count against the quota.
+    assert_eq!(f.storage.usage(p.user_id).await.unwrap().bytes, (part1.len() + part2.len()) as u64);
+    let too_much = pseudo_random(14 * 1024 * 1024, 23);
+    assert!(matches!(
+        f.storage.upload_part(&p, up.id, 3, body(&too_much), None, None).await,
+        Err(Error::QuotaExceeded(_))
+    ));
+    // Order, ETags and sizes are checked.
+    assert!(matches!(
+        f.storage.complete_upload(&p, up.id, vec![(2, b.etag.clone()), (1, a.etag.clone())]).await,
+        Err(Error::InvalidPartOrder(_))
+    ));
+    assert!(matches!(f.storage.complete_upload(&p, up.id, vec![(1, "nope".into())]).await, Err(Error::InvalidPart(_))));
+    assert!(matches!(
+        f.storage.complete_upload(&p, up.id, vec![(2, b.etag.clone()), (3, "x".into())]).await,
+        Err(Error::InvalidPart(_))
+    ));
+    // The refused part's chunks are collected in the background; settle that first.
+    f.storage.sweep().await.unwrap();
+    let before = chunk_files(f.dir.path());
+    let item = f.storage.complete_upload(&p, up.id, vec![(1, a.etag.clone()), (2, b.etag.clone())]).await.unwrap();
+    assert_eq!(chunk_files(f.dir.path()), before, "completion copies no data");
+    assert!(item.etag.ends_with("-2"), "{}", item.etag);
+    let mut whole = part1.clone();
+    whole.extend_from_slice(&part2);
+    assert_eq!(read_all(&f.storage, &p, "/b/dir/big.bin", None).await.unwrap(), whole);
+    assert_eq!(f.storage.usage(p.user_id).await.unwrap().bytes, whole.len() as u64);
+    assert!(matches!(f.storage.get_upload(&p, up.id).await, Err(Error::NotFound(_))));
+
+    // Aborted and expired uploads give their chunks and quota back.
+    let up2 = f.storage.create_upload(&p, "/b/other.bin", WriteOptions::default()).await.unwrap();
+    f.storage.upload_part(&p, up2.id, 1, body(&pseudo_random(3 * 1024 * 1024, 24)), None, None).await.unwrap();
+    f.storage.abort_upload(&p, up2.id).await.unwrap();
+    let up3 = f.storage.create_upload(&p, "/b/third.bin", WriteOptions::default()).await.unwrap();
+    f.storage.upload_part(&p, up3.id, 1, body(&pseudo_random(2 * 1024 * 1024, 25)), None, None).await.unwrap();
+    assert_eq!(f.storage.expire_uploads(std::time::Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(f.storage.usage(p.user_id).await.unwrap().bytes, whole.len() as u64);
+    assert_consistent(&f.storage).await;
+}

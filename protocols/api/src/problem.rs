@@ -40,6 +40,7 @@ impl From<Error> for Problem {
             Error::RangeNotSatisfiable(_) => (S::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
             Error::InvalidCode(_) => (S::BAD_REQUEST, "invalid_code"),
             Error::DigestMismatch(_) => (S::BAD_REQUEST, "bad_digest"),
+            Error::InvalidPart(_) | Error::InvalidPartOrder(_) | Error::TooSmall(_) => (S::BAD_REQUEST, "invalid_part"),
             Error::Throttled(_) => (S::TOO_MANY_REQUESTS, "throttled"),
             Error::Incomplete(_) => (S::BAD_REQUEST, "incomplete_body"),
             Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),

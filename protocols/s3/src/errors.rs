@@ -10,6 +10,7 @@ use s3s::{S3Error, S3ErrorCode};
 pub enum Subject {
     Bucket,
     Key,
+    Upload,
 }
 
 pub fn s3_error(e: Error, subject: Subject) -> S3Error {
@@ -21,6 +22,7 @@ pub fn s3_error(e: Error, subject: Subject) -> S3Error {
         Error::NotFound(_) => match subject {
             Subject::Bucket => (S3ErrorCode::NoSuchBucket, None),
             Subject::Key => (S3ErrorCode::NoSuchKey, None),
+            Subject::Upload => (S3ErrorCode::NoSuchUpload, None),
         },
         Error::Forbidden(_) | Error::Unauthenticated(_) | Error::Locked(_) => (S3ErrorCode::AccessDenied, None),
         Error::InvalidName(_) | Error::InvalidInput(_) | Error::InvalidCode(_) | Error::TypeNotAllowed(_) => {
@@ -38,6 +40,9 @@ pub fn s3_error(e: Error, subject: Subject) -> S3Error {
         Error::Throttled(_) => (S3ErrorCode::SlowDown, None),
         Error::Incomplete(_) => (S3ErrorCode::IncompleteBody, None),
         Error::DigestMismatch(_) => (S3ErrorCode::BadDigest, None),
+        Error::InvalidPart(_) => (S3ErrorCode::InvalidPart, None),
+        Error::InvalidPartOrder(_) => (S3ErrorCode::InvalidPartOrder, None),
+        Error::TooSmall(_) => (S3ErrorCode::EntityTooSmall, None),
         Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => {
             return S3Error::with_message(S3ErrorCode::InternalError, "internal error");
         }

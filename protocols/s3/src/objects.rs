@@ -44,7 +44,7 @@ impl Stream for SyncStream {
     }
 }
 
-fn headers_of(
+pub(crate) fn headers_of(
     cache_control: Option<String>,
     content_disposition: Option<String>,
     content_encoding: Option<String>,
@@ -68,7 +68,7 @@ fn headers_of(
         .collect()
 }
 
-fn expires_string(e: &Option<Expires>) -> Option<String> {
+pub(crate) fn expires_string(e: &Option<Expires>) -> Option<String> {
     e.as_ref().map(|t| {
         let mut v = Vec::new();
         let _ = t.format(TimestampFormat::HttpDate, &mut v);

@@ -31,7 +31,10 @@ pub fn status(e: &Error) -> StatusCode {
         | Error::InvalidInput(_)
         | Error::InvalidCode(_)
         | Error::Incomplete(_)
-        | Error::DigestMismatch(_) => S::BAD_REQUEST,
+        | Error::DigestMismatch(_)
+        | Error::InvalidPart(_)
+        | Error::InvalidPartOrder(_)
+        | Error::TooSmall(_) => S::BAD_REQUEST,
         Error::AlreadyExists(_) => S::METHOD_NOT_ALLOWED,
         Error::NotEmpty(_) | Error::ParentMissing(_) | Error::Conflict(_) => S::CONFLICT,
         Error::PreconditionFailed(_) => S::PRECONDITION_FAILED,

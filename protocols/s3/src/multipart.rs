@@ -1,0 +1,245 @@
+//! Multipart uploads: parts are chunked as they arrive; completion copies no data.
+
+use base64::Engine;
+use davit_storage::WriteOptions;
+use futures::StreamExt;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use crate::DavitS3;
+use crate::errors::{Subject, s3_error as map};
+use crate::names::key_path;
+use crate::objects::time;
+
+fn upload_id(s: &str) -> S3Result<u64> {
+    s.parse().map_err(|_| s3_error!(NoSuchUpload, "no such upload"))
+}
+
+fn md5_header(v: &Option<String>) -> S3Result<Option<[u8; 16]>> {
+    match v {
+        Some(b64) => Ok(Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+                .and_then(|v| <[u8; 16]>::try_from(v).ok())
+                .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The upload must belong to this bucket and key.
+async fn owned_upload(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, key: &str, id: &str) -> S3Result<u64> {
+    let id = upload_id(id)?;
+    let up = s3.storage.get_upload(p, id).await.map_err(|e| map(e, Subject::Upload))?;
+    if up.path != key_path(bucket, key)? {
+        return Err(s3_error!(NoSuchUpload, "no such upload for this key"));
+    }
+    Ok(id)
+}
+
+pub async fn create(
+    s3: &DavitS3,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let p = s3.principal(&req).await?;
+    let input = req.input;
+    s3.bucket(&p, &input.bucket).await?;
+    let path = key_path(&input.bucket, &input.key)?;
+    let opts = WriteOptions {
+        content_type: input.content_type.clone(),
+        headers: crate::objects::headers_of(
+            input.cache_control,
+            input.content_disposition,
+            input.content_encoding,
+            input.content_language,
+            crate::objects::expires_string(&input.expires),
+        ),
+        user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
+        ..Default::default()
+    };
+    let up = s3.storage.create_upload(&p, &path, opts).await.map_err(|e| map(e, Subject::Key))?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(up.id.to_string()),
+        ..Default::default()
+    }))
+}
+
+pub async fn upload_part(s3: &DavitS3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    let p = s3.principal(&req).await?;
+    let input = req.input;
+    let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
+    let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "no body"))?;
+    let stream = body.map(|r| r.map_err(std::io::Error::other)).boxed();
+    let number = u32::try_from(input.part_number).map_err(|_| s3_error!(InvalidArgument, "bad part number"))?;
+    let part = s3
+        .storage
+        .upload_part(&p, id, number, stream, input.content_length.map(|l| l as u64), md5_header(&input.content_md5)?)
+        .await
+        .map_err(|e| map(e, Subject::Upload))?;
+    Ok(S3Response::new(UploadPartOutput { e_tag: Some(ETag::Strong(part.etag)), ..Default::default() }))
+}
+
+pub async fn upload_part_copy(
+    s3: &DavitS3,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let p = s3.principal(&req).await?;
+    let input = req.input;
+    let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
+    let CopySource::Bucket { bucket: sb, key: sk, .. } = &input.copy_source else {
+        return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
+    };
+    s3.bucket(&p, sb).await?;
+    let from = key_path(sb, sk)?;
+    let range = match &input.copy_source_range {
+        None => None,
+        Some(r) => {
+            let spec = r
+                .trim()
+                .strip_prefix("bytes=")
+                .ok_or_else(|| s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last"))?;
+            let (a, b) = spec
+                .split_once('-')
+                .ok_or_else(|| s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last"))?;
+            let first: u64 = a.parse().map_err(|_| s3_error!(InvalidArgument, "bad copy source range"))?;
+            let last: u64 = b.parse().map_err(|_| s3_error!(InvalidArgument, "bad copy source range"))?;
+            if last < first {
+                return Err(s3_error!(InvalidArgument, "bad copy source range"));
+            }
+            Some((first, Some(last)))
+        }
+    };
+    // The range is read and chunked again: chunk boundaries rarely fall on its edges, and
+    // the identical chunks inside it dedupe against the source.
+    let read = s3.storage.read(&p, &from, range).await.map_err(|e| map(e, Subject::Key))?;
+    let len = read.end - read.start;
+    let stream = read.body.map(|r| r.map_err(std::io::Error::other)).boxed();
+    let number = u32::try_from(input.part_number).map_err(|_| s3_error!(InvalidArgument, "bad part number"))?;
+    let part =
+        s3.storage.upload_part(&p, id, number, stream, Some(len), None).await.map_err(|e| map(e, Subject::Upload))?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(ETag::Strong(part.etag)),
+            last_modified: Some(Timestamp::from(time(part.modified))),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
+
+pub async fn complete(
+    s3: &DavitS3,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let p = s3.principal(&req).await?;
+    let input = req.input;
+    let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
+    let mut listed = Vec::new();
+    for part in input.multipart_upload.and_then(|m| m.parts).unwrap_or_default() {
+        let n = part.part_number.ok_or_else(|| s3_error!(InvalidPart, "a part has no number"))?;
+        let tag = part.e_tag.map(|e| e.value().to_owned()).unwrap_or_default();
+        listed.push((u32::try_from(n).map_err(|_| s3_error!(InvalidPart, "bad part number"))?, tag));
+    }
+    let item = s3.storage.complete_upload(&p, id, listed).await.map_err(|e| map(e, Subject::Upload))?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        e_tag: Some(ETag::Strong(item.etag)),
+        location: Some(format!("/{}/{}", input.bucket, input.key)),
+        ..Default::default()
+    }))
+}
+
+pub async fn abort(
+    s3: &DavitS3,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let p = s3.principal(&req).await?;
+    let input = req.input;
+    let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
+    s3.storage.abort_upload(&p, id).await.map_err(|e| map(e, Subject::Upload))?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub async fn list_parts(s3: &DavitS3, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    let p = s3.principal(&req).await?;
+    let input = req.input;
+    let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
+    let marker = input.part_number_marker.map_or(0, |m| m.max(0) as u32);
+    let max = input.max_parts.map_or(1000, |m| m.clamp(0, 1000) as usize);
+    let all = s3.storage.list_parts(&p, id).await.map_err(|e| map(e, Subject::Upload))?;
+    let rest: Vec<_> = all.into_iter().filter(|pt| pt.number > marker).collect();
+    let truncated = rest.len() > max;
+    let page: Vec<_> = rest.into_iter().take(max).collect();
+    let next = truncated.then(|| page.last().map(|pt| pt.number as i32)).flatten();
+    let parts = page
+        .iter()
+        .map(|pt| s3s::dto::Part {
+            part_number: Some(pt.number as i32),
+            e_tag: Some(ETag::Strong(pt.etag.clone())),
+            size: Some(pt.size as i64),
+            last_modified: Some(Timestamp::from(time(pt.modified))),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(input.upload_id),
+        parts: Some(parts),
+        is_truncated: Some(truncated),
+        max_parts: Some(max as i32),
+        next_part_number_marker: next,
+        ..Default::default()
+    }))
+}
+
+pub async fn list_uploads(
+    s3: &DavitS3,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let p = s3.principal(&req).await?;
+    let input = req.input;
+    s3.bucket(&p, &input.bucket).await?;
+    let base = format!("/{}/", input.bucket);
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let max = input.max_uploads.map_or(1000, |m| m.clamp(0, 1000) as usize);
+    let all = s3.storage.list_uploads(&p, &format!("{base}{prefix}")).await.map_err(|e| map(e, Subject::Bucket))?;
+    let key_marker = input.key_marker.clone().unwrap_or_default();
+    let id_marker: u64 = input.upload_id_marker.as_deref().and_then(|m| m.parse().ok()).unwrap_or(0);
+    let rest: Vec<_> = all
+        .into_iter()
+        .map(|u| (u.path[base.len()..].to_owned(), u))
+        .filter(|(k, u)| key_marker.is_empty() || *k > key_marker || (*k == key_marker && u.id > id_marker))
+        .collect();
+    let truncated = rest.len() > max;
+    let page: Vec<_> = rest.into_iter().take(max).collect();
+    let uploads = page
+        .iter()
+        .map(|(k, u)| MultipartUpload {
+            key: Some(k.clone()),
+            upload_id: Some(u.id.to_string()),
+            initiated: Some(Timestamp::from(time(u.created))),
+            ..Default::default()
+        })
+        .collect();
+    let (next_key, next_id) = match (truncated, page.last()) {
+        (true, Some((k, u))) => (Some(k.clone()), Some(u.id.to_string())),
+        _ => (None, None),
+    };
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(input.bucket),
+        prefix: input.prefix,
+        key_marker: input.key_marker,
+        upload_id_marker: input.upload_id_marker,
+        next_key_marker: next_key,
+        next_upload_id_marker: next_id,
+        max_uploads: Some(max as i32),
+        is_truncated: Some(truncated),
+        uploads: Some(uploads),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,363 @@
+//! Multipart uploads (S3): each part is chunked on its own as it arrives and holds chunk
+//! references (counted against the owner's quota) until the upload completes — when the
+//! file takes the parts' references, copying no data — or is aborted or expires.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use md5::{Digest, Md5};
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use crate::chunks::ChunkRef;
+use crate::db::{self, PARTS, UPLOADS};
+use crate::error::{Error, Result};
+use crate::ingest::{Ingested, ingest};
+use crate::model::{Item, Kind, Principal, now_nanos};
+use crate::names::DrivePath;
+use crate::txn::{self, W};
+use crate::{Storage, WriteOptions};
+
+/// Parts other than the last must be at least this large (as on S3).
+pub const MIN_PART: u64 = 5 * 1024 * 1024;
+pub const MAX_PARTS: u32 = 10_000;
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Upload {
+    pub id: u64,
+    pub owner: u64,
+    pub root: u64,
+    /// The target path in the owner's drive.
+    pub path: String,
+    pub created: i64,
+    pub content_type: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub user_meta: Vec<(String, String)>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Part {
+    pub number: u32,
+    pub size: u64,
+    /// Hex MD5 of the part.
+    pub etag: String,
+    pub modified: i64,
+    pub chunks: Vec<ChunkRef>,
+}
+
+fn no_upload() -> Error {
+    Error::NotFound("no such upload".into())
+}
+
+fn load_upload(w: &W<'_>, id: u64, owner: u64) -> Result<Upload> {
+    let uploads = w.txn.open_table(UPLOADS)?;
+    let up: Upload = db::decode(uploads.get(id)?.ok_or_else(no_upload)?.value())?;
+    if up.owner != owner {
+        return Err(no_upload());
+    }
+    Ok(up)
+}
+
+fn parts_of(w: &W<'_>, id: u64) -> Result<Vec<Part>> {
+    let parts = w.txn.open_table(PARTS)?;
+    let mut out = Vec::new();
+    for e in parts.range((id, 0)..(id + 1, 0))? {
+        out.push(db::decode(e?.1.value())?);
+    }
+    Ok(out)
+}
+
+/// Removes an upload and its parts, releasing their references and their quota share.
+fn drop_upload(w: &mut W<'_>, up: &Upload) -> Result<()> {
+    let parts = parts_of(w, up.id)?;
+    let mut bytes = 0u64;
+    for part in &parts {
+        w.release_refs(&part.chunks)?;
+        bytes += part.size;
+        w.txn.open_table(PARTS)?.remove((up.id, part.number))?;
+    }
+    w.txn.open_table(UPLOADS)?.remove(up.id)?;
+    w.add_usage(up.owner, -(bytes as i128), 0)
+}
+
+impl Storage {
+    /// Starts an upload to `path`; the file appears only when it completes.
+    pub async fn create_upload(&self, p: &Principal, path: &str, opts: WriteOptions) -> Result<Upload> {
+        let dpath = DrivePath::parse(path)?;
+        crate::tree::check_change_pub(p, &dpath)?;
+        self.core.config.policy.check_file(p.role, dpath.name().expect("not root"), opts.content_type.as_deref())?;
+        let (owner, root, now) = (p.user_id, p.root, now_nanos());
+        let path = dpath.to_string();
+        self.core
+            .db
+            .write((), move |ctx| {
+                let id = db::next_id(ctx.txn, "next_upload_id")?;
+                let up = Upload {
+                    id,
+                    owner,
+                    root,
+                    path: path.clone(),
+                    created: now,
+                    content_type: opts.content_type.clone(),
+                    headers: opts.headers.clone(),
+                    user_meta: opts.user_meta.clone(),
+                };
+                ctx.txn.open_table(UPLOADS)?.insert(id, db::encode(&up).as_slice())?;
+                Ok(up)
+            })
+            .await
+    }
+
+    pub async fn get_upload(&self, p: &Principal, id: u64) -> Result<Upload> {
+        let owner = p.user_id;
+        self.core
+            .db
+            .read(move |t| {
+                let up: Upload = db::decode(t.open_table(UPLOADS)?.get(id)?.ok_or_else(no_upload)?.value())?;
+                if up.owner != owner {
+                    return Err(no_upload());
+                }
+                Ok(up)
+            })
+            .await
+    }
+
+    /// Stores one part from a stream (replacing a part with the same number).
+    pub async fn upload_part<S>(
+        &self,
+        p: &Principal,
+        id: u64,
+        number: u32,
+        body: S,
+        expected_len: Option<u64>,
+        expected_md5: Option<[u8; 16]>,
+    ) -> Result<Part>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
+    {
+        if !(1..=MAX_PARTS).contains(&number) {
+            return Err(Error::InvalidInput(format!("part numbers are 1 to {MAX_PARTS}")));
+        }
+        let up = self.get_upload(p, id).await?;
+        let usage = self.usage(p.user_id).await?;
+        let room = if usage.quota == 0 { u64::MAX } else { usage.quota.saturating_sub(usage.bytes) };
+        let max_file = self.core.config.max_file_size;
+        let limit = if max_file > 0 { room.min(max_file) } else { room };
+        let ingested = ingest(&self.core, body, limit, || {
+            if max_file > 0 && limit == max_file {
+                Error::TooLarge(format!("files are limited to {max_file} bytes on this server"))
+            } else {
+                Error::QuotaExceeded(format!("over quota: only {room} bytes are left"))
+            }
+        })
+        .await?;
+        if let Some(len) = expected_len
+            && ingested.size != len
+        {
+            return Err(Error::Incomplete(format!("the body had {} bytes, {len} were announced", ingested.size)));
+        }
+        if let Some(want) = expected_md5
+            && want != ingested.md5
+        {
+            return Err(Error::DigestMismatch("the part does not match its Content-MD5".into()));
+        }
+        let Ingested { refs, size, md5, inline, pins } = ingested;
+        let part = Part { number, size, etag: hex::encode(md5), modified: now_nanos(), chunks: refs };
+        let owner = up.owner;
+        self.core
+            .db
+            .write(pins, move |ctx| {
+                let mut w = W::open(ctx)?;
+                load_upload(&w, id, owner)?;
+                let old: Option<Part> =
+                    w.txn.open_table(PARTS)?.get((id, number))?.map(|v| db::decode(v.value())).transpose()?;
+                let old_size = old.as_ref().map_or(0, |o| o.size);
+                w.check_quota(owner, part.size as i128 - old_size as i128)?;
+                w.add_refs(&part.chunks, inline.as_ref())?;
+                if let Some(old) = &old {
+                    w.release_refs(&old.chunks)?;
+                }
+                w.add_usage(owner, part.size as i128 - old_size as i128, 0)?;
+                w.txn.open_table(PARTS)?.insert((id, number), db::encode(&part).as_slice())?;
+                Ok(part.clone())
+            })
+            .await
+    }
+
+    pub async fn list_parts(&self, p: &Principal, id: u64) -> Result<Vec<Part>> {
+        let up = self.get_upload(p, id).await?;
+        self.core
+            .db
+            .read(move |t| {
+                let parts = t.open_table(PARTS)?;
+                let mut out = Vec::new();
+                for e in parts.range((up.id, 0)..(up.id + 1, 0))? {
+                    out.push(db::decode(e?.1.value())?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// The caller's unfinished uploads whose path starts with `path_prefix`.
+    pub async fn list_uploads(&self, p: &Principal, path_prefix: &str) -> Result<Vec<Upload>> {
+        let (owner, prefix) = (p.user_id, path_prefix.to_owned());
+        self.core
+            .db
+            .read(move |t| {
+                let mut out = Vec::new();
+                for e in t.open_table(UPLOADS)?.iter()? {
+                    let up: Upload = db::decode(e?.1.value())?;
+                    if up.owner == owner && up.path.starts_with(&prefix) {
+                        out.push(up);
+                    }
+                }
+                out.sort_by(|a, b| a.path.cmp(&b.path).then(a.id.cmp(&b.id)));
+                Ok(out)
+            })
+            .await
+    }
+
+    pub async fn abort_upload(&self, p: &Principal, id: u64) -> Result<()> {
+        let owner = p.user_id;
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let up = load_upload(&w, id, owner)?;
+                drop_upload(&mut w, &up)
+            })
+            .await
+    }
+
+    /// Completes an upload from the listed parts (ascending numbers with their ETags): the
+    /// file takes the parts' chunk references, so no data is copied. Its ETag is the MD5 of
+    /// the parts' MD5s, then `-N`.
+    pub async fn complete_upload(&self, p: &Principal, id: u64, listed: Vec<(u32, String)>) -> Result<Item> {
+        crate::tree::check_change_pub(p, &DrivePath::parse(&self.get_upload(p, id).await?.path)?)?;
+        let (owner, now) = (p.user_id, now_nanos());
+        let tokens = p.lock_tokens.clone();
+        let up = self.get_upload(p, id).await?;
+        self.check_unlocked(p, &up.path, false, &tokens).await?;
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let up = load_upload(&w, id, owner)?;
+                if listed.is_empty() {
+                    return Err(Error::InvalidPart("the upload lists no parts".into()));
+                }
+                let stored: std::collections::HashMap<u32, Part> =
+                    parts_of(&w, id)?.into_iter().map(|p| (p.number, p)).collect();
+                let mut chosen = Vec::new();
+                let mut last = 0;
+                for (n, tag) in &listed {
+                    if *n <= last {
+                        return Err(Error::InvalidPartOrder("parts must be listed in ascending order".into()));
+                    }
+                    last = *n;
+                    let part = stored.get(n).ok_or_else(|| Error::InvalidPart(format!("part {n} was not uploaded")))?;
+                    if tag.trim_matches('"') != part.etag {
+                        return Err(Error::InvalidPart(format!("part {n} has another ETag")));
+                    }
+                    chosen.push(part.clone());
+                }
+                for part in &chosen[..chosen.len() - 1] {
+                    if part.size < MIN_PART {
+                        return Err(Error::TooSmall(format!(
+                            "part {} is smaller than 5 MiB and not the last",
+                            part.number
+                        )));
+                    }
+                }
+                let mut md5 = Md5::new();
+                let mut refs = Vec::new();
+                let mut size = 0u64;
+                for part in &chosen {
+                    md5.update(hex::decode(&part.etag).map_err(Error::internal)?);
+                    refs.extend(part.chunks.iter().copied());
+                    size += part.size;
+                }
+                let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
+                let path = DrivePath::parse(&up.path)?;
+                let parent = w.ensure_folder(up.root, &path.parent().expect("not root"), owner, now)?;
+                let name = path.name().expect("not root");
+                let current = match txn::lookup_child(&w.children, parent.id, name)? {
+                    Some(cid) => Some(w.get(cid)?),
+                    None => None,
+                };
+                if current.as_ref().is_some_and(Item::is_folder) {
+                    return Err(Error::Conflict(format!("{path} is a folder")));
+                }
+                // The file takes references first, then the upload lets all of its go.
+                w.add_refs(&refs, None)?;
+                drop_upload(&mut w, &up)?;
+                let old_size = current.as_ref().map_or(0, |c| c.size);
+                w.check_quota(owner, size as i128 - old_size as i128)?;
+                let is_new = current.is_none();
+                let item = match current {
+                    Some(old) => {
+                        w.release_refs(&old.chunks)?;
+                        Item {
+                            size,
+                            modified: now,
+                            etag,
+                            content_type: up.content_type.clone(),
+                            headers: up.headers.clone(),
+                            user_meta: up.user_meta.clone(),
+                            chunks: refs,
+                            ..old
+                        }
+                    }
+                    None => Item {
+                        id: w.next_item_id()?,
+                        owner,
+                        parent: parent.id,
+                        name: name.to_owned(),
+                        kind: Kind::File,
+                        size,
+                        created: now,
+                        modified: now,
+                        etag,
+                        content_type: up.content_type.clone(),
+                        headers: up.headers.clone(),
+                        user_meta: up.user_meta.clone(),
+                        props: Vec::new(),
+                        chunks: refs,
+                    },
+                };
+                w.add_usage(owner, size as i128 - old_size as i128, i64::from(is_new))?;
+                w.put(&item)?;
+                w.link(&item)?;
+                Ok(item)
+            })
+            .await
+    }
+
+    /// Aborts uploads started longer ago than `max_age`; their chunks are freed.
+    pub async fn expire_uploads(&self, max_age: Duration) -> Result<usize> {
+        let cutoff = now_nanos() - max_age.as_nanos() as i64;
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let old: Vec<Upload> = {
+                    let uploads = w.txn.open_table(UPLOADS)?;
+                    let mut v = Vec::new();
+                    for e in uploads.iter()? {
+                        let up: Upload = db::decode(e?.1.value())?;
+                        if up.created < cutoff {
+                            v.push(up);
+                        }
+                    }
+                    v
+                };
+                for up in &old {
+                    drop_upload(&mut w, up)?;
+                }
+                Ok(old.len())
+            })
+            .await
+    }
+}
