@@ -42,7 +42,31 @@ pub struct Ingested {
 }
 
 /// Reads `body` to its end. `max` bounds its length: past it, `over()` is the refusal.
-pub async fn ingest<S>(core: &Arc<Core>, mut body: S, max: u64, over: impl Fn() -> Error) -> Result<Ingested>
+pub async fn ingest<S>(core: &Arc<Core>, body: S, max: u64, over: impl Fn() -> Error) -> Result<Ingested>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
+{
+    let mut in_flight = VecDeque::new();
+    let result = run(core, body, max, &over, &mut in_flight).await;
+    if result.is_err() {
+        // Chunk jobs already started run on regardless: wait for them, so that what a
+        // refused write stored is released (to the collector) before the refusal returns.
+        for h in in_flight {
+            let _ = h.await;
+        }
+    }
+    result
+}
+
+type ChunkJob = JoinHandle<Result<(ChunkRef, PinGuard)>>;
+
+async fn run<S>(
+    core: &Arc<Core>,
+    mut body: S,
+    max: u64,
+    over: &impl Fn() -> Error,
+    in_flight: &mut VecDeque<ChunkJob>,
+) -> Result<Ingested>
 where
     S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
 {
@@ -52,7 +76,6 @@ where
     let mut eof = false;
     let mut refs = Vec::new();
     let mut pins = PinGuard::empty(&core.pins);
-    let mut in_flight: VecDeque<JoinHandle<Result<(ChunkRef, PinGuard)>>> = VecDeque::new();
 
     loop {
         // One allocation per segment, instead of doubling through every size up to it.
@@ -97,7 +120,7 @@ where
             break;
         }
     }
-    for h in in_flight {
+    while let Some(h) = in_flight.pop_front() {
         let (r, g) = h.await??;
         refs.push(r);
         pins.add(g);
