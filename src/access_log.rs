@@ -36,11 +36,15 @@ pub struct LoggedBody {
     record: Option<Record>,
     bytes: u64,
     complete: bool,
+    /// The body's length when known up front: all of it sent is a complete answer even when
+    /// the connection does not poll for the end.
+    announced: Option<u64>,
 }
 
 impl LoggedBody {
     pub fn new(inner: Body, record: Record) -> Self {
-        LoggedBody { inner, record: Some(record), bytes: 0, complete: false }
+        let announced = inner.size_hint().exact();
+        LoggedBody { inner, record: Some(record), bytes: 0, complete: false, announced }
     }
 }
 
@@ -78,7 +82,7 @@ impl HttpBody for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         let Some(r) = self.record.take() else { return };
-        let complete = self.complete || self.inner.is_end_stream();
+        let complete = self.complete || self.inner.is_end_stream() || self.announced == Some(self.bytes);
         tracing::info!(
             target: "davit::access",
             id = %r.request_id,

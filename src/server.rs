@@ -94,9 +94,23 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
         Front::Dav => app.webdav.handle(req).await.map(|b| b.map_err(BoxError::from).boxed_unsync()),
         Front::Link => plain(StatusCode::NOT_IMPLEMENTED, "shared links are not available on this server yet\n"),
         Front::S3 => {
+            // botocore before 1.43.77 sends `Expect: 100-continue` even with an empty body
+            // and then misreads the next answer on the connection when the server replies
+            // without `100 Continue` (as HTTP allows): closing such a connection after the
+            // answer keeps the aws CLI working (boto/botocore#3755).
+            let empty_expect = req
+                .headers()
+                .get(http::header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+                && req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
             let req = req.map(s3s::Body::from);
             match app.s3.call(req).await {
-                Ok(r) => r.map(|b| b.map_err(|e| -> BoxError { e }).boxed_unsync()),
+                Ok(mut r) => {
+                    if empty_expect {
+                        r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    r.map(|b| b.map_err(|e| -> BoxError { e }).boxed_unsync())
+                }
                 Err(e) => {
                     tracing::error!(error = ?e, "S3 request failed before an S3 answer");
                     s3_internal_error(&request_id)

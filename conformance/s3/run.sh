@@ -3,11 +3,12 @@
 # (http://127.0.0.1:PORT/<bucket>/<key>), SigV4 with an access key, region us-east-1:
 #   1. aws CLI over HTTP: buckets, a small and a 200 MiB (multipart) object, listings (v1 and
 #      v2, paged, with and without a delimiter), sync of 200 small files up and down (a second
-#      sync transfers nothing), a range, a server-side copy, presigned GETs, deletes;
+#      sync transfers nothing), an empty object, a range, a server-side copy, presigned GETs,
+#      DeleteObject(s), a refused removal of a bucket that is not empty;
 #   2. aws CLI over HTTPS (where it sends aws-chunked bodies with trailing checksums): the
 #      same small and 200 MiB objects, a sync up and down, a presigned GET;
-#   3. rclone (s3, provider Other): copy 200 small files and a 200 MiB file, lsf -R, check both
-#      ways, a second copy transfers nothing, delete, purge;
+#   3. rclone (s3, provider Other): copy 200 small files and a 200 MiB file, lsf -R (listing v1
+#      and v2, paged), check both ways by MD5, a second copy transfers nothing, delete, purge;
 #   4. s3cmd (SigV4): mb, put (small and multipart), ls, get, del, rb;
 #   5. across protocols: an object put over S3 reads back identical over REST and WebDAV, and
 #      what REST and WebDAV write is seen over S3;
@@ -109,7 +110,8 @@ finish_server() {
     sed 's/\x1b\[[0-9;]*m//g' "$DAVIT_WORK/server.log" >"$DAVIT_WORK/server.plain.log"
     grep -E ' (WARN|ERROR) ' "$DAVIT_WORK/server.plain.log" | tail -n 20 | cut -c1-400 | say
     echo "     requests that failed (5xx), were cut off, or took over 10 s:"
-    grep -E 'davit::access: .*(status=5[0-9][0-9]|complete=false)' "$DAVIT_WORK/server.plain.log" | tail -n 10 | cut -c1-400 | say
+    grep -E 'davit::access: .*(status=5[0-9][0-9]|complete=false)' "$DAVIT_WORK/server.plain.log" |
+      grep -vE 'method=(GET|HEAD) ' | tail -n 10 | cut -c1-400 | say
     awk 'match($0, / ms=[0-9.]+/) && substr($0, RSTART + 4, RLENGTH - 4) + 0 > 10000' \
       "$DAVIT_WORK/server.plain.log" | tail -n 10 | cut -c1-400 | say
     echo "     ..."
@@ -147,15 +149,15 @@ install_apt() {
 # only works on a retry shows up as a failure). Over HTTPS it trusts the test certificate.
 aws_setup() {
   AWS_CONF=$DAVIT_WORK/aws-config
-  printf '[default]\nregion = %s\nmax_attempts = 1\nretry_mode = standard\ns3 =\n  addressing_style = path\n' \
-    "$REGION" >"$AWS_CONF"
+  printf '[default]\nregion = %s\nmax_attempts = 1\nretry_mode = standard\ns3 =\n  addressing_style = path\n%s\n' \
+    "$REGION" "${AWS_CONF_EXTRA:-}" >"$AWS_CONF"
 }
 awsc() {
-  local ca=${AWS_CA_BUNDLE:-}
-  [[ $DAVIT_URL == https://* ]] && ca=$CERT
+  local ca=()
+  [[ $DAVIT_URL == https://* ]] && ca=(AWS_CA_BUNDLE="$CERT")
   env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_DEFAULT_PROFILE -u AWS_ENDPOINT_URL \
     AWS_CONFIG_FILE="$AWS_CONF" AWS_SHARED_CREDENTIALS_FILE=/dev/null \
-    AWS_ACCESS_KEY_ID="$S3_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET" AWS_CA_BUNDLE="$ca" \
+    AWS_ACCESS_KEY_ID="$S3_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET" "${ca[@]}" \
     timeout -k 10 900 "$VENV/bin/aws" --endpoint-url "$DAVIT_URL" "$@"
 }
 
@@ -248,7 +250,23 @@ range_cmp() {
   awsc s3api get-object --bucket "$1" --key "$2" --range bytes=1000-1999 "$WORK/range" >/dev/null &&
     cmp "$WORK/range" <(dd if="$3" bs=1000 skip=1 count=1 2>/dev/null)
 }
-aws_rb_refused() { local out; out=$(awsc s3 rb "s3://$1" 2>&1) && { echo "     it was removed"; return 1; }; grep -q BucketNotEmpty <<<"$out" || { tail -n 3 <<<"$out" | say; return 1; }; }
+aws_rb_refused() {
+  local out
+  out=$(awsc s3 rb "s3://$1" 2>&1) && { echo "     it was removed"; return 1; }
+  grep -q BucketNotEmpty <<<"$out" || { tail -n 3 <<<"$out" | say; return 1; }
+}
+# An empty object, then two more, over one connection (so the next PUT always reuses it).
+empty_then_put() {
+  local dir=$WORK/empty-then-put
+  mkdir -p "$dir" && : >"$dir/a0-empty.txt" && echo one >"$dir/a1.txt" && echo two >"$dir/a2.txt"
+  AWS_CONF_EXTRA='  max_concurrent_requests = 1' aws_setup
+  quiet awsc --cli-read-timeout 10 s3 cp --no-progress --recursive "$dir" "s3://$1/empty-then-put/"
+  local rc=$?
+  aws_setup
+  [ "$rc" -eq 0 ] && aws_get_cmp "$1/empty-then-put/a1.txt" "$dir/a1.txt" &&
+    aws_get_cmp "$1/empty-then-put/a0-empty.txt" "$dir/a0-empty.txt" &&
+    quiet awsc s3 rm --recursive "s3://$1/empty-then-put/"
+}
 aws_missing() { not awsc s3api head-object --bucket "$1" --key "$2" >/dev/null 2>&1; }
 
 part_aws() {
@@ -264,6 +282,11 @@ part_aws() {
     check "$tag put a $BIG_MIB MiB file (multipart)" quiet awsc s3 cp --no-progress "$DATA/big.bin" "s3://$b/big.bin"
     check "$tag get it back (ranged parts), same bytes" aws_get_cmp "$b/big.bin" "$DATA/big.bin"
     check "$tag list the bucket" aws_ls_count "s3://$b/" 2
+    # botocore sends "Expect: 100-continue" even with an empty body. A final answer that comes
+    # without a "100 Continue" first leaves botocore < 1.43.77 (the newest aws CLI v1, 1.46.3,
+    # bundles 1.43.62) parsing the next response on that connection against the stale status
+    # line: a read timeout. Over HTTPS the body is aws-chunked, never empty, so it passes there.
+    check "$tag an empty object, then another put on the same connection" empty_then_put "$b"
     check "$tag sync 200 small files up" quiet awsc s3 sync --no-progress "$DATA/tree" "s3://$b/tree"
     check "$tag ls --recursive lists 200 files" aws_ls_count --recursive "s3://$b/tree/" 200
     check "$tag delimiter listing: 10 prefixes" aws_prefixes_are "s3://$b/tree/" "d00/ d01/ d02/ d03/ d04/ d05/ d06/ d07/ d08/ d09/ "
@@ -310,6 +333,12 @@ copy_is_noop() { # a second copy finds every file up to date (size, mtime in met
   changed=$(grep -E ': (Copied|Updated)' <<<"$log")
   [ -z "$changed" ] || { head -n 10 <<<"$changed" | say; return 1; }
 }
+# rclone check exits 0 when a hash is missing on one side ("could not be checked"): not enough
+rcheck() {
+  local out
+  out=$(rcl check "$@" 2>&1) || { tail -n 8 <<<"$out" | say; return 1; }
+  not grep -q 'could not be checked' <<<"$out" || { grep 'could not be checked' <<<"$out" | say; return 1; }
+}
 remote_cmp() { rcl cat "$1" | cmp - "$2"; }
 remote_lists() { local l; l=$(rcl lsf "$1") && grep -qxF "$2" <<<"$l"; }
 remote_count() { local n; n=$(rcl lsf -R --files-only "$1" | wc -l); [ "$n" -eq "$2" ] || { echo "     $n files, want $2"; return 1; }; }
@@ -327,10 +356,10 @@ part_rclone() {
     check "$tag lsf -R, ListObjectsV2 in pages of 37" rclone_listing_is "$DATA/tree" "s3:$b/tree" --s3-list-version 2 --s3-list-chunk 37
     check "$tag lsf -R, ListObjects v1 in pages of 37" rclone_listing_is "$DATA/tree" "s3:$b/tree" --s3-list-version 1 --s3-list-chunk 37
     check "$tag lsf: folders of the bucket" remote_lists "s3:$b/tree" d09/
-    check "$tag check local -> remote (hashes)" quiet rcl check "$DATA/tree" "s3:$b/tree"
-    check "$tag check remote -> local (hashes)" quiet rcl check "s3:$b/tree" "$DATA/tree"
-    check "$tag check, contents downloaded" quiet rcl check --download "$DATA/tree" "s3:$b/tree"
-    check "$tag the $BIG_MIB MiB file: hash check" quiet rcl check "$DATA" "s3:$b" --include /big.bin
+    check "$tag check local -> remote (hashes)" rcheck "$DATA/tree" "s3:$b/tree"
+    check "$tag check remote -> local (hashes)" rcheck "s3:$b/tree" "$DATA/tree"
+    check "$tag check, contents downloaded" rcheck --download "$DATA/tree" "s3:$b/tree"
+    check "$tag the $BIG_MIB MiB file: hash check (MD5 kept in metadata)" rcheck "$DATA" "s3:$b" --include /big.bin
     check "$tag the $BIG_MIB MiB file: same bytes" remote_cmp "s3:$b/big.bin" "$DATA/big.bin"
     check "$tag a second copy transfers nothing" copy_is_noop "$DATA/tree" "s3:$b/tree"
     check "$tag delete the files of a folder" quiet rcl delete "s3:$b/tree/d01"
@@ -380,6 +409,12 @@ http_put() { # url-path local-file: 2xx
   [[ $code == 2?? ]] || { echo "     PUT $1: $code"; return 1; }
 }
 
+http_mkcol() {
+  local code
+  code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X MKCOL "$DAVIT_URL/$1")
+  [ "$code" = 201 ] || { echo "     MKCOL $1: $code"; return 1; }
+}
+
 part_cross() {
   local fails_before=$fail tag b=conf-cross key="dir/sub/name with spaces & ü.bin"
   head -c 300000 /dev/urandom >"$WORK/cross.bin"
@@ -398,11 +433,6 @@ part_cross() {
     check "$tag   ListBuckets shows it" aws_lists_bucket conf-dav-folder
   fi
   finish_server "$tag" "$fails_before"
-}
-http_mkcol() {
-  local code
-  code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X MKCOL "$DAVIT_URL/$1")
-  [ "$code" = 201 ] || { echo "     MKCOL $1: $code"; return 1; }
 }
 
 # --- run ----------------------------------------------------------------------------------
