@@ -39,6 +39,31 @@ pub struct Item {
 }
 
 impl Item {
+    /// A new, empty folder.
+    pub fn folder(id: u64, owner: u64, parent: u64, name: &str, now: i64) -> Item {
+        Item {
+            id,
+            owner,
+            parent,
+            name: name.to_owned(),
+            kind: Kind::Folder,
+            size: 0,
+            created: now,
+            modified: now,
+            etag: format!("d{now:x}"),
+            content_type: None,
+            headers: Vec::new(),
+            user_meta: Vec::new(),
+            props: Vec::new(),
+            chunks: Vec::new(),
+        }
+    }
+
+    /// A new, empty file; callers add its content and metadata.
+    pub fn file(id: u64, owner: u64, parent: u64, name: &str, now: i64) -> Item {
+        Item { kind: Kind::File, etag: String::new(), ..Item::folder(id, owner, parent, name, now) }
+    }
+
     pub fn is_folder(&self) -> bool {
         self.kind == Kind::Folder
     }

@@ -14,7 +14,7 @@ use crate::chunks::ChunkRef;
 use crate::db::{self, PARTS, UPLOADS};
 use crate::error::{Error, Result};
 use crate::ingest::{Ingested, ingest};
-use crate::model::{Item, Kind, Principal, now_nanos};
+use crate::model::{Item, Principal, now_nanos};
 use crate::names::DrivePath;
 use crate::txn::{self, W};
 use crate::{Storage, WriteOptions};
@@ -311,20 +311,13 @@ impl Storage {
                         }
                     }
                     None => Item {
-                        id: w.next_item_id()?,
-                        owner,
-                        parent: parent.id,
-                        name: name.to_owned(),
-                        kind: Kind::File,
-                        size,
-                        created: now,
-                        modified: now,
-                        etag,
                         content_type: up.content_type.clone(),
                         headers: up.headers.clone(),
                         user_meta: up.user_meta.clone(),
-                        props: Vec::new(),
+                        size,
+                        etag,
                         chunks: refs,
+                        ..Item::file(w.next_item_id()?, owner, parent.id, name, now)
                     },
                 };
                 w.add_usage(owner, size as i128 - old_size as i128, i64::from(is_new))?;

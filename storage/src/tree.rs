@@ -74,22 +74,7 @@ pub struct FileRead {
 
 /// The virtual `/shared` folder every drive shows (its contents come with sharing).
 fn shared_folder(p: &Principal) -> Item {
-    Item {
-        id: 0,
-        owner: p.user_id,
-        parent: p.root,
-        name: SHARED_ROOT.into(),
-        kind: Kind::Folder,
-        size: 0,
-        created: 0,
-        modified: 0,
-        etag: String::new(),
-        content_type: None,
-        headers: Vec::new(),
-        user_meta: Vec::new(),
-        props: Vec::new(),
-        chunks: Vec::new(),
-    }
+    Item::folder(0, p.user_id, p.root, SHARED_ROOT, 0)
 }
 
 fn refuse_shared(path: &DrivePath) -> Result<()> {
@@ -198,22 +183,7 @@ impl Storage {
                 if txn::lookup_child(&w.children, parent.id, name)?.is_some() {
                     return Err(Error::AlreadyExists(format!("{path} already exists")));
                 }
-                let item = Item {
-                    id: w.next_item_id()?,
-                    owner,
-                    parent: parent.id,
-                    name: name.to_owned(),
-                    kind: Kind::Folder,
-                    size: 0,
-                    created: now,
-                    modified: now,
-                    etag: format!("d{:x}", now),
-                    content_type: None,
-                    headers: Vec::new(),
-                    user_meta: Vec::new(),
-                    props: Vec::new(),
-                    chunks: Vec::new(),
-                };
+                let item = Item::folder(w.next_item_id()?, owner, parent.id, name, now);
                 w.put(&item)?;
                 w.link(&item)?;
                 Ok(item)
@@ -337,20 +307,14 @@ impl Storage {
                         }
                     }
                     None => Item {
-                        id: w.next_item_id()?,
-                        owner,
-                        parent: parent.id,
-                        name: name.to_owned(),
-                        kind: Kind::File,
-                        size,
-                        created: now,
                         modified: opts.modified.unwrap_or(now),
-                        etag: etag.clone(),
                         content_type: opts.content_type.clone(),
                         headers: opts.headers.clone(),
                         user_meta: opts.user_meta.clone(),
-                        props: Vec::new(),
+                        size,
+                        etag: etag.clone(),
                         chunks: refs.clone(),
+                        ..Item::file(w.next_item_id()?, owner, parent.id, name, now)
                     },
                 };
                 w.add_usage(owner, size as i128 - old_size as i128, i64::from(is_new))?;

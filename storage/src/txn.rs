@@ -87,22 +87,7 @@ impl<'t> W<'t> {
             if self.children.get((cur.id, name.as_str()))?.is_some() {
                 return Err(Error::Conflict(format!("'{name}' is a file, so it cannot also be a folder")));
             }
-            let folder = Item {
-                id: self.next_item_id()?,
-                owner,
-                parent: cur.id,
-                name: name.clone(),
-                kind: Kind::Folder,
-                size: 0,
-                created: now,
-                modified: now,
-                etag: format!("d{now:x}"),
-                content_type: None,
-                headers: Vec::new(),
-                user_meta: Vec::new(),
-                props: Vec::new(),
-                chunks: Vec::new(),
-            };
+            let folder = Item::folder(self.next_item_id()?, owner, cur.id, name, now);
             self.put(&folder)?;
             self.link(&folder)?;
             cur = folder;

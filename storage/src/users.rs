@@ -233,22 +233,7 @@ fn create_user_txn(
     }
     let id = db::next_id(txn, "next_user_id")?;
     let mut w = W::open(ctx)?;
-    let root = Item {
-        id: w.next_item_id()?,
-        owner: id,
-        parent: 0,
-        name: String::new(),
-        kind: Kind::Folder,
-        size: 0,
-        created: now,
-        modified: now,
-        etag: format!("d{now:x}"),
-        content_type: None,
-        headers: Vec::new(),
-        user_meta: Vec::new(),
-        props: Vec::new(),
-        chunks: Vec::new(),
-    };
+    let root = Item::folder(w.next_item_id()?, id, 0, "", now);
     w.put(&root)?;
     w.usage.insert(id, (0, 0))?;
     drop(w);
