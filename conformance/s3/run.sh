@@ -27,17 +27,7 @@ VENV=${DAVIT_CONFORMANCE_VENV:-$root/target/conformance-venv}
 REGION=us-east-1
 BIG_MIB=200 # clients upload this multipart (aws CLI from 8 MiB, rclone from 200 MiB)
 
-pass=0
-fail=0
-skipped=0
-check() {
-  local name=$1; shift
-  if "$@"; then pass=$((pass + 1)); echo "ok   $name"; return 0; fi
-  fail=$((fail + 1)); echo "FAIL $name"; return 1
-}
-skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
-say() { sed 's/^/     /'; } # indent details under the check they belong to
-not() { ! "$@"; }
+. conformance/lib/checks.sh
 # Run a client quietly; on failure show the end of what it said.
 quiet() {
   local out rc
@@ -57,30 +47,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM # so that the EXIT trap runs
 
 # --- a server with an access key ------------------------------------------------------------
-# Start a server on an existing data folder, like start_davit does on a fresh one (same log
-# level, same way of reading the address it listens on).
-start_davit_on() { # DIR [--tls]
-  local dir=$1 tls=() scheme=http i addr="" log
-  if [ "${2:-}" = "--tls" ]; then
-    tls=(--tls-cert "$DAVIT_TEST_CERT_DIR/cert.pem" --tls-key "$DAVIT_TEST_CERT_DIR/key.pem")
-    scheme=https
-  fi
-  log=$DAVIT_WORK/server.log
-  [ -e "$log" ] && mv "$log" "$log.before"
-  DAVIT_ADMIN_PASSWORD=admin-password-1 DAVIT_LOG=${DAVIT_LOG:-warn,davit=info} \
-    "$DAVIT_BIN" serve --data-dir "$dir" --listen 127.0.0.1:0 "${tls[@]}" 2>"$log" &
-  DAVIT_PID=$!
-  for i in $(seq 1 100); do
-    addr=$(grep -o 'davit listening on https\?://[0-9.:]*' "$log" | head -1 | sed 's#.*://##') || true
-    [ -n "$addr" ] && break
-    sleep 0.1
-  done
-  if [ -z "$addr" ]; then
-    echo "davit did not start:"; cat "$log"; return 1
-  fi
-  DAVIT_URL="$scheme://$addr"
-  DAVIT_DATA=$dir
-}
 
 # An access key can only be made offline (the admin command refuses while the server holds
 # the database): start a fresh server (it makes the data folder and the test user), stop it,
@@ -444,5 +410,4 @@ part_aws tls
 part_rclone
 part_s3cmd
 part_cross
-echo "s3: $pass passed, $fail failed, $skipped skipped"
-[ "$fail" -eq 0 ]
+summary s3

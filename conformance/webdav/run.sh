@@ -19,17 +19,7 @@ export DAVIT_TEST_CERT_DIR=${DAVIT_TEST_CERT_DIR:-$PWD/target/test-tls}
 FILES_API=/api/v1/files # where the REST API serves a drive's files (used to verify mounts)
 LITMUS_SUITES="basic copymove props locks http"
 
-pass=0
-fail=0
-skipped=0
-check() {
-  local name=$1; shift
-  if "$@"; then pass=$((pass + 1)); echo "ok   $name"; return 0; fi
-  fail=$((fail + 1)); echo "FAIL $name"; return 1
-}
-skip() { skipped=$((skipped + 1)); echo "SKIP $1: $2"; }
-say() { sed 's/^/     /'; } # indent details under the check they belong to
-not() { ! "$@"; }
+. conformance/lib/checks.sh
 
 # --- clean-up: whatever a part leaves behind is undone on any exit --------------------------
 WORK=$(mktemp -d /tmp/davit-webdav.XXXXXX)
@@ -474,5 +464,4 @@ part_rclone ""
 part_rclone tls
 part_davfs2
 part_rclone_mount
-echo "webdav: $pass passed, $fail failed, $skipped skipped"
-[ "$fail" -eq 0 ]
+summary webdav
