@@ -29,7 +29,7 @@ pub struct App {
     pub storage: Storage,
     pub api: davit_api::Router,
     pub webdav: davit_webdav::WebDav,
-    pub s3: std::sync::Arc<s3s::service::S3Service>,
+    pub s3: std::sync::Arc<davit_s3::S3Front>,
     /// Lower-case base domain for virtual-host-style S3 addressing.
     pub base_domain: Option<String>,
     pub shutdown_timeout: Duration,
@@ -104,7 +104,7 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
                 && req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
             let req = req.map(s3s::Body::from);
-            match app.s3.call(req).await {
+            match app.s3.handle(req).await {
                 Ok(mut r) => {
                     if empty_expect {
                         r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));

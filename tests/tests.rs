@@ -4,6 +4,7 @@
 mod api;
 mod files;
 mod process;
+mod s3;
 mod server;
 mod smtp;
 mod support;

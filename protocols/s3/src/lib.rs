@@ -21,14 +21,71 @@ use errors::{Subject, s3_error as map};
 
 pub use s3s::Body as S3Body;
 
-/// Builds the S3 service; `base_domain` enables virtual-host-style addressing.
-pub fn service(storage: Storage, base_domain: Option<&str>) -> Result<Arc<S3Service>, String> {
+/// The S3 front end: the s3s service, with signature failures counted like failed logins.
+pub struct S3Front {
+    service: S3Service,
+    storage: Storage,
+}
+
+/// Builds the S3 front end; `base_domain` enables virtual-host-style addressing.
+pub fn service(storage: Storage, base_domain: Option<&str>) -> Result<Arc<S3Front>, String> {
     let mut b = S3ServiceBuilder::new(DavitS3 { storage: storage.clone() });
-    b.set_auth(KeyAuth { storage });
+    b.set_auth(KeyAuth { storage: storage.clone() });
     if let Some(d) = base_domain {
         b.set_host(s3s::host::SingleDomain::new(d).map_err(|e| format!("base domain {d}: {e}"))?);
     }
-    Ok(Arc::new(b.build()))
+    Ok(Arc::new(S3Front { service: b.build(), storage }))
+}
+
+/// The access key id a request claims (header or presigned query), for throttling.
+fn claimed_key(req: &http::Request<s3s::Body>) -> Option<String> {
+    let from_header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .map(|c| c.split('/').next().unwrap_or("").to_owned());
+    let from_query = || {
+        req.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("X-Amz-Credential="))
+                .map(|c| c.split("%2F").next().unwrap_or("").split('/').next().unwrap_or("").to_owned())
+        })
+    };
+    from_header.or_else(from_query).filter(|k| !k.is_empty())
+}
+
+fn slow_down(secs: u64) -> http::Response<s3s::Body> {
+    let mut e = s3s::S3Error::with_message(s3s::S3ErrorCode::SlowDown, "too many failed signatures; retry later");
+    e.set_status_code(http::StatusCode::SERVICE_UNAVAILABLE);
+    let mut resp = e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty()));
+    resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+    resp
+}
+
+impl S3Front {
+    /// Serves one S3 request. A key (and client address) that keeps failing its signature
+    /// waits, as failed logins and Basic attempts do, so S3 is no unthrottled way to guess.
+    pub async fn handle(&self, req: http::Request<s3s::Body>) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+        let addr = req.extensions().get::<davit_storage::ClientAddr>().copied();
+        let key = claimed_key(&req);
+        if let Some(k) = &key
+            && let Err(davit_storage::Error::Throttled(secs)) = self.storage.throttle().check(&format!("s3:{k}"), addr)
+        {
+            return Ok(slow_down(secs));
+        }
+        let resp = self.service.call(req).await?;
+        if let Some(k) = &key
+            && resp.status() == http::StatusCode::FORBIDDEN
+        {
+            let body = resp.body().bytes().unwrap_or_default();
+            let bad = [b"<Code>SignatureDoesNotMatch</Code>".as_slice(), b"<Code>InvalidAccessKeyId</Code>".as_slice()];
+            if bad.iter().any(|c| body.windows(c.len()).any(|w| w == *c)) {
+                self.storage.throttle().failed(&format!("s3:{k}"), addr);
+            }
+        }
+        Ok(resp)
+    }
 }
 
 /// Access keys from the core: SigV4 needs the secret itself.
