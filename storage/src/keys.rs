@@ -35,11 +35,9 @@ impl Storage {
     }
 
     /// The owner and secret of an access key, for signature checks.
-    pub async fn access_key_secret(&self, key_id: &str) -> Result<(User, String)> {
+    async fn access_key(&self, key_id: &str) -> Result<AccessKey> {
         let key_id = key_id.to_owned();
-        let this = self.clone();
-        let key: AccessKey = self
-            .core
+        self.core
             .db
             .read(move |t| {
                 let keys = t.open_table(ACCESS_KEYS)?;
@@ -47,15 +45,21 @@ impl Storage {
                     keys.get(key_id.as_str())?.ok_or_else(|| Error::Unauthenticated("unknown access key".into()))?;
                 db::decode(v.value())
             })
-            .await?;
-        let user = this.get_user(key.user).await?;
-        let secret = this.core.keys.open_secret(&key.id, &key.sealed_secret)?;
+            .await
+    }
+
+    /// The owner and secret of an access key, for signature checks.
+    pub async fn access_key_secret(&self, key_id: &str) -> Result<(User, String)> {
+        let key = self.access_key(key_id).await?;
+        let user = self.get_user(key.user).await?;
+        let secret = self.core.keys.open_secret(&key.id, &key.sealed_secret)?;
         Ok((user, String::from_utf8(secret).map_err(Error::internal)?))
     }
 
-    /// The account an access key belongs to.
+    /// The account an access key belongs to (no need to open its secret).
     pub async fn access_key_owner(&self, key_id: &str) -> Result<User> {
-        Ok(self.access_key_secret(key_id).await?.0)
+        let key = self.access_key(key_id).await?;
+        self.get_user(key.user).await
     }
 
     pub async fn list_access_keys(&self, user_id: u64) -> Result<Vec<AccessKey>> {

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ingest::{Ingested, ingest};
 use crate::model::{Item, Principal, now_nanos};
 use crate::names::DrivePath;
-use crate::txn::{self, W};
+use crate::txn::{self, FileContent, W};
 use crate::{Storage, WriteOptions};
 
 /// Parts other than the last must be at least this large (as on S3).
@@ -235,11 +235,9 @@ impl Storage {
     /// file takes the parts' chunk references, so no data is copied. Its ETag is the MD5 of
     /// the parts' MD5s, then `-N`.
     pub async fn complete_upload(&self, p: &Principal, id: u64, listed: Vec<(u32, String)>) -> Result<Item> {
-        crate::tree::check_change_pub(p, &DrivePath::parse(&self.get_upload(p, id).await?.path)?)?;
-        let (owner, now) = (p.user_id, now_nanos());
-        let tokens = p.lock_tokens.clone();
         let up = self.get_upload(p, id).await?;
-        self.check_unlocked(p, &up.path, false, &tokens).await?;
+        self.change_target(p, &up.path, false).await?;
+        let (owner, now) = (p.user_id, now_nanos());
         self.core
             .db
             .write((), move |ctx| {
@@ -295,34 +293,16 @@ impl Storage {
                 drop_upload(&mut w, &up)?;
                 let old_size = current.as_ref().map_or(0, |c| c.size);
                 w.check_quota(owner, size as i128 - old_size as i128)?;
-                let is_new = current.is_none();
-                let item = match current {
-                    Some(old) => {
-                        w.release_refs(&old.chunks)?;
-                        Item {
-                            size,
-                            modified: now,
-                            etag,
-                            content_type: up.content_type.clone(),
-                            headers: up.headers.clone(),
-                            user_meta: up.user_meta.clone(),
-                            chunks: refs,
-                            ..old
-                        }
-                    }
-                    None => Item {
-                        content_type: up.content_type.clone(),
-                        headers: up.headers.clone(),
-                        user_meta: up.user_meta.clone(),
-                        size,
-                        etag,
-                        chunks: refs,
-                        ..Item::file(w.next_item_id()?, owner, parent.id, name, now)
-                    },
+                let content = FileContent {
+                    size,
+                    etag,
+                    chunks: refs,
+                    modified: now,
+                    content_type: up.content_type.clone(),
+                    headers: up.headers.clone(),
+                    user_meta: up.user_meta.clone(),
                 };
-                w.add_usage(owner, size as i128 - old_size as i128, i64::from(is_new))?;
-                w.put(&item)?;
-                w.link(&item)?;
+                let item = w.place_file(owner, parent.id, name, current, now, content)?;
                 Ok(item)
             })
             .await

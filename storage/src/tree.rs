@@ -11,7 +11,7 @@ use crate::ingest::{Ingested, ingest};
 use crate::model::{Item, Kind, Principal, Usage, User, now_nanos};
 use crate::names::{DrivePath, SHARED_ROOT};
 use crate::read::{ByteStream, open_range, resolve_range};
-use crate::txn::{self, W};
+use crate::txn::{self, FileContent, W};
 
 /// Preconditions on the current version of a target, checked in the committing transaction.
 #[derive(Clone, Debug, Default)]
@@ -104,6 +104,16 @@ fn check_change(p: &Principal, path: &DrivePath) -> Result<()> {
 }
 
 impl Storage {
+    /// What every change of one's own drive passes first: a valid path, the role and
+    /// reserved-name rules, and no lock the caller does not hold (on the item, or below it
+    /// when `deep`).
+    pub(crate) async fn change_target(&self, p: &Principal, path: &str, deep: bool) -> Result<DrivePath> {
+        let path = DrivePath::parse(path)?;
+        check_change(p, &path)?;
+        self.check_unlocked(p, &path.to_string(), deep, &p.lock_tokens).await?;
+        Ok(path)
+    }
+
     pub async fn stat(&self, p: &Principal, path: &str) -> Result<Item> {
         let path = DrivePath::parse(path)?;
         if path.is_shared_root() {
@@ -197,9 +207,7 @@ impl Storage {
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
     {
-        let path = DrivePath::parse(path)?;
-        check_change(p, &path)?;
-        self.check_unlocked(p, &path.to_string(), false, &p.lock_tokens).await?;
+        let path = self.change_target(p, path, false).await?;
         let (root, owner) = (p.root, p.user_id);
         let policy = &self.core.config.policy;
         policy.check_file(p.role, path.name().expect("not root"), opts.content_type.as_deref())?;
@@ -289,37 +297,18 @@ impl Storage {
                 }
                 opts.conditions.check(current.as_ref())?;
                 let old_size = current.as_ref().map_or(0, |c| c.size);
-                let is_new = current.is_none();
                 w.check_quota(owner, size as i128 - old_size as i128)?;
                 w.add_refs(&refs, inline.as_ref())?;
-                let item = match current {
-                    Some(old) => {
-                        w.release_refs(&old.chunks)?;
-                        Item {
-                            size,
-                            modified: opts.modified.unwrap_or(now),
-                            etag: etag.clone(),
-                            content_type: opts.content_type.clone(),
-                            headers: opts.headers.clone(),
-                            user_meta: opts.user_meta.clone(),
-                            chunks: refs.clone(),
-                            ..old
-                        }
-                    }
-                    None => Item {
-                        modified: opts.modified.unwrap_or(now),
-                        content_type: opts.content_type.clone(),
-                        headers: opts.headers.clone(),
-                        user_meta: opts.user_meta.clone(),
-                        size,
-                        etag: etag.clone(),
-                        chunks: refs.clone(),
-                        ..Item::file(w.next_item_id()?, owner, parent.id, name, now)
-                    },
+                let content = FileContent {
+                    size,
+                    etag: etag.clone(),
+                    chunks: refs.clone(),
+                    modified: opts.modified.unwrap_or(now),
+                    content_type: opts.content_type.clone(),
+                    headers: opts.headers.clone(),
+                    user_meta: opts.user_meta.clone(),
                 };
-                w.add_usage(owner, size as i128 - old_size as i128, i64::from(is_new))?;
-                w.put(&item)?;
-                w.link(&item)?;
+                let item = w.place_file(owner, parent.id, name, current, now, content)?;
                 Ok(item)
             })
             .await
@@ -360,9 +349,7 @@ impl Storage {
     }
 
     pub async fn delete(&self, p: &Principal, path: &str, conditions: Conditions) -> Result<()> {
-        let path = DrivePath::parse(path)?;
-        check_change(p, &path)?;
-        self.check_unlocked(p, &path.to_string(), true, &p.lock_tokens).await?;
+        let path = self.change_target(p, path, true).await?;
         let root = p.root;
         self.core
             .db
@@ -486,9 +473,7 @@ impl Storage {
         path: &str,
         f: impl Fn(&mut Item) -> Result<()> + Send + 'static,
     ) -> Result<Item> {
-        let path = DrivePath::parse(path)?;
-        check_change(p, &path)?;
-        self.check_unlocked(p, &path.to_string(), false, &p.lock_tokens).await?;
+        let path = self.change_target(p, path, false).await?;
         let root = p.root;
         self.core
             .db
@@ -504,9 +489,7 @@ impl Storage {
 
     /// Makes the folder at `path` and any missing parents; an existing folder is fine.
     pub async fn mkdir_all(&self, p: &Principal, path: &str) -> Result<Item> {
-        let path = DrivePath::parse(path)?;
-        check_change(p, &path)?;
-        self.check_unlocked(p, &path.to_string(), false, &p.lock_tokens).await?;
+        let path = self.change_target(p, path, false).await?;
         let (root, owner, now) = (p.root, p.user_id, now_nanos());
         self.core.db.write((), move |ctx| W::open(ctx)?.ensure_folder(root, &path, owner, now)).await
     }
@@ -515,9 +498,7 @@ impl Storage {
     /// to but not including `keep_depth` names from the root (the bucket). A missing file
     /// is not an error.
     pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<()> {
-        let path = DrivePath::parse(path)?;
-        check_change(p, &path)?;
-        self.check_unlocked(p, &path.to_string(), true, &p.lock_tokens).await?;
+        let path = self.change_target(p, path, true).await?;
         let root = p.root;
         self.core
             .db

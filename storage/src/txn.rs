@@ -13,6 +13,17 @@ use crate::error::{Error, Result};
 use crate::model::{Item, Kind, User, child_key};
 use crate::names::DrivePath;
 
+/// The content and metadata a write gives a file.
+pub(crate) struct FileContent {
+    pub size: u64,
+    pub etag: String,
+    pub chunks: Vec<ChunkRef>,
+    pub modified: i64,
+    pub content_type: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub user_meta: Vec<(String, String)>,
+}
+
 pub(crate) struct W<'t> {
     pub items: Table<'t, u64, &'static [u8]>,
     pub children: Table<'t, (u64, &'static str), u64>,
@@ -72,6 +83,42 @@ impl<'t> W<'t> {
 
     pub fn resolve_folder(&self, root: u64, path: &DrivePath) -> Result<Item> {
         resolve_folder(&self.items, &self.children, root, path)
+    }
+
+    /// Puts a file named `name` in `parent`: replacing `current` (keeping its id, creation
+    /// time and dead properties, and releasing its chunks) or as a new item, and counts the
+    /// owner's usage. The caller has already taken references to the new chunks.
+    pub fn place_file(
+        &mut self,
+        owner: u64,
+        parent: u64,
+        name: &str,
+        current: Option<Item>,
+        now: i64,
+        c: FileContent,
+    ) -> Result<Item> {
+        let (old_size, is_new) = (current.as_ref().map_or(0, |i| i.size), current.is_none());
+        let base = match current {
+            Some(old) => {
+                self.release_refs(&old.chunks)?;
+                old
+            }
+            None => Item::file(self.next_item_id()?, owner, parent, name, now),
+        };
+        let item = Item {
+            size: c.size,
+            etag: c.etag,
+            chunks: c.chunks,
+            modified: c.modified,
+            content_type: c.content_type,
+            headers: c.headers,
+            user_meta: c.user_meta,
+            ..base
+        };
+        self.add_usage(owner, item.size as i128 - old_size as i128, i64::from(is_new))?;
+        self.put(&item)?;
+        self.link(&item)?;
+        Ok(item)
     }
 
     /// The folder at `path`, making missing folders on the way (owned by `owner`).
