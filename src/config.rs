@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// [default: 168]
     #[arg(long, env = "DAVIT_MULTIPART_EXPIRY_HOURS")]
     pub multipart_expiry_hours: Option<u64>,
+    /// The longest a shared link may live, in days; longer requests are capped [default: 30]
+    #[arg(long, env = "DAVIT_LINK_MAX_DAYS")]
+    pub link_max_days: Option<u64>,
 }
 
 /// The TOML file: the same settings, by the same names with underscores.
@@ -84,6 +87,7 @@ struct FileConfig {
     cache_size: Option<toml::Value>,
     shutdown_timeout: Option<u64>,
     multipart_expiry_hours: Option<u64>,
+    link_max_days: Option<u64>,
     policy: Option<PolicyFile>,
 }
 
@@ -130,6 +134,7 @@ pub struct Config {
     pub cache_size: u64,
     pub shutdown_timeout: Duration,
     pub multipart_expiry: Duration,
+    pub link_max_lifetime: Duration,
     pub policy: davit_storage::policy::Policy,
 }
 
@@ -196,6 +201,9 @@ impl Config {
             multipart_expiry: Duration::from_secs(
                 3600 * serve.multipart_expiry_hours.or(file.multipart_expiry_hours).unwrap_or(168),
             ),
+            link_max_lifetime: Duration::from_secs(
+                24 * 3600 * serve.link_max_days.or(file.link_max_days).unwrap_or(30).max(1),
+            ),
         })
     }
 
@@ -206,6 +214,7 @@ impl Config {
         c.default_quota = self.default_quota;
         c.max_file_size = self.max_file_size;
         c.policy = self.policy.clone();
+        c.link_max_lifetime = self.link_max_lifetime;
         Ok(c)
     }
 }

@@ -54,13 +54,19 @@ pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
         .map_err(anyhow::Error::msg)?;
     let secure_cookies =
         config.tls.is_some() || config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
-    let api =
-        davit_api::router(davit_api::ApiState { storage: storage.clone(), mailer: Arc::new(mailer), secure_cookies });
+    let api_state = davit_api::ApiState {
+        storage: storage.clone(),
+        mailer: Arc::new(mailer),
+        secure_cookies,
+        public_url: config.public_url.clone(),
+    };
+    let api = davit_api::router(api_state.clone());
     let webdav = davit_webdav::WebDav::new(storage.clone());
     let s3 = davit_s3::service(storage.clone(), config.base_domain.as_deref()).map_err(anyhow::Error::msg)?;
     Ok(App {
         storage,
         api,
+        api_state,
         webdav,
         s3,
         base_domain: config.base_domain.clone(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use davit_storage::Storage;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -28,6 +28,8 @@ pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 pub struct App {
     pub storage: Storage,
     pub api: davit_api::Router,
+    /// For the link pages, served outside the API router.
+    pub api_state: davit_api::ApiState,
     pub webdav: davit_webdav::WebDav,
     pub s3: std::sync::Arc<davit_s3::S3Front>,
     /// Lower-case base domain for virtual-host-style S3 addressing.
@@ -92,7 +94,21 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
             }
         }
         Front::Dav => app.webdav.handle(req).await.map(|b| b.map_err(BoxError::from).boxed_unsync()),
-        Front::Link => plain(StatusCode::NOT_IMPLEMENTED, "shared links are not available on this server yet\n"),
+        Front::Link => {
+            // Downloads, folder pages and forms are REST's; WebDAV methods mount the link.
+            let token = davit_api::split_link_path(&path).map(|(t, _)| t);
+            match (req.method().clone(), token) {
+                (Method::GET | Method::HEAD | Method::POST, _) | (_, None) => {
+                    let req = req.map(davit_api::Body::new);
+                    davit_api::serve_link(app.api_state.clone(), req)
+                        .await
+                        .map(|b| b.map_err(BoxError::from).boxed_unsync())
+                }
+                (_, Some(token)) => {
+                    app.webdav.handle_link(req, &token).await.map(|b| b.map_err(BoxError::from).boxed_unsync())
+                }
+            }
+        }
         Front::S3 => {
             // botocore before 1.43.77 sends `Expect: 100-continue` even with an empty body
             // and then misreads the next answer on the connection when the server replies

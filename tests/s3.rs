@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::support::{self, Options};
 
 /// `YYYYMMDDTHHMMSSZ` for now, without a date crate.
-fn amz_date() -> (String, String) {
+pub(crate) fn amz_date() -> (String, String) {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -59,6 +59,7 @@ pub fn test_config(dir: &Path) -> Config {
         cache_size: 16 << 20,
         shutdown_timeout: Duration::from_secs(10),
         multipart_expiry: Duration::from_secs(7 * 24 * 3600),
+        link_max_lifetime: Duration::from_secs(30 * 24 * 3600),
         policy: Default::default(),
     }
 }

@@ -6,6 +6,7 @@ mod files;
 mod process;
 mod s3;
 mod server;
+mod sharing;
 mod smtp;
 mod support;
 mod webdav;

@@ -47,6 +47,20 @@ pub const REFRESH: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("r
 /// (user, purpose) -> one-time code record.
 pub const CODES: TableDefinition<'_, (u64, &str), &[u8]> = TableDefinition::new("codes");
 pub const APP_PASSWORDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("app_passwords");
+pub const SHARES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("shares");
+/// (item, grantee) -> share: one grant per item and user.
+pub const SHARES_BY_ITEM: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("shares_by_item");
+/// (grantee, share) -> item.
+pub const SHARES_BY_GRANTEE: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("shares_by_grantee");
+/// (owner, share) -> item.
+pub const SHARES_BY_OWNER: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("shares_by_owner");
+pub const LINKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("links");
+/// SHA-256 of a link token -> link.
+pub const LINK_TOKENS: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("link_tokens");
+/// (owner, link) -> item.
+pub const LINKS_BY_OWNER: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("links_by_owner");
+/// (item, link) -> owner.
+pub const LINKS_BY_ITEM: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("links_by_item");
 pub const APP_PASSWORD_HASHES: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("app_password_hashes");
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -267,6 +281,14 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(CODES)?;
     txn.open_table(APP_PASSWORDS)?;
     txn.open_table(APP_PASSWORD_HASHES)?;
+    txn.open_table(SHARES)?;
+    txn.open_table(SHARES_BY_ITEM)?;
+    txn.open_table(SHARES_BY_GRANTEE)?;
+    txn.open_table(SHARES_BY_OWNER)?;
+    txn.open_table(LINKS)?;
+    txn.open_table(LINK_TOKENS)?;
+    txn.open_table(LINKS_BY_OWNER)?;
+    txn.open_table(LINKS_BY_ITEM)?;
     Ok(())
 }
 

@@ -32,6 +32,9 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     PreconditionFailed(String),
+    /// A link that existed and has ended: expired, revoked, used up, or its item deleted.
+    #[error("{0}")]
+    Gone(String),
     #[error("{0}")]
     Locked(String),
     #[error("{0}")]

@@ -3,6 +3,7 @@
 //! Front ends hold a [`Storage`] and call it with the caller's [`Principal`]; every access
 //! decision is made here, so WebDAV, S3 and REST obey the same rules.
 
+mod access;
 mod admin;
 pub mod auth;
 mod auth_cache;
@@ -13,6 +14,7 @@ pub mod db;
 mod error;
 mod ingest;
 mod keys;
+mod links;
 mod listing;
 pub mod locks;
 pub mod model;
@@ -20,6 +22,7 @@ pub mod multipart;
 pub mod names;
 pub mod policy;
 mod read;
+mod sharing;
 #[cfg(test)]
 mod tests;
 mod tree;
@@ -40,9 +43,11 @@ pub use auth::throttle::ClientAddr;
 pub use check::CheckReport;
 pub use error::{Error, Internal, Result};
 pub use ingest::{INLINE_MAX, MAX_CHUNK};
+pub use links::{LinkInfo, LinkProof, NewLink, OpenLink};
 pub use listing::{KeyListing, ListQuery};
-pub use model::{AccessKey, Item, Kind, Principal, Role, Status, Usage, User};
+pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};
 pub use read::ByteStream;
+pub use sharing::ShareInfo;
 pub use tree::{Conditions, FileRead, WriteOptions};
 pub use users::NewUser;
 
@@ -66,6 +71,8 @@ pub struct StorageConfig {
     pub policy: policy::Policy,
     /// How often unreferenced chunk files are swept.
     pub sweep_interval: Duration,
+    /// The longest a link may live, whatever its maker asks.
+    pub link_max_lifetime: Duration,
 }
 
 impl StorageConfig {
@@ -78,6 +85,7 @@ impl StorageConfig {
             max_file_size: 0,
             policy: policy::Policy::default(),
             sweep_interval: Duration::from_secs(600),
+            link_max_lifetime: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -8,10 +8,10 @@
 use redb::ReadableTable;
 
 use crate::Storage;
+use crate::access::{self, Access};
 use crate::db::{CHILDREN, ITEMS};
 use crate::error::{Error, Result};
-use crate::model::{Item, Principal};
-use crate::names::DrivePath;
+use crate::model::{Item, Principal, child_key};
 use crate::txn;
 
 #[derive(Debug, Default)]
@@ -86,6 +86,36 @@ impl Walk<'_> {
         overlaps && !before_start
     }
 
+    /// Visits one entry under `key`: a file is emitted; a folder is rolled up, emitted when
+    /// empty, or walked. False when the page is full.
+    fn visit(
+        &mut self,
+        items: &impl ReadableTable<u64, &'static [u8]>,
+        children: &impl ReadableTable<(u64, &'static str), u64>,
+        key: &str,
+        item: &Item,
+    ) -> Result<bool> {
+        if !item.is_folder() {
+            return Ok(self.emit(key, item));
+        }
+        if !self.may_hold(key) {
+            return Ok(true);
+        }
+        // A folder wholly inside one common prefix is rolled up without a walk.
+        let rolled = self.q.delimiter.filter(|d| !d.is_empty()).is_some_and(|d| {
+            key.len() > self.q.prefix.len()
+                && key.starts_with(self.q.prefix)
+                && key[self.q.prefix.len()..]
+                    .find(d)
+                    .is_some_and(|pos| self.q.prefix.len() + pos + d.len() <= key.len())
+        });
+        let empty = children.range((item.id, "")..(item.id + 1, ""))?.next().is_none();
+        if rolled || empty {
+            return Ok(self.emit(key, item));
+        }
+        self.walk(items, children, item.id, key)
+    }
+
     fn walk(
         &mut self,
         items: &impl ReadableTable<u64, &'static [u8]>,
@@ -120,29 +150,7 @@ impl Walk<'_> {
                 break; // past every key with the prefix
             }
             let item = txn::get_item(items, id.value())?.ok_or_else(|| Error::internal("dangling child"))?;
-            if item.is_folder() {
-                if !self.may_hold(&key) {
-                    continue;
-                }
-                // A folder wholly inside one common prefix is rolled up without a walk.
-                let rolled = self.q.delimiter.filter(|d| !d.is_empty()).is_some_and(|d| {
-                    key.len() > self.q.prefix.len()
-                        && key.starts_with(self.q.prefix)
-                        && key[self.q.prefix.len()..]
-                            .find(d)
-                            .is_some_and(|pos| self.q.prefix.len() + pos + d.len() <= key.len())
-                });
-                let empty = children.range((item.id, "")..(item.id + 1, ""))?.next().is_none();
-                if rolled || empty {
-                    if !self.emit(&key, &item) {
-                        return Ok(false);
-                    }
-                    continue;
-                }
-                if !self.walk(items, children, item.id, &key)? {
-                    return Ok(false);
-                }
-            } else if !self.emit(&key, &item) {
+            if !self.visit(items, children, &key, &item)? {
                 return Ok(false);
             }
         }
@@ -151,10 +159,14 @@ impl Walk<'_> {
 }
 
 impl Storage {
-    /// Lists the subtree of the folder at `folder` as keys (see [`KeyListing`]).
+    /// Lists the subtree of the folder at `folder` as keys (see [`KeyListing`]). Under
+    /// `/shared`, keys are `<owner>/<name>/…` over what others share with the caller.
     pub async fn list_keys(&self, p: &Principal, folder: &str, q: ListQuery<'_>) -> Result<KeyListing> {
-        let folder = DrivePath::parse(folder)?;
-        let root = p.root;
+        let place = self.place(p, folder).await?;
+        if place.hides_names() {
+            return Ok(KeyListing::default());
+        }
+        let user = p.user_id;
         let prefix = q.prefix.to_owned();
         let start_after = q.start_after.map(str::to_owned);
         let delimiter = q.delimiter.map(str::to_owned);
@@ -164,10 +176,6 @@ impl Storage {
             .read(move |t| {
                 let items = t.open_table(ITEMS)?;
                 let children = t.open_table(CHILDREN)?;
-                let f = txn::resolve_folder(&items, &children, root, &folder).map_err(|e| match e {
-                    Error::ParentMissing(_) => Error::NotFound(format!("{folder} not found")),
-                    e => e,
-                })?;
                 let q = ListQuery {
                     prefix: &prefix,
                     start_after: start_after.as_deref(),
@@ -175,8 +183,42 @@ impl Storage {
                     max,
                 };
                 let mut w = Walk { q: &q, out: KeyListing::default() };
-                if max > 0 {
-                    w.walk(&items, &children, f.id, "")?;
+                if max == 0 {
+                    return Ok(w.out);
+                }
+                let top: Vec<(String, Item)> = match &place.access {
+                    Access::SharedRoot | Access::SharedOwner { .. } => {
+                        let only = match &place.access {
+                            Access::SharedOwner { name } => Some(name.clone()),
+                            _ => None,
+                        };
+                        let mut v: Vec<(String, Item)> = access::grants_to(t, user)?
+                            .top
+                            .into_iter()
+                            .filter(|g| only.as_ref().is_none_or(|o| o == &g.owner_name))
+                            .map(|g| {
+                                let name = child_key(&g.shown_as, g.item.kind);
+                                let key = if only.is_some() { name } else { format!("{}/{name}", g.owner_name) };
+                                (key, g.item)
+                            })
+                            .collect();
+                        v.sort_by(|a, b| a.0.cmp(&b.0));
+                        v
+                    }
+                    _ => {
+                        let f =
+                            txn::resolve_folder(&items, &children, place.base, &place.rel).map_err(|e| match e {
+                                Error::ParentMissing(_) => Error::NotFound(format!("{} not found", place.path)),
+                                e => e,
+                            })?;
+                        w.walk(&items, &children, f.id, "")?;
+                        return Ok(w.out);
+                    }
+                };
+                for (key, item) in &top {
+                    if !w.visit(&items, &children, key, item)? {
+                        break;
+                    }
                 }
                 Ok(w.out)
             })

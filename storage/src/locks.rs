@@ -7,10 +7,11 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use crate::Storage;
+use crate::access::Place;
 use crate::db::{CHILDREN, ITEMS};
 use crate::error::{Error, Result};
 use crate::model::{Kind, Principal, child_key};
-use crate::names::DrivePath;
+use crate::txn;
 
 #[derive(Clone, Debug)]
 pub struct LockInfo {
@@ -207,17 +208,30 @@ impl Storage {
         &self.core.locks
     }
 
-    /// The chain of ids of `path` in the caller's drive.
+    /// The chain of ids of `path`: from the owner's drive root, so that every path that
+    /// reaches an item (one's drive, a share, a link) meets the same locks.
     pub async fn lock_chain(&self, p: &Principal, path: &str) -> Result<Chain> {
-        let path = DrivePath::parse(path)?;
-        let root = p.root;
+        let place = self.place(p, path).await?;
+        self.chain_of(p, place).await
+    }
+
+    async fn chain_of(&self, p: &Principal, place: Place) -> Result<Chain> {
+        if place.is_virtual() {
+            return Ok(Chain { ids: vec![p.root], complete: false });
+        }
         self.core
             .db
             .read(move |t| {
                 let children = t.open_table(CHILDREN)?;
-                let _ = t.open_table(ITEMS)?;
-                let mut ids = vec![root];
-                let names = path.names();
+                let items = t.open_table(ITEMS)?;
+                let mut ids = Vec::new();
+                let mut cur = place.base;
+                while cur != 0 && ids.len() < 4096 {
+                    ids.push(cur);
+                    cur = txn::get_item(&items, cur)?.map_or(0, |i| i.parent);
+                }
+                ids.reverse();
+                let names = place.rel.names();
                 for (i, name) in names.iter().enumerate() {
                     let last = i + 1 == names.len();
                     let next = match children
@@ -239,14 +253,14 @@ impl Storage {
 
     /// Refuses a change of `path` (and, for `deep`, of anything below it) that a lock the
     /// caller does not present a token for forbids.
-    pub(crate) async fn check_unlocked(&self, p: &Principal, path: &str, deep: bool, tokens: &[String]) -> Result<()> {
+    pub(crate) async fn check_unlocked(&self, p: &Principal, place: &Place, deep: bool) -> Result<()> {
         if self.core.locks.locks.lock().expect("lock store").is_empty() {
             return Ok(());
         }
-        let chain = self.lock_chain(p, path).await?;
+        let chain = self.chain_of(p, place.clone()).await?;
         self.core
             .locks
-            .check(&chain, None, true, deep, tokens)
+            .check(&chain, None, true, deep, &p.lock_tokens)
             .map_err(|l| Error::Locked(format!("{} is locked{}", l.path, if l.shared { " (shared lock)" } else { "" })))
     }
 }

@@ -166,6 +166,18 @@ pub struct Principal {
     pub root: u64,
     /// Lock tokens the request presented (WebDAV `If`): proof of holding a lock.
     pub lock_tokens: Vec<String>,
+    pub scope: Scope,
+}
+
+/// What a principal's paths mean.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// A signed-in user: `/` is their drive, `/shared/…` what others share with them.
+    #[default]
+    Drive,
+    /// Someone holding a link: `/` is the linked item, read-only, or create-only for an
+    /// upload link. Nothing else of the owner's drive is reachable.
+    Link { link: u64, item: u64, owner: u64, upload: bool },
 }
 
 impl Principal {
@@ -176,8 +188,47 @@ impl Principal {
             role: user.role,
             root: user.root,
             lock_tokens: Vec::new(),
+            scope: Scope::Drive,
         }
     }
+}
+
+/// Access to an item (and everything below it) given by its owner to another user.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Share {
+    pub id: u64,
+    pub item: u64,
+    pub owner: u64,
+    pub grantee: u64,
+    pub write: bool,
+    pub created: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    Active,
+    Revoked,
+    /// The item, or its owner, was deleted.
+    Deleted,
+}
+
+/// An expiring link to an item: `/s/<token>`. Only the token's SHA-256 is stored.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Link {
+    pub id: u64,
+    pub owner: u64,
+    pub item: u64,
+    pub token_hash: [u8; 32],
+    /// A drop folder: files can be added, nothing read.
+    pub upload: bool,
+    /// Unix nanoseconds.
+    pub expires: i64,
+    /// PHC string of the password's argon2id hash.
+    pub password_hash: Option<String>,
+    pub max_downloads: Option<u64>,
+    pub downloads: u64,
+    pub created: i64,
+    pub state: LinkState,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -15,7 +15,6 @@ use crate::db::{self, PARTS, UPLOADS};
 use crate::error::{Error, Result};
 use crate::ingest::{Ingested, ingest};
 use crate::model::{Item, Principal, now_nanos};
-use crate::names::DrivePath;
 use crate::txn::{self, FileContent, W};
 use crate::{Storage, WriteOptions};
 
@@ -26,9 +25,11 @@ pub const MAX_PARTS: u32 = 10_000;
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Upload {
     pub id: u64,
+    /// Who started it: only they see and use it.
     pub owner: u64,
-    pub root: u64,
-    /// The target path in the owner's drive.
+    /// Whose quota holds the parts: the owner of the target's place (a share's owner).
+    pub payer: u64,
+    /// The target path as the uploader named it.
     pub path: String,
     pub created: i64,
     pub content_type: Option<String>,
@@ -78,17 +79,39 @@ fn drop_upload(w: &mut W<'_>, up: &Upload) -> Result<()> {
         w.txn.open_table(PARTS)?.remove((up.id, part.number))?;
     }
     w.txn.open_table(UPLOADS)?.remove(up.id)?;
-    w.add_usage(up.owner, -(bytes as i128), 0)
+    w.add_usage(up.payer, -(bytes as i128), 0)
+}
+
+/// Drops the uploads a user started or whose parts they pay for (the user is going).
+pub(crate) fn drop_uploads_of(w: &mut W<'_>, user: u64) -> Result<()> {
+    let theirs: Vec<Upload> = {
+        let uploads = w.txn.open_table(UPLOADS)?;
+        let mut v = Vec::new();
+        for e in uploads.iter()? {
+            let up: Upload = db::decode(e?.1.value())?;
+            if up.owner == user || up.payer == user {
+                v.push(up);
+            }
+        }
+        v
+    };
+    for up in &theirs {
+        drop_upload(w, up)?;
+    }
+    Ok(())
 }
 
 impl Storage {
     /// Starts an upload to `path`; the file appears only when it completes.
     pub async fn create_upload(&self, p: &Principal, path: &str, opts: WriteOptions) -> Result<Upload> {
-        let dpath = DrivePath::parse(path)?;
-        crate::tree::check_change_pub(p, &dpath)?;
-        self.core.config.policy.check_file(p.role, dpath.name().expect("not root"), opts.content_type.as_deref())?;
-        let (owner, root, now) = (p.user_id, p.root, now_nanos());
-        let path = dpath.to_string();
+        let place = self.change_target(p, path, false).await?;
+        self.core.config.policy.check_file(
+            p.role,
+            place.path.name().unwrap_or_default(),
+            opts.content_type.as_deref(),
+        )?;
+        let (owner, payer, now) = (p.user_id, place.owner, now_nanos());
+        let path = place.path.to_string();
         self.core
             .db
             .write((), move |ctx| {
@@ -96,7 +119,7 @@ impl Storage {
                 let up = Upload {
                     id,
                     owner,
-                    root,
+                    payer,
                     path: path.clone(),
                     created: now,
                     content_type: opts.content_type.clone(),
@@ -140,7 +163,7 @@ impl Storage {
             return Err(Error::InvalidInput(format!("part numbers are 1 to {MAX_PARTS}")));
         }
         let up = self.get_upload(p, id).await?;
-        let usage = self.usage(p.user_id).await?;
+        let usage = self.usage(up.payer).await?;
         let room = if usage.quota == 0 { u64::MAX } else { usage.quota.saturating_sub(usage.bytes) };
         let max_file = self.core.config.max_file_size;
         let limit = if max_file > 0 { room.min(max_file) } else { room };
@@ -164,7 +187,7 @@ impl Storage {
         }
         let Ingested { refs, size, md5, inline, pins } = ingested;
         let part = Part { number, size, etag: hex::encode(md5), modified: now_nanos(), chunks: refs };
-        let owner = up.owner;
+        let (owner, payer) = (up.owner, up.payer);
         self.core
             .db
             .write(pins, move |ctx| {
@@ -173,12 +196,12 @@ impl Storage {
                 let old: Option<Part> =
                     w.txn.open_table(PARTS)?.get((id, number))?.map(|v| db::decode(v.value())).transpose()?;
                 let old_size = old.as_ref().map_or(0, |o| o.size);
-                w.check_quota(owner, part.size as i128 - old_size as i128)?;
+                w.check_quota(payer, part.size as i128 - old_size as i128)?;
                 w.add_refs(&part.chunks, inline.as_ref())?;
                 if let Some(old) = &old {
                     w.release_refs(&old.chunks)?;
                 }
-                w.add_usage(owner, part.size as i128 - old_size as i128, 0)?;
+                w.add_usage(payer, part.size as i128 - old_size as i128, 0)?;
                 w.txn.open_table(PARTS)?.insert((id, number), db::encode(&part).as_slice())?;
                 Ok(part.clone())
             })
@@ -236,12 +259,13 @@ impl Storage {
     /// the parts' MD5s, then `-N`.
     pub async fn complete_upload(&self, p: &Principal, id: u64, listed: Vec<(u32, String)>) -> Result<Item> {
         let up = self.get_upload(p, id).await?;
-        self.change_target(p, &up.path, false).await?;
+        let place = self.change_target(p, &up.path, false).await?;
         let (owner, now) = (p.user_id, now_nanos());
         self.core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
+                w.recheck(&place)?;
                 let up = load_upload(&w, id, owner)?;
                 if listed.is_empty() {
                     return Err(Error::InvalidPart("the upload lists no parts".into()));
@@ -278,21 +302,19 @@ impl Storage {
                     size += part.size;
                 }
                 let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
-                let path = DrivePath::parse(&up.path)?;
-                let parent = w.ensure_folder(up.root, &path.parent().expect("not root"), owner, now)?;
-                let name = path.name().expect("not root");
-                let current = match txn::lookup_child(&w.children, parent.id, name)? {
+                let (parent, name) = w.slot(&place, true, now)?;
+                let current = match txn::lookup_child(&w.children, parent.id, &name)? {
                     Some(cid) => Some(w.get(cid)?),
                     None => None,
                 };
                 if current.as_ref().is_some_and(Item::is_folder) {
-                    return Err(Error::Conflict(format!("{path} is a folder")));
+                    return Err(Error::Conflict(format!("{} is a folder", place.path)));
                 }
                 // The file takes references first, then the upload lets all of its go.
                 w.add_refs(&refs, None)?;
                 drop_upload(&mut w, &up)?;
                 let old_size = current.as_ref().map_or(0, |c| c.size);
-                w.check_quota(owner, size as i128 - old_size as i128)?;
+                w.check_quota(place.owner, size as i128 - old_size as i128)?;
                 let content = FileContent {
                     size,
                     etag,
@@ -302,7 +324,7 @@ impl Storage {
                     headers: up.headers.clone(),
                     user_meta: up.user_meta.clone(),
                 };
-                let item = w.place_file(owner, parent.id, name, current, now, content)?;
+                let item = w.place_file(place.owner, parent.id, &name, current, now, content)?;
                 Ok(item)
             })
             .await

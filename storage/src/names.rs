@@ -76,6 +76,11 @@ impl DrivePath {
         Ok(DrivePath(v))
     }
 
+    /// The names after the first `n`.
+    pub fn skip(&self, n: usize) -> DrivePath {
+        DrivePath(self.0.get(n..).unwrap_or_default().to_vec())
+    }
+
     pub fn starts_with(&self, other: &DrivePath) -> bool {
         self.0.len() >= other.0.len() && self.0[..other.0.len()] == other.0[..]
     }

@@ -5,10 +5,11 @@ use futures::Stream;
 use redb::ReadableTable;
 
 use crate::Storage;
+use crate::access::{self, Access, Place, resolve_place};
 use crate::db::{CHILDREN, ITEMS, USAGE, USERS};
 use crate::error::{Error, Result};
 use crate::ingest::{Ingested, ingest};
-use crate::model::{Item, Kind, Principal, Usage, User, now_nanos};
+use crate::model::{Item, Kind, Principal, Scope, Usage, User, now_nanos};
 use crate::names::{DrivePath, SHARED_ROOT};
 use crate::read::{ByteStream, open_range, resolve_range};
 use crate::txn::{self, FileContent, W};
@@ -72,60 +73,53 @@ pub struct FileRead {
     pub body: ByteStream,
 }
 
-/// The virtual `/shared` folder every drive shows (its contents come with sharing).
+/// The virtual `/shared` folder every drive shows.
 fn shared_folder(p: &Principal) -> Item {
     Item::folder(0, p.user_id, p.root, SHARED_ROOT, 0)
 }
 
-fn refuse_shared(path: &DrivePath) -> Result<()> {
-    if path.is_shared_root() {
-        return Err(Error::Forbidden("/shared is reserved for items shared with you".into()));
-    }
-    if path.in_shared() {
-        return Err(Error::Forbidden("nothing has been shared with you here".into()));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_change_pub(p: &Principal, path: &DrivePath) -> Result<()> {
-    check_change(p, path)
-}
-
-/// The checks every change of one's own drive passes: role, reserved names, the root.
-fn check_change(p: &Principal, path: &DrivePath) -> Result<()> {
-    if !p.role.writes() {
-        return Err(Error::Forbidden(format!("the {} role cannot change files", p.role.as_str())));
-    }
-    refuse_shared(path)?;
-    if path.is_root() {
-        return Err(Error::Forbidden("the drive root cannot be changed".into()));
-    }
-    Ok(())
-}
-
 impl Storage {
-    /// What every change of one's own drive passes first: a valid path, the role and
-    /// reserved-name rules, and no lock the caller does not hold (on the item, or below it
-    /// when `deep`).
-    pub(crate) async fn change_target(&self, p: &Principal, path: &str, deep: bool) -> Result<DrivePath> {
+    /// Resolves a caller's path (see [`access`]). One's own drive needs no lookup.
+    pub(crate) async fn place(&self, p: &Principal, path: &str) -> Result<Place> {
         let path = DrivePath::parse(path)?;
-        check_change(p, &path)?;
-        self.check_unlocked(p, &path.to_string(), deep, &p.lock_tokens).await?;
-        Ok(path)
+        if p.scope == Scope::Drive && !path.in_shared() {
+            return Ok(Place::own(p, path));
+        }
+        let p = p.clone();
+        self.core.db.read(move |t| access::place(t, &p, path)).await
+    }
+
+    /// A place to change: under `/shared`, a name nothing was shared under is refused as
+    /// such, not reported missing.
+    async fn place_for_change(&self, p: &Principal, path: &str) -> Result<Place> {
+        self.place(p, path).await.map_err(|e| match e {
+            Error::NotFound(_) => Error::Forbidden(format!("nothing is shared with you at {path}")),
+            e => e,
+        })
+    }
+
+    /// What every change passes first: a valid path, the right to change it, and no lock
+    /// the caller does not hold (on the item, or below it when `deep`).
+    pub(crate) async fn change_target(&self, p: &Principal, path: &str, deep: bool) -> Result<Place> {
+        let place = self.place_for_change(p, path).await?;
+        place.check_write(p)?;
+        self.check_unlocked(p, &place, deep).await?;
+        Ok(place)
     }
 
     pub async fn stat(&self, p: &Principal, path: &str) -> Result<Item> {
-        let path = DrivePath::parse(path)?;
-        if path.is_shared_root() {
+        let place = self.place(p, path).await?;
+        if place.access == Access::Own && place.path.is_shared_root() {
             return Ok(shared_folder(p));
         }
-        refuse_missing_shared(&path)?;
-        let root = p.root;
+        if place.hides_names() && !place.rel.is_root() {
+            return Err(Error::NotFound(format!("{} not found", place.path)));
+        }
         self.core
             .db
             .read(move |t| {
-                txn::resolve(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, root, &path)?
-                    .ok_or_else(|| Error::NotFound(format!("{path} not found")))
+                resolve_place(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, &place)?
+                    .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))
             })
             .await
     }
@@ -133,26 +127,54 @@ impl Storage {
     /// A page of a folder's children in name order (folders sort as `name/`), after the
     /// child named `after` when given. The root also lists the virtual `shared` folder.
     pub async fn list(&self, p: &Principal, path: &str, after: Option<String>, limit: usize) -> Result<Vec<Item>> {
-        let path = DrivePath::parse(path)?;
-        if path.is_shared_root() {
+        let place = self.place(p, path).await?;
+        if place.hides_names() {
             return Ok(Vec::new());
         }
-        refuse_missing_shared(&path)?;
-        let root = p.root;
         let shared = shared_folder(p);
+        let user = p.user_id;
         self.core
             .db
             .read(move |t| {
+                let start = after.unwrap_or_default();
+                let page = |mut v: Vec<Item>| {
+                    v.retain(|i| i.child_key() > start);
+                    v.sort_by_key(Item::child_key);
+                    v.truncate(limit);
+                    v
+                };
+                match &place.access {
+                    Access::SharedRoot => {
+                        let grants = access::grants_to(t, user)?;
+                        let mut owners: Vec<Item> = Vec::new();
+                        for g in grants.top {
+                            if owners.last().is_none_or(|o| o.name != g.owner_name) {
+                                owners.push(Item::folder(0, g.share.owner, 0, &g.owner_name, 0));
+                            }
+                        }
+                        return Ok(page(owners));
+                    }
+                    Access::SharedOwner { name } => {
+                        let grants = access::grants_to(t, user)?;
+                        let mine = grants
+                            .top
+                            .into_iter()
+                            .filter(|g| &g.owner_name == name)
+                            .map(|g| Item { name: g.shown_as, ..g.item })
+                            .collect();
+                        return Ok(page(mine));
+                    }
+                    _ => {}
+                }
                 let items = t.open_table(ITEMS)?;
                 let children = t.open_table(CHILDREN)?;
-                let folder = txn::resolve(&items, &children, root, &path)?
-                    .ok_or_else(|| Error::NotFound(format!("{path} not found")))?;
+                let folder = resolve_place(&items, &children, &place)?
+                    .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
                 if !folder.is_folder() {
-                    return Err(Error::Conflict(format!("{path} is a file, not a folder")));
+                    return Err(Error::Conflict(format!("{} is a file, not a folder", place.path)));
                 }
-                let start = after.unwrap_or_default();
                 let mut out = Vec::new();
-                let mut with_shared = path.is_root();
+                let mut with_shared = place.access == Access::Own && place.rel.is_root();
                 for entry in children.range((folder.id, start.as_str())..(folder.id + 1, ""))? {
                     let (k, id) = entry?;
                     if k.value().1 == start {
@@ -177,23 +199,26 @@ impl Storage {
     }
 
     pub async fn mkdir(&self, p: &Principal, path: &str) -> Result<Item> {
-        let path = DrivePath::parse(path)?;
-        if path.is_shared_root() {
+        let place = self.place_for_change(p, path).await?;
+        if place.is_virtual() || (place.rel.is_root() && place.access != Access::Own) {
+            return Err(Error::AlreadyExists(format!("{} exists", place.path)));
+        }
+        if place.access == Access::Own && place.path.is_shared_root() {
             return Err(Error::AlreadyExists("/shared exists: it holds what others share with you".into()));
         }
-        check_change(p, &path)?;
-        self.check_unlocked(p, &path.to_string(), false, &p.lock_tokens).await?;
-        let (root, owner, now) = (p.root, p.user_id, now_nanos());
+        place.check_write(p)?;
+        self.check_unlocked(p, &place, false).await?;
+        let now = now_nanos();
         self.core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
-                let parent = w.resolve_folder(root, &path.parent().expect("not root"))?;
-                let name = path.name().expect("not root");
-                if txn::lookup_child(&w.children, parent.id, name)?.is_some() {
-                    return Err(Error::AlreadyExists(format!("{path} already exists")));
+                w.recheck(&place)?;
+                let (parent, name) = w.slot(&place, false, now)?;
+                if txn::lookup_child(&w.children, parent.id, &name)?.is_some() {
+                    return Err(Error::AlreadyExists(format!("{} already exists", place.path)));
                 }
-                let item = Item::folder(w.next_item_id()?, owner, parent.id, name, now);
+                let item = Item::folder(w.next_item_id()?, place.owner, parent.id, &name, now);
                 w.put(&item)?;
                 w.link(&item)?;
                 Ok(item)
@@ -207,10 +232,10 @@ impl Storage {
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
     {
-        let path = self.change_target(p, path, false).await?;
-        let (root, owner) = (p.root, p.user_id);
+        let place = self.change_target(p, path, false).await?;
+        let owner = place.owner;
         let policy = &self.core.config.policy;
-        policy.check_file(p.role, path.name().expect("not root"), opts.content_type.as_deref())?;
+        policy.check_file(p.role, place.path.name().unwrap_or_default(), opts.content_type.as_deref())?;
         let max_file = match (self.core.config.max_file_size, policy.max_file_size(p.role)) {
             (0, r) => r,
             (s, 0) => s,
@@ -222,25 +247,25 @@ impl Storage {
         {
             return Err(too_large(max_file));
         }
+        let keeps_old = !matches!(place.access, Access::Link { .. });
         // Refuse early what would be refused at commit, before reading a byte of the body.
         let pre = {
-            let (path, opts) = (path.clone(), opts.clone());
+            let (place, opts) = (place.clone(), opts.clone());
             self.core
                 .db
                 .read(move |t| {
                     let items = t.open_table(ITEMS)?;
                     let children = t.open_table(CHILDREN)?;
-                    let current = match txn::resolve_folder(&items, &children, root, &path.parent().expect("not root"))
-                    {
-                        Ok(parent) => match txn::lookup_child(&children, parent.id, path.name().expect("not root"))? {
-                            Some(id) => txn::get_item(&items, id)?,
-                            None => None,
+                    let current = match txn::slot_read(&items, &children, &place) {
+                        Ok((parent, name)) => match txn::lookup_child(&children, parent.id, &name)? {
+                            Some(id) if keeps_old => txn::get_item(&items, id)?,
+                            _ => None,
                         },
                         Err(Error::ParentMissing(_)) if opts.create_parents => None,
                         Err(e) => return Err(e),
                     };
                     if current.as_ref().is_some_and(Item::is_folder) {
-                        return Err(Error::Conflict(format!("{path} is a folder")));
+                        return Err(Error::Conflict(format!("{} is a folder", place.path)));
                     }
                     opts.conditions.check(current.as_ref())?;
                     let user = load_user(t, owner)?;
@@ -281,19 +306,18 @@ impl Storage {
             .db
             .write(pins, move |ctx| {
                 let mut w = W::open(ctx)?;
-                let parent_path = path.parent().expect("not root");
-                let parent = if opts.create_parents {
-                    w.ensure_folder(root, &parent_path, owner, now)?
-                } else {
-                    w.resolve_folder(root, &parent_path)?
-                };
-                let name = path.name().expect("not root");
-                let current = match txn::lookup_child(&w.children, parent.id, name)? {
+                w.recheck(&place)?;
+                let (parent, mut name) = w.slot(&place, opts.create_parents, now)?;
+                if !keeps_old {
+                    // An upload link never overwrites: a clashing name gets a new one.
+                    name = access::free_name(&w.children, parent.id, &name)?;
+                }
+                let current = match txn::lookup_child(&w.children, parent.id, &name)? {
                     Some(id) => Some(w.get(id)?),
                     None => None,
                 };
                 if current.as_ref().is_some_and(Item::is_folder) {
-                    return Err(Error::Conflict(format!("{path} is a folder")));
+                    return Err(Error::Conflict(format!("{} is a folder", place.path)));
                 }
                 opts.conditions.check(current.as_ref())?;
                 let old_size = current.as_ref().map_or(0, |c| c.size);
@@ -308,7 +332,7 @@ impl Storage {
                     headers: opts.headers.clone(),
                     user_meta: opts.user_meta.clone(),
                 };
-                let item = w.place_file(owner, parent.id, name, current, now, content)?;
+                let item = w.place_file(owner, parent.id, &name, current, now, content)?;
                 Ok(item)
             })
             .await
@@ -316,23 +340,22 @@ impl Storage {
 
     /// Opens a byte range (inclusive `(first, last)` as in HTTP; `None` for all) of a file.
     pub async fn read(&self, p: &Principal, path: &str, range: Option<(u64, Option<u64>)>) -> Result<FileRead> {
-        let path = DrivePath::parse(path)?;
-        refuse_missing_shared(&path)?;
-        if !p.role.reads_contents() {
-            return Err(Error::Forbidden(format!("the {} role cannot download file contents", p.role.as_str())));
+        let place = self.place(p, path).await?;
+        if place.hides_names() && !place.rel.is_root() {
+            return Err(Error::NotFound(format!("{} not found", place.path)));
         }
-        let root = p.root;
+        place.check_read(p)?;
         let core = self.core.clone();
         tokio::task::spawn_blocking(move || {
             // A concurrent overwrite can free the chunks between the lookup and the pin;
             // the pin then finds them gone and the lookup runs again on the new version.
             for _ in 0..8 {
                 let item = core.db.read_sync(|t| {
-                    txn::resolve(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, root, &path)?
-                        .ok_or_else(|| Error::NotFound(format!("{path} not found")))
+                    resolve_place(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, &place)?
+                        .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))
                 })?;
                 if item.is_folder() {
-                    return Err(Error::Conflict(format!("{path} is a folder")));
+                    return Err(Error::Conflict(format!("{} is a folder", place.path)));
                 }
                 let (start, end) = resolve_range(item.size, range)?;
                 match open_range(&core, &item.chunks, start, end) {
@@ -348,14 +371,24 @@ impl Storage {
         .await?
     }
 
+    /// Whether the item at `path` may be deleted as a whole, without deleting anything:
+    /// for front ends that delete a folder's contents before the folder.
+    pub async fn check_delete(&self, p: &Principal, path: &str) -> Result<()> {
+        let place = self.change_target(p, path, true).await?;
+        place.check_detach(p)
+    }
+
     pub async fn delete(&self, p: &Principal, path: &str, conditions: Conditions) -> Result<()> {
-        let path = self.change_target(p, path, true).await?;
-        let root = p.root;
+        let place = self.change_target(p, path, true).await?;
+        place.check_detach(p)?;
         self.core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
-                let item = w.resolve(root, &path)?.ok_or_else(|| Error::NotFound(format!("{path} not found")))?;
+                w.recheck(&place)?;
+                let item = w
+                    .resolve(place.base, &place.rel)?
+                    .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
                 conditions.check(Some(&item))?;
                 w.remove_subtree(&item)?;
                 Ok(())
@@ -369,7 +402,9 @@ impl Storage {
         self.relocate(p, from, to, overwrite, false).await
     }
 
-    /// Moves or renames a file or a whole folder atomically; its id is kept.
+    /// Moves or renames a file or a whole folder atomically; its id is kept. Moving between
+    /// one's drive and a read-write share moves no data: the item changes owner, and the
+    /// new owner's quota pays for it.
     pub async fn rename(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
         self.relocate(p, from, to, overwrite, true).await
     }
@@ -382,61 +417,73 @@ impl Storage {
         overwrite: bool,
         is_move: bool,
     ) -> Result<(Item, bool)> {
-        let from = DrivePath::parse(from)?;
-        let to = DrivePath::parse(to)?;
+        let from = self.place(p, from).await?;
+        let to = self.place_for_change(p, to).await?;
         if is_move {
-            check_change(p, &from)?;
-        } else {
-            refuse_missing_shared(&from)?;
-            if from.is_root() {
-                return Err(Error::Forbidden("the drive root cannot be copied".into()));
-            }
+            from.check_detach(p)?;
+        } else if from.is_virtual() || (from.access == Access::Own && from.rel.is_root()) {
+            return Err(Error::Forbidden(format!("{} cannot be copied", from.path)));
+        } else if from.hides_names() {
+            return Err(Error::Forbidden("an upload link cannot read".into()));
         }
-        check_change(p, &to)?;
+        to.check_write(p)?;
         if is_move {
-            self.check_unlocked(p, &from.to_string(), true, &p.lock_tokens).await?;
+            self.check_unlocked(p, &from, true).await?;
         }
-        self.check_unlocked(p, &to.to_string(), true, &p.lock_tokens).await?;
-        if from == to {
+        self.check_unlocked(p, &to, true).await?;
+        if from.path == to.path {
             return Err(Error::Forbidden("source and destination are the same".into()));
         }
-        if to.starts_with(&from) {
+        if to.path.starts_with(&from.path) {
             return Err(Error::Conflict("cannot put a folder inside itself".into()));
         }
-        let (root, owner, now, role) = (p.root, p.user_id, now_nanos(), p.role);
+        let (now, role) = (now_nanos(), p.role);
         let policy = self.core.config.policy.clone();
         self.core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
-                let src = w.resolve(root, &from)?.ok_or_else(|| Error::NotFound(format!("{from} not found")))?;
-                let parent = w.resolve_folder(root, &to.parent().expect("not root"))?;
-                let name = to.name().expect("not root");
-                let existing = match txn::lookup_child(&w.children, parent.id, name)? {
+                w.recheck(&from)?;
+                w.recheck(&to)?;
+                let src = w
+                    .resolve(from.base, &from.rel)?
+                    .ok_or_else(|| Error::NotFound(format!("{} not found", from.path)))?;
+                let (parent, name) = w.slot(&to, false, now)?;
+                if w.ancestors(parent.id)?.contains(&src.id) {
+                    return Err(Error::Conflict("cannot put a folder inside itself".into()));
+                }
+                let existing = match txn::lookup_child(&w.children, parent.id, &name)? {
                     Some(id) => Some(w.get(id)?),
                     None => None,
                 };
+                if existing.as_ref().is_some_and(|e| e.id == src.id) {
+                    return Err(Error::Forbidden("source and destination are the same".into()));
+                }
                 let created = existing.is_none();
                 if src.kind == Kind::File {
                     // A rename must not slip a file past the upload policy.
-                    policy.check_file(role, name, src.content_type.as_deref())?;
+                    policy.check_file(role, &name, src.content_type.as_deref())?;
                 }
                 if let Some(old) = existing {
-                    if !overwrite {
-                        return Err(Error::AlreadyExists(format!("{to} already exists")));
+                    if !overwrite || matches!(to.access, Access::Link { .. }) {
+                        return Err(Error::AlreadyExists(format!("{} already exists", to.path)));
                     }
                     w.remove_subtree(&old)?;
                 }
                 if is_move {
                     let mut moved = src.clone();
                     w.unlink(&src)?;
+                    if src.owner != to.owner {
+                        w.change_owner(&src, to.owner)?;
+                        moved.owner = to.owner;
+                    }
                     moved.parent = parent.id;
-                    moved.name = name.to_owned();
+                    moved.name = name;
                     w.put(&moved)?;
                     w.link(&moved)?;
                     Ok((moved, created))
                 } else {
-                    let copy = w.copy_subtree(&src, parent.id, name, owner, now)?;
+                    let copy = w.copy_subtree(&src, parent.id, &name, to.owner, now)?;
                     Ok((copy, created))
                 }
             })
@@ -473,15 +520,22 @@ impl Storage {
         path: &str,
         f: impl Fn(&mut Item) -> Result<()> + Send + 'static,
     ) -> Result<Item> {
-        let path = self.change_target(p, path, false).await?;
-        let root = p.root;
+        let place = self.change_target(p, path, false).await?;
         self.core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
-                let mut item = w.resolve(root, &path)?.ok_or_else(|| Error::NotFound(format!("{path} not found")))?;
+                w.recheck(&place)?;
+                let mut item = w
+                    .resolve(place.base, &place.rel)?
+                    .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
                 f(&mut item)?;
                 w.put(&item)?;
+                if place.rel.is_root()
+                    && let Some(shown) = &place.shown_as
+                {
+                    item.name = shown.clone();
+                }
                 Ok(item)
             })
             .await
@@ -489,29 +543,42 @@ impl Storage {
 
     /// Makes the folder at `path` and any missing parents; an existing folder is fine.
     pub async fn mkdir_all(&self, p: &Principal, path: &str) -> Result<Item> {
-        let path = self.change_target(p, path, false).await?;
-        let (root, owner, now) = (p.root, p.user_id, now_nanos());
-        self.core.db.write((), move |ctx| W::open(ctx)?.ensure_folder(root, &path, owner, now)).await
-    }
-
-    /// Deletes a file (S3 DeleteObject), then the folders above it that it left empty, up
-    /// to but not including `keep_depth` names from the root (the bucket). A missing file
-    /// is not an error.
-    pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<()> {
-        let path = self.change_target(p, path, true).await?;
-        let root = p.root;
+        let place = self.place_for_change(p, path).await?;
+        if place.rel.is_root() && place.access != Access::Own {
+            return self.stat(p, path).await;
+        }
+        place.check_write(p)?;
+        self.check_unlocked(p, &place, false).await?;
+        let now = now_nanos();
         self.core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
-                let Some(item) = w.resolve(root, &path)? else { return Ok(()) };
+                w.recheck(&place)?;
+                w.ensure_folder(place.base, &place.rel, place.owner, now)
+            })
+            .await
+    }
+
+    /// Deletes a file (S3 DeleteObject), then the folders above it that it left empty, up
+    /// to but not including `keep_depth` names from the root (the bucket) or a granted
+    /// item. A missing file is not an error.
+    pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<()> {
+        let place = self.change_target(p, path, true).await?;
+        place.check_detach(p)?;
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                w.recheck(&place)?;
+                let Some(item) = w.resolve(place.base, &place.rel)? else { return Ok(()) };
                 w.remove_subtree(&item)?;
-                let mut up = path.parent();
+                let mut up = place.rel.parent();
                 while let Some(dir) = up {
-                    if dir.names().len() <= keep_depth {
+                    if dir.is_root() || place.depth + dir.names().len() <= keep_depth {
                         break;
                     }
-                    let Some(folder) = w.resolve(root, &dir)? else { break };
+                    let Some(folder) = w.resolve(place.base, &dir)? else { break };
                     if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
                         break;
                     }
@@ -525,19 +592,19 @@ impl Storage {
 
     /// Removes a folder only if it is empty (S3 DeleteBucket).
     pub async fn remove_empty_folder(&self, p: &Principal, path: &str) -> Result<()> {
-        let path = DrivePath::parse(path)?;
-        check_change(p, &path)?;
-        let root = p.root;
+        let place = self.place(p, path).await?;
+        place.check_detach(p)?;
         self.core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
-                let folder = w.resolve_folder(root, &path).map_err(|e| match e {
-                    Error::ParentMissing(_) => Error::NotFound(format!("{path} not found")),
+                w.recheck(&place)?;
+                let folder = w.resolve_folder(place.base, &place.rel).map_err(|e| match e {
+                    Error::ParentMissing(_) => Error::NotFound(format!("{} not found", place.path)),
                     e => e,
                 })?;
                 if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
-                    return Err(Error::NotEmpty(format!("{path} is not empty")));
+                    return Err(Error::NotEmpty(format!("{} is not empty", place.path)));
                 }
                 w.remove_subtree(&folder)?;
                 Ok(())
@@ -585,13 +652,6 @@ pub(crate) fn load_user(t: &redb::ReadTransaction, id: u64) -> Result<User> {
     let users = t.open_table(USERS)?;
     let v = users.get(id)?.ok_or_else(|| Error::not_found("user"))?;
     crate::db::decode(v.value())
-}
-
-fn refuse_missing_shared(path: &DrivePath) -> Result<()> {
-    if path.in_shared() && !path.is_shared_root() {
-        return Err(Error::NotFound(format!("{path} not found")));
-    }
-    Ok(())
 }
 
 fn quota_error(need: u64) -> Error {

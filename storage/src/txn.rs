@@ -233,7 +233,42 @@ impl<'t> W<'t> {
         Ok(out)
     }
 
-    /// Removes an item and everything below it; returns (bytes, files) released.
+    /// The ids from the drive root down to `id`, both included.
+    pub fn ancestors(&self, id: u64) -> Result<Vec<u64>> {
+        let mut chain = vec![id];
+        let mut cur = self.get(id)?.parent;
+        while cur != 0 && chain.len() < 4096 {
+            chain.push(cur);
+            cur = self.get(cur)?.parent;
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    /// Gives `top` and everything below it to `new_owner`: usage moves (the new owner's
+    /// quota must hold it), grants and links follow, and a grant to the new owner ends.
+    pub fn change_owner(&mut self, top: &Item, new_owner: u64) -> Result<()> {
+        let old_owner = top.owner;
+        let mut all = if top.is_folder() { self.descendants(top.id)? } else { Vec::new() };
+        all.push(top.clone());
+        let (mut bytes, mut files) = (0u64, 0u64);
+        for it in &mut all {
+            if it.kind == Kind::File {
+                bytes += it.size;
+                files += 1;
+            }
+            it.owner = new_owner;
+            self.put(it)?;
+            crate::sharing::reown_item(self.txn, it.id, old_owner, new_owner)?;
+        }
+        self.check_quota(new_owner, bytes as i128)?;
+        self.add_usage(old_owner, -(bytes as i128), -(files as i64))?;
+        self.add_usage(new_owner, bytes as i128, files as i64)?;
+        Ok(())
+    }
+
+    /// Removes an item and everything below it, ending every grant and link on any of
+    /// them; returns (bytes, files) released.
     pub fn remove_subtree(&mut self, item: &Item) -> Result<(u64, u64)> {
         let mut all = if item.is_folder() { self.descendants(item.id)? } else { Vec::new() };
         all.push(item.clone());
@@ -241,6 +276,7 @@ impl<'t> W<'t> {
         for it in &all {
             self.unlink(it)?;
             self.items.remove(it.id)?;
+            crate::sharing::forget_item(self.txn, it.id)?;
             if it.kind == Kind::File {
                 self.release_refs(&it.chunks)?;
                 bytes += it.size;
@@ -322,6 +358,23 @@ pub(crate) fn resolve(
         }
     }
     get_item(items, cur)
+}
+
+/// The folder an item at `place` goes in and its name there, in a read (see `W::slot`).
+pub(crate) fn slot_read(
+    items: &impl ReadableTable<u64, &'static [u8]>,
+    children: &impl ReadableTable<(u64, &'static str), u64>,
+    place: &crate::access::Place,
+) -> Result<(Item, String)> {
+    match (place.rel.parent(), place.rel.name()) {
+        (Some(parent), Some(name)) => Ok((resolve_folder(items, children, place.base, &parent)?, name.to_owned())),
+        _ => {
+            let item = get_item(items, place.base)?.ok_or_else(|| Error::not_found("item"))?;
+            let parent = get_item(items, item.parent)?
+                .ok_or_else(|| Error::Forbidden(format!("{} cannot be replaced", place.path)))?;
+            Ok((parent, item.name))
+        }
+    }
 }
 
 /// The folder at `path`, with a clear refusal when a part is missing or is a file.

@@ -301,13 +301,16 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
         for item in w.descendants(root.id)? {
             w.unlink(&item)?;
             w.items.remove(item.id)?;
+            crate::sharing::forget_item(w.txn, item.id)?;
             if item.kind == Kind::File {
                 w.release_refs(&item.chunks)?;
             }
         }
         w.items.remove(root.id)?;
+        crate::multipart::drop_uploads_of(&mut w, user_id)?;
         w.usage.remove(user_id)?;
     }
+    crate::sharing::forget_user(txn, user_id)?;
     txn.open_table(USERS)?.remove(user_id)?;
     txn.open_table(USERNAMES)?.remove(user.username.as_str())?;
     if let Some(e) = &user.email {

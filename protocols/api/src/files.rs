@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use davit_storage::{Conditions, Item, Kind, WriteOptions};
+use davit_storage::{Conditions, FileRead, Item, Kind, WriteOptions};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -80,7 +80,11 @@ pub async fn get(
         None => None,
     };
     let read = state.storage.read(&caller.principal, &path, range).await?;
-    let partial = range.is_some();
+    Ok(file_response(read, range.is_some()))
+}
+
+/// A file's bytes with its headers: length, type, ETag, time, attachment name, range.
+pub(crate) fn file_response(read: FileRead, partial: bool) -> Response {
     let mut resp = Response::new(Body::from_stream(read.body));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(read.end - read.start));
@@ -105,7 +109,7 @@ pub async fn get(
         let v = format!("bytes {}-{}/{}", read.start, read.end - 1, read.item.size);
         resp.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&v).expect("ascii"));
     }
-    Ok(resp)
+    resp
 }
 
 /// `attachment` with an RFC 5987 UTF-8 file name and an ASCII fallback.
@@ -124,7 +128,7 @@ pub fn content_disposition(name: &str) -> String {
 }
 
 /// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n`; multiple ranges are answered whole.
-fn parse_range(value: &str, size: u64) -> Result<Option<(u64, Option<u64>)>, Problem> {
+pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, Option<u64>)>, Problem> {
     let bad = || {
         Problem::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -255,8 +259,30 @@ pub async fn upload_form(
     mut form: axum::extract::Multipart,
 ) -> Result<Response, Problem> {
     let folder = drive_path(path);
+    let items: Vec<ItemJson> = store_form_files(&state.storage, &caller.principal, &folder, &mut form)
+        .await?
+        .iter()
+        .map(ItemJson::from)
+        .collect();
+    if items.is_empty() {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_input", "the form has no file part"));
+    }
+    Ok((StatusCode::CREATED, axum::Json(serde_json::json!({ "items": items }))).into_response())
+}
+
+/// Stores each file part of a form in `folder`, streamed as it arrives, named by its
+/// filename (the core decides what a clash means: replaced, or renamed for drop boxes).
+pub(crate) async fn store_form_files(
+    storage: &davit_storage::Storage,
+    p: &davit_storage::Principal,
+    folder: &str,
+    form: &mut axum::extract::Multipart,
+) -> Result<Vec<Item>, davit_storage::Error> {
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        davit_storage::Error::InvalidInput(format!("malformed multipart body: {e}"))
+    };
     let mut items = Vec::new();
-    while let Some(field) = form.next_field().await.map_err(bad_form)? {
+    while let Some(field) = form.next_field().await.map_err(bad)? {
         let Some(name) = field.file_name().map(str::to_owned) else { continue };
         let content_type = field.content_type().map(str::to_owned);
         let target = format!("{}/{}", folder.trim_end_matches('/'), name);
@@ -269,15 +295,7 @@ pub async fn upload_form(
         })
         .boxed();
         let opts = WriteOptions { content_type, ..Default::default() };
-        let item = state.storage.write(&caller.principal, &target, stream, opts).await?;
-        items.push(ItemJson::from(&item));
+        items.push(storage.write(p, &target, stream, opts).await?);
     }
-    if items.is_empty() {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_input", "the form has no file part"));
-    }
-    Ok((StatusCode::CREATED, axum::Json(serde_json::json!({ "items": items }))).into_response())
-}
-
-fn bad_form(e: axum::extract::multipart::MultipartError) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "invalid_form", format!("malformed multipart body: {e}"))
+    Ok(items)
 }

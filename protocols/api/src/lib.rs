@@ -9,7 +9,9 @@ mod files;
 mod json;
 mod mail;
 mod problem;
+mod public_link;
 mod registry;
+mod sharing;
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ pub use axum::Router;
 pub use axum::body::Body;
 pub use mail::Mailer;
 pub use problem::Problem;
+pub use public_link::{LINK_PREFIX, open as open_link, serve_link, split_link_path};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -32,6 +35,8 @@ pub struct ApiState {
     pub mailer: Arc<Mailer>,
     /// Cookies get `Secure` when the server is reached over HTTPS.
     pub secure_cookies: bool,
+    /// The base of URLs handed out (links); otherwise taken from the request's Host.
+    pub public_url: Option<String>,
 }
 
 const GET: MethodFilter = MethodFilter::GET;
@@ -108,6 +113,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/mkdir", POST, files::mkdir, op("Make a folder", true, Some(json!({ "path": "/docs" })), R_FILE))
         .route("/api/v1/move", POST, files::rename, op("Move or rename a file or folder", true, Some(json!({ "from": "/a.txt", "to": "/docs/a.txt", "overwrite": false })), R_FILE))
         .route("/api/v1/copy", POST, files::copy, op("Copy a file or folder (no data copied)", true, Some(json!({ "from": "/a.txt", "to": "/b.txt", "overwrite": false })), R_FILE))
+        .route("/api/v1/shares", POST, sharing::create_share, op("Share an item of your drive with a user (read or read-write)", true, Some(json!({ "path": "/docs", "user": "bob", "permission": "read" })), R_CREATED))
+        .route("/api/v1/shares", GET, sharing::list_shares, op("What you shared and what is shared with you", true, None, R_ME))
+        .route("/api/v1/shares/by-path", GET, sharing::shares_by_path, op("Who has access to an item (path query)", true, None, R_FILE))
+        .route("/api/v1/shares/{id}", PATCH, sharing::update_share, op("Change a share's permission", true, Some(json!({ "permission": "read-write" })), R_FILE))
+        .route("/api/v1/shares/{id}", DELETE, sharing::delete_share, op("Revoke a share (owner) or leave it (grantee)", true, None, R_DELETED))
+        .route("/api/v1/transfers", POST, sharing::transfer, op("Give an item to another user: it moves to the top of their drive", true, Some(json!({ "path": "/report.pdf", "user": "bob" })), R_FILE))
+        .route("/api/v1/links", POST, sharing::create_link, op("Make an expiring link (download, or upload to a folder)", true, Some(json!({ "path": "/report.pdf", "expires_in": 86400, "password": "…", "max_downloads": 10, "permission": "download" })), R_CREATED))
+        .route("/api/v1/links", GET, sharing::list_links, op("Your links and their state", true, None, R_ME))
+        .route("/api/v1/links/{id}", DELETE, sharing::delete_link, op("Revoke a link: it answers 410 Gone", true, None, R_DELETED))
         .route("/api/v1/admin/users", GET, admin::list_users, op("List and search users (paged: q, after, limit)", true, None, R_ADMIN))
         .route("/api/v1/admin/users", POST, admin::create_user, op("Create a user", true, Some(json!({ "username": "bob", "password": "…", "email": "bob@example.com", "role": "user", "quota": 0 })), R_ADMIN))
         .route("/api/v1/admin/users/{id}", GET, admin::get_user, op("A user with usage", true, None, R_ADMIN))

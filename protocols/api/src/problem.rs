@@ -33,6 +33,7 @@ impl From<Error> for Problem {
             Error::ParentMissing(_) => (S::CONFLICT, "parent_missing"),
             Error::Conflict(_) => (S::CONFLICT, "conflict"),
             Error::PreconditionFailed(_) => (S::PRECONDITION_FAILED, "precondition_failed"),
+            Error::Gone(_) => (S::GONE, "gone"),
             Error::Locked(_) => (S::LOCKED, "locked"),
             Error::QuotaExceeded(_) => (S::INSUFFICIENT_STORAGE, "quota_exceeded"),
             Error::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "too_large"),

@@ -24,7 +24,9 @@ pub fn s3_error(e: Error, subject: Subject) -> S3Error {
             Subject::Key => (S3ErrorCode::NoSuchKey, None),
             Subject::Upload => (S3ErrorCode::NoSuchUpload, None),
         },
-        Error::Forbidden(_) | Error::Unauthenticated(_) | Error::Locked(_) => (S3ErrorCode::AccessDenied, None),
+        Error::Forbidden(_) | Error::Unauthenticated(_) | Error::Locked(_) | Error::Gone(_) => {
+            (S3ErrorCode::AccessDenied, None)
+        }
         Error::InvalidName(_) | Error::InvalidInput(_) | Error::InvalidCode(_) | Error::TypeNotAllowed(_) => {
             (S3ErrorCode::InvalidArgument, None)
         }

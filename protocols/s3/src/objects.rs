@@ -411,9 +411,6 @@ async fn list_page(
     url: bool,
 ) -> S3Result<Page> {
     s3.bucket(p, bucket).await?;
-    if bucket == davit_storage::names::SHARED_ROOT {
-        return Ok(Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, next_after: None });
-    }
     let q =
         davit_storage::ListQuery { prefix, start_after: after, delimiter: delimiter.filter(|d| !d.is_empty()), max };
     let listing = s3.storage.list_keys(p, &format!("/{bucket}"), q).await.map_err(|e| map(e, Subject::Bucket))?;

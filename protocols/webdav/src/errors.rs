@@ -38,6 +38,7 @@ pub fn status(e: &Error) -> StatusCode {
         Error::AlreadyExists(_) => S::METHOD_NOT_ALLOWED,
         Error::NotEmpty(_) | Error::ParentMissing(_) | Error::Conflict(_) => S::CONFLICT,
         Error::PreconditionFailed(_) => S::PRECONDITION_FAILED,
+        Error::Gone(_) => S::GONE,
         Error::Locked(_) => S::LOCKED,
         Error::QuotaExceeded(_) => S::INSUFFICIENT_STORAGE,
         Error::TooLarge(_) => S::PAYLOAD_TOO_LARGE,

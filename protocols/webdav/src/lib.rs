@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use dav_server::DavHandler;
 use dav_server::body::Body;
-use davit_storage::{ClientAddr, Error, Principal, Storage};
+use davit_storage::{ClientAddr, Error, Kind, LinkProof, Principal, Storage};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 pub use dav_server::body::Body as DavBody;
@@ -106,10 +106,41 @@ impl WebDav {
             );
             return r;
         }
-        let mut principal = match self.principal(&req).await {
+        let principal = match self.principal(&req).await {
             Ok(p) => p,
             Err(e) => return refusal(&e),
         };
+        self.serve(req, principal, PREFIX).await
+    }
+
+    /// Serves WebDAV below a link, `/s/<token>/`: the link's folder, read-only, or
+    /// create-only for an upload link. A password is given by Basic auth (any username).
+    pub async fn handle_link<B>(&self, req: Request<B>, token: &str) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let addr = req.extensions().get::<ClientAddr>().copied();
+        let password = header_str(&req, "authorization").and_then(parse_basic).map(|(_, p)| p);
+        let proof = match &password {
+            Some(p) => LinkProof::Password(p),
+            None => LinkProof::None,
+        };
+        let link = match self.storage.open_link(token, proof, addr).await {
+            Ok(l) => l,
+            Err(e) => return refusal(&e),
+        };
+        if link.kind != Kind::Folder {
+            return plain(StatusCode::METHOD_NOT_ALLOWED, "a file link answers GET and HEAD only\n".into());
+        }
+        self.serve(req, link.principal, &format!("/s/{token}")).await
+    }
+
+    async fn serve<B>(&self, req: Request<B>, mut principal: Principal, prefix: &str) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
         // RFC 4918 §9.1: a server may refuse Depth infinity, with this precondition.
         if req.method().as_str() == "PROPFIND"
             && header_str(&req, "depth").is_none_or(|d| d.trim().eq_ignore_ascii_case("infinity"))
@@ -123,6 +154,18 @@ impl WebDav {
             return r;
         }
         principal.lock_tokens = if_tokens(&req);
+        // dav-server deletes a folder's contents one by one before the folder itself: a
+        // folder that may not be deleted (a shared item, the drive root) must be refused
+        // before any of its contents go.
+        if req.method() == Method::DELETE {
+            let raw = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy().into_owned();
+            let path = raw.strip_prefix(prefix).unwrap_or(&raw).to_owned();
+            if let Err(e) = self.storage.check_delete(&principal, &path).await {
+                let mut r = refusal(&e);
+                r.extensions_mut().insert(principal);
+                return r;
+            }
+        }
         let ctx = Arc::new(fs::RequestCtx {
             method: req.method().clone(),
             errors: Default::default(),
@@ -135,7 +178,7 @@ impl WebDav {
         let method = req.method().clone();
         let oc_mtime = ctx.mtime.is_some();
         let handler = DavHandler::builder()
-            .strip_prefix(PREFIX)
+            .strip_prefix(prefix)
             .filesystem(Box::new(fs::DriveFs {
                 storage: self.storage.clone(),
                 principal: principal.clone(),

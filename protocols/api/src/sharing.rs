@@ -1,0 +1,234 @@
+//! Shares, transfers and links over REST. Paths are the item's path in the caller's own
+//! drive; every rule is the core's.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use davit_storage::{Kind, LinkInfo, NewLink, ShareInfo};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::files::{ItemJson, rfc3339};
+use crate::json::JsonBody;
+use crate::{ApiState, Problem};
+
+fn kind(k: Kind) -> &'static str {
+    if k == Kind::Folder { "folder" } else { "file" }
+}
+
+fn permission_of(write: bool) -> &'static str {
+    if write { "read-write" } else { "read" }
+}
+
+fn parse_permission(p: &str) -> Result<bool, Problem> {
+    match p {
+        "read" => Ok(false),
+        "read-write" => Ok(true),
+        other => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!("permission is 'read' or 'read-write', not '{other}'"),
+        )),
+    }
+}
+
+fn share_json(s: &ShareInfo) -> Value {
+    let mut v = json!({
+        "id": s.share.id,
+        "path": s.path,
+        "kind": kind(s.kind),
+        "owner": s.owner_name,
+        "user": s.grantee_name,
+        "permission": permission_of(s.share.write),
+        "created": rfc3339(s.share.created),
+    });
+    if let Some(from) = &s.inherited_from {
+        v["inherited_from"] = json!(from);
+    }
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareReq {
+    path: String,
+    user: String,
+    #[serde(default = "read")]
+    permission: String,
+}
+
+fn read() -> String {
+    "read".into()
+}
+
+pub async fn create_share(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<ShareReq>,
+) -> Result<Response, Problem> {
+    let write = parse_permission(&req.permission)?;
+    let s = state.storage.share(&caller.principal, &req.path, &req.user, write).await?;
+    Ok((StatusCode::CREATED, axum::Json(share_json(&s))).into_response())
+}
+
+pub async fn list_shares(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    let (mine, with_me) = state.storage.list_shares(&caller.principal).await?;
+    Ok(axum::Json(json!({
+        "mine": mine.iter().map(share_json).collect::<Vec<_>>(),
+        "shared_with_me": with_me.iter().map(share_json).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionReq {
+    permission: String,
+}
+
+pub async fn update_share(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    JsonBody(req): JsonBody<PermissionReq>,
+) -> Result<Response, Problem> {
+    let write = parse_permission(&req.permission)?;
+    let s = state.storage.update_share(&caller.principal, id, write).await?;
+    Ok(axum::Json(share_json(&s)).into_response())
+}
+
+pub async fn delete_share(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<StatusCode, Problem> {
+    state.storage.delete_share(&caller.principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathQuery {
+    path: String,
+}
+
+pub async fn shares_by_path(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<PathQuery>,
+) -> Result<Response, Problem> {
+    let list = state.storage.shares_of_path(&caller.principal, &q.path).await?;
+    Ok(axum::Json(json!({ "path": q.path, "access": list.iter().map(share_json).collect::<Vec<_>>() })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferReq {
+    path: String,
+    user: String,
+}
+
+pub async fn transfer(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<TransferReq>,
+) -> Result<Response, Problem> {
+    let (item, path) = state.storage.transfer(&caller.principal, &req.path, &req.user).await?;
+    Ok(axum::Json(json!({ "user": req.user, "path": path, "item": ItemJson::from(&item) })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkReq {
+    path: String,
+    expires_in: Option<u64>,
+    expires_at: Option<String>,
+    password: Option<String>,
+    max_downloads: Option<u64>,
+    #[serde(default = "download")]
+    permission: String,
+}
+
+fn download() -> String {
+    "download".into()
+}
+
+fn link_json(l: &LinkInfo) -> Value {
+    json!({
+        "id": l.link.id,
+        "path": l.path,
+        "kind": l.kind.map(kind),
+        "permission": if l.link.upload { "upload" } else { "download" },
+        "expires_at": rfc3339(l.link.expires),
+        "created": rfc3339(l.link.created),
+        "password": l.link.password_hash.is_some(),
+        "max_downloads": l.link.max_downloads,
+        "downloads": l.link.downloads,
+        "state": l.state(),
+    })
+}
+
+/// `https://host/s/<token>`, from the Host the caller used.
+fn link_url(state: &ApiState, headers: &HeaderMap, token: &str) -> String {
+    if let Some(base) = &state.public_url {
+        return format!("{}/s/{token}", base.trim_end_matches('/'));
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let scheme = if state.secure_cookies { "https" } else { "http" };
+    format!("{scheme}://{host}/s/{token}")
+}
+
+pub async fn create_link(
+    State(state): State<ApiState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<LinkReq>,
+) -> Result<Response, Problem> {
+    let upload = match req.permission.as_str() {
+        "download" => false,
+        "upload" => true,
+        other => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+                format!("permission is 'download' or 'upload', not '{other}'"),
+            ));
+        }
+    };
+    let expires_at = match &req.expires_at {
+        Some(s) => {
+            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|_| {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid_input", "expires_at is an RFC 3339 time")
+            })?;
+            Some(t.unix_timestamp_nanos().clamp(0, i64::MAX as i128) as i64)
+        }
+        None => None,
+    };
+    let new = NewLink {
+        expires_in: req.expires_in,
+        expires_at,
+        password: req.password,
+        max_downloads: req.max_downloads,
+        upload,
+    };
+    let (info, token) = state.storage.create_link(&caller.principal, &req.path, new).await?;
+    let mut v = link_json(&info);
+    v["url"] = json!(link_url(&state, &headers, &token));
+    v["token"] = json!(token);
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+pub async fn list_links(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    let links = state.storage.list_links(&caller.principal).await?;
+    Ok(axum::Json(json!({ "links": links.iter().map(link_json).collect::<Vec<_>>() })).into_response())
+}
+
+pub async fn delete_link(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<StatusCode, Problem> {
+    state.storage.revoke_link(&caller.principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,377 @@
+//! Where a caller's path lands, and what the caller may do there.
+//!
+//! A signed-in user's paths reach their own drive, or, under `/shared/<owner>/<name>`, an
+//! item another user shared with them; a link's paths reach the linked item and nothing
+//! else. Every operation of the tree resolves its paths here first, so a grant or a link
+//! means the same thing over WebDAV, S3 and REST.
+
+use std::collections::{HashMap, HashSet};
+
+use redb::{ReadTransaction, ReadableTable};
+
+use crate::db::{self, CHILDREN, ITEMS, LINKS, SHARES, SHARES_BY_GRANTEE, USERS};
+use crate::error::{Error, Result};
+use crate::model::{Item, Kind, Link, LinkState, Principal, Scope, Share, User, child_key, now_nanos};
+use crate::names::{DrivePath, SHARED_ROOT};
+use crate::txn::{self, W};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Own,
+    Grant {
+        share: u64,
+        write: bool,
+    },
+    Link {
+        link: u64,
+        upload: bool,
+    },
+    /// `/shared`: the owners who shared something with the caller.
+    SharedRoot,
+    /// `/shared/<owner>`: what that owner shared with the caller.
+    SharedOwner {
+        name: String,
+    },
+}
+
+/// A resolved path: the item it starts from, the names below it, and the right to use it.
+#[derive(Clone, Debug)]
+pub(crate) struct Place {
+    /// The path as the caller named it.
+    pub path: DrivePath,
+    /// Who owns what is reached: new items, quota and usage are theirs.
+    pub owner: u64,
+    /// The item `rel` starts from: a drive root, a granted item, a linked item.
+    pub base: u64,
+    pub rel: DrivePath,
+    /// How many of `path`'s names lead to `base`.
+    pub depth: usize,
+    pub access: Access,
+    /// The name a granted item is shown under (distinct among one owner's grants).
+    pub shown_as: Option<String>,
+}
+
+impl Place {
+    pub fn own(p: &Principal, path: DrivePath) -> Place {
+        Place { owner: p.user_id, base: p.root, rel: path.clone(), path, depth: 0, access: Access::Own, shown_as: None }
+    }
+
+    pub fn is_virtual(&self) -> bool {
+        matches!(self.access, Access::SharedRoot | Access::SharedOwner { .. })
+    }
+
+    /// Names and metadata below an upload link stay hidden: it is a drop box.
+    pub fn hides_names(&self) -> bool {
+        matches!(self.access, Access::Link { upload: true, .. })
+    }
+
+    /// May download contents.
+    pub fn check_read(&self, p: &Principal) -> Result<()> {
+        match &self.access {
+            Access::Own if !p.role.reads_contents() => {
+                Err(Error::Forbidden(format!("the {} role cannot download file contents", p.role.as_str())))
+            }
+            Access::Link { upload: true, .. } => Err(Error::Forbidden("an upload link cannot download".into())),
+            Access::SharedRoot | Access::SharedOwner { .. } => {
+                Err(Error::Conflict(format!("{} is a folder", self.path)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// May change what is at this place (write, make folders, set properties).
+    pub fn check_write(&self, p: &Principal) -> Result<()> {
+        let role_writes = || {
+            if p.role.writes() {
+                Ok(())
+            } else {
+                Err(Error::Forbidden(format!("the {} role cannot change files", p.role.as_str())))
+            }
+        };
+        match &self.access {
+            Access::Own => {
+                role_writes()?;
+                if self.rel.is_root() {
+                    return Err(Error::Forbidden("the drive root cannot be changed".into()));
+                }
+                Ok(())
+            }
+            Access::Grant { write: false, .. } => {
+                Err(Error::Forbidden(format!("{} is shared with you read-only", self.path)))
+            }
+            Access::Grant { .. } => role_writes(),
+            Access::Link { upload: false, .. } => Err(Error::Forbidden("this link is read-only".into())),
+            Access::Link { .. } => Ok(()),
+            Access::SharedRoot | Access::SharedOwner { .. } => {
+                Err(Error::Forbidden("/shared holds what others share with you; it cannot be changed".into()))
+            }
+        }
+    }
+
+    /// May delete or move away the item itself: a granted or linked item stays its owner's.
+    pub fn check_detach(&self, p: &Principal) -> Result<()> {
+        self.check_write(p)?;
+        if self.rel.is_root() {
+            return Err(Error::Forbidden(format!(
+                "{} is shared with you: only its owner can delete or move it",
+                self.path
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A grant as the grantee sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct Granted {
+    pub share: Share,
+    pub item: Item,
+    pub owner_name: String,
+    pub shown_as: String,
+}
+
+pub(crate) struct Grants {
+    /// What appears in `/shared/<owner>/`, ordered by owner name then shown name. A grant
+    /// inside another granted folder of the same owner does not appear on its own.
+    pub top: Vec<Granted>,
+    /// Every grant to the caller, by item: (share, allows writes).
+    pub by_item: HashMap<u64, (u64, bool)>,
+}
+
+/// `report.txt`, then `report (2).txt`, `report (3).txt`…
+fn distinct(name: &str, taken: &HashSet<String>) -> String {
+    if !taken.contains(name) {
+        return name.to_owned();
+    }
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => name.split_at(i),
+        _ => (name, ""),
+    };
+    (2..=taken.len() + 2).map(|k| format!("{stem} ({k}){ext}")).find(|n| !taken.contains(n)).expect("a free name")
+}
+
+pub(crate) fn grants_to(t: &ReadTransaction, grantee: u64) -> Result<Grants> {
+    let items = t.open_table(ITEMS)?;
+    let shares = t.open_table(SHARES)?;
+    let users = t.open_table(USERS)?;
+    let mut all = Vec::new();
+    for e in t.open_table(SHARES_BY_GRANTEE)?.range((grantee, 0)..(grantee + 1, 0))? {
+        let share_id = e?.0.value().1;
+        let Some(v) = shares.get(share_id)? else { continue };
+        let share: Share = db::decode(v.value())?;
+        let Some(item) = txn::get_item(&items, share.item)? else { continue };
+        all.push((share, item));
+    }
+    let by_item: HashMap<u64, (u64, bool)> = all.iter().map(|(s, i)| (i.id, (s.id, s.write))).collect();
+    let mut owner_names: HashMap<u64, String> = HashMap::new();
+    let mut taken: HashMap<u64, HashSet<String>> = HashMap::new();
+    let mut top = Vec::new();
+    // Share ids grow with time, so the older grant keeps the plain name.
+    all.sort_by_key(|(s, _)| s.id);
+    'grants: for (share, item) in all {
+        let mut up = item.parent;
+        for _ in 0..4096 {
+            if up == 0 {
+                break;
+            }
+            if by_item.contains_key(&up) {
+                continue 'grants;
+            }
+            up = txn::get_item(&items, up)?.map_or(0, |i| i.parent);
+        }
+        let owner_name = match owner_names.get(&share.owner) {
+            Some(n) => n.clone(),
+            None => {
+                let Some(v) = users.get(share.owner)? else { continue };
+                let u: User = db::decode(v.value())?;
+                owner_names.insert(share.owner, u.username.clone());
+                u.username
+            }
+        };
+        let names = taken.entry(share.owner).or_default();
+        let shown_as = distinct(&item.name, names);
+        names.insert(shown_as.clone());
+        top.push(Granted { share, item, owner_name, shown_as });
+    }
+    top.sort_by(|a, b| {
+        (a.owner_name.as_str(), child_key(&a.shown_as, a.item.kind))
+            .cmp(&(b.owner_name.as_str(), child_key(&b.shown_as, b.item.kind)))
+    });
+    Ok(Grants { top, by_item })
+}
+
+/// Resolves a caller's path.
+pub(crate) fn place(t: &ReadTransaction, p: &Principal, path: DrivePath) -> Result<Place> {
+    if let Scope::Link { link, item, owner, upload } = p.scope {
+        return Ok(Place {
+            owner,
+            base: item,
+            rel: path.clone(),
+            path,
+            depth: 0,
+            access: Access::Link { link, upload },
+            shown_as: None,
+        });
+    }
+    if !path.in_shared() {
+        return Ok(Place::own(p, path));
+    }
+    let names = path.names().to_vec();
+    let virtual_place = |access| Place {
+        owner: p.user_id,
+        base: 0,
+        rel: DrivePath::root(),
+        path: path.clone(),
+        depth: names.len(),
+        access,
+        shown_as: None,
+    };
+    if names.len() == 1 {
+        return Ok(virtual_place(Access::SharedRoot));
+    }
+    let grants = grants_to(t, p.user_id)?;
+    let not_found = || Error::NotFound(format!("{path} not found"));
+    let owner_name = &names[1];
+    let first = grants.top.iter().find(|g| &g.owner_name == owner_name).ok_or_else(not_found)?;
+    if names.len() == 2 {
+        return Ok(Place {
+            owner: first.share.owner,
+            ..virtual_place(Access::SharedOwner { name: owner_name.clone() })
+        });
+    }
+    let g = grants.top.iter().find(|g| &g.owner_name == owner_name && g.shown_as == names[2]).ok_or_else(not_found)?;
+    let mut place = Place {
+        owner: g.share.owner,
+        base: g.item.id,
+        rel: path.skip(3),
+        path: path.clone(),
+        depth: 3,
+        access: Access::Grant { share: g.share.id, write: g.share.write },
+        shown_as: Some(g.shown_as.clone()),
+    };
+    // A wider grant on something inside applies from there down.
+    let children = t.open_table(CHILDREN)?;
+    let mut cur = g.item.id;
+    for (i, name) in names[3..].iter().enumerate() {
+        let next = if i + 4 == names.len() {
+            txn::lookup_child(&children, cur, name)?
+        } else {
+            children.get((cur, child_key(name, Kind::Folder).as_str()))?.map(|v| v.value())
+        };
+        let Some(id) = next else { break };
+        cur = id;
+        if let Some(&(share, true)) = grants.by_item.get(&id)
+            && place.access == (Access::Grant { share: g.share.id, write: false })
+        {
+            place.base = id;
+            place.depth = 4 + i;
+            place.rel = path.skip(place.depth);
+            place.access = Access::Grant { share, write: true };
+            place.shown_as = None;
+        }
+    }
+    Ok(place)
+}
+
+/// The item at a place (a virtual folder for `/shared` and `/shared/<owner>`).
+pub(crate) fn resolve_place(
+    items: &impl ReadableTable<u64, &'static [u8]>,
+    children: &impl ReadableTable<(u64, &'static str), u64>,
+    place: &Place,
+) -> Result<Option<Item>> {
+    match &place.access {
+        Access::SharedRoot => return Ok(Some(Item::folder(0, place.owner, 0, SHARED_ROOT, 0))),
+        Access::SharedOwner { name } => return Ok(Some(Item::folder(0, place.owner, 0, name, 0))),
+        _ => {}
+    }
+    let mut item = txn::resolve(items, children, place.base, &place.rel)?;
+    if place.rel.is_root()
+        && let (Some(it), Some(shown)) = (item.as_mut(), &place.shown_as)
+    {
+        it.name = shown.clone();
+    }
+    Ok(item)
+}
+
+/// Whether a link can be used now; the reason it cannot otherwise.
+pub(crate) fn link_usable(link: &Link) -> Result<()> {
+    match link.state {
+        LinkState::Revoked => return Err(Error::Gone("this link was revoked".into())),
+        LinkState::Deleted => return Err(Error::Gone("what this link pointed to was deleted".into())),
+        LinkState::Active => {}
+    }
+    if link.expires <= now_nanos() {
+        return Err(Error::Gone("this link has expired".into()));
+    }
+    if link.max_downloads.is_some_and(|m| link.downloads >= m) {
+        return Err(Error::Gone("this link has reached its download limit".into()));
+    }
+    Ok(())
+}
+
+impl W<'_> {
+    /// Confirms, inside the committing transaction, that the grant or link a place was
+    /// resolved through still allows the change: a revocation wins over a change in flight.
+    pub fn recheck(&self, place: &Place) -> Result<()> {
+        match place.access {
+            Access::Grant { share, .. } => {
+                let shares = self.txn.open_table(SHARES)?;
+                let ok = match shares.get(share)? {
+                    Some(v) => db::decode::<Share>(v.value())?.write,
+                    None => false,
+                };
+                if !ok {
+                    return Err(Error::Forbidden(format!("{} is no longer shared with you for writing", place.path)));
+                }
+            }
+            Access::Link { link, .. } => {
+                let links = self.txn.open_table(LINKS)?;
+                let l: Link =
+                    db::decode(links.get(link)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value())?;
+                link_usable(&l)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The folder an item at `place` goes in and its name there. With `create_parents`,
+    /// missing folders on the way are made (S3 keys imply them).
+    pub fn slot(&mut self, place: &Place, create_parents: bool, now: i64) -> Result<(Item, String)> {
+        match (place.rel.parent(), place.rel.name()) {
+            (Some(parent), Some(name)) => {
+                let folder = if create_parents {
+                    self.ensure_folder(place.base, &parent, place.owner, now)?
+                } else {
+                    self.resolve_folder(place.base, &parent)?
+                };
+                Ok((folder, name.to_owned()))
+            }
+            _ => {
+                let item = self.get(place.base)?;
+                let parent = self
+                    .get(item.parent)
+                    .map_err(|_| Error::Forbidden(format!("{} cannot be replaced", place.path)))?;
+                Ok((parent, item.name))
+            }
+        }
+    }
+}
+
+/// A name in `folder` not taken yet, starting from `name` (upload links never overwrite).
+pub(crate) fn free_name(
+    children: &impl ReadableTable<(u64, &'static str), u64>,
+    folder: u64,
+    name: &str,
+) -> Result<String> {
+    let mut taken = HashSet::new();
+    let mut candidate = name.to_owned();
+    for _ in 0..10_000 {
+        if txn::lookup_child(children, folder, &candidate)?.is_none() {
+            return Ok(candidate);
+        }
+        taken.insert(candidate);
+        candidate = distinct(name, &taken);
+    }
+    Err(Error::Conflict(format!("too many files named like '{name}'")))
+}

@@ -1,0 +1,270 @@
+//! Expiring links: `/s/<token>` reaches one item of its owner's drive, read-only, or, for
+//! an upload link on a folder, create-only (a drop box). Only the token's SHA-256 is kept;
+//! a link ends when it expires, is revoked, is used up, or its item or owner is deleted,
+//! and then answers 410 Gone.
+
+use std::time::Duration;
+
+use base64::Engine;
+use redb::ReadableTable;
+
+use crate::Storage;
+use crate::access::link_usable;
+use crate::auth::throttle::ClientAddr;
+use crate::db::{self, ITEMS, LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, USERS};
+use crate::error::{Error, Result};
+use crate::model::{Kind, Link, LinkState, Principal, Scope, Status, User, now_nanos};
+use crate::names::DrivePath;
+use crate::sharing::{own_item, path_of};
+use crate::txn;
+
+/// What a new link allows and how long it lives.
+#[derive(Clone, Debug, Default)]
+pub struct NewLink {
+    /// Seconds from now; with neither this nor `expires_at`, the server's maximum.
+    pub expires_in: Option<u64>,
+    /// Unix nanoseconds.
+    pub expires_at: Option<i64>,
+    pub password: Option<String>,
+    pub max_downloads: Option<u64>,
+    pub upload: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct LinkInfo {
+    pub link: Link,
+    /// The item's path in the owner's drive, while it exists.
+    pub path: Option<String>,
+    pub kind: Option<Kind>,
+}
+
+/// How a link's password is proven: typed in, or by the cookie a typed password earned.
+pub enum LinkProof<'a> {
+    None,
+    Password(&'a str),
+    Cookie(&'a str),
+}
+
+/// A link opened for one request.
+#[derive(Clone, Debug)]
+pub struct OpenLink {
+    pub link: Link,
+    pub principal: Principal,
+    pub kind: Kind,
+    pub name: String,
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    crate::crypto::sha256(token.as_bytes())
+}
+
+fn state_name(l: &Link) -> &'static str {
+    if link_usable(l).is_ok() {
+        return "active";
+    }
+    match l.state {
+        LinkState::Revoked => "revoked",
+        LinkState::Deleted => "deleted",
+        LinkState::Active if l.expires <= now_nanos() => "expired",
+        LinkState::Active => "used up",
+    }
+}
+
+impl LinkInfo {
+    pub fn state(&self) -> &'static str {
+        state_name(&self.link)
+    }
+}
+
+impl Storage {
+    /// Makes a link to the item at `path` of the caller's drive; returns it and its token
+    /// (shown once).
+    pub async fn create_link(&self, p: &Principal, path: &str, new: NewLink) -> Result<(LinkInfo, String)> {
+        let path = DrivePath::parse(path)?;
+        let now = now_nanos();
+        let max = self.core.config.link_max_lifetime;
+        let cap = now.saturating_add(max.as_nanos().min(i64::MAX as u128) as i64);
+        let expires = match (new.expires_at, new.expires_in) {
+            (Some(_), Some(_)) => return Err(Error::InvalidInput("give expires_in or expires_at, not both".into())),
+            (Some(at), None) => at,
+            (None, Some(secs)) => now.saturating_add(Duration::from_secs(secs).as_nanos().min(i64::MAX as u128) as i64),
+            (None, None) => cap,
+        };
+        if expires <= now {
+            return Err(Error::InvalidInput("a link must expire in the future".into()));
+        }
+        let expires = expires.min(cap);
+        if new.max_downloads == Some(0) {
+            return Err(Error::InvalidInput("a download limit is at least 1".into()));
+        }
+        if new.upload && !p.role.writes() {
+            return Err(Error::Forbidden(format!("the {} role cannot make upload links", p.role.as_str())));
+        }
+        let password_hash = match new.password.as_deref().filter(|s| !s.is_empty()) {
+            Some(pw) => {
+                let pw = pw.to_owned();
+                Some(tokio::task::spawn_blocking(move || crate::users::hash_password(&pw)).await??)
+            }
+            None => None,
+        };
+        let p2 = p.clone();
+        let item = self.core.db.read(move |t| own_item(t, &p2, &path)).await?;
+        if new.upload && !item.is_folder() {
+            return Err(Error::InvalidInput("an upload link needs a folder".into()));
+        }
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::crypto::random_bytes::<32>());
+        let hash = token_hash(&token);
+        let (owner, item_id, upload, max_downloads) = (p.user_id, item.id, new.upload, new.max_downloads);
+        let link = self
+            .core
+            .db
+            .write((), move |ctx| {
+                let txn = ctx.txn;
+                txn.open_table(ITEMS)?.get(item_id)?.ok_or_else(|| Error::not_found("item"))?;
+                let link = Link {
+                    id: db::next_id(txn, "next_link_id")?,
+                    owner,
+                    item: item_id,
+                    token_hash: hash,
+                    upload,
+                    expires,
+                    password_hash: password_hash.clone(),
+                    max_downloads,
+                    downloads: 0,
+                    created: now,
+                    state: LinkState::Active,
+                };
+                txn.open_table(LINKS)?.insert(link.id, db::encode(&link).as_slice())?;
+                txn.open_table(LINK_TOKENS)?.insert(&hash, link.id)?;
+                txn.open_table(LINKS_BY_OWNER)?.insert((owner, link.id), item_id)?;
+                txn.open_table(LINKS_BY_ITEM)?.insert((item_id, link.id), owner)?;
+                Ok(link)
+            })
+            .await?;
+        let path = self.core.db.read(move |t| path_of(&t.open_table(ITEMS)?, item_id)).await?;
+        Ok((LinkInfo { link, path: Some(path), kind: Some(item.kind) }, token))
+    }
+
+    /// The caller's links, ended ones included (with their state).
+    pub async fn list_links(&self, p: &Principal) -> Result<Vec<LinkInfo>> {
+        let me = p.user_id;
+        self.core
+            .db
+            .read(move |t| {
+                let links = t.open_table(LINKS)?;
+                let items = t.open_table(ITEMS)?;
+                let mut out = Vec::new();
+                for e in t.open_table(LINKS_BY_OWNER)?.range((me, 0)..(me + 1, 0))? {
+                    let Some(v) = links.get(e?.0.value().1)? else { continue };
+                    let link: Link = db::decode(v.value())?;
+                    let item = if link.state == LinkState::Deleted { None } else { txn::get_item(&items, link.item)? };
+                    let path = item.as_ref().map(|i| path_of(&items, i.id)).transpose()?;
+                    out.push(LinkInfo { kind: item.map(|i| i.kind), path, link });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Revokes one of the caller's links: its URL answers 410 Gone from now on.
+    pub async fn revoke_link(&self, p: &Principal, id: u64) -> Result<()> {
+        let me = p.user_id;
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut links = ctx.txn.open_table(LINKS)?;
+                let link = links.get(id)?.map(|v| db::decode::<Link>(v.value())).transpose()?;
+                let mut link = link.filter(|l| l.owner == me).ok_or_else(|| Error::not_found("link"))?;
+                if link.state == LinkState::Active {
+                    link.state = LinkState::Revoked;
+                    links.insert(id, db::encode(&link).as_slice())?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Opens a link for one request: unknown tokens are NotFound, ended links Gone, and a
+    /// missing or wrong password Unauthenticated (wrong ones throttled like logins).
+    pub async fn open_link(&self, token: &str, proof: LinkProof<'_>, addr: Option<ClientAddr>) -> Result<OpenLink> {
+        let hash = token_hash(token);
+        let (link, owner, item) = self
+            .core
+            .db
+            .read(move |t| {
+                let id = t.open_table(LINK_TOKENS)?.get(&hash)?.map(|v| v.value());
+                let id = id.ok_or_else(|| Error::NotFound("no such link".into()))?;
+                let link: Link = db::decode(
+                    t.open_table(LINKS)?.get(id)?.ok_or_else(|| Error::NotFound("no such link".into()))?.value(),
+                )?;
+                if !crate::crypto::ct_eq(&link.token_hash, &hash) {
+                    return Err(Error::NotFound("no such link".into()));
+                }
+                link_usable(&link)?;
+                let owner: User = db::decode(
+                    t.open_table(USERS)?
+                        .get(link.owner)?
+                        .ok_or_else(|| Error::Gone("this link's owner is gone".into()))?
+                        .value(),
+                )?;
+                let item = txn::get_item(&t.open_table(ITEMS)?, link.item)?
+                    .ok_or_else(|| Error::Gone("what this link pointed to was deleted".into()))?;
+                Ok((link, owner, item))
+            })
+            .await?;
+        if owner.status == Status::Disabled {
+            return Err(Error::Gone("this link is not available".into()));
+        }
+        if let Some(hash) = &link.password_hash {
+            let account = format!("link:{}", link.id);
+            match proof {
+                LinkProof::Cookie(c) if crate::crypto::ct_eq(c.as_bytes(), self.link_cookie(&link).as_bytes()) => {}
+                LinkProof::Password(pw) => {
+                    self.core.throttle.check(&account, addr)?;
+                    let (hash, pw) = (hash.clone(), pw.to_owned());
+                    let ok = tokio::task::spawn_blocking(move || crate::users::verify_password(&hash, &pw)).await?;
+                    if !ok {
+                        self.core.throttle.failed(&account, addr);
+                        return Err(Error::Unauthenticated("wrong password for this link".into()));
+                    }
+                    self.core.throttle.succeeded(&account, addr);
+                }
+                _ => return Err(Error::Unauthenticated("this link needs a password".into())),
+            }
+        }
+        let principal = Principal {
+            user_id: 0,
+            username: format!("link:{}", link.id),
+            role: owner.role,
+            root: 0,
+            lock_tokens: Vec::new(),
+            scope: Scope::Link { link: link.id, item: link.item, owner: link.owner, upload: link.upload },
+        };
+        Ok(OpenLink { principal, kind: item.kind, name: item.name, link })
+    }
+
+    /// The cookie that proves a link's password was given: it changes with the password
+    /// and means nothing for another link.
+    pub fn link_cookie(&self, link: &Link) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.core.jwt_key);
+        let msg = format!("davit/link-cookie/v1:{}:{}", link.id, link.password_hash.as_deref().unwrap_or(""));
+        hex::encode(ring::hmac::sign(&key, msg.as_bytes()).as_ref())
+    }
+
+    /// Counts one download of a link, atomically: past its limit, the link is used up.
+    pub async fn count_download(&self, link_id: u64) -> Result<()> {
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut links = ctx.txn.open_table(LINKS)?;
+                let mut link: Link = db::decode(
+                    links.get(link_id)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value(),
+                )?;
+                link_usable(&link)?;
+                link.downloads += 1;
+                links.insert(link_id, db::encode(&link).as_slice())?;
+                Ok(())
+            })
+            .await
+    }
+}

@@ -1,0 +1,417 @@
+//! Sharing between users: grants of `read` or `read-write` on an item (and what is below
+//! it), and transfers of ownership. Grants attach to item ids, so renames and moves keep
+//! them; deleting an item or a user ends them in the same transaction.
+
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+
+use crate::Storage;
+use crate::access::{self, Access};
+use crate::db::{
+    self, CHILDREN, ITEMS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, SHARES, SHARES_BY_GRANTEE, SHARES_BY_ITEM,
+    SHARES_BY_OWNER, USERS,
+};
+use crate::error::{Error, Result};
+use crate::model::{Item, Kind, Link, LinkState, Principal, Share, User, now_nanos};
+use crate::names::{DrivePath, SHARED_ROOT};
+use crate::txn::{self, W};
+
+/// A grant as its owner or its grantee sees it.
+#[derive(Clone, Debug)]
+pub struct ShareInfo {
+    pub share: Share,
+    /// For the owner, the item's path in their drive; for the grantee, where it appears
+    /// under `/shared`.
+    pub path: String,
+    pub kind: Kind,
+    pub owner_name: String,
+    pub grantee_name: String,
+    /// For "who has access": the folder whose grant reaches the asked item, when not itself.
+    pub inherited_from: Option<String>,
+}
+
+fn remove_share_rows(txn: &WriteTransaction, s: &Share) -> Result<()> {
+    txn.open_table(SHARES)?.remove(s.id)?;
+    txn.open_table(SHARES_BY_ITEM)?.remove((s.item, s.grantee))?;
+    txn.open_table(SHARES_BY_GRANTEE)?.remove((s.grantee, s.id))?;
+    txn.open_table(SHARES_BY_OWNER)?.remove((s.owner, s.id))?;
+    Ok(())
+}
+
+fn shares_on(txn: &WriteTransaction, item: u64) -> Result<Vec<Share>> {
+    let ids: Vec<u64> = txn
+        .open_table(SHARES_BY_ITEM)?
+        .range((item, 0)..(item + 1, 0))?
+        .map(|e| e.map(|(_, v)| v.value()))
+        .collect::<std::result::Result<_, _>>()?;
+    let shares = txn.open_table(SHARES)?;
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(v) = shares.get(id)? {
+            out.push(db::decode(v.value())?);
+        }
+    }
+    Ok(out)
+}
+
+fn links_on(txn: &WriteTransaction, item: u64) -> Result<Vec<Link>> {
+    let ids: Vec<u64> = txn
+        .open_table(LINKS_BY_ITEM)?
+        .range((item, 0)..(item + 1, 0))?
+        .map(|e| e.map(|(k, _)| k.value().1))
+        .collect::<std::result::Result<_, _>>()?;
+    let links = txn.open_table(LINKS)?;
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(v) = links.get(id)? {
+            out.push(db::decode(v.value())?);
+        }
+    }
+    Ok(out)
+}
+
+/// Ends every grant and link on an item that is being removed. Links are kept, marked,
+/// so their URL answers 410 Gone rather than 404.
+pub(crate) fn forget_item(txn: &WriteTransaction, item: u64) -> Result<()> {
+    for s in shares_on(txn, item)? {
+        remove_share_rows(txn, &s)?;
+    }
+    for mut l in links_on(txn, item)? {
+        txn.open_table(LINKS_BY_ITEM)?.remove((item, l.id))?;
+        l.state = LinkState::Deleted;
+        txn.open_table(LINKS)?.insert(l.id, db::encode(&l).as_slice())?;
+    }
+    Ok(())
+}
+
+/// Grants and links on an item follow it to its new owner; a grant to that owner ends.
+pub(crate) fn reown_item(txn: &WriteTransaction, item: u64, old: u64, new: u64) -> Result<()> {
+    for mut s in shares_on(txn, item)? {
+        remove_share_rows(txn, &s)?;
+        if s.grantee != new {
+            s.owner = new;
+            put_share(txn, &s)?;
+        }
+    }
+    for mut l in links_on(txn, item)? {
+        txn.open_table(LINKS_BY_OWNER)?.remove((old, l.id))?;
+        l.owner = new;
+        txn.open_table(LINKS_BY_OWNER)?.insert((new, l.id), item)?;
+        txn.open_table(LINKS_BY_ITEM)?.insert((item, l.id), new)?;
+        txn.open_table(LINKS)?.insert(l.id, db::encode(&l).as_slice())?;
+    }
+    Ok(())
+}
+
+fn put_share(txn: &WriteTransaction, s: &Share) -> Result<()> {
+    txn.open_table(SHARES)?.insert(s.id, db::encode(s).as_slice())?;
+    txn.open_table(SHARES_BY_ITEM)?.insert((s.item, s.grantee), s.id)?;
+    txn.open_table(SHARES_BY_GRANTEE)?.insert((s.grantee, s.id), s.item)?;
+    txn.open_table(SHARES_BY_OWNER)?.insert((s.owner, s.id), s.item)?;
+    Ok(())
+}
+
+/// Ends every grant a user made or received and every link they made (their items are
+/// being deleted with them).
+pub(crate) fn forget_user(txn: &WriteTransaction, user: u64) -> Result<()> {
+    let received: Vec<u64> = txn
+        .open_table(SHARES_BY_GRANTEE)?
+        .range((user, 0)..(user + 1, 0))?
+        .map(|e| e.map(|(k, _)| k.value().1))
+        .collect::<std::result::Result<_, _>>()?;
+    let made: Vec<u64> = txn
+        .open_table(SHARES_BY_OWNER)?
+        .range((user, 0)..(user + 1, 0))?
+        .map(|e| e.map(|(k, _)| k.value().1))
+        .collect::<std::result::Result<_, _>>()?;
+    for id in received.into_iter().chain(made) {
+        let share = txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
+        if let Some(s) = share {
+            remove_share_rows(txn, &s)?;
+        }
+    }
+    let links: Vec<(u64, u64)> = txn
+        .open_table(LINKS_BY_OWNER)?
+        .range((user, 0)..(user + 1, 0))?
+        .map(|e| e.map(|(k, v)| (k.value().1, v.value())))
+        .collect::<std::result::Result<_, _>>()?;
+    for (id, item) in links {
+        txn.open_table(LINKS_BY_OWNER)?.remove((user, id))?;
+        txn.open_table(LINKS_BY_ITEM)?.remove((item, id))?;
+        let link = txn.open_table(LINKS)?.get(id)?.map(|v| db::decode::<Link>(v.value())).transpose()?;
+        if let Some(mut l) = link {
+            l.state = LinkState::Deleted;
+            txn.open_table(LINKS)?.insert(id, db::encode(&l).as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// The path of an item in its owner's drive.
+pub(crate) fn path_of(items: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<String> {
+    let mut names = Vec::new();
+    let mut cur = txn::get_item(items, id)?.ok_or_else(|| Error::not_found("item"))?;
+    while cur.parent != 0 && names.len() < 4096 {
+        names.push(cur.name.clone());
+        cur = txn::get_item(items, cur.parent)?.ok_or_else(|| Error::not_found("item"))?;
+    }
+    names.reverse();
+    Ok(format!("/{}", names.join("/")))
+}
+
+fn username(users: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<String> {
+    let v = users.get(id)?.ok_or_else(|| Error::not_found("user"))?;
+    Ok(db::decode::<User>(v.value())?.username)
+}
+
+/// The item at `path` in the caller's own drive: only one's own items are shared, linked
+/// or transferred.
+pub(crate) fn own_item(t: &ReadTransaction, p: &Principal, path: &DrivePath) -> Result<Item> {
+    if path.in_shared() {
+        return Err(Error::Forbidden("only items in your own drive can be shared, linked or transferred".into()));
+    }
+    if path.is_root() {
+        return Err(Error::Forbidden("the drive root cannot be shared, linked or transferred".into()));
+    }
+    txn::resolve(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, p.root, path)?
+        .ok_or_else(|| Error::NotFound(format!("{path} not found")))
+}
+
+impl Storage {
+    /// Shares the item at `path` of the caller's drive with a user (by username or email),
+    /// or changes the permission of an existing grant to them.
+    pub async fn share(&self, p: &Principal, path: &str, with: &str, write: bool) -> Result<ShareInfo> {
+        let path = DrivePath::parse(path)?;
+        let grantee = self.find_user(with).await.map_err(|_| Error::NotFound(format!("no user '{with}'")))?;
+        if grantee.id == p.user_id {
+            return Err(Error::InvalidInput("you cannot share with yourself".into()));
+        }
+        let p2 = p.clone();
+        let item = self.core.db.read(move |t| own_item(t, &p2, &path)).await?;
+        let (owner, now) = (p.user_id, now_nanos());
+        let item_id = item.id;
+        let share = self
+            .core
+            .db
+            .write((), move |ctx| {
+                let txn = ctx.txn;
+                txn.open_table(ITEMS)?.get(item_id)?.ok_or_else(|| Error::not_found("item"))?;
+                txn.open_table(USERS)?.get(grantee.id)?.ok_or_else(|| Error::not_found("user"))?;
+                let existing = txn.open_table(SHARES_BY_ITEM)?.get((item_id, grantee.id))?.map(|v| v.value());
+                let share = match existing {
+                    Some(id) => {
+                        let mut s: Share = db::decode(
+                            txn.open_table(SHARES)?.get(id)?.ok_or_else(|| Error::not_found("share"))?.value(),
+                        )?;
+                        s.write = write;
+                        s
+                    }
+                    None => Share {
+                        id: db::next_id(txn, "next_share_id")?,
+                        item: item_id,
+                        owner,
+                        grantee: grantee.id,
+                        write,
+                        created: now,
+                    },
+                };
+                put_share(txn, &share)?;
+                Ok(share)
+            })
+            .await?;
+        self.share_info(share).await
+    }
+
+    async fn share_info(&self, share: Share) -> Result<ShareInfo> {
+        self.core
+            .db
+            .read(move |t| {
+                let items = t.open_table(ITEMS)?;
+                let users = t.open_table(USERS)?;
+                let item = txn::get_item(&items, share.item)?.ok_or_else(|| Error::not_found("item"))?;
+                Ok(ShareInfo {
+                    path: path_of(&items, share.item)?,
+                    kind: item.kind,
+                    owner_name: username(&users, share.owner)?,
+                    grantee_name: username(&users, share.grantee)?,
+                    inherited_from: None,
+                    share,
+                })
+            })
+            .await
+    }
+
+    /// What the caller shared, and what was shared with them (with where it appears).
+    pub async fn list_shares(&self, p: &Principal) -> Result<(Vec<ShareInfo>, Vec<ShareInfo>)> {
+        let me = p.user_id;
+        self.core
+            .db
+            .read(move |t| {
+                let items = t.open_table(ITEMS)?;
+                let users = t.open_table(USERS)?;
+                let shares = t.open_table(SHARES)?;
+                let mut mine = Vec::new();
+                for e in t.open_table(SHARES_BY_OWNER)?.range((me, 0)..(me + 1, 0))? {
+                    let Some(v) = shares.get(e?.0.value().1)? else { continue };
+                    let share: Share = db::decode(v.value())?;
+                    let Some(item) = txn::get_item(&items, share.item)? else { continue };
+                    mine.push(ShareInfo {
+                        path: path_of(&items, share.item)?,
+                        kind: item.kind,
+                        owner_name: username(&users, share.owner)?,
+                        grantee_name: username(&users, share.grantee)?,
+                        inherited_from: None,
+                        share,
+                    });
+                }
+                let grants = access::grants_to(t, me)?;
+                let me_name = username(&users, me)?;
+                let mut with_me = Vec::new();
+                for g in &grants.top {
+                    with_me.push(ShareInfo {
+                        path: format!("/{SHARED_ROOT}/{}/{}", g.owner_name, g.shown_as),
+                        kind: g.item.kind,
+                        owner_name: g.owner_name.clone(),
+                        grantee_name: me_name.clone(),
+                        inherited_from: None,
+                        share: g.share.clone(),
+                    });
+                }
+                // Grants inside a granted folder appear at their place in it.
+                for (&item_id, &(share_id, _)) in &grants.by_item {
+                    if grants.top.iter().any(|g| g.item.id == item_id) {
+                        continue;
+                    }
+                    let Some(v) = shares.get(share_id)? else { continue };
+                    let share: Share = db::decode(v.value())?;
+                    let Some(item) = txn::get_item(&items, item_id)? else { continue };
+                    let mut names = vec![item.name.clone()];
+                    let mut up = item.parent;
+                    let mut top = None;
+                    while up != 0 && names.len() < 4096 {
+                        if let Some(g) = grants.top.iter().find(|g| g.item.id == up) {
+                            top = Some(g);
+                            break;
+                        }
+                        let it = txn::get_item(&items, up)?.ok_or_else(|| Error::not_found("item"))?;
+                        names.push(it.name.clone());
+                        up = it.parent;
+                    }
+                    let Some(g) = top else { continue };
+                    names.reverse();
+                    with_me.push(ShareInfo {
+                        path: format!("/{SHARED_ROOT}/{}/{}/{}", g.owner_name, g.shown_as, names.join("/")),
+                        kind: item.kind,
+                        owner_name: g.owner_name.clone(),
+                        grantee_name: me_name.clone(),
+                        inherited_from: None,
+                        share,
+                    });
+                }
+                with_me.sort_by(|a, b| a.path.cmp(&b.path));
+                Ok((mine, with_me))
+            })
+            .await
+    }
+
+    /// Changes a grant's permission (its owner only).
+    pub async fn update_share(&self, p: &Principal, id: u64, write: bool) -> Result<ShareInfo> {
+        let owner = p.user_id;
+        let share = self
+            .core
+            .db
+            .write((), move |ctx| {
+                let v = ctx.txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
+                let mut s = v.filter(|s| s.owner == owner).ok_or_else(|| Error::not_found("share"))?;
+                s.write = write;
+                put_share(ctx.txn, &s)?;
+                Ok(s)
+            })
+            .await?;
+        self.share_info(share).await
+    }
+
+    /// Ends a grant: its owner revokes it, or its grantee leaves it.
+    pub async fn delete_share(&self, p: &Principal, id: u64) -> Result<()> {
+        let me = p.user_id;
+        self.core
+            .db
+            .write((), move |ctx| {
+                let v = ctx.txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
+                let s = v.filter(|s| s.owner == me || s.grantee == me).ok_or_else(|| Error::not_found("share"))?;
+                remove_share_rows(ctx.txn, &s)
+            })
+            .await
+    }
+
+    /// Who has access to the item at `path` of the caller's drive: grants on it and on the
+    /// folders above it.
+    pub async fn shares_of_path(&self, p: &Principal, path: &str) -> Result<Vec<ShareInfo>> {
+        let path = DrivePath::parse(path)?;
+        let p2 = p.clone();
+        self.core
+            .db
+            .read(move |t| {
+                let item = own_item(t, &p2, &path)?;
+                let items = t.open_table(ITEMS)?;
+                let users = t.open_table(USERS)?;
+                let shares = t.open_table(SHARES)?;
+                let by_item = t.open_table(SHARES_BY_ITEM)?;
+                let mut out = Vec::new();
+                let mut cur = Some(item.clone());
+                while let Some(it) = cur {
+                    if it.parent == 0 {
+                        break;
+                    }
+                    for e in by_item.range((it.id, 0)..(it.id + 1, 0))? {
+                        let Some(v) = shares.get(e?.1.value())? else { continue };
+                        let share: Share = db::decode(v.value())?;
+                        out.push(ShareInfo {
+                            path: path.to_string(),
+                            kind: item.kind,
+                            owner_name: username(&users, share.owner)?,
+                            grantee_name: username(&users, share.grantee)?,
+                            inherited_from: (it.id != item.id).then(|| path_of(&items, it.id)).transpose()?,
+                            share,
+                        });
+                    }
+                    cur = txn::get_item(&items, it.parent)?;
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Hands the item at `path` to another user: it moves to the top of their drive (with
+    /// a distinct name if one is taken), their quota pays for it, and grants and links on it
+    /// follow it. Returns the item and its path in the new owner's drive.
+    pub async fn transfer(&self, p: &Principal, path: &str, to: &str) -> Result<(Item, String)> {
+        let place = self.change_target(p, path, true).await?;
+        place.check_detach(p)?;
+        if place.access != Access::Own {
+            return Err(Error::Forbidden("only items in your own drive can be transferred".into()));
+        }
+        let target = self.find_user(to).await.map_err(|_| Error::NotFound(format!("no user '{to}'")))?;
+        if target.id == p.user_id {
+            return Err(Error::InvalidInput("you already own it".into()));
+        }
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let item = w
+                    .resolve(place.base, &place.rel)?
+                    .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
+                let user = w.user(target.id)?;
+                // The top-level `shared` is the virtual folder of grants.
+                let wanted = if item.name == SHARED_ROOT { format!("{SHARED_ROOT} (2)") } else { item.name.clone() };
+                let name = access::free_name(&w.children, user.root, &wanted)?;
+                w.unlink(&item)?;
+                w.change_owner(&item, user.id)?;
+                let moved = Item { owner: user.id, parent: user.root, name: name.clone(), ..item };
+                w.put(&moved)?;
+                w.link(&moved)?;
+                Ok((moved, format!("/{name}")))
+            })
+            .await
+    }
+}
