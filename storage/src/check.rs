@@ -31,9 +31,11 @@ impl Storage {
             let mut report = CheckReport { chunk_files: files.len() as u64, ..Default::default() };
             let mut refs: HashMap<ChunkId, u64> = HashMap::new();
             let mut usage: HashMap<u64, (u64, u64)> = HashMap::new();
+            let mut owners = HashMap::new();
             for e in t.open_table(ITEMS)?.iter()? {
                 let item: Item = db::decode(e?.1.value())?;
                 report.items += 1;
+                owners.insert(item.id, item.owner);
                 if item.kind == Kind::File {
                     let u = usage.entry(item.owner).or_default();
                     u.0 += item.size;
@@ -51,9 +53,10 @@ impl Storage {
             }
             // Unfinished multipart parts hold references and count in their owner's usage.
             let mut upload_owner = HashMap::new();
+            check_grants_and_links(t, &owners, &mut report.problems)?;
             for e in t.open_table(crate::db::UPLOADS)?.iter()? {
                 let up: crate::multipart::Upload = db::decode(e?.1.value())?;
-                upload_owner.insert(up.id, up.owner);
+                upload_owner.insert(up.id, up.payer);
             }
             for e in t.open_table(crate::db::PARTS)?.iter()? {
                 let (k, v) = e?;
@@ -112,4 +115,79 @@ impl Storage {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.check_blocking()).await?
     }
+}
+
+/// Every grant and live link points at an existing item of its owner, and every index row
+/// matches its record.
+fn check_grants_and_links(
+    t: &redb::ReadTransaction,
+    owners: &HashMap<u64, u64>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    use crate::db::{
+        LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, SHARES, SHARES_BY_GRANTEE, SHARES_BY_ITEM, SHARES_BY_OWNER,
+    };
+    use crate::model::{Link, LinkState, Share};
+    let mut shares = HashMap::new();
+    for e in t.open_table(SHARES)?.iter()? {
+        let s: Share = db::decode(e?.1.value())?;
+        if owners.get(&s.item) != Some(&s.owner) {
+            problems.push(format!("share {} names item {} which its owner {} does not hold", s.id, s.item, s.owner));
+        }
+        shares.insert(s.id, s);
+    }
+    let mut indexed = 0usize;
+    for e in t.open_table(SHARES_BY_ITEM)?.iter()? {
+        let (k, v) = e?;
+        let (item, grantee) = k.value();
+        indexed += 1;
+        if !shares.get(&v.value()).is_some_and(|s| s.item == item && s.grantee == grantee) {
+            problems.push(format!("share index by item ({item}, {grantee}) does not match share {}", v.value()));
+        }
+    }
+    for (table, by_grantee) in [(SHARES_BY_GRANTEE, true), (SHARES_BY_OWNER, false)] {
+        for e in t.open_table(table)?.iter()? {
+            let (k, v) = e?;
+            let (who, id) = k.value();
+            indexed += 1;
+            let ok = shares
+                .get(&id)
+                .is_some_and(|s| s.item == v.value() && who == if by_grantee { s.grantee } else { s.owner });
+            if !ok {
+                problems.push(format!("share index ({who}, {id}) does not match its share"));
+            }
+        }
+    }
+    if indexed != 3 * shares.len() {
+        problems.push(format!("{} shares have {indexed} index rows, {} expected", shares.len(), 3 * shares.len()));
+    }
+    let mut links = HashMap::new();
+    for e in t.open_table(LINKS)?.iter()? {
+        let l: Link = db::decode(e?.1.value())?;
+        if l.state != LinkState::Deleted && owners.get(&l.item) != Some(&l.owner) {
+            problems.push(format!("link {} names item {} which its owner {} does not hold", l.id, l.item, l.owner));
+        }
+        links.insert(l.id, l);
+    }
+    for e in t.open_table(LINK_TOKENS)?.iter()? {
+        let (k, v) = e?;
+        if !links.get(&v.value()).is_some_and(|l| &l.token_hash == k.value()) {
+            problems.push(format!("link token row does not match link {}", v.value()));
+        }
+    }
+    for e in t.open_table(LINKS_BY_ITEM)?.iter()? {
+        let (k, _) = e?;
+        let (item, id) = k.value();
+        if !links.get(&id).is_some_and(|l| l.item == item && l.state != LinkState::Deleted) {
+            problems.push(format!("link index by item ({item}, {id}) does not match its link"));
+        }
+    }
+    for e in t.open_table(LINKS_BY_OWNER)?.iter()? {
+        let (k, _) = e?;
+        let (owner, id) = k.value();
+        if !links.get(&id).is_some_and(|l| l.owner == owner) {
+            problems.push(format!("link index by owner ({owner}, {id}) does not match its link"));
+        }
+    }
+    Ok(())
 }

@@ -528,3 +528,5 @@ async fn multipart_parts_count_against_quota_and_complete_without_copying() {
     assert_eq!(f.storage.usage(p.user_id).await.unwrap().bytes, whole.len() as u64);
     assert_consistent(&f.storage).await;
 }
+
+mod sharing;
