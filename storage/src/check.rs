@@ -171,7 +171,7 @@ fn check_grants_and_links(
     }
     for e in t.open_table(LINK_TOKENS)?.iter()? {
         let (k, v) = e?;
-        if !links.get(&v.value()).is_some_and(|l| &l.token_hash == k.value()) {
+        if links.get(&v.value()).is_none_or(|l| &l.token_hash != k.value()) {
             problems.push(format!("link token row does not match link {}", v.value()));
         }
     }
@@ -185,7 +185,7 @@ fn check_grants_and_links(
     for e in t.open_table(LINKS_BY_OWNER)?.iter()? {
         let (k, _) = e?;
         let (owner, id) = k.value();
-        if !links.get(&id).is_some_and(|l| l.owner == owner) {
+        if links.get(&id).is_none_or(|l| l.owner != owner) {
             problems.push(format!("link index by owner ({owner}, {id}) does not match its link"));
         }
     }
