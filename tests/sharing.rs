@@ -8,6 +8,7 @@ use davit_storage::Role;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::s3_sign::Signer;
 use crate::support::{self, Options, PASSWORD, TestServer};
 
 fn m(name: &str) -> Method {
@@ -44,51 +45,15 @@ fn dav(c: &Client, s: &TestServer, user: &str, method: &str, path: &str) -> reqw
     c.request(m(method), s.url(&format!("/dav{path}"))).basic_auth(user, Some(PASSWORD))
 }
 
-/// A minimal SigV4 signer (path style, UNSIGNED-PAYLOAD) so the S3 front is reached
-/// exactly as SDKs reach it.
-struct S3Key {
-    id: String,
-    secret: String,
-}
-
-fn hmac(key: &[u8], msg: &str) -> Vec<u8> {
-    let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
-    ring::hmac::sign(&k, msg.as_bytes()).as_ref().to_vec()
-}
-
-fn s3(c: &Client, s: &TestServer, key: &S3Key, method: &str, path: &str, query: &str) -> reqwest::RequestBuilder {
-    let (date, day) = crate::s3::amz_date();
-    let host = s.addr.to_string();
-    let canonical = format!(
-        "{method}\n{path}\n{query}\nhost:{host}\nx-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:{date}\n\nhost;x-amz-content-sha256;x-amz-date\nUNSIGNED-PAYLOAD"
-    );
-    let scope = format!("{day}/us-east-1/s3/aws4_request");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()))
-    );
-    let mut k = hmac(format!("AWS4{}", key.secret).as_bytes(), &day);
-    for part in ["us-east-1", "s3", "aws4_request"] {
-        k = hmac(&k, part);
-    }
-    let sig = hex::encode(hmac(&k, &to_sign));
-    let url = if query.is_empty() { s.url(path) } else { format!("{}?{query}", s.url(path)) };
-    c.request(m(method), url)
-        .header("x-amz-date", date)
-        .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-        .header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}",
-                key.id
-            ),
-        )
-}
-
-async fn s3_key(s: &TestServer, user: &str) -> S3Key {
+/// Bob's S3 key, signing as SDKs do (path style, UNSIGNED-PAYLOAD).
+async fn s3_key(s: &TestServer, user: &str) -> Signer {
     let u = s.storage.find_user(user).await.unwrap();
     let (k, secret) = s.storage.create_access_key(u.id).await.unwrap();
-    S3Key { id: k.id, secret }
+    Signer { base: s.base.clone(), key: k.id, secret, client: support::client() }
+}
+
+fn s3(key: &Signer, method: &str, path: &str, query: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    key.request(m(method), path, query, &[], "UNSIGNED-PAYLOAD")
 }
 
 async fn status(r: reqwest::RequestBuilder) -> u16 {
@@ -142,9 +107,9 @@ async fn a_grant_reaches_every_protocol_follows_its_permission_and_ends_at_once(
     let r = dav(&c, &s, "bob", "PROPFIND", "/shared/").header("Depth", "1").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 207);
     assert!(r.text().await.unwrap().contains("/dav/shared/alice/"));
-    let r = s3(&c, &s, &bob_s3, "GET", "/shared/alice/docs/report.txt", "").send().await.unwrap();
+    let r = s3(&bob_s3, "GET", "/shared/alice/docs/report.txt", &[]).send().await.unwrap();
     assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (200, "quarterly".into()));
-    let r = s3(&c, &s, &bob_s3, "GET", "/shared", "list-type=2").send().await.unwrap();
+    let r = s3(&bob_s3, "GET", "/shared", &[("list-type", "2")]).send().await.unwrap();
     let xml = r.text().await.unwrap();
     assert!(
         xml.contains("<Key>alice/docs/report.txt</Key>") && xml.contains("<Key>alice/docs/sub/a.txt</Key>"),
@@ -158,7 +123,7 @@ async fn a_grant_reaches_every_protocol_follows_its_permission_and_ends_at_once(
     assert_eq!(status(dav(&c, &s, "bob", "PUT", "/shared/alice/docs/x.txt").body("x")).await, 403);
     assert_eq!(status(dav(&c, &s, "bob", "MKCOL", "/shared/alice/docs/new")).await, 403);
     assert_eq!(status(dav(&c, &s, "bob", "DELETE", "/shared/alice/docs/report.txt")).await, 403);
-    let r = s3(&c, &s, &bob_s3, "PUT", "/shared/alice/docs/x.txt", "").body("x").send().await.unwrap();
+    let r = s3(&bob_s3, "PUT", "/shared/alice/docs/x.txt", &[]).body("x").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);
     assert!(r.text().await.unwrap().contains("<Code>AccessDenied</Code>"));
 
@@ -169,7 +134,7 @@ async fn a_grant_reaches_every_protocol_follows_its_permission_and_ends_at_once(
             .await;
     assert_eq!((st, v["permission"].as_str()), (200, Some("read-write")));
     assert_eq!(status(dav(&c, &s, "bob", "PUT", "/shared/alice/docs/from-dav.txt").body("dav!")).await, 201);
-    assert_eq!(status(s3(&c, &s, &bob_s3, "PUT", "/shared/alice/docs/s3/deep.txt", "").body("s3!")).await, 200);
+    assert_eq!(status(s3(&bob_s3, "PUT", "/shared/alice/docs/s3/deep.txt", &[]).body("s3!")).await, 200);
     assert_eq!(put_rest(&c, &s, "bob", "/shared/alice/docs/rest.txt", "rest").await, 201);
     assert_eq!(status(dav(&c, &s, "bob", "MKCOL", "/shared/alice/docs/made")).await, 201);
     assert_eq!(get_rest(&c, &s, "alice", "/docs/s3/deep.txt").await, (200, "s3!".into()));
@@ -204,7 +169,7 @@ async fn a_grant_reaches_every_protocol_follows_its_permission_and_ends_at_once(
     assert_eq!(st, 204);
     assert_eq!(get_rest(&c, &s, "bob", "/shared/alice/docs/report.txt").await.0, 404);
     assert_eq!(status(dav(&c, &s, "bob", "GET", "/shared/alice/docs/report.txt")).await, 404);
-    assert_eq!(status(s3(&c, &s, &bob_s3, "GET", "/shared/alice/docs/report.txt", "")).await, 404);
+    assert_eq!(status(s3(&bob_s3, "GET", "/shared/alice/docs/report.txt", &[])).await, 404);
     assert_eq!(status(dav(&c, &s, "bob", "PUT", "/shared/alice/docs/late.txt").body("x")).await, 403);
 
     // A downloader reads what it was given and never writes, even with read-write.

@@ -4,9 +4,11 @@
 #   1. aws CLI over HTTP: buckets, a small and a 200 MiB (multipart) object, listings (v1 and
 #      v2, paged, with and without a delimiter), sync of 200 small files up and down (a second
 #      sync transfers nothing), an empty object, a range, a server-side copy, presigned GETs,
-#      DeleteObject(s), a refused removal of a bucket that is not empty;
+#      DeleteObject(s), a refused removal of a bucket that is not empty, a SHA-256 checksum
+#      (sent as a header) returned by get-object --checksum-mode ENABLED;
 #   2. aws CLI over HTTPS (where it sends aws-chunked bodies with trailing checksums): the
-#      same small and 200 MiB objects, a sync up and down, a presigned GET;
+#      same small and 200 MiB objects, a sync up and down, a presigned GET, the SHA-256
+#      checksum round trip (sent as a trailer);
 #   3. rclone (s3, provider Other): copy 200 small files and a 200 MiB file, lsf -R (listing v1
 #      and v2, paged), check both ways by MD5, a second copy transfers nothing, delete, purge;
 #   4. s3cmd (SigV4): mb, put (small and multipart), ls, get, del, rb;
@@ -234,6 +236,18 @@ empty_then_put() {
     quiet awsc s3 rm --recursive "s3://$1/empty-then-put/"
 }
 aws_missing() { not awsc s3api head-object --bucket "$1" --key "$2" >/dev/null 2>&1; }
+# put-object --checksum-algorithm SHA256, then get-object --checksum-mode ENABLED: both answer
+# the file's SHA-256 (and the CLI checks the body against it on the way down).
+aws_checksum_round_trip() { # bucket key local-file
+  local want put got
+  want=$(python3 -c 'import base64, hashlib, sys; print(base64.b64encode(hashlib.sha256(open(sys.argv[1], "rb").read()).digest()).decode())' "$3")
+  put=$(awsc s3api put-object --bucket "$1" --key "$2" --body "$3" --checksum-algorithm SHA256 \
+    --query ChecksumSHA256 --output text) || return 1
+  got=$(awsc s3api get-object --bucket "$1" --key "$2" --checksum-mode ENABLED "$WORK/got" \
+    --query ChecksumSHA256 --output text) || return 1
+  [ "$put" = "$want" ] && [ "$got" = "$want" ] && cmp "$WORK/got" "$3" ||
+    { echo "     want $want; put-object answered $put, get-object $got"; return 1; }
+}
 
 part_aws() {
   local tls=$1 fails_before=$fail tag b=conf-aws
@@ -248,6 +262,8 @@ part_aws() {
     check "$tag put a $BIG_MIB MiB file (multipart)" quiet awsc s3 cp --no-progress "$DATA/big.bin" "s3://$b/big.bin"
     check "$tag get it back (ranged parts), same bytes" aws_get_cmp "$b/big.bin" "$DATA/big.bin"
     check "$tag list the bucket" aws_ls_count "s3://$b/" 2
+    check "$tag SHA-256 checksum: put-object, get-object --checksum-mode ENABLED" \
+      aws_checksum_round_trip "$b" checksummed.txt "$DATA/small.txt"
     # botocore sends "Expect: 100-continue" even with an empty body. A final answer that comes
     # without a "100 Continue" first leaves botocore < 1.43.77 (the newest aws CLI v1, 1.46.3,
     # bundles 1.43.62) parsing the next response on that connection against the stale status

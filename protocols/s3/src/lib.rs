@@ -4,6 +4,7 @@
 //! Operations not built yet answer NotImplemented (the trait's default), never a wrong
 //! success.
 
+mod checksum;
 mod errors;
 mod multipart;
 mod names;

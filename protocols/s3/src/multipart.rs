@@ -7,6 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
+use crate::checksum::{self, Wanted, set_fields};
 use crate::errors::{Subject, s3_error as map};
 use crate::names::key_path;
 use crate::objects::time;
@@ -69,17 +70,21 @@ pub async fn create(
 
 pub async fn upload_part(s3: &DavitS3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
     let p = s3.principal(&req).await?;
-    let input = req.input;
+    let S3Request { input, headers, trailing_headers, .. } = req;
     let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
+    let wanted = Wanted::of_request(checksum::values!(input), &headers, trailing_headers)?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "no body"))?;
-    let stream = body.map(|r| r.map_err(std::io::Error::other)).boxed();
+    let (stream, outcome) = checksum::verify(body.map(|r| r.map_err(std::io::Error::other)).boxed(), wanted);
     let number = u32::try_from(input.part_number).map_err(|_| s3_error!(InvalidArgument, "bad part number"))?;
-    let part = s3
+    let stored = s3
         .storage
         .upload_part(&p, id, number, stream, input.content_length.map(|l| l as u64), md5_header(&input.content_md5)?)
-        .await
-        .map_err(|e| map(e, Subject::Upload))?;
-    Ok(S3Response::new(UploadPartOutput { e_tag: Some(ETag::Strong(part.etag)), ..Default::default() }))
+        .await;
+    // A part's checksum is verified and answered, not kept: completion does not combine them.
+    let (part, sum) = outcome.settle(stored, Subject::Upload)?;
+    let mut out = UploadPartOutput { e_tag: Some(ETag::Strong(part.etag)), ..Default::default() };
+    let _ = set_fields!(out, sum);
+    Ok(S3Response::new(out))
 }
 
 pub async fn upload_part_copy(

@@ -12,6 +12,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
+use crate::checksum::{self, Wanted, set_fields};
 use crate::errors::{Subject, s3_error as map};
 use crate::names::key_path;
 
@@ -86,19 +87,23 @@ fn conditions(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondi
 
 pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let p = s3.principal(&req).await?;
-    let input = req.input;
+    let S3Request { input, headers, trailing_headers, .. } = req;
     s3.bucket(&p, &input.bucket).await?;
     let path = key_path(&input.bucket, &input.key)?;
+    let wanted = Wanted::of_request(checksum::values!(input), &headers, trailing_headers)?;
     if input.key.ends_with('/') {
         // A zero-byte key ending in `/` makes a folder.
         if input.content_length.unwrap_or(0) != 0 {
             return Err(s3_error!(InvalidArgument, "a key ending in '/' names a folder and takes no content"));
         }
+        let sum = wanted.as_ref().map(Wanted::check_empty).transpose()?;
         s3.storage.mkdir_all(&p, &path).await.map_err(|e| map(e, Subject::Key))?;
-        return Ok(S3Response::new(PutObjectOutput {
+        let mut out = PutObjectOutput {
             e_tag: Some(ETag::Strong("d41d8cd98f00b204e9800998ecf8427e".into())),
             ..Default::default()
-        }));
+        };
+        out.checksum_type = set_fields!(out, sum);
+        return Ok(S3Response::new(out));
     }
     let expected_md5 = match &input.content_md5 {
         Some(b64) => Some(
@@ -111,16 +116,18 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         None => None,
     };
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "no body"))?;
-    let stream = body.map(|r| r.map_err(std::io::Error::other)).boxed();
+    let mut kept = headers_of(
+        input.cache_control,
+        input.content_disposition,
+        input.content_encoding,
+        input.content_language,
+        expires_string(&input.expires),
+    );
+    kept.extend(wanted.as_ref().and_then(Wanted::known).map(|s| s.header()));
+    let (stream, outcome) = checksum::verify(body.map(|r| r.map_err(std::io::Error::other)).boxed(), wanted);
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
-        headers: headers_of(
-            input.cache_control,
-            input.content_disposition,
-            input.content_encoding,
-            input.content_language,
-            expires_string(&input.expires),
-        ),
+        headers: kept,
         user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
         expected_len: input.content_length.map(|l| l as u64),
         conditions: conditions(input.if_match.as_ref(), input.if_none_match.as_ref()),
@@ -128,8 +135,14 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         expected_md5,
         ..Default::default()
     };
-    let item = s3.storage.write(&p, &path, stream, opts).await.map_err(|e| map(e, Subject::Key))?;
-    Ok(S3Response::new(PutObjectOutput { e_tag: Some(etag(&item)), ..Default::default() }))
+    let written = s3.storage.write(&p, &path, stream, opts).await;
+    let (item, sum) = outcome.settle(written, Subject::Key)?;
+    if let Some(sum) = &sum {
+        checksum::keep_late(&s3.storage, &p, &path, &item, sum).await;
+    }
+    let mut out = PutObjectOutput { e_tag: Some(etag(&item)), ..Default::default() };
+    out.checksum_type = set_fields!(out, sum);
+    Ok(S3Response::new(out))
 }
 
 /// HTTP conditionals on the current version of an object.
@@ -207,7 +220,8 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     let read = s3.storage.read(&p, &path, range).await.map_err(|e| map(e, Subject::Key))?;
     let item = read.item;
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
-    let out = GetObjectOutput {
+    let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
+    let mut out = GetObjectOutput {
         body: Some(StreamingBlob::wrap(SyncStream(std::sync::Mutex::new(read.body)))),
         content_length: Some((read.end - read.start) as i64),
         content_range,
@@ -223,6 +237,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         parts_count: input.part_number.map(|_| 1),
         ..Default::default()
     };
+    out.checksum_type = set_fields!(out, sum);
     Ok(S3Response::new(out))
 }
 
@@ -249,7 +264,8 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
             (ok.end - ok.start, Some(format!("bytes {}-{}/{}", ok.start, ok.end.saturating_sub(1), item.size)))
         }
     };
-    Ok(S3Response::new(HeadObjectOutput {
+    let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
+    let mut out = HeadObjectOutput {
         content_length: Some(len as i64),
         content_range: range,
         accept_ranges: Some("bytes".into()),
@@ -262,7 +278,9 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         content_language: header(&item, "content-language"),
         metadata: metadata(&item),
         ..Default::default()
-    }))
+    };
+    out.checksum_type = set_fields!(out, sum);
+    Ok(S3Response::new(out))
 }
 
 async fn delete_key(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, key: &str) -> S3Result<()> {
@@ -352,13 +370,15 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         s3.storage.copy(&p, &from, &to, true).await.map_err(|e| map(e, Subject::Key))?.0
     };
     if replace {
-        let headers = headers_of(
+        let mut headers = headers_of(
             input.cache_control,
             input.content_disposition,
             input.content_encoding,
             input.content_language,
             expires_string(&input.expires),
         );
+        // The content stays, and so does its checksum.
+        headers.extend(checksum::kept(&src.headers));
         let meta = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();
         item = s3
             .storage
@@ -366,14 +386,13 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
             .await
             .map_err(|e| map(e, Subject::Key))?;
     }
-    Ok(S3Response::new(CopyObjectOutput {
-        copy_object_result: Some(CopyObjectResult {
-            e_tag: Some(etag(&item)),
-            last_modified: Some(Timestamp::from(time(item.modified))),
-            ..Default::default()
-        }),
+    let mut result = CopyObjectResult {
+        e_tag: Some(etag(&item)),
+        last_modified: Some(Timestamp::from(time(item.modified))),
         ..Default::default()
-    }))
+    };
+    result.checksum_type = set_fields!(result, checksum::of_item(&item));
+    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
 }
 
 /// `encoding-type=url`: keys and prefixes percent-encoded (all but unreserved and `/`).

@@ -1,0 +1,443 @@
+//! S3 additional checksums (`x-amz-checksum-crc32`, `-crc32c`, `-crc64nvme`, `-sha1`,
+//! `-sha256`): computed while the body streams past, compared at its end with the value the
+//! client sent as a header or as an aws-chunked trailer, and kept with the object.
+//!
+//! A mismatch must stop the write before the core commits it. The core stores nothing when
+//! the body stream yields an error, so the verifying stream ends in one instead of ending
+//! cleanly, and records the S3 refusal for the front end to answer with: the core only sees
+//! a body that broke off.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use davit_storage::{Item, Principal, Storage};
+use futures::Stream;
+use s3s::dto::{Checksum, ChecksumMode, ChecksumType};
+use s3s::{S3Error, S3ErrorCode, S3Result, TrailingHeaders, s3_error};
+
+use crate::errors::{Subject, s3_error as map};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+}
+
+impl Algorithm {
+    /// In the order of [`Values`].
+    pub const ALL: [Algorithm; 5] =
+        [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme, Algorithm::Sha1, Algorithm::Sha256];
+
+    /// The header or trailer that carries it; also its name among an object's kept headers.
+    pub fn header(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "x-amz-checksum-crc32",
+            Algorithm::Crc32c => "x-amz-checksum-crc32c",
+            Algorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
+            Algorithm::Sha1 => "x-amz-checksum-sha1",
+            Algorithm::Sha256 => "x-amz-checksum-sha256",
+        }
+    }
+
+    /// As S3 names it in its messages.
+    fn name(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "CRC32",
+            Algorithm::Crc32c => "CRC32C",
+            Algorithm::Crc64Nvme => "CRC64NVME",
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+        }
+    }
+
+    fn digest_len(self) -> usize {
+        match self {
+            Algorithm::Crc32 | Algorithm::Crc32c => 4,
+            Algorithm::Crc64Nvme => 8,
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+        }
+    }
+
+    fn hasher(self) -> Hasher {
+        use crc_fast::CrcAlgorithm as C;
+        match self {
+            Algorithm::Crc32 => Hasher::Crc32(crc_fast::Digest::new(C::Crc32IsoHdlc)),
+            Algorithm::Crc32c => Hasher::Crc32(crc_fast::Digest::new(C::Crc32Iscsi)),
+            Algorithm::Crc64Nvme => Hasher::Crc64(crc_fast::Digest::new(C::Crc64Nvme)),
+            Algorithm::Sha1 => Hasher::Sha(ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY)),
+            Algorithm::Sha256 => Hasher::Sha(ring::digest::Context::new(&ring::digest::SHA256)),
+        }
+    }
+
+    fn from_header(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.header().eq_ignore_ascii_case(name))
+    }
+
+    /// Base64 of the big-endian digest, as S3 writes every checksum.
+    fn encode(self, digest: &[u8]) -> String {
+        B64.encode(digest)
+    }
+
+    fn decode(self, value: &str) -> Option<Vec<u8>> {
+        B64.decode(value.trim()).ok().filter(|d| d.len() == self.digest_len())
+    }
+
+    fn of_empty(self) -> Vec<u8> {
+        self.hasher().finish()
+    }
+}
+
+enum Hasher {
+    /// crc-fast gives every width in a u64: a 32-bit CRC is its low half.
+    Crc32(crc_fast::Digest),
+    Crc64(crc_fast::Digest),
+    Sha(ring::digest::Context),
+}
+
+impl Hasher {
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Crc32(d) | Hasher::Crc64(d) => d.update(data),
+            Hasher::Sha(c) => c.update(data),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Crc32(d) => (d.finalize() as u32).to_be_bytes().to_vec(),
+            Hasher::Crc64(d) => d.finalize().to_be_bytes().to_vec(),
+            Hasher::Sha(c) => c.finish().as_ref().to_vec(),
+        }
+    }
+}
+
+/// The five `x-amz-checksum-*` header values of an S3 input, in [`Algorithm::ALL`] order.
+type Values<'a> = [&'a Option<String>; 5];
+
+/// A checksum S3 computed and verified.
+#[derive(Clone, Debug)]
+pub struct Sum {
+    pub algorithm: Algorithm,
+    /// Base64, as sent and returned.
+    pub value: String,
+}
+
+impl Sum {
+    /// How it is kept among the object's headers.
+    pub fn header(&self) -> (String, String) {
+        (self.algorithm.header().to_owned(), self.value.clone())
+    }
+
+    /// The five response fields, with the type S3 gives a single-part object's checksum.
+    pub fn fields(&self) -> Checksum {
+        let mut c = Checksum {
+            checksum_type: Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+            ..Default::default()
+        };
+        let v = Some(self.value.clone());
+        match self.algorithm {
+            Algorithm::Crc32 => c.checksum_crc32 = v,
+            Algorithm::Crc32c => c.checksum_crc32c = v,
+            Algorithm::Crc64Nvme => c.checksum_crc64nvme = v,
+            Algorithm::Sha1 => c.checksum_sha1 = v,
+            Algorithm::Sha256 => c.checksum_sha256 = v,
+        }
+        c
+    }
+}
+
+/// Sets the five checksum fields of an S3 output or result type (they all name them alike)
+/// from an `Option<Sum>`, and gives back the `checksum_type` for the types that have one.
+macro_rules! set_fields {
+    ($out:expr, $sum:expr) => {{
+        let c: s3s::dto::Checksum = $sum.map(|s: $crate::checksum::Sum| s.fields()).unwrap_or_default();
+        $out.checksum_crc32 = c.checksum_crc32;
+        $out.checksum_crc32c = c.checksum_crc32c;
+        $out.checksum_crc64nvme = c.checksum_crc64nvme;
+        $out.checksum_sha1 = c.checksum_sha1;
+        $out.checksum_sha256 = c.checksum_sha256;
+        c.checksum_type
+    }};
+}
+
+/// The five `x-amz-checksum-*` header values of an S3 input, as [`Wanted::of_request`] takes them.
+macro_rules! values {
+    ($input:expr) => {
+        [
+            &$input.checksum_crc32,
+            &$input.checksum_crc32c,
+            &$input.checksum_crc64nvme,
+            &$input.checksum_sha1,
+            &$input.checksum_sha256,
+        ]
+    };
+}
+pub(crate) use {set_fields, values};
+
+/// The checksum kept with an object, if it has one.
+pub fn of_item(item: &Item) -> Option<Sum> {
+    item.headers.iter().find_map(|(k, v)| Algorithm::from_header(k).map(|a| Sum { algorithm: a, value: v.clone() }))
+}
+
+/// The entries of kept headers that are checksums: what a metadata replacement keeps, since
+/// the content they describe stays.
+pub fn kept(headers: &[(String, String)]) -> impl Iterator<Item = (String, String)> + '_ {
+    headers.iter().filter(|(k, _)| Algorithm::from_header(k).is_some()).cloned()
+}
+
+/// The checksum a GET or HEAD returns: only when asked, and only when it reads the whole
+/// object, the only read the full-object checksum describes.
+pub fn on_read(item: &Item, mode: &Option<ChecksumMode>, ranged: bool, part: bool) -> Option<Sum> {
+    let asked = mode.as_ref().is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED));
+    if asked && !ranged && !part { of_item(item) } else { None }
+}
+
+/// Keeps a checksum that only a trailer gave: its value was known after the body, once the
+/// write was under way, so it is added by a second change, and only while the object is the
+/// one this request wrote (a write by another request between the check and the change goes
+/// unnoticed: the core has no conditional metadata change yet). A failure here loses the
+/// kept checksum, not the object.
+pub async fn keep_late(storage: &Storage, p: &Principal, path: &str, written: &Item, sum: &Sum) {
+    if of_item(written).is_some() {
+        return;
+    }
+    let r = async {
+        let cur = storage.stat(p, path).await?;
+        if (cur.id, cur.modified, &cur.etag) != (written.id, written.modified, &written.etag) {
+            return Ok(());
+        }
+        let mut headers = cur.headers;
+        headers.push(sum.header());
+        storage.set_metadata(p, path, cur.content_type, headers, cur.user_meta).await.map(|_| ())
+    };
+    if let Err(e) = r.await {
+        tracing::warn!(error = %e, path, "could not keep a trailer's checksum with the object");
+    }
+}
+
+enum Source {
+    Header(Vec<u8>),
+    Trailer(TrailingHeaders),
+}
+
+/// What the client asked to have verified: one algorithm and where its value comes from.
+pub struct Wanted {
+    algorithm: Algorithm,
+    source: Source,
+}
+
+impl Wanted {
+    /// Reads the request: at most one checksum, as a header or announced in `x-amz-trailer`.
+    pub fn of_request(
+        values: Values<'_>,
+        headers: &http::HeaderMap,
+        trailers: Option<TrailingHeaders>,
+    ) -> S3Result<Option<Wanted>> {
+        let mut found = Vec::new();
+        for (a, v) in Algorithm::ALL.into_iter().zip(values) {
+            if let Some(v) = v {
+                let digest = a.decode(v).ok_or_else(|| invalid_value(a, "header"))?;
+                found.push(Wanted { algorithm: a, source: Source::Header(digest) });
+            }
+        }
+        let announced =
+            headers.get_all("x-amz-trailer").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
+        for a in announced.filter_map(|n| Algorithm::from_header(n.trim())) {
+            let t = trailers.clone().ok_or_else(|| {
+                s3_error!(InvalidRequest, "x-amz-trailer needs an aws-chunked body that has trailers")
+            })?;
+            found.push(Wanted { algorithm: a, source: Source::Trailer(t) });
+        }
+        if found.len() > 1 {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+            ));
+        }
+        Ok(found.pop())
+    }
+
+    /// The checksum to keep with the object when its value is known before the body (a
+    /// header): it is only committed if the body matches it.
+    pub fn known(&self) -> Option<Sum> {
+        match &self.source {
+            Source::Header(d) => Some(Sum { algorithm: self.algorithm, value: self.algorithm.encode(d) }),
+            Source::Trailer(_) => None,
+        }
+    }
+
+    /// For a body announced empty and not read (a folder key): a header value is checked
+    /// against the empty body's; a trailer's would have to be, so the empty value is returned.
+    pub fn check_empty(&self) -> S3Result<Sum> {
+        let empty = self.algorithm.of_empty();
+        if let Source::Header(d) = &self.source
+            && *d != empty
+        {
+            return Err(bad_digest(self.algorithm));
+        }
+        Ok(Sum { algorithm: self.algorithm, value: self.algorithm.encode(&empty) })
+    }
+
+    /// The value to compare with, once the body has ended.
+    fn expected(&self) -> Result<Vec<u8>, S3Error> {
+        match &self.source {
+            Source::Header(d) => Ok(d.clone()),
+            Source::Trailer(t) => {
+                let name = self.algorithm.header();
+                let v = t
+                    .read(|h| h.get(name).map(|v| v.to_str().map(str::to_owned)))
+                    .flatten()
+                    .ok_or_else(|| s3_error!(InvalidRequest, "the body ended without its announced {name} trailer"))?
+                    .map_err(|_| invalid_value(self.algorithm, "trailer"))?;
+                self.algorithm.decode(&v).ok_or_else(|| invalid_value(self.algorithm, "trailer"))
+            }
+        }
+    }
+}
+
+fn invalid_value(a: Algorithm, kind: &str) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InvalidRequest, format!("Value for {} {kind} is invalid.", a.header()))
+}
+
+fn bad_digest(a: Algorithm) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::BadDigest,
+        format!("The {} you specified did not match the calculated checksum.", a.name()),
+    )
+}
+
+enum Verdict {
+    /// The body has not ended (yet, or at all: it broke off).
+    Pending,
+    Passed(Option<Sum>),
+    Refused(S3Error),
+}
+
+/// The body with its checksum computed on the way through; see the module notes.
+pub struct Verifying<S> {
+    inner: S,
+    check: Option<(Wanted, Hasher)>,
+    verdict: Arc<Mutex<Verdict>>,
+    ended: bool,
+}
+
+/// The other end of [`Verifying`]: how the body's check came out.
+pub struct Outcome(Arc<Mutex<Verdict>>);
+
+pub fn verify<S>(inner: S, wanted: Option<Wanted>) -> (Verifying<S>, Outcome) {
+    let verdict = Arc::new(Mutex::new(Verdict::Pending));
+    let check = wanted.map(|w| {
+        let h = w.algorithm.hasher();
+        (w, h)
+    });
+    (Verifying { inner, check, verdict: verdict.clone(), ended: false }, Outcome(verdict))
+}
+
+impl<S> Verifying<S> {
+    fn conclude(&mut self) -> Verdict {
+        let Some((wanted, hasher)) = self.check.take() else {
+            return Verdict::Passed(None);
+        };
+        let computed = hasher.finish();
+        match wanted.expected() {
+            Err(e) => Verdict::Refused(e),
+            Ok(expected) if expected != computed => Verdict::Refused(bad_digest(wanted.algorithm)),
+            Ok(_) => {
+                Verdict::Passed(Some(Sum { algorithm: wanted.algorithm, value: wanted.algorithm.encode(&computed) }))
+            }
+        }
+    }
+}
+
+impl<S> Stream for Verifying<S>
+where
+    S: Stream<Item = io::Result<Bytes>> + Unpin,
+{
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                if let Some((_, h)) = &mut self.check {
+                    h.update(&b);
+                }
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                let verdict = self.conclude();
+                let refused = matches!(verdict, Verdict::Refused(_));
+                *lock(&self.verdict) = verdict;
+                if refused {
+                    Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::InvalidData, "the body failed its checksum"))))
+                } else {
+                    Poll::Ready(None)
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+fn lock(v: &Mutex<Verdict>) -> std::sync::MutexGuard<'_, Verdict> {
+    v.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Outcome {
+    /// The answer to a core call that read the verified body: a checksum refusal comes first,
+    /// since the core's own error is then only its echo (a body that broke off).
+    pub fn settle<T>(self, r: davit_storage::Result<T>, subject: Subject) -> S3Result<(T, Option<Sum>)> {
+        let verdict = std::mem::replace(&mut *lock(&self.0), Verdict::Pending);
+        match (r, verdict) {
+            (_, Verdict::Refused(e)) => Err(e),
+            (Err(e), _) => Err(map(e, subject)),
+            (Ok(t), Verdict::Passed(sum)) => Ok((t, sum)),
+            // The core reads every body to its end before it commits, so this is not reached.
+            (Ok(t), Verdict::Pending) => Ok((t, None)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(a: Algorithm, data: &[u8]) -> String {
+        let mut h = a.hasher();
+        h.update(data);
+        a.encode(&h.finish())
+    }
+
+    #[test]
+    fn known_values() {
+        // Computed independently (zlib, hashlib and bitwise CRCs checked on "123456789").
+        let d = b"hello world";
+        assert_eq!(sum(Algorithm::Crc32, d), "DUoRhQ==");
+        assert_eq!(sum(Algorithm::Crc32c, d), "yZRlqg==");
+        assert_eq!(sum(Algorithm::Crc64Nvme, d), "jSnVw/bqjr4=");
+        assert_eq!(sum(Algorithm::Sha1, d), "Kq5sNclPz7QV2+lfQIuc6R7oRu0=");
+        assert_eq!(sum(Algorithm::Sha256, d), "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=");
+    }
+
+    #[test]
+    fn split_updates_match_one() {
+        for a in Algorithm::ALL {
+            let mut h = a.hasher();
+            h.update(b"hello ");
+            h.update(b"world");
+            assert_eq!(a.encode(&h.finish()), sum(a, b"hello world"), "{a:?}");
+        }
+    }
+}
