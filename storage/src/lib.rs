@@ -48,7 +48,7 @@ pub use listing::{KeyListing, ListQuery};
 pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};
 pub use read::ByteStream;
 pub use sharing::ShareInfo;
-pub use tree::{Conditions, FileRead, WriteOptions};
+pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};
 pub use users::NewUser;
 
 use chunks::{ChunkBackend, Collector, LocalDir, Pins};

@@ -63,6 +63,19 @@ pub struct WriteOptions {
     pub create_parents: bool,
     /// The MD5 the client announced (Content-MD5): a body with another is refused.
     pub expected_md5: Option<[u8; 16]>,
+    /// Headers known only once the body has been read (a checksum sent as a trailer), asked
+    /// for when the write commits, so they are kept in the same transaction as the content.
+    pub late_headers: Option<LateHeaders>,
+}
+
+/// See [`WriteOptions::late_headers`].
+#[derive(Clone)]
+pub struct LateHeaders(pub std::sync::Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>);
+
+impl std::fmt::Debug for LateHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LateHeaders")
+    }
 }
 
 /// An open read: the item, the byte range `[start, end)` being sent, and its bytes.
@@ -302,6 +315,10 @@ impl Storage {
         let Ingested { refs, size, md5, inline, pins } = ingested;
         let etag = hex::encode(md5);
         let now = now_nanos();
+        let mut headers = opts.headers.clone();
+        if let Some(late) = &opts.late_headers {
+            headers.extend((late.0)());
+        }
         self.core
             .db
             .write(pins, move |ctx| {
@@ -329,7 +346,7 @@ impl Storage {
                     chunks: refs.clone(),
                     modified: opts.modified.unwrap_or(now),
                     content_type: opts.content_type.clone(),
-                    headers: opts.headers.clone(),
+                    headers: headers.clone(),
                     user_meta: opts.user_meta.clone(),
                 };
                 let item = w.place_file(owner, parent.id, &name, current, now, content)?;

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use davit_storage::{Item, Principal, Storage};
+use davit_storage::{Item, LateHeaders};
 use futures::Stream;
 use s3s::dto::{Checksum, ChecksumMode, ChecksumType};
 use s3s::{S3Error, S3ErrorCode, S3Result, TrailingHeaders, s3_error};
@@ -201,29 +201,6 @@ pub fn on_read(item: &Item, mode: &Option<ChecksumMode>, ranged: bool, part: boo
     if asked && !ranged && !part { of_item(item) } else { None }
 }
 
-/// Keeps a checksum that only a trailer gave: its value was known after the body, once the
-/// write was under way, so it is added by a second change, and only while the object is the
-/// one this request wrote (a write by another request between the check and the change goes
-/// unnoticed: the core has no conditional metadata change yet). A failure here loses the
-/// kept checksum, not the object.
-pub async fn keep_late(storage: &Storage, p: &Principal, path: &str, written: &Item, sum: &Sum) {
-    if of_item(written).is_some() {
-        return;
-    }
-    let r = async {
-        let cur = storage.stat(p, path).await?;
-        if (cur.id, cur.modified, &cur.etag) != (written.id, written.modified, &written.etag) {
-            return Ok(());
-        }
-        let mut headers = cur.headers;
-        headers.push(sum.header());
-        storage.set_metadata(p, path, cur.content_type, headers, cur.user_meta).await.map(|_| ())
-    };
-    if let Err(e) = r.await {
-        tracing::warn!(error = %e, path, "could not keep a trailer's checksum with the object");
-    }
-}
-
 enum Source {
     Header(Vec<u8>),
     Trailer(TrailingHeaders),
@@ -332,6 +309,20 @@ pub struct Verifying<S> {
 
 /// The other end of [`Verifying`]: how the body's check came out.
 pub struct Outcome(Arc<Mutex<Verdict>>);
+
+impl Outcome {
+    /// A checksum only a trailer gives is known once the body has ended: the core asks for
+    /// it when the write commits, so it is kept atomically with the content.
+    pub fn trailer_header(&self, from_trailer: bool) -> Option<LateHeaders> {
+        let verdict = self.0.clone();
+        from_trailer.then(|| {
+            LateHeaders(Arc::new(move || match &*lock(&verdict) {
+                Verdict::Passed(Some(sum)) => vec![sum.header()],
+                _ => Vec::new(),
+            }))
+        })
+    }
+}
 
 pub fn verify<S>(inner: S, wanted: Option<Wanted>) -> (Verifying<S>, Outcome) {
     let verdict = Arc::new(Mutex::new(Verdict::Pending));

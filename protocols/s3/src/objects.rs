@@ -124,6 +124,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         expires_string(&input.expires),
     );
     kept.extend(wanted.as_ref().and_then(Wanted::known).map(|s| s.header()));
+    let from_trailer = wanted.as_ref().is_some_and(|w| w.known().is_none());
     let (stream, outcome) = checksum::verify(body.map(|r| r.map_err(std::io::Error::other)).boxed(), wanted);
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
@@ -133,13 +134,11 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         conditions: conditions(input.if_match.as_ref(), input.if_none_match.as_ref()),
         create_parents: true,
         expected_md5,
+        late_headers: outcome.trailer_header(from_trailer),
         ..Default::default()
     };
     let written = s3.storage.write(&p, &path, stream, opts).await;
     let (item, sum) = outcome.settle(written, Subject::Key)?;
-    if let Some(sum) = &sum {
-        checksum::keep_late(&s3.storage, &p, &path, &item, sum).await;
-    }
     let mut out = PutObjectOutput { e_tag: Some(etag(&item)), ..Default::default() };
     out.checksum_type = set_fields!(out, sum);
     Ok(S3Response::new(out))
