@@ -432,3 +432,54 @@ async fn seed_flow_register_verify_login_upload_share_download_over_rest() {
     assert_eq!(put_rest(&c, &s, "carol", "/shared/dora/notes.md", "vandal").await, 403);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_uploader_hands_a_document_to_a_downloader_over_every_protocol() {
+    let s = support::start(Options { users: users(), ..Default::default() }).await;
+    let c = support::client();
+    let doc = support::pseudo_random(300_000, 11);
+    api(&c, &s, "POST", "/api/v1/mkdir", "ursula", Some(json!({ "path": "/out" }))).await;
+    let r = c.put(s.url("/api/v1/files/out/contract.pdf")).basic_auth("ursula", Some(PASSWORD)).body(doc.clone());
+    assert_eq!(r.send().await.unwrap().status(), 201);
+    let (st, _) =
+        api(&c, &s, "POST", "/api/v1/shares", "ursula", Some(json!({ "path": "/out", "user": "carol" }))).await;
+    assert_eq!(st, 201);
+    let (_, token) = make_link(&c, &s, "ursula", json!({ "path": "/out/contract.pdf", "expires_in": 600 })).await;
+    let carol_s3 = s3_key(&s, "carol").await;
+
+    // The downloader gets the same bytes over a link, REST, WebDAV and S3.
+    let link = c.get(s.url(&format!("/s/{token}"))).send().await.unwrap().bytes().await.unwrap();
+    let rest = c
+        .get(s.url("/api/v1/files/shared/ursula/out/contract.pdf"))
+        .basic_auth("carol", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let webdav =
+        dav(&c, &s, "carol", "GET", "/shared/ursula/out/contract.pdf").send().await.unwrap().bytes().await.unwrap();
+    let r = s3(&carol_s3, "GET", "/shared/ursula/out/contract.pdf", &[]).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let over_s3 = r.bytes().await.unwrap();
+    for (how, got) in [("link", &link), ("REST", &rest), ("WebDAV", &webdav), ("S3", &over_s3)] {
+        assert_eq!(got.as_ref(), doc.as_slice(), "over {how}");
+    }
+    // And is refused every upload.
+    assert_eq!(put_rest(&c, &s, "carol", "/shared/ursula/out/mine.pdf", "x").await, 403);
+    assert_eq!(status(dav(&c, &s, "carol", "PUT", "/shared/ursula/out/mine.pdf").body("x")).await, 403);
+    assert_eq!(status(s3(&carol_s3, "PUT", "/shared/ursula/out/mine.pdf", &[]).body("x")).await, 403);
+    assert_eq!(c.put(s.url(&format!("/s/{token}/mine.pdf"))).body("x").send().await.unwrap().status(), 405);
+
+    // Deleting the owner ends the grant and the link.
+    let ursula = s.storage.find_user("ursula").await.unwrap().id;
+    assert_eq!(api(&c, &s, "DELETE", &format!("/api/v1/admin/users/{ursula}"), "admin", None).await.0, 204);
+    assert_eq!(c.get(s.url(&format!("/s/{token}"))).send().await.unwrap().status(), 410);
+    assert_eq!(status(dav(&c, &s, "carol", "GET", "/shared/ursula/out/contract.pdf")).await, 404);
+    let r = s3(&carol_s3, "GET", "/shared", &[("list-type", "2")]).send().await.unwrap();
+    assert!(!r.text().await.unwrap().contains("<Key>"));
+    let report = s.storage.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
+}
