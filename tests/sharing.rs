@@ -123,6 +123,9 @@ async fn a_grant_reaches_every_protocol_follows_its_permission_and_ends_at_once(
     assert_eq!(status(dav(&c, &s, "bob", "PUT", "/shared/alice/docs/x.txt").body("x")).await, 403);
     assert_eq!(status(dav(&c, &s, "bob", "MKCOL", "/shared/alice/docs/new")).await, 403);
     assert_eq!(status(dav(&c, &s, "bob", "DELETE", "/shared/alice/docs/report.txt")).await, 403);
+    // A lock would freeze the owner's file: only who may write may take one.
+    let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    assert_eq!(status(dav(&c, &s, "bob", "LOCK", "/shared/alice/docs/report.txt").body(lock)).await, 403);
     let r = s3(&bob_s3, "PUT", "/shared/alice/docs/x.txt", &[]).body("x").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);
     assert!(r.text().await.unwrap().contains("<Code>AccessDenied</Code>"));

@@ -388,6 +388,13 @@ impl Storage {
         .await?
     }
 
+    /// Whether the caller may change what is at `path` (locks aside): for front ends that
+    /// must decide before they act, as WebDAV does before taking a lock.
+    pub async fn check_change(&self, p: &Principal, path: &str) -> Result<()> {
+        let place = self.place_for_change(p, path).await?;
+        place.check_write(p)
+    }
+
     /// Whether the item at `path` may be deleted as a whole, without deleting anything:
     /// for front ends that delete a folder's contents before the folder.
     pub async fn check_delete(&self, p: &Principal, path: &str) -> Result<()> {

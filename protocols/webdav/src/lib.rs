@@ -157,10 +157,22 @@ impl WebDav {
         // dav-server deletes a folder's contents one by one before the folder itself: a
         // folder that may not be deleted (a shared item, the drive root) must be refused
         // before any of its contents go.
-        if req.method() == Method::DELETE {
+        // A lock blocks everyone else's writes, so only who may write may take one: a
+        // read-only grant or link must not be able to freeze the owner's files.
+        let check = match req.method().as_str() {
+            "DELETE" => Some(true),
+            "LOCK" => Some(false),
+            _ => None,
+        };
+        if let Some(whole) = check {
             let raw = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy().into_owned();
             let path = raw.strip_prefix(prefix).unwrap_or(&raw).to_owned();
-            if let Err(e) = self.storage.check_delete(&principal, &path).await {
+            let r = if whole {
+                self.storage.check_delete(&principal, &path).await
+            } else {
+                self.storage.check_change(&principal, &path).await
+            };
+            if let Err(e) = r {
                 let mut r = refusal(&e);
                 r.extensions_mut().insert(principal);
                 return r;
