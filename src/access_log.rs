@@ -42,8 +42,8 @@ pub struct LoggedBody {
 }
 
 impl LoggedBody {
-    pub fn new(inner: Body, record: Record) -> Self {
-        let announced = inner.size_hint().exact();
+    /// `announced`: what a complete answer sends (nothing for HEAD, else its length).
+    pub fn new(inner: Body, record: Record, announced: Option<u64>) -> Self {
         LoggedBody { inner, record: Some(record), bytes: 0, complete: false, announced }
     }
 }

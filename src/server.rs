@@ -138,8 +138,18 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
         resp.headers_mut().insert("x-request-id", v);
     }
     let user = resp.extensions().get::<davit_storage::Principal>().map(|p| p.username.clone());
+    // What a complete answer sends: nothing for HEAD, else the announced Content-Length (a
+    // streamed file's body cannot tell its length, and hyper stops polling once it is sent).
+    let announced = if method == Method::HEAD {
+        Some(0)
+    } else {
+        use http_body::Body as _;
+        resp.body().size_hint().exact().or_else(|| {
+            resp.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+        })
+    };
     let record = access_log::Record { request_id, method, path, peer, user, status: resp.status(), started };
-    resp.map(|b| LoggedBody::new(b, record).boxed_unsync())
+    resp.map(|b| LoggedBody::new(b, record, announced).boxed_unsync())
 }
 
 pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {

@@ -212,7 +212,7 @@ async fn get(
 }
 
 fn listing(headers: &HeaderMap, token: &str, inner: &str, name: &str, items: &[davit_storage::Item]) -> Response {
-    if wants_json(headers) || !wants_html(headers) {
+    if wants_json(headers) && !wants_html(headers) {
         let items: Vec<ItemJson> = items.iter().map(ItemJson::from).collect();
         return axum::Json(serde_json::json!({ "name": name, "kind": "folder", "path": inner, "items": items }))
             .into_response();
@@ -236,7 +236,7 @@ fn listing(headers: &HeaderMap, token: &str, inner: &str, name: &str, items: &[d
 }
 
 fn drop_box(headers: &HeaderMap, name: &str) -> Response {
-    if wants_json(headers) || !wants_html(headers) {
+    if wants_json(headers) && !wants_html(headers) {
         return axum::Json(serde_json::json!({ "name": name, "kind": "folder", "permission": "upload" }))
             .into_response();
     }
