@@ -261,6 +261,16 @@ impl Storage {
         self.core
             .locks
             .check(&chain, None, true, deep, &p.lock_tokens)
-            .map_err(|l| Error::Locked(format!("{} is locked{}", l.path, if l.shared { " (shared lock)" } else { "" })))
+            // Named as the caller sees it: the lock may have been taken through another's view.
+            .map_err(|l| {
+                let what = if l.chain == chain.ids {
+                    place.path.to_string()
+                } else if chain.ids.starts_with(&l.chain) {
+                    format!("a folder above {}", place.path)
+                } else {
+                    format!("an item inside {}", place.path)
+                };
+                Error::Locked(format!("{what} is locked{}", if l.shared { " (shared lock)" } else { "" }))
+            })
     }
 }
