@@ -120,7 +120,7 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
                 && req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
             let req = req.map(s3s::Body::from);
-            match app.s3.handle(req).await {
+            match app.s3.handle(req, &request_id).await {
                 Ok(mut r) => {
                     if empty_expect {
                         r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));

@@ -274,3 +274,15 @@ async fn a_copy_keeps_the_checksum_of_the_content() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn answers_carry_the_request_id_in_the_header_and_the_error() {
+    let s = support::start(Options::default()).await;
+    let r = support::client().get(s.url("/bucket/key")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let id = r.headers()["x-amz-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(r.headers()["x-request-id"].to_str().unwrap(), id, "one id for the log and the client");
+    let body = r.text().await.unwrap();
+    assert!(body.contains(&format!("<RequestId>{id}</RequestId></Error>")), "{body}");
+    s.stop().await;
+}

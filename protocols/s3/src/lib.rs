@@ -67,7 +67,33 @@ fn slow_down(secs: u64) -> http::Response<s3s::Body> {
 impl S3Front {
     /// Serves one S3 request. A key (and client address) that keeps failing its signature
     /// waits, as failed logins and Basic attempts do, so S3 is no unthrottled way to guess.
-    pub async fn handle(&self, req: http::Request<s3s::Body>) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+    /// `request_id` is the server's id of the request: S3 clients read it from
+    /// `x-amz-request-id` and from an error's `RequestId`, to quote it in bug reports.
+    pub async fn handle(
+        &self,
+        req: http::Request<s3s::Body>,
+        request_id: &str,
+    ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+        let mut resp = self.answer(req).await?;
+        if let Ok(v) = http::HeaderValue::from_str(request_id) {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        if resp.status().as_u16() >= 400
+            && let Some(body) = resp.body().bytes()
+            && let Some(end) = body.windows(8).rposition(|w| w == b"</Error>")
+            && !body.windows(11).any(|w| w == b"<RequestId>")
+        {
+            let mut with_id = Vec::with_capacity(body.len() + 64);
+            with_id.extend_from_slice(&body[..end]);
+            with_id.extend_from_slice(format!("<RequestId>{request_id}</RequestId>").as_bytes());
+            with_id.extend_from_slice(&body[end..]);
+            resp.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(with_id.len()));
+            *resp.body_mut() = s3s::Body::from(bytes::Bytes::from(with_id));
+        }
+        Ok(resp)
+    }
+
+    async fn answer(&self, req: http::Request<s3s::Body>) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
         let addr = req.extensions().get::<davit_storage::ClientAddr>().copied();
         let key = claimed_key(&req);
         if let Some(k) = &key
