@@ -91,7 +91,7 @@ impl Drop for LoggedBody {
             status = r.status.as_u16(),
             bytes = self.bytes,
             ms = format_args!("{:.3}", r.started.elapsed().as_secs_f64() * 1000.0),
-            user = r.user.as_deref().unwrap_or("-"),
+            user = %r.user.as_deref().unwrap_or("-"),
             peer = %r.peer,
             complete,
         );

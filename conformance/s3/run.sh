@@ -259,6 +259,8 @@ part_aws() {
     check "$tag ListBuckets shows it" aws_lists_bucket "$b"
     check "$tag put a small file" quiet awsc s3 cp --no-progress "$DATA/small.txt" "s3://$b/small.txt"
     check "$tag get it back, same bytes" aws_get_cmp "$b/small.txt" "$DATA/small.txt"
+    check "$tag the access log names the key's user" bash -c \
+      "sed 's/\x1b\[[0-9;]*m//g' '$DAVIT_WORK/server.log' | grep -q 'method=PUT path=/$b/small.txt status=200 .*user=$TEST_USER '"
     check "$tag put a $BIG_MIB MiB file (multipart)" quiet awsc s3 cp --no-progress "$DATA/big.bin" "s3://$b/big.bin"
     check "$tag get it back (ranged parts), same bytes" aws_get_cmp "$b/big.bin" "$DATA/big.bin"
     check "$tag list the bucket" aws_ls_count "s3://$b/" 2

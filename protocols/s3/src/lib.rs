@@ -38,6 +38,10 @@ pub fn service(storage: Storage, base_domain: Option<&str>) -> Result<Arc<S3Fron
     Ok(Arc::new(S3Front { service: b.build(), storage }))
 }
 
+/// Where the principal of a request is left for the access log.
+#[derive(Clone, Default)]
+struct UserSlot(Arc<std::sync::Mutex<Option<Principal>>>);
+
 /// The access key id a request claims (header or presigned query), for throttling.
 fn claimed_key(req: &http::Request<s3s::Body>) -> Option<String> {
     let from_header = req
@@ -74,7 +78,14 @@ impl S3Front {
         req: http::Request<s3s::Body>,
         request_id: &str,
     ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
+        let slot = UserSlot::default();
+        let mut req = req;
+        req.extensions_mut().insert(slot.clone());
         let mut resp = self.answer(req).await?;
+        // The access log names the user the request acted as.
+        if let Some(p) = slot.0.lock().expect("user slot").take() {
+            resp.extensions_mut().insert(p);
+        }
         if let Ok(v) = http::HeaderValue::from_str(request_id) {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
@@ -147,7 +158,11 @@ impl DavitS3 {
         if user.status != Status::Active {
             return Err(s3_error!(AccessDenied, "the account is not active"));
         }
-        Ok(Principal::of(&user))
+        let p = Principal::of(&user);
+        if let Some(slot) = req.extensions.get::<UserSlot>() {
+            *slot.0.lock().expect("user slot") = Some(p.clone());
+        }
+        Ok(p)
     }
 
     /// Refuses a bucket that does not exist (or is not a folder).
