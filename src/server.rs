@@ -137,6 +137,12 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    // An answer to HEAD has no body, but front ends give refusals theirs (s3s its XML,
+    // dav-server its text) even then. HTTP/1 drops it; HTTP/2 would send it, and clients
+    // (hyper, curl) reset the stream.
+    if method == Method::HEAD {
+        *resp.body_mut() = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
+    }
     let user = resp.extensions().get::<davit_storage::Principal>().map(|p| p.username.clone());
     // What a complete answer sends: nothing for HEAD, else the announced Content-Length (a
     // streamed file's body cannot tell its length, and hyper stops polling once it is sent).

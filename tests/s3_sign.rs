@@ -1,5 +1,6 @@
-//! A minimal SigV4 signer for S3 requests the tests build by hand (headers only, region
-//! us-east-1, paths and query values that need no encoding beyond what the caller wrote).
+//! A minimal SigV4 signer for S3 requests the tests build by hand (in headers, or as a
+//! presigned URL; region us-east-1, paths and query values that need no encoding beyond what
+//! the caller wrote).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -7,7 +8,11 @@ use ring::hmac;
 
 /// `YYYYMMDDTHHMMSSZ` and `YYYYMMDD` for now, without a date crate.
 pub fn amz_date() -> (String, String) {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    amz_date_at(SystemTime::now())
+}
+
+pub fn amz_date_at(t: SystemTime) -> (String, String) {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -49,7 +54,20 @@ impl Signer {
         headers: &[(&str, &str)],
         payload: &str,
     ) -> reqwest::RequestBuilder {
-        let (date, day) = amz_date();
+        self.request_at(SystemTime::now(), method, path, query, headers, payload)
+    }
+
+    /// [`Signer::request`] as if signed at `at` (for clock skew).
+    pub fn request_at(
+        &self,
+        at: SystemTime,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        payload: &str,
+    ) -> reqwest::RequestBuilder {
+        let (date, day) = amz_date_at(at);
         let host = self.base.split("://").nth(1).unwrap().to_owned();
         let mut signed: Vec<(String, String)> =
             headers.iter().map(|(k, v)| (k.to_lowercase(), v.trim().to_owned())).collect();
@@ -67,11 +85,7 @@ impl Signer {
         let canonical = format!("{method}\n{path}\n{canonical_query}\n{canonical_headers}\n{names}\n{payload}");
         let scope = format!("{day}/us-east-1/s3/aws4_request");
         let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
-        let mut k = hmac(format!("AWS4{}", self.secret).as_bytes(), &day);
-        for part in ["us-east-1", "s3", "aws4_request"] {
-            k = hmac(&k, part);
-        }
-        let signature = hex::encode(hmac(&k, &to_sign));
+        let signature = self.signature(&day, &to_sign);
         let auth =
             format!("AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={names}, Signature={signature}", self.key);
         let url = if canonical_query.is_empty() {
@@ -89,5 +103,29 @@ impl Signer {
             b = b.header(*k, *v);
         }
         b
+    }
+
+    fn signature(&self, day: &str, to_sign: &str) -> String {
+        let mut k = hmac(format!("AWS4{}", self.secret).as_bytes(), day);
+        for part in ["us-east-1", "s3", "aws4_request"] {
+            k = hmac(&k, part);
+        }
+        hex::encode(hmac(&k, to_sign))
+    }
+
+    /// A presigned URL (query-string authentication, only `host` signed) valid for
+    /// `expires` seconds, whatever the number: for the limits a client library enforces.
+    pub fn presign(&self, method: reqwest::Method, path: &str, expires: u64) -> String {
+        let (date, day) = amz_date();
+        let host = self.base.split("://").nth(1).unwrap();
+        let scope = format!("{day}/us-east-1/s3/aws4_request");
+        let credential = format!("{}%2F{}", self.key, scope.replace('/', "%2F"));
+        let query = format!(
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={credential}&X-Amz-Date={date}\
+             &X-Amz-Expires={expires}&X-Amz-SignedHeaders=host"
+        );
+        let canonical = format!("{method}\n{path}\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD");
+        let to_sign = format!("AWS4-HMAC-SHA256\n{date}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
+        format!("{}{path}?{query}&X-Amz-Signature={}", self.base, self.signature(&day, &to_sign))
     }
 }

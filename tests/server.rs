@@ -58,6 +58,13 @@ async fn tls_serves_http1_and_http2() {
     let got = c.get(s.url("/api/v1/files/tls.bin")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(got.version(), reqwest::Version::HTTP_2);
     assert_eq!(got.bytes().await.unwrap(), data);
+    // A refused HEAD carries no body over HTTP/2, whichever front refuses it (a body there
+    // makes clients reset the stream).
+    for path in ["/dav/nothing.txt", "/api/v1/files/nothing.txt"] {
+        let r = c.head(s.url(path)).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
+        assert_eq!((r.status().as_u16(), r.version()), (404, reqwest::Version::HTTP_2), "{path}");
+        assert!(r.bytes().await.unwrap().is_empty(), "{path}");
+    }
     // Plain HTTP to the TLS port is refused, not served.
     let plain = support::client().get(format!("http://{}/api/v1/health", s.addr)).send().await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());

@@ -30,6 +30,8 @@ pub struct Options {
     /// SMTP URL; None: mail goes to the outbox folder.
     pub smtp_url: Option<String>,
     pub policy: davit_storage::policy::Policy,
+    /// Virtual-host S3 addressing under this domain (`<bucket>.<domain>`).
+    pub base_domain: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -40,6 +42,7 @@ impl Default for Options {
             default_quota: 0,
             smtp_url: None,
             policy: Default::default(),
+            base_domain: None,
         }
     }
 }
@@ -101,6 +104,7 @@ pub async fn start(opts: Options) -> TestServer {
     }
     let mut config = test_config(dir.path());
     config.smtp_url = opts.smtp_url.clone();
+    config.base_domain = opts.base_domain.map(str::to_owned);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tls = opts.tls.then(|| {

@@ -5,6 +5,7 @@ mod api;
 mod files;
 mod process;
 mod s3;
+mod s3_sdk;
 mod s3_sign;
 mod server;
 mod sharing;

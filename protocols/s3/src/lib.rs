@@ -33,7 +33,9 @@ pub fn service(storage: Storage, base_domain: Option<&str>) -> Result<Arc<S3Fron
     let mut b = S3ServiceBuilder::new(DavitS3 { storage: storage.clone() });
     b.set_auth(KeyAuth { storage: storage.clone() });
     if let Some(d) = base_domain {
-        b.set_host(s3s::host::SingleDomain::new(d).map_err(|e| format!("base domain {d}: {e}"))?);
+        // Validated as s3s would; parsed by BaseDomain.
+        s3s::host::SingleDomain::new(d).map_err(|e| format!("base domain {d}: {e}"))?;
+        b.set_host(BaseDomain(d.to_ascii_lowercase()));
     }
     Ok(Arc::new(S3Front { service: b.build(), storage }))
 }
@@ -41,6 +43,52 @@ pub fn service(storage: Storage, base_domain: Option<&str>) -> Result<Arc<S3Fron
 /// Where the principal of a request is left for the access log.
 #[derive(Clone, Default)]
 struct UserSlot(Arc<std::sync::Mutex<Option<Principal>>>);
+
+/// Virtual-host addressing under one base domain: `<bucket>.<domain>[:port]` names the
+/// bucket, any other host (the domain itself, an IP address, another name) is path style, as
+/// the router in front decides. s3s's `SingleDomain` keeps the port in the bucket name and
+/// takes any other host name for a bucket (CNAME style).
+struct BaseDomain(String);
+
+impl s3s::host::S3Host for BaseDomain {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let domain = self.0.as_str();
+        let bucket = name
+            .len()
+            .checked_sub(domain.len() + 1)
+            .filter(|&n| n > 0 && name.as_bytes()[n] == b'.' && name[n + 1..].eq_ignore_ascii_case(domain))
+            .map(|n| name[..n].to_ascii_lowercase());
+        let vh = s3s::host::VirtualHost::new(domain);
+        Ok(match bucket {
+            Some(b) => vh.with_bucket(b),
+            None => vh,
+        })
+    }
+}
+
+/// S3's longest presigned URL life: seven days.
+const MAX_PRESIGNED_SECS: u64 = 7 * 24 * 3600;
+
+/// Refuses a presigned URL that claims to live longer than S3 allows (s3s checks only that
+/// it has not expired yet).
+fn check_presigned_expiry(req: &http::Request<s3s::Body>) -> Result<(), s3s::S3Error> {
+    let expires = req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("X-Amz-Expires=")));
+    match expires.map(str::parse::<u64>) {
+        Some(Ok(secs)) if secs > MAX_PRESIGNED_SECS => {
+            let mut e = s3s::S3Error::with_message(
+                s3s::S3ErrorCode::Custom("AuthorizationQueryParametersError".into()),
+                "X-Amz-Expires must be less than a week (in seconds) that is; 604800",
+            );
+            e.set_status_code(http::StatusCode::BAD_REQUEST);
+            Err(e)
+        }
+        _ => Ok(()),
+    }
+}
 
 /// The access key id a request claims (header or presigned query), for throttling.
 fn claimed_key(req: &http::Request<s3s::Body>) -> Option<String> {
@@ -111,6 +159,9 @@ impl S3Front {
             && let Err(davit_storage::Error::Throttled(secs)) = self.storage.throttle().check(&format!("s3:{k}"), addr)
         {
             return Ok(slow_down(secs));
+        }
+        if let Err(e) = check_presigned_expiry(&req) {
+            return Ok(e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty())));
         }
         let resp = self.service.call(req).await?;
         if let Some(k) = &key
@@ -320,5 +371,25 @@ impl S3 for DavitS3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         multipart::list_uploads(self, req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use s3s::host::S3Host;
+
+    use super::BaseDomain;
+
+    #[test]
+    fn virtual_hosts_under_the_base_domain_with_or_without_a_port() {
+        let d = BaseDomain("s3.example".into());
+        let bucket = |host: &str| d.parse_host_header(host).unwrap().bucket().map(str::to_owned);
+        assert_eq!(bucket("photos.s3.example").as_deref(), Some("photos"));
+        assert_eq!(bucket("Photos.S3.Example:9000").as_deref(), Some("photos"));
+        assert_eq!(bucket("my.dotted.bucket.s3.example:443").as_deref(), Some("my.dotted.bucket"));
+        for path_style in ["s3.example", "s3.example:9000", "127.0.0.1:9000", "[::1]:9000", "other.host", ".s3.example"]
+        {
+            assert_eq!(bucket(path_style), None, "{path_style}");
+        }
     }
 }

@@ -27,6 +27,11 @@ fn header(item: &Item, name: &str) -> Option<String> {
     item.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }
 
+/// The kept `Expires` (an HTTP date, as it came) for GET and HEAD to answer.
+fn expires(item: &Item) -> Option<Expires> {
+    header(item, "expires").and_then(|v| Timestamp::parse(TimestampFormat::HttpDate, &v).ok())
+}
+
 fn etag(item: &Item) -> ETag {
     ETag::Strong(item.etag.clone())
 }
@@ -232,6 +237,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         content_disposition: input.response_content_disposition.or_else(|| header(&item, "content-disposition")),
         content_encoding: input.response_content_encoding.or_else(|| header(&item, "content-encoding")),
         content_language: input.response_content_language.or_else(|| header(&item, "content-language")),
+        expires: input.response_expires.or_else(|| expires(&item)),
         metadata: metadata(&item),
         parts_count: input.part_number.map(|_| 1),
         ..Default::default()
@@ -275,6 +281,7 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         content_disposition: header(&item, "content-disposition"),
         content_encoding: header(&item, "content-encoding"),
         content_language: header(&item, "content-language"),
+        expires: expires(&item),
         metadata: metadata(&item),
         ..Default::default()
     };

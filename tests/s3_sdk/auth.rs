@@ -1,0 +1,50 @@
+//! Who may ask: unknown and revoked keys, wrong secrets, anonymous requests, skewed clocks.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::Method;
+
+use super::*;
+use crate::s3_sign::Signer;
+
+#[tokio::test]
+async fn unknown_revoked_and_wrongly_signed_keys_are_refused() {
+    let Sdk { s, c, key, secret } = start().await;
+    c.list_buckets().send().await.unwrap();
+
+    let stranger = client(&s.base, "AKNOSUCHKEY000000000", "no-secret", false);
+    assert_eq!(refusal(stranger.list_buckets().send().await), (403, "InvalidAccessKeyId".into()));
+
+    let wrong = client(&s.base, &key, &format!("{secret}x"), false);
+    let r = wrong.get_object().bucket("bkt").key("k").send().await;
+    assert_eq!(refusal(r), (403, "SignatureDoesNotMatch".into()));
+
+    let (bob_key, bob_secret) = key_of(&s, "bob").await;
+    let bob = client(&s.base, &bob_key, &bob_secret, false);
+    bob.list_buckets().send().await.unwrap();
+    let bob_id = s.storage.find_user("bob").await.unwrap().id;
+    s.storage.revoke_access_key(bob_id, &bob_key).await.unwrap();
+    assert_eq!(refusal(bob.list_buckets().send().await), (403, "InvalidAccessKeyId".into()), "revoked at once");
+    // alice's key is another key.
+    c.list_buckets().send().await.unwrap();
+
+    let r = support::tls_client().get(s.url("/bkt/k")).send().await.unwrap();
+    assert_eq!(xml_code(r).await, (403, "AccessDenied".into()), "anonymous");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_signed_twenty_minutes_off_is_too_skewed() {
+    let Sdk { s, key, secret, .. } = start().await;
+    let signer = Signer { base: s.base.clone(), key, secret, client: support::tls_client() };
+    let send = |at: SystemTime| signer.request_at(at, Method::GET, "/bkt", &[], &[], "UNSIGNED-PAYLOAD").send();
+    let now = SystemTime::now();
+    let twenty = Duration::from_secs(20 * 60);
+    assert_eq!(xml_code(send(now - twenty).await.unwrap()).await, (403, "RequestTimeTooSkewed".into()));
+    assert_eq!(xml_code(send(now + twenty).await.unwrap()).await, (403, "RequestTimeTooSkewed".into()));
+    // S3 allows 15 minutes either way.
+    let five = Duration::from_secs(5 * 60);
+    assert_eq!(send(now - five).await.unwrap().status(), 200);
+    assert_eq!(send(now + five).await.unwrap().status(), 200);
+    s.stop().await;
+}
