@@ -20,7 +20,7 @@ use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 
 /// The layout of the whole data folder. Bump on any incompatible change of a table or value.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The first byte of every encoded value.
 const VALUE_VERSION: u8 = 1;
 

@@ -36,6 +36,9 @@ pub struct Item {
     /// WebDAV dead properties: `{namespace}name` -> XML value.
     pub props: Vec<(String, Vec<u8>)>,
     pub chunks: Vec<ChunkRef>,
+    /// The sizes of the parts of an S3 multipart object, in order (empty otherwise), so a
+    /// GET by part number reads that part.
+    pub parts: Vec<u64>,
 }
 
 impl Item {
@@ -56,6 +59,7 @@ impl Item {
             user_meta: Vec::new(),
             props: Vec::new(),
             chunks: Vec::new(),
+            parts: Vec::new(),
         }
     }
 

@@ -323,6 +323,7 @@ impl Storage {
                     content_type: up.content_type.clone(),
                     headers: up.headers.clone(),
                     user_meta: up.user_meta.clone(),
+                    parts: chosen.iter().map(|p| p.size).collect(),
                 };
                 let item = w.place_file(place.owner, parent.id, &name, current, now, content)?;
                 Ok(item)

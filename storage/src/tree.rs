@@ -348,6 +348,7 @@ impl Storage {
                     content_type: opts.content_type.clone(),
                     headers: headers.clone(),
                     user_meta: opts.user_meta.clone(),
+                    parts: Vec::new(),
                 };
                 let item = w.place_file(owner, parent.id, &name, current, now, content)?;
                 Ok(item)

@@ -22,6 +22,8 @@ pub(crate) struct FileContent {
     pub content_type: Option<String>,
     pub headers: Vec<(String, String)>,
     pub user_meta: Vec<(String, String)>,
+    /// Part sizes of a multipart completion; empty for a single write.
+    pub parts: Vec<u64>,
 }
 
 pub(crate) struct W<'t> {
@@ -113,6 +115,7 @@ impl<'t> W<'t> {
             content_type: c.content_type,
             headers: c.headers,
             user_meta: c.user_meta,
+            parts: c.parts,
             ..base
         };
         self.add_usage(owner, item.size as i128 - old_size as i128, i64::from(is_new))?;

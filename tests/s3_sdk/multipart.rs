@@ -235,8 +235,6 @@ async fn completion_refuses_wrong_missing_misordered_and_small_parts() {
 
 /// S3 answers `partNumber=N` of a multipart object with that part (and `x-amz-mp-parts-count`).
 #[tokio::test]
-#[ignore = "the core keeps no part boundaries after completion (storage/), so davit answers \
-            partNumber=2 with 416 InvalidPartNumber and partNumber=1 with the whole object"]
 async fn get_object_by_part_number_returns_that_part_of_a_multipart_object() {
     let Sdk { s, c, .. } = start().await;
     let up = c.create_multipart_upload().bucket("bkt").key("mp.bin").send().await.unwrap();

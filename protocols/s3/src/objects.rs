@@ -198,11 +198,6 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     let input = req.input;
     s3.bucket(&p, &input.bucket).await?;
     let path = key_path(&input.bucket, &input.key)?;
-    if input.part_number.is_some_and(|n| n != 1) {
-        let mut e = S3Error::with_message(S3ErrorCode::Custom("InvalidPartNumber".into()), "this object has one part");
-        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
-        return Err(e);
-    }
     let item = s3.storage.stat(&p, &path).await.map_err(|e| map(e, Subject::Key))?;
     if item.is_folder() {
         return Err(s3_error!(NoSuchKey, "no such key"));
@@ -214,12 +209,14 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
-    let range = match &input.range {
-        None => None,
-        Some(r) => {
+    let range = match (&input.range, input.part_number) {
+        (Some(_), Some(_)) => return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber")),
+        (Some(r), None) => {
             let ok = r.check(item.size).map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable"))?;
             Some((ok.start, Some(ok.end.saturating_sub(1))))
         }
+        (None, Some(n)) => part_range(&item, n)?,
+        (None, None) => None,
     };
     let read = s3.storage.read(&p, &path, range).await.map_err(|e| map(e, Subject::Key))?;
     let item = read.item;
@@ -239,7 +236,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         content_language: input.response_content_language.or_else(|| header(&item, "content-language")),
         expires: input.response_expires.or_else(|| expires(&item)),
         metadata: metadata(&item),
-        parts_count: input.part_number.map(|_| 1),
+        parts_count: input.part_number.map(|_| parts_count(&item)),
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
@@ -262,12 +259,18 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
-    let (len, range) = match &input.range {
-        None => (item.size, None),
-        Some(r) => {
+    let span = match (&input.range, input.part_number) {
+        (Some(_), Some(_)) => return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber")),
+        (Some(r), None) => {
             let ok = r.check(item.size).map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable"))?;
-            (ok.end - ok.start, Some(format!("bytes {}-{}/{}", ok.start, ok.end.saturating_sub(1), item.size)))
+            Some((ok.start, ok.end))
         }
+        (None, Some(n)) => part_range(&item, n)?.map(|(a, b)| (a, b.map_or(item.size, |b| b + 1))),
+        (None, None) => None,
+    };
+    let (len, range) = match span {
+        None => (item.size, None),
+        Some((start, end)) => (end - start, Some(format!("bytes {start}-{}/{}", end.saturating_sub(1), item.size))),
     };
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
     let mut out = HeadObjectOutput {
@@ -283,10 +286,42 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         content_language: header(&item, "content-language"),
         expires: expires(&item),
         metadata: metadata(&item),
+        parts_count: input.part_number.map(|_| parts_count(&item)),
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
     Ok(S3Response::new(out))
+}
+
+/// A multipart object's part count; any other object is one part.
+fn parts_count(item: &Item) -> i32 {
+    item.parts.len().max(1) as i32
+}
+
+/// The bytes of part `n` (inclusive, as a range read takes them); None for the whole of a
+/// single-part object's only part.
+fn part_range(item: &Item, n: i32) -> S3Result<Option<(u64, Option<u64>)>> {
+    let invalid = || {
+        let mut e = S3Error::with_message(
+            S3ErrorCode::Custom("InvalidPartNumber".into()),
+            format!("the object has {} part(s)", parts_count(item)),
+        );
+        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+        e
+    };
+    if n < 1 || n > parts_count(item) {
+        return Err(invalid());
+    }
+    if item.parts.is_empty() {
+        return Ok(None);
+    }
+    let i = (n - 1) as usize;
+    let start: u64 = item.parts[..i].iter().sum();
+    let len = item.parts[i];
+    if len == 0 {
+        return Ok(Some((start, None)));
+    }
+    Ok(Some((start, Some(start + len - 1))))
 }
 
 async fn delete_key(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, key: &str) -> S3Result<()> {
