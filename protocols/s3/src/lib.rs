@@ -30,8 +30,9 @@ pub struct S3Front {
 
 /// Builds the S3 front end; `base_domain` enables virtual-host-style addressing.
 pub fn service(storage: Storage, base_domain: Option<&str>) -> Result<Arc<S3Front>, String> {
-    let mut b = S3ServiceBuilder::new(DavitS3 { storage: storage.clone() });
-    b.set_auth(KeyAuth { storage: storage.clone() });
+    let verified = Arc::new(Verified::default());
+    let mut b = S3ServiceBuilder::new(DavitS3 { storage: storage.clone(), verified: verified.clone() });
+    b.set_auth(KeyAuth { storage: storage.clone(), verified });
     if let Some(d) = base_domain {
         // Validated as s3s would; parsed by BaseDomain.
         s3s::host::SingleDomain::new(d).map_err(|e| format!("base domain {d}: {e}"))?;
@@ -180,20 +181,49 @@ impl S3Front {
 /// Access keys from the core: SigV4 needs the secret itself.
 struct KeyAuth {
     storage: Storage,
+    verified: Arc<Verified>,
 }
 
 #[async_trait::async_trait]
 impl S3Auth for KeyAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.storage.access_key_secret(access_key).await {
-            Ok((_, secret)) => Ok(SecretKey::from(secret)),
+            Ok((user, secret)) => {
+                self.verified.keep(access_key, user);
+                Ok(SecretKey::from(secret))
+            }
             Err(_) => Err(s3_error!(InvalidAccessKeyId, "the access key does not exist")),
         }
     }
 }
 
+/// Owners of access keys just read to verify a signature, handed on to the operation of the
+/// same request so that it need not read them again (a thread hop each, on every request).
+/// An entry is used only while it is younger than a request takes to be authenticated and
+/// dispatched: a revocation or a disable is seen by the next signature check, which reads.
+#[derive(Default)]
+struct Verified(std::sync::Mutex<std::collections::HashMap<String, (davit_storage::User, std::time::Instant)>>);
+
+const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Verified {
+    fn keep(&self, key: &str, user: davit_storage::User) {
+        let mut m = self.0.lock().expect("verified keys");
+        if m.len() > 1024 {
+            m.retain(|_, (_, at)| at.elapsed() < VERIFIED_FOR);
+        }
+        m.insert(key.to_owned(), (user, std::time::Instant::now()));
+    }
+
+    fn recent(&self, key: &str) -> Option<davit_storage::User> {
+        let m = self.0.lock().expect("verified keys");
+        m.get(key).filter(|(_, at)| at.elapsed() < VERIFIED_FOR).map(|(u, _)| u.clone())
+    }
+}
+
 pub(crate) struct DavitS3 {
     pub storage: Storage,
+    verified: Arc<Verified>,
 }
 
 impl DavitS3 {
@@ -201,11 +231,14 @@ impl DavitS3 {
     pub(crate) async fn principal<T>(&self, req: &S3Request<T>) -> S3Result<Principal> {
         let cred =
             req.credentials.as_ref().ok_or_else(|| s3_error!(AccessDenied, "anonymous access is not allowed"))?;
-        let user = self
-            .storage
-            .access_key_owner(&cred.access_key)
-            .await
-            .map_err(|_| s3_error!(InvalidAccessKeyId, "the access key does not exist"))?;
+        let user = match self.verified.recent(&cred.access_key) {
+            Some(u) => u,
+            None => self
+                .storage
+                .access_key_owner(&cred.access_key)
+                .await
+                .map_err(|_| s3_error!(InvalidAccessKeyId, "the access key does not exist"))?,
+        };
         if user.status != Status::Active {
             return Err(s3_error!(AccessDenied, "the account is not active"));
         }

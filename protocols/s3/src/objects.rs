@@ -196,9 +196,8 @@ fn check_conditions(
 pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    s3.bucket(&p, &input.bucket).await?;
     let path = key_path(&input.bucket, &input.key)?;
-    let item = s3.storage.stat(&p, &path).await.map_err(|e| map(e, Subject::Key))?;
+    let item = object(s3, &p, &input.bucket, &path).await?;
     if item.is_folder() {
         return Err(s3_error!(NoSuchKey, "no such key"));
     }
@@ -246,9 +245,8 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
 pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    s3.bucket(&p, &input.bucket).await?;
     let path = key_path(&input.bucket, &input.key)?;
-    let item = s3.storage.stat(&p, &path).await.map_err(|e| map(e, Subject::Key))?;
+    let item = object(s3, &p, &input.bucket, &path).await?;
     if item.is_folder() != input.key.ends_with('/') {
         return Err(s3_error!(NoSuchKey, "no such key"));
     }
@@ -291,6 +289,19 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
     };
     out.checksum_type = set_fields!(out, sum);
     Ok(S3Response::new(out))
+}
+
+/// The item at an object's path. The bucket is looked at only when the key is missing, to
+/// tell NoSuchBucket from NoSuchKey: one read fewer on every GET and HEAD that finds it.
+async fn object(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, path: &str) -> S3Result<Item> {
+    match s3.storage.stat(p, path).await {
+        Ok(item) => Ok(item),
+        Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => {
+            s3.bucket(p, bucket).await?;
+            Err(s3_error!(NoSuchKey, "no such key"))
+        }
+        Err(e) => Err(map(e, Subject::Key)),
+    }
 }
 
 /// A multipart object's part count; any other object is one part.
