@@ -27,8 +27,13 @@ pub const MAX_CHUNK: usize = 4 * 1024 * 1024;
 pub const INLINE_MAX: usize = 64 * 1024;
 /// Bytes read before a cutting pass; at least MAX_CHUNK so every cut but the last is content-defined.
 const SEGMENT: usize = 2 * MAX_CHUNK;
-/// Chunks being sealed and written at once; bounds memory to a few MAX_CHUNKs.
+/// Chunks of one write being sealed and written at once: enough to hide fsync latency.
 const IN_FLIGHT: usize = 8;
+/// The same across all writes. Each slot holds a sealed copy of its chunk and a blocking
+/// thread, so without a shared bound ten concurrent uploads would hold eighty of each. A
+/// slot is taken only for bytes that have arrived and is freed by CPU and disk work alone,
+/// so a slow client never holds one while others wait.
+pub(crate) const CHUNK_SLOTS: usize = 8;
 
 /// What a body became: ready to be referenced by a commit.
 pub struct Ingested {
@@ -113,8 +118,13 @@ where
                 refs.push(r);
                 pins.add(g);
             }
+            let slot = core.chunk_slots.clone().acquire_owned().await.map_err(Error::internal)?;
             let core = core.clone();
-            in_flight.push_back(tokio::task::spawn_blocking(move || store_chunk(&core, chunk)));
+            in_flight.push_back(tokio::task::spawn_blocking(move || {
+                let stored = store_chunk(&core, chunk);
+                drop(slot);
+                stored
+            }));
         }
         if eof && buf.is_empty() {
             break;

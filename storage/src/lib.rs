@@ -101,6 +101,8 @@ pub(crate) struct Core {
     pub auth_cache: auth_cache::AuthCache,
     pub throttle: auth::throttle::Throttle,
     pub locks: locks::LockStore,
+    /// Chunks being sealed and written at once, across every write (see `ingest`).
+    pub chunk_slots: Arc<tokio::sync::Semaphore>,
     /// HS256 key of access tokens, kept in the data folder.
     pub jwt_key: Vec<u8>,
 }
@@ -158,6 +160,7 @@ impl Storage {
             auth_cache: Default::default(),
             throttle: Default::default(),
             locks: Default::default(),
+            chunk_slots: Arc::new(tokio::sync::Semaphore::new(ingest::CHUNK_SLOTS)),
             jwt_key,
         });
         start_periodic_sweep(&core);
