@@ -154,6 +154,11 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
             resp.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
         })
     };
+    // A link's token is its secret: the log names the link by its principal (`link:<id>`).
+    let path = match davit_api::split_link_path(&path) {
+        Some((token, _)) if front == Front::Link => path.replacen(&token, "<token>", 1),
+        _ => path,
+    };
     let record = access_log::Record { request_id, method, path, peer, user, status: resp.status(), started };
     resp.map(|b| LoggedBody::new(b, record, announced).boxed_unsync())
 }

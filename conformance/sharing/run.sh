@@ -584,7 +584,7 @@ part_upload_link() {
   rc=$?
   echo "     rclone copy into the upload link: exit $rc (non-zero expected: it cannot verify)"
   grep -E 'ERROR|Failed' <<<"$out" | head -n 3 | cut -c1-300 | say
-  check "$tag rclone copy: each file PUT once, 201 (access log)" puts_once "/s/$t" d1.txt d2.txt d3.txt
+  check "$tag rclone copy: each file PUT once, 201 (access log)" puts_once "/s/<token>" d1.txt d2.txt d3.txt
   check "$tag rclone copy: exactly the 3 files arrive in alice's /drop" rest_names_are alice /drop note.txt "note (2).txt" d1.txt d2.txt d3.txt
   check "$tag   same bytes" rest_tree_cmp alice /drop "$DATA/drop"
 }
@@ -622,6 +622,10 @@ if check "server with alice, bob (user) and dora (downloader), keys for bob and 
   fi
   show_server_log
   stop_davit
+  # A link's token is its secret: the log shows /s/<token> and the link's principal.
+  check "the server log never shows a link token" not grep -qF "$FOLDER_LINK" "$DAVIT_WORK/server.log"
+  check "the access log names link requests by their link" bash -c \
+    "sed 's/\x1b\[[0-9;]*m//g' '$DAVIT_WORK/server.log' | grep -q 'path=/s/<token>.* user=link:'"
   check "offline consistency check after stop" check_davit_data
 fi
 echo "     ran in $(($(date +%s) - started)) s"
