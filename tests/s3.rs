@@ -239,13 +239,21 @@ async fn part_checksums_are_verified_and_completion_accepts_them() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(header(&r, "x-amz-checksum-crc32").as_deref(), Some("DUoRhQ=="), "UploadPart echoes it");
     let etag = header(&r, "etag").unwrap();
-    // The aws CLI lists each part's checksum in the completion when it sent them.
-    let body = format!(
-        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag>\
-         <ChecksumCRC32>DUoRhQ==</ChecksumCRC32></Part></CompleteMultipartUpload>"
-    );
-    let r =
-        s3.request(Method::POST, "/bkt/mp.bin", &[("uploadId", &id)], &[], UNSIGNED).body(body).send().await.unwrap();
+    // The part keeps it: ListParts shows it.
+    let r = s3.request(Method::GET, "/bkt/mp.bin", &[("uploadId", &id)], &[], UNSIGNED).send().await.unwrap();
+    let xml = r.text().await.unwrap();
+    assert!(xml.contains("<ChecksumCRC32>DUoRhQ==</ChecksumCRC32>"), "{xml}");
+    // The aws CLI lists each part's checksum in the completion when it sent them; another
+    // one than the part was uploaded with is refused.
+    let complete = |sum: &str| {
+        let body = format!(
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag>\
+             <ChecksumCRC32>{sum}</ChecksumCRC32></Part></CompleteMultipartUpload>"
+        );
+        s3.request(Method::POST, "/bkt/mp.bin", &[("uploadId", &id)], &[], UNSIGNED).body(body).send()
+    };
+    assert_eq!(error_code(complete("NhCmhg==").await.unwrap()).await, (400, "InvalidPart".into()));
+    let r = complete("DUoRhQ==").await.unwrap();
     let (status, text) = (r.status(), r.text().await.unwrap());
     assert_eq!(status, StatusCode::OK, "{text}");
     let r = get(&s3, "/bkt/mp.bin", &[]).await;

@@ -45,6 +45,19 @@ pub struct Part {
     pub etag: String,
     pub modified: i64,
     pub chunks: Vec<ChunkRef>,
+    /// The checksum the client had verified for the part (header name, value), if any.
+    pub checksum: Option<(String, String)>,
+}
+
+/// What an uploaded part is checked against, and what it keeps.
+#[derive(Clone, Debug, Default)]
+pub struct PartOptions {
+    /// The announced length: a body that ends short (or runs long) is refused.
+    pub expected_len: Option<u64>,
+    /// Content-MD5: a body with another is refused.
+    pub expected_md5: Option<[u8; 16]>,
+    /// A verified checksum to keep with the part, known once the body has been read.
+    pub checksum: Option<crate::LateHeaders>,
 }
 
 fn no_upload() -> Error {
@@ -147,15 +160,7 @@ impl Storage {
     }
 
     /// Stores one part from a stream (replacing a part with the same number).
-    pub async fn upload_part<S>(
-        &self,
-        p: &Principal,
-        id: u64,
-        number: u32,
-        body: S,
-        expected_len: Option<u64>,
-        expected_md5: Option<[u8; 16]>,
-    ) -> Result<Part>
+    pub async fn upload_part<S>(&self, p: &Principal, id: u64, number: u32, body: S, opts: PartOptions) -> Result<Part>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
     {
@@ -175,18 +180,19 @@ impl Storage {
             }
         })
         .await?;
-        if let Some(len) = expected_len
+        if let Some(len) = opts.expected_len
             && ingested.size != len
         {
             return Err(Error::Incomplete(format!("the body had {} bytes, {len} were announced", ingested.size)));
         }
-        if let Some(want) = expected_md5
+        if let Some(want) = opts.expected_md5
             && want != ingested.md5
         {
             return Err(Error::DigestMismatch("the part does not match its Content-MD5".into()));
         }
         let Ingested { refs, size, md5, inline, pins } = ingested;
-        let part = Part { number, size, etag: hex::encode(md5), modified: now_nanos(), chunks: refs };
+        let checksum = opts.checksum.and_then(|c| (c.0)().into_iter().next());
+        let part = Part { number, size, etag: hex::encode(md5), modified: now_nanos(), chunks: refs, checksum };
         let (owner, payer) = (up.owner, up.payer);
         self.core
             .db

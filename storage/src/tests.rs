@@ -487,13 +487,13 @@ async fn multipart_parts_count_against_quota_and_complete_without_copying() {
     let part1 = pseudo_random(6 * 1024 * 1024, 21);
     let part2 = pseudo_random(1024 * 1024, 22);
     let up = f.storage.create_upload(&p, "/b/dir/big.bin", WriteOptions::default()).await.unwrap();
-    let a = f.storage.upload_part(&p, up.id, 1, body(&part1), None, None).await.unwrap();
-    let b = f.storage.upload_part(&p, up.id, 2, body(&part2), None, None).await.unwrap();
+    let a = f.storage.upload_part(&p, up.id, 1, body(&part1), Default::default()).await.unwrap();
+    let b = f.storage.upload_part(&p, up.id, 2, body(&part2), Default::default()).await.unwrap();
     // Unfinished parts count against the quota.
     assert_eq!(f.storage.usage(p.user_id).await.unwrap().bytes, (part1.len() + part2.len()) as u64);
     let too_much = pseudo_random(14 * 1024 * 1024, 23);
     assert!(matches!(
-        f.storage.upload_part(&p, up.id, 3, body(&too_much), None, None).await,
+        f.storage.upload_part(&p, up.id, 3, body(&too_much), Default::default()).await,
         Err(Error::QuotaExceeded(_))
     ));
     // Order, ETags and sizes are checked.
@@ -520,10 +520,10 @@ async fn multipart_parts_count_against_quota_and_complete_without_copying() {
 
     // Aborted and expired uploads give their chunks and quota back.
     let up2 = f.storage.create_upload(&p, "/b/other.bin", WriteOptions::default()).await.unwrap();
-    f.storage.upload_part(&p, up2.id, 1, body(&pseudo_random(3 * 1024 * 1024, 24)), None, None).await.unwrap();
+    f.storage.upload_part(&p, up2.id, 1, body(&pseudo_random(3 * 1024 * 1024, 24)), Default::default()).await.unwrap();
     f.storage.abort_upload(&p, up2.id).await.unwrap();
     let up3 = f.storage.create_upload(&p, "/b/third.bin", WriteOptions::default()).await.unwrap();
-    f.storage.upload_part(&p, up3.id, 1, body(&pseudo_random(2 * 1024 * 1024, 25)), None, None).await.unwrap();
+    f.storage.upload_part(&p, up3.id, 1, body(&pseudo_random(2 * 1024 * 1024, 25)), Default::default()).await.unwrap();
     assert_eq!(f.storage.expire_uploads(std::time::Duration::ZERO).await.unwrap(), 1);
     assert_eq!(f.storage.usage(p.user_id).await.unwrap().bytes, whole.len() as u64);
     assert_consistent(&f.storage).await;

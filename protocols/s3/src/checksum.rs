@@ -185,7 +185,12 @@ pub(crate) use {set_fields, values};
 
 /// The checksum kept with an object, if it has one.
 pub fn of_item(item: &Item) -> Option<Sum> {
-    item.headers.iter().find_map(|(k, v)| Algorithm::from_header(k).map(|a| Sum { algorithm: a, value: v.clone() }))
+    item.headers.iter().find_map(|(k, v)| of_header(k, v))
+}
+
+/// A kept `(header, value)` pair as a checksum (a part keeps one).
+pub fn of_header(name: &str, value: &str) -> Option<Sum> {
+    Algorithm::from_header(name).map(|a| Sum { algorithm: a, value: value.to_owned() })
 }
 
 /// The entries of kept headers that are checksums: what a metadata replacement keeps, since
@@ -313,6 +318,16 @@ pub struct Outcome(Arc<Mutex<Verdict>>);
 impl Outcome {
     /// A checksum only a trailer gives is known once the body has ended: the core asks for
     /// it when the write commits, so it is kept atomically with the content.
+    /// The verified checksum, whichever way it came, once the body has ended (a part keeps
+    /// it for ListParts and completion).
+    pub fn verified(&self) -> LateHeaders {
+        let verdict = self.0.clone();
+        LateHeaders(Arc::new(move || match &*lock(&verdict) {
+            Verdict::Passed(Some(sum)) => vec![sum.header()],
+            _ => Vec::new(),
+        }))
+    }
+
     pub fn trailer_header(&self, from_trailer: bool) -> Option<LateHeaders> {
         let verdict = self.0.clone();
         from_trailer.then(|| {

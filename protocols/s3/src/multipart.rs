@@ -11,6 +11,7 @@ use crate::checksum::{self, Wanted, set_fields};
 use crate::errors::{Subject, s3_error as map};
 use crate::names::key_path;
 use crate::objects::time;
+use davit_storage::PartOptions;
 
 fn upload_id(s: &str) -> S3Result<u64> {
     s.parse().map_err(|_| s3_error!(NoSuchUpload, "no such upload"))
@@ -76,11 +77,14 @@ pub async fn upload_part(s3: &DavitS3, req: S3Request<UploadPartInput>) -> S3Res
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "no body"))?;
     let (stream, outcome) = checksum::verify(body.map(|r| r.map_err(std::io::Error::other)).boxed(), wanted);
     let number = u32::try_from(input.part_number).map_err(|_| s3_error!(InvalidArgument, "bad part number"))?;
-    let stored = s3
-        .storage
-        .upload_part(&p, id, number, stream, input.content_length.map(|l| l as u64), md5_header(&input.content_md5)?)
-        .await;
-    // A part's checksum is verified and answered, not kept: completion does not combine them.
+    let opts = PartOptions {
+        expected_len: input.content_length.map(|l| l as u64),
+        expected_md5: md5_header(&input.content_md5)?,
+        checksum: Some(outcome.verified()),
+    };
+    let stored = s3.storage.upload_part(&p, id, number, stream, opts).await;
+    // A part keeps its checksum for ListParts and completion; they are not combined into
+    // one for the object.
     let (part, sum) = outcome.settle(stored, Subject::Upload)?;
     let mut out = UploadPartOutput { e_tag: Some(ETag::Strong(part.etag)), ..Default::default() };
     let _ = set_fields!(out, sum);
@@ -123,8 +127,11 @@ pub async fn upload_part_copy(
     let len = read.end - read.start;
     let stream = read.body.map(|r| r.map_err(std::io::Error::other)).boxed();
     let number = u32::try_from(input.part_number).map_err(|_| s3_error!(InvalidArgument, "bad part number"))?;
-    let part =
-        s3.storage.upload_part(&p, id, number, stream, Some(len), None).await.map_err(|e| map(e, Subject::Upload))?;
+    let part = s3
+        .storage
+        .upload_part(&p, id, number, stream, PartOptions { expected_len: Some(len), ..Default::default() })
+        .await
+        .map_err(|e| map(e, Subject::Upload))?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(part.etag)),
@@ -143,10 +150,18 @@ pub async fn complete(
     let input = req.input;
     let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
     let mut listed = Vec::new();
+    let mut sums = Vec::new();
     for part in input.multipart_upload.and_then(|m| m.parts).unwrap_or_default() {
         let n = part.part_number.ok_or_else(|| s3_error!(InvalidPart, "a part has no number"))?;
+        let n = u32::try_from(n).map_err(|_| s3_error!(InvalidPart, "bad part number"))?;
+        if let Some(v) = checksum::values!(part).into_iter().flatten().next() {
+            sums.push((n, v.clone()));
+        }
         let tag = part.e_tag.map(|e| e.value().to_owned()).unwrap_or_default();
-        listed.push((u32::try_from(n).map_err(|_| s3_error!(InvalidPart, "bad part number"))?, tag));
+        listed.push((n, tag));
+    }
+    if !sums.is_empty() {
+        check_listed_checksums(s3, &p, id, &sums).await?;
     }
     let item = s3.storage.complete_upload(&p, id, listed).await.map_err(|e| map(e, Subject::Upload))?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -156,6 +171,26 @@ pub async fn complete(
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         ..Default::default()
     }))
+}
+
+/// A checksum listed for a part in the completion must be the one the part was uploaded
+/// with (S3 refuses the completion otherwise).
+async fn check_listed_checksums(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    id: u64,
+    listed: &[(u32, String)],
+) -> S3Result<()> {
+    let parts = s3.storage.list_parts(p, id).await.map_err(|e| map(e, Subject::Upload))?;
+    for (n, value) in listed {
+        let kept = parts.iter().find(|pt| pt.number == *n).and_then(|pt| pt.checksum.as_ref());
+        if let Some((_, v)) = kept
+            && v != value
+        {
+            return Err(s3_error!(InvalidPart, "part {n} was uploaded with another checksum"));
+        }
+    }
+    Ok(())
 }
 
 pub async fn abort(
@@ -182,12 +217,17 @@ pub async fn list_parts(s3: &DavitS3, req: S3Request<ListPartsInput>) -> S3Resul
     let next = truncated.then(|| page.last().map(|pt| pt.number as i32)).flatten();
     let parts = page
         .iter()
-        .map(|pt| s3s::dto::Part {
-            part_number: Some(pt.number as i32),
-            e_tag: Some(ETag::Strong(pt.etag.clone())),
-            size: Some(pt.size as i64),
-            last_modified: Some(Timestamp::from(time(pt.modified))),
-            ..Default::default()
+        .map(|pt| {
+            let mut part = s3s::dto::Part {
+                part_number: Some(pt.number as i32),
+                e_tag: Some(ETag::Strong(pt.etag.clone())),
+                size: Some(pt.size as i64),
+                last_modified: Some(Timestamp::from(time(pt.modified))),
+                ..Default::default()
+            };
+            let sum = pt.checksum.as_ref().and_then(|(k, v)| checksum::of_header(k, v));
+            let _ = set_fields!(part, sum);
+            part
         })
         .collect();
     Ok(S3Response::new(ListPartsOutput {

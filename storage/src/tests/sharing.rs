@@ -43,7 +43,7 @@ async fn the_owner_pays_for_what_grantees_write_and_move_in() {
     s.set_quota(alice.user_id, 0).await.unwrap();
     let up = s.create_upload(&bob, "/shared/alice/box/parts/big.bin", WriteOptions::default()).await.unwrap();
     let part = pseudo_random(1000, 1);
-    let etag = s.upload_part(&bob, up.id, 1, body(&part), None, None).await.unwrap().etag;
+    let etag = s.upload_part(&bob, up.id, 1, body(&part), Default::default()).await.unwrap().etag;
     assert_eq!(s.usage(alice.user_id).await.unwrap().bytes, 1060);
     s.complete_upload(&bob, up.id, vec![(1, etag)]).await.unwrap();
     assert_eq!(read_all(s, &alice, "/box/parts/big.bin", None).await.unwrap(), part);
