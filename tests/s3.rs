@@ -227,6 +227,7 @@ async fn part_checksums_are_verified_and_completion_accepts_them() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "x-amz-checksum-algorithm").as_deref(), Some("CRC32"), "the algorithm is echoed");
     let xml = r.text().await.unwrap();
     let id = xml.split("<UploadId>").nth(1).unwrap().split("</UploadId>").next().unwrap().to_owned();
     let q = [("partNumber", "1"), ("uploadId", id.as_str())];

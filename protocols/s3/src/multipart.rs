@@ -65,6 +65,8 @@ pub async fn create(
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(up.id.to_string()),
+        // Each part is checked with the algorithm the client names; SDKs expect it echoed.
+        checksum_algorithm: input.checksum_algorithm,
         ..Default::default()
     }))
 }
