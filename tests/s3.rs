@@ -257,7 +257,10 @@ async fn part_checksums_are_verified_and_completion_accepts_them() {
     let r = complete("DUoRhQ==").await.unwrap();
     let (status, text) = (r.status(), r.text().await.unwrap());
     assert_eq!(status, StatusCode::OK, "{text}");
-    let r = get(&s3, "/bkt/mp.bin", &[]).await;
+    assert!(text.contains("<ChecksumCRC32>DUoRhQ==</ChecksumCRC32>"), "the completion answers it: {text}");
+    let r = get(&s3, "/bkt/mp.bin", &[MODE]).await;
+    // The object's CRC32, combined from its parts' (here one).
+    assert_eq!(header(&r, "x-amz-checksum-crc32").as_deref(), Some("DUoRhQ=="));
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"hello world");
     s.stop().await;
 }

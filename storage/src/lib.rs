@@ -46,7 +46,7 @@ pub use ingest::{INLINE_MAX, MAX_CHUNK};
 pub use links::{LinkInfo, LinkProof, NewLink, OpenLink};
 pub use listing::{KeyListing, ListQuery};
 pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};
-pub use multipart::PartOptions;
+pub use multipart::{CombineParts, PartOptions};
 pub use read::ByteStream;
 pub use sharing::ShareInfo;
 pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};

@@ -49,6 +49,12 @@ pub struct Part {
     pub checksum: Option<(String, String)>,
 }
 
+/// Headers an object takes from the parts it is completed from.
+#[derive(Clone)]
+pub struct CombineParts(pub std::sync::Arc<CombineFn>);
+
+type CombineFn = dyn Fn(&[Part]) -> Vec<(String, String)> + Send + Sync;
+
 /// What an uploaded part is checked against, and what it keeps.
 #[derive(Clone, Debug, Default)]
 pub struct PartOptions {
@@ -264,6 +270,19 @@ impl Storage {
     /// file takes the parts' chunk references, so no data is copied. Its ETag is the MD5 of
     /// the parts' MD5s, then `-N`.
     pub async fn complete_upload(&self, p: &Principal, id: u64, listed: Vec<(u32, String)>) -> Result<Item> {
+        self.complete_upload_with(p, id, listed, None).await
+    }
+
+    /// [`Storage::complete_upload`], keeping with the object the headers `combine` derives
+    /// from the chosen parts (a whole-object checksum from the parts' ones), computed in the
+    /// committing transaction so they describe exactly the parts the object is made of.
+    pub async fn complete_upload_with(
+        &self,
+        p: &Principal,
+        id: u64,
+        listed: Vec<(u32, String)>,
+        combine: Option<CombineParts>,
+    ) -> Result<Item> {
         let up = self.get_upload(p, id).await?;
         let place = self.change_target(p, &up.path, false).await?;
         let (owner, now) = (p.user_id, now_nanos());
@@ -321,13 +340,17 @@ impl Storage {
                 drop_upload(&mut w, &up)?;
                 let old_size = current.as_ref().map_or(0, |c| c.size);
                 w.check_quota(place.owner, size as i128 - old_size as i128)?;
+                let mut headers = up.headers.clone();
+                if let Some(c) = &combine {
+                    headers.extend((c.0)(&chosen));
+                }
                 let content = FileContent {
                     size,
                     etag,
                     chunks: refs,
                     modified: now,
                     content_type: up.content_type.clone(),
-                    headers: up.headers.clone(),
+                    headers,
                     user_meta: up.user_meta.clone(),
                     parts: chosen.iter().map(|p| p.size).collect(),
                 };

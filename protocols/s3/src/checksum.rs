@@ -139,10 +139,9 @@ impl Sum {
 
     /// The five response fields, with the type S3 gives a single-part object's checksum.
     pub fn fields(&self) -> Checksum {
-        let mut c = Checksum {
-            checksum_type: Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
-            ..Default::default()
-        };
+        // A composite checksum (the parts' digests, digested) ends in `-N`.
+        let kind = if self.value.contains('-') { ChecksumType::COMPOSITE } else { ChecksumType::FULL_OBJECT };
+        let mut c = Checksum { checksum_type: Some(ChecksumType::from_static(kind)), ..Default::default() };
         let v = Some(self.value.clone());
         match self.algorithm {
             Algorithm::Crc32 => c.checksum_crc32 = v,
@@ -182,6 +181,49 @@ macro_rules! values {
     };
 }
 pub(crate) use {set_fields, values};
+
+/// The checksum of an object completed from parts that all carry one of the same kind. For
+/// the CRCs it is the whole object's own CRC, combined from the parts' CRCs and sizes without
+/// reading a byte, so a client can check a download against it; SHA digests cannot be
+/// combined, so S3's composite form is kept: the digest of the parts' digests, then `-N`.
+pub fn combine_parts(parts: &[davit_storage::multipart::Part]) -> Vec<(String, String)> {
+    let sums: Vec<(u64, Sum)> = parts
+        .iter()
+        .map_while(|pt| pt.checksum.as_ref().and_then(|(k, v)| of_header(k, v)).map(|s| (pt.size, s)))
+        .collect();
+    let Some((_, first)) = sums.first() else { return Vec::new() };
+    let a = first.algorithm;
+    if sums.len() != parts.len() || sums.iter().any(|(_, s)| s.algorithm != a) {
+        return Vec::new();
+    }
+    let Some(digests) = sums.iter().map(|(_, s)| a.decode(&s.value)).collect::<Option<Vec<_>>>() else {
+        return Vec::new();
+    };
+    let crc = match a {
+        Algorithm::Crc32 => Some((crc_fast::CrcAlgorithm::Crc32IsoHdlc, 4)),
+        Algorithm::Crc32c => Some((crc_fast::CrcAlgorithm::Crc32Iscsi, 4)),
+        Algorithm::Crc64Nvme => Some((crc_fast::CrcAlgorithm::Crc64Nvme, 8)),
+        Algorithm::Sha1 | Algorithm::Sha256 => None,
+    };
+    let value = match crc {
+        Some((alg, width)) => {
+            let as_u64 = |d: &[u8]| d.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            let mut acc = as_u64(&digests[0]);
+            for ((size, _), d) in sums.iter().zip(&digests).skip(1) {
+                acc = crc_fast::checksum_combine(alg, acc, as_u64(d), *size);
+            }
+            a.encode(&acc.to_be_bytes()[8 - width..])
+        }
+        None => {
+            let mut h = a.hasher();
+            for d in &digests {
+                h.update(d);
+            }
+            format!("{}-{}", a.encode(&h.finish()), parts.len())
+        }
+    };
+    vec![(a.header().to_owned(), value)]
+}
 
 /// The checksum kept with an object, if it has one.
 pub fn of_item(item: &Item) -> Option<Sum> {
@@ -424,6 +466,36 @@ mod tests {
         let mut h = a.hasher();
         h.update(data);
         a.encode(&h.finish())
+    }
+
+    #[test]
+    fn parts_combine_into_the_whole_objects_crc_or_a_composite_digest() {
+        let pieces: [&[u8]; 3] = [b"hello ", b"wide ", b"world"];
+        let part = |n: usize, a: Algorithm| davit_storage::multipart::Part {
+            number: n as u32 + 1,
+            size: pieces[n].len() as u64,
+            etag: String::new(),
+            modified: 0,
+            chunks: Vec::new(),
+            checksum: Some((a.header().to_owned(), sum(a, pieces[n]))),
+        };
+        for a in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme] {
+            let parts: Vec<_> = (0..3).map(|n| part(n, a)).collect();
+            assert_eq!(combine_parts(&parts), vec![(a.header().to_owned(), sum(a, b"hello wide world"))], "{a:?}");
+        }
+        let parts: Vec<_> = (0..3).map(|n| part(n, Algorithm::Sha256)).collect();
+        let mut inner = Vec::new();
+        for p in pieces {
+            inner.extend(B64.decode(sum(Algorithm::Sha256, p)).unwrap());
+        }
+        let composite = format!("{}-3", sum(Algorithm::Sha256, &inner));
+        assert_eq!(combine_parts(&parts), vec![(Algorithm::Sha256.header().to_owned(), composite)]);
+        // Mixed or missing: no whole-object checksum.
+        let mixed = vec![part(0, Algorithm::Crc32), part(1, Algorithm::Crc32c)];
+        assert!(combine_parts(&mixed).is_empty());
+        let mut missing = vec![part(0, Algorithm::Crc32), part(1, Algorithm::Crc32)];
+        missing[1].checksum = None;
+        assert!(combine_parts(&missing).is_empty());
     }
 
     #[test]

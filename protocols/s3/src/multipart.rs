@@ -11,7 +11,7 @@ use crate::checksum::{self, Wanted, set_fields};
 use crate::errors::{Subject, s3_error as map};
 use crate::names::key_path;
 use crate::objects::time;
-use davit_storage::PartOptions;
+use davit_storage::{CombineParts, PartOptions};
 
 fn upload_id(s: &str) -> S3Result<u64> {
     s.parse().map_err(|_| s3_error!(NoSuchUpload, "no such upload"))
@@ -165,14 +165,19 @@ pub async fn complete(
     if !sums.is_empty() {
         check_listed_checksums(s3, &p, id, &sums).await?;
     }
-    let item = s3.storage.complete_upload(&p, id, listed).await.map_err(|e| map(e, Subject::Upload))?;
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    let combine = CombineParts(std::sync::Arc::new(checksum::combine_parts));
+    let item =
+        s3.storage.complete_upload_with(&p, id, listed, Some(combine)).await.map_err(|e| map(e, Subject::Upload))?;
+    let sum = checksum::of_item(&item);
+    let mut out = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         e_tag: Some(ETag::Strong(item.etag)),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         ..Default::default()
-    }))
+    };
+    out.checksum_type = set_fields!(out, sum);
+    Ok(S3Response::new(out))
 }
 
 /// A checksum listed for a part in the completion must be the one the part was uploaded
