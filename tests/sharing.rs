@@ -486,3 +486,88 @@ async fn an_uploader_hands_a_document_to_a_downloader_over_every_protocol() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn grantees_links_and_neighbours_cannot_destroy_or_freeze_what_is_not_theirs() {
+    let s = support::start(Options { users: users(), ..Default::default() }).await;
+    let c = support::client();
+    assert_eq!(put_rest(&c, &s, "alice", "/f/keep.txt", "keep").await, 201);
+    assert_eq!(put_rest(&c, &s, "bob", "/x.txt", "bob's").await, 201);
+    let (st, share) = api(
+        &c,
+        &s,
+        "POST",
+        "/api/v1/shares",
+        "alice",
+        Some(json!({ "path": "/f", "user": "bob", "permission": "read-write" })),
+    )
+    .await;
+    assert_eq!(st, 201);
+
+    // A read-write grantee cannot replace the granted folder itself by a move or a copy.
+    for op in ["/api/v1/move", "/api/v1/copy"] {
+        let body = json!({ "from": "/x.txt", "to": "/shared/alice/f", "overwrite": true });
+        assert_eq!(api(&c, &s, "POST", op, "bob", Some(body)).await.0, 403, "{op}");
+    }
+    assert_eq!(get_rest(&c, &s, "alice", "/f/keep.txt").await, (200, "keep".into()));
+    // Nor can anyone replace a folder by something inside it.
+    let body = json!({ "from": "/f/keep.txt", "to": "/f", "overwrite": true });
+    assert_eq!(api(&c, &s, "POST", "/api/v1/copy", "alice", Some(body.clone())).await.0, 409);
+    assert_eq!(api(&c, &s, "POST", "/api/v1/move", "alice", Some(body)).await.0, 409);
+    assert_eq!(get_rest(&c, &s, "alice", "/f/keep.txt").await, (200, "keep".into()));
+
+    // Locks: the same path in another drive is another item; only writers lock or unlock;
+    // links do neither.
+    let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    let r = dav(&c, &s, "alice", "LOCK", "/x.txt").header("Timeout", "Second-600").body(lock).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let token = r.headers()["lock-token"].to_str().unwrap().trim_matches(['<', '>']).to_owned();
+    assert_eq!(status(dav(&c, &s, "bob", "DELETE", "/x.txt")).await, 204);
+    assert_eq!(put_rest(&c, &s, "alice", "/x.txt", "no token").await, 423, "alice's lock survives bob's delete");
+    assert_eq!(put_rest(&c, &s, "carol", "/x.txt", "x").await, 403);
+    let (st, _) =
+        api(&c, &s, "POST", "/api/v1/shares", "alice", Some(json!({ "path": "/x.txt", "user": "carol" }))).await;
+    assert_eq!(st, 201);
+    let r = dav(&c, &s, "carol", "UNLOCK", "/shared/alice/x.txt").header("Lock-Token", format!("<{token}>"));
+    assert_eq!(status(r).await, 403, "a read-only grantee cannot lift the owner's lock");
+    let (_, folder) = make_link(&c, &s, "alice", json!({ "path": "/f", "expires_in": 600 })).await;
+    let r = c.request(m("LOCK"), s.url(&format!("/s/{folder}/keep.txt"))).body(lock).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+
+    // An upload link writes into its folder only, and says nothing of what is there.
+    let (_, drop) =
+        make_link(&c, &s, "alice", json!({ "path": "/f", "expires_in": 600, "permission": "upload" })).await;
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::text("evil").file_name("/"));
+    let r =
+        c.post(s.url(&format!("/s/{drop}"))).header("accept", "application/json").multipart(form).send().await.unwrap();
+    assert_eq!(r.status().as_u16() / 100, 4);
+    let form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::text("mine").file_name("keep.txt"));
+    let r =
+        c.post(s.url(&format!("/s/{drop}"))).header("accept", "application/json").multipart(form).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v, json!({ "uploaded": 1 }), "no stored names");
+    let r = c.request(m("MKCOL"), s.url(&format!("/s/{drop}/keep.txt"))).send().await.unwrap();
+    assert_eq!(r.status(), 201, "a taken name answers as a free one");
+    let (_, root) = api(&c, &s, "GET", "/api/v1/files/", "alice", None).await;
+    let names: Vec<&str> = root["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["f", "shared", "x.txt"], "nothing landed beside the drop folder");
+
+    // A copy out of a read-only grant works; multipart parts stop when the grant goes.
+    let (st, _) = api(
+        &c,
+        &s,
+        "PATCH",
+        &format!("/api/v1/shares/{}", share["id"]),
+        "alice",
+        Some(json!({ "permission": "read" })),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let body = json!({ "from": "/shared/alice/f/keep.txt", "to": "/copied.txt" });
+    assert_eq!(api(&c, &s, "POST", "/api/v1/copy", "bob", Some(body)).await.0, 201);
+    assert_eq!(get_rest(&c, &s, "bob", "/copied.txt").await, (200, "keep".into()));
+    let report = s.storage.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
+}

@@ -101,6 +101,10 @@ impl Place {
             }
             Access::Grant { .. } => role_writes(),
             Access::Link { upload: false, .. } => Err(Error::Forbidden("this link is read-only".into())),
+            // The drop box itself stays as it is: files go into it.
+            Access::Link { .. } if self.rel.is_root() => {
+                Err(Error::Forbidden("an upload link takes files into its folder, not changes to it".into()))
+            }
             Access::Link { .. } => Ok(()),
             Access::SharedRoot | Access::SharedOwner { .. } => {
                 Err(Error::Forbidden("/shared holds what others share with you; it cannot be changed".into()))
@@ -313,15 +317,24 @@ impl W<'_> {
     /// Confirms, inside the committing transaction, that the grant or link a place was
     /// resolved through still allows the change: a revocation wins over a change in flight.
     pub fn recheck(&self, place: &Place) -> Result<()> {
+        self.recheck_for(place, true)
+    }
+
+    /// The same for a place that is only read (the source of a copy).
+    pub fn recheck_read(&self, place: &Place) -> Result<()> {
+        self.recheck_for(place, false)
+    }
+
+    fn recheck_for(&self, place: &Place, write: bool) -> Result<()> {
         match place.access {
             Access::Grant { share, .. } => {
                 let shares = self.txn.open_table(SHARES)?;
                 let ok = match shares.get(share)? {
-                    Some(v) => db::decode::<Share>(v.value())?.write,
+                    Some(v) => !write || db::decode::<Share>(v.value())?.write,
                     None => false,
                 };
                 if !ok {
-                    return Err(Error::Forbidden(format!("{} is no longer shared with you for writing", place.path)));
+                    return Err(Error::Forbidden(format!("{} is no longer shared with you for that", place.path)));
                 }
             }
             Access::Link { link, .. } => {

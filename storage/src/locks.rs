@@ -18,8 +18,10 @@ pub struct LockInfo {
     pub token: String,
     /// The locked item and its ancestors, root first, the item last.
     pub chain: Vec<u64>,
-    /// The drive path the lock was taken on.
+    /// The drive path the lock was taken on, in the view of `view`.
     pub path: String,
+    /// Whose paths `path` is in (a drive, or a link): see [`view_of`].
+    pub view: String,
     /// The same as the client's protocol names it (a WebDAV URL path), for lock discovery.
     pub href: String,
     pub principal: Option<String>,
@@ -120,6 +122,7 @@ impl LockStore {
     pub fn lock(
         &self,
         chain: &Chain,
+        view: &str,
         path: &str,
         href: &str,
         principal: Option<&str>,
@@ -134,6 +137,7 @@ impl LockStore {
         let lock = LockInfo {
             token,
             chain: chain.ids.clone(),
+            view: view.to_owned(),
             path: path.to_owned(),
             href: href.to_owned(),
             principal: principal.map(str::to_owned),
@@ -184,14 +188,25 @@ impl LockStore {
         Self::covering(&locks, chain).cloned().collect()
     }
 
-    /// Drops the locks taken on `path` or below it (after a DELETE or the source of a MOVE).
-    pub fn delete_path(&self, path: &str) {
+    /// Drops the locks taken on `path` or below it (after a DELETE or the source of a MOVE),
+    /// in one view only: the same path in another user's drive is another item. (Locks on
+    /// a deleted item taken through another view hold an id that no item will have again,
+    /// so they bind nothing, and they expire.)
+    pub fn delete_path(&self, view: &str, path: &str) {
         let base = path.trim_end_matches('/');
         let mut locks = self.live();
         locks.retain(|l| {
             let p = l.path.trim_end_matches('/');
-            !(p == base || p.starts_with(&format!("{base}/")))
+            l.view != view || !(p == base || p.starts_with(&format!("{base}/")))
         });
+    }
+}
+
+/// The namespace a principal's paths are in: its drive, or the link it holds.
+pub fn view_of(p: &Principal) -> String {
+    match p.scope {
+        crate::model::Scope::Drive => format!("drive:{}", p.root),
+        crate::model::Scope::Link { link, .. } => format!("link:{link}"),
     }
 }
 

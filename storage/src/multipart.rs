@@ -174,6 +174,8 @@ impl Storage {
             return Err(Error::InvalidInput(format!("part numbers are 1 to {MAX_PARTS}")));
         }
         let up = self.get_upload(p, id).await?;
+        // The target is resolved again: a grant revoked since the upload began ends it.
+        let place = self.change_target(p, &up.path, false).await?;
         let usage = self.usage(up.payer).await?;
         let room = if usage.quota == 0 { u64::MAX } else { usage.quota.saturating_sub(usage.bytes) };
         let max_file = self.core.config.max_file_size;
@@ -204,6 +206,7 @@ impl Storage {
             .db
             .write(pins, move |ctx| {
                 let mut w = W::open(ctx)?;
+                w.recheck(&place)?;
                 load_upload(&w, id, owner)?;
                 let old: Option<Part> =
                     w.txn.open_table(PARTS)?.get((id, number))?.map(|v| db::decode(v.value())).transpose()?;

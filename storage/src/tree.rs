@@ -227,8 +227,11 @@ impl Storage {
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
                 w.recheck(&place)?;
-                let (parent, name) = w.slot(&place, false, now)?;
-                if txn::lookup_child(&w.children, parent.id, &name)?.is_some() {
+                let (parent, mut name) = w.slot(&place, false, now)?;
+                if place.hides_names() {
+                    // A drop box answers the same whether the name is taken or not.
+                    name = access::free_name(&w.children, parent.id, &name)?;
+                } else if txn::lookup_child(&w.children, parent.id, &name)?.is_some() {
                     return Err(Error::AlreadyExists(format!("{} already exists", place.path)));
                 }
                 let item = Item::folder(w.next_item_id()?, place.owner, parent.id, &name, now);
@@ -452,6 +455,10 @@ impl Storage {
             return Err(Error::Forbidden("an upload link cannot read".into()));
         }
         to.check_write(p)?;
+        if to.rel.is_root() {
+            // Replacing a granted (or linked) item would delete it: only its owner may.
+            return Err(Error::Forbidden(format!("{} is shared with you: only its owner can replace it", to.path)));
+        }
         if is_move {
             self.check_unlocked(p, &from, true).await?;
         }
@@ -468,7 +475,11 @@ impl Storage {
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
-                w.recheck(&from)?;
+                if is_move {
+                    w.recheck(&from)?;
+                } else {
+                    w.recheck_read(&from)?;
+                }
                 w.recheck(&to)?;
                 let src = w
                     .resolve(from.base, &from.rel)?
@@ -483,6 +494,14 @@ impl Storage {
                 };
                 if existing.as_ref().is_some_and(|e| e.id == src.id) {
                     return Err(Error::Forbidden("source and destination are the same".into()));
+                }
+                if let Some(e) = &existing
+                    && w.ancestors(src.id)?.contains(&e.id)
+                {
+                    return Err(Error::Conflict(format!(
+                        "{} holds {}: it cannot be replaced by it",
+                        to.path, from.path
+                    )));
                 }
                 let created = existing.is_none();
                 if src.kind == Kind::File {

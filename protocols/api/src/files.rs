@@ -283,7 +283,13 @@ pub(crate) async fn store_form_files(
     };
     let mut items = Vec::new();
     while let Some(field) = form.next_field().await.map_err(bad)? {
-        let Some(name) = field.file_name().map(str::to_owned) else { continue };
+        // Some browsers send the whole local path: the name is its last part.
+        let Some(name) = field.file_name().and_then(|n| n.rsplit(['/', '\\']).next()).map(str::to_owned) else {
+            continue;
+        };
+        if name.is_empty() {
+            return Err(davit_storage::Error::InvalidName("a file part has no file name".into()));
+        }
         let content_type = field.content_type().map(str::to_owned);
         let target = format!("{}/{}", folder.trim_end_matches('/'), name);
         let stream = futures::stream::unfold(field, |mut f| async move {

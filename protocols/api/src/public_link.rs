@@ -255,17 +255,13 @@ async fn upload_form(state: &ApiState, link: &OpenLink, inner: &str, req: Reques
     let mut form = axum::extract::Multipart::from_request(req, &())
         .await
         .map_err(|e| Error::InvalidInput(format!("expected a multipart/form-data upload: {e}")))?;
-    let items: Vec<String> = store_form_files(&state.storage, &link.principal, inner, &mut form)
-        .await?
-        .into_iter()
-        .map(|i| i.name)
-        .collect();
+    // How many arrived, not under which names: a renamed file would tell what is inside.
+    let items = store_form_files(&state.storage, &link.principal, inner, &mut form).await?;
     if items.is_empty() {
         return Err(Error::InvalidInput("the form has no file".into()));
     }
     if html {
-        let list: String = items.iter().map(|n| format!("<li>{}</li>", escape(n))).collect();
-        return Ok(page(StatusCode::CREATED, "Uploaded", &format!("<ul>{list}</ul>")));
+        return Ok(page(StatusCode::CREATED, "Uploaded", &format!("<p>{} file(s) sent.</p>", items.len())));
     }
-    Ok((StatusCode::CREATED, axum::Json(serde_json::json!({ "uploaded": items }))).into_response())
+    Ok((StatusCode::CREATED, axum::Json(serde_json::json!({ "uploaded": items.len() }))).into_response())
 }

@@ -159,9 +159,16 @@ impl WebDav {
         // before any of its contents go.
         // A lock blocks everyone else's writes, so only who may write may take one: a
         // read-only grant or link must not be able to freeze the owner's files.
+        // UNLOCK too: a lock's token is in every lock discovery, so holding it proves
+        // nothing. Links take no locks: a lock's root would show the link's token to others.
         let check = match req.method().as_str() {
             "DELETE" => Some(true),
-            "LOCK" => Some(false),
+            "LOCK" | "UNLOCK" if matches!(principal.scope, davit_storage::Scope::Link { .. }) => {
+                let mut r = refusal(&Error::Forbidden("a link cannot lock".into()));
+                r.extensions_mut().insert(principal);
+                return r;
+            }
+            "LOCK" | "UNLOCK" => Some(false),
             _ => None,
         };
         if let Some(whole) = check {

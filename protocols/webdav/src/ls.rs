@@ -126,7 +126,17 @@ impl DavLockSystem for CoreLs {
             let href = path.with_prefix().as_url_string();
             self.storage
                 .locks()
-                .lock(&chain, &shown, &href, principal.as_deref(), owner_xml, timeout, shared, deep)
+                .lock(
+                    &chain,
+                    &davit_storage::locks::view_of(&self.principal),
+                    &shown,
+                    &href,
+                    principal.as_deref(),
+                    owner_xml,
+                    timeout,
+                    shared,
+                    deep,
+                )
                 .map(|l| to_dav(&l))
                 .map_err(|l| to_dav(&l))
         }
@@ -188,7 +198,7 @@ impl DavLockSystem for CoreLs {
 
     fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
         let p = drive_path(path).unwrap_or_default();
-        self.storage.locks().delete_path(&p);
+        self.storage.locks().delete_path(&davit_storage::locks::view_of(&self.principal), &p);
         futures::future::ready(Ok(())).boxed()
     }
 }

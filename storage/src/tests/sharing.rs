@@ -49,6 +49,13 @@ async fn the_owner_pays_for_what_grantees_write_and_move_in() {
     assert_eq!(read_all(s, &alice, "/box/parts/big.bin", None).await.unwrap(), part);
     assert_eq!(s.usage(alice.user_id).await.unwrap().bytes, 1060);
     assert_eq!(s.usage(bob.user_id).await.unwrap().bytes, 80);
+
+    // A revoked grant ends uploads begun through it: no more parts on the owner's quota.
+    let up = s.create_upload(&bob, "/shared/alice/box/late.bin", WriteOptions::default()).await.unwrap();
+    let share = s.list_shares(&alice).await.unwrap().0.remove(0);
+    s.update_share(&alice, share.share.id, false).await.unwrap();
+    let r = s.upload_part(&bob, up.id, 1, body(&part), Default::default()).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
     assert_consistent(s).await;
 }
 
