@@ -549,6 +549,12 @@ async fn grantees_links_and_neighbours_cannot_destroy_or_freeze_what_is_not_thei
     assert_eq!(v, json!({ "uploaded": 1 }), "no stored names");
     let r = c.request(m("MKCOL"), s.url(&format!("/s/{drop}/keep.txt"))).send().await.unwrap();
     assert_eq!(r.status(), 201, "a taken name answers as a free one");
+    // Under a name that is a file, or one that is not there: the same refusal.
+    for path in ["keep.txt/x", "nothing/x"] {
+        let r = c.put(s.url(&format!("/s/{drop}/{path}"))).body("x").send().await.unwrap();
+        let (st, text) = (r.status().as_u16(), r.text().await.unwrap());
+        assert!(st == 409 && text.contains("cannot store") && !text.contains("is a file"), "{path}: {st} {text}");
+    }
     let (_, root) = api(&c, &s, "GET", "/api/v1/files/", "alice", None).await;
     let names: Vec<&str> = root["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["f", "shared", "x.txt"], "nothing landed beside the drop folder");

@@ -343,7 +343,12 @@ impl W<'_> {
                     db::decode(links.get(link)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value())?;
                 link_usable(&l)?;
             }
-            _ => {}
+            _ => return Ok(()),
+        }
+        // A transfer in between gave the item to someone else: what is written now would
+        // be charged to, and owned by, the wrong account.
+        if self.get(place.base)?.owner != place.owner {
+            return Err(Error::Conflict(format!("{} changed owner meanwhile; try again", place.path)));
         }
         Ok(())
     }

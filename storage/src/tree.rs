@@ -212,6 +212,10 @@ impl Storage {
     }
 
     pub async fn mkdir(&self, p: &Principal, path: &str) -> Result<Item> {
+        self.make_folder(p, path).await.map_err(|e| drop_box_refusal(p, path, e))
+    }
+
+    async fn make_folder(&self, p: &Principal, path: &str) -> Result<Item> {
         let place = self.place_for_change(p, path).await?;
         if place.is_virtual() || (place.rel.is_root() && place.access != Access::Own) {
             return Err(Error::AlreadyExists(format!("{} exists", place.path)));
@@ -245,6 +249,13 @@ impl Storage {
     /// Writes a file from a stream, replacing any file at `path` atomically: readers see the
     /// old version until the new one's chunks are durable and its commit is on disk.
     pub async fn write<S>(&self, p: &Principal, path: &str, body: S, opts: WriteOptions) -> Result<Item>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
+    {
+        self.write_file(p, path, body, opts).await.map_err(|e| drop_box_refusal(p, path, e))
+    }
+
+    async fn write_file<S>(&self, p: &Principal, path: &str, body: S, opts: WriteOptions) -> Result<Item>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
     {
@@ -696,6 +707,17 @@ pub(crate) fn load_user(t: &redb::ReadTransaction, id: u64) -> Result<User> {
     let users = t.open_table(USERS)?;
     let v = users.get(id)?.ok_or_else(|| Error::not_found("user"))?;
     crate::db::decode(v.value())
+}
+
+/// Through an upload link, a refusal that depends on what is already there (a file where a
+/// folder is needed, a missing folder) would tell names the link hides: it is told as one.
+fn drop_box_refusal(p: &Principal, path: &str, e: Error) -> Error {
+    match (&p.scope, e) {
+        (Scope::Link { upload: true, .. }, Error::Conflict(_) | Error::ParentMissing(_) | Error::AlreadyExists(_)) => {
+            Error::Conflict(format!("cannot store {path} in this drop box"))
+        }
+        (_, e) => e,
+    }
 }
 
 fn quota_error(need: u64) -> Error {
