@@ -30,14 +30,6 @@ REGION=us-east-1
 BIG_MIB=200 # clients upload this multipart (aws CLI from 8 MiB, rclone from 200 MiB)
 
 . conformance/lib/checks.sh
-# Run a client quietly; on failure show the end of what it said.
-quiet() {
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  [ "$rc" -eq 0 ] || { tail -n 8 <<<"$out" | cut -c1-400 | say; echo "     (exit $rc)"; }
-  return "$rc"
-}
 
 # --- clean-up: whatever a part leaves behind is undone on any exit --------------------------
 WORK=$(mktemp -d /tmp/davit-s3.XXXXXX)
@@ -154,21 +146,7 @@ s3cmd_setup() {
 # 200 MiB file. Made once, used by every part.
 DATA=$WORK/data
 make_data() {
-  local d f i=0 t0=1614834367
-  for d in $(seq 0 9); do
-    mkdir -p "$DATA/tree/d0$d"
-    for f in $(seq -w 0 19); do
-      head -c $((i * 37 % 4096)) /dev/urandom >"$DATA/tree/d0$d/f$f.txt"
-      i=$((i + 1))
-    done
-  done
-  mv "$DATA/tree/d09/f19.txt" "$DATA/tree/d09/name with spaces.txt"
-  mv "$DATA/tree/d09/f18.txt" "$DATA/tree/d09/ünïcødé ✓.txt"
-  mv "$DATA/tree/d09/f17.txt" "$DATA/tree/d09/100% & a+b=c.txt"
-  mv "$DATA/tree/d09/f16.txt" "$DATA/tree/d09/brackets [1] (2) {3} #4.txt"
-  i=0
-  while IFS= read -r -d '' f; do touch -d "@$((t0 + i * 61))" "$f"; i=$((i + 1)); done \
-    < <(find "$DATA/tree" -type f -print0 | LC_ALL=C sort -z)
+  make_tree "$DATA"
   printf 'a small object, %s\n' "$(date)" >"$DATA/small.txt"
   head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$DATA/big.bin"
 }

@@ -29,14 +29,6 @@ VENV=${DAVIT_CONFORMANCE_VENV:-$root/target/conformance-venv}
 REGION=us-east-1
 BIG=$((20 * 1024 * 1024))
 
-# Run a client quietly; on failure show the end of what it said.
-quiet() {
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  [ "$rc" -eq 0 ] || { tail -n 8 <<<"$out" | cut -c1-400 | say; echo "     (exit $rc)"; }
-  return "$rc"
-}
 
 # --- clean-up: whatever the suite leaves behind is undone on any exit -----------------------
 WORK=$(mktemp -d /tmp/davit-sharing.XXXXXX)

@@ -103,22 +103,9 @@ rclone_setup() {
 # with distinct whole-second modification times in the past, so that a server that ignores
 # X-OC-Mtime cannot match them by chance.
 make_rclone_data() {
-  local dir=$1 d f i=0 t0=1614834367
-  for d in $(seq 0 9); do
-    mkdir -p "$dir/tree/d0$d"
-    for f in $(seq -w 0 19); do
-      head -c $((i * 37 % 4096)) /dev/urandom >"$dir/tree/d0$d/f$f.txt"
-      i=$((i + 1))
-    done
-  done
-  mv "$dir/tree/d09/f19.txt" "$dir/tree/d09/name with spaces.txt"
-  mv "$dir/tree/d09/f18.txt" "$dir/tree/d09/ünïcødé ✓.txt"
-  mv "$dir/tree/d09/f17.txt" "$dir/tree/d09/100% & a+b=c.txt"
-  mv "$dir/tree/d09/f16.txt" "$dir/tree/d09/brackets [1] (2) {3} #4.txt"
-  head -c $((200 * 1024 * 1024)) /dev/urandom >"$dir/big.bin"
-  i=0
-  while IFS= read -r -d '' f; do touch -d "@$((t0 + i * 61))" "$f"; i=$((i + 1)); done \
-    < <(find "$dir" -type f -print0 | LC_ALL=C sort -z)
+  make_tree "$1"
+  head -c $((200 * 1024 * 1024)) /dev/urandom >"$1/big.bin"
+  touch -d @1614834000 "$1/big.bin"
 }
 
 # What the mount tests copy in: a few small files in folders and a 20 MiB file.

@@ -46,6 +46,22 @@ pub struct Ingested {
     pub pins: PinGuard,
 }
 
+impl Ingested {
+    /// Refuses a body that is not what the client announced: its length, or its MD5
+    /// (Content-MD5); `what` names it in the refusal ("body", "part").
+    pub fn check_announced(&self, len: Option<u64>, md5: Option<[u8; 16]>, what: &str) -> Result<()> {
+        if let Some(len) = len
+            && self.size != len
+        {
+            return Err(Error::Incomplete(format!("the {what} had {} bytes, {len} were announced", self.size)));
+        }
+        if md5.is_some_and(|want| want != self.md5) {
+            return Err(Error::DigestMismatch(format!("the {what} does not match its Content-MD5")));
+        }
+        Ok(())
+    }
+}
+
 /// Reads `body` to its end. `max` bounds its length: past it, `over()` is the refusal.
 pub async fn ingest<S>(core: &Arc<Core>, body: S, max: u64, over: impl Fn() -> Error) -> Result<Ingested>
 where

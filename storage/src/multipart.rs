@@ -15,6 +15,7 @@ use crate::db::{self, PARTS, UPLOADS};
 use crate::error::{Error, Result};
 use crate::ingest::{Ingested, ingest};
 use crate::model::{Item, Principal, now_nanos};
+use crate::tree::{quota_error, too_large};
 use crate::txn::{self, FileContent, W};
 use crate::{Storage, WriteOptions};
 
@@ -181,46 +182,29 @@ impl Storage {
         let max_file = self.core.config.max_file_size;
         let limit = if max_file > 0 { room.min(max_file) } else { room };
         let ingested = ingest(&self.core, body, limit, || {
-            if max_file > 0 && limit == max_file {
-                Error::TooLarge(format!("files are limited to {max_file} bytes on this server"))
-            } else {
-                Error::QuotaExceeded(format!("over quota: only {room} bytes are left"))
-            }
+            if max_file > 0 && limit == max_file { too_large(max_file) } else { quota_error(room) }
         })
         .await?;
-        if let Some(len) = opts.expected_len
-            && ingested.size != len
-        {
-            return Err(Error::Incomplete(format!("the body had {} bytes, {len} were announced", ingested.size)));
-        }
-        if let Some(want) = opts.expected_md5
-            && want != ingested.md5
-        {
-            return Err(Error::DigestMismatch("the part does not match its Content-MD5".into()));
-        }
+        ingested.check_announced(opts.expected_len, opts.expected_md5, "part")?;
         let Ingested { refs, size, md5, inline, pins } = ingested;
         let checksum = opts.checksum.and_then(|c| (c.0)().into_iter().next());
         let part = Part { number, size, etag: hex::encode(md5), modified: now_nanos(), chunks: refs, checksum };
         let (owner, payer) = (up.owner, up.payer);
-        self.core
-            .db
-            .write(pins, move |ctx| {
-                let mut w = W::open(ctx)?;
-                w.recheck(&place)?;
-                load_upload(&w, id, owner)?;
-                let old: Option<Part> =
-                    w.txn.open_table(PARTS)?.get((id, number))?.map(|v| db::decode(v.value())).transpose()?;
-                let old_size = old.as_ref().map_or(0, |o| o.size);
-                w.check_quota(payer, part.size as i128 - old_size as i128)?;
-                w.add_refs(&part.chunks, inline.as_ref())?;
-                if let Some(old) = &old {
-                    w.release_refs(&old.chunks)?;
-                }
-                w.add_usage(payer, part.size as i128 - old_size as i128, 0)?;
-                w.txn.open_table(PARTS)?.insert((id, number), db::encode(&part).as_slice())?;
-                Ok(part.clone())
-            })
-            .await
+        self.commit_at(place, pins, move |w, _| {
+            load_upload(w, id, owner)?;
+            let old: Option<Part> =
+                w.txn.open_table(PARTS)?.get((id, number))?.map(|v| db::decode(v.value())).transpose()?;
+            let old_size = old.as_ref().map_or(0, |o| o.size);
+            w.check_quota(payer, part.size as i128 - old_size as i128)?;
+            w.add_refs(&part.chunks, inline.as_ref())?;
+            if let Some(old) = &old {
+                w.release_refs(&old.chunks)?;
+            }
+            w.add_usage(payer, part.size as i128 - old_size as i128, 0)?;
+            w.txn.open_table(PARTS)?.insert((id, number), db::encode(&part).as_slice())?;
+            Ok(part.clone())
+        })
+        .await
     }
 
     pub async fn list_parts(&self, p: &Principal, id: u64) -> Result<Vec<Part>> {
@@ -289,78 +273,74 @@ impl Storage {
         let up = self.get_upload(p, id).await?;
         let place = self.change_target(p, &up.path, false).await?;
         let (owner, now) = (p.user_id, now_nanos());
-        self.core
-            .db
-            .write((), move |ctx| {
-                let mut w = W::open(ctx)?;
-                w.recheck(&place)?;
-                let up = load_upload(&w, id, owner)?;
-                if listed.is_empty() {
-                    return Err(Error::InvalidPart("the upload lists no parts".into()));
+        self.commit_at(place, (), move |w, place| {
+            let up = load_upload(w, id, owner)?;
+            if listed.is_empty() {
+                return Err(Error::InvalidPart("the upload lists no parts".into()));
+            }
+            let stored: std::collections::HashMap<u32, Part> =
+                parts_of(w, id)?.into_iter().map(|p| (p.number, p)).collect();
+            let mut chosen = Vec::new();
+            let mut last = 0;
+            for (n, tag) in &listed {
+                if *n <= last {
+                    return Err(Error::InvalidPartOrder("parts must be listed in ascending order".into()));
                 }
-                let stored: std::collections::HashMap<u32, Part> =
-                    parts_of(&w, id)?.into_iter().map(|p| (p.number, p)).collect();
-                let mut chosen = Vec::new();
-                let mut last = 0;
-                for (n, tag) in &listed {
-                    if *n <= last {
-                        return Err(Error::InvalidPartOrder("parts must be listed in ascending order".into()));
-                    }
-                    last = *n;
-                    let part = stored.get(n).ok_or_else(|| Error::InvalidPart(format!("part {n} was not uploaded")))?;
-                    if tag.trim_matches('"') != part.etag {
-                        return Err(Error::InvalidPart(format!("part {n} has another ETag")));
-                    }
-                    chosen.push(part.clone());
+                last = *n;
+                let part = stored.get(n).ok_or_else(|| Error::InvalidPart(format!("part {n} was not uploaded")))?;
+                if tag.trim_matches('"') != part.etag {
+                    return Err(Error::InvalidPart(format!("part {n} has another ETag")));
                 }
-                for part in &chosen[..chosen.len() - 1] {
-                    if part.size < MIN_PART {
-                        return Err(Error::TooSmall(format!(
-                            "part {} is smaller than 5 MiB and not the last",
-                            part.number
-                        )));
-                    }
+                chosen.push(part.clone());
+            }
+            for part in &chosen[..chosen.len() - 1] {
+                if part.size < MIN_PART {
+                    return Err(Error::TooSmall(format!(
+                        "part {} is smaller than 5 MiB and not the last",
+                        part.number
+                    )));
                 }
-                let mut md5 = Md5::new();
-                let mut refs = Vec::new();
-                let mut size = 0u64;
-                for part in &chosen {
-                    md5.update(hex::decode(&part.etag).map_err(Error::internal)?);
-                    refs.extend(part.chunks.iter().copied());
-                    size += part.size;
-                }
-                let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
-                let (parent, name) = w.slot(&place, true, now)?;
-                let current = match txn::lookup_child(&w.children, parent.id, &name)? {
-                    Some(cid) => Some(w.get(cid)?),
-                    None => None,
-                };
-                if current.as_ref().is_some_and(Item::is_folder) {
-                    return Err(Error::Conflict(format!("{} is a folder", place.path)));
-                }
-                // The file takes references first, then the upload lets all of its go.
-                w.add_refs(&refs, None)?;
-                drop_upload(&mut w, &up)?;
-                let old_size = current.as_ref().map_or(0, |c| c.size);
-                w.check_quota(place.owner, size as i128 - old_size as i128)?;
-                let mut headers = up.headers.clone();
-                if let Some(c) = &combine {
-                    headers.extend((c.0)(&chosen));
-                }
-                let content = FileContent {
-                    size,
-                    etag,
-                    chunks: refs,
-                    modified: now,
-                    content_type: up.content_type.clone(),
-                    headers,
-                    user_meta: up.user_meta.clone(),
-                    parts: chosen.iter().map(|p| p.size).collect(),
-                };
-                let item = w.place_file(place.owner, parent.id, &name, current, now, content)?;
-                Ok(item)
-            })
-            .await
+            }
+            let mut md5 = Md5::new();
+            let mut refs = Vec::new();
+            let mut size = 0u64;
+            for part in &chosen {
+                md5.update(hex::decode(&part.etag).map_err(Error::internal)?);
+                refs.extend(part.chunks.iter().copied());
+                size += part.size;
+            }
+            let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
+            let (parent, name) = w.slot(place, true, now)?;
+            let current = match txn::lookup_child(&w.children, parent.id, &name)? {
+                Some(cid) => Some(w.get(cid)?),
+                None => None,
+            };
+            if current.as_ref().is_some_and(Item::is_folder) {
+                return Err(Error::Conflict(format!("{} is a folder", place.path)));
+            }
+            // The file takes references first, then the upload lets all of its go.
+            w.add_refs(&refs, None)?;
+            drop_upload(w, &up)?;
+            let old_size = current.as_ref().map_or(0, |c| c.size);
+            w.check_quota(place.owner, size as i128 - old_size as i128)?;
+            let mut headers = up.headers.clone();
+            if let Some(c) = &combine {
+                headers.extend((c.0)(&chosen));
+            }
+            let content = FileContent {
+                size,
+                etag,
+                chunks: refs,
+                modified: now,
+                content_type: up.content_type.clone(),
+                headers,
+                user_meta: up.user_meta.clone(),
+                parts: chosen.iter().map(|p| p.size).collect(),
+            };
+            let item = w.place_file(place.owner, parent.id, &name, current, now, content)?;
+            Ok(item)
+        })
+        .await
     }
 
     /// Aborts uploads started longer ago than `max_age`; their chunks are freed.

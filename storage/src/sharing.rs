@@ -2,7 +2,8 @@
 //! it), and transfers of ownership. Grants attach to item ids, so renames and moves keep
 //! them; deleting an item or a user ends them in the same transaction.
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
 
 use crate::Storage;
 use crate::access::{self, Access};
@@ -37,36 +38,42 @@ fn remove_share_rows(txn: &WriteTransaction, s: &Share) -> Result<()> {
     Ok(())
 }
 
-fn shares_on(txn: &WriteTransaction, item: u64) -> Result<Vec<Share>> {
-    let ids: Vec<u64> = txn
-        .open_table(SHARES_BY_ITEM)?
-        .range((item, 0)..(item + 1, 0))?
-        .map(|e| e.map(|(_, v)| v.value()))
+/// The rows of an index keyed by (`first`, second): (second, value), in order.
+fn index_rows(
+    txn: &WriteTransaction,
+    index: TableDefinition<'static, (u64, u64), u64>,
+    first: u64,
+) -> Result<Vec<(u64, u64)>> {
+    let rows = txn.open_table(index)?;
+    let out = rows
+        .range((first, 0)..(first + 1, 0))?
+        .map(|e| e.map(|(k, v)| (k.value().1, v.value())))
         .collect::<std::result::Result<_, _>>()?;
-    let shares = txn.open_table(SHARES)?;
+    Ok(out)
+}
+
+/// The records with these ids that exist.
+fn records<T: DeserializeOwned>(
+    txn: &WriteTransaction,
+    table: TableDefinition<'static, u64, &'static [u8]>,
+    ids: impl IntoIterator<Item = u64>,
+) -> Result<Vec<T>> {
+    let t = txn.open_table(table)?;
     let mut out = Vec::new();
     for id in ids {
-        if let Some(v) = shares.get(id)? {
+        if let Some(v) = t.get(id)? {
             out.push(db::decode(v.value())?);
         }
     }
     Ok(out)
 }
 
+fn shares_on(txn: &WriteTransaction, item: u64) -> Result<Vec<Share>> {
+    records(txn, SHARES, index_rows(txn, SHARES_BY_ITEM, item)?.into_iter().map(|(_, share)| share))
+}
+
 fn links_on(txn: &WriteTransaction, item: u64) -> Result<Vec<Link>> {
-    let ids: Vec<u64> = txn
-        .open_table(LINKS_BY_ITEM)?
-        .range((item, 0)..(item + 1, 0))?
-        .map(|e| e.map(|(k, _)| k.value().1))
-        .collect::<std::result::Result<_, _>>()?;
-    let links = txn.open_table(LINKS)?;
-    let mut out = Vec::new();
-    for id in ids {
-        if let Some(v) = links.get(id)? {
-            out.push(db::decode(v.value())?);
-        }
-    }
-    Ok(out)
+    records(txn, LINKS, index_rows(txn, LINKS_BY_ITEM, item)?.into_iter().map(|(link, _)| link))
 }
 
 /// Ends every grant and link on an item that is being removed. Links are kept, marked,
@@ -113,35 +120,18 @@ fn put_share(txn: &WriteTransaction, s: &Share) -> Result<()> {
 /// Ends every grant a user made or received and every link they made (their items are
 /// being deleted with them).
 pub(crate) fn forget_user(txn: &WriteTransaction, user: u64) -> Result<()> {
-    let received: Vec<u64> = txn
-        .open_table(SHARES_BY_GRANTEE)?
-        .range((user, 0)..(user + 1, 0))?
-        .map(|e| e.map(|(k, _)| k.value().1))
-        .collect::<std::result::Result<_, _>>()?;
-    let made: Vec<u64> = txn
-        .open_table(SHARES_BY_OWNER)?
-        .range((user, 0)..(user + 1, 0))?
-        .map(|e| e.map(|(k, _)| k.value().1))
-        .collect::<std::result::Result<_, _>>()?;
-    for id in received.into_iter().chain(made) {
-        let share = txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
-        if let Some(s) = share {
-            remove_share_rows(txn, &s)?;
-        }
+    let received = index_rows(txn, SHARES_BY_GRANTEE, user)?;
+    let made = index_rows(txn, SHARES_BY_OWNER, user)?;
+    let shares: Vec<Share> = records(txn, SHARES, received.into_iter().chain(made).map(|(share, _)| share))?;
+    for s in shares {
+        remove_share_rows(txn, &s)?;
     }
-    let links: Vec<(u64, u64)> = txn
-        .open_table(LINKS_BY_OWNER)?
-        .range((user, 0)..(user + 1, 0))?
-        .map(|e| e.map(|(k, v)| (k.value().1, v.value())))
-        .collect::<std::result::Result<_, _>>()?;
-    for (id, item) in links {
-        txn.open_table(LINKS_BY_OWNER)?.remove((user, id))?;
-        txn.open_table(LINKS_BY_ITEM)?.remove((item, id))?;
-        let link = txn.open_table(LINKS)?.get(id)?.map(|v| db::decode::<Link>(v.value())).transpose()?;
-        if let Some(mut l) = link {
-            l.state = LinkState::Deleted;
-            txn.open_table(LINKS)?.insert(id, db::encode(&l).as_slice())?;
-        }
+    let links: Vec<Link> = records(txn, LINKS, index_rows(txn, LINKS_BY_OWNER, user)?.into_iter().map(|(l, _)| l))?;
+    for mut l in links {
+        txn.open_table(LINKS_BY_OWNER)?.remove((user, l.id))?;
+        txn.open_table(LINKS_BY_ITEM)?.remove((l.item, l.id))?;
+        l.state = LinkState::Deleted;
+        txn.open_table(LINKS)?.insert(l.id, db::encode(&l).as_slice())?;
     }
     Ok(())
 }

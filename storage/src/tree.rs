@@ -111,13 +111,41 @@ impl Storage {
         })
     }
 
+    /// Commits a change at `place`, after checking again, in the same transaction, that the
+    /// grant or link it was resolved through still allows it: every change of one place goes
+    /// through here, so none can forget that a revocation wins over a change in flight.
+    pub(crate) async fn commit_at<T, K>(
+        &self,
+        place: Place,
+        keep: K,
+        mut f: impl FnMut(&mut W<'_>, &Place) -> Result<T> + Send + 'static,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        K: Send + 'static,
+    {
+        self.core
+            .db
+            .write(keep, move |ctx| {
+                let mut w = W::open(ctx)?;
+                w.recheck(&place)?;
+                f(&mut w, &place)
+            })
+            .await
+    }
+
     /// What every change passes first: a valid path, the right to change it, and no lock
     /// the caller does not hold (on the item, or below it when `deep`).
     pub(crate) async fn change_target(&self, p: &Principal, path: &str, deep: bool) -> Result<Place> {
         let place = self.place_for_change(p, path).await?;
-        place.check_write(p)?;
-        self.check_unlocked(p, &place, deep).await?;
+        self.may_change(p, &place, deep).await?;
         Ok(place)
+    }
+
+    /// The right to change a resolved place, and no lock the caller does not hold.
+    async fn may_change(&self, p: &Principal, place: &Place, deep: bool) -> Result<()> {
+        place.check_write(p)?;
+        self.check_unlocked(p, place, deep).await
     }
 
     pub async fn stat(&self, p: &Principal, path: &str) -> Result<Item> {
@@ -223,27 +251,22 @@ impl Storage {
         if place.access == Access::Own && place.path.is_shared_root() {
             return Err(Error::AlreadyExists("/shared exists: it holds what others share with you".into()));
         }
-        place.check_write(p)?;
-        self.check_unlocked(p, &place, false).await?;
+        self.may_change(p, &place, false).await?;
         let now = now_nanos();
-        self.core
-            .db
-            .write((), move |ctx| {
-                let mut w = W::open(ctx)?;
-                w.recheck(&place)?;
-                let (parent, mut name) = w.slot(&place, false, now)?;
-                if place.hides_names() {
-                    // A drop box answers the same whether the name is taken or not.
-                    name = access::free_name(&w.children, parent.id, &name)?;
-                } else if txn::lookup_child(&w.children, parent.id, &name)?.is_some() {
-                    return Err(Error::AlreadyExists(format!("{} already exists", place.path)));
-                }
-                let item = Item::folder(w.next_item_id()?, place.owner, parent.id, &name, now);
-                w.put(&item)?;
-                w.link(&item)?;
-                Ok(item)
-            })
-            .await
+        self.commit_at(place, (), move |w, place| {
+            let (parent, mut name) = w.slot(place, false, now)?;
+            if place.hides_names() {
+                // A drop box answers the same whether the name is taken or not.
+                name = access::free_name(&w.children, parent.id, &name)?;
+            } else if txn::lookup_child(&w.children, parent.id, &name)?.is_some() {
+                return Err(Error::AlreadyExists(format!("{} already exists", place.path)));
+            }
+            let item = Item::folder(w.next_item_id()?, place.owner, parent.id, &name, now);
+            w.put(&item)?;
+            w.link(&item)?;
+            Ok(item)
+        })
+        .await
     }
 
     /// Writes a file from a stream, replacing any file at `path` atomically: readers see the
@@ -316,16 +339,7 @@ impl Storage {
             if max_file > 0 && max == max_file { too_large(max_file) } else { quota_error(max) }
         })
         .await?;
-        if let Some(len) = opts.expected_len
-            && ingested.size != len
-        {
-            return Err(Error::Incomplete(format!("the body had {} bytes, {len} were announced", ingested.size)));
-        }
-        if let Some(want) = opts.expected_md5
-            && want != ingested.md5
-        {
-            return Err(Error::DigestMismatch("the body does not match its Content-MD5".into()));
-        }
+        ingested.check_announced(opts.expected_len, opts.expected_md5, "body")?;
         let Ingested { refs, size, md5, inline, pins } = ingested;
         let etag = hex::encode(md5);
         let now = now_nanos();
@@ -333,41 +347,37 @@ impl Storage {
         if let Some(late) = &opts.late_headers {
             headers.extend((late.0)());
         }
-        self.core
-            .db
-            .write(pins, move |ctx| {
-                let mut w = W::open(ctx)?;
-                w.recheck(&place)?;
-                let (parent, mut name) = w.slot(&place, opts.create_parents, now)?;
-                if !keeps_old {
-                    // An upload link never overwrites: a clashing name gets a new one.
-                    name = access::free_name(&w.children, parent.id, &name)?;
-                }
-                let current = match txn::lookup_child(&w.children, parent.id, &name)? {
-                    Some(id) => Some(w.get(id)?),
-                    None => None,
-                };
-                if current.as_ref().is_some_and(Item::is_folder) {
-                    return Err(Error::Conflict(format!("{} is a folder", place.path)));
-                }
-                opts.conditions.check(current.as_ref())?;
-                let old_size = current.as_ref().map_or(0, |c| c.size);
-                w.check_quota(owner, size as i128 - old_size as i128)?;
-                w.add_refs(&refs, inline.as_ref())?;
-                let content = FileContent {
-                    size,
-                    etag: etag.clone(),
-                    chunks: refs.clone(),
-                    modified: opts.modified.unwrap_or(now),
-                    content_type: opts.content_type.clone(),
-                    headers: headers.clone(),
-                    user_meta: opts.user_meta.clone(),
-                    parts: Vec::new(),
-                };
-                let item = w.place_file(owner, parent.id, &name, current, now, content)?;
-                Ok(item)
-            })
-            .await
+        self.commit_at(place, pins, move |w, place| {
+            let (parent, mut name) = w.slot(place, opts.create_parents, now)?;
+            if !keeps_old {
+                // An upload link never overwrites: a clashing name gets a new one.
+                name = access::free_name(&w.children, parent.id, &name)?;
+            }
+            let current = match txn::lookup_child(&w.children, parent.id, &name)? {
+                Some(id) => Some(w.get(id)?),
+                None => None,
+            };
+            if current.as_ref().is_some_and(Item::is_folder) {
+                return Err(Error::Conflict(format!("{} is a folder", place.path)));
+            }
+            opts.conditions.check(current.as_ref())?;
+            let old_size = current.as_ref().map_or(0, |c| c.size);
+            w.check_quota(owner, size as i128 - old_size as i128)?;
+            w.add_refs(&refs, inline.as_ref())?;
+            let content = FileContent {
+                size,
+                etag: etag.clone(),
+                chunks: refs.clone(),
+                modified: opts.modified.unwrap_or(now),
+                content_type: opts.content_type.clone(),
+                headers: headers.clone(),
+                user_meta: opts.user_meta.clone(),
+                parts: Vec::new(),
+            };
+            let item = w.place_file(owner, parent.id, &name, current, now, content)?;
+            Ok(item)
+        })
+        .await
     }
 
     /// Opens a byte range (inclusive `(first, last)` as in HTTP; `None` for all) of a file.
@@ -420,19 +430,15 @@ impl Storage {
     pub async fn delete(&self, p: &Principal, path: &str, conditions: Conditions) -> Result<()> {
         let place = self.change_target(p, path, true).await?;
         place.check_detach(p)?;
-        self.core
-            .db
-            .write((), move |ctx| {
-                let mut w = W::open(ctx)?;
-                w.recheck(&place)?;
-                let item = w
-                    .resolve(place.base, &place.rel)?
-                    .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
-                conditions.check(Some(&item))?;
-                w.remove_subtree(&item)?;
-                Ok(())
-            })
-            .await
+        self.commit_at(place, (), move |w, place| {
+            let item = w
+                .resolve(place.base, &place.rel)?
+                .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
+            conditions.check(Some(&item))?;
+            w.remove_subtree(&item)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Copies a file or folder; content is shared by reference. Returns the new item and
@@ -576,24 +582,20 @@ impl Storage {
         f: impl Fn(&mut Item) -> Result<()> + Send + 'static,
     ) -> Result<Item> {
         let place = self.change_target(p, path, false).await?;
-        self.core
-            .db
-            .write((), move |ctx| {
-                let mut w = W::open(ctx)?;
-                w.recheck(&place)?;
-                let mut item = w
-                    .resolve(place.base, &place.rel)?
-                    .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
-                f(&mut item)?;
-                w.put(&item)?;
-                if place.rel.is_root()
-                    && let Some(shown) = &place.shown_as
-                {
-                    item.name = shown.clone();
-                }
-                Ok(item)
-            })
-            .await
+        self.commit_at(place, (), move |w, place| {
+            let mut item = w
+                .resolve(place.base, &place.rel)?
+                .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
+            f(&mut item)?;
+            w.put(&item)?;
+            if place.rel.is_root()
+                && let Some(shown) = &place.shown_as
+            {
+                item.name = shown.clone();
+            }
+            Ok(item)
+        })
+        .await
     }
 
     /// Makes the folder at `path` and any missing parents; an existing folder is fine.
@@ -602,17 +604,9 @@ impl Storage {
         if place.rel.is_root() && place.access != Access::Own {
             return self.stat(p, path).await;
         }
-        place.check_write(p)?;
-        self.check_unlocked(p, &place, false).await?;
+        self.may_change(p, &place, false).await?;
         let now = now_nanos();
-        self.core
-            .db
-            .write((), move |ctx| {
-                let mut w = W::open(ctx)?;
-                w.recheck(&place)?;
-                w.ensure_folder(place.base, &place.rel, place.owner, now)
-            })
-            .await
+        self.commit_at(place, (), move |w, place| w.ensure_folder(place.base, &place.rel, place.owner, now)).await
     }
 
     /// Deletes a file (S3 DeleteObject), then the folders above it that it left empty, up
@@ -621,50 +615,42 @@ impl Storage {
     pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<()> {
         let place = self.change_target(p, path, true).await?;
         place.check_detach(p)?;
-        self.core
-            .db
-            .write((), move |ctx| {
-                let mut w = W::open(ctx)?;
-                w.recheck(&place)?;
-                let Some(item) = w.resolve(place.base, &place.rel)? else { return Ok(()) };
-                w.remove_subtree(&item)?;
-                let mut up = place.rel.parent();
-                while let Some(dir) = up {
-                    if dir.is_root() || place.depth + dir.names().len() <= keep_depth {
-                        break;
-                    }
-                    let Some(folder) = w.resolve(place.base, &dir)? else { break };
-                    if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
-                        break;
-                    }
-                    w.remove_subtree(&folder)?;
-                    up = dir.parent();
+        self.commit_at(place, (), move |w, place| {
+            let Some(item) = w.resolve(place.base, &place.rel)? else { return Ok(()) };
+            w.remove_subtree(&item)?;
+            let mut up = place.rel.parent();
+            while let Some(dir) = up {
+                if dir.is_root() || place.depth + dir.names().len() <= keep_depth {
+                    break;
                 }
-                Ok(())
-            })
-            .await
+                let Some(folder) = w.resolve(place.base, &dir)? else { break };
+                if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
+                    break;
+                }
+                w.remove_subtree(&folder)?;
+                up = dir.parent();
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Removes a folder only if it is empty (S3 DeleteBucket).
     pub async fn remove_empty_folder(&self, p: &Principal, path: &str) -> Result<()> {
         let place = self.place(p, path).await?;
         place.check_detach(p)?;
-        self.core
-            .db
-            .write((), move |ctx| {
-                let mut w = W::open(ctx)?;
-                w.recheck(&place)?;
-                let folder = w.resolve_folder(place.base, &place.rel).map_err(|e| match e {
-                    Error::ParentMissing(_) => Error::NotFound(format!("{} not found", place.path)),
-                    e => e,
-                })?;
-                if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
-                    return Err(Error::NotEmpty(format!("{} is not empty", place.path)));
-                }
-                w.remove_subtree(&folder)?;
-                Ok(())
-            })
-            .await
+        self.commit_at(place, (), move |w, place| {
+            let folder = w.resolve_folder(place.base, &place.rel).map_err(|e| match e {
+                Error::ParentMissing(_) => Error::NotFound(format!("{} not found", place.path)),
+                e => e,
+            })?;
+            if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
+                return Err(Error::NotEmpty(format!("{} is not empty", place.path)));
+            }
+            w.remove_subtree(&folder)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Replaces the stored type, standard headers and user metadata of a file.
@@ -720,10 +706,10 @@ fn drop_box_refusal(p: &Principal, path: &str, e: Error) -> Error {
     }
 }
 
-fn quota_error(need: u64) -> Error {
+pub(crate) fn quota_error(need: u64) -> Error {
     Error::QuotaExceeded(format!("over quota: only {need} bytes are left"))
 }
 
-fn too_large(max: u64) -> Error {
+pub(crate) fn too_large(max: u64) -> Error {
     Error::TooLarge(format!("files are limited to {max} bytes on this server"))
 }

@@ -203,11 +203,11 @@ async fn get(
         Some(r) => parse_range(r, item.size).map_err(|p| Error::RangeNotSatisfiable(p.detail))?,
         None => None,
     };
-    let read = state.storage.read(p, inner, range).await?;
-    // A download is a GET from the first byte; HEAD and later ranges (resumes) are free.
-    if req.method() == Method::GET && read.start == 0 {
-        state.storage.count_download(link.link.id).await?;
-    }
+    let read = if req.method() == Method::GET {
+        state.storage.download(p, inner, range).await?
+    } else {
+        state.storage.read(p, inner, range).await?
+    };
     Ok(file_response(read, range.is_some()))
 }
 

@@ -208,15 +208,8 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
-    let range = match (&input.range, input.part_number) {
-        (Some(_), Some(_)) => return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber")),
-        (Some(r), None) => {
-            let ok = r.check(item.size).map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable"))?;
-            Some((ok.start, Some(ok.end.saturating_sub(1))))
-        }
-        (None, Some(n)) => part_range(&item, n)?,
-        (None, None) => None,
-    };
+    // The core reads inclusive ranges, as HTTP writes them; an empty part reads to the end.
+    let range = span(&item, input.range.as_ref(), input.part_number)?.map(|(s, e)| (s, (e > s).then(|| e - 1)));
     let read = s3.storage.read(&p, &path, range).await.map_err(|e| map(e, Subject::Key))?;
     let item = read.item;
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
@@ -257,16 +250,7 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
-    let span = match (&input.range, input.part_number) {
-        (Some(_), Some(_)) => return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber")),
-        (Some(r), None) => {
-            let ok = r.check(item.size).map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable"))?;
-            Some((ok.start, ok.end))
-        }
-        (None, Some(n)) => part_range(&item, n)?.map(|(a, b)| (a, b.map_or(item.size, |b| b + 1))),
-        (None, None) => None,
-    };
-    let (len, range) = match span {
+    let (len, range) = match span(&item, input.range.as_ref(), input.part_number)? {
         None => (item.size, None),
         Some((start, end)) => (end - start, Some(format!("bytes {start}-{}/{}", end.saturating_sub(1), item.size))),
     };
@@ -309,30 +293,33 @@ fn parts_count(item: &Item) -> i32 {
     item.parts.len().max(1) as i32
 }
 
-/// The bytes of part `n` (inclusive, as a range read takes them); None for the whole of a
-/// single-part object's only part.
-fn part_range(item: &Item, n: i32) -> S3Result<Option<(u64, Option<u64>)>> {
-    let invalid = || {
-        let mut e = S3Error::with_message(
-            S3ErrorCode::Custom("InvalidPartNumber".into()),
-            format!("the object has {} part(s)", parts_count(item)),
-        );
-        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
-        e
-    };
-    if n < 1 || n > parts_count(item) {
-        return Err(invalid());
+/// The bytes `[start, end)` a GET or HEAD asks for, by Range or by part number; None for
+/// the whole object (a single-part object's only part is all of it).
+fn span(item: &Item, range: Option<&Range>, part: Option<i32>) -> S3Result<Option<(u64, u64)>> {
+    match (range, part) {
+        (Some(_), Some(_)) => Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber")),
+        (Some(r), None) => {
+            let ok = r.check(item.size).map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable"))?;
+            Ok(Some((ok.start, ok.end)))
+        }
+        (None, Some(n)) => {
+            if n < 1 || n > parts_count(item) {
+                let mut e = S3Error::with_message(
+                    S3ErrorCode::Custom("InvalidPartNumber".into()),
+                    format!("the object has {} part(s)", parts_count(item)),
+                );
+                e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                return Err(e);
+            }
+            if item.parts.is_empty() {
+                return Ok(None);
+            }
+            let i = (n - 1) as usize;
+            let start: u64 = item.parts[..i].iter().sum();
+            Ok(Some((start, start + item.parts[i])))
+        }
+        (None, None) => Ok(None),
     }
-    if item.parts.is_empty() {
-        return Ok(None);
-    }
-    let i = (n - 1) as usize;
-    let start: u64 = item.parts[..i].iter().sum();
-    let len = item.parts[i];
-    if len == 0 {
-        return Ok(Some((start, None)));
-    }
-    Ok(Some((start, Some(start + len - 1))))
 }
 
 async fn delete_key(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, key: &str) -> S3Result<()> {
