@@ -7,6 +7,7 @@ mod process;
 mod s3;
 mod s3_sdk;
 mod s3_sign;
+mod security;
 mod server;
 mod sharing;
 mod smtp;
