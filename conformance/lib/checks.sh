@@ -1,8 +1,10 @@
+# shellcheck shell=bash
 # Shared by the conformance suites: count checks and report them in one closing line.
 # Source it, run `check NAME cmd…` (and `skip NAME REASON` where a part cannot run here),
 # then end with `summary SUITE`, which prints "SUITE: N passed, M failed, K skipped" and
 # fails when anything failed. Also what several suites use: `quiet cmd…` (a client's
-# output only when it fails) and `make_tree DIR` (the awkward 200-file test tree).
+# output only when it fails), `make_tree DIR` (the awkward 200-file test tree),
+# `local_listing DIR` (what a listing of it must show) and `urlpath PATH` (percent-encoded).
 
 pass=0
 fail=0
@@ -48,3 +50,9 @@ make_tree() { # DIR
   while IFS= read -r -d '' f; do touch -d "@$((t0 + i * 61))" "$f"; i=$((i + 1)); done \
     < <(find "$dir/tree" -type f -print0 | LC_ALL=C sort -z)
 }
+
+# "key<TAB>size" of every file under a local folder, sorted: what a listing must show.
+local_listing() { (cd "$1" && find . -type f -printf "${2:-}%P\t%s\n" | LC_ALL=C sort); } # dir [key prefix]
+
+# A path percent-encoded for a URL ("/" kept).
+urlpath() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }

@@ -18,126 +18,47 @@
 # aws CLI is installed from PyPI into a venv (kept in target/ between runs); rclone and s3cmd
 # with apt-get when missing.
 set -uo pipefail # no -e: a failing step is counted and the suite goes on to the next one
-cd "$(dirname "$0")/../.."
-root=$PWD
+cd "$(dirname "$0")/../.." || exit
 . conformance/lib/server.sh
-
-export DAVIT_TEST_CERT_DIR=${DAVIT_TEST_CERT_DIR:-$root/target/test-tls}
-[ -s "$DAVIT_TEST_CERT_DIR/cert.pem" ] || bash tests/make-cert.sh "$DAVIT_TEST_CERT_DIR"
-CERT=$DAVIT_TEST_CERT_DIR/cert.pem
-VENV=${DAVIT_CONFORMANCE_VENV:-$root/target/conformance-venv}
-REGION=us-east-1
-BIG_MIB=200 # clients upload this multipart (aws CLI from 8 MiB, rclone from 200 MiB)
-
 . conformance/lib/checks.sh
+. conformance/lib/clients.sh
+use_test_cert
+CERT=$DAVIT_TEST_CERT_DIR/cert.pem
+BIG_MIB=200 # clients upload this multipart (aws CLI from 8 MiB, rclone from 200 MiB)
+SERVER_LOG_REQUESTS=yes # a failed part also shows the requests that failed or were slow
 
-# --- clean-up: whatever a part leaves behind is undone on any exit --------------------------
-WORK=$(mktemp -d /tmp/davit-s3.XXXXXX)
-cleanup() {
-  cleanup_davit
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM # so that the EXIT trap runs
+# whatever a part leaves behind is undone on any exit
+suite_work s3
 
 # --- a server with an access key ------------------------------------------------------------
 
 # An access key can only be made offline (the admin command refuses while the server holds
 # the database): start a fresh server (it makes the data folder and the test user), stop it,
-# add a key, and serve the same folder again. Sets S3_KEY, S3_SECRET, DAVIT_URL, CURL.
+# add a key, and serve the same folder again. Sets S3_KEY[$TEST_USER], S3_SECRET[$TEST_USER],
+# DAVIT_URL, CURL.
 start_server() { # [--tls]
-  local out
-  start_davit || { stop_davit; trap cleanup EXIT; return 1; }
-  trap cleanup EXIT # start_davit sets its own EXIT trap: ours also calls cleanup_davit
+  start_davit || { stop_davit; return 1; }
   stop_davit
-  out=$(DAVIT_LOG=warn "$DAVIT_BIN" admin --data-dir "$DAVIT_DATA" key add "$TEST_USER") ||
-    { echo "     key add failed: $out"; return 1; }
-  S3_KEY=$(sed -n 's/^AWS_ACCESS_KEY_ID=//p' <<<"$out")
-  S3_SECRET=$(sed -n 's/^AWS_SECRET_ACCESS_KEY=//p' <<<"$out")
-  [ -n "$S3_KEY" ] && [ -n "$S3_SECRET" ] || { echo "     key add printed: $out"; return 1; }
+  add_s3_key "$TEST_USER" || return 1
   start_davit_on "$DAVIT_DATA" "$@" || { stop_davit; return 1; }
-  CURL=(curl -sS --max-time 600 -u "$TEST_USER:$TEST_PASSWORD")
-  if [[ $DAVIT_URL == https://* ]]; then CURL+=(--cacert "$CERT"); fi
-}
-
-# Stop the server of a part, run the offline check, and show the server log if the part failed.
-finish_server() {
-  local tag=$1 fails_before=$2
-  stop_davit
-  check "$tag offline consistency check after stop" check_davit_data
-  if [ "$fail" -gt "$fails_before" ]; then
-    echo "     server log: warnings and errors, then the last lines"
-    sed 's/\x1b\[[0-9;]*m//g' "$DAVIT_WORK/server.log" >"$DAVIT_WORK/server.plain.log"
-    grep -E ' (WARN|ERROR) ' "$DAVIT_WORK/server.plain.log" | tail -n 20 | cut -c1-400 | say
-    echo "     requests that failed (5xx), were cut off, or took over 10 s:"
-    grep -E 'davit::access: .*(status=5[0-9][0-9]|complete=false)' "$DAVIT_WORK/server.plain.log" |
-      grep -vE 'method=(GET|HEAD) ' | tail -n 10 | cut -c1-400 | say
-    awk 'match($0, / ms=[0-9.]+/) && substr($0, RSTART + 4, RLENGTH - 4) + 0 > 10000' \
-      "$DAVIT_WORK/server.plain.log" | tail -n 10 | cut -c1-400 | say
-    echo "     ..."
-    tail -n 15 "$DAVIT_WORK/server.plain.log" | cut -c1-400 | say
-  fi
+  curl_setup 600
 }
 
 # --- the clients -------------------------------------------------------------------------
-have() { command -v "$1" >/dev/null; }
+# aws CLI as the test user: only its key, our region, path style, one try per request; over
+# HTTPS it trusts the test certificate (aws_setup and aws_as in lib/clients.sh).
+aws_conf() { aws_setup "$DAVIT_WORK/aws-config" "$@"; }
+awsc() { aws_as "$TEST_USER" "$@"; }
 
-# aws CLI v1 from PyPI, in a venv of ours, so that the version is a current one and nothing
-# of the machine's Python is touched. An existing venv is reused (an install takes a while).
-install_aws() {
-  if [ -x "$VENV/bin/aws" ] && "$VENV/bin/aws" --version >/dev/null 2>&1; then return 0; fi
-  echo "     installing awscli (PyPI) into $VENV"
-  rm -rf "$VENV"
-  timeout 300 python3 -m venv "$VENV" &&
-    timeout 900 "$VENV/bin/python" -m pip install -q awscli >/dev/null &&
-    "$VENV/bin/aws" --version >/dev/null 2>&1
-}
-
-install_apt() {
-  local need=()
-  have rclone || need+=(rclone)
-  have s3cmd || need+=(s3cmd)
-  [ ${#need[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" != 0 ]; then echo "     cannot install ${need[*]}: not root"; return 1; fi
-  echo "     installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  timeout 600 apt-get update -qq &&
-    timeout 900 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-}
-
-# aws CLI: only our key, our region, path style, one try per request (so that a request that
-# only works on a retry shows up as a failure). Over HTTPS it trusts the test certificate.
-aws_setup() {
-  AWS_CONF=$DAVIT_WORK/aws-config
-  printf '[default]\nregion = %s\nmax_attempts = 1\nretry_mode = standard\ns3 =\n  addressing_style = path\n%s\n' \
-    "$REGION" "${AWS_CONF_EXTRA:-}" >"$AWS_CONF"
-}
-awsc() {
-  local ca=()
-  [[ $DAVIT_URL == https://* ]] && ca=(AWS_CA_BUNDLE="$CERT")
-  env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_DEFAULT_PROFILE -u AWS_ENDPOINT_URL \
-    AWS_CONFIG_FILE="$AWS_CONF" AWS_SHARED_CREDENTIALS_FILE=/dev/null \
-    AWS_ACCESS_KEY_ID="$S3_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET" "${ca[@]}" \
-    timeout -k 10 900 "$VENV/bin/aws" --endpoint-url "$DAVIT_URL" "$@"
-}
-
-# rclone is a Go program: it must not see AWS_CA_BUNDLE. A private config with remote "s3:".
-RCLONE_ARGS=()
-rcl() { env -u AWS_CA_BUNDLE timeout -k 10 900 rclone "${RCLONE_ARGS[@]}" "$@"; }
-rclone_setup() {
-  local conf=$DAVIT_WORK/rclone.conf
-  (umask 077 && printf '[s3]\ntype = s3\nprovider = Other\nenv_auth = false\naccess_key_id = %s\nsecret_access_key = %s\nendpoint = %s\nregion = %s\nforce_path_style = true\n' \
-    "$S3_KEY" "$S3_SECRET" "$DAVIT_URL" "$REGION" >"$conf")
-  RCLONE_ARGS=(--config "$conf" --retries 1 --low-level-retries 1)
-  if [[ $DAVIT_URL == https://* ]]; then RCLONE_ARGS+=(--ca-cert "$CERT"); fi
-}
+# rclone: a private config with remote "s3:" (one try per request, see lib/clients.sh).
+rclone_setup() { rclone_config "$DAVIT_WORK/rclone.conf" && rclone_s3_remote s3 "$TEST_USER"; }
 
 # s3cmd: a private config; host_bucket without %(bucket)s means path style.
 s3c() { timeout -k 10 600 s3cmd -c "$DAVIT_WORK/s3cmd.conf" "$@"; }
 s3cmd_setup() {
   local hostport=${DAVIT_URL#*://}
   (umask 077 && printf '[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\nuse_https = False\nsignature_v2 = False\nbucket_location = %s\n' \
-    "$S3_KEY" "$S3_SECRET" "$hostport" "$hostport" "$REGION" >"$DAVIT_WORK/s3cmd.conf")
+    "${S3_KEY[$TEST_USER]}" "${S3_SECRET[$TEST_USER]}" "$hostport" "$hostport" "$REGION" >"$DAVIT_WORK/s3cmd.conf")
 }
 
 # --- test data ----------------------------------------------------------------------------
@@ -150,16 +71,12 @@ make_data() {
   printf 'a small object, %s\n' "$(date)" >"$DATA/small.txt"
   head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$DATA/big.bin"
 }
-# "key<TAB>size" of every file under a local folder, sorted: what a listing must show.
-local_listing() { (cd "$1" && find . -type f -printf "${2:-}%P\t%s\n" | LC_ALL=C sort); }
 same_lines() { # file-or-fd a, b: equal, else show the first differences
   diff "$1" "$2" | head -n 20 | say
   [ "${PIPESTATUS[0]}" -eq 0 ]
 }
-urlpath() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 
 # --- 1 and 2. aws CLI -------------------------------------------------------------------------
-aws_get_cmp() { awsc s3 cp --no-progress "s3://$1" "$WORK/got" >/dev/null && cmp "$WORK/got" "$2"; }
 aws_lists_bucket() { local l; l=$(awsc s3 ls) && grep -qE " $1\$" <<<"$l"; }
 # every key and size under a prefix, through s3api (paged, so continuation tokens/markers are used)
 aws_keys() { # list-objects|list-objects-v2 bucket prefix page-size
@@ -205,12 +122,12 @@ aws_rb_refused() {
 empty_then_put() {
   local dir=$WORK/empty-then-put
   mkdir -p "$dir" && : >"$dir/a0-empty.txt" && echo one >"$dir/a1.txt" && echo two >"$dir/a2.txt"
-  AWS_CONF_EXTRA='  max_concurrent_requests = 1' aws_setup
+  aws_conf 'max_concurrent_requests = 1'
   quiet awsc --cli-read-timeout 10 s3 cp --no-progress --recursive "$dir" "s3://$1/empty-then-put/"
   local rc=$?
-  aws_setup
-  [ "$rc" -eq 0 ] && aws_get_cmp "$1/empty-then-put/a1.txt" "$dir/a1.txt" &&
-    aws_get_cmp "$1/empty-then-put/a0-empty.txt" "$dir/a0-empty.txt" &&
+  aws_conf
+  [ "$rc" -eq 0 ] && aws_get_cmp "$TEST_USER" "s3://$1/empty-then-put/a1.txt" "$dir/a1.txt" &&
+    aws_get_cmp "$TEST_USER" "s3://$1/empty-then-put/a0-empty.txt" "$dir/a0-empty.txt" &&
     quiet awsc s3 rm --recursive "s3://$1/empty-then-put/"
 }
 aws_missing() { not awsc s3api head-object --bucket "$1" --key "$2" >/dev/null 2>&1; }
@@ -232,15 +149,15 @@ part_aws() {
   if [ ! -x "$VENV/bin/aws" ]; then check "[aws] aws CLI is installed" false; return; fi
   start_server ${tls:+--tls} || { check "[aws${tls:+ tls}] server starts" false; return; }
   tag="[aws $DAVIT_URL]"
-  aws_setup
+  aws_conf
   if check "$tag make bucket" quiet awsc s3 mb "s3://$b"; then
     check "$tag ListBuckets shows it" aws_lists_bucket "$b"
     check "$tag put a small file" quiet awsc s3 cp --no-progress "$DATA/small.txt" "s3://$b/small.txt"
-    check "$tag get it back, same bytes" aws_get_cmp "$b/small.txt" "$DATA/small.txt"
-    check "$tag the access log names the key's user" bash -c \
-      "sed 's/\x1b\[[0-9;]*m//g' '$DAVIT_WORK/server.log' | grep -q 'method=PUT path=/$b/small.txt status=200 .*user=$TEST_USER '"
+    check "$tag get it back, same bytes" aws_get_cmp "$TEST_USER" "s3://$b/small.txt" "$DATA/small.txt"
+    check "$tag the access log names the key's user" \
+      server_log_has "method=PUT path=/$b/small.txt status=200 .*user=$TEST_USER "
     check "$tag put a $BIG_MIB MiB file (multipart)" quiet awsc s3 cp --no-progress "$DATA/big.bin" "s3://$b/big.bin"
-    check "$tag get it back (ranged parts), same bytes" aws_get_cmp "$b/big.bin" "$DATA/big.bin"
+    check "$tag get it back (ranged parts), same bytes" aws_get_cmp "$TEST_USER" "s3://$b/big.bin" "$DATA/big.bin"
     check "$tag list the bucket" aws_ls_count "s3://$b/" 2
     check "$tag SHA-256 checksum: put-object, get-object --checksum-mode ENABLED" \
       aws_checksum_round_trip "$b" checksummed.txt "$DATA/small.txt"
@@ -262,7 +179,7 @@ part_aws() {
     if [ -z "$tls" ]; then
       check "$tag range GET" range_cmp "$b" big.bin "$DATA/big.bin"
       check "$tag server-side copy" quiet awsc s3 cp --no-progress "s3://$b/small.txt" "s3://$b/copy.txt"
-      check "$tag copy: same bytes" aws_get_cmp "$b/copy.txt" "$DATA/small.txt"
+      check "$tag copy: same bytes" aws_get_cmp "$TEST_USER" "s3://$b/copy.txt" "$DATA/small.txt"
       check "$tag presigned GET with curl" presigned_get_cmp "$b/small.txt" "$DATA/small.txt"
       check "$tag presigned GET of an awkward key" presigned_get_cmp "$b/tree/d09/100% & a+b=c.txt" "$DATA/tree/d09/100% & a+b=c.txt"
       check "$tag delete an object" quiet awsc s3 rm "s3://$b/copy.txt"
@@ -283,27 +200,12 @@ part_aws() {
 }
 
 # --- 3. rclone ----------------------------------------------------------------------------
-# keys with sizes, as rclone lists them, in local_listing's form
-rclone_listing() { rcl lsf -R --files-only --format ps --separator $'\t' "$@" | LC_ALL=C sort; }
-rclone_listing_is() { # local dir, remote path, rclone options...
-  local dir=$1; shift
-  same_lines <(rclone_listing "$@") <(local_listing "$dir")
-}
-copy_is_noop() { # a second copy finds every file up to date (size, mtime in metadata, hash)
-  local log changed
-  log=$(rcl copy -v "$@" 2>&1) || { tail -n 20 <<<"$log" | say; return 1; }
-  changed=$(grep -E ': (Copied|Updated)' <<<"$log")
-  [ -z "$changed" ] || { head -n 10 <<<"$changed" | say; return 1; }
-}
 # rclone check exits 0 when a hash is missing on one side ("could not be checked"): not enough
 rcheck() {
   local out
   out=$(rcl check "$@" 2>&1) || { tail -n 8 <<<"$out" | say; return 1; }
   not grep -q 'could not be checked' <<<"$out" || { grep 'could not be checked' <<<"$out" | say; return 1; }
 }
-remote_cmp() { rcl cat "$1" | cmp - "$2"; }
-remote_lists() { local l; l=$(rcl lsf "$1") && grep -qxF "$2" <<<"$l"; }
-remote_count() { local n; n=$(rcl lsf -R --files-only "$1" | wc -l); [ "$n" -eq "$2" ] || { echo "     $n files, want $2"; return 1; }; }
 
 part_rclone() {
   local fails_before=$fail tag b=conf-rclone
@@ -382,15 +284,15 @@ part_cross() {
   head -c 300000 /dev/urandom >"$WORK/cross.bin"
   start_server || { check "[cross] server starts" false; return; }
   tag="[cross $DAVIT_URL]"
-  aws_setup
+  aws_conf
   if check "$tag make bucket over S3" quiet awsc s3 mb "s3://$b" &&
     check "$tag put an object over S3" quiet awsc s3 cp --no-progress "$WORK/cross.bin" "s3://$b/$key"; then
     check "$tag REST reads the same bytes" rest_cmp "$b/$key" "$WORK/cross.bin"
     check "$tag WebDAV reads the same bytes" dav_cmp "$b/$key" "$WORK/cross.bin"
     check "$tag REST writes, S3 reads" http_put "api/v1/files/$b/$(urlpath rest.txt)" "$DATA/small.txt"
-    check "$tag   same bytes over S3" aws_get_cmp "$b/rest.txt" "$DATA/small.txt"
+    check "$tag   same bytes over S3" aws_get_cmp "$TEST_USER" "s3://$b/rest.txt" "$DATA/small.txt"
     check "$tag WebDAV writes, S3 reads" http_put "dav/$b/dir/$(urlpath 'dav file.bin')" "$WORK/cross.bin"
-    check "$tag   same bytes over S3" aws_get_cmp "$b/dir/dav file.bin" "$WORK/cross.bin"
+    check "$tag   same bytes over S3" aws_get_cmp "$TEST_USER" "s3://$b/dir/dav file.bin" "$WORK/cross.bin"
     check "$tag a WebDAV folder at the root is a bucket" http_mkcol dav/conf-dav-folder
     check "$tag   ListBuckets shows it" aws_lists_bucket conf-dav-folder
   fi
@@ -399,7 +301,7 @@ part_cross() {
 
 # --- run ----------------------------------------------------------------------------------
 check "aws CLI installed (PyPI, venv)" install_aws && echo "     $("$VENV/bin/aws" --version 2>&1)"
-check "rclone and s3cmd installed" install_apt
+check "rclone and s3cmd installed" install_missing rclone s3cmd
 make_data
 part_aws ""
 part_aws tls

@@ -3,12 +3,10 @@
 # command's self-signed certificate, HTTP/1.1 and HTTP/2): health, routing answers, a
 # streamed 64 MiB upload and download, a range, and a clean stop.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-export DAVIT_TEST_CERT_DIR=${DAVIT_TEST_CERT_DIR:-$PWD/target/test-tls}
-[ -s "$DAVIT_TEST_CERT_DIR/cert.pem" ] || bash tests/make-cert.sh "$DAVIT_TEST_CERT_DIR"
+cd "$(dirname "$0")/../.." || exit
 . conformance/lib/server.sh
-
 . conformance/lib/checks.sh
+use_test_cert
 
 run_suite() {
   local mode=$1 curl_opts=()
@@ -22,8 +20,8 @@ run_suite() {
   head -c $((64 * 1024 * 1024)) /dev/urandom > "$tmp/big.bin"
   check "[$DAVIT_URL] 64 MiB upload" bash -c "[ \"\$(${c[*]} -o /dev/null -w '%{http_code}' -T '$tmp/big.bin' '$DAVIT_URL/api/v1/files/big.bin')\" = 201 ]"
   check "[$DAVIT_URL] download matches" bash -c "${c[*]} '$DAVIT_URL/api/v1/files/big.bin' | cmp - '$tmp/big.bin'"
-  check "[$DAVIT_URL] the access log records the download as complete" bash -c \
-    "sed 's/\x1b\[[0-9;]*m//g' '$tmp/server.log' | grep -q 'method=GET path=/api/v1/files/big.bin status=200 bytes=67108864 .*complete=true'"
+  check "[$DAVIT_URL] the access log records the download as complete" \
+    server_log_has 'method=GET path=/api/v1/files/big.bin status=200 bytes=67108864 .*complete=true'
   check "[$DAVIT_URL] range" bash -c "${c[*]} -r 1000-1999 '$DAVIT_URL/api/v1/files/big.bin' | cmp - <(dd if='$tmp/big.bin' bs=1000 skip=1 count=1 2>/dev/null)"
   if [ -n "$mode" ]; then
     check "[$DAVIT_URL] HTTP/2 negotiated" bash -c "[ \"\$(curl -sS --http2 ${curl_opts[*]} -o /dev/null -w '%{http_version}' '$DAVIT_URL/api/v1/health')\" = 2 ]"

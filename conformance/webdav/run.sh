@@ -10,19 +10,18 @@
 # The mounts need root and FUSE: where that is impossible they are SKIPPED, with the reason.
 # The clients (litmus, rclone, davfs2, fuse3) are installed with apt-get when missing.
 set -uo pipefail # no -e: a failing step is counted and the suite goes on to the next one
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit
 . conformance/lib/server.sh
-
-export DAVIT_TEST_CERT_DIR=${DAVIT_TEST_CERT_DIR:-$PWD/target/test-tls}
-[ -s "$DAVIT_TEST_CERT_DIR/cert.pem" ] || bash tests/make-cert.sh "$DAVIT_TEST_CERT_DIR"
+. conformance/lib/checks.sh
+. conformance/lib/clients.sh
 
 FILES_API=/api/v1/files # where the REST API serves a drive's files (used to verify mounts)
 LITMUS_SUITES="basic copymove props locks http"
-
-. conformance/lib/checks.sh
+use_test_cert # litmus and rclone over HTTPS
 
 # --- clean-up: whatever a part leaves behind is undone on any exit --------------------------
-WORK=$(mktemp -d /tmp/davit-webdav.XXXXXX)
+# (the mounts first: nothing under WORK may still be mounted when it is removed)
+suite_work webdav unmount_all
 MOUNTS=()  # mount points this suite made
 BG_PIDS=() # rclone mount processes this suite started
 
@@ -33,69 +32,26 @@ unmount_all() {
   for m in "${BG_PIDS[@]}"; do kill "$m" 2>/dev/null; done
   BG_PIDS=()
 }
-cleanup() {
-  unmount_all
-  cleanup_davit
-  # --one-file-system: never reach into a mount that would not go away
-  rm -rf --one-file-system "$WORK" 2>/dev/null || echo "note: left $WORK behind"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM # so that the EXIT trap runs
 
-# start_davit sets its own EXIT trap: put ours back, it also calls cleanup_davit.
-start_server() {
-  start_davit "$@" || { stop_davit; trap cleanup EXIT; return 1; }
-  trap cleanup EXIT
-  CURL=(curl -sS --max-time 300 -u "$TEST_USER:$TEST_PASSWORD")
-  if [[ $DAVIT_URL == https://* ]]; then CURL+=(--cacert "$DAVIT_TEST_CERT_DIR/cert.pem"); fi
+start_server() { # [--tls]
+  start_davit "$@" || { stop_davit; return 1; }
+  curl_setup 300
 }
 
-# Stop the server of a part, run the offline check, and show the server log if the part failed.
-finish_server() {
-  local tag=$1 fails_before=$2
+# Stop the server of a part as finish_server does (lib/server.sh), its mounts first.
+finish_part() { # tag fails-before
   unmount_all # a mount left over must not outlive (or hang on) its server
-  stop_davit
-  check "$tag offline consistency check after stop" check_davit_data
-  if [ "$fail" -gt "$fails_before" ]; then
-    echo "     server log: warnings and errors, then the last lines"
-    sed 's/\x1b\[[0-9;]*m//g' "$DAVIT_WORK/server.log" >"$DAVIT_WORK/server.plain.log"
-    grep -E ' (WARN|ERROR) ' "$DAVIT_WORK/server.plain.log" | tail -n 20 | cut -c1-400 | say
-    echo "     ..."
-    tail -n 15 "$DAVIT_WORK/server.plain.log" | cut -c1-400 | say
-  fi
+  finish_server "$@"
 }
 
 # --- the clients -------------------------------------------------------------------------
-have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 fusermount_bin() { command -v fusermount3 || command -v fusermount; }
 
-install_clients() {
-  local need=()
-  have litmus || need+=(litmus)
-  have rclone || need+=(rclone)
-  have mount.davfs || need+=(davfs2)
-  fusermount_bin >/dev/null || need+=(fuse3) # rclone mount needs fusermount
-  [ ${#need[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" != 0 ]; then echo "     cannot install ${need[*]}: not root"; return 1; fi
-  echo "     installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  timeout 600 apt-get update -qq &&
-    timeout 900 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-}
-
-# rclone is a Go program: it must not see AWS_CA_BUNDLE. Every call is bounded.
-RCLONE_ARGS=()
-rcl() { env -u AWS_CA_BUNDLE timeout -k 10 900 rclone "${RCLONE_ARGS[@]}" "$@"; }
-
-# A private config file with remote "davit:" for the current server. Strict: one try, so
-# that a request that only works on a retry shows up as a failure.
+# rclone: a private config file with remote "davit:" for the current server (one try per
+# request, see lib/clients.sh).
 rclone_setup() {
-  local conf=$DAVIT_WORK/rclone.conf pw
-  pw=$(env -u AWS_CA_BUNDLE timeout 30 rclone obscure "$TEST_PASSWORD") || return 1
-  (umask 077 && printf '[davit]\ntype = webdav\nurl = %s\nvendor = owncloud\nuser = %s\npass = %s\n' \
-    "$DAVIT_URL/dav/" "$TEST_USER" "$pw" >"$conf")
-  RCLONE_ARGS=(--config "$conf" --retries 1 --low-level-retries 1)
-  if [[ $DAVIT_URL == https://* ]]; then RCLONE_ARGS+=(--ca-cert "$DAVIT_TEST_CERT_DIR/cert.pem"); fi
+  rclone_config "$DAVIT_WORK/rclone.conf" &&
+    rclone_webdav_remote davit owncloud "$TEST_USER" "$TEST_PASSWORD"
 }
 
 # --- test data ----------------------------------------------------------------------------
@@ -148,7 +104,6 @@ same_tree() {
 }
 
 # --- checks through the files API (not WebDAV) ---------------------------------------------
-urlpath() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 server_has() { # server path, local file: the server holds the same bytes
   "${CURL[@]}" -f "$DAVIT_URL$FILES_API/$(urlpath "$1")" | cmp -s - "$2"
 }
@@ -276,24 +231,13 @@ part_litmus() {
   warnings=$(grep -c 'WARNING:' "$out")
   echo "     litmus warnings: $warnings"
   grep 'WARNING:' "$out" | sed -E 's/^.*(WARNING:)/\1/' | say
-  finish_server "$tag" "$fails_before"
+  finish_part "$tag" "$fails_before"
 }
 
 # --- 2. rclone ----------------------------------------------------------------------------
 rclone_data_dir=
 listing() { rcl lsf -R --files-only --format pst --separator '|' "$1" | LC_ALL=C sort; }
 same_listing() { diff <(listing "$1") <(listing "$2") | head -n 20 | say; [ "${PIPESTATUS[0]}" -eq 0 ]; }
-copy_is_noop() { # a second copy finds every file up to date (sizes and X-OC-Mtime kept)
-  local log changed
-  log=$(rcl copy -v "$@" 2>&1) || { tail -n 20 <<<"$log" | say; return 1; }
-  changed=$(grep -E ': (Copied|Updated)' <<<"$log")
-  [ -z "$changed" ] || { head -n 10 <<<"$changed" | say; return 1; }
-}
-remote_cmp() { rcl cat "$1" | cmp - "$2"; }
-# (Output is captured before grep: with pipefail, "rclone | grep -q" fails at random when
-# grep stops reading early and rclone gets SIGPIPE.)
-remote_lists() { local l; l=$(rcl lsf "$1") && grep -qxF "$2" <<<"$l"; }
-remote_count() { [ "$(rcl lsf -R --files-only "$1" | wc -l)" -eq "$2" ]; }
 remote_missing() { not rcl lsf "$1" >/dev/null 2>&1; }
 remote_empty_dir() { local l; l=$(rcl lsf "$1") && [ -z "$l" ]; }
 remote_root() { rcl lsf davit: | LC_ALL=C sort | tr '\n' ' '; }
@@ -338,7 +282,7 @@ part_rclone() {
     check "$tag what is left: copied.txt and moved/" remote_root_is "$want"
     check "$tag what is left: moved/ holds 21 files" remote_count davit:moved 21
   fi
-  finish_server "$tag" "$fails_before"
+  finish_part "$tag" "$fails_before"
 }
 
 # --- 3. davfs2 ----------------------------------------------------------------------------
@@ -385,7 +329,7 @@ part_davfs2() {
       check "$tag unmount again" davfs_unmount "$mnt"
     fi
   fi
-  finish_server "$tag" "$fails_before"
+  finish_part "$tag" "$fails_before"
 }
 
 # --- 4. rclone mount ----------------------------------------------------------------------
@@ -438,11 +382,13 @@ part_rclone_mount() {
     echo "     rclone mount log:"
     grep -E 'ERROR|NOTICE' "$WORK/rclone-mount.log" | tail -n 20 | say
   }
-  finish_server "$tag" "$fails_before"
+  finish_part "$tag" "$fails_before"
 }
 
 # --- run ----------------------------------------------------------------------------------
-check "client tools installed (litmus, rclone, davfs2, fuse3)" install_clients
+# rclone mount needs fusermount (fuse3's, or fuse 2's where that is installed)
+check "client tools installed (litmus, rclone, davfs2, fuse3)" \
+  install_missing litmus rclone mount.davfs=davfs2 'fusermount3|fusermount=fuse3'
 probe_fuse
 echo "     FUSE mounts: $FUSE_STATE"
 part_litmus ""
