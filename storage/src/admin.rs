@@ -1,5 +1,10 @@
 //! What only admins may do: manage accounts and read server statistics. An admin sees other
 //! users' metadata (usage, counts), never their file contents: nothing here reads content.
+//!
+//! Nor does anything here give an admin a way in: an admin cannot mint an app password or an
+//! S3 key for someone else (a silent way to read their files), only list and revoke them.
+//! Setting another user's password is the one way left, and it is loud: it is logged on the
+//! `audit` target, every session of the user ends, and the front end mails the user.
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
@@ -111,10 +116,42 @@ impl Admin<'_> {
         Ok(user)
     }
 
+    /// Sets a user's password: audited, and every session of the user ends (their cached
+    /// Basic credentials too, through the epoch `set_password` bumps). The caller mails them.
     pub async fn reset_password(&self, id: u64, password: &str) -> Result<User> {
         let user = self.storage.set_password(id, password).await?;
         self.storage.end_sessions(id, None).await?;
+        tracing::warn!(
+            target: "audit",
+            admin = %self.caller.username,
+            admin_id = self.caller.user_id,
+            user = %user.username,
+            user_id = user.id,
+            "an admin set the password of a user; every session of the user was ended"
+        );
         Ok(user)
+    }
+
+    /// Refuses to make credentials for another user: a key or app password an admin made
+    /// would let them read that user's files without the user ever knowing.
+    fn own_credentials_only(&self, id: u64) -> Result<()> {
+        if id == self.caller.user_id {
+            return Ok(());
+        }
+        Err(Error::Forbidden(
+            "admins cannot create credentials (S3 keys, app passwords) for another user: the user creates their own"
+                .into(),
+        ))
+    }
+
+    pub async fn create_access_key(&self, id: u64) -> Result<(crate::model::AccessKey, String)> {
+        self.own_credentials_only(id)?;
+        self.storage.create_access_key(id).await
+    }
+
+    pub async fn create_app_password(&self, id: u64, name: &str) -> Result<(crate::AppPassword, String)> {
+        self.own_credentials_only(id)?;
+        self.storage.create_app_password(id, name).await
     }
 
     /// Deletes an account with all its data; chunks only it used are freed.

@@ -44,8 +44,10 @@ impl LocalDir {
     pub fn open(data_dir: &Path) -> io::Result<Self> {
         let root = data_dir.join("chunks");
         let tmp = data_dir.join("tmp");
-        fs::create_dir_all(&root)?;
-        fs::create_dir_all(&tmp)?;
+        // Private like the whole data folder (see `perms`): chunks are sealed, but their
+        // sizes and number are nobody else's business.
+        crate::perms::private_dir(&root)?;
+        crate::perms::private_dir(&tmp)?;
         // Temp files left by a crash are never referenced: sweep them now.
         for entry in fs::read_dir(&tmp)? {
             let _ = fs::remove_file(entry?.path());
@@ -76,7 +78,7 @@ impl ChunkBackend for LocalDir {
         let dir = dest.parent().expect("fan-out dir");
         let tmp_path = self.tmp.join(random_string(b"0123456789abcdef", 24));
         let mut guard = TempFile(Some(tmp_path.clone()));
-        let mut f = File::create(&tmp_path)?;
+        let mut f = crate::perms::create_private_file(&tmp_path)?;
         f.write_all(sealed)?;
         f.sync_data()?;
         drop(f);
@@ -84,7 +86,7 @@ impl ChunkBackend for LocalDir {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(e);
             }
-            fs::create_dir_all(dir)?;
+            crate::perms::create_private_dir(dir)?;
             fs::rename(&tmp_path, &dest)?;
         }
         guard.0 = None;

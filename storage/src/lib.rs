@@ -20,6 +20,7 @@ pub mod locks;
 pub mod model;
 pub mod multipart;
 pub mod names;
+pub mod perms;
 pub mod policy;
 mod read;
 mod sharing;
@@ -37,7 +38,7 @@ use std::time::Duration;
 pub use admin::{Admin, Stats};
 pub use auth::app_passwords::AppPassword;
 pub use auth::codes::Purpose;
-pub use auth::flows::{LoginOutcome, Registration};
+pub use auth::flows::{AccountMail, LoginOutcome};
 pub use auth::sessions::Tokens;
 pub use auth::throttle::ClientAddr;
 pub use check::CheckReport;
@@ -121,7 +122,8 @@ const JWT_KEY_FILE: &str = "jwt.key";
 impl Storage {
     /// Opens the data folder, creating it on first use, and sweeps chunks a crash left.
     pub fn open(config: StorageConfig) -> Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        // Only the owner may enter the data folder (see `perms`).
+        perms::private_dir(&config.data_dir)?;
         let db_path = config.data_dir.join(DB_FILE);
         let fresh = !db_path.exists();
         let master = load_master_key(&config, fresh)?;
@@ -131,9 +133,20 @@ impl Storage {
         let pins = Arc::new(Pins::default());
 
         let (freed_tx, freed_rx) = std::sync::mpsc::channel::<Vec<crypto::ChunkId>>();
+        if !db_path.exists() {
+            // redb would create it with the process umask; it takes an empty file as new.
+            perms::create_private_file(&db_path)?;
+        }
         let db = Db::open(&db_path, config.cache_bytes, move |ids| {
             let _ = freed_tx.send(ids);
         })?;
+        // Folders made before this davit may hold secrets others could read.
+        for name in [DB_FILE, JWT_KEY_FILE, MASTER_KEY_FILE] {
+            let path = config.data_dir.join(name);
+            if path.exists() {
+                perms::tighten_logged(&path);
+            }
+        }
         init_meta(&db, &keys)?;
         let collector = Collector::start(db.clone(), backend.clone(), pins.clone());
         // Chunks freed by commits go to the collector.

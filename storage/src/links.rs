@@ -220,7 +220,8 @@ impl Storage {
             match proof {
                 LinkProof::Cookie(c) if crate::crypto::ct_eq(c.as_bytes(), self.link_cookie(&link).as_bytes()) => {}
                 LinkProof::Password(pw) => {
-                    self.core.throttle.check(&account, addr)?;
+                    // Per (link, address) and per address, like a login's password.
+                    self.core.throttle.gate(&account, addr).await?;
                     let (hash, pw) = (hash.clone(), pw.to_owned());
                     let ok = tokio::task::spawn_blocking(move || crate::users::verify_password(&hash, &pw)).await?;
                     if !ok {

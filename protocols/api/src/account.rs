@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use davit_storage::{AccessKey, AppPassword, LoginOutcome, Registration, Tokens, Usage, User};
+use davit_storage::{AccessKey, AccountMail, AppPassword, LoginOutcome, Tokens, Usage, User};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -108,22 +108,69 @@ pub struct RegisterReq {
     password: String,
 }
 
+/// Words and sends the mail of an account flow.
+async fn send_account_mail(state: &ApiState, m: AccountMail) -> Result<(), Problem> {
+    let (subject, body) = match &m {
+        AccountMail::Verify { code, .. } => {
+            ("Confirm your davit account", code_mail(code, "to confirm your new account"))
+        }
+        AccountMail::EmailTaken { .. } => (
+            "Your davit account",
+            "Someone asked to create a davit account with this address,\n\
+             which already has one. If it was you, sign in, or reset\n\
+             your password if you forgot it.\n"
+                .to_owned(),
+        ),
+        AccountMail::UsernameTaken { username, .. } => (
+            "Your davit account",
+            format!(
+                "Someone asked to create a davit account with this address\n\
+                 and the username {username}, which is taken. If it was you,\n\
+                 register again with another username.\n"
+            ),
+        ),
+        AccountMail::Reset { code, .. } => ("Reset your davit password", code_mail(code, "to reset your password")),
+        AccountMail::EmailChange { code, .. } => {
+            ("Confirm your new davit address", code_mail(code, "to confirm this address"))
+        }
+        AccountMail::NoAccount { .. } => (
+            "Your davit password",
+            "Someone asked to reset the davit password of this address,\n\
+             but no account uses it. If it was you, perhaps you signed up\n\
+             with another address.\n"
+                .to_owned(),
+        ),
+    };
+    mail(state, m.to(), subject, body).await
+}
+
+/// Runs an account flow after the answer is sent: whether an account exists then
+/// changes what is done (a code, a note, nothing), never the answer nor how long it takes.
+fn in_background<F>(state: ApiState, what: &'static str, flow: F)
+where
+    F: Future<Output = davit_storage::Result<Option<AccountMail>>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        match flow.await {
+            Ok(Some(m)) => {
+                // A failure is logged by `mail`.
+                let _ = send_account_mail(&state, m).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = ?e, "{what} failed"),
+        }
+    });
+}
+
+/// Registration answers the same whether the address or the username is taken (the mail
+/// says which); the storage core makes every path take as long.
 pub async fn register(
     State(state): State<ApiState>,
+    Addr(addr): Addr,
     JsonBody(req): JsonBody<RegisterReq>,
 ) -> Result<Response, Problem> {
-    match state.storage.register(&req.username, &req.email, &req.password).await? {
-        Registration::Created { user, code } => {
-            let to = user.email.clone().unwrap_or_default();
-            mail(&state, &to, "Confirm your davit account", code_mail(&code, "to confirm your new account")).await?;
-        }
-        Registration::EmailTaken { email } => {
-            let body = "Someone asked to create a davit account with this address,\n\
-                        which already has one. If it was you, sign in, or reset\n\
-                        your password if you forgot it.\n"
-                .to_owned();
-            mail(&state, &email, "Your davit account", body).await?;
-        }
+    if let Some(m) = state.storage.register(&req.username, &req.email, &req.password, addr).await? {
+        send_account_mail(&state, m).await?;
     }
     Ok(accepted("a confirmation code was mailed to the address given; confirm it at /api/v1/auth/verify"))
 }
@@ -143,12 +190,14 @@ pub async fn verify(State(state): State<ApiState>, JsonBody(req): JsonBody<Verif
     Ok(axum::Json(json!({ "status": "active", "user": user_json(&user, None) })).into_response())
 }
 
-pub async fn resend(State(state): State<ApiState>, JsonBody(req): JsonBody<LoginName>) -> Result<Response, Problem> {
-    if let Some((user, code)) = state.storage.resend_code(req.get()?).await?
-        && let Some(to) = &user.email
-    {
-        mail(&state, to, "Confirm your davit account", code_mail(&code, "to confirm your new account")).await?;
-    }
+pub async fn resend(
+    State(state): State<ApiState>,
+    Addr(addr): Addr,
+    JsonBody(req): JsonBody<LoginName>,
+) -> Result<Response, Problem> {
+    let login = req.get()?.to_owned();
+    let storage = state.storage.clone();
+    in_background(state, "resending a code", async move { storage.resend_code(&login, addr).await });
     Ok(accepted("if the account is waiting for confirmation, a new code was mailed"))
 }
 
@@ -242,23 +291,12 @@ pub async fn logout(State(state): State<ApiState>, caller: Caller) -> Result<Res
 
 pub async fn password_reset(
     State(state): State<ApiState>,
+    Addr(addr): Addr,
     JsonBody(req): JsonBody<LoginName>,
 ) -> Result<Response, Problem> {
     let login = req.get()?.to_owned();
-    match state.storage.password_reset_code(&login).await? {
-        Some((user, code)) => {
-            let to = user.email.clone().unwrap_or_default();
-            mail(&state, &to, "Reset your davit password", code_mail(&code, "to reset your password")).await?;
-        }
-        None if login.contains('@') => {
-            let body = "Someone asked to reset the davit password of this address,\n\
-                        but no account uses it. If it was you, perhaps you signed up\n\
-                        with another address.\n"
-                .to_owned();
-            mail(&state, &login, "Your davit password", body).await?;
-        }
-        None => {}
-    }
+    let storage = state.storage.clone();
+    in_background(state, "a password reset", async move { storage.password_reset_mail(&login, addr).await });
     Ok(accepted("if the account exists, a reset code was mailed to its address"))
 }
 
@@ -311,10 +349,12 @@ pub struct EmailReq {
 pub async fn change_email(
     State(state): State<ApiState>,
     caller: Caller,
+    Addr(addr): Addr,
     JsonBody(req): JsonBody<EmailReq>,
 ) -> Result<Response, Problem> {
-    let (email, code) = state.storage.email_change_code(caller.user.id, &req.email).await?;
-    mail(&state, &email, "Confirm your new davit address", code_mail(&code, "to confirm this address")).await?;
+    let email = state.storage.email_change_start(caller.user.id, &req.email)?;
+    let (storage, user) = (state.storage.clone(), caller.user.id);
+    in_background(state, "an email change", async move { storage.email_change_mail(user, email, addr).await });
     Ok(accepted("a code was mailed to the new address; confirm it at /api/v1/me/email/confirm"))
 }
 
@@ -378,14 +418,15 @@ pub async fn create_app_password(
     caller: Caller,
     JsonBody(req): JsonBody<NameReq>,
 ) -> Result<Response, Problem> {
-    new_app_password(&state, caller.user.id, &req.name).await
+    let (ap, secret) = state.storage.create_app_password(caller.user.id, &req.name).await?;
+    Ok(app_password_created(&ap, &secret))
 }
 
-pub async fn new_app_password(state: &ApiState, user: u64, name: &str) -> Result<Response, Problem> {
-    let (ap, secret) = state.storage.create_app_password(user, name).await?;
-    let mut v = app_password_json(&ap);
+/// A new app password, its secret shown this once.
+pub fn app_password_created(ap: &AppPassword, secret: &str) -> Response {
+    let mut v = app_password_json(ap);
     v["password"] = json!(secret);
-    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+    (StatusCode::CREATED, axum::Json(v)).into_response()
 }
 
 pub async fn revoke_app_password(
@@ -407,14 +448,15 @@ pub async fn keys_of(state: &ApiState, user: u64) -> Result<Response, Problem> {
 }
 
 pub async fn create_key(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
-    new_key(&state, caller.user.id).await
+    let (key, secret) = state.storage.create_access_key(caller.user.id).await?;
+    Ok(key_created(&key, &secret))
 }
 
-pub async fn new_key(state: &ApiState, user: u64) -> Result<Response, Problem> {
-    let (key, secret) = state.storage.create_access_key(user).await?;
-    let mut v = key_json(&key);
+/// A new S3 key, its secret shown this once.
+pub fn key_created(key: &AccessKey, secret: &str) -> Response {
+    let mut v = key_json(key);
     v["secret_access_key"] = json!(secret);
-    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+    (StatusCode::CREATED, axum::Json(v)).into_response()
 }
 
 pub async fn revoke_key(

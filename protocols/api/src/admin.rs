@@ -1,5 +1,6 @@
 //! The admin API: accounts and statistics. Every call first obtains the storage core's
-//! `Admin` capability, which refuses non-admins.
+//! `Admin` capability, which refuses non-admins. It gives no way into a user's files: no
+//! credentials minted for someone else, and a password an admin sets is mailed about.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -8,7 +9,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::account::{app_passwords_of, keys_of, new_app_password, new_key, user_json};
+use crate::account::{app_password_created, app_passwords_of, key_created, keys_of, user_json};
 use crate::auth::Caller;
 use crate::json::JsonBody;
 use crate::{ApiState, Problem};
@@ -117,6 +118,18 @@ pub async fn reset_password(
     JsonBody(req): JsonBody<ResetReq>,
 ) -> Result<Response, Problem> {
     let user = state.storage.admin(&caller.principal)?.reset_password(id, &req.password).await?;
+    if let Some(to) = &user.email {
+        let body = format!(
+            "The davit administrator {} set a new password for your account {}.\n\
+             Every session of yours was ended; sign in with the new password they give you.\n\
+             If you did not expect this, contact your administrator.\n",
+            caller.user.username, user.username
+        );
+        // The password is set either way; a mail that fails is logged, not a failed change.
+        if let Err(e) = state.mailer.send(to, "Your davit password was changed by an administrator", body).await {
+            tracing::error!(error = %e, user_id = user.id, "mailing the user about the new password failed");
+        }
+    }
     Ok(axum::Json(user_json(&user, None)).into_response())
 }
 
@@ -147,8 +160,8 @@ pub async fn create_user_key(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Response, Problem> {
-    state.storage.admin(&caller.principal)?.user(id).await?;
-    new_key(&state, id).await
+    let (key, secret) = state.storage.admin(&caller.principal)?.create_access_key(id).await?;
+    Ok(key_created(&key, &secret))
 }
 
 pub async fn revoke_user_key(
@@ -182,8 +195,8 @@ pub async fn create_user_app_password(
     Path(id): Path<u64>,
     JsonBody(req): JsonBody<NameReq>,
 ) -> Result<Response, Problem> {
-    state.storage.admin(&caller.principal)?.user(id).await?;
-    new_app_password(&state, id, &req.name).await
+    let (ap, secret) = state.storage.admin(&caller.principal)?.create_app_password(id, &req.name).await?;
+    Ok(app_password_created(&ap, &secret))
 }
 
 pub async fn revoke_user_app_password(

@@ -127,12 +127,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/admin/users/{id}", GET, admin::get_user, op("A user with usage", true, None, R_ADMIN))
         .route("/api/v1/admin/users/{id}", PATCH, admin::update_user, op("Set role, quota or disabled", true, Some(json!({ "role": "uploader", "quota": 1073741824, "disabled": false })), R_ADMIN))
         .route("/api/v1/admin/users/{id}", DELETE, admin::delete_user, op("Delete a user and all their data", true, None, R_ADMIN))
-        .route("/api/v1/admin/users/{id}/password", POST, admin::reset_password, op("Set a user's password; their sessions end", true, Some(json!({ "password": "…" })), R_ADMIN))
+        .route("/api/v1/admin/users/{id}/password", POST, admin::reset_password, op("Set a user's password (audited; the user is mailed and their sessions end)", true, Some(json!({ "password": "…" })), R_ADMIN))
         .route("/api/v1/admin/users/{id}/keys", GET, admin::user_keys, op("A user's S3 keys", true, None, R_ADMIN))
-        .route("/api/v1/admin/users/{id}/keys", POST, admin::create_user_key, op("Create an S3 key for a user", true, None, R_ADMIN))
+        .route("/api/v1/admin/users/{id}/keys", POST, admin::create_user_key, op("Refused for another user (403): admins do not mint credentials for others", true, None, R_ADMIN))
         .route("/api/v1/admin/users/{id}/keys/{key}", DELETE, admin::revoke_user_key, op("Revoke a user's S3 key", true, None, R_ADMIN))
         .route("/api/v1/admin/users/{id}/app-passwords", GET, admin::user_app_passwords, op("A user's app passwords", true, None, R_ADMIN))
-        .route("/api/v1/admin/users/{id}/app-passwords", POST, admin::create_user_app_password, op("Create an app password for a user", true, Some(json!({ "name": "script" })), R_ADMIN))
+        .route("/api/v1/admin/users/{id}/app-passwords", POST, admin::create_user_app_password, op("Refused for another user (403): admins do not mint credentials for others", true, Some(json!({ "name": "script" })), R_ADMIN))
         .route("/api/v1/admin/users/{id}/app-passwords/{ap}", DELETE, admin::revoke_user_app_password, op("Revoke a user's app password", true, None, R_ADMIN))
         .route("/api/v1/admin/stats", GET, admin::stats, op("Users, files, logical and stored bytes, dedup ratio", true, None, R_ADMIN));
     let (routes, doc) = api.finish();

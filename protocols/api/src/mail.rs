@@ -25,7 +25,8 @@ impl Mailer {
             }
             None => {
                 let dir = data_dir.join("outbox");
-                std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                // Mails hold codes: private, like the whole data folder.
+                davit_storage::perms::private_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
                 tracing::info!(outbox = %dir.display(), "no SMTP server configured: mail is written to the outbox folder");
                 Ok(Mailer::Outbox { dir, from })
             }
@@ -55,9 +56,17 @@ impl Mailer {
                     davit_storage::crypto::random_string(b"abcdefghijklmnopqrstuvwxyz", 6)
                 );
                 let path = dir.join(name);
-                tokio::fs::write(&path, msg.formatted())
-                    .await
-                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                let bytes = msg.formatted();
+                let p = path.clone();
+                // Readable by davit's user only: a mail may hold a code that takes over an account.
+                tokio::task::spawn_blocking(move || {
+                    use std::io::Write;
+                    let mut f = davit_storage::perms::private_file_options().write(true).create_new(true).open(&p)?;
+                    f.write_all(&bytes)
+                })
+                .await
+                .map_err(|e| format!("writing {}: {e}", path.display()))?
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
                 tracing::info!(path = %path.display(), "mail written to the outbox");
             }
         }

@@ -74,39 +74,38 @@ impl s3s::host::S3Host for BaseDomain {
 /// S3's longest presigned URL life: seven days.
 const MAX_PRESIGNED_SECS: u64 = 7 * 24 * 3600;
 
+fn query_value<'a>(req: &'a http::Request<s3s::Body>, name: &str) -> Option<&'a str> {
+    req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
 /// Refuses a presigned URL that claims to live longer than S3 allows (s3s checks only that
-/// it has not expired yet).
+/// it has not expired yet). SigV4 says how long (`X-Amz-Expires`); SigV2 says until when
+/// (`Expires`, seconds since the epoch), which may be no later than seven days from now.
 fn check_presigned_expiry(req: &http::Request<s3s::Body>) -> Result<(), s3s::S3Error> {
-    let expires = req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("X-Amz-Expires=")));
-    match expires.map(str::parse::<u64>) {
+    match query_value(req, "X-Amz-Expires").map(str::parse::<u64>) {
         Some(Ok(secs)) if secs > MAX_PRESIGNED_SECS => {
             let mut e = s3s::S3Error::with_message(
                 s3s::S3ErrorCode::Custom("AuthorizationQueryParametersError".into()),
                 "X-Amz-Expires must be less than a week (in seconds) that is; 604800",
             );
             e.set_status_code(http::StatusCode::BAD_REQUEST);
-            Err(e)
+            return Err(e);
         }
-        _ => Ok(()),
+        _ => {}
     }
-}
-
-/// The access key id a request claims (header or presigned query), for throttling.
-fn claimed_key(req: &http::Request<s3s::Body>) -> Option<String> {
-    let from_header = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split("Credential=").nth(1))
-        .map(|c| c.split('/').next().unwrap_or("").to_owned());
-    let from_query = || {
-        req.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("X-Amz-Credential="))
-                .map(|c| c.split("%2F").next().unwrap_or("").split('/').next().unwrap_or("").to_owned())
-        })
-    };
-    from_header.or_else(from_query).filter(|k| !k.is_empty())
+    if query_value(req, "Signature").is_some()
+        && let Some(expires) = query_value(req, "Expires")
+    {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        // Unparsable values are s3s's to refuse.
+        if expires.parse::<u64>().is_ok_and(|at| at > now.saturating_add(MAX_PRESIGNED_SECS)) {
+            return Err(s3s::S3Error::with_message(
+                s3s::S3ErrorCode::AccessDenied,
+                "a presigned URL lives at most seven days: Expires is further ahead than that",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn slow_down(secs: u64) -> http::Response<s3s::Body> {
@@ -118,8 +117,10 @@ fn slow_down(secs: u64) -> http::Response<s3s::Body> {
 }
 
 impl S3Front {
-    /// Serves one S3 request. A key (and client address) that keeps failing its signature
-    /// waits, as failed logins and Basic attempts do, so S3 is no unthrottled way to guess.
+    /// Serves one S3 request. Signature failures count per client address only, at a
+    /// threshold meant to protect the server: secrets are 40 random characters, so there is
+    /// nothing to guess, and counting per access key id would let anyone who saw one in a
+    /// presigned URL lock its owner out.
     /// `request_id` is the server's id of the request: S3 clients read it from
     /// `x-amz-request-id` and from an error's `RequestId`, to quote it in bug reports.
     pub async fn handle(
@@ -155,23 +156,18 @@ impl S3Front {
 
     async fn answer(&self, req: http::Request<s3s::Body>) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
         let addr = req.extensions().get::<davit_storage::ClientAddr>().copied();
-        let key = claimed_key(&req);
-        if let Some(k) = &key
-            && let Err(davit_storage::Error::Throttled(secs)) = self.storage.throttle().check(&format!("s3:{k}"), addr)
-        {
+        if let Err(davit_storage::Error::Throttled(secs)) = self.storage.throttle().s3_check(addr) {
             return Ok(slow_down(secs));
         }
         if let Err(e) = check_presigned_expiry(&req) {
             return Ok(e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty())));
         }
         let resp = self.service.call(req).await?;
-        if let Some(k) = &key
-            && resp.status() == http::StatusCode::FORBIDDEN
-        {
+        if resp.status() == http::StatusCode::FORBIDDEN {
             let body = resp.body().bytes().unwrap_or_default();
             let bad = [b"<Code>SignatureDoesNotMatch</Code>".as_slice(), b"<Code>InvalidAccessKeyId</Code>".as_slice()];
             if bad.iter().any(|c| body.windows(c.len()).any(|w| w == *c)) {
-                self.storage.throttle().failed(&format!("s3:{k}"), addr);
+                self.storage.throttle().s3_failed(addr);
             }
         }
         Ok(resp)

@@ -9,16 +9,41 @@ use crate::auth::sessions::Tokens;
 use crate::auth::throttle::ClientAddr;
 use crate::error::{Error, Result};
 use crate::model::{Role, Status, User};
-use crate::names::normalize_email;
+use crate::names::{normalize_email, validate_username};
 use crate::{NewUser, Storage};
 
 const RESEND_EVERY: Duration = Duration::from_secs(60);
 
-pub enum Registration {
-    /// A pending account; mail it this code.
-    Created { user: User, code: String },
-    /// The address already has an account: tell its owner, answer as if created.
-    EmailTaken { email: String },
+/// A mail an account flow asks the front end to send (the front end words it). The flows
+/// answer the same whichever of these, if any, they return, so that nobody learns from the
+/// answer whether an address or a username has an account.
+#[derive(Debug)]
+pub enum AccountMail {
+    /// The code that confirms a new account.
+    Verify { to: String, code: String },
+    /// Someone registered with an address that already has an account.
+    EmailTaken { to: String },
+    /// Someone registered with a new address but a username that is taken.
+    UsernameTaken { to: String, username: String },
+    /// A password reset code.
+    Reset { to: String, code: String },
+    /// A password reset was asked for an address no account uses.
+    NoAccount { to: String },
+    /// The code that confirms a signed-in user's new address.
+    EmailChange { to: String, code: String },
+}
+
+impl AccountMail {
+    pub fn to(&self) -> &str {
+        match self {
+            AccountMail::Verify { to, .. }
+            | AccountMail::EmailTaken { to }
+            | AccountMail::UsernameTaken { to, .. }
+            | AccountMail::Reset { to, .. }
+            | AccountMail::NoAccount { to }
+            | AccountMail::EmailChange { to, .. } => to,
+        }
+    }
 }
 
 pub enum LoginOutcome {
@@ -38,29 +63,85 @@ fn invalid_code() -> Error {
 }
 
 impl Storage {
-    pub async fn register(&self, username: &str, email: &str, password: &str) -> Result<Registration> {
+    /// Registers a pending account and returns the mail to send. Whether the address or the
+    /// username is taken changes only the mail, never the answer nor its time: the input is
+    /// checked first on every path, and a taken path does the work of a creation (argon2 and
+    /// two commits) too.
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        addr: Option<ClientAddr>,
+    ) -> Result<Option<AccountMail>> {
+        validate_username(username)?;
         let email = normalize_email(email)?;
-        if self.find_user(&email).await.is_ok() {
-            return Ok(Registration::EmailTaken { email });
-        }
-        let user = self
-            .create_user(NewUser {
-                username: username.to_owned(),
-                email: Some(email.clone()),
-                password: password.to_owned(),
-                role: Role::User,
-                status: Status::Pending,
-                quota: None,
-            })
-            .await
-            .map_err(|e| match e {
-                Error::AlreadyExists(m) if m.contains("email") => {
-                    Error::AlreadyExists("the account could not be created".into())
+        crate::users::check_password_rules(password)?;
+        let taken = if self.find_user(&email).await.is_ok() {
+            Some(AccountMail::EmailTaken { to: email.clone() })
+        } else if self.find_user(username).await.is_ok() {
+            Some(AccountMail::UsernameTaken { to: email.clone(), username: username.to_owned() })
+        } else {
+            None
+        };
+        let mail = match taken {
+            Some(mail) => {
+                let password = password.to_owned();
+                tokio::task::spawn_blocking(move || crate::users::hash_password(&password)).await??;
+                for _ in 0..2 {
+                    self.core.db.write((), |_| Ok(())).await?;
                 }
-                e => e,
-            })?;
-        let code = self.new_code(user.id, Purpose::Verify, None).await?;
-        Ok(Registration::Created { user, code })
+                mail
+            }
+            None => {
+                let created = self
+                    .create_user(NewUser {
+                        username: username.to_owned(),
+                        email: Some(email.clone()),
+                        password: password.to_owned(),
+                        role: Role::User,
+                        status: Status::Pending,
+                        quota: None,
+                    })
+                    .await;
+                match created {
+                    Ok(user) => {
+                        let code = self.new_code(user.id, Purpose::Verify, None).await?;
+                        AccountMail::Verify { to: email, code }
+                    }
+                    // Taken in the meantime by a concurrent registration.
+                    Err(Error::AlreadyExists(m)) if m.contains("email") => AccountMail::EmailTaken { to: email },
+                    Err(Error::AlreadyExists(_)) => {
+                        AccountMail::UsernameTaken { to: email, username: username.to_owned() }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        Ok(self.mail_if_allowed(mail, addr))
+    }
+
+    /// `mail` if the limits on mail to its recipient and from this client allow it now;
+    /// otherwise nothing is sent and only a tag of the address is logged.
+    fn mail_if_allowed(&self, mail: AccountMail, addr: Option<ClientAddr>) -> Option<AccountMail> {
+        if self.throttle().mail_allowed(mail.to(), addr) {
+            return Some(mail);
+        }
+        tracing::info!(
+            recipient = %self.mail_tag(mail.to()),
+            "mail not sent: too many mails to this address or from this client lately"
+        );
+        None
+    }
+
+    /// An email address for logs: its domain and a keyed hash of the whole, enough to tell
+    /// two log lines about one address apart from others without writing the address.
+    pub fn mail_tag(&self, address: &str) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.core.jwt_key);
+        let msg = format!("davit/mail-tag/v1:{}", address.trim().to_lowercase());
+        let tag = ring::hmac::sign(&key, msg.as_bytes());
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        format!("{}@{domain}", hex::encode(&tag.as_ref()[..6]))
     }
 
     pub async fn verify_account(&self, login: &str, code: &str) -> Result<User> {
@@ -78,20 +159,22 @@ impl Storage {
         .await
     }
 
-    /// A new verification code for a pending account (at most one a minute); None when
-    /// there is no such pending account (the caller answers the same either way).
-    pub async fn resend_code(&self, login: &str) -> Result<Option<(User, String)>> {
+    /// A new verification code for a pending account, when the mail limits allow one; None
+    /// otherwise and when there is no such pending account (the caller answers the same).
+    pub async fn resend_code(&self, login: &str, addr: Option<ClientAddr>) -> Result<Option<AccountMail>> {
         let Ok(user) = self.find_user(login).await else { return Ok(None) };
-        if user.status != Status::Pending {
+        let Some(to) = user.email.clone().filter(|_| user.status == Status::Pending) else { return Ok(None) };
+        // Checked before a new code replaces the one already mailed.
+        if !self.throttle().mail_allowed(&to, addr) {
+            tracing::info!(recipient = %self.mail_tag(&to), "verification code not resent: too many mails lately");
             return Ok(None);
         }
-        self.throttle().limit(&format!("resend:{}", user.id), RESEND_EVERY)?;
         let code = self.new_code(user.id, Purpose::Verify, None).await?;
-        Ok(Some((user, code)))
+        Ok(Some(AccountMail::Verify { to, code }))
     }
 
     pub async fn login(&self, login: &str, password: &str, addr: Option<ClientAddr>) -> Result<LoginOutcome> {
-        self.throttle().check(login, addr)?;
+        self.throttle().gate(login, addr).await?;
         let user = match self.authenticate(login, password).await {
             Ok(u) => u,
             Err(e) => {
@@ -111,7 +194,7 @@ impl Storage {
     }
 
     pub async fn login_otp(&self, login: &str, code: &str, addr: Option<ClientAddr>) -> Result<(User, Tokens)> {
-        self.throttle().check(login, addr)?;
+        self.throttle().gate(login, addr).await?;
         let user = match self.find_user(login).await {
             Ok(u) if u.status == Status::Active => u,
             _ => {
@@ -128,15 +211,25 @@ impl Storage {
         Ok((user, tokens))
     }
 
-    /// A reset code for the account, if there is one (answer the same either way).
-    pub async fn password_reset_code(&self, login: &str) -> Result<Option<(User, String)>> {
-        let Ok(user) = self.find_user(login).await else { return Ok(None) };
-        if user.status == Status::Disabled || user.email.is_none() {
+    /// The mail a password reset asked for `login` sends, if any: a code for an account
+    /// with an address, a "no account here" note for an address without one, nothing for an
+    /// unknown username or past the mail limits. Never a refusal: the answer is the same.
+    pub async fn password_reset_mail(&self, login: &str, addr: Option<ClientAddr>) -> Result<Option<AccountMail>> {
+        let user = self.find_user(login).await.ok().filter(|u| u.status != Status::Disabled);
+        let to = match &user {
+            Some(u) => u.email.clone(),
+            None if login.contains('@') => normalize_email(login).ok(),
+            None => None,
+        };
+        let Some(to) = to else { return Ok(None) };
+        if !self.throttle().mail_allowed(&to, addr) {
+            tracing::info!(recipient = %self.mail_tag(&to), "password reset not mailed: too many mails lately");
             return Ok(None);
         }
-        self.throttle().limit(&format!("reset:{}", user.id), RESEND_EVERY)?;
-        let code = self.new_code(user.id, Purpose::PasswordReset, None).await?;
-        Ok(Some((user, code)))
+        Ok(Some(match user {
+            Some(u) => AccountMail::Reset { to, code: self.new_code(u.id, Purpose::PasswordReset, None).await? },
+            None => AccountMail::NoAccount { to },
+        }))
     }
 
     /// Sets a new password with a reset code; every session ends.
@@ -164,15 +257,28 @@ impl Storage {
         Ok(user)
     }
 
-    /// Starts an email change: the code goes to the new address.
-    pub async fn email_change_code(&self, user_id: u64, new_email: &str) -> Result<(String, String)> {
+    /// Starts an email change: checks the address and the rate (one a minute), and returns
+    /// it normalised for `email_change_mail`.
+    pub fn email_change_start(&self, user_id: u64, new_email: &str) -> Result<String> {
         let email = normalize_email(new_email)?;
-        if self.find_user(&email).await.is_ok() {
-            return Err(Error::AlreadyExists("that email address is already in use".into()));
-        }
         self.throttle().limit(&format!("email:{user_id}"), RESEND_EVERY)?;
+        Ok(email)
+    }
+
+    /// The code for an email change, to the new address. An address that already has an
+    /// account gets nothing (the confirmation would be refused anyway), and the caller
+    /// answers the same: any signed-in user could otherwise ask who has an account.
+    pub async fn email_change_mail(
+        &self,
+        user_id: u64,
+        email: String,
+        addr: Option<ClientAddr>,
+    ) -> Result<Option<AccountMail>> {
+        if self.find_user(&email).await.is_ok() {
+            return Ok(None);
+        }
         let code = self.new_code(user_id, Purpose::EmailChange, Some(email.clone())).await?;
-        Ok((email, code))
+        Ok(self.mail_if_allowed(AccountMail::EmailChange { to: email, code }, addr))
     }
 
     pub async fn email_change_confirm(&self, user_id: u64, code: &str) -> Result<User> {

@@ -18,9 +18,9 @@ impl Storage {
     }
 
     /// HTTP Basic (WebDAV, scripts): an app password, or the account password unless the
-    /// account has the mailed second factor on. Throttled like a login.
+    /// account has the mailed second factor on. Throttled like a login (see `throttle`).
     pub async fn authenticate_basic(&self, login: &str, password: &str, addr: Option<ClientAddr>) -> Result<User> {
-        self.core.throttle.check(login, addr)?;
+        self.core.throttle.gate(login, addr).await?;
         let result = self.basic_inner(login, password).await;
         match &result {
             Ok(_) => self.core.throttle.succeeded(login, addr),
