@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -74,11 +75,16 @@ pub struct IdleBody {
     idle: Duration,
     timer: Option<Pin<Box<Sleep>>>,
     waiting: bool,
+    /// Set when the body timed out: front ends answer a failed body each in their own way
+    /// (WebDAV even with 502), so the server replaces that answer with one that says so.
+    timed_out: Arc<AtomicBool>,
 }
 
 impl IdleBody {
-    pub fn new(inner: Incoming, idle: Duration) -> Self {
-        IdleBody { inner, idle, timer: None, waiting: false }
+    /// The body, and the flag that tells afterwards whether it timed out.
+    pub fn new(inner: Incoming, idle: Duration) -> (Self, Arc<AtomicBool>) {
+        let timed_out = Arc::new(AtomicBool::new(false));
+        (IdleBody { inner, idle, timer: None, waiting: false, timed_out: timed_out.clone() }, timed_out)
     }
 }
 
@@ -125,7 +131,10 @@ impl HttpBody for IdleBody {
                     timer.as_mut().reset(deadline);
                 }
                 match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Idle(this.idle)))),
+                    Poll::Ready(()) => {
+                        this.timed_out.store(true, Ordering::Relaxed);
+                        Poll::Ready(Some(Err(BodyError::Idle(this.idle))))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }

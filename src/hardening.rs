@@ -79,7 +79,8 @@ const S3_GENERATED: &[&str] = &["uploadId", "acl", "tagging", "attributes", "leg
 /// only adds a harmless attachment disposition to an XML answer.
 pub fn s3_reads_object(path: &str, query: Option<&str>, virtual_host: bool) -> bool {
     let rest = path.trim_start_matches('/');
-    let has_key = if virtual_host { !rest.is_empty() } else { rest.split_once('/').is_some_and(|(_, k)| !k.is_empty()) };
+    let has_key =
+        if virtual_host { !rest.is_empty() } else { rest.split_once('/').is_some_and(|(_, k)| !k.is_empty()) };
     let generated = query.is_some_and(|q| {
         q.split('&').map(|kv| kv.split_once('=').map_or(kv, |(k, _)| k)).any(|k| S3_GENERATED.contains(&k))
     });
@@ -149,7 +150,13 @@ fn has_ambient_credentials(headers: &HeaderMap) -> bool {
 /// credentials, and names an origin that is not ours (`null`, from sandboxed documents and
 /// privacy redirects, is not ours either). `own`: the configured public origin, else the
 /// request's scheme and Host.
-pub fn is_cross_site(method: &Method, headers: &HeaderMap, own: Option<&Origin>, secure: bool, host: Option<&str>) -> bool {
+pub fn is_cross_site(
+    method: &Method,
+    headers: &HeaderMap,
+    own: Option<&Origin>,
+    secure: bool,
+    host: Option<&str>,
+) -> bool {
     if is_safe(method) || !has_ambient_credentials(headers) {
         return false;
     }
@@ -199,7 +206,9 @@ mod tests {
             assert!(is_active_type(Some(&ct(t))), "{t}");
         }
         assert!(is_active_type(None), "no type: browsers sniff");
-        for t in ["text/plain", "image/png", "application/pdf", "application/json", "application/octet-stream", "video/mp4"] {
+        for t in
+            ["text/plain", "image/png", "application/pdf", "application/json", "application/octet-stream", "video/mp4"]
+        {
             assert!(!is_active_type(Some(&ct(t))), "{t}");
         }
     }
@@ -209,7 +218,10 @@ mod tests {
         assert_eq!(attachment(None), "attachment");
         assert_eq!(attachment(Some(&ct("inline"))), "attachment");
         assert_eq!(attachment(Some(&ct("inline; filename=\"a.html\""))), "attachment; filename=\"a.html\"");
-        assert_eq!(attachment(Some(&ct("attachment; filename*=UTF-8''%C3%A9.svg"))), "attachment; filename*=UTF-8''%C3%A9.svg");
+        assert_eq!(
+            attachment(Some(&ct("attachment; filename*=UTF-8''%C3%A9.svg"))),
+            "attachment; filename*=UTF-8''%C3%A9.svg"
+        );
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, ct("text/plain"));
         harden(&mut h, true, false);
@@ -267,7 +279,10 @@ mod tests {
         assert!(is_cross_site(&post, &h(&[basic, evil]), None, false, host));
         assert!(!is_cross_site(&post, &h(&[basic, ours]), None, false, host));
         assert!(is_cross_site(&post, &h(&[basic, ours]), None, true, host), "scheme counts");
-        assert!(!is_cross_site(&post, &h(&[basic]), None, false, host), "no Origin: not a browser's cross-site request");
+        assert!(
+            !is_cross_site(&post, &h(&[basic]), None, false, host),
+            "no Origin: not a browser's cross-site request"
+        );
         assert!(!is_cross_site(&post, &h(&[("authorization", "Bearer t"), evil]), None, false, host));
         assert!(is_cross_site(&post, &h(&[("cookie", "a=1; davit_access=t"), evil]), None, false, host));
         assert!(!is_cross_site(&post, &h(&[("cookie", "other=1"), evil]), None, false, host), "no credentials");
@@ -277,7 +292,13 @@ mod tests {
         assert!(!is_cross_site(&propfind, &h(&[basic, evil]), None, false, host));
         let put = Method::PUT;
         let public = Origin::parse("https://files.example.com").unwrap();
-        assert!(!is_cross_site(&put, &h(&[basic, ("origin", "https://files.example.com")]), Some(&public), false, host));
+        assert!(!is_cross_site(
+            &put,
+            &h(&[basic, ("origin", "https://files.example.com")]),
+            Some(&public),
+            false,
+            host
+        ));
         assert!(is_cross_site(&put, &h(&[basic, ours]), Some(&public), false, host), "the public URL decides when set");
     }
 }

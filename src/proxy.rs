@@ -50,7 +50,9 @@ impl std::str::FromStr for Cidr {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("bad prefix length in '{s}'"))?,
+            Some(p) => {
+                p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("bad prefix length in '{s}'"))?
+            }
         };
         Ok(Cidr { addr, prefix })
     }
@@ -140,7 +142,10 @@ fn parse_node(s: &str) -> Option<IpAddr> {
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Some(sa.ip().to_canonical());
     }
-    s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).and_then(|r| r.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical())
+    s.strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|r| r.parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]

@@ -70,12 +70,8 @@ pub enum Front {
 /// Whether Host names a bucket under the base domain: `<bucket>.<base domain>[:port]`.
 fn virtual_host(host: Option<&str>, base_domain: Option<&str>) -> bool {
     let (Some(host), Some(domain)) = (host, base_domain) else { return false };
-    let host = host.rsplit_once(':').map_or(
-        host,
-        |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
-        },
-    );
+    let host =
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
     let host = host.to_ascii_lowercase();
     host.len() > domain.len() + 1 && host.ends_with(domain) && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
 }
@@ -98,6 +94,37 @@ pub fn route(host: Option<&str>, path: &str, base_domain: Option<&str>) -> Front
     }
 }
 
+/// The answer to a request whose body stopped coming, in the front end's form: 408, or S3's
+/// RequestTimeout. The connection closes after it (the rest of the body is never read).
+fn body_timeout_refusal(front: &Front, method: &Method, request_id: &str, idle: Duration) -> Response<Body> {
+    let detail = format!("the request body sent nothing for {} s", idle.as_secs_f32());
+    let mut r = match front {
+        Front::Api => davit_api::problem(StatusCode::REQUEST_TIMEOUT, "body_timeout", &detail)
+            .map(|b| b.map_err(BoxError::from).boxed_unsync()),
+        Front::Link if method == Method::POST => {
+            davit_api::problem(StatusCode::REQUEST_TIMEOUT, "body_timeout", &detail)
+                .map(|b| b.map_err(BoxError::from).boxed_unsync())
+        }
+        Front::Dav | Front::Link => {
+            let mut r = Response::new(full(Bytes::from(format!("{detail}\n"))));
+            *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            r
+        }
+        Front::S3 => {
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>RequestTimeout</Code><Message>{detail}</Message><RequestId>{request_id}</RequestId></Error>"
+            );
+            let mut r = Response::new(full(Bytes::from(xml)));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+            r
+        }
+    };
+    r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 /// The refusal of a cross-site write, in the front end's form.
 fn cross_site_refusal(front: &Front, method: &Method) -> Response<Body> {
     if matches!(front, Front::Api) || (matches!(front, Front::Link) && method == Method::POST) {
@@ -112,7 +139,9 @@ fn cross_site_refusal(front: &Front, method: &Method) -> Response<Body> {
 
 async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure: bool) -> Response<Body> {
     let client = app.trusted_proxies.client(peer, req.headers());
-    let mut req = req.map(|b| IdleBody::new(b, app.limits.body_idle_timeout));
+    let (parts, body) = req.into_parts();
+    let (body, body_timed_out) = IdleBody::new(body, app.limits.body_idle_timeout);
+    let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(davit_storage::ClientAddr(client));
     let started = Instant::now();
     let request_id = access_log::new_request_id();
@@ -180,6 +209,13 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
             }
         }
     };
+    if body_timed_out.load(std::sync::atomic::Ordering::Relaxed) {
+        let principal = resp.extensions_mut().remove::<davit_storage::Principal>();
+        resp = body_timeout_refusal(&front, &method, &request_id, app.limits.body_idle_timeout);
+        if let Some(p) = principal {
+            resp.extensions_mut().insert(p);
+        }
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -312,7 +348,8 @@ pub async fn serve(
             let result = match tls {
                 Some(tls) => match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
                     Ok(Ok(s)) => {
-                        let conn = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(s), svc).into_owned());
+                        let conn =
+                            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(s), svc).into_owned());
                         first_request_by(deadline, &first_request, conn).await
                     }
                     Ok(Err(e)) => {

@@ -17,7 +17,8 @@ use crate::s3_sign::Signer;
 use crate::support::{self, Options, PASSWORD, TestServer};
 
 const EVIL_HTML: &str = "<html><body><script>fetch('/api/v1/me/keys', {method: 'POST'})</script></body></html>";
-const EVIL_SVG: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>fetch('/api/v1/me/keys', {method: 'POST'})</script></svg>";
+const EVIL_SVG: &str =
+    "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>fetch('/api/v1/me/keys', {method: 'POST'})</script></svg>";
 
 fn header<'a>(r: &'a Response, name: &str) -> &'a str {
     r.headers().get(name).map_or("", |v| v.to_str().unwrap())
@@ -54,7 +55,8 @@ async fn user_content_never_renders_as_active_content_on_our_origin() {
     let dav = |m: Method, p: &str| http.request(m, s.url(&format!("/dav{p}"))).basic_auth("alice", Some(PASSWORD));
 
     // WebDAV: an HTML file PUT as text/html comes back as a sandboxed download.
-    let r = dav(Method::PUT, "/bkt/evil.html").header("content-type", "text/html").body(EVIL_HTML).send().await.unwrap();
+    let r =
+        dav(Method::PUT, "/bkt/evil.html").header("content-type", "text/html").body(EVIL_HTML).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let r = dav(Method::GET, "/bkt/evil.html").send().await.unwrap();
     assert_inert(&r, "WebDAV GET");
@@ -176,7 +178,12 @@ async fn cross_site_writes_with_browser_credentials_are_refused() {
         .send()
         .await
         .unwrap();
-    let cookie = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).find(|c| c.starts_with("davit_access="));
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("davit_access="));
     let cookie = cookie.expect("the login sets the session cookie");
     assert!(cookie.contains("SameSite=Strict") && cookie.contains("HttpOnly"), "{cookie}");
     let token = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
@@ -186,12 +193,14 @@ async fn cross_site_writes_with_browser_credentials_are_refused() {
     let session = format!("davit_access={token}");
     let r = admin_post().header("cookie", &session).header("origin", evil).json(&user("frank")).send().await.unwrap();
     assert_eq!(problem(r).await, (403, "cross_site".into()));
-    let r = admin_post().header("cookie", &session).header("origin", &s.base).json(&user("frank")).send().await.unwrap();
+    let r =
+        admin_post().header("cookie", &session).header("origin", &s.base).json(&user("frank")).send().await.unwrap();
     assert_eq!(r.status(), 201);
 
     // WebDAV: writes from another site are refused, reads are not.
     let dav = |m: &str, p: &str| {
-        c.request(Method::from_bytes(m.as_bytes()).unwrap(), s.url(&format!("/dav{p}"))).basic_auth("alice", Some(PASSWORD))
+        c.request(Method::from_bytes(m.as_bytes()).unwrap(), s.url(&format!("/dav{p}")))
+            .basic_auth("alice", Some(PASSWORD))
     };
     let r = dav("PUT", "/x.txt").header("origin", evil).body("planted").send().await.unwrap();
     assert_eq!((r.status().as_u16(), header(&r, "content-type")), (403, "text/plain; charset=utf-8"));
@@ -330,7 +339,8 @@ async fn read_answer(s: &mut TcpStream) -> Option<u16> {
     };
     let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
     let status = head.split(' ').nth(1)?.parse().ok()?;
-    let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+    let len: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
     while got.len() < end + len {
         let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.ok()?.ok()?;
         if n == 0 {
@@ -390,11 +400,11 @@ async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
         assert_eq!(read_answer(&mut c).await, Some(200));
         until_closed(&mut c, limit).await
     };
-    // An upload that stops: the request ends, nothing is stored.
-    let stalled = async {
+    // An upload that stops: the request ends with 408, nothing is stored.
+    let stalled = |path: &'static str| async move {
         let mut c = connect_from("127.0.0.1", s.addr).await;
         let head = format!(
-            "PUT /dav/stalled.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: 1000\r\n\r\n0123456789",
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: 1000\r\n\r\n0123456789",
             basic()
         );
         c.write_all(head.as_bytes()).await.unwrap();
@@ -403,8 +413,10 @@ async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
     // An upload that is slow but never stops for a whole idle period goes through.
     let slow = async {
         let mut c = connect_from("127.0.0.1", s.addr).await;
-        let head =
-            format!("PUT /dav/slow.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: 8\r\n\r\n", basic());
+        let head = format!(
+            "PUT /dav/slow.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: 8\r\n\r\n",
+            basic()
+        );
         c.write_all(head.as_bytes()).await.unwrap();
         for b in b"12345678" {
             tokio::time::sleep(Duration::from_millis(400)).await;
@@ -412,7 +424,15 @@ async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
         }
         read_answer(&mut c).await
     };
-    let (silent, silent_tls, dribble, idle, stalled, slow) = tokio::join!(silent, silent_tls, dribble, idle, stalled, slow);
+    let (silent, silent_tls, dribble, idle, stalled, stalled_rest, slow) = tokio::join!(
+        silent,
+        silent_tls,
+        dribble,
+        idle,
+        stalled("/dav/stalled.txt"),
+        stalled("/api/v1/files/stalled.txt"),
+        slow
+    );
     let took = cut_off(silent, "a connection that sends nothing");
     assert!(took >= Duration::from_millis(500), "closed by the timeout, not at once: {took:?}");
     cut_off(silent_tls, "a TLS connection that sends no handshake");
@@ -420,12 +440,41 @@ async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
     assert!(!String::from_utf8_lossy(got).contains(" 200 "), "no answer to half a request");
     cut_off(dribble, "headers dribbled a byte every 200 ms");
     cut_off(idle, "an idle kept-alive connection");
-    cut_off(stalled, "a stalled upload");
+    for (r, what) in [(stalled, "a stalled WebDAV upload"), (stalled_rest, "a stalled REST upload")] {
+        assert!(
+            String::from_utf8_lossy(&r.1).starts_with("HTTP/1.1 408 "),
+            "{what}: {}",
+            String::from_utf8_lossy(&r.1)
+        );
+        cut_off(r, what);
+    }
     assert_eq!(slow, Some(201), "a slow upload that keeps sending is not idle");
 
+    // S3 too, answered in S3's form.
+    let alice = s.storage.find_user("alice").await.unwrap();
+    let (key, secret) = s.storage.create_access_key(alice.id).await.unwrap();
+    let s3 = Signer { base: s.base.clone(), key: key.id, secret, client: support::client() };
+    assert_eq!(s3.request(Method::PUT, "/bkt", &[], &[], "UNSIGNED-PAYLOAD").send().await.unwrap().status(), 200);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    tx.send(Ok(bytes::Bytes::from_static(b"0123456789"))).await.unwrap();
+    // The sender is kept (not dropped) until the answer is in: the body stalls, not ends.
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let started = Instant::now();
+    let r = s3
+        .request(Method::PUT, "/bkt/stalled.bin", &[], &[("content-length", "1000")], "UNSIGNED-PAYLOAD")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(s3_sdk::xml_code(r).await, (400, "RequestTimeout".into()));
+    drop(tx);
+
     let c = support::client();
-    let r = c.get(s.url("/dav/stalled.txt")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
-    assert_eq!(r.status(), 404, "the stalled upload stored nothing");
+    for path in ["/dav/stalled.txt", "/api/v1/files/stalled.txt", "/api/v1/files/bkt/stalled.bin"] {
+        let r = c.get(s.url(path)).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "the stalled upload stored nothing: {path}");
+    }
     let r = c.get(s.url("/dav/slow.txt")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "12345678");
     s.stop().await;
@@ -447,7 +496,11 @@ async fn connections_per_address_are_capped() {
     let mut extra = connect_from("127.0.0.2", s.addr).await;
     let _ = extra.write_all(health).await;
     let (closed, got) = until_closed(&mut extra, Duration::from_secs(10)).await;
-    assert!(closed.is_some() && got.is_empty(), "the fourth connection is refused: {:?}", String::from_utf8_lossy(&got));
+    assert!(
+        closed.is_some() && got.is_empty(),
+        "the fourth connection is refused: {:?}",
+        String::from_utf8_lossy(&got)
+    );
     // Another address is not affected.
     let r = client_from("127.0.0.3").get(s.url("/api/v1/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
