@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (the defaults work on a fresh machine)
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Offline operations on a data folder (the server must be stopped)
     Admin {
         #[command(subcommand)]

@@ -105,12 +105,7 @@ fn body_timeout_refusal(front: &Front, method: &Method, request_id: &str, idle: 
             davit_api::problem(StatusCode::REQUEST_TIMEOUT, "body_timeout", &detail)
                 .map(|b| b.map_err(BoxError::from).boxed_unsync())
         }
-        Front::Dav | Front::Link => {
-            let mut r = Response::new(full(Bytes::from(format!("{detail}\n"))));
-            *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
-            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-            r
-        }
+        Front::Dav | Front::Link => plain(StatusCode::REQUEST_TIMEOUT, format!("{detail}\n")),
         Front::S3 => {
             let xml = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>RequestTimeout</Code><Message>{detail}</Message><RequestId>{request_id}</RequestId></Error>"
@@ -131,10 +126,7 @@ fn cross_site_refusal(front: &Front, method: &Method) -> Response<Body> {
         return davit_api::problem(hardening::CROSS_SITE_STATUS, "cross_site", hardening::CROSS_SITE)
             .map(|b| b.map_err(BoxError::from).boxed_unsync());
     }
-    let mut r = Response::new(full(Bytes::from(format!("{}\n", hardening::CROSS_SITE))));
-    *r.status_mut() = hardening::CROSS_SITE_STATUS;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r
+    plain(hardening::CROSS_SITE_STATUS, format!("{}\n", hardening::CROSS_SITE))
 }
 
 async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure: bool) -> Response<Body> {
@@ -209,7 +201,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
             }
         }
     };
-    if body_timed_out.load(std::sync::atomic::Ordering::Relaxed) {
+    if body_timed_out.load(Ordering::Relaxed) {
         let principal = resp.extensions_mut().remove::<davit_storage::Principal>();
         resp = body_timeout_refusal(&front, &method, &request_id, app.limits.body_idle_timeout);
         if let Some(p) = principal {
@@ -260,8 +252,8 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
     resp.map(|b| LoggedBody::new(b, record, announced).boxed_unsync())
 }
 
-pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(full(Bytes::from_static(text.as_bytes())));
+pub fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(full(text.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r

@@ -360,14 +360,15 @@ fn basic() -> String {
 async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
     let short = |c: &mut davit::Config| {
         c.header_timeout = Duration::from_secs(1);
-        c.body_idle_timeout = Duration::from_secs(1);
+        c.body_idle_timeout = Duration::from_secs(2);
     };
     let s = support::start(Options { configure: short, ..Default::default() }).await;
     let tls = support::start(Options { configure: short, tls: true, ..Default::default() }).await;
     let limit = Duration::from_secs(8);
-    let cut_off = |r: (Option<Duration>, Vec<u8>), what: &str| {
+    // Closed within the timeout and a generous margin for a loaded machine.
+    let cut_off = |r: (Option<Duration>, Vec<u8>), what: &str, timeout: u64| {
         let took = r.0.unwrap_or_else(|| panic!("{what}: still open after {limit:?}"));
-        assert!(took < Duration::from_secs(4), "{what}: closed only after {took:?}");
+        assert!(took < Duration::from_secs(timeout + 3), "{what}: closed only after {took:?}");
         took
     };
 
@@ -410,7 +411,7 @@ async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
         c.write_all(head.as_bytes()).await.unwrap();
         until_closed(&mut c, limit).await
     };
-    // An upload that is slow but never stops for a whole idle period goes through.
+    // An upload that is slow but never stops for a whole idle period (2 s) goes through.
     let slow = async {
         let mut c = connect_from("127.0.0.1", s.addr).await;
         let head = format!(
@@ -419,7 +420,7 @@ async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
         );
         c.write_all(head.as_bytes()).await.unwrap();
         for b in b"12345678" {
-            tokio::time::sleep(Duration::from_millis(400)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
             c.write_all(&[*b]).await.unwrap();
         }
         read_answer(&mut c).await
@@ -433,20 +434,20 @@ async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
         stalled("/api/v1/files/stalled.txt"),
         slow
     );
-    let took = cut_off(silent, "a connection that sends nothing");
+    let took = cut_off(silent, "a connection that sends nothing", 1);
     assert!(took >= Duration::from_millis(500), "closed by the timeout, not at once: {took:?}");
-    cut_off(silent_tls, "a TLS connection that sends no handshake");
+    cut_off(silent_tls, "a TLS connection that sends no handshake", 1);
     let (_, got) = &dribble;
     assert!(!String::from_utf8_lossy(got).contains(" 200 "), "no answer to half a request");
-    cut_off(dribble, "headers dribbled a byte every 200 ms");
-    cut_off(idle, "an idle kept-alive connection");
+    cut_off(dribble, "headers dribbled a byte every 200 ms", 1);
+    cut_off(idle, "an idle kept-alive connection", 1);
     for (r, what) in [(stalled, "a stalled WebDAV upload"), (stalled_rest, "a stalled REST upload")] {
         assert!(
             String::from_utf8_lossy(&r.1).starts_with("HTTP/1.1 408 "),
             "{what}: {}",
             String::from_utf8_lossy(&r.1)
         );
-        cut_off(r, what);
+        cut_off(r, what, 2);
     }
     assert_eq!(slow, Some(201), "a slow upload that keeps sending is not idle");
 
@@ -466,7 +467,7 @@ async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
         .send()
         .await
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(s3_sdk::xml_code(r).await, (400, "RequestTimeout".into()));
     drop(tx);
 
