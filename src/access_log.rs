@@ -1,7 +1,7 @@
 //! One log line per request, written when its response body has been sent (or dropped), so
 //! the line carries the bytes actually sent and the whole duration.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -17,7 +17,10 @@ pub struct Record {
     pub request_id: String,
     pub method: Method,
     pub path: String,
+    /// The TCP peer.
     pub peer: SocketAddr,
+    /// The client: the peer, or the address a trusted proxy forwarded for.
+    pub client: IpAddr,
     pub user: Option<String>,
     pub status: StatusCode,
     pub started: Instant,
@@ -83,17 +86,28 @@ impl Drop for LoggedBody {
     fn drop(&mut self) {
         let Some(r) = self.record.take() else { return };
         let complete = self.complete || self.inner.is_end_stream() || self.announced == Some(self.bytes);
-        tracing::info!(
-            target: "davit::access",
-            id = %r.request_id,
-            method = %r.method,
-            path = %r.path,
-            status = r.status.as_u16(),
-            bytes = self.bytes,
-            ms = format_args!("{:.3}", r.started.elapsed().as_secs_f64() * 1000.0),
-            user = %r.user.as_deref().unwrap_or("-"),
-            peer = %r.peer,
-            complete,
-        );
+        // `peer` is the client; through a trusted proxy, `proxy` says which one carried it.
+        macro_rules! line {
+            ($peer:expr $(, $proxy:expr)?) => {
+                tracing::info!(
+                    target: "davit::access",
+                    id = %r.request_id,
+                    method = %r.method,
+                    path = %r.path,
+                    status = r.status.as_u16(),
+                    bytes = self.bytes,
+                    ms = format_args!("{:.3}", r.started.elapsed().as_secs_f64() * 1000.0),
+                    user = %r.user.as_deref().unwrap_or("-"),
+                    peer = %$peer,
+                    $(proxy = %$proxy,)?
+                    complete,
+                )
+            };
+        }
+        if r.client == r.peer.ip().to_canonical() {
+            line!(r.peer);
+        } else {
+            line!(r.client, r.peer);
+        }
     }
 }

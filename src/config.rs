@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
+use crate::proxy::{Cidr, parse_list};
+
 /// Settings shared by `serve` and `admin` (both open the data folder).
 #[derive(Args, Debug, Clone, Default)]
 pub struct DataArgs {
@@ -67,6 +69,22 @@ pub struct ServeArgs {
     /// The longest a shared link may live, in days; longer requests are capped [default: 30]
     #[arg(long, env = "DAVIT_LINK_MAX_DAYS")]
     pub link_max_days: Option<u64>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client: a
+    /// comma-separated list of addresses and CIDR blocks [default: none]
+    #[arg(long, env = "DAVIT_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// Seconds a client has to send a request's headers, from the connection's start (TLS
+    /// handshake included) or the end of the previous answer; also the idle keep-alive time
+    /// [default: 20]
+    #[arg(long, env = "DAVIT_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a request body may send nothing before the request is ended [default: 60]
+    #[arg(long, env = "DAVIT_BODY_IDLE_TIMEOUT")]
+    pub body_idle_timeout: Option<u64>,
+    /// Open connections allowed from one client address (trusted proxies excepted; 0 =
+    /// unlimited) [default: 256]
+    #[arg(long, env = "DAVIT_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
 }
 
 /// The TOML file: the same settings, by the same names with underscores.
@@ -88,6 +106,11 @@ struct FileConfig {
     shutdown_timeout: Option<u64>,
     multipart_expiry_hours: Option<u64>,
     link_max_days: Option<u64>,
+    /// A comma-separated string or an array of strings.
+    trusted_proxies: Option<toml::Value>,
+    header_timeout: Option<u64>,
+    body_idle_timeout: Option<u64>,
+    max_connections_per_address: Option<usize>,
     policy: Option<PolicyFile>,
 }
 
@@ -136,6 +159,14 @@ pub struct Config {
     pub multipart_expiry: Duration,
     pub link_max_lifetime: Duration,
     pub policy: davit_storage::policy::Policy,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The time to send a request's headers (and the idle keep-alive time).
+    pub header_timeout: Duration,
+    /// The longest a request body may stall.
+    pub body_idle_timeout: Duration,
+    /// Open connections per client address; 0 = unlimited.
+    pub max_connections_per_address: usize,
 }
 
 impl Config {
@@ -180,7 +211,35 @@ impl Config {
                 );
             }
         }
+        let trusted_proxies = match (&serve.trusted_proxies, &file.trusted_proxies) {
+            (Some(list), _) => parse_list(list).map_err(anyhow::Error::msg).context("--trusted-proxies")?,
+            (None, None) => Vec::new(),
+            (None, Some(toml::Value::String(list))) => {
+                parse_list(list).map_err(anyhow::Error::msg).context("trusted_proxies")?
+            }
+            (None, Some(toml::Value::Array(items))) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => s.parse::<Cidr>().map_err(anyhow::Error::msg),
+                    v => bail!("trusted_proxies: not an address: {v}"),
+                })
+                .collect::<anyhow::Result<_>>()?,
+            (None, Some(v)) => bail!("trusted_proxies: a comma-separated string or an array of strings, not {v}"),
+        };
+        let secs = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| -> anyhow::Result<Duration> {
+            match flag.or(file).unwrap_or(default) {
+                0 => bail!("{name} must be at least one second"),
+                n => Ok(Duration::from_secs(n)),
+            }
+        };
         Ok(Config {
+            trusted_proxies,
+            header_timeout: secs(serve.header_timeout, file.header_timeout, 20, "header_timeout")?,
+            body_idle_timeout: secs(serve.body_idle_timeout, file.body_idle_timeout, 60, "body_idle_timeout")?,
+            max_connections_per_address: serve
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(256),
             policy,
             data_dir: data.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("davit-data")),
             master_key_file: data.master_key_file.clone().or(file.master_key_file),
@@ -262,13 +321,24 @@ mod tests {
             "listen = \"127.0.0.1:9999\"\nmax_file_size = \"1G\"\n[policy.roles.uploader]\nallowed_extensions = [\"docx\", \"xlsx\"]\nmax_file_size = \"10M\"\n",
         )
         .unwrap();
-        let data = super::DataArgs { config: Some(path), ..Default::default() };
+        let data = super::DataArgs { config: Some(path.clone()), ..Default::default() };
         let serve = super::ServeArgs { listen: Some("127.0.0.1:7777".parse().unwrap()), ..Default::default() };
         let c = super::Config::resolve(&data, &serve).unwrap();
         assert_eq!(c.listen.port(), 7777, "flags win over the file");
         assert_eq!(c.max_file_size, 1 << 30);
         assert_eq!(c.policy.max_file_size(davit_storage::Role::Uploader), 10 << 20);
         assert!(c.policy.check_file(davit_storage::Role::Uploader, "a.exe", None).is_err());
+        assert_eq!((c.header_timeout.as_secs(), c.body_idle_timeout.as_secs()), (20, 60));
+        assert_eq!((c.max_connections_per_address, c.trusted_proxies.len()), (256, 0));
+        std::fs::write(&path, "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nheader_timeout = 5\n").unwrap();
+        let data = super::DataArgs { config: Some(path.clone()), ..Default::default() };
+        let c = super::Config::resolve(&data, &super::ServeArgs::default()).unwrap();
+        assert_eq!((c.trusted_proxies.len(), c.header_timeout.as_secs()), (2, 5));
+        let serve = super::ServeArgs { trusted_proxies: Some("127.0.0.2".into()), ..Default::default() };
+        let c = super::Config::resolve(&data, &serve).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 1, "the flag wins over the file");
+        let serve = super::ServeArgs { trusted_proxies: Some("10.0.0.0/40".into()), ..Default::default() };
+        assert!(super::Config::resolve(&data, &serve).is_err(), "a bad block is refused at start");
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, "lisen = 1\n").unwrap();
         let data = super::DataArgs { config: Some(bad), ..Default::default() };

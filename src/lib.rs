@@ -4,6 +4,9 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
+pub mod conn;
+pub mod hardening;
+pub mod proxy;
 pub mod server;
 pub mod tls;
 
@@ -63,7 +66,21 @@ pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
     let api = davit_api::router(api_state.clone());
     let webdav = davit_webdav::WebDav::new(storage.clone());
     let s3 = davit_s3::service(storage.clone(), config.base_domain.as_deref()).map_err(anyhow::Error::msg)?;
+    let public_origin = match config.public_url.as_deref() {
+        Some(u) => Some(
+            hardening::Origin::parse(u)
+                .with_context(|| format!("--public-url {u}: expected http(s)://host[:port][/path]"))?,
+        ),
+        None => None,
+    };
     Ok(App {
+        trusted_proxies: proxy::TrustedProxies::new(config.trusted_proxies.clone()),
+        public_origin,
+        limits: server::Limits {
+            header_timeout: config.header_timeout,
+            body_idle_timeout: config.body_idle_timeout,
+            max_connections_per_address: config.max_connections_per_address,
+        },
         storage,
         api,
         api_state,

@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server (the defaults work on a fresh machine)
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Offline operations on a data folder (the server must be stopped)
     Admin {
         #[command(subcommand)]
@@ -49,6 +49,32 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
+/// Every connection holds a descriptor, and the usual soft limit (1,024) is what let a few
+/// hundred idle connections starve the server: take all the hard limit allows.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn raise_file_limit() {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the rlimit passed by reference,
+    // which lives on this stack frame for both calls.
+    let (before, raised) = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 || rl.rlim_cur >= rl.rlim_max {
+            return;
+        }
+        let before = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        (before, libc::setrlimit(libc::RLIMIT_NOFILE, &rl) == 0)
+    };
+    if raised {
+        tracing::debug!(from = before, to = rl.rlim_max, "raised the open file limit");
+    } else {
+        tracing::warn!(limit = before, "could not raise the open file limit");
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_file_limit() {}
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
@@ -57,6 +83,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    raise_file_limit();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use davit_storage::Storage;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -20,6 +21,9 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::access_log::{self, LoggedBody};
+use crate::conn::{IdleBody, PerAddress};
+use crate::hardening::{self, Origin};
+use crate::proxy::TrustedProxies;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
@@ -35,6 +39,23 @@ pub struct App {
     /// Lower-case base domain for virtual-host-style S3 addressing.
     pub base_domain: Option<String>,
     pub shutdown_timeout: Duration,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// The origin of `--public-url`: the only origin allowed to write with ambient
+    /// credentials when set (else the request's own scheme and Host).
+    pub public_origin: Option<Origin>,
+    pub limits: Limits,
+}
+
+/// What one client may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// To send a request's headers, from the connection's start or the previous answer.
+    pub header_timeout: Duration,
+    /// The longest a request body may send nothing.
+    pub body_idle_timeout: Duration,
+    /// Open connections per address (trusted proxies excepted); 0: unlimited.
+    pub max_connections_per_address: usize,
 }
 
 /// The front end a request goes to.
@@ -46,23 +67,20 @@ pub enum Front {
     S3,
 }
 
+/// Whether Host names a bucket under the base domain: `<bucket>.<base domain>[:port]`.
+fn virtual_host(host: Option<&str>, base_domain: Option<&str>) -> bool {
+    let (Some(host), Some(domain)) = (host, base_domain) else { return false };
+    let host =
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
+    let host = host.to_ascii_lowercase();
+    host.len() > domain.len() + 1 && host.ends_with(domain) && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+}
+
 /// Virtual-host S3 is decided from Host before the path: `<bucket>.<base domain>` goes to
 /// S3 whatever its path. Then `/api/`, `/dav/` and `/s/` prefixes; everything else is S3.
 pub fn route(host: Option<&str>, path: &str, base_domain: Option<&str>) -> Front {
-    if let (Some(host), Some(domain)) = (host, base_domain) {
-        let host = host.rsplit_once(':').map_or(
-            host,
-            |(h, port)| {
-                if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
-            },
-        );
-        let host = host.to_ascii_lowercase();
-        if host.len() > domain.len() + 1
-            && host.ends_with(domain)
-            && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
-        {
-            return Front::S3;
-        }
+    if virtual_host(host, base_domain) {
+        return Front::S3;
     }
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     if under("/api") {
@@ -76,16 +94,65 @@ pub fn route(host: Option<&str>, path: &str, base_domain: Option<&str>) -> Front
     }
 }
 
-async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    req.extensions_mut().insert(davit_storage::ClientAddr(peer.ip()));
+/// The answer to a request whose body stopped coming, in the front end's form: 408, or S3's
+/// RequestTimeout. The connection closes after it (the rest of the body is never read).
+fn body_timeout_refusal(front: &Front, method: &Method, request_id: &str, idle: Duration) -> Response<Body> {
+    let detail = format!("the request body sent nothing for {} s", idle.as_secs_f32());
+    let mut r = match front {
+        Front::Api => davit_api::problem(StatusCode::REQUEST_TIMEOUT, "body_timeout", &detail)
+            .map(|b| b.map_err(BoxError::from).boxed_unsync()),
+        Front::Link if method == Method::POST => {
+            davit_api::problem(StatusCode::REQUEST_TIMEOUT, "body_timeout", &detail)
+                .map(|b| b.map_err(BoxError::from).boxed_unsync())
+        }
+        Front::Dav | Front::Link => plain(StatusCode::REQUEST_TIMEOUT, format!("{detail}\n")),
+        Front::S3 => {
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>RequestTimeout</Code><Message>{detail}</Message><RequestId>{request_id}</RequestId></Error>"
+            );
+            let mut r = Response::new(full(Bytes::from(xml)));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+            r
+        }
+    };
+    r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// The refusal of a cross-site write, in the front end's form.
+fn cross_site_refusal(front: &Front, method: &Method) -> Response<Body> {
+    if matches!(front, Front::Api) || (matches!(front, Front::Link) && method == Method::POST) {
+        return davit_api::problem(hardening::CROSS_SITE_STATUS, "cross_site", hardening::CROSS_SITE)
+            .map(|b| b.map_err(BoxError::from).boxed_unsync());
+    }
+    plain(hardening::CROSS_SITE_STATUS, format!("{}\n", hardening::CROSS_SITE))
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure: bool) -> Response<Body> {
+    let client = app.trusted_proxies.client(peer, req.headers());
+    let (parts, body) = req.into_parts();
+    let (body, body_timed_out) = IdleBody::new(body, app.limits.body_idle_timeout);
+    let mut req = Request::from_parts(parts, body);
+    req.extensions_mut().insert(davit_storage::ClientAddr(client));
     let started = Instant::now();
     let request_id = access_log::new_request_id();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let host =
-        req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).or(req.uri().host()).map(str::to_owned);
+    let query = req.uri().query().map(str::to_owned);
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(req.uri().authority().map(|a| a.as_str()))
+        .map(str::to_owned);
     let front = route(host.as_deref(), &path, app.base_domain.as_deref());
+    // S3 is exempt: its requests are signed (a browser holds no signature to lend), and
+    // browser S3 apps are cross-origin by design.
+    let cross_site = front != Front::S3
+        && hardening::is_cross_site(&method, req.headers(), app.public_origin.as_ref(), secure, host.as_deref());
     let mut resp = match front {
+        _ if cross_site => cross_site_refusal(&front, &method),
         Front::Api => {
             let req = req.map(davit_api::Body::new);
             match app.api.clone().oneshot(req).await {
@@ -119,7 +186,7 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
                 .get(http::header::EXPECT)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
                 && req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
-            let req = req.map(s3s::Body::from);
+            let req = req.map(s3s::Body::http_body);
             match app.s3.handle(req, &request_id).await {
                 Ok(mut r) => {
                     if empty_expect {
@@ -134,19 +201,41 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
             }
         }
     };
+    if body_timed_out.load(Ordering::Relaxed) {
+        let principal = resp.extensions_mut().remove::<davit_storage::Principal>();
+        resp = body_timeout_refusal(&front, &method, &request_id, app.limits.body_idle_timeout);
+        if let Some(p) = principal {
+            resp.extensions_mut().insert(p);
+        }
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    // An answer to HEAD has no body, but front ends give refusals theirs (s3s its XML,
-    // dav-server its text) even then. HTTP/1 drops it; HTTP/2 would send it, and clients
-    // (hyper, curl) reset the stream.
-    if method == Method::HEAD {
+    // User content: a file read over any front end. Everything else is ours (JSON, problems,
+    // WebDAV's XML and text, S3's listings and errors, the link pages).
+    let content = (method == Method::GET || method == Method::HEAD)
+        && matches!(resp.status(), StatusCode::OK | StatusCode::PARTIAL_CONTENT)
+        && (front != Front::S3
+            || hardening::s3_reads_object(
+                &path,
+                query.as_deref(),
+                virtual_host(host.as_deref(), app.base_domain.as_deref()),
+            ));
+    let own_page = resp.extensions().get::<davit_api::OwnPage>().is_some();
+    hardening::harden(resp.headers_mut(), content, own_page);
+    // An answer to HEAD has no body, nor has a 204 or 304, but front ends give some of them
+    // one (s3s its XML, dav-server its text). HTTP/1 drops it; HTTP/2 would send it, and
+    // clients (hyper, curl) reset the stream.
+    let bodyless = method == Method::HEAD
+        || matches!(resp.status(), StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+        || resp.status().is_informational();
+    if bodyless {
         *resp.body_mut() = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
     }
     let user = resp.extensions().get::<davit_storage::Principal>().map(|p| p.username.clone());
-    // What a complete answer sends: nothing for HEAD, else the announced Content-Length (a
-    // streamed file's body cannot tell its length, and hyper stops polling once it is sent).
-    let announced = if method == Method::HEAD {
+    // What a complete answer sends: nothing when bodyless, else the announced Content-Length
+    // (a streamed file's body cannot tell its length, and hyper stops polling once it is sent).
+    let announced = if bodyless {
         Some(0)
     } else {
         use http_body::Body as _;
@@ -159,12 +248,12 @@ async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: SocketAddr) -> 
         Some((token, _)) if front == Front::Link => path.replacen(&token, "<token>", 1),
         _ => path,
     };
-    let record = access_log::Record { request_id, method, path, peer, user, status: resp.status(), started };
+    let record = access_log::Record { request_id, method, path, peer, client, user, status: resp.status(), started };
     resp.map(|b| LoggedBody::new(b, record, announced).boxed_unsync())
 }
 
-pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(full(Bytes::from_static(text.as_bytes())));
+pub fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(full(text.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
@@ -193,8 +282,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let app = Arc::new(app);
+    let limits = app.limits;
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1: hyper's header timer runs from the end of the previous answer, so it is also
+    // the keep-alive idle time. HTTP/2: pings find peers that are gone; a peer that stays
+    // silent to them is dropped.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_timeout))
+        .keep_alive_timeout(limits.header_timeout);
+    let builder = Arc::new(builder);
+    let per_address = Arc::new(PerAddress::default());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -209,28 +310,53 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // A proxy carries many clients on its connections; it limits them itself.
+        let peer_ip = peer.ip().to_canonical();
+        let slot = if limits.max_connections_per_address == 0 || app.trusted_proxies.trusts(peer_ip) {
+            None
+        } else {
+            match per_address.admit(peer_ip, limits.max_connections_per_address) {
+                Some(slot) => Some(slot),
+                // Closed at once: an answer would cost what the limit is there to save.
+                None => continue,
+            }
+        };
         let _ = stream.set_nodelay(true);
+        let deadline = tokio::time::Instant::now() + limits.header_timeout;
+        let first_request = Arc::new(AtomicBool::new(false));
         let app = app.clone();
+        let secure = tls.is_some();
+        let seen = first_request.clone();
         let svc = hyper::service::service_fn(move |req| {
+            seen.store(true, Ordering::Relaxed);
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(app, req, peer).await) }
+            async move { Ok::<_, Infallible>(handle(app, req, peer, secure).await) }
         });
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let result = match tls {
-                Some(tls) => match tls.accept(stream).await {
-                    Ok(s) => {
-                        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(s), svc).into_owned()).await
+                Some(tls) => match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
+                    Ok(Ok(s)) => {
+                        let conn =
+                            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(s), svc).into_owned());
+                        first_request_by(deadline, &first_request, conn).await
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake not done within the header timeout: closed");
                         return;
                     }
                 },
                 None => {
-                    watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned()).await
+                    let conn =
+                        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned());
+                    first_request_by(deadline, &first_request, conn).await
                 }
             };
             if let Err(e) = result {
@@ -247,6 +373,27 @@ pub async fn serve(
     app.storage.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves a connection, dropping it if no request has arrived by `deadline`. hyper's
+/// header timer starts only once it knows the protocol, so a client that sends nothing (or
+/// dribbles the HTTP/2 preface, or its first HEADERS) would otherwise hold the connection
+/// for ever.
+async fn first_request_by<F, E>(deadline: tokio::time::Instant, seen: &AtomicBool, conn: F) -> Result<(), E>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        r = &mut conn => return r,
+        () = tokio::time::sleep_until(deadline) => {}
+    }
+    if seen.load(Ordering::Relaxed) {
+        conn.await
+    } else {
+        tracing::debug!("no request within the header timeout: closed");
+        Ok(())
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -32,6 +32,8 @@ pub struct Options {
     pub policy: davit_storage::policy::Policy,
     /// Virtual-host S3 addressing under this domain (`<bucket>.<domain>`).
     pub base_domain: Option<&'static str>,
+    /// Last changes to the server's configuration (timeouts, limits, proxies).
+    pub configure: fn(&mut Config),
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             smtp_url: None,
             policy: Default::default(),
             base_domain: None,
+            configure: |_| {},
         }
     }
 }
@@ -64,6 +67,10 @@ pub fn test_config(dir: &Path) -> Config {
         multipart_expiry: Duration::from_secs(7 * 24 * 3600),
         link_max_lifetime: Duration::from_secs(30 * 24 * 3600),
         policy: Default::default(),
+        trusted_proxies: Vec::new(),
+        header_timeout: Duration::from_secs(20),
+        body_idle_timeout: Duration::from_secs(60),
+        max_connections_per_address: 256,
     }
 }
 
@@ -105,6 +112,7 @@ pub async fn start(opts: Options) -> TestServer {
     let mut config = test_config(dir.path());
     config.smtp_url = opts.smtp_url.clone();
     config.base_domain = opts.base_domain.map(str::to_owned);
+    (opts.configure)(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tls = opts.tls.then(|| {

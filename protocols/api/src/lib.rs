@@ -27,7 +27,7 @@ pub use axum::Router;
 pub use axum::body::Body;
 pub use mail::Mailer;
 pub use problem::Problem;
-pub use public_link::{LINK_PREFIX, open as open_link, serve_link, split_link_path};
+pub use public_link::{LINK_PREFIX, OwnPage, open as open_link, serve_link, split_link_path};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -150,6 +150,11 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(json::MAX_JSON))
         .layer(axum::middleware::from_fn(auth::record_user))
         .with_state(state)
+}
+
+/// A problem+json answer, for refusals made before a request reaches the router.
+pub fn problem(status: StatusCode, code: &'static str, detail: &str) -> axum::response::Response {
+    axum::response::IntoResponse::into_response(Problem::new(status, code, detail))
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

@@ -14,6 +14,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use crate::files::{ItemJson, file_response, parse_range, store_form_files};
 use crate::{ApiState, Problem};
 
+/// Marks a response as one of davit's own HTML pages (in its extensions): the server sends
+/// it as a page, where everything else is sandboxed and active user content downloads.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnPage;
+
 /// Where links are served.
 pub const LINK_PREFIX: &str = "/s/";
 const COOKIE: &str = "davit_link";
@@ -61,6 +66,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     );
     let mut r = (status, html).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r.extensions_mut().insert(OwnPage);
     r
 }
 
