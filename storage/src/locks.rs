@@ -183,6 +183,14 @@ impl LockStore {
         Self::check_in(&locks, chain, principal, ignore_principal, deep, tokens, false)
     }
 
+    /// Whether `token` names a lock that is on the resource now: taken on it, or a deep
+    /// lock on a folder above it (RFC 4918 §10.4.1: a state token matches only a current
+    /// lock of the resource; an unknown, released or expired token does not).
+    pub fn token_applies(&self, chain: &Chain, token: &str) -> bool {
+        let locks = self.live();
+        Self::covering(&locks, chain).any(|l| l.token == token)
+    }
+
     pub fn discover(&self, chain: &Chain) -> Vec<LockInfo> {
         let locks = self.live();
         Self::covering(&locks, chain).cloned().collect()
@@ -266,6 +274,16 @@ impl Storage {
             .await
     }
 
+    /// Whether the lock `token` is on the item at `path` now, as the caller reaches it (see
+    /// [`LockStore::token_applies`]): a WebDAV `If` state token is true only then.
+    pub async fn lock_token_applies(&self, p: &Principal, path: &str, token: &str) -> Result<bool> {
+        if self.core.locks.is_empty() {
+            return Ok(false);
+        }
+        let chain = self.lock_chain(p, path).await?;
+        Ok(self.core.locks.token_applies(&chain, token))
+    }
+
     /// Refuses a change of `path` (and, for `deep`, of anything below it) that a lock the
     /// caller does not present a token for forbids.
     pub(crate) async fn check_unlocked(&self, p: &Principal, place: &Place, deep: bool) -> Result<()> {
@@ -287,5 +305,51 @@ impl Storage {
                 };
                 Error::Locked(format!("{what} is locked{}", if l.shared { " (shared lock)" } else { "" }))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(store: &LockStore, ids: &[u64], deep: bool) -> LockInfo {
+        let chain = Chain { ids: ids.to_vec(), complete: true };
+        store.lock(&chain, "drive:1", "/x", "/dav/x", None, None, None, false, deep).unwrap()
+    }
+
+    #[test]
+    fn a_token_applies_only_while_its_lock_is_on_the_resource() {
+        let store = LockStore::default();
+        let file = Chain { ids: vec![1, 2, 3], complete: true };
+        let sibling = Chain { ids: vec![1, 2, 4], complete: true };
+        let unmapped_below = Chain { ids: vec![1, 2], complete: false };
+        let l = take(&store, &[1, 2, 3], false);
+        assert!(store.token_applies(&file, &l.token));
+        assert!(!store.token_applies(&sibling, &l.token), "another resource");
+        assert!(!store.token_applies(&file, "urn:uuid:00000000-0000-4000-8000-000000000000"), "unknown");
+        assert!(!store.token_applies(&file, "opaquelocktoken:anything"), "unknown");
+        assert!(store.unlock(&file, &l.token));
+        assert!(!store.token_applies(&file, &l.token), "released");
+
+        // A deep lock on a folder is on everything below it, mapped or not.
+        let folder = take(&store, &[1, 2], true);
+        assert!(store.token_applies(&file, &folder.token));
+        assert!(store.token_applies(&unmapped_below, &folder.token));
+        assert!(!store.token_applies(&Chain { ids: vec![1], complete: true }, &folder.token), "not above it");
+        // A shallow lock on a folder is not on its children.
+        assert!(store.unlock(&Chain { ids: vec![1, 2], complete: true }, &folder.token));
+        let shallow = take(&store, &[1, 2], false);
+        assert!(!store.token_applies(&file, &shallow.token));
+    }
+
+    #[test]
+    fn an_expired_lock_token_does_not_apply() {
+        let store = LockStore::default();
+        let chain = Chain { ids: vec![1, 5], complete: true };
+        let l = store
+            .lock(&chain, "drive:1", "/y", "/dav/y", None, None, Some(Duration::from_millis(1)), false, false)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!store.token_applies(&chain, &l.token));
     }
 }

@@ -15,7 +15,7 @@ use crate::db::{self, PARTS, UPLOADS};
 use crate::error::{Error, Result};
 use crate::ingest::{Ingested, ingest};
 use crate::model::{Item, Principal, now_nanos};
-use crate::tree::{quota_error, too_large};
+use crate::tree::quota_error;
 use crate::txn::{self, FileContent, W};
 use crate::{Storage, WriteOptions};
 
@@ -125,6 +125,8 @@ impl Storage {
     /// Starts an upload to `path`; the file appears only when it completes.
     pub async fn create_upload(&self, p: &Principal, path: &str, opts: WriteOptions) -> Result<Upload> {
         let place = self.change_target(p, path, false).await?;
+        // Completion makes the missing folders of the key: their names are new too.
+        place.rel.check_new(true)?;
         self.core.config.policy.check_file(
             p.role,
             place.path.name().unwrap_or_default(),
@@ -179,10 +181,16 @@ impl Storage {
         let place = self.change_target(p, &up.path, false).await?;
         let usage = self.usage(up.payer).await?;
         let room = if usage.quota == 0 { u64::MAX } else { usage.quota.saturating_sub(usage.bytes) };
-        let max_file = self.core.config.max_file_size;
-        let limit = if max_file > 0 { room.min(max_file) } else { room };
-        let ingested = ingest(&self.core, body, limit, || {
-            if max_file > 0 && limit == max_file { too_large(max_file) } else { quota_error(room) }
+        // The file's size rule bounds each part (a larger part cannot be in a valid object),
+        // and completion checks the sum of the parts it is made of.
+        let limit = self.size_limit(p.role);
+        if let (Some(limit), Some(len)) = (limit, opts.expected_len) {
+            limit.check(len)?;
+        }
+        let max = limit.map_or(room, |l| l.bytes.min(room));
+        let ingested = ingest(&self.core, body, max, || match limit {
+            Some(l) if l.bytes <= room => l.refusal(None),
+            _ => quota_error(room),
         })
         .await?;
         ingested.check_announced(opts.expected_len, opts.expected_md5, "part")?;
@@ -272,7 +280,9 @@ impl Storage {
     ) -> Result<Item> {
         let up = self.get_upload(p, id).await?;
         let place = self.change_target(p, &up.path, false).await?;
-        let (owner, now) = (p.user_id, now_nanos());
+        // Checked at creation too; again here for uploads begun before the rule existed.
+        place.rel.check_new(true)?;
+        let (owner, now, limit) = (p.user_id, now_nanos(), self.size_limit(p.role));
         self.commit_at(place, (), move |w, place| {
             let up = load_upload(w, id, owner)?;
             if listed.is_empty() {
@@ -308,6 +318,9 @@ impl Storage {
                 md5.update(hex::decode(&part.etag).map_err(Error::internal)?);
                 refs.extend(part.chunks.iter().copied());
                 size += part.size;
+            }
+            if let Some(limit) = limit {
+                limit.check(size)?;
             }
             let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
             let (parent, name) = w.slot(place, true, now)?;
@@ -367,5 +380,66 @@ impl Storage {
                 Ok(old.len())
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use crate::model::{Principal, Role, Status};
+    use crate::policy::Rule;
+    use crate::{Error, NewUser, PartOptions, Storage, StorageConfig, WriteOptions};
+
+    fn body(len: usize) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {
+        let data = crate::tests::pseudo_random(len, len as u64);
+        futures::stream::iter(data.chunks(100_003).map(|c| Ok(Bytes::copy_from_slice(c))).collect::<Vec<_>>())
+    }
+
+    async fn uploader(limit: u64) -> (tempfile::TempDir, Storage, Principal) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = StorageConfig::new(dir.path());
+        c.master_key = Some("22".repeat(32));
+        c.policy.roles.insert(Role::Uploader, Rule { max_file_size: Some(limit), ..Default::default() });
+        let s = Storage::open(c).unwrap();
+        let u = s
+            .create_user(NewUser {
+                username: "ops".into(),
+                email: None,
+                password: "password123".into(),
+                role: Role::Uploader,
+                status: Status::Active,
+                quota: None,
+            })
+            .await
+            .unwrap();
+        (dir, s, Principal::of(&u))
+    }
+
+    #[tokio::test]
+    async fn multipart_obeys_the_role_size_limit_per_part_and_in_sum() {
+        const MIB: usize = 1024 * 1024;
+        let (_dir, s, p) = uploader(6 * MIB as u64).await;
+        // A single write over the role's limit, as before.
+        let e = s.write(&p, "/single.bin", body(7 * MIB), WriteOptions::default()).await.unwrap_err();
+        assert!(matches!(&e, Error::TooLarge(m) if m.contains("uploader role")), "{e:?}");
+
+        let up = s.create_upload(&p, "/big/file.bin", WriteOptions::default()).await.unwrap();
+        // A part over the limit is refused as it streams in, naming the role's rule.
+        let e = s.upload_part(&p, up.id, 1, body(7 * MIB), PartOptions::default()).await.unwrap_err();
+        assert!(matches!(&e, Error::TooLarge(m) if m.contains("uploader role")), "{e:?}");
+        // An announced length over it is refused before a byte is read.
+        let opts = PartOptions { expected_len: Some(7 * MIB as u64), ..Default::default() };
+        assert!(matches!(s.upload_part(&p, up.id, 1, body(0), opts).await, Err(Error::TooLarge(_))));
+        // Parts each under the limit whose sum is over it: completion refuses.
+        let p1 = s.upload_part(&p, up.id, 1, body(5 * MIB), PartOptions::default()).await.unwrap();
+        let p2 = s.upload_part(&p, up.id, 2, body(2 * MIB), PartOptions::default()).await.unwrap();
+        let listed = vec![(1, p1.etag.clone()), (2, p2.etag.clone())];
+        let e = s.complete_upload(&p, up.id, listed).await.unwrap_err();
+        assert!(matches!(&e, Error::TooLarge(m) if m.contains("7340032") && m.contains("uploader role")), "{e:?}");
+        assert!(matches!(s.stat(&p, "/big/file.bin").await, Err(Error::NotFound(_))), "nothing stored");
+        // Within the limit the same upload completes.
+        let item = s.complete_upload(&p, up.id, vec![(1, p1.etag)]).await.unwrap();
+        assert_eq!(item.size, 5 * MIB as u64);
     }
 }

@@ -27,6 +27,23 @@ pub fn normalize_name(raw: &str) -> Result<String> {
     Ok(name)
 }
 
+/// Refuses a name a new item may not take: control characters (C0, DEL and C1) break the
+/// listings of every protocol (XML 1.0 cannot carry most of them at all, even escaped) and
+/// the terminals and logs names are shown in. Existing items keep their names (they were
+/// accepted before this rule), so lookups do not apply it: they can still be read, moved
+/// away and deleted.
+pub fn check_new_name(name: &str) -> Result<()> {
+    if let Some(c) = name.chars().find(|c| is_control(*c)) {
+        return Err(Error::InvalidName(format!("a name cannot contain control characters (U+{:04X})", c as u32)));
+    }
+    Ok(())
+}
+
+/// C0 (U+0000–U+001F), DEL (U+007F) and C1 (U+0080–U+009F).
+fn is_control(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
+}
+
 /// A validated path inside a drive: its names, in NFC, root first. Empty means the root.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DrivePath(Vec<String>);
@@ -95,6 +112,13 @@ impl DrivePath {
         self.0.first().is_some_and(|n| n == SHARED_ROOT)
     }
 
+    /// Refuses names new items would take at this path: the last one, or every one when
+    /// missing folders are made on the way (S3 keys).
+    pub fn check_new(&self, with_parents: bool) -> Result<()> {
+        let new = if with_parents { &self.0[..] } else { self.0.last().map(std::slice::from_ref).unwrap_or_default() };
+        new.iter().try_for_each(|n| check_new_name(n))
+    }
+
     fn byte_len(&self) -> usize {
         self.0.iter().map(|n| n.len() + 1).sum()
     }
@@ -147,6 +171,23 @@ mod tests {
         assert_eq!(normalize_name(&"x".repeat(255)).unwrap().len(), 255);
         // NFD "é" becomes NFC.
         assert_eq!(normalize_name("e\u{301}").unwrap(), "\u{e9}");
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_new_names_only() {
+        for bad in ["c\u{1}.txt", "tab\there", "nl\n", "del\u{7f}", "c1\u{85}x", "c1\u{9f}", "\u{1b}[31mred"] {
+            let e = check_new_name(bad).unwrap_err();
+            assert!(matches!(e, Error::InvalidName(_)), "{bad:?}: {e:?}");
+            // A lookup still parses it: items named before the rule stay reachable.
+            assert!(normalize_name(bad).is_ok(), "{bad:?}");
+        }
+        for good in ["plain.txt", "r\u{e9}sum\u{e9}", "\u{a0}nbsp", "\u{a0}", "emoji \u{1f600}", "~$lock.docx"] {
+            assert!(check_new_name(good).is_ok(), "{good:?}");
+        }
+        let p = DrivePath::parse("/a\u{1}/b").unwrap();
+        assert!(p.check_new(false).is_ok(), "only the last name is new");
+        assert!(p.check_new(true).is_err(), "every name is new when parents are made");
+        assert!(DrivePath::root().check_new(true).is_ok());
     }
 
     #[test]

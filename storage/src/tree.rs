@@ -9,8 +9,9 @@ use crate::access::{self, Access, Place, resolve_place};
 use crate::db::{CHILDREN, ITEMS, USAGE, USERS};
 use crate::error::{Error, Result};
 use crate::ingest::{Ingested, ingest};
-use crate::model::{Item, Kind, Principal, Scope, Usage, User, now_nanos};
+use crate::model::{Item, Kind, Principal, Role, Scope, Usage, User, now_nanos};
 use crate::names::{DrivePath, SHARED_ROOT};
+use crate::policy::SizeLimit;
 use crate::read::{ByteStream, open_range, resolve_range};
 use crate::txn::{self, FileContent, W};
 
@@ -150,6 +151,22 @@ impl Storage {
 
     pub async fn stat(&self, p: &Principal, path: &str) -> Result<Item> {
         let place = self.place(p, path).await?;
+        self.stat_place(p, place).await
+    }
+
+    /// [`Storage::stat`] of a file the caller is about to download: refused as the read
+    /// would be (an uploader, an upload link), for front ends that must answer a status
+    /// before they stream the first byte.
+    pub async fn stat_readable(&self, p: &Principal, path: &str) -> Result<Item> {
+        let place = self.place(p, path).await?;
+        if place.hides_names() && !place.rel.is_root() {
+            return Err(Error::NotFound(format!("{} not found", place.path)));
+        }
+        place.check_read(p)?;
+        self.stat_place(p, place).await
+    }
+
+    async fn stat_place(&self, p: &Principal, place: Place) -> Result<Item> {
         if place.access == Access::Own && place.path.is_shared_root() {
             return Ok(shared_folder(p));
         }
@@ -251,6 +268,7 @@ impl Storage {
         if place.access == Access::Own && place.path.is_shared_root() {
             return Err(Error::AlreadyExists("/shared exists: it holds what others share with you".into()));
         }
+        place.rel.check_new(false)?;
         self.may_change(p, &place, false).await?;
         let now = now_nanos();
         self.commit_at(place, (), move |w, place| {
@@ -283,19 +301,13 @@ impl Storage {
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
     {
         let place = self.change_target(p, path, false).await?;
+        place.rel.check_new(opts.create_parents)?;
         let owner = place.owner;
         let policy = &self.core.config.policy;
         policy.check_file(p.role, place.path.name().unwrap_or_default(), opts.content_type.as_deref())?;
-        let max_file = match (self.core.config.max_file_size, policy.max_file_size(p.role)) {
-            (0, r) => r,
-            (s, 0) => s,
-            (s, r) => s.min(r),
-        };
-        if let Some(len) = opts.expected_len
-            && max_file > 0
-            && len > max_file
-        {
-            return Err(too_large(max_file));
+        let limit = self.size_limit(p.role);
+        if let (Some(limit), Some(len)) = (limit, opts.expected_len) {
+            limit.check(len)?;
         }
         let keeps_old = !matches!(place.access, Access::Link { .. });
         // Refuse early what would be refused at commit, before reading a byte of the body.
@@ -334,9 +346,10 @@ impl Storage {
         {
             return Err(quota_error(pre));
         }
-        let max = if max_file > 0 { max_file.min(pre) } else { pre };
-        let ingested = ingest(&self.core, body, max, || {
-            if max_file > 0 && max == max_file { too_large(max_file) } else { quota_error(max) }
+        let max = limit.map_or(pre, |l| l.bytes.min(pre));
+        let ingested = ingest(&self.core, body, max, || match limit {
+            Some(l) if l.bytes <= pre => l.refusal(None),
+            _ => quota_error(pre),
         })
         .await?;
         ingested.check_announced(opts.expected_len, opts.expected_md5, "body")?;
@@ -472,6 +485,7 @@ impl Storage {
             return Err(Error::Forbidden("an upload link cannot read".into()));
         }
         to.check_write(p)?;
+        to.rel.check_new(false)?;
         if to.rel.is_root() {
             // Replacing a granted (or linked) item would delete it: only its owner may.
             return Err(Error::Forbidden(format!("{} is shared with you: only its owner can replace it", to.path)));
@@ -604,6 +618,7 @@ impl Storage {
         if place.rel.is_root() && place.access != Access::Own {
             return self.stat(p, path).await;
         }
+        place.rel.check_new(true)?;
         self.may_change(p, &place, false).await?;
         let now = now_nanos();
         self.commit_at(place, (), move |w, place| w.ensure_folder(place.base, &place.rel, place.owner, now)).await
@@ -671,6 +686,12 @@ impl Storage {
         .await
     }
 
+    /// The size rule of `role`'s writes, whole files and multipart uploads alike (see
+    /// [`crate::policy::Policy::size_limit`]).
+    pub fn size_limit(&self, role: Role) -> Option<SizeLimit> {
+        self.core.config.policy.size_limit(role, self.core.config.max_file_size)
+    }
+
     pub async fn usage(&self, user_id: u64) -> Result<Usage> {
         self.core
             .db
@@ -710,6 +731,96 @@ pub(crate) fn quota_error(need: u64) -> Error {
     Error::QuotaExceeded(format!("over quota: only {need} bytes are left"))
 }
 
-pub(crate) fn too_large(max: u64) -> Error {
-    Error::TooLarge(format!("files are limited to {max} bytes on this server"))
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use crate::model::{Principal, Role, Status};
+    use crate::{Error, NewUser, Storage, StorageConfig, WriteOptions};
+
+    #[tokio::test]
+    async fn new_names_with_control_characters_are_refused_everywhere_in_the_core() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = StorageConfig::new(dir.path());
+        c.master_key = Some("33".repeat(32));
+        let s = Storage::open(c).unwrap();
+        let u = s
+            .create_user(NewUser {
+                username: "alice".into(),
+                email: None,
+                password: "password123".into(),
+                role: Role::User,
+                status: Status::Active,
+                quota: None,
+            })
+            .await
+            .unwrap();
+        let p = Principal::of(&u);
+        let bad = |r: crate::Result<_>| matches!(r, Err(Error::InvalidName(_)));
+        let empty = || futures::stream::empty::<std::io::Result<Bytes>>();
+        assert!(bad(s.write(&p, "/c\u{1}.txt", empty(), WriteOptions::default()).await.map(|_| ())));
+        assert!(bad(s.mkdir(&p, "/d\u{7f}").await.map(|_| ())));
+        assert!(bad(s.mkdir_all(&p, "/e\u{85}/f").await.map(|_| ())));
+        let s3 = WriteOptions { create_parents: true, ..Default::default() };
+        assert!(bad(s.write(&p, "/b/g\u{1b}/k.txt", empty(), s3.clone()).await.map(|_| ())));
+        assert!(bad(s.create_upload(&p, "/b/h\n.bin", s3).await.map(|_| ())));
+        s.write(&p, "/ok.txt", empty(), WriteOptions::default()).await.unwrap();
+        assert!(bad(s.rename(&p, "/ok.txt", "/ok\t.txt", false).await.map(|_| ())));
+        assert!(bad(s.copy(&p, "/ok.txt", "/ok\u{9f}.txt", false).await.map(|_| ())));
+        // Looking a name up is not making one: a missing item is just missing.
+        assert!(matches!(s.stat(&p, "/c\u{1}.txt").await, Err(Error::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn names_stored_before_the_rule_still_list_read_move_and_delete() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = StorageConfig::new(dir.path());
+        c.master_key = Some("44".repeat(32));
+        let s = Storage::open(c).unwrap();
+        let u = s
+            .create_user(NewUser {
+                username: "alice".into(),
+                email: None,
+                password: "password123".into(),
+                role: Role::User,
+                status: Status::Active,
+                quota: None,
+            })
+            .await
+            .unwrap();
+        let p = Principal::of(&u);
+        let opts = WriteOptions { create_parents: true, ..Default::default() };
+        let body = futures::stream::iter(vec![Ok(Bytes::from_static(b"old"))]);
+        s.write(&p, "/b/legacy.txt", body, opts).await.unwrap();
+        // Give it the name an earlier version accepted, as that version stored it.
+        let root = p.root;
+        s.core
+            .db
+            .write((), move |ctx| {
+                let mut w = crate::txn::W::open(ctx)?;
+                let item = w.resolve(root, &crate::names::DrivePath::parse("/b/legacy.txt")?)?.unwrap();
+                w.unlink(&item)?;
+                let renamed = crate::Item { name: "legacy\u{1}.txt".into(), ..item };
+                w.put(&renamed)?;
+                w.link(&renamed)
+            })
+            .await
+            .unwrap();
+        let q = crate::ListQuery { prefix: "", start_after: None, delimiter: None, max: 10 };
+        let listing = s.list_keys(&p, "/b", q).await.unwrap();
+        assert_eq!(listing.objects.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["legacy\u{1}.txt"]);
+        let mut r = s.read(&p, "/b/legacy\u{1}.txt", None).await.unwrap();
+        assert_eq!(r.body.next().await.unwrap().unwrap().as_ref(), b"old");
+        // It can be moved to a valid name, or deleted, but nothing new takes such a name.
+        let empty = || futures::stream::empty::<std::io::Result<Bytes>>();
+        assert!(matches!(
+            s.write(&p, "/b/legacy\u{1}.txt", empty(), WriteOptions::default()).await,
+            Err(Error::InvalidName(_))
+        ));
+        s.rename(&p, "/b/legacy\u{1}.txt", "/b/fixed.txt", false).await.unwrap();
+        s.copy(&p, "/b/fixed.txt", "/b/copy.txt", false).await.unwrap();
+        s.delete(&p, "/b/copy.txt", Default::default()).await.unwrap();
+        assert_eq!(s.stat(&p, "/b/fixed.txt").await.unwrap().size, 3);
+    }
 }

@@ -168,11 +168,12 @@ pub async fn put(
     body: Body,
 ) -> Result<Response, Problem> {
     let path = format!("/{path}");
-    let existed = state.storage.stat(&caller.principal, &path).await.is_ok();
+    let current = state.storage.stat(&caller.principal, &path).await.ok();
+    let existed = current.is_some();
     let opts = WriteOptions {
         content_type: headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
         expected_len: headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()),
-        conditions: conditions(&headers),
+        conditions: with_unmodified_since(conditions(&headers), &headers, current.as_ref())?,
         ..Default::default()
     };
     let stream = body.into_data_stream().map(|r| r.map_err(std::io::Error::other)).boxed();
@@ -187,8 +188,36 @@ pub async fn delete(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
-    state.storage.delete(&caller.principal, &format!("/{path}"), conditions(&headers)).await?;
+    let path = format!("/{path}");
+    let current = state.storage.stat(&caller.principal, &path).await.ok();
+    let conditions = with_unmodified_since(conditions(&headers), &headers, current.as_ref())?;
+    state.storage.delete(&caller.principal, &path, conditions).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `If-Unmodified-Since` (RFC 9110 §13.1.4): when the item at the path changed after the
+/// date, 412. It is ignored beside `If-Match`, when it is not a date, and when nothing is
+/// there (no modification date to compare). Otherwise the version that was compared is
+/// required by its ETag when the change commits, so a change in between cannot slip past.
+fn with_unmodified_since(
+    mut c: Conditions,
+    headers: &HeaderMap,
+    current: Option<&Item>,
+) -> Result<Conditions, davit_storage::Error> {
+    let date = headers
+        .get(header::IF_UNMODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    let (Some(date), Some(item), None) = (date, current, &c.if_match) else { return Ok(c) };
+    // HTTP dates have whole seconds: a change within the date's second is not after it.
+    let modified = UNIX_EPOCH + Duration::from_secs((item.modified.max(0) as u64) / 1_000_000_000);
+    if modified > date {
+        return Err(davit_storage::Error::PreconditionFailed(
+            "If-Unmodified-Since: the item changed after that date".into(),
+        ));
+    }
+    c.if_match = Some(vec![item.etag.clone()]);
+    Ok(c)
 }
 
 fn conditions(headers: &HeaderMap) -> Conditions {

@@ -117,7 +117,10 @@ impl DavFileSystem for DriveFs {
         async move {
             let p = self.path(path)?;
             if !options.write {
-                let item = self.stat(path).await?;
+                // Read rights are decided here, when dav-server opens the file and before it
+                // answers a status: refused later, while the body streams, the client would
+                // get 200 and a cut connection.
+                let item = self.storage.stat_readable(&self.principal, &p).await.map_err(|e| self.fail(e))?;
                 if item.is_folder() {
                     return Err(FsError::Forbidden);
                 }

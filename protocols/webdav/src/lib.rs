@@ -2,19 +2,26 @@
 //! storage core (deduplicated, encrypted, counted against quota, the same files as S3 and
 //! REST). Authentication is HTTP Basic (account or app password) or a Bearer token.
 
+mod body;
 mod errors;
 mod fs;
+pub mod headers;
 mod ls;
 
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dav_server::DavHandler;
-use dav_server::body::Body;
 use davit_storage::{ClientAddr, Error, Kind, LinkProof, Principal, Storage};
+use futures::FutureExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
-pub use dav_server::body::Body as DavBody;
+pub use body::DavBody;
+use headers::{Depth, IfHeader, IfItem};
+
+type Body = DavBody;
 
 /// Where WebDAV is mounted.
 pub const PREFIX: &str = "/dav";
@@ -50,16 +57,6 @@ fn refusal(e: &Error) -> Response<Body> {
         }
         e => plain(errors::status(e), format!("{e}\n")),
     }
-}
-
-/// Lock tokens in an `If` header (`(<urn:uuid:…>)` lists): the client's proof of its locks.
-fn if_tokens(req: &Request<impl Sized>) -> Vec<String> {
-    let Some(v) = req.headers().get("if").and_then(|v| v.to_str().ok()) else { return Vec::new() };
-    v.split('<')
-        .filter_map(|s| s.split_once('>').map(|(t, _)| t))
-        .filter(|t| t.starts_with("urn:") || t.starts_with("opaquelocktoken:"))
-        .map(str::to_owned)
-        .collect()
 }
 
 fn header_str<'a>(req: &'a Request<impl Sized>, name: &str) -> Option<&'a str> {
@@ -141,10 +138,23 @@ impl WebDav {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
+        let refuse = |principal: Principal, status: StatusCode, reason: &str| {
+            let mut r = plain(status, format!("{reason}\n"));
+            r.extensions_mut().insert(principal);
+            r
+        };
+        // Every header dav-server would parse is checked first (its parsers panic on some
+        // malformed values and ignore others) and handed on in a canonical form.
+        let (mut parts, body) = req.into_parts();
+        let checked = match headers::check_request(&parts.method, parts.uri.path(), &mut parts.headers, prefix) {
+            Ok(c) => c,
+            Err(r) => return refuse(principal, r.status, &r.reason),
+        };
+        let Some(path) = headers::drive_path_below(parts.uri.path(), prefix) else {
+            return refuse(principal, StatusCode::BAD_REQUEST, "a path must be valid UTF-8");
+        };
         // RFC 4918 §9.1: a server may refuse Depth infinity, with this precondition.
-        if req.method().as_str() == "PROPFIND"
-            && header_str(&req, "depth").is_none_or(|d| d.trim().eq_ignore_ascii_case("infinity"))
-        {
+        if parts.method.as_str() == "PROPFIND" && checked.depth.is_none_or(|d| d == Depth::Infinity) {
             let mut r = Response::new(Body::from(
                 "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>\n",
             ));
@@ -153,7 +163,33 @@ impl WebDav {
             r.extensions_mut().insert(principal);
             return r;
         }
-        principal.lock_tokens = if_tokens(&req);
+        // The If header is decided here, by the core's locks and ETags (dav-server would
+        // take a token of no current lock as a match): false is 412, whatever the method.
+        if let Some(h) = &checked.if_header {
+            if !self.if_holds(&principal, h, &path, prefix).await {
+                return refuse(
+                    principal,
+                    StatusCode::PRECONDITION_FAILED,
+                    "If: no condition list matches the current state of the resource (its locks and ETag)",
+                );
+            }
+            principal.lock_tokens = h.state_tokens();
+        }
+        if let Some(specs) = &checked.ranges {
+            // Ranges resolved against the file's size, overlapping ones merged and many
+            // answered whole, so a request can never make the answer larger than the file.
+            let value = match self.storage.stat(&principal, &path).await {
+                Ok(item) if !item.is_folder() => {
+                    headers::range_for_dav_server(&headers::plan_ranges(specs, item.size), item.size)
+                }
+                _ => None,
+            };
+            match value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                Some(v) => parts.headers.insert(header::RANGE, v),
+                None => parts.headers.remove(header::RANGE),
+            };
+        }
+        let req = Request::from_parts(parts, body);
         // dav-server deletes a folder's contents one by one before the folder itself: a
         // folder that may not be deleted (a shared item, the drive root) must be refused
         // before any of its contents go.
@@ -164,16 +200,12 @@ impl WebDav {
         let check = match req.method().as_str() {
             "DELETE" => Some(true),
             "LOCK" | "UNLOCK" if matches!(principal.scope, davit_storage::Scope::Link { .. }) => {
-                let mut r = refusal(&Error::Forbidden("a link cannot lock".into()));
-                r.extensions_mut().insert(principal);
-                return r;
+                return refuse(principal, StatusCode::FORBIDDEN, "a link cannot lock");
             }
             "LOCK" | "UNLOCK" => Some(false),
             _ => None,
         };
         if let Some(whole) = check {
-            let raw = percent_encoding::percent_decode_str(req.uri().path()).decode_utf8_lossy().into_owned();
-            let path = raw.strip_prefix(prefix).unwrap_or(&raw).to_owned();
             let r = if whole {
                 self.storage.check_delete(&principal, &path).await
             } else {
@@ -208,7 +240,15 @@ impl WebDav {
             .read_buf_size(READ_BUF)
             .autoindex(false)
             .build_handler();
-        let mut resp = handler.handle(req).await;
+        // Last line of defence: a panic inside dav-server answers 500 (and is logged)
+        // instead of dropping the connection.
+        let mut resp = match AssertUnwindSafe(handler.handle(req)).catch_unwind().await {
+            Ok(r) => r.map(DavBody::from),
+            Err(panic) => {
+                tracing::error!(%method, panic = body::panic_message(&*panic), "dav-server panicked; answered 500");
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n".into())
+            }
+        };
 
         let status = resp.status();
         if status.as_u16() >= 400
@@ -231,6 +271,50 @@ impl WebDav {
         }
         resp.extensions_mut().insert(principal);
         resp
+    }
+
+    /// RFC 4918 §10.4: the header is true when any list is; a list when all its conditions
+    /// are. A state token is true when it names a lock that is on the resource now (one
+    /// released, expired or never issued is false, and `DAV:` tokens always are); an entity
+    /// tag when it is the resource's current ETag (strong comparison); `Not` inverts. An
+    /// untagged list is about the request's resource, a tagged one about the resource its
+    /// tag names, and about none (every condition false) outside this drive or link.
+    async fn if_holds(&self, p: &Principal, h: &IfHeader, path: &str, prefix: &str) -> bool {
+        let mut etags: HashMap<String, Option<String>> = HashMap::new();
+        for list in &h.lists {
+            let target = match &list.resource {
+                None => Some(path.to_owned()),
+                Some(r) => headers::ref_path(r).and_then(|rp| headers::drive_path_below(rp, prefix)),
+            };
+            let mut holds = true;
+            for c in &list.conditions {
+                let value = match (&target, &c.item) {
+                    (None, _) => false,
+                    (Some(t), IfItem::Token(token)) => {
+                        !token.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("dav:"))
+                            && self.storage.lock_token_applies(p, t, token).await.unwrap_or(false)
+                    }
+                    // A weak tag never matches strongly; an empty one matches no resource.
+                    (Some(_), IfItem::ETag { weak: true, .. }) => false,
+                    (Some(_), IfItem::ETag { tag, .. }) if tag.is_empty() => false,
+                    (Some(t), IfItem::ETag { tag, .. }) => {
+                        if !etags.contains_key(t) {
+                            let current = self.storage.stat(p, t).await.ok().map(|i| i.etag).filter(|e| !e.is_empty());
+                            etags.insert(t.clone(), current);
+                        }
+                        etags.get(t).and_then(Option::as_deref) == Some(tag.as_str())
+                    }
+                };
+                if value == c.not {
+                    holds = false;
+                    break;
+                }
+            }
+            if holds {
+                return true;
+            }
+        }
+        false
     }
 }
 
