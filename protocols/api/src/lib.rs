@@ -22,7 +22,7 @@ use http::StatusCode;
 use registry::{Api, Op};
 use serde_json::json;
 
-pub use auth::{Caller, parse_basic};
+pub use auth::Caller;
 pub use axum::Router;
 pub use axum::body::Body;
 pub use mail::Mailer;
