@@ -1,5 +1,5 @@
-//! Files over REST, for clients that speak neither WebDAV nor S3: list, upload (streamed),
-//! download (ranges), delete.
+//! Files over REST, for clients that speak neither WebDAV nor S3: list, upload (streamed, raw
+//! or as a form), download (ranges), make folders, move, copy, delete, usage.
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};

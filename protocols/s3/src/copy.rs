@@ -10,7 +10,7 @@ use crate::checksum::{self, set_fields};
 use crate::errors::{Subject, s3_error as map};
 use crate::get::check_conditions;
 use crate::names::key_path;
-use crate::stored::{etag, expires_string, headers_of};
+use crate::stored::{etag, kept_headers};
 
 pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let p = s3.principal(&req).await?;
@@ -47,13 +47,7 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         s3.storage.copy(&p, &from, &to, true).await.map_err(|e| map(e, Subject::Key))?.0
     };
     if replace {
-        let mut headers = headers_of(
-            input.cache_control,
-            input.content_disposition,
-            input.content_encoding,
-            input.content_language,
-            expires_string(&input.expires),
-        );
+        let mut headers = kept_headers!(input);
         // The content stays, and so does its checksum.
         headers.extend(checksum::kept(&src.headers));
         let meta = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();

@@ -52,9 +52,9 @@ pub fn service(storage: Storage, base_domain: Option<&str>, reserved: &[&str]) -
 }
 
 /// Virtual-host addressing under one base domain: `<bucket>.<domain>[:port]` names the
-/// bucket, any other host (the domain itself, an IP address, another name) is path style, as
-/// the router in front decides. s3s's `SingleDomain` keeps the port in the bucket name and
-/// takes any other host name for a bucket (CNAME style).
+/// bucket, any other host (the domain itself, an IP address, another name) is path style;
+/// the router in front reads Host with the same function. s3s's `SingleDomain` keeps the
+/// port in the bucket name and takes any other host name for a bucket (CNAME style).
 struct BaseDomain(String);
 
 impl s3s::host::S3Host for BaseDomain {

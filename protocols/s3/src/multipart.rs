@@ -36,13 +36,7 @@ pub async fn create(
     let path = key_path(&input.bucket, &input.key)?;
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
-        headers: crate::stored::headers_of(
-            input.cache_control,
-            input.content_disposition,
-            input.content_encoding,
-            input.content_language,
-            crate::stored::expires_string(&input.expires),
-        ),
+        headers: crate::stored::kept_headers!(input),
         user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
         ..Default::default()
     };

@@ -10,7 +10,7 @@ use crate::DavitS3;
 use crate::checksum::{self, Wanted, set_fields};
 use crate::errors::{Subject, s3_error as map};
 use crate::names::key_path;
-use crate::stored::{etag, expires_string, headers_of};
+use crate::stored::{etag, kept_headers};
 
 /// S3's If-Match / If-None-Match on a write, for the core to check as the write commits.
 fn conditions(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> Conditions {
@@ -43,13 +43,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     }
     let expected_md5 = content_md5(&input.content_md5)?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "no body"))?;
-    let mut kept = headers_of(
-        input.cache_control,
-        input.content_disposition,
-        input.content_encoding,
-        input.content_language,
-        expires_string(&input.expires),
-    );
+    let mut kept = kept_headers!(input);
     kept.extend(wanted.as_ref().and_then(Wanted::known).map(|s| s.header()));
     let from_trailer = wanted.as_ref().is_some_and(|w| w.known().is_none());
     let (stream, outcome) = checksum::verify(body.map(|r| r.map_err(std::io::Error::other)).boxed(), wanted);

@@ -55,3 +55,18 @@ pub(crate) fn expires_string(e: &Option<Expires>) -> Option<String> {
         String::from_utf8_lossy(&v).into_owned()
     })
 }
+
+/// The standard headers an input names (PutObject, CopyObject and CreateMultipartUpload
+/// name them alike), as kept with the object. Moves those fields out of the input.
+macro_rules! kept_headers {
+    ($input:expr) => {
+        $crate::stored::headers_of(
+            $input.cache_control,
+            $input.content_disposition,
+            $input.content_encoding,
+            $input.content_language,
+            $crate::stored::expires_string(&$input.expires),
+        )
+    };
+}
+pub(crate) use kept_headers;

@@ -26,7 +26,7 @@ type Body = DavBody;
 
 /// Where WebDAV is mounted.
 pub const PREFIX: &str = "/dav";
-/// dav-server reads files in pieces of this size: one core chunk at a time.
+/// dav-server reads files in pieces of this size: the core's average chunk.
 const READ_BUF: usize = 1024 * 1024;
 
 #[derive(Clone)]
