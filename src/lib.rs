@@ -65,7 +65,12 @@ pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
     };
     let api = davit_api::router(api_state.clone());
     let webdav = davit_webdav::WebDav::new(storage.clone());
-    let s3 = davit_s3::service(storage.clone(), config.base_domain.as_deref()).map_err(anyhow::Error::msg)?;
+    let s3 = davit_s3::service(
+        storage.clone(),
+        config.base_domain.as_deref(),
+        &server::ROUTED_PREFIXES.map(|(name, _)| name),
+    )
+    .map_err(anyhow::Error::msg)?;
     let public_origin = match config.public_url.as_deref() {
         Some(u) => Some(
             hardening::Origin::parse(u)

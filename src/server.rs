@@ -67,31 +67,25 @@ pub enum Front {
     S3,
 }
 
+/// The first path segments that go to a front end other than S3; S3 is told them, so that
+/// no bucket takes one of these names.
+pub const ROUTED_PREFIXES: [(&str, Front); 3] = [("api", Front::Api), ("dav", Front::Dav), ("s", Front::Link)];
+
 /// Whether Host names a bucket under the base domain: `<bucket>.<base domain>[:port]`.
 fn virtual_host(host: Option<&str>, base_domain: Option<&str>) -> bool {
     let (Some(host), Some(domain)) = (host, base_domain) else { return false };
-    let host =
-        host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host });
-    let host = host.to_ascii_lowercase();
-    host.len() > domain.len() + 1 && host.ends_with(domain) && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+    davit_http::virtual_host_bucket(host, domain).is_some()
 }
 
 /// Virtual-host S3 is decided from Host before the path: `<bucket>.<base domain>` goes to
-/// S3 whatever its path. Then `/api/`, `/dav/` and `/s/` prefixes; everything else is S3.
+/// S3 whatever its path. Then the routed prefixes (`/api/`, `/dav/`, `/s/`); everything
+/// else is S3.
 pub fn route(host: Option<&str>, path: &str, base_domain: Option<&str>) -> Front {
     if virtual_host(host, base_domain) {
         return Front::S3;
     }
-    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-    if under("/api") {
-        Front::Api
-    } else if under("/dav") {
-        Front::Dav
-    } else if under("/s") {
-        Front::Link
-    } else {
-        Front::S3
-    }
+    let first = path.strip_prefix('/').map_or("", |rest| rest.split('/').next().unwrap_or(""));
+    ROUTED_PREFIXES.into_iter().find(|(name, _)| *name == first).map_or(Front::S3, |(_, front)| front)
 }
 
 /// The answer to a request whose body stopped coming, in the front end's form: 408, or S3's
@@ -202,10 +196,10 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
         }
     };
     if body_timed_out.load(Ordering::Relaxed) {
-        let principal = resp.extensions_mut().remove::<davit_storage::Principal>();
+        let principal = davit_http::take_acted_as(resp.extensions_mut());
         resp = body_timeout_refusal(&front, &method, &request_id, app.limits.body_idle_timeout);
         if let Some(p) = principal {
-            resp.extensions_mut().insert(p);
+            davit_http::acted_as(resp.extensions_mut(), p);
         }
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -2,12 +2,10 @@
 //! Basic (account or app password). Every check of what the caller may do happens in the
 //! storage core; this only establishes identity.
 
-use std::sync::{Arc, Mutex};
-
 use axum::extract::{FromRequestParts, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
+use davit_http::{PrincipalSlot, parse_basic};
 use davit_storage::{ClientAddr, Principal, User};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -24,30 +22,13 @@ pub struct Caller {
     pub session: Option<u64>,
 }
 
-/// Where the extractor leaves the principal so the response carries it to the access log.
-#[derive(Clone, Default)]
-struct UserSlot(Arc<Mutex<Option<Principal>>>);
-
+/// Gives each request a slot for the principal the `Caller` extractor establishes, so the
+/// response carries it to the access log.
 pub async fn record_user(mut req: Request, next: Next) -> Response {
-    let slot = UserSlot::default();
-    req.extensions_mut().insert(slot.clone());
+    let slot = PrincipalSlot::install(req.extensions_mut());
     let mut resp = next.run(req).await;
-    if let Some(p) = slot.0.lock().expect("user slot").take() {
-        resp.extensions_mut().insert(p);
-    }
+    slot.hand_over(resp.extensions_mut());
     resp
-}
-
-/// `user:password` from an `Authorization: Basic` value.
-pub fn parse_basic(value: &str) -> Option<(String, String)> {
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, pass) = text.split_once(':')?;
-    Some((user.to_owned(), pass.to_owned()))
 }
 
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -101,9 +82,7 @@ impl FromRequestParts<ApiState> for Caller {
             Err(e) => return Err(Problem::from(e).into_response()),
         };
         let principal = Principal::of(&user);
-        if let Some(slot) = parts.extensions.get::<UserSlot>() {
-            *slot.0.lock().expect("user slot") = Some(principal.clone());
-        }
+        PrincipalSlot::fill(&parts.extensions, &principal);
         Ok(Caller { principal, user, session })
     }
 }

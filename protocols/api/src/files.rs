@@ -1,7 +1,5 @@
-//! Files over REST, for clients that speak neither WebDAV nor S3: list, upload (streamed),
-//! download (ranges), delete.
-
-use std::time::{Duration, UNIX_EPOCH};
+//! Files over REST, for clients that speak neither WebDAV nor S3: list, upload (streamed, raw
+//! or as a form), download (ranges), make folders, move, copy, delete, usage.
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -29,8 +27,7 @@ pub struct ItemJson {
 }
 
 pub fn rfc3339(nanos: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_nanos(nanos.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    humantime::format_rfc3339_seconds(davit_http::system_time(nanos)).to_string()
 }
 
 impl From<&Item> for ItemJson {
@@ -97,8 +94,7 @@ pub(crate) fn file_response(read: FileRead, partial: bool) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", read.item.etag)) {
         h.insert(header::ETAG, v);
     }
-    let modified = UNIX_EPOCH + Duration::from_nanos(read.item.modified.max(0) as u64);
-    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
+    if let Ok(v) = HeaderValue::from_str(&davit_http::http_date(read.item.modified)) {
         h.insert(header::LAST_MODIFIED, v);
     }
     if let Ok(v) = HeaderValue::from_str(&content_disposition(&read.item.name)) {
@@ -204,14 +200,11 @@ fn with_unmodified_since(
     headers: &HeaderMap,
     current: Option<&Item>,
 ) -> Result<Conditions, davit_storage::Error> {
-    let date = headers
-        .get(header::IF_UNMODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok());
+    let date =
+        headers.get(header::IF_UNMODIFIED_SINCE).and_then(|v| v.to_str().ok()).and_then(davit_http::parse_http_date);
     let (Some(date), Some(item), None) = (date, current, &c.if_match) else { return Ok(c) };
-    // HTTP dates have whole seconds: a change within the date's second is not after it.
-    let modified = UNIX_EPOCH + Duration::from_secs((item.modified.max(0) as u64) / 1_000_000_000);
-    if modified > date {
+    let unmodified = davit_http::Preconditions { if_unmodified_since: Some(date), ..Default::default() };
+    if unmodified.evaluate(&item.etag, item.modified).is_err() {
         return Err(davit_storage::Error::PreconditionFailed(
             "If-Unmodified-Since: the item changed after that date".into(),
         ));

@@ -1,6 +1,6 @@
-//! davit's REST API under `/api/v1`: accounts and sessions, files, admin. Errors are
-//! `application/problem+json` (RFC 9457); the OpenAPI document is generated from the same
-//! registry that builds the router.
+//! davit's REST API under `/api/v1`: accounts and sessions, files, sharing and links, admin;
+//! and the link pages under `/s/`. Errors are `application/problem+json` (RFC 9457); the
+//! OpenAPI document is generated from the same registry that builds the router.
 
 mod account;
 mod admin;
@@ -22,7 +22,7 @@ use http::StatusCode;
 use registry::{Api, Op};
 use serde_json::json;
 
-pub use auth::{Caller, parse_basic};
+pub use auth::Caller;
 pub use axum::Router;
 pub use axum::body::Body;
 pub use mail::Mailer;

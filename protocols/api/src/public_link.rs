@@ -111,7 +111,7 @@ pub async fn open(
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(crate::auth::parse_basic)
+        .and_then(davit_http::parse_basic)
         .map(|(_, pw)| pw);
     let cookie = cookie(headers);
     let proof = match (&basic, &cookie) {
@@ -147,7 +147,7 @@ pub async fn serve_link(state: ApiState, req: Request<Body>) -> Response {
         _ => Err(Error::InvalidInput("links answer GET, HEAD and POST here, and WebDAV methods".into())),
     }
     .unwrap_or_else(|e| refusal(e, &headers));
-    resp.extensions_mut().insert(principal);
+    davit_http::acted_as(resp.extensions_mut(), principal);
     resp
 }
 

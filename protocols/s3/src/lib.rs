@@ -4,14 +4,21 @@
 //! Operations not built yet answer NotImplemented (the trait's default), never a wrong
 //! success.
 
+mod bucket;
 mod checksum;
+mod copy;
+mod delete;
 mod errors;
+mod get;
+mod list;
 mod multipart;
 mod names;
-mod objects;
+mod put;
+mod stored;
 
 use std::sync::Arc;
 
+use davit_http::PrincipalSlot;
 use davit_storage::{Principal, Status, Storage};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::*;
@@ -29,9 +36,12 @@ pub struct S3Front {
 }
 
 /// Builds the S3 front end; `base_domain` enables virtual-host-style addressing.
-pub fn service(storage: Storage, base_domain: Option<&str>) -> Result<Arc<S3Front>, String> {
+/// `reserved` are the first path segments the router in front takes for other front ends:
+/// no bucket may have those names, or its path-style URLs would never reach S3.
+pub fn service(storage: Storage, base_domain: Option<&str>, reserved: &[&str]) -> Result<Arc<S3Front>, String> {
     let verified = Arc::new(Verified::default());
-    let mut b = S3ServiceBuilder::new(DavitS3 { storage: storage.clone(), verified: verified.clone() });
+    let reserved = reserved.iter().map(|r| (*r).to_owned()).collect();
+    let mut b = S3ServiceBuilder::new(DavitS3 { storage: storage.clone(), verified: verified.clone(), reserved });
     b.set_auth(KeyAuth { storage: storage.clone(), verified });
     if let Some(d) = base_domain {
         // Validated as s3s would; parsed by BaseDomain.
@@ -41,30 +51,17 @@ pub fn service(storage: Storage, base_domain: Option<&str>) -> Result<Arc<S3Fron
     Ok(Arc::new(S3Front { service: b.build(), storage }))
 }
 
-/// Where the principal of a request is left for the access log.
-#[derive(Clone, Default)]
-struct UserSlot(Arc<std::sync::Mutex<Option<Principal>>>);
-
 /// Virtual-host addressing under one base domain: `<bucket>.<domain>[:port]` names the
-/// bucket, any other host (the domain itself, an IP address, another name) is path style, as
-/// the router in front decides. s3s's `SingleDomain` keeps the port in the bucket name and
-/// takes any other host name for a bucket (CNAME style).
+/// bucket, any other host (the domain itself, an IP address, another name) is path style;
+/// the router in front reads Host with the same function. s3s's `SingleDomain` keeps the
+/// port in the bucket name and takes any other host name for a bucket (CNAME style).
 struct BaseDomain(String);
 
 impl s3s::host::S3Host for BaseDomain {
     fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
-        let name = match host.rsplit_once(':') {
-            Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
-            _ => host,
-        };
         let domain = self.0.as_str();
-        let bucket = name
-            .len()
-            .checked_sub(domain.len() + 1)
-            .filter(|&n| n > 0 && name.as_bytes()[n] == b'.' && name[n + 1..].eq_ignore_ascii_case(domain))
-            .map(|n| name[..n].to_ascii_lowercase());
         let vh = s3s::host::VirtualHost::new(domain);
-        Ok(match bucket {
+        Ok(match davit_http::virtual_host_bucket(host, domain) {
             Some(b) => vh.with_bucket(b),
             None => vh,
         })
@@ -128,14 +125,11 @@ impl S3Front {
         req: http::Request<s3s::Body>,
         request_id: &str,
     ) -> Result<http::Response<s3s::Body>, s3s::HttpError> {
-        let slot = UserSlot::default();
         let mut req = req;
-        req.extensions_mut().insert(slot.clone());
+        // The access log names the user the request acted as, known only inside an operation.
+        let slot = PrincipalSlot::install(req.extensions_mut());
         let mut resp = self.answer(req).await?;
-        // The access log names the user the request acted as.
-        if let Some(p) = slot.0.lock().expect("user slot").take() {
-            resp.extensions_mut().insert(p);
-        }
+        slot.hand_over(resp.extensions_mut());
         if let Ok(v) = http::HeaderValue::from_str(request_id) {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
@@ -220,6 +214,8 @@ impl Verified {
 pub(crate) struct DavitS3 {
     pub storage: Storage,
     verified: Arc<Verified>,
+    /// Names the router takes for itself: never buckets.
+    reserved: Vec<String>,
 }
 
 impl DavitS3 {
@@ -239,9 +235,7 @@ impl DavitS3 {
             return Err(s3_error!(AccessDenied, "the account is not active"));
         }
         let p = Principal::of(&user);
-        if let Some(slot) = req.extensions.get::<UserSlot>() {
-            *slot.0.lock().expect("user slot") = Some(p.clone());
-        }
+        PrincipalSlot::fill(&req.extensions, &p);
         Ok(p)
     }
 
@@ -261,102 +255,65 @@ impl DavitS3 {
 #[async_trait::async_trait]
 impl S3 for DavitS3 {
     async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
-        let p = self.principal(&req).await?;
-        let mut buckets = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.storage.list(&p, "/", after.clone(), 1000).await.map_err(|e| map(e, Subject::Bucket))?;
-            let done = page.len() < 1000;
-            after = page.last().map(|i| i.child_key());
-            for item in page.into_iter().filter(|i| i.is_folder() && names::valid_bucket(&i.name)) {
-                buckets.push(Bucket {
-                    name: Some(item.name.clone()),
-                    creation_date: Some(Timestamp::from(objects::time(item.created))),
-                    ..Default::default()
-                });
-            }
-            if done {
-                break;
-            }
-        }
-        let owner = Owner { display_name: Some(p.username.clone()), id: Some(p.user_id.to_string()) };
-        Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner: Some(owner), ..Default::default() }))
+        bucket::list(self, req).await
     }
 
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
-        let p = self.principal(&req).await?;
-        let bucket = &req.input.bucket;
-        names::check_new_bucket(bucket)?;
-        match self.storage.mkdir(&p, &format!("/{bucket}")).await {
-            Ok(_) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) })),
-            Err(e) => Err(map(e, Subject::Bucket)),
-        }
+        bucket::create(self, req).await
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-        let p = self.principal(&req).await?;
-        self.bucket(&p, &req.input.bucket).await?;
-        Ok(S3Response::new(HeadBucketOutput::default()))
+        bucket::head(self, req).await
     }
 
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let p = self.principal(&req).await?;
-        let bucket = &req.input.bucket;
-        if bucket == davit_storage::names::SHARED_ROOT {
-            return Err(s3_error!(AccessDenied, "the shared bucket cannot be deleted"));
-        }
-        self.storage.remove_empty_folder(&p, &format!("/{bucket}")).await.map_err(|e| map(e, Subject::Bucket))?;
-        Ok(S3Response::new(DeleteBucketOutput::default()))
+        bucket::delete(self, req).await
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        let p = self.principal(&req).await?;
-        self.bucket(&p, &req.input.bucket).await?;
-        Ok(S3Response::new(GetBucketLocationOutput::default()))
+        bucket::location(self, req).await
     }
 
     async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        let p = self.principal(&req).await?;
-        self.bucket(&p, &req.input.bucket).await?;
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+        bucket::versioning(self, req).await
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        objects::put_object(self, req).await
+        put::put_object(self, req).await
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        objects::get_object(self, req).await
+        get::get_object(self, req).await
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        objects::head_object(self, req).await
+        get::head_object(self, req).await
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
-        objects::delete_object(self, req).await
+        delete::delete_object(self, req).await
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        objects::delete_objects(self, req).await
+        delete::delete_objects(self, req).await
     }
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-        objects::copy_object(self, req).await
+        copy::copy_object(self, req).await
     }
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
-        objects::list_objects_v2(self, req).await
+        list::list_objects_v2(self, req).await
     }
 
     async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
-        objects::list_objects(self, req).await
+        list::list_objects(self, req).await
     }
 
     async fn create_multipart_upload(
@@ -410,15 +367,10 @@ mod tests {
     use super::BaseDomain;
 
     #[test]
-    fn virtual_hosts_under_the_base_domain_with_or_without_a_port() {
+    fn s3s_sees_the_bucket_of_a_virtual_host() {
         let d = BaseDomain("s3.example".into());
         let bucket = |host: &str| d.parse_host_header(host).unwrap().bucket().map(str::to_owned);
-        assert_eq!(bucket("photos.s3.example").as_deref(), Some("photos"));
         assert_eq!(bucket("Photos.S3.Example:9000").as_deref(), Some("photos"));
-        assert_eq!(bucket("my.dotted.bucket.s3.example:443").as_deref(), Some("my.dotted.bucket"));
-        for path_style in ["s3.example", "s3.example:9000", "127.0.0.1:9000", "[::1]:9000", "other.host", ".s3.example"]
-        {
-            assert_eq!(bucket(path_style), None, "{path_style}");
-        }
+        assert_eq!(bucket("s3.example:9000"), None);
     }
 }

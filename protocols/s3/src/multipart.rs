@@ -1,6 +1,5 @@
 //! Multipart uploads: parts are chunked as they arrive; completion copies no data.
 
-use base64::Engine;
 use davit_storage::WriteOptions;
 use futures::StreamExt;
 use s3s::dto::*;
@@ -10,24 +9,11 @@ use crate::DavitS3;
 use crate::checksum::{self, Wanted, set_fields};
 use crate::errors::{Subject, s3_error as map};
 use crate::names::key_path;
-use crate::objects::time;
+use davit_http::system_time;
 use davit_storage::{CombineParts, PartOptions};
 
 fn upload_id(s: &str) -> S3Result<u64> {
     s.parse().map_err(|_| s3_error!(NoSuchUpload, "no such upload"))
-}
-
-fn md5_header(v: &Option<String>) -> S3Result<Option<[u8; 16]>> {
-    match v {
-        Some(b64) => Ok(Some(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()
-                .and_then(|v| <[u8; 16]>::try_from(v).ok())
-                .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))?,
-        )),
-        None => Ok(None),
-    }
 }
 
 /// The upload must belong to this bucket and key.
@@ -50,13 +36,7 @@ pub async fn create(
     let path = key_path(&input.bucket, &input.key)?;
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
-        headers: crate::objects::headers_of(
-            input.cache_control,
-            input.content_disposition,
-            input.content_encoding,
-            input.content_language,
-            crate::objects::expires_string(&input.expires),
-        ),
+        headers: crate::stored::kept_headers!(input),
         user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
         ..Default::default()
     };
@@ -81,7 +61,7 @@ pub async fn upload_part(s3: &DavitS3, req: S3Request<UploadPartInput>) -> S3Res
     let number = u32::try_from(input.part_number).map_err(|_| s3_error!(InvalidArgument, "bad part number"))?;
     let opts = PartOptions {
         expected_len: input.content_length.map(|l| l as u64),
-        expected_md5: md5_header(&input.content_md5)?,
+        expected_md5: crate::put::content_md5(&input.content_md5)?,
         checksum: Some(outcome.verified()),
     };
     let stored = s3.storage.upload_part(&p, id, number, stream, opts).await;
@@ -137,7 +117,7 @@ pub async fn upload_part_copy(
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(part.etag)),
-            last_modified: Some(Timestamp::from(time(part.modified))),
+            last_modified: Some(Timestamp::from(system_time(part.modified))),
             ..Default::default()
         }),
         ..Default::default()
@@ -229,7 +209,7 @@ pub async fn list_parts(s3: &DavitS3, req: S3Request<ListPartsInput>) -> S3Resul
                 part_number: Some(pt.number as i32),
                 e_tag: Some(ETag::Strong(pt.etag.clone())),
                 size: Some(pt.size as i64),
-                last_modified: Some(Timestamp::from(time(pt.modified))),
+                last_modified: Some(Timestamp::from(system_time(pt.modified))),
                 ..Default::default()
             };
             let sum = pt.checksum.as_ref().and_then(|(k, v)| checksum::of_header(k, v));
@@ -274,7 +254,7 @@ pub async fn list_uploads(
         .map(|(k, u)| MultipartUpload {
             key: Some(k.clone()),
             upload_id: Some(u.id.to_string()),
-            initiated: Some(Timestamp::from(time(u.created))),
+            initiated: Some(Timestamp::from(system_time(u.created))),
             ..Default::default()
         })
         .collect();

@@ -2,12 +2,10 @@
 
 use s3s::{S3Result, s3_error};
 
-/// Names the router takes for itself: they can never be buckets.
-const RESERVED: &[&str] = &["api", "dav", "s"];
-
 /// S3's bucket naming rules: 3–63 of `a-z0-9.-`, starting and ending with a letter or digit,
-/// no `..`, not shaped like an IP address.
-pub fn valid_bucket(name: &str) -> bool {
+/// no `..`, not shaped like an IP address; and not one of the names the router takes for
+/// itself (`reserved`).
+pub fn valid_bucket(name: &str, reserved: &[String]) -> bool {
     let b = name.as_bytes();
     (3..=63).contains(&b.len())
         && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
@@ -15,17 +13,18 @@ pub fn valid_bucket(name: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
         && !name.contains("..")
         && !(name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()))
-        && !RESERVED.contains(&name)
+        && !reserved.iter().any(|r| r == name)
 }
 
-pub fn check_new_bucket(name: &str) -> S3Result<()> {
+pub fn check_new_bucket(name: &str, reserved: &[String]) -> S3Result<()> {
     if name == davit_storage::names::SHARED_ROOT {
         return Err(s3_error!(BucketAlreadyOwnedByYou, "the shared bucket always exists"));
     }
-    if !valid_bucket(name) {
+    if !valid_bucket(name, reserved) {
         return Err(s3_error!(
             InvalidBucketName,
-            "bucket names are 3 to 63 of a-z, 0-9, '.' and '-' (not api, dav or s)"
+            "bucket names are 3 to 63 of a-z, 0-9, '.' and '-' (not {})",
+            reserved.join(", ")
         ));
     }
     Ok(())
@@ -49,10 +48,13 @@ mod tests {
 
     #[test]
     fn buckets_and_keys() {
-        assert!(valid_bucket("photos") && valid_bucket("my.bucket-1"));
-        for bad in ["ab", "Photos", "-x-", "a..b", "192.168.1.1", "api", "dav", "s", "under_score"] {
-            assert!(!valid_bucket(bad), "{bad}");
+        let reserved = ["api".to_owned(), "dav".to_owned()];
+        assert!(valid_bucket("photos", &reserved) && valid_bucket("my.bucket-1", &reserved));
+        for bad in ["ab", "Photos", "-x-", "a..b", "192.168.1.1", "api", "dav", "under_score"] {
+            assert!(!valid_bucket(bad, &reserved), "{bad}");
         }
+        // Only what the router takes is reserved.
+        assert!(valid_bucket("web", &[]) && !valid_bucket("web", &["web".to_owned()]));
         assert_eq!(key_path("b", "a/b.txt").unwrap(), "/b/a/b.txt");
         assert_eq!(key_path("b", "dir/").unwrap(), "/b/dir");
         for bad in ["", "a//b", "./a", "a/../b", "/a"] {

@@ -448,7 +448,7 @@ pub fn parse_etag_list(value: &[u8], name: &str) -> Result<(), String> {
 /// `If-Range`: an entity tag or an HTTP date.
 pub fn parse_if_range(value: &[u8]) -> Result<(), String> {
     let s = ascii(value, "If-Range")?;
-    if parse_entity_tag(&s).is_some() || httpdate::parse_http_date(&s).is_ok() {
+    if parse_entity_tag(&s).is_some() || davit_http::parse_http_date(&s).is_some() {
         Ok(())
     } else {
         Err("If-Range: an entity tag or an HTTP date".into())

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dav_server::DavHandler;
+use davit_http::{acted_as, parse_basic};
 use davit_storage::{ClientAddr, Error, Kind, LinkProof, Principal, Storage};
 use futures::FutureExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -25,7 +26,7 @@ type Body = DavBody;
 
 /// Where WebDAV is mounted.
 pub const PREFIX: &str = "/dav";
-/// dav-server reads files in pieces of this size: one core chunk at a time.
+/// dav-server reads files in pieces of this size: the core's average chunk.
 const READ_BUF: usize = 1024 * 1024;
 
 #[derive(Clone)]
@@ -140,7 +141,7 @@ impl WebDav {
     {
         let refuse = |principal: Principal, status: StatusCode, reason: &str| {
             let mut r = plain(status, format!("{reason}\n"));
-            r.extensions_mut().insert(principal);
+            acted_as(r.extensions_mut(), principal);
             r
         };
         // Every header dav-server would parse is checked first (its parsers panic on some
@@ -160,7 +161,7 @@ impl WebDav {
             ));
             *r.status_mut() = StatusCode::FORBIDDEN;
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
-            r.extensions_mut().insert(principal);
+            acted_as(r.extensions_mut(), principal);
             return r;
         }
         // The If header is decided here, by the core's locks and ETags (dav-server would
@@ -213,12 +214,11 @@ impl WebDav {
             };
             if let Err(e) = r {
                 let mut r = refusal(&e);
-                r.extensions_mut().insert(principal);
+                acted_as(r.extensions_mut(), principal);
                 return r;
             }
         }
         let ctx = Arc::new(fs::RequestCtx {
-            method: req.method().clone(),
             errors: Default::default(),
             content_type: header_str(&req, "content-type").map(str::to_owned),
             mtime: header_str(&req, "x-oc-mtime").and_then(|v| v.trim().parse::<i64>().ok()),
@@ -269,7 +269,7 @@ impl WebDav {
         if method == Method::OPTIONS {
             resp.headers_mut().insert("ms-author-via", HeaderValue::from_static("DAV"));
         }
-        resp.extensions_mut().insert(principal);
+        acted_as(resp.extensions_mut(), principal);
         resp
     }
 
@@ -316,17 +316,4 @@ impl WebDav {
         }
         false
     }
-}
-
-/// `user:password` from an `Authorization: Basic` value.
-fn parse_basic(value: &str) -> Option<(String, String)> {
-    use base64::Engine;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, pass) = text.split_once(':')?;
-    Some((user.to_owned(), pass.to_owned()))
 }

@@ -1,0 +1,67 @@
+//! CopyObject: the core's copy, behind the copy-source conditions; with the REPLACE
+//! directive the copy then takes the request's metadata.
+
+use davit_http::system_time;
+use s3s::dto::*;
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use crate::DavitS3;
+use crate::checksum::{self, set_fields};
+use crate::errors::{Subject, s3_error as map};
+use crate::get::check_conditions;
+use crate::names::key_path;
+use crate::stored::{etag, kept_headers};
+
+pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    let p = s3.principal(&req).await?;
+    let input = req.input;
+    let CopySource::Bucket { bucket: src_bucket, key: src_key, .. } = &input.copy_source else {
+        return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
+    };
+    s3.bucket(&p, src_bucket).await?;
+    s3.bucket(&p, &input.bucket).await?;
+    let from = key_path(src_bucket, src_key)?;
+    let to = key_path(&input.bucket, &input.key)?;
+    let src = s3.storage.stat(&p, &from).await.map_err(|e| map(e, Subject::Key))?;
+    if src.is_folder() {
+        return Err(s3_error!(NoSuchKey, "no such key"));
+    }
+    check_conditions(
+        &src,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+    )
+    .map_err(|e| if *e.code() == S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e })?;
+    let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    if from == to && !replace {
+        return Err(s3_error!(InvalidRequest, "copying an object onto itself needs the REPLACE metadata directive"));
+    }
+    let mut item = if from == to {
+        src.clone()
+    } else {
+        if let Some(parent) = to.rsplit_once('/').map(|(d, _)| d).filter(|d| d.matches('/').count() >= 2) {
+            s3.storage.mkdir_all(&p, parent).await.map_err(|e| map(e, Subject::Key))?;
+        }
+        s3.storage.copy(&p, &from, &to, true).await.map_err(|e| map(e, Subject::Key))?.0
+    };
+    if replace {
+        let mut headers = kept_headers!(input);
+        // The content stays, and so does its checksum.
+        headers.extend(checksum::kept(&src.headers));
+        let meta = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();
+        item = s3
+            .storage
+            .set_metadata(&p, &to, input.content_type, headers, meta)
+            .await
+            .map_err(|e| map(e, Subject::Key))?;
+    }
+    let mut result = CopyObjectResult {
+        e_tag: Some(etag(&item)),
+        last_modified: Some(Timestamp::from(system_time(item.modified))),
+        ..Default::default()
+    };
+    result.checksum_type = set_fields!(result, checksum::of_item(&item));
+    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+}

@@ -1,0 +1,190 @@
+//! GetObject and HeadObject: the current version, whole, by range or by part, behind the
+//! conditional headers.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use davit_http::{Preconditions, Refused, system_time};
+use davit_storage::{ByteStream, Error, Item};
+use futures::Stream;
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use crate::DavitS3;
+use crate::checksum::{self, set_fields};
+use crate::errors::{Subject, s3_error as map};
+use crate::names::key_path;
+use crate::stored::{etag, expires, header, metadata};
+
+/// The core's byte stream, made `Sync` for s3s (reached only through `&mut`).
+struct SyncStream(std::sync::Mutex<ByteStream>);
+
+impl Stream for SyncStream {
+    type Item = Result<Bytes, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.get_mut().expect("stream").as_mut().poll_next(cx)
+    }
+}
+
+/// HTTP conditionals on the current version of an object.
+pub(crate) fn check_conditions(
+    item: &Item,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let tags = |c: &ETagCondition| match c {
+        ETagCondition::Any => vec!["*".to_owned()],
+        ETagCondition::ETag(e) => vec![e.value().to_owned()],
+    };
+    let date = |t: &Timestamp| SystemTime::from(time::OffsetDateTime::from(t.clone()));
+    let conditions = Preconditions {
+        if_match: if_match.map(tags),
+        if_none_match: if_none_match.map(tags),
+        if_modified_since: if_modified_since.map(date),
+        if_unmodified_since: if_unmodified_since.map(date),
+    };
+    conditions.evaluate(&item.etag, item.modified).map_err(|refused| match refused {
+        Refused::IfMatch => s3_error!(PreconditionFailed, "If-Match does not match the object's ETag"),
+        Refused::IfUnmodifiedSince => {
+            s3_error!(PreconditionFailed, "the object was modified since If-Unmodified-Since")
+        }
+        Refused::NotModified => {
+            let mut e = S3Error::new(S3ErrorCode::NotModified);
+            e.set_status_code(http::StatusCode::NOT_MODIFIED);
+            e
+        }
+    })
+}
+
+pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    let p = s3.principal(&req).await?;
+    let input = req.input;
+    let path = key_path(&input.bucket, &input.key)?;
+    let item = object(s3, &p, &input.bucket, &path).await?;
+    if item.is_folder() {
+        return Err(s3_error!(NoSuchKey, "no such key"));
+    }
+    check_conditions(
+        &item,
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    )?;
+    // The core reads inclusive ranges, as HTTP writes them; an empty part reads to the end.
+    let range = span(&item, input.range.as_ref(), input.part_number)?.map(|(s, e)| (s, (e > s).then(|| e - 1)));
+    let read = s3.storage.read(&p, &path, range).await.map_err(|e| map(e, Subject::Key))?;
+    let item = read.item;
+    let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
+    let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
+    let mut out = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(SyncStream(std::sync::Mutex::new(read.body)))),
+        content_length: Some((read.end - read.start) as i64),
+        content_range,
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(etag(&item)),
+        last_modified: Some(Timestamp::from(system_time(item.modified))),
+        content_type: input.response_content_type.or_else(|| item.content_type.clone()),
+        cache_control: input.response_cache_control.or_else(|| header(&item, "cache-control")),
+        content_disposition: input.response_content_disposition.or_else(|| header(&item, "content-disposition")),
+        content_encoding: input.response_content_encoding.or_else(|| header(&item, "content-encoding")),
+        content_language: input.response_content_language.or_else(|| header(&item, "content-language")),
+        expires: input.response_expires.or_else(|| expires(&item)),
+        metadata: metadata(&item),
+        parts_count: input.part_number.map(|_| parts_count(&item)),
+        ..Default::default()
+    };
+    out.checksum_type = set_fields!(out, sum);
+    Ok(S3Response::new(out))
+}
+
+pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    let p = s3.principal(&req).await?;
+    let input = req.input;
+    let path = key_path(&input.bucket, &input.key)?;
+    let item = object(s3, &p, &input.bucket, &path).await?;
+    if item.is_folder() != input.key.ends_with('/') {
+        return Err(s3_error!(NoSuchKey, "no such key"));
+    }
+    check_conditions(
+        &item,
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    )?;
+    let (len, range) = match span(&item, input.range.as_ref(), input.part_number)? {
+        None => (item.size, None),
+        Some((start, end)) => (end - start, Some(format!("bytes {start}-{}/{}", end.saturating_sub(1), item.size))),
+    };
+    let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
+    let mut out = HeadObjectOutput {
+        content_length: Some(len as i64),
+        content_range: range,
+        accept_ranges: Some("bytes".into()),
+        e_tag: Some(etag(&item)),
+        last_modified: Some(Timestamp::from(system_time(item.modified))),
+        content_type: item.content_type.clone(),
+        cache_control: header(&item, "cache-control"),
+        content_disposition: header(&item, "content-disposition"),
+        content_encoding: header(&item, "content-encoding"),
+        content_language: header(&item, "content-language"),
+        expires: expires(&item),
+        metadata: metadata(&item),
+        parts_count: input.part_number.map(|_| parts_count(&item)),
+        ..Default::default()
+    };
+    out.checksum_type = set_fields!(out, sum);
+    Ok(S3Response::new(out))
+}
+
+/// The item at an object's path. The bucket is looked at only when the key is missing, to
+/// tell NoSuchBucket from NoSuchKey: one read fewer on every GET and HEAD that finds it.
+async fn object(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, path: &str) -> S3Result<Item> {
+    match s3.storage.stat(p, path).await {
+        Ok(item) => Ok(item),
+        Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => {
+            s3.bucket(p, bucket).await?;
+            Err(s3_error!(NoSuchKey, "no such key"))
+        }
+        Err(e) => Err(map(e, Subject::Key)),
+    }
+}
+
+/// A multipart object's part count; any other object is one part.
+fn parts_count(item: &Item) -> i32 {
+    item.parts.len().max(1) as i32
+}
+
+/// The bytes `[start, end)` a GET or HEAD asks for, by Range or by part number; None for
+/// the whole object (a single-part object's only part is all of it).
+fn span(item: &Item, range: Option<&Range>, part: Option<i32>) -> S3Result<Option<(u64, u64)>> {
+    match (range, part) {
+        (Some(_), Some(_)) => Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber")),
+        (Some(r), None) => {
+            let ok = r.check(item.size).map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable"))?;
+            Ok(Some((ok.start, ok.end)))
+        }
+        (None, Some(n)) => {
+            if n < 1 || n > parts_count(item) {
+                let mut e = S3Error::with_message(
+                    S3ErrorCode::Custom("InvalidPartNumber".into()),
+                    format!("the object has {} part(s)", parts_count(item)),
+                );
+                e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                return Err(e);
+            }
+            if item.parts.is_empty() {
+                return Ok(None);
+            }
+            let i = (n - 1) as usize;
+            let start: u64 = item.parts[..i].iter().sum();
+            Ok(Some((start, start + item.parts[i])))
+        }
+        (None, None) => Ok(None),
+    }
+}

@@ -1,0 +1,75 @@
+//! PutObject: one streamed write of the core, checked against the checksums and
+//! Content-MD5 the client sent.
+
+use davit_storage::{Conditions, WriteOptions};
+use futures::StreamExt;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use crate::DavitS3;
+use crate::checksum::{self, Wanted, set_fields};
+use crate::errors::{Subject, s3_error as map};
+use crate::names::key_path;
+use crate::stored::{etag, kept_headers};
+
+/// S3's If-Match / If-None-Match on a write, for the core to check as the write commits.
+fn conditions(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> Conditions {
+    let one = |c: &ETagCondition| match c {
+        ETagCondition::Any => vec!["*".to_owned()],
+        ETagCondition::ETag(e) => vec![e.value().to_owned()],
+    };
+    Conditions { if_match: if_match.map(one), if_none_match: if_none_match.map(one) }
+}
+
+pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    let p = s3.principal(&req).await?;
+    let S3Request { input, headers, trailing_headers, .. } = req;
+    s3.bucket(&p, &input.bucket).await?;
+    let path = key_path(&input.bucket, &input.key)?;
+    let wanted = Wanted::of_request(checksum::values!(input), &headers, trailing_headers)?;
+    if input.key.ends_with('/') {
+        // A zero-byte key ending in `/` makes a folder.
+        if input.content_length.unwrap_or(0) != 0 {
+            return Err(s3_error!(InvalidArgument, "a key ending in '/' names a folder and takes no content"));
+        }
+        let sum = wanted.as_ref().map(Wanted::check_empty).transpose()?;
+        s3.storage.mkdir_all(&p, &path).await.map_err(|e| map(e, Subject::Key))?;
+        let mut out = PutObjectOutput {
+            e_tag: Some(ETag::Strong("d41d8cd98f00b204e9800998ecf8427e".into())),
+            ..Default::default()
+        };
+        out.checksum_type = set_fields!(out, sum);
+        return Ok(S3Response::new(out));
+    }
+    let expected_md5 = content_md5(&input.content_md5)?;
+    let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "no body"))?;
+    let mut kept = kept_headers!(input);
+    kept.extend(wanted.as_ref().and_then(Wanted::known).map(|s| s.header()));
+    let from_trailer = wanted.as_ref().is_some_and(|w| w.known().is_none());
+    let (stream, outcome) = checksum::verify(body.map(|r| r.map_err(std::io::Error::other)).boxed(), wanted);
+    let opts = WriteOptions {
+        content_type: input.content_type.clone(),
+        headers: kept,
+        user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
+        expected_len: input.content_length.map(|l| l as u64),
+        conditions: conditions(input.if_match.as_ref(), input.if_none_match.as_ref()),
+        create_parents: true,
+        expected_md5,
+        late_headers: outcome.trailer_header(from_trailer),
+        ..Default::default()
+    };
+    let written = s3.storage.write(&p, &path, stream, opts).await;
+    let (item, sum) = outcome.settle(written, Subject::Key)?;
+    let mut out = PutObjectOutput { e_tag: Some(etag(&item)), ..Default::default() };
+    out.checksum_type = set_fields!(out, sum);
+    Ok(S3Response::new(out))
+}
+
+/// The digest of a `Content-MD5` header, refused as S3 does when it is not one.
+pub(crate) fn content_md5(v: &Option<String>) -> S3Result<Option<[u8; 16]>> {
+    v.as_deref()
+        .map(|b64| {
+            davit_http::content_md5(b64).ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
+        })
+        .transpose()
+}

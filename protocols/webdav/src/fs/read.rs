@@ -1,0 +1,112 @@
+//! Reading: a file opened for GET (or COPY's source) streams from the core from the
+//! current position, opened again after a seek.
+
+use std::io::SeekFrom;
+use std::sync::Mutex;
+
+use bytes::{Buf, Bytes};
+use dav_server::fs::{DavFile, DavMetaData, FsError, FsFuture, FsResult};
+use davit_storage::{ByteStream, Item};
+use futures::{FutureExt, StreamExt};
+
+use super::{DriveFs, Meta};
+
+impl DriveFs {
+    /// Read rights are decided here, when dav-server opens the file and before it answers a
+    /// status: refused later, while the body streams, the client would get 200 and a cut
+    /// connection.
+    pub(super) async fn open_read(&self, p: String) -> FsResult<Box<dyn DavFile>> {
+        let item = self.storage.stat_readable(&self.principal, &p).await.map_err(|e| self.fail(e))?;
+        if item.is_folder() {
+            return Err(FsError::Forbidden);
+        }
+        *self.ctx.served_type.lock().expect("served type") = item.content_type.clone();
+        Ok(Box::new(ReadFile { fs: self.clone(), path: p, item, pos: 0, stream: Mutex::new(None), buf: Bytes::new() }))
+    }
+}
+
+/// A file being read: a stream from the core, opened at the current position on demand.
+struct ReadFile {
+    fs: DriveFs,
+    path: String,
+    item: Item,
+    pos: u64,
+    /// In a Mutex only because dav-server wants files `Sync`; reached through `get_mut`.
+    stream: Mutex<Option<ByteStream>>,
+    buf: Bytes,
+}
+
+impl std::fmt::Debug for ReadFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReadFile({})", self.path)
+    }
+}
+
+impl DavFile for ReadFile {
+    fn metadata(&'_ mut self) -> FsFuture<'_, Box<dyn DavMetaData>> {
+        let m: Box<dyn DavMetaData> = Box::new(Meta(self.item.clone()));
+        futures::future::ready(Ok(m)).boxed()
+    }
+
+    fn write_buf(&'_ mut self, _buf: Box<dyn Buf + Send>) -> FsFuture<'_, ()> {
+        futures::future::ready(Err(FsError::Forbidden)).boxed()
+    }
+
+    fn write_bytes(&'_ mut self, _buf: Bytes) -> FsFuture<'_, ()> {
+        futures::future::ready(Err(FsError::Forbidden)).boxed()
+    }
+
+    fn read_bytes(&'_ mut self, count: usize) -> FsFuture<'_, Bytes> {
+        async move {
+            if self.buf.is_empty() {
+                if self.pos >= self.item.size {
+                    return Ok(Bytes::new());
+                }
+                let opened = self.stream.get_mut().expect("stream").is_some();
+                if !opened {
+                    let r = self
+                        .fs
+                        .storage
+                        .read(&self.fs.principal, &self.path, Some((self.pos, None)))
+                        .await
+                        .map_err(|e| self.fs.fail(e))?;
+                    *self.stream.get_mut().expect("stream") = Some(r.body);
+                }
+                let next = self.stream.get_mut().expect("stream").as_mut().expect("opened").next().await;
+                match next {
+                    Some(Ok(b)) => self.buf = b,
+                    Some(Err(e)) => return Err(self.fs.fail(e)),
+                    None => return Ok(Bytes::new()),
+                }
+            }
+            let n = count.min(self.buf.len());
+            self.pos += n as u64;
+            Ok(self.buf.split_to(n))
+        }
+        .boxed()
+    }
+
+    fn seek(&'_ mut self, pos: SeekFrom) -> FsFuture<'_, u64> {
+        let new = match pos {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.item.size.checked_add_signed(d),
+        };
+        let r = match new {
+            Some(n) => {
+                if n != self.pos {
+                    self.pos = n;
+                    *self.stream.get_mut().expect("stream") = None;
+                    self.buf = Bytes::new();
+                }
+                Ok(n)
+            }
+            None => Err(FsError::GeneralFailure),
+        };
+        futures::future::ready(r).boxed()
+    }
+
+    fn flush(&'_ mut self) -> FsFuture<'_, ()> {
+        futures::future::ready(Ok(())).boxed()
+    }
+}
