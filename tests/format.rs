@@ -97,15 +97,9 @@ async fn a_format_2_folder_opens_migrates_and_reads_back() {
     }
 
     // Bob sees alice's share and reads through it; he owns nothing of hers.
-    let shares: Value = c
-        .get(format!("{base}/api/v1/shares"))
-        .basic_auth(BOB.0, Some(BOB.1))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (st, body) = get(&c, &format!("{base}/api/v1/shares"), BOB).await;
+    assert_eq!(st, 200);
+    let shares: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(shares["shared_with_me"][0]["path"], "/shared/alice/rest.txt", "{shares}");
     let (st, body) = get(&c, &format!("{base}/api/v1/files/shared/alice/rest.txt"), BOB).await;
     assert_eq!((st, sha256_hex(&body).as_str()), (200, REST_SHA));
