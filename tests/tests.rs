@@ -3,6 +3,7 @@
 
 mod api;
 mod files;
+mod format;
 mod process;
 mod s3;
 mod s3_sdk;

@@ -140,6 +140,7 @@ pub struct ChunkRow {
     /// Sealed bytes live in CHUNK_DATA instead of the backend.
     pub inline: bool,
 }
+crate::db::stored!(ChunkRow = "chunk row");
 
 /// A reference from a file to a chunk.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,11 @@
 //! `aes-gcm`. rustls already brings ring into the tree. MD5 (the S3 ETag) has no ring
 //! implementation, so `md-5` computes it.
 //!
-//! Keys: every subkey is HMAC-SHA-256(master key, label). A chunk's id is
+//! Keys: the master key only wraps the data key (AES-256-GCM under
+//! HMAC-SHA-256(master key, "davit/data-key-wrap/v1"), stored in META), and every subkey is
+//! HMAC-SHA-256(data key, label), so changing the master key is a re-wrap. A folder made at
+//! format 2 took its subkeys straight from the master key: its data key is that master key.
+//! A chunk's id is
 //! HMAC-SHA-256(id key, plaintext), so the disk does not reveal which known file is present.
 //! Each chunk is sealed with its own AES-256-GCM key, HMAC(seal key, chunk id), under a zero
 //! nonce: a key seals exactly one plaintext (the chunk whose id it is derived from), so no
@@ -26,30 +30,21 @@ pub struct Keys {
     chunk_id: hmac::Key,
     chunk_seal: hmac::Key,
     secrets: hmac::Key,
-    check: [u8; 16],
 }
 
 impl Keys {
-    pub fn derive(master: &[u8; KEY_LEN]) -> Self {
-        let root = hmac::Key::new(hmac::HMAC_SHA256, master);
+    /// The subkeys of a data key (see the module comment).
+    pub fn derive(data_key: &[u8; KEY_LEN]) -> Self {
+        let root = hmac::Key::new(hmac::HMAC_SHA256, data_key);
         let sub = |label: &str| {
             let tag = hmac::sign(&root, label.as_bytes());
             hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref())
         };
-        let mut check = [0u8; 16];
-        check.copy_from_slice(&hmac::sign(&root, b"davit/key-check/v1").as_ref()[..16]);
         Keys {
             chunk_id: sub("davit/chunk-id/v1"),
             chunk_seal: sub("davit/chunk-seal/v1"),
             secrets: sub("davit/secrets/v1"),
-            check,
         }
-    }
-
-    /// A value stored in the database at creation, so a later start with another master key
-    /// is refused with a clear message instead of failing on every read.
-    pub fn check_value(&self) -> [u8; 16] {
-        self.check
     }
 
     pub fn chunk_id(&self, plain: &[u8]) -> ChunkId {
@@ -97,6 +92,58 @@ impl Keys {
         buf.truncate(n);
         Ok(buf)
     }
+}
+
+/// The first byte of a wrapped data key: how it was wrapped.
+const WRAP_VERSION: u8 = 1;
+const WRAP_AAD: &[u8] = b"davit/data-key/v1";
+const NONCE_LEN: usize = 12;
+
+fn wrapping_key(master: &[u8; KEY_LEN]) -> LessSafeKey {
+    Keys::aead_key(&hmac::Key::new(hmac::HMAC_SHA256, master), b"davit/data-key-wrap/v1")
+}
+
+/// Seals the data key under the master key: version, random nonce, sealed key and tag. The
+/// nonce is random because a master key may wrap a data key more than once (re-wraps).
+pub fn wrap_data_key(master: &[u8; KEY_LEN], data_key: &[u8; KEY_LEN]) -> Vec<u8> {
+    let nonce = random_bytes::<NONCE_LEN>();
+    let mut buf = data_key.to_vec();
+    wrapping_key(master)
+        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(WRAP_AAD), &mut buf)
+        .expect("32-byte key");
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + buf.len());
+    out.push(WRAP_VERSION);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&buf);
+    out
+}
+
+/// Opens a wrapped data key; fails when `master` is not the key it was wrapped with.
+pub fn unwrap_data_key(master: &[u8; KEY_LEN], wrapped: &[u8]) -> Result<[u8; KEY_LEN]> {
+    let Some((&WRAP_VERSION, rest)) = wrapped.split_first() else {
+        return Err(Error::Incompatible("the stored data key has an unknown wrapping".into()));
+    };
+    if rest.len() != NONCE_LEN + KEY_LEN + TAG_LEN {
+        return Err(Error::corrupt("the stored data key has the wrong length"));
+    }
+    let (nonce, sealed) = rest.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::corrupt("bad data key nonce"))?;
+    let mut buf = sealed.to_vec();
+    let plain = wrapping_key(master)
+        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(WRAP_AAD), &mut buf)
+        .map_err(|_| {
+            Error::Incompatible("the master key does not match the one this data folder was created with".into())
+        })?;
+    plain.try_into().map_err(|_| Error::corrupt("the stored data key has the wrong length"))
+}
+
+/// The value format 2 stored to recognise its master key (its subkeys came straight from it);
+/// the migration to format 3 checks it before wrapping that key.
+pub fn format_2_key_check(master: &[u8; KEY_LEN]) -> [u8; 16] {
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, master), b"davit/key-check/v1");
+    let mut check = [0u8; 16];
+    check.copy_from_slice(&tag.as_ref()[..16]);
+    check
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -157,7 +204,20 @@ mod tests {
         assert!(matches!(keys.open_chunk(&id, &mut buf), Err(Error::Corrupt(_))));
         let other = Keys::derive(&[8; 32]);
         assert_ne!(other.chunk_id(b"hello"), id);
-        assert_ne!(other.check_value(), keys.check_value());
+    }
+
+    #[test]
+    fn data_key_wraps_and_unwraps_only_under_its_master_key() {
+        let data = random_bytes::<KEY_LEN>();
+        let wrapped = wrap_data_key(&[1; 32], &data);
+        assert_eq!(wrapped.len(), 1 + NONCE_LEN + KEY_LEN + TAG_LEN);
+        assert_eq!(unwrap_data_key(&[1; 32], &wrapped).unwrap(), data);
+        let wrong = unwrap_data_key(&[2; 32], &wrapped).unwrap_err();
+        assert!(matches!(&wrong, Error::Incompatible(m) if m.contains("master key does not match")), "{wrong:?}");
+        // Two wraps of one key differ (random nonces) and both open.
+        let again = wrap_data_key(&[1; 32], &data);
+        assert_ne!(again, wrapped);
+        assert_eq!(unwrap_data_key(&[1; 32], &again).unwrap(), data);
     }
 
     #[test]

@@ -19,11 +19,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
 
-/// The layout of the whole data folder. Bump on any incompatible change of a table or value.
-pub const FORMAT_VERSION: u32 = 2;
-/// The first byte of every encoded value.
-const VALUE_VERSION: u8 = 1;
-
 pub const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 pub const USERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("users");
 pub const USERNAMES: TableDefinition<'_, &str, u64> = TableDefinition::new("usernames");
@@ -63,19 +58,51 @@ pub const LINKS_BY_OWNER: TableDefinition<'_, (u64, u64), u64> = TableDefinition
 pub const LINKS_BY_ITEM: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("links_by_item");
 pub const APP_PASSWORD_HASHES: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("app_password_hashes");
 
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![VALUE_VERSION];
+/// A type kept in a table. Its value is its version byte, then its fields in order
+/// (postcard, which is positional: a field cannot be added without a new version).
+///
+/// To add a field: keep the old struct as `FooV1`, bump `VERSION`, and make `upgrade` read
+/// version 1 into the new type. Old values then decode as they are, and are written at the
+/// new version the next time they change (see docs/format.md).
+pub trait Stored: Serialize + DeserializeOwned {
+    /// What error messages call it.
+    const NAME: &'static str;
+    /// The version this davit writes.
+    const VERSION: u8;
+    /// Reads a value written at an older `version`.
+    fn upgrade(version: u8, _fields: &[u8]) -> Result<Self> {
+        Err(Error::corrupt(format_args!("a stored {} has version {version}, which no davit wrote", Self::NAME)))
+    }
+}
+
+/// Implements [`Stored`] for types that are still at their first version.
+macro_rules! stored {
+    ($($ty:ty = $name:literal),* $(,)?) => {$(
+        impl $crate::db::Stored for $ty {
+            const NAME: &'static str = $name;
+            const VERSION: u8 = 1;
+        }
+    )*};
+}
+pub(crate) use stored;
+
+pub fn encode<T: Stored>(value: &T) -> Vec<u8> {
+    let mut out = vec![T::VERSION];
     out.extend(postcard::to_stdvec(value).expect("serialisable value"));
     out
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+pub fn decode<T: Stored>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
-        Some((&VALUE_VERSION, rest)) => {
-            postcard::from_bytes(rest).map_err(|e| Error::internal(format_args!("undecodable stored value: {e}")))
-        }
-        Some((v, _)) => Err(Error::Incompatible(format!("stored value has unknown format version {v}"))),
-        None => Err(Error::internal("empty stored value")),
+        Some((&v, fields)) if v == T::VERSION => postcard::from_bytes(fields)
+            .map_err(|e| Error::internal(format_args!("undecodable stored {}: {e}", T::NAME))),
+        Some((&v, fields)) if v < T::VERSION => T::upgrade(v, fields),
+        Some((&v, _)) => Err(Error::Incompatible(format!(
+            "a stored {} has version {v}, newer than this davit reads ({}): it was written by a newer davit",
+            T::NAME,
+            T::VERSION
+        ))),
+        None => Err(Error::internal(format_args!("empty stored {}", T::NAME))),
     }
 }
 

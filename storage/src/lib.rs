@@ -12,6 +12,7 @@ pub mod chunks;
 pub mod crypto;
 pub mod db;
 mod error;
+pub mod format;
 mod ingest;
 mod keys;
 mod links;
@@ -30,7 +31,6 @@ mod tree;
 mod txn;
 mod users;
 
-use redb::ReadableTable;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +55,7 @@ pub use users::NewUser;
 
 use chunks::{ChunkBackend, Collector, LocalDir, Pins};
 use crypto::{KEY_LEN, Keys};
-use db::{Db, META};
+use db::Db;
 
 #[derive(Clone, Debug)]
 pub struct StorageConfig {
@@ -127,7 +127,6 @@ impl Storage {
         let db_path = config.data_dir.join(DB_FILE);
         let fresh = !db_path.exists();
         let master = load_master_key(&config, fresh)?;
-        let keys = Keys::derive(&master);
         let jwt_key = load_or_create_secret(&config.data_dir.join(JWT_KEY_FILE))?;
         let backend: Arc<dyn ChunkBackend> = Arc::new(LocalDir::open(&config.data_dir)?);
         let pins = Arc::new(Pins::default());
@@ -147,7 +146,7 @@ impl Storage {
                 perms::tighten_logged(&path);
             }
         }
-        init_meta(&db, &keys)?;
+        let keys = Keys::derive(&format::open(&db, &master)?);
         let collector = Collector::start(db.clone(), backend.clone(), pins.clone());
         // Chunks freed by commits go to the collector.
         let c2 = collector.clone();
@@ -258,39 +257,5 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = opts.open(path)?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    Ok(())
-}
-
-/// Records the format version and key check on creation; refuses a folder written by an
-/// incompatible version or opened with another master key.
-fn init_meta(db: &Db, keys: &Keys) -> Result<()> {
-    let check = keys.check_value();
-    db.write_sync(|ctx| {
-        db::create_tables(ctx.txn)?;
-        let mut meta = ctx.txn.open_table(META)?;
-        let version = meta.get("format_version")?.map(|v| v.value().to_vec());
-        match version {
-            None => {
-                meta.insert("format_version", db::FORMAT_VERSION.to_le_bytes().as_slice())?;
-                meta.insert("key_check", check.as_slice())?;
-            }
-            Some(v) => {
-                let found = u32::from_le_bytes(v.as_slice().try_into().unwrap_or([0xff; 4]));
-                if found != db::FORMAT_VERSION {
-                    return Err(Error::Incompatible(format!(
-                        "this data folder has format version {found}; this davit reads version {}",
-                        db::FORMAT_VERSION
-                    )));
-                }
-                let stored = meta.get("key_check")?.map(|v| v.value().to_vec()).unwrap_or_default();
-                if !crypto::ct_eq(&stored, &check) {
-                    return Err(Error::Incompatible(
-                        "the master key does not match the one this data folder was created with".into(),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    })?;
     Ok(())
 }

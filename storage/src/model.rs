@@ -1,9 +1,11 @@
 //! The stored records and the caller's identity. Each is encoded with `db::encode`, which
-//! prefixes the value format version.
+//! prefixes the record's own version (`db::Stored`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::chunks::ChunkRef;
+
+crate::db::stored!(Item = "item", User = "user", Share = "share", Link = "link", AccessKey = "access key");
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

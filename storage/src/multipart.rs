@@ -49,6 +49,7 @@ pub struct Part {
     /// The checksum the client had verified for the part (header name, value), if any.
     pub checksum: Option<(String, String)>,
 }
+crate::db::stored!(Upload = "multipart upload", Part = "part");
 
 /// Headers an object takes from the parts it is completed from.
 #[derive(Clone)]

@@ -3,7 +3,6 @@
 //! them; deleting an item or a user ends them in the same transaction.
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
-use serde::de::DeserializeOwned;
 
 use crate::Storage;
 use crate::access::{self, Access};
@@ -53,7 +52,7 @@ fn index_rows(
 }
 
 /// The records with these ids that exist.
-fn records<T: DeserializeOwned>(
+fn records<T: db::Stored>(
     txn: &WriteTransaction,
     table: TableDefinition<'static, u64, &'static [u8]>,
     ids: impl IntoIterator<Item = u64>,

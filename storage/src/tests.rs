@@ -343,6 +343,34 @@ fn loop_open(cfg: StorageConfig) -> String {
     "still locked".into()
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rewrapped_data_key_opens_the_folder_under_the_new_master_key_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = pseudo_random(300 * 1024, 3);
+    {
+        let s = Storage::open(config(dir.path())).unwrap();
+        let p = user(&s, "alice", Role::User, None).await;
+        s.write(&p, "/f.bin", body(&content), WriteOptions::default()).await.unwrap();
+        assert!(s.rewrap_data_key([0x33; 32], [0x22; 32]).await.is_err(), "only the current master key rewraps");
+        s.rewrap_data_key([0x11; 32], [0x22; 32]).await.unwrap();
+        s.close();
+    }
+    let err = loop_open(config(dir.path()));
+    assert!(err.contains("master key does not match"), "{err}");
+    let mut rotated = config(dir.path());
+    rotated.master_key = Some("22".repeat(32));
+    let s = loop {
+        match Storage::open(rotated.clone()) {
+            Err(Error::Incompatible(m)) if m.contains("another process") => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            other => break other.unwrap(),
+        }
+    };
+    let p = Principal::of(&s.find_user("alice").await.unwrap());
+    assert_eq!(read_all(&s, &p, "/f.bin", None).await.unwrap(), content, "no chunk changed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_overwrites_copies_and_deletes_keep_counts_exact() {
     let f = open();

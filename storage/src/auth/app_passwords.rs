@@ -19,6 +19,7 @@ pub struct AppPassword {
     pub hash: [u8; 32],
     pub created: i64,
 }
+crate::db::stored!(AppPassword = "app password");
 
 impl Storage {
     /// Creates one; the secret is returned this once.

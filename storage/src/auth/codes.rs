@@ -45,6 +45,7 @@ struct CodeRecord {
     tries_left: u8,
     payload: Option<String>,
 }
+crate::db::stored!(CodeRecord = "one-time code");
 
 enum Taken {
     Ok(Option<String>),

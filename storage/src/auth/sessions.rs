@@ -26,6 +26,7 @@ pub struct Session {
     pub expires: i64,
     pub refresh_hash: [u8; 32],
 }
+crate::db::stored!(Session = "session");
 
 /// What login and refresh answer, as OAuth 2 clients expect.
 #[derive(Clone, Debug)]

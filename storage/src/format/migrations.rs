@@ -1,0 +1,57 @@
+//! Every step from one format to the next, in order. Each runs inside the transaction that
+//! opens the folder (see `format::open`), so it may read and rewrite any table; it must not
+//! touch chunk files, which the migrated folder still needs should the transaction abort.
+//!
+//! Rules: every format change ships its step here and a fixture folder of the previous
+//! format under tests/fixtures/ (docs/format.md, "Changing the format").
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::DATA_KEY;
+use crate::crypto::{self, KEY_LEN};
+use crate::db::META;
+use crate::error::{Error, Result};
+
+pub(super) struct Migration {
+    /// The format it starts from; it ends at `from + 1`.
+    pub from: u32,
+    /// For the log.
+    pub what: &'static str,
+    pub run: fn(&WriteTransaction, &[u8; KEY_LEN]) -> Result<()>,
+}
+
+const MIGRATIONS: &[Migration] =
+    &[Migration { from: 2, what: "the master key becomes the wrapped data key", run: wrap_master_as_data_key }];
+
+/// The steps from `found` to the current format.
+pub(super) fn from(found: u32) -> impl Iterator<Item = &'static Migration> {
+    MIGRATIONS.iter().filter(move |m| m.from >= found)
+}
+
+/// Format 2 derived every subkey from the master key and kept a check value of it. Format 3
+/// derives them from a data key: this folder's data key is its master key, so no chunk is
+/// re-sealed or renamed and no secret re-sealed; only the wrapped key is added.
+fn wrap_master_as_data_key(txn: &WriteTransaction, master: &[u8; KEY_LEN]) -> Result<()> {
+    let mut meta = txn.open_table(META)?;
+    let check = meta.get("key_check")?.map(|v| v.value().to_vec()).unwrap_or_default();
+    // Without this a wrong master key would be wrapped as the data key, and every read after
+    // would fail instead of this one start.
+    if !crypto::ct_eq(&check, &crypto::format_2_key_check(master)) {
+        return Err(Error::Incompatible(
+            "the master key does not match the one this data folder was created with".into(),
+        ));
+    }
+    meta.insert(DATA_KEY, crypto::wrap_data_key(master, master).as_slice())?;
+    meta.remove("key_check")?;
+    Ok(())
+}
+
+#[test]
+fn the_steps_lead_from_the_oldest_format_to_the_current_one() {
+    use super::{FORMAT_VERSION, OLDEST_FORMAT};
+    let froms: Vec<u32> = MIGRATIONS.iter().map(|m| m.from).collect();
+    let expected: Vec<u32> = (OLDEST_FORMAT..FORMAT_VERSION).collect();
+    assert_eq!(froms, expected);
+    assert_eq!(from(2).count() as u32, FORMAT_VERSION - 2);
+    assert_eq!(from(FORMAT_VERSION).count(), 0);
+}

@@ -1,0 +1,145 @@
+//! Data folders of earlier formats open, migrate and read back; newer ones are refused.
+
+use std::path::Path;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::s3_sign::{Signer, sha256_hex};
+use crate::support::{self, admin, spawn_server};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-2/data");
+const ALICE: (&str, &str) = ("alice", "alice-fixture-pw-1");
+const BOB: (&str, &str) = ("bob", "bob-fixture-pw-1");
+const REST_SHA: &str = "7530860ac6fbe5454c00e312f1c3b4775c26bb0dc0f1a18c5d0c851d87944a6a";
+const PROPS_SHA: &str = "8bd5b1fd24a702eedf78b2bcd314deb714224054da69cf7d83125851bc5e077e";
+const MULTI_SHA: &str = "0336ba082d9b057ca64a3894203a274b581a85d1447d1707e5137fc95daa9fcc";
+const ZEROS_5MIB_SHA: &str = "c036cbb7553a909f8b8877d4461924307f27ecb66cff928eeeafd569c3887e29";
+const TAIL_SHA: &str = "0ec84c13ab5c48459208c544eaa1b8300a3e91f99ee69d3b2858b58684ac232a";
+const LINK_TOKEN: &str = "JqZEbdsggeQHR0IXkQXQA0DtiY93aIhIx5R2toD4Erg";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+async fn get(c: &reqwest::Client, url: &str, (user, pass): (&str, &str)) -> (u16, Vec<u8>) {
+    let r = c.get(url).basic_auth(user, Some(pass)).send().await.unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+async fn login(c: &reqwest::Client, base: &str, (user, pass): (&str, &str)) -> Value {
+    let r = c
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "username": user, "password": pass }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{user} logs in");
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_format_2_folder_opens_migrates_and_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    copy_dir(Path::new(FIXTURE), &data);
+    let server = spawn_server(&data, &[]);
+    let base = format!("http://{}", server.addr);
+    let c = support::client();
+
+    for who in [ALICE, BOB] {
+        assert!(login(&c, &base, who).await["access_token"].is_string());
+    }
+    let (st, body) = get(&c, &format!("{base}/api/v1/files/rest.txt"), ALICE).await;
+    assert_eq!((st, sha256_hex(&body).as_str()), (200, REST_SHA));
+    let (st, body) = get(&c, &format!("{base}/dav/props.txt"), ALICE).await;
+    assert_eq!((st, sha256_hex(&body).as_str()), (200, PROPS_SHA));
+
+    let propfind = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:F="urn:davit:fixture"><D:prop><F:colour/></D:prop></D:propfind>"#;
+    let r = c
+        .request(Method::from_bytes(b"PROPFIND").unwrap(), format!("{base}/dav/props.txt"))
+        .basic_auth(ALICE.0, Some(ALICE.1))
+        .header("Depth", "0")
+        .body(propfind)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    let xml = r.text().await.unwrap();
+    assert!(xml.contains(">teal<"), "the dead property survives: {xml}");
+
+    // The S3 key made at format 2 still signs: its secret was sealed under a subkey of the
+    // master key, which is now the data key.
+    let s3 = Signer {
+        base: base.clone(),
+        key: "DV3NE66NBTEY2GHBKZ5E".into(),
+        secret: "fkpzua011Zpw7Zappmv60RigRYuPobBynn72gVOf".into(),
+        client: c.clone(),
+    };
+    let empty = sha256_hex(b"");
+    let whole = s3.request(Method::GET, "/bucket/multi.bin", &[], &[], &empty).send().await.unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["etag"], "\"6e70c9a3a5f5b2da43e4302741a9cb92-3\"");
+    assert_eq!(sha256_hex(&whole.bytes().await.unwrap()), MULTI_SHA);
+    for (part, sha) in [("1", ZEROS_5MIB_SHA), ("2", ZEROS_5MIB_SHA), ("3", TAIL_SHA)] {
+        let r =
+            s3.request(Method::GET, "/bucket/multi.bin", &[("partNumber", part)], &[], &empty).send().await.unwrap();
+        assert_eq!(r.status(), 206, "part {part}");
+        assert_eq!(sha256_hex(&r.bytes().await.unwrap()), sha, "part {part}");
+    }
+
+    // Bob sees alice's share and reads through it; he owns nothing of hers.
+    let (st, body) = get(&c, &format!("{base}/api/v1/shares"), BOB).await;
+    assert_eq!(st, 200);
+    let shares: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(shares["shared_with_me"][0]["path"], "/shared/alice/rest.txt", "{shares}");
+    let (st, body) = get(&c, &format!("{base}/api/v1/files/shared/alice/rest.txt"), BOB).await;
+    assert_eq!((st, sha256_hex(&body).as_str()), (200, REST_SHA));
+
+    let r = c.get(format!("{base}/s/{LINK_TOKEN}")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(sha256_hex(&r.bytes().await.unwrap()), PROPS_SHA);
+
+    assert!(server.stderr().contains("migrating the data folder"), "{}", server.stderr());
+    assert!(server.terminate().success());
+    let (ok, out, err) = admin(&data, &["check"], "");
+    assert!(ok && out.contains("consistent"), "{out}{err}");
+}
+
+#[tokio::test]
+async fn a_folder_of_a_newer_format_is_refused_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (ok, out, err) = admin(&data, &["user", "list"], "");
+    assert!(ok, "{out}{err}");
+    let newer = davit_storage::format::FORMAT_VERSION + 1;
+    {
+        let db = davit_storage::db::Db::open(&data.join("davit.redb"), 1 << 20, |_| {}).unwrap();
+        db.write_sync(|ctx| {
+            ctx.txn.open_table(davit_storage::db::META)?.insert("format_version", newer.to_le_bytes().as_slice())?;
+            Ok(())
+        })
+        .unwrap();
+        db.close();
+    }
+    // The writer thread lets go of the file just after `close` returns.
+    let mut tries = 0;
+    let err = loop {
+        let (ok, _, err) = admin(&data, &["user", "list"], "");
+        assert!(!ok);
+        tries += 1;
+        if !err.contains("another process") || tries == 50 {
+            break err;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(err.contains(&format!("format version {newer}")) && err.contains("newer davit"), "{err}");
+}
