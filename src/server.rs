@@ -232,7 +232,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
     if bodyless {
         *resp.body_mut() = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
     }
-    let user = resp.extensions().get::<davit_storage::Principal>().map(|p| p.username.clone());
+    let user = resp.extensions().get::<davit_storage::Principal>().map(|p| p.username().to_owned());
     // What a complete answer sends: nothing when bodyless, else the announced Content-Length
     // (a streamed file's body cannot tell its length, and hyper stops polling once it is sent).
     let announced = if bodyless {

@@ -133,6 +133,12 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// `login` as the core sees them, signed in the only way a front end can be: with
+    /// credentials (every seeded user has [`PASSWORD`]).
+    pub async fn principal(&self, login: &str) -> davit_storage::Principal {
+        self.storage.authenticate_basic(login, PASSWORD, None).await.unwrap().principal
+    }
+
     pub fn data_dir(&self) -> &Path {
         self._dir.path()
     }

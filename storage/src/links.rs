@@ -13,7 +13,7 @@ use crate::access::link_usable;
 use crate::auth::throttle::ClientAddr;
 use crate::db::{self, ITEMS, LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, USERS};
 use crate::error::{Error, Result};
-use crate::model::{Kind, Link, LinkState, Principal, Scope, Status, User, now_nanos};
+use crate::model::{Kind, Link, LinkState, Principal, Scope, User, now_nanos};
 use crate::names::DrivePath;
 use crate::sharing::{own_item, path_of};
 use crate::txn;
@@ -212,7 +212,7 @@ impl Storage {
                 Ok((link, owner, item))
             })
             .await?;
-        if owner.status == Status::Disabled {
+        if crate::auth::account_usable(&owner).is_err() {
             return Err(Error::Gone("this link is not available".into()));
         }
         if let Some(hash) = &link.password_hash {

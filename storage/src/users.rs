@@ -128,11 +128,7 @@ impl Storage {
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await?;
         match user {
-            Some(u) if ok => match u.status {
-                Status::Active => Ok(u),
-                Status::Pending => Err(Error::Forbidden("the account's email address is not verified yet".into())),
-                Status::Disabled => Err(Error::Forbidden("the account is disabled".into())),
-            },
+            Some(u) if ok => crate::auth::account_usable(&u).map(|()| u),
             _ => Err(Error::Unauthenticated("wrong username or password".into())),
         }
     }

@@ -10,7 +10,7 @@ use crate::Storage;
 use crate::crypto::{random_bytes, sha256};
 use crate::db::{self, REFRESH, SESSIONS};
 use crate::error::{Error, Result};
-use crate::model::{Status, User, now_nanos};
+use crate::model::{User, now_nanos};
 
 pub const ACCESS_TTL_SECS: u64 = 15 * 60;
 pub const REFRESH_TTL_SECS: i64 = 30 * 24 * 3600;
@@ -136,7 +136,7 @@ impl Storage {
     }
 
     /// Checks an access token: signature, algorithm, times, the session, the account.
-    pub async fn verify_access_token(&self, token: &str) -> Result<(User, u64)> {
+    pub async fn verify_access_token(&self, token: &str) -> Result<super::Authenticated> {
         let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.core.jwt_key), &validation())
             .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
         let c = data.claims;
@@ -154,13 +154,15 @@ impl Storage {
             Some(s) if s.user == user_id => {}
             _ => return Err(Error::Unauthenticated("the session has ended".into())),
         }
-        Ok((self.active_user(user_id).await?, sid))
+        Ok(super::Authenticated::of(self.active_user(user_id).await?, Some(sid)))
     }
 
     async fn active_user(&self, id: u64) -> Result<User> {
         match self.get_user(id).await {
-            Ok(u) if u.status == Status::Active => Ok(u),
-            Ok(_) => Err(Error::Unauthenticated("the account is not active".into())),
+            // A token of an account shut since is no longer a sign-in: 401, sign in again.
+            Ok(u) => super::account_usable(&u)
+                .map(|()| u)
+                .map_err(|_| Error::Unauthenticated("the account is not active".into())),
             Err(_) => Err(Error::Unauthenticated("the account no longer exists".into())),
         }
     }
