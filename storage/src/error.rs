@@ -67,40 +67,84 @@ pub enum Error {
     Incomplete(String),
     /// Stored data failed authentication on read: never returned as content.
     #[error("stored data failed its integrity check")]
-    Corrupt(Internal),
+    Corrupt(#[source] Internal),
     /// The data folder was written by an incompatible version or with another master key.
     #[error("{0}")]
     Incompatible(String),
+    /// A failure of the server itself. Its cause is the error's `source()`: front ends log
+    /// it (with the request's id) and answer only "internal error"; the binary prints the
+    /// whole chain when it cannot start.
     #[error("internal error")]
-    Internal(Internal),
+    Internal(#[source] Internal),
 }
 
-/// An internal cause, kept for logs and never shown to clients.
-pub struct Internal(pub String);
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// An internal cause, kept for logs and never shown to clients: the error that happened,
+/// with its own sources, and what the core was doing when it did.
+pub struct Internal {
+    context: Option<String>,
+    cause: Cause,
+}
+
+impl Internal {
+    fn new(context: Option<String>, cause: Cause) -> Self {
+        Internal { context, cause }
+    }
+}
+
+impl fmt::Display for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.context {
+            Some(c) => write!(f, "{c}: {}", self.cause),
+            None => write!(f, "{}", self.cause),
+        }
+    }
+}
 
 impl fmt::Debug for Internal {
+    /// The whole chain, as a log line wants it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{self}")?;
+        let mut next = self.cause.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Internal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.source()
     }
 }
 
 impl Error {
+    /// An internal failure described in words (an invariant broken, a channel closed).
     pub fn internal(cause: impl fmt::Display) -> Self {
-        Error::Internal(Internal(cause.to_string()))
+        Error::Internal(Internal::new(None, cause.to_string().into()))
+    }
+
+    /// An internal failure caused by `source`, kept whole (its own chain included).
+    pub fn internal_from(context: impl fmt::Display, source: impl Into<Cause>) -> Self {
+        Error::Internal(Internal::new(Some(context.to_string()), source.into()))
     }
 
     pub fn corrupt(cause: impl fmt::Display) -> Self {
-        Error::Corrupt(Internal(cause.to_string()))
+        Error::Corrupt(Internal::new(None, cause.to_string().into()))
     }
 
     pub fn not_found(what: impl fmt::Display) -> Self {
         Error::NotFound(format!("{what} not found"))
     }
 
-    /// The cause to log, when there is one beyond the public message.
-    pub fn internal_cause(&self) -> Option<&str> {
+    /// The cause to log, when there is one beyond the public message (its `{:?}` is the
+    /// whole chain).
+    pub fn internal_cause(&self) -> Option<&Internal> {
         match self {
-            Error::Internal(Internal(c)) | Error::Corrupt(Internal(c)) => Some(c),
+            Error::Internal(c) | Error::Corrupt(c) => Some(c),
             _ => None,
         }
     }
@@ -108,7 +152,7 @@ impl Error {
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::internal(format_args!("i/o: {e}"))
+        Error::internal_from("i/o", e)
     }
 }
 
@@ -116,7 +160,7 @@ macro_rules! internal_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
             fn from(e: $t) -> Self {
-                Error::internal(format_args!("{}: {e}", stringify!($t)))
+                Error::internal_from(stringify!($t), e)
             }
         }
     )*};
@@ -131,3 +175,19 @@ internal_from!(
     redb::CommitError,
     tokio::task::JoinError
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_chain_but_shows_none() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "data folder not writable");
+        let e = Error::from(io);
+        assert_eq!(e.to_string(), "internal error", "the public message");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(source.to_string(), "i/o: data folder not writable");
+        assert_eq!(format!("{:?}", e.internal_cause().unwrap()), "i/o: data folder not writable");
+        assert!(Error::NotFound("x".into()).internal_cause().is_none());
+    }
+}

@@ -735,27 +735,13 @@ pub(crate) fn quota_error(need: u64) -> Error {
 mod tests {
     use bytes::Bytes;
 
-    use crate::model::{Principal, Role, Status};
-    use crate::{Error, NewUser, Storage, StorageConfig, WriteOptions};
+    use crate::model::Role;
+    use crate::{Error, WriteOptions};
 
     #[tokio::test]
     async fn new_names_with_control_characters_are_refused_everywhere_in_the_core() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = StorageConfig::new(dir.path());
-        c.master_key = Some("33".repeat(32));
-        let s = Storage::open(c).unwrap();
-        let u = s
-            .create_user(NewUser {
-                username: "alice".into(),
-                email: None,
-                password: "password123".into(),
-                role: Role::User,
-                status: Status::Active,
-                quota: None,
-            })
-            .await
-            .unwrap();
-        let p = Principal::of(&u);
+        let f = crate::tests::open_with(|_| {});
+        let (s, p) = (&f.storage, crate::tests::user(&f.storage, "alice", Role::User, None).await);
         let bad = |r: crate::Result<_>| matches!(r, Err(Error::InvalidName(_)));
         let empty = || futures::stream::empty::<std::io::Result<Bytes>>();
         assert!(bad(s.write(&p, "/c\u{1}.txt", empty(), WriteOptions::default()).await.map(|_| ())));
@@ -774,22 +760,8 @@ mod tests {
     #[tokio::test]
     async fn names_stored_before_the_rule_still_list_read_move_and_delete() {
         use futures::StreamExt;
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = StorageConfig::new(dir.path());
-        c.master_key = Some("44".repeat(32));
-        let s = Storage::open(c).unwrap();
-        let u = s
-            .create_user(NewUser {
-                username: "alice".into(),
-                email: None,
-                password: "password123".into(),
-                role: Role::User,
-                status: Status::Active,
-                quota: None,
-            })
-            .await
-            .unwrap();
-        let p = Principal::of(&u);
+        let f = crate::tests::open_with(|_| {});
+        let (s, p) = (&f.storage, crate::tests::user(&f.storage, "alice", Role::User, None).await);
         let opts = WriteOptions { create_parents: true, ..Default::default() };
         let body = futures::stream::iter(vec![Ok(Bytes::from_static(b"old"))]);
         s.write(&p, "/b/legacy.txt", body, opts).await.unwrap();

@@ -47,7 +47,7 @@ impl From<Error> for Problem {
             Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         if let Some(cause) = e.internal_cause() {
-            tracing::error!(cause, "request failed");
+            tracing::error!(cause = ?cause, "request failed");
         }
         let mut p = Problem::new(status, code, e.to_string());
         if let Error::Throttled(secs) = e {

@@ -15,7 +15,7 @@ pub enum Subject {
 
 pub fn s3_error(e: Error, subject: Subject) -> S3Error {
     if let Some(cause) = e.internal_cause() {
-        tracing::error!(cause, "S3 request failed");
+        tracing::error!(cause = ?cause, "S3 request failed");
     }
     let msg = e.to_string();
     let (code, status) = match &e {

@@ -57,7 +57,7 @@ impl LastError {
     /// Records a refusal and hands dav-server its `FsError`.
     pub fn record(&self, e: Error) -> FsError {
         if let Some(cause) = e.internal_cause() {
-            tracing::error!(cause, "WebDAV request failed");
+            tracing::error!(cause = ?cause, "WebDAV request failed");
         }
         let fe = fs_error(&e);
         *self.0.lock().expect("last error") = Some(e);
