@@ -150,6 +150,81 @@ impl Error {
     }
 }
 
+impl Error {
+    /// One refusal of every variant, for the front ends' tests that pin their mapping to
+    /// README's table of refusals. Adding a variant fails to compile here until it is
+    /// listed, and then fails those tests until each front end maps it.
+    #[doc(hidden)]
+    pub fn one_of_each() -> Vec<Error> {
+        let s = || "x".to_owned();
+        let all = vec![
+            Error::NotFound(s()),
+            Error::Forbidden(s()),
+            Error::Unauthenticated(s()),
+            Error::InvalidName(s()),
+            Error::InvalidInput(s()),
+            Error::AlreadyExists(s()),
+            Error::NotEmpty(s()),
+            Error::ParentMissing(s()),
+            Error::Conflict(s()),
+            Error::PreconditionFailed(s()),
+            Error::Gone(s()),
+            Error::Locked(s()),
+            Error::QuotaExceeded(s()),
+            Error::TooLarge(s()),
+            Error::TypeNotAllowed(s()),
+            Error::RangeNotSatisfiable(s()),
+            Error::InvalidPart(s()),
+            Error::InvalidPartOrder(s()),
+            Error::TooSmall(s()),
+            Error::DigestMismatch(s()),
+            Error::InvalidCode(s()),
+            Error::Throttled(1),
+            Error::Incomplete(s()),
+            Error::corrupt("x"),
+            Error::Incompatible(s()),
+            Error::internal("x"),
+        ];
+        for e in &all {
+            match e {
+                Error::NotFound(_)
+                | Error::Forbidden(_)
+                | Error::Unauthenticated(_)
+                | Error::InvalidName(_)
+                | Error::InvalidInput(_)
+                | Error::AlreadyExists(_)
+                | Error::NotEmpty(_)
+                | Error::ParentMissing(_)
+                | Error::Conflict(_)
+                | Error::PreconditionFailed(_)
+                | Error::Gone(_)
+                | Error::Locked(_)
+                | Error::QuotaExceeded(_)
+                | Error::TooLarge(_)
+                | Error::TypeNotAllowed(_)
+                | Error::RangeNotSatisfiable(_)
+                | Error::InvalidPart(_)
+                | Error::InvalidPartOrder(_)
+                | Error::TooSmall(_)
+                | Error::DigestMismatch(_)
+                | Error::InvalidCode(_)
+                | Error::Throttled(_)
+                | Error::Incomplete(_)
+                | Error::Corrupt(_)
+                | Error::Incompatible(_)
+                | Error::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    /// The variant's name (`NotFound`), the key of the mapping tables.
+    #[doc(hidden)]
+    pub fn variant_name(&self) -> String {
+        format!("{self:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_owned()
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::internal_from("i/o", e)

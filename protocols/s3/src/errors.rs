@@ -55,3 +55,61 @@ pub fn s3_error(e: Error, subject: Subject) -> S3Error {
     }
     err
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README's table of refusals, S3 column: the code and its status.
+    const REFUSALS: &[(&str, &str, u16)] = &[
+        ("NotFound", "NoSuchKey", 404),
+        ("Forbidden", "AccessDenied", 403),
+        ("Unauthenticated", "AccessDenied", 403),
+        ("InvalidName", "InvalidArgument", 400),
+        ("InvalidInput", "InvalidArgument", 400),
+        ("AlreadyExists", "BucketAlreadyOwnedByYou", 409),
+        ("NotEmpty", "BucketNotEmpty", 409),
+        ("ParentMissing", "InvalidArgument", 400),
+        ("Conflict", "InvalidArgument", 400),
+        ("PreconditionFailed", "PreconditionFailed", 412),
+        ("Gone", "AccessDenied", 403),
+        ("Locked", "AccessDenied", 403),
+        ("QuotaExceeded", "QuotaExceeded", 403),
+        ("TooLarge", "EntityTooLarge", 400),
+        ("TypeNotAllowed", "InvalidArgument", 400),
+        ("RangeNotSatisfiable", "InvalidRange", 416),
+        ("InvalidPart", "InvalidPart", 400),
+        ("InvalidPartOrder", "InvalidPartOrder", 400),
+        ("TooSmall", "EntityTooSmall", 400),
+        ("DigestMismatch", "BadDigest", 400),
+        ("InvalidCode", "InvalidArgument", 400),
+        ("Throttled", "SlowDown", 503),
+        ("Incomplete", "IncompleteBody", 400),
+        ("Corrupt", "InternalError", 500),
+        ("Incompatible", "InternalError", 500),
+        ("Internal", "InternalError", 500),
+    ];
+
+    #[test]
+    fn every_refusal_maps_as_the_table_says() {
+        let all = Error::one_of_each();
+        assert_eq!(all.len(), REFUSALS.len(), "one row per variant");
+        for e in all {
+            let name = e.variant_name();
+            let &(_, code, status) =
+                REFUSALS.iter().find(|(n, ..)| *n == name).unwrap_or_else(|| panic!("{name} is not in the table"));
+            let internal = code == "InternalError";
+            let err = s3_error(e, Subject::Key);
+            assert_eq!(err.code().as_str(), code, "{name}");
+            let actual = err.status_code().or_else(|| err.code().status_code()).map(|s| s.as_u16());
+            assert_eq!(actual, Some(status), "{name}");
+            if internal {
+                assert_eq!(err.message(), Some("internal error"), "{name}: the cause is logged, not sent");
+            }
+        }
+        // What is missing decides the code.
+        let missing = |subject| s3_error(Error::NotFound("x".into()), subject).code().as_str().to_owned();
+        assert_eq!(missing(Subject::Bucket), "NoSuchBucket");
+        assert_eq!(missing(Subject::Upload), "NoSuchUpload");
+    }
+}

@@ -73,8 +73,9 @@ impl Storage {
             .map_err(Error::internal)
     }
 
-    /// Starts a session for an authenticated user.
-    pub async fn start_session(&self, user: &User) -> Result<Tokens> {
+    /// Starts a session for a user one of the core's sign-in flows let in (not public: a
+    /// session is as good as a [`crate::Principal`]).
+    pub(crate) async fn start_session(&self, user: &User) -> Result<Tokens> {
         let (refresh, hash) = refresh_token();
         let now = now_nanos();
         let user_id = user.id;
