@@ -219,9 +219,24 @@ impl Error {
     }
 
     /// The variant's name (`NotFound`), the key of the mapping tables.
-    #[doc(hidden)]
-    pub fn variant_name(&self) -> String {
+    fn variant_name(&self) -> String {
         format!("{self:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_owned()
+    }
+
+    /// [`Self::one_of_each`], each with its row of a front end's mapping table, found by the
+    /// variant's name (`name_of`): panics when the table misses a variant or has a row too many.
+    #[doc(hidden)]
+    pub fn each_with_row<'a, R>(rows: &'a [R], name_of: impl Fn(&R) -> &str) -> Vec<(Error, &'a R)> {
+        let all = Self::one_of_each();
+        assert_eq!(all.len(), rows.len(), "one row per variant");
+        all.into_iter()
+            .map(|e| {
+                let name = e.variant_name();
+                let row =
+                    rows.iter().find(|r| name_of(r) == name).unwrap_or_else(|| panic!("{name} is not in the table"));
+                (e, row)
+            })
+            .collect()
     }
 }
 

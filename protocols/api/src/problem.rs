@@ -111,12 +111,7 @@ mod tests {
 
     #[test]
     fn every_refusal_maps_as_the_table_says() {
-        let all = Error::one_of_each();
-        assert_eq!(all.len(), REFUSALS.len(), "one row per variant");
-        for e in all {
-            let name = e.variant_name();
-            let &(_, status, code) =
-                REFUSALS.iter().find(|(n, ..)| *n == name).unwrap_or_else(|| panic!("{name} is not in the table"));
+        for (e, &(name, status, code)) in Error::each_with_row(REFUSALS, |r| r.0) {
             let internal = e.internal_cause().is_some();
             let p = Problem::from(e);
             assert_eq!((p.status.as_u16(), p.code), (status, code), "{name}");

@@ -92,12 +92,7 @@ mod tests {
 
     #[test]
     fn every_refusal_maps_as_the_table_says() {
-        let all = Error::one_of_each();
-        assert_eq!(all.len(), REFUSALS.len(), "one row per variant");
-        for e in all {
-            let name = e.variant_name();
-            let &(_, code, status) =
-                REFUSALS.iter().find(|(n, ..)| *n == name).unwrap_or_else(|| panic!("{name} is not in the table"));
+        for (e, &(name, code, status)) in Error::each_with_row(REFUSALS, |r| r.0) {
             let internal = code == "InternalError";
             let err = s3_error(e, Subject::Key);
             assert_eq!(err.code().as_str(), code, "{name}");

@@ -125,12 +125,7 @@ mod tests {
 
     #[test]
     fn every_refusal_maps_as_the_table_says() {
-        let all = Error::one_of_each();
-        assert_eq!(all.len(), REFUSALS.len(), "one row per variant");
-        for e in all {
-            let name = e.variant_name();
-            let &(_, want) =
-                REFUSALS.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{name} is not in the table"));
+        for (e, &(name, want)) in Error::each_with_row(REFUSALS, |r| r.0) {
             assert_eq!(status(&e).as_u16(), want, "{name}");
             // The refusal dav-server sees leads it to the same answer, which is then ours.
             let internal = e.internal_cause().is_some();
