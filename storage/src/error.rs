@@ -226,7 +226,7 @@ impl Error {
     /// [`Self::one_of_each`], each with its row of a front end's mapping table, found by the
     /// variant's name (`name_of`): panics when the table misses a variant or has a row too many.
     #[doc(hidden)]
-    pub fn each_with_row<'a, R>(rows: &'a [R], name_of: impl Fn(&R) -> &str) -> Vec<(Error, &'a R)> {
+    pub fn each_with_row<R>(rows: &[R], name_of: impl Fn(&R) -> &str) -> Vec<(Error, &R)> {
         let all = Self::one_of_each();
         assert_eq!(all.len(), rows.len(), "one row per variant");
         all.into_iter()
