@@ -7,8 +7,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// What is missing is in [`Missing::what`]; the message names it as the caller asked.
     #[error("{0}")]
-    NotFound(String),
+    NotFound(Missing),
     /// The caller is known but its role, grant or ownership does not allow the action.
     #[error("{0}")]
     Forbidden(String),
@@ -78,6 +79,51 @@ pub enum Error {
     Internal(#[source] Internal),
 }
 
+/// The kind of thing a [`Error::NotFound`] did not find, as the core knows it: a front end
+/// names it in its own terms (S3's NoSuchUpload) from the error alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    /// A file or folder at a path.
+    Item,
+    Folder,
+    User,
+    Link,
+    Share,
+    Upload,
+    AccessKey,
+    AppPassword,
+    /// A stored chunk of a file that exists.
+    Content,
+}
+
+impl What {
+    fn noun(self) -> &'static str {
+        match self {
+            What::Item => "item",
+            What::Folder => "folder",
+            What::User => "user",
+            What::Link => "link",
+            What::Share => "share",
+            What::Upload => "upload",
+            What::AccessKey => "access key",
+            What::AppPassword => "app password",
+            What::Content => "content",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Missing {
+    pub what: What,
+    message: String,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// An internal cause, kept for logs and never shown to clients: the error that happened,
@@ -136,8 +182,14 @@ impl Error {
         Error::Corrupt(Internal::new(None, cause.to_string().into()))
     }
 
-    pub fn not_found(what: impl fmt::Display) -> Self {
-        Error::NotFound(format!("{what} not found"))
+    /// "<what> not found".
+    pub fn not_found(what: What) -> Self {
+        Error::NotFound(Missing { what, message: format!("{} not found", what.noun()) })
+    }
+
+    /// A `what` not found, said as `message` (naming the path or name the caller gave).
+    pub fn missing(what: What, message: impl Into<String>) -> Self {
+        Error::NotFound(Missing { what, message: message.into() })
     }
 
     /// The cause to log, when there is one beyond the public message (its `{:?}` is the
@@ -158,7 +210,7 @@ impl Error {
     pub fn one_of_each() -> Vec<Error> {
         let s = || "x".to_owned();
         let all = vec![
-            Error::NotFound(s()),
+            Error::missing(What::Item, "x"),
             Error::Forbidden(s()),
             Error::Unauthenticated(s()),
             Error::InvalidName(s()),
@@ -278,6 +330,6 @@ mod tests {
         let source = std::error::Error::source(&e).expect("a source");
         assert_eq!(source.to_string(), "i/o: data folder not writable");
         assert_eq!(format!("{:?}", e.internal_cause().unwrap()), "i/o: data folder not writable");
-        assert!(Error::NotFound("x".into()).internal_cause().is_none());
+        assert!(Error::not_found(What::User).internal_cause().is_none());
     }
 }

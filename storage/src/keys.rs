@@ -5,7 +5,7 @@ use crate::Storage;
 use crate::auth::account_usable;
 use crate::crypto::random_string;
 use crate::db::{self, ACCESS_KEYS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::model::{AccessKey, Principal, now_nanos};
 use redb::ReadableTable;
 
@@ -123,10 +123,10 @@ impl Storage {
                 let mut keys = ctx.txn.open_table(ACCESS_KEYS)?;
                 let owner = match keys.get(key_id.as_str())? {
                     Some(v) => db::decode::<AccessKey>(v.value())?.user,
-                    None => return Err(Error::not_found("access key")),
+                    None => return Err(Error::not_found(What::AccessKey)),
                 };
                 if owner != user_id {
-                    return Err(Error::not_found("access key"));
+                    return Err(Error::not_found(What::AccessKey));
                 }
                 keys.remove(key_id.as_str())?;
                 Ok(())

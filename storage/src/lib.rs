@@ -43,7 +43,7 @@ pub use auth::flows::{AccountMail, LoginOutcome};
 pub use auth::sessions::Tokens;
 pub use auth::throttle::ClientAddr;
 pub use check::CheckReport;
-pub use error::{Error, Internal, Result};
+pub use error::{Error, Internal, Missing, Result, What};
 pub use ingest::{INLINE_MAX, MAX_CHUNK};
 pub use keys::KeySecret;
 pub use links::{LinkInfo, LinkProof, NewLink, OpenLink};

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use crate::Storage;
 use crate::access::Place;
 use crate::db::{CHILDREN, ITEMS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::model::{Kind, Principal, child_key};
 use crate::txn;
 
@@ -268,7 +268,7 @@ impl Storage {
         self.may_lock(p, path).await.map_err(LockRefused::Denied)?;
         let chain = self.lock_chain(p, path).await.map_err(LockRefused::Denied)?;
         if !chain.complete {
-            return Err(LockRefused::Denied(Error::not_found(path)));
+            return Err(LockRefused::Denied(Error::missing(What::Item, format!("{path} not found"))));
         }
         let view = view_of(p);
         let LockRequest { href, principal, owner_xml, timeout, shared, deep } = req;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunks::ChunkRef;
 use crate::db::{self, PARTS, UPLOADS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::ingest::{Ingested, ingest};
 use crate::model::{Item, Principal, now_nanos};
 use crate::tree::quota_error;
@@ -68,7 +68,7 @@ pub struct PartOptions {
 }
 
 fn no_upload() -> Error {
-    Error::NotFound("no such upload".into())
+    Error::missing(What::Upload, "no such upload")
 }
 
 fn load_upload(w: &W<'_>, id: u64, owner: u64) -> Result<Upload> {

@@ -1,7 +1,7 @@
 //! The one table from storage refusals to S3 error codes. Internal causes are logged here
 //! and never sent.
 
-use davit_storage::Error;
+use davit_storage::{Error, What};
 use http::StatusCode;
 use s3s::{S3Error, S3ErrorCode};
 
@@ -19,10 +19,12 @@ pub fn s3_error(e: Error, subject: Subject) -> S3Error {
     }
     let msg = e.to_string();
     let (code, status) = match &e {
-        Error::NotFound(_) => match subject {
-            Subject::Bucket => (S3ErrorCode::NoSuchBucket, None),
-            Subject::Key => (S3ErrorCode::NoSuchKey, None),
-            Subject::Upload => (S3ErrorCode::NoSuchUpload, None),
+        // An upload the core says is missing is one whatever the operation; a missing path is
+        // a bucket or a key as the operation names it.
+        Error::NotFound(m) => match (m.what, subject) {
+            (What::Upload, _) | (_, Subject::Upload) => (S3ErrorCode::NoSuchUpload, None),
+            (_, Subject::Bucket) => (S3ErrorCode::NoSuchBucket, None),
+            (_, Subject::Key) => (S3ErrorCode::NoSuchKey, None),
         },
         Error::Forbidden(_) | Error::Unauthenticated(_) | Error::Locked(_) | Error::Gone(_) => {
             (S3ErrorCode::AccessDenied, None)
@@ -103,8 +105,10 @@ mod tests {
             }
         }
         // What is missing decides the code.
-        let missing = |subject| s3_error(Error::NotFound("x".into()), subject).code().as_str().to_owned();
+        let missing = |subject| s3_error(Error::not_found(What::Item), subject).code().as_str().to_owned();
         assert_eq!(missing(Subject::Bucket), "NoSuchBucket");
         assert_eq!(missing(Subject::Upload), "NoSuchUpload");
+        let upload = s3_error(Error::missing(What::Upload, "no such upload"), Subject::Key);
+        assert_eq!(upload.code().as_str(), "NoSuchUpload", "the core said what is missing");
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::Storage;
 use crate::crypto::{random_string, sha256};
 use crate::db::{self, APP_PASSWORD_HASHES, APP_PASSWORDS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::model::{Principal, now_nanos};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -77,10 +77,10 @@ impl Storage {
                 let mut aps = ctx.txn.open_table(APP_PASSWORDS)?;
                 let ap: AppPassword = match aps.get(id)? {
                     Some(v) => db::decode(v.value())?,
-                    None => return Err(Error::not_found("app password")),
+                    None => return Err(Error::not_found(What::AppPassword)),
                 };
                 if ap.user != user {
-                    return Err(Error::not_found("app password"));
+                    return Err(Error::not_found(What::AppPassword));
                 }
                 aps.remove(id)?;
                 ctx.txn.open_table(APP_PASSWORD_HASHES)?.remove(&ap.hash)?;
