@@ -22,7 +22,7 @@ pub use server::{App, serve, shutdown_signal};
 /// Opens storage and makes sure an admin exists; returns the storage and, when one was
 /// generated, the first admin's password (to be printed once).
 pub fn open_storage(config: &Config) -> anyhow::Result<(Storage, Option<String>)> {
-    let storage = Storage::open(config.storage()?).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let storage = Storage::open(config.storage()?)?;
     let generated = ensure_admin(&storage)?;
     Ok((storage, generated))
 }

@@ -108,7 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin { command } => {
             let config = Config::resolve(&cli.data, &ServeArgs::default())?;
-            let storage = davit_storage::Storage::open(config.storage()?).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let storage = davit_storage::Storage::open(config.storage()?)?;
             let result = davit::admin::run(&storage, command);
             storage.close();
             result

@@ -19,6 +19,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::access_log::{self, LoggedBody};
 use crate::conn::{IdleBody, PerAddress};
@@ -131,6 +132,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
     req.extensions_mut().insert(davit_storage::ClientAddr(client));
     let started = Instant::now();
     let request_id = access_log::new_request_id();
+    tracing::Span::current().record("id", request_id.as_str());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
@@ -226,7 +228,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
     if bodyless {
         *resp.body_mut() = http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
     }
-    let user = resp.extensions().get::<davit_storage::Principal>().map(|p| p.username.clone());
+    let user = resp.extensions().get::<davit_storage::Principal>().map(|p| p.username().to_owned());
     // What a complete answer sends: nothing when bodyless, else the announced Content-Length
     // (a streamed file's body cannot tell its length, and hyper stops polling once it is sent).
     let announced = if bodyless {
@@ -324,7 +326,10 @@ pub async fn serve(
         let svc = hyper::service::service_fn(move |req| {
             seen.store(true, Ordering::Relaxed);
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(app, req, peer, secure).await) }
+            // Every line logged while serving names the request (a refusal's internal cause
+            // above all), so it can be found from the id the client was given.
+            let span = tracing::info_span!("request", id = tracing::field::Empty);
+            async move { Ok::<_, Infallible>(handle(app, req, peer, secure).instrument(span).await) }
         });
         let watcher = graceful.watcher();
         let builder = builder.clone();

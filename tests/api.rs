@@ -308,8 +308,9 @@ async fn second_factor_password_change_and_app_passwords() {
     let (st, k) = post(&c, &s, "/api/v1/me/keys", json!({}), Some(&t)).await;
     assert_eq!(st, 201);
     assert_eq!(k["secret_access_key"].as_str().unwrap().len(), 40);
-    let (user, secret) = s.storage.access_key_secret(k["access_key_id"].as_str().unwrap()).await.unwrap();
-    assert_eq!((user.username.as_str(), secret.as_str()), ("alice", k["secret_access_key"].as_str().unwrap()));
+    let key = s.storage.access_key_secret(k["access_key_id"].as_str().unwrap()).await.unwrap();
+    let owner = key.owner.unwrap();
+    assert_eq!((owner.username(), key.secret.as_str()), ("alice", k["secret_access_key"].as_str().unwrap()));
     let r = c
         .delete(s.url(&format!("/api/v1/me/keys/{}", k["access_key_id"].as_str().unwrap())))
         .bearer_auth(&t)

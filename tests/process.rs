@@ -163,3 +163,21 @@ fn kill_9_mid_upload_keeps_the_previous_version_and_leaks_nothing() {
     assert!(out.contains(" 0 orphaned"), "orphans were swept at start: {out}");
     assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0, "no temp files left");
 }
+
+#[test]
+fn a_failure_at_start_says_its_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::write(&data, b"a file where the data folder should be").unwrap();
+    let out = std::process::Command::new(support::davit_bin())
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Not a bare "davit: internal error": the chain down to the operating system's reason.
+    assert!(stderr.contains("davit: internal error: i/o: "), "{stderr}");
+    assert!(stderr.contains("os error"), "{stderr}");
+}

@@ -92,7 +92,7 @@ async fn shutdown_lets_requests_in_flight_finish_and_refuses_new_ones() {
     let status = upload.await.unwrap().unwrap();
     assert_eq!(status, 201);
     s.stop_in_place().await;
-    let p = davit_storage::Principal::of(&s.storage.find_user("alice").await.unwrap());
+    let p = s.principal("alice").await;
     assert_eq!(s.storage.stat(&p, "/slow.bin").await.unwrap().size, 200_000);
 }
 

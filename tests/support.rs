@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use davit::Config;
-use davit_storage::{NewUser, Role, Status, Storage, StorageConfig};
+use davit_storage::{NewUser, Role, Status, Storage};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -90,11 +90,16 @@ pub fn cert_dir() -> PathBuf {
 
 pub async fn start(opts: Options) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let mut sc = StorageConfig::new(dir.path());
+    // One configuration for both halves: the storage's is derived from the server's, as
+    // the binary derives it.
+    let mut config = test_config(dir.path());
+    config.default_quota = opts.default_quota;
+    config.policy = opts.policy.clone();
+    config.smtp_url = opts.smtp_url.clone();
+    config.base_domain = opts.base_domain.map(str::to_owned);
+    (opts.configure)(&mut config);
+    let mut sc = config.storage().unwrap();
     sc.master_key = Some("ab".repeat(32));
-    sc.cache_bytes = 16 << 20;
-    sc.default_quota = opts.default_quota;
-    sc.policy = opts.policy.clone();
     let storage = Storage::open(sc).unwrap();
     for (name, role) in &opts.users {
         storage
@@ -109,10 +114,6 @@ pub async fn start(opts: Options) -> TestServer {
             .await
             .unwrap();
     }
-    let mut config = test_config(dir.path());
-    config.smtp_url = opts.smtp_url.clone();
-    config.base_domain = opts.base_domain.map(str::to_owned);
-    (opts.configure)(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tls = opts.tls.then(|| {
@@ -131,6 +132,12 @@ pub async fn start(opts: Options) -> TestServer {
 impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `login` as the core sees them, signed in the only way a front end can be: with
+    /// credentials (every seeded user has [`PASSWORD`]).
+    pub async fn principal(&self, login: &str) -> davit_storage::Principal {
+        self.storage.authenticate_basic(login, PASSWORD, None).await.unwrap().principal
     }
 
     pub fn data_dir(&self) -> &Path {

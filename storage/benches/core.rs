@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use davit_storage::{NewUser, Principal, Role, Status, Storage, StorageConfig, WriteOptions};
+use davit_storage::{NewUser, Role, Status, Storage, StorageConfig, WriteOptions};
 use futures::StreamExt;
 
 const PIECE: usize = 256 * 1024;
@@ -68,7 +68,7 @@ fn main() {
         let mut cfg = StorageConfig::new(dir.path());
         cfg.master_key = Some("42".repeat(32));
         let storage = Storage::open(cfg).unwrap();
-        let user = storage
+        storage
             .create_user(NewUser {
                 username: "bench".into(),
                 email: None,
@@ -79,7 +79,8 @@ fn main() {
             })
             .await
             .unwrap();
-        let p = Principal::of(&user);
+        // Signed in as a front end would be: the core makes every principal.
+        let p = storage.authenticate_basic("bench", "benchmark-password", None).await.unwrap().principal;
 
         let t = Instant::now();
         let item = storage.write(&p, "/big.bin", body(len, 7), WriteOptions::default()).await.unwrap();

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use redb::{ReadTransaction, ReadableTable};
 
 use crate::db::{self, CHILDREN, ITEMS, LINKS, SHARES, SHARES_BY_GRANTEE, USERS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::model::{Item, Kind, Link, LinkState, Principal, Scope, Share, User, child_key, now_nanos};
 use crate::names::{DrivePath, SHARED_ROOT};
 use crate::txn::{self, W};
@@ -234,7 +234,7 @@ pub(crate) fn place(t: &ReadTransaction, p: &Principal, path: DrivePath) -> Resu
         return Ok(virtual_place(Access::SharedRoot));
     }
     let grants = grants_to(t, p.user_id)?;
-    let not_found = || Error::NotFound(format!("{path} not found"));
+    let not_found = || Error::missing(What::Item, format!("{path} not found"));
     let owner_name = &names[1];
     let first = grants.top.iter().find(|g| &g.owner_name == owner_name).ok_or_else(not_found)?;
     if names.len() == 2 {

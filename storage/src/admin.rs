@@ -154,6 +154,25 @@ impl Admin<'_> {
         self.storage.create_app_password(id, name).await
     }
 
+    /// Another user's S3 keys (metadata only: secrets are never shown again).
+    pub async fn access_keys(&self, id: u64) -> Result<Vec<crate::model::AccessKey>> {
+        self.storage.get_user(id).await?;
+        self.storage.access_keys_of(id).await
+    }
+
+    pub async fn revoke_access_key(&self, id: u64, key_id: &str) -> Result<()> {
+        self.storage.revoke_access_key_of(id, key_id).await
+    }
+
+    pub async fn app_passwords(&self, id: u64) -> Result<Vec<crate::AppPassword>> {
+        self.storage.get_user(id).await?;
+        self.storage.app_passwords_of(id).await
+    }
+
+    pub async fn revoke_app_password(&self, id: u64, app_password: u64) -> Result<()> {
+        self.storage.revoke_app_password_of(id, app_password).await
+    }
+
     /// Deletes an account with all its data; chunks only it used are freed.
     pub async fn delete_user(&self, id: u64) -> Result<()> {
         if id == self.caller.user_id {

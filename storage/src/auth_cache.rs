@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::Storage;
 use crate::crypto::sha256;
 use crate::error::Result;
-use crate::model::{Status, User};
+use crate::model::User;
 
 const TTL: Duration = Duration::from_secs(300);
 const MAX_ENTRIES: usize = 10_000;
@@ -37,7 +37,7 @@ impl Storage {
             && at.elapsed() < TTL
             && let Ok(user) = self.get_user(user_id).await
             && user.auth_epoch == epoch
-            && user.status == Status::Active
+            && crate::auth::account_usable(&user).is_ok()
         {
             return Ok(user);
         }

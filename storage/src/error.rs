@@ -7,8 +7,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// What is missing is in [`Missing::what`]; the message names it as the caller asked.
     #[error("{0}")]
-    NotFound(String),
+    NotFound(Missing),
     /// The caller is known but its role, grant or ownership does not allow the action.
     #[error("{0}")]
     Forbidden(String),
@@ -67,48 +68,233 @@ pub enum Error {
     Incomplete(String),
     /// Stored data failed authentication on read: never returned as content.
     #[error("stored data failed its integrity check")]
-    Corrupt(Internal),
+    Corrupt(#[source] Internal),
     /// The data folder was written by an incompatible version or with another master key.
     #[error("{0}")]
     Incompatible(String),
+    /// A failure of the server itself. Its cause is the error's `source()`: front ends log
+    /// it (with the request's id) and answer only "internal error"; the binary prints the
+    /// whole chain when it cannot start.
     #[error("internal error")]
-    Internal(Internal),
+    Internal(#[source] Internal),
 }
 
-/// An internal cause, kept for logs and never shown to clients.
-pub struct Internal(pub String);
+/// The kind of thing a [`Error::NotFound`] did not find, as the core knows it: a front end
+/// names it in its own terms (S3's NoSuchUpload) from the error alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    /// A file or folder at a path.
+    Item,
+    Folder,
+    User,
+    Link,
+    Share,
+    Upload,
+    AccessKey,
+    AppPassword,
+    /// A stored chunk of a file that exists.
+    Content,
+}
+
+impl What {
+    fn noun(self) -> &'static str {
+        match self {
+            What::Item => "item",
+            What::Folder => "folder",
+            What::User => "user",
+            What::Link => "link",
+            What::Share => "share",
+            What::Upload => "upload",
+            What::AccessKey => "access key",
+            What::AppPassword => "app password",
+            What::Content => "content",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Missing {
+    pub what: What,
+    message: String,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// An internal cause, kept for logs and never shown to clients: the error that happened,
+/// with its own sources, and what the core was doing when it did.
+pub struct Internal {
+    context: Option<String>,
+    cause: Cause,
+}
+
+impl Internal {
+    fn new(context: Option<String>, cause: Cause) -> Self {
+        Internal { context, cause }
+    }
+}
+
+impl fmt::Display for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.context {
+            Some(c) => write!(f, "{c}: {}", self.cause),
+            None => write!(f, "{}", self.cause),
+        }
+    }
+}
 
 impl fmt::Debug for Internal {
+    /// The whole chain, as a log line wants it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{self}")?;
+        let mut next = self.cause.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Internal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.source()
     }
 }
 
 impl Error {
+    /// An internal failure described in words (an invariant broken, a channel closed).
     pub fn internal(cause: impl fmt::Display) -> Self {
-        Error::Internal(Internal(cause.to_string()))
+        Error::Internal(Internal::new(None, cause.to_string().into()))
+    }
+
+    /// An internal failure caused by `source`, kept whole (its own chain included).
+    pub fn internal_from(context: impl fmt::Display, source: impl Into<Cause>) -> Self {
+        Error::Internal(Internal::new(Some(context.to_string()), source.into()))
     }
 
     pub fn corrupt(cause: impl fmt::Display) -> Self {
-        Error::Corrupt(Internal(cause.to_string()))
+        Error::Corrupt(Internal::new(None, cause.to_string().into()))
     }
 
-    pub fn not_found(what: impl fmt::Display) -> Self {
-        Error::NotFound(format!("{what} not found"))
+    /// "<what> not found".
+    pub fn not_found(what: What) -> Self {
+        Error::NotFound(Missing { what, message: format!("{} not found", what.noun()) })
     }
 
-    /// The cause to log, when there is one beyond the public message.
-    pub fn internal_cause(&self) -> Option<&str> {
+    /// A `what` not found, said as `message` (naming the path or name the caller gave).
+    pub fn missing(what: What, message: impl Into<String>) -> Self {
+        Error::NotFound(Missing { what, message: message.into() })
+    }
+
+    /// The cause to log, when there is one beyond the public message (its `{:?}` is the
+    /// whole chain).
+    pub fn internal_cause(&self) -> Option<&Internal> {
         match self {
-            Error::Internal(Internal(c)) | Error::Corrupt(Internal(c)) => Some(c),
+            Error::Internal(c) | Error::Corrupt(c) => Some(c),
             _ => None,
         }
     }
 }
 
+impl Error {
+    /// One refusal of every variant, for the front ends' tests that pin their mapping to
+    /// README's table of refusals. Adding a variant fails to compile here until it is
+    /// listed, and then fails those tests until each front end maps it.
+    #[doc(hidden)]
+    pub fn one_of_each() -> Vec<Error> {
+        let s = || "x".to_owned();
+        let all = vec![
+            Error::missing(What::Item, "x"),
+            Error::Forbidden(s()),
+            Error::Unauthenticated(s()),
+            Error::InvalidName(s()),
+            Error::InvalidInput(s()),
+            Error::AlreadyExists(s()),
+            Error::NotEmpty(s()),
+            Error::ParentMissing(s()),
+            Error::Conflict(s()),
+            Error::PreconditionFailed(s()),
+            Error::Gone(s()),
+            Error::Locked(s()),
+            Error::QuotaExceeded(s()),
+            Error::TooLarge(s()),
+            Error::TypeNotAllowed(s()),
+            Error::RangeNotSatisfiable(s()),
+            Error::InvalidPart(s()),
+            Error::InvalidPartOrder(s()),
+            Error::TooSmall(s()),
+            Error::DigestMismatch(s()),
+            Error::InvalidCode(s()),
+            Error::Throttled(1),
+            Error::Incomplete(s()),
+            Error::corrupt("x"),
+            Error::Incompatible(s()),
+            Error::internal("x"),
+        ];
+        for e in &all {
+            match e {
+                Error::NotFound(_)
+                | Error::Forbidden(_)
+                | Error::Unauthenticated(_)
+                | Error::InvalidName(_)
+                | Error::InvalidInput(_)
+                | Error::AlreadyExists(_)
+                | Error::NotEmpty(_)
+                | Error::ParentMissing(_)
+                | Error::Conflict(_)
+                | Error::PreconditionFailed(_)
+                | Error::Gone(_)
+                | Error::Locked(_)
+                | Error::QuotaExceeded(_)
+                | Error::TooLarge(_)
+                | Error::TypeNotAllowed(_)
+                | Error::RangeNotSatisfiable(_)
+                | Error::InvalidPart(_)
+                | Error::InvalidPartOrder(_)
+                | Error::TooSmall(_)
+                | Error::DigestMismatch(_)
+                | Error::InvalidCode(_)
+                | Error::Throttled(_)
+                | Error::Incomplete(_)
+                | Error::Corrupt(_)
+                | Error::Incompatible(_)
+                | Error::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    /// The variant's name (`NotFound`), the key of the mapping tables.
+    fn variant_name(&self) -> String {
+        format!("{self:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_owned()
+    }
+
+    /// [`Self::one_of_each`], each with its row of a front end's mapping table, found by the
+    /// variant's name (`name_of`): panics when the table misses a variant or has a row too many.
+    #[doc(hidden)]
+    pub fn each_with_row<R>(rows: &[R], name_of: impl Fn(&R) -> &str) -> Vec<(Error, &R)> {
+        let all = Self::one_of_each();
+        assert_eq!(all.len(), rows.len(), "one row per variant");
+        all.into_iter()
+            .map(|e| {
+                let name = e.variant_name();
+                let row =
+                    rows.iter().find(|r| name_of(r) == name).unwrap_or_else(|| panic!("{name} is not in the table"));
+                (e, row)
+            })
+            .collect()
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::internal(format_args!("i/o: {e}"))
+        Error::internal_from("i/o", e)
     }
 }
 
@@ -116,7 +302,7 @@ macro_rules! internal_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
             fn from(e: $t) -> Self {
-                Error::internal(format_args!("{}: {e}", stringify!($t)))
+                Error::internal_from(stringify!($t), e)
             }
         }
     )*};
@@ -131,3 +317,19 @@ internal_from!(
     redb::CommitError,
     tokio::task::JoinError
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_chain_but_shows_none() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "data folder not writable");
+        let e = Error::from(io);
+        assert_eq!(e.to_string(), "internal error", "the public message");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(source.to_string(), "i/o: data folder not writable");
+        assert_eq!(format!("{:?}", e.internal_cause().unwrap()), "i/o: data folder not writable");
+        assert!(Error::not_found(What::User).internal_cause().is_none());
+    }
+}

@@ -2,14 +2,24 @@
 //! from the master key and the access key's id, and shown to its owner once.
 
 use crate::Storage;
+use crate::auth::account_usable;
 use crate::crypto::random_string;
 use crate::db::{self, ACCESS_KEYS};
-use crate::error::{Error, Result};
-use crate::model::{AccessKey, User, now_nanos};
+use crate::error::{Error, Result, What};
+use crate::model::{AccessKey, Principal, now_nanos};
 use redb::ReadableTable;
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// An access key's secret for a signature check, with whom the request acts as once the
+/// signature holds.
+pub struct KeySecret {
+    pub secret: String,
+    /// None when the owner's account is not usable ([`Storage::access_key_principal`] says
+    /// why). Trust it only after the signature was checked with `secret`.
+    pub owner: Option<Principal>,
+}
 
 impl Storage {
     pub async fn create_access_key(&self, user_id: u64) -> Result<(AccessKey, String)> {
@@ -50,7 +60,7 @@ impl Storage {
 
     /// The owner and secret of an access key, for signature checks: one read, as it runs
     /// for every S3 request.
-    pub async fn access_key_secret(&self, key_id: &str) -> Result<(User, String)> {
+    pub async fn access_key_secret(&self, key_id: &str) -> Result<KeySecret> {
         let key_id = key_id.to_owned();
         let (key, user) = self
             .core
@@ -65,16 +75,30 @@ impl Storage {
             })
             .await?;
         let secret = self.core.keys.open_secret(&key.id, &key.sealed_secret)?;
-        Ok((user, String::from_utf8(secret).map_err(Error::internal)?))
+        let owner = account_usable(&user).ok().map(|()| Principal::of(&user));
+        Ok(KeySecret { secret: String::from_utf8(secret).map_err(Error::internal)?, owner })
     }
 
-    /// The account an access key belongs to (no need to open its secret).
-    pub async fn access_key_owner(&self, key_id: &str) -> Result<User> {
+    /// Whom a request signed with this key acts as (no need to open its secret): refused
+    /// as `Forbidden` when the owner's account is not usable, `Unauthenticated` for an
+    /// unknown key.
+    pub async fn access_key_principal(&self, key_id: &str) -> Result<Principal> {
         let key = self.access_key(key_id).await?;
-        self.get_user(key.user).await
+        let user = self.get_user(key.user).await.map_err(|_| Error::Unauthenticated("unknown access key".into()))?;
+        account_usable(&user)?;
+        Ok(Principal::of(&user))
     }
 
-    pub async fn list_access_keys(&self, user_id: u64) -> Result<Vec<AccessKey>> {
+    /// The caller's own keys (other users' only through [`crate::Admin`]).
+    pub async fn list_access_keys(&self, p: &Principal) -> Result<Vec<AccessKey>> {
+        self.access_keys_of(p.user_id).await
+    }
+
+    pub async fn revoke_access_key(&self, p: &Principal, key_id: &str) -> Result<()> {
+        self.revoke_access_key_of(p.user_id, key_id).await
+    }
+
+    pub(crate) async fn access_keys_of(&self, user_id: u64) -> Result<Vec<AccessKey>> {
         self.core
             .db
             .read(move |t| {
@@ -91,7 +115,7 @@ impl Storage {
             .await
     }
 
-    pub async fn revoke_access_key(&self, user_id: u64, key_id: &str) -> Result<()> {
+    pub(crate) async fn revoke_access_key_of(&self, user_id: u64, key_id: &str) -> Result<()> {
         let key_id = key_id.to_owned();
         self.core
             .db
@@ -99,10 +123,10 @@ impl Storage {
                 let mut keys = ctx.txn.open_table(ACCESS_KEYS)?;
                 let owner = match keys.get(key_id.as_str())? {
                     Some(v) => db::decode::<AccessKey>(v.value())?.user,
-                    None => return Err(Error::not_found("access key")),
+                    None => return Err(Error::not_found(What::AccessKey)),
                 };
                 if owner != user_id {
-                    return Err(Error::not_found("access key"));
+                    return Err(Error::not_found(What::AccessKey));
                 }
                 keys.remove(key_id.as_str())?;
                 Ok(())

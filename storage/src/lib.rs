@@ -36,14 +36,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use admin::{Admin, Stats};
+pub use auth::Authenticated;
 pub use auth::app_passwords::AppPassword;
 pub use auth::codes::Purpose;
 pub use auth::flows::{AccountMail, LoginOutcome};
 pub use auth::sessions::Tokens;
 pub use auth::throttle::ClientAddr;
 pub use check::CheckReport;
-pub use error::{Error, Internal, Result};
+pub use error::{Error, Internal, Missing, Result, What};
 pub use ingest::{INLINE_MAX, MAX_CHUNK};
+pub use keys::KeySecret;
 pub use links::{LinkInfo, LinkProof, NewLink, OpenLink};
 pub use listing::{KeyListing, ListQuery};
 pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};

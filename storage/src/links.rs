@@ -12,8 +12,8 @@ use crate::Storage;
 use crate::access::link_usable;
 use crate::auth::throttle::ClientAddr;
 use crate::db::{self, ITEMS, LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, USERS};
-use crate::error::{Error, Result};
-use crate::model::{Kind, Link, LinkState, Principal, Scope, Status, User, now_nanos};
+use crate::error::{Error, Result, What};
+use crate::model::{Kind, Link, LinkState, Principal, Scope, User, now_nanos};
 use crate::names::DrivePath;
 use crate::sharing::{own_item, path_of};
 use crate::txn;
@@ -120,7 +120,7 @@ impl Storage {
             .db
             .write((), move |ctx| {
                 let txn = ctx.txn;
-                txn.open_table(ITEMS)?.get(item_id)?.ok_or_else(|| Error::not_found("item"))?;
+                txn.open_table(ITEMS)?.get(item_id)?.ok_or_else(|| Error::not_found(What::Item))?;
                 let link = Link {
                     id: db::next_id(txn, "next_link_id")?,
                     owner,
@@ -174,7 +174,7 @@ impl Storage {
             .write((), move |ctx| {
                 let mut links = ctx.txn.open_table(LINKS)?;
                 let link = links.get(id)?.map(|v| db::decode::<Link>(v.value())).transpose()?;
-                let mut link = link.filter(|l| l.owner == me).ok_or_else(|| Error::not_found("link"))?;
+                let mut link = link.filter(|l| l.owner == me).ok_or_else(|| Error::not_found(What::Link))?;
                 if link.state == LinkState::Active {
                     link.state = LinkState::Revoked;
                     links.insert(id, db::encode(&link).as_slice())?;
@@ -193,12 +193,12 @@ impl Storage {
             .db
             .read(move |t| {
                 let id = t.open_table(LINK_TOKENS)?.get(&hash)?.map(|v| v.value());
-                let id = id.ok_or_else(|| Error::NotFound("no such link".into()))?;
+                let id = id.ok_or_else(|| Error::missing(What::Link, "no such link"))?;
                 let link: Link = db::decode(
-                    t.open_table(LINKS)?.get(id)?.ok_or_else(|| Error::NotFound("no such link".into()))?.value(),
+                    t.open_table(LINKS)?.get(id)?.ok_or_else(|| Error::missing(What::Link, "no such link"))?.value(),
                 )?;
                 if !crate::crypto::ct_eq(&link.token_hash, &hash) {
-                    return Err(Error::NotFound("no such link".into()));
+                    return Err(Error::missing(What::Link, "no such link"));
                 }
                 link_usable(&link)?;
                 let owner: User = db::decode(
@@ -212,7 +212,7 @@ impl Storage {
                 Ok((link, owner, item))
             })
             .await?;
-        if owner.status == Status::Disabled {
+        if crate::auth::account_usable(&owner).is_err() {
             return Err(Error::Gone("this link is not available".into()));
         }
         if let Some(hash) = &link.password_hash {

@@ -10,7 +10,7 @@ use redb::ReadableTable;
 use crate::Storage;
 use crate::access::{self, Access};
 use crate::db::{CHILDREN, ITEMS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::model::{Item, Principal, child_key};
 use crate::txn;
 
@@ -208,7 +208,9 @@ impl Storage {
                     _ => {
                         let f =
                             txn::resolve_folder(&items, &children, place.base, &place.rel).map_err(|e| match e {
-                                Error::ParentMissing(_) => Error::NotFound(format!("{} not found", place.path)),
+                                Error::ParentMissing(_) => {
+                                    Error::missing(What::Item, format!("{} not found", place.path))
+                                }
                                 e => e,
                             })?;
                         w.walk(&items, &children, f.id, "")?;

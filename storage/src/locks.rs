@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use crate::Storage;
 use crate::access::Place;
 use crate::db::{CHILDREN, ITEMS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::model::{Kind, Principal, child_key};
 use crate::txn;
 
@@ -39,15 +39,17 @@ impl LockInfo {
     }
 }
 
+/// The store itself is the core's: front ends lock through [`Storage::lock`] and its
+/// siblings, which decide who may.
 #[derive(Default)]
-pub struct LockStore {
+pub(crate) struct LockStore {
     locks: Mutex<Vec<LockInfo>>,
 }
 
 /// Where a path is in the tree: the ids of its existing part, root first, and whether the
 /// whole path exists (then the last id is its item).
 #[derive(Clone, Debug)]
-pub struct Chain {
+pub(crate) struct Chain {
     pub ids: Vec<u64>,
     pub complete: bool,
 }
@@ -211,7 +213,7 @@ impl LockStore {
 }
 
 /// The namespace a principal's paths are in: its drive, or the link it holds.
-pub fn view_of(p: &Principal) -> String {
+pub(crate) fn view_of(p: &Principal) -> String {
     match p.scope {
         crate::model::Scope::Drive => format!("drive:{}", p.root),
         crate::model::Scope::Link { link, .. } => format!("link:{link}"),
@@ -226,14 +228,115 @@ fn uuid_v4() -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
+/// What a LOCK asks for, besides where.
+#[derive(Clone, Debug, Default)]
+pub struct LockRequest {
+    /// The same place as the client's protocol names it (a WebDAV URL path).
+    pub href: String,
+    pub principal: Option<String>,
+    /// The client's `owner` element, as XML.
+    pub owner_xml: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+    pub shared: bool,
+    pub deep: bool,
+}
+
+/// Why a lock was not taken.
+#[derive(Debug)]
+pub enum LockRefused {
+    /// Another lock is in the way: shown to the client (lock discovery in a 423).
+    Held(Box<LockInfo>),
+    /// The caller may not lock here, or the path is not there.
+    Denied(Error),
+}
+
 impl Storage {
-    pub fn locks(&self) -> &LockStore {
-        &self.core.locks
+    /// Whether the caller may take, refresh or release a lock on `path`. A lock blocks
+    /// everyone else's writes, so only who may write may take one: a read-only grant, a
+    /// downloader or a link must not be able to freeze the owner's files. Releasing too: a
+    /// lock's token is in every lock discovery, so holding it proves nothing. Links take no
+    /// locks at all: a lock's root would show the link's token to others.
+    pub async fn may_lock(&self, p: &Principal, path: &str) -> Result<()> {
+        if matches!(p.scope, crate::model::Scope::Link { .. }) {
+            return Err(Error::Forbidden("a link cannot lock".into()));
+        }
+        self.check_change(p, path).await
+    }
+
+    /// Takes a lock on the existing item at `path`, if the caller may (see [`Self::may_lock`]).
+    pub async fn lock(&self, p: &Principal, path: &str, req: LockRequest) -> Result<LockInfo, LockRefused> {
+        self.may_lock(p, path).await.map_err(LockRefused::Denied)?;
+        let chain = self.lock_chain(p, path).await.map_err(LockRefused::Denied)?;
+        if !chain.complete {
+            return Err(LockRefused::Denied(Error::missing(What::Item, format!("{path} not found"))));
+        }
+        let view = view_of(p);
+        let LockRequest { href, principal, owner_xml, timeout, shared, deep } = req;
+        self.core
+            .locks
+            .lock(&chain, &view, path, &href, principal.as_deref(), owner_xml, timeout, shared, deep)
+            .map_err(LockRefused::Held)
+    }
+
+    /// Releases the lock `token` on `path`; false if no such lock covers it.
+    pub async fn unlock(&self, p: &Principal, path: &str, token: &str) -> Result<bool> {
+        self.may_lock(p, path).await?;
+        let chain = self.lock_chain(p, path).await?;
+        Ok(self.core.locks.unlock(&chain, token))
+    }
+
+    /// Gives the lock `token` on `path` a new timeout; none if no such lock covers it.
+    pub async fn refresh_lock(
+        &self,
+        p: &Principal,
+        path: &str,
+        token: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<LockInfo>> {
+        self.may_lock(p, path).await?;
+        let chain = self.lock_chain(p, path).await?;
+        Ok(self.core.locks.refresh(&chain, token, timeout))
+    }
+
+    /// The lock, if any, that a change of `path` (and below it, for `deep`) by the holder
+    /// of `tokens` would break. Reading locks needs no right: lock discovery is public to
+    /// whoever reaches the item. A path the caller cannot reach has no locks for them.
+    pub async fn conflicting_lock(
+        &self,
+        p: &Principal,
+        path: &str,
+        principal: Option<&str>,
+        ignore_principal: bool,
+        deep: bool,
+        tokens: &[String],
+    ) -> Option<LockInfo> {
+        if self.core.locks.is_empty() {
+            return None;
+        }
+        let chain = self.lock_chain(p, path).await.ok()?;
+        self.core.locks.check(&chain, principal, ignore_principal, deep, tokens).err().map(|l| *l)
+    }
+
+    /// The locks on `path` (deep ones above it included).
+    pub async fn discover_locks(&self, p: &Principal, path: &str) -> Vec<LockInfo> {
+        if self.core.locks.is_empty() {
+            return Vec::new();
+        }
+        match self.lock_chain(p, path).await {
+            Ok(chain) => self.core.locks.discover(&chain),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Drops the caller's locks on `path` and below, once the caller deleted or moved it
+    /// (see [`LockStore::delete_path`]).
+    pub fn forget_locks(&self, p: &Principal, path: &str) {
+        self.core.locks.delete_path(&view_of(p), path);
     }
 
     /// The chain of ids of `path`: from the owner's drive root, so that every path that
     /// reaches an item (one's drive, a share, a link) meets the same locks.
-    pub async fn lock_chain(&self, p: &Principal, path: &str) -> Result<Chain> {
+    pub(crate) async fn lock_chain(&self, p: &Principal, path: &str) -> Result<Chain> {
         let place = self.place(p, path).await?;
         self.chain_of(p, place).await
     }

@@ -163,16 +163,18 @@ pub struct User {
     pub auth_epoch: u64,
 }
 
-/// Who is asking. Every decision in the core is made from this.
+/// Who is asking. Every decision in the core is made from this. Only the core's
+/// authentication paths (password, app password, token, S3 key, link) make one, each after
+/// [`crate::auth::account_usable`]: a front end cannot name itself someone.
 #[derive(Clone, Debug)]
 pub struct Principal {
-    pub user_id: u64,
-    pub username: String,
-    pub role: Role,
-    pub root: u64,
+    pub(crate) user_id: u64,
+    pub(crate) username: String,
+    pub(crate) role: Role,
+    pub(crate) root: u64,
     /// Lock tokens the request presented (WebDAV `If`): proof of holding a lock.
-    pub lock_tokens: Vec<String>,
-    pub scope: Scope,
+    pub(crate) lock_tokens: Vec<String>,
+    pub(crate) scope: Scope,
 }
 
 /// What a principal's paths mean.
@@ -187,7 +189,8 @@ pub enum Scope {
 }
 
 impl Principal {
-    pub fn of(user: &User) -> Self {
+    /// For the core's authentication paths only, once the account was found usable.
+    pub(crate) fn of(user: &User) -> Self {
         Principal {
             user_id: user.id,
             username: user.username.clone(),
@@ -196,6 +199,33 @@ impl Principal {
             lock_tokens: Vec::new(),
             scope: Scope::Drive,
         }
+    }
+
+    /// 0 for someone holding a link.
+    pub fn user_id(&self) -> u64 {
+        self.user_id
+    }
+
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    pub fn lock_tokens(&self) -> &[String] {
+        &self.lock_tokens
+    }
+
+    /// The lock tokens this request presents (WebDAV `If`). They prove nothing by
+    /// themselves: the core checks each against the locks it holds.
+    pub fn set_lock_tokens(&mut self, tokens: Vec<String>) {
+        self.lock_tokens = tokens;
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunks::ChunkRef;
 use crate::db::{self, PARTS, UPLOADS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::ingest::{Ingested, ingest};
 use crate::model::{Item, Principal, now_nanos};
 use crate::tree::quota_error;
@@ -69,7 +69,7 @@ pub struct PartOptions {
 }
 
 fn no_upload() -> Error {
-    Error::NotFound("no such upload".into())
+    Error::missing(What::Upload, "no such upload")
 }
 
 fn load_upload(w: &W<'_>, id: u64, owner: u64) -> Result<Upload> {
@@ -388,9 +388,9 @@ impl Storage {
 mod tests {
     use bytes::Bytes;
 
-    use crate::model::{Principal, Role, Status};
+    use crate::model::{Principal, Role};
     use crate::policy::Rule;
-    use crate::{Error, NewUser, PartOptions, Storage, StorageConfig, WriteOptions};
+    use crate::{Error, PartOptions, Storage, WriteOptions};
 
     fn body(len: usize) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {
         let data = crate::tests::pseudo_random(len, len as u64);
@@ -398,23 +398,11 @@ mod tests {
     }
 
     async fn uploader(limit: u64) -> (tempfile::TempDir, Storage, Principal) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = StorageConfig::new(dir.path());
-        c.master_key = Some("22".repeat(32));
-        c.policy.roles.insert(Role::Uploader, Rule { max_file_size: Some(limit), ..Default::default() });
-        let s = Storage::open(c).unwrap();
-        let u = s
-            .create_user(NewUser {
-                username: "ops".into(),
-                email: None,
-                password: "password123".into(),
-                role: Role::Uploader,
-                status: Status::Active,
-                quota: None,
-            })
-            .await
-            .unwrap();
-        (dir, s, Principal::of(&u))
+        let f = crate::tests::open_with(|c| {
+            c.policy.roles.insert(Role::Uploader, Rule { max_file_size: Some(limit), ..Default::default() });
+        });
+        let p = crate::tests::user(&f.storage, "ops", Role::Uploader, None).await;
+        (f.dir, f.storage, p)
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use crate::Core;
 use crate::chunks::{ChunkRef, ChunkRow, PinGuard};
 use crate::crypto::ChunkId;
 use crate::db::{self, CHUNK_DATA, CHUNKS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
@@ -64,7 +64,7 @@ pub(crate) fn open_range(core: &Arc<Core>, refs: &[ChunkRef], start: u64, end: u
     core.db.read_sync(|t| {
         let chunks = t.open_table(CHUNKS)?;
         for p in &mut pieces {
-            let row = chunks.get(&p.id)?.ok_or_else(|| Error::not_found("content"))?;
+            let row = chunks.get(&p.id)?.ok_or_else(|| Error::not_found(What::Content))?;
             p.inline = db::decode::<ChunkRow>(row.value())?.inline;
         }
         Ok(())

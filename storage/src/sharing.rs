@@ -10,7 +10,7 @@ use crate::db::{
     self, CHILDREN, ITEMS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, SHARES, SHARES_BY_GRANTEE, SHARES_BY_ITEM,
     SHARES_BY_OWNER, USERS,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::model::{Item, Kind, Link, LinkState, Principal, Share, User, now_nanos};
 use crate::names::{DrivePath, SHARED_ROOT};
 use crate::txn::{self, W};
@@ -138,17 +138,17 @@ pub(crate) fn forget_user(txn: &WriteTransaction, user: u64) -> Result<()> {
 /// The path of an item in its owner's drive.
 pub(crate) fn path_of(items: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<String> {
     let mut names = Vec::new();
-    let mut cur = txn::get_item(items, id)?.ok_or_else(|| Error::not_found("item"))?;
+    let mut cur = txn::get_item(items, id)?.ok_or_else(|| Error::not_found(What::Item))?;
     while cur.parent != 0 && names.len() < 4096 {
         names.push(cur.name.clone());
-        cur = txn::get_item(items, cur.parent)?.ok_or_else(|| Error::not_found("item"))?;
+        cur = txn::get_item(items, cur.parent)?.ok_or_else(|| Error::not_found(What::Item))?;
     }
     names.reverse();
     Ok(format!("/{}", names.join("/")))
 }
 
 fn username(users: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<String> {
-    let v = users.get(id)?.ok_or_else(|| Error::not_found("user"))?;
+    let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
     Ok(db::decode::<User>(v.value())?.username)
 }
 
@@ -162,7 +162,7 @@ pub(crate) fn own_item(t: &ReadTransaction, p: &Principal, path: &DrivePath) -> 
         return Err(Error::Forbidden("the drive root cannot be shared, linked or transferred".into()));
     }
     txn::resolve(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, p.root, path)?
-        .ok_or_else(|| Error::NotFound(format!("{path} not found")))
+        .ok_or_else(|| Error::missing(What::Item, format!("{path} not found")))
 }
 
 impl Storage {
@@ -170,7 +170,8 @@ impl Storage {
     /// or changes the permission of an existing grant to them.
     pub async fn share(&self, p: &Principal, path: &str, with: &str, write: bool) -> Result<ShareInfo> {
         let path = DrivePath::parse(path)?;
-        let grantee = self.find_user(with).await.map_err(|_| Error::NotFound(format!("no user '{with}'")))?;
+        let grantee =
+            self.find_user(with).await.map_err(|_| Error::missing(What::User, format!("no user \'{with}\'")))?;
         if grantee.id == p.user_id {
             return Err(Error::InvalidInput("you cannot share with yourself".into()));
         }
@@ -183,13 +184,13 @@ impl Storage {
             .db
             .write((), move |ctx| {
                 let txn = ctx.txn;
-                txn.open_table(ITEMS)?.get(item_id)?.ok_or_else(|| Error::not_found("item"))?;
-                txn.open_table(USERS)?.get(grantee.id)?.ok_or_else(|| Error::not_found("user"))?;
+                txn.open_table(ITEMS)?.get(item_id)?.ok_or_else(|| Error::not_found(What::Item))?;
+                txn.open_table(USERS)?.get(grantee.id)?.ok_or_else(|| Error::not_found(What::User))?;
                 let existing = txn.open_table(SHARES_BY_ITEM)?.get((item_id, grantee.id))?.map(|v| v.value());
                 let share = match existing {
                     Some(id) => {
                         let mut s: Share = db::decode(
-                            txn.open_table(SHARES)?.get(id)?.ok_or_else(|| Error::not_found("share"))?.value(),
+                            txn.open_table(SHARES)?.get(id)?.ok_or_else(|| Error::not_found(What::Share))?.value(),
                         )?;
                         s.write = write;
                         s
@@ -216,7 +217,7 @@ impl Storage {
             .read(move |t| {
                 let items = t.open_table(ITEMS)?;
                 let users = t.open_table(USERS)?;
-                let item = txn::get_item(&items, share.item)?.ok_or_else(|| Error::not_found("item"))?;
+                let item = txn::get_item(&items, share.item)?.ok_or_else(|| Error::not_found(What::Item))?;
                 Ok(ShareInfo {
                     path: path_of(&items, share.item)?,
                     kind: item.kind,
@@ -281,7 +282,7 @@ impl Storage {
                             top = Some(g);
                             break;
                         }
-                        let it = txn::get_item(&items, up)?.ok_or_else(|| Error::not_found("item"))?;
+                        let it = txn::get_item(&items, up)?.ok_or_else(|| Error::not_found(What::Item))?;
                         names.push(it.name.clone());
                         up = it.parent;
                     }
@@ -310,7 +311,7 @@ impl Storage {
             .db
             .write((), move |ctx| {
                 let v = ctx.txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
-                let mut s = v.filter(|s| s.owner == owner).ok_or_else(|| Error::not_found("share"))?;
+                let mut s = v.filter(|s| s.owner == owner).ok_or_else(|| Error::not_found(What::Share))?;
                 s.write = write;
                 put_share(ctx.txn, &s)?;
                 Ok(s)
@@ -326,7 +327,7 @@ impl Storage {
             .db
             .write((), move |ctx| {
                 let v = ctx.txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
-                let s = v.filter(|s| s.owner == me || s.grantee == me).ok_or_else(|| Error::not_found("share"))?;
+                let s = v.filter(|s| s.owner == me || s.grantee == me).ok_or_else(|| Error::not_found(What::Share))?;
                 remove_share_rows(ctx.txn, &s)
             })
             .await
@@ -379,7 +380,7 @@ impl Storage {
         if place.access != Access::Own {
             return Err(Error::Forbidden("only items in your own drive can be transferred".into()));
         }
-        let target = self.find_user(to).await.map_err(|_| Error::NotFound(format!("no user '{to}'")))?;
+        let target = self.find_user(to).await.map_err(|_| Error::missing(What::User, format!("no user \'{to}\'")))?;
         if target.id == p.user_id {
             return Err(Error::InvalidInput("you already own it".into()));
         }
@@ -389,7 +390,7 @@ impl Storage {
                 let mut w = W::open(ctx)?;
                 let item = w
                     .resolve(place.base, &place.rel)?
-                    .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
+                    .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
                 let user = w.user(target.id)?;
                 // The top-level `shared` is the virtual folder of grants.
                 let wanted = if item.name == SHARED_ROOT { format!("{SHARED_ROOT} (2)") } else { item.name.clone() };

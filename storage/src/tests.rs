@@ -28,24 +28,35 @@ fn body(data: &[u8]) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Un
     futures::stream::iter(pieces)
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    storage: Storage,
+pub(crate) struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub storage: Storage,
 }
 
-fn config(dir: &std::path::Path) -> StorageConfig {
+/// The configuration every test of the core starts from: a fixed master key, the defaults
+/// otherwise.
+pub(crate) fn config(dir: &std::path::Path) -> StorageConfig {
     let mut c = StorageConfig::new(dir);
     c.master_key = Some("11".repeat(32));
     c
 }
 
-fn open() -> Fixture {
+/// The one way the core's tests make a data folder: a fresh temporary folder with
+/// [`config`], changed by `configure` for what the test is about.
+pub(crate) fn open_with(configure: impl FnOnce(&mut StorageConfig)) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::open(config(dir.path())).unwrap();
+    let mut c = config(dir.path());
+    configure(&mut c);
+    let storage = Storage::open(c).unwrap();
     Fixture { dir, storage }
 }
 
-async fn user(s: &Storage, name: &str, role: Role, quota: Option<u64>) -> Principal {
+fn open() -> Fixture {
+    open_with(|_| {})
+}
+
+/// An active account and the principal it signs in as.
+pub(crate) async fn user(s: &Storage, name: &str, role: Role, quota: Option<u64>) -> Principal {
     let u = s
         .create_user(NewUser {
             username: name.into(),
@@ -557,4 +568,5 @@ async fn multipart_parts_count_against_quota_and_complete_without_copying() {
     assert_consistent(&f.storage).await;
 }
 
+mod rules;
 mod sharing;

@@ -7,7 +7,7 @@ use redb::ReadableTable;
 use crate::Storage;
 use crate::access::{self, Access, Place, resolve_place};
 use crate::db::{CHILDREN, ITEMS, USAGE, USERS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::ingest::{Ingested, ingest};
 use crate::model::{Item, Kind, Principal, Role, Scope, Usage, User, now_nanos};
 use crate::names::{DrivePath, SHARED_ROOT};
@@ -160,7 +160,7 @@ impl Storage {
     pub async fn stat_readable(&self, p: &Principal, path: &str) -> Result<Item> {
         let place = self.place(p, path).await?;
         if place.hides_names() && !place.rel.is_root() {
-            return Err(Error::NotFound(format!("{} not found", place.path)));
+            return Err(Error::missing(What::Item, format!("{} not found", place.path)));
         }
         place.check_read(p)?;
         self.stat_place(p, place).await
@@ -171,13 +171,13 @@ impl Storage {
             return Ok(shared_folder(p));
         }
         if place.hides_names() && !place.rel.is_root() {
-            return Err(Error::NotFound(format!("{} not found", place.path)));
+            return Err(Error::missing(What::Item, format!("{} not found", place.path)));
         }
         self.core
             .db
             .read(move |t| {
                 resolve_place(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, &place)?
-                    .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))
+                    .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))
             })
             .await
     }
@@ -227,7 +227,7 @@ impl Storage {
                 let items = t.open_table(ITEMS)?;
                 let children = t.open_table(CHILDREN)?;
                 let folder = resolve_place(&items, &children, &place)?
-                    .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
+                    .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
                 if !folder.is_folder() {
                     return Err(Error::Conflict(format!("{} is a file, not a folder", place.path)));
                 }
@@ -397,7 +397,7 @@ impl Storage {
     pub async fn read(&self, p: &Principal, path: &str, range: Option<(u64, Option<u64>)>) -> Result<FileRead> {
         let place = self.place(p, path).await?;
         if place.hides_names() && !place.rel.is_root() {
-            return Err(Error::NotFound(format!("{} not found", place.path)));
+            return Err(Error::missing(What::Item, format!("{} not found", place.path)));
         }
         place.check_read(p)?;
         let core = self.core.clone();
@@ -407,7 +407,7 @@ impl Storage {
             for _ in 0..8 {
                 let item = core.db.read_sync(|t| {
                     resolve_place(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, &place)?
-                        .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))
+                        .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))
                 })?;
                 if item.is_folder() {
                     return Err(Error::Conflict(format!("{} is a folder", place.path)));
@@ -446,7 +446,7 @@ impl Storage {
         self.commit_at(place, (), move |w, place| {
             let item = w
                 .resolve(place.base, &place.rel)?
-                .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
+                .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
             conditions.check(Some(&item))?;
             w.remove_subtree(&item)?;
             Ok(())
@@ -514,7 +514,7 @@ impl Storage {
                 w.recheck(&to)?;
                 let src = w
                     .resolve(from.base, &from.rel)?
-                    .ok_or_else(|| Error::NotFound(format!("{} not found", from.path)))?;
+                    .ok_or_else(|| Error::missing(What::Item, format!("{} not found", from.path)))?;
                 let (parent, name) = w.slot(&to, false, now)?;
                 if w.ancestors(parent.id)?.contains(&src.id) {
                     return Err(Error::Conflict("cannot put a folder inside itself".into()));
@@ -599,7 +599,7 @@ impl Storage {
         self.commit_at(place, (), move |w, place| {
             let mut item = w
                 .resolve(place.base, &place.rel)?
-                .ok_or_else(|| Error::NotFound(format!("{} not found", place.path)))?;
+                .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
             f(&mut item)?;
             w.put(&item)?;
             if place.rel.is_root()
@@ -656,7 +656,7 @@ impl Storage {
         place.check_detach(p)?;
         self.commit_at(place, (), move |w, place| {
             let folder = w.resolve_folder(place.base, &place.rel).map_err(|e| match e {
-                Error::ParentMissing(_) => Error::NotFound(format!("{} not found", place.path)),
+                Error::ParentMissing(_) => Error::missing(What::Item, format!("{} not found", place.path)),
                 e => e,
             })?;
             if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
@@ -706,13 +706,13 @@ impl Storage {
 
 pub(crate) fn load_user_w(t: &redb::WriteTransaction, id: u64) -> Result<User> {
     let users = t.open_table(USERS)?;
-    let v = users.get(id)?.ok_or_else(|| Error::not_found("user"))?;
+    let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
     crate::db::decode(v.value())
 }
 
 pub(crate) fn load_user(t: &redb::ReadTransaction, id: u64) -> Result<User> {
     let users = t.open_table(USERS)?;
-    let v = users.get(id)?.ok_or_else(|| Error::not_found("user"))?;
+    let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
     crate::db::decode(v.value())
 }
 
@@ -735,27 +735,13 @@ pub(crate) fn quota_error(need: u64) -> Error {
 mod tests {
     use bytes::Bytes;
 
-    use crate::model::{Principal, Role, Status};
-    use crate::{Error, NewUser, Storage, StorageConfig, WriteOptions};
+    use crate::model::Role;
+    use crate::{Error, WriteOptions};
 
     #[tokio::test]
     async fn new_names_with_control_characters_are_refused_everywhere_in_the_core() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = StorageConfig::new(dir.path());
-        c.master_key = Some("33".repeat(32));
-        let s = Storage::open(c).unwrap();
-        let u = s
-            .create_user(NewUser {
-                username: "alice".into(),
-                email: None,
-                password: "password123".into(),
-                role: Role::User,
-                status: Status::Active,
-                quota: None,
-            })
-            .await
-            .unwrap();
-        let p = Principal::of(&u);
+        let f = crate::tests::open_with(|_| {});
+        let (s, p) = (&f.storage, crate::tests::user(&f.storage, "alice", Role::User, None).await);
         let bad = |r: crate::Result<_>| matches!(r, Err(Error::InvalidName(_)));
         let empty = || futures::stream::empty::<std::io::Result<Bytes>>();
         assert!(bad(s.write(&p, "/c\u{1}.txt", empty(), WriteOptions::default()).await.map(|_| ())));
@@ -774,22 +760,8 @@ mod tests {
     #[tokio::test]
     async fn names_stored_before_the_rule_still_list_read_move_and_delete() {
         use futures::StreamExt;
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = StorageConfig::new(dir.path());
-        c.master_key = Some("44".repeat(32));
-        let s = Storage::open(c).unwrap();
-        let u = s
-            .create_user(NewUser {
-                username: "alice".into(),
-                email: None,
-                password: "password123".into(),
-                role: Role::User,
-                status: Status::Active,
-                quota: None,
-            })
-            .await
-            .unwrap();
-        let p = Principal::of(&u);
+        let f = crate::tests::open_with(|_| {});
+        let (s, p) = (&f.storage, crate::tests::user(&f.storage, "alice", Role::User, None).await);
         let opts = WriteOptions { create_parents: true, ..Default::default() };
         let body = futures::stream::iter(vec![Ok(Bytes::from_static(b"old"))]);
         s.write(&p, "/b/legacy.txt", body, opts).await.unwrap();

@@ -9,7 +9,7 @@ use redb::{ReadableTable, Table};
 use crate::chunks::{ChunkRef, ChunkRow};
 use crate::crypto::ChunkId;
 use crate::db::{self, CHILDREN, CHUNK_DATA, CHUNKS, ITEMS, USAGE, USERS, WriteCtx};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::model::{Item, Kind, User, child_key};
 use crate::names::DrivePath;
 
@@ -56,12 +56,12 @@ impl<'t> W<'t> {
 
     pub fn user(&self, id: u64) -> Result<User> {
         let users = self.txn.open_table(USERS)?;
-        let v = users.get(id)?.ok_or_else(|| Error::not_found("user"))?;
+        let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
         db::decode(v.value())
     }
 
     pub fn get(&self, id: u64) -> Result<Item> {
-        get_item(&self.items, id)?.ok_or_else(|| Error::not_found("item"))
+        get_item(&self.items, id)?.ok_or_else(|| Error::not_found(What::Item))
     }
 
     pub fn put(&mut self, item: &Item) -> Result<()> {
@@ -372,7 +372,7 @@ pub(crate) fn slot_read(
     match (place.rel.parent(), place.rel.name()) {
         (Some(parent), Some(name)) => Ok((resolve_folder(items, children, place.base, &parent)?, name.to_owned())),
         _ => {
-            let item = get_item(items, place.base)?.ok_or_else(|| Error::not_found("item"))?;
+            let item = get_item(items, place.base)?.ok_or_else(|| Error::not_found(What::Item))?;
             let parent = get_item(items, item.parent)?
                 .ok_or_else(|| Error::Forbidden(format!("{} cannot be replaced", place.path)))?;
             Ok((parent, item.name))
@@ -397,5 +397,5 @@ pub(crate) fn resolve_folder(
             return Err(Error::ParentMissing(format!("folder {path} does not exist")));
         }
     }
-    get_item(items, cur)?.ok_or_else(|| Error::not_found("folder"))
+    get_item(items, cur)?.ok_or_else(|| Error::not_found(What::Folder))
 }

@@ -6,7 +6,7 @@ use redb::ReadableTable;
 
 use crate::Storage;
 use crate::db::{self, ACCESS_KEYS, APP_PASSWORD_HASHES, APP_PASSWORDS, CODES, EMAILS, USERNAMES, USERS};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, What};
 use crate::model::{AccessKey, Item, Kind, Role, Status, User, now_nanos};
 use crate::names::{normalize_email, validate_username};
 use crate::txn::W;
@@ -128,11 +128,7 @@ impl Storage {
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await?;
         match user {
-            Some(u) if ok => match u.status {
-                Status::Active => Ok(u),
-                Status::Pending => Err(Error::Forbidden("the account's email address is not verified yet".into())),
-                Status::Disabled => Err(Error::Forbidden("the account is disabled".into())),
-            },
+            Some(u) if ok => crate::auth::account_usable(&u).map(|()| u),
             _ => Err(Error::Unauthenticated("wrong username or password".into())),
         }
     }
@@ -264,13 +260,13 @@ fn find_user_txn(t: &redb::ReadTransaction, login: &str) -> Result<User> {
     } else {
         t.open_table(USERNAMES)?.get(login)?.map(|v| v.value())
     };
-    let id = id.ok_or_else(|| Error::not_found("user"))?;
+    let id = id.ok_or_else(|| Error::not_found(What::User))?;
     crate::tree::load_user(t, id)
 }
 
 fn update_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64, f: &dyn Fn(&mut User) -> Result<()>) -> Result<User> {
     let mut users = ctx.txn.open_table(USERS)?;
-    let mut user: User = db::decode(users.get(user_id)?.ok_or_else(|| Error::not_found("user"))?.value())?;
+    let mut user: User = db::decode(users.get(user_id)?.ok_or_else(|| Error::not_found(What::User))?.value())?;
     let old_email = user.email.clone();
     f(&mut user)?;
     users.insert(user_id, db::encode(&user).as_slice())?;
@@ -293,7 +289,7 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
     let txn = ctx.txn;
     let user: User = {
         let users = txn.open_table(USERS)?;
-        db::decode(users.get(user_id)?.ok_or_else(|| Error::not_found("user"))?.value())?
+        db::decode(users.get(user_id)?.ok_or_else(|| Error::not_found(What::User))?.value())?
     };
     {
         let mut w = W::open(ctx)?;

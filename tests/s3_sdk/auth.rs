@@ -22,8 +22,7 @@ async fn unknown_revoked_and_wrongly_signed_keys_are_refused() {
     let (bob_key, bob_secret) = key_of(&s, "bob").await;
     let bob = client(&s.base, &bob_key, &bob_secret, false);
     bob.list_buckets().send().await.unwrap();
-    let bob_id = s.storage.find_user("bob").await.unwrap().id;
-    s.storage.revoke_access_key(bob_id, &bob_key).await.unwrap();
+    s.storage.revoke_access_key(&s.principal("bob").await, &bob_key).await.unwrap();
     assert_eq!(refusal(bob.list_buckets().send().await), (403, "InvalidAccessKeyId".into()), "revoked at once");
     // alice's key is another key.
     c.list_buckets().send().await.unwrap();

@@ -358,8 +358,9 @@ async fn admins_cannot_mint_credentials_for_other_users() {
         assert_eq!(v["code"], "forbidden");
         assert!(v["detail"].as_str().unwrap().contains("credentials"), "{v}");
     }
-    assert!(s.storage.list_access_keys(alice.id).await.unwrap().is_empty());
-    assert!(s.storage.list_app_passwords(alice.id).await.unwrap().is_empty());
+    let alice_p = s.principal("alice").await;
+    assert!(s.storage.list_access_keys(&alice_p).await.unwrap().is_empty());
+    assert!(s.storage.list_app_passwords(&alice_p).await.unwrap().is_empty());
     // Listing and revoking stay.
     let (key, _) = s.storage.create_access_key(alice.id).await.unwrap();
     let r = c.get(s.url(&format!("/api/v1/admin/users/{}/keys", alice.id))).bearer_auth(&admin).send().await.unwrap();

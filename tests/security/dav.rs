@@ -466,7 +466,7 @@ async fn stale_and_unknown_lock_tokens_fail_the_if_header() {
     assert_eq!(put_if(format!("(<{current}>)")).await, StatusCode::NO_CONTENT);
     // Lists are ORed, conditions ANDed, Not inverts; tags name their resource.
     assert_eq!(put_if(format!("(<{old}>) (<{current}>)")).await, StatusCode::NO_CONTENT);
-    let alice = davit_storage::Principal::of(&s.storage.find_user("alice").await.unwrap());
+    let alice = s.principal("alice").await;
     let etag = s.storage.stat(&alice, "/f.txt").await.unwrap().etag;
     assert_eq!(put_if(format!("(<{current}> [\"{etag}\"])")).await, StatusCode::NO_CONTENT);
     assert_eq!(put_if(format!("(<{current}> [\"not-{etag}\"])")).await, StatusCode::PRECONDITION_FAILED);

@@ -405,12 +405,11 @@ pub struct NameReq {
 }
 
 pub async fn list_app_passwords(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
-    app_passwords_of(&state, caller.user.id).await
+    Ok(app_passwords_list(&state.storage.list_app_passwords(&caller.principal).await?))
 }
 
-pub async fn app_passwords_of(state: &ApiState, user: u64) -> Result<Response, Problem> {
-    let list = state.storage.list_app_passwords(user).await?;
-    Ok(axum::Json(json!({ "items": list.iter().map(app_password_json).collect::<Vec<_>>() })).into_response())
+pub fn app_passwords_list(list: &[AppPassword]) -> Response {
+    axum::Json(json!({ "items": list.iter().map(app_password_json).collect::<Vec<_>>() })).into_response()
 }
 
 pub async fn create_app_password(
@@ -434,17 +433,16 @@ pub async fn revoke_app_password(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<StatusCode, Problem> {
-    state.storage.revoke_app_password(caller.user.id, id).await?;
+    state.storage.revoke_app_password(&caller.principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn list_keys(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
-    keys_of(&state, caller.user.id).await
+    Ok(keys_list(&state.storage.list_access_keys(&caller.principal).await?))
 }
 
-pub async fn keys_of(state: &ApiState, user: u64) -> Result<Response, Problem> {
-    let keys = state.storage.list_access_keys(user).await?;
-    Ok(axum::Json(json!({ "items": keys.iter().map(key_json).collect::<Vec<_>>() })).into_response())
+pub fn keys_list(keys: &[AccessKey]) -> Response {
+    axum::Json(json!({ "items": keys.iter().map(key_json).collect::<Vec<_>>() })).into_response()
 }
 
 pub async fn create_key(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
@@ -464,6 +462,6 @@ pub async fn revoke_key(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    state.storage.revoke_access_key(caller.user.id, &id).await?;
+    state.storage.revoke_access_key(&caller.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

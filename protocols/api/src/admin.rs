@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::account::{app_password_created, app_passwords_of, key_created, keys_of, user_json};
+use crate::account::{app_password_created, app_passwords_list, key_created, keys_list, user_json};
 use crate::auth::Caller;
 use crate::json::JsonBody;
 use crate::{ApiState, Problem};
@@ -151,8 +151,7 @@ pub async fn user_keys(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Response, Problem> {
-    state.storage.admin(&caller.principal)?.user(id).await?;
-    keys_of(&state, id).await
+    Ok(keys_list(&state.storage.admin(&caller.principal)?.access_keys(id).await?))
 }
 
 pub async fn create_user_key(
@@ -169,8 +168,7 @@ pub async fn revoke_user_key(
     caller: Caller,
     Path((id, key)): Path<(u64, String)>,
 ) -> Result<StatusCode, Problem> {
-    state.storage.admin(&caller.principal)?;
-    state.storage.revoke_access_key(id, &key).await?;
+    state.storage.admin(&caller.principal)?.revoke_access_key(id, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -179,8 +177,7 @@ pub async fn user_app_passwords(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Response, Problem> {
-    state.storage.admin(&caller.principal)?.user(id).await?;
-    app_passwords_of(&state, id).await
+    Ok(app_passwords_list(&state.storage.admin(&caller.principal)?.app_passwords(id).await?))
 }
 
 #[derive(Deserialize)]
@@ -204,7 +201,6 @@ pub async fn revoke_user_app_password(
     caller: Caller,
     Path((id, ap)): Path<(u64, u64)>,
 ) -> Result<StatusCode, Problem> {
-    state.storage.admin(&caller.principal)?;
-    state.storage.revoke_app_password(id, ap).await?;
+    state.storage.admin(&caller.principal)?.revoke_app_password(id, ap).await?;
     Ok(StatusCode::NO_CONTENT)
 }

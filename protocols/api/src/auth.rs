@@ -6,7 +6,7 @@ use axum::extract::{FromRequestParts, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use davit_http::{PrincipalSlot, parse_basic};
-use davit_storage::{ClientAddr, Principal, User};
+use davit_storage::{Authenticated, ClientAddr, Principal, User};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
@@ -59,29 +59,28 @@ impl FromRequestParts<ApiState> for Caller {
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let result = match header {
             Some(h) if h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ") => {
-                state.storage.verify_access_token(h[7..].trim()).await.map(|(u, sid)| (u, Some(sid)))
+                state.storage.verify_access_token(h[7..].trim()).await
             }
             Some(h) => match parse_basic(&h) {
                 Some((login, password)) => {
-                    state.storage.authenticate_basic(&login, &password, client_addr(parts)).await.map(|u| (u, None))
+                    state.storage.authenticate_basic(&login, &password, client_addr(parts)).await
                 }
                 None => {
                     Err(davit_storage::Error::Unauthenticated("unsupported or malformed Authorization header".into()))
                 }
             },
             None => match cookie(&parts.headers, ACCESS_COOKIE) {
-                Some(token) => state.storage.verify_access_token(&token).await.map(|(u, sid)| (u, Some(sid))),
+                Some(token) => state.storage.verify_access_token(&token).await,
                 None => Err(davit_storage::Error::Unauthenticated(
                     "sign in: send a Bearer token, the session cookie or Basic credentials".into(),
                 )),
             },
         };
-        let (user, session) = match result {
+        let Authenticated { principal, user, session } = match result {
             Ok(v) => v,
             Err(e @ davit_storage::Error::Unauthenticated(_)) => return Err(challenge(Problem::from(e))),
             Err(e) => return Err(Problem::from(e).into_response()),
         };
-        let principal = Principal::of(&user);
         PrincipalSlot::fill(&parts.extensions, &principal);
         Ok(Caller { principal, user, session })
     }

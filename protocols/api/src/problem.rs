@@ -47,7 +47,7 @@ impl From<Error> for Problem {
             Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         if let Some(cause) = e.internal_cause() {
-            tracing::error!(cause, "request failed");
+            tracing::error!(cause = ?cause, "request failed");
         }
         let mut p = Problem::new(status, code, e.to_string());
         if let Error::Throttled(secs) = e {
@@ -72,5 +72,52 @@ impl IntoResponse for Problem {
             resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README's table of refusals, REST column (and the rows it leaves to this table).
+    const REFUSALS: &[(&str, u16, &str)] = &[
+        ("NotFound", 404, "not_found"),
+        ("Forbidden", 403, "forbidden"),
+        ("Unauthenticated", 401, "unauthenticated"),
+        ("InvalidName", 400, "invalid_name"),
+        ("InvalidInput", 400, "invalid_input"),
+        ("AlreadyExists", 409, "already_exists"),
+        ("NotEmpty", 409, "not_empty"),
+        ("ParentMissing", 409, "parent_missing"),
+        ("Conflict", 409, "conflict"),
+        ("PreconditionFailed", 412, "precondition_failed"),
+        ("Gone", 410, "gone"),
+        ("Locked", 423, "locked"),
+        ("QuotaExceeded", 507, "quota_exceeded"),
+        ("TooLarge", 413, "too_large"),
+        ("TypeNotAllowed", 415, "type_not_allowed"),
+        ("RangeNotSatisfiable", 416, "range_not_satisfiable"),
+        ("InvalidPart", 400, "invalid_part"),
+        ("InvalidPartOrder", 400, "invalid_part"),
+        ("TooSmall", 400, "invalid_part"),
+        ("DigestMismatch", 400, "bad_digest"),
+        ("InvalidCode", 400, "invalid_code"),
+        ("Throttled", 429, "throttled"),
+        ("Incomplete", 400, "incomplete_body"),
+        ("Corrupt", 500, "internal"),
+        ("Incompatible", 500, "internal"),
+        ("Internal", 500, "internal"),
+    ];
+
+    #[test]
+    fn every_refusal_maps_as_the_table_says() {
+        for (e, &(name, status, code)) in Error::each_with_row(REFUSALS, |r| r.0) {
+            let internal = e.internal_cause().is_some();
+            let p = Problem::from(e);
+            assert_eq!((p.status.as_u16(), p.code), (status, code), "{name}");
+            if internal {
+                assert!(!p.detail.contains('x'), "{name}: the cause is logged, not sent: {}", p.detail);
+            }
+        }
     }
 }

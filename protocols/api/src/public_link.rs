@@ -195,7 +195,7 @@ async fn get(
     let headers = req.headers();
     if link.link.upload {
         if inner != "/" {
-            return Err(Error::NotFound("an upload link shows nothing of what it holds".into()));
+            return Err(Error::missing(davit_storage::What::Item, "an upload link shows nothing of what it holds"));
         }
         return Ok(drop_box(headers, &link.name));
     }

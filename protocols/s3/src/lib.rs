@@ -19,7 +19,7 @@ mod stored;
 use std::sync::Arc;
 
 use davit_http::PrincipalSlot;
-use davit_storage::{Principal, Status, Storage};
+use davit_storage::{Principal, Storage};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -178,9 +178,11 @@ struct KeyAuth {
 impl S3Auth for KeyAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.storage.access_key_secret(access_key).await {
-            Ok((user, secret)) => {
-                self.verified.keep(access_key, user);
-                Ok(SecretKey::from(secret))
+            Ok(key) => {
+                if let Some(owner) = key.owner {
+                    self.verified.keep(access_key, owner);
+                }
+                Ok(SecretKey::from(key.secret))
             }
             Err(_) => Err(s3_error!(InvalidAccessKeyId, "the access key does not exist")),
         }
@@ -192,20 +194,20 @@ impl S3Auth for KeyAuth {
 /// An entry is used only while it is younger than a request takes to be authenticated and
 /// dispatched: a revocation or a disable is seen by the next signature check, which reads.
 #[derive(Default)]
-struct Verified(std::sync::Mutex<std::collections::HashMap<String, (davit_storage::User, std::time::Instant)>>);
+struct Verified(std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>);
 
 const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Verified {
-    fn keep(&self, key: &str, user: davit_storage::User) {
+    fn keep(&self, key: &str, owner: Principal) {
         let mut m = self.0.lock().expect("verified keys");
         if m.len() > 1024 {
             m.retain(|_, (_, at)| at.elapsed() < VERIFIED_FOR);
         }
-        m.insert(key.to_owned(), (user, std::time::Instant::now()));
+        m.insert(key.to_owned(), (owner, std::time::Instant::now()));
     }
 
-    fn recent(&self, key: &str) -> Option<davit_storage::User> {
+    fn recent(&self, key: &str) -> Option<Principal> {
         let m = self.0.lock().expect("verified keys");
         m.get(key).filter(|(_, at)| at.elapsed() < VERIFIED_FOR).map(|(u, _)| u.clone())
     }
@@ -223,18 +225,14 @@ impl DavitS3 {
     pub(crate) async fn principal<T>(&self, req: &S3Request<T>) -> S3Result<Principal> {
         let cred =
             req.credentials.as_ref().ok_or_else(|| s3_error!(AccessDenied, "anonymous access is not allowed"))?;
-        let user = match self.verified.recent(&cred.access_key) {
-            Some(u) => u,
-            None => self
-                .storage
-                .access_key_owner(&cred.access_key)
-                .await
-                .map_err(|_| s3_error!(InvalidAccessKeyId, "the access key does not exist"))?,
+        let p = match self.verified.recent(&cred.access_key) {
+            Some(p) => p,
+            None => match self.storage.access_key_principal(&cred.access_key).await {
+                Ok(p) => p,
+                Err(davit_storage::Error::Forbidden(m)) => return Err(s3_error!(AccessDenied, "{m}")),
+                Err(_) => return Err(s3_error!(InvalidAccessKeyId, "the access key does not exist")),
+            },
         };
-        if user.status != Status::Active {
-            return Err(s3_error!(AccessDenied, "the account is not active"));
-        }
-        let p = Principal::of(&user);
         PrincipalSlot::fill(&req.extensions, &p);
         Ok(p)
     }

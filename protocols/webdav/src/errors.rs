@@ -57,7 +57,7 @@ impl LastError {
     /// Records a refusal and hands dav-server its `FsError`.
     pub fn record(&self, e: Error) -> FsError {
         if let Some(cause) = e.internal_cause() {
-            tracing::error!(cause, "WebDAV request failed");
+            tracing::error!(cause = ?cause, "WebDAV request failed");
         }
         let fe = fs_error(&e);
         *self.0.lock().expect("last error") = Some(e);
@@ -85,5 +85,64 @@ impl LastError {
             e => status(e),
         };
         Some((status, format!("{e}\n")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README's table of refusals, WebDAV column. `AlreadyExists` is 405 here; dav-server
+    /// makes it 412 for COPY and MOVE without overwrite (see `refine`).
+    const REFUSALS: &[(&str, u16)] = &[
+        ("NotFound", 404),
+        ("Forbidden", 403),
+        ("Unauthenticated", 401),
+        ("InvalidName", 400),
+        ("InvalidInput", 400),
+        ("AlreadyExists", 405),
+        ("NotEmpty", 409),
+        ("ParentMissing", 409),
+        ("Conflict", 409),
+        ("PreconditionFailed", 412),
+        ("Gone", 410),
+        ("Locked", 423),
+        ("QuotaExceeded", 507),
+        ("TooLarge", 413),
+        ("TypeNotAllowed", 415),
+        ("RangeNotSatisfiable", 416),
+        ("InvalidPart", 400),
+        ("InvalidPartOrder", 400),
+        ("TooSmall", 400),
+        ("DigestMismatch", 400),
+        ("InvalidCode", 400),
+        ("Throttled", 429),
+        ("Incomplete", 400),
+        ("Corrupt", 500),
+        ("Incompatible", 500),
+        ("Internal", 500),
+    ];
+
+    #[test]
+    fn every_refusal_maps_as_the_table_says() {
+        for (e, &(name, want)) in Error::each_with_row(REFUSALS, |r| r.0) {
+            assert_eq!(status(&e).as_u16(), want, "{name}");
+            // The refusal dav-server sees leads it to the same answer, which is then ours.
+            let internal = e.internal_cause().is_some();
+            let last = LastError::default();
+            let dav = match last.record(e) {
+                FsError::NotFound => StatusCode::NOT_FOUND,
+                FsError::Exists => StatusCode::METHOD_NOT_ALLOWED,
+                FsError::Forbidden => StatusCode::FORBIDDEN,
+                FsError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+                FsError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let (refined, reason) = last.refine(dav).unwrap_or_else(|| panic!("{name}: not refined"));
+            assert_eq!(refined.as_u16(), want, "{name}");
+            if internal {
+                assert!(!reason.contains('x'), "{name}: the cause is logged, not sent: {reason}");
+            }
+        }
     }
 }

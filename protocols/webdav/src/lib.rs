@@ -73,14 +73,14 @@ impl WebDav {
         let addr = req.extensions().get::<ClientAddr>().copied();
         let auth = header_str(req, "authorization")
             .ok_or_else(|| Error::Unauthenticated("sign in with your account or an app password".into()))?;
-        let user = if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
-            self.storage.verify_access_token(auth[7..].trim()).await?.0
+        let signed = if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
+            self.storage.verify_access_token(auth[7..].trim()).await?
         } else {
             let (login, password) =
                 parse_basic(auth).ok_or_else(|| Error::Unauthenticated("malformed Authorization header".into()))?;
             self.storage.authenticate_basic(&login, &password, addr).await?
         };
-        Ok(Principal::of(&user))
+        Ok(signed.principal)
     }
 
     /// Serves one request below `/dav`. The response carries the principal in its
@@ -174,7 +174,7 @@ impl WebDav {
                     "If: no condition list matches the current state of the resource (its locks and ETag)",
                 );
             }
-            principal.lock_tokens = h.state_tokens();
+            principal.set_lock_tokens(h.state_tokens());
         }
         if let Some(specs) = &checked.ranges {
             // Ranges resolved against the file's size, overlapping ones merged and many
@@ -194,15 +194,10 @@ impl WebDav {
         // dav-server deletes a folder's contents one by one before the folder itself: a
         // folder that may not be deleted (a shared item, the drive root) must be refused
         // before any of its contents go.
-        // A lock blocks everyone else's writes, so only who may write may take one: a
-        // read-only grant or link must not be able to freeze the owner's files.
-        // UNLOCK too: a lock's token is in every lock discovery, so holding it proves
-        // nothing. Links take no locks: a lock's root would show the link's token to others.
+        // LOCK and UNLOCK are asked first too, so a refusal carries its reason (dav-server's
+        // lock system can only say yes or no); the core asks again when it locks.
         let check = match req.method().as_str() {
             "DELETE" => Some(true),
-            "LOCK" | "UNLOCK" if matches!(principal.scope, davit_storage::Scope::Link { .. }) => {
-                return refuse(principal, StatusCode::FORBIDDEN, "a link cannot lock");
-            }
             "LOCK" | "UNLOCK" => Some(false),
             _ => None,
         };
@@ -210,7 +205,7 @@ impl WebDav {
             let r = if whole {
                 self.storage.check_delete(&principal, &path).await
             } else {
-                self.storage.check_change(&principal, &path).await
+                self.storage.may_lock(&principal, &path).await
             };
             if let Err(e) = r {
                 let mut r = refusal(&e);
@@ -236,7 +231,7 @@ impl WebDav {
                 ctx: ctx.clone(),
             }))
             .locksystem(Box::new(ls::CoreLs { storage: self.storage.clone(), principal: principal.clone() }))
-            .principal(principal.username.clone())
+            .principal(principal.username().to_owned())
             .read_buf_size(READ_BUF)
             .autoindex(false)
             .build_handler();

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use dav_server::davpath::DavPath;
 use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
-use davit_storage::locks::{Chain, LockInfo};
-use davit_storage::{Principal, Storage};
+use davit_storage::locks::{LockInfo, LockRefused, LockRequest};
+use davit_storage::{Error, Principal, Storage};
 use futures::FutureExt;
 use xmltree::Element;
 
@@ -74,13 +74,17 @@ fn refusal(path: &DavPath) -> DavLock {
     }
 }
 
-impl CoreLs {
-    async fn chain(&self, path: &DavPath) -> Option<Chain> {
-        let p = drive_path(path).ok()?;
-        self.storage.lock_chain(&self.principal, &p).await.ok()
+/// The answer dav-server expects from a lock the core took or refused.
+fn answer(path: &DavPath, r: Result<LockInfo, LockRefused>) -> Result<DavLock, DavLock> {
+    match r {
+        Ok(l) => Ok(to_dav(&l)),
+        Err(LockRefused::Held(l)) => Err(to_dav(&l)),
+        Err(LockRefused::Denied(_)) => Err(refusal(path)),
     }
 }
 
+// Every decision (who may lock, which lock is in the way) is the core's; this only
+// translates paths and answers.
 impl DavLockSystem for CoreLs {
     fn lock(
         &'_ self,
@@ -92,7 +96,6 @@ impl DavLockSystem for CoreLs {
         deep: bool,
     ) -> LsFuture<'_, Result<DavLock, DavLock>> {
         let path = path.clone();
-        let principal = principal.map(str::to_owned);
         let owner_xml = owner.map(|o| {
             let mut o = o.clone();
             standalone(&mut o);
@@ -100,45 +103,34 @@ impl DavLockSystem for CoreLs {
             let _ = o.write(&mut v);
             v
         });
+        let req = LockRequest {
+            href: path.with_prefix().as_url_string(),
+            principal: principal.map(str::to_owned),
+            owner_xml,
+            timeout,
+            shared,
+            deep,
+        };
         async move {
-            let Some(mut chain) = self.chain(&path).await else { return Err(refusal(&path)) };
-            if !chain.complete {
-                // An unmapped URL: check the ancestors, make the empty file the lock will
-                // hold (RFC 4918 §7.3), then lock it.
-                if let Err(l) = self.storage.locks().check(&chain, None, true, false, &[]) {
-                    return Err(to_dav(&l));
-                }
-                let p = drive_path(&path).map_err(|_| refusal(&path))?;
-                let opts = davit_storage::WriteOptions {
-                    conditions: davit_storage::Conditions { if_match: None, if_none_match: Some(vec!["*".into()]) },
-                    ..Default::default()
-                };
-                let empty = futures::stream::empty();
-                if self.storage.write(&self.principal, &p, empty, opts).await.is_err() {
-                    return Err(refusal(&path));
-                }
-                chain = match self.chain(&path).await {
-                    Some(c) if c.complete => c,
-                    _ => return Err(refusal(&path)),
-                };
+            let Ok(p) = drive_path(&path) else { return Err(refusal(&path)) };
+            match self.storage.lock(&self.principal, &p, req.clone()).await {
+                Err(LockRefused::Denied(Error::NotFound(_))) => {}
+                r => return answer(&path, r),
             }
-            let shown = drive_path(&path).unwrap_or_default();
-            let href = path.with_prefix().as_url_string();
-            self.storage
-                .locks()
-                .lock(
-                    &chain,
-                    &davit_storage::locks::view_of(&self.principal),
-                    &shown,
-                    &href,
-                    principal.as_deref(),
-                    owner_xml,
-                    timeout,
-                    shared,
-                    deep,
-                )
-                .map(|l| to_dav(&l))
-                .map_err(|l| to_dav(&l))
+            // An unmapped URL: check the ancestors, make the empty file the lock will hold
+            // (RFC 4918 §7.3), then lock it.
+            if let Some(l) = self.storage.conflicting_lock(&self.principal, &p, None, true, false, &[]).await {
+                return Err(to_dav(&l));
+            }
+            let opts = davit_storage::WriteOptions {
+                conditions: davit_storage::Conditions { if_match: None, if_none_match: Some(vec!["*".into()]) },
+                ..Default::default()
+            };
+            let empty = futures::stream::empty();
+            if self.storage.write(&self.principal, &p, empty, opts).await.is_err() {
+                return Err(refusal(&path));
+            }
+            answer(&path, self.storage.lock(&self.principal, &p, req).await)
         }
         .boxed()
     }
@@ -146,8 +138,11 @@ impl DavLockSystem for CoreLs {
     fn unlock(&'_ self, path: &DavPath, token: &str) -> LsFuture<'_, Result<(), ()>> {
         let (path, token) = (path.clone(), token.to_owned());
         async move {
-            let chain = self.chain(&path).await.ok_or(())?;
-            if self.storage.locks().unlock(&chain, &token) { Ok(()) } else { Err(()) }
+            let p = drive_path(&path).map_err(|_| ())?;
+            match self.storage.unlock(&self.principal, &p, &token).await {
+                Ok(true) => Ok(()),
+                _ => Err(()),
+            }
         }
         .boxed()
     }
@@ -155,8 +150,11 @@ impl DavLockSystem for CoreLs {
     fn refresh(&'_ self, path: &DavPath, token: &str, timeout: Option<Duration>) -> LsFuture<'_, Result<DavLock, ()>> {
         let (path, token) = (path.clone(), token.to_owned());
         async move {
-            let chain = self.chain(&path).await.ok_or(())?;
-            self.storage.locks().refresh(&chain, &token, timeout).map(|l| to_dav(&l)).ok_or(())
+            let p = drive_path(&path).map_err(|_| ())?;
+            match self.storage.refresh_lock(&self.principal, &p, &token, timeout).await {
+                Ok(Some(l)) => Ok(to_dav(&l)),
+                _ => Err(()),
+            }
         }
         .boxed()
     }
@@ -173,11 +171,15 @@ impl DavLockSystem for CoreLs {
         let principal = principal.map(str::to_owned);
         let tokens = submitted_tokens.to_vec();
         async move {
-            let Some(chain) = self.chain(&path).await else { return Ok(()) };
-            self.storage
-                .locks()
-                .check(&chain, principal.as_deref(), ignore_principal, deep, &tokens)
-                .map_err(|l| to_dav(&l))
+            let Ok(p) = drive_path(&path) else { return Ok(()) };
+            match self
+                .storage
+                .conflicting_lock(&self.principal, &p, principal.as_deref(), ignore_principal, deep, &tokens)
+                .await
+            {
+                Some(l) => Err(to_dav(&l)),
+                None => Ok(()),
+            }
         }
         .boxed()
     }
@@ -185,20 +187,15 @@ impl DavLockSystem for CoreLs {
     fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
         let path = path.clone();
         async move {
-            if self.storage.locks().is_empty() {
-                return Vec::new();
-            }
-            match self.chain(&path).await {
-                Some(chain) => self.storage.locks().discover(&chain).iter().map(to_dav).collect(),
-                None => Vec::new(),
-            }
+            let Ok(p) = drive_path(&path) else { return Vec::new() };
+            self.storage.discover_locks(&self.principal, &p).await.iter().map(to_dav).collect()
         }
         .boxed()
     }
 
     fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
         let p = drive_path(path).unwrap_or_default();
-        self.storage.locks().delete_path(&davit_storage::locks::view_of(&self.principal), &p);
+        self.storage.forget_locks(&self.principal, &p);
         futures::future::ready(Ok(())).boxed()
     }
 }

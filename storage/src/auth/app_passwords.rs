@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::Storage;
 use crate::crypto::{random_string, sha256};
 use crate::db::{self, APP_PASSWORD_HASHES, APP_PASSWORDS};
-use crate::error::{Error, Result};
-use crate::model::now_nanos;
+use crate::error::{Error, Result, What};
+use crate::model::{Principal, now_nanos};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct AppPassword {
@@ -46,7 +46,16 @@ impl Storage {
         Ok((ap, secret))
     }
 
-    pub async fn list_app_passwords(&self, user: u64) -> Result<Vec<AppPassword>> {
+    /// The caller's own app passwords (other users' only through [`crate::Admin`]).
+    pub async fn list_app_passwords(&self, p: &Principal) -> Result<Vec<AppPassword>> {
+        self.app_passwords_of(p.user_id).await
+    }
+
+    pub async fn revoke_app_password(&self, p: &Principal, id: u64) -> Result<()> {
+        self.revoke_app_password_of(p.user_id, id).await
+    }
+
+    pub(crate) async fn app_passwords_of(&self, user: u64) -> Result<Vec<AppPassword>> {
         self.core
             .db
             .read(move |t| {
@@ -62,17 +71,17 @@ impl Storage {
             .await
     }
 
-    pub async fn revoke_app_password(&self, user: u64, id: u64) -> Result<()> {
+    pub(crate) async fn revoke_app_password_of(&self, user: u64, id: u64) -> Result<()> {
         self.core
             .db
             .write((), move |ctx| {
                 let mut aps = ctx.txn.open_table(APP_PASSWORDS)?;
                 let ap: AppPassword = match aps.get(id)? {
                     Some(v) => db::decode(v.value())?,
-                    None => return Err(Error::not_found("app password")),
+                    None => return Err(Error::not_found(What::AppPassword)),
                 };
                 if ap.user != user {
-                    return Err(Error::not_found("app password"));
+                    return Err(Error::not_found(What::AppPassword));
                 }
                 aps.remove(id)?;
                 ctx.txn.open_table(APP_PASSWORD_HASHES)?.remove(&ap.hash)?;

@@ -196,7 +196,7 @@ impl Storage {
     pub async fn login_otp(&self, login: &str, code: &str, addr: Option<ClientAddr>) -> Result<(User, Tokens)> {
         self.throttle().gate(login, addr).await?;
         let user = match self.find_user(login).await {
-            Ok(u) if u.status == Status::Active => u,
+            Ok(u) if super::account_usable(&u).is_ok() => u,
             _ => {
                 self.throttle().failed(login, addr);
                 return Err(invalid_code());

@@ -9,8 +9,35 @@ pub mod throttle;
 
 use crate::Storage;
 use crate::error::{Error, Result};
-use crate::model::User;
+use crate::model::{Principal, Status, User};
 use throttle::ClientAddr;
+
+/// The one rule of who may be let in, on every path (password, app password, token, S3 key,
+/// a link's owner): an active account. A pending one has not proved its address yet; a
+/// disabled one was shut by an admin.
+pub(crate) fn account_usable(user: &User) -> Result<()> {
+    match user.status {
+        Status::Active => Ok(()),
+        Status::Pending => Err(Error::Forbidden("the account's email address is not verified yet".into())),
+        Status::Disabled => Err(Error::Forbidden("the account is disabled".into())),
+    }
+}
+
+/// What a request's credentials proved: the only way a front end gets a [`Principal`].
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub principal: Principal,
+    pub user: User,
+    /// The session a token belongs to; none for Basic credentials.
+    pub session: Option<u64>,
+}
+
+impl Authenticated {
+    /// After [`account_usable`] said yes.
+    pub(crate) fn of(user: User, session: Option<u64>) -> Self {
+        Authenticated { principal: Principal::of(&user), user, session }
+    }
+}
 
 impl Storage {
     pub fn throttle(&self) -> &throttle::Throttle {
@@ -19,9 +46,14 @@ impl Storage {
 
     /// HTTP Basic (WebDAV, scripts): an app password, or the account password unless the
     /// account has the mailed second factor on. Throttled like a login (see `throttle`).
-    pub async fn authenticate_basic(&self, login: &str, password: &str, addr: Option<ClientAddr>) -> Result<User> {
+    pub async fn authenticate_basic(
+        &self,
+        login: &str,
+        password: &str,
+        addr: Option<ClientAddr>,
+    ) -> Result<Authenticated> {
         self.core.throttle.gate(login, addr).await?;
-        let result = self.basic_inner(login, password).await;
+        let result = self.basic_inner(login, password).await.map(|u| Authenticated::of(u, None));
         match &result {
             Ok(_) => self.core.throttle.succeeded(login, addr),
             Err(Error::Unauthenticated(_)) => self.core.throttle.failed(login, addr),
@@ -37,10 +69,8 @@ impl Storage {
             let matches =
                 user.username == login || user.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(login));
             if matches {
-                return match user.status {
-                    crate::Status::Active => Ok(user),
-                    _ => Err(Error::Forbidden("the account is not active".into())),
-                };
+                account_usable(&user)?;
+                return Ok(user);
             }
         }
         let user = self.authenticate_cached(login, password).await?;

@@ -10,7 +10,7 @@ use crate::Storage;
 use crate::crypto::{random_bytes, sha256};
 use crate::db::{self, REFRESH, SESSIONS};
 use crate::error::{Error, Result};
-use crate::model::{Status, User, now_nanos};
+use crate::model::{User, now_nanos};
 
 pub const ACCESS_TTL_SECS: u64 = 15 * 60;
 pub const REFRESH_TTL_SECS: i64 = 30 * 24 * 3600;
@@ -74,8 +74,9 @@ impl Storage {
             .map_err(Error::internal)
     }
 
-    /// Starts a session for an authenticated user.
-    pub async fn start_session(&self, user: &User) -> Result<Tokens> {
+    /// Starts a session for a user one of the core's sign-in flows let in (not public: a
+    /// session is as good as a [`crate::Principal`]).
+    pub(crate) async fn start_session(&self, user: &User) -> Result<Tokens> {
         let (refresh, hash) = refresh_token();
         let now = now_nanos();
         let user_id = user.id;
@@ -137,7 +138,7 @@ impl Storage {
     }
 
     /// Checks an access token: signature, algorithm, times, the session, the account.
-    pub async fn verify_access_token(&self, token: &str) -> Result<(User, u64)> {
+    pub async fn verify_access_token(&self, token: &str) -> Result<super::Authenticated> {
         let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.core.jwt_key), &validation())
             .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
         let c = data.claims;
@@ -155,13 +156,15 @@ impl Storage {
             Some(s) if s.user == user_id => {}
             _ => return Err(Error::Unauthenticated("the session has ended".into())),
         }
-        Ok((self.active_user(user_id).await?, sid))
+        Ok(super::Authenticated::of(self.active_user(user_id).await?, Some(sid)))
     }
 
     async fn active_user(&self, id: u64) -> Result<User> {
         match self.get_user(id).await {
-            Ok(u) if u.status == Status::Active => Ok(u),
-            Ok(_) => Err(Error::Unauthenticated("the account is not active".into())),
+            // A token of an account shut since is no longer a sign-in: 401, sign in again.
+            Ok(u) => super::account_usable(&u)
+                .map(|()| u)
+                .map_err(|_| Error::Unauthenticated("the account is not active".into())),
             Err(_) => Err(Error::Unauthenticated("the account no longer exists".into())),
         }
     }

@@ -261,7 +261,7 @@ impl DavFileSystem for DriveFs {
             self.ctx
                 .quota
                 .get_or_try_init(|| async {
-                    let u = self.storage.usage(self.principal.user_id).await.map_err(|e| self.fail(e))?;
+                    let u = self.storage.usage(self.principal.user_id()).await.map_err(|e| self.fail(e))?;
                     Ok((u.bytes, (u.quota > 0).then_some(u.quota)))
                 })
                 .await
