@@ -4,7 +4,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
-use crate::errors::{Subject, s3_error as map};
+use crate::errors::{bucket_error, s3_error as map};
 use crate::names;
 
 pub async fn list(s3: &DavitS3, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
@@ -12,7 +12,7 @@ pub async fn list(s3: &DavitS3, req: S3Request<ListBucketsInput>) -> S3Result<S3
     let mut buckets = Vec::new();
     let mut after = None;
     loop {
-        let page = s3.storage.list(&p, "/", after.clone(), 1000).await.map_err(|e| map(e, Subject::Bucket))?;
+        let page = s3.storage.list(&p, "/", after.clone(), 1000).await.map_err(map)?;
         let done = page.len() < 1000;
         after = page.last().map(|i| i.child_key());
         for item in page.into_iter().filter(|i| i.is_folder() && names::valid_bucket(&i.name, &s3.reserved)) {
@@ -36,7 +36,7 @@ pub async fn create(s3: &DavitS3, req: S3Request<CreateBucketInput>) -> S3Result
     names::check_new_bucket(bucket, &s3.reserved)?;
     match s3.storage.mkdir(&p, &format!("/{bucket}")).await {
         Ok(_) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) })),
-        Err(e) => Err(map(e, Subject::Bucket)),
+        Err(e) => Err(bucket_error(e)),
     }
 }
 
@@ -52,7 +52,7 @@ pub async fn delete(s3: &DavitS3, req: S3Request<DeleteBucketInput>) -> S3Result
     if bucket == davit_storage::names::SHARED_ROOT {
         return Err(s3_error!(AccessDenied, "the shared bucket cannot be deleted"));
     }
-    s3.storage.remove_empty_folder(&p, &format!("/{bucket}")).await.map_err(|e| map(e, Subject::Bucket))?;
+    s3.storage.remove_empty_folder(&p, &format!("/{bucket}")).await.map_err(bucket_error)?;
     Ok(S3Response::new(DeleteBucketOutput::default()))
 }
 

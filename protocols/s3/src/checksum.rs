@@ -20,8 +20,6 @@ use futures::Stream;
 use s3s::dto::{Checksum, ChecksumMode, ChecksumType};
 use s3s::{S3Error, S3ErrorCode, S3Result, TrailingHeaders, s3_error};
 
-use crate::errors::{Subject, s3_error as map};
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
     Crc32,
@@ -445,12 +443,17 @@ fn lock(v: &Mutex<Verdict>) -> std::sync::MutexGuard<'_, Verdict> {
 
 impl Outcome {
     /// The answer to a core call that read the verified body: a checksum refusal comes first,
-    /// since the core's own error is then only its echo (a body that broke off).
-    pub fn settle<T>(self, r: davit_storage::Result<T>, subject: Subject) -> S3Result<(T, Option<Sum>)> {
+    /// since the core's own error is then only its echo (a body that broke off); the core's
+    /// refusal is answered as `refusal` maps it.
+    pub fn settle<T>(
+        self,
+        r: davit_storage::Result<T>,
+        refusal: impl FnOnce(davit_storage::Error) -> S3Error,
+    ) -> S3Result<(T, Option<Sum>)> {
         let verdict = std::mem::replace(&mut *lock(&self.0), Verdict::Pending);
         match (r, verdict) {
             (_, Verdict::Refused(e)) => Err(e),
-            (Err(e), _) => Err(map(e, subject)),
+            (Err(e), _) => Err(refusal(e)),
             (Ok(t), Verdict::Passed(sum)) => Ok((t, sum)),
             // The core reads every body to its end before it commits, so this is not reached.
             (Ok(t), Verdict::Pending) => Ok((t, None)),

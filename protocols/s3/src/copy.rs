@@ -7,7 +7,7 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
 use crate::checksum::{self, set_fields};
-use crate::errors::{Subject, s3_error as map};
+use crate::errors::s3_error as map;
 use crate::get::check_conditions;
 use crate::names::key_path;
 use crate::stored::{etag, kept_headers};
@@ -22,7 +22,7 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     s3.bucket(&p, &input.bucket).await?;
     let from = key_path(src_bucket, src_key)?;
     let to = key_path(&input.bucket, &input.key)?;
-    let src = s3.storage.stat(&p, &from).await.map_err(|e| map(e, Subject::Key))?;
+    let src = s3.storage.stat(&p, &from).await.map_err(map)?;
     if src.is_folder() {
         return Err(s3_error!(NoSuchKey, "no such key"));
     }
@@ -42,20 +42,16 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         src.clone()
     } else {
         if let Some(parent) = to.rsplit_once('/').map(|(d, _)| d).filter(|d| d.matches('/').count() >= 2) {
-            s3.storage.mkdir_all(&p, parent).await.map_err(|e| map(e, Subject::Key))?;
+            s3.storage.mkdir_all(&p, parent).await.map_err(map)?;
         }
-        s3.storage.copy(&p, &from, &to, true).await.map_err(|e| map(e, Subject::Key))?.0
+        s3.storage.copy(&p, &from, &to, true).await.map_err(map)?.0
     };
     if replace {
         let mut headers = kept_headers!(input);
         // The content stays, and so does its checksum.
         headers.extend(checksum::kept(&src.headers));
         let meta = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();
-        item = s3
-            .storage
-            .set_metadata(&p, &to, input.content_type, headers, meta)
-            .await
-            .map_err(|e| map(e, Subject::Key))?;
+        item = s3.storage.set_metadata(&p, &to, input.content_type, headers, meta).await.map_err(map)?;
     }
     let mut result = CopyObjectResult {
         e_tag: Some(etag(&item)),

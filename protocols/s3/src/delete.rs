@@ -5,7 +5,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
 use crate::DavitS3;
-use crate::errors::{Subject, s3_error as map};
+use crate::errors::s3_error as map;
 use crate::names::key_path;
 
 async fn delete_key(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, key: &str) -> S3Result<()> {
@@ -19,7 +19,7 @@ async fn delete_key(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, ke
         // Folders the key implied go with it when they are left empty, as on S3.
         s3.storage.delete_object(p, &path, 1).await
     };
-    r.map_err(|e| map(e, Subject::Key))
+    r.map_err(map)
 }
 
 pub async fn delete_object(

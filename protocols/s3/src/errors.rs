@@ -1,31 +1,45 @@
 //! The one table from storage refusals to S3 error codes. Internal causes are logged here
 //! and never sent.
+//!
+//! A refusal maps from the error alone: the core says what is missing, and a missing upload
+//! is NoSuchUpload, anything else the key the request named. Two kinds of call know better
+//! than the error what a missing thing is to S3, and say so with their own function, which
+//! changes only that row: a call on a bucket's own folder ([`bucket_error`]) and a call on an
+//! upload just found ([`upload_error`]).
 
 use davit_storage::{Error, What};
 use http::StatusCode;
 use s3s::{S3Error, S3ErrorCode};
 
-/// What kind of thing a NotFound is about, since S3 names it (NoSuchBucket, NoSuchKey).
-#[derive(Clone, Copy)]
-pub enum Subject {
-    Bucket,
-    Key,
-    Upload,
+/// A call on a bucket's own folder, `/{bucket}`: a folder missing at the top of the drive is
+/// a missing bucket, whatever the core calls it (an item, a folder).
+pub fn bucket_error(e: Error) -> S3Error {
+    match e {
+        Error::NotFound(m) => S3Error::with_message(S3ErrorCode::NoSuchBucket, m.to_string()),
+        e => s3_error(e),
+    }
 }
 
-pub fn s3_error(e: Error, subject: Subject) -> S3Error {
+/// A call on an upload found a moment ago (a part, the completion): the core resolves the
+/// upload's key again there, and what it no longer finds (a share revoked since) ends the
+/// upload, which S3 calls NoSuchUpload.
+pub fn upload_error(e: Error) -> S3Error {
+    match e {
+        Error::NotFound(m) => S3Error::with_message(S3ErrorCode::NoSuchUpload, m.to_string()),
+        e => s3_error(e),
+    }
+}
+
+/// The one table: a core refusal as S3 answers it, from the error alone.
+pub fn s3_error(e: Error) -> S3Error {
     if let Some(cause) = e.internal_cause() {
         tracing::error!(cause = ?cause, "S3 request failed");
     }
     let msg = e.to_string();
     let (code, status) = match &e {
-        // An upload the core says is missing is one whatever the operation; a missing path is
-        // a bucket or a key as the operation names it.
-        Error::NotFound(m) => match (m.what, subject) {
-            (What::Upload, _) | (_, Subject::Upload) => (S3ErrorCode::NoSuchUpload, None),
-            (_, Subject::Bucket) => (S3ErrorCode::NoSuchBucket, None),
-            (_, Subject::Key) => (S3ErrorCode::NoSuchKey, None),
-        },
+        Error::NotFound(m) if m.what == What::Upload => (S3ErrorCode::NoSuchUpload, None),
+        // A path, or what a path leads to (its owner, its content): the request named a key.
+        Error::NotFound(_) => (S3ErrorCode::NoSuchKey, None),
         Error::Forbidden(_) | Error::Unauthenticated(_) | Error::Locked(_) | Error::Gone(_) => {
             (S3ErrorCode::AccessDenied, None)
         }
@@ -92,23 +106,42 @@ mod tests {
         ("Internal", "InternalError", 500),
     ];
 
+    fn status(err: &S3Error) -> Option<u16> {
+        err.status_code().or_else(|| err.code().status_code()).map(|s| s.as_u16())
+    }
+
     #[test]
     fn every_refusal_maps_as_the_table_says() {
-        for (e, &(name, code, status)) in Error::each_with_row(REFUSALS, |r| r.0) {
+        for (e, &(name, code, status_code)) in Error::each_with_row(REFUSALS, |r| r.0) {
             let internal = code == "InternalError";
-            let err = s3_error(e, Subject::Key);
+            let err = s3_error(e);
             assert_eq!(err.code().as_str(), code, "{name}");
-            let actual = err.status_code().or_else(|| err.code().status_code()).map(|s| s.as_u16());
-            assert_eq!(actual, Some(status), "{name}");
+            assert_eq!(status(&err), Some(status_code), "{name}");
             if internal {
                 assert_eq!(err.message(), Some("internal error"), "{name}: the cause is logged, not sent");
             }
         }
-        // What is missing decides the code.
-        let missing = |subject| s3_error(Error::not_found(What::Item), subject).code().as_str().to_owned();
-        assert_eq!(missing(Subject::Bucket), "NoSuchBucket");
-        assert_eq!(missing(Subject::Upload), "NoSuchUpload");
-        let upload = s3_error(Error::missing(What::Upload, "no such upload"), Subject::Key);
-        assert_eq!(upload.code().as_str(), "NoSuchUpload", "the core said what is missing");
+    }
+
+    #[test]
+    fn what_is_missing_is_named_by_the_core_or_by_the_call() {
+        let missing = |what| Error::missing(what, "x");
+        assert_eq!(s3_error(missing(What::Upload)).code().as_str(), "NoSuchUpload", "the core said so");
+        for what in [What::Item, What::Folder, What::User, What::Content] {
+            assert_eq!(s3_error(missing(what)).code().as_str(), "NoSuchKey", "{what:?}");
+            let bucket = bucket_error(missing(what));
+            assert_eq!((bucket.code().as_str(), status(&bucket)), ("NoSuchBucket", Some(404)), "{what:?}");
+            let upload = upload_error(missing(what));
+            assert_eq!((upload.code().as_str(), status(&upload)), ("NoSuchUpload", Some(404)), "{what:?}");
+        }
+        // Those calls change that row only: every other refusal is the table's.
+        for mapped in [bucket_error, upload_error] {
+            for (e, &(name, code, status_code)) in Error::each_with_row(REFUSALS, |r| r.0) {
+                if name != "NotFound" {
+                    let err = mapped(e);
+                    assert_eq!((err.code().as_str(), status(&err)), (code, Some(status_code)), "{name}");
+                }
+            }
+        }
     }
 }

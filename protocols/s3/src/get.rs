@@ -14,7 +14,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
 use crate::checksum::{self, set_fields};
-use crate::errors::{Subject, s3_error as map};
+use crate::errors::s3_error as map;
 use crate::names::key_path;
 use crate::stored::{etag, expires, header, metadata};
 
@@ -60,6 +60,20 @@ pub(crate) fn check_conditions(
     })
 }
 
+/// [`check_conditions`] with the conditional headers of a GetObject or HeadObject input,
+/// which name them alike.
+macro_rules! read_conditions {
+    ($item:expr, $input:expr) => {
+        check_conditions(
+            $item,
+            $input.if_match.as_ref(),
+            $input.if_none_match.as_ref(),
+            $input.if_modified_since.as_ref(),
+            $input.if_unmodified_since.as_ref(),
+        )
+    };
+}
+
 pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
@@ -68,16 +82,10 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     if item.is_folder() {
         return Err(s3_error!(NoSuchKey, "no such key"));
     }
-    check_conditions(
-        &item,
-        input.if_match.as_ref(),
-        input.if_none_match.as_ref(),
-        input.if_modified_since.as_ref(),
-        input.if_unmodified_since.as_ref(),
-    )?;
+    read_conditions!(&item, input)?;
     // The core reads inclusive ranges, as HTTP writes them; an empty part reads to the end.
     let range = span(&item, input.range.as_ref(), input.part_number)?.map(|(s, e)| (s, (e > s).then(|| e - 1)));
-    let read = s3.storage.read(&p, &path, range).await.map_err(|e| map(e, Subject::Key))?;
+    let read = s3.storage.read(&p, &path, range).await.map_err(map)?;
     let item = read.item;
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
@@ -110,13 +118,7 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
     if item.is_folder() != input.key.ends_with('/') {
         return Err(s3_error!(NoSuchKey, "no such key"));
     }
-    check_conditions(
-        &item,
-        input.if_match.as_ref(),
-        input.if_none_match.as_ref(),
-        input.if_modified_since.as_ref(),
-        input.if_unmodified_since.as_ref(),
-    )?;
+    read_conditions!(&item, input)?;
     let (len, range) = match span(&item, input.range.as_ref(), input.part_number)? {
         None => (item.size, None),
         Some((start, end)) => (end - start, Some(format!("bytes {start}-{}/{}", end.saturating_sub(1), item.size))),
@@ -151,7 +153,7 @@ async fn object(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, path: 
             s3.bucket(p, bucket).await?;
             Err(s3_error!(NoSuchKey, "no such key"))
         }
-        Err(e) => Err(map(e, Subject::Key)),
+        Err(e) => Err(map(e)),
     }
 }
 

@@ -25,7 +25,7 @@ use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
-use errors::{Subject, s3_error as map};
+use errors::bucket_error;
 
 pub use s3s::Body as S3Body;
 
@@ -245,7 +245,7 @@ impl DavitS3 {
         match self.storage.stat(p, &format!("/{bucket}")).await {
             Ok(item) if item.is_folder() => Ok(()),
             Ok(_) => Err(s3_error!(NoSuchBucket, "no such bucket")),
-            Err(e) => Err(map(e, Subject::Bucket)),
+            Err(e) => Err(bucket_error(e)),
         }
     }
 }

@@ -6,7 +6,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
-use crate::errors::{Subject, s3_error as map};
+use crate::errors::bucket_error;
 use crate::stored::etag;
 
 /// `encoding-type=url`: keys and prefixes percent-encoded (all but unreserved and `/`).
@@ -46,7 +46,7 @@ async fn list_page(
     s3.bucket(p, bucket).await?;
     let q =
         davit_storage::ListQuery { prefix, start_after: after, delimiter: delimiter.filter(|d| !d.is_empty()), max };
-    let listing = s3.storage.list_keys(p, &format!("/{bucket}"), q).await.map_err(|e| map(e, Subject::Bucket))?;
+    let listing = s3.storage.list_keys(p, &format!("/{bucket}"), q).await.map_err(bucket_error)?;
     let objects = listing
         .objects
         .iter()

@@ -7,7 +7,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
 use crate::checksum::{self, Wanted, set_fields};
-use crate::errors::{Subject, s3_error as map};
+use crate::errors::{s3_error as map, upload_error};
 use crate::names::key_path;
 use davit_http::system_time;
 use davit_storage::{CombineParts, PartOptions};
@@ -19,7 +19,7 @@ fn upload_id(s: &str) -> S3Result<u64> {
 /// The upload must belong to this bucket and key.
 async fn owned_upload(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, key: &str, id: &str) -> S3Result<u64> {
     let id = upload_id(id)?;
-    let up = s3.storage.get_upload(p, id).await.map_err(|e| map(e, Subject::Upload))?;
+    let up = s3.storage.get_upload(p, id).await.map_err(map)?;
     if up.path != key_path(bucket, key)? {
         return Err(s3_error!(NoSuchUpload, "no such upload for this key"));
     }
@@ -40,7 +40,7 @@ pub async fn create(
         user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
         ..Default::default()
     };
-    let up = s3.storage.create_upload(&p, &path, opts).await.map_err(|e| map(e, Subject::Key))?;
+    let up = s3.storage.create_upload(&p, &path, opts).await.map_err(map)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
@@ -67,7 +67,7 @@ pub async fn upload_part(s3: &DavitS3, req: S3Request<UploadPartInput>) -> S3Res
     let stored = s3.storage.upload_part(&p, id, number, stream, opts).await;
     // A part keeps its checksum for ListParts and completion; they are not combined into
     // one for the object.
-    let (part, sum) = outcome.settle(stored, Subject::Upload)?;
+    let (part, sum) = outcome.settle(stored, upload_error)?;
     let mut out = UploadPartOutput { e_tag: Some(ETag::Strong(part.etag)), ..Default::default() };
     let _ = set_fields!(out, sum);
     Ok(S3Response::new(out))
@@ -105,7 +105,7 @@ pub async fn upload_part_copy(
     };
     // The range is read and chunked again: chunk boundaries rarely fall on its edges, and
     // the identical chunks inside it dedupe against the source.
-    let read = s3.storage.read(&p, &from, range).await.map_err(|e| map(e, Subject::Key))?;
+    let read = s3.storage.read(&p, &from, range).await.map_err(map)?;
     let len = read.end - read.start;
     let stream = read.body.map(|r| r.map_err(std::io::Error::other)).boxed();
     let number = u32::try_from(input.part_number).map_err(|_| s3_error!(InvalidArgument, "bad part number"))?;
@@ -113,7 +113,7 @@ pub async fn upload_part_copy(
         .storage
         .upload_part(&p, id, number, stream, PartOptions { expected_len: Some(len), ..Default::default() })
         .await
-        .map_err(|e| map(e, Subject::Upload))?;
+        .map_err(upload_error)?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(part.etag)),
@@ -146,8 +146,7 @@ pub async fn complete(
         check_listed_checksums(s3, &p, id, &sums).await?;
     }
     let combine = CombineParts(std::sync::Arc::new(checksum::combine_parts));
-    let item =
-        s3.storage.complete_upload_with(&p, id, listed, Some(combine)).await.map_err(|e| map(e, Subject::Upload))?;
+    let item = s3.storage.complete_upload_with(&p, id, listed, Some(combine)).await.map_err(upload_error)?;
     let sum = checksum::of_item(&item);
     let mut out = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
@@ -168,7 +167,7 @@ async fn check_listed_checksums(
     id: u64,
     listed: &[(u32, String)],
 ) -> S3Result<()> {
-    let parts = s3.storage.list_parts(p, id).await.map_err(|e| map(e, Subject::Upload))?;
+    let parts = s3.storage.list_parts(p, id).await.map_err(map)?;
     for (n, value) in listed {
         let kept = parts.iter().find(|pt| pt.number == *n).and_then(|pt| pt.checksum.as_ref());
         if let Some((_, v)) = kept
@@ -187,7 +186,7 @@ pub async fn abort(
     let p = s3.principal(&req).await?;
     let input = req.input;
     let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
-    s3.storage.abort_upload(&p, id).await.map_err(|e| map(e, Subject::Upload))?;
+    s3.storage.abort_upload(&p, id).await.map_err(map)?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
@@ -197,7 +196,7 @@ pub async fn list_parts(s3: &DavitS3, req: S3Request<ListPartsInput>) -> S3Resul
     let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
     let marker = input.part_number_marker.map_or(0, |m| m.max(0) as u32);
     let max = input.max_parts.map_or(1000, |m| m.clamp(0, 1000) as usize);
-    let all = s3.storage.list_parts(&p, id).await.map_err(|e| map(e, Subject::Upload))?;
+    let all = s3.storage.list_parts(&p, id).await.map_err(map)?;
     let rest: Vec<_> = all.into_iter().filter(|pt| pt.number > marker).collect();
     let truncated = rest.len() > max;
     let page: Vec<_> = rest.into_iter().take(max).collect();
@@ -239,7 +238,7 @@ pub async fn list_uploads(
     let base = format!("/{}/", input.bucket);
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = input.max_uploads.map_or(1000, |m| m.clamp(0, 1000) as usize);
-    let all = s3.storage.list_uploads(&p, &format!("{base}{prefix}")).await.map_err(|e| map(e, Subject::Bucket))?;
+    let all = s3.storage.list_uploads(&p, &format!("{base}{prefix}")).await.map_err(map)?;
     let key_marker = input.key_marker.clone().unwrap_or_default();
     let id_marker: u64 = input.upload_id_marker.as_deref().and_then(|m| m.parse().ok()).unwrap_or(0);
     let rest: Vec<_> = all

@@ -8,7 +8,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
 use crate::checksum::{self, Wanted, set_fields};
-use crate::errors::{Subject, s3_error as map};
+use crate::errors::s3_error as map;
 use crate::names::key_path;
 use crate::stored::{etag, kept_headers};
 
@@ -33,7 +33,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
             return Err(s3_error!(InvalidArgument, "a key ending in '/' names a folder and takes no content"));
         }
         let sum = wanted.as_ref().map(Wanted::check_empty).transpose()?;
-        s3.storage.mkdir_all(&p, &path).await.map_err(|e| map(e, Subject::Key))?;
+        s3.storage.mkdir_all(&p, &path).await.map_err(map)?;
         let mut out = PutObjectOutput {
             e_tag: Some(ETag::Strong("d41d8cd98f00b204e9800998ecf8427e".into())),
             ..Default::default()
@@ -59,7 +59,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         ..Default::default()
     };
     let written = s3.storage.write(&p, &path, stream, opts).await;
-    let (item, sum) = outcome.settle(written, Subject::Key)?;
+    let (item, sum) = outcome.settle(written, map)?;
     let mut out = PutObjectOutput { e_tag: Some(etag(&item)), ..Default::default() };
     out.checksum_type = set_fields!(out, sum);
     Ok(S3Response::new(out))
