@@ -10,13 +10,14 @@ use md5::{Digest, Md5};
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use crate::chunks::ChunkRef;
-use crate::db::{self, PARTS, UPLOADS};
+use crate::access;
+use crate::content::chunks::ChunkRef;
+use crate::content::ingest::{Ingested, ingest};
 use crate::error::{Error, Result, What};
-use crate::ingest::{Ingested, ingest};
-use crate::model::{Item, Principal, now_nanos};
+use crate::meta::db::{self, PARTS, UPLOADS};
+use crate::meta::model::{Item, Principal, now_nanos};
+use crate::meta::txn::{self, FileContent, W};
 use crate::tree::quota_error;
-use crate::txn::{self, FileContent, W};
 use crate::{Storage, WriteOptions};
 
 /// Parts other than the last must be at least this large (as on S3).
@@ -49,7 +50,7 @@ pub struct Part {
     /// The checksum the client had verified for the part (header name, value), if any.
     pub checksum: Option<(String, String)>,
 }
-crate::db::stored!(Upload = "multipart upload", Part = "part");
+crate::meta::db::stored!(Upload = "multipart upload", Part = "part");
 
 /// Headers an object takes from the parts it is completed from.
 #[derive(Clone)]
@@ -324,7 +325,7 @@ impl Storage {
                 limit.check(size)?;
             }
             let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
-            let (parent, name) = w.slot(place, true, now)?;
+            let (parent, name) = access::slot(w, place, true, now)?;
             let current = match txn::lookup_child(&w.children, parent.id, &name)? {
                 Some(cid) => Some(w.get(cid)?),
                 None => None,
@@ -388,8 +389,8 @@ impl Storage {
 mod tests {
     use bytes::Bytes;
 
-    use crate::model::{Principal, Role};
-    use crate::policy::Rule;
+    use crate::access::policy::Rule;
+    use crate::meta::model::{Principal, Role};
     use crate::{Error, PartOptions, Storage, WriteOptions};
 
     fn body(len: usize) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {

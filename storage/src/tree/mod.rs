@@ -1,19 +1,23 @@
 //! The drive tree: what a principal may see and change in its own drive.
 
+pub(crate) mod listing;
+pub mod locks;
+pub mod multipart;
+
 use bytes::Bytes;
 use futures::Stream;
 use redb::ReadableTable;
 
 use crate::Storage;
+use crate::access::policy::SizeLimit;
 use crate::access::{self, Access, Place, resolve_place};
-use crate::db::{CHILDREN, ITEMS, USAGE, USERS};
+use crate::content::ingest::{Ingested, ingest};
+use crate::content::read::{ByteStream, open_range, resolve_range};
 use crate::error::{Error, Result, What};
-use crate::ingest::{Ingested, ingest};
-use crate::model::{Item, Kind, Principal, Role, Scope, Usage, User, now_nanos};
-use crate::names::{DrivePath, SHARED_ROOT};
-use crate::policy::SizeLimit;
-use crate::read::{ByteStream, open_range, resolve_range};
-use crate::txn::{self, FileContent, W};
+use crate::meta::db::{CHILDREN, ITEMS, USAGE};
+use crate::meta::model::{Item, Kind, Principal, Role, Scope, Usage, now_nanos};
+use crate::meta::names::{DrivePath, SHARED_ROOT};
+use crate::meta::txn::{self, FileContent, W};
 
 /// Preconditions on the current version of a target, checked in the committing transaction.
 #[derive(Clone, Debug, Default)]
@@ -129,7 +133,7 @@ impl Storage {
             .db
             .write(keep, move |ctx| {
                 let mut w = W::open(ctx)?;
-                w.recheck(&place)?;
+                access::recheck(&w, &place)?;
                 f(&mut w, &place)
             })
             .await
@@ -272,7 +276,7 @@ impl Storage {
         self.may_change(p, &place, false).await?;
         let now = now_nanos();
         self.commit_at(place, (), move |w, place| {
-            let (parent, mut name) = w.slot(place, false, now)?;
+            let (parent, mut name) = access::slot(w, place, false, now)?;
             if place.hides_names() {
                 // A drop box answers the same whether the name is taken or not.
                 name = access::free_name(&w.children, parent.id, &name)?;
@@ -318,7 +322,7 @@ impl Storage {
                 .read(move |t| {
                     let items = t.open_table(ITEMS)?;
                     let children = t.open_table(CHILDREN)?;
-                    let current = match txn::slot_read(&items, &children, &place) {
+                    let current = match access::slot_read(&items, &children, &place) {
                         Ok((parent, name)) => match txn::lookup_child(&children, parent.id, &name)? {
                             Some(id) if keeps_old => txn::get_item(&items, id)?,
                             _ => None,
@@ -330,7 +334,7 @@ impl Storage {
                         return Err(Error::Conflict(format!("{} is a folder", place.path)));
                     }
                     opts.conditions.check(current.as_ref())?;
-                    let user = load_user(t, owner)?;
+                    let user = txn::load_user(t, owner)?;
                     let (used, _) = t.open_table(USAGE)?.get(owner)?.map_or((0, 0), |v| v.value());
                     let room = if user.quota == 0 {
                         u64::MAX
@@ -361,7 +365,7 @@ impl Storage {
             headers.extend((late.0)());
         }
         self.commit_at(place, pins, move |w, place| {
-            let (parent, mut name) = w.slot(place, opts.create_parents, now)?;
+            let (parent, mut name) = access::slot(w, place, opts.create_parents, now)?;
             if !keeps_old {
                 // An upload link never overwrites: a clashing name gets a new one.
                 name = access::free_name(&w.children, parent.id, &name)?;
@@ -507,15 +511,15 @@ impl Storage {
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
                 if is_move {
-                    w.recheck(&from)?;
+                    access::recheck(&w, &from)?;
                 } else {
-                    w.recheck_read(&from)?;
+                    access::recheck_read(&w, &from)?;
                 }
-                w.recheck(&to)?;
+                access::recheck(&w, &to)?;
                 let src = w
                     .resolve(from.base, &from.rel)?
                     .ok_or_else(|| Error::missing(What::Item, format!("{} not found", from.path)))?;
-                let (parent, name) = w.slot(&to, false, now)?;
+                let (parent, name) = access::slot(&mut w, &to, false, now)?;
                 if w.ancestors(parent.id)?.contains(&src.id) {
                     return Err(Error::Conflict("cannot put a folder inside itself".into()));
                 }
@@ -687,7 +691,7 @@ impl Storage {
     }
 
     /// The size rule of `role`'s writes, whole files and multipart uploads alike (see
-    /// [`crate::policy::Policy::size_limit`]).
+    /// [`crate::access::policy::Policy::size_limit`]).
     pub fn size_limit(&self, role: Role) -> Option<SizeLimit> {
         self.core.config.policy.size_limit(role, self.core.config.max_file_size)
     }
@@ -696,24 +700,12 @@ impl Storage {
         self.core
             .db
             .read(move |t| {
-                let user = load_user(t, user_id)?;
+                let user = txn::load_user(t, user_id)?;
                 let (bytes, files) = t.open_table(USAGE)?.get(user_id)?.map_or((0, 0), |v| v.value());
                 Ok(Usage { bytes, files, quota: user.quota })
             })
             .await
     }
-}
-
-pub(crate) fn load_user_w(t: &redb::WriteTransaction, id: u64) -> Result<User> {
-    let users = t.open_table(USERS)?;
-    let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
-    crate::db::decode(v.value())
-}
-
-pub(crate) fn load_user(t: &redb::ReadTransaction, id: u64) -> Result<User> {
-    let users = t.open_table(USERS)?;
-    let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
-    crate::db::decode(v.value())
 }
 
 /// Through an upload link, a refusal that depends on what is already there (a file where a
@@ -735,7 +727,7 @@ pub(crate) fn quota_error(need: u64) -> Error {
 mod tests {
     use bytes::Bytes;
 
-    use crate::model::Role;
+    use crate::meta::model::Role;
     use crate::{Error, WriteOptions};
 
     #[tokio::test]
@@ -770,8 +762,8 @@ mod tests {
         s.core
             .db
             .write((), move |ctx| {
-                let mut w = crate::txn::W::open(ctx)?;
-                let item = w.resolve(root, &crate::names::DrivePath::parse("/b/legacy.txt")?)?.unwrap();
+                let mut w = crate::meta::txn::W::open(ctx)?;
+                let item = w.resolve(root, &crate::meta::names::DrivePath::parse("/b/legacy.txt")?)?.unwrap();
                 w.unlink(&item)?;
                 let renamed = crate::Item { name: "legacy\u{1}.txt".into(), ..item };
                 w.put(&renamed)?;

@@ -10,13 +10,13 @@ use redb::ReadableTable;
 
 use crate::Storage;
 use crate::access::link_usable;
+use crate::access::sharing::{own_item, path_of};
 use crate::auth::throttle::ClientAddr;
-use crate::db::{self, ITEMS, LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, USERS};
 use crate::error::{Error, Result, What};
-use crate::model::{Kind, Link, LinkState, Principal, Scope, User, now_nanos};
-use crate::names::DrivePath;
-use crate::sharing::{own_item, path_of};
-use crate::txn;
+use crate::meta::db::{self, ITEMS, LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, USERS};
+use crate::meta::model::{Kind, Link, LinkState, Principal, Scope, User, now_nanos};
+use crate::meta::names::DrivePath;
+use crate::meta::txn;
 
 /// What a new link allows and how long it lives.
 #[derive(Clone, Debug, Default)]
@@ -103,7 +103,7 @@ impl Storage {
         let password_hash = match new.password.as_deref().filter(|s| !s.is_empty()) {
             Some(pw) => {
                 let pw = pw.to_owned();
-                Some(tokio::task::spawn_blocking(move || crate::users::hash_password(&pw)).await??)
+                Some(tokio::task::spawn_blocking(move || crate::auth::users::hash_password(&pw)).await??)
             }
             None => None,
         };
@@ -223,7 +223,8 @@ impl Storage {
                     // Per (link, address) and per address, like a login's password.
                     self.core.throttle.gate(&account, addr).await?;
                     let (hash, pw) = (hash.clone(), pw.to_owned());
-                    let ok = tokio::task::spawn_blocking(move || crate::users::verify_password(&hash, &pw)).await?;
+                    let ok =
+                        tokio::task::spawn_blocking(move || crate::auth::users::verify_password(&hash, &pw)).await?;
                     if !ok {
                         self.core.throttle.failed(&account, addr);
                         return Err(Error::Unauthenticated("wrong password for this link".into()));

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::model::Role;
+use crate::meta::model::Role;
 
 #[derive(Clone, Debug, Default)]
 pub struct Rule {
