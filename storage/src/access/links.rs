@@ -253,24 +253,6 @@ impl Storage {
         hex::encode(ring::hmac::sign(&key, msg.as_bytes()).as_ref())
     }
 
-    /// Opens a file to be downloaded (a GET; a HEAD only [`Storage::read`]s). Through a link,
-    /// a read from the first byte is one download, counted before a byte is sent; later
-    /// ranges (resumes) are free.
-    pub async fn download(
-        &self,
-        p: &Principal,
-        path: &str,
-        range: Option<(u64, Option<u64>)>,
-    ) -> Result<crate::FileRead> {
-        let read = self.read(p, path, range).await?;
-        if let Scope::Link { link, .. } = p.scope
-            && read.start == 0
-        {
-            self.count_download(link).await?;
-        }
-        Ok(read)
-    }
-
     /// Counts one download of a link, atomically: past its limit, the link is used up.
     pub async fn count_download(&self, link_id: u64) -> Result<()> {
         self.core

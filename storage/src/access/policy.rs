@@ -115,6 +115,14 @@ impl Policy {
     }
 }
 
+impl crate::Storage {
+    /// The size rule of `role`'s writes, whole files and multipart uploads alike (see
+    /// [`Policy::size_limit`]).
+    pub fn size_limit(&self, role: Role) -> Option<SizeLimit> {
+        self.core.config.policy.size_limit(role, self.core.config.max_file_size)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

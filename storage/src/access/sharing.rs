@@ -1,17 +1,18 @@
 //! Sharing between users: grants of `read` or `read-write` on an item (and what is below
-//! it), and transfers of ownership. Grants attach to item ids, so renames and moves keep
-//! them; deleting an item or a user ends them in the same transaction.
+//! it). Grants attach to item ids, so renames and moves keep
+//! them; deleting an item or a user ends them in the same transaction (`meta::grant_rows`).
+//! Transfers of ownership are in `tree::relocate`.
 
 use redb::{ReadTransaction, ReadableTable};
 
 use crate::Storage;
-use crate::access::{self, Access};
+use crate::access;
 use crate::error::{Error, Result, What};
 use crate::meta::db::{self, CHILDREN, ITEMS, SHARES, SHARES_BY_ITEM, SHARES_BY_OWNER, USERS};
 use crate::meta::grant_rows::{put_share, remove_share_rows};
 use crate::meta::model::{Item, Kind, Principal, Share, User, now_nanos};
 use crate::meta::names::{DrivePath, SHARED_ROOT};
-use crate::meta::txn::{self, W};
+use crate::meta::txn;
 
 /// A grant as its owner or its grantee sees it.
 #[derive(Clone, Debug)]
@@ -259,40 +260,6 @@ impl Storage {
                     cur = txn::get_item(&items, it.parent)?;
                 }
                 Ok(out)
-            })
-            .await
-    }
-
-    /// Hands the item at `path` to another user: it moves to the top of their drive (with
-    /// a distinct name if one is taken), their quota pays for it, and grants and links on it
-    /// follow it. Returns the item and its path in the new owner's drive.
-    pub async fn transfer(&self, p: &Principal, path: &str, to: &str) -> Result<(Item, String)> {
-        let place = self.change_target(p, path, true).await?;
-        place.check_detach(p)?;
-        if place.access != Access::Own {
-            return Err(Error::Forbidden("only items in your own drive can be transferred".into()));
-        }
-        let target = self.find_user(to).await.map_err(|_| Error::missing(What::User, format!("no user \'{to}\'")))?;
-        if target.id == p.user_id {
-            return Err(Error::InvalidInput("you already own it".into()));
-        }
-        self.core
-            .db
-            .write((), move |ctx| {
-                let mut w = W::open(ctx)?;
-                let item = w
-                    .resolve(place.base, &place.rel)?
-                    .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
-                let user = w.user(target.id)?;
-                // The top-level `shared` is the virtual folder of grants.
-                let wanted = if item.name == SHARED_ROOT { format!("{SHARED_ROOT} (2)") } else { item.name.clone() };
-                let name = access::free_name(&w.children, user.root, &wanted)?;
-                w.unlink(&item)?;
-                w.change_owner(&item, user.id)?;
-                let moved = Item { owner: user.id, parent: user.root, name: name.clone(), ..item };
-                w.put(&moved)?;
-                w.link(&moved)?;
-                Ok((moved, format!("/{name}")))
             })
             .await
     }

@@ -6,10 +6,10 @@ use redb::ReadableTable;
 
 use crate::Storage;
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, ACCESS_KEYS, APP_PASSWORD_HASHES, APP_PASSWORDS, CODES, EMAILS, USERNAMES, USERS};
-use crate::meta::model::{AccessKey, Item, Kind, Role, Status, User, now_nanos};
+use crate::meta::db::{self, ACCESS_KEYS, APP_PASSWORD_HASHES, APP_PASSWORDS, CODES, EMAILS, USAGE, USERNAMES, USERS};
+use crate::meta::model::{AccessKey, Item, Kind, Role, Status, Usage, User, now_nanos};
 use crate::meta::names::{normalize_email, validate_username};
-use crate::meta::txn::W;
+use crate::meta::txn::{self, W};
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 
@@ -202,6 +202,17 @@ impl Storage {
     pub fn has_admin_blocking(&self) -> Result<bool> {
         Ok(self.list_users_blocking()?.iter().any(|u| u.role == Role::Admin))
     }
+
+    pub async fn usage(&self, user_id: u64) -> Result<Usage> {
+        self.core
+            .db
+            .read(move |t| {
+                let user = txn::load_user(t, user_id)?;
+                let (bytes, files) = t.open_table(USAGE)?.get(user_id)?.map_or((0, 0), |v| v.value());
+                Ok(Usage { bytes, files, quota: user.quota })
+            })
+            .await
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -303,7 +314,7 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
             }
         }
         w.items.remove(root.id)?;
-        crate::tree::multipart::drop_uploads_of(&mut w, user_id)?;
+        crate::meta::uploads::drop_uploads_of(&mut w, user_id)?;
         w.usage.remove(user_id)?;
     }
     crate::meta::grant_rows::forget_user(txn, user_id)?;

@@ -55,12 +55,12 @@ impl Storage {
             let mut upload_owner = HashMap::new();
             check_grants_and_links(t, &owners, &mut report.problems)?;
             for e in t.open_table(crate::meta::db::UPLOADS)?.iter()? {
-                let up: crate::tree::multipart::Upload = db::decode(e?.1.value())?;
+                let up: crate::meta::uploads::Upload = db::decode(e?.1.value())?;
                 upload_owner.insert(up.id, up.payer);
             }
             for e in t.open_table(crate::meta::db::PARTS)?.iter()? {
                 let (k, v) = e?;
-                let part: crate::tree::multipart::Part = db::decode(v.value())?;
+                let part: crate::meta::uploads::Part = db::decode(v.value())?;
                 if let Some(owner) = upload_owner.get(&k.value().0) {
                     usage.entry(*owner).or_default().0 += part.size;
                 }

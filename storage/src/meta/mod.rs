@@ -8,3 +8,4 @@ pub(crate) mod grant_rows;
 pub mod model;
 pub mod names;
 pub(crate) mod txn;
+pub(crate) mod uploads;

@@ -6,7 +6,7 @@ use crate::access::resolve_place;
 use crate::content::read::{open_range, resolve_range};
 use crate::error::{Error, Result, What};
 use crate::meta::db::{CHILDREN, ITEMS};
-use crate::meta::model::Principal;
+use crate::meta::model::{Principal, Scope};
 
 impl Storage {
     /// Opens a byte range (inclusive `(first, last)` as in HTTP; `None` for all) of a file.
@@ -40,5 +40,23 @@ impl Storage {
             Err(Error::internal("file kept changing while being opened"))
         })
         .await?
+    }
+
+    /// Opens a file to be downloaded (a GET; a HEAD only [`Storage::read`]s). Through a link,
+    /// a read from the first byte is one download, counted before a byte is sent; later
+    /// ranges (resumes) are free.
+    pub async fn download(
+        &self,
+        p: &Principal,
+        path: &str,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<crate::FileRead> {
+        let read = self.read(p, path, range).await?;
+        if let Scope::Link { link, .. } = p.scope
+            && read.start == 0
+        {
+            self.count_download(link).await?;
+        }
+        Ok(read)
     }
 }

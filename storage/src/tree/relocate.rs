@@ -4,6 +4,7 @@ use crate::Storage;
 use crate::access::{self, Access};
 use crate::error::{Error, Result, What};
 use crate::meta::model::{Item, Kind, Principal, now_nanos};
+use crate::meta::names::SHARED_ROOT;
 use crate::meta::txn::{self, W};
 
 impl Storage {
@@ -114,6 +115,40 @@ impl Storage {
                     let copy = w.copy_subtree(&src, parent.id, &name, to.owner, now)?;
                     Ok((copy, created))
                 }
+            })
+            .await
+    }
+
+    /// Hands the item at `path` to another user: it moves to the top of their drive (with
+    /// a distinct name if one is taken), their quota pays for it, and grants and links on it
+    /// follow it. Returns the item and its path in the new owner's drive.
+    pub async fn transfer(&self, p: &Principal, path: &str, to: &str) -> Result<(Item, String)> {
+        let place = self.change_target(p, path, true).await?;
+        place.check_detach(p)?;
+        if place.access != Access::Own {
+            return Err(Error::Forbidden("only items in your own drive can be transferred".into()));
+        }
+        let target = self.find_user(to).await.map_err(|_| Error::missing(What::User, format!("no user \'{to}\'")))?;
+        if target.id == p.user_id {
+            return Err(Error::InvalidInput("you already own it".into()));
+        }
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let item = w
+                    .resolve(place.base, &place.rel)?
+                    .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
+                let user = w.user(target.id)?;
+                // The top-level `shared` is the virtual folder of grants.
+                let wanted = if item.name == SHARED_ROOT { format!("{SHARED_ROOT} (2)") } else { item.name.clone() };
+                let name = access::free_name(&w.children, user.root, &wanted)?;
+                w.unlink(&item)?;
+                w.change_owner(&item, user.id)?;
+                let moved = Item { owner: user.id, parent: user.root, name: name.clone(), ..item };
+                w.put(&moved)?;
+                w.link(&moved)?;
+                Ok((moved, format!("/{name}")))
             })
             .await
     }

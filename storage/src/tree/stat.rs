@@ -1,13 +1,11 @@
-//! What an item is: stat of one path, and the usage and size limit of an account.
+//! What an item is (stat of one path), and the size limit of a role.
 
 use super::shared_folder;
 use crate::Storage;
-use crate::access::policy::SizeLimit;
 use crate::access::{Access, Place, resolve_place};
 use crate::error::{Error, Result, What};
-use crate::meta::db::{CHILDREN, ITEMS, USAGE};
-use crate::meta::model::{Item, Principal, Role, Usage};
-use crate::meta::txn::{self};
+use crate::meta::db::{CHILDREN, ITEMS};
+use crate::meta::model::{Item, Principal};
 
 impl Storage {
     pub async fn stat(&self, p: &Principal, path: &str) -> Result<Item> {
@@ -39,23 +37,6 @@ impl Storage {
             .read(move |t| {
                 resolve_place(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, &place)?
                     .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))
-            })
-            .await
-    }
-
-    /// The size rule of `role`'s writes, whole files and multipart uploads alike (see
-    /// [`crate::access::policy::Policy::size_limit`]).
-    pub fn size_limit(&self, role: Role) -> Option<SizeLimit> {
-        self.core.config.policy.size_limit(role, self.core.config.max_file_size)
-    }
-
-    pub async fn usage(&self, user_id: u64) -> Result<Usage> {
-        self.core
-            .db
-            .read(move |t| {
-                let user = txn::load_user(t, user_id)?;
-                let (bytes, files) = t.open_table(USAGE)?.get(user_id)?.map_or((0, 0), |v| v.value());
-                Ok(Usage { bytes, files, quota: user.quota })
             })
             .await
     }
