@@ -40,6 +40,23 @@ pub(crate) fn path_of(items: &impl ReadableTable<u64, &'static [u8]>, id: u64) -
     Ok(format!("/{}", names.join("/")))
 }
 
+/// A grant as its owner sees it: the item's path in their drive.
+fn owner_view(
+    items: &impl ReadableTable<u64, &'static [u8]>,
+    users: &impl ReadableTable<u64, &'static [u8]>,
+    share: Share,
+    kind: Kind,
+) -> Result<ShareInfo> {
+    Ok(ShareInfo {
+        path: path_of(items, share.item)?,
+        kind,
+        owner_name: username(users, share.owner)?,
+        grantee_name: username(users, share.grantee)?,
+        inherited_from: None,
+        share,
+    })
+}
+
 fn username(users: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<String> {
     let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
     Ok(db::decode::<User>(v.value())?.username)
@@ -111,14 +128,7 @@ impl Storage {
                 let items = t.open_table(ITEMS)?;
                 let users = t.open_table(USERS)?;
                 let item = txn::get_item(&items, share.item)?.ok_or_else(|| Error::not_found(What::Item))?;
-                Ok(ShareInfo {
-                    path: path_of(&items, share.item)?,
-                    kind: item.kind,
-                    owner_name: username(&users, share.owner)?,
-                    grantee_name: username(&users, share.grantee)?,
-                    inherited_from: None,
-                    share,
-                })
+                owner_view(&items, &users, share, item.kind)
             })
             .await
     }
@@ -137,14 +147,7 @@ impl Storage {
                     let Some(v) = shares.get(e?.0.value().1)? else { continue };
                     let share: Share = db::decode(v.value())?;
                     let Some(item) = txn::get_item(&items, share.item)? else { continue };
-                    mine.push(ShareInfo {
-                        path: path_of(&items, share.item)?,
-                        kind: item.kind,
-                        owner_name: username(&users, share.owner)?,
-                        grantee_name: username(&users, share.grantee)?,
-                        inherited_from: None,
-                        share,
-                    });
+                    mine.push(owner_view(&items, &users, share, item.kind)?);
                 }
                 let grants = access::grants_to(t, me)?;
                 let me_name = username(&users, me)?;
