@@ -3,57 +3,50 @@
 //! Front ends hold a [`Storage`] and call it with the caller's [`Principal`]; every access
 //! decision is made here, so WebDAV, S3 and REST obey the same rules.
 
+// The core's parts. `meta` holds the metadata (store, transactions, stored types, names,
+// format) and depends on no rule; `content` stores file bytes; `tree` is the file
+// operations; `access` decides who reaches what; `auth` proves who one is. Dependencies
+// point from rules down to `meta`, never back.
 mod access;
-mod admin;
 pub mod auth;
-mod auth_cache;
-mod check;
-pub mod chunks;
+mod content;
 pub mod crypto;
-pub mod db;
 mod error;
-pub mod format;
-mod ingest;
-mod keys;
-mod links;
-mod listing;
-pub mod locks;
-pub mod model;
-pub mod multipart;
-pub mod names;
+mod meta;
 pub mod perms;
-pub mod policy;
-mod read;
-mod sharing;
 #[cfg(test)]
 mod tests;
 mod tree;
-mod txn;
-mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use admin::{Admin, Stats};
+// The crate's public module paths from before the folders, kept for the front ends.
+pub use access::policy;
+pub use content::chunks;
+pub use meta::{db, format, model, names};
+pub use tree::{locks, multipart};
+
+pub use access::links::{LinkInfo, LinkProof, NewLink, OpenLink};
+pub use access::sharing::ShareInfo;
 pub use auth::Authenticated;
+pub use auth::admin::{Admin, Stats};
 pub use auth::app_passwords::AppPassword;
 pub use auth::codes::Purpose;
 pub use auth::flows::{AccountMail, LoginOutcome};
+pub use auth::keys::KeySecret;
 pub use auth::sessions::Tokens;
 pub use auth::throttle::ClientAddr;
-pub use check::CheckReport;
+pub use auth::users::NewUser;
+pub use content::check::CheckReport;
+pub use content::ingest::{INLINE_MAX, MAX_CHUNK};
+pub use content::read::ByteStream;
 pub use error::{Error, Internal, Missing, Result, What};
-pub use ingest::{INLINE_MAX, MAX_CHUNK};
-pub use keys::KeySecret;
-pub use links::{LinkInfo, LinkProof, NewLink, OpenLink};
-pub use listing::{KeyListing, ListQuery};
 pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};
 pub use multipart::{CombineParts, PartOptions};
-pub use read::ByteStream;
-pub use sharing::ShareInfo;
+pub use tree::listing::{KeyListing, ListQuery};
 pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};
-pub use users::NewUser;
 
 use chunks::{ChunkBackend, Collector, LocalDir, Pins};
 use crypto::{KEY_LEN, Keys};
@@ -102,7 +95,7 @@ pub(crate) struct Core {
     pub pins: Arc<Pins>,
     pub collector: Arc<Collector>,
     pub config: StorageConfig,
-    pub auth_cache: auth_cache::AuthCache,
+    pub auth_cache: auth::cache::AuthCache,
     pub throttle: auth::throttle::Throttle,
     pub locks: locks::LockStore,
     /// Chunks being sealed and written at once, across every write (see `ingest`).
@@ -175,7 +168,7 @@ impl Storage {
             auth_cache: Default::default(),
             throttle: Default::default(),
             locks: Default::default(),
-            chunk_slots: Arc::new(tokio::sync::Semaphore::new(ingest::CHUNK_SLOTS)),
+            chunk_slots: Arc::new(tokio::sync::Semaphore::new(content::ingest::CHUNK_SLOTS)),
             jwt_key,
         });
         start_periodic_sweep(&core);

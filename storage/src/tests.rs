@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::model::{Principal, Role, Status};
+use crate::meta::model::{Principal, Role, Status};
 use crate::{Conditions, Error, ListQuery, NewUser, Storage, StorageConfig, WriteOptions};
 
 /// Deterministic bytes that do not compress or repeat (xorshift).

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Storage;
 use crate::crypto::{random_string, sha256};
-use crate::db::{self, APP_PASSWORD_HASHES, APP_PASSWORDS};
 use crate::error::{Error, Result, What};
-use crate::model::{Principal, now_nanos};
+use crate::meta::db::{self, APP_PASSWORD_HASHES, APP_PASSWORDS};
+use crate::meta::model::{Principal, now_nanos};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct AppPassword {
@@ -19,7 +19,7 @@ pub struct AppPassword {
     pub hash: [u8; 32],
     pub created: i64,
 }
-crate::db::stored!(AppPassword = "app password");
+crate::meta::db::stored!(AppPassword = "app password");
 
 impl Storage {
     /// Creates one; the secret is returned this once.
@@ -35,7 +35,7 @@ impl Storage {
             .core
             .db
             .write((), move |ctx| {
-                crate::tree::load_user_w(ctx.txn, user)?;
+                crate::meta::txn::load_user_w(ctx.txn, user)?;
                 let id = db::next_id(ctx.txn, "next_app_password_id")?;
                 let ap = AppPassword { id, user, name: name.clone(), hash, created: now };
                 ctx.txn.open_table(APP_PASSWORDS)?.insert(id, db::encode(&ap).as_slice())?;

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Storage;
 use crate::crypto::{ct_eq, random_string, sha256};
-use crate::db::{self, CODES};
 use crate::error::{Error, Result};
-use crate::model::now_nanos;
+use crate::meta::db::{self, CODES};
+use crate::meta::model::now_nanos;
 
 const CODE_TTL_NANOS: i64 = 10 * 60 * 1_000_000_000;
 const MAX_TRIES: u8 = 5;
@@ -45,7 +45,7 @@ struct CodeRecord {
     tries_left: u8,
     payload: Option<String>,
 }
-crate::db::stored!(CodeRecord = "one-time code");
+crate::meta::db::stored!(CodeRecord = "one-time code");
 
 enum Taken {
     Ok(Option<String>),

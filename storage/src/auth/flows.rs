@@ -8,8 +8,8 @@ use crate::auth::codes::Purpose;
 use crate::auth::sessions::Tokens;
 use crate::auth::throttle::ClientAddr;
 use crate::error::{Error, Result};
-use crate::model::{Role, Status, User};
-use crate::names::{normalize_email, validate_username};
+use crate::meta::model::{Role, Status, User};
+use crate::meta::names::{normalize_email, validate_username};
 use crate::{NewUser, Storage};
 
 const RESEND_EVERY: Duration = Duration::from_secs(60);
@@ -76,7 +76,7 @@ impl Storage {
     ) -> Result<Option<AccountMail>> {
         validate_username(username)?;
         let email = normalize_email(email)?;
-        crate::users::check_password_rules(password)?;
+        crate::auth::users::check_password_rules(password)?;
         let taken = if self.find_user(&email).await.is_ok() {
             Some(AccountMail::EmailTaken { to: email.clone() })
         } else if self.find_user(username).await.is_ok() {
@@ -87,7 +87,7 @@ impl Storage {
         let mail = match taken {
             Some(mail) => {
                 let password = password.to_owned();
-                tokio::task::spawn_blocking(move || crate::users::hash_password(&password)).await??;
+                tokio::task::spawn_blocking(move || crate::auth::users::hash_password(&password)).await??;
                 for _ in 0..2 {
                     self.core.db.write((), |_| Ok(())).await?;
                 }
@@ -234,7 +234,7 @@ impl Storage {
 
     /// Sets a new password with a reset code; every session ends.
     pub async fn password_reset_confirm(&self, login: &str, code: &str, new_password: &str) -> Result<User> {
-        crate::users::check_password_rules(new_password)?;
+        crate::auth::users::check_password_rules(new_password)?;
         let user = self.find_user(login).await.map_err(|_| invalid_code())?;
         self.take_code(user.id, Purpose::PasswordReset, code).await?;
         let user = self.set_password(user.id, new_password).await?;
@@ -244,11 +244,11 @@ impl Storage {
 
     /// Changes one's password given the current one; other sessions end, `keep` stays.
     pub async fn change_password(&self, user_id: u64, current: &str, new: &str, keep: Option<u64>) -> Result<User> {
-        crate::users::check_password_rules(new)?;
+        crate::auth::users::check_password_rules(new)?;
         let user = self.get_user(user_id).await?;
         let hash = user.password_hash.clone();
         let current = current.to_owned();
-        let ok = tokio::task::spawn_blocking(move || crate::users::verify_password(&hash, &current)).await?;
+        let ok = tokio::task::spawn_blocking(move || crate::auth::users::verify_password(&hash, &current)).await?;
         if !ok {
             return Err(Error::Forbidden("the current password is wrong".into()));
         }

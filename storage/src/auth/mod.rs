@@ -1,15 +1,19 @@
 //! Everything about proving who one is: sessions and tokens, mailed codes, app passwords,
 //! throttling, and the Basic-auth rule that ties them together.
 
+pub(crate) mod admin;
 pub mod app_passwords;
+pub(crate) mod cache;
 pub mod codes;
 pub mod flows;
+pub(crate) mod keys;
 pub mod sessions;
 pub mod throttle;
+pub(crate) mod users;
 
 use crate::Storage;
 use crate::error::{Error, Result};
-use crate::model::{Principal, Status, User};
+use crate::meta::model::{Principal, Status, User};
 use throttle::ClientAddr;
 
 /// The one rule of who may be let in, on every path (password, app password, token, S3 key,

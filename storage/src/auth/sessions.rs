@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Storage;
 use crate::crypto::{random_bytes, sha256};
-use crate::db::{self, REFRESH, SESSIONS};
 use crate::error::{Error, Result};
-use crate::model::{User, now_nanos};
+use crate::meta::db::{self, REFRESH, SESSIONS};
+use crate::meta::model::{User, now_nanos};
 
 pub const ACCESS_TTL_SECS: u64 = 15 * 60;
 pub const REFRESH_TTL_SECS: i64 = 30 * 24 * 3600;
@@ -26,7 +26,7 @@ pub struct Session {
     pub expires: i64,
     pub refresh_hash: [u8; 32],
 }
-crate::db::stored!(Session = "session");
+crate::meta::db::stored!(Session = "session");
 
 /// What login and refresh answer, as OAuth 2 clients expect.
 #[derive(Clone, Debug)]

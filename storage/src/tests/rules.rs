@@ -2,8 +2,8 @@
 //! limits, who may lock, and which accounts get in by which path.
 
 use super::{body, open, open_with, user};
-use crate::locks::{LockRefused, LockRequest};
-use crate::model::{Role, Status};
+use crate::meta::model::{Role, Status};
+use crate::tree::locks::{LockRefused, LockRequest};
 use crate::{Error, LinkProof, NewLink, WriteOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +29,9 @@ async fn a_downloader_cannot_write_even_through_a_read_write_grant() {
 async fn single_writes_obey_the_server_and_the_role_size_limit() {
     let f = open_with(|c| {
         c.max_file_size = 100;
-        c.policy.roles.insert(Role::Uploader, crate::policy::Rule { max_file_size: Some(10), ..Default::default() });
+        c.policy
+            .roles
+            .insert(Role::Uploader, crate::access::policy::Rule { max_file_size: Some(10), ..Default::default() });
     });
     let s = &f.storage;
     let alice = user(s, "alice", Role::User, None).await;

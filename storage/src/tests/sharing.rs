@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{assert_consistent, body, open, pseudo_random, read_all, user};
-use crate::model::Role;
+use crate::meta::model::Role;
 use crate::{Conditions, Error, NewLink, WriteOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

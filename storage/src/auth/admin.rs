@@ -8,9 +8,9 @@
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use crate::db::{self, CHUNK_DATA, USAGE, USERS};
 use crate::error::{Error, Result};
-use crate::model::{Principal, Role, Status, Usage, User};
+use crate::meta::db::{self, CHUNK_DATA, USAGE, USERS};
+use crate::meta::model::{Principal, Role, Status, Usage, User};
 use crate::{NewUser, Storage};
 
 /// Proof that the caller is an admin; obtained from [`Storage::admin`].
@@ -144,7 +144,7 @@ impl Admin<'_> {
         ))
     }
 
-    pub async fn create_access_key(&self, id: u64) -> Result<(crate::model::AccessKey, String)> {
+    pub async fn create_access_key(&self, id: u64) -> Result<(crate::meta::model::AccessKey, String)> {
         self.own_credentials_only(id)?;
         self.storage.create_access_key(id).await
     }
@@ -155,7 +155,7 @@ impl Admin<'_> {
     }
 
     /// Another user's S3 keys (metadata only: secrets are never shown again).
-    pub async fn access_keys(&self, id: u64) -> Result<Vec<crate::model::AccessKey>> {
+    pub async fn access_keys(&self, id: u64) -> Result<Vec<crate::meta::model::AccessKey>> {
         self.storage.get_user(id).await?;
         self.storage.access_keys_of(id).await
     }

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chunks::ChunkRef;
+use crate::crypto::ChunkId;
 
-crate::db::stored!(Item = "item", User = "user", Share = "share", Link = "link", AccessKey = "access key");
+crate::meta::db::stored!(Item = "item", User = "user", Share = "share", Link = "link", AccessKey = "access key");
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -286,4 +286,21 @@ pub struct Usage {
 
 pub fn now_nanos() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// The row of a chunk: how many references point at it and where its bytes are.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ChunkRow {
+    pub refs: u64,
+    pub len: u32,
+    /// Sealed bytes live in CHUNK_DATA instead of the backend.
+    pub inline: bool,
+}
+crate::meta::db::stored!(ChunkRow = "chunk row");
+
+/// A reference from a file to a chunk.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub id: ChunkId,
+    pub len: u32,
 }

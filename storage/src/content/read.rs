@@ -10,10 +10,10 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
 use crate::Core;
-use crate::chunks::{ChunkRef, ChunkRow, PinGuard};
+use crate::content::chunks::{ChunkRef, ChunkRow, PinGuard};
 use crate::crypto::ChunkId;
-use crate::db::{self, CHUNK_DATA, CHUNKS};
 use crate::error::{Error, Result, What};
+use crate::meta::db::{self, CHUNK_DATA, CHUNKS};
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 

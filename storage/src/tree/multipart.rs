@@ -8,48 +8,22 @@ use bytes::Bytes;
 use futures::Stream;
 use md5::{Digest, Md5};
 use redb::ReadableTable;
-use serde::{Deserialize, Serialize};
 
-use crate::chunks::ChunkRef;
-use crate::db::{self, PARTS, UPLOADS};
+use crate::access;
+use crate::content::ingest::{Ingested, ingest};
 use crate::error::{Error, Result, What};
-use crate::ingest::{Ingested, ingest};
-use crate::model::{Item, Principal, now_nanos};
+use crate::meta::db::{self, PARTS, UPLOADS};
+use crate::meta::model::{Item, Principal, now_nanos};
+use crate::meta::txn::{self, FileContent, W};
+use crate::meta::uploads::{drop_upload, parts_of};
+// The stored upload types live with the other rows below the rules; kept here by name.
+pub use crate::meta::uploads::{Part, Upload};
 use crate::tree::quota_error;
-use crate::txn::{self, FileContent, W};
 use crate::{Storage, WriteOptions};
 
 /// Parts other than the last must be at least this large (as on S3).
 pub const MIN_PART: u64 = 5 * 1024 * 1024;
 pub const MAX_PARTS: u32 = 10_000;
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Upload {
-    pub id: u64,
-    /// Who started it: only they see and use it.
-    pub owner: u64,
-    /// Whose quota holds the parts: the owner of the target's place (a share's owner).
-    pub payer: u64,
-    /// The target path as the uploader named it.
-    pub path: String,
-    pub created: i64,
-    pub content_type: Option<String>,
-    pub headers: Vec<(String, String)>,
-    pub user_meta: Vec<(String, String)>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Part {
-    pub number: u32,
-    pub size: u64,
-    /// Hex MD5 of the part.
-    pub etag: String,
-    pub modified: i64,
-    pub chunks: Vec<ChunkRef>,
-    /// The checksum the client had verified for the part (header name, value), if any.
-    pub checksum: Option<(String, String)>,
-}
-crate::db::stored!(Upload = "multipart upload", Part = "part");
 
 /// Headers an object takes from the parts it is completed from.
 #[derive(Clone)]
@@ -79,47 +53,6 @@ fn load_upload(w: &W<'_>, id: u64, owner: u64) -> Result<Upload> {
         return Err(no_upload());
     }
     Ok(up)
-}
-
-fn parts_of(w: &W<'_>, id: u64) -> Result<Vec<Part>> {
-    let parts = w.txn.open_table(PARTS)?;
-    let mut out = Vec::new();
-    for e in parts.range((id, 0)..(id + 1, 0))? {
-        out.push(db::decode(e?.1.value())?);
-    }
-    Ok(out)
-}
-
-/// Removes an upload and its parts, releasing their references and their quota share.
-fn drop_upload(w: &mut W<'_>, up: &Upload) -> Result<()> {
-    let parts = parts_of(w, up.id)?;
-    let mut bytes = 0u64;
-    for part in &parts {
-        w.release_refs(&part.chunks)?;
-        bytes += part.size;
-        w.txn.open_table(PARTS)?.remove((up.id, part.number))?;
-    }
-    w.txn.open_table(UPLOADS)?.remove(up.id)?;
-    w.add_usage(up.payer, -(bytes as i128), 0)
-}
-
-/// Drops the uploads a user started or whose parts they pay for (the user is going).
-pub(crate) fn drop_uploads_of(w: &mut W<'_>, user: u64) -> Result<()> {
-    let theirs: Vec<Upload> = {
-        let uploads = w.txn.open_table(UPLOADS)?;
-        let mut v = Vec::new();
-        for e in uploads.iter()? {
-            let up: Upload = db::decode(e?.1.value())?;
-            if up.owner == user || up.payer == user {
-                v.push(up);
-            }
-        }
-        v
-    };
-    for up in &theirs {
-        drop_upload(w, up)?;
-    }
-    Ok(())
 }
 
 impl Storage {
@@ -324,7 +257,7 @@ impl Storage {
                 limit.check(size)?;
             }
             let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
-            let (parent, name) = w.slot(place, true, now)?;
+            let (parent, name) = access::slot(w, place, true, now)?;
             let current = match txn::lookup_child(&w.children, parent.id, &name)? {
                 Some(cid) => Some(w.get(cid)?),
                 None => None,
@@ -388,8 +321,8 @@ impl Storage {
 mod tests {
     use bytes::Bytes;
 
-    use crate::model::{Principal, Role};
-    use crate::policy::Rule;
+    use crate::access::policy::Rule;
+    use crate::meta::model::{Principal, Role};
     use crate::{Error, PartOptions, Storage, WriteOptions};
 
     fn body(len: usize) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {

@@ -4,9 +4,9 @@
 use crate::Storage;
 use crate::auth::account_usable;
 use crate::crypto::random_string;
-use crate::db::{self, ACCESS_KEYS};
 use crate::error::{Error, Result, What};
-use crate::model::{AccessKey, Principal, now_nanos};
+use crate::meta::db::{self, ACCESS_KEYS};
+use crate::meta::model::{AccessKey, Principal, now_nanos};
 use redb::ReadableTable;
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -37,7 +37,7 @@ impl Storage {
             created: now_nanos(),
         };
         self.core.db.write_sync(|ctx| {
-            crate::tree::load_user_w(ctx.txn, user_id)?;
+            crate::meta::txn::load_user_w(ctx.txn, user_id)?;
             ctx.txn.open_table(ACCESS_KEYS)?.insert(key.id.as_str(), db::encode(&key).as_slice())?;
             Ok(())
         })?;
@@ -70,7 +70,7 @@ impl Storage {
                 let v =
                     keys.get(key_id.as_str())?.ok_or_else(|| Error::Unauthenticated("unknown access key".into()))?;
                 let key: AccessKey = db::decode(v.value())?;
-                let user = crate::tree::load_user(t, key.user)?;
+                let user = crate::meta::txn::load_user(t, key.user)?;
                 Ok((key, user))
             })
             .await?;

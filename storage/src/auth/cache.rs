@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::Storage;
 use crate::crypto::sha256;
 use crate::error::Result;
-use crate::model::User;
+use crate::meta::model::User;
 
 const TTL: Duration = Duration::from_secs(300);
 const MAX_ENTRIES: usize = 10_000;

@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::Storage;
 use crate::access::Place;
-use crate::db::{CHILDREN, ITEMS};
 use crate::error::{Error, Result, What};
-use crate::model::{Kind, Principal, child_key};
-use crate::txn;
+use crate::meta::db::{CHILDREN, ITEMS};
+use crate::meta::model::{Kind, Principal, child_key};
+use crate::meta::txn;
 
 #[derive(Clone, Debug)]
 pub struct LockInfo {
@@ -215,8 +215,8 @@ impl LockStore {
 /// The namespace a principal's paths are in: its drive, or the link it holds.
 pub(crate) fn view_of(p: &Principal) -> String {
     match p.scope {
-        crate::model::Scope::Drive => format!("drive:{}", p.root),
-        crate::model::Scope::Link { link, .. } => format!("link:{link}"),
+        crate::meta::model::Scope::Drive => format!("drive:{}", p.root),
+        crate::meta::model::Scope::Link { link, .. } => format!("link:{link}"),
     }
 }
 
@@ -257,7 +257,7 @@ impl Storage {
     /// lock's token is in every lock discovery, so holding it proves nothing. Links take no
     /// locks at all: a lock's root would show the link's token to others.
     pub async fn may_lock(&self, p: &Principal, path: &str) -> Result<()> {
-        if matches!(p.scope, crate::model::Scope::Link { .. }) {
+        if matches!(p.scope, crate::meta::model::Scope::Link { .. }) {
             return Err(Error::Forbidden("a link cannot lock".into()));
         }
         self.check_change(p, path).await

@@ -9,10 +9,10 @@ use redb::ReadableTable;
 
 use crate::Storage;
 use crate::access::{self, Access};
-use crate::db::{CHILDREN, ITEMS};
 use crate::error::{Error, Result, What};
-use crate::model::{Item, Principal, child_key};
-use crate::txn;
+use crate::meta::db::{CHILDREN, ITEMS};
+use crate::meta::model::{Item, Principal, child_key};
+use crate::meta::txn;
 
 #[derive(Debug, Default)]
 pub struct KeyListing {

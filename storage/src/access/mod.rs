@@ -5,15 +5,19 @@
 //! else. Every operation of the tree resolves its paths here first, so a grant or a link
 //! means the same thing over WebDAV, S3 and REST.
 
+pub(crate) mod links;
+pub mod policy;
+pub(crate) mod sharing;
+
 use std::collections::{HashMap, HashSet};
 
 use redb::{ReadTransaction, ReadableTable};
 
-use crate::db::{self, CHILDREN, ITEMS, LINKS, SHARES, SHARES_BY_GRANTEE, USERS};
 use crate::error::{Error, Result, What};
-use crate::model::{Item, Kind, Link, LinkState, Principal, Scope, Share, User, child_key, now_nanos};
-use crate::names::{DrivePath, SHARED_ROOT};
-use crate::txn::{self, W};
+use crate::meta::db::{self, CHILDREN, ITEMS, LINKS, SHARES, SHARES_BY_GRANTEE, USERS};
+use crate::meta::model::{Item, Kind, Link, LinkState, Principal, Scope, Share, User, child_key, now_nanos};
+use crate::meta::names::{DrivePath, SHARED_ROOT};
+use crate::meta::txn::{self, W};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -313,65 +317,79 @@ pub(crate) fn link_usable(link: &Link) -> Result<()> {
     Ok(())
 }
 
-impl W<'_> {
-    /// Confirms, inside the committing transaction, that the grant or link a place was
-    /// resolved through still allows the change: a revocation wins over a change in flight.
-    pub fn recheck(&self, place: &Place) -> Result<()> {
-        self.recheck_for(place, true)
-    }
+/// Confirms, inside the committing transaction, that the grant or link a place was
+/// resolved through still allows the change: a revocation wins over a change in flight.
+pub(crate) fn recheck(w: &W<'_>, place: &Place) -> Result<()> {
+    recheck_for(w, place, true)
+}
 
-    /// The same for a place that is only read (the source of a copy).
-    pub fn recheck_read(&self, place: &Place) -> Result<()> {
-        self.recheck_for(place, false)
-    }
+/// The same for a place that is only read (the source of a copy).
+pub(crate) fn recheck_read(w: &W<'_>, place: &Place) -> Result<()> {
+    recheck_for(w, place, false)
+}
 
-    fn recheck_for(&self, place: &Place, write: bool) -> Result<()> {
-        match place.access {
-            Access::Grant { share, .. } => {
-                let shares = self.txn.open_table(SHARES)?;
-                let ok = match shares.get(share)? {
-                    Some(v) => !write || db::decode::<Share>(v.value())?.write,
-                    None => false,
-                };
-                if !ok {
-                    return Err(Error::Forbidden(format!("{} is no longer shared with you for that", place.path)));
-                }
+fn recheck_for(w: &W<'_>, place: &Place, write: bool) -> Result<()> {
+    match place.access {
+        Access::Grant { share, .. } => {
+            let shares = w.txn.open_table(SHARES)?;
+            let ok = match shares.get(share)? {
+                Some(v) => !write || db::decode::<Share>(v.value())?.write,
+                None => false,
+            };
+            if !ok {
+                return Err(Error::Forbidden(format!("{} is no longer shared with you for that", place.path)));
             }
-            Access::Link { link, .. } => {
-                let links = self.txn.open_table(LINKS)?;
-                let l: Link =
-                    db::decode(links.get(link)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value())?;
-                link_usable(&l)?;
-            }
-            _ => return Ok(()),
         }
-        // A transfer in between gave the item to someone else: what is written now would
-        // be charged to, and owned by, the wrong account.
-        if self.get(place.base)?.owner != place.owner {
-            return Err(Error::Conflict(format!("{} changed owner meanwhile; try again", place.path)));
+        Access::Link { link, .. } => {
+            let links = w.txn.open_table(LINKS)?;
+            let l: Link =
+                db::decode(links.get(link)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value())?;
+            link_usable(&l)?;
         }
-        Ok(())
+        _ => return Ok(()),
     }
+    // A transfer in between gave the item to someone else: what is written now would
+    // be charged to, and owned by, the wrong account.
+    if w.get(place.base)?.owner != place.owner {
+        return Err(Error::Conflict(format!("{} changed owner meanwhile; try again", place.path)));
+    }
+    Ok(())
+}
 
-    /// The folder an item at `place` goes in and its name there. With `create_parents`,
-    /// missing folders on the way are made (S3 keys imply them).
-    pub fn slot(&mut self, place: &Place, create_parents: bool, now: i64) -> Result<(Item, String)> {
-        match (place.rel.parent(), place.rel.name()) {
-            (Some(parent), Some(name)) => {
-                let folder = if create_parents {
-                    self.ensure_folder(place.base, &parent, place.owner, now)?
-                } else {
-                    self.resolve_folder(place.base, &parent)?
-                };
-                Ok((folder, name.to_owned()))
-            }
-            _ => {
-                let item = self.get(place.base)?;
-                let parent = self
-                    .get(item.parent)
-                    .map_err(|_| Error::Forbidden(format!("{} cannot be replaced", place.path)))?;
-                Ok((parent, item.name))
-            }
+/// The folder an item at `place` goes in and its name there. With `create_parents`,
+/// missing folders on the way are made (S3 keys imply them).
+pub(crate) fn slot(w: &mut W<'_>, place: &Place, create_parents: bool, now: i64) -> Result<(Item, String)> {
+    match (place.rel.parent(), place.rel.name()) {
+        (Some(parent), Some(name)) => {
+            let folder = if create_parents {
+                w.ensure_folder(place.base, &parent, place.owner, now)?
+            } else {
+                w.resolve_folder(place.base, &parent)?
+            };
+            Ok((folder, name.to_owned()))
+        }
+        _ => {
+            let item = w.get(place.base)?;
+            let parent =
+                w.get(item.parent).map_err(|_| Error::Forbidden(format!("{} cannot be replaced", place.path)))?;
+            Ok((parent, item.name))
+        }
+    }
+}
+
+/// The folder an item at `place` goes in and its name there, in a read (see [`slot`]).
+pub(crate) fn slot_read(
+    items: &impl ReadableTable<u64, &'static [u8]>,
+    children: &impl ReadableTable<(u64, &'static str), u64>,
+    place: &Place,
+) -> Result<(Item, String)> {
+    match (place.rel.parent(), place.rel.name()) {
+        (Some(parent), Some(name)) => Ok((txn::resolve_folder(items, children, place.base, &parent)?, name.to_owned())),
+        _ => {
+            let item = txn::get_item(items, place.base)?.ok_or_else(|| Error::not_found(What::Item))?;
+            let parent = txn::get_item(items, item.parent)?
+                .ok_or_else(|| Error::Forbidden(format!("{} cannot be replaced", place.path)))?;
+            Ok((parent, item.name))
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::model::Role;
+use crate::meta::model::Role;
 
 #[derive(Clone, Debug, Default)]
 pub struct Rule {
@@ -112,6 +112,14 @@ impl Policy {
             }
         }
         Ok(())
+    }
+}
+
+impl crate::Storage {
+    /// The size rule of `role`'s writes, whole files and multipart uploads alike (see
+    /// [`Policy::size_limit`]).
+    pub fn size_limit(&self, role: Role) -> Option<SizeLimit> {
+        self.core.config.policy.size_limit(role, self.core.config.max_file_size)
     }
 }
 

@@ -15,10 +15,10 @@ use md5::{Digest, Md5};
 use tokio::task::JoinHandle;
 
 use crate::Core;
-use crate::chunks::{ChunkRef, PinGuard};
+use crate::content::chunks::{ChunkRef, PinGuard};
 use crate::crypto::{ChunkId, TAG_LEN};
-use crate::db::CHUNKS;
 use crate::error::{Error, Result};
+use crate::meta::db::CHUNKS;
 
 pub const MIN_CHUNK: usize = 256 * 1024;
 pub const AVG_CHUNK: usize = 1024 * 1024;

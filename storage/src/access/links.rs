@@ -10,13 +10,13 @@ use redb::ReadableTable;
 
 use crate::Storage;
 use crate::access::link_usable;
+use crate::access::sharing::{own_item, path_of};
 use crate::auth::throttle::ClientAddr;
-use crate::db::{self, ITEMS, LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, USERS};
 use crate::error::{Error, Result, What};
-use crate::model::{Kind, Link, LinkState, Principal, Scope, User, now_nanos};
-use crate::names::DrivePath;
-use crate::sharing::{own_item, path_of};
-use crate::txn;
+use crate::meta::db::{self, ITEMS, LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, USERS};
+use crate::meta::model::{Kind, Link, LinkState, Principal, Scope, User, now_nanos};
+use crate::meta::names::DrivePath;
+use crate::meta::txn;
 
 /// What a new link allows and how long it lives.
 #[derive(Clone, Debug, Default)]
@@ -103,7 +103,7 @@ impl Storage {
         let password_hash = match new.password.as_deref().filter(|s| !s.is_empty()) {
             Some(pw) => {
                 let pw = pw.to_owned();
-                Some(tokio::task::spawn_blocking(move || crate::users::hash_password(&pw)).await??)
+                Some(tokio::task::spawn_blocking(move || crate::auth::users::hash_password(&pw)).await??)
             }
             None => None,
         };
@@ -223,7 +223,8 @@ impl Storage {
                     // Per (link, address) and per address, like a login's password.
                     self.core.throttle.gate(&account, addr).await?;
                     let (hash, pw) = (hash.clone(), pw.to_owned());
-                    let ok = tokio::task::spawn_blocking(move || crate::users::verify_password(&hash, &pw)).await?;
+                    let ok =
+                        tokio::task::spawn_blocking(move || crate::auth::users::verify_password(&hash, &pw)).await?;
                     if !ok {
                         self.core.throttle.failed(&account, addr);
                         return Err(Error::Unauthenticated("wrong password for this link".into()));
@@ -250,24 +251,6 @@ impl Storage {
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.core.jwt_key);
         let msg = format!("davit/link-cookie/v1:{}:{}", link.id, link.password_hash.as_deref().unwrap_or(""));
         hex::encode(ring::hmac::sign(&key, msg.as_bytes()).as_ref())
-    }
-
-    /// Opens a file to be downloaded (a GET; a HEAD only [`Storage::read`]s). Through a link,
-    /// a read from the first byte is one download, counted before a byte is sent; later
-    /// ranges (resumes) are free.
-    pub async fn download(
-        &self,
-        p: &Principal,
-        path: &str,
-        range: Option<(u64, Option<u64>)>,
-    ) -> Result<crate::FileRead> {
-        let read = self.read(p, path, range).await?;
-        if let Scope::Link { link, .. } = p.scope
-            && read.start == 0
-        {
-            self.count_download(link).await?;
-        }
-        Ok(read)
     }
 
     /// Counts one download of a link, atomically: past its limit, the link is used up.

@@ -6,11 +6,11 @@ use redb::ReadableTable;
 use std::collections::{HashMap, HashSet};
 
 use crate::Storage;
-use crate::chunks::ChunkRow;
+use crate::content::chunks::ChunkRow;
 use crate::crypto::ChunkId;
-use crate::db::{self, CHUNK_DATA, CHUNKS, ITEMS, USAGE};
 use crate::error::Result;
-use crate::model::{Item, Kind};
+use crate::meta::db::{self, CHUNK_DATA, CHUNKS, ITEMS, USAGE};
+use crate::meta::model::{Item, Kind};
 
 #[derive(Debug, Default)]
 pub struct CheckReport {
@@ -54,13 +54,13 @@ impl Storage {
             // Unfinished multipart parts hold references and count in their owner's usage.
             let mut upload_owner = HashMap::new();
             check_grants_and_links(t, &owners, &mut report.problems)?;
-            for e in t.open_table(crate::db::UPLOADS)?.iter()? {
-                let up: crate::multipart::Upload = db::decode(e?.1.value())?;
+            for e in t.open_table(crate::meta::db::UPLOADS)?.iter()? {
+                let up: crate::meta::uploads::Upload = db::decode(e?.1.value())?;
                 upload_owner.insert(up.id, up.payer);
             }
-            for e in t.open_table(crate::db::PARTS)?.iter()? {
+            for e in t.open_table(crate::meta::db::PARTS)?.iter()? {
                 let (k, v) = e?;
-                let part: crate::multipart::Part = db::decode(v.value())?;
+                let part: crate::meta::uploads::Part = db::decode(v.value())?;
                 if let Some(owner) = upload_owner.get(&k.value().0) {
                     usage.entry(*owner).or_default().0 += part.size;
                 }
@@ -124,10 +124,10 @@ fn check_grants_and_links(
     owners: &HashMap<u64, u64>,
     problems: &mut Vec<String>,
 ) -> Result<()> {
-    use crate::db::{
+    use crate::meta::db::{
         LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, SHARES, SHARES_BY_GRANTEE, SHARES_BY_ITEM, SHARES_BY_OWNER,
     };
-    use crate::model::{Link, LinkState, Share};
+    use crate::meta::model::{Link, LinkState, Share};
     let mut shares = HashMap::new();
     for e in t.open_table(SHARES)?.iter()? {
         let s: Share = db::decode(e?.1.value())?;

@@ -1,19 +1,18 @@
 //! Sharing between users: grants of `read` or `read-write` on an item (and what is below
-//! it), and transfers of ownership. Grants attach to item ids, so renames and moves keep
-//! them; deleting an item or a user ends them in the same transaction.
+//! it). Grants attach to item ids, so renames and moves keep
+//! them; deleting an item or a user ends them in the same transaction (`meta::grant_rows`).
+//! Transfers of ownership are in `tree::relocate`.
 
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 
 use crate::Storage;
-use crate::access::{self, Access};
-use crate::db::{
-    self, CHILDREN, ITEMS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, SHARES, SHARES_BY_GRANTEE, SHARES_BY_ITEM,
-    SHARES_BY_OWNER, USERS,
-};
+use crate::access;
 use crate::error::{Error, Result, What};
-use crate::model::{Item, Kind, Link, LinkState, Principal, Share, User, now_nanos};
-use crate::names::{DrivePath, SHARED_ROOT};
-use crate::txn::{self, W};
+use crate::meta::db::{self, CHILDREN, ITEMS, SHARES, SHARES_BY_ITEM, SHARES_BY_OWNER, USERS};
+use crate::meta::grant_rows::{put_share, remove_share_rows};
+use crate::meta::model::{Item, Kind, Principal, Share, User, now_nanos};
+use crate::meta::names::{DrivePath, SHARED_ROOT};
+use crate::meta::txn;
 
 /// A grant as its owner or its grantee sees it.
 #[derive(Clone, Debug)]
@@ -29,112 +28,6 @@ pub struct ShareInfo {
     pub inherited_from: Option<String>,
 }
 
-fn remove_share_rows(txn: &WriteTransaction, s: &Share) -> Result<()> {
-    txn.open_table(SHARES)?.remove(s.id)?;
-    txn.open_table(SHARES_BY_ITEM)?.remove((s.item, s.grantee))?;
-    txn.open_table(SHARES_BY_GRANTEE)?.remove((s.grantee, s.id))?;
-    txn.open_table(SHARES_BY_OWNER)?.remove((s.owner, s.id))?;
-    Ok(())
-}
-
-/// The rows of an index keyed by (`first`, second): (second, value), in order.
-fn index_rows(
-    txn: &WriteTransaction,
-    index: TableDefinition<'static, (u64, u64), u64>,
-    first: u64,
-) -> Result<Vec<(u64, u64)>> {
-    let rows = txn.open_table(index)?;
-    let out = rows
-        .range((first, 0)..(first + 1, 0))?
-        .map(|e| e.map(|(k, v)| (k.value().1, v.value())))
-        .collect::<std::result::Result<_, _>>()?;
-    Ok(out)
-}
-
-/// The records with these ids that exist.
-fn records<T: db::Stored>(
-    txn: &WriteTransaction,
-    table: TableDefinition<'static, u64, &'static [u8]>,
-    ids: impl IntoIterator<Item = u64>,
-) -> Result<Vec<T>> {
-    let t = txn.open_table(table)?;
-    let mut out = Vec::new();
-    for id in ids {
-        if let Some(v) = t.get(id)? {
-            out.push(db::decode(v.value())?);
-        }
-    }
-    Ok(out)
-}
-
-fn shares_on(txn: &WriteTransaction, item: u64) -> Result<Vec<Share>> {
-    records(txn, SHARES, index_rows(txn, SHARES_BY_ITEM, item)?.into_iter().map(|(_, share)| share))
-}
-
-fn links_on(txn: &WriteTransaction, item: u64) -> Result<Vec<Link>> {
-    records(txn, LINKS, index_rows(txn, LINKS_BY_ITEM, item)?.into_iter().map(|(link, _)| link))
-}
-
-/// Ends every grant and link on an item that is being removed. Links are kept, marked,
-/// so their URL answers 410 Gone rather than 404.
-pub(crate) fn forget_item(txn: &WriteTransaction, item: u64) -> Result<()> {
-    for s in shares_on(txn, item)? {
-        remove_share_rows(txn, &s)?;
-    }
-    for mut l in links_on(txn, item)? {
-        txn.open_table(LINKS_BY_ITEM)?.remove((item, l.id))?;
-        l.state = LinkState::Deleted;
-        txn.open_table(LINKS)?.insert(l.id, db::encode(&l).as_slice())?;
-    }
-    Ok(())
-}
-
-/// Grants and links on an item follow it to its new owner; a grant to that owner ends.
-pub(crate) fn reown_item(txn: &WriteTransaction, item: u64, old: u64, new: u64) -> Result<()> {
-    for mut s in shares_on(txn, item)? {
-        remove_share_rows(txn, &s)?;
-        if s.grantee != new {
-            s.owner = new;
-            put_share(txn, &s)?;
-        }
-    }
-    for mut l in links_on(txn, item)? {
-        txn.open_table(LINKS_BY_OWNER)?.remove((old, l.id))?;
-        l.owner = new;
-        txn.open_table(LINKS_BY_OWNER)?.insert((new, l.id), item)?;
-        txn.open_table(LINKS_BY_ITEM)?.insert((item, l.id), new)?;
-        txn.open_table(LINKS)?.insert(l.id, db::encode(&l).as_slice())?;
-    }
-    Ok(())
-}
-
-fn put_share(txn: &WriteTransaction, s: &Share) -> Result<()> {
-    txn.open_table(SHARES)?.insert(s.id, db::encode(s).as_slice())?;
-    txn.open_table(SHARES_BY_ITEM)?.insert((s.item, s.grantee), s.id)?;
-    txn.open_table(SHARES_BY_GRANTEE)?.insert((s.grantee, s.id), s.item)?;
-    txn.open_table(SHARES_BY_OWNER)?.insert((s.owner, s.id), s.item)?;
-    Ok(())
-}
-
-/// Ends every grant a user made or received and every link they made (their items are
-/// being deleted with them).
-pub(crate) fn forget_user(txn: &WriteTransaction, user: u64) -> Result<()> {
-    let received = index_rows(txn, SHARES_BY_GRANTEE, user)?;
-    let made = index_rows(txn, SHARES_BY_OWNER, user)?;
-    let shares: Vec<Share> = records(txn, SHARES, received.into_iter().chain(made).map(|(share, _)| share))?;
-    for s in shares {
-        remove_share_rows(txn, &s)?;
-    }
-    let links: Vec<Link> = records(txn, LINKS, index_rows(txn, LINKS_BY_OWNER, user)?.into_iter().map(|(l, _)| l))?;
-    for mut l in links {
-        txn.open_table(LINKS_BY_OWNER)?.remove((user, l.id))?;
-        txn.open_table(LINKS_BY_ITEM)?.remove((l.item, l.id))?;
-        l.state = LinkState::Deleted;
-        txn.open_table(LINKS)?.insert(l.id, db::encode(&l).as_slice())?;
-    }
-    Ok(())
-}
-
 /// The path of an item in its owner's drive.
 pub(crate) fn path_of(items: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<String> {
     let mut names = Vec::new();
@@ -145,6 +38,23 @@ pub(crate) fn path_of(items: &impl ReadableTable<u64, &'static [u8]>, id: u64) -
     }
     names.reverse();
     Ok(format!("/{}", names.join("/")))
+}
+
+/// A grant as its owner sees it: the item's path in their drive.
+fn owner_view(
+    items: &impl ReadableTable<u64, &'static [u8]>,
+    users: &impl ReadableTable<u64, &'static [u8]>,
+    share: Share,
+    kind: Kind,
+) -> Result<ShareInfo> {
+    Ok(ShareInfo {
+        path: path_of(items, share.item)?,
+        kind,
+        owner_name: username(users, share.owner)?,
+        grantee_name: username(users, share.grantee)?,
+        inherited_from: None,
+        share,
+    })
 }
 
 fn username(users: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<String> {
@@ -218,14 +128,7 @@ impl Storage {
                 let items = t.open_table(ITEMS)?;
                 let users = t.open_table(USERS)?;
                 let item = txn::get_item(&items, share.item)?.ok_or_else(|| Error::not_found(What::Item))?;
-                Ok(ShareInfo {
-                    path: path_of(&items, share.item)?,
-                    kind: item.kind,
-                    owner_name: username(&users, share.owner)?,
-                    grantee_name: username(&users, share.grantee)?,
-                    inherited_from: None,
-                    share,
-                })
+                owner_view(&items, &users, share, item.kind)
             })
             .await
     }
@@ -244,14 +147,7 @@ impl Storage {
                     let Some(v) = shares.get(e?.0.value().1)? else { continue };
                     let share: Share = db::decode(v.value())?;
                     let Some(item) = txn::get_item(&items, share.item)? else { continue };
-                    mine.push(ShareInfo {
-                        path: path_of(&items, share.item)?,
-                        kind: item.kind,
-                        owner_name: username(&users, share.owner)?,
-                        grantee_name: username(&users, share.grantee)?,
-                        inherited_from: None,
-                        share,
-                    });
+                    mine.push(owner_view(&items, &users, share, item.kind)?);
                 }
                 let grants = access::grants_to(t, me)?;
                 let me_name = username(&users, me)?;
@@ -367,40 +263,6 @@ impl Storage {
                     cur = txn::get_item(&items, it.parent)?;
                 }
                 Ok(out)
-            })
-            .await
-    }
-
-    /// Hands the item at `path` to another user: it moves to the top of their drive (with
-    /// a distinct name if one is taken), their quota pays for it, and grants and links on it
-    /// follow it. Returns the item and its path in the new owner's drive.
-    pub async fn transfer(&self, p: &Principal, path: &str, to: &str) -> Result<(Item, String)> {
-        let place = self.change_target(p, path, true).await?;
-        place.check_detach(p)?;
-        if place.access != Access::Own {
-            return Err(Error::Forbidden("only items in your own drive can be transferred".into()));
-        }
-        let target = self.find_user(to).await.map_err(|_| Error::missing(What::User, format!("no user \'{to}\'")))?;
-        if target.id == p.user_id {
-            return Err(Error::InvalidInput("you already own it".into()));
-        }
-        self.core
-            .db
-            .write((), move |ctx| {
-                let mut w = W::open(ctx)?;
-                let item = w
-                    .resolve(place.base, &place.rel)?
-                    .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
-                let user = w.user(target.id)?;
-                // The top-level `shared` is the virtual folder of grants.
-                let wanted = if item.name == SHARED_ROOT { format!("{SHARED_ROOT} (2)") } else { item.name.clone() };
-                let name = access::free_name(&w.children, user.root, &wanted)?;
-                w.unlink(&item)?;
-                w.change_owner(&item, user.id)?;
-                let moved = Item { owner: user.id, parent: user.root, name: name.clone(), ..item };
-                w.put(&moved)?;
-                w.link(&moved)?;
-                Ok((moved, format!("/{name}")))
             })
             .await
     }

@@ -9,8 +9,8 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::DATA_KEY;
 use crate::crypto::{self, KEY_LEN};
-use crate::db::META;
 use crate::error::{Error, Result};
+use crate::meta::db::META;
 
 pub(super) struct Migration {
     /// The format it starts from; it ends at `from + 1`.

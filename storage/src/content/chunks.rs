@@ -12,11 +12,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-
 use crate::crypto::{ChunkId, random_string};
-use crate::db::{self, CHUNKS, Db};
 use crate::error::{Error, Result};
+use crate::meta::db::{self, CHUNKS, Db};
 
 /// Where sealed chunks are kept. Small and synchronous on purpose: callers are already on
 /// blocking threads, and a backend on an S3-compatible cluster fits the same five calls.
@@ -132,22 +130,8 @@ impl ChunkBackend for LocalDir {
     }
 }
 
-/// The row of a chunk: how many references point at it and where its bytes are.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct ChunkRow {
-    pub refs: u64,
-    pub len: u32,
-    /// Sealed bytes live in CHUNK_DATA instead of the backend.
-    pub inline: bool,
-}
-crate::db::stored!(ChunkRow = "chunk row");
-
-/// A reference from a file to a chunk.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChunkRef {
-    pub id: ChunkId,
-    pub len: u32,
-}
+// The stored chunk types live with the other stored types; kept here by name too.
+pub use crate::meta::model::{ChunkRef, ChunkRow};
 
 /// In-flight uses of chunks, which the collector must not delete under them.
 #[derive(Default)]

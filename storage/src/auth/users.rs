@@ -5,11 +5,11 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use redb::ReadableTable;
 
 use crate::Storage;
-use crate::db::{self, ACCESS_KEYS, APP_PASSWORD_HASHES, APP_PASSWORDS, CODES, EMAILS, USERNAMES, USERS};
 use crate::error::{Error, Result, What};
-use crate::model::{AccessKey, Item, Kind, Role, Status, User, now_nanos};
-use crate::names::{normalize_email, validate_username};
-use crate::txn::W;
+use crate::meta::db::{self, ACCESS_KEYS, APP_PASSWORD_HASHES, APP_PASSWORDS, CODES, EMAILS, USAGE, USERNAMES, USERS};
+use crate::meta::model::{AccessKey, Item, Kind, Role, Status, Usage, User, now_nanos};
+use crate::meta::names::{normalize_email, validate_username};
+use crate::meta::txn::{self, W};
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 
@@ -83,7 +83,7 @@ impl Storage {
     }
 
     pub async fn get_user(&self, id: u64) -> Result<User> {
-        self.core.db.read(move |t| crate::tree::load_user(t, id)).await
+        self.core.db.read(move |t| crate::meta::txn::load_user(t, id)).await
     }
 
     /// By username or (case-insensitive) email.
@@ -202,6 +202,17 @@ impl Storage {
     pub fn has_admin_blocking(&self) -> Result<bool> {
         Ok(self.list_users_blocking()?.iter().any(|u| u.role == Role::Admin))
     }
+
+    pub async fn usage(&self, user_id: u64) -> Result<Usage> {
+        self.core
+            .db
+            .read(move |t| {
+                let user = txn::load_user(t, user_id)?;
+                let (bytes, files) = t.open_table(USAGE)?.get(user_id)?.map_or((0, 0), |v| v.value());
+                Ok(Usage { bytes, files, quota: user.quota })
+            })
+            .await
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -261,7 +272,7 @@ fn find_user_txn(t: &redb::ReadTransaction, login: &str) -> Result<User> {
         t.open_table(USERNAMES)?.get(login)?.map(|v| v.value())
     };
     let id = id.ok_or_else(|| Error::not_found(What::User))?;
-    crate::tree::load_user(t, id)
+    crate::meta::txn::load_user(t, id)
 }
 
 fn update_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64, f: &dyn Fn(&mut User) -> Result<()>) -> Result<User> {
@@ -297,16 +308,16 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
         for item in w.descendants(root.id)? {
             w.unlink(&item)?;
             w.items.remove(item.id)?;
-            crate::sharing::forget_item(w.txn, item.id)?;
+            crate::meta::grant_rows::forget_item(w.txn, item.id)?;
             if item.kind == Kind::File {
                 w.release_refs(&item.chunks)?;
             }
         }
         w.items.remove(root.id)?;
-        crate::multipart::drop_uploads_of(&mut w, user_id)?;
+        crate::meta::uploads::drop_uploads_of(&mut w, user_id)?;
         w.usage.remove(user_id)?;
     }
-    crate::sharing::forget_user(txn, user_id)?;
+    crate::meta::grant_rows::forget_user(txn, user_id)?;
     txn.open_table(USERS)?.remove(user_id)?;
     txn.open_table(USERNAMES)?.remove(user.username.as_str())?;
     if let Some(e) = &user.email {

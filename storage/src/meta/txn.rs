@@ -6,12 +6,11 @@
 
 use redb::{ReadableTable, Table};
 
-use crate::chunks::{ChunkRef, ChunkRow};
 use crate::crypto::ChunkId;
-use crate::db::{self, CHILDREN, CHUNK_DATA, CHUNKS, ITEMS, USAGE, USERS, WriteCtx};
 use crate::error::{Error, Result, What};
-use crate::model::{Item, Kind, User, child_key};
-use crate::names::DrivePath;
+use crate::meta::db::{self, CHILDREN, CHUNK_DATA, CHUNKS, ITEMS, USAGE, USERS, WriteCtx};
+use crate::meta::model::{ChunkRef, ChunkRow, Item, Kind, User, child_key};
+use crate::meta::names::DrivePath;
 
 /// The content and metadata a write gives a file.
 pub(crate) struct FileContent {
@@ -262,7 +261,7 @@ impl<'t> W<'t> {
             }
             it.owner = new_owner;
             self.put(it)?;
-            crate::sharing::reown_item(self.txn, it.id, old_owner, new_owner)?;
+            crate::meta::grant_rows::reown_item(self.txn, it.id, old_owner, new_owner)?;
         }
         self.check_quota(new_owner, bytes as i128)?;
         self.add_usage(old_owner, -(bytes as i128), -(files as i64))?;
@@ -279,7 +278,7 @@ impl<'t> W<'t> {
         for it in &all {
             self.unlink(it)?;
             self.items.remove(it.id)?;
-            crate::sharing::forget_item(self.txn, it.id)?;
+            crate::meta::grant_rows::forget_item(self.txn, it.id)?;
             if it.kind == Kind::File {
                 self.release_refs(&it.chunks)?;
                 bytes += it.size;
@@ -363,23 +362,6 @@ pub(crate) fn resolve(
     get_item(items, cur)
 }
 
-/// The folder an item at `place` goes in and its name there, in a read (see `W::slot`).
-pub(crate) fn slot_read(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    children: &impl ReadableTable<(u64, &'static str), u64>,
-    place: &crate::access::Place,
-) -> Result<(Item, String)> {
-    match (place.rel.parent(), place.rel.name()) {
-        (Some(parent), Some(name)) => Ok((resolve_folder(items, children, place.base, &parent)?, name.to_owned())),
-        _ => {
-            let item = get_item(items, place.base)?.ok_or_else(|| Error::not_found(What::Item))?;
-            let parent = get_item(items, item.parent)?
-                .ok_or_else(|| Error::Forbidden(format!("{} cannot be replaced", place.path)))?;
-            Ok((parent, item.name))
-        }
-    }
-}
-
 /// The folder at `path`, with a clear refusal when a part is missing or is a file.
 pub(crate) fn resolve_folder(
     items: &impl ReadableTable<u64, &'static [u8]>,
@@ -398,4 +380,18 @@ pub(crate) fn resolve_folder(
         }
     }
     get_item(items, cur)?.ok_or_else(|| Error::not_found(What::Folder))
+}
+
+/// The user row, inside a write.
+pub(crate) fn load_user_w(t: &redb::WriteTransaction, id: u64) -> Result<User> {
+    let users = t.open_table(USERS)?;
+    let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
+    db::decode(v.value())
+}
+
+/// The user row, in a read.
+pub(crate) fn load_user(t: &redb::ReadTransaction, id: u64) -> Result<User> {
+    let users = t.open_table(USERS)?;
+    let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
+    db::decode(v.value())
 }

@@ -12,8 +12,8 @@ mod tests;
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::crypto::{self, KEY_LEN};
-use crate::db::{self, Db, META};
 use crate::error::{Error, Result};
+use crate::meta::db::{self, Db, META};
 
 /// The layout of the whole data folder. Bump it with every change of a table, a key or the
 /// meaning of a value, and add the step from the previous version to `migrations`.

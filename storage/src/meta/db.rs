@@ -78,7 +78,7 @@ pub trait Stored: Serialize + DeserializeOwned {
 /// Implements [`Stored`] for types that are still at their first version.
 macro_rules! stored {
     ($($ty:ty = $name:literal),* $(,)?) => {$(
-        impl $crate::db::Stored for $ty {
+        impl $crate::meta::db::Stored for $ty {
             const NAME: &'static str = $name;
             const VERSION: u8 = 1;
         }

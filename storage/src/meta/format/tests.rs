@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::db::{Stored, decode, encode};
+use crate::meta::db::{Stored, decode, encode};
 
 fn fresh_db(dir: &std::path::Path) -> Db {
     Db::open(&dir.join("davit.redb"), 1 << 20, |_| {}).unwrap()
@@ -83,7 +83,7 @@ fn rewrapping_moves_the_data_key_to_the_new_master_key() {
 struct ThingV1 {
     name: String,
 }
-crate::db::stored!(ThingV1 = "thing");
+crate::meta::db::stored!(ThingV1 = "thing");
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 struct Thing {

@@ -1,0 +1,83 @@
+//! Removing items: the checks a client asks before, a delete, and S3's object delete
+//! that leaves implied folders tidy.
+
+use redb::ReadableTable;
+
+use super::Conditions;
+use crate::Storage;
+use crate::error::{Error, Result, What};
+use crate::meta::model::Principal;
+
+impl Storage {
+    /// Whether the caller may change what is at `path` (locks aside): for front ends that
+    /// must decide before they act, as WebDAV does before taking a lock.
+    pub async fn check_change(&self, p: &Principal, path: &str) -> Result<()> {
+        let place = self.place_for_change(p, path).await?;
+        place.check_write(p)
+    }
+
+    /// Whether the item at `path` may be deleted as a whole, without deleting anything:
+    /// for front ends that delete a folder's contents before the folder.
+    pub async fn check_delete(&self, p: &Principal, path: &str) -> Result<()> {
+        let place = self.change_target(p, path, true).await?;
+        place.check_detach(p)
+    }
+
+    pub async fn delete(&self, p: &Principal, path: &str, conditions: Conditions) -> Result<()> {
+        let place = self.change_target(p, path, true).await?;
+        place.check_detach(p)?;
+        self.commit_at(place, (), move |w, place| {
+            let item = w
+                .resolve(place.base, &place.rel)?
+                .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
+            conditions.check(Some(&item))?;
+            w.remove_subtree(&item)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes a file (S3 DeleteObject), then the folders above it that it left empty, up
+    /// to but not including `keep_depth` names from the root (the bucket) or a granted
+    /// item. A missing file is not an error.
+    pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<()> {
+        let place = self.change_target(p, path, true).await?;
+        place.check_detach(p)?;
+        self.commit_at(place, (), move |w, place| {
+            let Some(item) = w.resolve(place.base, &place.rel)? else { return Ok(()) };
+            w.remove_subtree(&item)?;
+            let mut up = place.rel.parent();
+            while let Some(dir) = up {
+                if dir.is_root() || place.depth + dir.names().len() <= keep_depth {
+                    break;
+                }
+                let Some(folder) = w.resolve(place.base, &dir)? else { break };
+                if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
+                    break;
+                }
+                w.remove_subtree(&folder)?;
+                up = dir.parent();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a folder only if it is empty (S3 DeleteBucket).
+    pub async fn remove_empty_folder(&self, p: &Principal, path: &str) -> Result<()> {
+        let place = self.place(p, path).await?;
+        place.check_detach(p)?;
+        self.commit_at(place, (), move |w, place| {
+            let folder = w.resolve_folder(place.base, &place.rel).map_err(|e| match e {
+                Error::ParentMissing(_) => Error::missing(What::Item, format!("{} not found", place.path)),
+                e => e,
+            })?;
+            if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
+                return Err(Error::NotEmpty(format!("{} is not empty", place.path)));
+            }
+            w.remove_subtree(&folder)?;
+            Ok(())
+        })
+        .await
+    }
+}

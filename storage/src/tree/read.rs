@@ -1,0 +1,62 @@
+//! Reading a file, whole or a byte range.
+
+use super::FileRead;
+use crate::Storage;
+use crate::access::resolve_place;
+use crate::content::read::{open_range, resolve_range};
+use crate::error::{Error, Result, What};
+use crate::meta::db::{CHILDREN, ITEMS};
+use crate::meta::model::{Principal, Scope};
+
+impl Storage {
+    /// Opens a byte range (inclusive `(first, last)` as in HTTP; `None` for all) of a file.
+    pub async fn read(&self, p: &Principal, path: &str, range: Option<(u64, Option<u64>)>) -> Result<FileRead> {
+        let place = self.place(p, path).await?;
+        if place.hides_names() && !place.rel.is_root() {
+            return Err(Error::missing(What::Item, format!("{} not found", place.path)));
+        }
+        place.check_read(p)?;
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || {
+            // A concurrent overwrite can free the chunks between the lookup and the pin;
+            // the pin then finds them gone and the lookup runs again on the new version.
+            for _ in 0..8 {
+                let item = core.db.read_sync(|t| {
+                    resolve_place(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, &place)?
+                        .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))
+                })?;
+                if item.is_folder() {
+                    return Err(Error::Conflict(format!("{} is a folder", place.path)));
+                }
+                let (start, end) = resolve_range(item.size, range)?;
+                match open_range(&core, &item.chunks, start, end) {
+                    Ok(body) => {
+                        return Ok(FileRead { item, start, end, body });
+                    }
+                    Err(Error::NotFound(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(Error::internal("file kept changing while being opened"))
+        })
+        .await?
+    }
+
+    /// Opens a file to be downloaded (a GET; a HEAD only [`Storage::read`]s). Through a link,
+    /// a read from the first byte is one download, counted before a byte is sent; later
+    /// ranges (resumes) are free.
+    pub async fn download(
+        &self,
+        p: &Principal,
+        path: &str,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<crate::FileRead> {
+        let read = self.read(p, path, range).await?;
+        if let Scope::Link { link, .. } = p.scope
+            && read.start == 0
+        {
+            self.count_download(link).await?;
+        }
+        Ok(read)
+    }
+}

@@ -1,0 +1,155 @@
+//! Copy and rename (move), within a drive, into a share, or out of one.
+
+use crate::Storage;
+use crate::access::{self, Access};
+use crate::error::{Error, Result, What};
+use crate::meta::model::{Item, Kind, Principal, now_nanos};
+use crate::meta::names::SHARED_ROOT;
+use crate::meta::txn::{self, W};
+
+impl Storage {
+    /// Copies a file or folder; content is shared by reference. Returns the new item and
+    /// whether it replaced nothing (created).
+    pub async fn copy(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
+        self.relocate(p, from, to, overwrite, false).await
+    }
+
+    /// Moves or renames a file or a whole folder atomically; its id is kept. Moving between
+    /// one's drive and a read-write share moves no data: the item changes owner, and the
+    /// new owner's quota pays for it.
+    pub async fn rename(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
+        self.relocate(p, from, to, overwrite, true).await
+    }
+
+    async fn relocate(
+        &self,
+        p: &Principal,
+        from: &str,
+        to: &str,
+        overwrite: bool,
+        is_move: bool,
+    ) -> Result<(Item, bool)> {
+        let from = self.place(p, from).await?;
+        let to = self.place_for_change(p, to).await?;
+        if is_move {
+            from.check_detach(p)?;
+        } else if from.is_virtual() || (from.access == Access::Own && from.rel.is_root()) {
+            return Err(Error::Forbidden(format!("{} cannot be copied", from.path)));
+        } else if from.hides_names() {
+            return Err(Error::Forbidden("an upload link cannot read".into()));
+        }
+        to.check_write(p)?;
+        to.rel.check_new(false)?;
+        if to.rel.is_root() {
+            // Replacing a granted (or linked) item would delete it: only its owner may.
+            return Err(Error::Forbidden(format!("{} is shared with you: only its owner can replace it", to.path)));
+        }
+        if is_move {
+            self.check_unlocked(p, &from, true).await?;
+        }
+        self.check_unlocked(p, &to, true).await?;
+        if from.path == to.path {
+            return Err(Error::Forbidden("source and destination are the same".into()));
+        }
+        if to.path.starts_with(&from.path) {
+            return Err(Error::Conflict("cannot put a folder inside itself".into()));
+        }
+        let (now, role) = (now_nanos(), p.role);
+        let policy = self.core.config.policy.clone();
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                if is_move {
+                    access::recheck(&w, &from)?;
+                } else {
+                    access::recheck_read(&w, &from)?;
+                }
+                access::recheck(&w, &to)?;
+                let src = w
+                    .resolve(from.base, &from.rel)?
+                    .ok_or_else(|| Error::missing(What::Item, format!("{} not found", from.path)))?;
+                let (parent, name) = access::slot(&mut w, &to, false, now)?;
+                if w.ancestors(parent.id)?.contains(&src.id) {
+                    return Err(Error::Conflict("cannot put a folder inside itself".into()));
+                }
+                let existing = match txn::lookup_child(&w.children, parent.id, &name)? {
+                    Some(id) => Some(w.get(id)?),
+                    None => None,
+                };
+                if existing.as_ref().is_some_and(|e| e.id == src.id) {
+                    return Err(Error::Forbidden("source and destination are the same".into()));
+                }
+                if let Some(e) = &existing
+                    && w.ancestors(src.id)?.contains(&e.id)
+                {
+                    return Err(Error::Conflict(format!(
+                        "{} holds {}: it cannot be replaced by it",
+                        to.path, from.path
+                    )));
+                }
+                let created = existing.is_none();
+                if src.kind == Kind::File {
+                    // A rename must not slip a file past the upload policy.
+                    policy.check_file(role, &name, src.content_type.as_deref())?;
+                }
+                if let Some(old) = existing {
+                    if !overwrite || matches!(to.access, Access::Link { .. }) {
+                        return Err(Error::AlreadyExists(format!("{} already exists", to.path)));
+                    }
+                    w.remove_subtree(&old)?;
+                }
+                if is_move {
+                    let mut moved = src.clone();
+                    w.unlink(&src)?;
+                    if src.owner != to.owner {
+                        w.change_owner(&src, to.owner)?;
+                        moved.owner = to.owner;
+                    }
+                    moved.parent = parent.id;
+                    moved.name = name;
+                    w.put(&moved)?;
+                    w.link(&moved)?;
+                    Ok((moved, created))
+                } else {
+                    let copy = w.copy_subtree(&src, parent.id, &name, to.owner, now)?;
+                    Ok((copy, created))
+                }
+            })
+            .await
+    }
+
+    /// Hands the item at `path` to another user: it moves to the top of their drive (with
+    /// a distinct name if one is taken), their quota pays for it, and grants and links on it
+    /// follow it. Returns the item and its path in the new owner's drive.
+    pub async fn transfer(&self, p: &Principal, path: &str, to: &str) -> Result<(Item, String)> {
+        let place = self.change_target(p, path, true).await?;
+        place.check_detach(p)?;
+        if place.access != Access::Own {
+            return Err(Error::Forbidden("only items in your own drive can be transferred".into()));
+        }
+        let target = self.find_user(to).await.map_err(|_| Error::missing(What::User, format!("no user \'{to}\'")))?;
+        if target.id == p.user_id {
+            return Err(Error::InvalidInput("you already own it".into()));
+        }
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut w = W::open(ctx)?;
+                let item = w
+                    .resolve(place.base, &place.rel)?
+                    .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
+                let user = w.user(target.id)?;
+                // The top-level `shared` is the virtual folder of grants.
+                let wanted = if item.name == SHARED_ROOT { format!("{SHARED_ROOT} (2)") } else { item.name.clone() };
+                let name = access::free_name(&w.children, user.root, &wanted)?;
+                w.unlink(&item)?;
+                w.change_owner(&item, user.id)?;
+                let moved = Item { owner: user.id, parent: user.root, name: name.clone(), ..item };
+                w.put(&moved)?;
+                w.link(&moved)?;
+                Ok((moved, format!("/{name}")))
+            })
+            .await
+    }
+}

@@ -1,0 +1,229 @@
+//! Making folders, writing files, and changing an item's properties, times and metadata.
+
+use bytes::Bytes;
+use futures::Stream;
+
+use super::{WriteOptions, drop_box_refusal, quota_error};
+use crate::Storage;
+use crate::access::{self, Access};
+use crate::content::ingest::{Ingested, ingest};
+use crate::error::{Error, Result, What};
+use crate::meta::db::{CHILDREN, ITEMS, USAGE};
+use crate::meta::model::{Item, Principal, now_nanos};
+use crate::meta::txn::{self, FileContent};
+
+impl Storage {
+    pub async fn mkdir(&self, p: &Principal, path: &str) -> Result<Item> {
+        self.make_folder(p, path).await.map_err(|e| drop_box_refusal(p, path, e))
+    }
+
+    async fn make_folder(&self, p: &Principal, path: &str) -> Result<Item> {
+        let place = self.place_for_change(p, path).await?;
+        if place.is_virtual() || (place.rel.is_root() && place.access != Access::Own) {
+            return Err(Error::AlreadyExists(format!("{} exists", place.path)));
+        }
+        if place.access == Access::Own && place.path.is_shared_root() {
+            return Err(Error::AlreadyExists("/shared exists: it holds what others share with you".into()));
+        }
+        place.rel.check_new(false)?;
+        self.may_change(p, &place, false).await?;
+        let now = now_nanos();
+        self.commit_at(place, (), move |w, place| {
+            let (parent, mut name) = access::slot(w, place, false, now)?;
+            if place.hides_names() {
+                // A drop box answers the same whether the name is taken or not.
+                name = access::free_name(&w.children, parent.id, &name)?;
+            } else if txn::lookup_child(&w.children, parent.id, &name)?.is_some() {
+                return Err(Error::AlreadyExists(format!("{} already exists", place.path)));
+            }
+            let item = Item::folder(w.next_item_id()?, place.owner, parent.id, &name, now);
+            w.put(&item)?;
+            w.link(&item)?;
+            Ok(item)
+        })
+        .await
+    }
+
+    /// Makes the folder at `path` and any missing parents; an existing folder is fine.
+    pub async fn mkdir_all(&self, p: &Principal, path: &str) -> Result<Item> {
+        let place = self.place_for_change(p, path).await?;
+        if place.rel.is_root() && place.access != Access::Own {
+            return self.stat(p, path).await;
+        }
+        place.rel.check_new(true)?;
+        self.may_change(p, &place, false).await?;
+        let now = now_nanos();
+        self.commit_at(place, (), move |w, place| w.ensure_folder(place.base, &place.rel, place.owner, now)).await
+    }
+
+    /// Writes a file from a stream, replacing any file at `path` atomically: readers see the
+    /// old version until the new one's chunks are durable and its commit is on disk.
+    pub async fn write<S>(&self, p: &Principal, path: &str, body: S, opts: WriteOptions) -> Result<Item>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
+    {
+        self.write_file(p, path, body, opts).await.map_err(|e| drop_box_refusal(p, path, e))
+    }
+
+    async fn write_file<S>(&self, p: &Principal, path: &str, body: S, opts: WriteOptions) -> Result<Item>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
+    {
+        let place = self.change_target(p, path, false).await?;
+        place.rel.check_new(opts.create_parents)?;
+        let owner = place.owner;
+        let policy = &self.core.config.policy;
+        policy.check_file(p.role, place.path.name().unwrap_or_default(), opts.content_type.as_deref())?;
+        let limit = self.size_limit(p.role);
+        if let (Some(limit), Some(len)) = (limit, opts.expected_len) {
+            limit.check(len)?;
+        }
+        let keeps_old = !matches!(place.access, Access::Link { .. });
+        // Refuse early what would be refused at commit, before reading a byte of the body.
+        let pre = {
+            let (place, opts) = (place.clone(), opts.clone());
+            self.core
+                .db
+                .read(move |t| {
+                    let items = t.open_table(ITEMS)?;
+                    let children = t.open_table(CHILDREN)?;
+                    let current = match access::slot_read(&items, &children, &place) {
+                        Ok((parent, name)) => match txn::lookup_child(&children, parent.id, &name)? {
+                            Some(id) if keeps_old => txn::get_item(&items, id)?,
+                            _ => None,
+                        },
+                        Err(Error::ParentMissing(_)) if opts.create_parents => None,
+                        Err(e) => return Err(e),
+                    };
+                    if current.as_ref().is_some_and(Item::is_folder) {
+                        return Err(Error::Conflict(format!("{} is a folder", place.path)));
+                    }
+                    opts.conditions.check(current.as_ref())?;
+                    let user = txn::load_user(t, owner)?;
+                    let (used, _) = t.open_table(USAGE)?.get(owner)?.map_or((0, 0), |v| v.value());
+                    let room = if user.quota == 0 {
+                        u64::MAX
+                    } else {
+                        (user.quota + current.map_or(0, |c| c.size)).saturating_sub(used)
+                    };
+                    Ok(room)
+                })
+                .await?
+        };
+        if let Some(len) = opts.expected_len
+            && len > pre
+        {
+            return Err(quota_error(pre));
+        }
+        let max = limit.map_or(pre, |l| l.bytes.min(pre));
+        let ingested = ingest(&self.core, body, max, || match limit {
+            Some(l) if l.bytes <= pre => l.refusal(None),
+            _ => quota_error(pre),
+        })
+        .await?;
+        ingested.check_announced(opts.expected_len, opts.expected_md5, "body")?;
+        let Ingested { refs, size, md5, inline, pins } = ingested;
+        let etag = hex::encode(md5);
+        let now = now_nanos();
+        let mut headers = opts.headers.clone();
+        if let Some(late) = &opts.late_headers {
+            headers.extend((late.0)());
+        }
+        self.commit_at(place, pins, move |w, place| {
+            let (parent, mut name) = access::slot(w, place, opts.create_parents, now)?;
+            if !keeps_old {
+                // An upload link never overwrites: a clashing name gets a new one.
+                name = access::free_name(&w.children, parent.id, &name)?;
+            }
+            let current = match txn::lookup_child(&w.children, parent.id, &name)? {
+                Some(id) => Some(w.get(id)?),
+                None => None,
+            };
+            if current.as_ref().is_some_and(Item::is_folder) {
+                return Err(Error::Conflict(format!("{} is a folder", place.path)));
+            }
+            opts.conditions.check(current.as_ref())?;
+            let old_size = current.as_ref().map_or(0, |c| c.size);
+            w.check_quota(owner, size as i128 - old_size as i128)?;
+            w.add_refs(&refs, inline.as_ref())?;
+            let content = FileContent {
+                size,
+                etag: etag.clone(),
+                chunks: refs.clone(),
+                modified: opts.modified.unwrap_or(now),
+                content_type: opts.content_type.clone(),
+                headers: headers.clone(),
+                user_meta: opts.user_meta.clone(),
+                parts: Vec::new(),
+            };
+            let item = w.place_file(owner, parent.id, &name, current, now, content)?;
+            Ok(item)
+        })
+        .await
+    }
+
+    /// Sets (`Some`) and removes (`None`) WebDAV dead properties of an item, in order, all
+    /// or nothing.
+    pub async fn set_props(&self, p: &Principal, path: &str, ops: Vec<(String, Option<Vec<u8>>)>) -> Result<Item> {
+        self.update_item(p, path, move |item| {
+            for (key, value) in &ops {
+                item.props.retain(|(k, _)| k != key);
+                if let Some(v) = value {
+                    item.props.push((key.clone(), v.clone()));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a modification time given by the client (X-OC-Mtime, S3 metadata).
+    pub async fn set_modified(&self, p: &Principal, path: &str, modified: i64) -> Result<Item> {
+        self.update_item(p, path, move |item| {
+            item.modified = modified;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces the stored type, standard headers and user metadata of a file.
+    pub async fn set_metadata(
+        &self,
+        p: &Principal,
+        path: &str,
+        content_type: Option<String>,
+        headers: Vec<(String, String)>,
+        user_meta: Vec<(String, String)>,
+    ) -> Result<Item> {
+        self.update_item(p, path, move |item| {
+            item.content_type = content_type.clone();
+            item.headers = headers.clone();
+            item.user_meta = user_meta.clone();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_item(
+        &self,
+        p: &Principal,
+        path: &str,
+        f: impl Fn(&mut Item) -> Result<()> + Send + 'static,
+    ) -> Result<Item> {
+        let place = self.change_target(p, path, false).await?;
+        self.commit_at(place, (), move |w, place| {
+            let mut item = w
+                .resolve(place.base, &place.rel)?
+                .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
+            f(&mut item)?;
+            w.put(&item)?;
+            if place.rel.is_root()
+                && let Some(shown) = &place.shown_as
+            {
+                item.name = shown.clone();
+            }
+            Ok(item)
+        })
+        .await
+    }
+}
