@@ -308,15 +308,8 @@ macro_rules! internal_from {
     )*};
 }
 
-internal_from!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    tokio::task::JoinError
-);
+// The engine's errors are converted where the engine is: `meta::kv`.
+internal_from!(tokio::task::JoinError);
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ pub(crate) mod sharing;
 
 use std::collections::{HashMap, HashSet};
 
-use redb::{ReadTransaction, ReadableTable};
+use crate::meta::kv::{ReadTxn, Readable};
 
 use crate::error::{Error, Result, What};
 use crate::meta::db::{self, CHILDREN, ITEMS, LINKS, SHARES, SHARES_BY_GRANTEE, USERS};
@@ -158,7 +158,7 @@ fn distinct(name: &str, taken: &HashSet<String>) -> String {
     (2..=taken.len() + 2).map(|k| format!("{stem} ({k}){ext}")).find(|n| !taken.contains(n)).expect("a free name")
 }
 
-pub(crate) fn grants_to(t: &ReadTransaction, grantee: u64) -> Result<Grants> {
+pub(crate) fn grants_to(t: &ReadTxn, grantee: u64) -> Result<Grants> {
     let items = t.open_table(ITEMS)?;
     let shares = t.open_table(SHARES)?;
     let users = t.open_table(USERS)?;
@@ -209,7 +209,7 @@ pub(crate) fn grants_to(t: &ReadTransaction, grantee: u64) -> Result<Grants> {
 }
 
 /// Resolves a caller's path.
-pub(crate) fn place(t: &ReadTransaction, p: &Principal, path: DrivePath) -> Result<Place> {
+pub(crate) fn place(t: &ReadTxn, p: &Principal, path: DrivePath) -> Result<Place> {
     if let Scope::Link { link, item, owner, upload } = p.scope {
         return Ok(Place {
             owner,
@@ -283,8 +283,8 @@ pub(crate) fn place(t: &ReadTransaction, p: &Principal, path: DrivePath) -> Resu
 
 /// The item at a place (a virtual folder for `/shared` and `/shared/<owner>`).
 pub(crate) fn resolve_place(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    children: &impl ReadableTable<(u64, &'static str), u64>,
+    items: &impl Readable<u64, &'static [u8]>,
+    children: &impl Readable<(u64, &'static str), u64>,
     place: &Place,
 ) -> Result<Option<Item>> {
     match &place.access {
@@ -379,8 +379,8 @@ pub(crate) fn slot(w: &mut W<'_>, place: &Place, create_parents: bool, now: i64)
 
 /// The folder an item at `place` goes in and its name there, in a read (see [`slot`]).
 pub(crate) fn slot_read(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    children: &impl ReadableTable<(u64, &'static str), u64>,
+    items: &impl Readable<u64, &'static [u8]>,
+    children: &impl Readable<(u64, &'static str), u64>,
     place: &Place,
 ) -> Result<(Item, String)> {
     match (place.rel.parent(), place.rel.name()) {
@@ -396,7 +396,7 @@ pub(crate) fn slot_read(
 
 /// A name in `folder` not taken yet, starting from `name` (upload links never overwrite).
 pub(crate) fn free_name(
-    children: &impl ReadableTable<(u64, &'static str), u64>,
+    children: &impl Readable<(u64, &'static str), u64>,
     folder: u64,
     name: &str,
 ) -> Result<String> {

@@ -7,7 +7,7 @@ use crate::crypto::random_string;
 use crate::error::{Error, Result, What};
 use crate::meta::db::{self, ACCESS_KEYS};
 use crate::meta::model::{AccessKey, Principal, now_nanos};
-use redb::ReadableTable;
+use crate::meta::kv::Readable;
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

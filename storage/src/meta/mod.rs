@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod format;
+pub(crate) mod kv;
 pub(crate) mod grant_rows;
 pub mod model;
 pub mod names;

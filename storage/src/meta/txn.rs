@@ -4,7 +4,7 @@
 //! mutating (quota of a deep copy), the writer thread rolls back the whole batch and
 //! replays the others, so a refusal never leaves half a change.
 
-use redb::{ReadableTable, Table};
+use crate::meta::kv::{Readable, WriteTable};
 
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result, What};
@@ -26,18 +26,18 @@ pub(crate) struct FileContent {
 }
 
 pub(crate) struct W<'t> {
-    pub items: Table<'t, u64, &'static [u8]>,
-    pub children: Table<'t, (u64, &'static str), u64>,
-    pub chunks: Table<'t, &'static ChunkId, &'static [u8]>,
-    pub chunk_data: Table<'t, &'static ChunkId, &'static [u8]>,
-    pub usage: Table<'t, u64, (u64, u64)>,
+    pub items: WriteTable<'t, u64, &'static [u8]>,
+    pub children: WriteTable<'t, (u64, &'static str), u64>,
+    pub chunks: WriteTable<'t, &'static ChunkId, &'static [u8]>,
+    pub chunk_data: WriteTable<'t, &'static ChunkId, &'static [u8]>,
+    pub usage: WriteTable<'t, u64, (u64, u64)>,
     pub freed: &'t mut Vec<ChunkId>,
-    pub txn: &'t redb::WriteTransaction,
+    pub txn: &'t crate::meta::kv::WriteTxn,
 }
 
 impl<'t> W<'t> {
     pub fn open(ctx: &'t mut WriteCtx<'_>) -> Result<W<'t>> {
-        let txn: &'t redb::WriteTransaction = ctx.txn;
+        let txn: &'t crate::meta::kv::WriteTxn = ctx.txn;
         Ok(W {
             items: txn.open_table(ITEMS)?,
             children: txn.open_table(CHILDREN)?,
@@ -50,7 +50,7 @@ impl<'t> W<'t> {
     }
 
     pub fn next_item_id(&self) -> Result<u64> {
-        db::next_id(self.txn, "next_item_id")
+        self.txn.next_id("next_item_id")
     }
 
     pub fn user(&self, id: u64) -> Result<User> {
@@ -325,12 +325,12 @@ impl<'t> W<'t> {
     }
 }
 
-pub(crate) fn get_item(items: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<Option<Item>> {
+pub(crate) fn get_item(items: &impl Readable<u64, &'static [u8]>, id: u64) -> Result<Option<Item>> {
     items.get(id)?.map(|v| db::decode(v.value())).transpose()
 }
 
 pub(crate) fn lookup_child(
-    children: &impl ReadableTable<(u64, &'static str), u64>,
+    children: &impl Readable<(u64, &'static str), u64>,
     parent: u64,
     name: &str,
 ) -> Result<Option<u64>> {
@@ -341,8 +341,8 @@ pub(crate) fn lookup_child(
 }
 
 pub(crate) fn resolve(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    children: &impl ReadableTable<(u64, &'static str), u64>,
+    items: &impl Readable<u64, &'static [u8]>,
+    children: &impl Readable<(u64, &'static str), u64>,
     root: u64,
     path: &DrivePath,
 ) -> Result<Option<Item>> {
@@ -364,8 +364,8 @@ pub(crate) fn resolve(
 
 /// The folder at `path`, with a clear refusal when a part is missing or is a file.
 pub(crate) fn resolve_folder(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    children: &impl ReadableTable<(u64, &'static str), u64>,
+    items: &impl Readable<u64, &'static [u8]>,
+    children: &impl Readable<(u64, &'static str), u64>,
     root: u64,
     path: &DrivePath,
 ) -> Result<Item> {
@@ -383,14 +383,14 @@ pub(crate) fn resolve_folder(
 }
 
 /// The user row, inside a write.
-pub(crate) fn load_user_w(t: &redb::WriteTransaction, id: u64) -> Result<User> {
+pub(crate) fn load_user_w(t: &crate::meta::kv::WriteTxn, id: u64) -> Result<User> {
     let users = t.open_table(USERS)?;
     let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
     db::decode(v.value())
 }
 
 /// The user row, in a read.
-pub(crate) fn load_user(t: &redb::ReadTransaction, id: u64) -> Result<User> {
+pub(crate) fn load_user(t: &crate::meta::kv::ReadTxn, id: u64) -> Result<User> {
     let users = t.open_table(USERS)?;
     let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
     db::decode(v.value())

@@ -4,7 +4,7 @@ use super::shared_folder;
 use crate::Storage;
 use crate::access::{self, Access, resolve_place};
 use crate::error::{Error, Result, What};
-use crate::meta::db::{CHILDREN, ITEMS};
+use crate::meta::db::{CHILDREN, ITEMS, Readable};
 use crate::meta::model::{Item, Principal};
 use crate::meta::txn::{self};
 

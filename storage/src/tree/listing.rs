@@ -5,7 +5,7 @@
 //! keys in exactly their byte order, and whole subtrees before the start key or outside the
 //! prefix are skipped without being read.
 
-use redb::ReadableTable;
+use crate::meta::kv::Readable;
 
 use crate::Storage;
 use crate::access::{self, Access};
@@ -90,8 +90,8 @@ impl Walk<'_> {
     /// empty, or walked. False when the page is full.
     fn visit(
         &mut self,
-        items: &impl ReadableTable<u64, &'static [u8]>,
-        children: &impl ReadableTable<(u64, &'static str), u64>,
+        items: &impl Readable<u64, &'static [u8]>,
+        children: &impl Readable<(u64, &'static str), u64>,
         key: &str,
         item: &Item,
     ) -> Result<bool> {
@@ -118,8 +118,8 @@ impl Walk<'_> {
 
     fn walk(
         &mut self,
-        items: &impl ReadableTable<u64, &'static [u8]>,
-        children: &impl ReadableTable<(u64, &'static str), u64>,
+        items: &impl Readable<u64, &'static [u8]>,
+        children: &impl Readable<(u64, &'static str), u64>,
         folder: u64,
         base: &str,
     ) -> Result<bool> {

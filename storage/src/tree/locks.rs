@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use crate::Storage;
 use crate::access::Place;
 use crate::error::{Error, Result, What};
-use crate::meta::db::{CHILDREN, ITEMS};
+use crate::meta::db::{CHILDREN, ITEMS, Readable};
 use crate::meta::model::{Kind, Principal, child_key};
 use crate::meta::txn;
 

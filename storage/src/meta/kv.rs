@@ -1,0 +1,200 @@
+//! The seam below the rules: an ordered, transactional key-value store with typed tables.
+//!
+//! Why this shape: every rule already thinks in sorted keys (children by (parent, name),
+//! grants by (grantee, share), parts by (upload, number)) and reads one consistent snapshot
+//! or changes many rows at once. An ordered key-value interface with get, range scans both
+//! ways, insert and remove inside one transaction says exactly that and no more, so:
+//! - redb maps onto it one to one. Each call here is an `#[inline]` wrapper over the redb
+//!   call of the same name, and values come back as redb's guards (borrowed bytes, never
+//!   copied), so the single-node path costs what it cost before the seam.
+//! - a networked engine (PostgreSQL, issue 12) holds it as one table of
+//!   (table name, key bytes, value bytes) rows, read and changed under REPEATABLE READ or
+//!   SERIALIZABLE with retry, because the keys here are already byte-ordered (redb's
+//!   `Key` encodings) and a range is a `key BETWEEN` scan.
+//!
+//! A richer query language (SQL joins, secondary indexes kept by the engine) was the other
+//! choice; it would put part of each rule into each engine. Where one query beats many
+//! lookups on a networked engine (resolving a whole path, one page of a listing), the seam
+//! grows a typed operation with a plain key-by-key default here, rather than letting rules
+//! speak to the engine.
+//!
+//! Nothing outside `meta/` names redb: rules get [`ReadTxn`], [`WriteTxn`], [`Table`] and
+//! the table handles, and redb's errors become [`Error`] here.
+
+use redb::{Key, ReadableTable as _, ReadableTableMetadata as _, TableDefinition, Value};
+
+use crate::error::{Error, Result};
+
+/// A typed table: its name, and the types of its keys and values.
+pub struct Table<K: Key + 'static, V: Value + 'static>(TableDefinition<'static, K, V>);
+
+impl<K: Key + 'static, V: Value + 'static> Table<K, V> {
+    pub const fn new(name: &'static str) -> Self {
+        Table(TableDefinition::new(name))
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> Clone for Table<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K: Key + 'static, V: Value + 'static> Copy for Table<K, V> {}
+
+/// One consistent snapshot of every table.
+pub struct ReadTxn(redb::ReadTransaction);
+
+/// One change to any number of tables: all of it commits, or none.
+pub struct WriteTxn(redb::WriteTransaction);
+
+impl ReadTxn {
+    pub(in crate::meta) fn new(t: redb::ReadTransaction) -> Self {
+        ReadTxn(t)
+    }
+
+    #[inline]
+    pub fn open_table<K: Key + 'static, V: Value + 'static>(&self, t: Table<K, V>) -> Result<ReadTable<K, V>> {
+        Ok(ReadTable(self.0.open_table(t.0)?))
+    }
+}
+
+impl WriteTxn {
+    pub(in crate::meta) fn new(t: redb::WriteTransaction) -> Self {
+        WriteTxn(t)
+    }
+
+    pub(in crate::meta) fn commit(self) -> Result<()> {
+        Ok(self.0.commit()?)
+    }
+
+    #[inline]
+    pub fn open_table<K: Key + 'static, V: Value + 'static>(&self, t: Table<K, V>) -> Result<WriteTable<'_, K, V>> {
+        Ok(WriteTable(self.0.open_table(t.0)?))
+    }
+
+    /// Allocates the next value of a counter kept in META (ids start at 1).
+    pub fn next_id(&self, counter: &str) -> Result<u64> {
+        let mut meta = self.open_table(crate::meta::db::META)?;
+        let current = match meta.get(counter)? {
+            Some(v) => u64::from_le_bytes(v.value().try_into().map_err(|_| Error::internal("bad counter"))?),
+            None => 1,
+        };
+        meta.insert(counter, (current + 1).to_le_bytes().as_slice())?;
+        Ok(current)
+    }
+}
+
+/// A table as a read sees it.
+pub struct ReadTable<K: Key + 'static, V: Value + 'static>(redb::ReadOnlyTable<K, V>);
+
+/// A table inside a write: reads see the write's own changes.
+pub struct WriteTable<'t, K: Key + 'static, V: Value + 'static>(redb::Table<'t, K, V>);
+
+/// A stored key or value, borrowed from the engine for as long as the guard lives.
+pub struct Got<'a, V: Value + 'static>(redb::AccessGuard<'a, V>);
+
+impl<V: Value + 'static> Got<'_, V> {
+    #[inline]
+    pub fn value(&self) -> V::SelfType<'_> {
+        self.0.value()
+    }
+}
+
+/// Rows in key order; `.rev()` walks them backwards.
+pub struct Range<'a, K: Key + 'static, V: Value + 'static>(redb::Range<'a, K, V>);
+
+type Row<'a, K, V> = (Got<'a, K>, Got<'a, V>);
+
+impl<'a, K: Key + 'static, V: Value + 'static> Iterator for Range<'a, K, V> {
+    type Item = Result<Row<'a, K, V>>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|r| r.map(|(k, v)| (Got(k), Got(v))).map_err(Error::from))
+    }
+}
+
+impl<K: Key + 'static, V: Value + 'static> DoubleEndedIterator for Range<'_, K, V> {
+    #[inline]
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|r| r.map(|(k, v)| (Got(k), Got(v))).map_err(Error::from))
+    }
+}
+
+/// Reading a table, the same inside a read or a write, so a helper serves both.
+pub trait Readable<K: Key + 'static, V: Value + 'static> {
+    fn get<'a>(&self, key: impl std::borrow::Borrow<K::SelfType<'a>>) -> Result<Option<Got<'_, V>>>;
+    /// Rows with keys in `range` (`a..b`, `a..`, `..`, or a pair of `Bound`s; `.rev()` for the last first), in key order.
+    fn range<'a, KR>(&self, range: impl std::ops::RangeBounds<KR> + 'a) -> Result<Range<'_, K, V>>
+    where
+        KR: std::borrow::Borrow<K::SelfType<'a>> + 'a;
+    /// Every row, in key order.
+    fn iter(&self) -> Result<Range<'_, K, V>>;
+    /// How many rows.
+    fn len(&self) -> Result<u64>;
+}
+
+macro_rules! readable {
+    ($($ty:ident $(<$lt:lifetime>)?),*) => {$(
+        impl<$($lt,)? K: Key + 'static, V: Value + 'static> Readable<K, V> for $ty<$($lt,)? K, V> {
+            #[inline]
+            fn get<'a>(&self, key: impl std::borrow::Borrow<K::SelfType<'a>>) -> Result<Option<Got<'_, V>>> {
+                Ok(self.0.get(key)?.map(Got))
+            }
+            #[inline]
+            fn range<'a, KR>(&self, range: impl std::ops::RangeBounds<KR> + 'a) -> Result<Range<'_, K, V>>
+            where
+                KR: std::borrow::Borrow<K::SelfType<'a>> + 'a,
+            {
+                Ok(Range(self.0.range(range)?))
+            }
+            #[inline]
+            fn iter(&self) -> Result<Range<'_, K, V>> {
+                Ok(Range(self.0.iter()?))
+            }
+            #[inline]
+            fn len(&self) -> Result<u64> {
+                Ok(self.0.len()?)
+            }
+        }
+    )*};
+}
+readable!(ReadTable, WriteTable<'t>);
+
+impl<K: Key + 'static, V: Value + 'static> WriteTable<'_, K, V> {
+    /// Sets the value of `key`, replacing any.
+    #[inline]
+    pub fn insert<'k, 'v>(
+        &mut self,
+        key: impl std::borrow::Borrow<K::SelfType<'k>>,
+        value: impl std::borrow::Borrow<V::SelfType<'v>>,
+    ) -> Result<()> {
+        self.0.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Removes `key`; says whether it was there.
+    #[inline]
+    pub fn remove<'a>(&mut self, key: impl std::borrow::Borrow<K::SelfType<'a>>) -> Result<bool> {
+        Ok(self.0.remove(key)?.is_some())
+    }
+}
+
+macro_rules! internal_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::internal_from(stringify!($t), e)
+            }
+        }
+    )*};
+}
+
+internal_from!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
