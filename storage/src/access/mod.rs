@@ -15,7 +15,7 @@ use crate::meta::kv::{ReadTxn, Readable};
 
 use crate::error::{Error, Result, What};
 use crate::meta::db::{self, CHILDREN, ITEMS, LINKS, SHARES, SHARES_BY_GRANTEE, USERS};
-use crate::meta::model::{Item, Kind, Link, LinkState, Principal, Scope, Share, User, child_key, now_nanos};
+use crate::meta::model::{Item, Link, LinkState, Principal, Scope, Share, User, child_key, now_nanos};
 use crate::meta::names::{DrivePath, SHARED_ROOT};
 use crate::meta::txn::{self, W};
 
@@ -258,26 +258,19 @@ pub(crate) fn place(t: &ReadTxn, p: &Principal, path: DrivePath) -> Result<Place
         shown_as: Some(g.shown_as.clone()),
     };
     // A wider grant on something inside applies from there down.
-    let children = t.open_table(CHILDREN)?;
-    let mut cur = g.item.id;
-    for (i, name) in names[3..].iter().enumerate() {
-        let next = if i + 4 == names.len() {
-            txn::lookup_child(&children, cur, name)?
-        } else {
-            children.get((cur, child_key(name, Kind::Folder).as_str()))?.map(|v| v.value())
-        };
-        let Some(id) = next else { break };
-        cur = id;
+    let mut depth = 3;
+    txn::walk(&t.open_table(CHILDREN)?, g.item.id, &names[3..], |id| {
+        depth += 1;
         if let Some(&(share, true)) = grants.by_item.get(&id)
             && place.access == (Access::Grant { share: g.share.id, write: false })
         {
             place.base = id;
-            place.depth = 4 + i;
-            place.rel = path.skip(place.depth);
+            place.depth = depth;
+            place.rel = path.skip(depth);
             place.access = Access::Grant { share, write: true };
             place.shown_as = None;
         }
-    }
+    })?;
     Ok(place)
 }
 

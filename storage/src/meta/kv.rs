@@ -198,3 +198,101 @@ internal_from!(
     redb::StorageError,
     redb::CommitError
 );
+
+#[cfg(test)]
+mod tests {
+    //! What every engine below the seam must do the same way; a second engine runs these too.
+
+    use super::*;
+    use crate::meta::db::{CHILDREN, Db, META};
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("kv.redb"), 1 << 20, |_| {}).unwrap();
+        db.write_sync(|ctx| crate::meta::db::create_tables(ctx.txn)).unwrap();
+        (dir, db)
+    }
+
+    fn put_children(db: &Db, rows: &[((u64, &'static str), u64)]) {
+        let rows = rows.to_vec();
+        db.write_sync(move |ctx| {
+            let mut t = ctx.txn.open_table(CHILDREN)?;
+            for (k, v) in rows {
+                t.insert(k, v)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    fn keys<'a>(range: impl Iterator<Item = Result<Row<'a, (u64, &'static str), u64>>>) -> Vec<(u64, String)> {
+        range
+            .map(|r| {
+                let (k, _) = r.unwrap();
+                let (a, b) = k.value();
+                (a, b.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ranges_are_in_key_order_both_ways_and_keep_their_bounds() {
+        let (_dir, db) = db();
+        put_children(&db, &[((2, "b"), 5), ((1, "z"), 9), ((2, "a/"), 4), ((2, "a"), 3), ((3, ""), 7)]);
+        db.read_sync(|t| {
+            let c = t.open_table(CHILDREN)?;
+            let two = vec![(2, "a".to_owned()), (2, "a/".to_owned()), (2, "b".to_owned())];
+            assert_eq!(keys(c.range((2, "")..(3, ""))?), two, "a parent's rows, byte order");
+            let mut back = two.clone();
+            back.reverse();
+            assert_eq!(keys(c.range((2, "")..(3, ""))?.rev()), back, "and backwards");
+            assert_eq!(keys(c.range((2, "a/")..(3, ""))?), two[1..], "an inclusive start");
+            assert_eq!(keys(c.range((2, "a")..=(2, "a/"))?), two[..2], "an inclusive end");
+            assert_eq!(keys(c.range((3, "")..)?), [(3, String::new())], "an open end");
+            assert_eq!(c.len()?, 5);
+            assert_eq!(c.get((2, "a/"))?.map(|v| v.value()), Some(4));
+            assert!(c.get((2, "c"))?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_write_sees_its_own_changes_and_a_refused_write_leaves_nothing() {
+        let (_dir, db) = db();
+        put_children(&db, &[((1, "a"), 1)]);
+        let refused = db.write_sync(|ctx| {
+            let mut t = ctx.txn.open_table(CHILDREN)?;
+            assert!(t.remove((1, "a"))?, "removing a row that is there");
+            assert!(!t.remove((1, "a"))?, "and again: it is gone");
+            t.insert((1, "b"), 2)?;
+            assert_eq!(t.get((1, "b"))?.map(|v| v.value()), Some(2));
+            Err::<(), _>(Error::Conflict("refused".into()))
+        });
+        assert!(refused.is_err());
+        db.read_sync(|t| {
+            let c = t.open_table(CHILDREN)?;
+            assert_eq!(keys(c.iter()?), [(1, "a".to_owned())], "the refused write left nothing");
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn counters_count_from_one_and_only_commit_with_their_write() {
+        let (_dir, db) = db();
+        let (ids, _) = db.write_sync(|ctx| Ok([ctx.txn.next_id("c")?, ctx.txn.next_id("c")?])).unwrap();
+        assert_eq!(ids, [1, 2]);
+        let _ = db.write_sync(|ctx| {
+            ctx.txn.next_id("c")?;
+            Err::<(), _>(Error::Conflict("refused".into()))
+        });
+        let (next, _) = db.write_sync(|ctx| ctx.txn.next_id("c")).unwrap();
+        assert_eq!(next, 3, "the refused write's id was not taken");
+        db.read_sync(|t| {
+            assert!(t.open_table(META)?.get("c")?.is_some());
+            Ok(())
+        })
+        .unwrap();
+    }
+}

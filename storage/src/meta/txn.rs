@@ -340,6 +340,37 @@ pub(crate) fn lookup_child(
     Ok(children.get((parent, child_key(name, Kind::Folder).as_str()))?.map(|v| v.value()))
 }
 
+/// Follows `names` down from the folder `from`: every name but the last must be a folder,
+/// the last may be either. Calls `reached` with each id found, in order, and returns how many
+/// names were found (all of them when the path exists).
+///
+/// This is the seam's one typed operation: resolving a path is on every request, and a
+/// networked engine answers it in one query (a recursive CTE over the children rows) where
+/// lookups name by name would cost a round trip per name. Here it is the lookups.
+pub(crate) fn walk(
+    children: &impl Readable<(u64, &'static str), u64>,
+    from: u64,
+    names: &[String],
+    mut reached: impl FnMut(u64),
+) -> Result<usize> {
+    let mut cur = from;
+    for (i, name) in names.iter().enumerate() {
+        let next = if i + 1 == names.len() {
+            lookup_child(children, cur, name)?
+        } else {
+            children.get((cur, child_key(name, Kind::Folder).as_str()))?.map(|v| v.value())
+        };
+        match next {
+            Some(id) => {
+                reached(id);
+                cur = id;
+            }
+            None => return Ok(i),
+        }
+    }
+    Ok(names.len())
+}
+
 pub(crate) fn resolve(
     items: &impl Readable<u64, &'static [u8]>,
     children: &impl Readable<(u64, &'static str), u64>,
@@ -348,16 +379,8 @@ pub(crate) fn resolve(
 ) -> Result<Option<Item>> {
     let names = path.names();
     let mut cur = root;
-    for (i, name) in names.iter().enumerate() {
-        let next = if i + 1 == names.len() {
-            lookup_child(children, cur, name)?
-        } else {
-            children.get((cur, child_key(name, Kind::Folder).as_str()))?.map(|v| v.value())
-        };
-        match next {
-            Some(id) => cur = id,
-            None => return Ok(None),
-        }
+    if walk(children, root, names, |id| cur = id)? < names.len() {
+        return Ok(None);
     }
     get_item(items, cur)
 }
