@@ -1,6 +1,7 @@
-//! The metadata database: redb tables, the versioned value codec, and the two ways in.
+//! The metadata database: its tables, the versioned value codec, and the two ways in. The
+//! engine (redb) is behind the seam in [`crate::meta::kv`]; nothing here names it.
 //!
-//! redb is synchronous and its commits fsync, so no redb call runs on an async worker:
+//! redb is synchronous and its commits fsync, so no engine call runs on an async worker:
 //! reads go through `spawn_blocking`, and every change goes to one writer thread. That
 //! thread also gives us group commit: changes that arrive while a commit is being made to
 //! disk queue up and share the next transaction and its fsync, and each is acknowledged only
@@ -11,12 +12,12 @@ use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
+use crate::meta::kv::Engine;
 pub use crate::meta::kv::{ReadTxn, Readable, Table, WriteTxn};
 
 pub const META: Table<&str, &[u8]> = Table::new("meta");
@@ -131,7 +132,7 @@ pub struct WriteCtx<'a> {
 
 #[derive(Clone)]
 pub struct Db {
-    db: Arc<Database>,
+    db: Arc<Engine>,
     jobs: mpsc::UnboundedSender<Msg>,
 }
 
@@ -141,14 +142,7 @@ impl Db {
     /// Opens (or creates) the database and starts its writer thread. `on_freed` receives,
     /// after each commit, the chunks whose last reference that commit removed.
     pub fn open(path: &Path, cache_bytes: usize, on_freed: impl Fn(Vec<ChunkId>) + Send + 'static) -> Result<Self> {
-        let db = Database::builder().set_cache_size(cache_bytes).create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::Incompatible(format!(
-                "the database {} is open in another process: stop the running server first",
-                path.display()
-            )),
-            e => Error::Incompatible(format!("cannot open the database {}: {e}", path.display())),
-        })?;
-        let db = Arc::new(db);
+        let db = Arc::new(Engine::open(path, cache_bytes)?);
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_db = db.clone();
         std::thread::Builder::new()
@@ -165,7 +159,7 @@ impl Db {
     ) -> Result<T> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let txn = ReadTxn::new(db.begin_read()?);
+            let txn = db.begin_read()?;
             f(&txn)
         })
         .await?
@@ -173,7 +167,7 @@ impl Db {
 
     /// A read for synchronous callers already off the async workers.
     pub fn read_sync<T>(&self, f: impl FnOnce(&ReadTxn) -> Result<T>) -> Result<T> {
-        let txn = ReadTxn::new(self.db.begin_read()?);
+        let txn = self.db.begin_read()?;
         f(&txn)
     }
 
@@ -206,7 +200,7 @@ impl Db {
 
     /// For the offline admin commands: a change applied at once in its own transaction.
     pub fn write_sync<T>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>) -> Result<(T, Vec<ChunkId>)> {
-        let txn = WriteTxn::new(self.db.begin_write()?);
+        let txn = self.db.begin_write()?;
         let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
         let out = f(&mut ctx)?;
         let freed = std::mem::take(&mut ctx.freed);
@@ -215,7 +209,7 @@ impl Db {
     }
 }
 
-fn writer_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: impl Fn(Vec<ChunkId>)) {
+fn writer_loop(db: &Engine, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: impl Fn(Vec<ChunkId>)) {
     let mut closing = None;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::new();
@@ -242,11 +236,11 @@ fn writer_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: im
     }
 }
 
-fn run_batch(db: &Database, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>)) {
+fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>)) {
     while !batch.is_empty() {
         let txn = match db.begin_write() {
-            Ok(t) => WriteTxn::new(t),
-            Err(e) => return fail_all(batch, &Error::from(e)),
+            Ok(t) => t,
+            Err(e) => return fail_all(batch, &e),
         };
         let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
         let mut outputs = Vec::with_capacity(batch.len());

@@ -21,7 +21,9 @@
 //! Nothing outside `meta/` names redb: rules get [`ReadTxn`], [`WriteTxn`], [`Table`] and
 //! the table handles, and redb's errors become [`Error`] here.
 
-use redb::{Key, ReadableTable as _, ReadableTableMetadata as _, TableDefinition, Value};
+use std::path::Path;
+
+use redb::{Key, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition, Value};
 
 use crate::error::{Error, Result};
 
@@ -41,17 +43,42 @@ impl<K: Key + 'static, V: Value + 'static> Clone for Table<K, V> {
 }
 impl<K: Key + 'static, V: Value + 'static> Copy for Table<K, V> {}
 
+/// The engine: where transactions begin.
+pub(in crate::meta) struct Engine(redb::Database);
+
+impl Engine {
+    /// Opens (or creates) the store at `path`, with `cache_bytes` of page cache.
+    pub(in crate::meta) fn open(path: &Path, cache_bytes: usize) -> Result<Self> {
+        let db = redb::Database::builder().set_cache_size(cache_bytes).create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Incompatible(format!(
+                "the database {} is open in another process: stop the running server first",
+                path.display()
+            )),
+            e => Error::Incompatible(format!("cannot open the database {}: {e}", path.display())),
+        })?;
+        Ok(Engine(db))
+    }
+
+    #[inline]
+    pub(in crate::meta) fn begin_read(&self) -> Result<ReadTxn> {
+        Ok(ReadTxn(self.0.begin_read()?))
+    }
+
+    /// Only one write is open at a time (the writer thread, or an offline admin command).
+    #[inline]
+    pub(in crate::meta) fn begin_write(&self) -> Result<WriteTxn> {
+        Ok(WriteTxn(self.0.begin_write()?))
+    }
+}
+
 /// One consistent snapshot of every table.
 pub struct ReadTxn(redb::ReadTransaction);
 
-/// One change to any number of tables: all of it commits, or none.
+/// One change to any number of tables: all of it commits, or none (dropped uncommitted,
+/// it rolls back).
 pub struct WriteTxn(redb::WriteTransaction);
 
 impl ReadTxn {
-    pub(in crate::meta) fn new(t: redb::ReadTransaction) -> Self {
-        ReadTxn(t)
-    }
-
     #[inline]
     pub fn open_table<K: Key + 'static, V: Value + 'static>(&self, t: Table<K, V>) -> Result<ReadTable<K, V>> {
         Ok(ReadTable(self.0.open_table(t.0)?))
@@ -59,10 +86,6 @@ impl ReadTxn {
 }
 
 impl WriteTxn {
-    pub(in crate::meta) fn new(t: redb::WriteTransaction) -> Self {
-        WriteTxn(t)
-    }
-
     pub(in crate::meta) fn commit(self) -> Result<()> {
         Ok(self.0.commit()?)
     }

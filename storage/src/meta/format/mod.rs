@@ -1,7 +1,7 @@
 //! The data folder's format: which versions this davit opens, how a new folder starts, and
 //! the steps that bring an older folder forward. docs/format.md describes the format itself.
 //!
-//! A folder is opened in one redb write transaction: the version check, every migration step
+//! A folder is opened in one write transaction: the version check, every migration step
 //! and the new version number commit together or not at all, so a crash mid-migration leaves
 //! the folder at its old format, to be migrated again at the next start.
 
