@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::meta::kv::Engine;
 pub use crate::meta::kv::{ReadTxn, Readable, Table, WriteTxn};
 
+/// The store's file in the data folder.
+pub const FILE: &str = "davit.redb";
+
 pub const META: Table<&str, &[u8]> = Table::new("meta");
 pub const USERS: Table<u64, &[u8]> = Table::new("users");
 pub const USERNAMES: Table<&str, u64> = Table::new("usernames");
