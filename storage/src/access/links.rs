@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use crate::meta::kv::Readable;
+use base64::Engine;
 
 use crate::Storage;
 use crate::access::link_usable;

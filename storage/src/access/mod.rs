@@ -388,11 +388,7 @@ pub(crate) fn slot_read(
 }
 
 /// A name in `folder` not taken yet, starting from `name` (upload links never overwrite).
-pub(crate) fn free_name(
-    children: &impl Readable<(u64, &'static str), u64>,
-    folder: u64,
-    name: &str,
-) -> Result<String> {
+pub(crate) fn free_name(children: &impl Readable<(u64, &'static str), u64>, folder: u64, name: &str) -> Result<String> {
     let mut taken = HashSet::new();
     let mut candidate = name.to_owned();
     for _ in 0..10_000 {

@@ -2,8 +2,8 @@
 //! a key kept in the data folder) that name their session, so logging out or deleting the
 //! session ends both at once, and a deleted or disabled account fails at once.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use crate::meta::kv::Readable;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::Storage;

@@ -1,8 +1,8 @@
 //! Accounts: creation, passwords, roles, status, quota, and deletion with all their data.
 
+use crate::meta::kv::Readable;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use crate::meta::kv::Readable;
 
 use crate::Storage;
 use crate::error::{Error, Result, What};

@@ -156,10 +156,7 @@ impl Db {
     }
 
     /// Runs a read on the blocking pool, in one consistent snapshot.
-    pub async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&ReadTxn) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&ReadTxn) -> Result<T> + Send + 'static) -> Result<T> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_read()?;
@@ -273,7 +270,7 @@ fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>))
                     (job.reply)(Ok(out));
                 }
             }
-            Err(e) => fail_all(batch, &Error::from(e)),
+            Err(e) => fail_all(batch, &e),
         }
         return;
     }

@@ -20,11 +20,7 @@ pub(crate) fn remove_share_rows(txn: &WriteTxn, s: &Share) -> Result<()> {
 }
 
 /// The rows of an index keyed by (`first`, second): (second, value), in order.
-fn index_rows(
-    txn: &WriteTxn,
-    index: Table<(u64, u64), u64>,
-    first: u64,
-) -> Result<Vec<(u64, u64)>> {
+fn index_rows(txn: &WriteTxn, index: Table<(u64, u64), u64>, first: u64) -> Result<Vec<(u64, u64)>> {
     let rows = txn.open_table(index)?;
     let out = rows
         .range((first, 0)..(first + 1, 0))?

@@ -2,24 +2,28 @@
 //!
 //! Why this shape: every rule already thinks in sorted keys (children by (parent, name),
 //! grants by (grantee, share), parts by (upload, number)) and reads one consistent snapshot
-//! or changes many rows at once. An ordered key-value interface with get, range scans both
-//! ways, insert and remove inside one transaction says exactly that and no more, so:
+//! or changes many rows at once. An ordered key-value interface (get, range scans both ways
+//! with bounds, insert, remove, counters, inside one transaction) says exactly that and no
+//! more, so:
 //! - redb maps onto it one to one. Each call here is an `#[inline]` wrapper over the redb
 //!   call of the same name, and values come back as redb's guards (borrowed bytes, never
 //!   copied), so the single-node path costs what it cost before the seam.
 //! - a networked engine (PostgreSQL, issue 12) holds it as one table of
-//!   (table name, key bytes, value bytes) rows, read and changed under REPEATABLE READ or
-//!   SERIALIZABLE with retry, because the keys here are already byte-ordered (redb's
-//!   `Key` encodings) and a range is a `key BETWEEN` scan.
+//!   (table name, key bytes, value bytes) rows under REPEATABLE READ or SERIALIZABLE. Its
+//!   keys need an order-preserving encoding (integers big-endian, the last string of a
+//!   tuple as raw bytes: redb orders by `Key::compare`, not by the bytes it stores), and
+//!   then a range is one `key >= $1 AND key < $2 ORDER BY key` scan. A write that fails to
+//!   serialize is simply run again: `Db::write` already may run a change more than once
+//!   (group commit replays a batch when one change refuses), so rules are written for it.
 //!
-//! A richer query language (SQL joins, secondary indexes kept by the engine) was the other
+//! A richer interface (SQL joins, secondary indexes kept by the engine) was the other
 //! choice; it would put part of each rule into each engine. Where one query beats many
-//! lookups on a networked engine (resolving a whole path, one page of a listing), the seam
-//! grows a typed operation with a plain key-by-key default here, rather than letting rules
-//! speak to the engine.
+//! lookups on a networked engine, the seam grows a typed operation whose redb version is
+//! the lookups, rather than letting rules speak to the engine: resolving a path is one
+//! (`meta::txn::walk`).
 //!
-//! Nothing outside `meta/` names redb: rules get [`ReadTxn`], [`WriteTxn`], [`Table`] and
-//! the table handles, and redb's errors become [`Error`] here.
+//! No code outside this file calls redb: the rest of `meta/` and every rule get [`ReadTxn`],
+//! [`WriteTxn`], [`Table`] and the table handles, and redb's errors become [`Error`] here.
 
 use std::path::Path;
 
@@ -147,7 +151,8 @@ impl<K: Key + 'static, V: Value + 'static> DoubleEndedIterator for Range<'_, K, 
 /// Reading a table, the same inside a read or a write, so a helper serves both.
 pub trait Readable<K: Key + 'static, V: Value + 'static> {
     fn get<'a>(&self, key: impl std::borrow::Borrow<K::SelfType<'a>>) -> Result<Option<Got<'_, V>>>;
-    /// Rows with keys in `range` (`a..b`, `a..`, `..`, or a pair of `Bound`s; `.rev()` for the last first), in key order.
+    /// Rows with keys in `range` (`a..b`, `a..=b`, `a..`, `..`, or a pair of `Bound`s), in key
+    /// order; `.rev()` on the result walks from the last.
     fn range<'a, KR>(&self, range: impl std::ops::RangeBounds<KR> + 'a) -> Result<Range<'_, K, V>>
     where
         KR: std::borrow::Borrow<K::SelfType<'a>> + 'a;
@@ -155,6 +160,9 @@ pub trait Readable<K: Key + 'static, V: Value + 'static> {
     fn iter(&self) -> Result<Range<'_, K, V>>;
     /// How many rows.
     fn len(&self) -> Result<u64>;
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
 }
 
 macro_rules! readable {

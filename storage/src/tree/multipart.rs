@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use crate::meta::kv::Readable;
 use bytes::Bytes;
 use futures::Stream;
 use md5::{Digest, Md5};
-use crate::meta::kv::Readable;
 
 use crate::access;
 use crate::content::ingest::{Ingested, ingest};
