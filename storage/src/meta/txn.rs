@@ -4,7 +4,7 @@
 //! mutating (quota of a deep copy), the writer thread rolls back the whole batch and
 //! replays the others, so a refusal never leaves half a change.
 
-use crate::meta::kv::{Readable, WriteTable};
+use crate::meta::kv::{Got, Readable, WriteTable};
 
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result, What};
@@ -369,6 +369,40 @@ pub(crate) fn walk(
         }
     }
     Ok(names.len())
+}
+
+/// The children of `folder` whose sort keys are `from` or later, in key order: one page of
+/// a listing. A typed operation for the same reason as [`walk`]: a networked engine answers
+/// a page with one query joining the children to their items. Here each item is read only
+/// when asked for, so entries a listing skips cost no item lookup.
+pub(crate) fn children_from<'a, I: Readable<u64, &'static [u8]>>(
+    items: &'a I,
+    children: &'a impl Readable<(u64, &'static str), u64>,
+    folder: u64,
+    from: &str,
+) -> Result<impl Iterator<Item = Result<Child<'a, I>>> + 'a> {
+    Ok(children.range((folder, from)..(folder + 1, ""))?.map(move |entry| {
+        let (key, id) = entry?;
+        Ok(Child { key, id: id.value(), items })
+    }))
+}
+
+/// One entry of [`children_from`].
+pub(crate) struct Child<'a, I> {
+    key: Got<'a, (u64, &'static str)>,
+    id: u64,
+    items: &'a I,
+}
+
+impl<I: Readable<u64, &'static [u8]>> Child<'_, I> {
+    /// The sort key: the name, with `/` after a folder's.
+    pub fn key(&self) -> &str {
+        self.key.value().1
+    }
+
+    pub fn item(&self) -> Result<Item> {
+        get_item(self.items, self.id)?.ok_or_else(|| Error::internal("dangling child"))
+    }
 }
 
 pub(crate) fn resolve(

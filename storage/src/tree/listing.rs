@@ -140,16 +140,16 @@ impl Walk<'_> {
         // A name that is a prefix of a folder name sorts before it (`ab` < `ab/`): start
         // at the name without its slash.
         let lower = lower.trim_end_matches('/').to_owned();
-        for entry in children.range((folder, lower.as_str())..(folder + 1, ""))? {
-            let (k, id) = entry?;
-            let key = format!("{base}{}", k.value().1);
+        for entry in txn::children_from(items, children, folder, &lower)? {
+            let child = entry?;
+            let key = format!("{base}{}", child.key());
             if key.as_str() > self.q.prefix
                 && !key.starts_with(self.q.prefix)
                 && !self.q.prefix.starts_with(key.as_str())
             {
                 break; // past every key with the prefix
             }
-            let item = txn::get_item(items, id.value())?.ok_or_else(|| Error::internal("dangling child"))?;
+            let item = child.item()?;
             if !self.visit(items, children, &key, &item)? {
                 return Ok(false);
             }
