@@ -19,8 +19,9 @@
 //! A richer interface (SQL joins, secondary indexes kept by the engine) was the other
 //! choice; it would put part of each rule into each engine. Where one query beats many
 //! lookups on a networked engine, the seam grows a typed operation whose redb version is
-//! the lookups, rather than letting rules speak to the engine: resolving a path is one
-//! (`meta::txn::walk`).
+//! the lookups, rather than letting rules speak to the engine: resolving a path
+//! (`meta::txn::walk`) and a page of a folder's children with their items
+//! (`meta::txn::children_from`).
 //!
 //! No code outside this file calls redb: the rest of `meta/` and every rule get [`ReadTxn`],
 //! [`WriteTxn`], [`Table`] and the table handles, and redb's errors become [`Error`] here.
