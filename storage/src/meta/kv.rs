@@ -212,17 +212,8 @@ impl<K: Key + 'static, V: Value + 'static> WriteTable<'_, K, V> {
     }
 }
 
-macro_rules! internal_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::internal_from(stringify!($t), e)
-            }
-        }
-    )*};
-}
-
-internal_from!(
+// redb's errors are internal failures with their cause kept (see `Error::internal_from`).
+crate::error::internal_from!(
     redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
