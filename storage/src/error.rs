@@ -300,23 +300,18 @@ impl From<std::io::Error> for Error {
 
 macro_rules! internal_from {
     ($($t:ty),*) => {$(
-        impl From<$t> for Error {
+        impl From<$t> for $crate::error::Error {
             fn from(e: $t) -> Self {
-                Error::internal_from(stringify!($t), e)
+                $crate::error::Error::internal_from(stringify!($t), e)
             }
         }
     )*};
 }
 
-internal_from!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    tokio::task::JoinError
-);
+// Also used where the metadata engine is, `meta::kv`, which converts its errors itself.
+pub(crate) use internal_from;
+
+internal_from!(tokio::task::JoinError);
 
 #[cfg(test)]
 mod tests {

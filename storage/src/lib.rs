@@ -58,7 +58,7 @@ pub struct StorageConfig {
     /// Hex master key given by the operator; otherwise `master.key` in the data folder,
     /// generated on first start.
     pub master_key: Option<String>,
-    /// redb's page cache. Its default is 1 GiB; the server must stay under 100 MiB.
+    /// The metadata store's page cache. The engine's default is 1 GiB; the server must stay under 100 MiB.
     pub cache_bytes: usize,
     /// Quota given to new accounts, in bytes (0 = unlimited).
     pub default_quota: u64,
@@ -111,7 +111,7 @@ pub struct Storage {
 }
 
 const MASTER_KEY_FILE: &str = "master.key";
-const DB_FILE: &str = "davit.redb";
+const DB_FILE: &str = meta::db::FILE;
 const JWT_KEY_FILE: &str = "jwt.key";
 
 impl Storage {
@@ -128,7 +128,7 @@ impl Storage {
 
         let (freed_tx, freed_rx) = std::sync::mpsc::channel::<Vec<crypto::ChunkId>>();
         if !db_path.exists() {
-            // redb would create it with the process umask; it takes an empty file as new.
+            // The store would create it with the process umask; it takes an empty file as new.
             perms::create_private_file(&db_path)?;
         }
         let db = Db::open(&db_path, config.cache_bytes, move |ids| {

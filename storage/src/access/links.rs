@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use crate::meta::kv::Readable;
 use base64::Engine;
-use redb::ReadableTable;
 
 use crate::Storage;
 use crate::access::link_usable;
@@ -122,7 +122,7 @@ impl Storage {
                 let txn = ctx.txn;
                 txn.open_table(ITEMS)?.get(item_id)?.ok_or_else(|| Error::not_found(What::Item))?;
                 let link = Link {
-                    id: db::next_id(txn, "next_link_id")?,
+                    id: txn.next_id("next_link_id")?,
                     owner,
                     item: item_id,
                     token_hash: hash,

@@ -11,11 +11,11 @@ pub(crate) mod sharing;
 
 use std::collections::{HashMap, HashSet};
 
-use redb::{ReadTransaction, ReadableTable};
+use crate::meta::kv::{ReadTxn, Readable};
 
 use crate::error::{Error, Result, What};
 use crate::meta::db::{self, CHILDREN, ITEMS, LINKS, SHARES, SHARES_BY_GRANTEE, USERS};
-use crate::meta::model::{Item, Kind, Link, LinkState, Principal, Scope, Share, User, child_key, now_nanos};
+use crate::meta::model::{Item, Link, LinkState, Principal, Scope, Share, User, child_key, now_nanos};
 use crate::meta::names::{DrivePath, SHARED_ROOT};
 use crate::meta::txn::{self, W};
 
@@ -158,7 +158,7 @@ fn distinct(name: &str, taken: &HashSet<String>) -> String {
     (2..=taken.len() + 2).map(|k| format!("{stem} ({k}){ext}")).find(|n| !taken.contains(n)).expect("a free name")
 }
 
-pub(crate) fn grants_to(t: &ReadTransaction, grantee: u64) -> Result<Grants> {
+pub(crate) fn grants_to(t: &ReadTxn, grantee: u64) -> Result<Grants> {
     let items = t.open_table(ITEMS)?;
     let shares = t.open_table(SHARES)?;
     let users = t.open_table(USERS)?;
@@ -209,7 +209,7 @@ pub(crate) fn grants_to(t: &ReadTransaction, grantee: u64) -> Result<Grants> {
 }
 
 /// Resolves a caller's path.
-pub(crate) fn place(t: &ReadTransaction, p: &Principal, path: DrivePath) -> Result<Place> {
+pub(crate) fn place(t: &ReadTxn, p: &Principal, path: DrivePath) -> Result<Place> {
     if let Scope::Link { link, item, owner, upload } = p.scope {
         return Ok(Place {
             owner,
@@ -258,33 +258,26 @@ pub(crate) fn place(t: &ReadTransaction, p: &Principal, path: DrivePath) -> Resu
         shown_as: Some(g.shown_as.clone()),
     };
     // A wider grant on something inside applies from there down.
-    let children = t.open_table(CHILDREN)?;
-    let mut cur = g.item.id;
-    for (i, name) in names[3..].iter().enumerate() {
-        let next = if i + 4 == names.len() {
-            txn::lookup_child(&children, cur, name)?
-        } else {
-            children.get((cur, child_key(name, Kind::Folder).as_str()))?.map(|v| v.value())
-        };
-        let Some(id) = next else { break };
-        cur = id;
+    let mut depth = 3;
+    txn::walk(&t.open_table(CHILDREN)?, g.item.id, &names[3..], |id| {
+        depth += 1;
         if let Some(&(share, true)) = grants.by_item.get(&id)
             && place.access == (Access::Grant { share: g.share.id, write: false })
         {
             place.base = id;
-            place.depth = 4 + i;
-            place.rel = path.skip(place.depth);
+            place.depth = depth;
+            place.rel = path.skip(depth);
             place.access = Access::Grant { share, write: true };
             place.shown_as = None;
         }
-    }
+    })?;
     Ok(place)
 }
 
 /// The item at a place (a virtual folder for `/shared` and `/shared/<owner>`).
 pub(crate) fn resolve_place(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    children: &impl ReadableTable<(u64, &'static str), u64>,
+    items: &impl Readable<u64, &'static [u8]>,
+    children: &impl Readable<(u64, &'static str), u64>,
     place: &Place,
 ) -> Result<Option<Item>> {
     match &place.access {
@@ -379,8 +372,8 @@ pub(crate) fn slot(w: &mut W<'_>, place: &Place, create_parents: bool, now: i64)
 
 /// The folder an item at `place` goes in and its name there, in a read (see [`slot`]).
 pub(crate) fn slot_read(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    children: &impl ReadableTable<(u64, &'static str), u64>,
+    items: &impl Readable<u64, &'static [u8]>,
+    children: &impl Readable<(u64, &'static str), u64>,
     place: &Place,
 ) -> Result<(Item, String)> {
     match (place.rel.parent(), place.rel.name()) {
@@ -395,11 +388,7 @@ pub(crate) fn slot_read(
 }
 
 /// A name in `folder` not taken yet, starting from `name` (upload links never overwrite).
-pub(crate) fn free_name(
-    children: &impl ReadableTable<(u64, &'static str), u64>,
-    folder: u64,
-    name: &str,
-) -> Result<String> {
+pub(crate) fn free_name(children: &impl Readable<(u64, &'static str), u64>, folder: u64, name: &str) -> Result<String> {
     let mut taken = HashSet::new();
     let mut candidate = name.to_owned();
     for _ in 0..10_000 {

@@ -3,7 +3,7 @@
 //! them; deleting an item or a user ends them in the same transaction (`meta::grant_rows`).
 //! Transfers of ownership are in `tree::relocate`.
 
-use redb::{ReadTransaction, ReadableTable};
+use crate::meta::kv::{ReadTxn, Readable};
 
 use crate::Storage;
 use crate::access;
@@ -29,7 +29,7 @@ pub struct ShareInfo {
 }
 
 /// The path of an item in its owner's drive.
-pub(crate) fn path_of(items: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<String> {
+pub(crate) fn path_of(items: &impl Readable<u64, &'static [u8]>, id: u64) -> Result<String> {
     let mut names = Vec::new();
     let mut cur = txn::get_item(items, id)?.ok_or_else(|| Error::not_found(What::Item))?;
     while cur.parent != 0 && names.len() < 4096 {
@@ -42,8 +42,8 @@ pub(crate) fn path_of(items: &impl ReadableTable<u64, &'static [u8]>, id: u64) -
 
 /// A grant as its owner sees it: the item's path in their drive.
 fn owner_view(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    users: &impl ReadableTable<u64, &'static [u8]>,
+    items: &impl Readable<u64, &'static [u8]>,
+    users: &impl Readable<u64, &'static [u8]>,
     share: Share,
     kind: Kind,
 ) -> Result<ShareInfo> {
@@ -57,14 +57,14 @@ fn owner_view(
     })
 }
 
-fn username(users: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<String> {
+fn username(users: &impl Readable<u64, &'static [u8]>, id: u64) -> Result<String> {
     let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
     Ok(db::decode::<User>(v.value())?.username)
 }
 
 /// The item at `path` in the caller's own drive: only one's own items are shared, linked
 /// or transferred.
-pub(crate) fn own_item(t: &ReadTransaction, p: &Principal, path: &DrivePath) -> Result<Item> {
+pub(crate) fn own_item(t: &ReadTxn, p: &Principal, path: &DrivePath) -> Result<Item> {
     if path.in_shared() {
         return Err(Error::Forbidden("only items in your own drive can be shared, linked or transferred".into()));
     }
@@ -106,7 +106,7 @@ impl Storage {
                         s
                     }
                     None => Share {
-                        id: db::next_id(txn, "next_share_id")?,
+                        id: txn.next_id("next_share_id")?,
                         item: item_id,
                         owner,
                         grantee: grantee.id,

@@ -6,7 +6,7 @@
 //! Setting another user's password is the one way left, and it is loud: it is logged on the
 //! `audit` target, every session of the user ends, and the front end mails the user.
 
-use redb::{ReadableTable, ReadableTableMetadata};
+use crate::meta::kv::Readable;
 
 use crate::error::{Error, Result};
 use crate::meta::db::{self, CHUNK_DATA, USAGE, USERS};

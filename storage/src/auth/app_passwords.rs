@@ -2,7 +2,7 @@
 //! They are long random strings, so a SHA-256 (not argon2) is enough to store them and lets
 //! a Basic attempt find its app password in one lookup.
 
-use redb::ReadableTable;
+use crate::meta::kv::Readable;
 use serde::{Deserialize, Serialize};
 
 use crate::Storage;
@@ -36,7 +36,7 @@ impl Storage {
             .db
             .write((), move |ctx| {
                 crate::meta::txn::load_user_w(ctx.txn, user)?;
-                let id = db::next_id(ctx.txn, "next_app_password_id")?;
+                let id = ctx.txn.next_id("next_app_password_id")?;
                 let ap = AppPassword { id, user, name: name.clone(), hash, created: now };
                 ctx.txn.open_table(APP_PASSWORDS)?.insert(id, db::encode(&ap).as_slice())?;
                 ctx.txn.open_table(APP_PASSWORD_HASHES)?.insert(&hash, id)?;

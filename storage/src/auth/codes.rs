@@ -1,7 +1,7 @@
 //! One-time codes mailed to users: 6 digits, 10 minutes, single use, at most 5 wrong tries
 //! (then a new code is needed). Only a hash is stored; comparison is constant-time.
 
-use redb::ReadableTable;
+use crate::meta::kv::Readable;
 use serde::{Deserialize, Serialize};
 
 use crate::Storage;

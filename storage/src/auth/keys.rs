@@ -6,8 +6,8 @@ use crate::auth::account_usable;
 use crate::crypto::random_string;
 use crate::error::{Error, Result, What};
 use crate::meta::db::{self, ACCESS_KEYS};
+use crate::meta::kv::Readable;
 use crate::meta::model::{AccessKey, Principal, now_nanos};
-use redb::ReadableTable;
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

@@ -2,8 +2,8 @@
 //! a key kept in the data folder) that name their session, so logging out or deleting the
 //! session ends both at once, and a deleted or disabled account fails at once.
 
+use crate::meta::kv::Readable;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use crate::Storage;
@@ -84,7 +84,7 @@ impl Storage {
             .core
             .db
             .write((), move |ctx| {
-                let sid = db::next_id(ctx.txn, "next_session_id")?;
+                let sid = ctx.txn.next_id("next_session_id")?;
                 let s = Session {
                     id: sid,
                     user: user_id,
@@ -179,7 +179,7 @@ impl Storage {
     }
 }
 
-pub(crate) fn remove_sessions(txn: &redb::WriteTransaction, pick: impl Fn(&Session) -> bool) -> Result<()> {
+pub(crate) fn remove_sessions(txn: &crate::meta::kv::WriteTxn, pick: impl Fn(&Session) -> bool) -> Result<()> {
     let mut sessions = txn.open_table(SESSIONS)?;
     let mut refresh = txn.open_table(REFRESH)?;
     let mut doomed = Vec::new();

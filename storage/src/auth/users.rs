@@ -1,8 +1,8 @@
 //! Accounts: creation, passwords, roles, status, quota, and deletion with all their data.
 
+use crate::meta::kv::Readable;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use redb::ReadableTable;
 
 use crate::Storage;
 use crate::error::{Error, Result, What};
@@ -238,7 +238,7 @@ fn create_user_txn(
             return Err(Error::AlreadyExists("that email address is already in use".into()));
         }
     }
-    let id = db::next_id(txn, "next_user_id")?;
+    let id = txn.next_id("next_user_id")?;
     let mut w = W::open(ctx)?;
     let root = Item::folder(w.next_item_id()?, id, 0, "", now);
     w.put(&root)?;
@@ -265,7 +265,7 @@ fn create_user_txn(
     Ok(user)
 }
 
-fn find_user_txn(t: &redb::ReadTransaction, login: &str) -> Result<User> {
+fn find_user_txn(t: &crate::meta::kv::ReadTxn, login: &str) -> Result<User> {
     let id = if login.contains('@') {
         t.open_table(EMAILS)?.get(login.to_ascii_lowercase().as_str())?.map(|v| v.value())
     } else {

@@ -2,7 +2,7 @@
 //! the references to it, every referenced chunk is stored, usage matches the tree, and no
 //! chunk file is orphaned.
 
-use redb::ReadableTable;
+use crate::meta::kv::Readable;
 use std::collections::{HashMap, HashSet};
 
 use crate::Storage;
@@ -120,7 +120,7 @@ impl Storage {
 /// Every grant and live link points at an existing item of its owner, and every index row
 /// matches its record.
 fn check_grants_and_links(
-    t: &redb::ReadTransaction,
+    t: &crate::meta::kv::ReadTxn,
     owners: &HashMap<u64, u64>,
     problems: &mut Vec<String>,
 ) -> Result<()> {

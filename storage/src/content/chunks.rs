@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::crypto::{ChunkId, random_string};
 use crate::error::{Error, Result};
-use crate::meta::db::{self, CHUNKS, Db};
+use crate::meta::db::{self, CHUNKS, Db, Readable};
 
 /// Where sealed chunks are kept. Small and synchronous on purpose: callers are already on
 /// blocking threads, and a backend on an S3-compatible cluster fits the same five calls.

@@ -18,7 +18,7 @@ use crate::Core;
 use crate::content::chunks::{ChunkRef, PinGuard};
 use crate::crypto::{ChunkId, TAG_LEN};
 use crate::error::{Error, Result};
-use crate::meta::db::CHUNKS;
+use crate::meta::db::{CHUNKS, Readable};
 
 pub const MIN_CHUNK: usize = 256 * 1024;
 pub const AVG_CHUNK: usize = 1024 * 1024;

@@ -13,7 +13,7 @@ use crate::Core;
 use crate::content::chunks::{ChunkRef, ChunkRow, PinGuard};
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, CHUNK_DATA, CHUNKS};
+use crate::meta::db::{self, CHUNK_DATA, CHUNKS, Readable};
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 

@@ -1,62 +1,66 @@
-//! The metadata database: redb tables, the versioned value codec, and the two ways in.
+//! The metadata database: its tables, the versioned value codec, and the two ways in. The
+//! engine (redb) is behind the seam in [`crate::meta::kv`]; nothing here names it.
 //!
-//! redb is synchronous and its commits fsync, so no redb call runs on an async worker:
+//! redb is synchronous and its commits fsync, so no engine call runs on an async worker:
 //! reads go through `spawn_blocking`, and every change goes to one writer thread. That
 //! thread also gives us group commit: changes that arrive while a commit is being made to
 //! disk queue up and share the next transaction and its fsync, and each is acknowledged only
 //! after that commit returns. A change that refuses (quota, precondition) makes the batch
 //! start again without it, so a refusal never leaves part of a change behind.
 
-use redb::ReadableTable;
 use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
+use crate::meta::kv::Engine;
+pub use crate::meta::kv::{ReadTxn, Readable, Table, WriteTxn};
 
-pub const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
-pub const USERS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("users");
-pub const USERNAMES: TableDefinition<'_, &str, u64> = TableDefinition::new("usernames");
-pub const EMAILS: TableDefinition<'_, &str, u64> = TableDefinition::new("emails");
-pub const ITEMS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("items");
+/// The store's file in the data folder.
+pub const FILE: &str = "davit.redb";
+
+pub const META: Table<&str, &[u8]> = Table::new("meta");
+pub const USERS: Table<u64, &[u8]> = Table::new("users");
+pub const USERNAMES: Table<&str, u64> = Table::new("usernames");
+pub const EMAILS: Table<&str, u64> = Table::new("emails");
+pub const ITEMS: Table<u64, &[u8]> = Table::new("items");
 /// (parent item, sort key) -> child item. The sort key is the name, with `/` appended for a
 /// folder, so the byte order of this table is the byte order of S3 keys below the parent.
-pub const CHILDREN: TableDefinition<'_, (u64, &str), u64> = TableDefinition::new("children");
-pub const CHUNKS: TableDefinition<'_, &ChunkId, &[u8]> = TableDefinition::new("chunks");
+pub const CHILDREN: Table<(u64, &str), u64> = Table::new("children");
+pub const CHUNKS: Table<&ChunkId, &[u8]> = Table::new("chunks");
 /// Sealed content of small chunks kept inside the database instead of a file of their own.
-pub const CHUNK_DATA: TableDefinition<'_, &ChunkId, &[u8]> = TableDefinition::new("chunk_data");
+pub const CHUNK_DATA: Table<&ChunkId, &[u8]> = Table::new("chunk_data");
 /// user id -> (logical bytes, files)
-pub const USAGE: TableDefinition<'_, u64, (u64, u64)> = TableDefinition::new("usage");
-pub const ACCESS_KEYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("access_keys");
-pub const UPLOADS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("uploads");
+pub const USAGE: Table<u64, (u64, u64)> = Table::new("usage");
+pub const ACCESS_KEYS: Table<&str, &[u8]> = Table::new("access_keys");
+pub const UPLOADS: Table<u64, &[u8]> = Table::new("uploads");
 /// (upload, part number) -> part.
-pub const PARTS: TableDefinition<'_, (u64, u32), &[u8]> = TableDefinition::new("parts");
-pub const SESSIONS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("sessions");
+pub const PARTS: Table<(u64, u32), &[u8]> = Table::new("parts");
+pub const SESSIONS: Table<u64, &[u8]> = Table::new("sessions");
 /// SHA-256 of a refresh token -> session id.
-pub const REFRESH: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("refresh");
+pub const REFRESH: Table<&[u8; 32], u64> = Table::new("refresh");
 /// (user, purpose) -> one-time code record.
-pub const CODES: TableDefinition<'_, (u64, &str), &[u8]> = TableDefinition::new("codes");
-pub const APP_PASSWORDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("app_passwords");
-pub const SHARES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("shares");
+pub const CODES: Table<(u64, &str), &[u8]> = Table::new("codes");
+pub const APP_PASSWORDS: Table<u64, &[u8]> = Table::new("app_passwords");
+pub const SHARES: Table<u64, &[u8]> = Table::new("shares");
 /// (item, grantee) -> share: one grant per item and user.
-pub const SHARES_BY_ITEM: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("shares_by_item");
+pub const SHARES_BY_ITEM: Table<(u64, u64), u64> = Table::new("shares_by_item");
 /// (grantee, share) -> item.
-pub const SHARES_BY_GRANTEE: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("shares_by_grantee");
+pub const SHARES_BY_GRANTEE: Table<(u64, u64), u64> = Table::new("shares_by_grantee");
 /// (owner, share) -> item.
-pub const SHARES_BY_OWNER: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("shares_by_owner");
-pub const LINKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("links");
+pub const SHARES_BY_OWNER: Table<(u64, u64), u64> = Table::new("shares_by_owner");
+pub const LINKS: Table<u64, &[u8]> = Table::new("links");
 /// SHA-256 of a link token -> link.
-pub const LINK_TOKENS: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("link_tokens");
+pub const LINK_TOKENS: Table<&[u8; 32], u64> = Table::new("link_tokens");
 /// (owner, link) -> item.
-pub const LINKS_BY_OWNER: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("links_by_owner");
+pub const LINKS_BY_OWNER: Table<(u64, u64), u64> = Table::new("links_by_owner");
 /// (item, link) -> owner.
-pub const LINKS_BY_ITEM: TableDefinition<'_, (u64, u64), u64> = TableDefinition::new("links_by_item");
-pub const APP_PASSWORD_HASHES: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("app_password_hashes");
+pub const LINKS_BY_ITEM: Table<(u64, u64), u64> = Table::new("links_by_item");
+pub const APP_PASSWORD_HASHES: Table<&[u8; 32], u64> = Table::new("app_password_hashes");
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
 /// (postcard, which is positional: a field cannot be added without a new version).
@@ -125,13 +129,13 @@ enum Msg {
 /// What a change sees: the batch's transaction, and where to note chunks whose last
 /// reference it removed, so the collector can delete their files once the batch commits.
 pub struct WriteCtx<'a> {
-    pub txn: &'a WriteTransaction,
+    pub txn: &'a WriteTxn,
     pub freed: Vec<ChunkId>,
 }
 
 #[derive(Clone)]
 pub struct Db {
-    db: Arc<Database>,
+    db: Arc<Engine>,
     jobs: mpsc::UnboundedSender<Msg>,
 }
 
@@ -141,14 +145,7 @@ impl Db {
     /// Opens (or creates) the database and starts its writer thread. `on_freed` receives,
     /// after each commit, the chunks whose last reference that commit removed.
     pub fn open(path: &Path, cache_bytes: usize, on_freed: impl Fn(Vec<ChunkId>) + Send + 'static) -> Result<Self> {
-        let db = Database::builder().set_cache_size(cache_bytes).create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => Error::Incompatible(format!(
-                "the database {} is open in another process: stop the running server first",
-                path.display()
-            )),
-            e => Error::Incompatible(format!("cannot open the database {}: {e}", path.display())),
-        })?;
-        let db = Arc::new(db);
+        let db = Arc::new(Engine::open(path, cache_bytes)?);
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_db = db.clone();
         std::thread::Builder::new()
@@ -159,10 +156,7 @@ impl Db {
     }
 
     /// Runs a read on the blocking pool, in one consistent snapshot.
-    pub async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&ReadTxn) -> Result<T> + Send + 'static) -> Result<T> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_read()?;
@@ -172,7 +166,7 @@ impl Db {
     }
 
     /// A read for synchronous callers already off the async workers.
-    pub fn read_sync<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+    pub fn read_sync<T>(&self, f: impl FnOnce(&ReadTxn) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_read()?;
         f(&txn)
     }
@@ -215,7 +209,7 @@ impl Db {
     }
 }
 
-fn writer_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: impl Fn(Vec<ChunkId>)) {
+fn writer_loop(db: &Engine, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: impl Fn(Vec<ChunkId>)) {
     let mut closing = None;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::new();
@@ -242,11 +236,11 @@ fn writer_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: im
     }
 }
 
-fn run_batch(db: &Database, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>)) {
+fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>)) {
     while !batch.is_empty() {
         let txn = match db.begin_write() {
             Ok(t) => t,
-            Err(e) => return fail_all(batch, &Error::from(e)),
+            Err(e) => return fail_all(batch, &e),
         };
         let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
         let mut outputs = Vec::with_capacity(batch.len());
@@ -276,7 +270,7 @@ fn run_batch(db: &Database, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>
                     (job.reply)(Ok(out));
                 }
             }
-            Err(e) => fail_all(batch, &Error::from(e)),
+            Err(e) => fail_all(batch, &e),
         }
         return;
     }
@@ -290,7 +284,7 @@ fn fail_all(batch: Vec<Job>, e: &Error) {
 }
 
 /// Opens every table once so that later read transactions find them.
-pub fn create_tables(txn: &WriteTransaction) -> Result<()> {
+pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(META)?;
     txn.open_table(USERS)?;
     txn.open_table(USERNAMES)?;
@@ -317,15 +311,4 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(LINKS_BY_OWNER)?;
     txn.open_table(LINKS_BY_ITEM)?;
     Ok(())
-}
-
-/// Allocates the next id from a counter kept in META.
-pub fn next_id(txn: &WriteTransaction, counter: &str) -> Result<u64> {
-    let mut meta = txn.open_table(META)?;
-    let current = match meta.get(counter)? {
-        Some(v) => u64::from_le_bytes(v.value().try_into().map_err(|_| Error::internal("bad counter"))?),
-        None => 1,
-    };
-    meta.insert(counter, (current + 1).to_le_bytes().as_slice())?;
-    Ok(current)
 }

@@ -3,7 +3,7 @@
 //! This is bookkeeping below the rules (`access::sharing` and `access::links` decide who
 //! may grant or link), so the transaction helpers can call it without reaching up.
 
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use crate::meta::kv::{Readable, Table, WriteTxn};
 
 use crate::error::Result;
 use crate::meta::db::{
@@ -11,7 +11,7 @@ use crate::meta::db::{
 };
 use crate::meta::model::{Link, LinkState, Share};
 
-pub(crate) fn remove_share_rows(txn: &WriteTransaction, s: &Share) -> Result<()> {
+pub(crate) fn remove_share_rows(txn: &WriteTxn, s: &Share) -> Result<()> {
     txn.open_table(SHARES)?.remove(s.id)?;
     txn.open_table(SHARES_BY_ITEM)?.remove((s.item, s.grantee))?;
     txn.open_table(SHARES_BY_GRANTEE)?.remove((s.grantee, s.id))?;
@@ -20,11 +20,7 @@ pub(crate) fn remove_share_rows(txn: &WriteTransaction, s: &Share) -> Result<()>
 }
 
 /// The rows of an index keyed by (`first`, second): (second, value), in order.
-fn index_rows(
-    txn: &WriteTransaction,
-    index: TableDefinition<'static, (u64, u64), u64>,
-    first: u64,
-) -> Result<Vec<(u64, u64)>> {
+fn index_rows(txn: &WriteTxn, index: Table<(u64, u64), u64>, first: u64) -> Result<Vec<(u64, u64)>> {
     let rows = txn.open_table(index)?;
     let out = rows
         .range((first, 0)..(first + 1, 0))?
@@ -35,8 +31,8 @@ fn index_rows(
 
 /// The records with these ids that exist.
 fn records<T: db::Stored>(
-    txn: &WriteTransaction,
-    table: TableDefinition<'static, u64, &'static [u8]>,
+    txn: &WriteTxn,
+    table: Table<u64, &'static [u8]>,
     ids: impl IntoIterator<Item = u64>,
 ) -> Result<Vec<T>> {
     let t = txn.open_table(table)?;
@@ -49,17 +45,17 @@ fn records<T: db::Stored>(
     Ok(out)
 }
 
-fn shares_on(txn: &WriteTransaction, item: u64) -> Result<Vec<Share>> {
+fn shares_on(txn: &WriteTxn, item: u64) -> Result<Vec<Share>> {
     records(txn, SHARES, index_rows(txn, SHARES_BY_ITEM, item)?.into_iter().map(|(_, share)| share))
 }
 
-fn links_on(txn: &WriteTransaction, item: u64) -> Result<Vec<Link>> {
+fn links_on(txn: &WriteTxn, item: u64) -> Result<Vec<Link>> {
     records(txn, LINKS, index_rows(txn, LINKS_BY_ITEM, item)?.into_iter().map(|(link, _)| link))
 }
 
 /// Ends every grant and link on an item that is being removed. Links are kept, marked,
 /// so their URL answers 410 Gone rather than 404.
-pub(crate) fn forget_item(txn: &WriteTransaction, item: u64) -> Result<()> {
+pub(crate) fn forget_item(txn: &WriteTxn, item: u64) -> Result<()> {
     for s in shares_on(txn, item)? {
         remove_share_rows(txn, &s)?;
     }
@@ -72,7 +68,7 @@ pub(crate) fn forget_item(txn: &WriteTransaction, item: u64) -> Result<()> {
 }
 
 /// Grants and links on an item follow it to its new owner; a grant to that owner ends.
-pub(crate) fn reown_item(txn: &WriteTransaction, item: u64, old: u64, new: u64) -> Result<()> {
+pub(crate) fn reown_item(txn: &WriteTxn, item: u64, old: u64, new: u64) -> Result<()> {
     for mut s in shares_on(txn, item)? {
         remove_share_rows(txn, &s)?;
         if s.grantee != new {
@@ -90,7 +86,7 @@ pub(crate) fn reown_item(txn: &WriteTransaction, item: u64, old: u64, new: u64) 
     Ok(())
 }
 
-pub(crate) fn put_share(txn: &WriteTransaction, s: &Share) -> Result<()> {
+pub(crate) fn put_share(txn: &WriteTxn, s: &Share) -> Result<()> {
     txn.open_table(SHARES)?.insert(s.id, db::encode(s).as_slice())?;
     txn.open_table(SHARES_BY_ITEM)?.insert((s.item, s.grantee), s.id)?;
     txn.open_table(SHARES_BY_GRANTEE)?.insert((s.grantee, s.id), s.item)?;
@@ -100,7 +96,7 @@ pub(crate) fn put_share(txn: &WriteTransaction, s: &Share) -> Result<()> {
 
 /// Ends every grant a user made or received and every link they made (their items are
 /// being deleted with them).
-pub(crate) fn forget_user(txn: &WriteTransaction, user: u64) -> Result<()> {
+pub(crate) fn forget_user(txn: &WriteTxn, user: u64) -> Result<()> {
     let received = index_rows(txn, SHARES_BY_GRANTEE, user)?;
     let made = index_rows(txn, SHARES_BY_OWNER, user)?;
     let shares: Vec<Share> = records(txn, SHARES, received.into_iter().chain(made).map(|(share, _)| share))?;

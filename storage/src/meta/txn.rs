@@ -4,7 +4,7 @@
 //! mutating (quota of a deep copy), the writer thread rolls back the whole batch and
 //! replays the others, so a refusal never leaves half a change.
 
-use redb::{ReadableTable, Table};
+use crate::meta::kv::{Got, Readable, WriteTable};
 
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result, What};
@@ -26,18 +26,18 @@ pub(crate) struct FileContent {
 }
 
 pub(crate) struct W<'t> {
-    pub items: Table<'t, u64, &'static [u8]>,
-    pub children: Table<'t, (u64, &'static str), u64>,
-    pub chunks: Table<'t, &'static ChunkId, &'static [u8]>,
-    pub chunk_data: Table<'t, &'static ChunkId, &'static [u8]>,
-    pub usage: Table<'t, u64, (u64, u64)>,
+    pub items: WriteTable<'t, u64, &'static [u8]>,
+    pub children: WriteTable<'t, (u64, &'static str), u64>,
+    pub chunks: WriteTable<'t, &'static ChunkId, &'static [u8]>,
+    pub chunk_data: WriteTable<'t, &'static ChunkId, &'static [u8]>,
+    pub usage: WriteTable<'t, u64, (u64, u64)>,
     pub freed: &'t mut Vec<ChunkId>,
-    pub txn: &'t redb::WriteTransaction,
+    pub txn: &'t crate::meta::kv::WriteTxn,
 }
 
 impl<'t> W<'t> {
     pub fn open(ctx: &'t mut WriteCtx<'_>) -> Result<W<'t>> {
-        let txn: &'t redb::WriteTransaction = ctx.txn;
+        let txn: &'t crate::meta::kv::WriteTxn = ctx.txn;
         Ok(W {
             items: txn.open_table(ITEMS)?,
             children: txn.open_table(CHILDREN)?,
@@ -50,7 +50,7 @@ impl<'t> W<'t> {
     }
 
     pub fn next_item_id(&self) -> Result<u64> {
-        db::next_id(self.txn, "next_item_id")
+        self.txn.next_id("next_item_id")
     }
 
     pub fn user(&self, id: u64) -> Result<User> {
@@ -325,12 +325,12 @@ impl<'t> W<'t> {
     }
 }
 
-pub(crate) fn get_item(items: &impl ReadableTable<u64, &'static [u8]>, id: u64) -> Result<Option<Item>> {
+pub(crate) fn get_item(items: &impl Readable<u64, &'static [u8]>, id: u64) -> Result<Option<Item>> {
     items.get(id)?.map(|v| db::decode(v.value())).transpose()
 }
 
 pub(crate) fn lookup_child(
-    children: &impl ReadableTable<(u64, &'static str), u64>,
+    children: &impl Readable<(u64, &'static str), u64>,
     parent: u64,
     name: &str,
 ) -> Result<Option<u64>> {
@@ -340,14 +340,20 @@ pub(crate) fn lookup_child(
     Ok(children.get((parent, child_key(name, Kind::Folder).as_str()))?.map(|v| v.value()))
 }
 
-pub(crate) fn resolve(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    children: &impl ReadableTable<(u64, &'static str), u64>,
-    root: u64,
-    path: &DrivePath,
-) -> Result<Option<Item>> {
-    let names = path.names();
-    let mut cur = root;
+/// Follows `names` down from the folder `from`: every name but the last must be a folder,
+/// the last may be either. Calls `reached` with each id found, in order, and returns how many
+/// names were found (all of them when the path exists).
+///
+/// This is the seam's one typed operation: resolving a path is on every request, and a
+/// networked engine answers it in one query (a recursive CTE over the children rows) where
+/// lookups name by name would cost a round trip per name. Here it is the lookups.
+pub(crate) fn walk(
+    children: &impl Readable<(u64, &'static str), u64>,
+    from: u64,
+    names: &[String],
+    mut reached: impl FnMut(u64),
+) -> Result<usize> {
+    let mut cur = from;
     for (i, name) in names.iter().enumerate() {
         let next = if i + 1 == names.len() {
             lookup_child(children, cur, name)?
@@ -355,17 +361,68 @@ pub(crate) fn resolve(
             children.get((cur, child_key(name, Kind::Folder).as_str()))?.map(|v| v.value())
         };
         match next {
-            Some(id) => cur = id,
-            None => return Ok(None),
+            Some(id) => {
+                reached(id);
+                cur = id;
+            }
+            None => return Ok(i),
         }
+    }
+    Ok(names.len())
+}
+
+/// The children of `folder` whose sort keys are `from` or later, in key order: one page of
+/// a listing. A typed operation for the same reason as [`walk`]: a networked engine answers
+/// a page with one query joining the children to their items. Here each item is read only
+/// when asked for, so entries a listing skips cost no item lookup.
+pub(crate) fn children_from<'a, I: Readable<u64, &'static [u8]>>(
+    items: &'a I,
+    children: &'a impl Readable<(u64, &'static str), u64>,
+    folder: u64,
+    from: &str,
+) -> Result<impl Iterator<Item = Result<Child<'a, I>>> + 'a> {
+    Ok(children.range((folder, from)..(folder + 1, ""))?.map(move |entry| {
+        let (key, id) = entry?;
+        Ok(Child { key, id: id.value(), items })
+    }))
+}
+
+/// One entry of [`children_from`].
+pub(crate) struct Child<'a, I> {
+    key: Got<'a, (u64, &'static str)>,
+    id: u64,
+    items: &'a I,
+}
+
+impl<I: Readable<u64, &'static [u8]>> Child<'_, I> {
+    /// The sort key: the name, with `/` after a folder's.
+    pub fn key(&self) -> &str {
+        self.key.value().1
+    }
+
+    pub fn item(&self) -> Result<Item> {
+        get_item(self.items, self.id)?.ok_or_else(|| Error::internal("dangling child"))
+    }
+}
+
+pub(crate) fn resolve(
+    items: &impl Readable<u64, &'static [u8]>,
+    children: &impl Readable<(u64, &'static str), u64>,
+    root: u64,
+    path: &DrivePath,
+) -> Result<Option<Item>> {
+    let names = path.names();
+    let mut cur = root;
+    if walk(children, root, names, |id| cur = id)? < names.len() {
+        return Ok(None);
     }
     get_item(items, cur)
 }
 
 /// The folder at `path`, with a clear refusal when a part is missing or is a file.
 pub(crate) fn resolve_folder(
-    items: &impl ReadableTable<u64, &'static [u8]>,
-    children: &impl ReadableTable<(u64, &'static str), u64>,
+    items: &impl Readable<u64, &'static [u8]>,
+    children: &impl Readable<(u64, &'static str), u64>,
     root: u64,
     path: &DrivePath,
 ) -> Result<Item> {
@@ -383,14 +440,14 @@ pub(crate) fn resolve_folder(
 }
 
 /// The user row, inside a write.
-pub(crate) fn load_user_w(t: &redb::WriteTransaction, id: u64) -> Result<User> {
+pub(crate) fn load_user_w(t: &crate::meta::kv::WriteTxn, id: u64) -> Result<User> {
     let users = t.open_table(USERS)?;
     let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
     db::decode(v.value())
 }
 
 /// The user row, in a read.
-pub(crate) fn load_user(t: &redb::ReadTransaction, id: u64) -> Result<User> {
+pub(crate) fn load_user(t: &crate::meta::kv::ReadTxn, id: u64) -> Result<User> {
     let users = t.open_table(USERS)?;
     let v = users.get(id)?.ok_or_else(|| Error::not_found(What::User))?;
     db::decode(v.value())

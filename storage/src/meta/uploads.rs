@@ -2,7 +2,7 @@
 //! dropped (an abort, a completion, or their user going), releasing chunk references and
 //! the payer's quota share. The rules of uploading are in `tree::multipart`.
 
-use redb::ReadableTable;
+use crate::meta::kv::Readable;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;

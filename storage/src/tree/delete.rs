@@ -1,7 +1,7 @@
 //! Removing items: the checks a client asks before, a delete, and S3's object delete
 //! that leaves implied folders tidy.
 
-use redb::ReadableTable;
+use crate::meta::kv::Readable;
 
 use super::Conditions;
 use crate::Storage;

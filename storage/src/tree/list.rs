@@ -60,19 +60,19 @@ impl Storage {
                 }
                 let mut out = Vec::new();
                 let mut with_shared = place.access == Access::Own && place.rel.is_root();
-                for entry in children.range((folder.id, start.as_str())..(folder.id + 1, ""))? {
-                    let (k, id) = entry?;
-                    if k.value().1 == start {
+                for entry in txn::children_from(&items, &children, folder.id, &start)? {
+                    let child = entry?;
+                    if child.key() == start {
                         continue;
                     }
-                    if with_shared && k.value().1 > "shared/" && start.as_str() < "shared/" {
+                    if with_shared && child.key() > "shared/" && start.as_str() < "shared/" {
                         out.push(shared.clone());
                         with_shared = false;
                     }
                     if out.len() >= limit {
                         break;
                     }
-                    out.push(txn::get_item(&items, id.value())?.ok_or_else(|| Error::internal("dangling child"))?);
+                    out.push(child.item()?);
                 }
                 if with_shared && start.as_str() < "shared/" && out.len() < limit {
                     out.push(shared);

@@ -5,7 +5,7 @@
 //! keys in exactly their byte order, and whole subtrees before the start key or outside the
 //! prefix are skipped without being read.
 
-use redb::ReadableTable;
+use crate::meta::kv::Readable;
 
 use crate::Storage;
 use crate::access::{self, Access};
@@ -90,8 +90,8 @@ impl Walk<'_> {
     /// empty, or walked. False when the page is full.
     fn visit(
         &mut self,
-        items: &impl ReadableTable<u64, &'static [u8]>,
-        children: &impl ReadableTable<(u64, &'static str), u64>,
+        items: &impl Readable<u64, &'static [u8]>,
+        children: &impl Readable<(u64, &'static str), u64>,
         key: &str,
         item: &Item,
     ) -> Result<bool> {
@@ -118,8 +118,8 @@ impl Walk<'_> {
 
     fn walk(
         &mut self,
-        items: &impl ReadableTable<u64, &'static [u8]>,
-        children: &impl ReadableTable<(u64, &'static str), u64>,
+        items: &impl Readable<u64, &'static [u8]>,
+        children: &impl Readable<(u64, &'static str), u64>,
         folder: u64,
         base: &str,
     ) -> Result<bool> {
@@ -140,16 +140,16 @@ impl Walk<'_> {
         // A name that is a prefix of a folder name sorts before it (`ab` < `ab/`): start
         // at the name without its slash.
         let lower = lower.trim_end_matches('/').to_owned();
-        for entry in children.range((folder, lower.as_str())..(folder + 1, ""))? {
-            let (k, id) = entry?;
-            let key = format!("{base}{}", k.value().1);
+        for entry in txn::children_from(items, children, folder, &lower)? {
+            let child = entry?;
+            let key = format!("{base}{}", child.key());
             if key.as_str() > self.q.prefix
                 && !key.starts_with(self.q.prefix)
                 && !self.q.prefix.starts_with(key.as_str())
             {
                 break; // past every key with the prefix
             }
-            let item = txn::get_item(items, id.value())?.ok_or_else(|| Error::internal("dangling child"))?;
+            let item = child.item()?;
             if !self.visit(items, children, &key, &item)? {
                 return Ok(false);
             }

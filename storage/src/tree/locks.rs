@@ -10,7 +10,7 @@ use crate::Storage;
 use crate::access::Place;
 use crate::error::{Error, Result, What};
 use crate::meta::db::{CHILDREN, ITEMS};
-use crate::meta::model::{Kind, Principal, child_key};
+use crate::meta::model::Principal;
 use crate::meta::txn;
 
 #[derive(Clone, Debug)]
@@ -358,19 +358,9 @@ impl Storage {
                 }
                 ids.reverse();
                 let names = place.rel.names();
-                for (i, name) in names.iter().enumerate() {
-                    let last = i + 1 == names.len();
-                    let next = match children
-                        .get((*ids.last().expect("root"), child_key(name, Kind::Folder).as_str()))?
-                    {
-                        Some(v) => Some(v.value()),
-                        None if last => children.get((*ids.last().expect("root"), name.as_str()))?.map(|v| v.value()),
-                        None => None,
-                    };
-                    match next {
-                        Some(id) => ids.push(id),
-                        None => return Ok(Chain { ids, complete: false }),
-                    }
+                let from = *ids.last().expect("root");
+                if txn::walk(&children, from, names, |id| ids.push(id))? < names.len() {
+                    return Ok(Chain { ids, complete: false });
                 }
                 Ok(Chain { ids, complete: true })
             })

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use crate::meta::kv::Readable;
 use bytes::Bytes;
 use futures::Stream;
 use md5::{Digest, Md5};
-use redb::ReadableTable;
 
 use crate::access;
 use crate::content::ingest::{Ingested, ingest};
@@ -71,7 +71,7 @@ impl Storage {
         self.core
             .db
             .write((), move |ctx| {
-                let id = db::next_id(ctx.txn, "next_upload_id")?;
+                let id = ctx.txn.next_id("next_upload_id")?;
                 let up = Upload {
                     id,
                     owner,

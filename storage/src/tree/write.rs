@@ -8,7 +8,7 @@ use crate::Storage;
 use crate::access::{self, Access};
 use crate::content::ingest::{Ingested, ingest};
 use crate::error::{Error, Result, What};
-use crate::meta::db::{CHILDREN, ITEMS, USAGE};
+use crate::meta::db::{CHILDREN, ITEMS, Readable, USAGE};
 use crate::meta::model::{Item, Principal, now_nanos};
 use crate::meta::txn::{self, FileContent};
 

@@ -5,7 +5,7 @@
 //! Rules: every format change ships its step here and a fixture folder of the previous
 //! format under tests/fixtures/ (docs/format.md, "Changing the format").
 
-use redb::{ReadableTable, WriteTransaction};
+use crate::meta::kv::{Readable, WriteTxn};
 
 use super::DATA_KEY;
 use crate::crypto::{self, KEY_LEN};
@@ -17,7 +17,7 @@ pub(super) struct Migration {
     pub from: u32,
     /// For the log.
     pub what: &'static str,
-    pub run: fn(&WriteTransaction, &[u8; KEY_LEN]) -> Result<()>,
+    pub run: fn(&WriteTxn, &[u8; KEY_LEN]) -> Result<()>,
 }
 
 const MIGRATIONS: &[Migration] =
@@ -31,7 +31,7 @@ pub(super) fn from(found: u32) -> impl Iterator<Item = &'static Migration> {
 /// Format 2 derived every subkey from the master key and kept a check value of it. Format 3
 /// derives them from a data key: this folder's data key is its master key, so no chunk is
 /// re-sealed or renamed and no secret re-sealed; only the wrapped key is added.
-fn wrap_master_as_data_key(txn: &WriteTransaction, master: &[u8; KEY_LEN]) -> Result<()> {
+fn wrap_master_as_data_key(txn: &WriteTxn, master: &[u8; KEY_LEN]) -> Result<()> {
     let mut meta = txn.open_table(META)?;
     let check = meta.get("key_check")?.map(|v| v.value().to_vec()).unwrap_or_default();
     // Without this a wrong master key would be wrapped as the data key, and every read after

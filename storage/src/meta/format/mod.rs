@@ -1,7 +1,7 @@
 //! The data folder's format: which versions this davit opens, how a new folder starts, and
 //! the steps that bring an older folder forward. docs/format.md describes the format itself.
 //!
-//! A folder is opened in one redb write transaction: the version check, every migration step
+//! A folder is opened in one write transaction: the version check, every migration step
 //! and the new version number commit together or not at all, so a crash mid-migration leaves
 //! the folder at its old format, to be migrated again at the next start.
 
@@ -9,7 +9,7 @@ mod migrations;
 #[cfg(test)]
 mod tests;
 
-use redb::{ReadableTable, WriteTransaction};
+use crate::meta::kv::{Readable, WriteTxn};
 
 use crate::crypto::{self, KEY_LEN};
 use crate::error::{Error, Result};
@@ -51,7 +51,7 @@ pub(crate) fn open(db: &Db, master: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN]> {
 /// Wraps the data key under `new_master` in place of `current_master`: what changing the
 /// master key takes, since nothing else derives from it.
 pub(crate) fn rewrap_data_key(
-    txn: &WriteTransaction,
+    txn: &WriteTxn,
     current_master: &[u8; KEY_LEN],
     new_master: &[u8; KEY_LEN],
 ) -> Result<()> {
@@ -60,7 +60,7 @@ pub(crate) fn rewrap_data_key(
     Ok(())
 }
 
-fn create(txn: &WriteTransaction, master: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN]> {
+fn create(txn: &WriteTxn, master: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN]> {
     let data_key = crypto::random_bytes::<KEY_LEN>();
     txn.open_table(META)?.insert(DATA_KEY, crypto::wrap_data_key(master, &data_key).as_slice())?;
     set_version(txn, FORMAT_VERSION)?;
@@ -83,7 +83,7 @@ fn readable(found: u32) -> Result<()> {
     Ok(())
 }
 
-fn stored_version(txn: &WriteTransaction) -> Result<Option<u32>> {
+fn stored_version(txn: &WriteTxn) -> Result<Option<u32>> {
     let meta = txn.open_table(META)?;
     let Some(v) = meta.get(FORMAT_KEY)? else { return Ok(None) };
     let bytes: [u8; 4] =
@@ -91,12 +91,12 @@ fn stored_version(txn: &WriteTransaction) -> Result<Option<u32>> {
     Ok(Some(u32::from_le_bytes(bytes)))
 }
 
-fn set_version(txn: &WriteTransaction, version: u32) -> Result<()> {
+fn set_version(txn: &WriteTxn, version: u32) -> Result<()> {
     txn.open_table(META)?.insert(FORMAT_KEY, version.to_le_bytes().as_slice())?;
     Ok(())
 }
 
-fn load_data_key(txn: &WriteTransaction, master: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN]> {
+fn load_data_key(txn: &WriteTxn, master: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN]> {
     let meta = txn.open_table(META)?;
     let wrapped = meta.get(DATA_KEY)?.ok_or_else(|| Error::corrupt("the data folder has no data key"))?;
     crypto::unwrap_data_key(master, wrapped.value())
