@@ -24,6 +24,12 @@ pub const PAGE_CSP: &str =
 /// or pull in other resources). A missing or unreadable type counts: browsers sniff those.
 pub fn is_active_type(content_type: Option<&HeaderValue>) -> bool {
     let Some(v) = content_type.and_then(|v| v.to_str().ok()) else { return true };
+    // Browsers read a list of types and take the last one, so `image/png, text/html` renders
+    // as HTML; a comma anywhere (even quoted) or anything outside the media-type grammar is
+    // a type we cannot vouch for.
+    if v.contains(',') || !well_formed_media_type(v) {
+        return true;
+    }
     let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let Some((kind, sub)) = essence.split_once('/') else { return true };
     if kind.is_empty() || sub.is_empty() || kind == "*" || sub == "unknown" {
@@ -47,6 +53,70 @@ pub fn is_active_type(content_type: Option<&HeaderValue>) -> bool {
                 | "application/x-shockwave-flash"
                 | "application/futuresplash"
         )
+    }
+}
+
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+/// RFC 9110 §8.3.1: token "/" token *( OWS ";" OWS [ token "=" ( token / quoted-string ) ] ).
+fn well_formed_media_type(v: &str) -> bool {
+    let b = v.trim_matches([' ', '\t']).as_bytes();
+    let mut i = 0;
+    let token = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && is_tchar(b[*i]) {
+            *i += 1;
+        }
+        *i > start
+    };
+    let ows = |i: &mut usize| {
+        while *i < b.len() && (b[*i] == b' ' || b[*i] == b'\t') {
+            *i += 1;
+        }
+    };
+    if !token(&mut i) || b.get(i) != Some(&b'/') {
+        return false;
+    }
+    i += 1;
+    if !token(&mut i) {
+        return false;
+    }
+    loop {
+        ows(&mut i);
+        if i == b.len() {
+            return true;
+        }
+        if b[i] != b';' {
+            return false;
+        }
+        i += 1;
+        ows(&mut i);
+        if i == b.len() || b[i] == b';' {
+            continue;
+        }
+        if !token(&mut i) || b.get(i) != Some(&b'=') {
+            return false;
+        }
+        i += 1;
+        if b.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match b.get(i) {
+                    None => return false,
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') => i += 2,
+                    Some(&c) if c == b'\t' || c >= 0x20 && c != 0x7f => i += 1,
+                    Some(_) => return false,
+                }
+            }
+        } else if !token(&mut i) {
+            return false;
+        }
     }
 }
 
@@ -202,13 +272,29 @@ mod tests {
             "*/*",
             "application/unknown",
             "",
+            "text/plain, text/html",
+            "image/png;,text/html",
+            "image/png; a=\"x,y\"",
+            "text/plain text/html",
+            "text/plain; <html>",
+            "image/png;a=b c",
+            "image//png",
         ] {
             assert!(is_active_type(Some(&ct(t))), "{t}");
         }
         assert!(is_active_type(None), "no type: browsers sniff");
-        for t in
-            ["text/plain", "image/png", "application/pdf", "application/json", "application/octet-stream", "video/mp4"]
-        {
+        for t in [
+            "text/plain",
+            "image/png",
+            "application/pdf",
+            "application/json",
+            "application/octet-stream",
+            "video/mp4",
+            "text/plain; charset=utf-8",
+            "text/plain;charset=\"utf-8\"; format=flowed",
+            "image/png;",
+            " image/png ; q=1 ",
+        ] {
             assert!(!is_active_type(Some(&ct(t))), "{t}");
         }
     }

@@ -521,3 +521,49 @@ async fn connections_per_address_are_capped() {
     drop(held);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_list_of_types_downloads_instead_of_rendering() {
+    let Sdk { s, c, .. } = s3_sdk::start().await;
+    let http = support::tls_client();
+    // Browsers take the last of a list of types: each of these would render as HTML.
+    for (i, t) in
+        ["text/plain, text/html", "image/png;,text/html", "text/plain; a=\"x,text/html\""].into_iter().enumerate()
+    {
+        let path = format!("/bkt/list{i}.txt");
+        let r = http
+            .put(s.url(&format!("/dav{path}")))
+            .basic_auth("alice", Some(PASSWORD))
+            .header("content-type", t)
+            .body(EVIL_HTML)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{t}: {}", r.status());
+        let r = http.get(s.url(&format!("/dav{path}"))).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
+        assert_eq!(header(&r, "content-type"), t, "the stored type is told as it is");
+        assert_inert(&r, &format!("WebDAV GET of {t}"));
+        let r =
+            http.get(s.url(&format!("/api/v1/files{path}"))).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
+        assert_inert(&r, &format!("REST GET of {t}"));
+    }
+    c.put_object()
+        .bucket("bkt")
+        .key("note.txt")
+        .content_type("text/plain")
+        .body(ByteStream::from_static(EVIL_HTML.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let p = c
+        .get_object()
+        .bucket("bkt")
+        .key("note.txt")
+        .response_content_type("image/png, text/html")
+        .presigned(presign())
+        .await
+        .unwrap();
+    let r = http.get(p.uri()).send().await.unwrap();
+    assert_inert(&r, "S3 presigned GET with response-content-type=image/png, text/html");
+    s.stop().await;
+}
