@@ -85,6 +85,14 @@ pub struct ServeArgs {
     /// unlimited) [default: 256]
     #[arg(long, env = "DAVIT_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<usize>,
+    /// Seconds an answer may make no progress (the client reads nothing) before the
+    /// connection is closed [default: 60]
+    #[arg(long, env = "DAVIT_SEND_IDLE_TIMEOUT")]
+    pub send_idle_timeout: Option<u64>,
+    /// Open connections allowed in all (0 = unlimited); more are closed at once
+    /// [default: 10000]
+    #[arg(long, env = "DAVIT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// The TOML file: the same settings, by the same names with underscores.
@@ -111,6 +119,8 @@ struct FileConfig {
     header_timeout: Option<u64>,
     body_idle_timeout: Option<u64>,
     max_connections_per_address: Option<usize>,
+    send_idle_timeout: Option<u64>,
+    max_connections: Option<usize>,
     policy: Option<PolicyFile>,
 }
 
@@ -165,8 +175,12 @@ pub struct Config {
     pub header_timeout: Duration,
     /// The longest a request body may stall.
     pub body_idle_timeout: Duration,
-    /// Open connections per client address; 0 = unlimited.
+    /// Open connections per client address (an IPv6 /64 counts as one); 0 = unlimited.
     pub max_connections_per_address: usize,
+    /// The longest an answer may make no progress.
+    pub send_idle_timeout: Duration,
+    /// Open connections in all; 0 = unlimited.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -240,6 +254,8 @@ impl Config {
                 .max_connections_per_address
                 .or(file.max_connections_per_address)
                 .unwrap_or(256),
+            send_idle_timeout: secs(serve.send_idle_timeout, file.send_idle_timeout, 60, "send_idle_timeout")?,
+            max_connections: serve.max_connections.or(file.max_connections).unwrap_or(10_000),
             policy,
             data_dir: data.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("davit-data")),
             master_key_file: data.master_key_file.clone().or(file.master_key_file),
@@ -330,6 +346,7 @@ mod tests {
         assert!(c.policy.check_file(davit_storage::Role::Uploader, "a.exe", None).is_err());
         assert_eq!((c.header_timeout.as_secs(), c.body_idle_timeout.as_secs()), (20, 60));
         assert_eq!((c.max_connections_per_address, c.trusted_proxies.len()), (256, 0));
+        assert_eq!((c.send_idle_timeout.as_secs(), c.max_connections), (60, 10_000));
         std::fs::write(&path, "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nheader_timeout = 5\n").unwrap();
         let data = super::DataArgs { config: Some(path.clone()), ..Default::default() };
         let c = super::Config::resolve(&data, &super::ServeArgs::default()).unwrap();

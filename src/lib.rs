@@ -85,6 +85,8 @@ pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
             header_timeout: config.header_timeout,
             body_idle_timeout: config.body_idle_timeout,
             max_connections_per_address: config.max_connections_per_address,
+            send_idle_timeout: config.send_idle_timeout,
+            max_connections: config.max_connections,
         },
         storage,
         api,

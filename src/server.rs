@@ -22,7 +22,7 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::access_log::{self, LoggedBody};
-use crate::conn::{IdleBody, PerAddress};
+use crate::conn::{IdleBody, PerAddress, SendIdle};
 use crate::hardening::{self, Origin};
 use crate::proxy::TrustedProxies;
 
@@ -57,6 +57,10 @@ pub struct Limits {
     pub body_idle_timeout: Duration,
     /// Open connections per address (trusted proxies excepted); 0: unlimited.
     pub max_connections_per_address: usize,
+    /// The longest an answer may make no progress (the client reads nothing).
+    pub send_idle_timeout: Duration,
+    /// Open connections in all; 0: unlimited.
+    pub max_connections: usize,
 }
 
 /// The front end a request goes to.
@@ -308,16 +312,15 @@ pub async fn serve(
         };
         // A proxy carries many clients on its connections; it limits them itself.
         let peer_ip = peer.ip().to_canonical();
-        let slot = if limits.max_connections_per_address == 0 || app.trusted_proxies.trusts(peer_ip) {
-            None
-        } else {
-            match per_address.admit(peer_ip, limits.max_connections_per_address) {
-                Some(slot) => Some(slot),
-                // Closed at once: an answer would cost what the limit is there to save.
-                None => continue,
-            }
+        let per_peer = (limits.max_connections_per_address != 0 && !app.trusted_proxies.trusts(peer_ip))
+            .then_some(limits.max_connections_per_address);
+        let Some(slot) = per_address.admit(peer_ip, per_peer, limits.max_connections) else {
+            // Closed at once: an answer would cost what the limit is there to save.
+            continue;
         };
         let _ = stream.set_nodelay(true);
+        // Under TLS too, so the handshake and every record count.
+        let stream = SendIdle::new(stream, limits.send_idle_timeout);
         let deadline = tokio::time::Instant::now() + limits.header_timeout;
         let first_request = Arc::new(AtomicBool::new(false));
         let app = app.clone();

@@ -71,6 +71,8 @@ pub fn test_config(dir: &Path) -> Config {
         header_timeout: Duration::from_secs(20),
         body_idle_timeout: Duration::from_secs(60),
         max_connections_per_address: 256,
+        send_idle_timeout: Duration::from_secs(60),
+        max_connections: 10_000,
     }
 }
 

@@ -567,3 +567,139 @@ async fn a_list_of_types_downloads_instead_of_rendering() {
     assert_inert(&r, "S3 presigned GET with response-content-type=image/png, text/html");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn connections_in_all_are_capped() {
+    let s = support::start(Options { configure: |c| c.max_connections = 3, ..Default::default() }).await;
+    let health = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut held = Vec::new();
+    for from in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let mut c = connect_from(from, s.addr).await;
+        c.write_all(health).await.unwrap();
+        assert_eq!(read_answer(&mut c).await, Some(200));
+        held.push(c);
+    }
+    // A fourth, from yet another address, is closed without an answer.
+    let mut extra = connect_from("127.0.0.5", s.addr).await;
+    let _ = extra.write_all(health).await;
+    let (closed, got) = until_closed(&mut extra, Duration::from_secs(10)).await;
+    assert!(closed.is_some() && got.is_empty(), "over the cap: {:?}", String::from_utf8_lossy(&got));
+    // A closed connection frees its place.
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..50 {
+        let mut c = connect_from("127.0.0.5", s.addr).await;
+        let _ = c.write_all(health).await;
+        if read_answer(&mut c).await == Some(200) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "a place came free");
+    drop(held);
+    s.stop().await;
+}
+
+const BIG: usize = 16 << 20;
+
+trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
+
+/// A GET of /dav/big.bin over a socket with a small receive buffer, so that the server's
+/// writes soon wait on the client; over TLS when `tls`.
+async fn get_big(to: SocketAddr, tls: bool) -> Box<dyn Conn> {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(64 << 10).unwrap();
+    let tcp = sock.connect(to).await.unwrap();
+    let mut c: Box<dyn Conn> = if tls {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(support::cert_dir().join("cert.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        Box::new(connector.connect(name, tcp).await.unwrap())
+    } else {
+        Box::new(tcp)
+    };
+    let head = format!(
+        "GET /dav/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nConnection: close\r\n\r\n",
+        basic()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    c
+}
+
+/// Reads until the end (EOF or an error), at most `limit`: how much arrived, and whether
+/// it ended.
+async fn read_all(c: &mut Box<dyn Conn>, limit: Duration) -> (usize, bool) {
+    let start = Instant::now();
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        match tokio::time::timeout(left, c.read(&mut buf)).await {
+            Err(_) => return (got, false),
+            Ok(Ok(0) | Err(_)) => return (got, true),
+            Ok(Ok(n)) => got += n,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let short = |c: &mut davit::Config| c.send_idle_timeout = Duration::from_secs(3);
+    let s = support::start(Options { configure: short, ..Default::default() }).await;
+    let tls = support::start(Options { configure: short, tls: true, ..Default::default() }).await;
+    let data = bytes::Bytes::from(vec![7u8; BIG]);
+    for (srv, c) in [(&s, support::client()), (&tls, support::tls_client())] {
+        let r = c.put(srv.url("/dav/big.bin")).basic_auth("alice", Some(PASSWORD)).body(data.clone()).send().await;
+        assert_eq!(r.unwrap().status(), 201);
+    }
+
+    // Reads nothing for well past the timeout: the server gives up on it, so reading then
+    // gets what sat in the buffers, far from the whole file, and the end.
+    let stalled = |to: SocketAddr, tls: bool| async move {
+        let mut c = get_big(to, tls).await;
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        read_all(&mut c, Duration::from_secs(15)).await
+    };
+    // Slow but reading: pauses of 1 s, well under the timeout, between bursts of 2 MiB.
+    let slow = async {
+        let mut c = get_big(s.addr, false).await;
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 64 << 10];
+        let started = Instant::now();
+        'read: for _ in 0..64 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let mut burst = 0;
+            while burst < 2 << 20 {
+                match tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
+                        got += burst;
+                        break 'read;
+                    }
+                    Ok(Ok(n)) => burst += n,
+                }
+            }
+            got += burst;
+        }
+        (got, started.elapsed())
+    };
+    let (plain, over_tls, (slow_got, slow_took)) = tokio::join!(stalled(s.addr, false), stalled(tls.addr, true), slow);
+    for ((got, ended), what) in [(plain, "plain"), (over_tls, "TLS")] {
+        assert!(ended, "{what}: a client that reads nothing is still connected");
+        assert!(got < BIG, "{what}: the server kept sending to a client that read nothing: {got} bytes");
+    }
+    assert!(slow_got > BIG, "a slow reader gets everything: {slow_got} bytes in {slow_took:?}");
+    s.stop().await;
+    tls.stop().await;
+}
