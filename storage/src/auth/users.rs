@@ -112,7 +112,6 @@ impl Hasher {
     }
 }
 
-
 /// A hash that verifies no password, checked when the account does not exist so that the
 /// answer takes as long either way.
 fn dummy_hash() -> &'static str {
