@@ -97,6 +97,8 @@ pub(crate) struct Core {
     pub config: StorageConfig,
     pub auth_cache: auth::cache::AuthCache,
     pub throttle: auth::throttle::Throttle,
+    /// Every argon2 run, a few at a time (see `Hasher`).
+    pub hasher: auth::users::Hasher,
     pub locks: locks::LockStore,
     /// Chunks being sealed and written at once, across every write (see `ingest`).
     pub chunk_slots: Arc<tokio::sync::Semaphore>,
@@ -167,6 +169,7 @@ impl Storage {
             config,
             auth_cache: Default::default(),
             throttle: Default::default(),
+            hasher: Default::default(),
             locks: Default::default(),
             chunk_slots: Arc::new(tokio::sync::Semaphore::new(content::ingest::CHUNK_SLOTS)),
             jwt_key,

@@ -207,8 +207,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn register_answers_the_same_and_as_fast_whether_or_not_taken() {
     let s = support::start(Options::default()).await;
     let c = support::client();
+    // Each registration from its own address: more than ten an hour from one do nothing.
+    let next = std::sync::atomic::AtomicU32::new(1);
     let register = |username: String, email: String| {
-        let c = c.clone();
+        let c = client_from(&format!("127.0.3.{}", next.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
         let url = s.url("/api/v1/auth/register");
         async move {
             let t = Instant::now();
@@ -543,4 +545,51 @@ async fn the_data_folder_is_private_to_its_owner() {
     loose_entries(&data, &mut loose);
     assert!(loose.is_empty(), "readable by others: {loose:?}");
     assert!(log.contains("made it private (mode 0700)"), "the server says it tightened the folder: {log}");
+}
+
+// ---- follow-up: registration floods, parallel guesses ----
+
+#[tokio::test]
+async fn registrations_beyond_ten_an_hour_from_one_address_do_nothing() {
+    let s = support::start(Options::default()).await;
+    let c = client_from("127.0.0.5");
+    let register = |c: &Client, n: u32| {
+        let body = json!({ "username": format!("reg{n}"), "email": format!("reg{n}@example.test"), "password": "a-good-password" });
+        let r = c.post(s.url("/api/v1/auth/register")).json(&body).send();
+        async move {
+            let r = r.await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let first = register(&c, 0).await;
+    assert_eq!(first.0, 202, "{}", first.1);
+    for n in 1..10 {
+        assert_eq!(register(&c, n).await, first);
+    }
+    assert_eq!(register(&c, 10).await, first, "the eleventh is answered alike");
+    // The mail is written before the answer; the tenth's is there, the eleventh's is not.
+    assert_eq!(outbox_mails(&s, "reg9@example.test").len(), 1);
+    assert!(outbox_mails(&s, "reg10@example.test").is_empty());
+    // The tenth is a pending account, the eleventh no account at all.
+    assert_eq!(login(&c, &s, "reg9", "a-good-password").await, 403);
+    assert_eq!(login(&c, &s, "reg10", "a-good-password").await, 401);
+    // Another address registers as usual.
+    assert_eq!(register(&client_from("127.0.0.6"), 11).await, first);
+    assert_eq!(outbox_mails(&s, "reg11@example.test").len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn parallel_wrong_basic_guesses_get_no_more_checks_than_sequential_ones() {
+    let s = support::start(Options::default()).await;
+    let attacker = client_from("127.0.0.2");
+    let guesses: Vec<_> = (0..50).map(|_| propfind(&attacker, &s, "alice", "wrong-password")).collect();
+    let statuses: Vec<u16> = futures::future::join_all(guesses).await.into_iter().map(|st| st.as_u16()).collect();
+    let checked = statuses.iter().filter(|&&st| st == 401).count();
+    let throttled = statuses.iter().filter(|&&st| st == 429).count();
+    // An attempt counts from its admission: five are checked, the rest wait for their
+    // outcome and then find the pair throttled. No slack is needed.
+    assert_eq!((checked, throttled), (5, 45), "{statuses:?}");
+    assert_eq!(propfind(&client_from("127.0.0.3"), &s, "alice", PASSWORD).await, 207, "the owner elsewhere");
+    s.stop().await;
 }

@@ -101,10 +101,7 @@ impl Storage {
             return Err(Error::Forbidden(format!("the {} role cannot make upload links", p.role.as_str())));
         }
         let password_hash = match new.password.as_deref().filter(|s| !s.is_empty()) {
-            Some(pw) => {
-                let pw = pw.to_owned();
-                Some(tokio::task::spawn_blocking(move || crate::auth::users::hash_password(&pw)).await??)
-            }
+            Some(pw) => Some(self.core.hasher.hash(pw).await?),
             None => None,
         };
         let p2 = p.clone();
@@ -221,15 +218,13 @@ impl Storage {
                 LinkProof::Cookie(c) if crate::crypto::ct_eq(c.as_bytes(), self.link_cookie(&link).as_bytes()) => {}
                 LinkProof::Password(pw) => {
                     // Per (link, address) and per address, like a login's password.
-                    self.core.throttle.gate(&account, addr).await?;
-                    let (hash, pw) = (hash.clone(), pw.to_owned());
-                    let ok =
-                        tokio::task::spawn_blocking(move || crate::auth::users::verify_password(&hash, &pw)).await?;
+                    let attempt = self.core.throttle.gate(&account, addr).await?;
+                    let ok = self.core.hasher.verify(hash, pw).await?;
                     if !ok {
-                        self.core.throttle.failed(&account, addr);
+                        attempt.failed();
                         return Err(Error::Unauthenticated("wrong password for this link".into()));
                     }
-                    self.core.throttle.succeeded(&account, addr);
+                    attempt.succeeded();
                 }
                 _ => return Err(Error::Unauthenticated("this link needs a password".into())),
             }

@@ -77,6 +77,15 @@ impl Storage {
         validate_username(username)?;
         let email = normalize_email(email)?;
         crate::auth::users::check_password_rules(password)?;
+        // Answered alike (the caller says a code was mailed), so the limit tells nothing
+        // about which accounts exist.
+        if !self.throttle().registration_allowed(addr) {
+            tracing::info!(
+                client = %addr.map_or_else(|| "unknown".to_owned(), |ClientAddr(ip)| ip.to_string()),
+                "registration ignored: too many from this client lately"
+            );
+            return Ok(None);
+        }
         let taken = if self.find_user(&email).await.is_ok() {
             Some(AccountMail::EmailTaken { to: email.clone() })
         } else if self.find_user(username).await.is_ok() {
@@ -86,8 +95,7 @@ impl Storage {
         };
         let mail = match taken {
             Some(mail) => {
-                let password = password.to_owned();
-                tokio::task::spawn_blocking(move || crate::auth::users::hash_password(&password)).await??;
+                self.core.hasher.hash(password).await?;
                 for _ in 0..2 {
                     self.core.db.write((), |_| Ok(())).await?;
                 }
@@ -174,12 +182,12 @@ impl Storage {
     }
 
     pub async fn login(&self, login: &str, password: &str, addr: Option<ClientAddr>) -> Result<LoginOutcome> {
-        self.throttle().gate(login, addr).await?;
+        let attempt = self.throttle().gate(login, addr).await?;
         let user = match self.authenticate(login, password).await {
             Ok(u) => u,
             Err(e) => {
                 if matches!(e, Error::Unauthenticated(_)) {
-                    self.throttle().failed(login, addr);
+                    attempt.failed();
                 }
                 return Err(e);
             }
@@ -188,25 +196,25 @@ impl Storage {
             let code = self.new_code(user.id, Purpose::Login, None).await?;
             return Ok(LoginOutcome::CodeRequired { user, code });
         }
-        self.throttle().succeeded(login, addr);
+        attempt.succeeded();
         let tokens = self.start_session(&user).await?;
         Ok(LoginOutcome::Signed { user, tokens })
     }
 
     pub async fn login_otp(&self, login: &str, code: &str, addr: Option<ClientAddr>) -> Result<(User, Tokens)> {
-        self.throttle().gate(login, addr).await?;
+        let attempt = self.throttle().gate(login, addr).await?;
         let user = match self.find_user(login).await {
             Ok(u) if super::account_usable(&u).is_ok() => u,
             _ => {
-                self.throttle().failed(login, addr);
+                attempt.failed();
                 return Err(invalid_code());
             }
         };
         if let Err(e) = self.take_code(user.id, Purpose::Login, code).await {
-            self.throttle().failed(login, addr);
+            attempt.failed();
             return Err(e);
         }
-        self.throttle().succeeded(login, addr);
+        attempt.succeeded();
         let tokens = self.start_session(&user).await?;
         Ok((user, tokens))
     }
@@ -246,9 +254,7 @@ impl Storage {
     pub async fn change_password(&self, user_id: u64, current: &str, new: &str, keep: Option<u64>) -> Result<User> {
         crate::auth::users::check_password_rules(new)?;
         let user = self.get_user(user_id).await?;
-        let hash = user.password_hash.clone();
-        let current = current.to_owned();
-        let ok = tokio::task::spawn_blocking(move || crate::auth::users::verify_password(&hash, &current)).await?;
+        let ok = self.core.hasher.verify(&user.password_hash, current).await?;
         if !ok {
             return Err(Error::Forbidden("the current password is wrong".into()));
         }

@@ -56,11 +56,11 @@ impl Storage {
         password: &str,
         addr: Option<ClientAddr>,
     ) -> Result<Authenticated> {
-        self.core.throttle.gate(login, addr).await?;
+        let attempt = self.core.throttle.gate(login, addr).await?;
         let result = self.basic_inner(login, password).await.map(|u| Authenticated::of(u, None));
         match &result {
-            Ok(_) => self.core.throttle.succeeded(login, addr),
-            Err(Error::Unauthenticated(_)) => self.core.throttle.failed(login, addr),
+            Ok(_) => attempt.succeeded(),
+            Err(Error::Unauthenticated(_)) => attempt.failed(),
             Err(_) => {}
         }
         result

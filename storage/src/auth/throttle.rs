@@ -20,6 +20,13 @@
 //!   `RETRIES_PER_MINUTE` attempts a minute. The owner's own recent addresses pass at once,
 //!   and a new address is slowed, never refused. One warning per window names the account.
 //!   What is left to an attacker is one guess per fresh address (IPv6 counts by /64).
+//! - An attempt is counted from when it is admitted, not from when its secret proves wrong:
+//!   while attempts of a pair (or an address) are being checked, they count toward its free
+//!   failures, and one more waits for them (never refused for it) until their outcome is
+//!   known. So parallel guesses get no more checks than sequential ones, and the owner's
+//!   parallel requests only queue briefly.
+//! - Registrations count per address: `REGISTRATIONS_PER_CLIENT_HOUR`, then they are
+//!   answered alike and do nothing (each costs an argon2 run and a pending account).
 //! - S3 signatures are not guessable (40 random characters), so their failures only count
 //!   per address, to protect the server: `S3_FREE_PER_MINUTE` a minute, then SlowDown.
 //!
@@ -50,6 +57,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 const MAILS_PER_RECIPIENT_MINUTE: usize = 2;
 const MAILS_PER_RECIPIENT_HOUR: usize = 10;
 const MAILS_PER_CLIENT_HOUR: usize = 30;
+pub const REGISTRATIONS_PER_CLIENT_HOUR: usize = 10;
 /// Beyond this many entries, idle ones are dropped.
 const PRUNE_ABOVE: usize = 100_000;
 
@@ -81,6 +89,8 @@ fn account_key(account: &str) -> String {
 #[derive(Default)]
 pub struct Throttle {
     state: Mutex<State>,
+    /// Signalled when an admitted attempt ends, for those waiting behind it.
+    ended: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -92,6 +102,10 @@ struct State {
     limits: HashMap<String, Instant>,
     mail_to: HashMap<String, VecDeque<Instant>>,
     mail_from: HashMap<Net, VecDeque<Instant>>,
+    registrations: HashMap<Net, VecDeque<Instant>>,
+    /// Admitted attempts not yet decided, per pair and per address.
+    checking_pairs: HashMap<(String, Net), u32>,
+    checking_addrs: HashMap<Net, u32>,
 }
 
 /// Failures and the doubling wait they earned.
@@ -125,6 +139,13 @@ impl Backoff {
 
     fn has_failed(&self, now: Instant) -> bool {
         self.failures > 0 && now.duration_since(self.last) <= FORGET_AFTER
+    }
+
+    /// How many attempts may be checked at once: the free failures left, and once they are
+    /// spent, one (the one each wait lets through).
+    fn parallel(&self, now: Instant, free: u32) -> u32 {
+        let failures = if now.duration_since(self.last) > FORGET_AFTER { 0 } else { self.failures };
+        free.saturating_sub(failures).max(1)
     }
 }
 
@@ -167,16 +188,32 @@ fn loggable(account: &str) -> String {
 
 impl Throttle {
     /// Admits an attempt to prove `account` from `addr`: refuses while this pair or this
-    /// address must wait, and waits itself (never refusing) while the account is over its
-    /// ceiling and the address is not the owner's. Call before checking the secret.
-    pub async fn gate(&self, account: &str, addr: Option<ClientAddr>) -> Result<()> {
-        if let Some(delay) = self.admit(account, addr, Instant::now())? {
-            tokio::time::sleep(delay).await;
+    /// address must wait, waits while attempts already admitted use up what it may try, and
+    /// waits itself (never refusing) while the account is over its ceiling and the address
+    /// is not the owner's. Call before checking the secret; tell the [`Attempt`] how it went.
+    pub async fn gate(&self, account: &str, addr: Option<ClientAddr>) -> Result<Attempt<'_>> {
+        // Bounded: each round waits for an attempt of this pair or address to end, and each
+        // attempt's own checks are bounded.
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            // Registered before looking, so an attempt ending in between still wakes us.
+            ended.as_mut().enable();
+            match self.admit(account, addr, Instant::now())? {
+                Admit::Go(delay) => {
+                    let attempt = Attempt { throttle: self, account: account.to_owned(), addr, done: false };
+                    if let Some(delay) = delay {
+                        tokio::time::sleep(delay).await;
+                    }
+                    return Ok(attempt);
+                }
+                Admit::Busy => ended.await,
+            }
         }
-        Ok(())
     }
 
-    fn admit(&self, account: &str, addr: Option<ClientAddr>, now: Instant) -> Result<Option<Duration>> {
+    /// Admits (and counts as being checked) or not; see `gate`.
+    fn admit(&self, account: &str, addr: Option<ClientAddr>, now: Instant) -> Result<Admit> {
         let key = (account_key(account), net(addr));
         let mut guard = self.state.lock().expect("throttle");
         let st = &mut *guard;
@@ -184,10 +221,110 @@ impl Throttle {
         if let Some(w) = pair.and_then(|p| p.backoff.wait(now)) {
             return Err(Error::Throttled(secs(w)));
         }
-        if let Some(w) = st.addrs.get(&key.1).and_then(|a| a.wait(now)) {
+        let addr_backoff = st.addrs.get(&key.1);
+        if let Some(w) = addr_backoff.and_then(|a| a.wait(now)) {
             return Err(Error::Throttled(secs(w)));
         }
-        let Some(acc) = st.accounts.get_mut(&key.0) else { return Ok(None) };
+        let pair_parallel = pair.map_or(PAIR_FREE, |p| p.backoff.parallel(now, PAIR_FREE));
+        let addr_parallel = addr_backoff.map_or(ADDR_FREE, |a| a.parallel(now, ADDR_FREE));
+        if st.checking_pairs.get(&key).is_some_and(|n| *n >= pair_parallel)
+            || st.checking_addrs.get(&key.1).is_some_and(|n| *n >= addr_parallel)
+        {
+            return Ok(Admit::Busy);
+        }
+        let delay = st.delay(&key, now)?;
+        *st.checking_pairs.entry(key.clone()).or_default() += 1;
+        *st.checking_addrs.entry(key.1).or_default() += 1;
+        Ok(Admit::Go(delay))
+    }
+
+    /// An attempt admitted with `key` ended (its outcome, if any, already recorded).
+    fn end(&self, account: &str, addr: Option<ClientAddr>) {
+        let key = (account_key(account), net(addr));
+        {
+            let mut st = self.state.lock().expect("throttle");
+            if let Some(n) = st.checking_pairs.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    st.checking_pairs.remove(&key);
+                }
+            }
+            if let Some(n) = st.checking_addrs.get_mut(&key.1) {
+                *n -= 1;
+                if *n == 0 {
+                    st.checking_addrs.remove(&key.1);
+                }
+            }
+        }
+        self.ended.notify_waiters();
+    }
+
+    /// Whether a registration from `addr` may go ahead now; counts it when it may.
+    pub fn registration_allowed(&self, addr: Option<ClientAddr>) -> bool {
+        self.registration_allowed_at(addr, Instant::now())
+    }
+
+    fn registration_allowed_at(&self, addr: Option<ClientAddr>, now: Instant) -> bool {
+        let mut st = self.state.lock().expect("throttle");
+        st.prune(now);
+        let q = st.registrations.entry(net(addr)).or_default();
+        forget_older(q, now, HOUR);
+        if q.len() >= REGISTRATIONS_PER_CLIENT_HOUR {
+            return false;
+        }
+        q.push_back(now);
+        true
+    }
+}
+
+/// What `admit` decided for an attempt that is not refused.
+#[derive(Debug, PartialEq)]
+enum Admit {
+    /// Checked now, after this delay if any.
+    Go(Option<Duration>),
+    /// Attempts already being checked use up what this pair or address may try.
+    Busy,
+}
+
+/// An admitted attempt at a secret. Record its outcome with `failed` or `succeeded`; dropped
+/// without one (another error, or the request went away), it counts for nothing.
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
+    account: String,
+    addr: Option<ClientAddr>,
+    done: bool,
+}
+
+impl Attempt<'_> {
+    pub fn failed(mut self) {
+        self.throttle.failed(&self.account, self.addr);
+        self.finish();
+    }
+
+    pub fn succeeded(mut self) {
+        self.throttle.succeeded(&self.account, self.addr);
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.throttle.end(&self.account, self.addr);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl State {
+    /// The ceiling's delay for an attempt the pair and address rules let through.
+    fn delay(&mut self, key: &(String, Net), now: Instant) -> Result<Option<Duration>> {
+        let pair = self.pairs.get(key);
+        let Some(acc) = self.accounts.get_mut(&key.0) else { return Ok(None) };
         if now.duration_since(acc.start) > ACCOUNT_WINDOW || acc.failures < ACCOUNT_CEILING {
             return Ok(None);
         }
@@ -206,9 +343,11 @@ impl Throttle {
         }
         Ok(Some(SLOW_DELAY))
     }
+}
 
+impl Throttle {
     /// Records a wrong secret for `account` from `addr`.
-    pub fn failed(&self, account: &str, addr: Option<ClientAddr>) {
+    fn failed(&self, account: &str, addr: Option<ClientAddr>) {
         self.failed_at(account, addr, Instant::now());
     }
 
@@ -248,7 +387,7 @@ impl Throttle {
 
     /// Records a success: clears this pair's failures (only this pair's) and marks the
     /// address as the owner's for a while.
-    pub fn succeeded(&self, account: &str, addr: Option<ClientAddr>) {
+    fn succeeded(&self, account: &str, addr: Option<ClientAddr>) {
         let now = Instant::now();
         let key = (account_key(account), net(addr));
         let mut st = self.state.lock().expect("throttle");
@@ -350,6 +489,7 @@ impl State {
             + self.limits.len()
             + self.mail_to.len()
             + self.mail_from.len()
+            + self.registrations.len()
     }
 
     /// Drops what no longer matters once the tables grow large, so that a flood of names
@@ -365,6 +505,7 @@ impl State {
         self.limits.retain(|_, until| *until > now);
         self.mail_to.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < HOUR));
         self.mail_from.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < HOUR));
+        self.registrations.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < HOUR));
     }
 }
 
@@ -380,6 +521,106 @@ mod tests {
         matches!(r, Err(Error::Throttled(_)))
     }
 
+    impl Throttle {
+        /// `admit` for one attempt that ends at once (its outcome recorded apart).
+        fn check(&self, account: &str, addr: Option<ClientAddr>, now: Instant) -> Result<Option<Duration>> {
+            match self.admit(account, addr, now)? {
+                Admit::Go(delay) => {
+                    self.end(account, addr);
+                    Ok(delay)
+                }
+                Admit::Busy => panic!("attempts of {account} being checked"),
+            }
+        }
+    }
+
+    #[test]
+    fn attempts_being_checked_count_toward_the_free_failures() {
+        let t = Throttle::default();
+        let now = Instant::now();
+        let (attacker, owner) = (ip("127.0.0.2"), ip("127.0.0.3"));
+        for _ in 0..PAIR_FREE {
+            assert_eq!(t.admit("alice", attacker, now).unwrap(), Admit::Go(None));
+        }
+        assert_eq!(t.admit("alice", attacker, now).unwrap(), Admit::Busy, "five at once, no more");
+        assert_eq!(t.check("alice", owner, now).unwrap(), None, "the owner elsewhere is not held up");
+        // One fails: one failure and four being checked still use up the five.
+        t.failed_at("alice", attacker, now);
+        t.end("alice", attacker);
+        assert_eq!(t.admit("alice", attacker, now).unwrap(), Admit::Busy);
+        for _ in 1..PAIR_FREE {
+            t.failed_at("alice", attacker, now);
+            t.end("alice", attacker);
+        }
+        assert!(throttled(t.admit("alice", attacker, now).map(|_| None)), "five failures: the pair waits");
+        // Once the wait is over, one attempt at a time.
+        let later = now + Duration::from_secs(2);
+        assert_eq!(t.admit("alice", attacker, later).unwrap(), Admit::Go(None));
+        assert_eq!(t.admit("alice", attacker, later).unwrap(), Admit::Busy);
+        // A success frees the pair at once.
+        t.succeeded("alice", attacker);
+        t.end("alice", attacker);
+        for _ in 0..PAIR_FREE {
+            assert_eq!(t.admit("alice", attacker, later).unwrap(), Admit::Go(None));
+        }
+    }
+
+    #[test]
+    fn an_address_has_as_many_attempts_at_once_as_free_failures() {
+        let t = Throttle::default();
+        let now = Instant::now();
+        let a = ip("127.0.0.2");
+        for i in 0..ADDR_FREE {
+            assert_eq!(t.admit(&format!("user{i}"), a, now).unwrap(), Admit::Go(None));
+        }
+        assert_eq!(t.admit("user99", a, now).unwrap(), Admit::Busy);
+        assert_eq!(t.check("user99", ip("127.0.0.3"), now).unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_wrong_guesses_get_no_more_checks_than_sequential_ones() {
+        let t = std::sync::Arc::new(Throttle::default());
+        let attacker = ip("127.0.0.2");
+        let guesses: Vec<_> = (0..50)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move {
+                    match t.gate("alice", attacker).await {
+                        Ok(attempt) => {
+                            // The password check takes a while.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            attempt.failed();
+                            true
+                        }
+                        Err(Error::Throttled(_)) => false,
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+            })
+            .collect();
+        let mut checked = 0;
+        for g in guesses {
+            checked += u32::from(tokio::time::timeout(Duration::from_secs(10), g).await.unwrap().unwrap());
+        }
+        assert_eq!(checked, PAIR_FREE);
+        // The owner elsewhere goes straight in; an attempt dropped undecided counts for nothing.
+        drop(t.gate("alice", ip("127.0.0.3")).await.unwrap());
+        assert!(t.state.lock().unwrap().checking_pairs.is_empty());
+        t.gate("alice", ip("127.0.0.3")).await.unwrap().succeeded();
+        assert!(t.state.lock().unwrap().checking_addrs.is_empty());
+    }
+
+    #[test]
+    fn registrations_are_limited_per_client() {
+        let t = Throttle::default();
+        let now = Instant::now();
+        let a = ip("127.0.0.2");
+        let allowed = (0..30).filter(|_| t.registration_allowed_at(a, now)).count();
+        assert_eq!(allowed, REGISTRATIONS_PER_CLIENT_HOUR);
+        assert!(t.registration_allowed_at(ip("127.0.0.3"), now));
+        assert!(t.registration_allowed_at(a, now + HOUR), "an hour later");
+    }
+
     #[test]
     fn a_pair_backs_off_and_only_its_own_success_clears_it() {
         let t = Throttle::default();
@@ -387,21 +628,21 @@ mod tests {
         let (attacker, owner) = (ip("127.0.0.2"), ip("127.0.0.3"));
         for _ in 0..PAIR_FREE - 1 {
             t.failed_at("alice", attacker, now);
-            assert_eq!(t.admit("alice", attacker, now).unwrap(), None);
+            assert_eq!(t.check("alice", attacker, now).unwrap(), None);
         }
         t.failed_at("Alice", attacker, now);
-        assert!(throttled(t.admit("alice", attacker, now)), "names count case-insensitively");
+        assert!(throttled(t.check("alice", attacker, now)), "names count case-insensitively");
         // The owner elsewhere, and the attacker for another account, are not refused.
-        assert_eq!(t.admit("alice", owner, now).unwrap(), None);
-        assert_eq!(t.admit("bob", attacker, now).unwrap(), None);
+        assert_eq!(t.check("alice", owner, now).unwrap(), None);
+        assert_eq!(t.check("bob", attacker, now).unwrap(), None);
         // Success elsewhere clears nothing of the attacker's pair.
         t.succeeded("alice", owner);
-        assert!(throttled(t.admit("alice", attacker, now)));
+        assert!(throttled(t.check("alice", attacker, now)));
         // The wait doubles and ends.
-        assert!(t.admit("alice", attacker, now + Duration::from_secs(2)).is_ok());
+        assert!(t.check("alice", attacker, now + Duration::from_secs(2)).is_ok());
         t.failed_at("alice", attacker, now + Duration::from_secs(2));
-        assert!(throttled(t.admit("alice", attacker, now + Duration::from_secs(3))));
-        assert!(t.admit("alice", attacker, now + Duration::from_secs(5)).is_ok());
+        assert!(throttled(t.check("alice", attacker, now + Duration::from_secs(3))));
+        assert!(t.check("alice", attacker, now + Duration::from_secs(5)).is_ok());
     }
 
     #[test]
@@ -410,13 +651,13 @@ mod tests {
         let now = Instant::now();
         let a = ip("127.0.0.2");
         for i in 0..ADDR_FREE {
-            assert!(t.admit(&format!("user{i}"), a, now).is_ok(), "{i}");
+            assert!(t.check(&format!("user{i}"), a, now).is_ok(), "{i}");
             t.failed_at(&format!("user{i}"), a, now);
             t.succeeded("mallory", a);
         }
-        assert!(throttled(t.admit("mallory", a, now)), "the address waits, whatever it signs in to");
-        assert!(throttled(t.admit("user99", a, now)));
-        assert_eq!(t.admit("user99", ip("127.0.0.3"), now).unwrap(), None);
+        assert!(throttled(t.check("mallory", a, now)), "the address waits, whatever it signs in to");
+        assert!(throttled(t.check("user99", a, now)));
+        assert_eq!(t.check("user99", ip("127.0.0.3"), now).unwrap(), None);
     }
 
     #[test]
@@ -436,7 +677,7 @@ mod tests {
         let mut warnings = 0;
         for n in 0..ACCOUNT_CEILING {
             let a = ip(&format!("10.0.{}.{}", n / 200, n % 200 + 1));
-            assert_eq!(t.admit("alice", a, now).unwrap(), None, "under the ceiling: no delay");
+            assert_eq!(t.check("alice", a, now).unwrap(), None, "under the ceiling: no delay");
             warnings += usize::from(t.failed_at("alice", a, now));
         }
         assert_eq!(warnings, 1, "the ceiling is logged");
@@ -444,23 +685,23 @@ mod tests {
         // Over the ceiling: a fresh address waits but is admitted; the owner's is not slowed.
         for n in 0..100 {
             let fresh = ip(&format!("172.16.{}.{}", n / 200, n % 200 + 1));
-            assert_eq!(t.admit("alice", fresh, now).unwrap(), Some(SLOW_DELAY));
+            assert_eq!(t.check("alice", fresh, now).unwrap(), Some(SLOW_DELAY));
         }
-        assert_eq!(t.admit("alice", home, now).unwrap(), None);
-        assert_eq!(t.admit("bob", ip("172.16.0.1"), now).unwrap(), None, "other accounts are not slowed");
+        assert_eq!(t.check("alice", home, now).unwrap(), None);
+        assert_eq!(t.check("bob", ip("172.16.0.1"), now).unwrap(), None, "other accounts are not slowed");
         // Addresses that already failed share a few attempts a minute.
         let mut admitted = 0;
         for n in 0..ACCOUNT_CEILING {
             let a = ip(&format!("10.0.{}.{}", n / 200, n % 200 + 1));
-            if t.admit("alice", a, now).is_ok() {
+            if t.check("alice", a, now).is_ok() {
                 admitted += 1;
             }
         }
         assert_eq!(admitted, RETRIES_PER_MINUTE);
-        assert!(t.admit("alice", ip("10.0.0.1"), now + MINUTE).is_ok(), "a new minute, new attempts");
+        assert!(t.check("alice", ip("10.0.0.1"), now + MINUTE).is_ok(), "a new minute, new attempts");
         // The window ends.
         let later = now + ACCOUNT_WINDOW + Duration::from_secs(1);
-        assert_eq!(t.admit("alice", ip("172.16.0.1"), later).unwrap(), None);
+        assert_eq!(t.check("alice", ip("172.16.0.1"), later).unwrap(), None);
         assert!(!t.failed_at("alice", ip("172.16.0.1"), later), "a new window counts afresh");
     }
 
@@ -478,7 +719,7 @@ mod tests {
         assert!(t.s3_check_at(ip("127.0.0.3"), now).is_ok());
         assert!(t.s3_check_at(a, now + MINUTE).is_ok());
         // S3 failures are no login failures.
-        assert_eq!(t.admit("s3", a, now).unwrap(), None);
+        assert_eq!(t.check("s3", a, now).unwrap(), None);
     }
 
     #[test]

@@ -48,6 +48,70 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// Runs every argon2 hash and check of the server, a bounded number at a time: each takes
+/// 19 MiB, so without a cap a burst of registrations or logins grows the server by that much
+/// per request (up to tokio's 512 blocking threads). Beyond the cap, requests queue in order.
+pub(crate) struct Hasher {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The most argon2 runs seen at once, for the test of the cap.
+    #[cfg(test)]
+    peak: std::sync::Arc<(std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize)>,
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Hasher::new((cores * 2).max(2))
+    }
+}
+
+impl Hasher {
+    pub(crate) fn new(permits: usize) -> Self {
+        Hasher {
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(permits)),
+            #[cfg(test)]
+            peak: Default::default(),
+        }
+    }
+
+    /// `f` on a blocking thread once a slot is free. The permit moves into the thread, so a
+    /// request that goes away while argon2 runs does not free its slot before the memory.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let permit = self.slots.clone().acquire_owned().await.map_err(Error::internal)?;
+        #[cfg(test)]
+        let peak = self.peak.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            #[cfg(test)]
+            {
+                let now = peak.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                peak.1.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+            }
+            let out = f();
+            #[cfg(test)]
+            peak.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            drop(permit);
+            out
+        })
+        .await?)
+    }
+
+    pub(crate) async fn hash(&self, password: &str) -> Result<String> {
+        let password = password.to_owned();
+        self.run(move || hash_password(&password)).await?
+    }
+
+    pub(crate) async fn verify(&self, hash: &str, password: &str) -> Result<bool> {
+        let (hash, password) = (hash.to_owned(), password.to_owned());
+        self.run(move || verify_password(&hash, &password)).await
+    }
+
+    /// `verify` against a hash no password matches, for an account that does not exist.
+    pub(crate) async fn verify_none(&self, password: &str) -> Result<bool> {
+        let password = password.to_owned();
+        self.run(move || verify_password(dummy_hash(), &password)).await
+    }
+}
+
 /// A hash that verifies no password, checked when the account does not exist so that the
 /// answer takes as long either way.
 fn dummy_hash() -> &'static str {
@@ -59,8 +123,7 @@ impl Storage {
     pub async fn create_user(&self, new: NewUser) -> Result<User> {
         validate_username(&new.username)?;
         let email = new.email.as_deref().map(normalize_email).transpose()?;
-        let password = new.password.clone();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+        let hash = self.core.hasher.hash(&new.password).await?;
         let quota = new.quota.unwrap_or(self.core.config.default_quota);
         let now = now_nanos();
         let (username, role, status) = (new.username, new.role, new.status);
@@ -124,9 +187,10 @@ impl Storage {
     /// account and a wrong password, and spends the same time on both.
     pub async fn authenticate(&self, login: &str, password: &str) -> Result<User> {
         let user = self.find_user(login).await.ok();
-        let hash = user.as_ref().map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password)).await?;
+        let ok = match &user {
+            Some(u) => self.core.hasher.verify(&u.password_hash, password).await?,
+            None => self.core.hasher.verify_none(password).await?,
+        };
         match user {
             Some(u) if ok => crate::auth::account_usable(&u).map(|()| u),
             _ => Err(Error::Unauthenticated("wrong username or password".into())),
@@ -135,8 +199,7 @@ impl Storage {
 
     /// Sets a new password; tokens issued before stop working.
     pub async fn set_password(&self, user_id: u64, password: &str) -> Result<User> {
-        let password = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+        let hash = self.core.hasher.hash(password).await?;
         self.update_user(user_id, move |u| {
             u.password_hash = hash.clone();
             u.auth_epoch += 1;
@@ -359,4 +422,33 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
         hashes.remove(&a.hash)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn argon2_runs_at_most_as_many_at_once_as_there_are_permits() {
+        let hasher = std::sync::Arc::new(Hasher::new(2));
+        let runs: Vec<_> = (0..8)
+            .map(|i| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        hasher.hash("a-good-password").await.map(|_| ())
+                    } else {
+                        hasher.verify_none("a-good-password").await.map(|ok| assert!(!ok))
+                    }
+                })
+            })
+            .collect();
+        for run in runs {
+            run.await.unwrap().unwrap();
+        }
+        let peak = hasher.peak.1.load(SeqCst);
+        assert!((1..=2).contains(&peak), "{peak} at once");
+        assert_eq!(hasher.peak.0.load(SeqCst), 0);
+    }
 }
