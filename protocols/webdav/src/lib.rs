@@ -22,8 +22,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 pub use body::DavBody;
 use body::RequestBody;
-use http_body_util::BodyExt;
 use headers::{Depth, IfHeader, IfItem};
+use http_body_util::BodyExt;
 
 type Body = DavBody;
 

@@ -137,10 +137,41 @@ mod tests {
     #[test]
     fn never_shallower_than_the_parser() {
         const TOKENS: &[&str] = &[
-            "<a>", "</a>", "<b x='1'>", "</b>", "<c/>", "<d y=\"/>\">", "<e z='>'>", "<D:prop xmlns:D=\"DAV:\">",
-            "</D:prop>", "<!--", "-->", "<?", "?>", "<?xml version=\"1.0\"?>", "<![CDATA[", "]]>", "<!DOCTYPE a",
-            "<!ENTITY e \"<a>\">", "[", "]", "\"", "'", "<", ">", "/", "/>", "</", "<!", "x", " ", "&amp;", "&e;",
-            "\u{e9}", "\0", "\u{feff}",
+            "<a>",
+            "</a>",
+            "<b x='1'>",
+            "</b>",
+            "<c/>",
+            "<d y=\"/>\">",
+            "<e z='>'>",
+            "<D:prop xmlns:D=\"DAV:\">",
+            "</D:prop>",
+            "<!--",
+            "-->",
+            "<?",
+            "?>",
+            "<?xml version=\"1.0\"?>",
+            "<![CDATA[",
+            "]]>",
+            "<!DOCTYPE a",
+            "<!ENTITY e \"<a>\">",
+            "[",
+            "]",
+            "\"",
+            "'",
+            "<",
+            ">",
+            "/",
+            "/>",
+            "</",
+            "<!",
+            "x",
+            " ",
+            "&amp;",
+            "&e;",
+            "\u{e9}",
+            "\0",
+            "\u{feff}",
         ];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0;
@@ -166,7 +197,11 @@ mod tests {
             let unlimited = nesting_depth(&bytes, usize::MAX - 1);
             assert_eq!(ours, unlimited.min(limit + 1), "{:?}", String::from_utf8_lossy(&bytes));
             let parser = parser_depth(&bytes);
-            assert!(parser <= unlimited, "parser {parser} > scan {unlimited}: {:?} {bytes:?}", String::from_utf8_lossy(&bytes));
+            assert!(
+                parser <= unlimited,
+                "parser {parser} > scan {unlimited}: {:?} {bytes:?}",
+                String::from_utf8_lossy(&bytes)
+            );
             checked += usize::from(parser > 3);
         }
         // The soups did reach depth, or the comparison proved little.
