@@ -854,3 +854,17 @@ async fn copy_and_move_onto_the_root_are_403_not_a_panic() {
     assert_eq!(dav(&c, &s, "bob", "GET", "/pub/t").send().await.unwrap().status(), 200);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_stalled_propfind_body_is_408_like_a_stalled_upload() {
+    let short = |c: &mut davit::Config| c.body_idle_timeout = Duration::from_secs(1);
+    let s = support::start(Options { configure: short, ..Default::default() }).await;
+    let started = Instant::now();
+    let head = format!(
+        "PROPFIND /dav/ HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nDepth: 0\r\nContent-Length: 1000\r\n\r\n<?xml",
+        basic("bob")
+    );
+    assert_eq!(raw_status(&s, &head).await, 408);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    s.stop().await;
+}
