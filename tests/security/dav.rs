@@ -728,3 +728,143 @@ async fn s3_multipart_cannot_escape_the_roles_size_limit() {
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Pen test: deeply nested XML bodies, COPY and MOVE onto the root
+// ---------------------------------------------------------------------------------------
+
+/// A read link on `user`'s folder `/pub`, which holds `plain.html`: its token.
+async fn pub_link(c: &Client, s: &TestServer, user: &str) -> String {
+    assert_eq!(dav(c, s, user, "MKCOL", "/pub").send().await.unwrap().status(), 201);
+    assert_eq!(dav(c, s, user, "PUT", "/pub/plain.html").body("<p>hi</p>").send().await.unwrap().status(), 201);
+    let r = c
+        .post(s.url("/api/v1/links"))
+        .basic_auth(user, Some(PASSWORD))
+        .json(&json!({ "path": "/pub", "expires_in": 3600 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+fn nested(open: &str, close: &str, n: usize) -> String {
+    format!(
+        "<?xml version=\"1.0\"?><D:{open} xmlns:D=\"DAV:\"><D:prop>{}{}</D:prop></D:{close}>",
+        "<a>".repeat(n),
+        "</a>".repeat(n)
+    )
+}
+
+#[tokio::test]
+async fn deeply_nested_xml_is_refused_before_dav_server_parses_it() {
+    let s = support::start(Options::default()).await;
+    let c = support::client();
+    let token = pub_link(&c, &s, "bob").await;
+    let link = |method: &str, path: &str| c.request(m(method), s.url(&format!("/s/{token}{path}")));
+    let propfind = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:getcontentlength/><D:resourcetype/></D:prop></D:propfind>"#;
+    // 2000 levels overflowed a worker's stack and aborted the server: now 400 with a reason,
+    // for every method whose body dav-server parses, on the drive and on a link. 20,000
+    // unclosed levels fit under the body limit; 100,000 closed ones do not (413).
+    for (n, closed, status) in [(2000, true, 400), (20_000, false, 400), (100_000, true, 413)] {
+        for (method, open) in [("PROPFIND", "propfind"), ("PROPPATCH", "propertyupdate"), ("LOCK", "lockinfo")] {
+            let body =
+                if closed { nested(open, open, n) } else { format!("<D:{open} xmlns:D=\"DAV:\">{}", "<a>".repeat(n)) };
+            let r = dav(&c, &s, "bob", method, "/pub/").header("Depth", "0").body(body.clone()).send().await.unwrap();
+            assert_eq!(r.status(), status, "/dav {method} {n}");
+            let text = r.text().await.unwrap();
+            assert!(text.contains(if status == 400 { "nests elements deeper" } else { "at most" }), "{text}");
+            let r = link(method, "/").header("Depth", "0").body(body).send().await.unwrap();
+            assert_eq!(r.status(), status, "link {method} {n}");
+        }
+    }
+    // Still serving, and ordinary bodies (litmus's, a client's lock) still work.
+    let r = dav(&c, &s, "bob", "PROPFIND", "/pub/").header("Depth", "1").body(propfind).send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    assert!(r.text().await.unwrap().contains("plain.html"));
+    let r = link("PROPFIND", "/").header("Depth", "1").body(propfind).send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    let patch = r#"<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="http://ns.example.com/standards/z39.50/"><D:set><D:prop><Z:Authors><Z:Author>Jim Whitehead</Z:Author><Z:Author>Roy Fielding</Z:Author></Z:Authors></D:prop></D:set></D:propertyupdate>"#;
+    let r = dav(&c, &s, "bob", "PROPPATCH", "/pub/plain.html").body(patch).send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    let r = dav(&c, &s, "bob", "LOCK", "/pub/plain.html")
+        .header("Timeout", "Second-60")
+        .body(lock_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Up to the limit is dav-server's to parse: 64 levels (propfind, prop and 62 more).
+    let r = dav(&c, &s, "bob", "PROPFIND", "/pub/")
+        .header("Depth", "0")
+        .body(nested("propfind", "propfind", 62))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 400);
+    let r = dav(&c, &s, "bob", "PROPFIND", "/pub/")
+        .header("Depth", "0")
+        .body(nested("propfind", "propfind", 63))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // A PUT still streams, whatever its size or content.
+    let big = nested("x", "x", 30_000);
+    let r = dav(&c, &s, "bob", "PUT", "/pub/deep.xml").body(big.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = dav(&c, &s, "bob", "GET", "/pub/deep.xml").send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), big.len());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn copy_and_move_onto_the_root_are_403_not_a_panic() {
+    let s = support::start(Options::default()).await;
+    let c = support::client();
+    let token = pub_link(&c, &s, "bob").await;
+    assert_eq!(dav(&c, &s, "bob", "PUT", "/pub/t").body("x").send().await.unwrap().status(), 201);
+    let base = s.url("");
+    let base = base.trim_end_matches('/');
+    for dest in
+        ["/dav/".to_owned(), "/dav".to_owned(), "/dav//".to_owned(), format!("{base}/dav/"), format!("{base}/dav")]
+    {
+        for method in ["MOVE", "COPY"] {
+            let r = dav(&c, &s, "bob", method, "/pub/t").header("Destination", &dest).send().await.unwrap();
+            assert_eq!(r.status(), 403, "{method} onto {dest}");
+            assert!(r.text().await.unwrap().contains("onto the root"));
+        }
+    }
+    for dest in [format!("/s/{token}/"), format!("/s/{token}"), format!("{base}/s/{token}/")] {
+        for method in ["COPY", "MOVE"] {
+            let r = c
+                .request(m(method), s.url(&format!("/s/{token}/plain.html")))
+                .header("Destination", &dest)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "link {method} onto {dest}");
+            assert!(r.text().await.unwrap().contains("onto the root"));
+        }
+    }
+    // The file is where it was, and a COPY below the root still works.
+    let r = dav(&c, &s, "bob", "COPY", "/pub/t").header("Destination", "/dav/t2").send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(dav(&c, &s, "bob", "GET", "/pub/t").send().await.unwrap().status(), 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_propfind_body_is_408_like_a_stalled_upload() {
+    let short = |c: &mut davit::Config| c.body_idle_timeout = Duration::from_secs(1);
+    let s = support::start(Options { configure: short, ..Default::default() }).await;
+    let started = Instant::now();
+    let head = format!(
+        "PROPFIND /dav/ HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nDepth: 0\r\nContent-Length: 1000\r\n\r\n<?xml",
+        basic("bob")
+    );
+    assert_eq!(raw_status(&s, &head).await, 408);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    s.stop().await;
+}

@@ -72,3 +72,36 @@ impl Body for DavBody {
         self.inner.size_hint()
     }
 }
+
+/// A request body handed to dav-server: a PUT's as it streams in, any other already read
+/// (and checked) by the front end.
+pub enum RequestBody<B> {
+    Streaming(Pin<Box<B>>),
+    Read(Option<Bytes>),
+}
+
+impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            RequestBody::Streaming(b) => b.as_mut().poll_frame(cx),
+            RequestBody::Read(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Streaming(b) => b.is_end_stream(),
+            RequestBody::Read(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Streaming(b) => b.size_hint(),
+            RequestBody::Read(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}

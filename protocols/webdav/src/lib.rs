@@ -7,12 +7,13 @@ mod errors;
 mod fs;
 pub mod headers;
 mod ls;
+pub mod xml;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dav_server::DavHandler;
 use davit_http::{acted_as, parse_basic};
 use davit_storage::{ClientAddr, Error, Kind, LinkProof, Principal, Storage};
@@ -20,7 +21,9 @@ use futures::FutureExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 pub use body::DavBody;
+use body::RequestBody;
 use headers::{Depth, IfHeader, IfItem};
+use http_body_util::BodyExt;
 
 type Body = DavBody;
 
@@ -58,6 +61,43 @@ fn refusal(e: &Error) -> Response<Body> {
         }
         e => plain(errors::status(e), format!("{e}\n")),
     }
+}
+
+/// Reads a body dav-server would buffer itself (every one but a PUT's) to the same limit,
+/// and refuses one nested too deep for dav-server's recursive XML parser.
+async fn read_checked_body<B>(body: B) -> Result<Bytes, headers::Refusal>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    let too_large = || headers::Refusal {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        reason: format!("a WebDAV request body is at most {} bytes", xml::MAX_XML_BODY),
+    };
+    if body.size_hint().lower() > xml::MAX_XML_BODY as u64 {
+        return Err(too_large());
+    }
+    let mut body = std::pin::pin!(body);
+    let mut data = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        // An idle body is answered 408 by the binary, whatever is answered here.
+        let frame = frame.map_err(|_| headers::Refusal {
+            status: StatusCode::BAD_REQUEST,
+            reason: "the request body could not be read".into(),
+        })?;
+        if let Ok(chunk) = frame.into_data() {
+            if data.len() + chunk.len() > xml::MAX_XML_BODY {
+                return Err(too_large());
+            }
+            data.extend_from_slice(&chunk);
+        }
+    }
+    if xml::nesting_depth(&data, xml::MAX_XML_DEPTH) > xml::MAX_XML_DEPTH {
+        return Err(headers::Refusal {
+            status: StatusCode::BAD_REQUEST,
+            reason: format!("the XML body nests elements deeper than {} levels", xml::MAX_XML_DEPTH),
+        });
+    }
+    Ok(data.freeze())
 }
 
 fn header_str<'a>(req: &'a Request<impl Sized>, name: &str) -> Option<&'a str> {
@@ -190,6 +230,14 @@ impl WebDav {
                 None => parts.headers.remove(header::RANGE),
             };
         }
+        let body = if parts.method == Method::PUT {
+            RequestBody::Streaming(Box::pin(body))
+        } else {
+            match read_checked_body(body).await {
+                Ok(b) => RequestBody::Read(Some(b)),
+                Err(r) => return refuse(principal, r.status, &r.reason),
+            }
+        };
         let req = Request::from_parts(parts, body);
         // dav-server deletes a folder's contents one by one before the folder itself: a
         // folder that may not be deleted (a shared item, the drive root) must be refused

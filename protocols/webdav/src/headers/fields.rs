@@ -91,8 +91,16 @@ pub fn parse_destination(value: &[u8], prefix: &str) -> Result<String, Refusal> 
             reason: format!("Destination: COPY and MOVE stay below {prefix}/"),
         });
     }
-    if percent_encoding::percent_decode_str(path).decode_utf8().is_err() {
+    let Ok(decoded) = percent_encoding::percent_decode_str(&path[prefix.len()..]).decode_utf8() else {
         return Err(Refusal::bad("Destination: the path must be UTF-8"));
+    };
+    // dav-server panics on a destination that is its prefix (the drive's or link's root),
+    // and nothing may replace the root anyway.
+    if decoded.chars().all(|c| c == '/') {
+        return Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            reason: "Destination: cannot copy or move onto the root".into(),
+        });
     }
     Ok(path.to_owned())
 }

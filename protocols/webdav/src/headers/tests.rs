@@ -68,6 +68,13 @@ fn paths_and_destinations() {
     assert_eq!(parse_destination(b"/s/tok/x", "/s/tok").unwrap(), "/s/tok/x");
     assert_eq!(parse_destination(b"http://h/api/x", "/dav").unwrap_err().status, 403);
     assert_eq!(parse_destination(b"/davx/y", "/dav").unwrap_err().status, 403);
+    // The root itself, however written: dav-server panics on it.
+    for root in [&b"/dav"[..], b"/dav/", b"/dav//", b"/dav/%2F", b"http://h:1/dav", b"https://h/dav/?q"] {
+        let r = parse_destination(root, "/dav").unwrap_err();
+        assert_eq!((r.status.as_u16(), r.reason.contains("root")), (403, true), "{:?}", String::from_utf8_lossy(root));
+    }
+    assert_eq!(parse_destination(b"/s/tok/", "/s/tok").unwrap_err().status, 403);
+    assert_eq!(parse_destination(b"/s/tok", "/s/tok").unwrap_err().status, 403);
     for bad in [
         &b"http://h/dav/../x"[..],
         b"/dav/%2e%2e/x",
