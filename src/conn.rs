@@ -92,39 +92,62 @@ impl Drop for Slot {
     }
 }
 
-/// A connection whose writes fail once they make no progress for `idle`: a client that
-/// stops reading an answer would otherwise hold the connection, and the answer's buffers,
-/// for ever. The clock runs only while a write waits on the client, and restarts whenever
-/// one goes through, so a slow reader that keeps reading is never cut off.
-pub struct SendIdle<S> {
-    inner: S,
+/// Time spent waiting on the client, for the send and body timeouts alike: the clock starts
+/// when a poll goes pending, keeps running while it stays pending, and stops whenever one
+/// is ready, so only waiting counts, never work.
+struct IdleClock {
     idle: Duration,
     timer: Option<Pin<Box<Sleep>>>,
     waiting: bool,
 }
 
-impl<S> SendIdle<S> {
-    pub fn new(inner: S, idle: Duration) -> Self {
-        SendIdle { inner, idle, timer: None, waiting: false }
+impl IdleClock {
+    fn new(idle: Duration) -> Self {
+        IdleClock { idle, timer: None, waiting: false }
     }
 
-    /// Passes a write's outcome on; a pending one starts (or keeps) the clock, and fails
-    /// the write once it has run out.
-    fn watch<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        if r.is_ready() {
-            self.waiting = false;
-            return r;
-        }
+    /// The poll was ready: the clock stops.
+    fn ready(&mut self) {
+        self.waiting = false;
+    }
+
+    /// The poll is pending: Ready once the client has been waited on for `idle`.
+    fn pending(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let deadline = tokio::time::Instant::now() + self.idle;
         let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if !self.waiting {
             self.waiting = true;
             timer.as_mut().reset(deadline);
         }
-        match timer.as_mut().poll(cx) {
+        timer.as_mut().poll(cx)
+    }
+}
+
+/// A connection whose writes fail once they make no progress for `idle`: a client that
+/// stops reading an answer would otherwise hold the connection, and the answer's buffers,
+/// for ever. The clock runs only while a write waits on the client, and restarts whenever
+/// one goes through, so a slow reader that keeps reading is never cut off.
+pub struct SendIdle<S> {
+    inner: S,
+    clock: IdleClock,
+}
+
+impl<S> SendIdle<S> {
+    pub fn new(inner: S, idle: Duration) -> Self {
+        SendIdle { inner, clock: IdleClock::new(idle) }
+    }
+
+    /// Passes a write's outcome on; a pending one starts (or keeps) the clock, and fails
+    /// the write once it has run out.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            self.clock.ready();
+            return r;
+        }
+        match self.clock.pending(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("the client read nothing for {} s", self.idle.as_secs_f32()),
+                format!("the client read nothing for {} s", self.clock.idle.as_secs_f32()),
             ))),
             Poll::Pending => Poll::Pending,
         }
@@ -172,9 +195,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendIdle<S> {
 /// server is busy with what it already got (and does not poll), the clock does not run.
 pub struct IdleBody {
     inner: Incoming,
-    idle: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    waiting: bool,
+    clock: IdleClock,
     /// Set when the body timed out: front ends answer a failed body each in their own way
     /// (WebDAV even with 502), so the server replaces that answer with one that says so.
     timed_out: Arc<AtomicBool>,
@@ -184,7 +205,7 @@ impl IdleBody {
     /// The body, and the flag that tells afterwards whether it timed out.
     pub fn new(inner: Incoming, idle: Duration) -> (Self, Arc<AtomicBool>) {
         let timed_out = Arc::new(AtomicBool::new(false));
-        (IdleBody { inner, idle, timer: None, waiting: false, timed_out: timed_out.clone() }, timed_out)
+        (IdleBody { inner, clock: IdleClock::new(idle), timed_out: timed_out.clone() }, timed_out)
     }
 }
 
@@ -220,24 +241,16 @@ impl HttpBody for IdleBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(r) => {
-                this.waiting = false;
+                this.clock.ready();
                 Poll::Ready(r.map(|r| r.map_err(BodyError::Read)))
             }
-            Poll::Pending => {
-                let deadline = tokio::time::Instant::now() + this.idle;
-                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if !this.waiting {
-                    this.waiting = true;
-                    timer.as_mut().reset(deadline);
+            Poll::Pending => match this.clock.pending(cx) {
+                Poll::Ready(()) => {
+                    this.timed_out.store(true, Ordering::Relaxed);
+                    Poll::Ready(Some(Err(BodyError::Idle(this.clock.idle))))
                 }
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => {
-                        this.timed_out.store(true, Ordering::Relaxed);
-                        Poll::Ready(Some(Err(BodyError::Idle(this.idle))))
-                    }
-                    Poll::Pending => Poll::Pending,
-                }
-            }
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 

@@ -5,12 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::support::{self, admin, spawn_server};
-
-fn basic(user: &str, pass: &str) -> String {
-    use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
-}
+use crate::support::{self, admin, basic, spawn_server};
 
 /// A blocking PUT over a raw socket (so a test can stop half way).
 fn put_raw(addr: std::net::SocketAddr, path: &str, auth: &str, body: &[u8], announced: usize) -> Option<String> {

@@ -12,7 +12,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::s3_sign::Signer;
-use crate::support::{self, Options, PASSWORD, TestServer};
+use crate::support::{self, Options, PASSWORD, TestServer, basic};
 
 /// A client whose connections come from `ip` (any 127.0.0.0/8 address is local on Linux).
 fn client_from(ip: &str) -> Client {
@@ -377,20 +377,11 @@ async fn admins_cannot_mint_credentials_for_other_users() {
     s.stop().await;
 }
 
-fn basic(user: &str, pass: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
-}
-
 #[tokio::test]
 async fn an_admin_setting_a_password_is_audited_mailed_and_ends_sessions() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let p = tokio::task::spawn_blocking({
-        let data = data.clone();
-        move || support::spawn_server(&data, &[("DAVIT_ADMIN_PASSWORD", "admin-password-1")])
-    })
-    .await
-    .unwrap();
+    let p = serve_with_admin(&data).await;
     let base = format!("http://{}", p.addr);
     let c = support::client();
     let admin = basic("admin", "admin-password-1");
@@ -511,12 +502,7 @@ async fn the_data_folder_is_private_to_its_owner() {
     // A folder made by hand with the usual umask: the server tightens it.
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let p = tokio::task::spawn_blocking({
-        let data = data.clone();
-        move || support::spawn_server(&data, &[("DAVIT_ADMIN_PASSWORD", "admin-password-1")])
-    })
-    .await
-    .unwrap();
+    let p = serve_with_admin(&data).await;
     let base = format!("http://{}", p.addr);
     let c = support::client();
     // A file large enough for chunk files, and a mail in the outbox.
@@ -592,4 +578,13 @@ async fn parallel_wrong_basic_guesses_get_no_more_checks_than_sequential_ones() 
     assert_eq!((checked, throttled), (5, 45), "{statuses:?}");
     assert_eq!(propfind(&client_from("127.0.0.3"), &s, "alice", PASSWORD).await, 207, "the owner elsewhere");
     s.stop().await;
+}
+
+/// The real `davit serve` on `data`, its first admin's password `admin-password-1` (the
+/// process is started off the async workers: it waits for the server to listen).
+async fn serve_with_admin(data: &Path) -> support::Process {
+    let data = data.to_path_buf();
+    tokio::task::spawn_blocking(move || support::spawn_server(&data, &[("DAVIT_ADMIN_PASSWORD", "admin-password-1")]))
+        .await
+        .unwrap()
 }

@@ -351,9 +351,9 @@ async fn read_answer(s: &mut TcpStream) -> Option<u16> {
     Some(status)
 }
 
+/// Alice's `Authorization` value, for requests written by hand.
 fn basic() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"))
+    support::basic("alice", PASSWORD)
 }
 
 #[tokio::test]
@@ -405,7 +405,7 @@ async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
     let stalled = |path: &'static str| async move {
         let mut c = connect_from("127.0.0.1", s.addr).await;
         let head = format!(
-            "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: 1000\r\n\r\n0123456789",
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 1000\r\n\r\n0123456789",
             basic()
         );
         c.write_all(head.as_bytes()).await.unwrap();
@@ -414,10 +414,8 @@ async fn slow_headers_stalled_bodies_and_idle_connections_are_cut_off() {
     // An upload that is slow but never stops for a whole idle period (2 s) goes through.
     let slow = async {
         let mut c = connect_from("127.0.0.1", s.addr).await;
-        let head = format!(
-            "PUT /dav/slow.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: 8\r\n\r\n",
-            basic()
-        );
+        let head =
+            format!("PUT /dav/slow.txt HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 8\r\n\r\n", basic());
         c.write_all(head.as_bytes()).await.unwrap();
         for b in b"12345678" {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -610,10 +608,8 @@ async fn get_big(to: SocketAddr, tls: bool) -> Box<dyn Conn> {
     } else {
         Box::new(tcp)
     };
-    let head = format!(
-        "GET /dav/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nConnection: close\r\n\r\n",
-        basic()
-    );
+    let head =
+        format!("GET /dav/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nConnection: close\r\n\r\n", basic());
     c.write_all(head.as_bytes()).await.unwrap();
     c
 }

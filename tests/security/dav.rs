@@ -55,8 +55,7 @@ async fn raw_status(s: &TestServer, head: &str) -> u16 {
 }
 
 fn basic(user: &str) -> String {
-    use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{PASSWORD}")))
+    support::basic(user, PASSWORD)
 }
 
 // ---------------------------------------------------------------------------------------
