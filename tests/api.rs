@@ -49,11 +49,11 @@ async fn register_verify_login_upload_then_admin_deletes_the_user() {
     )
     .await;
     assert_eq!(status, 202, "{v}");
-    // Pending accounts cannot sign in.
+    // The account exists once its code is mailed; pending accounts cannot sign in.
+    let code = smtp.code("carol@example.test", 1).await;
     let (status, _) =
         post(&c, &s, "/api/v1/auth/login", json!({ "username": "carol", "password": "carol-password" }), None).await;
     assert_eq!(status, 403);
-    let code = smtp.code("carol@example.test", 1);
     let (status, v) =
         post(&c, &s, "/api/v1/auth/verify", json!({ "email": "carol@example.test", "code": code }), None).await;
     assert_eq!(status, 200, "{v}");
@@ -124,7 +124,7 @@ async fn register_and_reset_do_not_reveal_accounts() {
     )
     .await;
     assert_eq!((st1, &v1), (st2, &v2), "same answer whether the address has an account");
-    let m = smtp.wait_message("alice@example.test", 1);
+    let m = smtp.wait_message("alice@example.test", 1).await;
     assert!(m.contains("already has one"), "{m}");
     let (st, v) = post(
         &c,
@@ -135,13 +135,13 @@ async fn register_and_reset_do_not_reveal_accounts() {
     )
     .await;
     assert_eq!((st, &v), (st1, &v1), "a taken username answers alike too (the mail says it)");
-    assert!(smtp.wait_message("other@example.test", 1).contains("is taken"));
+    assert!(smtp.wait_message("other@example.test", 1).await.contains("is taken"));
 
     let (r1, b1) = post(&c, &s, "/api/v1/auth/password-reset", json!({ "email": "alice@example.test" }), None).await;
     let (r2, b2) = post(&c, &s, "/api/v1/auth/password-reset", json!({ "email": "nobody@example.test" }), None).await;
     assert_eq!((r1, &b1), (r2, &b2));
-    assert!(smtp.wait_message("nobody@example.test", 1).contains("no account uses it"));
-    let code = smtp.code("alice@example.test", 2);
+    assert!(smtp.wait_message("nobody@example.test", 1).await.contains("no account uses it"));
+    let code = smtp.code("alice@example.test", 2).await;
     // Wrong codes use up tries; the right one still works before they run out.
     let (st, _) = post(
         &c,
@@ -165,7 +165,7 @@ async fn register_and_reset_do_not_reveal_accounts() {
 
     // Five wrong tries kill a code.
     c.post(s.url("/api/v1/auth/resend")).json(&json!({ "username": "dave" })).send().await.unwrap();
-    let code = smtp.code("dave@example.test", 2);
+    let code = smtp.code("dave@example.test", 2).await;
     for _ in 0..5 {
         let (st, _) = post(&c, &s, "/api/v1/auth/verify", json!({ "username": "dave", "code": "999999" }), None).await;
         assert_eq!(st, 400);
@@ -247,14 +247,14 @@ async fn second_factor_password_change_and_app_passwords() {
     let other_session = token(&c, &s, "alice").await;
     let (st, _) = post(&c, &s, "/api/v1/me/second-factor/code", json!({}), Some(&t)).await;
     assert_eq!(st, 202);
-    let code = smtp.code("alice@example.test", 1);
+    let code = smtp.code("alice@example.test", 1).await;
     let (st, v) = post(&c, &s, "/api/v1/me/second-factor", json!({ "enabled": true, "code": code }), Some(&t)).await;
     assert_eq!((st, v["second_factor"].as_bool()), (StatusCode::OK, Some(true)));
 
     let (st, v) = post(&c, &s, "/api/v1/auth/login", json!({ "username": "alice", "password": PASSWORD }), None).await;
     assert_eq!((st, v["otp_required"].as_bool()), (StatusCode::OK, Some(true)));
     assert!(v.get("access_token").is_none());
-    let code = smtp.code("alice@example.test", 2);
+    let code = smtp.code("alice@example.test", 2).await;
     let (st, v) = post(&c, &s, "/api/v1/auth/login/otp", json!({ "username": "alice", "code": code }), None).await;
     assert_eq!(st, 200);
     assert!(v["access_token"].is_string());
@@ -300,7 +300,7 @@ async fn second_factor_password_change_and_app_passwords() {
     // Email change, confirmed at the new address.
     let (st, _) = post(&c, &s, "/api/v1/me/email", json!({ "email": "alice.new@example.test" }), Some(&t)).await;
     assert_eq!(st, 202);
-    let code = smtp.code("alice.new@example.test", 1);
+    let code = smtp.code("alice.new@example.test", 1).await;
     let (st, v) = post(&c, &s, "/api/v1/me/email/confirm", json!({ "code": code }), Some(&t)).await;
     assert_eq!((st, v["email"].as_str()), (StatusCode::OK, Some("alice.new@example.test")));
 
@@ -589,9 +589,17 @@ async fn outbox_receives_mail_without_smtp() {
     )
     .await;
     assert_eq!(st, 202);
+    // The mail is written after the answer.
     let outbox = s.data_dir().join("outbox");
-    let mails: Vec<_> =
-        std::fs::read_dir(&outbox).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+    let read_outbox = || -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(&outbox) else { return Vec::new() };
+        dir.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while read_outbox().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mails = read_outbox();
     assert_eq!(mails.len(), 1);
     assert!(mails[0].contains("frank@example.test"));
     let code = mails[0]

@@ -407,7 +407,7 @@ async fn seed_flow_register_verify_login_upload_share_download_over_rest() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let code = smtp.code("dora@example.test", 1);
+    let code = smtp.code("dora@example.test", 1).await;
     let r =
         c.post(s.url("/api/v1/auth/verify")).json(&json!({ "username": "dora", "code": code })).send().await.unwrap();
     assert_eq!(r.status(), 200);

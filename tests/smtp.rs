@@ -61,7 +61,7 @@ impl Smtp {
     }
 
     /// Waits for the `n`-th message to `to` (1-based) and returns it.
-    pub fn wait_message(&self, to: &str, n: usize) -> String {
+    pub async fn wait_message(&self, to: &str, n: usize) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let msgs = self.messages_to(to);
@@ -69,13 +69,15 @@ impl Smtp {
                 return msgs[n - 1].clone();
             }
             assert!(Instant::now() < deadline, "no mail #{n} to {to} arrived");
-            std::thread::sleep(Duration::from_millis(50));
+            // Asleep on the runtime, not the thread: the server mails from tasks of the same
+            // runtime in single-threaded tests.
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// The 6-digit code of the `n`-th message to `to`.
-    pub fn code(&self, to: &str, n: usize) -> String {
-        let msg = self.wait_message(to, n);
+    pub async fn code(&self, to: &str, n: usize) -> String {
+        let msg = self.wait_message(to, n).await;
         msg.lines()
             .map(str::trim)
             .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))

@@ -99,6 +99,8 @@ pub(crate) struct Core {
     pub throttle: auth::throttle::Throttle,
     /// Every argon2 run, a few at a time (see `Hasher`).
     pub hasher: auth::users::Hasher,
+    /// Registrations admitted and not yet completed (see `admit_registration`).
+    pub registrations: Arc<tokio::sync::Semaphore>,
     pub locks: locks::LockStore,
     /// Chunks being sealed and written at once, across every write (see `ingest`).
     pub chunk_slots: Arc<tokio::sync::Semaphore>,
@@ -170,6 +172,7 @@ impl Storage {
             auth_cache: Default::default(),
             throttle: Default::default(),
             hasher: Default::default(),
+            registrations: Arc::new(tokio::sync::Semaphore::new(auth::flows::REGISTRATIONS_AT_ONCE)),
             locks: Default::default(),
             chunk_slots: Arc::new(tokio::sync::Semaphore::new(content::ingest::CHUNK_SLOTS)),
             jwt_key,

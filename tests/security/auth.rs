@@ -246,8 +246,12 @@ async fn register_answers_the_same_and_as_fast_whether_or_not_taken() {
         assert_eq!(a, &first, "taken email, taken username and a new account answer alike");
     }
     let (t, f) = (median(taken), median(fresh));
+    // The answer comes before the work that differs (argon2 for the new account and its
+    // commits), so the two are alike; under load both can wobble by a scheduler slice, which
+    // is far less than the hashing a leak would show.
     let ratio = t.max(f).as_secs_f64() / t.min(f).as_secs_f64();
-    assert!(ratio < 3.0, "taken {t:?} vs new {f:?}");
+    let apart = t.abs_diff(f);
+    assert!(ratio < 3.0 || apart < Duration::from_millis(8), "taken {t:?} vs new {f:?}");
     // A weak password is refused alike, taken or not (validation comes before any lookup).
     let (st1, b1, _) = register("other9".into(), "alice@example.test".into()).await;
     let weak = |u: &str, e: &str| {
@@ -521,9 +525,15 @@ async fn the_data_folder_is_private_to_its_owner() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
+    // The mail is written after the answer.
+    let outbox = data.join("outbox");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&outbox).map_or(0, Iterator::count) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let log = p.stderr();
     assert!(p.terminate().success());
-    assert!(std::fs::read_dir(data.join("outbox")).unwrap().count() >= 1);
+    assert!(std::fs::read_dir(&outbox).unwrap().count() >= 1);
     assert!(std::fs::read_dir(data.join("chunks")).unwrap().count() >= 1);
     let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
@@ -553,15 +563,15 @@ async fn registrations_beyond_ten_an_hour_from_one_address_do_nothing() {
         assert_eq!(register(&c, n).await, first);
     }
     assert_eq!(register(&c, 10).await, first, "the eleventh is answered alike");
-    // The mail is written before the answer; the tenth's is there, the eleventh's is not.
-    assert_eq!(outbox_mails(&s, "reg9@example.test").len(), 1);
+    // The mail is written after the answer; the tenth's comes, the eleventh's does not.
+    assert_eq!(wait_mails(&s, "reg9@example.test", 1).await, 1);
     assert!(outbox_mails(&s, "reg10@example.test").is_empty());
     // The tenth is a pending account, the eleventh no account at all.
     assert_eq!(login(&c, &s, "reg9", "a-good-password").await, 403);
     assert_eq!(login(&c, &s, "reg10", "a-good-password").await, 401);
     // Another address registers as usual.
     assert_eq!(register(&client_from("127.0.0.6"), 11).await, first);
-    assert_eq!(outbox_mails(&s, "reg11@example.test").len(), 1);
+    assert_eq!(wait_mails(&s, "reg11@example.test", 1).await, 1);
     s.stop().await;
 }
 

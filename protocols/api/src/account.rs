@@ -162,15 +162,17 @@ where
     });
 }
 
-/// Registration answers the same whether the address or the username is taken (the mail
-/// says which); the storage core makes every path take as long.
+/// Registration answers the same, and as soon, whether the address or the username is taken
+/// (the mail says which): the answer comes once the input is checked, and the account is
+/// created and the mail sent after it.
 pub async fn register(
     State(state): State<ApiState>,
     Addr(addr): Addr,
     JsonBody(req): JsonBody<RegisterReq>,
 ) -> Result<Response, Problem> {
-    if let Some(m) = state.storage.register(&req.username, &req.email, &req.password, addr).await? {
-        send_account_mail(&state, m).await?;
+    if let Some(registration) = state.storage.admit_registration(&req.username, &req.email, &req.password, addr)? {
+        let storage = state.storage.clone();
+        in_background(state, "registering", async move { storage.complete_registration(registration).await });
     }
     Ok(accepted("a confirmation code was mailed to the address given; confirm it at /api/v1/auth/verify"))
 }

@@ -46,6 +46,18 @@ impl AccountMail {
     }
 }
 
+/// A registration admitted by `Storage::admit_registration`, to complete.
+pub struct Registration {
+    username: String,
+    email: String,
+    password: String,
+    addr: Option<ClientAddr>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Registrations completing at once at most; more are answered "retry shortly".
+pub(crate) const REGISTRATIONS_AT_ONCE: usize = 64;
+
 pub enum LoginOutcome {
     Signed {
         user: User,
@@ -63,22 +75,26 @@ fn invalid_code() -> Error {
 }
 
 impl Storage {
-    /// Registers a pending account and returns the mail to send. Whether the address or the
-    /// username is taken changes only the mail, never the answer nor its time: the input is
-    /// checked first on every path, and a taken path does the work of a creation (argon2 and
-    /// two commits) too.
-    pub async fn register(
+    /// Checks a registration's input and whether its client may register now. What is
+    /// left, `complete_registration`, takes longer when the account is new than when the
+    /// address or username is taken, however it is padded (a creation commits more pages), so
+    /// a front end answers once this returns and completes the registration after.
+    /// `None`: the client registered too often lately; answered alike, so the limit tells
+    /// nothing about which accounts exist.
+    pub fn admit_registration(
         &self,
         username: &str,
         email: &str,
         password: &str,
         addr: Option<ClientAddr>,
-    ) -> Result<Option<AccountMail>> {
+    ) -> Result<Option<Registration>> {
         validate_username(username)?;
         let email = normalize_email(email)?;
         crate::auth::users::check_password_rules(password)?;
-        // Answered alike (the caller says a code was mailed), so the limit tells nothing
-        // about which accounts exist.
+        // Bounds the registrations completing at once, whatever number of clients send them.
+        let Ok(permit) = self.core.registrations.clone().try_acquire_owned() else {
+            return Err(Error::Throttled(5));
+        };
         if !self.throttle().registration_allowed(addr) {
             tracing::info!(
                 client = %addr.map_or_else(|| "unknown".to_owned(), |ClientAddr(ip)| ip.to_string()),
@@ -86,6 +102,20 @@ impl Storage {
             );
             return Ok(None);
         }
+        Ok(Some(Registration {
+            username: username.to_owned(),
+            email,
+            password: password.to_owned(),
+            addr,
+            _permit: permit,
+        }))
+    }
+
+    /// Registers the pending account (when neither its address nor its username is taken)
+    /// and returns the mail to send: a code, or a note saying which is taken.
+    pub async fn complete_registration(&self, r: Registration) -> Result<Option<AccountMail>> {
+        let Registration { username, email, password, addr, .. } = r;
+        let (username, password) = (username.as_str(), password.as_str());
         let taken = if self.find_user(&email).await.is_ok() {
             Some(AccountMail::EmailTaken { to: email.clone() })
         } else if self.find_user(username).await.is_ok() {
@@ -96,8 +126,9 @@ impl Storage {
         let mail = match taken {
             Some(mail) => {
                 self.core.hasher.hash(password).await?;
+                // Two commits, as the account and its code are, to keep the server's load alike.
                 for _ in 0..2 {
-                    self.core.db.write((), |_| Ok(())).await?;
+                    self.core.db.write((), |ctx| ctx.txn.next_id("registrations_refused").map(drop)).await?;
                 }
                 mail
             }
