@@ -72,6 +72,10 @@ pub enum Error {
     /// The data folder was written by an incompatible version or with another master key.
     #[error("{0}")]
     Incompatible(String),
+    /// Something the server needs is busy or out of reach for now (a chunk being deleted by
+    /// another node's collector, an engine that does not answer); trying again later may work.
+    #[error("{0}")]
+    Unavailable(String),
     /// A failure of the server itself. Its cause is the error's `source()`: front ends log
     /// it (with the request's id) and answer only "internal error"; the binary prints the
     /// whole chain when it cannot start.
@@ -235,6 +239,7 @@ impl Error {
             Error::Incomplete(s()),
             Error::corrupt("x"),
             Error::Incompatible(s()),
+            Error::Unavailable(s()),
             Error::internal("x"),
         ];
         for e in &all {
@@ -264,6 +269,7 @@ impl Error {
                 | Error::Incomplete(_)
                 | Error::Corrupt(_)
                 | Error::Incompatible(_)
+                | Error::Unavailable(_)
                 | Error::Internal(_) => {}
             }
         }

@@ -70,7 +70,19 @@ pub struct StorageConfig {
     pub sweep_interval: Duration,
     /// The longest a link may live, whatever its maker asks.
     pub link_max_lifetime: Duration,
+    /// None: one node, whose unreferenced chunk files are deleted at once, guarded by
+    /// in-memory pins. Some(g): several nodes share the metadata and the chunks, and a chunk
+    /// file is deleted only g after its last reference went (see `content::grace`); every
+    /// node must use the same g. [`DEFAULT_CHUNK_GRACE`] is the binary's default.
+    pub chunk_grace: Option<Duration>,
 }
+
+/// The grace period of several nodes: 6 hours. It must be longer than any single read takes
+/// (a reader is not counted anywhere: a file it is reading is safe for g after it was
+/// replaced) and twice as long as any single write (an upload must commit within g/2 of its
+/// first chunk, or it is refused). Hours cover a multi-gigabyte upload or download over a
+/// slow link, and the cost of a long grace is only that freed space comes back later.
+pub const DEFAULT_CHUNK_GRACE: Duration = Duration::from_secs(6 * 3600);
 
 impl StorageConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -83,6 +95,7 @@ impl StorageConfig {
             policy: policy::Policy::default(),
             sweep_interval: Duration::from_secs(600),
             link_max_lifetime: Duration::from_secs(30 * 24 * 3600),
+            chunk_grace: None,
         }
     }
 }
@@ -146,6 +159,7 @@ impl Storage {
             }
         }
         let keys = Keys::derive(&format::open(&db, &master)?);
+        content::grace::record_mode(&db, config.chunk_grace)?;
         let collector = Collector::start(db.clone(), backend.clone(), pins.clone());
         // Chunks freed by commits go to the collector.
         let c2 = collector.clone();
@@ -158,9 +172,13 @@ impl Storage {
             })
             .map_err(Error::from)?;
 
-        let swept = chunks::sweep(&db, backend.as_ref(), &pins)?;
-        if swept > 0 {
-            tracing::info!(swept, "removed chunk files no committed file references");
+        // With several nodes, files no row names may be another node's upload in progress:
+        // only the grace collector, started below, may delete them.
+        if config.chunk_grace.is_none() {
+            let swept = chunks::sweep(&db, backend.as_ref(), &pins)?;
+            if swept > 0 {
+                tracing::info!(swept, "removed chunk files no committed file references");
+            }
         }
         let core = Arc::new(Core {
             db,
@@ -177,7 +195,10 @@ impl Storage {
             chunk_slots: Arc::new(tokio::sync::Semaphore::new(content::ingest::CHUNK_SLOTS)),
             jwt_key,
         });
-        start_periodic_sweep(&core);
+        match core.config.chunk_grace {
+            Some(grace) => content::grace::start(&core, grace)?,
+            None => start_periodic_sweep(&core),
+        }
         Ok(Storage { core })
     }
 
@@ -190,10 +211,15 @@ impl Storage {
         self.core.db.close();
     }
 
-    /// Runs the sweep of unreferenced chunk files now.
+    /// Runs the sweep of unreferenced chunk files now; with several nodes, it deletes only
+    /// what is past its grace period.
     pub async fn sweep(&self) -> Result<usize> {
         let core = self.core.clone();
-        tokio::task::spawn_blocking(move || chunks::sweep(&core.db, core.backend.as_ref(), &core.pins)).await?
+        tokio::task::spawn_blocking(move || match core.config.chunk_grace {
+            Some(grace) => content::grace::sweep(&core.db, core.backend.as_ref(), grace),
+            None => chunks::sweep(&core.db, core.backend.as_ref(), &core.pins),
+        })
+        .await?
     }
 }
 

@@ -22,7 +22,7 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn body(data: &[u8]) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {
+pub(crate) fn body(data: &[u8]) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {
     // Pieces of an odd size, as a network would deliver them.
     let pieces: Vec<std::io::Result<Bytes>> = data.chunks(61_111).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     futures::stream::iter(pieces)
@@ -71,7 +71,7 @@ pub(crate) async fn user(s: &Storage, name: &str, role: Role, quota: Option<u64>
     Principal::of(&u)
 }
 
-async fn read_all(s: &Storage, p: &Principal, path: &str, range: Option<(u64, Option<u64>)>) -> crate::Result<Vec<u8>> {
+pub(crate) async fn read_all(s: &Storage, p: &Principal, path: &str, range: Option<(u64, Option<u64>)>) -> crate::Result<Vec<u8>> {
     let mut r = s.read(p, path, range).await?;
     let mut out = Vec::new();
     while let Some(piece) = r.body.next().await {
@@ -80,7 +80,7 @@ async fn read_all(s: &Storage, p: &Principal, path: &str, range: Option<(u64, Op
     Ok(out)
 }
 
-fn chunk_files(dir: &std::path::Path) -> usize {
+pub(crate) fn chunk_files(dir: &std::path::Path) -> usize {
     walk(&dir.join("chunks"))
 }
 

@@ -44,6 +44,7 @@ impl From<Error> for Problem {
             Error::InvalidPart(_) | Error::InvalidPartOrder(_) | Error::TooSmall(_) => (S::BAD_REQUEST, "invalid_part"),
             Error::Throttled(_) => (S::TOO_MANY_REQUESTS, "throttled"),
             Error::Incomplete(_) => (S::BAD_REQUEST, "incomplete_body"),
+            Error::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         if let Some(cause) = e.internal_cause() {
@@ -104,6 +105,7 @@ mod tests {
         ("InvalidCode", 400, "invalid_code"),
         ("Throttled", 429, "throttled"),
         ("Incomplete", 400, "incomplete_body"),
+        ("Unavailable", 503, "unavailable"),
         ("Corrupt", 500, "internal"),
         ("Incompatible", 500, "internal"),
         ("Internal", 500, "internal"),

@@ -45,6 +45,7 @@ pub fn status(e: &Error) -> StatusCode {
         Error::TypeNotAllowed(_) => S::UNSUPPORTED_MEDIA_TYPE,
         Error::RangeNotSatisfiable(_) => S::RANGE_NOT_SATISFIABLE,
         Error::Throttled(_) => S::TOO_MANY_REQUESTS,
+        Error::Unavailable(_) => S::SERVICE_UNAVAILABLE,
         Error::Incompatible(_) | Error::Corrupt(_) | Error::Internal(_) => S::INTERNAL_SERVER_ERROR,
     }
 }
@@ -118,6 +119,7 @@ mod tests {
         ("InvalidCode", 400),
         ("Throttled", 429),
         ("Incomplete", 400),
+        ("Unavailable", 503),
         ("Corrupt", 500),
         ("Incompatible", 500),
         ("Internal", 500),

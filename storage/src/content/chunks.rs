@@ -11,6 +11,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use crate::crypto::{ChunkId, random_string};
 use crate::error::{Error, Result};
@@ -26,6 +27,13 @@ pub trait ChunkBackend: Send + Sync + 'static {
     fn delete(&self, id: &ChunkId) -> io::Result<()>;
     /// Every stored chunk id, for the sweep and `check`.
     fn list(&self) -> io::Result<Vec<ChunkId>>;
+    /// Every stored chunk id with when it was last written, for the sweep of several nodes,
+    /// which removes only chunks older than the grace period. A backend that cannot tell
+    /// says "now": an unknown age never looks old, so such a chunk is kept, never lost.
+    fn list_with_age(&self) -> io::Result<Vec<(ChunkId, SystemTime)>> {
+        let now = SystemTime::now();
+        Ok(self.list()?.into_iter().map(|id| (id, now)).collect())
+    }
     /// Bytes on disk, for statistics.
     fn stored_bytes(&self) -> io::Result<u64>;
 }
@@ -110,6 +118,27 @@ impl ChunkBackend for LocalDir {
                     let name = f?.file_name();
                     if let Some(id) = name.to_str().and_then(|n| hex::decode(n).ok()).and_then(|v| v.try_into().ok()) {
                         out.push(id);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn list_with_age(&self) -> io::Result<Vec<(ChunkId, SystemTime)>> {
+        let mut out = Vec::new();
+        for a in fs::read_dir(&self.root)? {
+            for b in fs::read_dir(a?.path())? {
+                for f in fs::read_dir(b?.path())? {
+                    let f = f?;
+                    let id = f.file_name().to_str().and_then(|n| hex::decode(n).ok()).and_then(|v| v.try_into().ok());
+                    if let Some(id) = id {
+                        // A file deleted since the listing is simply not there any more.
+                        match f.metadata().and_then(|m| m.modified()) {
+                            Ok(t) => out.push((id, t)),
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(e),
+                        }
                     }
                 }
             }

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
@@ -16,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::Core;
 use crate::content::chunks::{ChunkRef, PinGuard};
+use crate::content::grace;
 use crate::crypto::{ChunkId, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::meta::db::{CHUNKS, Readable};
@@ -44,6 +46,10 @@ pub struct Ingested {
     pub inline: Option<(ChunkId, Vec<u8>)>,
     /// Keeps the chunks from collection until the commit that references them is durable.
     pub pins: PinGuard,
+    /// With several nodes, when the commit must happen at the latest: half the grace period
+    /// after the first chunk was checked (see `content::grace`). None on one node, where the
+    /// pins hold the chunks however long the write takes.
+    pub commit_by: Option<Instant>,
 }
 
 impl Ingested {
@@ -97,6 +103,8 @@ where
     let mut eof = false;
     let mut refs = Vec::new();
     let mut pins = PinGuard::empty(&core.pins);
+    // Taken before the first chunk is checked, so never later than that check.
+    let mut first_check: Option<Instant> = None;
 
     loop {
         // One allocation per segment, instead of doubling through every size up to it.
@@ -135,6 +143,7 @@ where
                 pins.add(g);
             }
             let slot = core.chunk_slots.clone().acquire_owned().await.map_err(Error::internal)?;
+            first_check.get_or_insert_with(Instant::now);
             let core = core.clone();
             in_flight.push_back(tokio::task::spawn_blocking(move || {
                 let stored = store_chunk(&core, chunk);
@@ -151,7 +160,8 @@ where
         refs.push(r);
         pins.add(g);
     }
-    Ok(Ingested { refs, size, md5: md5.finalize().into(), inline: None, pins })
+    let commit_by = core.config.chunk_grace.zip(first_check).map(|(grace, first)| first + grace / 2);
+    Ok(Ingested { refs, size, md5: md5.finalize().into(), inline: None, pins, commit_by })
 }
 
 /// Cuts `data` at content-defined points, hashing what it hands on; the tail that may still
@@ -172,25 +182,37 @@ fn cut_segment(mut md5: Md5, data: Bytes, eof: bool) -> (Md5, Vec<Bytes>, Bytes)
 /// Seals and stores one chunk unless it is already stored.
 fn store_chunk(core: &Arc<Core>, plain: Bytes) -> Result<(ChunkRef, PinGuard)> {
     let id = core.keys.chunk_id(&plain);
+    let chunk = ChunkRef { id, len: plain.len() as u32 };
+    if let Some(grace) = core.config.chunk_grace {
+        // Several nodes: no pin reaches another node's collector; the grave does.
+        if grace::needs_upload(&core.db, &id, grace)? {
+            put_sealed(core, &id, &plain)?;
+        }
+        return Ok((chunk, PinGuard::empty(&core.pins)));
+    }
     // Pinned before the existence check, so the collector cannot delete it in between.
     let mut guard = core.pins.pin([id]);
     let exists = core.db.read_sync(|t| Ok(t.open_table(CHUNKS)?.get(&id)?.is_some()))?;
     if !exists {
-        let mut sealed = Vec::with_capacity(plain.len() + TAG_LEN);
-        sealed.extend_from_slice(&plain);
-        core.keys.seal_chunk(&id, &mut sealed);
-        core.backend.put(&id, &sealed)?;
+        put_sealed(core, &id, &plain)?;
         // If no commit adopts this file, the collector removes it when the pin goes.
         guard.collect_on_release(&core.collector);
     }
-    Ok((ChunkRef { id, len: plain.len() as u32 }, guard))
+    Ok((chunk, guard))
+}
+
+fn put_sealed(core: &Core, id: &ChunkId, plain: &[u8]) -> Result<()> {
+    let mut sealed = Vec::with_capacity(plain.len() + TAG_LEN);
+    sealed.extend_from_slice(plain);
+    core.keys.seal_chunk(id, &mut sealed);
+    Ok(core.backend.put(id, &sealed)?)
 }
 
 fn ingest_small(core: &Arc<Core>, mut md5: Md5, data: Bytes, pins: PinGuard) -> Result<Ingested> {
     md5.update(&data);
     let md5 = md5.finalize().into();
     if data.is_empty() {
-        return Ok(Ingested { refs: Vec::new(), size: 0, md5, inline: None, pins });
+        return Ok(Ingested { refs: Vec::new(), size: 0, md5, inline: None, pins, commit_by: None });
     }
     let id = core.keys.chunk_id(&data);
     let mut sealed = Vec::with_capacity(data.len() + TAG_LEN);
@@ -202,5 +224,7 @@ fn ingest_small(core: &Arc<Core>, mut md5: Md5, data: Bytes, pins: PinGuard) -> 
         md5,
         inline: Some((id, sealed)),
         pins,
+        // Its bytes come with the commit: nothing stored needs to outlive the write.
+        commit_by: None,
     })
 }

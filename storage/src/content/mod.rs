@@ -4,5 +4,8 @@
 
 pub(crate) mod check;
 pub mod chunks;
+pub(crate) mod grace;
+#[cfg(test)]
+mod grace_tests;
 pub(crate) mod ingest;
 pub(crate) mod read;

@@ -34,6 +34,8 @@ pub const CHILDREN: Table<(u64, &str), u64> = Table::new("children");
 pub const CHUNKS: Table<&ChunkId, &[u8]> = Table::new("chunks");
 /// Sealed content of small chunks kept inside the database instead of a file of their own.
 pub const CHUNK_DATA: Table<&ChunkId, &[u8]> = Table::new("chunk_data");
+/// chunk id -> (state, since): a chunk file no row names, waiting out the grace (`content::grace`).
+pub const CHUNK_GRAVE: Table<&ChunkId, (u64, u64)> = Table::new("chunk_grave");
 /// user id -> (logical bytes, files)
 pub const USAGE: Table<u64, (u64, u64)> = Table::new("usage");
 pub const ACCESS_KEYS: Table<&str, &[u8]> = Table::new("access_keys");
@@ -293,6 +295,7 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(CHILDREN)?;
     txn.open_table(CHUNKS)?;
     txn.open_table(CHUNK_DATA)?;
+    txn.open_table(CHUNK_GRAVE)?;
     txn.open_table(USAGE)?;
     txn.open_table(ACCESS_KEYS)?;
     txn.open_table(SESSIONS)?;

@@ -8,7 +8,7 @@ use crate::meta::kv::{Got, Readable, WriteTable};
 
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, CHILDREN, CHUNK_DATA, CHUNKS, ITEMS, USAGE, USERS, WriteCtx};
+use crate::meta::db::{self, CHILDREN, CHUNK_DATA, CHUNK_GRAVE, CHUNKS, ITEMS, META, USAGE, USERS, WriteCtx};
 use crate::meta::model::{ChunkRef, ChunkRow, Item, Kind, User, child_key};
 use crate::meta::names::DrivePath;
 
@@ -33,6 +33,9 @@ pub(crate) struct W<'t> {
     pub usage: WriteTable<'t, u64, (u64, u64)>,
     pub freed: &'t mut Vec<ChunkId>,
     pub txn: &'t crate::meta::kv::WriteTxn,
+    /// Whether chunks are collected after a grace period (see [`CHUNK_GRACE_KEY`]), read the
+    /// first time a change needs to know.
+    graves: Option<bool>,
 }
 
 impl<'t> W<'t> {
@@ -46,6 +49,7 @@ impl<'t> W<'t> {
             usage: txn.open_table(USAGE)?,
             freed: &mut ctx.freed,
             txn,
+            graves: None,
         })
     }
 
@@ -145,18 +149,37 @@ impl<'t> W<'t> {
     }
 
     /// Takes references to `refs`; a new small chunk brings its sealed bytes in `inline`.
-    pub fn add_refs(&mut self, refs: &[ChunkRef], inline: Option<&(ChunkId, Vec<u8>)>) -> Result<()> {
+    /// `commit_by` is when a write that checked its chunks against the grave (several nodes,
+    /// see `content::grace`) must commit at the latest: past it, a chunk it found alive may
+    /// have been deleted since, so the write is refused rather than trusted.
+    pub fn add_refs(
+        &mut self,
+        refs: &[ChunkRef],
+        inline: Option<&(ChunkId, Vec<u8>)>,
+        commit_by: Option<std::time::Instant>,
+    ) -> Result<()> {
+        if commit_by.is_some_and(|by| std::time::Instant::now() > by) {
+            return Err(Error::Unavailable(
+                "the upload took longer than half the chunk grace period, so its chunks may have been collected \
+                 meanwhile: send it again (faster), or raise the grace period"
+                    .into(),
+            ));
+        }
         for r in refs {
-            let row = match self.chunks.get(&r.id)? {
-                Some(v) => {
-                    let mut row: ChunkRow = db::decode(v.value())?;
+            let found: Option<ChunkRow> = self.chunks.get(&r.id)?.map(|v| db::decode(v.value())).transpose()?;
+            let row = match found {
+                Some(mut row) => {
                     row.refs += 1;
                     row
                 }
                 None => {
                     let inline_bytes = inline.filter(|(id, _)| *id == r.id).map(|(_, b)| b);
                     if let Some(b) = inline_bytes {
+                        // The bytes come with the row, so a chunk file of the same id in the
+                        // grave does not matter: the collector may go on and delete it.
                         self.chunk_data.insert(&r.id, b.as_slice())?;
+                    } else if self.graves()? {
+                        self.revive(&r.id)?;
                     }
                     ChunkRow { refs: 1, len: r.len, inline: inline_bytes.is_some() }
                 }
@@ -166,7 +189,30 @@ impl<'t> W<'t> {
         Ok(())
     }
 
-    /// Drops references; chunks left with none go (their files after the commit).
+    /// A chunk file no row names is referenced again: out of the grave if it waits there.
+    /// One that a collector is deleting cannot be, as long as writes commit within half the
+    /// grace period of checking (the writer waited for such a chunk to be gone, and nothing
+    /// marks a chunk for deletion sooner than a grace period after it was last seen alive).
+    fn revive(&mut self, id: &ChunkId) -> Result<()> {
+        let mut grave = self.txn.open_table(CHUNK_GRAVE)?;
+        let state = grave.get(id)?.map(|v| Grave::decode(v.value())).transpose()?;
+        match state {
+            Some(Grave::Zero { .. }) => {
+                grave.remove(id)?;
+            }
+            Some(Grave::Deleting { .. }) => {
+                return Err(Error::internal(format_args!(
+                    "chunk {} is being deleted by a collector while a write commits a reference to it",
+                    hex::encode(id)
+                )));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Drops references; chunks left with none go: their files after the commit on one node,
+    /// to the grave in this same transaction on several.
     pub fn release_refs(&mut self, refs: &[ChunkRef]) -> Result<()> {
         for r in refs {
             let mut row: ChunkRow = match self.chunks.get(&r.id)? {
@@ -180,6 +226,9 @@ impl<'t> W<'t> {
                 self.chunks.remove(&r.id)?;
                 if row.inline {
                     self.chunk_data.remove(&r.id)?;
+                } else if self.graves()? {
+                    let zero = Grave::Zero { since: wall_nanos() };
+                    self.txn.open_table(CHUNK_GRAVE)?.insert(&r.id, zero.encode())?;
                 } else {
                     self.freed.push(r.id);
                 }
@@ -188,6 +237,15 @@ impl<'t> W<'t> {
             }
         }
         Ok(())
+    }
+
+    fn graves(&mut self) -> Result<bool> {
+        if let Some(on) = self.graves {
+            return Ok(on);
+        }
+        let on = self.txn.open_table(META)?.get(CHUNK_GRACE_KEY)?.is_some();
+        self.graves = Some(on);
+        Ok(on)
     }
 
     pub fn usage_of(&self, user: u64) -> Result<(u64, u64)> {
@@ -303,7 +361,7 @@ impl<'t> W<'t> {
             copy.owner = owner;
             copy.created = now;
             if copy.kind == Kind::File {
-                self.add_refs(&copy.chunks, None)?;
+                self.add_refs(&copy.chunks, None, None)?;
                 bytes += copy.size;
                 files += 1;
             } else {
@@ -323,6 +381,46 @@ impl<'t> W<'t> {
         let top = top.expect("at least the source");
         Ok(top)
     }
+}
+
+/// META key present when chunk files are collected after a grace period, the mode of several
+/// nodes (`content::grace`); its value is the grace in nanoseconds (u64, little-endian).
+/// Absent, a change hands the chunks it frees to the one node's collector (`freed`). The
+/// mode lives in the store, not only in each process, because the change that frees a chunk
+/// must know it and sees only its transaction.
+pub(crate) const CHUNK_GRACE_KEY: &str = "chunk_grace";
+
+/// A row of CHUNK_GRAVE: a chunk file that no row names. `since` is wall-clock nanoseconds:
+/// nodes compare each other's, so their clocks must agree to well within the grace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Grave {
+    /// Unreferenced since `since` (or last found needed by a writer then); its file still
+    /// exists, and may be deleted once a grace period has passed.
+    Zero { since: u64 },
+    /// A collector began deleting its file at `since`; the row goes once the file is gone.
+    Deleting { since: u64 },
+}
+
+impl Grave {
+    pub fn decode((state, since): (u64, u64)) -> Result<Grave> {
+        match state {
+            0 => Ok(Grave::Zero { since }),
+            1 => Ok(Grave::Deleting { since }),
+            s => Err(Error::corrupt(format_args!("chunk grave state {s}, which no davit wrote"))),
+        }
+    }
+
+    pub fn encode(self) -> (u64, u64) {
+        match self {
+            Grave::Zero { since } => (0, since),
+            Grave::Deleting { since } => (1, since),
+        }
+    }
+}
+
+/// Wall-clock nanoseconds since the epoch, as graves keep them.
+pub(crate) fn wall_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 pub(crate) fn get_item(items: &impl Readable<u64, &'static [u8]>, id: u64) -> Result<Option<Item>> {

@@ -128,7 +128,7 @@ impl Storage {
         })
         .await?;
         ingested.check_announced(opts.expected_len, opts.expected_md5, "part")?;
-        let Ingested { refs, size, md5, inline, pins } = ingested;
+        let Ingested { refs, size, md5, inline, pins, commit_by } = ingested;
         let checksum = opts.checksum.and_then(|c| (c.0)().into_iter().next());
         let part = Part { number, size, etag: hex::encode(md5), modified: now_nanos(), chunks: refs, checksum };
         let (owner, payer) = (up.owner, up.payer);
@@ -138,7 +138,7 @@ impl Storage {
                 w.txn.open_table(PARTS)?.get((id, number))?.map(|v| db::decode(v.value())).transpose()?;
             let old_size = old.as_ref().map_or(0, |o| o.size);
             w.check_quota(payer, part.size as i128 - old_size as i128)?;
-            w.add_refs(&part.chunks, inline.as_ref())?;
+            w.add_refs(&part.chunks, inline.as_ref(), commit_by)?;
             if let Some(old) = &old {
                 w.release_refs(&old.chunks)?;
             }
@@ -266,7 +266,7 @@ impl Storage {
                 return Err(Error::Conflict(format!("{} is a folder", place.path)));
             }
             // The file takes references first, then the upload lets all of its go.
-            w.add_refs(&refs, None)?;
+            w.add_refs(&refs, None, None)?;
             drop_upload(w, &up)?;
             let old_size = current.as_ref().map_or(0, |c| c.size);
             w.check_quota(place.owner, size as i128 - old_size as i128)?;

@@ -122,7 +122,7 @@ impl Storage {
         })
         .await?;
         ingested.check_announced(opts.expected_len, opts.expected_md5, "body")?;
-        let Ingested { refs, size, md5, inline, pins } = ingested;
+        let Ingested { refs, size, md5, inline, pins, commit_by } = ingested;
         let etag = hex::encode(md5);
         let now = now_nanos();
         let mut headers = opts.headers.clone();
@@ -145,7 +145,7 @@ impl Storage {
             opts.conditions.check(current.as_ref())?;
             let old_size = current.as_ref().map_or(0, |c| c.size);
             w.check_quota(owner, size as i128 - old_size as i128)?;
-            w.add_refs(&refs, inline.as_ref())?;
+            w.add_refs(&refs, inline.as_ref(), commit_by)?;
             let content = FileContent {
                 size,
                 etag: etag.clone(),
