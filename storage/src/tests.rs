@@ -71,7 +71,12 @@ pub(crate) async fn user(s: &Storage, name: &str, role: Role, quota: Option<u64>
     Principal::of(&u)
 }
 
-pub(crate) async fn read_all(s: &Storage, p: &Principal, path: &str, range: Option<(u64, Option<u64>)>) -> crate::Result<Vec<u8>> {
+pub(crate) async fn read_all(
+    s: &Storage,
+    p: &Principal,
+    path: &str,
+    range: Option<(u64, Option<u64>)>,
+) -> crate::Result<Vec<u8>> {
     let mut r = s.read(p, path, range).await?;
     let mut out = Vec::new();
     while let Some(piece) = r.body.next().await {

@@ -55,7 +55,13 @@ enum Found {
     Nothing,
 }
 
-fn found(chunks: &impl Readable<&'static ChunkId, &'static [u8]>, grave: &impl GraveTable, id: &ChunkId) -> Result<Found> {
+/// An inline row counts as none: its bytes live and die with the row, with no grace, so a
+/// writer that relied on it could commit a reference to a file nobody stored.
+fn found(
+    chunks: &impl Readable<&'static ChunkId, &'static [u8]>,
+    grave: &impl Readable<&'static ChunkId, (u64, u64)>,
+    id: &ChunkId,
+) -> Result<Found> {
     if let Some(v) = chunks.get(id)?
         && !db::decode::<ChunkRow>(v.value())?.inline
     {
@@ -66,9 +72,6 @@ fn found(chunks: &impl Readable<&'static ChunkId, &'static [u8]>, grave: &impl G
         None => Found::Nothing,
     })
 }
-
-trait GraveTable: Readable<&'static ChunkId, (u64, u64)> {}
-impl<T: Readable<&'static ChunkId, (u64, u64)>> GraveTable for T {}
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -118,7 +121,7 @@ pub(crate) fn needs_upload(db: &Db, id: &ChunkId, grace: Duration) -> Result<boo
     let give_up = Instant::now() + DELETING_WAIT;
     loop {
         let state = db.read_sync(|t| found(&t.open_table(CHUNKS)?, &t.open_table(CHUNK_GRAVE)?, id))?;
-        let deleting = match state {
+        match state {
             Found::Row => return Ok(false),
             Found::Nothing => return Ok(true),
             // Not deletable before since + g, which is more than g/2 away.
@@ -128,11 +131,11 @@ pub(crate) fn needs_upload(db: &Db, id: &ChunkId, grace: Duration) -> Result<boo
             Found::Grave(Grave::Zero { .. }) => match touch(db, *id)? {
                 Found::Row | Found::Grave(Grave::Zero { .. }) => return Ok(false),
                 Found::Nothing => return Ok(true),
-                Found::Grave(Grave::Deleting { .. }) => true,
+                Found::Grave(Grave::Deleting { .. }) => {}
             },
-            Found::Grave(Grave::Deleting { .. }) => true,
-        };
-        debug_assert!(deleting);
+            Found::Grave(Grave::Deleting { .. }) => {}
+        }
+        // A collector is deleting the file: once it is gone, this writer stores it anew.
         if Instant::now() >= give_up {
             return Err(Error::Unavailable(format!(
                 "a chunk of this upload has been being deleted for over {} s; try again later",
@@ -285,12 +288,13 @@ pub(crate) fn sweep(db: &Db, backend: &dyn ChunkBackend, grace: Duration) -> Res
 }
 
 /// Runs the collector on its own thread: the grave every `min(sweep_interval, g/4)` (cheap:
-/// the grave table only), and the orphan listing of the whole store every `sweep_interval`
-/// and once at start (a listing of a large bucket is not cheap).
+/// the grave table only), and the listing of the whole store for orphans once at start and
+/// then every `max(sweep_interval, g/2)`: a listing of a large bucket is not cheap, every
+/// node makes it, and an orphan waits out a grace period anyway.
 pub(crate) fn start(core: &Arc<Core>, grace: Duration) -> Result<()> {
     let weak: Weak<Core> = Arc::downgrade(core);
-    let every = core.config.sweep_interval;
-    let tick = every.min(grace / 4).max(Duration::from_millis(10));
+    let every = core.config.sweep_interval.max(grace / 2);
+    let tick = core.config.sweep_interval.min(grace / 4).max(Duration::from_millis(10));
     std::thread::Builder::new()
         .name("davit-grace".into())
         .spawn(move || {

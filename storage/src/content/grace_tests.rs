@@ -133,9 +133,8 @@ async fn a_writer_renews_an_old_grave_entry_instead_of_storing_the_chunk_again()
     set_grave(&f.storage, id, Some(Grave::Zero { since: aged })).await;
 
     let before = wall_nanos();
-    let ingested = crate::content::ingest::ingest(&f.storage.core, body(&data), u64::MAX, || unreachable!())
-        .await
-        .unwrap();
+    let ingested =
+        crate::content::ingest::ingest(&f.storage.core, body(&data), u64::MAX, || unreachable!()).await.unwrap();
     match grave_of(&f.storage, &id) {
         Some(Grave::Zero { since }) => assert!(since >= before, "renewed to now"),
         other => panic!("still in the grave until the commit, renewed: {other:?}"),
