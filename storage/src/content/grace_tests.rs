@@ -308,3 +308,22 @@ async fn going_back_to_one_node_empties_the_grave_and_frees_its_chunks() {
     s.write(&p, "/b.bin", body(&data), WriteOptions::default()).await.unwrap();
     assert_eq!(read_all(&s, &p, "/b.bin", None).await.unwrap(), data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_never_references_a_chunk_being_deleted() {
+    let f = shared(Duration::from_secs(600));
+    let id = [7u8; 32];
+    set_grave(&f.storage, id, Some(Grave::Deleting { since: wall_nanos() })).await;
+    let r = f
+        .storage
+        .core
+        .db
+        .write((), move |ctx| {
+            let mut w = crate::meta::txn::W::open(ctx)?;
+            w.add_refs(&[crate::meta::model::ChunkRef { id, len: 1 }], None, None)
+        })
+        .await;
+    assert!(matches!(r, Err(Error::Internal(_))), "{r:?}");
+    assert!(matches!(grave_of(&f.storage, &id), Some(Grave::Deleting { .. })), "and the refusal changed nothing");
+    assert!(f.storage.core.db.read_sync(|t| Ok(t.open_table(crate::meta::db::CHUNKS)?.get(&id)?.is_none())).unwrap());
+}
