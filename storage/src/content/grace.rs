@@ -86,9 +86,11 @@ pub(crate) fn record_mode(db: &Db, grace: Option<Duration>) -> Result<()> {
     let want = grace.map(|g| nanos(g).to_le_bytes().to_vec());
     let (stored, graves) = db.read_sync(|t| {
         let stored = t.open_table(META)?.get(CHUNK_GRACE_KEY)?.map(|v| v.value().to_vec());
-        Ok((stored, !t.open_table(CHUNK_GRAVE)?.is_empty()?))
+        // Only a single node (no grace) empties it, and one entry is all it needs to see.
+        let graves = grace.is_none() && t.open_table(CHUNK_GRAVE)?.iter()?.next().is_some();
+        Ok((stored, graves))
     })?;
-    if stored == want && (grace.is_some() || !graves) {
+    if stored == want && !graves {
         return Ok(());
     }
     db.write_sync(|ctx| {
