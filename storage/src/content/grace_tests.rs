@@ -84,8 +84,12 @@ async fn an_overwritten_files_chunks_go_only_after_the_grace_period() {
 
     let released = Instant::now();
     f.storage.write(&p, "/f.bin", body(b"new, small content"), WriteOptions::default()).await.unwrap();
-    assert_eq!(chunk_files(f.dir.path()), files, "nothing deleted at once");
-    assert_eq!(graves(&f.storage), files as u64, "every old chunk waits in the grave");
+    let (now_files, now_graves) = (chunk_files(f.dir.path()), graves(&f.storage));
+    // Looked at within the grace period (on a machine slow enough, this part proves nothing).
+    if released.elapsed() < grace {
+        assert_eq!(now_files, files, "nothing deleted at once");
+        assert_eq!(now_graves, files as u64, "every old chunk waits in the grave");
+    }
 
     assert!(wait_for(grace * 10, || chunk_files(f.dir.path()) == 0).await, "deleted after the grace period");
     assert!(released.elapsed() >= grace, "not before it: {:?}", released.elapsed());
@@ -95,7 +99,7 @@ async fn an_overwritten_files_chunks_go_only_after_the_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunk_written_again_within_the_grace_period_is_revived_not_stored_again() {
-    let grace = Duration::from_secs(2);
+    let grace = Duration::from_secs(3);
     let f = shared(grace);
     let p = user(&f.storage, "alice", Role::User, None).await;
     let data = pseudo_random(ONE_CHUNK, 2);
@@ -119,7 +123,7 @@ async fn a_chunk_written_again_within_the_grace_period_is_revived_not_stored_aga
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_renews_an_old_grave_entry_instead_of_storing_the_chunk_again() {
-    let grace = Duration::from_secs(2);
+    let grace = Duration::from_secs(4);
     let f = shared(grace);
     let p = user(&f.storage, "alice", Role::User, None).await;
     let data = pseudo_random(ONE_CHUNK, 3);
