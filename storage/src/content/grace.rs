@@ -188,13 +188,21 @@ pub(crate) fn collect(db: &Db, backend: &dyn ChunkBackend, grace: Duration) -> R
         }
         let full = due.len() == BATCH;
         let marked = futures::executor::block_on(db.write((), move |ctx| mark_deleting(ctx.txn, &due, cutoff)))?;
-        for id in &marked {
-            backend.delete(id).map_err(|e| Error::internal_from("deleting a chunk past its grace", e))?;
+        let mut gone = Vec::with_capacity(marked.len());
+        let mut failed = None;
+        for id in marked {
+            match backend.delete(&id) {
+                Ok(()) => gone.push(id),
+                // Its entry stays `Deleting`, deleted again after g by any collector: a
+                // delete that failed may still land later, and until then no writer may
+                // store the chunk anew.
+                Err(e) => failed = Some(e),
+            }
         }
-        deleted += marked.len();
+        deleted += gone.len();
         futures::executor::block_on(db.write((), move |ctx| {
             let mut grave = ctx.txn.open_table(CHUNK_GRAVE)?;
-            for id in &marked {
+            for id in &gone {
                 let state = grave.get(id)?.map(|v| Grave::decode(v.value())).transpose()?;
                 if let Some(Grave::Deleting { .. }) = state {
                     grave.remove(id)?;
@@ -202,6 +210,9 @@ pub(crate) fn collect(db: &Db, backend: &dyn ChunkBackend, grace: Duration) -> R
             }
             Ok(())
         }))?;
+        if let Some(e) = failed {
+            return Err(Error::internal_from("deleting chunks past their grace", e));
+        }
         if !full {
             break;
         }
