@@ -234,9 +234,13 @@ fn mark_deleting(txn: &WriteTxn, due: &[ChunkId], cutoff: u64) -> Result<Vec<Chu
                 marked.push(*id);
             }
             Found::Row => {
-                // A row references the file again: whatever the entry says, the file stays.
+                // A row references the file again: whatever the entry says, it must stay.
+                // A row beside `Deleting` breaks the protocol (commits refuse it): say so.
                 if let Some(Grave::Deleting { .. }) = grave.get(id)?.map(|v| Grave::decode(v.value())).transpose()? {
-                    tracing::error!(chunk = %hex::encode(id), "a referenced chunk was marked for deletion; kept");
+                    tracing::error!(
+                        chunk = %hex::encode(id),
+                        "a referenced chunk was being deleted; its file may be missing (see `davit admin check`)"
+                    );
                 }
                 grave.remove(id)?;
             }
