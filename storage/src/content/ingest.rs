@@ -192,7 +192,14 @@ fn store_chunk(core: &Arc<Core>, plain: Bytes) -> Result<(ChunkRef, PinGuard)> {
     }
     // Pinned before the existence check, so the collector cannot delete it in between.
     let mut guard = core.pins.pin([id]);
-    let exists = core.db.read_sync(|t| Ok(t.open_table(CHUNKS)?.get(&id)?.is_some()))?;
+    // An inline row is no file: its bytes go with it if the small file that holds them is
+    // deleted before this write commits, so the file is written all the same.
+    let exists = core.db.read_sync(|t| {
+        Ok(match t.open_table(CHUNKS)?.get(&id)? {
+            Some(v) => !crate::meta::db::decode::<crate::meta::model::ChunkRow>(v.value())?.inline,
+            None => false,
+        })
+    })?;
     if !exists {
         put_sealed(core, &id, &plain)?;
         // If no commit adopts this file, the collector removes it when the pin goes.
