@@ -42,6 +42,7 @@ pub use auth::users::NewUser;
 pub use content::check::CheckReport;
 pub use content::ingest::{INLINE_MAX, MAX_CHUNK};
 pub use content::read::ByteStream;
+pub use content::s3::S3ChunkConfig;
 pub use error::{Error, Internal, Missing, Result, What};
 pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};
 pub use multipart::{CombineParts, PartOptions};
@@ -70,6 +71,31 @@ pub struct StorageConfig {
     pub sweep_interval: Duration,
     /// The longest a link may live, whatever its maker asks.
     pub link_max_lifetime: Duration,
+    /// Where chunks are kept.
+    pub chunks: ChunkStore,
+}
+
+/// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
+/// S3-compatible cluster (then with a bounded read cache in the data folder's `cache/`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ChunkStore {
+    #[default]
+    Local,
+    S3(S3ChunkConfig),
+}
+
+impl ChunkStore {
+    /// The backend the configuration names, ready for use (the bucket checked or created).
+    fn open(&self, data_dir: &Path) -> Result<Arc<dyn ChunkBackend>> {
+        Ok(match self {
+            ChunkStore::Local => Arc::new(LocalDir::open(data_dir)?),
+            ChunkStore::S3(c) if c.cache_bytes == 0 => Arc::new(content::s3::S3Chunks::open(c)?),
+            ChunkStore::S3(c) => {
+                let s3 = content::s3::S3Chunks::open(c)?;
+                Arc::new(content::cache::CachedBackend::open(s3, data_dir, c.cache_bytes)?)
+            }
+        })
+    }
 }
 
 impl StorageConfig {
@@ -83,6 +109,7 @@ impl StorageConfig {
             policy: policy::Policy::default(),
             sweep_interval: Duration::from_secs(600),
             link_max_lifetime: Duration::from_secs(30 * 24 * 3600),
+            chunks: ChunkStore::Local,
         }
     }
 }
@@ -127,7 +154,7 @@ impl Storage {
         let fresh = !db_path.exists();
         let master = load_master_key(&config, fresh)?;
         let jwt_key = load_or_create_secret(&config.data_dir.join(JWT_KEY_FILE))?;
-        let backend: Arc<dyn ChunkBackend> = Arc::new(LocalDir::open(&config.data_dir)?);
+        let backend = config.chunks.open(&config.data_dir)?;
         let pins = Arc::new(Pins::default());
 
         let (freed_tx, freed_rx) = std::sync::mpsc::channel::<Vec<crypto::ChunkId>>();

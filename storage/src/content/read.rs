@@ -91,14 +91,34 @@ fn load_piece(core: &Core, p: &Piece) -> Result<Bytes> {
             Ok(v.value().to_vec())
         })?
     } else {
-        core.backend
-            .get(&p.id)
-            .map_err(|e| Error::corrupt(format_args!("chunk {} unreadable: {e}", hex::encode(p.id))))?
+        fetch(core, &p.id)?
     };
-    let n = core.keys.open_chunk(&p.id, &mut sealed)?.len();
+    let n = match core.keys.open_chunk(&p.id, &mut sealed) {
+        Ok(plain) => plain.len(),
+        // A damaged copy in the local read cache: the store may still hold a good one.
+        // Read it once more from there; a second failure is the store's own damage.
+        Err(e) if !p.inline && core.backend.drop_cached(&p.id) => {
+            tracing::warn!(chunk = %hex::encode(p.id), error = ?e, "cached chunk failed authentication; reading it from the store");
+            sealed = fetch(core, &p.id)?;
+            core.keys.open_chunk(&p.id, &mut sealed)?.len()
+        }
+        Err(e) => return Err(e),
+    };
     if p.to > n {
         return Err(Error::corrupt("chunk shorter than its reference"));
     }
     sealed.truncate(n);
     Ok(Bytes::from(sealed).slice(p.from..p.to))
+}
+
+/// A stored chunk's sealed bytes. A missing one is damage (its row says it is stored); any
+/// other failure (a cluster that does not answer) is the server's, not the data's.
+fn fetch(core: &Core, id: &ChunkId) -> Result<Vec<u8>> {
+    core.backend.get(id).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::corrupt(format_args!("chunk {} unreadable: {e}", hex::encode(id)))
+        } else {
+            Error::internal_from(format_args!("reading chunk {}", hex::encode(id)), e)
+        }
+    })
 }
