@@ -236,6 +236,10 @@ impl<B: ChunkBackend> ChunkBackend for CachedBackend<B> {
         self.inner.stored_bytes()
     }
 
+    fn read_ahead(&self) -> usize {
+        self.inner.read_ahead()
+    }
+
     fn drop_cached(&self, id: &ChunkId) -> bool {
         let mut lru = self.lru.lock().expect("cache lock");
         let had = lru.remove(id);

@@ -39,6 +39,11 @@ pub trait ChunkBackend: Send + Sync + 'static {
     fn drop_cached(&self, _id: &ChunkId) -> bool {
         false
     }
+    /// Chunks one read fetches ahead of the one it sends: enough to overlap decryption with
+    /// sending on a local disk; a store with round trips of milliseconds wants more.
+    fn read_ahead(&self) -> usize {
+        2
+    }
 }
 
 /// Chunks as files under `chunks/ab/cd/<hex id>`: two levels of fan-out keep directories

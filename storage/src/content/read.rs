@@ -1,7 +1,8 @@
 //! The read path: a byte range of a file as a stream of decrypted chunks.
 //!
-//! Only the chunks the range touches are read and opened; two are prepared ahead on blocking
-//! threads so decryption of one overlaps the sending of the one before.
+//! Only the chunks the range touches are read and opened; a few are prepared ahead on blocking
+//! threads so decryption of one overlaps the sending of the one before (two for a local
+//! folder; more for a cluster, whose round trips they hide: see `ChunkBackend::read_ahead`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,8 +17,6 @@ use crate::error::{Error, Result, What};
 use crate::meta::db::{self, CHUNK_DATA, CHUNKS, Readable};
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
-
-const READ_AHEAD: usize = 2;
 
 /// One chunk's part in a read: which bytes of it to send.
 struct Piece {
@@ -69,13 +68,14 @@ pub(crate) fn open_range(core: &Arc<Core>, refs: &[ChunkRef], start: u64, end: u
         }
         Ok(())
     })?;
+    let read_ahead = core.backend.read_ahead().max(1);
     let core = core.clone();
     let stream = futures::stream::iter(pieces)
         .map(move |p| {
             let core = core.clone();
             async move { tokio::task::spawn_blocking(move || load_piece(&core, &p)).await? }
         })
-        .buffered(READ_AHEAD)
+        .buffered(read_ahead)
         .map(move |r| {
             let _pinned = &guard;
             r

@@ -339,9 +339,21 @@ async fn s3_throughput_against_aws_cli() {
     let data = pseudo_random(SIZE, 7);
     let mib = |d: Duration| SIZE as f64 / (1 << 20) as f64 / d.as_secs_f64();
 
+    // The same write to a local folder, for the CPU share of the pipeline on this machine.
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = open(config(local_dir.path())).await.unwrap();
+    let lp = user(&local, "alice", Role::User, None).await;
+    let t = Instant::now();
+    local.write(&lp, "/big", body(&data), WriteOptions::default()).await.unwrap();
+    let put_local = t.elapsed();
+    local.close();
+
+    use std::sync::atomic::Ordering;
+    super::s3::tests::MAX_PUTS.store(0, Ordering::SeqCst);
     let t = Instant::now();
     let item = s.write(&p, "/big", body(&data), WriteOptions::default()).await.unwrap();
     let put = t.elapsed();
+    let max_puts = super::s3::tests::MAX_PUTS.load(Ordering::SeqCst);
     let t = Instant::now();
     let got = read_all(&s, &p, "/big").await.unwrap();
     let get_cold = t.elapsed();
@@ -355,18 +367,26 @@ async fn s3_throughput_against_aws_cli() {
     // The same chunks, put one after the other from one thread: what a stream would cost
     // if it waited for each PUT in turn.
     let chunks = item.chunks.len();
-    let s3 = super::s3::S3Chunks::open(&garage.chunk_config(&garage.bucket, "sequential", 0)).unwrap();
+    let seq_config = garage.chunk_config(&garage.bucket, "sequential", 0);
     let sealed: Vec<Vec<u8>> = data.chunks(crate::content::ingest::AVG_CHUNK).map(|c| c.to_vec()).collect();
     let t = tokio::task::spawn_blocking(move || {
+        let s3 = super::s3::S3Chunks::open(&seq_config).unwrap();
         let t = Instant::now();
         for (i, c) in sealed.iter().enumerate() {
             let mut id = [0u8; 32];
             id[..8].copy_from_slice(&(i as u64).to_le_bytes());
             crate::content::chunks::ChunkBackend::put(&s3, &id, c).unwrap();
         }
-        t.elapsed()
+        let puts = t.elapsed();
+        let t = Instant::now();
+        for (i, c) in sealed.iter().enumerate() {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            assert_eq!(crate::content::chunks::ChunkBackend::get(&s3, &id).unwrap().len(), c.len());
+        }
+        (puts, t.elapsed())
     });
-    let sequential = t.await.unwrap();
+    let (sequential, sequential_gets) = t.await.unwrap();
 
     // The aws CLI, same file, same cluster.
     let file = dir.path().join("big.bin");
@@ -389,7 +409,8 @@ async fn s3_throughput_against_aws_cli() {
     let aws_put = aws(&[file.to_str().unwrap(), &url]);
     let aws_get = aws(&[&url, "-"]);
 
-    eprintln!("davit PUT  {:>7.1} MiB/s ({put:.2?}), {chunks} chunks", mib(put));
+    eprintln!("davit PUT  {:>7.1} MiB/s ({put:.2?}), {chunks} chunks, up to {max_puts} PUTs at once", mib(put));
+    eprintln!("davit PUT to a local folder (same pipeline, same machine): {:.1} MiB/s", mib(put_local));
     eprintln!(
         "davit GET  {:>7.1} MiB/s ({get_cold:.2?}) cold cache, {:.1} MiB/s ({get_warm:.2?}) from the cache",
         mib(get_cold),
@@ -406,6 +427,10 @@ async fn s3_throughput_against_aws_cli() {
         "sequential PUTs of {} 1 MiB chunks from one thread: {sequential:.2?} ({:.1} ms each)",
         SIZE / crate::content::ingest::AVG_CHUNK,
         sequential.as_secs_f64() * 1000.0 / (SIZE / crate::content::ingest::AVG_CHUNK) as f64
+    );
+    eprintln!(
+        "sequential GETs of the same: {sequential_gets:.2?} ({:.1} ms each)",
+        sequential_gets.as_secs_f64() * 1000.0 / (SIZE / crate::content::ingest::AVG_CHUNK) as f64
     );
     s.close();
 }
