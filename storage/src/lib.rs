@@ -77,6 +77,8 @@ pub struct StorageConfig {
 
 /// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
 /// S3-compatible cluster (then with a bounded read cache in the data folder's `cache/`).
+/// With S3, `Storage::open` blocks on the cluster: call it outside any runtime (as the binary
+/// does) or on a blocking thread, never on an async worker.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ChunkStore {
     #[default]

@@ -335,10 +335,10 @@ impl ChunkBackend for S3Chunks {
         self.run(async {
             let out =
                 self.client.get_object().bucket(&self.bucket).key(&key).send().await.map_err(|e| failure(what(), e))?;
-            let body = out
-                .body
-                .collect()
+            // The SDK's timeouts end when the response starts; a body that stalls is bounded here.
+            let body = tokio::time::timeout(ATTEMPT_TIMEOUT, out.body.collect())
                 .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("{}: the body stalled", what())))?
                 .map_err(|e| io::Error::other(S3Failure { what: what(), cause: Box::new(e) }))?;
             // Not `to_vec()`, which copies byte by byte through an iterator (50 ms per MiB
             // in a debug build, measurable in release): one copy of contiguous bytes at most.

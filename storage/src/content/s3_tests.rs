@@ -322,6 +322,52 @@ async fn a_bucket_that_cannot_be_created_is_one_line_at_open() {
     assert!(!msg.contains('\n') && !msg.contains(&s3.secret_access_key), "{msg}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_pages_through_every_object_with_ages_and_sizes() {
+    use crate::content::chunks::{ChunkBackend, LocalDir};
+    use std::time::SystemTime;
+    let garage = Garage::start(1);
+    // More than one page (S3 lists 1000 keys at most per request).
+    const N: usize = 1100;
+    let cfg = garage.chunk_config(&garage.bucket, "paged", 0);
+    let before = SystemTime::now() - Duration::from_secs(60);
+    let (listed, aged, bytes) = tokio::task::spawn_blocking(move || {
+        let s3 = std::sync::Arc::new(super::s3::S3Chunks::open(&cfg).unwrap());
+        std::thread::scope(|sc| {
+            for t in 0..8 {
+                let s3 = s3.clone();
+                sc.spawn(move || {
+                    for i in (t..N).step_by(8) {
+                        let mut id = [0u8; 32];
+                        id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                        s3.put(&id, &[7u8; 10]).unwrap();
+                    }
+                });
+            }
+        });
+        (s3.list().unwrap(), s3.list_with_age().unwrap(), s3.stored_bytes().unwrap())
+    })
+    .await
+    .unwrap();
+    let mut ids: Vec<u64> = listed.iter().map(|id| u64::from_be_bytes(id[..8].try_into().unwrap())).collect();
+    ids.sort();
+    assert_eq!(ids, (0..N as u64).collect::<Vec<_>>());
+    assert_eq!(aged.len(), N);
+    assert!(aged.iter().all(|(_, t)| *t > before && *t <= SystemTime::now() + Duration::from_secs(60)));
+    assert_eq!(bytes, 10 * N as u64);
+
+    // The local folder answers the same questions from its files.
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalDir::open(dir.path()).unwrap();
+    local.put(&[1; 32], b"sealed bytes").unwrap();
+    local.put(&[2; 32], b"more").unwrap();
+    let mut aged = local.list_with_age().unwrap();
+    aged.sort();
+    assert_eq!(aged.iter().map(|a| a.0).collect::<Vec<_>>(), vec![[1; 32], [2; 32]]);
+    assert!(aged.iter().all(|(_, t)| *t > before));
+    assert_eq!(local.stored_bytes().unwrap(), 16);
+}
+
 /// Throughput of a 256 MiB file through `Storage` on a 1-node Garage against the `aws` CLI
 /// (`aws s3 cp`) moving the same file to the same Garage, in the same run; and whether one
 /// stream's chunks are stored in parallel (its upload against the same chunks put one by one).
