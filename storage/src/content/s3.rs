@@ -128,9 +128,9 @@ struct S3Failure {
 
 impl fmt::Display for S3Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The whole chain, because the SDK's own message is only "dispatch failure" or
-        // "service error"; `source()` is there as well for loggers that walk it.
-        write!(f, "{}: {}", self.what, chain(&*self.cause))
+        // The cause's own line only ("dispatch failure", "service error"): the rest of its
+        // chain is `source()`, which the core's error walks when it logs.
+        write!(f, "{}: {}", self.what, self.cause)
     }
 }
 
@@ -182,7 +182,8 @@ impl S3Chunks {
             .enable_all()
             .build()
             .map_err(|e| Error::internal_from("starting the S3 client's runtime", e))?;
-        // rustls with ring: the tree keeps aws-lc out. Roots are the platform's.
+        // rustls with ring: the tree keeps aws-lc out. Roots are the platform's (a private CA
+        // goes in the system store, or SSL_CERT_FILE).
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
             .build_https();
@@ -265,9 +266,12 @@ impl S3Chunks {
                 tracing::info!(endpoint = %endpoint, bucket = %bucket, "created the chunk bucket");
                 Ok(())
             }
-            // Another node created it at the same moment.
+            // Another node created it at the same moment (some servers say "owned by you",
+            // some only "exists": then it must now answer to this key).
+            Err(SdkError::ServiceError(s)) if s.err().code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
             Err(SdkError::ServiceError(s))
-                if matches!(s.err().code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) =>
+                if s.err().code() == Some("BucketAlreadyExists")
+                    && self.run(self.client.head_bucket().bucket(bucket).send()).is_ok() =>
             {
                 Ok(())
             }
