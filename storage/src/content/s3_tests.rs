@@ -142,6 +142,19 @@ pub(crate) async fn open(c: StorageConfig) -> crate::Result<Storage> {
     tokio::task::spawn_blocking(move || Storage::open(c)).await.unwrap()
 }
 
+/// Opens a data folder just closed, whose threads may still hold the database for a moment.
+async fn reopen(c: StorageConfig) -> Storage {
+    for _ in 0..50 {
+        match open(c.clone()).await {
+            Err(Error::Incompatible(m)) if m.contains("another process") => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            r => return r.unwrap(),
+        }
+    }
+    panic!("the data folder stayed locked for 5 s");
+}
+
 fn body(data: &[u8]) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {
     let pieces: Vec<std::io::Result<Bytes>> = data.chunks(65_536).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     futures::stream::iter(pieces)
@@ -267,7 +280,7 @@ async fn chunks_on_garage_roundtrip_dedup_delete_and_cache() {
     if let ChunkStore::S3(s3) = &mut c2.chunks {
         s3.cache_bytes = 2 << 20;
     }
-    let s3 = open(c2).await.unwrap();
+    let s3 = reopen(c2).await;
     let total: u64 = cache_files(dir2.path()).iter().map(|f| f.1).sum();
     assert!(total <= 2 << 20, "cache after restart holds {total} bytes");
     assert_eq!(read_all(&s3, &p2, "/f").await.unwrap(), data);
