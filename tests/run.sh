@@ -24,6 +24,14 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m pip install -q aiosmtpd
 fi
 
+# Garage (S3-compatible cluster) for the chunk-store tests and the cluster suite, built once
+# into a cache outside the clone (`DAVIT_TOOLS`); the tests find it through GARAGE_BIN.
+# shellcheck source=../conformance/lib/garage.sh
+source conformance/lib/garage.sh
+[ -x "$GARAGE_BIN" ] || step "building Garage $GARAGE_VERSION (cargo install, about 25 minutes)"
+garage_install
+export GARAGE_BIN
+
 # One self-signed certificate for every TLS test (Rust and conformance alike).
 export DAVIT_TEST_CERT_DIR=${DAVIT_TEST_CERT_DIR:-$root/target/test-tls}
 bash tests/make-cert.sh "$DAVIT_TEST_CERT_DIR"

@@ -42,6 +42,7 @@ pub use auth::users::NewUser;
 pub use content::check::CheckReport;
 pub use content::ingest::{INLINE_MAX, MAX_CHUNK};
 pub use content::read::ByteStream;
+pub use content::s3::S3ChunkConfig;
 pub use error::{Error, Internal, Missing, Result, What};
 pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};
 pub use multipart::{CombineParts, PartOptions};
@@ -75,6 +76,33 @@ pub struct StorageConfig {
     /// file is deleted only g after its last reference went (see `content::grace`); every
     /// node must use the same g. [`DEFAULT_CHUNK_GRACE`] is the binary's default.
     pub chunk_grace: Option<Duration>,
+    /// Where chunks are kept.
+    pub chunks: ChunkStore,
+}
+
+/// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
+/// S3-compatible cluster (then with a bounded read cache in the data folder's `cache/`).
+/// With S3, `Storage::open` blocks on the cluster: call it outside any runtime (as the binary
+/// does) or on a blocking thread, never on an async worker.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ChunkStore {
+    #[default]
+    Local,
+    S3(S3ChunkConfig),
+}
+
+impl ChunkStore {
+    /// The backend the configuration names, ready for use (the bucket checked or created).
+    fn open(&self, data_dir: &Path) -> Result<Arc<dyn ChunkBackend>> {
+        Ok(match self {
+            ChunkStore::Local => Arc::new(LocalDir::open(data_dir)?),
+            ChunkStore::S3(c) if c.cache_bytes == 0 => Arc::new(content::s3::S3Chunks::open(c)?),
+            ChunkStore::S3(c) => {
+                let s3 = content::s3::S3Chunks::open(c)?;
+                Arc::new(content::cache::CachedBackend::open(s3, data_dir, c.cache_bytes)?)
+            }
+        })
+    }
 }
 
 /// The grace period of several nodes: 6 hours. It must be longer than any single read takes
@@ -96,6 +124,7 @@ impl StorageConfig {
             sweep_interval: Duration::from_secs(600),
             link_max_lifetime: Duration::from_secs(30 * 24 * 3600),
             chunk_grace: None,
+            chunks: ChunkStore::Local,
         }
     }
 }
@@ -140,7 +169,7 @@ impl Storage {
         let fresh = !db_path.exists();
         let master = load_master_key(&config, fresh)?;
         let jwt_key = load_or_create_secret(&config.data_dir.join(JWT_KEY_FILE))?;
-        let backend: Arc<dyn ChunkBackend> = Arc::new(LocalDir::open(&config.data_dir)?);
+        let backend = config.chunks.open(&config.data_dir)?;
         let pins = Arc::new(Pins::default());
 
         let (freed_tx, freed_rx) = std::sync::mpsc::channel::<Vec<crypto::ChunkId>>();

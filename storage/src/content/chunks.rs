@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::meta::db::{self, CHUNKS, Db, Readable};
 
 /// Where sealed chunks are kept. Small and synchronous on purpose: callers are already on
-/// blocking threads, and a backend on an S3-compatible cluster fits the same five calls.
+/// blocking threads (never on an async worker: the S3 backend blocks on its requests), and a
+/// backend on an S3-compatible cluster fits the same calls.
 pub trait ChunkBackend: Send + Sync + 'static {
     /// Stores sealed bytes durably under `id` (visible only once complete).
     fn put(&self, id: &ChunkId, sealed: &[u8]) -> io::Result<()>;
@@ -27,15 +28,22 @@ pub trait ChunkBackend: Send + Sync + 'static {
     fn delete(&self, id: &ChunkId) -> io::Result<()>;
     /// Every stored chunk id, for the sweep and `check`.
     fn list(&self) -> io::Result<Vec<ChunkId>>;
-    /// Every stored chunk id with when it was last written, for the sweep of several nodes,
-    /// which removes only chunks older than the grace period. A backend that cannot tell
-    /// says "now": an unknown age never looks old, so such a chunk is kept, never lost.
-    fn list_with_age(&self) -> io::Result<Vec<(ChunkId, SystemTime)>> {
-        let now = SystemTime::now();
-        Ok(self.list()?.into_iter().map(|id| (id, now)).collect())
-    }
+    /// Every stored chunk id with the time it was last written, for a collector that only
+    /// removes what is older than a grace period.
+    fn list_with_age(&self) -> io::Result<Vec<(ChunkId, SystemTime)>>;
     /// Bytes on disk, for statistics.
     fn stored_bytes(&self) -> io::Result<u64>;
+    /// Forgets a local copy of `id` kept in front of the real store, if there is one, so
+    /// the next `get` reads the store: for a cached chunk that failed authentication.
+    /// Returns whether there was one (and so whether reading again can help).
+    fn drop_cached(&self, _id: &ChunkId) -> bool {
+        false
+    }
+    /// Chunks one read fetches ahead of the one it sends: enough to overlap decryption with
+    /// sending on a local disk; a store with round trips of milliseconds wants more.
+    fn read_ahead(&self) -> usize {
+        2
+    }
 }
 
 /// Chunks as files under `chunks/ab/cd/<hex id>`: two levels of fan-out keep directories
@@ -112,37 +120,24 @@ impl ChunkBackend for LocalDir {
 
     fn list(&self) -> io::Result<Vec<ChunkId>> {
         let mut out = Vec::new();
-        for a in fs::read_dir(&self.root)? {
-            for b in fs::read_dir(a?.path())? {
-                for f in fs::read_dir(b?.path())? {
-                    let name = f?.file_name();
-                    if let Some(id) = name.to_str().and_then(|n| hex::decode(n).ok()).and_then(|v| v.try_into().ok()) {
-                        out.push(id);
-                    }
-                }
-            }
-        }
+        self.each_file(|id, _| {
+            out.push(id);
+            Ok(())
+        })?;
         Ok(out)
     }
 
     fn list_with_age(&self) -> io::Result<Vec<(ChunkId, SystemTime)>> {
         let mut out = Vec::new();
-        for a in fs::read_dir(&self.root)? {
-            for b in fs::read_dir(a?.path())? {
-                for f in fs::read_dir(b?.path())? {
-                    let f = f?;
-                    let id = f.file_name().to_str().and_then(|n| hex::decode(n).ok()).and_then(|v| v.try_into().ok());
-                    if let Some(id) = id {
-                        // A file deleted since the listing is simply not there any more.
-                        match f.metadata().and_then(|m| m.modified()) {
-                            Ok(t) => out.push((id, t)),
-                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
+        self.each_file(|id, path| {
+            match fs::metadata(path).and_then(|m| m.modified()) {
+                Ok(t) => out.push((id, t)),
+                // Deleted since the folder was read: nothing to collect.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -156,6 +151,24 @@ impl ChunkBackend for LocalDir {
             }
         }
         Ok(total)
+    }
+}
+
+impl LocalDir {
+    /// Calls `f` with every chunk file's id and path.
+    fn each_file(&self, mut f: impl FnMut(ChunkId, &Path) -> io::Result<()>) -> io::Result<()> {
+        for a in fs::read_dir(&self.root)? {
+            for b in fs::read_dir(a?.path())? {
+                for entry in fs::read_dir(b?.path())? {
+                    let entry = entry?;
+                    let name = entry.file_name();
+                    if let Some(id) = name.to_str().and_then(|n| hex::decode(n).ok()).and_then(|v| v.try_into().ok()) {
+                        f(id, &entry.path())?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,9 @@
-//! File bytes: chunk files and their backend, sealing on the way in (`ingest`), opening and
+//! File bytes: chunk files and their backends (a local folder, or an S3-compatible cluster
+//! behind a local read cache), sealing on the way in (`ingest`), opening and
 //! ranged reads on the way out (`read`), the sweep of unreferenced chunks, and `check`,
 //! which compares the chunks with the metadata.
 
+pub mod cache;
 pub(crate) mod check;
 pub mod chunks;
 pub(crate) mod grace;
@@ -9,3 +11,6 @@ pub(crate) mod grace;
 mod grace_tests;
 pub(crate) mod ingest;
 pub(crate) mod read;
+pub mod s3;
+#[cfg(test)]
+mod s3_tests;

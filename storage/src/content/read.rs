@@ -1,7 +1,8 @@
 //! The read path: a byte range of a file as a stream of decrypted chunks.
 //!
-//! Only the chunks the range touches are read and opened; two are prepared ahead on blocking
-//! threads so decryption of one overlaps the sending of the one before.
+//! Only the chunks the range touches are read and opened; a few are prepared ahead on blocking
+//! threads so decryption of one overlaps the sending of the one before (two for a local
+//! folder; more for a cluster, whose round trips they hide: see `ChunkBackend::read_ahead`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,8 +17,6 @@ use crate::error::{Error, Result, What};
 use crate::meta::db::{self, CHUNK_DATA, CHUNKS, Readable};
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
-
-const READ_AHEAD: usize = 2;
 
 /// One chunk's part in a read: which bytes of it to send.
 struct Piece {
@@ -69,13 +68,14 @@ pub(crate) fn open_range(core: &Arc<Core>, refs: &[ChunkRef], start: u64, end: u
         }
         Ok(())
     })?;
+    let read_ahead = core.backend.read_ahead().max(1);
     let core = core.clone();
     let stream = futures::stream::iter(pieces)
         .map(move |p| {
             let core = core.clone();
             async move { tokio::task::spawn_blocking(move || load_piece(&core, &p)).await? }
         })
-        .buffered(READ_AHEAD)
+        .buffered(read_ahead)
         .map(move |r| {
             let _pinned = &guard;
             r
@@ -91,14 +91,34 @@ fn load_piece(core: &Core, p: &Piece) -> Result<Bytes> {
             Ok(v.value().to_vec())
         })?
     } else {
-        core.backend
-            .get(&p.id)
-            .map_err(|e| Error::corrupt(format_args!("chunk {} unreadable: {e}", hex::encode(p.id))))?
+        fetch(core, &p.id)?
     };
-    let n = core.keys.open_chunk(&p.id, &mut sealed)?.len();
+    let n = match core.keys.open_chunk(&p.id, &mut sealed) {
+        Ok(plain) => plain.len(),
+        // A damaged copy in the local read cache: the store may still hold a good one.
+        // Read it once more from there; a second failure is the store's own damage.
+        Err(e) if !p.inline && core.backend.drop_cached(&p.id) => {
+            tracing::warn!(chunk = %hex::encode(p.id), error = ?e, "cached chunk failed authentication; reading it from the store");
+            sealed = fetch(core, &p.id)?;
+            core.keys.open_chunk(&p.id, &mut sealed)?.len()
+        }
+        Err(e) => return Err(e),
+    };
     if p.to > n {
         return Err(Error::corrupt("chunk shorter than its reference"));
     }
     sealed.truncate(n);
     Ok(Bytes::from(sealed).slice(p.from..p.to))
+}
+
+/// A stored chunk's sealed bytes. A missing one is damage (its row says it is stored); any
+/// other failure (a cluster that does not answer) is the server's, not the data's.
+fn fetch(core: &Core, id: &ChunkId) -> Result<Vec<u8>> {
+    core.backend.get(id).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::corrupt(format_args!("chunk {} unreadable: {e}", hex::encode(id)))
+        } else {
+            Error::internal_from(format_args!("reading chunk {}", hex::encode(id)), e)
+        }
+    })
 }
