@@ -145,7 +145,7 @@ impl Storage {
             }
         }
         let keys = Keys::derive(&format::open(&db, &master)?);
-        let jwt_key = auth::sessions::load_jwt_key(&db, &config.data_dir.join(JWT_KEY_FILE))?;
+        let jwt_key = auth::sessions::load_jwt_key(&db, &keys, &config.data_dir.join(JWT_KEY_FILE))?;
         let collector = Collector::start(db.clone(), backend.clone(), pins.clone());
         // Chunks freed by commits go to the collector.
         let c2 = collector.clone();

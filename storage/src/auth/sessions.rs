@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::Storage;
-use crate::crypto::{random_bytes, sha256};
+use crate::crypto::{Keys, random_bytes, sha256};
 use crate::error::{Error, Result};
 use crate::meta::db::{self, Db, META, REFRESH, SESSIONS};
 use crate::meta::model::{User, now_nanos};
@@ -49,8 +49,12 @@ struct Claims {
     exp: u64,
 }
 
-/// META key of the HS256 key of access tokens. Link-password cookies and the mail tags of
-/// logs are keyed by it too (HMAC with their own labels), so they are shared as well.
+/// META key of the HS256 key of access tokens, sealed under the secrets key with this as its
+/// label, as S3 secrets are: a copy of the store alone (a database backup) cannot forge
+/// tokens. Link-password cookies and the mail tags of logs are keyed by it too (HMAC with
+/// their own labels), so they are shared with it. Written once, never rewritten: the label's
+/// key seals one key only (nodes racing to create it each seal a candidate, but only one
+/// transaction commits; a rotation would take a new label).
 const JWT_KEY: &str = "jwt_key";
 
 /// The access-token key: read from META, or made there once. Two nodes starting at once on
@@ -58,7 +62,7 @@ const JWT_KEY: &str = "jwt_key";
 /// after (the engine serializes the two, and the second finds the first's). A folder of an
 /// earlier davit kept it in `jwt.key`: that key goes into META (so access tokens already
 /// issued stay valid), and the file is removed once the key is committed.
-pub(crate) fn load_jwt_key(db: &Db, legacy_file: &std::path::Path) -> Result<Vec<u8>> {
+pub(crate) fn load_jwt_key(db: &Db, keys: &Keys, legacy_file: &std::path::Path) -> Result<Vec<u8>> {
     let from_file = match std::fs::read_to_string(legacy_file) {
         Ok(text) => Some(
             hex::decode(text.trim())
@@ -70,17 +74,17 @@ pub(crate) fn load_jwt_key(db: &Db, legacy_file: &std::path::Path) -> Result<Vec
     let (key, _) = db.write_sync(|ctx| {
         let mut meta = ctx.txn.open_table(META)?;
         let stored = meta.get(JWT_KEY)?.map(|v| v.value().to_vec());
-        if let Some(key) = stored {
-            return Ok(key);
+        if let Some(sealed) = stored {
+            return keys.open_secret(JWT_KEY, &sealed);
         }
         let key = from_file.clone().unwrap_or_else(|| random_bytes::<32>().to_vec());
-        meta.insert(JWT_KEY, key.as_slice())?;
+        meta.insert(JWT_KEY, keys.seal_secret(JWT_KEY, &key).as_slice())?;
         Ok(key)
     })?;
     if let Some(old) = from_file {
         if old != key {
-            // Another node made the store's key first: this folder's tokens end (sessions
-            // do not: a refresh gives new ones).
+            // Another node made the store's key first: this folder's access tokens end
+            // (its sessions do not: a refresh gives new ones).
             tracing::info!(path = %legacy_file.display(), "the store has its own access-token key; this folder's is dropped");
         }
         std::fs::remove_file(legacy_file)?;
@@ -260,7 +264,7 @@ mod tests {
         panic!("the data folder stayed open");
     }
 
-    fn stored_key(db: &Db) -> Option<Vec<u8>> {
+    fn stored(db: &Db) -> Option<Vec<u8>> {
         db.read_sync(|t| Ok(t.open_table(META)?.get(JWT_KEY)?.map(|v| v.value().to_vec()))).unwrap()
     }
 
@@ -281,7 +285,8 @@ mod tests {
         // Make it a folder of an earlier davit: the key in jwt.key, none in META.
         {
             let db = reopen(|| Db::open(&dir.path().join(crate::meta::db::FILE), 1 << 20, |_| {})).await;
-            assert_eq!(stored_key(&db).as_deref(), Some(key.as_slice()));
+            let sealed = stored(&db).expect("the key is in META");
+            assert!(!sealed.windows(key.len()).any(|w| w == key.as_slice()), "sealed, not in the clear");
             db.write_sync(|ctx| ctx.txn.open_table(META)?.remove(JWT_KEY)).unwrap();
             db.close();
         }
@@ -291,7 +296,8 @@ mod tests {
         let who = s.verify_access_token(&tokens.access_token).await.expect("a token issued before still verifies");
         assert_eq!(who.user.username, "alice");
         assert!(!file.exists(), "the file is removed once its key is in the store");
-        assert_eq!(stored_key(&s.core.db).as_deref(), Some(key.as_slice()));
+        let sealed = stored(&s.core.db).expect("moved into META");
+        assert_eq!(s.core.keys.open_secret(JWT_KEY, &sealed).unwrap(), key);
         s.close();
         drop(s);
 
@@ -309,12 +315,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("k.redb"), 1 << 20, |_| {}).unwrap();
         db.write_sync(|ctx| crate::meta::db::create_tables(ctx.txn)).unwrap();
+        let keys = Keys::derive(&[1; 32]);
         let none = dir.path().join("absent.key");
-        let first = load_jwt_key(&db, &none).unwrap();
+        let first = load_jwt_key(&db, &keys, &none).unwrap();
         assert_eq!(first.len(), 32);
-        assert_eq!(load_jwt_key(&db, &none).unwrap(), first, "a second start (or node) reads the same key");
+        assert_eq!(load_jwt_key(&db, &keys, &none).unwrap(), first, "a second start (or node) reads the same key");
         let bad = dir.path().join("bad.key");
         std::fs::write(&bad, "not hex").unwrap();
-        assert!(matches!(load_jwt_key(&db, &bad), Err(Error::Incompatible(_))));
+        assert!(matches!(load_jwt_key(&db, &keys, &bad), Err(Error::Incompatible(_))));
+        // Under another data key the stored key does not open: a node with a wrong key
+        // never signs with garbage.
+        assert!(load_jwt_key(&db, &Keys::derive(&[2; 32]), &none).is_err());
     }
 }

@@ -140,6 +140,7 @@ where
             if let Some(row) = self.row(id)?
                 && row.live(now)
             {
+                row.item()?; // a lock the rules can place, or an error, never a panic
                 out.push(row.info(id));
             }
         }
