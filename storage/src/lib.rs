@@ -143,10 +143,9 @@ pub(crate) struct Core {
     pub hasher: auth::users::Hasher,
     /// Registrations admitted and not yet completed (see `admit_registration`).
     pub registrations: Arc<tokio::sync::Semaphore>,
-    pub locks: locks::LockStore,
     /// Chunks being sealed and written at once, across every write (see `ingest`).
     pub chunk_slots: Arc<tokio::sync::Semaphore>,
-    /// HS256 key of access tokens, kept in the data folder.
+    /// HS256 key of access tokens, kept in META so every node signs alike (see `sessions`).
     pub jwt_key: Vec<u8>,
 }
 
@@ -158,6 +157,7 @@ pub struct Storage {
 
 const MASTER_KEY_FILE: &str = "master.key";
 const DB_FILE: &str = meta::db::FILE;
+/// Where earlier davits kept the access-token key; moved into META at open (see `sessions`).
 const JWT_KEY_FILE: &str = "jwt.key";
 
 impl Storage {
@@ -168,7 +168,6 @@ impl Storage {
         let db_path = config.data_dir.join(DB_FILE);
         let fresh = !db_path.exists();
         let master = load_master_key(&config, fresh)?;
-        let jwt_key = load_or_create_secret(&config.data_dir.join(JWT_KEY_FILE))?;
         let backend = config.chunks.open(&config.data_dir)?;
         let pins = Arc::new(Pins::default());
 
@@ -189,6 +188,7 @@ impl Storage {
         }
         let keys = Keys::derive(&format::open(&db, &master)?);
         content::grace::record_mode(&db, config.chunk_grace)?;
+        let jwt_key = auth::sessions::load_jwt_key(&db, &keys, &config.data_dir.join(JWT_KEY_FILE))?;
         let collector = Collector::start(db.clone(), backend.clone(), pins.clone());
         // Chunks freed by commits go to the collector.
         let c2 = collector.clone();
@@ -220,7 +220,6 @@ impl Storage {
             throttle: Default::default(),
             hasher: Default::default(),
             registrations: Arc::new(tokio::sync::Semaphore::new(auth::flows::REGISTRATIONS_AT_ONCE)),
-            locks: Default::default(),
             chunk_slots: Arc::new(tokio::sync::Semaphore::new(content::ingest::CHUNK_SLOTS)),
             jwt_key,
         });
@@ -283,21 +282,6 @@ fn load_master_key(config: &StorageConfig, fresh: bool) -> Result<[u8; KEY_LEN]>
             "no master key: {} is missing and none was given (--master-key-file or DAVIT_MASTER_KEY)",
             path.display()
         ))),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A random 32-byte secret kept in a private file, created on first use.
-fn load_or_create_secret(path: &Path) -> Result<Vec<u8>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            hex::decode(text.trim()).map_err(|_| Error::Incompatible(format!("{} is not a hex secret", path.display())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret = crypto::random_bytes::<32>();
-            write_private(path, hex::encode(secret).as_bytes())?;
-            Ok(secret.to_vec())
-        }
         Err(e) => Err(e.into()),
     }
 }

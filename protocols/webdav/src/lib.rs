@@ -278,7 +278,7 @@ impl WebDav {
                 principal: principal.clone(),
                 ctx: ctx.clone(),
             }))
-            .locksystem(Box::new(ls::CoreLs { storage: self.storage.clone(), principal: principal.clone() }))
+            .locksystem(Box::new(ls::CoreLs::new(self.storage.clone(), principal.clone())))
             .principal(principal.username().to_owned())
             .read_buf_size(READ_BUF)
             .autoindex(false)

@@ -1,6 +1,8 @@
 //! dav-server's lock system, backed by the core's lock store: paths become chains of item
-//! ids, so a lock binds the item whatever path reaches it.
+//! ids, so a lock binds the item whatever path reaches it. The locks are in the metadata
+//! store, shared by every node; one is made per request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use dav_server::davpath::DavPath;
@@ -14,8 +16,18 @@ use crate::fs::drive_path;
 
 #[derive(Clone)]
 pub struct CoreLs {
-    pub storage: Storage,
-    pub principal: Principal,
+    storage: Storage,
+    principal: Principal,
+    /// Whether the store held any lock when this request first asked: a PROPFIND asks for
+    /// the lock discovery of every entry it lists, and with no lock stored none needs a
+    /// read. Only discovery uses it (a report as of the request); every check reads.
+    any: Arc<tokio::sync::OnceCell<bool>>,
+}
+
+impl CoreLs {
+    pub fn new(storage: Storage, principal: Principal) -> Self {
+        CoreLs { storage, principal, any: Default::default() }
+    }
 }
 
 impl std::fmt::Debug for CoreLs {
@@ -188,14 +200,18 @@ impl DavLockSystem for CoreLs {
         let path = path.clone();
         async move {
             let Ok(p) = drive_path(&path) else { return Vec::new() };
+            let any = self.any.get_or_init(|| async { self.storage.any_locks().await.unwrap_or(true) }).await;
+            if !*any {
+                return Vec::new();
+            }
             self.storage.discover_locks(&self.principal, &p).await.iter().map(to_dav).collect()
         }
         .boxed()
     }
 
-    fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
-        let p = drive_path(path).unwrap_or_default();
-        self.storage.forget_locks(&self.principal, &p);
+    /// Nothing to do: the core drops an item's locks in the transaction that deletes or
+    /// moves it.
+    fn delete(&'_ self, _path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
         futures::future::ready(Ok(())).boxed()
     }
 }

@@ -1,15 +1,18 @@
 //! Sessions: a refresh token (stored hashed) and short-lived access tokens (JWT, HS256 with
-//! a key kept in the data folder) that name their session, so logging out or deleting the
-//! session ends both at once, and a deleted or disabled account fails at once.
+//! a key kept in the metadata store) that name their session, so logging out or deleting
+//! the session ends both at once, and a deleted or disabled account fails at once.
+//!
+//! Sessions and refresh tokens are rows (`SESSIONS`, `REFRESH`) and the signing key is in
+//! META, so a token issued by one node verifies on every node of a deployment.
 
 use crate::meta::kv::Readable;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::Storage;
-use crate::crypto::{random_bytes, sha256};
+use crate::crypto::{Keys, random_bytes, sha256};
 use crate::error::{Error, Result};
-use crate::meta::db::{self, REFRESH, SESSIONS};
+use crate::meta::db::{self, Db, META, REFRESH, SESSIONS};
 use crate::meta::model::{User, now_nanos};
 
 pub const ACCESS_TTL_SECS: u64 = 15 * 60;
@@ -44,6 +47,50 @@ struct Claims {
     iat: u64,
     nbf: u64,
     exp: u64,
+}
+
+/// META key of the HS256 key of access tokens, sealed under the secrets key with this as its
+/// label, as S3 secrets are: a copy of the store alone (a database backup) cannot forge
+/// tokens. Link-password cookies and the mail tags of logs are keyed by it too (HMAC with
+/// their own labels), so they are shared with it. Written once, never rewritten: the label's
+/// key seals one key only (nodes racing to create it each seal a candidate, but only one
+/// transaction commits; a rotation would take a new label).
+const JWT_KEY: &str = "jwt_key";
+
+/// The access-token key: read from META, or made there once. Two nodes starting at once on
+/// a new store agree: each inserts only if absent, in a transaction, and uses what is there
+/// after (the engine serializes the two, and the second finds the first's). A folder of an
+/// earlier davit kept it in `jwt.key`: that key goes into META (so access tokens already
+/// issued stay valid), and the file is removed once the key is committed.
+pub(crate) fn load_jwt_key(db: &Db, keys: &Keys, legacy_file: &std::path::Path) -> Result<Vec<u8>> {
+    let from_file = match std::fs::read_to_string(legacy_file) {
+        Ok(text) => Some(
+            hex::decode(text.trim())
+                .map_err(|_| Error::Incompatible(format!("{} is not a hex secret", legacy_file.display())))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let (key, _) = db.write_sync(|ctx| {
+        let mut meta = ctx.txn.open_table(META)?;
+        let stored = meta.get(JWT_KEY)?.map(|v| v.value().to_vec());
+        if let Some(sealed) = stored {
+            return keys.open_secret(JWT_KEY, &sealed);
+        }
+        let key = from_file.clone().unwrap_or_else(|| random_bytes::<32>().to_vec());
+        meta.insert(JWT_KEY, keys.seal_secret(JWT_KEY, &key).as_slice())?;
+        Ok(key)
+    })?;
+    if let Some(old) = from_file {
+        if old != key {
+            // Another node made the store's key first: this folder's access tokens end
+            // (its sessions do not: a refresh gives new ones).
+            tracing::info!(path = %legacy_file.display(), "the store has its own access-token key; this folder's is dropped");
+        }
+        std::fs::remove_file(legacy_file)?;
+        tracing::info!(path = %legacy_file.display(), "moved the access-token key into the metadata store");
+    }
+    Ok(key)
 }
 
 fn validation() -> Validation {
@@ -194,4 +241,90 @@ pub(crate) fn remove_sessions(txn: &crate::meta::kv::WriteTxn, pick: impl Fn(&Se
         refresh.remove(&s.refresh_hash)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::meta::model::Role;
+    use crate::tests::{config, user};
+
+    /// Opens the folder once the previous handle's threads let go of its database.
+    async fn reopen<T>(mut open: impl FnMut() -> Result<T>) -> T {
+        for _ in 0..50 {
+            match open() {
+                Err(Error::Incompatible(m)) if m.contains("another process") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("the data folder stayed open");
+    }
+
+    fn stored(db: &Db) -> Option<Vec<u8>> {
+        db.read_sync(|t| Ok(t.open_table(META)?.get(JWT_KEY)?.map(|v| v.value().to_vec()))).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_folder_with_a_jwt_key_file_keeps_its_tokens_and_the_key_moves_into_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jwt.key");
+        let (tokens, key) = {
+            let s = crate::Storage::open(config(dir.path())).unwrap();
+            assert!(!file.exists(), "a new folder keeps its key in the store only");
+            let alice = user(&s, "alice", Role::User, None).await;
+            let u = s.get_user(alice.user_id).await.unwrap();
+            let tokens = s.start_session(&u).await.unwrap();
+            let key = s.core.jwt_key.clone();
+            s.close();
+            (tokens, key)
+        };
+        // Make it a folder of an earlier davit: the key in jwt.key, none in META.
+        {
+            let db = reopen(|| Db::open(&dir.path().join(crate::meta::db::FILE), 1 << 20, |_| {})).await;
+            let sealed = stored(&db).expect("the key is in META");
+            assert!(!sealed.windows(key.len()).any(|w| w == key.as_slice()), "sealed, not in the clear");
+            db.write_sync(|ctx| ctx.txn.open_table(META)?.remove(JWT_KEY)).unwrap();
+            db.close();
+        }
+        std::fs::write(&file, hex::encode(&key)).unwrap();
+
+        let s = reopen(|| crate::Storage::open(config(dir.path()))).await;
+        let who = s.verify_access_token(&tokens.access_token).await.expect("a token issued before still verifies");
+        assert_eq!(who.user.username, "alice");
+        assert!(!file.exists(), "the file is removed once its key is in the store");
+        let sealed = stored(&s.core.db).expect("moved into META");
+        assert_eq!(s.core.keys.open_secret(JWT_KEY, &sealed).unwrap(), key);
+        s.close();
+        drop(s);
+
+        // A folder whose file disagrees with the store (another node made the key first):
+        // the store's key wins, so every node signs alike, and the file goes.
+        std::fs::write(&file, hex::encode([9u8; 32])).unwrap();
+        let s = reopen(|| crate::Storage::open(config(dir.path()))).await;
+        assert_eq!(s.core.jwt_key, key);
+        assert!(s.verify_access_token(&tokens.access_token).await.is_ok());
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn the_key_is_made_once_and_then_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("k.redb"), 1 << 20, |_| {}).unwrap();
+        db.write_sync(|ctx| crate::meta::db::create_tables(ctx.txn)).unwrap();
+        let keys = Keys::derive(&[1; 32]);
+        let none = dir.path().join("absent.key");
+        let first = load_jwt_key(&db, &keys, &none).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(load_jwt_key(&db, &keys, &none).unwrap(), first, "a second start (or node) reads the same key");
+        let bad = dir.path().join("bad.key");
+        std::fs::write(&bad, "not hex").unwrap();
+        assert!(matches!(load_jwt_key(&db, &keys, &bad), Err(Error::Incompatible(_))));
+        // Under another data key the stored key does not open: a node with a wrong key
+        // never signs with garbage.
+        assert!(load_jwt_key(&db, &Keys::derive(&[2; 32]), &none).is_err());
+    }
 }

@@ -31,6 +31,20 @@
 //!   per address, to protect the server: `S3_FREE_PER_MINUTE` a minute, then SlowDown.
 //!
 //! State is in memory: a restart forgets it, as it forgets nothing that matters for long.
+//!
+//! Several nodes over one metadata store keep it that way, each its own, on purpose.
+//! Counting in the store would cost a write per failed attempt (on a few hot rows, so
+//! serialization conflicts under a spray), which hands a guesser a way to load the database
+//! every node depends on; and counting an attempt from its admission, with waiters woken
+//! when it ends, would become round trips per attempt. Every bound above holds on each node
+//! separately, so when a load balancer spreads one client's requests over N nodes, a
+//! guesser gets at most N times the one-node budget, never more: N x `PAIR_FREE` free
+//! failures per (account, address), after which each node's waits double up to `MAX_WAIT`
+//! as fast as on one node (under 20 guesses a pair in the first hour per node, 4 an hour
+//! after); the account ceiling slows after N x `ACCOUNT_CEILING` failures a window; S3,
+//! registration and mail limits likewise. Guessing stays bounded and exponentially slowed,
+//! by a factor the operator chooses (the number of nodes), and a balancer that keeps a
+//! client address on one node (most can) brings that factor back to 1.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

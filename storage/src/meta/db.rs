@@ -63,6 +63,14 @@ pub const LINKS_BY_OWNER: Table<(u64, u64), u64> = Table::new("links_by_owner");
 /// (item, link) -> owner.
 pub const LINKS_BY_ITEM: Table<(u64, u64), u64> = Table::new("links_by_item");
 pub const APP_PASSWORD_HASHES: Table<&[u8; 32], u64> = Table::new("app_password_hashes");
+/// WebDAV locks (see `tree::locks`): lock id -> record `LockRow`.
+pub const LOCKS: Table<u64, &[u8]> = Table::new("locks");
+/// (locked item, lock) -> 1 for a deep lock, 0 for a lock on the item alone.
+pub const LOCKS_BY_ITEM: Table<(u64, u64), u64> = Table::new("locks_by_item");
+/// (folder above the locked item, lock) -> locked item: the locks below a folder.
+pub const LOCKS_BELOW: Table<(u64, u64), u64> = Table::new("locks_below");
+/// (expiry in Unix nanoseconds, lock) -> locked item: locks with a timeout, soonest first.
+pub const LOCK_EXPIRY: Table<(u64, u64), u64> = Table::new("lock_expiry");
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
 /// (postcard, which is positional: a field cannot be added without a new version).
@@ -313,5 +321,9 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(LINK_TOKENS)?;
     txn.open_table(LINKS_BY_OWNER)?;
     txn.open_table(LINKS_BY_ITEM)?;
+    txn.open_table(LOCKS)?;
+    txn.open_table(LOCKS_BY_ITEM)?;
+    txn.open_table(LOCKS_BELOW)?;
+    txn.open_table(LOCK_EXPIRY)?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 use crate::meta::kv::Readable;
 
 use super::Conditions;
+use super::locks::{self, LockGuard};
 use crate::Storage;
 use crate::error::{Error, Result, What};
 use crate::meta::model::Principal;
@@ -19,19 +20,21 @@ impl Storage {
     /// Whether the item at `path` may be deleted as a whole, without deleting anything:
     /// for front ends that delete a folder's contents before the folder.
     pub async fn check_delete(&self, p: &Principal, path: &str) -> Result<()> {
-        let place = self.change_target(p, path, true).await?;
+        let place = self.change_target(p, path).await?;
+        self.check_unlocked(p, &place, true).await?;
         place.check_detach(p)
     }
 
     pub async fn delete(&self, p: &Principal, path: &str, conditions: Conditions) -> Result<()> {
-        let place = self.change_target(p, path, true).await?;
+        let place = self.change_target(p, path).await?;
         place.check_detach(p)?;
-        self.commit_at(place, (), move |w, place| {
+        self.commit_at(place, LockGuard::of(p, true), (), move |w, place| {
             let item = w
                 .resolve(place.base, &place.rel)?
                 .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
             conditions.check(Some(&item))?;
             w.remove_subtree(&item)?;
+            locks::forget_item(w.txn, item.id)?;
             Ok(())
         })
         .await
@@ -41,11 +44,12 @@ impl Storage {
     /// to but not including `keep_depth` names from the root (the bucket) or a granted
     /// item. A missing file is not an error.
     pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<()> {
-        let place = self.change_target(p, path, true).await?;
+        let place = self.change_target(p, path).await?;
         place.check_detach(p)?;
-        self.commit_at(place, (), move |w, place| {
+        self.commit_at(place, LockGuard::of(p, true), (), move |w, place| {
             let Some(item) = w.resolve(place.base, &place.rel)? else { return Ok(()) };
             w.remove_subtree(&item)?;
+            locks::forget_item(w.txn, item.id)?;
             let mut up = place.rel.parent();
             while let Some(dir) = up {
                 if dir.is_root() || place.depth + dir.names().len() <= keep_depth {
@@ -56,6 +60,7 @@ impl Storage {
                     break;
                 }
                 w.remove_subtree(&folder)?;
+                locks::forget_item(w.txn, folder.id)?;
                 up = dir.parent();
             }
             Ok(())
@@ -67,7 +72,8 @@ impl Storage {
     pub async fn remove_empty_folder(&self, p: &Principal, path: &str) -> Result<()> {
         let place = self.place(p, path).await?;
         place.check_detach(p)?;
-        self.commit_at(place, (), move |w, place| {
+        // A lock on the folder binds its removal as it binds any other change.
+        self.commit_at(place, LockGuard::of(p, true), (), move |w, place| {
             let folder = w.resolve_folder(place.base, &place.rel).map_err(|e| match e {
                 Error::ParentMissing(_) => Error::missing(What::Item, format!("{} not found", place.path)),
                 e => e,
@@ -76,6 +82,7 @@ impl Storage {
                 return Err(Error::NotEmpty(format!("{} is not empty", place.path)));
             }
             w.remove_subtree(&folder)?;
+            locks::forget_item(w.txn, folder.id)?;
             Ok(())
         })
         .await

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::meta::model::{Item, Principal, Scope};
 use crate::meta::names::{DrivePath, SHARED_ROOT};
 use crate::meta::txn::W;
+use locks::LockGuard;
 
 /// Preconditions on the current version of a target, checked in the committing transaction.
 #[derive(Clone, Debug, Default)]
@@ -123,9 +124,12 @@ impl Storage {
     /// Commits a change at `place`, after checking again, in the same transaction, that the
     /// grant or link it was resolved through still allows it: every change of one place goes
     /// through here, so none can forget that a revocation wins over a change in flight.
+    /// The locks are read in that transaction too (see `locks`): a lock taken through any
+    /// node before the commit binds the change.
     pub(crate) async fn commit_at<T, K>(
         &self,
         place: Place,
+        guard: LockGuard,
         keep: K,
         mut f: impl FnMut(&mut W<'_>, &Place) -> Result<T> + Send + 'static,
     ) -> Result<T>
@@ -138,23 +142,18 @@ impl Storage {
             .write(keep, move |ctx| {
                 let mut w = W::open(ctx)?;
                 access::recheck(&w, &place)?;
+                locks::check_in_write(&w, &place, &guard)?;
                 f(&mut w, &place)
             })
             .await
     }
 
-    /// What every change passes first: a valid path, the right to change it, and no lock
-    /// the caller does not hold (on the item, or below it when `deep`).
-    pub(crate) async fn change_target(&self, p: &Principal, path: &str, deep: bool) -> Result<Place> {
+    /// What every change passes first: a valid path and the right to change it. Locks are
+    /// checked where the change commits ([`Self::commit_at`]), with `LockGuard::of(p, deep)`.
+    pub(crate) async fn change_target(&self, p: &Principal, path: &str) -> Result<Place> {
         let place = self.place_for_change(p, path).await?;
-        self.may_change(p, &place, deep).await?;
-        Ok(place)
-    }
-
-    /// The right to change a resolved place, and no lock the caller does not hold.
-    async fn may_change(&self, p: &Principal, place: &Place, deep: bool) -> Result<()> {
         place.check_write(p)?;
-        self.check_unlocked(p, place, deep).await
+        Ok(place)
     }
 }
 

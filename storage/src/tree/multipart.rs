@@ -18,6 +18,7 @@ use crate::meta::txn::{self, FileContent, W};
 use crate::meta::uploads::{drop_upload, parts_of};
 // The stored upload types live with the other rows below the rules; kept here by name.
 pub use crate::meta::uploads::{Part, Upload};
+use crate::tree::locks::{self, LockGuard};
 use crate::tree::quota_error;
 use crate::{Storage, WriteOptions};
 
@@ -58,7 +59,7 @@ fn load_upload(w: &W<'_>, id: u64, owner: u64) -> Result<Upload> {
 impl Storage {
     /// Starts an upload to `path`; the file appears only when it completes.
     pub async fn create_upload(&self, p: &Principal, path: &str, opts: WriteOptions) -> Result<Upload> {
-        let place = self.change_target(p, path, false).await?;
+        let place = self.change_target(p, path).await?;
         // Completion makes the missing folders of the key: their names are new too.
         place.rel.check_new(true)?;
         self.core.config.policy.check_file(
@@ -68,9 +69,11 @@ impl Storage {
         )?;
         let (owner, payer, now) = (p.user_id, place.owner, now_nanos());
         let path = place.path.to_string();
+        let guard = LockGuard::of(p, false);
         self.core
             .db
             .write((), move |ctx| {
+                locks::check_in_txn(ctx.txn, &place, &guard)?;
                 let id = ctx.txn.next_id("next_upload_id")?;
                 let up = Upload {
                     id,
@@ -112,7 +115,9 @@ impl Storage {
         }
         let up = self.get_upload(p, id).await?;
         // The target is resolved again: a grant revoked since the upload began ends it.
-        let place = self.change_target(p, &up.path, false).await?;
+        let place = self.change_target(p, &up.path).await?;
+        // Before the body is read; the commit checks again.
+        self.check_unlocked(p, &place, false).await?;
         let usage = self.usage(up.payer).await?;
         let room = if usage.quota == 0 { u64::MAX } else { usage.quota.saturating_sub(usage.bytes) };
         // The file's size rule bounds each part (a larger part cannot be in a valid object),
@@ -132,7 +137,7 @@ impl Storage {
         let checksum = opts.checksum.and_then(|c| (c.0)().into_iter().next());
         let part = Part { number, size, etag: hex::encode(md5), modified: now_nanos(), chunks: refs, checksum };
         let (owner, payer) = (up.owner, up.payer);
-        self.commit_at(place, pins, move |w, _| {
+        self.commit_at(place, LockGuard::of(p, false), pins, move |w, _| {
             load_upload(w, id, owner)?;
             let old: Option<Part> =
                 w.txn.open_table(PARTS)?.get((id, number))?.map(|v| db::decode(v.value())).transpose()?;
@@ -213,11 +218,11 @@ impl Storage {
         combine: Option<CombineParts>,
     ) -> Result<Item> {
         let up = self.get_upload(p, id).await?;
-        let place = self.change_target(p, &up.path, false).await?;
+        let place = self.change_target(p, &up.path).await?;
         // Checked at creation too; again here for uploads begun before the rule existed.
         place.rel.check_new(true)?;
         let (owner, now, limit) = (p.user_id, now_nanos(), self.size_limit(p.role));
-        self.commit_at(place, (), move |w, place| {
+        self.commit_at(place, LockGuard::of(p, false), (), move |w, place| {
             let up = load_upload(w, id, owner)?;
             if listed.is_empty() {
                 return Err(Error::InvalidPart("the upload lists no parts".into()));

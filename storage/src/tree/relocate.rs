@@ -6,6 +6,7 @@ use crate::error::{Error, Result, What};
 use crate::meta::model::{Item, Kind, Principal, now_nanos};
 use crate::meta::names::SHARED_ROOT;
 use crate::meta::txn::{self, W};
+use crate::tree::locks::{self, LockGuard};
 
 impl Storage {
     /// Copies a file or folder; content is shared by reference. Returns the new item and
@@ -44,28 +45,27 @@ impl Storage {
             // Replacing a granted (or linked) item would delete it: only its owner may.
             return Err(Error::Forbidden(format!("{} is shared with you: only its owner can replace it", to.path)));
         }
-        if is_move {
-            self.check_unlocked(p, &from, true).await?;
-        }
-        self.check_unlocked(p, &to, true).await?;
-        if from.path == to.path {
-            return Err(Error::Forbidden("source and destination are the same".into()));
-        }
-        if to.path.starts_with(&from.path) {
-            return Err(Error::Conflict("cannot put a folder inside itself".into()));
-        }
         let (now, role) = (now_nanos(), p.role);
         let policy = self.core.config.policy.clone();
+        let guard = LockGuard::of(p, true);
         self.core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
                 if is_move {
                     access::recheck(&w, &from)?;
+                    locks::check_in_write(&w, &from, &guard)?;
                 } else {
                     access::recheck_read(&w, &from)?;
                 }
                 access::recheck(&w, &to)?;
+                locks::check_in_write(&w, &to, &guard)?;
+                if from.path == to.path {
+                    return Err(Error::Forbidden("source and destination are the same".into()));
+                }
+                if to.path.starts_with(&from.path) {
+                    return Err(Error::Conflict("cannot put a folder inside itself".into()));
+                }
                 let src = w
                     .resolve(from.base, &from.rel)?
                     .ok_or_else(|| Error::missing(What::Item, format!("{} not found", from.path)))?;
@@ -98,8 +98,11 @@ impl Storage {
                         return Err(Error::AlreadyExists(format!("{} already exists", to.path)));
                     }
                     w.remove_subtree(&old)?;
+                    locks::forget_item(w.txn, old.id)?;
                 }
                 if is_move {
+                    // A MOVE does not carry locks (RFC 4918): the moved item's, and those below it, end.
+                    locks::forget_item(w.txn, src.id)?;
                     let mut moved = src.clone();
                     w.unlink(&src)?;
                     if src.owner != to.owner {
@@ -123,7 +126,7 @@ impl Storage {
     /// a distinct name if one is taken), their quota pays for it, and grants and links on it
     /// follow it. Returns the item and its path in the new owner's drive.
     pub async fn transfer(&self, p: &Principal, path: &str, to: &str) -> Result<(Item, String)> {
-        let place = self.change_target(p, path, true).await?;
+        let place = self.change_target(p, path).await?;
         place.check_detach(p)?;
         if place.access != Access::Own {
             return Err(Error::Forbidden("only items in your own drive can be transferred".into()));
@@ -132,10 +135,12 @@ impl Storage {
         if target.id == p.user_id {
             return Err(Error::InvalidInput("you already own it".into()));
         }
+        let guard = LockGuard::of(p, true);
         self.core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
+                locks::check_in_write(&w, &place, &guard)?;
                 let item = w
                     .resolve(place.base, &place.rel)?
                     .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
@@ -143,6 +148,7 @@ impl Storage {
                 // The top-level `shared` is the virtual folder of grants.
                 let wanted = if item.name == SHARED_ROOT { format!("{SHARED_ROOT} (2)") } else { item.name.clone() };
                 let name = access::free_name(&w.children, user.root, &wanted)?;
+                locks::forget_item(w.txn, item.id)?;
                 w.unlink(&item)?;
                 w.change_owner(&item, user.id)?;
                 let moved = Item { owner: user.id, parent: user.root, name: name.clone(), ..item };

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use futures::Stream;
 
+use super::locks::{self, LockGuard};
 use super::{WriteOptions, drop_box_refusal, quota_error};
 use crate::Storage;
 use crate::access::{self, Access};
@@ -26,9 +27,9 @@ impl Storage {
             return Err(Error::AlreadyExists("/shared exists: it holds what others share with you".into()));
         }
         place.rel.check_new(false)?;
-        self.may_change(p, &place, false).await?;
+        place.check_write(p)?;
         let now = now_nanos();
-        self.commit_at(place, (), move |w, place| {
+        self.commit_at(place, LockGuard::of(p, false), (), move |w, place| {
             let (parent, mut name) = access::slot(w, place, false, now)?;
             if place.hides_names() {
                 // A drop box answers the same whether the name is taken or not.
@@ -51,9 +52,11 @@ impl Storage {
             return self.stat(p, path).await;
         }
         place.rel.check_new(true)?;
-        self.may_change(p, &place, false).await?;
+        place.check_write(p)?;
         let now = now_nanos();
-        self.commit_at(place, (), move |w, place| w.ensure_folder(place.base, &place.rel, place.owner, now)).await
+        let guard = LockGuard::of(p, false);
+        self.commit_at(place, guard, (), move |w, place| w.ensure_folder(place.base, &place.rel, place.owner, now))
+            .await
     }
 
     /// Writes a file from a stream, replacing any file at `path` atomically: readers see the
@@ -69,7 +72,7 @@ impl Storage {
     where
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
     {
-        let place = self.change_target(p, path, false).await?;
+        let place = self.change_target(p, path).await?;
         place.rel.check_new(opts.create_parents)?;
         let owner = place.owner;
         let policy = &self.core.config.policy;
@@ -80,11 +83,13 @@ impl Storage {
         }
         let keeps_old = !matches!(place.access, Access::Link { .. });
         // Refuse early what would be refused at commit, before reading a byte of the body.
+        let guard = LockGuard::of(p, false);
         let pre = {
-            let (place, opts) = (place.clone(), opts.clone());
+            let (place, opts, guard) = (place.clone(), opts.clone(), guard.clone());
             self.core
                 .db
                 .read(move |t| {
+                    locks::check_in_read(t, &place, &guard)?;
                     let items = t.open_table(ITEMS)?;
                     let children = t.open_table(CHILDREN)?;
                     let current = match access::slot_read(&items, &children, &place) {
@@ -129,7 +134,7 @@ impl Storage {
         if let Some(late) = &opts.late_headers {
             headers.extend((late.0)());
         }
-        self.commit_at(place, pins, move |w, place| {
+        self.commit_at(place, guard, pins, move |w, place| {
             let (parent, mut name) = access::slot(w, place, opts.create_parents, now)?;
             if !keeps_old {
                 // An upload link never overwrites: a clashing name gets a new one.
@@ -210,8 +215,8 @@ impl Storage {
         path: &str,
         f: impl Fn(&mut Item) -> Result<()> + Send + 'static,
     ) -> Result<Item> {
-        let place = self.change_target(p, path, false).await?;
-        self.commit_at(place, (), move |w, place| {
+        let place = self.change_target(p, path).await?;
+        self.commit_at(place, LockGuard::of(p, false), (), move |w, place| {
             let mut item = w
                 .resolve(place.base, &place.rel)?
                 .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
