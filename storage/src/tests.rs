@@ -568,5 +568,6 @@ async fn multipart_parts_count_against_quota_and_complete_without_copying() {
     assert_consistent(&f.storage).await;
 }
 
+pub(crate) mod pg;
 mod rules;
 mod sharing;

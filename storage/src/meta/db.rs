@@ -1,27 +1,61 @@
 //! The metadata database: its tables, the versioned value codec, and the two ways in. The
-//! engine (redb) is behind the seam in [`crate::meta::kv`]; nothing here names it.
+//! engine (redb, or PostgreSQL) is behind the seam in [`crate::meta::kv`].
 //!
-//! redb is synchronous and its commits fsync, so no engine call runs on an async worker:
-//! reads go through `spawn_blocking`, and every change goes to one writer thread. That
-//! thread also gives us group commit: changes that arrive while a commit is being made to
-//! disk queue up and share the next transaction and its fsync, and each is acknowledged only
-//! after that commit returns. A change that refuses (quota, precondition) makes the batch
-//! start again without it, so a refusal never leaves part of a change behind.
+//! Engine calls are synchronous (redb's commits fsync; PostgreSQL's wait for the network),
+//! so no engine call runs on an async worker: reads go through `spawn_blocking`.
+//!
+//! On redb every change goes to one writer thread. That thread also gives us group commit:
+//! changes that arrive while a commit is being made to disk queue up and share the next
+//! transaction and its fsync, and each is acknowledged only after that commit returns. A
+//! change that refuses (quota, precondition) makes the batch start again without it, so a
+//! refusal never leaves part of a change behind.
+//!
+//! On PostgreSQL there is no writer thread: many nodes write at once anyway, so each change
+//! runs on the blocking pool in its own SERIALIZABLE transaction, and is run again when the
+//! server could not serialize it with a concurrent one (a change may already run more than
+//! once on redb, so rules are written for it).
 
 use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
-use crate::meta::kv::Engine;
+use crate::meta::kv::{Commit, Engine};
 pub use crate::meta::kv::{ReadTxn, Readable, Table, WriteTxn};
 
 /// The store's file in the data folder.
 pub const FILE: &str = "davit.redb";
+
+/// Where the metadata lives.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum MetaStore {
+    /// `davit.redb` in the data folder: one node.
+    #[default]
+    Redb,
+    /// A PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`) that any number of
+    /// nodes share, through a pool of up to `pool_size` connections per node.
+    Postgres { url: String, pool_size: usize },
+}
+
+impl std::fmt::Debug for MetaStore {
+    /// Never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetaStore::Redb => f.write_str("Redb"),
+            MetaStore::Postgres { url, pool_size } => f
+                .debug_struct("Postgres")
+                .field("url", &crate::meta::kv::pg::shown_url(url))
+                .field("pool_size", pool_size)
+                .finish(),
+        }
+    }
+}
 
 pub const META: Table<&str, &[u8]> = Table::new("meta");
 pub const USERS: Table<u64, &[u8]> = Table::new("users");
@@ -133,18 +167,37 @@ pub struct WriteCtx<'a> {
     pub freed: Vec<ChunkId>,
 }
 
+type FreedFn = Arc<dyn Fn(Vec<ChunkId>) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Db {
     db: Arc<Engine>,
-    jobs: mpsc::UnboundedSender<Msg>,
+    /// How changes are made: through the redb writer thread, or each in its own PostgreSQL
+    /// transaction.
+    writes: Writes,
+}
+
+#[derive(Clone)]
+enum Writes {
+    Thread(mpsc::UnboundedSender<Msg>),
+    Direct { on_freed: FreedFn, closed: Arc<AtomicBool> },
 }
 
 const MAX_BATCH: usize = 512;
 
+/// How many times a PostgreSQL change is run before its serialization failures become an
+/// error, and the longest pause between two runs.
+const WRITE_TRIES: u32 = 20;
+const MAX_PAUSE: Duration = Duration::from_millis(200);
+
 impl Db {
-    /// Opens (or creates) the database and starts its writer thread. `on_freed` receives,
-    /// after each commit, the chunks whose last reference that commit removed.
-    pub fn open(path: &Path, cache_bytes: usize, on_freed: impl Fn(Vec<ChunkId>) + Send + 'static) -> Result<Self> {
+    /// Opens (or creates) the redb database and starts its writer thread. `on_freed`
+    /// receives, after each commit, the chunks whose last reference that commit removed.
+    pub fn open(
+        path: &Path,
+        cache_bytes: usize,
+        on_freed: impl Fn(Vec<ChunkId>) + Send + Sync + 'static,
+    ) -> Result<Self> {
         let db = Arc::new(Engine::open(path, cache_bytes)?);
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_db = db.clone();
@@ -152,7 +205,49 @@ impl Db {
             .name("davit-db-writer".into())
             .spawn(move || writer_loop(&writer_db, rx, on_freed))
             .map_err(Error::from)?;
-        Ok(Db { db, jobs: tx })
+        Ok(Db { db, writes: Writes::Thread(tx) })
+    }
+
+    /// Opens the store `meta` names: redb at `path` (created private when missing), or
+    /// PostgreSQL (`path` unused). Also says whether the store is new (no format yet), which
+    /// decides whether a missing master key may be generated.
+    pub fn open_store(
+        meta: &MetaStore,
+        path: &Path,
+        cache_bytes: usize,
+        on_freed: impl Fn(Vec<ChunkId>) + Send + Sync + 'static,
+    ) -> Result<(Self, bool)> {
+        match meta {
+            MetaStore::Redb => {
+                let fresh = !path.exists();
+                if fresh {
+                    // The store would create it with the process umask; it takes an empty file as new.
+                    crate::perms::create_private_file(path)?;
+                }
+                Ok((Db::open(path, cache_bytes, on_freed)?, fresh))
+            }
+            MetaStore::Postgres { url, pool_size } => {
+                let db = Db::open_postgres(url, *pool_size, on_freed)?;
+                let fresh = crate::meta::format::is_new(&db)?;
+                Ok((db, fresh))
+            }
+        }
+    }
+
+    /// Connects to PostgreSQL, creating or migrating its schema (not the data format: that
+    /// is `format::open`, the same on every engine).
+    pub fn open_postgres(
+        url: &str,
+        pool_size: usize,
+        on_freed: impl Fn(Vec<ChunkId>) + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let db = Arc::new(Engine::open_postgres(url, pool_size)?);
+        Ok(Db { db, writes: Writes::Direct { on_freed: Arc::new(on_freed), closed: Arc::new(AtomicBool::new(false)) } })
+    }
+
+    /// Whether the metadata lives in PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.db.is_postgres()
     }
 
     /// Runs a read on the blocking pool, in one consistent snapshot.
@@ -178,6 +273,25 @@ impl Db {
         keep: K,
         mut f: impl FnMut(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        let jobs = match &self.writes {
+            Writes::Thread(jobs) => jobs,
+            Writes::Direct { on_freed, closed } => {
+                if closed.load(Relaxed) {
+                    return Err(Error::internal("the database is closed"));
+                }
+                let (db, on_freed) = (self.db.clone(), on_freed.clone());
+                // Engine calls block: the change runs on the blocking pool.
+                return tokio::task::spawn_blocking(move || {
+                    let (out, freed) = write_retrying(&db, &mut f)?;
+                    if !freed.is_empty() {
+                        on_freed(freed);
+                    }
+                    drop(keep);
+                    Ok(out)
+                })
+                .await?;
+            }
+        };
         let (tx, rx) = oneshot::channel();
         let job = Job {
             run: Box::new(move |ctx| f(ctx).map(|v| Box::new(v) as Box<dyn Any + Send>)),
@@ -186,27 +300,58 @@ impl Db {
                 drop(keep);
             }),
         };
-        self.jobs.send(Msg::Job(job)).map_err(|_| Error::internal("database writer has stopped"))?;
+        jobs.send(Msg::Job(job)).map_err(|_| Error::internal("database writer has stopped"))?;
         rx.await.map_err(|_| Error::internal("database writer dropped a change"))?
     }
 
-    /// Lets the changes already queued commit, then stops the writer thread.
+    /// Lets the changes already queued commit, then stops the writer thread; later changes
+    /// fail.
     pub fn close(&self) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        if self.jobs.send(Msg::Close(tx)).is_ok() {
-            let _ = rx.recv();
+        match &self.writes {
+            Writes::Thread(jobs) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                if jobs.send(Msg::Close(tx)).is_ok() {
+                    let _ = rx.recv();
+                }
+            }
+            Writes::Direct { closed, .. } => closed.store(true, Relaxed),
         }
     }
 
-    /// For the offline admin commands: a change applied at once in its own transaction.
-    pub fn write_sync<T>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>) -> Result<(T, Vec<ChunkId>)> {
-        let txn = self.db.begin_write()?;
-        let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
-        let out = f(&mut ctx)?;
-        let freed = std::mem::take(&mut ctx.freed);
-        txn.commit()?;
-        Ok((out, freed))
+    /// For the offline admin commands: a change applied at once in its own transaction (on
+    /// PostgreSQL run again when it fails to serialize, so `f` may run more than once).
+    pub fn write_sync<T>(&self, f: impl FnMut(&mut WriteCtx<'_>) -> Result<T>) -> Result<(T, Vec<ChunkId>)> {
+        write_retrying(&self.db, f)
     }
+}
+
+/// Runs `f` in a transaction of its own and commits it, running it again (after a short
+/// random pause, growing) as long as the engine says that can cure the failure. On redb
+/// that never happens: it runs once.
+fn write_retrying<T>(db: &Engine, mut f: impl FnMut(&mut WriteCtx<'_>) -> Result<T>) -> Result<(T, Vec<ChunkId>)> {
+    let mut pause = Duration::from_millis(2);
+    for _ in 0..WRITE_TRIES {
+        let txn = db.begin_write()?;
+        let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
+        let out = f(&mut ctx);
+        let freed = std::mem::take(&mut ctx.freed);
+        // Checked before the closure's result: a rule may have turned the engine's failure
+        // into a refusal of its own.
+        if !txn.must_retry() {
+            let out = out?;
+            if let Commit::Done = txn.commit()? {
+                return Ok((out, freed));
+            }
+        }
+        // Dropped uncommitted: rolled back. The jitter keeps two writers that collided from
+        // colliding again in step.
+        let jitter = u16::from_le_bytes(crate::crypto::random_bytes::<2>()) as u32;
+        std::thread::sleep(pause.mul_f64(0.5 + f64::from(jitter) / 65_536.0));
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+    Err(Error::internal(format_args!(
+        "PostgreSQL could not serialize the change with concurrent ones in {WRITE_TRIES} tries"
+    )))
 }
 
 fn writer_loop(db: &Engine, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: impl Fn(Vec<ChunkId>)) {
@@ -262,7 +407,7 @@ fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>))
             continue;
         }
         match txn.commit() {
-            Ok(()) => {
+            Ok(_) => {
                 if !freed.is_empty() {
                     on_freed(freed);
                 }

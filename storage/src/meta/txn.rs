@@ -344,15 +344,24 @@ pub(crate) fn lookup_child(
 /// the last may be either. Calls `reached` with each id found, in order, and returns how many
 /// names were found (all of them when the path exists).
 ///
-/// This is the seam's one typed operation: resolving a path is on every request, and a
-/// networked engine answers it in one query (a recursive CTE over the children rows) where
-/// lookups name by name would cost a round trip per name. Here it is the lookups.
+/// This is one of the seam's typed operations: resolving a path is on every request, and
+/// PostgreSQL answers it in one query (the schema's `davit_walk`, which does these same
+/// lookups on the server) where lookups name by name would cost a round trip per name. On
+/// redb it is the lookups.
 pub(crate) fn walk(
     children: &impl Readable<(u64, &'static str), u64>,
     from: u64,
     names: &[String],
     mut reached: impl FnMut(u64),
 ) -> Result<usize> {
+    if let Some(pg) = children.on_postgres() {
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let ids = pg.walk(from, names)?;
+        ids.iter().for_each(|&id| reached(id));
+        return Ok(ids.len());
+    }
     let mut cur = from;
     for (i, name) in names.iter().enumerate() {
         let next = if i + 1 == names.len() {
@@ -372,9 +381,11 @@ pub(crate) fn walk(
 }
 
 /// The children of `folder` whose sort keys are `from` or later, in key order: one page of
-/// a listing. A typed operation for the same reason as [`walk`]: a networked engine answers
-/// a page with one query joining the children to their items. Here each item is read only
-/// when asked for, so entries a listing skips cost no item lookup.
+/// a listing. A typed operation for the same reason as [`walk`]: a networked engine could
+/// answer a page with one query joining the children to their items. Each item is read only
+/// when asked for, so entries a listing skips cost no item lookup; on PostgreSQL that is
+/// still one round trip per item a listing shows (the children themselves come a page of
+/// 256 at a time). The join is not written yet.
 pub(crate) fn children_from<'a, I: Readable<u64, &'static [u8]>>(
     items: &'a I,
     children: &'a impl Readable<(u64, &'static str), u64>,

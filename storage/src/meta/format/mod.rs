@@ -48,6 +48,11 @@ pub(crate) fn open(db: &Db, master: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN]> {
     Ok(data_key)
 }
 
+/// Whether the store has no format yet: nothing was ever stored in it.
+pub(crate) fn is_new(db: &Db) -> Result<bool> {
+    db.read_sync(|txn| Ok(txn.open_table(META)?.get(FORMAT_KEY)?.is_none()))
+}
+
 /// Wraps the data key under `new_master` in place of `current_master`: what changing the
 /// master key takes, since nothing else derives from it.
 pub(crate) fn rewrap_data_key(
