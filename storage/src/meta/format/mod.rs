@@ -50,7 +50,9 @@ pub(crate) fn open(db: &Db, master: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN]> {
 
 /// Whether the store has no format yet: nothing was ever stored in it.
 pub(crate) fn is_new(db: &Db) -> Result<bool> {
-    db.read_sync(|txn| Ok(txn.open_table(META)?.get(FORMAT_KEY)?.is_none()))
+    // In a write: a new redb file has no META table for a read to open.
+    let (new, _) = db.write_sync(|ctx| Ok(ctx.txn.open_table(META)?.get(FORMAT_KEY)?.is_none()))?;
+    Ok(new)
 }
 
 /// Wraps the data key under `new_master` in place of `current_master`: what changing the

@@ -119,6 +119,9 @@ enum ReadInner {
 /// it rolls back).
 pub struct WriteTxn(WriteInner);
 
+// Not boxed: one exists per write batch, so its size costs nothing, while a box would cost
+// every redb write an allocation.
+#[allow(clippy::large_enum_variant)]
 enum WriteInner {
     Redb(redb::WriteTransaction),
     Pg(pg::Txn),
