@@ -381,21 +381,44 @@ pub(crate) fn walk(
 }
 
 /// The children of `folder` whose sort keys are `from` or later, in key order: one page of
-/// a listing. A typed operation for the same reason as [`walk`]: a networked engine could
-/// answer a page with one query joining the children to their items. Each item is read only
-/// when asked for, so entries a listing skips cost no item lookup; on PostgreSQL that is
-/// still one round trip per item a listing shows (the children themselves come a page of
-/// 256 at a time). The join is not written yet.
+/// a listing. A typed operation for the same reason as [`walk`]: PostgreSQL answers a page
+/// with one query joining the children to their items. On redb each item is read only when
+/// asked for, so entries a listing skips cost no item lookup.
 pub(crate) fn children_from<'a, I: Readable<u64, &'static [u8]>>(
     items: &'a I,
     children: &'a impl Readable<(u64, &'static str), u64>,
     folder: u64,
     from: &str,
 ) -> Result<impl Iterator<Item = Result<Child<'a, I>>> + 'a> {
-    Ok(children.range((folder, from)..(folder + 1, ""))?.map(move |entry| {
+    if let (Some(c), Some(i)) = (children.on_postgres(), items.on_postgres()) {
+        let rows = c.children_with_items(&i, folder, from);
+        return Ok(Either::Pg(rows.map(move |row| {
+            let (key, id, item) = row?;
+            Ok(Child { key, id, items, item })
+        })));
+    }
+    Ok(Either::Redb(children.range((folder, from)..(folder + 1, ""))?.map(move |entry| {
         let (key, id) = entry?;
-        Ok(Child { key, id: id.value(), items })
-    }))
+        Ok(Child { key, id: id.value(), items, item: None })
+    })))
+}
+
+/// One of two iterators of the same items: `children_from` on either engine.
+enum Either<R, P> {
+    Redb(R),
+    Pg(P),
+}
+
+impl<T, R: Iterator<Item = T>, P: Iterator<Item = T>> Iterator for Either<R, P> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Either::Redb(r) => r.next(),
+            Either::Pg(p) => p.next(),
+        }
+    }
 }
 
 /// One entry of [`children_from`].
@@ -403,6 +426,8 @@ pub(crate) struct Child<'a, I> {
     key: Got<'a, (u64, &'static str)>,
     id: u64,
     items: &'a I,
+    /// The item's row when the engine brought it with the child (PostgreSQL).
+    item: Option<Got<'a, &'static [u8]>>,
 }
 
 impl<I: Readable<u64, &'static [u8]>> Child<'_, I> {
@@ -412,7 +437,10 @@ impl<I: Readable<u64, &'static [u8]>> Child<'_, I> {
     }
 
     pub fn item(&self) -> Result<Item> {
-        get_item(self.items, self.id)?.ok_or_else(|| Error::internal("dangling child"))
+        match &self.item {
+            Some(v) => db::decode(v.value()),
+            None => get_item(self.items, self.id)?.ok_or_else(|| Error::internal("dangling child")),
+        }
     }
 }
 

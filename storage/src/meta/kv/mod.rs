@@ -278,10 +278,30 @@ pub struct PgTable<'a> {
     tbl: i16,
 }
 
-impl PgTable<'_> {
+impl<'a> PgTable<'a> {
     /// `meta::txn::walk` in one round trip: the ids reached from `from` down `names`.
     pub(crate) fn walk(&self, from: u64, names: &[String]) -> Result<Vec<u64>> {
         self.txn.walk(self.tbl, from, names)
+    }
+
+    /// `meta::txn::children_from` a page per round trip: the rows of this children table
+    /// from `(folder, from)` to the end of `folder`, each with the row of `items` it names
+    /// (`None` for a dangling child).
+    pub(crate) fn children_with_items(
+        &self,
+        items: &PgTable<'_>,
+        folder: u64,
+        from: &str,
+    ) -> impl Iterator<Item = Result<(Got<'a, (u64, &'static str)>, u64, Option<Got<'a, &'static [u8]>>)>> + use<'a>
+    {
+        let lo = <(u64, &str)>::encode(&(folder, from));
+        let hi = (folder + 1).to_be_bytes().to_vec();
+        pg::PgChildren::new(self.txn, self.tbl, items.tbl, lo, hi).map(|row| {
+            let (k, v, item) = row?;
+            let id =
+                u64::from_le_bytes(v.as_slice().try_into().map_err(|_| Error::corrupt("a child id is not 8 bytes"))?);
+            Ok((Got::owned(<(u64, &str)>::redb_form(k)?), id, item.map(Got::owned)))
+        })
     }
 }
 

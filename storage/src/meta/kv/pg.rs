@@ -102,6 +102,12 @@ CREATE TABLE kv (
     v bytea NOT NULL,
     PRIMARY KEY (tbl, k)
 );
+-- A u64 value in redb's form (8 bytes, little-endian) as a bigint: ids stored as values.
+CREATE FUNCTION davit_u64(v bytea) RETURNS bigint LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT get_byte(v, 0)::bigint | (get_byte(v, 1)::bigint << 8) | (get_byte(v, 2)::bigint << 16)
+        | (get_byte(v, 3)::bigint << 24) | (get_byte(v, 4)::bigint << 32) | (get_byte(v, 5)::bigint << 40)
+        | (get_byte(v, 6)::bigint << 48) | (get_byte(v, 7)::bigint << 56)
+$$;
 -- Resolves a path in one round trip (see meta::txn::walk): from folder `start`, each name
 -- but the last must be a folder (key: parent, name, '/'); the last may be a file (parent,
 -- name) or a folder. Keys are the parent id big-endian then the sort key; values are redb's
@@ -124,9 +130,7 @@ BEGIN
             WHERE kv.tbl = p_tbl AND kv.k = int8send(cur) || p_names[i] || '\x2f'::bytea;
         END IF;
         EXIT WHEN val IS NULL;
-        cur := get_byte(val, 0)::bigint | (get_byte(val, 1)::bigint << 8) | (get_byte(val, 2)::bigint << 16)
-            | (get_byte(val, 3)::bigint << 24) | (get_byte(val, 4)::bigint << 32) | (get_byte(val, 5)::bigint << 40)
-            | (get_byte(val, 6)::bigint << 48) | (get_byte(val, 7)::bigint << 56);
+        cur := davit_u64(val);
         found := found || cur;
     END LOOP;
     RETURN found;
@@ -137,8 +141,10 @@ END $$;
 const SCHEMA_LOCK: i64 = 0x6461_7669_7400;
 
 /// Rows fetched per round trip of a range scan: a listing page in one trip, while a scan of
-/// a whole table never holds more than this many rows.
+/// a whole table never holds more than this many rows. The first page is smaller, since
+/// many scans stop after a row or two (is there any? the next one?).
 pub(super) const PAGE: usize = 256;
+const FIRST_PAGE: usize = 32;
 
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
@@ -288,6 +294,9 @@ pub(crate) enum Commit {
 const UPSERT: &str = "INSERT INTO kv (tbl, k, v) VALUES ($1, $2, $3) ON CONFLICT (tbl, k) DO UPDATE SET v = EXCLUDED.v";
 
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+/// A child row (key, value) with its item's value, if there is one.
+pub(crate) type JoinedRow = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+type Joined = Vec<JoinedRow>;
 
 impl Txn {
     /// Runs the query `op` makes, after `BEGIN` when it is the transaction's first.
@@ -379,6 +388,26 @@ impl Txn {
         })
     }
 
+    /// Up to `limit` rows of the children table `ctbl` after `lo` and before `hi`, each with
+    /// the row of the item it names in `itbl` (`meta::txn::children_from`).
+    fn children_page(&self, ctbl: i16, itbl: i16, lo: &Bound<Vec<u8>>, hi: Vec<u8>, limit: usize) -> Result<Joined> {
+        let (op, lo) = match lo {
+            Bound::Included(k) => (">=", k.clone()),
+            Bound::Excluded(k) => (">", k.clone()),
+            Bound::Unbounded => (">=", Vec::new()),
+        };
+        let sql = format!(
+            "SELECT c.k, c.v, i.v FROM kv c LEFT JOIN kv i ON i.tbl = $2 AND i.k = int8send(davit_u64(c.v)) \
+             WHERE c.tbl = $1 AND c.k {op} $3 AND c.k < $4 ORDER BY c.k LIMIT $5"
+        );
+        let limit = limit as i64;
+        self.call(move |c| async move {
+            let st = c.prepare_cached(&sql).await?;
+            let rows = c.query(&st, &[&ctbl, &itbl, &lo, &hi, &limit]).await?;
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        })
+    }
+
     /// `meta::txn::walk` in one round trip (the schema's `davit_walk`).
     pub(crate) fn walk(&self, tbl: i16, from: u64, names: &[String]) -> Result<Vec<u64>> {
         let names: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
@@ -444,19 +473,21 @@ pub(crate) struct PgRange<'a> {
     front: VecDeque<(Vec<u8>, Vec<u8>)>,
     back: VecDeque<(Vec<u8>, Vec<u8>)>,
     gap_empty: bool,
+    page: usize,
 }
 
 impl<'a> PgRange<'a> {
     pub(super) fn new(txn: &'a Txn, tbl: i16, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Self {
-        PgRange { txn, tbl, lo, hi, front: VecDeque::new(), back: VecDeque::new(), gap_empty: false }
+        PgRange { txn, tbl, lo, hi, front: VecDeque::new(), back: VecDeque::new(), gap_empty: false, page: FIRST_PAGE }
     }
 
     fn fill(&mut self, rev: bool) -> Result<()> {
-        let rows = self.txn.page(self.tbl, &self.lo, &self.hi, rev, PAGE);
+        let rows = self.txn.page(self.tbl, &self.lo, &self.hi, rev, self.page);
         let rows = rows.inspect_err(|_| self.gap_empty = true)?;
-        if rows.len() < PAGE {
+        if rows.len() < self.page {
             self.gap_empty = true;
         }
+        self.page = PAGE;
         if let Some((k, _)) = rows.last() {
             if rev {
                 self.hi = Bound::Excluded(k.clone());
@@ -490,5 +521,56 @@ impl<'a> PgRange<'a> {
             return Some(Err(e));
         }
         self.back.pop_front().or_else(|| self.front.pop_back()).map(Ok)
+    }
+}
+
+/// A folder's children from a sort key on, each with its item, a page per round trip.
+pub(crate) struct PgChildren<'a> {
+    txn: &'a Txn,
+    ctbl: i16,
+    itbl: i16,
+    lo: Bound<Vec<u8>>,
+    hi: Vec<u8>,
+    rows: VecDeque<JoinedRow>,
+    done: bool,
+    page: usize,
+}
+
+impl<'a> PgChildren<'a> {
+    pub(super) fn new(txn: &'a Txn, ctbl: i16, itbl: i16, lo: Vec<u8>, hi: Vec<u8>) -> Self {
+        PgChildren {
+            txn,
+            ctbl,
+            itbl,
+            lo: Bound::Included(lo),
+            hi,
+            rows: VecDeque::new(),
+            done: false,
+            page: FIRST_PAGE,
+        }
+    }
+}
+
+impl Iterator for PgChildren<'_> {
+    type Item = Result<JoinedRow>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rows.is_empty() && !self.done {
+            match self.txn.children_page(self.ctbl, self.itbl, &self.lo, self.hi.clone(), self.page) {
+                Ok(rows) => {
+                    self.done = rows.len() < self.page;
+                    self.page = PAGE;
+                    if let Some((k, _, _)) = rows.last() {
+                        self.lo = Bound::Excluded(k.clone());
+                    }
+                    self.rows.extend(rows);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.rows.pop_front().map(Ok)
     }
 }

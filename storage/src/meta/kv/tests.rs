@@ -42,6 +42,7 @@ on_both!(
     scans_longer_than_a_page_come_whole_from_either_end,
     a_path_walk_finds_folders_then_a_file_or_a_folder,
     every_key_type_reads_back_as_written,
+    a_page_of_children_comes_with_its_items,
 );
 
 fn put_children(db: &Db, rows: &[((u64, &'static str), u64)]) {
@@ -385,4 +386,43 @@ fn a_newer_schema_is_refused_and_an_unreachable_server_named_without_its_passwor
     let shown =
         format!("{:?}", crate::meta::db::MetaStore::Postgres { url: "postgres://u:s3cret@h/d".into(), pool_size: 1 });
     assert!(!shown.contains("s3cret"), "{shown}");
+}
+
+/// `children_from` (one joined query a page on PostgreSQL): from a sort key on, in order,
+/// across pages, each child with its own item, only the folder's own children.
+fn a_page_of_children_comes_with_its_items(pg: bool) {
+    use crate::meta::model::Item;
+    let (_dir, db) = db(pg);
+    let n = pg::PAGE as u64 + 40;
+    db.write_sync(|ctx| {
+        let mut items = ctx.txn.open_table(ITEMS)?;
+        let mut children = ctx.txn.open_table(CHILDREN)?;
+        for (parent, count) in [(7u64, n), (6, 3), (8, 3)] {
+            for i in 0..count {
+                let id = parent * 10_000 + i;
+                let it = Item::file(id, 1, parent, &format!("f{i:04}"), 0);
+                items.insert(id, crate::meta::db::encode(&it).as_slice())?;
+                children.insert((parent, it.name.as_str()), id)?;
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    db.read_sync(|t| {
+        let (items, children) = (t.open_table(ITEMS)?, t.open_table(CHILDREN)?);
+        let got: Vec<(String, u64)> = crate::meta::txn::children_from(&items, &children, 7, "f0003")?
+            .map(|c| {
+                let c = c.unwrap();
+                let item = c.item().unwrap();
+                assert_eq!(c.key(), item.name, "each child with its own item");
+                (item.name, item.id)
+            })
+            .collect();
+        let want: Vec<(String, u64)> = (3..n).map(|i| (format!("f{i:04}"), 70_000 + i)).collect();
+        assert_eq!(got, want);
+        assert_eq!(crate::meta::txn::children_from(&items, &children, 7, "g")?.count(), 0);
+        assert_eq!(crate::meta::txn::children_from(&items, &children, 6, "")?.count(), 3);
+        Ok(())
+    })
+    .unwrap();
 }
