@@ -168,6 +168,15 @@ impl WriteTxn {
         }
     }
 
+    /// Whether the engine failed inside the change (and so aborted it), whatever the change
+    /// then made of the failure.
+    pub(in crate::meta) fn engine_failed(&self) -> bool {
+        match &self.0 {
+            WriteInner::Redb(_) => false,
+            WriteInner::Pg(txn) => txn.has_failed(),
+        }
+    }
+
     #[inline]
     pub fn open_table<K: OrderedKey, V: Value + 'static>(&self, t: Table<K, V>) -> Result<WriteTable<'_, K, V>> {
         Ok(WriteTable(match &self.0 {

@@ -334,6 +334,10 @@ impl Txn {
         self.retry.load(Relaxed)
     }
 
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Relaxed)
+    }
+
     pub(super) fn get(&self, tbl: i16, k: Vec<u8>) -> Result<Option<Vec<u8>>> {
         self.call(move |c| async move {
             let st = c.prepare_cached("SELECT v FROM kv WHERE tbl = $1 AND k = $2").await?;
