@@ -43,6 +43,7 @@ on_both!(
     a_path_walk_finds_folders_then_a_file_or_a_folder,
     every_key_type_reads_back_as_written,
     a_page_of_children_comes_with_its_items,
+    a_big_write_reads_its_own_changes_wherever_they_are,
 );
 
 fn put_children(db: &Db, rows: &[((u64, &'static str), u64)]) {
@@ -431,6 +432,44 @@ fn a_page_of_children_comes_with_its_items(pg: bool) {
         assert_eq!(got, want);
         assert_eq!(crate::meta::txn::children_from(&items, &children, 7, "g")?.count(), 0);
         assert_eq!(crate::meta::txn::children_from(&items, &children, 6, "")?.count(), 3);
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// More rows than a PostgreSQL write remembers or holds unsent: every read, scan, count and
+/// removal still sees exactly the write's own changes, and the commit sends them all.
+fn a_big_write_reads_its_own_changes_wherever_they_are(pg: bool) {
+    let (_dir, db) = db(pg);
+    let n = 5000u64;
+    db.write_sync(|ctx| {
+        let mut t = ctx.txn.open_table(ITEMS)?;
+        t.insert(1, b"one".as_slice())?;
+        assert_eq!(t.iter()?.count(), 1, "a scan sees a held insert");
+        assert!(t.remove(1)?);
+        assert!(t.get(1)?.is_none());
+        assert!(!t.remove(1)?, "a removal it remembers");
+        assert_eq!(t.len()?, 0, "a count sees a held removal");
+        for id in 1..=n {
+            t.insert(id, id.to_le_bytes().as_slice())?;
+        }
+        assert_eq!(t.get(3)?.map(|v| v.value().to_vec()), Some(3u64.to_le_bytes().to_vec()));
+        assert_eq!(t.get(n)?.map(|v| v.value().to_vec()), Some(n.to_le_bytes().to_vec()));
+        assert!(t.remove(2)?, "a removal of a row it may have forgotten");
+        t.insert(n, b"last".as_slice())?;
+        assert_eq!(t.len()?, n - 1);
+        Ok(())
+    })
+    .unwrap();
+    db.read_sync(|t| {
+        let items = t.open_table(ITEMS)?;
+        assert_eq!(items.len()?, n - 1);
+        assert!(items.get(2)?.is_none());
+        assert_eq!(items.get(n)?.unwrap().value(), b"last");
+        let last = items.iter()?.next_back().unwrap()?;
+        assert_eq!(last.0.value(), n);
+        let sum: u64 = items.iter()?.map(|e| e.unwrap().0.value()).sum();
+        assert_eq!(sum, n * (n + 1) / 2 - 2);
         Ok(())
     })
     .unwrap();
