@@ -220,10 +220,20 @@ impl Engine {
     }
 
     pub(super) fn begin(&self, write: bool) -> Result<Txn> {
-        let pool = self.pool.clone();
-        let conn = self
-            .run(async move { pool.get().await })?
-            .map_err(|e| Error::internal_from("PostgreSQL: no connection", e))?;
+        // An idle connection is handed out without waiting on anything: taken here, that
+        // saves a trip to the engine's runtime and back on every transaction.
+        let ready = {
+            let _rt = self.handle.enter();
+            futures::FutureExt::now_or_never(self.pool.get())
+        };
+        let conn = match ready {
+            Some(got) => got,
+            None => {
+                let pool = self.pool.clone();
+                self.run(async move { pool.get().await })?
+            }
+        }
+        .map_err(|e| Error::internal_from("PostgreSQL: no connection", e))?;
         Ok(Txn::new(self.handle.clone(), conn, write))
     }
 }
