@@ -134,7 +134,7 @@ async fn small_files(storage: &Storage, p: &davit_storage::Principal, n: usize) 
     futures::stream::iter(0..n)
         .for_each_concurrent(16, |i| async move {
             let path = format!("/small/f{i}");
-            storage.write(p, &path, body(4096, i as u64 + 1), WriteOptions::default()).await.unwrap();
+            storage.write(p, &path, body(4096, 2 * i as u64 + 1), WriteOptions::default()).await.unwrap();
         })
         .await;
     let write_s = t.elapsed().as_secs_f64();

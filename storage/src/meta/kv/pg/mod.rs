@@ -99,7 +99,11 @@ CREATE TABLE kv (
     k bytea NOT NULL,
     v bytea NOT NULL,
     PRIMARY KEY (tbl, k)
-);
+) WITH (fillfactor = 90);
+-- Room on each page for the rows rewritten all the time (counters, usage) to be updated in
+-- place (HOT). Values are never compressed: the large ones are sealed file content, which
+-- does not compress, and the rest are too small to try.
+ALTER TABLE kv ALTER COLUMN v SET STORAGE EXTERNAL;
 -- A u64 value in redb's form (8 bytes, little-endian) as a bigint: ids stored as values.
 CREATE FUNCTION davit_u64(v bytea) RETURNS bigint LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT get_byte(v, 0)::bigint | (get_byte(v, 1)::bigint << 8) | (get_byte(v, 2)::bigint << 16)
