@@ -34,65 +34,23 @@ pub(crate) struct Fixture {
 }
 
 /// The configuration every test of the core starts from: a fixed master key, the defaults
-/// otherwise. Inside [`on_postgres`] the metadata is in the test's PostgreSQL database
+/// otherwise. Inside [`pg::on_postgres`] the metadata is in the test's PostgreSQL database
 /// (the same one for every call of one test, so a test can open its store again).
 pub(crate) fn config(dir: &std::path::Path) -> StorageConfig {
     let mut c = StorageConfig::new(dir);
     c.master_key = Some("11".repeat(32));
-    ON_POSTGRES.with(|run| {
-        if let Some(run) = run.borrow_mut().as_mut() {
-            let url = run.url.get_or_insert_with(pg::database).clone();
-            run.opens += 1;
-            c.meta = crate::MetaStore::Postgres { url, pool_size: 8 };
-        }
-    });
+    if let Some(meta) = pg::store_of_this_test() {
+        c.meta = meta;
+    }
     c
 }
-
-/// A test that runs inside [`on_postgres`]: its database, once made, and how many stores
-/// were configured on it.
-struct PgRun {
-    url: Option<String>,
-    opens: usize,
-}
-
-thread_local! {
-    // Thread-local: a `#[tokio::test]` body runs on the thread that calls it, and tests run
-    // in parallel, each on a thread of its own.
-    static ON_POSTGRES: std::cell::RefCell<Option<PgRun>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Runs a test of the core with its metadata in PostgreSQL instead of redb, and fails if
-/// the test opened no store there (so a test that bypasses [`config`] cannot pass unseen).
-pub(crate) fn on_postgres(test: fn()) {
-    ON_POSTGRES.with(|run| *run.borrow_mut() = Some(PgRun { url: None, opens: 0 }));
-    test();
-    let run = ON_POSTGRES.with(|run| run.borrow_mut().take()).expect("still set");
-    assert!(run.opens > 0, "the test opened no store on PostgreSQL");
-}
-
-/// The same tests once more, each with its metadata in PostgreSQL (`on_postgres`): the
-/// rules are written once, above the seam, and must hold on either engine.
-macro_rules! also_on_postgres {
-    ($($test:ident),* $(,)?) => {
-        mod on_postgres {
-            $(
-                #[test]
-                fn $test() {
-                    crate::tests::on_postgres(super::$test)
-                }
-            )*
-        }
-    };
-}
-pub(crate) use also_on_postgres;
 
 /// The one way the core's tests make a data folder: a fresh temporary folder with
 /// [`config`], changed by `configure` for what the test is about.
 pub(crate) fn open_with(configure: impl FnOnce(&mut StorageConfig)) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     // A store of its own: on PostgreSQL a new database.
-    ON_POSTGRES.with(|run| run.borrow_mut().as_mut().map(|run| run.url = None));
+    pg::next_store_is_new();
     let mut c = config(dir.path());
     configure(&mut c);
     let storage = Storage::open(c).unwrap();
@@ -617,6 +575,7 @@ async fn multipart_parts_count_against_quota_and_complete_without_copying() {
 }
 
 pub(crate) mod pg;
+pub(crate) use pg::also_on_postgres;
 mod rules;
 mod sharing;
 

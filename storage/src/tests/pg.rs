@@ -141,3 +141,59 @@ fn output(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// A test that runs inside [`on_postgres`]: its database, once made, and how many stores
+/// were configured on it.
+struct PgRun {
+    url: Option<String>,
+    opens: usize,
+}
+
+thread_local! {
+    // Thread-local: a `#[tokio::test]` body runs on the thread that calls it, and tests run
+    // in parallel, each on a thread of its own.
+    static ON_POSTGRES: std::cell::RefCell<Option<PgRun>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs a test of the core with its metadata in PostgreSQL instead of redb, and fails if
+/// the test opened no store there (so a test that bypasses `tests::config` cannot pass
+/// unseen).
+pub(crate) fn on_postgres(test: fn()) {
+    ON_POSTGRES.with(|run| *run.borrow_mut() = Some(PgRun { url: None, opens: 0 }));
+    test();
+    let run = ON_POSTGRES.with(|run| run.borrow_mut().take()).expect("still set");
+    assert!(run.opens > 0, "the test opened no store on PostgreSQL");
+}
+
+/// The same tests once more, each with its metadata in PostgreSQL (`on_postgres`): the
+/// rules are written once, above the seam, and must hold on either engine.
+macro_rules! also_on_postgres {
+    ($($test:ident),* $(,)?) => {
+        mod on_postgres {
+            $(
+                #[test]
+                fn $test() {
+                    crate::tests::pg::on_postgres(super::$test)
+                }
+            )*
+        }
+    };
+}
+pub(crate) use also_on_postgres;
+
+/// The metadata store of the running test: its PostgreSQL database inside [`on_postgres`]
+/// (made on first use), none otherwise.
+pub(crate) fn store_of_this_test() -> Option<crate::MetaStore> {
+    ON_POSTGRES.with(|run| {
+        let mut run = run.borrow_mut();
+        let run = run.as_mut()?;
+        let url = run.url.get_or_insert_with(database).clone();
+        run.opens += 1;
+        Some(crate::MetaStore::Postgres { url, pool_size: 8 })
+    })
+}
+
+/// The next store of the running test gets a database of its own.
+pub(crate) fn next_store_is_new() {
+    ON_POSTGRES.with(|run| run.borrow_mut().as_mut().map(|run| run.url = None));
+}

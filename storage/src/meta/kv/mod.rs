@@ -281,6 +281,9 @@ impl<K: OrderedKey, V: Value + 'static> DoubleEndedIterator for Range<'_, K, V> 
     }
 }
 
+/// A child's key and id, with its item's row when the engine brought it.
+pub(crate) type ChildRow<'a> = (Got<'a, (u64, &'static str)>, u64, Option<Got<'a, &'static [u8]>>);
+
 /// A table on PostgreSQL, for the seam's typed operations (see `meta::txn::walk`).
 pub struct PgTable<'a> {
     txn: &'a pg::Txn,
@@ -301,8 +304,7 @@ impl<'a> PgTable<'a> {
         items: &PgTable<'_>,
         folder: u64,
         from: &str,
-    ) -> impl Iterator<Item = Result<(Got<'a, (u64, &'static str)>, u64, Option<Got<'a, &'static [u8]>>)>> + use<'a>
-    {
+    ) -> impl Iterator<Item = Result<ChildRow<'a>>> + use<'a> {
         let lo = <(u64, &str)>::encode(&(folder, from));
         let hi = (folder + 1).to_be_bytes().to_vec();
         pg::PgChildren::new(self.txn, self.tbl, items.tbl, lo, hi).map(|row| {
