@@ -360,6 +360,34 @@ fn loop_open(cfg: StorageConfig) -> String {
     "still locked".into()
 }
 
+/// A master key is generated only for a store that holds nothing yet: a first start that
+/// failed leaves none behind it, and a store with data never gets a new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_master_key_is_made_only_for_a_new_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.master_key = Some("not hex".into());
+    assert!(Storage::open(c.clone()).is_err());
+    c.master_key = None;
+    {
+        // The failed start may still hold the redb file while its writer winds down.
+        let s = loop {
+            match Storage::open(c.clone()) {
+                Err(Error::Incompatible(m)) if m.contains("another process") => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                other => break other.unwrap(),
+            }
+        };
+        user(&s, "alice", Role::User, None).await;
+        s.close();
+    }
+    assert!(dir.path().join("master.key").exists());
+    std::fs::remove_file(dir.path().join("master.key")).unwrap();
+    let err = loop_open(c);
+    assert!(err.contains("no master key"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rewrapped_data_key_opens_the_folder_under_the_new_master_key_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -588,6 +616,7 @@ also_on_postgres!(
     roles_decide_in_the_core,
     tampering_is_an_error_and_wrong_keys_are_refused,
     a_rewrapped_data_key_opens_the_folder_under_the_new_master_key_only,
+    a_missing_master_key_is_made_only_for_a_new_store,
     concurrent_writes_overwrites_copies_and_deletes_keep_counts_exact,
     key_listing_matches_s3_order_and_rules,
     multipart_parts_count_against_quota_and_complete_without_copying,

@@ -201,29 +201,27 @@ impl Db {
     }
 
     /// Opens the store `meta` names: redb at `path` (created private when missing), or
-    /// PostgreSQL (`path` unused). Also says whether the store is new (no format yet), which
-    /// decides whether a missing master key may be generated.
+    /// PostgreSQL (`path` unused). Also says whether the store is new (no format yet: it
+    /// holds nothing a key could have sealed), which decides whether a missing master key
+    /// may be generated.
     pub fn open_store(
         meta: &MetaStore,
         path: &Path,
         cache_bytes: usize,
         on_freed: impl Fn(Vec<ChunkId>) + Send + 'static,
     ) -> Result<(Self, bool)> {
-        match meta {
+        let db = match meta {
             MetaStore::Redb => {
-                let fresh = !path.exists();
-                if fresh {
+                if !path.exists() {
                     // The store would create it with the process umask; it takes an empty file as new.
                     crate::perms::create_private_file(path)?;
                 }
-                Ok((Db::open(path, cache_bytes, on_freed)?, fresh))
+                Db::open(path, cache_bytes, on_freed)?
             }
-            MetaStore::Postgres { url, pool_size } => {
-                let db = Db::open_postgres(url, *pool_size, on_freed)?;
-                let fresh = crate::meta::format::is_new(&db)?;
-                Ok((db, fresh))
-            }
-        }
+            MetaStore::Postgres { url, pool_size } => Db::open_postgres(url, *pool_size, on_freed)?,
+        };
+        let fresh = crate::meta::format::is_new(&db)?;
+        Ok((db, fresh))
     }
 
     /// Connects to PostgreSQL, creating or migrating its schema (not the data format: that
