@@ -474,3 +474,33 @@ fn a_big_write_reads_its_own_changes_wherever_they_are(pg: bool) {
     })
     .unwrap();
 }
+
+/// A read's connection is parked with its transaction open (see `pg::Engine`): the next
+/// user, reader or writer, on the one connection there is, starts from a fresh snapshot,
+/// and a parked snapshot is ended soon even when nobody comes.
+#[test]
+fn a_parked_read_never_lends_its_snapshot() {
+    let url = crate::tests::pg::database();
+    let db = Db::open_postgres(&url, 1, |_| {}).unwrap();
+    db.write_sync(|ctx| crate::meta::db::create_tables(ctx.txn)).unwrap();
+    let read = |db: &Db| db.read_sync(|t| Ok(t.open_table(META)?.get("k")?.map(|v| v.value().to_vec()))).unwrap();
+    for round in 0..3u8 {
+        let before = read(&db);
+        assert_eq!(before, (round > 0).then(|| vec![round - 1]));
+        db.write_sync(|ctx| {
+            let mut meta = ctx.txn.open_table(META)?;
+            assert_eq!(meta.get("k")?.map(|v| v.value().to_vec()), before, "the write sees the latest commit");
+            meta.insert("k", [round].as_slice())?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read(&db), Some(vec![round]), "a read after a write sees it");
+    }
+    read(&db);
+    let open = "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' AND datname = current_database()";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while crate::tests::pg::admin_query_i64(&url, open) > 0 {
+        assert!(std::time::Instant::now() < deadline, "a parked read held its snapshot for seconds");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -26,9 +26,10 @@ mod scan;
 mod txn;
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime as PoolRuntime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime as PoolRuntime};
 use tokio::runtime::Handle;
 use tokio_postgres::{Error as PgError, NoTls};
 
@@ -151,11 +152,25 @@ pub(super) const FIRST_PAGE: usize = 32;
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
 
+/// Connections whose last read transaction was left open, with when it ended (see
+/// [`Parked`]).
+pub(super) type Parked = Arc<Mutex<Vec<(Object, Instant)>>>;
+
+/// How long a finished read may hold its snapshot open on a parked connection, and how
+/// often they are swept. A snapshot held open keeps PostgreSQL from cleaning up rows dead
+/// since, so it is held briefly: on a busy node the connection is reused long before.
+const PARKED_FOR: Duration = Duration::from_millis(250);
+
 pub(crate) struct Engine {
     /// Dropped with `shutdown_background`, which is allowed on an async worker too.
     rt: Option<tokio::runtime::Runtime>,
     handle: Handle,
     pool: Pool,
+    /// A read transaction is not ended when its reader is done: its connection waits here,
+    /// and whoever takes it next sends `ROLLBACK` in the same round trip as its own `BEGIN`
+    /// and first query. That saves a round trip on every read (and reads are most of the
+    /// traffic); a sweep rolls back what is not taken soon.
+    parked: Parked,
 }
 
 impl Drop for Engine {
@@ -208,7 +223,8 @@ impl Engine {
             .recycle_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| Error::Incompatible(format!("PostgreSQL at {shown}: {e}")))?;
-        let engine = Engine { handle: rt.handle().clone(), rt: Some(rt), pool };
+        let engine = Engine { handle: rt.handle().clone(), rt: Some(rt), pool, parked: Parked::default() };
+        engine.handle.spawn(sweep_parked(Arc::downgrade(&engine.parked)));
         let pool = engine.pool.clone();
         let shown2 = shown.clone();
         engine.run(async move { migrate(&pool, &shown2).await })?.map_err(|e| match e {
@@ -224,6 +240,10 @@ impl Engine {
     }
 
     pub(super) fn begin(&self, write: bool) -> Result<Txn> {
+        let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some((conn, _)) = parked.filter(|(c, _)| !c.is_closed()) {
+            return Ok(Txn::new(self.handle.clone(), conn, write, true, self.parked.clone()));
+        }
         // An idle connection is handed out without waiting on anything: taken here, that
         // saves a trip to the engine's runtime and back on every transaction.
         let ready = {
@@ -238,7 +258,26 @@ impl Engine {
             }
         }
         .map_err(|e| Error::internal_from("PostgreSQL: no connection", e))?;
-        Ok(Txn::new(self.handle.clone(), conn, write))
+        Ok(Txn::new(self.handle.clone(), conn, write, false, self.parked.clone()))
+    }
+}
+
+/// Rolls back the read transactions parked longer than [`PARKED_FOR`], until the engine
+/// is gone.
+async fn sweep_parked(parked: std::sync::Weak<Mutex<Vec<(Object, Instant)>>>) {
+    loop {
+        tokio::time::sleep(PARKED_FOR).await;
+        let Some(parked) = parked.upgrade() else { return };
+        let stale: Vec<Object> = {
+            let mut list = parked.lock().unwrap_or_else(|e| e.into_inner());
+            let (old, fresh): (Vec<_>, Vec<_>) = list.drain(..).partition(|(_, at)| at.elapsed() >= PARKED_FOR);
+            *list = fresh;
+            old.into_iter().map(|(c, _)| c).collect()
+        };
+        drop(parked);
+        for conn in stale {
+            txn::roll_back(conn).await;
+        }
     }
 }
 

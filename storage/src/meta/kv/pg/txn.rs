@@ -9,7 +9,8 @@
 //! - it holds its inserts and removals and sends them with its next query or its commit, in
 //!   the same round trip. Every read that is not answered from memory flushes them first, so
 //!   the server's answers always include the transaction's own changes.
-//! - `BEGIN` goes out with the first query, and a read's end is not waited for.
+//! - `BEGIN` goes out with the first query; a read is not ended when its reader is done,
+//!   but by the next user of its connection, with that user's `BEGIN` (see `Engine`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,7 +24,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Error as PgError, Statement};
 
-use super::{BEGIN_READ, BEGIN_WRITE, run_on};
+use std::time::Instant;
+
+use super::{BEGIN_READ, BEGIN_WRITE, Parked, run_on};
 use crate::error::{Error, Result};
 
 /// Rows a write remembers at most; past it, reads go to the server (a change that walks a
@@ -94,6 +97,9 @@ pub(crate) struct Txn {
     conn: Option<Arc<Object>>,
     began: AtomicBool,
     write: bool,
+    /// The connection still has its last reader's transaction open: `BEGIN` ends it first.
+    dirty: bool,
+    parked: Parked,
     memory: Mutex<Memory>,
     /// Set by a failure that running the change again can cure (a serialization failure, a
     /// deadlock, two writers inserting one key): sticky, because a rule may have mapped the
@@ -116,12 +122,14 @@ pub(crate) type JoinedRow = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 pub(super) type Joined = Vec<JoinedRow>;
 
 impl Txn {
-    pub(super) fn new(handle: Handle, conn: Object, write: bool) -> Self {
+    pub(super) fn new(handle: Handle, conn: Object, write: bool, dirty: bool, parked: Parked) -> Self {
         Txn {
             handle,
             conn: Some(Arc::new(conn)),
             began: AtomicBool::new(false),
             write,
+            dirty,
+            parked,
             memory: Mutex::default(),
             retry: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -141,7 +149,12 @@ impl Txn {
         Fut: Future<Output = std::result::Result<T, PgError>> + Send + 'static,
     {
         let conn = self.conn.clone().ok_or_else(|| Error::internal("the transaction has ended"))?;
-        let begin = (!self.began.swap(true, Relaxed)).then_some(if self.write { BEGIN_WRITE } else { BEGIN_READ });
+        let begin = (!self.began.swap(true, Relaxed)).then(|| match (self.dirty, self.write) {
+            (false, false) => BEGIN_READ.to_owned(),
+            (false, true) => BEGIN_WRITE.to_owned(),
+            (true, false) => format!("ROLLBACK; {BEGIN_READ}"),
+            (true, true) => format!("ROLLBACK; {BEGIN_WRITE}"),
+        });
         let flush = Flush::of(std::mem::take(&mut self.memory().held));
         let fut = op(conn.clone());
         let r = run_on(&self.handle, async move {
@@ -154,7 +167,7 @@ impl Txn {
             };
             let begin = async {
                 match begin {
-                    Some(sql) => conn.batch_execute(sql).await,
+                    Some(sql) => conn.batch_execute(&sql).await,
                     None => Ok(()),
                 }
             };
@@ -347,20 +360,36 @@ impl Txn {
 }
 
 impl Drop for Txn {
-    /// Rolls back what was not committed, without waiting: the connection goes back to the
-    /// pool only after the rollback, so the next user finds it clean.
+    /// A read that ran leaves its connection parked, its transaction open, for the next
+    /// user to end (see `Engine`). Anything else not committed is rolled back without
+    /// waiting: the connection goes back to the pool only after that, so the next user
+    /// finds it clean.
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
-        if !self.began.load(Relaxed) {
+        if !self.began.load(Relaxed) && !self.dirty {
             return;
         }
-        self.handle.spawn(async move {
-            if conn.batch_execute("ROLLBACK").await.is_err() {
-                // A connection in an unknown state never goes back to the pool.
-                if let Ok(obj) = Arc::try_unwrap(conn) {
-                    let _ = Object::take(obj);
-                }
+        let conn = match Arc::try_unwrap(conn) {
+            Ok(conn) => conn,
+            // Every query has answered by now, so this is not expected; if it happens, the
+            // connection is ended, never handed on with a transaction open.
+            Err(shared) => {
+                self.handle.spawn(async move { shared.batch_execute("ROLLBACK").await });
+                return;
             }
-        });
+        };
+        if !self.write && self.began.load(Relaxed) {
+            self.parked.lock().unwrap_or_else(|e| e.into_inner()).push((conn, Instant::now()));
+            return;
+        }
+        self.handle.spawn(roll_back(conn));
+    }
+}
+
+/// Ends a connection's transaction and gives it back to the pool; a connection in an
+/// unknown state never goes back.
+pub(super) async fn roll_back(conn: Object) {
+    if conn.batch_execute("ROLLBACK").await.is_err() {
+        let _ = Object::take(conn);
     }
 }
