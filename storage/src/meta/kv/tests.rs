@@ -504,3 +504,35 @@ fn a_parked_read_never_lends_its_snapshot() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// PostgreSQL drops every connection (a restart, a failover): the next changes and reads may
+/// fail, but the store comes back by itself on new connections, and nothing half-done stays.
+#[test]
+fn lost_connections_are_replaced() {
+    let url = crate::tests::pg::database();
+    let db = Db::open_postgres(&url, 4, |_| {}).unwrap();
+    db.write_sync(|ctx| crate::meta::db::create_tables(ctx.txn)).unwrap();
+    let (first, _) = db.write_sync(|ctx| ctx.txn.next_id("c")).unwrap();
+    let _ = db.read_sync(|t| Ok(t.open_table(META)?.get("c")?.is_some())).unwrap(); // parks one
+    let killed = crate::tests::pg::admin_query_i64(
+        &url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    assert!(killed > 0, "the store had connections to lose");
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        if let Ok((id, _)) = db.write_sync(|ctx| ctx.txn.next_id("c")) {
+            ids.push(id);
+            if ids.len() == 3 {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(ids, [first + 1, first + 2, first + 3], "writes resume, each counted once");
+    let stored = db
+        .read_sync(|t| Ok(u64::from_le_bytes(t.open_table(META)?.get("c")?.unwrap().value().try_into().unwrap())))
+        .unwrap();
+    assert_eq!(stored, first + 4);
+}
