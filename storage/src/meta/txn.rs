@@ -451,6 +451,10 @@ pub(crate) fn resolve(
     path: &DrivePath,
 ) -> Result<Option<Item>> {
     let names = path.names();
+    // On every request: PostgreSQL walks and reads the item in one round trip.
+    if let (Some(c), Some(i)) = (children.on_postgres(), items.on_postgres()) {
+        return c.resolve(&i, root, names)?.map(|v| db::decode(&v)).transpose();
+    }
     let mut cur = root;
     if walk(children, root, names, |id| cur = id)? < names.len() {
         return Ok(None);

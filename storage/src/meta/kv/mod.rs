@@ -296,6 +296,12 @@ impl<'a> PgTable<'a> {
         self.txn.walk(self.tbl, from, names)
     }
 
+    /// `meta::txn::resolve` in one round trip: the row in `items` of what `names` leads to
+    /// from `from` (`from` itself for no names), if they all exist.
+    pub(crate) fn resolve(&self, items: &PgTable<'_>, from: u64, names: &[String]) -> Result<Option<Vec<u8>>> {
+        self.txn.resolve(self.tbl, items.tbl, from, names)
+    }
+
     /// `meta::txn::children_from` a page per round trip: the rows of this children table
     /// from `(folder, from)` to the end of `folder`, each with the row of `items` it names
     /// (`None` for a dangling child).

@@ -407,6 +407,7 @@ fn a_page_of_children_comes_with_its_items(pg: bool) {
     db.write_sync(|ctx| {
         let mut items = ctx.txn.open_table(ITEMS)?;
         let mut children = ctx.txn.open_table(CHILDREN)?;
+        children.insert((1, "d/"), 7)?;
         for (parent, count) in [(7u64, n), (6, 3), (8, 3)] {
             for i in 0..count {
                 let id = parent * 10_000 + i;
@@ -432,6 +433,16 @@ fn a_page_of_children_comes_with_its_items(pg: bool) {
         assert_eq!(got, want);
         assert_eq!(crate::meta::txn::children_from(&items, &children, 7, "g")?.count(), 0);
         assert_eq!(crate::meta::txn::children_from(&items, &children, 6, "")?.count(), 3);
+        // And a path resolved to its item (one query on PostgreSQL): a file under a folder
+        // item 7 stands for (no item row: `resolve` of the folder itself finds nothing).
+        children.get((1, "d/"))?.expect("the folder's link");
+        let path = |p: &str| crate::meta::names::DrivePath::parse(p).unwrap();
+        let found = crate::meta::txn::resolve(&items, &children, 1, &path("/d/f0005"))?.expect("a file");
+        assert_eq!((found.id, found.name.as_str()), (70_005, "f0005"));
+        assert!(crate::meta::txn::resolve(&items, &children, 1, &path("/d/nope"))?.is_none());
+        assert!(crate::meta::txn::resolve(&items, &children, 1, &path("/x/f0005"))?.is_none());
+        assert!(crate::meta::txn::resolve(&items, &children, 1, &path("/d"))?.is_none(), "no row for item 7");
+        assert_eq!(crate::meta::txn::resolve(&items, &children, 60_001, &path("/"))?.map(|i| i.id), Some(60_001));
         Ok(())
     })
     .unwrap();

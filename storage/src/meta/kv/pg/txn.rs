@@ -336,6 +336,24 @@ impl Txn {
         Ok(ids.into_iter().map(|i| i as u64).collect())
     }
 
+    /// `meta::txn::resolve` in one round trip: `davit_walk`, then the item row of where it
+    /// ended, when it found every name.
+    pub(crate) fn resolve(&self, ctbl: i16, itbl: i16, from: u64, names: &[String]) -> Result<Option<Vec<u8>>> {
+        let names: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
+        let from = from as i64;
+        self.call(move |c| async move {
+            let st = c
+                .prepare_cached(
+                    "SELECT (SELECT kv.v FROM kv WHERE kv.tbl = $4 AND kv.k = int8send(\
+                         CASE WHEN cardinality(w.ids) = cardinality($3::bytea[]) \
+                         THEN coalesce(w.ids[cardinality(w.ids)], $2) END)) \
+                     FROM (SELECT davit_walk($1, $2, $3) AS ids) w",
+                )
+                .await?;
+            c.query_one(&st, &[&ctbl, &from, &names, &itbl]).await?.try_get(0)
+        })
+    }
+
     /// Commits a write, sending its held changes in the same round trip. Nothing is sent if
     /// nothing was asked or changed.
     pub(crate) fn commit(mut self) -> Result<Commit> {
