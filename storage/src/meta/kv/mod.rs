@@ -20,8 +20,8 @@
 //! choice; it would put part of each rule into each engine. Where one query beats many
 //! lookups on a networked engine, the seam grows a typed operation whose redb version is
 //! the lookups, rather than letting rules speak to the engine: resolving a path
-//! (`meta::txn::walk`) and a page of a folder's children with their items
-//! (`meta::txn::children_from`).
+//! (`meta::txn::walk`, and with its item `meta::txn::resolve`) and a page of a folder's
+//! children with their items (`meta::txn::children_from`): one query each on PostgreSQL.
 //!
 //! No code outside this folder names an engine: the rest of `meta/` and every rule get
 //! [`ReadTxn`], [`WriteTxn`], [`Table`] and the table handles, and the engines' errors
