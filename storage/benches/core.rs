@@ -1,12 +1,14 @@
 //! The core alone: write and read a 1 GiB file through it (chunking, dedup, MD5, sealing,
 //! durable commit), then write the same content again. Reports MB/s, peak RSS and the disk
 //! added by the second write. Run: `cargo bench -p davit-storage --bench core` (DAVIT_BENCH_MIB sets the size,
-//! DAVIT_BENCH_DIR where the data folder goes).
+//! DAVIT_BENCH_DIR where the data folder goes). DAVIT_BENCH_SMALL=N also writes then reads N
+//! files of 4 KiB, 16 at a time (the metadata's share of the work); DAVIT_BENCH_META=postgres://…
+//! puts the metadata in that PostgreSQL database instead of redb.
 
 use std::time::Instant;
 
 use bytes::Bytes;
-use davit_storage::{NewUser, Role, Status, Storage, StorageConfig, WriteOptions};
+use davit_storage::{MetaStore, NewUser, Role, Status, Storage, StorageConfig, WriteOptions};
 use futures::StreamExt;
 
 const PIECE: usize = 256 * 1024;
@@ -67,6 +69,9 @@ fn main() {
     rt.block_on(async {
         let mut cfg = StorageConfig::new(dir.path());
         cfg.master_key = Some("42".repeat(32));
+        if let Ok(url) = std::env::var("DAVIT_BENCH_META") {
+            cfg.meta = MetaStore::Postgres { url, pool_size: 16 };
+        }
         let storage = Storage::open(cfg).unwrap();
         storage
             .create_user(NewUser {
@@ -113,7 +118,41 @@ fn main() {
             (disk_after_second.saturating_sub(disk_after_first)) as f64 / 1048576.0,
             disk_after_first as f64 / 1048576.0
         );
+        let small: usize = std::env::var("DAVIT_BENCH_SMALL").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if small > 0 {
+            small_files(&storage, &p, small).await;
+        }
         println!("peak RSS        {:8.1} MiB", peak_rss_mib());
         storage.close();
     });
+}
+
+/// `n` files of 4 KiB written, then read, 16 requests at a time.
+async fn small_files(storage: &Storage, p: &davit_storage::Principal, n: usize) {
+    storage.mkdir(p, "/small").await.unwrap();
+    let t = Instant::now();
+    futures::stream::iter(0..n)
+        .for_each_concurrent(16, |i| async move {
+            let path = format!("/small/f{i}");
+            storage.write(p, &path, body(4096, 2 * i as u64 + 1), WriteOptions::default()).await.unwrap();
+        })
+        .await;
+    let write_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    futures::stream::iter(0..n)
+        .for_each_concurrent(16, |i| async move {
+            let mut r = storage.read(p, &format!("/small/f{i}"), None).await.unwrap();
+            let mut got = 0;
+            while let Some(piece) = r.body.next().await {
+                got += piece.unwrap().len();
+            }
+            assert_eq!(got, 4096);
+        })
+        .await;
+    let read_s = t.elapsed().as_secs_f64();
+    println!(
+        "4 KiB files x{n}, 16 at a time: write {:8.0} files/s, read {:8.0} files/s",
+        n as f64 / write_s,
+        n as f64 / read_s
+    );
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 // The crate's public module paths from before the folders, kept for the front ends.
 pub use access::policy;
 pub use content::chunks;
+pub use meta::db::MetaStore;
 pub use meta::{db, format, model, names};
 pub use tree::{locks, multipart};
 
@@ -61,6 +62,8 @@ pub struct StorageConfig {
     pub master_key: Option<String>,
     /// The metadata store's page cache. The engine's default is 1 GiB; the server must stay under 100 MiB.
     pub cache_bytes: usize,
+    /// Where the metadata lives: redb in the data folder (the default), or PostgreSQL.
+    pub meta: MetaStore,
     /// Quota given to new accounts, in bytes (0 = unlimited).
     pub default_quota: u64,
     /// Largest file accepted, in bytes (0 = unlimited).
@@ -118,6 +121,7 @@ impl StorageConfig {
             data_dir: data_dir.into(),
             master_key: None,
             cache_bytes: 32 * 1024 * 1024,
+            meta: MetaStore::Redb,
             default_quota: 0,
             max_file_size: 0,
             policy: policy::Policy::default(),
@@ -165,20 +169,15 @@ impl Storage {
     pub fn open(config: StorageConfig) -> Result<Self> {
         // Only the owner may enter the data folder (see `perms`).
         perms::private_dir(&config.data_dir)?;
-        let db_path = config.data_dir.join(DB_FILE);
-        let fresh = !db_path.exists();
+        let (freed_tx, freed_rx) = std::sync::mpsc::channel::<Vec<crypto::ChunkId>>();
+        let (db, fresh) =
+            Db::open_store(&config.meta, &config.data_dir.join(DB_FILE), config.cache_bytes, move |ids| {
+                let _ = freed_tx.send(ids);
+            })?;
         let master = load_master_key(&config, fresh)?;
         let backend = config.chunks.open(&config.data_dir)?;
         let pins = Arc::new(Pins::default());
 
-        let (freed_tx, freed_rx) = std::sync::mpsc::channel::<Vec<crypto::ChunkId>>();
-        if !db_path.exists() {
-            // The store would create it with the process umask; it takes an empty file as new.
-            perms::create_private_file(&db_path)?;
-        }
-        let db = Db::open(&db_path, config.cache_bytes, move |ids| {
-            let _ = freed_tx.send(ids);
-        })?;
         // Folders made before this davit may hold secrets others could read.
         for name in [DB_FILE, JWT_KEY_FILE, MASTER_KEY_FILE] {
             let path = config.data_dir.join(name);

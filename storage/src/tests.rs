@@ -34,10 +34,14 @@ pub(crate) struct Fixture {
 }
 
 /// The configuration every test of the core starts from: a fixed master key, the defaults
-/// otherwise.
+/// otherwise. Inside [`pg::on_postgres`] the metadata is in the test's PostgreSQL database
+/// (the same one for every call of one test, so a test can open its store again).
 pub(crate) fn config(dir: &std::path::Path) -> StorageConfig {
     let mut c = StorageConfig::new(dir);
     c.master_key = Some("11".repeat(32));
+    if let Some(meta) = pg::store_of_this_test() {
+        c.meta = meta;
+    }
     c
 }
 
@@ -45,6 +49,8 @@ pub(crate) fn config(dir: &std::path::Path) -> StorageConfig {
 /// [`config`], changed by `configure` for what the test is about.
 pub(crate) fn open_with(configure: impl FnOnce(&mut StorageConfig)) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
+    // A store of its own: on PostgreSQL a new database.
+    pg::next_store_is_new();
     let mut c = config(dir.path());
     configure(&mut c);
     let storage = Storage::open(c).unwrap();
@@ -359,6 +365,34 @@ fn loop_open(cfg: StorageConfig) -> String {
     "still locked".into()
 }
 
+/// A master key is generated only for a store that holds nothing yet: a first start that
+/// failed leaves none behind it, and a store with data never gets a new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_master_key_is_made_only_for_a_new_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.master_key = Some("not hex".into());
+    assert!(Storage::open(c.clone()).is_err());
+    c.master_key = None;
+    {
+        // The failed start may still hold the redb file while its writer winds down.
+        let s = loop {
+            match Storage::open(c.clone()) {
+                Err(Error::Incompatible(m)) if m.contains("another process") => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                other => break other.unwrap(),
+            }
+        };
+        user(&s, "alice", Role::User, None).await;
+        s.close();
+    }
+    assert!(dir.path().join("master.key").exists());
+    std::fs::remove_file(dir.path().join("master.key")).unwrap();
+    let err = loop_open(c);
+    assert!(err.contains("no master key"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rewrapped_data_key_opens_the_folder_under_the_new_master_key_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -573,5 +607,22 @@ async fn multipart_parts_count_against_quota_and_complete_without_copying() {
     assert_consistent(&f.storage).await;
 }
 
+pub(crate) mod pg;
+pub(crate) use pg::also_on_postgres;
 mod rules;
 mod sharing;
+
+also_on_postgres!(
+    small_and_large_roundtrip_with_md5_etag_and_ranges,
+    identical_content_is_stored_once_across_users_and_survives_deletes,
+    overwrite_keeps_id_copy_shares_and_move_is_atomic,
+    listing_names_and_reserved_paths,
+    quota_preconditions_and_short_bodies_leave_nothing,
+    roles_decide_in_the_core,
+    tampering_is_an_error_and_wrong_keys_are_refused,
+    a_rewrapped_data_key_opens_the_folder_under_the_new_master_key_only,
+    a_missing_master_key_is_made_only_for_a_new_store,
+    concurrent_writes_overwrites_copies_and_deletes_keep_counts_exact,
+    key_listing_matches_s3_order_and_rules,
+    multipart_parts_count_against_quota_and_complete_without_copying,
+);

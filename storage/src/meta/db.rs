@@ -1,27 +1,63 @@
 //! The metadata database: its tables, the versioned value codec, and the two ways in. The
-//! engine (redb) is behind the seam in [`crate::meta::kv`]; nothing here names it.
+//! engine (redb, or PostgreSQL) is behind the seam in [`crate::meta::kv`].
 //!
-//! redb is synchronous and its commits fsync, so no engine call runs on an async worker:
-//! reads go through `spawn_blocking`, and every change goes to one writer thread. That
-//! thread also gives us group commit: changes that arrive while a commit is being made to
-//! disk queue up and share the next transaction and its fsync, and each is acknowledged only
-//! after that commit returns. A change that refuses (quota, precondition) makes the batch
-//! start again without it, so a refusal never leaves part of a change behind.
+//! Engine calls are synchronous (redb's commits fsync; PostgreSQL's wait for the network),
+//! so no engine call runs on an async worker: reads go through `spawn_blocking`.
+//!
+//! On redb every change goes to one writer thread. That thread also gives us group commit:
+//! changes that arrive while a commit is being made to disk queue up and share the next
+//! transaction and its fsync, and each is acknowledged only after that commit returns. A
+//! change that refuses (quota, precondition) makes the batch start again without it, so a
+//! refusal never leaves part of a change behind.
+//!
+//! PostgreSQL gets the same writer thread, each batch in one SERIALIZABLE transaction. Changes
+//! on one node then never collide with each other: concurrent transactions would, since
+//! nearly every change of a drive reads and rewrites the same few rows (the id counter, the
+//! owner's usage), and SERIALIZABLE lets one of two such writers commit. Measured with 16
+//! small-file writes at a time, one transaction each, most runs failed to serialize again
+//! and again. What is left are collisions with other nodes: the batch is then run again
+//! (a change may already run more than once, so rules are written for it).
 
 use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result};
-use crate::meta::kv::Engine;
+use crate::meta::kv::{Commit, Engine};
 pub use crate::meta::kv::{ReadTxn, Readable, Table, WriteTxn};
 
 /// The store's file in the data folder.
 pub const FILE: &str = "davit.redb";
+
+/// Where the metadata lives.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum MetaStore {
+    /// `davit.redb` in the data folder: one node.
+    #[default]
+    Redb,
+    /// A PostgreSQL database (`postgres://USER:PASSWORD@HOST:PORT/DB`) that any number of
+    /// nodes share, through a pool of up to `pool_size` connections per node.
+    Postgres { url: String, pool_size: usize },
+}
+
+impl std::fmt::Debug for MetaStore {
+    /// Never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetaStore::Redb => f.write_str("Redb"),
+            MetaStore::Postgres { url, pool_size } => f
+                .debug_struct("Postgres")
+                .field("url", &crate::meta::kv::pg::shown_url(url))
+                .field("pool_size", pool_size)
+                .finish(),
+        }
+    }
+}
 
 pub const META: Table<&str, &[u8]> = Table::new("meta");
 pub const USERS: Table<u64, &[u8]> = Table::new("users");
@@ -151,11 +187,20 @@ pub struct Db {
 
 const MAX_BATCH: usize = 512;
 
+/// How many times a PostgreSQL change (or batch) is run before its serialization failures
+/// become an error, and the longest pause between two runs.
+const WRITE_TRIES: u32 = 20;
+const MAX_PAUSE: Duration = Duration::from_millis(200);
+
 impl Db {
-    /// Opens (or creates) the database and starts its writer thread. `on_freed` receives,
-    /// after each commit, the chunks whose last reference that commit removed.
+    /// Opens (or creates) the redb database and starts its writer thread. `on_freed`
+    /// receives, after each commit, the chunks whose last reference that commit removed.
     pub fn open(path: &Path, cache_bytes: usize, on_freed: impl Fn(Vec<ChunkId>) + Send + 'static) -> Result<Self> {
-        let db = Arc::new(Engine::open(path, cache_bytes)?);
+        Db::start(Engine::open(path, cache_bytes)?, on_freed)
+    }
+
+    fn start(engine: Engine, on_freed: impl Fn(Vec<ChunkId>) + Send + 'static) -> Result<Self> {
+        let db = Arc::new(engine);
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_db = db.clone();
         std::thread::Builder::new()
@@ -163,6 +208,45 @@ impl Db {
             .spawn(move || writer_loop(&writer_db, rx, on_freed))
             .map_err(Error::from)?;
         Ok(Db { db, jobs: tx })
+    }
+
+    /// Opens the store `meta` names: redb at `path` (created private when missing), or
+    /// PostgreSQL (`path` unused). Also says whether the store is new (no format yet: it
+    /// holds nothing a key could have sealed), which decides whether a missing master key
+    /// may be generated.
+    pub fn open_store(
+        meta: &MetaStore,
+        path: &Path,
+        cache_bytes: usize,
+        on_freed: impl Fn(Vec<ChunkId>) + Send + 'static,
+    ) -> Result<(Self, bool)> {
+        let db = match meta {
+            MetaStore::Redb => {
+                if !path.exists() {
+                    // The store would create it with the process umask; it takes an empty file as new.
+                    crate::perms::create_private_file(path)?;
+                }
+                Db::open(path, cache_bytes, on_freed)?
+            }
+            MetaStore::Postgres { url, pool_size } => Db::open_postgres(url, *pool_size, on_freed)?,
+        };
+        let fresh = crate::meta::format::is_new(&db)?;
+        Ok((db, fresh))
+    }
+
+    /// Connects to PostgreSQL, creating or migrating its schema (not the data format: that
+    /// is `format::open`, the same on every engine).
+    pub fn open_postgres(
+        url: &str,
+        pool_size: usize,
+        on_freed: impl Fn(Vec<ChunkId>) + Send + 'static,
+    ) -> Result<Self> {
+        Db::start(Engine::open_postgres(url, pool_size)?, on_freed)
+    }
+
+    /// Whether the metadata lives in PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.db.is_postgres()
     }
 
     /// Runs a read on the blocking pool, in one consistent snapshot.
@@ -200,7 +284,8 @@ impl Db {
         rx.await.map_err(|_| Error::internal("database writer dropped a change"))?
     }
 
-    /// Lets the changes already queued commit, then stops the writer thread.
+    /// Lets the changes already queued commit, then stops the writer thread; later changes
+    /// fail.
     pub fn close(&self) {
         let (tx, rx) = std::sync::mpsc::channel();
         if self.jobs.send(Msg::Close(tx)).is_ok() {
@@ -208,15 +293,46 @@ impl Db {
         }
     }
 
-    /// For the offline admin commands: a change applied at once in its own transaction.
-    pub fn write_sync<T>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T>) -> Result<(T, Vec<ChunkId>)> {
-        let txn = self.db.begin_write()?;
-        let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
-        let out = f(&mut ctx)?;
-        let freed = std::mem::take(&mut ctx.freed);
-        txn.commit()?;
-        Ok((out, freed))
+    /// For the offline admin commands: a change applied at once in its own transaction (on
+    /// PostgreSQL run again when it fails to serialize, so `f` may run more than once).
+    pub fn write_sync<T>(&self, f: impl FnMut(&mut WriteCtx<'_>) -> Result<T>) -> Result<(T, Vec<ChunkId>)> {
+        write_retrying(&self.db, f)
     }
+}
+
+/// Runs `f` in a transaction of its own and commits it, running it again (after a short
+/// random pause, growing) as long as the engine says that can cure the failure. On redb
+/// that never happens: it runs once.
+fn write_retrying<T>(db: &Engine, mut f: impl FnMut(&mut WriteCtx<'_>) -> Result<T>) -> Result<(T, Vec<ChunkId>)> {
+    let mut pause = Duration::from_millis(2);
+    for _ in 0..WRITE_TRIES {
+        let txn = db.begin_write()?;
+        let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
+        let out = f(&mut ctx);
+        let freed = std::mem::take(&mut ctx.freed);
+        // Checked before the closure's result: a rule may have turned the engine's failure
+        // into a refusal of its own.
+        if !txn.must_retry() {
+            let out = match out {
+                // The rule may have read the engine's failure as a refusal ("not found");
+                // it was the engine that failed.
+                Err(e) if txn.engine_failed() => {
+                    return Err(Error::internal(format_args!(
+                        "PostgreSQL failed during a change (which then said: {e})"
+                    )));
+                }
+                out => out?,
+            };
+            if let Commit::Done = txn.commit()? {
+                return Ok((out, freed));
+            }
+        }
+        // Dropped uncommitted (if not committed): rolled back.
+        back_off(&mut pause);
+    }
+    Err(Error::internal(format_args!(
+        "PostgreSQL could not serialize the change with concurrent ones in {WRITE_TRIES} tries"
+    )))
 }
 
 fn writer_loop(db: &Engine, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: impl Fn(Vec<ChunkId>)) {
@@ -246,7 +362,16 @@ fn writer_loop(db: &Engine, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: impl
     }
 }
 
+/// Sleeps before a change runs again, a little longer each time; the jitter keeps two
+/// writers that collided from colliding again in step.
+fn back_off(pause: &mut Duration) {
+    let jitter = u16::from_le_bytes(crate::crypto::random_bytes::<2>());
+    std::thread::sleep(pause.mul_f64(0.5 + f64::from(jitter) / 65_536.0));
+    *pause = (*pause * 2).min(MAX_PAUSE);
+}
+
 fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>)) {
+    let (mut tries, mut pause) = (0, Duration::from_millis(2));
     while !batch.is_empty() {
         let txn = match db.begin_write() {
             Ok(t) => t,
@@ -265,14 +390,43 @@ fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>))
             }
         }
         let freed = std::mem::take(&mut ctx.freed);
+        // PostgreSQL could not serialize the batch with another node's writes (whatever the
+        // change that met the failure made of it): the whole batch runs again.
+        if txn.must_retry() {
+            drop(txn);
+            tries += 1;
+            if tries >= WRITE_TRIES {
+                let e = Error::internal(format_args!(
+                    "PostgreSQL could not serialize the change with concurrent ones in {WRITE_TRIES} tries"
+                ));
+                return fail_all(batch, &e);
+            }
+            back_off(&mut pause);
+            continue;
+        }
         if let Some((i, e)) = refused {
+            // The refusal may be the engine's failure that the change read as its own.
+            let e = if txn.engine_failed() {
+                Error::internal(format_args!("PostgreSQL failed during a change (which then said: {e})"))
+            } else {
+                e
+            };
             drop(txn); // aborts: the refused change and its batch-mates are rolled back
             let job = batch.remove(i);
             (job.reply)(Err(e));
             continue;
         }
         match txn.commit() {
-            Ok(()) => {
+            Ok(Commit::Retry) => {
+                tries += 1;
+                if tries >= WRITE_TRIES {
+                    let e = Error::internal("PostgreSQL could not serialize a commit with concurrent ones");
+                    return fail_all(batch, &e);
+                }
+                back_off(&mut pause);
+                continue;
+            }
+            Ok(Commit::Done) => {
                 if !freed.is_empty() {
                     on_freed(freed);
                 }

@@ -442,15 +442,24 @@ pub(crate) fn lookup_child(
 /// the last may be either. Calls `reached` with each id found, in order, and returns how many
 /// names were found (all of them when the path exists).
 ///
-/// This is the seam's one typed operation: resolving a path is on every request, and a
-/// networked engine answers it in one query (a recursive CTE over the children rows) where
-/// lookups name by name would cost a round trip per name. Here it is the lookups.
+/// This is one of the seam's typed operations: resolving a path is on every request, and
+/// PostgreSQL answers it in one query (the schema's `davit_walk`, which does these same
+/// lookups on the server) where lookups name by name would cost a round trip per name. On
+/// redb it is the lookups.
 pub(crate) fn walk(
     children: &impl Readable<(u64, &'static str), u64>,
     from: u64,
     names: &[String],
     mut reached: impl FnMut(u64),
 ) -> Result<usize> {
+    if let Some(pg) = children.on_postgres() {
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let ids = pg.walk(from, names)?;
+        ids.iter().for_each(|&id| reached(id));
+        return Ok(ids.len());
+    }
     let mut cur = from;
     for (i, name) in names.iter().enumerate() {
         let next = if i + 1 == names.len() {
@@ -470,19 +479,44 @@ pub(crate) fn walk(
 }
 
 /// The children of `folder` whose sort keys are `from` or later, in key order: one page of
-/// a listing. A typed operation for the same reason as [`walk`]: a networked engine answers
-/// a page with one query joining the children to their items. Here each item is read only
-/// when asked for, so entries a listing skips cost no item lookup.
+/// a listing. A typed operation for the same reason as [`walk`]: PostgreSQL answers a page
+/// with one query joining the children to their items. On redb each item is read only when
+/// asked for, so entries a listing skips cost no item lookup.
 pub(crate) fn children_from<'a, I: Readable<u64, &'static [u8]>>(
     items: &'a I,
     children: &'a impl Readable<(u64, &'static str), u64>,
     folder: u64,
     from: &str,
 ) -> Result<impl Iterator<Item = Result<Child<'a, I>>> + 'a> {
-    Ok(children.range((folder, from)..(folder + 1, ""))?.map(move |entry| {
+    if let (Some(c), Some(i)) = (children.on_postgres(), items.on_postgres()) {
+        let rows = c.children_with_items(&i, folder, from);
+        return Ok(Either::Pg(rows.map(move |row| {
+            let (key, id, item) = row?;
+            Ok(Child { key, id, items, item })
+        })));
+    }
+    Ok(Either::Redb(children.range((folder, from)..(folder + 1, ""))?.map(move |entry| {
         let (key, id) = entry?;
-        Ok(Child { key, id: id.value(), items })
-    }))
+        Ok(Child { key, id: id.value(), items, item: None })
+    })))
+}
+
+/// One of two iterators of the same items: `children_from` on either engine.
+enum Either<R, P> {
+    Redb(R),
+    Pg(P),
+}
+
+impl<T, R: Iterator<Item = T>, P: Iterator<Item = T>> Iterator for Either<R, P> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Either::Redb(r) => r.next(),
+            Either::Pg(p) => p.next(),
+        }
+    }
 }
 
 /// One entry of [`children_from`].
@@ -490,6 +524,8 @@ pub(crate) struct Child<'a, I> {
     key: Got<'a, (u64, &'static str)>,
     id: u64,
     items: &'a I,
+    /// The item's row when the engine brought it with the child (PostgreSQL).
+    item: Option<Got<'a, &'static [u8]>>,
 }
 
 impl<I: Readable<u64, &'static [u8]>> Child<'_, I> {
@@ -499,7 +535,10 @@ impl<I: Readable<u64, &'static [u8]>> Child<'_, I> {
     }
 
     pub fn item(&self) -> Result<Item> {
-        get_item(self.items, self.id)?.ok_or_else(|| Error::internal("dangling child"))
+        match &self.item {
+            Some(v) => db::decode(v.value()),
+            None => get_item(self.items, self.id)?.ok_or_else(|| Error::internal("dangling child")),
+        }
     }
 }
 
@@ -510,6 +549,10 @@ pub(crate) fn resolve(
     path: &DrivePath,
 ) -> Result<Option<Item>> {
     let names = path.names();
+    // On every request: PostgreSQL walks and reads the item in one round trip.
+    if let (Some(c), Some(i)) = (children.on_postgres(), items.on_postgres()) {
+        return c.resolve(&i, root, names)?.map(|v| db::decode(&v)).transpose();
+    }
     let mut cur = root;
     if walk(children, root, names, |id| cur = id)? < names.len() {
         return Ok(None);

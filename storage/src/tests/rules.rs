@@ -129,3 +129,10 @@ async fn an_account_that_is_not_active_gets_in_by_no_path() {
         s.access_key_principal(&key.id).await.unwrap();
     }
 }
+
+crate::tests::also_on_postgres!(
+    a_downloader_cannot_write_even_through_a_read_write_grant,
+    single_writes_obey_the_server_and_the_role_size_limit,
+    only_who_may_write_may_lock_refresh_or_unlock,
+    an_account_that_is_not_active_gets_in_by_no_path,
+);

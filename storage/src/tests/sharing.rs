@@ -123,3 +123,9 @@ async fn download_limits_hold_under_concurrency() {
     assert_eq!(ok.load(std::sync::atomic::Ordering::SeqCst), 5);
     assert_eq!(s.list_links(&alice).await.unwrap()[0].state(), "used up");
 }
+
+crate::tests::also_on_postgres!(
+    the_owner_pays_for_what_grantees_write_and_move_in,
+    revocation_and_deletion_end_access_and_links,
+    download_limits_hold_under_concurrency,
+);

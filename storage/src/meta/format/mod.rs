@@ -48,6 +48,13 @@ pub(crate) fn open(db: &Db, master: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN]> {
     Ok(data_key)
 }
 
+/// Whether the store has no format yet: nothing was ever stored in it.
+pub(crate) fn is_new(db: &Db) -> Result<bool> {
+    // In a write: a new redb file has no META table for a read to open.
+    let (new, _) = db.write_sync(|ctx| Ok(ctx.txn.open_table(META)?.get(FORMAT_KEY)?.is_none()))?;
+    Ok(new)
+}
+
 /// Wraps the data key under `new_master` in place of `current_master`: what changing the
 /// master key takes, since nothing else derives from it.
 pub(crate) fn rewrap_data_key(

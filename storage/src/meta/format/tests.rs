@@ -5,9 +5,38 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::meta::db::{Stored, decode, encode};
 
-fn fresh_db(dir: &std::path::Path) -> Db {
-    Db::open(&dir.join("davit.redb"), 1 << 20, |_| {}).unwrap()
+/// A new store: redb in `dir`, or a new PostgreSQL database. The format is the same on
+/// both: its version and keys are rows of META.
+fn fresh_db(dir: &std::path::Path, pg: bool) -> Db {
+    if pg {
+        Db::open_postgres(&crate::tests::pg::database(), 2, |_| {}).unwrap()
+    } else {
+        Db::open(&dir.join("davit.redb"), 1 << 20, |_| {}).unwrap()
+    }
 }
+
+/// One test per engine from one body.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn redb() {
+                super::$name(false)
+            }
+            #[test]
+            fn postgres() {
+                super::$name(true)
+            }
+        }
+    )*};
+}
+
+on_both!(
+    a_new_folder_gets_a_random_data_key_and_opens_again_only_with_its_master_key,
+    format_2_migrates_with_its_master_key_as_the_data_key,
+    newer_formats_and_format_1_are_refused_with_a_clear_message,
+    rewrapping_moves_the_data_key_to_the_new_master_key,
+);
 
 fn put_meta(db: &Db, key: &str, value: &[u8]) {
     db.write_sync(|ctx| {
@@ -21,11 +50,12 @@ fn meta(db: &Db, key: &str) -> Option<Vec<u8>> {
     db.read_sync(|txn| Ok(txn.open_table(META)?.get(key)?.map(|v| v.value().to_vec()))).unwrap()
 }
 
-#[test]
-fn a_new_folder_gets_a_random_data_key_and_opens_again_only_with_its_master_key() {
+fn a_new_folder_gets_a_random_data_key_and_opens_again_only_with_its_master_key(pg: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let db = fresh_db(dir.path());
+    let db = fresh_db(dir.path(), pg);
+    assert!(is_new(&db).unwrap());
     let data = open(&db, &[1; 32]).unwrap();
+    assert!(!is_new(&db).unwrap());
     assert_ne!(data, [1; 32]);
     assert_eq!(meta(&db, FORMAT_KEY).unwrap(), FORMAT_VERSION.to_le_bytes());
     assert_eq!(open(&db, &[1; 32]).unwrap(), data);
@@ -33,10 +63,9 @@ fn a_new_folder_gets_a_random_data_key_and_opens_again_only_with_its_master_key(
     assert!(err.contains("master key does not match"), "{err}");
 }
 
-#[test]
-fn format_2_migrates_with_its_master_key_as_the_data_key() {
+fn format_2_migrates_with_its_master_key_as_the_data_key(pg: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let db = fresh_db(dir.path());
+    let db = fresh_db(dir.path(), pg);
     put_meta(&db, FORMAT_KEY, &2u32.to_le_bytes());
     put_meta(&db, "key_check", &crypto::format_2_key_check(&[5; 32]));
     // A wrong master key is refused before anything is wrapped, and nothing changes.
@@ -51,10 +80,9 @@ fn format_2_migrates_with_its_master_key_as_the_data_key() {
     assert_eq!(open(&db, &[5; 32]).unwrap(), [5; 32]);
 }
 
-#[test]
-fn newer_formats_and_format_1_are_refused_with_a_clear_message() {
+fn newer_formats_and_format_1_are_refused_with_a_clear_message(pg: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let db = fresh_db(dir.path());
+    let db = fresh_db(dir.path(), pg);
     open(&db, &[1; 32]).unwrap();
     put_meta(&db, FORMAT_KEY, &(FORMAT_VERSION + 1).to_le_bytes());
     let err = open(&db, &[1; 32]).unwrap_err();
@@ -66,10 +94,9 @@ fn newer_formats_and_format_1_are_refused_with_a_clear_message() {
     assert!(err.contains("format version 1") && err.contains("developed"), "{err}");
 }
 
-#[test]
-fn rewrapping_moves_the_data_key_to_the_new_master_key() {
+fn rewrapping_moves_the_data_key_to_the_new_master_key(pg: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let db = fresh_db(dir.path());
+    let db = fresh_db(dir.path(), pg);
     let data = open(&db, &[1; 32]).unwrap();
     let wrong = db.write_sync(|ctx| rewrap_data_key(ctx.txn, &[9; 32], &[2; 32])).unwrap_err().to_string();
     assert!(wrong.contains("master key does not match"), "{wrong}");

@@ -1,0 +1,315 @@
+//! The PostgreSQL engine: every table as rows of one table
+//! `kv(tbl smallint, k bytea, v bytea, PRIMARY KEY (tbl, k))`.
+//!
+//! - `tbl` is the table's fixed id ([`TABLE_IDS`]); `k` is the key in its order-preserving
+//!   form ([`super::OrderedKey`]), so `ORDER BY k` is the key order; `v` is the value in
+//!   redb's byte form, so values read the same from either engine.
+//! - Reads run in REPEATABLE READ READ ONLY: one snapshot for the whole closure, as a redb
+//!   read transaction gives. Writes run in SERIALIZABLE: rules were written for redb's one
+//!   writer, so they assume serial execution, and SERIALIZABLE is the level that keeps it;
+//!   a write that fails to serialize is run again (see `Db`).
+//! - The seam is synchronous (closures run on blocking threads), so each call here hands its
+//!   query to this engine's own small runtime and waits for the answer on a plain channel.
+//!   That works from any thread (a blocking pool thread, an admin command with no runtime)
+//!   and the pool's connections live as long as the engine, not as long as a caller's
+//!   runtime.
+//! - Client: `tokio-postgres` (the native async client of the rust-postgres project) with
+//!   `deadpool-postgres`, the pool most used with it: it keeps a per-connection cache of
+//!   prepared statements (so a query is one round trip, not a prepare and an execute) and
+//!   checks a connection is alive before handing it out again.
+//! - No TLS: PostgreSQL is reached over loopback or a private network between the nodes and
+//!   the database (README, "Running several nodes"). Adding it means a rustls connector with
+//!   ring; the tree keeps aws-lc and OpenSSL out.
+//! - Round trips are what a change costs here; `txn` says how a transaction saves them.
+
+mod scan;
+mod txn;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime as PoolRuntime};
+use tokio::runtime::Handle;
+use tokio_postgres::{Error as PgError, NoTls};
+
+use crate::error::{Error, Result};
+pub(crate) use scan::{PgChildren, PgRange};
+pub(crate) use txn::{Commit, Txn};
+
+/// Table name -> id in the `tbl` column. Stored in every row: never renumber or reuse an id;
+/// a new table takes the next number (a table missing here fails the build, see
+/// [`table_id`]).
+const TABLE_IDS: &[(&str, i16)] = &[
+    ("meta", 1),
+    ("users", 2),
+    ("usernames", 3),
+    ("emails", 4),
+    ("items", 5),
+    ("children", 6),
+    ("chunks", 7),
+    ("chunk_data", 8),
+    ("usage", 9),
+    ("access_keys", 10),
+    ("uploads", 11),
+    ("parts", 12),
+    ("sessions", 13),
+    ("refresh", 14),
+    ("codes", 15),
+    ("app_passwords", 16),
+    ("app_password_hashes", 17),
+    ("shares", 18),
+    ("shares_by_item", 19),
+    ("shares_by_grantee", 20),
+    ("shares_by_owner", 21),
+    ("links", 22),
+    ("link_tokens", 23),
+    ("links_by_owner", 24),
+    ("links_by_item", 25),
+];
+
+/// The id of table `name`; evaluated when the table constant is, so a table without an id
+/// is a compile error.
+pub(super) const fn table_id(name: &str) -> i16 {
+    let mut i = 0;
+    while i < TABLE_IDS.len() {
+        let (n, id) = TABLE_IDS[i];
+        if n.len() == name.len() {
+            let (a, b) = (n.as_bytes(), name.as_bytes());
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return id;
+            }
+        }
+        i += 1;
+    }
+    panic!("a table without a PostgreSQL id: add it to TABLE_IDS in meta/kv/pg.rs")
+}
+
+/// The schema this davit uses. `SCHEMA_STEPS[i]` brings a database from version `i` to
+/// `i + 1` (version 0: nothing there yet); each step ships with the davit that needs it.
+const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_STEPS: &[&str] = &[r#"
+CREATE TABLE davit_schema (version integer NOT NULL);
+INSERT INTO davit_schema VALUES (0);
+CREATE TABLE kv (
+    tbl smallint NOT NULL,
+    k bytea NOT NULL,
+    v bytea NOT NULL,
+    PRIMARY KEY (tbl, k)
+) WITH (fillfactor = 90);
+-- Room on each page for the rows rewritten all the time (counters, usage) to be updated in
+-- place (HOT). Values are never compressed: the large ones are sealed file content, which
+-- does not compress, and the rest are too small to try.
+ALTER TABLE kv ALTER COLUMN v SET STORAGE EXTERNAL;
+-- A u64 value in redb's form (8 bytes, little-endian) as a bigint: ids stored as values.
+CREATE FUNCTION davit_u64(v bytea) RETURNS bigint LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT get_byte(v, 0)::bigint | (get_byte(v, 1)::bigint << 8) | (get_byte(v, 2)::bigint << 16)
+        | (get_byte(v, 3)::bigint << 24) | (get_byte(v, 4)::bigint << 32) | (get_byte(v, 5)::bigint << 40)
+        | (get_byte(v, 6)::bigint << 48) | (get_byte(v, 7)::bigint << 56)
+$$;
+-- Resolves a path in one round trip (see meta::txn::walk): from folder `start`, each name
+-- but the last must be a folder (key: parent, name, '/'); the last may be a file (parent,
+-- name) or a folder. Keys are the parent id big-endian then the sort key; values are redb's
+-- u64 form (little-endian). Returns the ids reached, in order.
+CREATE FUNCTION davit_walk(p_tbl smallint, p_start bigint, p_names bytea[]) RETURNS bigint[]
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    cur bigint := p_start;
+    found bigint[] := '{}';
+    val bytea;
+    n integer := coalesce(array_length(p_names, 1), 0);
+BEGIN
+    FOR i IN 1..n LOOP
+        val := NULL;
+        IF i = n THEN
+            SELECT kv.v INTO val FROM kv WHERE kv.tbl = p_tbl AND kv.k = int8send(cur) || p_names[i];
+        END IF;
+        IF val IS NULL THEN
+            SELECT kv.v INTO val FROM kv
+            WHERE kv.tbl = p_tbl AND kv.k = int8send(cur) || p_names[i] || '\x2f'::bytea;
+        END IF;
+        EXIT WHEN val IS NULL;
+        cur := davit_u64(val);
+        found := found || cur;
+    END LOOP;
+    RETURN found;
+END $$;
+"#];
+
+/// Any number; it only keeps two nodes from creating or migrating the schema at once.
+const SCHEMA_LOCK: i64 = 0x6461_7669_7400;
+
+/// Rows fetched per round trip of a range scan: a listing page in one trip, while a scan of
+/// a whole table never holds more than this many rows. The first page is smaller, since
+/// many scans stop after a row or two (is there any? the next one?).
+pub(in crate::meta::kv) const PAGE: usize = 256;
+pub(super) const FIRST_PAGE: usize = 32;
+
+const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+
+/// Connections whose last read transaction was left open, with when it ended (see
+/// [`Parked`]).
+pub(super) type Parked = Arc<Mutex<Vec<(Object, Instant)>>>;
+
+/// How long a finished read may hold its snapshot open on a parked connection, and how
+/// often they are swept. A snapshot held open keeps PostgreSQL from cleaning up rows dead
+/// since, so it is held briefly: on a busy node the connection is reused long before.
+const PARKED_FOR: Duration = Duration::from_millis(250);
+
+pub(crate) struct Engine {
+    /// Dropped with `shutdown_background`, which is allowed on an async worker too.
+    rt: Option<tokio::runtime::Runtime>,
+    handle: Handle,
+    pool: Pool,
+    /// A read transaction is not ended when its reader is done: its connection waits here,
+    /// and whoever takes it next sends `ROLLBACK` in the same round trip as its own `BEGIN`
+    /// and first query. That saves a round trip on every read (and reads are most of the
+    /// traffic); a sweep rolls back what is not taken soon.
+    parked: Parked,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A PostgreSQL URL as it may be shown (logs, errors): without its password.
+pub(crate) fn shown_url(url: &str) -> String {
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(cfg) => shown_cfg(&cfg),
+        Err(_) => "postgres://(an invalid URL)".into(),
+    }
+}
+
+fn shown_cfg(cfg: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let host = match cfg.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let user = cfg.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    format!("postgres://{user}{host}:{port}/{}", cfg.get_dbname().unwrap_or(""))
+}
+
+impl Engine {
+    /// Connects, and creates or migrates the schema. Any failure is one line naming
+    /// PostgreSQL and the URL without its password.
+    pub(super) fn open(url: &str, pool_size: usize) -> Result<Self> {
+        let cfg: tokio_postgres::Config = url.parse().map_err(|e| {
+            Error::Incompatible(format!("the PostgreSQL URL is not valid (postgres://USER:PASSWORD@HOST:PORT/DB): {e}"))
+        })?;
+        let shown = shown_cfg(&cfg);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("davit-pg")
+            .enable_all()
+            .build()?;
+        let mgr = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(mgr)
+            .max_size(pool_size.max(1))
+            .runtime(PoolRuntime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .recycle_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| Error::Incompatible(format!("PostgreSQL at {shown}: {e}")))?;
+        let engine = Engine { handle: rt.handle().clone(), rt: Some(rt), pool, parked: Parked::default() };
+        engine.handle.spawn(sweep_parked(Arc::downgrade(&engine.parked)));
+        let pool = engine.pool.clone();
+        let shown2 = shown.clone();
+        engine.run(async move { migrate(&pool, &shown2).await })?.map_err(|e| match e {
+            Error::Incompatible(_) => e,
+            e => Error::Incompatible(format!("cannot use PostgreSQL at {shown}: {e}")),
+        })?;
+        Ok(engine)
+    }
+
+    /// Runs `fut` on the engine's runtime and waits for it on this thread.
+    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Result<T> {
+        run_on(&self.handle, fut)
+    }
+
+    pub(super) fn begin(&self, write: bool) -> Result<Txn> {
+        let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some((conn, _)) = parked.filter(|(c, _)| !c.is_closed()) {
+            return Ok(Txn::new(self.handle.clone(), conn, write, true, self.parked.clone()));
+        }
+        // An idle connection is handed out without waiting on anything: taken here, that
+        // saves a trip to the engine's runtime and back on every transaction.
+        let ready = {
+            let _rt = self.handle.enter();
+            futures::FutureExt::now_or_never(self.pool.get())
+        };
+        let conn = match ready {
+            Some(got) => got,
+            None => {
+                let pool = self.pool.clone();
+                self.run(async move { pool.get().await })?
+            }
+        }
+        .map_err(|e| Error::internal_from("PostgreSQL: no connection", e))?;
+        Ok(Txn::new(self.handle.clone(), conn, write, false, self.parked.clone()))
+    }
+}
+
+/// Rolls back the read transactions parked longer than [`PARKED_FOR`], until the engine
+/// is gone.
+async fn sweep_parked(parked: std::sync::Weak<Mutex<Vec<(Object, Instant)>>>) {
+    loop {
+        tokio::time::sleep(PARKED_FOR).await;
+        let Some(parked) = parked.upgrade() else { return };
+        let stale: Vec<Object> = {
+            let mut list = parked.lock().unwrap_or_else(|e| e.into_inner());
+            let (old, fresh): (Vec<_>, Vec<_>) = list.drain(..).partition(|(_, at)| at.elapsed() >= PARKED_FOR);
+            *list = fresh;
+            old.into_iter().map(|(c, _)| c).collect()
+        };
+        drop(parked);
+        for conn in stale {
+            txn::roll_back(conn).await;
+        }
+    }
+}
+
+pub(super) fn run_on<T: Send + 'static>(handle: &Handle, fut: impl Future<Output = T> + Send + 'static) -> Result<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv().map_err(|_| Error::internal("the PostgreSQL engine has stopped"))
+}
+
+async fn migrate(pool: &Pool, shown: &str) -> Result<()> {
+    let pg = |e: PgError| Error::Incompatible(format!("cannot use PostgreSQL at {shown}: {e}"));
+    let mut conn =
+        pool.get().await.map_err(|e| Error::Incompatible(format!("cannot reach PostgreSQL at {shown}: {e}")))?;
+    let tx = conn.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await.map_err(pg)?;
+    let exists: bool = tx.query_one("SELECT to_regclass('davit_schema') IS NOT NULL", &[]).await.map_err(pg)?.get(0);
+    let found: i32 =
+        if exists { tx.query_one("SELECT max(version) FROM davit_schema", &[]).await.map_err(pg)?.get(0) } else { 0 };
+    if found > SCHEMA_VERSION {
+        return Err(Error::Incompatible(format!(
+            "the PostgreSQL database at {shown} has davit schema version {found}, made by a newer davit; this davit \
+             knows versions up to {SCHEMA_VERSION}: run the newer davit"
+        )));
+    }
+    if found < SCHEMA_VERSION {
+        for step in &SCHEMA_STEPS[found.max(0) as usize..] {
+            tx.batch_execute(step).await.map_err(pg)?;
+        }
+        tx.execute("UPDATE davit_schema SET version = $1", &[&SCHEMA_VERSION]).await.map_err(pg)?;
+        tracing::info!(from = found, to = SCHEMA_VERSION, "PostgreSQL schema made ready");
+    }
+    tx.commit().await.map_err(pg)
+}
