@@ -46,6 +46,19 @@ pub trait ChunkBackend: Send + Sync + 'static {
     }
 }
 
+/// A chunk store's failure as the core reports it: a store that does not answer (a cluster
+/// timing out or refusing connections) is `Unavailable`, so clients are told to try again
+/// (503) rather than that the server failed; its cause is logged here, since `Unavailable`
+/// carries only what a client may read. Anything else is the server's own failure.
+pub(crate) fn store_failure(what: std::fmt::Arguments<'_>, e: io::Error) -> Error {
+    use io::ErrorKind::*;
+    if matches!(e.kind(), TimedOut | ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected) {
+        tracing::warn!(error = ?e, "{what}: the chunk store does not answer");
+        return Error::Unavailable("the chunk store does not answer; try again shortly".into());
+    }
+    Error::internal_from(what, e)
+}
+
 /// Chunks as files under `chunks/ab/cd/<hex id>`: two levels of fan-out keep directories
 /// small. Each file is written to `tmp/`, fsynced, renamed into place, and its directory
 /// fsynced, so a crash leaves either the whole chunk or a temp file the start sweep removes.

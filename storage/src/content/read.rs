@@ -118,7 +118,7 @@ fn fetch(core: &Core, id: &ChunkId) -> Result<Vec<u8>> {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::corrupt(format_args!("chunk {} unreadable: {e}", hex::encode(id)))
         } else {
-            Error::internal_from(format_args!("reading chunk {}", hex::encode(id)), e)
+            super::chunks::store_failure(format_args!("reading chunk {}", hex::encode(id)), e)
         }
     })
 }

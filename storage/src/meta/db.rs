@@ -406,7 +406,7 @@ fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>))
         }
         if let Some((i, e)) = refused {
             // The refusal may be the engine's failure that the change read as its own.
-            let e = if txn.engine_failed() {
+            let e = if txn.engine_failed() && !matches!(e, Error::Unavailable(_)) {
                 Error::internal(format_args!("PostgreSQL failed during a change (which then said: {e})"))
             } else {
                 e
@@ -441,6 +441,14 @@ fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>))
 }
 
 fn fail_all(batch: Vec<Job>, e: &Error) {
+    // An engine out of reach (already logged where it was seen) is told to every change of
+    // the batch as what it is, so clients are asked to try again rather than told of a failure.
+    if let Error::Unavailable(m) = e {
+        for job in batch {
+            (job.reply)(Err(Error::Unavailable(m.clone())));
+        }
+        return;
+    }
     tracing::error!(error = ?e, "database commit failed");
     for job in batch {
         (job.reply)(Err(Error::internal(format_args!("commit failed: {e:?}"))));

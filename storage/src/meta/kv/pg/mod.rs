@@ -66,6 +66,11 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("link_tokens", 23),
     ("links_by_owner", 24),
     ("links_by_item", 25),
+    ("chunk_grave", 26),
+    ("locks", 27),
+    ("locks_by_item", 28),
+    ("locks_below", 29),
+    ("lock_expiry", 30),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
@@ -257,9 +262,26 @@ impl Engine {
                 self.run(async move { pool.get().await })?
             }
         }
-        .map_err(|e| Error::internal_from("PostgreSQL: no connection", e))?;
+        .map_err(|e| {
+            tracing::warn!(error = ?e, "PostgreSQL: no connection");
+            Error::Unavailable(UNAVAILABLE.into())
+        })?;
         Ok(Txn::new(self.handle.clone(), conn, write, false, self.parked.clone()))
     }
+}
+
+const UNAVAILABLE: &str = "the metadata store does not answer; try again shortly";
+
+/// A failure of PostgreSQL as the core reports it: a lost or refused connection is
+/// `Unavailable` (503: the engine may come back, and the pool replaces the connection), its
+/// cause logged here; a failure PostgreSQL answered with is the server's own.
+pub(super) fn unreachable_or_internal(e: tokio_postgres::Error) -> Error {
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || (e.code().is_none() && io) {
+        tracing::warn!(error = ?e, "PostgreSQL does not answer");
+        return Error::Unavailable(UNAVAILABLE.into());
+    }
+    Error::internal_from("PostgreSQL", e)
 }
 
 /// Rolls back the read transactions parked longer than [`PARKED_FOR`], until the engine

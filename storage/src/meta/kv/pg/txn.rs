@@ -189,7 +189,7 @@ impl Txn {
         if e.code().is_some_and(|c| again.contains(c)) {
             self.retry.store(true, Relaxed);
         }
-        Error::internal_from("PostgreSQL", e)
+        super::unreachable_or_internal(e)
     }
 
     pub(crate) fn must_retry(&self) -> bool {
