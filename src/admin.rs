@@ -110,8 +110,9 @@ pub fn run(storage: &Storage, cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Check => {
             let r = storage.check_blocking()?;
             println!(
-                "{} items, {} chunks ({} files), {} orphaned chunk files (removed at next start)",
-                r.items, r.chunks, r.chunk_files, r.orphans
+                "{} items, {} chunks ({} files), {} orphaned chunk files (removed by the next sweep), \
+                 {} unreferenced chunk files waiting out the grace period",
+                r.items, r.chunks, r.chunk_files, r.orphans, r.waiting
             );
             if !r.problems.is_empty() {
                 for p in &r.problems {

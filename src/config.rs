@@ -24,6 +24,27 @@ pub struct DataArgs {
     /// TOML configuration file; flags and environment variables override it
     #[arg(long, env = "DAVIT_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+    /// Metadata store: `redb` (a file in the data folder) or a `postgres://` URL shared by
+    /// every node [default: redb]
+    #[arg(long, env = "DAVIT_META", global = true)]
+    pub meta: Option<String>,
+    /// Chunk store: `local` (the data folder) or `s3://BUCKET[/PREFIX]` on an S3-compatible
+    /// cluster shared by every node [default: local]
+    #[arg(long, env = "DAVIT_CHUNKS", global = true)]
+    pub chunks: Option<String>,
+    /// Endpoint URL of the chunk cluster, e.g. http://127.0.0.1:3900 [default: AWS]
+    #[arg(long, env = "DAVIT_CHUNKS_ENDPOINT", global = true)]
+    pub chunks_endpoint: Option<String>,
+    /// Region of the chunk cluster [default: us-east-1]
+    #[arg(long, env = "DAVIT_CHUNKS_REGION", global = true)]
+    pub chunks_region: Option<String>,
+    /// Local cache of chunks read from the cluster, e.g. 1G (0 = none) [default: 1G]
+    #[arg(long, env = "DAVIT_CHUNK_CACHE_SIZE", value_parser = parse_size, global = true)]
+    pub chunk_cache_size: Option<u64>,
+    /// How long a chunk nothing references is kept before it is deleted, when nodes share
+    /// the stores, e.g. 6h, 90m, 30s [default: 6h]
+    #[arg(long, env = "DAVIT_CHUNK_GRACE", value_parser = parse_duration, global = true)]
+    pub chunk_grace: Option<Duration>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -121,6 +142,14 @@ struct FileConfig {
     max_connections_per_address: Option<usize>,
     send_idle_timeout: Option<u64>,
     max_connections: Option<usize>,
+    meta: Option<String>,
+    chunks: Option<String>,
+    chunks_endpoint: Option<String>,
+    chunks_region: Option<String>,
+    chunks_access_key_id: Option<String>,
+    chunks_secret_access_key: Option<String>,
+    chunk_cache_size: Option<toml::Value>,
+    chunk_grace: Option<String>,
     policy: Option<PolicyFile>,
 }
 
@@ -181,6 +210,107 @@ pub struct Config {
     pub send_idle_timeout: Duration,
     /// Open connections in all; 0 = unlimited.
     pub max_connections: usize,
+    /// Where metadata and chunks live, and how long unreferenced chunks are kept.
+    pub stores: Stores,
+}
+
+/// The metadata and chunk stores, resolved.
+#[derive(Clone)]
+pub struct Stores {
+    pub meta: davit_storage::MetaStore,
+    pub chunks: davit_storage::ChunkStore,
+    /// Some when the stores may be shared by several nodes (see `StorageConfig::chunk_grace`).
+    pub chunk_grace: Option<Duration>,
+}
+
+// By hand: the PostgreSQL URL and the cluster secret stay out of debug output.
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let meta = match &self.meta {
+            davit_storage::MetaStore::Redb => "redb".to_owned(),
+            davit_storage::MetaStore::Postgres { url, .. } => redact_url(url),
+        };
+        let chunks = match &self.chunks {
+            davit_storage::ChunkStore::Local => "local".to_owned(),
+            davit_storage::ChunkStore::S3(c) => format!("s3://{}/{} at {}", c.bucket, c.prefix, c.endpoint),
+        };
+        f.debug_struct("Stores").field("meta", &meta).field("chunks", &chunks).field("chunk_grace", &self.chunk_grace).finish()
+    }
+}
+
+/// A URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn resolve_stores(data: &DataArgs, file: &FileConfig) -> anyhow::Result<Stores> {
+    let meta = match data.meta.clone().or(file.meta.clone()).as_deref().map(str::trim) {
+        None | Some("") | Some("redb") => davit_storage::MetaStore::Redb,
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            davit_storage::MetaStore::Postgres { url: url.to_owned(), pool_size: 16 }
+        }
+        Some(other) => bail!("--meta: `redb` or a postgres:// URL, not `{}`", redact_url(other)),
+    };
+    let chunks = match data.chunks.clone().or(file.chunks.clone()).as_deref().map(str::trim) {
+        None | Some("") | Some("local") => davit_storage::ChunkStore::Local,
+        Some(spec) => {
+            let Some(rest) = spec.strip_prefix("s3://") else {
+                bail!("--chunks: `local` or s3://BUCKET[/PREFIX], not `{spec}`")
+            };
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                bail!("--chunks: s3://BUCKET[/PREFIX] needs a bucket");
+            }
+            let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            let access_key_id = env("DAVIT_CHUNKS_ACCESS_KEY_ID")
+                .or(file.chunks_access_key_id.clone())
+                .context("--chunks s3://… needs DAVIT_CHUNKS_ACCESS_KEY_ID (or chunks_access_key_id in the file)")?;
+            let secret_access_key = env("DAVIT_CHUNKS_SECRET_ACCESS_KEY").or(file.chunks_secret_access_key.clone()).context(
+                "--chunks s3://… needs DAVIT_CHUNKS_SECRET_ACCESS_KEY (or chunks_secret_access_key in the file)",
+            )?;
+            let cache_bytes = match data.chunk_cache_size {
+                Some(n) => n,
+                None => toml_size(&file.chunk_cache_size)?.unwrap_or(1 << 30),
+            };
+            davit_storage::ChunkStore::S3(davit_storage::S3ChunkConfig {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+                endpoint: data
+                    .chunks_endpoint
+                    .clone()
+                    .or(file.chunks_endpoint.clone())
+                    .unwrap_or_else(|| "https://s3.amazonaws.com".to_owned()),
+                region: data.chunks_region.clone().or(file.chunks_region.clone()).unwrap_or_else(|| "us-east-1".into()),
+                access_key_id,
+                secret_access_key,
+                cache_bytes,
+            })
+        }
+    };
+    let shared =
+        !matches!(meta, davit_storage::MetaStore::Redb) || !matches!(chunks, davit_storage::ChunkStore::Local);
+    let grace = match (data.chunk_grace, &file.chunk_grace) {
+        (Some(g), _) => Some(g),
+        (None, Some(text)) => Some(parse_duration(text).map_err(anyhow::Error::msg).context("chunk_grace")?),
+        (None, None) => None,
+    };
+    if let Some(g) = grace
+        && g < Duration::from_secs(1)
+    {
+        bail!("--chunk-grace must be at least one second");
+    }
+    // A single node over redb and its own folder knows every chunk in use, so it frees at once.
+    let chunk_grace = if shared { Some(grace.unwrap_or(davit_storage::DEFAULT_CHUNK_GRACE)) } else { None };
+    Ok(Stores { meta, chunks, chunk_grace })
 }
 
 impl Config {
@@ -203,6 +333,7 @@ impl Config {
                 Some(v) => bail!("not a size: {v}"),
             }
         };
+        let stores = resolve_stores(data, &file)?;
         let tls = match (serve.tls_cert.clone().or(file.tls_cert), serve.tls_key.clone().or(file.tls_key)) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -247,6 +378,7 @@ impl Config {
             }
         };
         Ok(Config {
+            stores,
             trusted_proxies,
             header_timeout: secs(serve.header_timeout, file.header_timeout, 20, "header_timeout")?,
             body_idle_timeout: secs(serve.body_idle_timeout, file.body_idle_timeout, 60, "body_idle_timeout")?,
@@ -290,6 +422,9 @@ impl Config {
         c.max_file_size = self.max_file_size;
         c.policy = self.policy.clone();
         c.link_max_lifetime = self.link_max_lifetime;
+        c.meta = self.stores.meta.clone();
+        c.chunks = self.stores.chunks.clone();
+        c.chunk_grace = self.stores.chunk_grace;
         Ok(c)
     }
 }
@@ -300,6 +435,21 @@ pub fn master_key_text(file: Option<&std::path::Path>) -> anyhow::Result<Option<
         return Ok(Some(std::fs::read_to_string(f).with_context(|| format!("reading master key {}", f.display()))?));
     }
     Ok(std::env::var("DAVIT_MASTER_KEY").ok())
+}
+
+/// `90`, `30s`, `15m`, `6h`, `2d` (seconds without a unit).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..split].parse().map_err(|_| format!("not a duration: '{s}'"))?;
+    let unit: u64 = match s[split..].trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("not a duration: '{s}' (use s, m, h or d)")),
+    };
+    n.checked_mul(unit).map(Duration::from_secs).ok_or_else(|| format!("duration too long: '{s}'"))
 }
 
 /// `1024`, `64K`, `10M`, `2G`, `1T` (binary multiples).
@@ -360,6 +510,41 @@ mod tests {
         std::fs::write(&bad, "lisen = 1\n").unwrap();
         let data = super::DataArgs { config: Some(bad), ..Default::default() };
         assert!(super::Config::resolve(&data, &super::ServeArgs::default()).is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn shared_stores_from_flags_and_file() {
+        use davit_storage::{ChunkStore, MetaStore};
+        let dir = tempfile::tempdir().unwrap();
+        let data = super::DataArgs::default();
+        let c = super::Config::resolve(&data, &super::ServeArgs::default()).unwrap();
+        assert!(matches!(c.stores.meta, MetaStore::Redb) && matches!(c.stores.chunks, ChunkStore::Local));
+        assert_eq!(c.stores.chunk_grace, None, "one node over its own folder frees at once");
+        let path = dir.path().join("davit.toml");
+        std::fs::write(
+            &path,
+            "meta = \"postgres://davit:pw-secret@127.0.0.1:5432/davit\"\nchunks = \"s3://bucket/pre/fix/\"\n\
+             chunks_endpoint = \"http://127.0.0.1:3900\"\nchunks_access_key_id = \"GK1\"\n\
+             chunks_secret_access_key = \"s3-secret\"\nchunk_cache_size = \"64M\"\n",
+        )
+        .unwrap();
+        let data = super::DataArgs { config: Some(path.clone()), ..Default::default() };
+        let c = super::Config::resolve(&data, &super::ServeArgs::default()).unwrap();
+        assert_eq!(c.stores.chunk_grace, Some(std::time::Duration::from_secs(6 * 3600)));
+        let ChunkStore::S3(s3) = &c.stores.chunks else { panic!("s3 chunks") };
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str(), s3.cache_bytes), ("bucket", "pre/fix", 64 << 20));
+        let shown = format!("{:?}", c.stores);
+        assert!(!shown.contains("pw-secret") && !shown.contains("s3-secret"), "{shown}");
+        let data = super::DataArgs { config: Some(path), chunk_grace: Some(std::time::Duration::from_secs(5)), ..Default::default() };
+        assert_eq!(super::Config::resolve(&data, &super::ServeArgs::default()).unwrap().stores.chunk_grace.unwrap().as_secs(), 5);
+        for bad in ["mysql://x", "s3://", "file:///x"] {
+            let data = super::DataArgs { meta: Some(bad.into()), chunks: Some(bad.into()), ..Default::default() };
+            assert!(super::Config::resolve(&data, &super::ServeArgs::default()).is_err(), "{bad}");
+        }
+        assert_eq!(super::parse_duration("90m"), Ok(std::time::Duration::from_secs(5400)));
+        assert_eq!(super::redact_url("postgres://u:p@h:1/db?x=1"), "postgres://u:***@h:1/db?x=1");
+        assert_eq!(super::redact_url("postgres://h/db"), "postgres://h/db");
+        assert!(super::parse_duration("5y").is_err());
     }
 
     #[test]

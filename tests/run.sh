@@ -12,6 +12,9 @@ step() { printf '\n=== %s ===\n' "$*"; }
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
+# PostgreSQL's server programs, for the metadata tests on PostgreSQL and the cluster suite
+# (each starts its own server on a free port of 127.0.0.1 and stops it).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -28,7 +31,7 @@ fi
 # into a cache outside the clone (`DAVIT_TOOLS`); the tests find it through GARAGE_BIN.
 # shellcheck source=../conformance/lib/garage.sh
 source conformance/lib/garage.sh
-[ -x "$GARAGE_BIN" ] || step "building Garage $GARAGE_VERSION (cargo install, about 25 minutes)"
+[ -x "$GARAGE_BIN" ] || step "building Garage $GARAGE_VERSION (cargo install, about 10 minutes on 2 cores)"
 garage_install
 export GARAGE_BIN
 

@@ -21,6 +21,9 @@ pub struct CheckReport {
     pub problems: Vec<String>,
     /// Chunk files no row names (left by a crash; the next start or sweep removes them).
     pub orphans: u64,
+    /// Chunk files no row names that wait out the grace period before they are deleted
+    /// (when nodes share the stores: see `content::grace`).
+    pub waiting: u64,
 }
 
 impl Storage {
@@ -105,7 +108,14 @@ impl Storage {
                     ));
                 }
             }
-            report.orphans = files.iter().filter(|f| !rows.contains(*f)).count() as u64;
+            let grave = t.open_table(crate::meta::db::CHUNK_GRAVE)?;
+            for f in files.iter().filter(|f| !rows.contains(*f)) {
+                if grave.get(f)?.is_some() {
+                    report.waiting += 1;
+                } else {
+                    report.orphans += 1;
+                }
+            }
             Ok(report)
         })
     }

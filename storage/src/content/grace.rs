@@ -306,11 +306,12 @@ pub(crate) fn sweep(db: &Db, backend: &dyn ChunkBackend, grace: Duration) -> Res
 
 /// Runs the collector on its own thread: the grave every `min(sweep_interval, g/4)` (cheap:
 /// the grave table only), and the listing of the whole store for orphans once at start and
-/// then every `max(sweep_interval, g/2)`: a listing of a large bucket is not cheap, every
-/// node makes it, and an orphan waits out a grace period anyway.
+/// then every `g/2`: a listing of a large bucket is not cheap and every node makes it, but an
+/// orphan waits out a grace period anyway, so listing more often gains nothing, and less
+/// often would keep a dead node's uploads longer than the 2.5 grace periods README promises.
 pub(crate) fn start(core: &Arc<Core>, grace: Duration) -> Result<()> {
     let weak: Weak<Core> = Arc::downgrade(core);
-    let every = core.config.sweep_interval.max(grace / 2);
+    let every = grace / 2;
     let tick = core.config.sweep_interval.min(grace / 4).max(Duration::from_millis(10));
     std::thread::Builder::new()
         .name("davit-grace".into())
