@@ -13,6 +13,7 @@ mod content;
 pub mod crypto;
 mod error;
 mod meta;
+mod migrate;
 pub mod perms;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ pub use content::ingest::{INLINE_MAX, MAX_CHUNK};
 pub use content::read::ByteStream;
 pub use content::s3::S3ChunkConfig;
 pub use error::{Error, Internal, Missing, Result, What};
+pub use migrate::{MigrateReport, MigrateTarget, migrate};
 pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};
 pub use multipart::{CombineParts, PartOptions};
 pub use tree::listing::{KeyListing, ListQuery};

@@ -13,4 +13,4 @@ pub(crate) mod ingest;
 pub(crate) mod read;
 pub mod s3;
 #[cfg(test)]
-mod s3_tests;
+pub(crate) mod s3_tests;

@@ -5,6 +5,7 @@
 //! The engine (redb) is named in `kv` alone: every table access, here and in the rules,
 //! goes through its transaction and table types, so another engine fits below `kv`.
 
+pub(crate) mod copy;
 pub mod db;
 pub mod format;
 pub(crate) mod grant_rows;

@@ -51,11 +51,16 @@ pub use ordered::OrderedKey;
 pub struct Table<K: Key + 'static, V: Value + 'static> {
     def: TableDefinition<'static, K, V>,
     id: i16,
+    name: &'static str,
 }
 
 impl<K: Key + 'static, V: Value + 'static> Table<K, V> {
     pub const fn new(name: &'static str) -> Self {
-        Table { def: TableDefinition::new(name), id: pg::table_id(name) }
+        Table { def: TableDefinition::new(name), id: pg::table_id(name), name }
+    }
+
+    pub const fn name(&self) -> &'static str {
+        self.name
     }
 }
 
