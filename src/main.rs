@@ -108,6 +108,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin { command } => {
             let config = Config::resolve(&cli.data, &ServeArgs::default())?;
+            if let davit::admin::AdminCommand::Migrate(args) = &command {
+                return davit::admin::migrate(&config, args);
+            }
             let storage = davit_storage::Storage::open(config.storage()?)?;
             let result = davit::admin::run(&storage, command);
             storage.close();

@@ -4,6 +4,7 @@
 mod api;
 mod files;
 mod format;
+mod migrate;
 mod process;
 mod s3;
 mod s3_sdk;
