@@ -99,8 +99,8 @@ pub fn migrate_target(
             if let Some(r) = &a.to_chunks_region {
                 s3.region = r.clone();
             }
-            s3.access_key_id =
-                env("DAVIT_TO_CHUNKS_ACCESS_KEY_ID").context("--to-chunks s3://… needs DAVIT_TO_CHUNKS_ACCESS_KEY_ID")?;
+            s3.access_key_id = env("DAVIT_TO_CHUNKS_ACCESS_KEY_ID")
+                .context("--to-chunks s3://… needs DAVIT_TO_CHUNKS_ACCESS_KEY_ID")?;
             s3.secret_access_key = env("DAVIT_TO_CHUNKS_SECRET_ACCESS_KEY")
                 .context("--to-chunks s3://… needs DAVIT_TO_CHUNKS_SECRET_ACCESS_KEY")?;
             (ChunkStore::S3(s3), None)

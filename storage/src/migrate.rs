@@ -332,7 +332,15 @@ fn compare_files(src: &Storage, dst: &Storage, report: &mut MigrateReport) -> Re
                 continue;
             };
             let a = rt.block_on(digest(src, item))?;
-            let b = rt.block_on(digest(dst, &theirs))?;
+            let b = match rt.block_on(digest(dst, &theirs)) {
+                Ok(b) => b,
+                Err(e) => {
+                    report
+                        .problems
+                        .push(format!("file {} (item {}): the target cannot read it: {e}", item.name, item.id));
+                    continue;
+                }
+            };
             if a != b || a.1 != item.size {
                 report.problems.push(format!(
                     "file {} (item {}): the target reads {} bytes, the source {} ({} expected), or other bytes",

@@ -164,8 +164,7 @@ mod tests {
         assert_eq!(done.tables, TABLES.len());
         assert_eq!(done.rows, 26);
         assert!(done.problems.is_empty(), "{:?}", done.problems);
-        b.write_sync(|ctx| Ok(ctx.txn.open_table(crate::meta::db::CHILDREN)?.insert((1u64, "name-1"), 99u64)?))
-            .unwrap();
+        b.write_sync(|ctx| ctx.txn.open_table(crate::meta::db::CHILDREN)?.insert((1u64, "name-1"), 99u64)).unwrap();
         let again = a.read_sync(|x| b.read_sync(|y| crate::meta::db::CHILDREN.compare(x, y))).unwrap();
         assert!(again.is_err_and(|p| p.contains("children")), "a changed value goes unnoticed");
     }
