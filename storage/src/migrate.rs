@@ -72,6 +72,13 @@ const PAGE: usize = 1000;
 /// Copies the stopped deployment `source` into `target` (whose metadata store must hold
 /// none) and verifies it. Blocking: call it outside any async runtime.
 pub fn migrate(source: &StorageConfig, target: &MigrateTarget) -> Result<MigrateReport> {
+    if let Some(dir) = &target.data_dir
+        && source.meta == MetaStore::Redb
+        && target.meta == MetaStore::Redb
+        && same_path(&source.data_dir, dir)
+    {
+        return Err(Error::Incompatible("the target is the source's own data folder".into()));
+    }
     ensure_deployment(source)?;
     let master = crate::load_master_key(source, false)?;
     let src = open_when_free(source.clone())?;

@@ -153,7 +153,8 @@ fn embedded_to_postgres_and_garage_and_home_again() {
     read_back(StorageConfig::new(&copy_path));
 }
 
-/// A source folder that holds no deployment is refused, and nothing is made there.
+/// A source folder that holds no deployment is refused, and nothing is made there; so is
+/// a target that is the source.
 #[test]
 fn an_empty_source_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,6 +167,11 @@ fn an_empty_source_is_refused() {
     let err = migrate(&StorageConfig::new(dir.path().join("nothing")), &target).unwrap_err().to_string();
     assert!(err.contains("no deployment"), "{err}");
     assert!(!dir.path().join("nothing").exists());
+    // Nor can a folder be its own target.
+    let t = dir.path().join("t");
+    populate(crate::tests::config(&t));
+    let err = migrate(&crate::tests::config(&t), &target).unwrap_err().to_string();
+    assert!(err.contains("own data folder"), "{err}");
 }
 
 fn chunk_files(dir: &Path) -> usize {
