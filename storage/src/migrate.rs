@@ -106,13 +106,15 @@ fn copy_and_verify(
     let out = (|| {
         let dst = open_empty_target(&target.meta, &dir)?;
         let copied = crate::meta::copy::copy_all(&src.core.db, &dst, crate::meta::copy::BATCH);
+        if let Ok(c) = &copied {
+            tracing::info!(tables = c.tables, rows = c.rows, "metadata copied");
+        }
         let chunks = copied.as_ref().ok().map(|_| copy_chunks(source, &dst, target, &dir, &mut report));
         dst.close();
         // The last handle: redb lets go of its file only when it is dropped.
         drop(dst);
         let copied = copied?;
         chunks.transpose()?;
-        tracing::info!(tables = copied.tables, rows = copied.rows, "metadata copied");
         report.tables = copied.tables;
         report.rows = copied.rows;
         report.problems.extend(copied.problems);

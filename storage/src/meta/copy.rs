@@ -5,7 +5,7 @@
 //!
 //! Memory stays bounded: the source is walked in key order in one read (one snapshot, so the
 //! copy is consistent even if a background task of the source writes meanwhile), and the
-//! target gets `batch` rows per transaction. The same snapshot is then compared row by row
+//! target gets `batch` rows (at most `BATCH_BYTES`) per transaction. The same snapshot is then compared row by row
 //! with the target, both walked in key order side by side.
 
 use redb::Value;
@@ -17,8 +17,8 @@ use crate::meta::kv::{OrderedKey, ReadTxn, Readable, Table};
 /// A table as a whole-store operation sees it: any key and value types.
 pub(crate) trait AnyTable: Sync {
     fn name(&self) -> &'static str;
-    /// Copies every row of this table from `from` into `to`, `batch` rows per transaction;
-    /// returns how many.
+    /// Copies every row of this table from `from` into `to`, `batch` rows (or
+    /// [`BATCH_BYTES`]) per transaction; returns how many.
     fn copy(&self, from: &ReadTxn, to: &Db, batch: usize) -> Result<u64>;
     /// Walks both in key order: the rows compared, or the first difference.
     fn compare(&self, a: &ReadTxn, b: &ReadTxn) -> Result<std::result::Result<u64, String>>;
@@ -43,9 +43,17 @@ where
         let mut total = 0u64;
         loop {
             buf.clear();
-            for row in rows.by_ref().take(batch) {
+            let mut size = 0;
+            let mut ended = true;
+            for row in rows.by_ref() {
                 let (k, v) = row?;
-                buf.push((bytes::<K>(&k.value()), bytes::<V>(&v.value())));
+                let (k, v) = (bytes::<K>(&k.value()), bytes::<V>(&v.value()));
+                size += k.len() + v.len();
+                buf.push((k, v));
+                if buf.len() >= batch || size >= BATCH_BYTES {
+                    ended = false;
+                    break;
+                }
             }
             // Written even when empty, so the target has the table (redb makes it on open).
             to.write_sync(|ctx| {
@@ -56,7 +64,7 @@ where
                 Ok(())
             })?;
             total += buf.len() as u64;
-            if buf.len() < batch {
+            if ended {
                 return Ok(total);
             }
         }
@@ -98,6 +106,9 @@ pub struct TablesCopied {
 /// Rows per write transaction: large enough that a networked engine's round trips per
 /// commit do not dominate, small enough that one transaction stays a few megabytes.
 pub(crate) const BATCH: usize = 1000;
+/// And at most about this many bytes: rows of CHUNK_DATA hold up to 64 KiB each, and a
+/// thousand of them in memory at once would be most of what the server is allowed.
+const BATCH_BYTES: usize = 8 << 20;
 
 /// Copies every table of `from` into `to` (which should be empty: rows already there with
 /// the same keys are replaced, others stay and then show as differences), then compares.
