@@ -5,8 +5,8 @@
 //!
 //! Memory stays bounded: the source is walked in key order in one read (one snapshot, so the
 //! copy is consistent even if a background task of the source writes meanwhile), and the
-//! target gets `batch` rows (at most `BATCH_BYTES`) per transaction. The same snapshot is then compared row by row
-//! with the target, both walked in key order side by side.
+//! target gets `batch` rows (at most `BATCH_BYTES`) per transaction. The same snapshot is
+//! then compared row by row with the target, both walked in key order side by side.
 
 use redb::Value;
 
