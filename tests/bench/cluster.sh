@@ -92,7 +92,8 @@ phase() {
   "$@"
   t1=$(now)
   c1=$(cpu_now)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$setup" "$name" "$t0" "$t1" "$c0" "$c1" >>"$w/phases.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$setup" "$name" "$t0" "$t1" "$c0" "$c1" \
+    "$([ -n "$CUR_PID" ] && rss_of "$CUR_PID" || echo -)" >>"$w/phases.tsv"
   printf '  %-12s %-28s %6.1f s\n' "$setup" "$name" "$(python3 -c "print($t1 - $t0)")"
 }
 result() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$w/results.tsv"; } # setup metric value
@@ -296,12 +297,12 @@ print()
 print(f"Where the time goes: CPU seconds per process group in each phase ({cores} cores; busy% = the")
 print("whole machine's non-idle share; 'other' is CPU used by processes outside this benchmark;")
 print("'clients' includes this script's own sampling, about 0.1 s a phase)")
-print(f"{'setup':12} {'phase':28} {'wall s':>7} {'davit':>7} {'postgres':>8} {'garage':>7} {'clients':>7} {'other':>7} {'busy%':>6}")
+print(f"{'setup':12} {'phase':28} {'wall s':>7} {'davit':>7} {'postgres':>8} {'garage':>7} {'clients':>7} {'other':>7} {'busy%':>6} {'davit peak MiB':>15}")
 for line in open(sys.argv[2]):
-    s, name, t0, t1, c0, c1 = line.rstrip("\n").split("\t")
+    s, name, t0, t1, c0, c1, hwm = line.rstrip("\n").split("\t")
     wall = float(t1) - float(t0)
     d = [b - a for a, b in zip(map(float, c0.split()), map(float, c1.split()))]
     other = max(0.0, d[4] - sum(d[:4]))
     busy = 100 * d[4] / (wall * cores) if wall > 0 else 0
-    print(f"{s:12} {name:28} {wall:7.1f} {d[0]:7.1f} {d[1]:8.1f} {d[2]:7.1f} {d[3]:7.1f} {other:7.1f} {busy:6.0f}")
+    print(f"{s:12} {name:28} {wall:7.1f} {d[0]:7.1f} {d[1]:8.1f} {d[2]:7.1f} {d[3]:7.1f} {other:7.1f} {busy:6.0f} {hwm:>15}")
 PY
