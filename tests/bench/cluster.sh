@@ -6,7 +6,8 @@
 #                replication 3 (chunks), started the way conformance/cluster/run.sh does;
 #   garage       Garage itself, the same large file through `aws s3 cp` (PUT and GET).
 # Phases: one-stream PUT and GET of a BENCH_MIB file (the distributed node's GET twice: from
-# the cluster, then from its local read cache, which only reads fill); BENCH_SMALL 4 KiB
+# the cluster, then from its local read cache, which only reads fill: the cache's default
+# bound is 1 GiB, so a file of 1 GiB, sealed, no longer fits whole); BENCH_SMALL 4 KiB
 # files PUT then GET with one `curl -Z --parallel-max BENCH_C`; a folder of BENCH_FOLDER
 # files made the same way, then PROPFIND Depth 1 of it (4 properties and allprop, best of 3).
 # It prints the figures side by side with the ratios the issue sets goals for, each davit's
@@ -30,7 +31,7 @@ DAVIT_BIN=${DAVIT_BIN:-${CARGO_TARGET_DIR:-target}/release/davit}
 BIG_TIMEOUT=$((MIB + 300)) # seconds for one large transfer: 1 MiB/s at the least
 SMALL_TIMEOUT=60           # seconds for one small request
 BATCH_TIMEOUT=3600         # seconds for one whole batch of small requests
-DIST_PID= LOG=
+DIST_PID='' LOG=''
 cleanup_bench() {
   if [ -n "$DIST_PID" ] && kill -0 "$DIST_PID" 2>/dev/null; then
     kill -TERM "$DIST_PID"
