@@ -234,7 +234,11 @@ impl std::fmt::Debug for Stores {
             davit_storage::ChunkStore::Local => "local".to_owned(),
             davit_storage::ChunkStore::S3(c) => format!("s3://{}/{} at {}", c.bucket, c.prefix, c.endpoint),
         };
-        f.debug_struct("Stores").field("meta", &meta).field("chunks", &chunks).field("chunk_grace", &self.chunk_grace).finish()
+        f.debug_struct("Stores")
+            .field("meta", &meta)
+            .field("chunks", &chunks)
+            .field("chunk_grace", &self.chunk_grace)
+            .finish()
     }
 }
 
@@ -274,9 +278,10 @@ fn resolve_stores(data: &DataArgs, file: &FileConfig) -> anyhow::Result<Stores> 
             let access_key_id = env("DAVIT_CHUNKS_ACCESS_KEY_ID")
                 .or(file.chunks_access_key_id.clone())
                 .context("--chunks s3://… needs DAVIT_CHUNKS_ACCESS_KEY_ID (or chunks_access_key_id in the file)")?;
-            let secret_access_key = env("DAVIT_CHUNKS_SECRET_ACCESS_KEY").or(file.chunks_secret_access_key.clone()).context(
-                "--chunks s3://… needs DAVIT_CHUNKS_SECRET_ACCESS_KEY (or chunks_secret_access_key in the file)",
-            )?;
+            let secret_access_key =
+                env("DAVIT_CHUNKS_SECRET_ACCESS_KEY").or(file.chunks_secret_access_key.clone()).context(
+                    "--chunks s3://… needs DAVIT_CHUNKS_SECRET_ACCESS_KEY (or chunks_secret_access_key in the file)",
+                )?;
             let cache_bytes = match data.chunk_cache_size {
                 Some(n) => n,
                 None => toml_size(&file.chunk_cache_size)?.unwrap_or(1 << 30),
@@ -296,8 +301,7 @@ fn resolve_stores(data: &DataArgs, file: &FileConfig) -> anyhow::Result<Stores> 
             })
         }
     };
-    let shared =
-        !matches!(meta, davit_storage::MetaStore::Redb) || !matches!(chunks, davit_storage::ChunkStore::Local);
+    let shared = !matches!(meta, davit_storage::MetaStore::Redb) || !matches!(chunks, davit_storage::ChunkStore::Local);
     let grace = match (data.chunk_grace, &file.chunk_grace) {
         (Some(g), _) => Some(g),
         (None, Some(text)) => Some(parse_duration(text).map_err(anyhow::Error::msg).context("chunk_grace")?),
@@ -535,8 +539,15 @@ mod tests {
         assert_eq!((s3.bucket.as_str(), s3.prefix.as_str(), s3.cache_bytes), ("bucket", "pre/fix", 64 << 20));
         let shown = format!("{:?}", c.stores);
         assert!(!shown.contains("pw-secret") && !shown.contains("s3-secret"), "{shown}");
-        let data = super::DataArgs { config: Some(path), chunk_grace: Some(std::time::Duration::from_secs(5)), ..Default::default() };
-        assert_eq!(super::Config::resolve(&data, &super::ServeArgs::default()).unwrap().stores.chunk_grace.unwrap().as_secs(), 5);
+        let data = super::DataArgs {
+            config: Some(path),
+            chunk_grace: Some(std::time::Duration::from_secs(5)),
+            ..Default::default()
+        };
+        assert_eq!(
+            super::Config::resolve(&data, &super::ServeArgs::default()).unwrap().stores.chunk_grace.unwrap().as_secs(),
+            5
+        );
         for bad in ["mysql://x", "s3://", "file:///x"] {
             let data = super::DataArgs { meta: Some(bad.into()), chunks: Some(bad.into()), ..Default::default() };
             assert!(super::Config::resolve(&data, &super::ServeArgs::default()).is_err(), "{bad}");

@@ -13,7 +13,13 @@
 #      nothing partial is visible; after the grace period no orphan chunk is left in the
 #      bucket and `davit admin check` is consistent;
 #   6. one Garage node stopped: reads and writes on B go on; started again: nothing lost;
-#   7. litmus, the aws CLI and rclone against B.
+#   7. litmus, the aws CLI and rclone against B;
+#   8. faults: PostgreSQL stopped while the nodes run (503 in each protocol's form, then
+#      service resumes by itself), the whole Garage cluster stopped (the same), a node started
+#      with PostgreSQL out of reach (one line naming it, no password, exit non-zero) and one
+#      with another master key (refused before it writes).
+#   9. going home: `davit admin migrate` copies the deployment onto redb and a local folder,
+#      which then serves the same bytes on its own;
 # Garage is built once with `cargo install --locked` into a cache outside the clone
 # (conformance/lib/garage.sh); PostgreSQL comes from Debian's packages (tests/run.sh).
 set -uo pipefail # no -e: a failing step is counted and the suite goes on to the next one
@@ -275,7 +281,100 @@ rclone_round_trip() {
 }
 clients_on_b
 
+# --- 8. faults ----------------------------------------------------------------------------------
+# The status of a request as each protocol answers it while an engine is away.
+fault_statuses() { # node: "webdav rest s3" statuses of a read of a file not in the cache
+  local n=$1 w r s
+  w=$(curl -sS --max-time 120 -u "$U:$P" -o "$WORK/fault.dav" -w '%{http_code}' "${NODE_URL[$n]}/dav/photos/uncached.bin")
+  r=$(curl -sS --max-time 120 -u "$U:$P" -o "$WORK/fault.rest" -w '%{http_code}' "${NODE_URL[$n]}/api/v1/files/photos/uncached.bin")
+  s=$(curl -sS --max-time 120 -o "$WORK/fault.s3" -w '%{http_code}' "$(presign "$n" s3://photos/uncached.bin)")
+  echo "$w $r $s"
+}
+presign() { on "$1"; aws_as "$U" s3 presign "$2" --expires-in 600; }
+answers_503_everywhere() { # node
+  local got
+  got=$(fault_statuses "$1")
+  [ "$got" = "503 503 503" ] || { echo "     webdav rest s3: $got, want 503 503 503"; head -c 300 "$WORK/fault.s3" | say; return 1; }
+  grep -q '<Code>ServiceUnavailable</Code>' "$WORK/fault.s3" || { echo "     S3 body:"; head -c 300 "$WORK/fault.s3" | say; return 1; }
+  grep -q '"status": *503' "$WORK/fault.rest" || { echo "     REST body:"; head -c 300 "$WORK/fault.rest" | say; return 1; }
+}
+serves_again() { # node: within 60 s the three answer 200 again
+  local deadline=$((SECONDS + 60)) got
+  while [ $SECONDS -lt $deadline ]; do
+    got=$(fault_statuses "$1")
+    [ "$got" = "200 200 200" ] && cmp -s "$WORK/fault.dav" "$WORK/uncached.bin" && return 0
+    sleep 1
+  done
+  echo "     webdav rest s3: $got after 60 s"
+  return 1
+}
+faults() {
+  head -c $((2 * 1024 * 1024)) /dev/urandom >"$WORK/uncached.bin"
+  check "[faults] a file written on A (so B has no cached chunk of it)" \
+    status_is "$(dav_put A /photos/uncached.bin "$WORK/uncached.bin")" 201 || return
+  check "[faults] PostgreSQL stopped" pg_pause || return
+  check "[faults] without PostgreSQL: 503 over WebDAV, REST (problem+json) and S3 (ServiceUnavailable)" answers_503_everywhere B
+  check "[faults] PostgreSQL started again" pg_resume
+  check "[faults] service resumes by itself" serves_again B
+  local i
+  # Another file B has not read (the first is in B's cache now).
+  cp "$WORK/uncached.bin" "$WORK/uncached-1.bin"
+  head -c $((2 * 1024 * 1024)) /dev/urandom >"$WORK/uncached.bin"
+  check "[faults] another file written on A" status_is "$(dav_put A /photos/uncached.bin "$WORK/uncached.bin")" 204
+  for i in 1 2 3; do garage_stop_node "$i" >/dev/null; done
+  check "[faults] without the Garage cluster: 503 over WebDAV, REST and S3" answers_503_everywhere B
+  for i in 1 2 3; do garage_start_node "$i" >/dev/null; done
+  check "[faults] service resumes by itself once Garage is back" serves_again B
+  check "[faults] nothing half-written: admin check" quiet admin check
+}
+starts_refused() { # expected-text env...: a node started so exits non-zero, saying the text
+  local want=$1 out rc
+  shift
+  out=$(env DAVIT_CHUNKS_ENDPOINT="$GARAGE_ENDPOINT" "$@" timeout 60 "$DAVIT_BIN" serve --data-dir "$WORK/refused" --listen 127.0.0.1:0 2>&1)
+  rc=$?
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || { echo "     exit $rc"; tail -n 5 <<<"$out" | say; return 1; }
+  grep -q -- "$want" <<<"$out" || { echo "     said:"; tail -n 5 <<<"$out" | say; return 1; }
+  not grep -q "$PG_PASSWORD" <<<"$out" || { echo "     the password was printed"; return 1; }
+}
+refused_starts() {
+  local closed
+  closed=$(free_port)
+  check "[faults] PostgreSQL out of reach at start: one line naming it, without the password, exit non-zero" \
+    starts_refused "PostgreSQL" DAVIT_META="postgres://davit:$PG_PASSWORD@127.0.0.1:$closed/davit"
+  openssl rand -hex 32 >"$WORK/other.key"
+  check "[faults] a node with another master key is refused at start" \
+    starts_refused "master key" DAVIT_MASTER_KEY_FILE="$WORK/other.key"
+  check "[faults] and the deployment still serves" dav_cmp_on B /photos/one.bin "$WORK/one.bin"
+}
+faults
+refused_starts
+
 stop_node A
 stop_node B
 check "[end] davit admin check with every node stopped" quiet admin check
+
+# --- 9. going home: the distributed deployment copied onto one machine ---------------------------
+going_home() {
+  local out
+  out=$(admin migrate --to-meta "redb:$WORK/home" --to-chunks local 2>&1)
+  check "[home] admin migrate to redb and a local folder verifies every file" grep -q verified <<<"$out" ||
+    { tail -n 5 <<<"$out" | say; return; }
+  check "[home] a second migrate into it is refused" not admin migrate --to-meta "redb:$WORK/home" --to-chunks local
+  # The copy on its own: no PostgreSQL, no cluster, the same master key.
+  (
+    unset DAVIT_META DAVIT_CHUNKS DAVIT_CHUNKS_ENDPOINT DAVIT_CHUNK_GRACE
+    DAVIT_LOG=warn "$DAVIT_BIN" admin --data-dir "$WORK/home" check >/dev/null &&
+      start_davit_on_home
+  )
+}
+start_davit_on_home() {
+  DAVIT_WORK=$WORK/home-run
+  mkdir -p "$DAVIT_WORK"
+  start_davit_on "$WORK/home" || return 1
+  local code
+  code=$(curl -sS --max-time 120 -u "$U:$P" -o "$WORK/got" -w '%{http_code}' "$DAVIT_URL/dav/photos/one.bin")
+  stop_davit
+  [ "$code" = 200 ] && cmp "$WORK/got" "$WORK/one.bin"
+}
+check "[home] the copy checks consistent and serves the same bytes on its own" going_home
 summary cluster

@@ -45,6 +45,14 @@ pg_start() { # DIR
   PG_URL="postgres://davit:$PG_PASSWORD@127.0.0.1:$PG_PORT/davit"
 }
 
+# Stops the server and starts it again on the same port, keeping its data (for the faults of a
+# suite: the engine goes away while davit runs, then comes back).
+pg_pause() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 30 stop >/dev/null; }
+pg_resume() {
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=200" start >/dev/null
+}
+
 pg_stop() {
   [ -n "$PG_DIR" ] && [ -d "$PG_DIR/data" ] || return 0
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true

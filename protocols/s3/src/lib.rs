@@ -184,8 +184,18 @@ impl S3Auth for KeyAuth {
                 }
                 Ok(SecretKey::from(key.secret))
             }
-            Err(_) => Err(s3_error!(InvalidAccessKeyId, "the access key does not exist")),
+            Err(e) => Err(key_lookup_error(e)),
         }
+    }
+}
+
+/// A key that could not be looked up: unknown (or any refusal, told alike, so a key id
+/// reveals nothing) unless the store itself failed, which the client must hear as that (503
+/// when it is out of reach) rather than as a bad key it would stop retrying.
+fn key_lookup_error(e: davit_storage::Error) -> s3s::S3Error {
+    match e {
+        e @ (davit_storage::Error::Unavailable(_) | davit_storage::Error::Internal(_)) => errors::s3_error(e),
+        _ => s3_error!(InvalidAccessKeyId, "the access key does not exist"),
     }
 }
 
@@ -230,7 +240,7 @@ impl DavitS3 {
             None => match self.storage.access_key_principal(&cred.access_key).await {
                 Ok(p) => p,
                 Err(davit_storage::Error::Forbidden(m)) => return Err(s3_error!(AccessDenied, "{m}")),
-                Err(_) => return Err(s3_error!(InvalidAccessKeyId, "the access key does not exist")),
+                Err(e) => return Err(key_lookup_error(e)),
             },
         };
         PrincipalSlot::fill(&req.extensions, &p);

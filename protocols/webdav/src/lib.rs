@@ -216,12 +216,21 @@ impl WebDav {
             }
             principal.set_lock_tokens(h.state_tokens());
         }
+        // Where a GET starts reading (see `RequestCtx::read_from`): the start of the file, or
+        // of its one range; several ranges are read where dav-server seeks.
+        let mut read_from = (parts.method == Method::GET).then_some(0);
         if let Some(specs) = &checked.ranges {
             // Ranges resolved against the file's size, overlapping ones merged and many
             // answered whole, so a request can never make the answer larger than the file.
             let value = match self.storage.stat(&principal, &path).await {
                 Ok(item) if !item.is_folder() => {
-                    headers::range_for_dav_server(&headers::plan_ranges(specs, item.size), item.size)
+                    let plan = headers::plan_ranges(specs, item.size);
+                    read_from = match &plan {
+                        headers::RangePlan::Ranges(r) if r.len() == 1 => read_from.map(|_| r[0].0),
+                        headers::RangePlan::Whole => read_from,
+                        _ => None,
+                    };
+                    headers::range_for_dav_server(&plan, item.size)
                 }
                 _ => None,
             };
@@ -268,6 +277,7 @@ impl WebDav {
             seen: Mutex::new(Default::default()),
             served_type: Mutex::new(None),
             quota: Default::default(),
+            read_from,
         });
         let method = req.method().clone();
         let oc_mtime = ctx.mtime.is_some();

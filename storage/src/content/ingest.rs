@@ -212,7 +212,9 @@ fn put_sealed(core: &Core, id: &ChunkId, plain: &[u8]) -> Result<()> {
     let mut sealed = Vec::with_capacity(plain.len() + TAG_LEN);
     sealed.extend_from_slice(plain);
     core.keys.seal_chunk(id, &mut sealed);
-    core.backend.put(id, &sealed).map_err(|e| super::chunks::store_failure(format_args!("storing chunk {}", hex::encode(id)), e))
+    core.backend
+        .put(id, &sealed)
+        .map_err(|e| super::chunks::store_failure(format_args!("storing chunk {}", hex::encode(id)), e))
 }
 
 fn ingest_small(core: &Arc<Core>, mut md5: Md5, data: Bytes, pins: PinGuard) -> Result<Ingested> {

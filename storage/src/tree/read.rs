@@ -17,7 +17,7 @@ impl Storage {
         }
         place.check_read(p)?;
         let core = self.core.clone();
-        tokio::task::spawn_blocking(move || {
+        let read = tokio::task::spawn_blocking(move || {
             // A concurrent overwrite can free the chunks between the lookup and the pin;
             // the pin then finds them gone and the lookup runs again on the new version.
             for _ in 0..8 {
@@ -39,7 +39,8 @@ impl Storage {
             }
             Err(Error::internal("file kept changing while being opened"))
         })
-        .await?
+        .await??;
+        first_piece_read(read).await
     }
 
     /// Opens a file to be downloaded (a GET; a HEAD only [`Storage::read`]s). Through a link,
@@ -58,5 +59,20 @@ impl Storage {
             self.count_download(link).await?;
         }
         Ok(read)
+    }
+}
+
+/// Reads the first piece of the body before anything is answered, so that a chunk store out
+/// of reach (or damage) is told as a status (503, 500) rather than as a body cut off after a
+/// 200; later pieces can only cut the body. It costs nothing extra: the piece is sent first.
+async fn first_piece_read(mut read: FileRead) -> Result<FileRead> {
+    use futures::StreamExt;
+    match read.body.next().await {
+        Some(Ok(first)) => {
+            read.body = Box::pin(futures::stream::once(async move { Ok(first) }).chain(read.body));
+            Ok(read)
+        }
+        Some(Err(e)) => Err(e),
+        None => Ok(read),
     }
 }

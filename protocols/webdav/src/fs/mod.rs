@@ -33,6 +33,10 @@ pub struct RequestCtx {
     pub served_type: Mutex<Option<String>>,
     /// Quota and usage, asked once per request (an allprop PROPFIND wants it per entry).
     pub quota: tokio::sync::OnceCell<(u64, Option<u64>)>,
+    /// For a GET, the offset its body starts at: the file is opened there, and its first
+    /// piece read, when dav-server opens it, before it answers a status. A chunk store out of
+    /// reach is then a 503, not a 200 whose body is cut off.
+    pub read_from: Option<u64>,
 }
 
 #[derive(Clone)]

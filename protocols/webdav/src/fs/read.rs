@@ -21,7 +21,16 @@ impl DriveFs {
             return Err(FsError::Forbidden);
         }
         *self.ctx.served_type.lock().expect("served type") = item.content_type.clone();
-        Ok(Box::new(ReadFile { fs: self.clone(), path: p, item, pos: 0, stream: Mutex::new(None), buf: Bytes::new() }))
+        // A GET's body is opened now, at the offset it will be read from (dav-server then
+        // seeks there, which keeps it), so that a failure to read is still a status.
+        let (pos, stream) = match self.ctx.read_from.filter(|&at| at < item.size) {
+            Some(at) => {
+                let r = self.storage.read(&self.principal, &p, Some((at, None))).await.map_err(|e| self.fail(e))?;
+                (at, Some(r.body))
+            }
+            None => (0, None),
+        };
+        Ok(Box::new(ReadFile { fs: self.clone(), path: p, item, pos, stream: Mutex::new(stream), buf: Bytes::new() }))
     }
 }
 
