@@ -181,6 +181,24 @@ macro_rules! also_on_postgres {
 }
 pub(crate) use also_on_postgres;
 
+/// One test per engine from one body: `name(postgres: bool)` runs as `name::redb` and
+/// `name::postgres` (the seam's own tests, which open stores by hand).
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn redb() {
+                super::$name(false)
+            }
+            #[test]
+            fn postgres() {
+                super::$name(true)
+            }
+        }
+    )*};
+}
+pub(crate) use on_both;
+
 /// The metadata store of the running test: its PostgreSQL database inside [`on_postgres`]
 /// (made on first use), none otherwise.
 pub(crate) fn store_of_this_test() -> Option<crate::MetaStore> {

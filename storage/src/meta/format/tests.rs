@@ -15,23 +15,7 @@ fn fresh_db(dir: &std::path::Path, pg: bool) -> Db {
     }
 }
 
-/// One test per engine from one body.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn redb() {
-                super::$name(false)
-            }
-            #[test]
-            fn postgres() {
-                super::$name(true)
-            }
-        }
-    )*};
-}
-
-on_both!(
+crate::tests::pg::on_both!(
     a_new_folder_gets_a_random_data_key_and_opens_again_only_with_its_master_key,
     format_2_migrates_with_its_master_key_as_the_data_key,
     newer_formats_and_format_1_are_refused_with_a_clear_message,

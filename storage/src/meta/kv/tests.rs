@@ -19,23 +19,7 @@ fn db(postgres: bool) -> (tempfile::TempDir, Db) {
     (dir, db)
 }
 
-/// One test per engine from one body.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn redb() {
-                super::$name(false)
-            }
-            #[test]
-            fn postgres() {
-                super::$name(true)
-            }
-        }
-    )*};
-}
-
-on_both!(
+crate::tests::pg::on_both!(
     ranges_are_in_key_order_both_ways_and_keep_their_bounds,
     a_write_sees_its_own_changes_and_a_refused_write_leaves_nothing,
     counters_count_from_one_and_only_commit_with_their_write,
