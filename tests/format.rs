@@ -8,7 +8,33 @@ use serde_json::{Value, json};
 use crate::s3_sign::{Signer, sha256_hex};
 use crate::support::{self, admin, spawn_server};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-2/data");
+/// A data folder an earlier davit wrote with `tests/fixtures/format-2/make.sh`: the same
+/// content each time, with the key and link token that run made.
+struct Earlier {
+    dir: &'static str,
+    key: &'static str,
+    secret: &'static str,
+    link_token: &'static str,
+    /// Whether opening it migrates the format.
+    migrates: bool,
+}
+
+const FORMAT_2: Earlier = Earlier {
+    dir: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-2/data"),
+    key: "DV3NE66NBTEY2GHBKZ5E",
+    secret: "fkpzua011Zpw7Zappmv60RigRYuPobBynn72gVOf",
+    link_token: "JqZEbdsggeQHR0IXkQXQA0DtiY93aIhIx5R2toD4Erg",
+    migrates: true,
+};
+
+/// Format 3 as e5d94dc wrote it: before the lock and grave tables, with `jwt.key` a file.
+const FORMAT_3: Earlier = Earlier {
+    dir: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-3/data"),
+    key: "DVYPJQL6ZJSKMIUENBGF",
+    secret: "Ur4aQfJoVBAYTkBYrY9f1XhgyUKFVihLDjlF9tze",
+    link_token: "KD2Pdvemd-FSrsm9l78nFu7XuTtnJXMiVN2Z206scRA",
+    migrates: false,
+};
 const ALICE: (&str, &str) = ("alice", "alice-fixture-pw-1");
 const BOB: (&str, &str) = ("bob", "bob-fixture-pw-1");
 const REST_SHA: &str = "7530860ac6fbe5454c00e312f1c3b4775c26bb0dc0f1a18c5d0c851d87944a6a";
@@ -16,7 +42,6 @@ const PROPS_SHA: &str = "8bd5b1fd24a702eedf78b2bcd314deb714224054da69cf7d8312585
 const MULTI_SHA: &str = "0336ba082d9b057ca64a3894203a274b581a85d1447d1707e5137fc95daa9fcc";
 const ZEROS_5MIB_SHA: &str = "c036cbb7553a909f8b8877d4461924307f27ecb66cff928eeeafd569c3887e29";
 const TAIL_SHA: &str = "0ec84c13ab5c48459208c544eaa1b8300a3e91f99ee69d3b2858b58684ac232a";
-const LINK_TOKEN: &str = "JqZEbdsggeQHR0IXkQXQA0DtiY93aIhIx5R2toD4Erg";
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -48,9 +73,18 @@ async fn login(c: &reqwest::Client, base: &str, (user, pass): (&str, &str)) -> V
 
 #[tokio::test]
 async fn a_format_2_folder_opens_migrates_and_reads_back() {
+    reads_back(&FORMAT_2).await;
+}
+
+#[tokio::test]
+async fn a_folder_the_previous_build_wrote_opens_and_reads_back() {
+    reads_back(&FORMAT_3).await;
+}
+
+async fn reads_back(fixture: &Earlier) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    copy_dir(Path::new(FIXTURE), &data);
+    copy_dir(Path::new(fixture.dir), &data);
     let server = spawn_server(&data, &[]);
     let base = format!("http://{}", server.addr);
     let c = support::client();
@@ -78,12 +112,7 @@ async fn a_format_2_folder_opens_migrates_and_reads_back() {
 
     // The S3 key made at format 2 still signs: its secret was sealed under a subkey of the
     // master key, which is now the data key.
-    let s3 = Signer {
-        base: base.clone(),
-        key: "DV3NE66NBTEY2GHBKZ5E".into(),
-        secret: "fkpzua011Zpw7Zappmv60RigRYuPobBynn72gVOf".into(),
-        client: c.clone(),
-    };
+    let s3 = Signer { base: base.clone(), key: fixture.key.into(), secret: fixture.secret.into(), client: c.clone() };
     let empty = sha256_hex(b"");
     let whole = s3.request(Method::GET, "/bucket/multi.bin", &[], &[], &empty).send().await.unwrap();
     assert_eq!(whole.status(), 200);
@@ -104,11 +133,11 @@ async fn a_format_2_folder_opens_migrates_and_reads_back() {
     let (st, body) = get(&c, &format!("{base}/api/v1/files/shared/alice/rest.txt"), BOB).await;
     assert_eq!((st, sha256_hex(&body).as_str()), (200, REST_SHA));
 
-    let r = c.get(format!("{base}/s/{LINK_TOKEN}")).send().await.unwrap();
+    let r = c.get(format!("{base}/s/{}", fixture.link_token)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(sha256_hex(&r.bytes().await.unwrap()), PROPS_SHA);
 
-    assert!(server.stderr().contains("migrating the data folder"), "{}", server.stderr());
+    assert_eq!(server.stderr().contains("migrating the data folder"), fixture.migrates, "{}", server.stderr());
     assert!(server.terminate().success());
     let (ok, out, err) = admin(&data, &["check"], "");
     assert!(ok && out.contains("consistent"), "{out}{err}");
