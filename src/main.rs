@@ -18,11 +18,8 @@ struct Cli {
 enum Command {
     /// Run the server (the defaults work on a fresh machine)
     Serve(Box<ServeArgs>),
-    /// Offline operations on a data folder (the server must be stopped)
-    Admin {
-        #[command(subcommand)]
-        command: davit::admin::AdminCommand,
-    },
+    /// Administration: offline on a stopped data folder, or through a running server (--server)
+    Admin(davit::admin::AdminArgs),
 }
 
 /// glibc gives each thread that frees memory its own arena and raises its mmap threshold
@@ -106,15 +103,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(davit::run(config, storage, davit::shutdown_signal()))
         }
-        Command::Admin { command } => {
+        Command::Admin(args) => {
             let config = Config::resolve(&cli.data, &ServeArgs::default())?;
-            if let davit::admin::AdminCommand::Migrate(args) = &command {
-                return davit::admin::migrate(&config, args);
-            }
-            let storage = davit_storage::Storage::open(config.storage()?)?;
-            let result = davit::admin::run(&storage, command);
-            storage.close();
-            result
+            davit::admin::main(&config, args)
         }
     }
 }

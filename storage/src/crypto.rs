@@ -132,7 +132,11 @@ pub fn unwrap_data_key(master: &[u8; KEY_LEN], wrapped: &[u8]) -> Result<[u8; KE
     let plain = wrapping_key(master)
         .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(WRAP_AAD), &mut buf)
         .map_err(|_| {
-            Error::Incompatible("the master key does not match the one this data folder was created with".into())
+            Error::Incompatible(
+                "the master key does not match this data folder's (the one it was created with, or the one \
+                 `davit admin rotate-master-key` last set)"
+                    .into(),
+            )
         })?;
     plain.try_into().map_err(|_| Error::corrupt("the stored data key has the wrong length"))
 }

@@ -14,6 +14,7 @@ pub mod crypto;
 mod error;
 mod meta;
 mod migrate;
+pub mod ops;
 pub mod perms;
 #[cfg(test)]
 mod tests;

@@ -190,6 +190,29 @@ fn copy_chunks(
 ) -> Result<()> {
     let from = open_backend(&source.chunks, &source.data_dir)?;
     let to = open_backend(&target.chunks, dir)?;
+    let c = copy_referenced_chunks(from.as_ref(), to.as_ref(), dst)?;
+    report.chunks_referenced = c.referenced;
+    report.chunks_copied = c.copied;
+    report.chunks_present = c.present;
+    report.chunk_bytes = c.bytes;
+    Ok(())
+}
+
+/// What [`copy_referenced_chunks`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ChunksCopied {
+    /// Chunks kept outside the database that `dst`'s rows reference.
+    pub referenced: u64,
+    pub copied: u64,
+    /// Of the referenced chunks, those `to` already held.
+    pub present: u64,
+    pub bytes: u64,
+}
+
+/// Copies from `from` to `to` every chunk `dst`'s CHUNKS rows keep outside the database and
+/// `to` does not hold yet (migrations and live backups alike).
+pub(crate) fn copy_referenced_chunks(from: &dyn ChunkBackend, to: &dyn ChunkBackend, dst: &Db) -> Result<ChunksCopied> {
+    let mut out = ChunksCopied::default();
     let present: HashSet<ChunkId> = to.list()?.into_iter().collect();
     let mut after: Option<ChunkId> = None;
     loop {
@@ -207,18 +230,18 @@ fn copy_chunks(
             }
             Ok((ids, rows))
         })?;
-        report.chunks_referenced += page.len() as u64;
+        out.referenced += page.len() as u64;
         let missing: Vec<ChunkId> = page.into_iter().filter(|id| !present.contains(id)).collect();
-        let (n, bytes) = copy_some(from.as_ref(), to.as_ref(), &missing)?;
-        report.chunks_copied += n;
-        report.chunk_bytes += bytes;
+        let (n, bytes) = copy_some(from, to, &missing)?;
+        out.copied += n;
+        out.bytes += bytes;
         if rows < PAGE {
             break;
         }
     }
-    report.chunks_present = report.chunks_referenced - report.chunks_copied;
-    tracing::info!(copied = report.chunks_copied, present = report.chunks_present, "chunks copied");
-    Ok(())
+    out.present = out.referenced - out.copied;
+    tracing::info!(copied = out.copied, present = out.present, "chunks copied");
+    Ok(out)
 }
 
 /// Copies `ids`, `CHUNKS_AT_ONCE` at a time; returns how many and their sealed bytes.
@@ -281,7 +304,7 @@ fn copy_master_key(source_dir: &Path, dir: &Path, master: &[u8; KEY_LEN]) -> Res
     }
 }
 
-fn same_path(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_path(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,

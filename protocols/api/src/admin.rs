@@ -204,3 +204,46 @@ pub async fn revoke_user_app_password(
     state.storage.admin(&caller.principal)?.revoke_app_password(id, ap).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The read-only consistency check of `davit admin check`, on the running server.
+pub async fn check(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    let r = state.storage.admin(&caller.principal)?.check().await?;
+    Ok(axum::Json(json!({
+        "consistent": r.problems.is_empty(),
+        "items": r.items,
+        "chunks": r.chunks,
+        "chunk_files": r.chunk_files,
+        "orphans": r.orphans,
+        "waiting": r.waiting,
+        "problems": r.problems,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupReq {
+    to: String,
+}
+
+/// A live backup into a folder on the server's host (see `davit_storage::ops::backup`);
+/// answers when it is finished.
+pub async fn backup(
+    State(state): State<ApiState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<BackupReq>,
+) -> Result<Response, Problem> {
+    let r = state.storage.admin(&caller.principal)?.backup(req.to.into()).await?;
+    Ok(axum::Json(json!({
+        "format_version": r.format_version,
+        "snapshot_unix": r.snapshot_unix,
+        "tables": r.tables,
+        "rows": r.rows,
+        "chunks_referenced": r.chunks_referenced,
+        "chunks_copied": r.chunks_copied,
+        "chunks_present": r.chunks_present,
+        "chunk_bytes": r.chunk_bytes,
+        "chunks_removed": r.chunks_removed,
+    }))
+    .into_response())
+}

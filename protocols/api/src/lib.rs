@@ -54,6 +54,13 @@ const R_CREATED: &[(u16, &str)] =
 const R_DELETED: &[(u16, &str)] = &[(204, "deleted"), (401, "not signed in"), (403, "not allowed"), (404, "not found")];
 const R_ADMIN: &[(u16, &str)] =
     &[(200, "done"), (400, "invalid input"), (401, "not signed in"), (403, "not an admin"), (404, "no such user")];
+const R_ADMIN_BACKUP: &[(u16, &str)] = &[
+    (200, "the backup is finished"),
+    (400, "not a folder a backup may use"),
+    (401, "not signed in"),
+    (403, "not an admin"),
+    (409, "a backup is already running"),
+];
 const R_FILE: &[(u16, &str)] = &[
     (200, "done"),
     (201, "created"),
@@ -134,7 +141,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/admin/users/{id}/app-passwords", GET, admin::user_app_passwords, op("A user's app passwords", true, None, R_ADMIN))
         .route("/api/v1/admin/users/{id}/app-passwords", POST, admin::create_user_app_password, op("Refused for another user (403): admins do not mint credentials for others", true, Some(json!({ "name": "script" })), R_ADMIN))
         .route("/api/v1/admin/users/{id}/app-passwords/{ap}", DELETE, admin::revoke_user_app_password, op("Revoke a user's app password", true, None, R_ADMIN))
-        .route("/api/v1/admin/stats", GET, admin::stats, op("Users, files, logical and stored bytes, dedup ratio", true, None, R_ADMIN));
+        .route("/api/v1/admin/stats", GET, admin::stats, op("Users, files, logical and stored bytes, dedup ratio", true, None, R_ADMIN))
+        .route("/api/v1/admin/check", GET, admin::check, op("Read-only consistency check of chunks, references and usage", true, None, R_ADMIN))
+        .route("/api/v1/admin/backup", POST, admin::backup, op("Back up the metadata and its chunks into a folder on the server's host (absolute path; missing, empty or an earlier backup); answers when done", true, Some(json!({ "to": "/srv/backups/davit" })), R_ADMIN_BACKUP));
     let (routes, doc) = api.finish();
     let doc = Arc::new(doc);
     routes

@@ -192,6 +192,18 @@ pub use crate::meta::model::{ChunkRef, ChunkRow};
 #[derive(Default)]
 pub struct Pins {
     counts: Mutex<HashMap<ChunkId, u32>>,
+    /// Holds on every deletion (a live backup copying the chunks of one snapshot): while
+    /// any is taken the collector deletes nothing, and the next sweep frees what it skipped.
+    holds: std::sync::atomic::AtomicUsize,
+}
+
+/// Releases a hold of [`Pins::hold`] when dropped.
+pub struct HoldGuard(Arc<Pins>);
+
+impl Drop for HoldGuard {
+    fn drop(&mut self) {
+        self.0.holds.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Releases its pins when dropped; chunks it wrote that no commit adopted go to the collector.
@@ -209,6 +221,15 @@ impl Pins {
             *counts.entry(*id).or_default() += 1;
         }
         PinGuard { pins: self.clone(), ids, collector: None }
+    }
+
+    /// Stops every deletion until the guard drops. Taken under the lock `collect` holds
+    /// across its check and delete, so no deletion decided before is still under way: a
+    /// snapshot read after this returns names only files that stay.
+    pub fn hold(self: &Arc<Self>) -> HoldGuard {
+        let _counts = self.counts.lock().expect("pins lock");
+        self.holds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        HoldGuard(self.clone())
     }
 }
 
@@ -291,6 +312,9 @@ pub fn collect(db: &Db, backend: &dyn ChunkBackend, pins: &Pins, ids: &[ChunkId]
         return Ok(0);
     }
     let counts = pins.counts.lock().expect("pins lock");
+    if pins.holds.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        return Ok(0);
+    }
     let candidates: Vec<ChunkId> = ids.iter().filter(|id| !counts.contains_key(*id)).copied().collect();
     let unreferenced = db.read_sync(|txn| {
         let table = txn.open_table(CHUNKS)?;

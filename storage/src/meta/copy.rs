@@ -113,23 +113,27 @@ const BATCH_BYTES: usize = 8 << 20;
 /// Copies every table of `from` into `to` (which should be empty: rows already there with
 /// the same keys are replaced, others stay and then show as differences), then compares.
 pub(crate) fn copy_all(from: &Db, to: &Db, batch: usize) -> Result<TablesCopied> {
-    from.read_sync(|src| {
-        let mut out = TablesCopied { tables: TABLES.len(), ..Default::default() };
+    from.read_sync(|src| copy_snapshot(src, to, batch))
+}
+
+/// The same from a snapshot the caller holds (a live backup reads its chunk list from the
+/// copy, so the rows and the chunks are of one moment).
+pub(crate) fn copy_snapshot(src: &ReadTxn, to: &Db, batch: usize) -> Result<TablesCopied> {
+    let mut out = TablesCopied { tables: TABLES.len(), ..Default::default() };
+    for t in TABLES {
+        let rows = t.copy(src, to, batch.max(1))?;
+        tracing::debug!(table = t.name(), rows, "table copied");
+        out.rows += rows;
+    }
+    to.read_sync(|dst| {
         for t in TABLES {
-            let rows = t.copy(src, to, batch.max(1))?;
-            tracing::debug!(table = t.name(), rows, "table copied");
-            out.rows += rows;
-        }
-        to.read_sync(|dst| {
-            for t in TABLES {
-                if let Err(p) = t.compare(src, dst)? {
-                    out.problems.push(p);
-                }
+            if let Err(p) = t.compare(src, dst)? {
+                out.problems.push(p);
             }
-            Ok(())
-        })?;
-        Ok(out)
-    })
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]

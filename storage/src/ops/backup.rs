@@ -1,0 +1,240 @@
+//! Live backups: the running server writes one consistent snapshot of its metadata and the
+//! chunk files that snapshot references into a folder on its host; `restore` makes a new
+//! data folder from it, offline.
+//!
+//! The folder is a data folder without a master key (a backup and its key are kept apart):
+//!
+//! ```text
+//! DAVIT-BACKUP        marks the folder as a backup's, finished or not
+//! davit.redb          the metadata of the last finished backup
+//! chunks/ab/cd/<id>   sealed chunk files, as in a data folder
+//! BACKUP-COMPLETE     JSON, written last (temp file, fsync, rename): the backup is whole
+//! ```
+//!
+//! A run first removes `BACKUP-COMPLETE`, so a run cut short leaves a folder `restore`
+//! refuses; the metadata goes to `davit.redb.partial` and replaces `davit.redb` only once
+//! every chunk it references is in the folder. Chunk files already there are not copied
+//! again (a chunk's bytes never change under its id), and those the new snapshot no longer
+//! references are removed, so the folder does not grow without end.
+//!
+//! Consistency: the collector deletes nothing while a backup runs (`Pins::hold`, taken
+//! before the snapshot), so every chunk the snapshot names is still there when it is copied;
+//! what it skipped is freed by the sweep that ends the backup. With several nodes deletions
+//! already wait out the grace period: a backup must finish within it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::auth::admin::Admin;
+use crate::chunks::{LocalDir, Pins};
+use crate::error::{Error, Result};
+use crate::meta::db::{Db, MetaStore};
+use crate::{ChunkStore, DB_FILE, MigrateReport, MigrateTarget, StorageConfig};
+
+/// Written last: its presence means the folder holds a whole backup.
+pub const BACKUP_COMPLETE: &str = "BACKUP-COMPLETE";
+/// Written first: the folder is a backup folder (a run may reuse it).
+const BACKUP_TAG: &str = "DAVIT-BACKUP";
+const PARTIAL: &str = "davit.redb.partial";
+
+/// One backup at a time per process: two would copy the same chunks into one folder.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// What a backup did; also the content of `BACKUP-COMPLETE`.
+#[derive(Debug, Default, Clone)]
+pub struct BackupReport {
+    pub format_version: u32,
+    /// When the snapshot was taken, in seconds since the Unix epoch.
+    pub snapshot_unix: u64,
+    pub tables: usize,
+    pub rows: u64,
+    pub chunks_referenced: u64,
+    pub chunks_copied: u64,
+    pub chunks_present: u64,
+    pub chunk_bytes: u64,
+    /// Chunk files of earlier backups the snapshot no longer references, removed.
+    pub chunks_removed: u64,
+}
+
+impl BackupReport {
+    /// The marker's content: JSON, one field a line (written by hand: the core has no JSON).
+    fn marker(&self) -> String {
+        format!(
+            "{{\n  \"format_version\": {},\n  \"snapshot_unix\": {},\n  \"tables\": {},\n  \"rows\": {},\n  \
+             \"chunks_referenced\": {},\n  \"chunks_copied\": {},\n  \"chunks_present\": {},\n  \
+             \"chunk_bytes\": {},\n  \"chunks_removed\": {}\n}}\n",
+            self.format_version,
+            self.snapshot_unix,
+            self.tables,
+            self.rows,
+            self.chunks_referenced,
+            self.chunks_copied,
+            self.chunks_present,
+            self.chunk_bytes,
+            self.chunks_removed
+        )
+    }
+}
+
+impl Admin<'_> {
+    /// Backs the deployment up into `to`, a folder on the server's host: missing, empty, or
+    /// a folder earlier backups wrote. Runs on a blocking thread.
+    pub async fn backup(&self, to: PathBuf) -> Result<BackupReport> {
+        let core = self.storage.core.clone();
+        tracing::info!(
+            target: "audit",
+            admin = %self.caller.username,
+            to = %to.display(),
+            "an admin started a backup"
+        );
+        // Copying a whole deployment blocks for minutes: never on an async worker.
+        tokio::task::spawn_blocking(move || {
+            if RUNNING.swap(true, Ordering::SeqCst) {
+                return Err(Error::Conflict("a backup is already running".into()));
+            }
+            let out = backup_blocking(&core, &to);
+            RUNNING.store(false, Ordering::SeqCst);
+            out
+        })
+        .await?
+    }
+}
+
+fn check_target(core: &crate::Core, to: &Path) -> Result<()> {
+    if !to.is_absolute() {
+        return Err(Error::InvalidInput("the backup folder must be an absolute path on the server's host".into()));
+    }
+    let data = &core.config.data_dir;
+    let data_abs = data.canonicalize().unwrap_or_else(|_| data.clone());
+    let mut probe = to.to_path_buf();
+    // The nearest existing folder decides where `to` really is (symbolic links included).
+    while !probe.exists() {
+        match probe.parent() {
+            Some(p) => probe = p.to_path_buf(),
+            None => break,
+        }
+    }
+    let probe = probe.canonicalize().unwrap_or(probe);
+    if probe.starts_with(&data_abs) || data_abs.starts_with(to) {
+        return Err(Error::InvalidInput("the backup folder must be outside the data folder".into()));
+    }
+    if to.exists() {
+        let tagged = to.join(BACKUP_TAG).exists();
+        let empty = std::fs::read_dir(to)?.next().is_none();
+        if !tagged && !empty {
+            return Err(Error::InvalidInput(format!(
+                "{} is neither empty nor a davit backup folder: refusing to write into it",
+                to.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn backup_blocking(core: &crate::Core, to: &Path) -> Result<BackupReport> {
+    check_target(core, to)?;
+    crate::perms::private_dir(to)?;
+    if !to.join(BACKUP_TAG).exists() {
+        write_atomic(to, BACKUP_TAG, b"a davit backup folder: restore it with `davit admin restore --from`\n")?;
+    }
+    // From here until the marker is written again the folder is an unfinished backup.
+    remove_if_present(&to.join(BACKUP_COMPLETE))?;
+    remove_if_present(&to.join(PARTIAL))?;
+    sync_dir(to)?;
+
+    let hold = core.pins.hold();
+    let snapshot_unix =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (dst, _) = Db::open_store(&MetaStore::Redb, &to.join(PARTIAL), 8 << 20, |_| {})?;
+    let copied = core.db.read_sync(|src| crate::meta::copy::copy_snapshot(src, &dst, crate::meta::copy::BATCH));
+    let rest = copied.and_then(|tables| {
+        if let Some(p) = tables.problems.first() {
+            return Err(Error::internal(format!("the metadata copy differs from its snapshot: {p}")));
+        }
+        let local = LocalDir::open(to)?;
+        let chunks = crate::migrate::copy_referenced_chunks(core.backend.as_ref(), &local, &dst)?;
+        // Files of earlier backups that this snapshot does not reference.
+        let removed = crate::chunks::sweep(&dst, &local, &std::sync::Arc::new(Pins::default()))?;
+        Ok((tables, chunks, removed))
+    });
+    dst.close();
+    drop(dst);
+    drop(hold);
+    // What the collector skipped meanwhile is freed now (one node; several wait out the grace).
+    if core.config.chunk_grace.is_none()
+        && let Err(e) = crate::chunks::sweep(&core.db, core.backend.as_ref(), &core.pins)
+    {
+        tracing::warn!(error = ?e, "the sweep after a backup failed; the next one retries");
+    }
+    let (tables, chunks, removed) = rest?;
+    std::fs::rename(to.join(PARTIAL), to.join(DB_FILE))?;
+    sync_dir(to)?;
+    let report = BackupReport {
+        format_version: crate::meta::format::FORMAT_VERSION,
+        snapshot_unix,
+        tables: tables.tables,
+        rows: tables.rows,
+        chunks_referenced: chunks.referenced,
+        chunks_copied: chunks.copied,
+        chunks_present: chunks.present,
+        chunk_bytes: chunks.bytes,
+        chunks_removed: removed as u64,
+    };
+    write_atomic(to, BACKUP_COMPLETE, report.marker().as_bytes())?;
+    tracing::info!(to = %to.display(), rows = report.rows, copied = report.chunks_copied, "backup finished");
+    Ok(report)
+}
+
+/// Makes a new data folder `into` (missing or empty; its metadata in redb, its chunks
+/// local) from the finished backup in `from`, then verifies it as `davit admin migrate`
+/// does: every table, every file read back on both sides, the consistency check. The
+/// master key comes from `master_key` (hex), or else from `from/master.key`. Blocking.
+pub fn restore(from: &Path, into: &Path, master_key: Option<String>) -> Result<MigrateReport> {
+    if !from.join(BACKUP_COMPLETE).exists() {
+        return Err(Error::Incompatible(format!(
+            "{} holds no finished backup ({BACKUP_COMPLETE} is missing): the backup was interrupted or is \
+             still running; run it again",
+            from.display()
+        )));
+    }
+    if into.exists() && std::fs::read_dir(into)?.next().is_some() {
+        return Err(Error::Incompatible(format!(
+            "{} is not empty: restore makes a new data folder, give a missing or empty one",
+            into.display()
+        )));
+    }
+    let mut source = StorageConfig::new(from);
+    source.master_key = master_key;
+    let target = MigrateTarget {
+        meta: MetaStore::Redb,
+        chunks: ChunkStore::Local,
+        data_dir: Some(into.into()),
+        chunk_grace: None,
+    };
+    crate::migrate(&source, &target)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Temp file, fsync, rename, fsync of the folder: the file is whole or absent.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    remove_if_present(&tmp)?;
+    let mut f = crate::perms::create_private_file(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
