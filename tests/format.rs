@@ -85,6 +85,13 @@ async fn reads_back(fixture: &Earlier) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     copy_dir(Path::new(fixture.dir), &data);
+    reads_back_from(fixture, &data, fixture.migrates).await;
+}
+
+/// The fixture's content read back from `data`, a copy of it; `migrates`: whether opening
+/// it must still migrate the format.
+async fn reads_back_from(fixture: &Earlier, data: &Path, migrates: bool) {
+    let data = data.to_path_buf();
     let server = spawn_server(&data, &[]);
     let base = format!("http://{}", server.addr);
     let c = support::client();
@@ -137,7 +144,7 @@ async fn reads_back(fixture: &Earlier) {
     assert_eq!(r.status(), 200);
     assert_eq!(sha256_hex(&r.bytes().await.unwrap()), PROPS_SHA);
 
-    assert_eq!(server.stderr().contains("migrating the data folder"), fixture.migrates, "{}", server.stderr());
+    assert_eq!(server.stderr().contains("migrating the data folder"), migrates, "{}", server.stderr());
     assert!(server.terminate().success());
     let (ok, out, err) = admin(&data, &["check"], "");
     assert!(ok && out.contains("consistent"), "{out}{err}");
@@ -171,4 +178,68 @@ async fn a_folder_of_a_newer_format_is_refused_with_a_clear_message() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert!(err.contains(&format!("format version {newer}")) && err.contains("newer davit"), "{err}");
+}
+
+/// What META says of a folder's format: (format_version, has `key_check`, has `data_key`).
+fn format_state(data: &Path) -> (u32, bool, bool) {
+    // The killed process's lock on the file went with it; a start that just ended lets go
+    // a moment after it exits: bounded retries.
+    for _ in 0..50 {
+        match davit_storage::db::Db::open(&data.join("davit.redb"), 1 << 20, |_| {}) {
+            Ok(db) => {
+                let state = db
+                    .read_sync(|t| {
+                        use davit_storage::db::Readable;
+                        let meta = t.open_table(davit_storage::db::META)?;
+                        let version = meta
+                            .get("format_version")?
+                            .map(|v| u32::from_le_bytes(v.value().try_into().expect("a 4-byte format version")));
+                        Ok((version.unwrap_or(0), meta.get("key_check")?.is_some(), meta.get("data_key")?.is_some()))
+                    })
+                    .unwrap();
+                db.close();
+                return state;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+    panic!("{} never opened", data.display());
+}
+
+/// kill -9 at any moment of the start that migrates a format-2 folder leaves it at format 2
+/// (untouched: it migrates at the next start) or at format 3 (whole), never in between; and
+/// the folder then reads back whole.
+#[tokio::test]
+async fn a_migration_killed_at_any_moment_leaves_the_old_format_or_the_new_never_half() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    copy_dir(Path::new(FORMAT_2.dir), &data);
+    assert_eq!(format_state(&data), (2, true, false), "the fixture is at format 2");
+    let mut seen = std::collections::BTreeMap::new();
+    // Kills spread over the start: before the open, during the migration, after it.
+    for delay_ms in (0..200).step_by(8) {
+        let mut child = std::process::Command::new(support::davit_bin())
+            .args(["admin", "--data-dir"])
+            .arg(&data)
+            .arg("check")
+            .env("DAVIT_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let state = format_state(&data);
+        assert!(
+            state == (2, true, false) || state == (3, false, true),
+            "after a kill at {delay_ms} ms the folder is half-migrated: {state:?}"
+        );
+        *seen.entry(state.0).or_insert(0) += 1;
+        if state.0 == 3 {
+            break;
+        }
+    }
+    let migrated = seen.contains_key(&3);
+    reads_back_from(&FORMAT_2, &data, !migrated).await;
 }
