@@ -54,8 +54,8 @@ pub enum AdminCommand {
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
     },
-    /// Wrap the data key under a new master key (every davit on the deployment stopped);
-    /// constant time, nothing else is rewritten; afterwards only the new key opens it
+    /// Wrap the data key under a new master key: constant time, nothing else is rewritten;
+    /// afterwards only the new key opens the deployment (redb: stop the server first)
     RotateMasterKey {
         /// File holding the new key: 64 hex characters (e.g. `openssl rand -hex 32`)
         #[arg(long, value_name = "FILE")]

@@ -80,17 +80,32 @@ impl Client {
         Ok(out)
     }
 
-    /// A user's id by username or email.
+    /// A user's id by username or email (the search matches parts of both: pages are
+    /// followed until the exact one shows).
     fn user_id(&self, name: &str) -> anyhow::Result<u64> {
         let want = name.trim().to_lowercase();
-        let page = self.call(Method::GET, "/admin/users", &[("q", want.clone()), ("limit", "1000".into())], None)?;
-        page["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|u| u["username"].as_str() == Some(&want) || u["email"].as_str() == Some(&want))
-            .and_then(|u| u["id"].as_u64())
-            .with_context(|| format!("no user named {name}"))
+        let mut after = 0u64;
+        for _ in 0..1000 {
+            let page = self.call(
+                Method::GET,
+                "/admin/users",
+                &[("q", want.clone()), ("after", after.to_string()), ("limit", "1000".into())],
+                None,
+            )?;
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            let found = items
+                .iter()
+                .find(|u| u["username"].as_str() == Some(&want) || u["email"].as_str() == Some(&want))
+                .and_then(|u| u["id"].as_u64());
+            if let Some(id) = found {
+                return Ok(id);
+            }
+            match page["next_after"].as_u64() {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        bail!("no user named {name}")
     }
 }
 
