@@ -344,3 +344,33 @@ fn a_live_backup_while_writes_continue_restores_every_file_it_began_with() {
     assert!(!ok && err.contains("no finished backup") && err.trim().lines().count() == 1, "{err}");
     assert!(!elsewhere.exists(), "a refused restore creates nothing");
 }
+
+/// The OpenAPI document (the admin routes added here included) passes a real validator:
+/// `openapi-spec-validator` from PyPI (tests/run.sh installs it).
+#[tokio::test]
+async fn the_openapi_document_passes_openapi_spec_validator() {
+    let s = crate::support::start(Default::default()).await;
+    let r = crate::support::client().get(s.url("/api/v1/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    for (path, method) in [("/api/v1/admin/check", "get"), ("/api/v1/admin/backup", "post")] {
+        assert!(doc["paths"][path][method].is_object(), "{path} {method} is documented");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))",
+        ])
+        .arg(&file)
+        .output()
+        .expect("python3 runs (tests/run.sh installs openapi-spec-validator)");
+    assert!(
+        out.status.success(),
+        "the document is not valid OpenAPI (or `pip install openapi-spec-validator` is missing): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.stop().await;
+}

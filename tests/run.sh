@@ -27,6 +27,12 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m pip install -q aiosmtpd
 fi
 
+# The OpenAPI document is checked by a real validator (tests/ops.rs).
+if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+  step "installing openapi-spec-validator (PyPI)"
+  python3 -m pip install -q openapi-spec-validator
+fi
+
 # Garage (S3-compatible cluster) for the chunk-store tests and the cluster suite, built once
 # into a cache outside the clone (`DAVIT_TOOLS`); the tests find it through GARAGE_BIN.
 # shellcheck source=../conformance/lib/garage.sh
