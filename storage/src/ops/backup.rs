@@ -92,9 +92,15 @@ impl Admin<'_> {
             if RUNNING.swap(true, Ordering::SeqCst) {
                 return Err(Error::Conflict("a backup is already running".into()));
             }
-            let out = backup_blocking(&core, &to);
-            RUNNING.store(false, Ordering::SeqCst);
-            out
+            // Cleared however the backup ends, a panic included.
+            struct Running;
+            impl Drop for Running {
+                fn drop(&mut self) {
+                    RUNNING.store(false, Ordering::SeqCst);
+                }
+            }
+            let _running = Running;
+            backup_blocking(&core, &to)
         })
         .await?
     }
@@ -117,6 +123,9 @@ fn check_target(core: &crate::Core, to: &Path) -> Result<()> {
     let probe = probe.canonicalize().unwrap_or(probe);
     if probe.starts_with(&data_abs) || data_abs.starts_with(to) {
         return Err(Error::InvalidInput("the backup folder must be outside the data folder".into()));
+    }
+    if to.exists() && !to.is_dir() {
+        return Err(Error::InvalidInput(format!("{} is not a folder", to.display())));
     }
     if to.exists() {
         let tagged = to.join(BACKUP_TAG).exists();
