@@ -59,7 +59,7 @@ const R_ADMIN_BACKUP: &[(u16, &str)] = &[
     (400, "not a folder a backup may use"),
     (401, "not signed in"),
     (403, "not an admin"),
-    (409, "a backup is already running"),
+    (409, "a backup into that folder is already running"),
 ];
 const R_FILE: &[(u16, &str)] = &[
     (200, "done"),

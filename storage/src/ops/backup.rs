@@ -23,7 +23,7 @@
 //! already wait out the grace period: a backup must finish within it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use crate::auth::admin::Admin;
 use crate::chunks::{LocalDir, Pins};
@@ -37,8 +37,29 @@ pub const BACKUP_COMPLETE: &str = "BACKUP-COMPLETE";
 const BACKUP_TAG: &str = "DAVIT-BACKUP";
 const PARTIAL: &str = "davit.redb.partial";
 
-/// One backup at a time per process: two would copy the same chunks into one folder.
-static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The folders backups are being written into: two backups into one folder would copy the
+/// same chunks and each remove the other's files.
+static RUNNING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A folder claimed in [`RUNNING`], released however the backup ends (a panic included).
+struct Running(PathBuf);
+
+impl Running {
+    fn claim(to: &Path) -> Result<Running> {
+        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        if running.iter().any(|p| p == to) {
+            return Err(Error::Conflict(format!("a backup into {} is already running", to.display())));
+        }
+        running.push(to.to_path_buf());
+        Ok(Running(to.to_path_buf()))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.lock().unwrap_or_else(|p| p.into_inner()).retain(|p| *p != self.0);
+    }
+}
 
 /// What a backup did; also the content of `BACKUP-COMPLETE`.
 #[derive(Debug, Default, Clone)]
@@ -89,17 +110,7 @@ impl Admin<'_> {
         );
         // Copying a whole deployment blocks for minutes: never on an async worker.
         tokio::task::spawn_blocking(move || {
-            if RUNNING.swap(true, Ordering::SeqCst) {
-                return Err(Error::Conflict("a backup is already running".into()));
-            }
-            // Cleared however the backup ends, a panic included.
-            struct Running;
-            impl Drop for Running {
-                fn drop(&mut self) {
-                    RUNNING.store(false, Ordering::SeqCst);
-                }
-            }
-            let _running = Running;
+            let _running = Running::claim(&to)?;
             backup_blocking(&core, &to)
         })
         .await?
