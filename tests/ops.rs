@@ -278,6 +278,7 @@ fn a_live_backup_while_writes_continue_restores_every_file_it_began_with() {
     writer.join().unwrap();
     assert!(ok && out.contains("backup finished"), "{out}{err}");
     let during = done_at.lock().unwrap().iter().filter(|t| **t > started && **t < ended).count();
+    eprintln!("{during} writes completed during the {:?} backup", ended - started);
     assert!(during > 0, "no write completed while the backup ran ({:?})", ended - started);
     assert!(backup.join("BACKUP-COMPLETE").exists() && !backup.join("master.key").exists());
 
