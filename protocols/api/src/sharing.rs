@@ -41,6 +41,7 @@ fn share_json(s: &ShareInfo) -> Value {
         "owner": s.owner_name,
         "user": s.grantee_name,
         "permission": permission_of(s.share.write),
+        "reshare": s.reshare,
         "created": rfc3339(s.share.created),
     });
     if let Some(from) = &s.inherited_from {
@@ -56,6 +57,8 @@ pub struct ShareReq {
     user: String,
     #[serde(default = "read")]
     permission: String,
+    /// The grantee may make download links; absent: a new grant gets its role's default.
+    reshare: Option<bool>,
 }
 
 fn read() -> String {
@@ -68,7 +71,7 @@ pub async fn create_share(
     JsonBody(req): JsonBody<ShareReq>,
 ) -> Result<Response, Problem> {
     let write = parse_permission(&req.permission)?;
-    let s = state.storage.share(&caller.principal, &req.path, &req.user, write).await?;
+    let s = state.storage.share_with(&caller.principal, &req.path, &req.user, write, req.reshare).await?;
     Ok((StatusCode::CREATED, axum::Json(share_json(&s))).into_response())
 }
 
@@ -84,7 +87,8 @@ pub async fn list_shares(State(state): State<ApiState>, caller: Caller) -> Resul
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionReq {
-    permission: String,
+    permission: Option<String>,
+    reshare: Option<bool>,
 }
 
 pub async fn update_share(
@@ -93,8 +97,8 @@ pub async fn update_share(
     Path(id): Path<u64>,
     JsonBody(req): JsonBody<PermissionReq>,
 ) -> Result<Response, Problem> {
-    let write = parse_permission(&req.permission)?;
-    let s = state.storage.update_share(&caller.principal, id, write).await?;
+    let write = req.permission.as_deref().map(parse_permission).transpose()?;
+    let s = state.storage.update_share_terms(&caller.principal, id, write, req.reshare).await?;
     Ok(axum::Json(share_json(&s)).into_response())
 }
 
@@ -166,6 +170,7 @@ fn link_json(l: &LinkInfo) -> Value {
         "max_downloads": l.link.max_downloads,
         "downloads": l.link.downloads,
         "state": l.state(),
+        "made_by": l.made_by,
     })
 }
 

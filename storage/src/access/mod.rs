@@ -7,6 +7,7 @@
 
 pub(crate) mod links;
 pub mod policy;
+pub(crate) mod reshare;
 pub(crate) mod sharing;
 
 use std::collections::{HashMap, HashSet};
@@ -338,6 +339,7 @@ fn recheck_for(w: &W<'_>, place: &Place, write: bool) -> Result<()> {
             let l: Link =
                 db::decode(links.get(link)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value())?;
             link_usable(&l)?;
+            reshare::check_made_link_write(w.txn, &l)?;
         }
         _ => return Ok(()),
     }

@@ -24,6 +24,9 @@ pub enum Purpose {
     EmailChange,
     /// Turns the mailed second factor on or off.
     SecondFactor,
+    /// The one-click link beside the `Verify` code: the same lifetime, and using either
+    /// uses both up.
+    VerifyLink,
 }
 
 impl Purpose {
@@ -34,6 +37,7 @@ impl Purpose {
             Purpose::PasswordReset => "reset",
             Purpose::EmailChange => "email",
             Purpose::SecondFactor => "2fa",
+            Purpose::VerifyLink => "verify-link",
         }
     }
 }
@@ -71,6 +75,49 @@ impl Storage {
             })
             .await?;
         Ok(code)
+    }
+
+    /// Makes a new link token for `user` (replacing any earlier one of the same purpose):
+    /// `<user id>.<256 random bits>`, kept like a code (its hash, the code's lifetime and
+    /// tries). The id only finds the record; the random part is the secret.
+    pub async fn new_link_token(&self, user: u64, purpose: Purpose) -> Result<String> {
+        use base64::Engine;
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::crypto::random_bytes::<32>());
+        let rec = CodeRecord {
+            hash: sha256(secret.as_bytes()),
+            expires: now_nanos() + CODE_TTL_NANOS,
+            tries_left: MAX_TRIES,
+            payload: None,
+        };
+        let bytes = db::encode(&rec);
+        self.core
+            .db
+            .write((), move |ctx| {
+                ctx.txn.open_table(CODES)?.insert((user, purpose.key()), bytes.as_slice())?;
+                Ok(())
+            })
+            .await?;
+        Ok(format!("{user}.{secret}"))
+    }
+
+    /// Uses a link token made by [`Storage::new_link_token`]: the user it was made for.
+    pub async fn take_link_token(&self, token: &str, purpose: Purpose) -> Result<u64> {
+        let wrong = || Error::InvalidCode("this link is wrong, expired or used already; ask for a new one".into());
+        let (user, secret) = token.split_once('.').ok_or_else(wrong)?;
+        let user: u64 = user.parse().map_err(|_| wrong())?;
+        self.take_code(user, purpose, secret).await.map_err(|_| wrong())?;
+        Ok(user)
+    }
+
+    /// Removes a code not used (its twin was).
+    pub(crate) async fn forget_code(&self, user: u64, purpose: Purpose) -> Result<()> {
+        self.core
+            .db
+            .write((), move |ctx| {
+                ctx.txn.open_table(CODES)?.remove((user, purpose.key()))?;
+                Ok(())
+            })
+            .await
     }
 
     /// Uses a code: on success it is gone and its payload returned; a wrong one uses up a
