@@ -126,7 +126,11 @@ async fn a_mailed_code_alone_signs_in_and_tells_nothing_about_accounts() {
 
 /// The link in a verification mail.
 fn link_in(mail: &str) -> String {
-    mail.lines().map(str::trim).find(|l| l.contains("/api/v1/auth/verify-link/")).expect("a link in the mail").to_owned()
+    mail.lines()
+        .map(str::trim)
+        .find(|l| l.contains("/api/v1/auth/verify-link/"))
+        .expect("a link in the mail")
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

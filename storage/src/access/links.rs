@@ -202,7 +202,7 @@ impl Storage {
                     txn.open_table(LINK_MAKERS)?.insert(link.id, maker)?;
                     txn.open_table(LINKS_BY_MAKER)?.insert((maker, link.id), item_id)?;
                     // The grant may have been revoked or narrowed since it was read.
-                    check_made_link_write(txn, &link)
+                    check_made_link_write(txn, &txn.open_table(ITEMS)?, &link)
                         .map_err(|_| Error::Forbidden("the grant no longer allows links to this item".into()))?;
                 }
                 Ok(link)
@@ -338,7 +338,7 @@ impl Storage {
                     links.get(link_id)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value(),
                 )?;
                 link_usable(&link)?;
-                check_made_link_write(ctx.txn, &link)?;
+                check_made_link_write(ctx.txn, &ctx.txn.open_table(ITEMS)?, &link)?;
                 link.downloads += 1;
                 links.insert(link_id, db::encode(&link).as_slice())?;
                 Ok(())

@@ -339,7 +339,7 @@ fn recheck_for(w: &W<'_>, place: &Place, write: bool) -> Result<()> {
             let l: Link =
                 db::decode(links.get(link)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value())?;
             link_usable(&l)?;
-            reshare::check_made_link_write(w.txn, &l)?;
+            reshare::check_made_link_write(w.txn, &w.items, &l)?;
         }
         _ => return Ok(()),
     }

@@ -101,12 +101,17 @@ pub(crate) fn check_made_link_read(t: &ReadTxn, link: &Link) -> Result<()> {
     )
 }
 
-/// [`check_made_link`] in a write transaction.
-pub(crate) fn check_made_link_write(txn: &crate::meta::kv::WriteTxn, link: &Link) -> Result<()> {
+/// [`check_made_link`] in a write transaction, with its items table (redb opens a table
+/// once at a time in a write transaction, and the tree's changes hold that one open).
+pub(crate) fn check_made_link_write(
+    txn: &crate::meta::kv::WriteTxn,
+    items: &impl Readable<u64, &'static [u8]>,
+    link: &Link,
+) -> Result<()> {
     check_made_link(
         &txn.open_table(LINK_MAKERS)?,
         &txn.open_table(USERS)?,
-        &txn.open_table(ITEMS)?,
+        items,
         &txn.open_table(SHARES)?,
         &txn.open_table(SHARES_BY_ITEM)?,
         &txn.open_table(SHARE_RESHARE)?,
@@ -164,10 +169,11 @@ pub(crate) fn end_links_no_longer_allowed(txn: &crate::meta::kv::WriteTxn, maker
         .range((maker, 0)..(maker + 1, 0))?
         .map(|e| e.map(|(k, _)| k.value().1))
         .collect::<std::result::Result<_, _>>()?;
+    let items = txn.open_table(ITEMS)?;
     for id in ids {
         let Some(v) = txn.open_table(LINKS)?.get(id)?.map(|v| v.value().to_vec()) else { continue };
         let mut link: Link = db::decode(&v)?;
-        if link.state == LinkState::Active && check_made_link_write(txn, &link).is_err() {
+        if link.state == LinkState::Active && check_made_link_write(txn, &items, &link).is_err() {
             link.state = LinkState::Revoked;
             txn.open_table(LINKS)?.insert(id, db::encode(&link).as_slice())?;
         }

@@ -533,5 +533,8 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(LOCKS_BY_ITEM)?;
     txn.open_table(LOCKS_BELOW)?;
     txn.open_table(LOCK_EXPIRY)?;
+    txn.open_table(SHARE_RESHARE)?;
+    txn.open_table(LINK_MAKERS)?;
+    txn.open_table(LINKS_BY_MAKER)?;
     Ok(())
 }
