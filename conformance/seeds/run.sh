@@ -94,7 +94,6 @@ answers() { # code auth method path [curl args...]: the request answers this sta
   echo "     $2 $3: $got, want $want"; head -c 400 "$WORK/body" | say; echo
   return 1
 }
-json() { local body=$1; shift; printf '%s' "$body" >"$WORK/req.json"; echo -H 'content-type: application/json' --data-binary "@$WORK/req.json"; }
 posts() { # code auth path json: POST a JSON body
   local code=$1 auth=$2 path=$3
   printf '%s' "$4" >"$WORK/req.json"
@@ -102,6 +101,15 @@ posts() { # code auth path json: POST a JSON body
 }
 jget() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$WORK/body" "$1"; }
 same_file() { cmp -s "$WORK/body" "$1" || { echo "     the body differs from $1"; return 1; }; }
+serves() { answers 200 "$1" GET "$2" && same_file "$3"; } # auth path local-file: 200 and these bytes
+is() { # python-expression want: a value of the last JSON answer
+  local got; got=$(jget "$1") || return 1
+  [ "$got" = "$2" ] || { echo "     $1 is $got, want $2"; return 1; }
+}
+url_answers() { # code url: an unauthenticated GET of a full URL (a link) answers this
+  local got; got=$(curl -sS --max-time 60 -o "$WORK/body" -w '%{http_code}' "$2")
+  [ "$got" = "$1" ] || { echo "     GET $2: $got, want $1"; head -c 300 "$WORK/body" | say; echo; return 1; }
+}
 names_in() { jget '" ".join(sorted(i["name"] for i in d["items"]))'; } # of a folder listing
 
 admin_token() { posts 200 "" /api/v1/auth/login '{"username":"admin","password":"admin-password-1"}' && jget 'd["access_token"]'; }
@@ -124,7 +132,8 @@ register() { # name
 }
 verify_by_code() { # name
   local code
-  code=$(mail_to "$1@example.test" 1 | code_in) && [ -n "$code" ] || { echo "     no code mailed to $1"; return 1; }
+  code=$(mail_to "$1@example.test" 1 | code_in)
+  [ -n "$code" ] || { echo "     no code mailed to $1"; return 1; }
   posts 200 "" /api/v1/auth/verify "{\"username\":\"$1\",\"code\":\"$code\"}"
 }
 login() { # name: a password login, the token kept in TOKEN[name]
@@ -134,6 +143,7 @@ login() { # name: a password login, the token kept in TOKEN[name]
 put_file() { # code name server-path local-file
   answers "$1" "bearer:${TOKEN[$2]}" PUT "/api/v1/files$3" --data-binary "@$4"
 }
+new_account() { register "$1" && verify_by_code "$1"; } # registered and confirmed by the mailed code
 mkdir_as() { posts 201 "bearer:${TOKEN[$1]}" /api/v1/mkdir "{\"path\":\"$2\"}"; }
 
 # --- the server -------------------------------------------------------------------------------
@@ -178,8 +188,9 @@ check "nothing was mailed to an unknown address" test "$(mail_count nobody@examp
 check "a folder for the uploads" mkdir_as sam /files
 check "upload: multipart/form-data POST" \
   answers 201 "bearer:${TOKEN[sam]}" POST /api/v1/files/files -F "file=@$WORK/a.txt" -F "file=@$WORK/small.bin"
-check "list the user's files" eval 'answers 200 "bearer:${TOKEN[sam]}" GET /api/v1/files/files && [ "$(names_in)" = "a.txt small.bin" ]'
-check "download by name: the same bytes" eval 'answers 200 "bearer:${TOKEN[sam]}" GET /api/v1/files/files/small.bin && same_file "$WORK/small.bin"'
+sam_lists() { answers 200 "bearer:${TOKEN[sam]}" GET /api/v1/files/files && is '" ".join(sorted(i["name"] for i in d["items"]))' "a.txt small.bin"; }
+check "list the user's files" sam_lists
+check "download by name: the same bytes" serves "bearer:${TOKEN[sam]}" /api/v1/files/files/small.bin "$WORK/small.bin"
 check "delete a file" answers 204 "bearer:${TOKEN[sam]}" DELETE /api/v1/files/files/a.txt
 check "it is gone" answers 404 "bearer:${TOKEN[sam]}" GET /api/v1/files/files/a.txt
 files_before=$(stat_of files)
@@ -187,7 +198,12 @@ sam_id=$(user_id sam)
 check "the admin deletes the user" answers 204 "bearer:$ADMIN" DELETE "/api/v1/admin/users/$sam_id"
 check "every file of theirs is gone (the server counts one file fewer)" test "$(stat_of files)" = "$((files_before - 1))"
 check "their token is dead" answers 401 "bearer:${TOKEN[sam]}" GET /api/v1/files/files
-check "and their code login finds no account" eval 'posts 202 "" /api/v1/auth/login/code "{\"username\":\"sam\"}" && sleep 0.5 && [ "$(mail_count sam@example.test)" = 2 ]'
+no_code_for_sam() {
+  posts 202 "" /api/v1/auth/login/code '{"username":"sam"}' || return 1
+  sleep 0.5
+  [ "$(mail_count sam@example.test)" = 2 ] || { echo "     a code was mailed"; return 1; }
+}
+check "and their code login finds no account" no_code_for_sam
 
 # --- 2. CloudStore ----------------------------------------------------------------------------
 echo "-- 2. CloudStore: token as cookie and header, my-drive, drive-permit, drive-share, dedup"
@@ -196,22 +212,30 @@ check "verify" verify_by_code carl
 check "login" login carl
 check "the token as a cookie" answers 200 "cookie:${TOKEN[carl]}" GET /api/v1/me
 check "the token in the Authorization header" answers 200 "bearer:${TOKEN[carl]}" GET /api/v1/me
-check "my-drive: upload" eval 'mkdir_as carl /drive && put_file 201 carl /drive/report.txt "$WORK/small.bin"'
-check "my-drive: get by file name" eval 'answers 200 "bearer:${TOKEN[carl]}" GET /api/v1/files/drive/report.txt && same_file "$WORK/small.bin"'
+check "my-drive: a folder" mkdir_as carl /drive
+check "my-drive: upload" put_file 201 carl /drive/report.txt "$WORK/small.bin"
+check "my-drive: get by file name" serves "bearer:${TOKEN[carl]}" /api/v1/files/drive/report.txt "$WORK/small.bin"
 check "drive-permit: share with a friend" posts 201 "bearer:${TOKEN[carl]}" /api/v1/shares '{"path":"/drive/report.txt","user":"fred"}'
 share_id=$(jget 'd["id"]')
-check "the friend reads it" eval 'answers 200 "bearer:${TOKEN[fred]}" GET /api/v1/files/shared/carl/report.txt && same_file "$WORK/small.bin"'
-check "drive-share: the friends of a file" eval 'answers 200 "bearer:${TOKEN[carl]}" GET "/api/v1/shares/by-path?path=/drive/report.txt" && [ "$(jget "[a[\"user\"] for a in d[\"access\"]]")" = "['"'"'fred'"'"']" ]'
-check "drive-permit GET: the owner lists what they shared" eval 'answers 200 "bearer:${TOKEN[carl]}" GET /api/v1/shares && [ "$(jget "len(d[\"mine\"])")" = 1 ]'
-check "drive-permit PUT: transfer ownership" eval 'put_file 201 carl /drive/gift.txt "$WORK/a.txt" && posts 200 "bearer:${TOKEN[carl]}" /api/v1/transfers "{\"path\":\"/drive/gift.txt\",\"user\":\"fred\"}"'
-check "the new owner has it" eval 'answers 200 "bearer:${TOKEN[fred]}" GET /api/v1/files/gift.txt && same_file "$WORK/a.txt"'
+check "the friend reads it" serves "bearer:${TOKEN[fred]}" /api/v1/files/shared/carl/report.txt "$WORK/small.bin"
+friends_of_report() {
+  answers 200 "bearer:${TOKEN[carl]}" GET "/api/v1/shares/by-path?path=/drive/report.txt" &&
+    is '" ".join(a["user"] for a in d["access"])' fred
+}
+check "drive-share: the friends of a file" friends_of_report
+shared_by_carl() { answers 200 "bearer:${TOKEN[carl]}" GET /api/v1/shares && is 'len(d["mine"])' 1; }
+check "drive-permit GET: the owner lists what they shared" shared_by_carl
+check "a file to give away" put_file 201 carl /drive/gift.txt "$WORK/a.txt"
+check "drive-permit PUT: transfer ownership" posts 200 "bearer:${TOKEN[carl]}" /api/v1/transfers '{"path":"/drive/gift.txt","user":"fred"}'
+check "the new owner has it" serves "bearer:${TOKEN[fred]}" /api/v1/files/gift.txt "$WORK/a.txt"
 check "the old owner does not" answers 404 "bearer:${TOKEN[carl]}" GET /api/v1/files/drive/gift.txt
 check "drive-permit DELETE: remove the friend's access" answers 204 "bearer:${TOKEN[carl]}" DELETE "/api/v1/shares/$share_id"
 check "the friend is refused" answers 404 "bearer:${TOKEN[fred]}" GET /api/v1/files/shared/carl/report.txt
 check "shared again" posts 201 "bearer:${TOKEN[carl]}" /api/v1/shares '{"path":"/drive/report.txt","user":"fred"}'
 check "the owner deletes the file" answers 204 "bearer:${TOKEN[carl]}" DELETE /api/v1/files/drive/report.txt
 check "every access ends with it" answers 404 "bearer:${TOKEN[fred]}" GET /api/v1/files/shared/carl/report.txt
-check "no grant is left" eval 'answers 200 "bearer:${TOKEN[fred]}" GET /api/v1/shares && [ "$(jget "len(d[\"shared_with_me\"])")" = 0 ]'
+no_grant_left() { answers 200 "bearer:${TOKEN[fred]}" GET /api/v1/shares && is 'len(d["shared_with_me"])' 0; }
+check "no grant is left" no_grant_left
 head -c 300000 /dev/urandom >"$WORK/twice.bin"
 dedup() {
   local logical stored
@@ -242,7 +266,11 @@ verify_link() {
     -H "Origin: $DAVIT_URL" || { echo "     used twice"; return 1; }
 }
 check "the mailed link: GET shows a page, the form POST from our origin verifies, once" verify_link
-check "login answers a JWT" eval 'login sara && [ "$(tr -cd . <<<"${TOKEN[sara]}" | wc -c)" = 2 ]'
+jwt_login() { # name: header.payload.signature
+  login "$1" || return 1
+  [ "$(tr -cd . <<<"${TOKEN[$1]}" | wc -c)" = 2 ] || { echo "     not a JWT"; return 1; }
+}
+check "login answers a JWT" jwt_login sara
 check "the admin makes sara an uploader (ops)" set_role sara uploader
 for ext in docx pptx xlsx; do
   cp "$WORK/small.bin" "$WORK/deck.$ext"
@@ -251,7 +279,9 @@ done
 cp "$WORK/small.bin" "$WORK/deck.pdf"
 check "ops is refused a .pdf (415)" put_file 415 sara /deck.pdf "$WORK/deck.pdf"
 check "ops cannot download even its own upload" answers 403 "bearer:${TOKEN[sara]}" GET /api/v1/files/deck.docx
-check "a client account (downloader)" eval 'register cleo && verify_by_code cleo && login cleo && set_role cleo downloader'
+check "a client account" new_account cleo
+check "the admin makes it a downloader (client)" set_role cleo downloader
+check "the client signs in" login cleo
 check "ops shares the document with the client" posts 201 "bearer:${TOKEN[sara]}" /api/v1/shares '{"path":"/deck.docx","user":"cleo"}'
 check "the client cannot upload" put_file 403 cleo /mine.docx "$WORK/deck.docx"
 client_link() {
@@ -260,15 +290,19 @@ client_link() {
   curl -sS --max-time 60 -o "$WORK/body" "$url" && same_file "$WORK/deck.docx"
 }
 check "the client downloads through a link it made" client_link
-check "ops sees the client's link among its own" eval 'answers 200 "bearer:${TOKEN[sara]}" GET /api/v1/links && [ "$(jget "d[\"links\"][0][\"made_by\"]")" = cleo ]'
+links_of_sara() { answers 200 "bearer:${TOKEN[sara]}" GET /api/v1/links && is 'd["links"][0]["made_by"]' cleo; }
+check "ops sees the client's link among its own" links_of_sara
 
 # --- 4. EZ ------------------------------------------------------------------------------------
 echo "-- 4. EZ: the admin gives the operations role, the client's download URL expires"
 check "a registrant cannot pick a role (is_operation_user is refused)" \
   posts 400 "" /api/v1/auth/register '{"username":"opal","email":"opal@example.test","password":"opal-password-1","is_operation_user":true}'
-check "register the operations user and the client" eval 'register opal && verify_by_code opal && register ezra && verify_by_code ezra'
-check "the admin sets the operations role (uploader) and the client role (downloader)" eval 'set_role opal uploader && set_role ezra downloader'
-check "login" eval 'login opal && login ezra'
+check "register the operations user" new_account opal
+check "register the client" new_account ezra
+check "the admin sets the operations role (uploader)" set_role opal uploader
+check "the admin sets the client role (downloader)" set_role ezra downloader
+check "the operations user signs in" login opal
+check "the client signs in" login ezra
 cp "$WORK/small.bin" "$WORK/q3.pptx"
 check "upload with the type check: a .pptx is taken" put_file 201 opal /q3.pptx "$WORK/q3.pptx"
 check "upload with the type check: a .txt is refused (415)" put_file 415 opal /notes.txt "$WORK/a.txt"
@@ -280,13 +314,15 @@ ez_url() {
   [[ $EZ_URL == "$DAVIT_URL/s/"* ]] || { echo "     url: $EZ_URL"; return 1; }
 }
 check "the client generates a download URL" ez_url
-check "downloads with the token" eval 'curl -sS --max-time 60 -o "$WORK/body" "$EZ_URL" && same_file "$WORK/q3.pptx"'
+url_serves() { url_answers 200 "$1" && same_file "$2"; } # url local-file
+check "downloads with the token" url_serves "$EZ_URL" "$WORK/q3.pptx"
 sleep 3
-check "after expiry: refused with 410 Gone" eval '[ "$(curl -sS --max-time 60 -o "$WORK/body" -w "%{http_code}" "$EZ_URL")" = 410 ] && grep -q expired "$WORK/body"'
+expired() { url_answers 410 "$1" && grep -q expired "$WORK/body"; }
+check "after expiry: refused with 410 Gone, saying it expired" expired "$EZ_URL"
 
 # --- 5. Cloud File Storage --------------------------------------------------------------------
 echo "-- 5. Cloud File Storage: logout, isolation, size limit, OpenAPI"
-check "register" eval 'register cora && verify_by_code cora'
+check "register" new_account cora
 check "login" login cora
 dead_after_logout() {
   local t=${TOKEN[cora]}
@@ -296,19 +332,27 @@ dead_after_logout() {
 check "logout: the token is dead" dead_after_logout
 check "login again" login cora
 check "upload" put_file 201 cora /example.bin "$WORK/small.bin"
-check "list" eval 'answers 200 "bearer:${TOKEN[cora]}" GET /api/v1/files && [ "$(names_in)" = example.bin ]'
-check "download" eval 'answers 200 "bearer:${TOKEN[cora]}" GET /api/v1/files/example.bin && same_file "$WORK/small.bin"'
+lists_only() { # name: the drive root holds this file (beside the virtual folder "shared")
+  answers 200 "bearer:${TOKEN[cora]}" GET /api/v1/files || return 1
+  local got; got=$(jget '" ".join(sorted(i["name"] for i in d["items"] if i["name"] != "shared"))')
+  [ "$got" = "$1" ] || { echo "     the root holds: $got"; return 1; }
+}
+check "list" lists_only example.bin
+check "download" serves "bearer:${TOKEN[cora]}" /api/v1/files/example.bin "$WORK/small.bin"
 check "isolated: another user does not see it" answers 404 "bearer:${TOKEN[fred]}" GET /api/v1/files/example.bin
 check "isolated: nor through /shared" answers 404 "bearer:${TOKEN[fred]}" GET /api/v1/files/shared/cora/example.bin
 check "delete" answers 204 "bearer:${TOKEN[cora]}" DELETE /api/v1/files/example.bin
 head -c $((2 * 1024 * 1024)) /dev/urandom >"$WORK/big.bin"
 check "the size limit: refused with 413" put_file 413 cora /big.bin "$WORK/big.bin"
-check "the OpenAPI document is served" \
-  eval 'answers 200 "" GET /api/v1/openapi.json && [ "$(jget "d[\"openapi\"][:3]")" = 3.1 ] && [ "$(jget "\"/api/v1/auth/login/code\" in d[\"paths\"]")" = True ]'
+openapi() { answers 200 "" GET /api/v1/openapi.json && is 'd["openapi"][:3]' 3.1 && is '"/api/v1/auth/login/code" in d["paths"]' True; }
+check "the OpenAPI document is served" openapi
 
 # --- the access log ---------------------------------------------------------------------------
 echo "-- the log"
-check "the verification link's token is <token> in the access log" \
-  eval 'server_log_has "path=/api/v1/auth/verify-link/<token>" && not server_log_has "${VERIFY_PATH:-/nothing}"'
+token_not_logged() {
+  [ -n "${VERIFY_PATH:-}" ] || { echo "     no verification link was seen"; return 1; }
+  server_log_has "path=/api/v1/auth/verify-link/<token>" && not server_log_has "$VERIFY_PATH"
+}
+check "the verification link's token is <token> in the access log" token_not_logged
 finish_server seeds "$fails_before"
 summary seeds
