@@ -272,7 +272,7 @@ pub fn is_foreign_form_post(
             let theirs = origin.to_str().ok().and_then(Origin::parse);
             !matches!((theirs, ours), (Some(t), Some(o)) if t == o)
         }
-        None => !headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"same-origin"),
+        None => headers.get("sec-fetch-site").is_none_or(|v| v.as_bytes() != b"same-origin"),
     }
 }
 
