@@ -27,15 +27,12 @@ pub async fn show(Path(token): Path<String>) -> Response {
     if !plausible(&token) {
         return bad_link();
     }
-    // The form posts to this same URL: the token stays out of the page's body.
-    let body = format!(
-        "<p>Press the button to confirm the address of your new account.</p>\
-         <form method=\"post\" action=\"{}{}\"><input type=\"hidden\" name=\"confirm\" value=\"yes\">\
-         <button>Confirm my account</button></form>",
-        VERIFY_LINK_PREFIX,
-        escape(&token)
-    );
-    let mut r = html_page(StatusCode::OK, TITLE, &body);
+    // No `action`: the form posts to this same URL (whatever prefix a proxy serves us under),
+    // and the token stays out of the page's body.
+    let body = "<p>Press the button to confirm the address of your new account.</p>\
+                <form method=\"post\"><input type=\"hidden\" name=\"confirm\" value=\"yes\">\
+                <button>Confirm my account</button></form>";
+    let mut r = html_page(StatusCode::OK, TITLE, body);
     r.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
     r.headers_mut().insert(header::REFERRER_POLICY, http::HeaderValue::from_static("no-referrer"));
     r
