@@ -43,9 +43,13 @@ async fn a_grantee_makes_download_links_only_when_the_grant_allows_and_they_end_
     let share = json!({ "path": "/plan.docx", "user": "client" });
     let (st, to_client) = api(&c, &s, "POST", "/api/v1/shares", "ops", Some(share)).await;
     assert_eq!((st, &to_client["reshare"]), (201, &json!(true)), "a downloader's grant allows links: {to_client}");
-    let (st, to_bob) =
-        api(&c, &s, "POST", "/api/v1/shares", "ops", Some(json!({ "path": "/plan.docx", "user": "bob" }))).await;
+    let past = json!({ "path": "/plan.docx", "user": "bob", "expires_at": "2020-01-01T00:00:00Z" });
+    assert_eq!(api(&c, &s, "POST", "/api/v1/shares", "ops", Some(past)).await.0, 400, "a grant ends in the future");
+    let to_bob = json!({ "path": "/plan.docx", "user": "bob", "expires_in": 3600 });
+    let (st, to_bob) = api(&c, &s, "POST", "/api/v1/shares", "ops", Some(to_bob)).await;
     assert_eq!((st, &to_bob["reshare"]), (201, &json!(false)), "off unless the owner gives it");
+    assert!(to_bob["expires_at"].is_string() && to_bob["expired"] == json!(false), "{to_bob}");
+    assert!(to_client["expires_at"].is_null(), "no end unless given");
 
     // The client asks for a download URL of the shared file; anyone holding it downloads.
     let link = json!({ "path": "/shared/ops/plan.docx", "expires_in": 600 });

@@ -10,7 +10,7 @@
 //! they are then, so no change elsewhere has to remember to end these links.
 
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, ITEMS, LINK_MAKERS, SHARE_RESHARE, SHARES, SHARES_BY_ITEM, USERS};
+use crate::meta::db::{self, ITEMS, LINK_MAKERS, SHARE_EXPIRY, SHARE_RESHARE, SHARES, SHARES_BY_ITEM, USERS};
 use crate::meta::kv::{ReadTxn, Readable};
 use crate::meta::model::{Item, Link, Principal, Role, Share, User};
 use crate::meta::names::DrivePath;
@@ -34,16 +34,30 @@ fn ended() -> Error {
     Error::Gone("this link ended with the grant it was made through".into())
 }
 
-/// Whether a grant to `maker` from `owner` on `item` or a folder above it allows links.
+/// The tables a grant's terms are read from.
+pub(crate) struct GrantTables<S, B, R, E> {
+    pub shares: S,
+    pub by_item: B,
+    pub reshare: R,
+    pub expiry: E,
+}
+
+/// Whether a grant to `maker` from `owner` on `item` or a folder above it allows links now
+/// (it allows them and has not reached its end).
 pub(crate) fn grant_allows_links(
     items: &impl Readable<u64, &'static [u8]>,
-    shares: &impl Readable<u64, &'static [u8]>,
-    by_item: &impl Readable<(u64, u64), u64>,
-    reshare: &impl Readable<u64, u64>,
+    g: &GrantTables<
+        impl Readable<u64, &'static [u8]>,
+        impl Readable<(u64, u64), u64>,
+        impl Readable<u64, u64>,
+        impl Readable<u64, u64>,
+    >,
     maker: u64,
     owner: u64,
     item: u64,
 ) -> Result<bool> {
+    let (shares, by_item, reshare) = (&g.shares, &g.by_item, &g.reshare);
+    let now = crate::meta::model::now_nanos();
     let mut cur = item;
     // Bounded like every walk up the tree: a path has at most 4096 bytes.
     for _ in 0..4096 {
@@ -51,7 +65,8 @@ pub(crate) fn grant_allows_links(
             break;
         }
         if let Some(share_id) = by_item.get((cur, maker))?.map(|v| v.value()) {
-            let allows = reshare.get(share_id)?.is_some_and(|v| v.value() == 1);
+            let allows = reshare.get(share_id)?.is_some_and(|v| v.value() == 1)
+                && !super::grant_expired(&g.expiry, share_id, now)?;
             if allows
                 && let Some(v) = shares.get(share_id)?
                 && db::decode::<Share>(v.value())?.owner == owner
@@ -66,14 +81,16 @@ pub(crate) fn grant_allows_links(
 
 /// A link made through a grant is usable only while the grant allows it (see the module).
 /// Links made by their owner pass.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn check_made_link(
     makers: &impl Readable<u64, u64>,
     users: &impl Readable<u64, &'static [u8]>,
     items: &impl Readable<u64, &'static [u8]>,
-    shares: &impl Readable<u64, &'static [u8]>,
-    by_item: &impl Readable<(u64, u64), u64>,
-    reshare: &impl Readable<u64, u64>,
+    g: &GrantTables<
+        impl Readable<u64, &'static [u8]>,
+        impl Readable<(u64, u64), u64>,
+        impl Readable<u64, u64>,
+        impl Readable<u64, u64>,
+    >,
     link: &Link,
 ) -> Result<()> {
     let Some(maker) = makers.get(link.id)?.map(|v| v.value()) else { return Ok(()) };
@@ -82,23 +99,35 @@ pub(crate) fn check_made_link(
     if crate::auth::account_usable(&user).is_err() {
         return Err(ended());
     }
-    if !grant_allows_links(items, shares, by_item, reshare, maker, link.owner, link.item)? {
+    if !grant_allows_links(items, g, maker, link.owner, link.item)? {
         return Err(ended());
     }
     Ok(())
 }
 
+/// The grant tables in a read transaction.
+#[allow(clippy::type_complexity)]
+fn read_grants(
+    t: &ReadTxn,
+) -> Result<
+    GrantTables<
+        crate::meta::kv::ReadTable<u64, &'static [u8]>,
+        crate::meta::kv::ReadTable<(u64, u64), u64>,
+        crate::meta::kv::ReadTable<u64, u64>,
+        crate::meta::kv::ReadTable<u64, u64>,
+    >,
+> {
+    Ok(GrantTables {
+        shares: t.open_table(SHARES)?,
+        by_item: t.open_table(SHARES_BY_ITEM)?,
+        reshare: t.open_table(SHARE_RESHARE)?,
+        expiry: t.open_table(SHARE_EXPIRY)?,
+    })
+}
+
 /// [`check_made_link`] in a read transaction.
 pub(crate) fn check_made_link_read(t: &ReadTxn, link: &Link) -> Result<()> {
-    check_made_link(
-        &t.open_table(LINK_MAKERS)?,
-        &t.open_table(USERS)?,
-        &t.open_table(ITEMS)?,
-        &t.open_table(SHARES)?,
-        &t.open_table(SHARES_BY_ITEM)?,
-        &t.open_table(SHARE_RESHARE)?,
-        link,
-    )
+    check_made_link(&t.open_table(LINK_MAKERS)?, &t.open_table(USERS)?, &t.open_table(ITEMS)?, &read_grants(t)?, link)
 }
 
 /// [`check_made_link`] in a write transaction, with its items table (redb opens a table
@@ -108,15 +137,13 @@ pub(crate) fn check_made_link_write(
     items: &impl Readable<u64, &'static [u8]>,
     link: &Link,
 ) -> Result<()> {
-    check_made_link(
-        &txn.open_table(LINK_MAKERS)?,
-        &txn.open_table(USERS)?,
-        items,
-        &txn.open_table(SHARES)?,
-        &txn.open_table(SHARES_BY_ITEM)?,
-        &txn.open_table(SHARE_RESHARE)?,
-        link,
-    )
+    let g = GrantTables {
+        shares: txn.open_table(SHARES)?,
+        by_item: txn.open_table(SHARES_BY_ITEM)?,
+        reshare: txn.open_table(SHARE_RESHARE)?,
+        expiry: txn.open_table(SHARE_EXPIRY)?,
+    };
+    check_made_link(&txn.open_table(LINK_MAKERS)?, &txn.open_table(USERS)?, items, &g, link)
 }
 
 /// What a new link at `path` reaches: the item, its owner, and the grantee making it when
@@ -141,15 +168,7 @@ pub(crate) fn link_target(
     place.check_read(p)?;
     let item = resolve_place(&t.open_table(ITEMS)?, &t.open_table(crate::meta::db::CHILDREN)?, &place)?
         .ok_or_else(|| Error::missing(What::Item, format!("{path} not found")))?;
-    let allowed = grant_allows_links(
-        &t.open_table(ITEMS)?,
-        &t.open_table(SHARES)?,
-        &t.open_table(SHARES_BY_ITEM)?,
-        &t.open_table(SHARE_RESHARE)?,
-        p.user_id,
-        place.owner,
-        item.id,
-    )?;
+    let allowed = grant_allows_links(&t.open_table(ITEMS)?, &read_grants(t)?, p.user_id, place.owner, item.id)?;
     if !allowed {
         return Err(Error::Forbidden(format!(
             "{path} is shared with you without the right to make links; its owner can give it"

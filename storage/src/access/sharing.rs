@@ -8,7 +8,9 @@ use crate::meta::kv::{ReadTxn, Readable};
 use crate::Storage;
 use crate::access;
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, CHILDREN, ITEMS, SHARE_RESHARE, SHARES, SHARES_BY_ITEM, SHARES_BY_OWNER, USERS};
+use crate::meta::db::{
+    self, CHILDREN, ITEMS, SHARE_EXPIRY, SHARE_RESHARE, SHARES, SHARES_BY_ITEM, SHARES_BY_OWNER, USERS,
+};
 use crate::meta::grant_rows::{put_share, remove_share_rows};
 use crate::meta::model::{Item, Kind, Principal, Share, User, now_nanos};
 use crate::meta::names::{DrivePath, SHARED_ROOT};
@@ -28,11 +30,22 @@ pub struct ShareInfo {
     pub inherited_from: Option<String>,
     /// The grantee may make download links of what the grant lets them read.
     pub reshare: bool,
+    /// When the grant ends by itself (Unix nanoseconds); past it, it reaches nothing.
+    pub expires: Option<i64>,
 }
 
 /// Whether a grant allows links (`access::reshare`).
 fn reshare_of(reshare: &impl Readable<u64, u64>, share: u64) -> Result<bool> {
     Ok(reshare.get(share)?.is_some_and(|v| v.value() == 1))
+}
+
+/// Sets when a grant ends, in the transaction that writes the grant.
+fn put_expiry(txn: &crate::meta::kv::WriteTxn, share: u64, at: i64) -> Result<()> {
+    if at <= now_nanos() {
+        return Err(Error::InvalidInput("a grant must end in the future".into()));
+    }
+    txn.open_table(SHARE_EXPIRY)?.insert(share, at as u64)?;
+    Ok(())
 }
 
 /// Sets whether a grant allows links, in the transaction that writes the grant.
@@ -62,12 +75,13 @@ pub(crate) fn path_of(items: &impl Readable<u64, &'static [u8]>, id: u64) -> Res
 fn owner_view(
     items: &impl Readable<u64, &'static [u8]>,
     users: &impl Readable<u64, &'static [u8]>,
-    reshare: &impl Readable<u64, u64>,
+    (reshare, expiry): (&impl Readable<u64, u64>, &impl Readable<u64, u64>),
     share: Share,
     kind: Kind,
 ) -> Result<ShareInfo> {
     Ok(ShareInfo {
         reshare: reshare_of(reshare, share.id)?,
+        expires: access::grant_end(expiry, share.id)?,
         path: path_of(items, share.item)?,
         kind,
         owner_name: username(users, share.owner)?,
@@ -99,12 +113,13 @@ impl Storage {
     /// Shares the item at `path` of the caller's drive with a user (by username or email),
     /// or changes the permission of an existing grant to them.
     pub async fn share(&self, p: &Principal, path: &str, with: &str, write: bool) -> Result<ShareInfo> {
-        self.share_with(p, path, with, write, None).await
+        self.share_with(p, path, with, write, None, None).await
     }
 
     /// [`Storage::share`], saying whether the grantee may make download links (`reshare`):
     /// None keeps an existing grant's setting and gives a new one the default of the
-    /// grantee's role (`access::reshare::default_for`).
+    /// grantee's role (`access::reshare::default_for`). `expires_at` (Unix nanoseconds) is
+    /// when the grant ends by itself; None keeps an existing grant's end (a new one has none).
     pub async fn share_with(
         &self,
         p: &Principal,
@@ -112,6 +127,7 @@ impl Storage {
         with: &str,
         write: bool,
         reshare: Option<bool>,
+        expires_at: Option<i64>,
     ) -> Result<ShareInfo> {
         let path = DrivePath::parse(path)?;
         let grantee =
@@ -154,6 +170,9 @@ impl Storage {
                 };
                 put_share(txn, &share)?;
                 put_reshare(txn, share.id, links)?;
+                if let Some(at) = expires_at {
+                    put_expiry(txn, share.id, at)?;
+                }
                 crate::access::reshare::end_links_no_longer_allowed(txn, share.grantee)?;
                 Ok(share)
             })
@@ -168,7 +187,8 @@ impl Storage {
                 let items = t.open_table(ITEMS)?;
                 let users = t.open_table(USERS)?;
                 let item = txn::get_item(&items, share.item)?.ok_or_else(|| Error::not_found(What::Item))?;
-                owner_view(&items, &users, &t.open_table(SHARE_RESHARE)?, share, item.kind)
+                let terms = (&t.open_table(SHARE_RESHARE)?, &t.open_table(SHARE_EXPIRY)?);
+                owner_view(&items, &users, terms, share, item.kind)
             })
             .await
     }
@@ -183,12 +203,13 @@ impl Storage {
                 let users = t.open_table(USERS)?;
                 let shares = t.open_table(SHARES)?;
                 let reshare = t.open_table(SHARE_RESHARE)?;
+                let expiry = t.open_table(SHARE_EXPIRY)?;
                 let mut mine = Vec::new();
                 for e in t.open_table(SHARES_BY_OWNER)?.range((me, 0)..(me + 1, 0))? {
                     let Some(v) = shares.get(e?.0.value().1)? else { continue };
                     let share: Share = db::decode(v.value())?;
                     let Some(item) = txn::get_item(&items, share.item)? else { continue };
-                    mine.push(owner_view(&items, &users, &reshare, share, item.kind)?);
+                    mine.push(owner_view(&items, &users, (&reshare, &expiry), share, item.kind)?);
                 }
                 let grants = access::grants_to(t, me)?;
                 let me_name = username(&users, me)?;
@@ -196,6 +217,7 @@ impl Storage {
                 for g in &grants.top {
                     with_me.push(ShareInfo {
                         reshare: reshare_of(&reshare, g.share.id)?,
+                        expires: access::grant_end(&expiry, g.share.id)?,
                         path: format!("/{SHARED_ROOT}/{}/{}", g.owner_name, g.shown_as),
                         kind: g.item.kind,
                         owner_name: g.owner_name.clone(),
@@ -228,6 +250,7 @@ impl Storage {
                     names.reverse();
                     with_me.push(ShareInfo {
                         reshare: reshare_of(&reshare, share.id)?,
+                        expires: access::grant_end(&expiry, share.id)?,
                         path: format!("/{SHARED_ROOT}/{}/{}/{}", g.owner_name, g.shown_as, names.join("/")),
                         kind: item.kind,
                         owner_name: g.owner_name.clone(),
@@ -244,17 +267,19 @@ impl Storage {
 
     /// Changes a grant's permission (its owner only).
     pub async fn update_share(&self, p: &Principal, id: u64, write: bool) -> Result<ShareInfo> {
-        self.update_share_terms(p, id, Some(write), None).await
+        self.update_share_terms(p, id, Some(write), None, None).await
     }
 
-    /// Changes a grant's permission and whether it allows links (its owner only); None
-    /// leaves that part as it is. Turning links off ends the links made through the grant.
+    /// Changes a grant's permission, whether it allows links and when it ends (its owner
+    /// only); None leaves that part as it is. Turning links off ends the links made through
+    /// the grant.
     pub async fn update_share_terms(
         &self,
         p: &Principal,
         id: u64,
         write: Option<bool>,
         reshare: Option<bool>,
+        expires_at: Option<i64>,
     ) -> Result<ShareInfo> {
         let owner = p.user_id;
         let share = self
@@ -263,10 +288,16 @@ impl Storage {
             .write((), move |ctx| {
                 let v = ctx.txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
                 let mut s = v.filter(|s| s.owner == owner).ok_or_else(|| Error::not_found(What::Share))?;
+                // Links that ended with the grant as it is (past its end) stay ended when
+                // the end moves later.
+                crate::access::reshare::end_links_no_longer_allowed(ctx.txn, s.grantee)?;
                 if let Some(write) = write {
                     s.write = write;
                 }
                 put_share(ctx.txn, &s)?;
+                if let Some(at) = expires_at {
+                    put_expiry(ctx.txn, s.id, at)?;
+                }
                 if let Some(on) = reshare {
                     put_reshare(ctx.txn, s.id, on)?;
                     crate::access::reshare::end_links_no_longer_allowed(ctx.txn, s.grantee)?;
@@ -286,6 +317,7 @@ impl Storage {
                 let v = ctx.txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
                 let s = v.filter(|s| s.owner == me || s.grantee == me).ok_or_else(|| Error::not_found(What::Share))?;
                 put_reshare(ctx.txn, s.id, false)?;
+                ctx.txn.open_table(SHARE_EXPIRY)?.remove(s.id)?;
                 remove_share_rows(ctx.txn, &s)?;
                 crate::access::reshare::end_links_no_longer_allowed(ctx.txn, s.grantee)
             })
@@ -306,6 +338,7 @@ impl Storage {
                 let shares = t.open_table(SHARES)?;
                 let by_item = t.open_table(SHARES_BY_ITEM)?;
                 let reshare = t.open_table(SHARE_RESHARE)?;
+                let expiry = t.open_table(SHARE_EXPIRY)?;
                 let mut out = Vec::new();
                 let mut cur = Some(item.clone());
                 while let Some(it) = cur {
@@ -317,6 +350,7 @@ impl Storage {
                         let share: Share = db::decode(v.value())?;
                         out.push(ShareInfo {
                             reshare: reshare_of(&reshare, share.id)?,
+                            expires: access::grant_end(&expiry, share.id)?,
                             path: path.to_string(),
                             kind: item.kind,
                             owner_name: username(&users, share.owner)?,

@@ -114,6 +114,9 @@ pub const SHARE_RESHARE: Table<u64, u64> = Table::new("share_reshare");
 pub const LINK_MAKERS: Table<u64, u64> = Table::new("link_makers");
 /// (grantee who made it, link) -> item.
 pub const LINKS_BY_MAKER: Table<(u64, u64), u64> = Table::new("links_by_maker");
+/// share -> the Unix nanosecond at which the grant ends (grants without an end have no row).
+/// A row of a share that no longer exists means nothing.
+pub const SHARE_EXPIRY: Table<u64, u64> = Table::new("share_expiry");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -152,6 +155,7 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &SHARE_RESHARE,
     &LINK_MAKERS,
     &LINKS_BY_MAKER,
+    &SHARE_EXPIRY,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -536,5 +540,6 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(SHARE_RESHARE)?;
     txn.open_table(LINK_MAKERS)?;
     txn.open_table(LINKS_BY_MAKER)?;
+    txn.open_table(SHARE_EXPIRY)?;
     Ok(())
 }

@@ -165,7 +165,7 @@ async fn links_made_through_a_grant_live_and_end_with_it() {
     assert!(s.list_links(&bob).await.unwrap().is_empty());
 
     // The owner gives bob the right: a folder link through it reaches what is below.
-    let to_bob = s.update_share_terms(&alice, to_bob.share.id, None, Some(true)).await.unwrap();
+    let to_bob = s.update_share_terms(&alice, to_bob.share.id, None, Some(true), None).await.unwrap();
     assert!(to_bob.reshare && !to_bob.share.write, "only what was asked changes");
     let (folder, folder_token) = s.create_link(&bob, "/shared/alice/docs/sub", new()).await.unwrap();
     let opened = s.open_link(&folder_token, crate::LinkProof::None, None).await.unwrap();
@@ -200,11 +200,11 @@ async fn links_made_through_a_grant_live_and_end_with_it() {
     // Narrowed: dora's link ends at once, in use too, and giving the right back does not
     // revive it.
     let opened = s.open_link(&token, crate::LinkProof::None, None).await.unwrap();
-    s.update_share_terms(&alice, to_dora.share.id, None, Some(false)).await.unwrap();
+    s.update_share_terms(&alice, to_dora.share.id, None, Some(false), None).await.unwrap();
     assert!(matches!(s.open_link(&token, crate::LinkProof::None, None).await, Err(Error::Gone(_))));
     assert!(matches!(s.count_download(made.link.id).await, Err(Error::Gone(_))));
     drop(opened);
-    s.update_share_terms(&alice, to_dora.share.id, None, Some(true)).await.unwrap();
+    s.update_share_terms(&alice, to_dora.share.id, None, Some(true), None).await.unwrap();
     assert!(matches!(s.open_link(&token, crate::LinkProof::None, None).await, Err(Error::Gone(_))));
     assert_eq!(s.list_links(&dora).await.unwrap()[0].state(), "revoked");
     // A new one works; revoking the grant ends it.
@@ -221,7 +221,45 @@ async fn links_made_through_a_grant_live_and_end_with_it() {
     assert_consistent(s).await;
 }
 
+/// A grant given an end reaches nothing past it, whatever the path, and the links made
+/// through it end with it for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_with_an_end_ends_by_itself_and_its_links_with_it() {
+    let f = open();
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    let dora = user(s, "dora", Role::Downloader, None).await;
+    s.write(&alice, "/r.txt", body(b"r"), WriteOptions::default()).await.unwrap();
+    let now = crate::meta::model::now_nanos();
+    let r = s.share_with(&alice, "/r.txt", "dora", false, None, Some(now - 1)).await;
+    assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
+    let end = now + 1_500_000_000;
+    let share = s.share_with(&alice, "/r.txt", "dora", false, None, Some(end)).await.unwrap();
+    assert_eq!(share.expires, Some(end));
+    assert_eq!(read_all(s, &dora, "/shared/alice/r.txt", None).await.unwrap(), b"r");
+    let (_, token) = s
+        .create_link(&dora, "/shared/alice/r.txt", NewLink { expires_in: Some(600), ..Default::default() })
+        .await
+        .unwrap();
+    s.open_link(&token, crate::LinkProof::None, None).await.unwrap();
+    // Bounded: the end is 1.5 s away.
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+    assert!(matches!(s.stat(&dora, "/shared/alice/r.txt").await, Err(Error::NotFound(_))));
+    assert!(s.list_shares(&dora).await.unwrap().1.is_empty());
+    assert!(matches!(s.open_link(&token, crate::LinkProof::None, None).await, Err(Error::Gone(_))));
+    let r = s.create_link(&dora, "/shared/alice/r.txt", NewLink::default()).await;
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    assert_eq!(s.list_shares(&alice).await.unwrap().0[0].expires, Some(end), "the owner still sees it");
+    // Given a later end, the grant reaches the file again; the old link stays ended.
+    let later = crate::meta::model::now_nanos() + 600_000_000_000;
+    s.update_share_terms(&alice, share.share.id, None, None, Some(later)).await.unwrap();
+    assert_eq!(read_all(s, &dora, "/shared/alice/r.txt", None).await.unwrap(), b"r");
+    assert!(matches!(s.open_link(&token, crate::LinkProof::None, None).await, Err(Error::Gone(_))));
+    assert_consistent(s).await;
+}
+
 crate::tests::also_on_postgres!(
+    a_grant_with_an_end_ends_by_itself_and_its_links_with_it,
     links_made_through_a_grant_live_and_end_with_it,
     the_owner_pays_for_what_grantees_write_and_move_in,
     revocation_and_deletion_end_access_and_links,

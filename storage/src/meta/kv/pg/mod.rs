@@ -74,6 +74,7 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("share_reshare", 35),
     ("link_makers", 36),
     ("links_by_maker", 37),
+    ("share_expiry", 38),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
