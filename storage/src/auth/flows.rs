@@ -149,8 +149,7 @@ impl Storage {
                     .await;
                 match created {
                     Ok(user) => {
-                        let code = self.new_code(user.id, Purpose::Verify, None).await?;
-                        let link = self.new_link_token(user.id, Purpose::VerifyLink).await?;
+                        let (code, link) = self.new_verification(user.id).await?;
                         AccountMail::Verify { to: email, code, link }
                     }
                     // Taken in the meantime by a concurrent registration.
@@ -226,8 +225,7 @@ impl Storage {
             tracing::info!(recipient = %self.mail_tag(&to), "verification code not resent: too many mails lately");
             return Ok(None);
         }
-        let code = self.new_code(user.id, Purpose::Verify, None).await?;
-        let link = self.new_link_token(user.id, Purpose::VerifyLink).await?;
+        let (code, link) = self.new_verification(user.id).await?;
         Ok(Some(AccountMail::Verify { to, code, link }))
     }
 
