@@ -26,6 +26,21 @@ pub struct Record {
     pub started: Instant,
 }
 
+/// Secrets in paths: the token of a link (`/s/<token>/…`) and of the mailed verification
+/// link (`/api/v1/auth/verify-link/<token>`) are replaced by `<token>`. The log names a link
+/// by its principal (`link:<id>`) instead.
+pub fn redact_path(path: &str) -> String {
+    for prefix in [davit_api::LINK_PREFIX, crate::hardening::FORM_POST_PREFIX] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let end = rest.find('/').unwrap_or(rest.len());
+            if end > 0 {
+                return format!("{prefix}<token>{}", &rest[end..]);
+            }
+        }
+    }
+    path.to_owned()
+}
+
 /// Request ids: a per-process random prefix and a counter, short and unique in the logs.
 pub fn new_request_id() -> String {
     static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -109,5 +124,20 @@ impl Drop for LoggedBody {
         } else {
             line!(r.client, r.peer);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_path;
+
+    #[test]
+    fn tokens_leave_no_trace() {
+        assert_eq!(redact_path("/s/AbC-_x/dir/a.txt"), "/s/<token>/dir/a.txt");
+        assert_eq!(redact_path("/s/AbC"), "/s/<token>");
+        assert_eq!(redact_path("/api/v1/auth/verify-link/12.secret"), "/api/v1/auth/verify-link/<token>");
+        assert_eq!(redact_path("/api/v1/auth/verify"), "/api/v1/auth/verify");
+        assert_eq!(redact_path("/dav/s/x"), "/dav/s/x");
+        assert_eq!(redact_path("/s/"), "/s/");
     }
 }

@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// The longest a shared link may live, in days; longer requests are capped [default: 30]
     #[arg(long, env = "DAVIT_LINK_MAX_DAYS")]
     pub link_max_days: Option<u64>,
+    /// Whether a code mailed to the account's address signs in without the password
+    /// (`POST /api/v1/auth/login/code`): true or false [default: true]
+    #[arg(long, env = "DAVIT_LOGIN_BY_CODE", value_name = "BOOL")]
+    pub login_by_code: Option<bool>,
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client: a
     /// comma-separated list of addresses and CIDR blocks [default: none]
     #[arg(long, env = "DAVIT_TRUSTED_PROXIES")]
@@ -135,6 +139,7 @@ struct FileConfig {
     shutdown_timeout: Option<u64>,
     multipart_expiry_hours: Option<u64>,
     link_max_days: Option<u64>,
+    login_by_code: Option<bool>,
     /// A comma-separated string or an array of strings.
     trusted_proxies: Option<toml::Value>,
     header_timeout: Option<u64>,
@@ -197,6 +202,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub multipart_expiry: Duration,
     pub link_max_lifetime: Duration,
+    /// A mailed code alone signs in.
+    pub login_by_code: bool,
     pub policy: davit_storage::policy::Policy,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<Cidr>,
@@ -415,6 +422,7 @@ impl Config {
             link_max_lifetime: Duration::from_secs(
                 24 * 3600 * serve.link_max_days.or(file.link_max_days).unwrap_or(30).max(1),
             ),
+            login_by_code: serve.login_by_code.or(file.login_by_code).unwrap_or(true),
         })
     }
 
@@ -426,6 +434,7 @@ impl Config {
         c.max_file_size = self.max_file_size;
         c.policy = self.policy.clone();
         c.link_max_lifetime = self.link_max_lifetime;
+        c.login_by_code = self.login_by_code;
         c.meta = self.stores.meta.clone();
         c.chunks = self.stores.chunks.clone();
         c.chunk_grace = self.stores.chunk_grace;

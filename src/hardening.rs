@@ -242,6 +242,40 @@ pub fn is_cross_site(
     }
 }
 
+/// The REST API's one form endpoint: the verification link's page posts its button here
+/// (`application/x-www-form-urlencoded`, the token after the prefix).
+pub const FORM_POST_PREFIX: &str = "/api/v1/auth/verify-link/";
+
+/// Whether a POST to the form endpoint must be refused as not coming from our own page. A
+/// form is the one kind of request another site can make a browser send without a CORS
+/// preflight, and this one carries no credentials for `is_cross_site` to notice; so it is
+/// same-origin only: its `Origin` must be ours, or, from a browser that sends none, its
+/// `Sec-Fetch-Site` must say `same-origin`. Without either the request is refused too: the
+/// page is ours, so every browser that shows it can post it with them.
+pub fn is_foreign_form_post(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    own: Option<&Origin>,
+    secure: bool,
+    host: Option<&str>,
+) -> bool {
+    if method != Method::POST || !path.starts_with(FORM_POST_PREFIX) {
+        return false;
+    }
+    let ours = match own {
+        Some(o) => Some(o.clone()),
+        None => host.and_then(|h| Origin::from_parts(if secure { "https" } else { "http" }, h)),
+    };
+    match headers.get(header::ORIGIN) {
+        Some(origin) => {
+            let theirs = origin.to_str().ok().and_then(Origin::parse);
+            !matches!((theirs, ours), (Some(t), Some(o)) if t == o)
+        }
+        None => headers.get("sec-fetch-site").is_none_or(|v| v.as_bytes() != b"same-origin"),
+    }
+}
+
 /// The refusal's words, the same for every front end.
 pub const CROSS_SITE: &str = "a request from another site cannot change anything here with your browser's credentials";
 
@@ -346,6 +380,32 @@ mod tests {
         assert!(Origin::parse("null").is_none());
         assert!(Origin::parse("ftp://x").is_none());
         assert_eq!(o("https://files.example.com/davit/"), o("https://files.example.com"));
+    }
+
+    #[test]
+    fn form_posts_are_same_origin_only() {
+        let h = |pairs: &[(&str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            }
+            m
+        };
+        let host = Some("127.0.0.1:8080");
+        let path = "/api/v1/auth/verify-link/7.abc";
+        let post = Method::POST;
+        let ours = ("origin", "http://127.0.0.1:8080");
+        assert!(!is_foreign_form_post(&post, path, &h(&[ours]), None, false, host));
+        assert!(is_foreign_form_post(&post, path, &h(&[("origin", "https://evil.example")]), None, false, host));
+        assert!(is_foreign_form_post(&post, path, &h(&[("origin", "null")]), None, false, host));
+        assert!(is_foreign_form_post(&post, path, &h(&[]), None, false, host), "no proof of origin");
+        assert!(!is_foreign_form_post(&post, path, &h(&[("sec-fetch-site", "same-origin")]), None, false, host));
+        assert!(is_foreign_form_post(&post, path, &h(&[("sec-fetch-site", "cross-site")]), None, false, host));
+        assert!(is_foreign_form_post(&post, path, &h(&[ours]), None, true, host), "scheme counts");
+        let public = Origin::parse("https://files.example.com").unwrap();
+        assert!(is_foreign_form_post(&post, path, &h(&[ours]), Some(&public), false, host), "the public URL decides");
+        assert!(!is_foreign_form_post(&Method::GET, path, &h(&[]), None, false, host), "the page itself is a GET");
+        assert!(!is_foreign_form_post(&post, "/api/v1/auth/verify", &h(&[]), None, false, host), "JSON endpoints");
     }
 
     #[test]

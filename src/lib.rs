@@ -62,6 +62,8 @@ pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
         mailer: Arc::new(mailer),
         secure_cookies,
         public_url: config.public_url.clone(),
+        listen_url: (config.listen.port() != 0 && !config.listen.ip().is_unspecified())
+            .then(|| format!("{}://{}", if config.tls.is_some() { "https" } else { "http" }, config.listen)),
     };
     let api = davit_api::router(api_state.clone());
     let webdav = davit_webdav::WebDav::new(storage.clone());

@@ -150,7 +150,15 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
     // S3 is exempt: its requests are signed (a browser holds no signature to lend), and
     // browser S3 apps are cross-origin by design.
     let cross_site = front != Front::S3
-        && hardening::is_cross_site(&method, req.headers(), app.public_origin.as_ref(), secure, host.as_deref());
+        && (hardening::is_cross_site(&method, req.headers(), app.public_origin.as_ref(), secure, host.as_deref())
+            || hardening::is_foreign_form_post(
+                &method,
+                &path,
+                req.headers(),
+                app.public_origin.as_ref(),
+                secure,
+                host.as_deref(),
+            ));
     let mut resp = match front {
         _ if cross_site => cross_site_refusal(&front, &method),
         Front::Api => {
@@ -244,10 +252,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
         })
     };
     // A link's token is its secret: the log names the link by its principal (`link:<id>`).
-    let path = match davit_api::split_link_path(&path) {
-        Some((token, _)) if front == Front::Link => path.replacen(&token, "<token>", 1),
-        _ => path,
-    };
+    let path = access_log::redact_path(&path);
     let record = access_log::Record { request_id, method, path, peer, client, user, status: resp.status(), started };
     resp.map(|b| LoggedBody::new(b, record, announced).boxed_unsync())
 }

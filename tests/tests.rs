@@ -11,6 +11,7 @@ mod s3;
 mod s3_sdk;
 mod s3_sign;
 mod security;
+mod seeds;
 mod server;
 mod sharing;
 mod smtp;

@@ -84,6 +84,8 @@ pub struct StorageConfig {
     pub chunk_grace: Option<Duration>,
     /// Where chunks are kept.
     pub chunks: ChunkStore,
+    /// A mailed code alone signs in (`POST /auth/login/code`); see `auth::flows`.
+    pub login_by_code: bool,
 }
 
 /// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
@@ -132,6 +134,7 @@ impl StorageConfig {
             link_max_lifetime: Duration::from_secs(30 * 24 * 3600),
             chunk_grace: None,
             chunks: ChunkStore::Local,
+            login_by_code: true,
         }
     }
 }

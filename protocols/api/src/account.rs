@@ -108,12 +108,29 @@ pub struct RegisterReq {
     password: String,
 }
 
-/// Words and sends the mail of an account flow.
-async fn send_account_mail(state: &ApiState, m: AccountMail) -> Result<(), Problem> {
+/// The base of links in mails: the configured public URL, else the address davit listens
+/// on, and only without either the Host the request came with (see `ApiState::listen_url`).
+fn mail_base(state: &ApiState, headers: &HeaderMap) -> String {
+    if let Some(base) = state.public_url.as_ref().or(state.listen_url.as_ref()) {
+        return base.trim_end_matches('/').to_owned();
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let scheme = if state.secure_cookies { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+/// Words and sends the mail of an account flow; `base` is where mailed links point.
+async fn send_account_mail(state: &ApiState, base: &str, m: AccountMail) -> Result<(), Problem> {
     let (subject, body) = match &m {
-        AccountMail::Verify { code, .. } => {
-            ("Confirm your davit account", code_mail(code, "to confirm your new account"))
-        }
+        AccountMail::Verify { code, link, .. } => (
+            "Confirm your davit account",
+            format!(
+                "{}\nOr open this link and press the button on its page (within 10 minutes, once):\n\n                     {base}{}{link}\n",
+                code_mail(code, "to confirm your new account"),
+                crate::verify_page::VERIFY_LINK_PREFIX
+            ),
+        ),
+        AccountMail::LoginCode { code, .. } => ("Your davit sign-in code", code_mail(code, "to sign in")),
         AccountMail::EmailTaken { .. } => (
             "Your davit account",
             "Someone asked to create a davit account with this address,\n\
@@ -146,15 +163,16 @@ async fn send_account_mail(state: &ApiState, m: AccountMail) -> Result<(), Probl
 
 /// Runs an account flow after the answer is sent: whether an account exists then
 /// changes what is done (a code, a note, nothing), never the answer nor how long it takes.
-fn in_background<F>(state: ApiState, what: &'static str, flow: F)
+fn in_background<F>(state: ApiState, headers: &HeaderMap, what: &'static str, flow: F)
 where
     F: Future<Output = davit_storage::Result<Option<AccountMail>>> + Send + 'static,
 {
+    let base = mail_base(&state, headers);
     tokio::spawn(async move {
         match flow.await {
             Ok(Some(m)) => {
                 // A failure is logged by `mail`.
-                let _ = send_account_mail(&state, m).await;
+                let _ = send_account_mail(&state, &base, m).await;
             }
             Ok(None) => {}
             Err(e) => tracing::error!(error = ?e, "{what} failed"),
@@ -168,11 +186,12 @@ where
 pub async fn register(
     State(state): State<ApiState>,
     Addr(addr): Addr,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<RegisterReq>,
 ) -> Result<Response, Problem> {
     if let Some(registration) = state.storage.admit_registration(&req.username, &req.email, &req.password, addr)? {
         let storage = state.storage.clone();
-        in_background(state, "registering", async move { storage.complete_registration(registration).await });
+        in_background(state, &headers, "registering", async move { storage.complete_registration(registration).await });
     }
     Ok(accepted("a confirmation code was mailed to the address given; confirm it at /api/v1/auth/verify"))
 }
@@ -195,11 +214,12 @@ pub async fn verify(State(state): State<ApiState>, JsonBody(req): JsonBody<Verif
 pub async fn resend(
     State(state): State<ApiState>,
     Addr(addr): Addr,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<LoginName>,
 ) -> Result<Response, Problem> {
     let login = req.get()?.to_owned();
     let storage = state.storage.clone();
-    in_background(state, "resending a code", async move { storage.resend_code(&login, addr).await });
+    in_background(state, &headers, "resending a code", async move { storage.resend_code(&login, addr).await });
     Ok(accepted("if the account is waiting for confirmation, a new code was mailed"))
 }
 
@@ -230,6 +250,21 @@ pub async fn login(
             .into_response())
         }
     }
+}
+
+/// Sign-in by a mailed code alone: answers the same, and as soon, whether or not the name
+/// has an account (the code is made and mailed after the answer, as at registration).
+pub async fn login_code(
+    State(state): State<ApiState>,
+    Addr(addr): Addr,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<LoginName>,
+) -> Result<Response, Problem> {
+    let login = req.get()?.to_owned();
+    state.storage.login_by_code_allowed()?;
+    let storage = state.storage.clone();
+    in_background(state, &headers, "a sign-in code", async move { storage.login_code_mail(&login, addr).await });
+    Ok(accepted("if the account exists, a sign-in code was mailed; send it to /api/v1/auth/login/otp"))
 }
 
 #[derive(Deserialize)]
@@ -294,11 +329,12 @@ pub async fn logout(State(state): State<ApiState>, caller: Caller) -> Result<Res
 pub async fn password_reset(
     State(state): State<ApiState>,
     Addr(addr): Addr,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<LoginName>,
 ) -> Result<Response, Problem> {
     let login = req.get()?.to_owned();
     let storage = state.storage.clone();
-    in_background(state, "a password reset", async move { storage.password_reset_mail(&login, addr).await });
+    in_background(state, &headers, "a password reset", async move { storage.password_reset_mail(&login, addr).await });
     Ok(accepted("if the account exists, a reset code was mailed to its address"))
 }
 
@@ -352,11 +388,17 @@ pub async fn change_email(
     State(state): State<ApiState>,
     caller: Caller,
     Addr(addr): Addr,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<EmailReq>,
 ) -> Result<Response, Problem> {
     let email = state.storage.email_change_start(caller.user.id, &req.email)?;
     let (storage, user) = (state.storage.clone(), caller.user.id);
-    in_background(state, "an email change", async move { storage.email_change_mail(user, email, addr).await });
+    in_background(
+        state,
+        &headers,
+        "an email change",
+        async move { storage.email_change_mail(user, email, addr).await },
+    );
     Ok(accepted("a code was mailed to the new address; confirm it at /api/v1/me/email/confirm"))
 }
 

@@ -12,6 +12,7 @@ mod problem;
 mod public_link;
 mod registry;
 mod sharing;
+mod verify_page;
 
 use std::sync::Arc;
 
@@ -37,6 +38,10 @@ pub struct ApiState {
     pub secure_cookies: bool,
     /// The base of URLs handed out (links); otherwise taken from the request's Host.
     pub public_url: Option<String>,
+    /// `http(s)://<listen address>` when that is a concrete address: the base of links in
+    /// mails when `public_url` is not set, so that a request's Host never chooses where a
+    /// mailed link points.
+    pub listen_url: Option<String>,
 }
 
 const GET: MethodFilter = MethodFilter::GET;
@@ -93,6 +98,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/auth/verify", POST, account::verify, op("Activate an account with its mailed code", false, Some(json!({ "username": "alice", "code": "123456" })), R_AUTH))
         .route("/api/v1/auth/resend", POST, account::resend, op("Mail a new activation code", false, Some(json!({ "username": "alice" })), R_ACCEPTED))
         .route("/api/v1/auth/login", POST, account::login, op("Sign in: tokens, or otp_required", false, Some(login_body), R_AUTH))
+        .route("/api/v1/auth/login/code", POST, account::login_code, op("Mail a sign-in code (no password); complete it at /auth/login/otp", false, Some(json!({ "username": "alice" })), &[(202, "accepted; a mail follows"), (400, "invalid input"), (403, "turned off on this server"), (429, "too soon")]))
+        .route("/api/v1/auth/verify-link/{token}", GET, verify_page::show, op("The page of the link mailed beside the verification code: a button that confirms", false, None, &[(200, "an HTML page")]))
+        .route("/api/v1/auth/verify-link/{token}", POST, verify_page::confirm, op("Confirm an account from the page (application/x-www-form-urlencoded, same origin only)", false, None, &[(200, "an HTML page: confirmed"), (400, "wrong, expired or used link"), (403, "from another origin"), (415, "not a form")]))
         .route("/api/v1/auth/login/otp", POST, account::login_otp, op("Complete a sign-in with the mailed code", false, Some(json!({ "username": "alice", "code": "123456" })), R_AUTH))
         .route("/api/v1/auth/refresh", POST, account::refresh, op("New tokens for a refresh token (body or cookie)", false, Some(json!({ "refresh_token": "…" })), R_AUTH))
         .route("/api/v1/auth/logout", POST, account::logout, op("End this session (access and refresh token)", true, None, &[(204, "signed out"), (401, "not signed in")]))
@@ -120,13 +128,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/mkdir", POST, files::mkdir, op("Make a folder", true, Some(json!({ "path": "/docs" })), R_FILE))
         .route("/api/v1/move", POST, files::rename, op("Move or rename a file or folder", true, Some(json!({ "from": "/a.txt", "to": "/docs/a.txt", "overwrite": false })), R_FILE))
         .route("/api/v1/copy", POST, files::copy, op("Copy a file or folder (no data copied)", true, Some(json!({ "from": "/a.txt", "to": "/b.txt", "overwrite": false })), R_FILE))
-        .route("/api/v1/shares", POST, sharing::create_share, op("Share an item of your drive with a user (read or read-write)", true, Some(json!({ "path": "/docs", "user": "bob", "permission": "read" })), R_CREATED))
+        .route("/api/v1/shares", POST, sharing::create_share, op("Share an item of your drive with a user (read or read-write; reshare: may make download links; an optional end)", true, Some(json!({ "path": "/docs", "user": "bob", "permission": "read", "reshare": false, "expires_in": 604800 })), R_CREATED))
         .route("/api/v1/shares", GET, sharing::list_shares, op("What you shared and what is shared with you", true, None, R_ME))
         .route("/api/v1/shares/by-path", GET, sharing::shares_by_path, op("Who has access to an item (path query)", true, None, R_FILE))
-        .route("/api/v1/shares/{id}", PATCH, sharing::update_share, op("Change a share's permission", true, Some(json!({ "permission": "read-write" })), R_FILE))
+        .route("/api/v1/shares/{id}", PATCH, sharing::update_share, op("Change a share's permission, reshare or end (each may be left out)", true, Some(json!({ "permission": "read-write", "reshare": true, "expires_at": "2030-01-01T00:00:00Z" })), R_FILE))
         .route("/api/v1/shares/{id}", DELETE, sharing::delete_share, op("Revoke a share (owner) or leave it (grantee)", true, None, R_DELETED))
         .route("/api/v1/transfers", POST, sharing::transfer, op("Give an item to another user: it moves to the top of their drive", true, Some(json!({ "path": "/report.pdf", "user": "bob" })), R_FILE))
-        .route("/api/v1/links", POST, sharing::create_link, op("Make an expiring link (download, or upload to a folder)", true, Some(json!({ "path": "/report.pdf", "expires_in": 86400, "password": "…", "max_downloads": 10, "permission": "download" })), R_CREATED))
+        .route("/api/v1/links", POST, sharing::create_link, op("Make an expiring link (download, or upload to a folder); of /shared/… when the grant allows links", true, Some(json!({ "path": "/report.pdf", "expires_in": 86400, "password": "…", "max_downloads": 10, "permission": "download" })), R_CREATED))
         .route("/api/v1/links", GET, sharing::list_links, op("Your links and their state", true, None, R_ME))
         .route("/api/v1/links/{id}", DELETE, sharing::delete_link, op("Revoke a link: it answers 410 Gone", true, None, R_DELETED))
         .route("/api/v1/admin/users", GET, admin::list_users, op("List and search users (paged: q, after, limit)", true, None, R_ADMIN))

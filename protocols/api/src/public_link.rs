@@ -53,11 +53,11 @@ fn cookie(h: &HeaderMap) -> Option<String> {
     })
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <title>{t}</title><style>body{{font-family:sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem}}\
@@ -177,7 +177,7 @@ async fn password_post(state: &ApiState, token: &str, req: Request<Body>, addr: 
     }
 }
 
-fn form_urlencoded_value(body: &[u8], key: &str) -> Option<String> {
+pub(crate) fn form_urlencoded_value(body: &[u8], key: &str) -> Option<String> {
     std::str::from_utf8(body).ok()?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k == key).then(|| percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())

@@ -41,6 +41,9 @@ fn share_json(s: &ShareInfo) -> Value {
         "owner": s.owner_name,
         "user": s.grantee_name,
         "permission": permission_of(s.share.write),
+        "reshare": s.reshare,
+        "expires_at": s.expires.map(rfc3339),
+        "expired": s.expires.is_some_and(|t| t <= davit_storage::model::now_nanos()),
         "created": rfc3339(s.share.created),
     });
     if let Some(from) = &s.inherited_from {
@@ -56,6 +59,29 @@ pub struct ShareReq {
     user: String,
     #[serde(default = "read")]
     permission: String,
+    /// The grantee may make download links; absent: a new grant gets its role's default.
+    reshare: Option<bool>,
+    /// When the grant ends by itself: seconds from now, or an RFC 3339 time.
+    expires_in: Option<u64>,
+    expires_at: Option<String>,
+}
+
+/// A moment given as seconds from now or as an RFC 3339 time, in Unix nanoseconds.
+fn moment(expires_in: Option<u64>, expires_at: Option<&str>) -> Result<Option<i64>, Problem> {
+    let bad = |m: &str| Problem::new(StatusCode::BAD_REQUEST, "invalid_input", m.to_owned());
+    match (expires_in, expires_at) {
+        (Some(_), Some(_)) => Err(bad("give expires_in or expires_at, not both")),
+        (Some(secs), None) => {
+            let d = std::time::Duration::from_secs(secs).as_nanos().min(i64::MAX as u128) as i64;
+            Ok(Some(davit_storage::model::now_nanos().saturating_add(d)))
+        }
+        (None, Some(s)) => {
+            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| bad("expires_at is an RFC 3339 time"))?;
+            Ok(Some(t.unix_timestamp_nanos().clamp(0, i64::MAX as i128) as i64))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 fn read() -> String {
@@ -68,7 +94,8 @@ pub async fn create_share(
     JsonBody(req): JsonBody<ShareReq>,
 ) -> Result<Response, Problem> {
     let write = parse_permission(&req.permission)?;
-    let s = state.storage.share(&caller.principal, &req.path, &req.user, write).await?;
+    let until = moment(req.expires_in, req.expires_at.as_deref())?;
+    let s = state.storage.share_with(&caller.principal, &req.path, &req.user, write, req.reshare, until).await?;
     Ok((StatusCode::CREATED, axum::Json(share_json(&s))).into_response())
 }
 
@@ -84,7 +111,10 @@ pub async fn list_shares(State(state): State<ApiState>, caller: Caller) -> Resul
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionReq {
-    permission: String,
+    permission: Option<String>,
+    reshare: Option<bool>,
+    expires_in: Option<u64>,
+    expires_at: Option<String>,
 }
 
 pub async fn update_share(
@@ -93,8 +123,9 @@ pub async fn update_share(
     Path(id): Path<u64>,
     JsonBody(req): JsonBody<PermissionReq>,
 ) -> Result<Response, Problem> {
-    let write = parse_permission(&req.permission)?;
-    let s = state.storage.update_share(&caller.principal, id, write).await?;
+    let write = req.permission.as_deref().map(parse_permission).transpose()?;
+    let until = moment(req.expires_in, req.expires_at.as_deref())?;
+    let s = state.storage.update_share_terms(&caller.principal, id, write, req.reshare, until).await?;
     Ok(axum::Json(share_json(&s)).into_response())
 }
 
@@ -166,6 +197,7 @@ fn link_json(l: &LinkInfo) -> Value {
         "max_downloads": l.link.max_downloads,
         "downloads": l.link.downloads,
         "state": l.state(),
+        "made_by": l.made_by,
     })
 }
 

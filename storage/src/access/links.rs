@@ -10,10 +10,14 @@ use base64::Engine;
 
 use crate::Storage;
 use crate::access::link_usable;
-use crate::access::sharing::{own_item, path_of};
+use crate::access::reshare::{check_made_link_read, check_made_link_write, link_target};
+use crate::access::sharing::path_of;
 use crate::auth::throttle::ClientAddr;
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, ITEMS, LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_OWNER, USERS};
+use crate::meta::db::{
+    self, ITEMS, LINK_MAKERS, LINK_TOKENS, LINKS, LINKS_BY_ITEM, LINKS_BY_MAKER, LINKS_BY_OWNER, USERS,
+};
+use crate::meta::kv::ReadTxn;
 use crate::meta::model::{Kind, Link, LinkState, Principal, Scope, User, now_nanos};
 use crate::meta::names::DrivePath;
 use crate::meta::txn;
@@ -33,9 +37,14 @@ pub struct NewLink {
 #[derive(Clone, Debug)]
 pub struct LinkInfo {
     pub link: Link,
-    /// The item's path in the owner's drive, while it exists.
+    /// The item's path as the viewer sees it (in the owner's drive, or under `/shared` for
+    /// the grantee who made the link), while it exists.
     pub path: Option<String>,
     pub kind: Option<Kind>,
+    /// The grantee who made it through a grant (`access::reshare`); None: the owner.
+    pub made_by: Option<String>,
+    /// Made through a grant that no longer allows it.
+    pub grant_ended: bool,
 }
 
 /// How a link's password is proven: typed in, or by the cookie a typed password earned.
@@ -72,13 +81,67 @@ fn state_name(l: &Link) -> &'static str {
 
 impl LinkInfo {
     pub fn state(&self) -> &'static str {
-        state_name(&self.link)
+        match state_name(&self.link) {
+            "active" if self.grant_ended => "grant ended",
+            s => s,
+        }
     }
 }
 
+/// Where `viewer` sees an item: its path in their drive when it is theirs, else under
+/// `/shared/<owner>/…` through their grants (None when no grant reaches it any more).
+fn shown_path(t: &ReadTxn, viewer: u64, link: &Link) -> Result<Option<String>> {
+    let items = t.open_table(ITEMS)?;
+    if link.owner == viewer {
+        return path_of(&items, link.item).map(Some);
+    }
+    let grants = crate::access::grants_to(t, viewer)?;
+    let mut names = Vec::new();
+    let mut cur = txn::get_item(&items, link.item)?;
+    while let Some(it) = cur {
+        if let Some(g) = grants.top.iter().find(|g| g.item.id == it.id) {
+            names.push(g.shown_as.clone());
+            names.push(g.owner_name.clone());
+            names.push(crate::meta::names::SHARED_ROOT.to_owned());
+            names.reverse();
+            return Ok(Some(format!("/{}", names.join("/"))));
+        }
+        if it.parent == 0 || names.len() > 4096 {
+            break;
+        }
+        names.push(it.name.clone());
+        cur = txn::get_item(&items, it.parent)?;
+    }
+    Ok(None)
+}
+
+/// A link as `viewer` sees it.
+fn link_info(t: &ReadTxn, viewer: u64, link: Link) -> Result<LinkInfo> {
+    let items = t.open_table(ITEMS)?;
+    let item = if link.state == LinkState::Deleted { None } else { txn::get_item(&items, link.item)? };
+    let path = match &item {
+        Some(_) => shown_path(t, viewer, &link)?,
+        None => None,
+    };
+    let maker = t.open_table(LINK_MAKERS)?.get(link.id)?.map(|v| v.value());
+    let made_by = match maker {
+        Some(m) => Some(
+            t.open_table(USERS)?
+                .get(m)?
+                .map(|v| db::decode::<User>(v.value()))
+                .transpose()?
+                .map_or_else(|| format!("#{m}"), |u| u.username),
+        ),
+        None => None,
+    };
+    let grant_ended = matches!(check_made_link_read(t, &link), Err(Error::Gone(_)));
+    Ok(LinkInfo { kind: item.map(|i| i.kind), path, made_by, grant_ended, link })
+}
+
 impl Storage {
-    /// Makes a link to the item at `path` of the caller's drive; returns it and its token
-    /// (shown once).
+    /// Makes a link to the item at `path` of the caller's drive, or, when a grant allows it
+    /// (`access::reshare`), a download link to an item shared with the caller; returns it and
+    /// its token (shown once).
     pub async fn create_link(&self, p: &Principal, path: &str, new: NewLink) -> Result<(LinkInfo, String)> {
         let path = DrivePath::parse(path)?;
         let now = now_nanos();
@@ -105,13 +168,13 @@ impl Storage {
             None => None,
         };
         let p2 = p.clone();
-        let item = self.core.db.read(move |t| own_item(t, &p2, &path)).await?;
+        let (item, owner, maker) = self.core.db.read(move |t| link_target(t, &p2, &path, new.upload)).await?;
         if new.upload && !item.is_folder() {
             return Err(Error::InvalidInput("an upload link needs a folder".into()));
         }
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::crypto::random_bytes::<32>());
         let hash = token_hash(&token);
-        let (owner, item_id, upload, max_downloads) = (p.user_id, item.id, new.upload, new.max_downloads);
+        let (item_id, upload, max_downloads) = (item.id, new.upload, new.max_downloads);
         let link = self
             .core
             .db
@@ -135,43 +198,59 @@ impl Storage {
                 txn.open_table(LINK_TOKENS)?.insert(&hash, link.id)?;
                 txn.open_table(LINKS_BY_OWNER)?.insert((owner, link.id), item_id)?;
                 txn.open_table(LINKS_BY_ITEM)?.insert((item_id, link.id), owner)?;
+                if let Some(maker) = maker {
+                    txn.open_table(LINK_MAKERS)?.insert(link.id, maker)?;
+                    txn.open_table(LINKS_BY_MAKER)?.insert((maker, link.id), item_id)?;
+                    // The grant may have been revoked or narrowed since it was read.
+                    check_made_link_write(txn, &txn.open_table(ITEMS)?, &link)
+                        .map_err(|_| Error::Forbidden("the grant no longer allows links to this item".into()))?;
+                }
                 Ok(link)
             })
             .await?;
-        let path = self.core.db.read(move |t| path_of(&t.open_table(ITEMS)?, item_id)).await?;
-        Ok((LinkInfo { link, path: Some(path), kind: Some(item.kind) }, token))
+        let viewer = p.user_id;
+        self.core.db.read(move |t| link_info(t, viewer, link)).await.map(|info| (info, token))
     }
 
-    /// The caller's links, ended ones included (with their state).
+    /// The caller's links, ended ones included (with their state): those of their items,
+    /// whoever made them, and those they made through grants.
     pub async fn list_links(&self, p: &Principal) -> Result<Vec<LinkInfo>> {
         let me = p.user_id;
         self.core
             .db
             .read(move |t| {
                 let links = t.open_table(LINKS)?;
-                let items = t.open_table(ITEMS)?;
-                let mut out = Vec::new();
+                let mut ids = Vec::new();
                 for e in t.open_table(LINKS_BY_OWNER)?.range((me, 0)..(me + 1, 0))? {
-                    let Some(v) = links.get(e?.0.value().1)? else { continue };
-                    let link: Link = db::decode(v.value())?;
-                    let item = if link.state == LinkState::Deleted { None } else { txn::get_item(&items, link.item)? };
-                    let path = item.as_ref().map(|i| path_of(&items, i.id)).transpose()?;
-                    out.push(LinkInfo { kind: item.map(|i| i.kind), path, link });
+                    ids.push(e?.0.value().1);
+                }
+                for e in t.open_table(LINKS_BY_MAKER)?.range((me, 0)..(me + 1, 0))? {
+                    ids.push(e?.0.value().1);
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                let mut out = Vec::new();
+                for id in ids {
+                    let Some(v) = links.get(id)? else { continue };
+                    out.push(link_info(t, me, db::decode(v.value())?)?);
                 }
                 Ok(out)
             })
             .await
     }
 
-    /// Revokes one of the caller's links: its URL answers 410 Gone from now on.
+    /// Revokes a link of the caller's, or one they made through a grant: its URL answers
+    /// 410 Gone from now on.
     pub async fn revoke_link(&self, p: &Principal, id: u64) -> Result<()> {
         let me = p.user_id;
         self.core
             .db
             .write((), move |ctx| {
+                let maker = ctx.txn.open_table(LINK_MAKERS)?.get(id)?.map(|v| v.value());
                 let mut links = ctx.txn.open_table(LINKS)?;
                 let link = links.get(id)?.map(|v| db::decode::<Link>(v.value())).transpose()?;
-                let mut link = link.filter(|l| l.owner == me).ok_or_else(|| Error::not_found(What::Link))?;
+                let mine = |l: &Link| me != 0 && (l.owner == me || maker == Some(me));
+                let mut link = link.filter(mine).ok_or_else(|| Error::not_found(What::Link))?;
                 if link.state == LinkState::Active {
                     link.state = LinkState::Revoked;
                     links.insert(id, db::encode(&link).as_slice())?;
@@ -198,6 +277,7 @@ impl Storage {
                     return Err(Error::missing(What::Link, "no such link"));
                 }
                 link_usable(&link)?;
+                check_made_link_read(t, &link)?;
                 let owner: User = db::decode(
                     t.open_table(USERS)?
                         .get(link.owner)?
@@ -258,6 +338,7 @@ impl Storage {
                     links.get(link_id)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value(),
                 )?;
                 link_usable(&link)?;
+                check_made_link_write(ctx.txn, &ctx.txn.open_table(ITEMS)?, &link)?;
                 link.downloads += 1;
                 links.insert(link_id, db::encode(&link).as_slice())?;
                 Ok(())

@@ -7,6 +7,7 @@
 
 pub(crate) mod links;
 pub mod policy;
+pub(crate) mod reshare;
 pub(crate) mod sharing;
 
 use std::collections::{HashMap, HashSet};
@@ -14,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use crate::meta::kv::{ReadTxn, Readable};
 
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, CHILDREN, ITEMS, LINKS, SHARES, SHARES_BY_GRANTEE, USERS};
+use crate::meta::db::{self, CHILDREN, ITEMS, LINKS, SHARE_EXPIRY, SHARES, SHARES_BY_GRANTEE, USERS};
 use crate::meta::model::{Item, Link, LinkState, Principal, Scope, Share, User, child_key, now_nanos};
 use crate::meta::names::{DrivePath, SHARED_ROOT};
 use crate::meta::txn::{self, W};
@@ -158,15 +159,30 @@ fn distinct(name: &str, taken: &HashSet<String>) -> String {
     (2..=taken.len() + 2).map(|k| format!("{stem} ({k}){ext}")).find(|n| !taken.contains(n)).expect("a free name")
 }
 
+/// When a grant ends by itself (Unix nanoseconds), if it was given an end.
+pub(crate) fn grant_end(expiry: &impl Readable<u64, u64>, share: u64) -> Result<Option<i64>> {
+    Ok(expiry.get(share)?.map(|v| v.value().min(i64::MAX as u64) as i64))
+}
+
+/// Whether a grant has reached its end: then it reaches nothing, as if revoked.
+pub(crate) fn grant_expired(expiry: &impl Readable<u64, u64>, share: u64, now: i64) -> Result<bool> {
+    Ok(grant_end(expiry, share)?.is_some_and(|end| end <= now))
+}
+
 pub(crate) fn grants_to(t: &ReadTxn, grantee: u64) -> Result<Grants> {
     let items = t.open_table(ITEMS)?;
     let shares = t.open_table(SHARES)?;
+    let expiry = t.open_table(SHARE_EXPIRY)?;
+    let now = now_nanos();
     let users = t.open_table(USERS)?;
     let mut all = Vec::new();
     for e in t.open_table(SHARES_BY_GRANTEE)?.range((grantee, 0)..(grantee + 1, 0))? {
         let share_id = e?.0.value().1;
         let Some(v) = shares.get(share_id)? else { continue };
         let share: Share = db::decode(v.value())?;
+        if grant_expired(&expiry, share.id, now)? {
+            continue;
+        }
         let Some(item) = txn::get_item(&items, share.item)? else { continue };
         all.push((share, item));
     }
@@ -328,7 +344,7 @@ fn recheck_for(w: &W<'_>, place: &Place, write: bool) -> Result<()> {
             let ok = match shares.get(share)? {
                 Some(v) => !write || db::decode::<Share>(v.value())?.write,
                 None => false,
-            };
+            } && !grant_expired(&w.txn.open_table(SHARE_EXPIRY)?, share, now_nanos())?;
             if !ok {
                 return Err(Error::Forbidden(format!("{} is no longer shared with you for that", place.path)));
             }
@@ -338,6 +354,7 @@ fn recheck_for(w: &W<'_>, place: &Place, write: bool) -> Result<()> {
             let l: Link =
                 db::decode(links.get(link)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value())?;
             link_usable(&l)?;
+            reshare::check_made_link_write(w.txn, &w.items, &l)?;
         }
         _ => return Ok(()),
     }

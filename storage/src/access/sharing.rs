@@ -8,7 +8,9 @@ use crate::meta::kv::{ReadTxn, Readable};
 use crate::Storage;
 use crate::access;
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, CHILDREN, ITEMS, SHARES, SHARES_BY_ITEM, SHARES_BY_OWNER, USERS};
+use crate::meta::db::{
+    self, CHILDREN, ITEMS, SHARE_EXPIRY, SHARE_RESHARE, SHARES, SHARES_BY_ITEM, SHARES_BY_OWNER, USERS,
+};
 use crate::meta::grant_rows::{put_share, remove_share_rows};
 use crate::meta::model::{Item, Kind, Principal, Share, User, now_nanos};
 use crate::meta::names::{DrivePath, SHARED_ROOT};
@@ -26,6 +28,35 @@ pub struct ShareInfo {
     pub grantee_name: String,
     /// For "who has access": the folder whose grant reaches the asked item, when not itself.
     pub inherited_from: Option<String>,
+    /// The grantee may make download links of what the grant lets them read.
+    pub reshare: bool,
+    /// When the grant ends by itself (Unix nanoseconds); past it, it reaches nothing.
+    pub expires: Option<i64>,
+}
+
+/// Whether a grant allows links (`access::reshare`).
+fn reshare_of(reshare: &impl Readable<u64, u64>, share: u64) -> Result<bool> {
+    Ok(reshare.get(share)?.is_some_and(|v| v.value() == 1))
+}
+
+/// Sets when a grant ends, in the transaction that writes the grant.
+fn put_expiry(txn: &crate::meta::kv::WriteTxn, share: u64, at: i64) -> Result<()> {
+    if at <= now_nanos() {
+        return Err(Error::InvalidInput("a grant must end in the future".into()));
+    }
+    txn.open_table(SHARE_EXPIRY)?.insert(share, at as u64)?;
+    Ok(())
+}
+
+/// Sets whether a grant allows links, in the transaction that writes the grant.
+fn put_reshare(txn: &crate::meta::kv::WriteTxn, share: u64, on: bool) -> Result<()> {
+    let mut t = txn.open_table(SHARE_RESHARE)?;
+    if on {
+        t.insert(share, 1)?;
+    } else {
+        t.remove(share)?;
+    }
+    Ok(())
 }
 
 /// The path of an item in its owner's drive.
@@ -44,10 +75,13 @@ pub(crate) fn path_of(items: &impl Readable<u64, &'static [u8]>, id: u64) -> Res
 fn owner_view(
     items: &impl Readable<u64, &'static [u8]>,
     users: &impl Readable<u64, &'static [u8]>,
+    (reshare, expiry): (&impl Readable<u64, u64>, &impl Readable<u64, u64>),
     share: Share,
     kind: Kind,
 ) -> Result<ShareInfo> {
     Ok(ShareInfo {
+        reshare: reshare_of(reshare, share.id)?,
+        expires: access::grant_end(expiry, share.id)?,
         path: path_of(items, share.item)?,
         kind,
         owner_name: username(users, share.owner)?,
@@ -79,6 +113,22 @@ impl Storage {
     /// Shares the item at `path` of the caller's drive with a user (by username or email),
     /// or changes the permission of an existing grant to them.
     pub async fn share(&self, p: &Principal, path: &str, with: &str, write: bool) -> Result<ShareInfo> {
+        self.share_with(p, path, with, write, None, None).await
+    }
+
+    /// [`Storage::share`], saying whether the grantee may make download links (`reshare`):
+    /// None keeps an existing grant's setting and gives a new one the default of the
+    /// grantee's role (`access::reshare::default_for`). `expires_at` (Unix nanoseconds) is
+    /// when the grant ends by itself; None keeps an existing grant's end (a new one has none).
+    pub async fn share_with(
+        &self,
+        p: &Principal,
+        path: &str,
+        with: &str,
+        write: bool,
+        reshare: Option<bool>,
+        expires_at: Option<i64>,
+    ) -> Result<ShareInfo> {
         let path = DrivePath::parse(path)?;
         let grantee =
             self.find_user(with).await.map_err(|_| Error::missing(What::User, format!("no user \'{with}\'")))?;
@@ -97,24 +147,33 @@ impl Storage {
                 txn.open_table(ITEMS)?.get(item_id)?.ok_or_else(|| Error::not_found(What::Item))?;
                 txn.open_table(USERS)?.get(grantee.id)?.ok_or_else(|| Error::not_found(What::User))?;
                 let existing = txn.open_table(SHARES_BY_ITEM)?.get((item_id, grantee.id))?.map(|v| v.value());
-                let share = match existing {
+                let (share, links) = match existing {
                     Some(id) => {
                         let mut s: Share = db::decode(
                             txn.open_table(SHARES)?.get(id)?.ok_or_else(|| Error::not_found(What::Share))?.value(),
                         )?;
                         s.write = write;
-                        s
+                        let links = reshare_of(&txn.open_table(SHARE_RESHARE)?, id)?;
+                        (s, reshare.unwrap_or(links))
                     }
-                    None => Share {
-                        id: txn.next_id("next_share_id")?,
-                        item: item_id,
-                        owner,
-                        grantee: grantee.id,
-                        write,
-                        created: now,
-                    },
+                    None => {
+                        let s = Share {
+                            id: txn.next_id("next_share_id")?,
+                            item: item_id,
+                            owner,
+                            grantee: grantee.id,
+                            write,
+                            created: now,
+                        };
+                        (s, reshare.unwrap_or(crate::access::reshare::default_for(grantee.role)))
+                    }
                 };
                 put_share(txn, &share)?;
+                put_reshare(txn, share.id, links)?;
+                if let Some(at) = expires_at {
+                    put_expiry(txn, share.id, at)?;
+                }
+                crate::access::reshare::end_links_no_longer_allowed(txn, share.grantee)?;
                 Ok(share)
             })
             .await?;
@@ -128,7 +187,8 @@ impl Storage {
                 let items = t.open_table(ITEMS)?;
                 let users = t.open_table(USERS)?;
                 let item = txn::get_item(&items, share.item)?.ok_or_else(|| Error::not_found(What::Item))?;
-                owner_view(&items, &users, share, item.kind)
+                let terms = (&t.open_table(SHARE_RESHARE)?, &t.open_table(SHARE_EXPIRY)?);
+                owner_view(&items, &users, terms, share, item.kind)
             })
             .await
     }
@@ -142,18 +202,22 @@ impl Storage {
                 let items = t.open_table(ITEMS)?;
                 let users = t.open_table(USERS)?;
                 let shares = t.open_table(SHARES)?;
+                let reshare = t.open_table(SHARE_RESHARE)?;
+                let expiry = t.open_table(SHARE_EXPIRY)?;
                 let mut mine = Vec::new();
                 for e in t.open_table(SHARES_BY_OWNER)?.range((me, 0)..(me + 1, 0))? {
                     let Some(v) = shares.get(e?.0.value().1)? else { continue };
                     let share: Share = db::decode(v.value())?;
                     let Some(item) = txn::get_item(&items, share.item)? else { continue };
-                    mine.push(owner_view(&items, &users, share, item.kind)?);
+                    mine.push(owner_view(&items, &users, (&reshare, &expiry), share, item.kind)?);
                 }
                 let grants = access::grants_to(t, me)?;
                 let me_name = username(&users, me)?;
                 let mut with_me = Vec::new();
                 for g in &grants.top {
                     with_me.push(ShareInfo {
+                        reshare: reshare_of(&reshare, g.share.id)?,
+                        expires: access::grant_end(&expiry, g.share.id)?,
                         path: format!("/{SHARED_ROOT}/{}/{}", g.owner_name, g.shown_as),
                         kind: g.item.kind,
                         owner_name: g.owner_name.clone(),
@@ -185,6 +249,8 @@ impl Storage {
                     let Some(g) = top else { continue };
                     names.reverse();
                     with_me.push(ShareInfo {
+                        reshare: reshare_of(&reshare, share.id)?,
+                        expires: access::grant_end(&expiry, share.id)?,
                         path: format!("/{SHARED_ROOT}/{}/{}/{}", g.owner_name, g.shown_as, names.join("/")),
                         kind: item.kind,
                         owner_name: g.owner_name.clone(),
@@ -201,6 +267,20 @@ impl Storage {
 
     /// Changes a grant's permission (its owner only).
     pub async fn update_share(&self, p: &Principal, id: u64, write: bool) -> Result<ShareInfo> {
+        self.update_share_terms(p, id, Some(write), None, None).await
+    }
+
+    /// Changes a grant's permission, whether it allows links and when it ends (its owner
+    /// only); None leaves that part as it is. Turning links off ends the links made through
+    /// the grant.
+    pub async fn update_share_terms(
+        &self,
+        p: &Principal,
+        id: u64,
+        write: Option<bool>,
+        reshare: Option<bool>,
+        expires_at: Option<i64>,
+    ) -> Result<ShareInfo> {
         let owner = p.user_id;
         let share = self
             .core
@@ -208,8 +288,20 @@ impl Storage {
             .write((), move |ctx| {
                 let v = ctx.txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
                 let mut s = v.filter(|s| s.owner == owner).ok_or_else(|| Error::not_found(What::Share))?;
-                s.write = write;
+                // Links that ended with the grant as it is (past its end) stay ended when
+                // the end moves later.
+                crate::access::reshare::end_links_no_longer_allowed(ctx.txn, s.grantee)?;
+                if let Some(write) = write {
+                    s.write = write;
+                }
                 put_share(ctx.txn, &s)?;
+                if let Some(at) = expires_at {
+                    put_expiry(ctx.txn, s.id, at)?;
+                }
+                if let Some(on) = reshare {
+                    put_reshare(ctx.txn, s.id, on)?;
+                    crate::access::reshare::end_links_no_longer_allowed(ctx.txn, s.grantee)?;
+                }
                 Ok(s)
             })
             .await?;
@@ -224,7 +316,10 @@ impl Storage {
             .write((), move |ctx| {
                 let v = ctx.txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
                 let s = v.filter(|s| s.owner == me || s.grantee == me).ok_or_else(|| Error::not_found(What::Share))?;
-                remove_share_rows(ctx.txn, &s)
+                put_reshare(ctx.txn, s.id, false)?;
+                ctx.txn.open_table(SHARE_EXPIRY)?.remove(s.id)?;
+                remove_share_rows(ctx.txn, &s)?;
+                crate::access::reshare::end_links_no_longer_allowed(ctx.txn, s.grantee)
             })
             .await
     }
@@ -242,6 +337,8 @@ impl Storage {
                 let users = t.open_table(USERS)?;
                 let shares = t.open_table(SHARES)?;
                 let by_item = t.open_table(SHARES_BY_ITEM)?;
+                let reshare = t.open_table(SHARE_RESHARE)?;
+                let expiry = t.open_table(SHARE_EXPIRY)?;
                 let mut out = Vec::new();
                 let mut cur = Some(item.clone());
                 while let Some(it) = cur {
@@ -252,6 +349,8 @@ impl Storage {
                         let Some(v) = shares.get(e?.1.value())? else { continue };
                         let share: Share = db::decode(v.value())?;
                         out.push(ShareInfo {
+                            reshare: reshare_of(&reshare, share.id)?,
+                            expires: access::grant_end(&expiry, share.id)?,
                             path: path.to_string(),
                             kind: item.kind,
                             owner_name: username(&users, share.owner)?,

@@ -24,6 +24,9 @@ pub enum Purpose {
     EmailChange,
     /// Turns the mailed second factor on or off.
     SecondFactor,
+    /// The one-click link beside the `Verify` code: the same lifetime, and using either
+    /// uses both up.
+    VerifyLink,
 }
 
 impl Purpose {
@@ -34,6 +37,7 @@ impl Purpose {
             Purpose::PasswordReset => "reset",
             Purpose::EmailChange => "email",
             Purpose::SecondFactor => "2fa",
+            Purpose::VerifyLink => "verify-link",
         }
     }
 }
@@ -71,6 +75,52 @@ impl Storage {
             })
             .await?;
         Ok(code)
+    }
+
+    /// A new account's verification code and the token of the link mailed beside it, written
+    /// in one commit: a registration's work must not grow for a new account only, or its
+    /// timing would tell that the account is new. The token is `<user id>.<256 random bits>`,
+    /// kept like a code (its hash, the code's lifetime and tries): the id only finds the
+    /// record; the random part is the secret.
+    pub async fn new_verification(&self, user: u64) -> Result<(String, String)> {
+        use base64::Engine;
+        let code = random_string(b"0123456789", 6);
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::crypto::random_bytes::<32>());
+        let expires = now_nanos() + CODE_TTL_NANOS;
+        let rec = |s: &str| {
+            db::encode(&CodeRecord { hash: sha256(s.as_bytes()), expires, tries_left: MAX_TRIES, payload: None })
+        };
+        let (code_rec, link_rec) = (rec(&code), rec(&secret));
+        self.core
+            .db
+            .write((), move |ctx| {
+                let mut codes = ctx.txn.open_table(CODES)?;
+                codes.insert((user, Purpose::Verify.key()), code_rec.as_slice())?;
+                codes.insert((user, Purpose::VerifyLink.key()), link_rec.as_slice())?;
+                Ok(())
+            })
+            .await?;
+        Ok((code, format!("{user}.{secret}")))
+    }
+
+    /// Uses a link token made by [`Storage::new_verification`]: the user it was made for.
+    pub async fn take_link_token(&self, token: &str, purpose: Purpose) -> Result<u64> {
+        let wrong = || Error::InvalidCode("this link is wrong, expired or used already; ask for a new one".into());
+        let (user, secret) = token.split_once('.').ok_or_else(wrong)?;
+        let user: u64 = user.parse().map_err(|_| wrong())?;
+        self.take_code(user, purpose, secret).await.map_err(|_| wrong())?;
+        Ok(user)
+    }
+
+    /// Removes a code not used (its twin was).
+    pub(crate) async fn forget_code(&self, user: u64, purpose: Purpose) -> Result<()> {
+        self.core
+            .db
+            .write((), move |ctx| {
+                ctx.txn.open_table(CODES)?.remove((user, purpose.key()))?;
+                Ok(())
+            })
+            .await
     }
 
     /// Uses a code: on success it is gone and its payload returned; a wrong one uses up a

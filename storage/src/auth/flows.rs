@@ -19,8 +19,11 @@ const RESEND_EVERY: Duration = Duration::from_secs(60);
 /// answer whether an address or a username has an account.
 #[derive(Debug)]
 pub enum AccountMail {
-    /// The code that confirms a new account.
-    Verify { to: String, code: String },
+    /// The code that confirms a new account, and the token of the one-click link that does
+    /// the same (`verify_by_link`).
+    Verify { to: String, code: String, link: String },
+    /// A code that signs in without a password (`login_code_mail`).
+    LoginCode { to: String, code: String },
     /// Someone registered with an address that already has an account.
     EmailTaken { to: String },
     /// Someone registered with a new address but a username that is taken.
@@ -37,6 +40,7 @@ impl AccountMail {
     pub fn to(&self) -> &str {
         match self {
             AccountMail::Verify { to, .. }
+            | AccountMail::LoginCode { to, .. }
             | AccountMail::EmailTaken { to }
             | AccountMail::UsernameTaken { to, .. }
             | AccountMail::Reset { to, .. }
@@ -145,8 +149,8 @@ impl Storage {
                     .await;
                 match created {
                     Ok(user) => {
-                        let code = self.new_code(user.id, Purpose::Verify, None).await?;
-                        AccountMail::Verify { to: email, code }
+                        let (code, link) = self.new_verification(user.id).await?;
+                        AccountMail::Verify { to: email, code, link }
                     }
                     // Taken in the meantime by a concurrent registration.
                     Err(Error::AlreadyExists(m)) if m.contains("email") => AccountMail::EmailTaken { to: email },
@@ -189,7 +193,20 @@ impl Storage {
             return Err(invalid_code());
         }
         self.take_code(user.id, Purpose::Verify, code).await?;
-        self.update_user(user.id, |u| {
+        self.forget_code(user.id, Purpose::VerifyLink).await?;
+        self.activate(user.id).await
+    }
+
+    /// Activates a pending account with the token of the link mailed beside its code; the
+    /// code is used up with it.
+    pub async fn verify_by_link(&self, token: &str) -> Result<User> {
+        let user = self.take_link_token(token, Purpose::VerifyLink).await?;
+        self.forget_code(user, Purpose::Verify).await?;
+        self.activate(user).await
+    }
+
+    async fn activate(&self, user: u64) -> Result<User> {
+        self.update_user(user, |u| {
             if u.status == Status::Pending {
                 u.status = Status::Active;
             }
@@ -208,8 +225,36 @@ impl Storage {
             tracing::info!(recipient = %self.mail_tag(&to), "verification code not resent: too many mails lately");
             return Ok(None);
         }
-        let code = self.new_code(user.id, Purpose::Verify, None).await?;
-        Ok(Some(AccountMail::Verify { to, code }))
+        let (code, link) = self.new_verification(user.id).await?;
+        Ok(Some(AccountMail::Verify { to, code, link }))
+    }
+
+    /// Whether signing in with a mailed code alone is on (`StorageConfig::login_by_code`).
+    /// It is on by default: whoever reads the mailbox can already reset the password, so a
+    /// code to that mailbox lets in nobody who could not get in already.
+    pub fn login_by_code_allowed(&self) -> Result<()> {
+        if self.core.config.login_by_code {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("signing in with a mailed code alone is turned off on this server".into()))
+        }
+    }
+
+    /// The mail a sign-in by code asked for `login` sends: a code for a usable account with
+    /// an address (completed by `login_otp`); nothing for an unknown, pending or disabled
+    /// account, or past the mail limits. Run after the answer is sent, so that the answer and
+    /// its timing are the same whichever it is.
+    pub async fn login_code_mail(&self, login: &str, addr: Option<ClientAddr>) -> Result<Option<AccountMail>> {
+        self.login_by_code_allowed()?;
+        let user = self.find_user(login).await.ok().filter(|u| super::account_usable(u).is_ok());
+        let Some((user, to)) = user.and_then(|u| u.email.clone().map(|e| (u, e))) else { return Ok(None) };
+        // Checked before a new code replaces one already mailed.
+        if !self.throttle().mail_allowed(&to, addr) {
+            tracing::info!(recipient = %self.mail_tag(&to), "sign-in code not mailed: too many mails lately");
+            return Ok(None);
+        }
+        let code = self.new_code(user.id, Purpose::Login, None).await?;
+        Ok(Some(AccountMail::LoginCode { to, code }))
     }
 
     pub async fn login(&self, login: &str, password: &str, addr: Option<ClientAddr>) -> Result<LoginOutcome> {

@@ -107,6 +107,16 @@ pub const LOCKS_BY_ITEM: Table<(u64, u64), u64> = Table::new("locks_by_item");
 pub const LOCKS_BELOW: Table<(u64, u64), u64> = Table::new("locks_below");
 /// (expiry in Unix nanoseconds, lock) -> locked item: locks with a timeout, soonest first.
 pub const LOCK_EXPIRY: Table<(u64, u64), u64> = Table::new("lock_expiry");
+/// share -> 1: the grantee may make download links of what the grant lets them read
+/// (`access::links`). A row of a share that no longer exists means nothing.
+pub const SHARE_RESHARE: Table<u64, u64> = Table::new("share_reshare");
+/// link -> the grantee who made it, for a link made through a grant (ends with the grant).
+pub const LINK_MAKERS: Table<u64, u64> = Table::new("link_makers");
+/// (grantee who made it, link) -> item.
+pub const LINKS_BY_MAKER: Table<(u64, u64), u64> = Table::new("links_by_maker");
+/// share -> the Unix nanosecond at which the grant ends (grants without an end have no row).
+/// A row of a share that no longer exists means nothing.
+pub const SHARE_EXPIRY: Table<u64, u64> = Table::new("share_expiry");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -142,6 +152,10 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &LOCKS_BY_ITEM,
     &LOCKS_BELOW,
     &LOCK_EXPIRY,
+    &SHARE_RESHARE,
+    &LINK_MAKERS,
+    &LINKS_BY_MAKER,
+    &SHARE_EXPIRY,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -523,5 +537,9 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(LOCKS_BY_ITEM)?;
     txn.open_table(LOCKS_BELOW)?;
     txn.open_table(LOCK_EXPIRY)?;
+    txn.open_table(SHARE_RESHARE)?;
+    txn.open_table(LINK_MAKERS)?;
+    txn.open_table(LINKS_BY_MAKER)?;
+    txn.open_table(SHARE_EXPIRY)?;
     Ok(())
 }

@@ -71,6 +71,10 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("locks_by_item", 28),
     ("locks_below", 29),
     ("lock_expiry", 30),
+    ("share_reshare", 35),
+    ("link_makers", 36),
+    ("links_by_maker", 37),
+    ("share_expiry", 38),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
