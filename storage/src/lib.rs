@@ -8,11 +8,13 @@
 // operations; `access` decides who reaches what; `auth` proves who one is. Dependencies
 // point from rules down to `meta`, never back.
 mod access;
+pub mod audit;
 pub mod auth;
 mod content;
 pub mod crypto;
 mod error;
 mod meta;
+pub mod metrics;
 mod migrate;
 pub mod perms;
 #[cfg(test)]
@@ -83,6 +85,10 @@ pub struct StorageConfig {
     pub chunk_grace: Option<Duration>,
     /// Where chunks are kept.
     pub chunks: ChunkStore,
+    /// Where audit lines go (events are stored in any case).
+    pub audit_log: audit::AuditLog,
+    /// How long audit events are kept in the store.
+    pub audit_retention: Duration,
 }
 
 /// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
@@ -131,6 +137,8 @@ impl StorageConfig {
             link_max_lifetime: Duration::from_secs(30 * 24 * 3600),
             chunk_grace: None,
             chunks: ChunkStore::Local,
+            audit_log: audit::AuditLog::Off,
+            audit_retention: audit::DEFAULT_RETENTION,
         }
     }
 }
@@ -153,6 +161,8 @@ pub(crate) struct Core {
     pub chunk_slots: Arc<tokio::sync::Semaphore>,
     /// HS256 key of access tokens, kept in META so every node signs alike (see `sessions`).
     pub jwt_key: Vec<u8>,
+    /// Where audit lines go.
+    pub audit: audit::Sink,
 }
 
 /// The handle front ends hold. Cheap to clone.
@@ -188,6 +198,7 @@ impl Storage {
             }
         }
         let keys = Keys::derive(&format::open(&db, &master)?);
+        metrics::load(&db)?;
         content::grace::record_mode(&db, config.chunk_grace)?;
         let jwt_key = auth::sessions::load_jwt_key(&db, &keys, &config.data_dir.join(JWT_KEY_FILE))?;
         let collector = Collector::start(db.clone(), backend.clone(), pins.clone());
@@ -210,7 +221,9 @@ impl Storage {
                 tracing::info!(swept, "removed chunk files no committed file references");
             }
         }
+        let audit = audit::Sink::open(&config.audit_log)?;
         let core = Arc::new(Core {
+            audit,
             db,
             keys,
             backend,
@@ -228,6 +241,7 @@ impl Storage {
             Some(grace) => content::grace::start(&core, grace)?,
             None => start_periodic_sweep(&core),
         }
+        audit::start_expiry(&core)?;
         Ok(Storage { core })
     }
 

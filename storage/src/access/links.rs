@@ -139,6 +139,7 @@ impl Storage {
             })
             .await?;
         let path = self.core.db.read(move |t| path_of(&t.open_table(ITEMS)?, item_id)).await?;
+        self.audit(crate::audit::Event::new("link_created").by(p).with("link", link.id).with("path", &path).with("upload", upload)).await;
         Ok((LinkInfo { link, path: Some(path), kind: Some(item.kind) }, token))
     }
 
@@ -178,7 +179,9 @@ impl Storage {
                 }
                 Ok(())
             })
-            .await
+            .await?;
+        self.audit(crate::audit::Event::new("link_revoked").by(p).with("link", id)).await;
+        Ok(())
     }
 
     /// Opens a link for one request: unknown tokens are NotFound, ended links Gone, and a
@@ -222,6 +225,7 @@ impl Storage {
                     let ok = self.core.hasher.verify(hash, pw).await?;
                     if !ok {
                         attempt.failed();
+                        self.audit(crate::audit::Event::new("link_password_failed").from(addr).target(link.owner).with("link", link.id)).await;
                         return Err(Error::Unauthenticated("wrong password for this link".into()));
                     }
                     attempt.succeeded();
@@ -250,7 +254,8 @@ impl Storage {
 
     /// Counts one download of a link, atomically: past its limit, the link is used up.
     pub async fn count_download(&self, link_id: u64) -> Result<()> {
-        self.core
+        let owner = self
+            .core
             .db
             .write((), move |ctx| {
                 let mut links = ctx.txn.open_table(LINKS)?;
@@ -260,8 +265,10 @@ impl Storage {
                 link_usable(&link)?;
                 link.downloads += 1;
                 links.insert(link_id, db::encode(&link).as_slice())?;
-                Ok(())
+                Ok(link.owner)
             })
-            .await
+            .await?;
+        self.audit(crate::audit::Event::new("link_used").target(owner).with("link", link_id)).await;
+        Ok(())
     }
 }

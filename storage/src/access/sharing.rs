@@ -118,6 +118,7 @@ impl Storage {
                 Ok(share)
             })
             .await?;
+        self.audit(crate::audit::Event::new("share_created").by(p).target(share.grantee).with("share", share.id).with("item", share.item).with("write", write)).await;
         self.share_info(share).await
     }
 
@@ -213,20 +214,25 @@ impl Storage {
                 Ok(s)
             })
             .await?;
+        self.audit(crate::audit::Event::new("share_changed").by(p).target(share.grantee).with("share", id).with("write", write)).await;
         self.share_info(share).await
     }
 
     /// Ends a grant: its owner revokes it, or its grantee leaves it.
     pub async fn delete_share(&self, p: &Principal, id: u64) -> Result<()> {
         let me = p.user_id;
-        self.core
+        let s = self
+            .core
             .db
             .write((), move |ctx| {
                 let v = ctx.txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
                 let s = v.filter(|s| s.owner == me || s.grantee == me).ok_or_else(|| Error::not_found(What::Share))?;
-                remove_share_rows(ctx.txn, &s)
+                remove_share_rows(ctx.txn, &s).map(|()| s)
             })
-            .await
+            .await?;
+        let other = if s.owner == me { s.grantee } else { s.owner };
+        self.audit(crate::audit::Event::new("share_revoked").by(p).target(other).with("share", id).with("item", s.item)).await;
+        Ok(())
     }
 
     /// Who has access to the item at `path` of the caller's drive: grants on it and on the

@@ -71,6 +71,8 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("locks_by_item", 28),
     ("locks_below", 29),
     ("lock_expiry", 30),
+    ("audit", 43),
+    ("audit_by_user", 44),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id

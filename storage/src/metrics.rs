@@ -1,0 +1,109 @@
+//! Figures of the chunk store the core keeps as it goes, so a metrics scrape reads a few
+//! atomics instead of walking the tables: chunks, their sealed bytes, and the logical bytes
+//! of every drive (what users stored before deduplication).
+//!
+//! How they stay right: one walk of the tables when the store opens, then every committed
+//! change adds its own difference. A change notes its difference in its `WriteCtx` while
+//! it runs and the writer applies it only after the commit, so a change that is rolled
+//! back, refused, or run again (group commit, PostgreSQL retries) counts once or not at
+//! all. With several nodes each node counts what it saw at its start plus its own changes;
+//! [`Storage::refresh_figures`] walks again (the binary does so hourly).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::Storage;
+use crate::error::Result;
+use crate::meta::db::{self, CHUNKS, ReadTxn, Readable, USAGE};
+use crate::meta::model::ChunkRow;
+
+/// What one change did to the figures, applied once it committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub chunks: i64,
+    pub stored_bytes: i64,
+    pub logical_bytes: i64,
+}
+
+/// The running figures; signed so that a change counted before the walk finished can
+/// never wrap below zero.
+#[derive(Debug, Default)]
+pub struct Figures {
+    chunks: AtomicI64,
+    stored_bytes: AtomicI64,
+    logical_bytes: AtomicI64,
+}
+
+/// A reading of [`Figures`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkFigures {
+    /// Distinct chunks stored (each once, however many files use it).
+    pub chunks: u64,
+    /// Their sealed bytes (files and inline rows).
+    pub stored_bytes: u64,
+    /// What every drive holds, counting shared content once per file.
+    pub logical_bytes: u64,
+}
+
+impl Figures {
+    pub(crate) fn apply(&self, d: Delta) {
+        if d == Delta::default() {
+            return;
+        }
+        self.chunks.fetch_add(d.chunks, Ordering::Relaxed);
+        self.stored_bytes.fetch_add(d.stored_bytes, Ordering::Relaxed);
+        self.logical_bytes.fetch_add(d.logical_bytes, Ordering::Relaxed);
+    }
+
+    fn set(&self, d: Delta) {
+        self.chunks.store(d.chunks, Ordering::Relaxed);
+        self.stored_bytes.store(d.stored_bytes, Ordering::Relaxed);
+        self.logical_bytes.store(d.logical_bytes, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> ChunkFigures {
+        let get = |a: &AtomicI64| a.load(Ordering::Relaxed).max(0) as u64;
+        ChunkFigures {
+            chunks: get(&self.chunks),
+            stored_bytes: get(&self.stored_bytes),
+            logical_bytes: get(&self.logical_bytes),
+        }
+    }
+}
+
+/// The figures as the tables hold them: the walk at open (and on refresh).
+pub(crate) fn walk(t: &ReadTxn) -> Result<Delta> {
+    let mut d = Delta::default();
+    for e in t.open_table(CHUNKS)?.iter()? {
+        let row: ChunkRow = db::decode(e?.1.value())?;
+        d.chunks += 1;
+        d.stored_bytes += row.len as i64;
+    }
+    for e in t.open_table(USAGE)?.iter()? {
+        d.logical_bytes += e?.1.value().0 as i64;
+    }
+    Ok(d)
+}
+
+impl Storage {
+    /// The chunk store's figures, as kept (no table is read).
+    pub fn chunk_figures(&self) -> ChunkFigures {
+        self.core.db.figures().read()
+    }
+
+    /// Walks the tables again and resets the figures to what they hold: with several nodes,
+    /// brings in what the others changed. Takes a read snapshot; changes committing during
+    /// the walk may be counted twice or not at all until the next one.
+    pub async fn refresh_figures(&self) -> Result<()> {
+        let db = self.core.db.clone();
+        let d = db.read(walk).await?;
+        db.figures().set(d);
+        Ok(())
+    }
+}
+
+/// At open, before the writer has anything to do: the walk and the start agree exactly.
+pub(crate) fn load(db: &db::Db) -> Result<()> {
+    let d = db.read_sync(walk)?;
+    db.figures().set(d);
+    Ok(())
+}
