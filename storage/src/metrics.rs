@@ -1,15 +1,16 @@
-//! Figures of the chunk store the core keeps as it goes, so a metrics scrape reads a few
-//! atomics instead of walking the tables: chunks, their sealed bytes, and the logical bytes
-//! of every drive (what users stored before deduplication).
+//! Counters the core keeps for the metrics endpoint, so a scrape reads a few atomics instead
+//! of walking the tables: the chunk store's figures (chunks, their sealed bytes, and the
+//! logical bytes of every drive, what users stored before deduplication), and sign-in
+//! failures and throttled attempts.
 //!
-//! How they stay right: one walk of the tables when the store opens, then every committed
+//! How the figures stay right: one walk of the tables when the store opens, then every committed
 //! change adds its own difference. A change notes its difference in its `WriteCtx` while
 //! it runs and the writer applies it only after the commit, so a change that is rolled
 //! back, refused, or run again (group commit, PostgreSQL retries) counts once or not at
 //! all. With several nodes each node counts what it saw at its start plus its own changes;
 //! [`Storage::refresh_figures`] walks again (the binary does so hourly).
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::Storage;
 use crate::error::Result;
@@ -106,4 +107,34 @@ pub(crate) fn load(db: &db::Db) -> Result<()> {
     let d = db.read_sync(walk)?;
     db.figures().set(d);
     Ok(())
+}
+
+/// Sign-in failures (wrong passwords, codes, S3 signatures) and attempts the throttle
+/// refused, counted by the throttle that sees them all.
+#[derive(Debug, Default)]
+pub struct AuthCounts {
+    failures: AtomicU64,
+    throttled: AtomicU64,
+}
+
+impl AuthCounts {
+    pub(crate) fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (failures, throttled) since the start.
+    pub fn read(&self) -> (u64, u64) {
+        (self.failures.load(Ordering::Relaxed), self.throttled.load(Ordering::Relaxed))
+    }
+}
+
+impl Storage {
+    /// Sign-in failures and throttled attempts since the start: (failures, throttled).
+    pub fn auth_counts(&self) -> (u64, u64) {
+        self.core.throttle.counted.read()
+    }
 }
