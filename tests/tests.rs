@@ -5,6 +5,7 @@ mod api;
 mod files;
 mod format;
 mod migrate;
+mod ops_metrics;
 mod process;
 mod s3;
 mod s3_sdk;

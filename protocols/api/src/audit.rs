@@ -28,12 +28,20 @@ fn page(p: AuditPage) -> Response {
     axum::Json(json!({ "items": items, "next": p.next.map(|c| c.to_string()) })).into_response()
 }
 
-pub async fn all(State(state): State<ApiState>, caller: Caller, Query(q): Query<PageQuery>) -> Result<Response, Problem> {
+pub async fn all(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, Problem> {
     let (cursor, limit) = parse(&q)?;
     Ok(page(state.storage.audit_page(&caller.principal, cursor, limit).await?))
 }
 
-pub async fn mine(State(state): State<ApiState>, caller: Caller, Query(q): Query<PageQuery>) -> Result<Response, Problem> {
+pub async fn mine(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, Problem> {
     let (cursor, limit) = parse(&q)?;
     Ok(page(state.storage.my_audit_page(&caller.principal, cursor, limit).await?))
 }

@@ -139,7 +139,14 @@ impl Storage {
             })
             .await?;
         let path = self.core.db.read(move |t| path_of(&t.open_table(ITEMS)?, item_id)).await?;
-        self.audit(crate::audit::Event::new("link_created").by(p).with("link", link.id).with("path", &path).with("upload", upload)).await;
+        self.audit(
+            crate::audit::Event::new("link_created")
+                .by(p)
+                .with("link", link.id)
+                .with("path", &path)
+                .with("upload", upload),
+        )
+        .await;
         Ok((LinkInfo { link, path: Some(path), kind: Some(item.kind) }, token))
     }
 
@@ -225,7 +232,13 @@ impl Storage {
                     let ok = self.core.hasher.verify(hash, pw).await?;
                     if !ok {
                         attempt.failed();
-                        self.audit(crate::audit::Event::new("link_password_failed").from(addr).target(link.owner).with("link", link.id)).await;
+                        self.audit(
+                            crate::audit::Event::new("link_password_failed")
+                                .from(addr)
+                                .target(link.owner)
+                                .with("link", link.id),
+                        )
+                        .await;
                         return Err(Error::Unauthenticated("wrong password for this link".into()));
                     }
                     attempt.succeeded();

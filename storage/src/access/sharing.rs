@@ -118,7 +118,15 @@ impl Storage {
                 Ok(share)
             })
             .await?;
-        self.audit(crate::audit::Event::new("share_created").by(p).target(share.grantee).with("share", share.id).with("item", share.item).with("write", write)).await;
+        self.audit(
+            crate::audit::Event::new("share_created")
+                .by(p)
+                .target(share.grantee)
+                .with("share", share.id)
+                .with("item", share.item)
+                .with("write", write),
+        )
+        .await;
         self.share_info(share).await
     }
 
@@ -214,7 +222,14 @@ impl Storage {
                 Ok(s)
             })
             .await?;
-        self.audit(crate::audit::Event::new("share_changed").by(p).target(share.grantee).with("share", id).with("write", write)).await;
+        self.audit(
+            crate::audit::Event::new("share_changed")
+                .by(p)
+                .target(share.grantee)
+                .with("share", id)
+                .with("write", write),
+        )
+        .await;
         self.share_info(share).await
     }
 
@@ -231,7 +246,10 @@ impl Storage {
             })
             .await?;
         let other = if s.owner == me { s.grantee } else { s.owner };
-        self.audit(crate::audit::Event::new("share_revoked").by(p).target(other).with("share", id).with("item", s.item)).await;
+        self.audit(
+            crate::audit::Event::new("share_revoked").by(p).target(other).with("share", id).with("item", s.item),
+        )
+        .await;
         Ok(())
     }
 

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 pub use sink::AuditLog;
 pub(crate) use sink::Sink;
-pub use store::{AuditPage, Cursor};
 pub(crate) use store::start_expiry;
+pub use store::{AuditPage, Cursor};
 
 use crate::Storage;
 use crate::meta::model::{Principal, User};

@@ -142,25 +142,23 @@ fn expire(core: &Core) -> Result<usize> {
 /// Expires old events at start and hourly, on a thread of its own (the store's calls block).
 pub(crate) fn start_expiry(core: &Arc<Core>) -> Result<()> {
     let weak: Weak<Core> = Arc::downgrade(core);
-    std::thread::Builder::new()
-        .name("davit-audit-expiry".into())
-        .spawn(move || {
-            loop {
-                let Some(core) = weak.upgrade() else { return };
-                match expire(&core) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(events = n, "expired audit events past the retention period"),
-                    Err(e) => tracing::warn!(error = %e, "expiring audit events failed; the next round retries"),
-                }
-                drop(core);
-                // Slept in short steps so the thread ends soon after the store is dropped.
-                for _ in 0..3600 {
-                    if weak.strong_count() == 0 {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                }
+    std::thread::Builder::new().name("davit-audit-expiry".into()).spawn(move || {
+        loop {
+            let Some(core) = weak.upgrade() else { return };
+            match expire(&core) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(events = n, "expired audit events past the retention period"),
+                Err(e) => tracing::warn!(error = %e, "expiring audit events failed; the next round retries"),
             }
-        })?;
+            drop(core);
+            // Slept in short steps so the thread ends soon after the store is dropped.
+            for _ in 0..3600 {
+                if weak.strong_count() == 0 {
+                    return;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    })?;
     Ok(())
 }

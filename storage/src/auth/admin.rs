@@ -79,7 +79,14 @@ impl Admin<'_> {
 
     pub async fn create_user(&self, new: NewUser) -> Result<User> {
         let user = self.storage.create_user(new).await?;
-        self.storage.audit(crate::audit::Event::new("admin_user_created").by(&self.caller).target(user.id).with("username", &user.username)).await;
+        self.storage
+            .audit(
+                crate::audit::Event::new("admin_user_created")
+                    .by(&self.caller)
+                    .target(user.id)
+                    .with("username", &user.username),
+            )
+            .await;
         Ok(user)
     }
 
@@ -115,10 +122,18 @@ impl Admin<'_> {
         if user.status == Status::Disabled {
             self.storage.end_sessions(id, None).await?;
         }
-        let e = crate::audit::Event::new("admin_user_changed").by(&self.caller).target(id).with("username", &user.username);
-        let e = [("role", role.map(|r| format!("{r:?}"))), ("quota", quota.map(|q| q.to_string())), ("disabled", disabled.map(|d| d.to_string()))]
-            .into_iter()
-            .fold(e, |e, (k, v)| match v { Some(v) => e.with(k, v), None => e });
+        let e =
+            crate::audit::Event::new("admin_user_changed").by(&self.caller).target(id).with("username", &user.username);
+        let e = [
+            ("role", role.map(|r| format!("{r:?}"))),
+            ("quota", quota.map(|q| q.to_string())),
+            ("disabled", disabled.map(|d| d.to_string())),
+        ]
+        .into_iter()
+        .fold(e, |e, (k, v)| match v {
+            Some(v) => e.with(k, v),
+            None => e,
+        });
         self.storage.audit(e).await;
         Ok(user)
     }
@@ -136,7 +151,14 @@ impl Admin<'_> {
             user_id = user.id,
             "an admin set the password of a user; every session of the user was ended"
         );
-        self.storage.audit(crate::audit::Event::new("admin_password_set").by(&self.caller).target(id).with("username", &user.username)).await;
+        self.storage
+            .audit(
+                crate::audit::Event::new("admin_password_set")
+                    .by(&self.caller)
+                    .target(id)
+                    .with("username", &user.username),
+            )
+            .await;
         Ok(user)
     }
 
@@ -170,7 +192,14 @@ impl Admin<'_> {
 
     pub async fn revoke_access_key(&self, id: u64, key_id: &str) -> Result<()> {
         self.storage.revoke_access_key_of(id, key_id).await?;
-        self.storage.audit(crate::audit::Event::new("admin_access_key_revoked").by(&self.caller).target(id).with("access_key", key_id)).await;
+        self.storage
+            .audit(
+                crate::audit::Event::new("admin_access_key_revoked")
+                    .by(&self.caller)
+                    .target(id)
+                    .with("access_key", key_id),
+            )
+            .await;
         Ok(())
     }
 
@@ -181,7 +210,10 @@ impl Admin<'_> {
 
     pub async fn revoke_app_password(&self, id: u64, app_password: u64) -> Result<()> {
         self.storage.revoke_app_password_of(id, app_password).await?;
-        let e = crate::audit::Event::new("admin_app_password_revoked").by(&self.caller).target(id).with("app_password", app_password);
+        let e = crate::audit::Event::new("admin_app_password_revoked")
+            .by(&self.caller)
+            .target(id)
+            .with("app_password", app_password);
         self.storage.audit(e).await;
         Ok(())
     }

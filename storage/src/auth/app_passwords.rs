@@ -43,7 +43,13 @@ impl Storage {
                 Ok(ap)
             })
             .await?;
-        self.audit(crate::audit::Event::new("app_password_created").by_id(user).with("app_password", ap.id).with("name", &ap.name)).await;
+        self.audit(
+            crate::audit::Event::new("app_password_created")
+                .by_id(user)
+                .with("app_password", ap.id)
+                .with("name", &ap.name),
+        )
+        .await;
         Ok((ap, secret))
     }
 

@@ -247,7 +247,10 @@ impl Storage {
         };
         if let Err(e) = self.take_code(user.id, Purpose::Login, code).await {
             attempt.failed();
-            self.audit(crate::audit::Event::new("login_failed").by_user(&user).from(addr).with("method", "second factor")).await;
+            self.audit(
+                crate::audit::Event::new("login_failed").by_user(&user).from(addr).with("method", "second factor"),
+            )
+            .await;
             return Err(e);
         }
         attempt.succeeded();
@@ -335,7 +338,10 @@ impl Storage {
                 Ok(())
             })
             .await?;
-        self.audit(crate::audit::Event::new("email_changed").by_user(&user).with("email", user.email.as_deref().unwrap_or(""))).await;
+        self.audit(
+            crate::audit::Event::new("email_changed").by_user(&user).with("email", user.email.as_deref().unwrap_or("")),
+        )
+        .await;
         Ok(user)
     }
 
@@ -355,7 +361,8 @@ impl Storage {
                 Ok(())
             })
             .await?;
-        self.audit(crate::audit::Event::new(if on { "second_factor_on" } else { "second_factor_off" }).by_user(&user)).await;
+        self.audit(crate::audit::Event::new(if on { "second_factor_on" } else { "second_factor_off" }).by_user(&user))
+            .await;
         Ok(user)
     }
 }

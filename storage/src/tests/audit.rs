@@ -83,14 +83,24 @@ async fn actions_are_audited_paged_and_hold_no_secret() {
 
     // Nothing secret, in the stored events or their JSON.
     let text: String = all.iter().map(|e| format!("{:?}\n{}\n", e, e.json())).collect();
-    for secret in ["password123", "new-password-2", "wrong-password-1", "typed-secret-3", "nobody-secret-4", "link-pass-9"] {
+    for secret in
+        ["password123", "new-password-2", "wrong-password-1", "typed-secret-3", "nobody-secret-4", "link-pass-9"]
+    {
         assert!(!text.contains(secret), "{secret} is in the audit trail");
     }
     assert!(!text.contains(&token));
 
     // A user sees what they did and what was done to them; not others' doings.
     let mine = all_pages(|c| s.my_audit_page(&alice, c, 2)).await;
-    let alices = ["login", "login_failed", "password_changed", "password_change_failed", "link_revoked", "link_created", "share_created"];
+    let alices = [
+        "login",
+        "login_failed",
+        "password_changed",
+        "password_change_failed",
+        "link_revoked",
+        "link_created",
+        "share_created",
+    ];
     assert_eq!(actions(&mine), alices);
     let roots = all_pages(|c| s.my_audit_page(&admin, c, 2)).await;
     assert_eq!(actions(&roots), ["user_deleted"]);

@@ -159,7 +159,10 @@ impl Storage {
                 Ok((moved, format!("/{name}")))
             })
             .await?;
-        self.audit(crate::audit::Event::new("transfer").by(p).target(target_id).with("item", moved.0.id).with("path", path)).await;
+        self.audit(
+            crate::audit::Event::new("transfer").by(p).target(target_id).with("item", moved.0.id).with("path", path),
+        )
+        .await;
         Ok(moved)
     }
 }
