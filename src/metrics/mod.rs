@@ -11,12 +11,13 @@
 //! an address of its own meant for a private interface (with a token set, that listener
 //! asks for it too). Neither set: no metrics.
 //!
-//! Why hand-written atomics rather than the `prometheus-client` crate: measured per request
-//! (a request counter, a duration histogram and a byte counter, 5 million requests,
-//! release build), fixed arrays of relaxed atomics cost 52 ns on one thread and 47 ns per
-//! request on two, `prometheus-client`'s label families 183 and 188 ns (3.5 to 4 times more:
-//! a hash map lookup under a lock per family). Both are small beside a request; the arrays
-//! also add no dependency, and the labels here are a closed set known at compile time.
+//! Why hand-written atomics (`counters`) rather than the `prometheus-client` crate:
+//! measured per request by `tests/bench/metrics.sh` (a request counter, a duration
+//! histogram and a byte counter; release build, 2 shared cores), the arrays of relaxed
+//! atomics cost about 55 ns a request on one thread and on two, `prometheus-client`'s
+//! label families 230 to 290 ns, 4 to 5 times more (a hash map lookup under a lock per
+//! family). Both are small beside a request; the arrays also add no dependency,
+//! and the labels here are a closed set known at compile time.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -33,33 +34,8 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::server::{Body, BoxError, Front};
 
-/// The protocols requests are counted by (`protocol` label).
-const PROTOCOLS: [&str; 4] = ["webdav", "s3", "api", "link"];
-
-/// Methods get a label of their own; any other is `other`, so a client cannot make series.
-const METHODS: [&str; 15] = [
-    "GET",
-    "HEAD",
-    "PUT",
-    "POST",
-    "DELETE",
-    "PATCH",
-    "OPTIONS",
-    "PROPFIND",
-    "PROPPATCH",
-    "MKCOL",
-    "COPY",
-    "MOVE",
-    "LOCK",
-    "UNLOCK",
-    "other",
-];
-
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-/// Upper bounds of the duration buckets, in seconds: a small API answer takes a millisecond,
-/// a large upload or download minutes.
-const BUCKETS: [f64; 14] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+mod counters;
+use counters::{BUCKETS, CLASSES, Counters, METHODS, PROTOCOLS, class_index, method_index};
 
 fn protocol(front: &Front) -> usize {
     match front {
@@ -71,26 +47,16 @@ fn protocol(front: &Front) -> usize {
 }
 
 fn method(m: &Method) -> usize {
-    METHODS.iter().position(|n| *n == m.as_str()).unwrap_or(METHODS.len() - 1)
+    method_index(m.as_str())
 }
 
 fn class(s: StatusCode) -> usize {
-    (usize::from(s.as_u16() / 100)).clamp(1, 5) - 1
-}
-
-fn counters(n: usize) -> Box<[AtomicU64]> {
-    (0..n).map(|_| AtomicU64::new(0)).collect()
+    class_index(s.as_u16())
 }
 
 /// Everything counted by the listener; one per server.
 pub struct Metrics {
-    /// [protocol][method][class]
-    requests: Box<[AtomicU64]>,
-    /// [protocol][bucket], not cumulative (summed when rendered); the last is +Inf.
-    buckets: Box<[AtomicU64]>,
-    duration_nanos: Box<[AtomicU64]>,
-    received: Box<[AtomicU64]>,
-    sent: Box<[AtomicU64]>,
+    counters: Counters,
     connections: AtomicI64,
     connections_total: AtomicU64,
     in_flight: AtomicI64,
@@ -101,13 +67,8 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(token: Option<String>) -> Self {
-        let p = PROTOCOLS.len();
         Metrics {
-            requests: counters(p * METHODS.len() * CLASSES.len()),
-            buckets: counters(p * (BUCKETS.len() + 1)),
-            duration_nanos: counters(p),
-            received: counters(p),
-            sent: counters(p),
+            counters: Counters::default(),
             connections: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
@@ -139,13 +100,7 @@ impl Metrics {
     }
 
     fn record(&self, r: &Done, sent: u64) {
-        let p = r.protocol;
-        self.requests[(p * METHODS.len() + r.method) * CLASSES.len() + r.class].fetch_add(1, Ordering::Relaxed);
-        let secs = r.started.elapsed();
-        let b = BUCKETS.iter().position(|b| secs.as_secs_f64() <= *b).unwrap_or(BUCKETS.len());
-        self.buckets[p * (BUCKETS.len() + 1) + b].fetch_add(1, Ordering::Relaxed);
-        self.duration_nanos[p].fetch_add(secs.as_nanos() as u64, Ordering::Relaxed);
-        self.sent[p].fetch_add(sent, Ordering::Relaxed);
+        self.counters.observe(r.protocol, r.method, r.class, r.started.elapsed(), sent);
     }
 
     /// Wraps an answer so it is counted once its body is sent (or dropped).
@@ -200,7 +155,7 @@ impl Metrics {
         for (p, proto) in PROTOCOLS.iter().enumerate() {
             for (m, method) in METHODS.iter().enumerate() {
                 for (c, class) in CLASSES.iter().enumerate() {
-                    let n = get(&self.requests[(p * METHODS.len() + m) * CLASSES.len() + c]);
+                    let n = self.counters.requests(p, m, c);
                     if n > 0 {
                         let _ = writeln!(
                             out,
@@ -213,22 +168,23 @@ impl Metrics {
         let name = "davit_http_request_duration_seconds";
         head(&mut out, name, "histogram", "Time from a request's arrival to the end of its answer's body.");
         for (p, proto) in PROTOCOLS.iter().enumerate() {
-            let mut cumulative = 0;
-            for (b, le) in BUCKETS.iter().map(|b| b.to_string()).chain(["+Inf".to_owned()]).enumerate() {
-                cumulative += get(&self.buckets[p * (BUCKETS.len() + 1) + b]);
-                let _ = writeln!(out, "{name}_bucket{{protocol=\"{proto}\",le=\"{le}\"}} {cumulative}");
+            let (cumulative, sum) = self.counters.durations(p);
+            for (n, le) in cumulative.iter().zip(BUCKETS.iter().map(|b| b.to_string()).chain(["+Inf".to_owned()])) {
+                let _ = writeln!(out, "{name}_bucket{{protocol=\"{proto}\",le=\"{le}\"}} {n}");
             }
-            let sum = get(&self.duration_nanos[p]) as f64 / 1e9;
+            let count = cumulative[BUCKETS.len()];
             let _ = writeln!(out, "{name}_sum{{protocol=\"{proto}\"}} {sum}");
-            let _ = writeln!(out, "{name}_count{{protocol=\"{proto}\"}} {cumulative}");
+            let _ = writeln!(out, "{name}_count{{protocol=\"{proto}\"}} {count}");
         }
-        for (name, help, values) in [
-            ("davit_http_received_bytes_total", "Request body bytes received.", &self.received),
-            ("davit_http_sent_bytes_total", "Response body bytes sent.", &self.sent),
+        let received = |p| self.counters.received(p);
+        let sent = |p| self.counters.sent(p);
+        for (name, help, value) in [
+            ("davit_http_received_bytes_total", "Request body bytes received.", &received as &dyn Fn(usize) -> u64),
+            ("davit_http_sent_bytes_total", "Response body bytes sent.", &sent),
         ] {
             head(&mut out, name, "counter", help);
             for (p, proto) in PROTOCOLS.iter().enumerate() {
-                let _ = writeln!(out, "{name}{{protocol=\"{proto}\"}} {}", get(&values[p]));
+                let _ = writeln!(out, "{name}{{protocol=\"{proto}\"}} {}", value(p));
             }
         }
         let gauge = |a: &AtomicI64| a.load(Ordering::Relaxed).max(0);
@@ -348,7 +304,7 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn add(&self, n: u64) {
-        self.metrics.received[self.protocol].fetch_add(n, Ordering::Relaxed);
+        self.metrics.counters.receive(self.protocol, n);
     }
 }
 
