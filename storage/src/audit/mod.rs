@@ -150,11 +150,16 @@ impl Event {
 impl Storage {
     /// Records an event: the log line at once, the row in the store before returning. A
     /// failure to store it is logged, never the action's failure: the action has happened.
+    /// The row is written by a task of its own, so a client that goes away right after the
+    /// action (dropping the request's future) cannot keep it out of the store.
     pub(crate) async fn audit(&self, event: Event) {
         self.core.audit.line(&event);
         let db = self.core.db.clone();
-        if let Err(e) = db.write((), move |ctx| store::insert(ctx.txn, &event)).await {
-            tracing::warn!(error = %e, "an audit event could not be stored");
+        let stored = tokio::spawn(async move { db.write((), move |ctx| store::insert(ctx.txn, &event)).await });
+        match stored.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "an audit event could not be stored"),
+            Err(e) => tracing::warn!(error = %e, "an audit event could not be stored"),
         }
     }
 }

@@ -189,13 +189,16 @@ impl Storage {
             return Err(invalid_code());
         }
         self.take_code(user.id, Purpose::Verify, code).await?;
-        self.update_user(user.id, |u| {
-            if u.status == Status::Pending {
-                u.status = Status::Active;
-            }
-            Ok(())
-        })
-        .await
+        let user = self
+            .update_user(user.id, |u| {
+                if u.status == Status::Pending {
+                    u.status = Status::Active;
+                }
+                Ok(())
+            })
+            .await?;
+        self.audit(crate::audit::Event::new("account_verified").by_user(&user)).await;
+        Ok(user)
     }
 
     /// A new verification code for a pending account, when the mail limits allow one; None
