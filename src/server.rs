@@ -153,6 +153,7 @@ async fn handle_scoped(
     }
     let (parts, body) = req.into_parts();
     let held = app.metrics.request(!http_body::Body::is_end_stream(&body));
+    // Routed before the body is wrapped, so its bytes count for its protocol.
     let counted_front = route(
         parts
             .headers
@@ -178,7 +179,7 @@ async fn handle_scoped(
         .and_then(|h| h.to_str().ok())
         .or(req.uri().authority().map(|a| a.as_str()))
         .map(str::to_owned);
-    let front = route(host.as_deref(), &path, app.base_domain.as_deref());
+    let front = counted_front;
     // S3 is exempt: its requests are signed (a browser holds no signature to lend), and
     // browser S3 apps are cross-origin by design.
     let cross_site = front != Front::S3
