@@ -122,6 +122,14 @@ impl Event {
         self
     }
 
+    /// `with`, when there is a value.
+    pub fn with_some(self, key: &str, value: Option<impl std::fmt::Display>) -> Self {
+        match value {
+            Some(v) => self.with(key, v),
+            None => self,
+        }
+    }
+
     /// From an address the caller knows (sign-ins get it as a parameter).
     pub fn from(mut self, addr: Option<crate::ClientAddr>) -> Self {
         if let Some(a) = addr {

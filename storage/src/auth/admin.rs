@@ -124,16 +124,7 @@ impl Admin<'_> {
         }
         let e =
             crate::audit::Event::new("admin_user_changed").by(&self.caller).target(id).with("username", &user.username);
-        let e = [
-            ("role", role.map(|r| format!("{r:?}"))),
-            ("quota", quota.map(|q| q.to_string())),
-            ("disabled", disabled.map(|d| d.to_string())),
-        ]
-        .into_iter()
-        .fold(e, |e, (k, v)| match v {
-            Some(v) => e.with(k, v),
-            None => e,
-        });
+        let e = e.with_some("role", role.map(|r| r.as_str())).with_some("quota", quota).with_some("disabled", disabled);
         self.storage.audit(e).await;
         Ok(user)
     }

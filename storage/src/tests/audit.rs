@@ -54,6 +54,7 @@ async fn actions_are_audited_paged_and_hold_no_secret() {
         s.login("alice", "new-password-2", None).await.unwrap();
         let r = s.login("nobody-secret-4", "x", None).await;
         assert!(r.is_err());
+        s.admin(&admin).unwrap().update_user(bob.user_id, None, Some(1000), None).await.unwrap();
         s.admin(&admin).unwrap().delete_user(bob.user_id).await.unwrap();
         token
     })
@@ -63,6 +64,7 @@ async fn actions_are_audited_paged_and_hold_no_secret() {
     let all = all_pages(|c| s.audit_page(&admin, c, 3)).await;
     let want = [
         "user_deleted",
+        "admin_user_changed",
         "login_failed",
         "login",
         "login_failed",
@@ -77,9 +79,12 @@ async fn actions_are_audited_paged_and_hold_no_secret() {
     assert!(all.iter().all(|e| e.address == Some(addr)), "{all:?}");
     let share = all.iter().find(|e| e.action == "share_created").unwrap();
     assert_eq!((share.user, share.target), (Some(alice.user_id), Some(bob.user_id)));
+    let changed = &all[1];
+    assert_eq!((changed.user, changed.target), (Some(admin.user_id), Some(bob.user_id)));
+    assert_eq!(changed.detail, [("username".to_owned(), "bob".to_owned()), ("quota".to_owned(), "1000".to_owned())]);
     // The unknown account's failure names no one: its login may have been a password.
-    assert_eq!(all[1].user, None);
-    assert_eq!(all[3].user, Some(alice.user_id));
+    assert_eq!(all[2].user, None);
+    assert_eq!(all[4].user, Some(alice.user_id));
 
     // Nothing secret, in the stored events or their JSON.
     let text: String = all.iter().map(|e| format!("{:?}\n{}\n", e, e.json())).collect();
@@ -103,7 +108,7 @@ async fn actions_are_audited_paged_and_hold_no_secret() {
     ];
     assert_eq!(actions(&mine), alices);
     let roots = all_pages(|c| s.my_audit_page(&admin, c, 2)).await;
-    assert_eq!(actions(&roots), ["user_deleted"]);
+    assert_eq!(actions(&roots), ["user_deleted", "admin_user_changed"]);
     assert!(matches!(s.audit_page(&alice, None, 10).await, Err(Error::Forbidden(_))));
 }
 
