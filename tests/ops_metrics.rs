@@ -258,3 +258,62 @@ async fn separate_metrics_listener_and_the_audit_trail() {
     }
     let _status = p.terminate();
 }
+
+fn client_at(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Events come from every front end with the address of the client that caused them: REST
+/// (a share, a link), the link pages (a download), WebDAV (a wrong password).
+#[tokio::test]
+async fn events_name_the_client_on_every_front_end() {
+    let s = support::start(Options::default()).await;
+    let (two, three) = (client_at("127.0.0.2"), client_at("127.0.0.3"));
+    let r =
+        two.put(s.url("/api/v1/files/f.txt")).basic_auth("alice", Some(PASSWORD)).body("hello").send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let link = serde_json::json!({ "path": "/f.txt" });
+    let r = two.post(s.url("/api/v1/links")).basic_auth("alice", Some(PASSWORD)).json(&link).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let token = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let share = serde_json::json!({ "path": "/f.txt", "user": "bob", "permission": "read" });
+    let r = two.post(s.url("/api/v1/shares")).basic_auth("alice", Some(PASSWORD)).json(&share).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = three.get(s.url(&format!("/s/{token}"))).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello");
+    let r = three.get(s.url("/dav/f.txt")).basic_auth("alice", Some("wrong-dav-secret")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    let r = support::client().get(s.url("/api/v1/me/audit")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(&token) && !text.contains("wrong-dav-secret") && !text.contains(PASSWORD));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let got: Vec<(&str, &str)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["address"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("login_failed", "127.0.0.3"),
+            ("link_used", "127.0.0.3"),
+            ("share_created", "127.0.0.2"),
+            ("link_created", "127.0.0.2"),
+        ]
+    );
+    let failed = &v["items"][0];
+    assert_eq!((failed["user"].as_str(), failed["detail"]["method"].as_str()), (Some("alice"), Some("basic")));
+    // Bob sees the share made to him, and nothing else of alice's.
+    let r = support::client().get(s.url("/api/v1/me/audit")).basic_auth("bob", Some(PASSWORD)).send().await.unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    let bobs: Vec<&str> = v["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(bobs, ["share_created"]);
+    s.stop().await;
+}
