@@ -125,16 +125,17 @@ pub async fn run(
     // With several nodes the chunk figures count only this node's changes: walked again
     // hourly. One node sees every change, so its figures stay exact without.
     let figures = storage.clone();
-    let several = config.stores.chunk_grace.is_some();
-    let refresh = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-        tick.tick().await;
-        while several {
+    let refresh = config.stores.chunk_grace.is_some().then(|| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
             tick.tick().await;
-            if let Err(e) = figures.refresh_figures().await {
-                tracing::warn!(error = %e, "recounting the chunk store's figures failed");
+            loop {
+                tick.tick().await;
+                if let Err(e) = figures.refresh_figures().await {
+                    tracing::warn!(error = %e, "recounting the chunk store's figures failed");
+                }
             }
-        }
+        })
     });
     // Abandoned multipart uploads hold chunks and quota: abort them once they are old.
     let expiry = config.multipart_expiry;
@@ -150,9 +151,8 @@ pub async fn run(
         }
     });
     let served = serve(listener, app, tls, shutdown).await;
-    refresh.abort();
-    if let Some(m) = metrics_server {
-        m.abort();
+    for task in [refresh, metrics_server].into_iter().flatten() {
+        task.abort();
     }
     served
 }
