@@ -217,10 +217,10 @@ impl Metrics {
                 figures.chunks.to_string(),
             ),
             (
-                "davit_chunk_stored_bytes",
+                "davit_chunk_bytes",
                 "gauge",
-                "Sealed bytes of the stored chunks.",
-                figures.stored_bytes.to_string(),
+                "Bytes of the distinct chunks: content stored once however many files hold it.",
+                figures.chunk_bytes.to_string(),
             ),
             (
                 "davit_logical_bytes",
@@ -231,8 +231,8 @@ impl Metrics {
             (
                 "davit_dedup_ratio",
                 "gauge",
-                "Logical bytes per stored byte (1 when nothing is stored).",
-                match figures.stored_bytes {
+                "Logical bytes per chunk byte: what deduplication saves (1 when nothing is stored).",
+                match figures.chunk_bytes {
                     0 => "1".to_owned(),
                     s => (figures.logical_bytes as f64 / s as f64).to_string(),
                 },

@@ -1,5 +1,5 @@
 //! Counters the core keeps for the metrics endpoint, so a scrape reads a few atomics instead
-//! of walking the tables: the chunk store's figures (chunks, their sealed bytes, and the
+//! of walking the tables: the chunk store's figures (chunks, their bytes, and the
 //! logical bytes of every drive, what users stored before deduplication), and sign-in
 //! failures and throttled attempts.
 //!
@@ -21,7 +21,7 @@ use crate::meta::model::ChunkRow;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Delta {
     pub chunks: i64,
-    pub stored_bytes: i64,
+    pub chunk_bytes: i64,
     pub logical_bytes: i64,
 }
 
@@ -30,7 +30,7 @@ pub struct Delta {
 #[derive(Debug, Default)]
 pub struct Figures {
     chunks: AtomicI64,
-    stored_bytes: AtomicI64,
+    chunk_bytes: AtomicI64,
     logical_bytes: AtomicI64,
 }
 
@@ -39,8 +39,8 @@ pub struct Figures {
 pub struct ChunkFigures {
     /// Distinct chunks stored (each once, however many files use it).
     pub chunks: u64,
-    /// Their sealed bytes (files and inline rows).
-    pub stored_bytes: u64,
+    /// Their bytes, each chunk's content once (its seal adds 16 bytes to each on disk).
+    pub chunk_bytes: u64,
     /// What every drive holds, counting shared content once per file.
     pub logical_bytes: u64,
 }
@@ -51,13 +51,13 @@ impl Figures {
             return;
         }
         self.chunks.fetch_add(d.chunks, Ordering::Relaxed);
-        self.stored_bytes.fetch_add(d.stored_bytes, Ordering::Relaxed);
+        self.chunk_bytes.fetch_add(d.chunk_bytes, Ordering::Relaxed);
         self.logical_bytes.fetch_add(d.logical_bytes, Ordering::Relaxed);
     }
 
     fn set(&self, d: Delta) {
         self.chunks.store(d.chunks, Ordering::Relaxed);
-        self.stored_bytes.store(d.stored_bytes, Ordering::Relaxed);
+        self.chunk_bytes.store(d.chunk_bytes, Ordering::Relaxed);
         self.logical_bytes.store(d.logical_bytes, Ordering::Relaxed);
     }
 
@@ -65,7 +65,7 @@ impl Figures {
         let get = |a: &AtomicI64| a.load(Ordering::Relaxed).max(0) as u64;
         ChunkFigures {
             chunks: get(&self.chunks),
-            stored_bytes: get(&self.stored_bytes),
+            chunk_bytes: get(&self.chunk_bytes),
             logical_bytes: get(&self.logical_bytes),
         }
     }
@@ -77,7 +77,7 @@ pub(crate) fn walk(t: &ReadTxn) -> Result<Delta> {
     for e in t.open_table(CHUNKS)?.iter()? {
         let row: ChunkRow = db::decode(e?.1.value())?;
         d.chunks += 1;
-        d.stored_bytes += row.len as i64;
+        d.chunk_bytes += row.len as i64;
     }
     for e in t.open_table(USAGE)?.iter()? {
         d.logical_bytes += e?.1.value().0 as i64;

@@ -185,7 +185,7 @@ impl<'t> W<'t> {
                         self.revive(&r.id)?;
                     }
                     self.delta.chunks += 1;
-                    self.delta.stored_bytes += i64::from(r.len);
+                    self.delta.chunk_bytes += i64::from(r.len);
                     ChunkRow { refs: 1, len: r.len, inline: inline_bytes.is_some() }
                 }
             };
@@ -230,7 +230,7 @@ impl<'t> W<'t> {
             if row.refs == 0 {
                 self.chunks.remove(&r.id)?;
                 self.delta.chunks -= 1;
-                self.delta.stored_bytes -= i64::from(row.len);
+                self.delta.chunk_bytes -= i64::from(row.len);
                 if row.inline {
                     self.chunk_data.remove(&r.id)?;
                 } else if self.graves()? {
