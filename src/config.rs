@@ -118,6 +118,21 @@ pub struct ServeArgs {
     /// [default: 10000]
     #[arg(long, env = "DAVIT_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Bearer token that `GET /metrics` on the main listener (and on --metrics-listen)
+    /// requires [default: none: no /metrics on the main listener]
+    #[arg(long, env = "DAVIT_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// A separate address serving only /metrics, without a token unless one is set; for a
+    /// private interface [default: none]
+    #[arg(long, env = "DAVIT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Audit log: a file to append JSON lines to, `-` for stderr, or `off` (events are kept
+    /// in the metadata store either way) [default: -]
+    #[arg(long, env = "DAVIT_AUDIT_LOG")]
+    pub audit_log: Option<String>,
+    /// Days audit events are kept in the metadata store [default: 180]
+    #[arg(long, env = "DAVIT_AUDIT_DAYS")]
+    pub audit_days: Option<u64>,
 }
 
 /// The TOML file: the same settings, by the same names with underscores.
@@ -147,6 +162,10 @@ struct FileConfig {
     max_connections_per_address: Option<usize>,
     send_idle_timeout: Option<u64>,
     max_connections: Option<usize>,
+    metrics_token: Option<String>,
+    metrics_listen: Option<SocketAddr>,
+    audit_log: Option<String>,
+    audit_days: Option<u64>,
     meta: Option<String>,
     chunks: Option<String>,
     chunks_endpoint: Option<String>,
@@ -219,6 +238,60 @@ pub struct Config {
     pub max_connections: usize,
     /// Where metadata and chunks live, and how long unreferenced chunks are kept.
     pub stores: Stores,
+    /// Metrics and audit.
+    pub ops: Ops,
+}
+
+/// Who may read the metrics, and where audit events go.
+#[derive(Clone)]
+pub struct Ops {
+    pub metrics_token: Option<String>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub audit_log: davit_storage::audit::AuditLog,
+    pub audit_retention: Duration,
+}
+
+impl Default for Ops {
+    /// What tests start from: no metrics, no audit lines (events are still stored).
+    fn default() -> Self {
+        Ops {
+            metrics_token: None,
+            metrics_listen: None,
+            audit_log: davit_storage::audit::AuditLog::Off,
+            audit_retention: davit_storage::audit::DEFAULT_RETENTION,
+        }
+    }
+}
+
+// By hand: the token stays out of debug output.
+impl std::fmt::Debug for Ops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops")
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("metrics_listen", &self.metrics_listen)
+            .field("audit_log", &self.audit_log)
+            .field("audit_retention", &self.audit_retention)
+            .finish()
+    }
+}
+
+fn resolve_ops(serve: &ServeArgs, file: &FileConfig) -> anyhow::Result<Ops> {
+    let audit_log = match serve.audit_log.clone().or(file.audit_log.clone()).as_deref().map(str::trim) {
+        None | Some("-") | Some("stderr") => davit_storage::audit::AuditLog::Stderr,
+        Some("off") => davit_storage::audit::AuditLog::Off,
+        Some("") => bail!("--audit-log: a file, `-` for stderr, or `off`"),
+        Some(path) => davit_storage::audit::AuditLog::File(PathBuf::from(path)),
+    };
+    let days = serve.audit_days.or(file.audit_days).unwrap_or(180);
+    if !(1..=36_500).contains(&days) {
+        bail!("--audit-days: 1 to 36500");
+    }
+    Ok(Ops {
+        metrics_token: serve.metrics_token.clone().or(file.metrics_token.clone()).filter(|t| !t.trim().is_empty()),
+        metrics_listen: serve.metrics_listen.or(file.metrics_listen),
+        audit_log,
+        audit_retention: Duration::from_secs(days * 24 * 3600),
+    })
 }
 
 /// The metadata and chunk stores, resolved.
@@ -345,6 +418,7 @@ impl Config {
             }
         };
         let stores = resolve_stores(data, &file)?;
+        let ops = resolve_ops(serve, &file)?;
         let tls = match (serve.tls_cert.clone().or(file.tls_cert), serve.tls_key.clone().or(file.tls_key)) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -389,6 +463,7 @@ impl Config {
             }
         };
         Ok(Config {
+            ops,
             stores,
             trusted_proxies,
             header_timeout: secs(serve.header_timeout, file.header_timeout, 20, "header_timeout")?,
@@ -438,6 +513,8 @@ impl Config {
         c.meta = self.stores.meta.clone();
         c.chunks = self.stores.chunks.clone();
         c.chunk_grace = self.stores.chunk_grace;
+        c.audit_log = self.ops.audit_log.clone();
+        c.audit_retention = self.ops.audit_retention;
         Ok(c)
     }
 }

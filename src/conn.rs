@@ -199,13 +199,21 @@ pub struct IdleBody {
     /// Set when the body timed out: front ends answer a failed body each in their own way
     /// (WebDAV even with 502), so the server replaces that answer with one that says so.
     timed_out: Arc<AtomicBool>,
+    /// Where received bytes are counted (the metrics).
+    received: Option<crate::metrics::Receiver>,
 }
 
 impl IdleBody {
     /// The body, and the flag that tells afterwards whether it timed out.
     pub fn new(inner: Incoming, idle: Duration) -> (Self, Arc<AtomicBool>) {
         let timed_out = Arc::new(AtomicBool::new(false));
-        (IdleBody { inner, clock: IdleClock::new(idle), timed_out: timed_out.clone() }, timed_out)
+        (IdleBody { inner, clock: IdleClock::new(idle), timed_out: timed_out.clone(), received: None }, timed_out)
+    }
+
+    /// Counts the bytes received into `r`.
+    pub fn counting(mut self, r: crate::metrics::Receiver) -> Self {
+        self.received = Some(r);
+        self
     }
 }
 
@@ -242,6 +250,11 @@ impl HttpBody for IdleBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(r) => {
                 this.clock.ready();
+                if let (Some(Ok(f)), Some(c)) = (&r, &this.received)
+                    && let Some(d) = f.data_ref()
+                {
+                    c.add(d.len() as u64);
+                }
                 Poll::Ready(r.map(|r| r.map_err(BodyError::Read)))
             }
             Poll::Pending => match this.clock.pending(cx) {

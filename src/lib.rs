@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod hardening;
+pub mod metrics;
 pub mod proxy;
 pub mod server;
 pub mod tls;
@@ -90,6 +91,7 @@ pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
             send_idle_timeout: config.send_idle_timeout,
             max_connections: config.max_connections,
         },
+        metrics: Arc::new(metrics::Metrics::new(config.ops.metrics_token.clone())),
         storage,
         api,
         api_state,
@@ -115,6 +117,28 @@ pub async fn run(
     // Printed whatever the log level: scripts and operators look for this line.
     eprintln!("davit listening on {scheme}://{}", listener.local_addr()?);
     let app = build_app(&config, storage.clone())?;
+    let metrics_server = match config.ops.metrics_listen {
+        Some(addr) => {
+            let l = metrics::bind_separate(addr).await?;
+            Some(tokio::spawn(metrics::serve_separate(l, app.metrics.clone(), storage.clone())))
+        }
+        None => None,
+    };
+    // With several nodes the chunk figures count only this node's changes: walked again
+    // hourly. One node sees every change, so its figures stay exact without.
+    let figures = storage.clone();
+    let refresh = config.stores.chunk_grace.is_some().then(|| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = figures.refresh_figures().await {
+                    tracing::warn!(error = %e, "recounting the chunk store's figures failed");
+                }
+            }
+        })
+    });
     // Abandoned multipart uploads hold chunks and quota: abort them once they are old.
     let expiry = config.multipart_expiry;
     tokio::spawn(async move {
@@ -128,5 +152,9 @@ pub async fn run(
             }
         }
     });
-    serve(listener, app, tls, shutdown).await
+    let served = serve(listener, app, tls, shutdown).await;
+    for task in [refresh, metrics_server].into_iter().flatten() {
+        task.abort();
+    }
+    served
 }

@@ -46,6 +46,8 @@ pub struct App {
     /// credentials when set (else the request's own scheme and Host).
     pub public_origin: Option<Origin>,
     pub limits: Limits,
+    /// What `/metrics` reports (see `metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What one client may hold.
@@ -130,8 +132,39 @@ fn cross_site_refusal(front: &Front, method: &Method) -> Response<Body> {
 
 async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure: bool) -> Response<Body> {
     let client = app.trusted_proxies.client(peer, req.headers());
+    // The address every audit event of this request names, wherever the core records it.
+    davit_storage::audit::scope(client, handle_scoped(app, req, peer, secure, client)).await
+}
+
+async fn handle_scoped(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    secure: bool,
+    client: std::net::IpAddr,
+) -> Response<Body> {
+    if app.metrics.wants(req.uri().path(), req.headers())
+        && !virtual_host(
+            req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()),
+            app.base_domain.as_deref(),
+        )
+    {
+        return app.metrics.answer(req.headers(), &app.storage);
+    }
     let (parts, body) = req.into_parts();
+    let held = app.metrics.request(!http_body::Body::is_end_stream(&body));
+    // Routed before the body is wrapped, so its bytes count for its protocol.
+    let counted_front = route(
+        parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(parts.uri.authority().map(|a| a.as_str())),
+        parts.uri.path(),
+        app.base_domain.as_deref(),
+    );
     let (body, body_timed_out) = IdleBody::new(body, app.limits.body_idle_timeout);
+    let body = body.counting(app.metrics.receiver(&counted_front));
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(davit_storage::ClientAddr(client));
     let started = Instant::now();
@@ -146,7 +179,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
         .and_then(|h| h.to_str().ok())
         .or(req.uri().authority().map(|a| a.as_str()))
         .map(str::to_owned);
-    let front = route(host.as_deref(), &path, app.base_domain.as_deref());
+    let front = counted_front;
     // S3 is exempt: its requests are signed (a browser holds no signature to lend), and
     // browser S3 apps are cross-origin by design.
     let cross_site = front != Front::S3
@@ -253,8 +286,10 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr, secure:
     };
     // A link's token is its secret: the log names the link by its principal (`link:<id>`).
     let path = access_log::redact_path(&path);
+    let counted = (front, method.clone());
     let record = access_log::Record { request_id, method, path, peer, client, user, status: resp.status(), started };
-    resp.map(|b| LoggedBody::new(b, record, announced).boxed_unsync())
+    let resp = resp.map(|b| LoggedBody::new(b, record, announced).boxed_unsync());
+    app.metrics.count(resp, &counted.0, &counted.1, started, held)
 }
 
 pub fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
@@ -324,6 +359,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let open = app.metrics.connection();
         // Under TLS too, so the handshake and every record count.
         let stream = SendIdle::new(stream, limits.send_idle_timeout);
         let deadline = tokio::time::Instant::now() + limits.header_timeout;
@@ -344,6 +380,7 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
+            let _open = open;
             let result = match tls {
                 Some(tls) => match tokio::time::timeout_at(deadline, tls.accept(stream)).await {
                     Ok(Ok(s)) => {

@@ -21,10 +21,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# A real SMTP server for the mail tests.
-if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
-  step "installing aiosmtpd (PyPI)"
-  python3 -m pip install -q aiosmtpd
+# A real SMTP server for the mail tests; Prometheus' own parser for the metrics tests.
+if ! python3 -c 'import aiosmtpd, prometheus_client' 2>/dev/null; then
+  step "installing aiosmtpd and prometheus_client (PyPI)"
+  python3 -m pip install -q aiosmtpd prometheus_client
 fi
 
 # The OpenAPI document is checked by a real validator (tests/ops.rs).

@@ -75,6 +75,7 @@ pub fn test_config(dir: &Path) -> Config {
         send_idle_timeout: Duration::from_secs(60),
         max_connections: 10_000,
         stores: davit::config::Stores { meta: Default::default(), chunks: Default::default(), chunk_grace: None },
+        ops: Default::default(),
     }
 }
 

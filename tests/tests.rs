@@ -6,6 +6,7 @@ mod files;
 mod format;
 mod migrate;
 mod ops;
+mod ops_metrics;
 mod process;
 mod s3;
 mod s3_sdk;

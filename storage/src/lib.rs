@@ -8,11 +8,13 @@
 // operations; `access` decides who reaches what; `auth` proves who one is. Dependencies
 // point from rules down to `meta`, never back.
 mod access;
+pub mod audit;
 pub mod auth;
 mod content;
 pub mod crypto;
 mod error;
 mod meta;
+pub mod metrics;
 mod migrate;
 pub mod ops;
 pub mod perms;
@@ -86,6 +88,10 @@ pub struct StorageConfig {
     pub chunks: ChunkStore,
     /// A mailed code alone signs in (`POST /auth/login/code`); see `auth::flows`.
     pub login_by_code: bool,
+    /// Where audit lines go (events are stored in any case).
+    pub audit_log: audit::AuditLog,
+    /// How long audit events are kept in the store.
+    pub audit_retention: Duration,
 }
 
 /// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
@@ -135,6 +141,8 @@ impl StorageConfig {
             chunk_grace: None,
             chunks: ChunkStore::Local,
             login_by_code: true,
+            audit_log: audit::AuditLog::Off,
+            audit_retention: audit::DEFAULT_RETENTION,
         }
     }
 }
@@ -157,6 +165,8 @@ pub(crate) struct Core {
     pub chunk_slots: Arc<tokio::sync::Semaphore>,
     /// HS256 key of access tokens, kept in META so every node signs alike (see `sessions`).
     pub jwt_key: Vec<u8>,
+    /// Where audit lines go.
+    pub audit: audit::Sink,
 }
 
 /// The handle front ends hold. Cheap to clone.
@@ -192,6 +202,7 @@ impl Storage {
             }
         }
         let keys = Keys::derive(&format::open(&db, &master)?);
+        metrics::load(&db)?;
         content::grace::record_mode(&db, config.chunk_grace)?;
         let jwt_key = auth::sessions::load_jwt_key(&db, &keys, &config.data_dir.join(JWT_KEY_FILE))?;
         let collector = Collector::start(db.clone(), backend.clone(), pins.clone());
@@ -214,7 +225,9 @@ impl Storage {
                 tracing::info!(swept, "removed chunk files no committed file references");
             }
         }
+        let audit = audit::Sink::open(&config.audit_log)?;
         let core = Arc::new(Core {
+            audit,
             db,
             keys,
             backend,
@@ -232,6 +245,7 @@ impl Storage {
             Some(grace) => content::grace::start(&core, grace)?,
             None => start_periodic_sweep(&core),
         }
+        audit::start_expiry(&core)?;
         Ok(Storage { core })
     }
 

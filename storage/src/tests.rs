@@ -610,6 +610,7 @@ async fn multipart_parts_count_against_quota_and_complete_without_copying() {
 pub(crate) mod pg;
 pub(crate) use pg::also_on_postgres;
 mod account_flows;
+mod audit;
 mod rules;
 mod sharing;
 

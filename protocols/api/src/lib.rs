@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod audit;
 mod auth;
 mod files;
 mod json;
@@ -115,6 +116,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/me/app-passwords", GET, account::list_app_passwords, op("List app passwords", true, None, R_ME))
         .route("/api/v1/me/app-passwords", POST, account::create_app_password, op("Create an app password (shown once)", true, Some(json!({ "name": "laptop" })), R_CREATED))
         .route("/api/v1/me/app-passwords/{id}", DELETE, account::revoke_app_password, op("Revoke an app password", true, None, R_DELETED))
+        .route("/api/v1/me/audit", GET, audit::mine, op("Your audit events, newest first (paged: cursor, limit)", true, None, R_ME))
         .route("/api/v1/me/keys", GET, account::list_keys, op("List S3 access keys", true, None, R_ME))
         .route("/api/v1/me/keys", POST, account::create_key, op("Create an S3 access key (secret shown once)", true, None, R_CREATED))
         .route("/api/v1/me/keys/{id}", DELETE, account::revoke_key, op("Revoke an S3 access key", true, None, R_DELETED))
@@ -149,6 +151,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/admin/users/{id}/app-passwords", GET, admin::user_app_passwords, op("A user's app passwords", true, None, R_ADMIN))
         .route("/api/v1/admin/users/{id}/app-passwords", POST, admin::create_user_app_password, op("Refused for another user (403): admins do not mint credentials for others", true, Some(json!({ "name": "script" })), R_ADMIN))
         .route("/api/v1/admin/users/{id}/app-passwords/{ap}", DELETE, admin::revoke_user_app_password, op("Revoke a user's app password", true, None, R_ADMIN))
+        .route("/api/v1/admin/audit", GET, audit::all, op("Every audit event, newest first (paged: cursor, limit)", true, None, R_ADMIN))
         .route("/api/v1/admin/stats", GET, admin::stats, op("Users, files, logical and stored bytes, dedup ratio", true, None, R_ADMIN))
         .route("/api/v1/admin/check", GET, admin::check, op("Read-only consistency check of chunks, references and usage", true, None, R_ADMIN))
         .route("/api/v1/admin/backup", POST, admin::backup, op("Back up the metadata and its chunks into a folder on the server's host (absolute path; missing, empty or an earlier backup); answers when done", true, Some(json!({ "to": "/srv/backups/davit" })), R_ADMIN_BACKUP));

@@ -209,7 +209,14 @@ impl Storage {
             })
             .await?;
         let viewer = p.user_id;
-        self.core.db.read(move |t| link_info(t, viewer, link)).await.map(|info| (info, token))
+        let info = self.core.db.read(move |t| link_info(t, viewer, link)).await?;
+        let mut event =
+            crate::audit::Event::new("link_created").by(p).with("link", info.link.id).with("upload", upload);
+        if let Some(path) = &info.path {
+            event = event.with("path", path);
+        }
+        self.audit(event).await;
+        Ok((info, token))
     }
 
     /// The caller's links, ended ones included (with their state): those of their items,
@@ -257,7 +264,9 @@ impl Storage {
                 }
                 Ok(())
             })
-            .await
+            .await?;
+        self.audit(crate::audit::Event::new("link_revoked").by(p).with("link", id)).await;
+        Ok(())
     }
 
     /// Opens a link for one request: unknown tokens are NotFound, ended links Gone, and a
@@ -302,6 +311,13 @@ impl Storage {
                     let ok = self.core.hasher.verify(hash, pw).await?;
                     if !ok {
                         attempt.failed();
+                        self.audit(
+                            crate::audit::Event::new("link_password_failed")
+                                .from(addr)
+                                .target(link.owner)
+                                .with("link", link.id),
+                        )
+                        .await;
                         return Err(Error::Unauthenticated("wrong password for this link".into()));
                     }
                     attempt.succeeded();
@@ -330,7 +346,8 @@ impl Storage {
 
     /// Counts one download of a link, atomically: past its limit, the link is used up.
     pub async fn count_download(&self, link_id: u64) -> Result<()> {
-        self.core
+        let owner = self
+            .core
             .db
             .write((), move |ctx| {
                 let mut links = ctx.txn.open_table(LINKS)?;
@@ -341,8 +358,10 @@ impl Storage {
                 check_made_link_write(ctx.txn, &ctx.txn.open_table(ITEMS)?, &link)?;
                 link.downloads += 1;
                 links.insert(link_id, db::encode(&link).as_slice())?;
-                Ok(())
+                Ok(link.owner)
             })
-            .await
+            .await?;
+        self.audit(crate::audit::Event::new("link_used").target(owner).with("link", link_id)).await;
+        Ok(())
     }
 }

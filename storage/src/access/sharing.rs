@@ -177,6 +177,15 @@ impl Storage {
                 Ok(share)
             })
             .await?;
+        self.audit(
+            crate::audit::Event::new("share_created")
+                .by(p)
+                .target(share.grantee)
+                .with("share", share.id)
+                .with("item", share.item)
+                .with("write", write),
+        )
+        .await;
         self.share_info(share).await
     }
 
@@ -305,13 +314,26 @@ impl Storage {
                 Ok(s)
             })
             .await?;
+        let mut event = crate::audit::Event::new("share_changed").by(p).target(share.grantee).with("share", id);
+        // Only what changed, as for an admin's change of a user.
+        if let Some(write) = write {
+            event = event.with("write", write);
+        }
+        if let Some(reshare) = reshare {
+            event = event.with("reshare", reshare);
+        }
+        if let Some(at) = expires_at {
+            event = event.with("expires_at", at);
+        }
+        self.audit(event).await;
         self.share_info(share).await
     }
 
     /// Ends a grant: its owner revokes it, or its grantee leaves it.
     pub async fn delete_share(&self, p: &Principal, id: u64) -> Result<()> {
         let me = p.user_id;
-        self.core
+        let s = self
+            .core
             .db
             .write((), move |ctx| {
                 let v = ctx.txn.open_table(SHARES)?.get(id)?.map(|v| db::decode::<Share>(v.value())).transpose()?;
@@ -319,9 +341,16 @@ impl Storage {
                 put_reshare(ctx.txn, s.id, false)?;
                 ctx.txn.open_table(SHARE_EXPIRY)?.remove(s.id)?;
                 remove_share_rows(ctx.txn, &s)?;
-                crate::access::reshare::end_links_no_longer_allowed(ctx.txn, s.grantee)
+                crate::access::reshare::end_links_no_longer_allowed(ctx.txn, s.grantee)?;
+                Ok(s)
             })
-            .await
+            .await?;
+        let other = if s.owner == me { s.grantee } else { s.owner };
+        self.audit(
+            crate::audit::Event::new("share_revoked").by(p).target(other).with("share", id).with("item", s.item),
+        )
+        .await;
+        Ok(())
     }
 
     /// Who has access to the item at `path` of the caller's drive: grants on it and on the

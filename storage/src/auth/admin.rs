@@ -78,7 +78,16 @@ impl Admin<'_> {
     }
 
     pub async fn create_user(&self, new: NewUser) -> Result<User> {
-        self.storage.create_user(new).await
+        let user = self.storage.create_user(new).await?;
+        self.storage
+            .audit(
+                crate::audit::Event::new("admin_user_created")
+                    .by(&self.caller)
+                    .target(user.id)
+                    .with("username", &user.username),
+            )
+            .await;
+        Ok(user)
     }
 
     /// Changes role, quota or disabled state; disabling ends the user's sessions.
@@ -113,6 +122,10 @@ impl Admin<'_> {
         if user.status == Status::Disabled {
             self.storage.end_sessions(id, None).await?;
         }
+        let e =
+            crate::audit::Event::new("admin_user_changed").by(&self.caller).target(id).with("username", &user.username);
+        let e = e.with_some("role", role.map(|r| r.as_str())).with_some("quota", quota).with_some("disabled", disabled);
+        self.storage.audit(e).await;
         Ok(user)
     }
 
@@ -129,6 +142,14 @@ impl Admin<'_> {
             user_id = user.id,
             "an admin set the password of a user; every session of the user was ended"
         );
+        self.storage
+            .audit(
+                crate::audit::Event::new("admin_password_set")
+                    .by(&self.caller)
+                    .target(id)
+                    .with("username", &user.username),
+            )
+            .await;
         Ok(user)
     }
 
@@ -161,7 +182,16 @@ impl Admin<'_> {
     }
 
     pub async fn revoke_access_key(&self, id: u64, key_id: &str) -> Result<()> {
-        self.storage.revoke_access_key_of(id, key_id).await
+        self.storage.revoke_access_key_of(id, key_id).await?;
+        self.storage
+            .audit(
+                crate::audit::Event::new("admin_access_key_revoked")
+                    .by(&self.caller)
+                    .target(id)
+                    .with("access_key", key_id),
+            )
+            .await;
+        Ok(())
     }
 
     pub async fn app_passwords(&self, id: u64) -> Result<Vec<crate::AppPassword>> {
@@ -170,7 +200,13 @@ impl Admin<'_> {
     }
 
     pub async fn revoke_app_password(&self, id: u64, app_password: u64) -> Result<()> {
-        self.storage.revoke_app_password_of(id, app_password).await
+        self.storage.revoke_app_password_of(id, app_password).await?;
+        let e = crate::audit::Event::new("admin_app_password_revoked")
+            .by(&self.caller)
+            .target(id)
+            .with("app_password", app_password);
+        self.storage.audit(e).await;
+        Ok(())
     }
 
     /// Deletes an account with all its data; chunks only it used are freed.
@@ -178,7 +214,9 @@ impl Admin<'_> {
         if id == self.caller.user_id {
             return Err(Error::Forbidden("admins cannot delete their own account".into()));
         }
-        self.storage.delete_user(id).await
+        self.storage.delete_user(id).await?;
+        self.storage.audit(crate::audit::Event::new("user_deleted").by(&self.caller).target(id)).await;
+        Ok(())
     }
 
     pub async fn stats(&self) -> Result<Stats> {

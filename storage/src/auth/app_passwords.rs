@@ -43,6 +43,13 @@ impl Storage {
                 Ok(ap)
             })
             .await?;
+        self.audit(
+            crate::audit::Event::new("app_password_created")
+                .by_id(user)
+                .with("app_password", ap.id)
+                .with("name", &ap.name),
+        )
+        .await;
         Ok((ap, secret))
     }
 
@@ -52,7 +59,9 @@ impl Storage {
     }
 
     pub async fn revoke_app_password(&self, p: &Principal, id: u64) -> Result<()> {
-        self.revoke_app_password_of(p.user_id, id).await
+        self.revoke_app_password_of(p.user_id, id).await?;
+        self.audit(crate::audit::Event::new("app_password_revoked").by(p).with("app_password", id)).await;
+        Ok(())
     }
 
     pub(crate) async fn app_passwords_of(&self, user: u64) -> Result<Vec<AppPassword>> {

@@ -206,13 +206,16 @@ impl Storage {
     }
 
     async fn activate(&self, user: u64) -> Result<User> {
-        self.update_user(user, |u| {
-            if u.status == Status::Pending {
-                u.status = Status::Active;
-            }
-            Ok(())
-        })
-        .await
+        let user = self
+            .update_user(user, |u| {
+                if u.status == Status::Pending {
+                    u.status = Status::Active;
+                }
+                Ok(())
+            })
+            .await?;
+        self.audit(crate::audit::Event::new("account_verified").by_user(&user)).await;
+        Ok(user)
     }
 
     /// A new verification code for a pending account, when the mail limits allow one; None
@@ -264,16 +267,19 @@ impl Storage {
             Err(e) => {
                 if matches!(e, Error::Unauthenticated(_)) {
                     attempt.failed();
+                    self.audit_failed_login(login, addr, "password").await;
                 }
                 return Err(e);
             }
         };
         if user.second_factor {
             let code = self.new_code(user.id, Purpose::Login, None).await?;
+            self.audit(crate::audit::Event::new("login_code_sent").by_user(&user).from(addr)).await;
             return Ok(LoginOutcome::CodeRequired { user, code });
         }
         attempt.succeeded();
         let tokens = self.start_session(&user).await?;
+        self.audit(crate::audit::Event::new("login").by_user(&user).from(addr).with("method", "password")).await;
         Ok(LoginOutcome::Signed { user, tokens })
     }
 
@@ -283,15 +289,21 @@ impl Storage {
             Ok(u) if super::account_usable(&u).is_ok() => u,
             _ => {
                 attempt.failed();
+                self.audit_failed_login(login, addr, "second factor").await;
                 return Err(invalid_code());
             }
         };
         if let Err(e) = self.take_code(user.id, Purpose::Login, code).await {
             attempt.failed();
+            self.audit(
+                crate::audit::Event::new("login_failed").by_user(&user).from(addr).with("method", "second factor"),
+            )
+            .await;
             return Err(e);
         }
         attempt.succeeded();
         let tokens = self.start_session(&user).await?;
+        self.audit(crate::audit::Event::new("login").by_user(&user).from(addr).with("method", "second factor")).await;
         Ok((user, tokens))
     }
 
@@ -323,6 +335,7 @@ impl Storage {
         self.take_code(user.id, Purpose::PasswordReset, code).await?;
         let user = self.set_password(user.id, new_password).await?;
         self.end_sessions(user.id, None).await?;
+        self.audit(crate::audit::Event::new("password_reset").by_user(&user)).await;
         Ok(user)
     }
 
@@ -332,10 +345,12 @@ impl Storage {
         let user = self.get_user(user_id).await?;
         let ok = self.core.hasher.verify(&user.password_hash, current).await?;
         if !ok {
+            self.audit(crate::audit::Event::new("password_change_failed").by_user(&user)).await;
             return Err(Error::Forbidden("the current password is wrong".into()));
         }
         let user = self.set_password(user_id, new).await?;
         self.end_sessions(user_id, keep).await?;
+        self.audit(crate::audit::Event::new("password_changed").by_user(&user)).await;
         Ok(user)
     }
 
@@ -365,11 +380,17 @@ impl Storage {
 
     pub async fn email_change_confirm(&self, user_id: u64, code: &str) -> Result<User> {
         let email = self.take_code(user_id, Purpose::EmailChange, code).await?.ok_or_else(invalid_code)?;
-        self.update_user(user_id, move |u| {
-            u.email = Some(email.clone());
-            Ok(())
-        })
-        .await
+        let user = self
+            .update_user(user_id, move |u| {
+                u.email = Some(email.clone());
+                Ok(())
+            })
+            .await?;
+        self.audit(
+            crate::audit::Event::new("email_changed").by_user(&user).with("email", user.email.as_deref().unwrap_or("")),
+        )
+        .await;
+        Ok(user)
     }
 
     pub async fn second_factor_code(&self, user_id: u64) -> Result<String> {
@@ -380,12 +401,16 @@ impl Storage {
     /// Turns the mailed second factor on or off, proven by a code sent to the address.
     pub async fn set_second_factor(&self, user_id: u64, code: &str, on: bool) -> Result<User> {
         self.take_code(user_id, Purpose::SecondFactor, code).await?;
-        self.update_user(user_id, move |u| {
-            u.second_factor = on;
-            // Cached Basic credentials stop working when the account password stops counting.
-            u.auth_epoch += 1;
-            Ok(())
-        })
-        .await
+        let user = self
+            .update_user(user_id, move |u| {
+                u.second_factor = on;
+                // Cached Basic credentials stop working when the account password stops counting.
+                u.auth_epoch += 1;
+                Ok(())
+            })
+            .await?;
+        self.audit(crate::audit::Event::new(if on { "second_factor_on" } else { "second_factor_off" }).by_user(&user))
+            .await;
+        Ok(user)
     }
 }

@@ -24,7 +24,9 @@ pub struct KeySecret {
 impl Storage {
     pub async fn create_access_key(&self, user_id: u64) -> Result<(AccessKey, String)> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.create_access_key_blocking(user_id)).await?
+        let (key, secret) = tokio::task::spawn_blocking(move || this.create_access_key_blocking(user_id)).await??;
+        self.audit(crate::audit::Event::new("access_key_created").by_id(user_id).with("access_key", &key.id)).await;
+        Ok((key, secret))
     }
 
     pub fn create_access_key_blocking(&self, user_id: u64) -> Result<(AccessKey, String)> {
@@ -95,7 +97,9 @@ impl Storage {
     }
 
     pub async fn revoke_access_key(&self, p: &Principal, key_id: &str) -> Result<()> {
-        self.revoke_access_key_of(p.user_id, key_id).await
+        self.revoke_access_key_of(p.user_id, key_id).await?;
+        self.audit(crate::audit::Event::new("access_key_revoked").by(p).with("access_key", key_id)).await;
+        Ok(())
     }
 
     pub(crate) async fn access_keys_of(&self, user_id: u64) -> Result<Vec<AccessKey>> {

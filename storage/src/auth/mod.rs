@@ -60,7 +60,11 @@ impl Storage {
         let result = self.basic_inner(login, password).await.map(|u| Authenticated::of(u, None));
         match &result {
             Ok(_) => attempt.succeeded(),
-            Err(Error::Unauthenticated(_)) => attempt.failed(),
+            Err(Error::Unauthenticated(_)) => {
+                attempt.failed();
+                // Successes are not events: Basic credentials come with every request.
+                self.audit_failed_login(login, addr, "basic").await;
+            }
             Err(_) => {}
         }
         result

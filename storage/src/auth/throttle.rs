@@ -105,6 +105,8 @@ pub struct Throttle {
     state: Mutex<State>,
     /// Signalled when an admitted attempt ends, for those waiting behind it.
     ended: tokio::sync::Notify,
+    /// Failures and refusals, for the metrics.
+    pub(crate) counted: crate::metrics::AuthCounts,
 }
 
 #[derive(Default)]
@@ -213,7 +215,7 @@ impl Throttle {
             tokio::pin!(ended);
             // Registered before looking, so an attempt ending in between still wakes us.
             ended.as_mut().enable();
-            match self.admit(account, addr, Instant::now())? {
+            match self.admit(account, addr, Instant::now()).inspect_err(|_| self.counted.throttled())? {
                 Admit::Go(delay) => {
                     let attempt = Attempt { throttle: self, account: account.to_owned(), addr, done: false };
                     if let Some(delay) = delay {
@@ -362,6 +364,7 @@ impl State {
 impl Throttle {
     /// Records a wrong secret for `account` from `addr`.
     fn failed(&self, account: &str, addr: Option<ClientAddr>) {
+        self.counted.failed();
         self.failed_at(account, addr, Instant::now());
     }
 
@@ -412,7 +415,7 @@ impl Throttle {
 
     /// Refuses S3 requests from an address past its signature failures for this minute.
     pub fn s3_check(&self, addr: Option<ClientAddr>) -> Result<()> {
-        self.s3_check_at(addr, Instant::now())
+        self.s3_check_at(addr, Instant::now()).inspect_err(|_| self.counted.throttled())
     }
 
     fn s3_check_at(&self, addr: Option<ClientAddr>, now: Instant) -> Result<()> {
@@ -427,6 +430,7 @@ impl Throttle {
 
     /// Records a failed S3 signature (or unknown access key) from `addr`.
     pub fn s3_failed(&self, addr: Option<ClientAddr>) {
+        self.counted.failed();
         self.s3_failed_at(addr, Instant::now());
     }
 
@@ -449,6 +453,7 @@ impl Throttle {
         if let Some(until) = st.limits.get(what)
             && *until > now
         {
+            self.counted.throttled();
             return Err(Error::Throttled(secs(*until - now)));
         }
         st.limits.insert(what.to_owned(), now + every);

@@ -378,7 +378,7 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
         }
         w.items.remove(root.id)?;
         crate::meta::uploads::drop_uploads_of(&mut w, user_id)?;
-        w.usage.remove(user_id)?;
+        w.drop_usage(user_id)?;
     }
     crate::meta::grant_rows::forget_user(txn, user_id)?;
     txn.open_table(USERS)?.remove(user_id)?;

@@ -117,6 +117,10 @@ pub const LINKS_BY_MAKER: Table<(u64, u64), u64> = Table::new("links_by_maker");
 /// share -> the Unix nanosecond at which the grant ends (grants without an end have no row).
 /// A row of a share that no longer exists means nothing.
 pub const SHARE_EXPIRY: Table<u64, u64> = Table::new("share_expiry");
+/// (time in Unix nanoseconds, random tag) -> record `Event`: the audit trail (`crate::audit`).
+pub const AUDIT: Table<(u64, u64), &[u8]> = Table::new("audit");
+/// (user, event time) -> the event's tag: the events a user did or was the subject of.
+pub const AUDIT_BY_USER: Table<(u64, u64), u64> = Table::new("audit_by_user");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -156,6 +160,8 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &LINK_MAKERS,
     &LINKS_BY_MAKER,
     &SHARE_EXPIRY,
+    &AUDIT,
+    &AUDIT_BY_USER,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -227,12 +233,15 @@ enum Msg {
 pub struct WriteCtx<'a> {
     pub txn: &'a WriteTxn,
     pub freed: Vec<ChunkId>,
+    /// What the change did to the chunk store's figures, applied once it commits.
+    pub delta: crate::metrics::Delta,
 }
 
 #[derive(Clone)]
 pub struct Db {
     db: Arc<Engine>,
     jobs: mpsc::UnboundedSender<Msg>,
+    figures: Arc<crate::metrics::Figures>,
 }
 
 const MAX_BATCH: usize = 512;
@@ -253,11 +262,13 @@ impl Db {
         let db = Arc::new(engine);
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_db = db.clone();
+        let figures = Arc::new(crate::metrics::Figures::default());
+        let writer_figures = figures.clone();
         std::thread::Builder::new()
             .name("davit-db-writer".into())
-            .spawn(move || writer_loop(&writer_db, rx, on_freed))
+            .spawn(move || writer_loop(&writer_db, rx, &writer_figures, on_freed))
             .map_err(Error::from)?;
-        Ok(Db { db, jobs: tx })
+        Ok(Db { db, jobs: tx, figures })
     }
 
     /// Opens the store `meta` names: redb at `path` (created private when missing), or
@@ -292,6 +303,11 @@ impl Db {
         on_freed: impl Fn(Vec<ChunkId>) + Send + 'static,
     ) -> Result<Self> {
         Db::start(Engine::open_postgres(url, pool_size)?, on_freed)
+    }
+
+    /// The chunk store's figures, kept by the commits (see `crate::metrics`).
+    pub(crate) fn figures(&self) -> &crate::metrics::Figures {
+        &self.figures
     }
 
     /// Whether the metadata lives in PostgreSQL.
@@ -346,20 +362,26 @@ impl Db {
     /// For the offline admin commands: a change applied at once in its own transaction (on
     /// PostgreSQL run again when it fails to serialize, so `f` may run more than once).
     pub fn write_sync<T>(&self, f: impl FnMut(&mut WriteCtx<'_>) -> Result<T>) -> Result<(T, Vec<ChunkId>)> {
-        write_retrying(&self.db, f)
+        let (out, freed, delta) = write_retrying(&self.db, f)?;
+        self.figures.apply(delta);
+        Ok((out, freed))
     }
 }
 
 /// Runs `f` in a transaction of its own and commits it, running it again (after a short
 /// random pause, growing) as long as the engine says that can cure the failure. On redb
 /// that never happens: it runs once.
-fn write_retrying<T>(db: &Engine, mut f: impl FnMut(&mut WriteCtx<'_>) -> Result<T>) -> Result<(T, Vec<ChunkId>)> {
+fn write_retrying<T>(
+    db: &Engine,
+    mut f: impl FnMut(&mut WriteCtx<'_>) -> Result<T>,
+) -> Result<(T, Vec<ChunkId>, crate::metrics::Delta)> {
     let mut pause = Duration::from_millis(2);
     for _ in 0..WRITE_TRIES {
         let txn = db.begin_write()?;
-        let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
+        let mut ctx = WriteCtx { txn: &txn, freed: Vec::new(), delta: Default::default() };
         let out = f(&mut ctx);
         let freed = std::mem::take(&mut ctx.freed);
+        let delta = ctx.delta;
         // Checked before the closure's result: a rule may have turned the engine's failure
         // into a refusal of its own.
         if !txn.must_retry() {
@@ -374,7 +396,7 @@ fn write_retrying<T>(db: &Engine, mut f: impl FnMut(&mut WriteCtx<'_>) -> Result
                 out => out?,
             };
             if let Commit::Done = txn.commit()? {
-                return Ok((out, freed));
+                return Ok((out, freed, delta));
             }
         }
         // Dropped uncommitted (if not committed): rolled back.
@@ -385,7 +407,12 @@ fn write_retrying<T>(db: &Engine, mut f: impl FnMut(&mut WriteCtx<'_>) -> Result
     )))
 }
 
-fn writer_loop(db: &Engine, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: impl Fn(Vec<ChunkId>)) {
+fn writer_loop(
+    db: &Engine,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    figures: &crate::metrics::Figures,
+    on_freed: impl Fn(Vec<ChunkId>),
+) {
     let mut closing = None;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::new();
@@ -402,7 +429,7 @@ fn writer_loop(db: &Engine, mut rx: mpsc::UnboundedReceiver<Msg>, on_freed: impl
                 next = rx.try_recv().ok();
             }
         }
-        run_batch(db, batch, &on_freed);
+        run_batch(db, batch, figures, &on_freed);
         if let Some(done) = closing.take() {
             rx.close();
             tracing::debug!("database writer stopped");
@@ -420,14 +447,14 @@ fn back_off(pause: &mut Duration) {
     *pause = (*pause * 2).min(MAX_PAUSE);
 }
 
-fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>)) {
+fn run_batch(db: &Engine, mut batch: Vec<Job>, figures: &crate::metrics::Figures, on_freed: &impl Fn(Vec<ChunkId>)) {
     let (mut tries, mut pause) = (0, Duration::from_millis(2));
     while !batch.is_empty() {
         let txn = match db.begin_write() {
             Ok(t) => t,
             Err(e) => return fail_all(batch, &e),
         };
-        let mut ctx = WriteCtx { txn: &txn, freed: Vec::new() };
+        let mut ctx = WriteCtx { txn: &txn, freed: Vec::new(), delta: Default::default() };
         let mut outputs = Vec::with_capacity(batch.len());
         let mut refused = None;
         for (i, job) in batch.iter_mut().enumerate() {
@@ -440,6 +467,7 @@ fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>))
             }
         }
         let freed = std::mem::take(&mut ctx.freed);
+        let delta = ctx.delta;
         // PostgreSQL could not serialize the batch with another node's writes (whatever the
         // change that met the failure made of it): the whole batch runs again.
         if txn.must_retry() {
@@ -477,6 +505,7 @@ fn run_batch(db: &Engine, mut batch: Vec<Job>, on_freed: &impl Fn(Vec<ChunkId>))
                 continue;
             }
             Ok(Commit::Done) => {
+                figures.apply(delta);
                 if !freed.is_empty() {
                     on_freed(freed);
                 }
@@ -541,5 +570,7 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(LINK_MAKERS)?;
     txn.open_table(LINKS_BY_MAKER)?;
     txn.open_table(SHARE_EXPIRY)?;
+    txn.open_table(AUDIT)?;
+    txn.open_table(AUDIT_BY_USER)?;
     Ok(())
 }

@@ -32,6 +32,8 @@ pub(crate) struct W<'t> {
     pub chunk_data: WriteTable<'t, &'static ChunkId, &'static [u8]>,
     pub usage: WriteTable<'t, u64, (u64, u64)>,
     pub freed: &'t mut Vec<ChunkId>,
+    /// The chunk store's figures this change moves (see `crate::metrics`).
+    delta: &'t mut crate::metrics::Delta,
     pub txn: &'t crate::meta::kv::WriteTxn,
     /// Whether chunks are collected after a grace period (see [`CHUNK_GRACE_KEY`]), read the
     /// first time a change needs to know.
@@ -48,6 +50,7 @@ impl<'t> W<'t> {
             chunk_data: txn.open_table(CHUNK_DATA)?,
             usage: txn.open_table(USAGE)?,
             freed: &mut ctx.freed,
+            delta: &mut ctx.delta,
             txn,
             graves: None,
         })
@@ -181,6 +184,8 @@ impl<'t> W<'t> {
                     } else if self.graves()? {
                         self.revive(&r.id)?;
                     }
+                    self.delta.chunks += 1;
+                    self.delta.chunk_bytes += i64::from(r.len);
                     ChunkRow { refs: 1, len: r.len, inline: inline_bytes.is_some() }
                 }
             };
@@ -224,6 +229,8 @@ impl<'t> W<'t> {
             row.refs -= 1;
             if row.refs == 0 {
                 self.chunks.remove(&r.id)?;
+                self.delta.chunks -= 1;
+                self.delta.chunk_bytes -= i64::from(row.len);
                 if row.inline {
                     self.chunk_data.remove(&r.id)?;
                 } else if self.graves()? {
@@ -257,6 +264,15 @@ impl<'t> W<'t> {
         let nb = (b as i128 + bytes).max(0) as u64;
         let nf = (f as i64 + files).max(0) as u64;
         self.usage.insert(user, (nb, nf))?;
+        self.delta.logical_bytes += nb as i64 - b as i64;
+        Ok(())
+    }
+
+    /// Removes a user's usage row (the account goes), its bytes from the figures with it.
+    pub fn drop_usage(&mut self, user: u64) -> Result<()> {
+        let (b, _) = self.usage_of(user)?;
+        self.usage.remove(user)?;
+        self.delta.logical_bytes -= b as i64;
         Ok(())
     }
 

@@ -136,7 +136,9 @@ impl Storage {
             return Err(Error::InvalidInput("you already own it".into()));
         }
         let guard = LockGuard::of(p, true);
-        self.core
+        let target_id = target.id;
+        let moved = self
+            .core
             .db
             .write((), move |ctx| {
                 let mut w = W::open(ctx)?;
@@ -144,7 +146,7 @@ impl Storage {
                 let item = w
                     .resolve(place.base, &place.rel)?
                     .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
-                let user = w.user(target.id)?;
+                let user = w.user(target_id)?;
                 // The top-level `shared` is the virtual folder of grants.
                 let wanted = if item.name == SHARED_ROOT { format!("{SHARED_ROOT} (2)") } else { item.name.clone() };
                 let name = access::free_name(&w.children, user.root, &wanted)?;
@@ -156,6 +158,11 @@ impl Storage {
                 w.link(&moved)?;
                 Ok((moved, format!("/{name}")))
             })
-            .await
+            .await?;
+        self.audit(
+            crate::audit::Event::new("transfer").by(p).target(target_id).with("item", moved.0.id).with("path", path),
+        )
+        .await;
+        Ok(moved)
     }
 }

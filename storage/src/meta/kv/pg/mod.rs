@@ -75,6 +75,8 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("link_makers", 36),
     ("links_by_maker", 37),
     ("share_expiry", 38),
+    ("audit", 43),
+    ("audit_by_user", 44),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
