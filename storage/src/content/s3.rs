@@ -47,12 +47,14 @@ const MAX_ATTEMPTS: u32 = 3;
 /// machine half idle with 6. Twelve hold about 12 MiB per stream (1 MiB average chunks),
 /// 48 MiB at most.
 const READ_AHEAD: usize = 12;
-/// Chunk uploads this process has in flight at once, over all writes. Each holds a copy of
-/// its sealed chunk (the SDK wants the bytes it sends, while `put` lends them), up to 4 MiB:
-/// the ingest pipeline's own slots would otherwise make that eight copies besides the eight
-/// sealed chunks, which is what a 1 GiB PUT's peak memory was made of. Four keep a 3-node
-/// cluster on loopback busy: its replication, not the number of requests, bounds a PUT.
-const PUTS_IN_FLIGHT: usize = 4;
+/// Bytes of chunk uploads this process has in flight at once, over all writes, in MiB
+/// (a chunk takes one per MiB begun, up to all of them). Each upload holds a copy of its
+/// sealed chunk (the SDK wants the bytes it sends, while `put` lends them); the ingest
+/// pipeline's own eight slots would otherwise make that up to eight copies of up to 4 MiB
+/// besides the sealed chunks themselves, which is what a 1 GiB PUT's peak memory (123 MiB)
+/// was made of. Six (six average chunks, one or two of the largest) keep a 3-node cluster on
+/// loopback as busy: its replication, not the number of requests, bounds a PUT.
+const PUT_BUDGET_MIB: u32 = 6;
 /// Threads of the backend's own runtime: they run connections and timers only, the request
 /// futures themselves run on the blocking threads that wait for them.
 const RUNTIME_THREADS: usize = 2;
@@ -119,7 +121,7 @@ pub struct S3Chunks {
     key_prefix: String,
     endpoint: String,
     runtime: Option<tokio::runtime::Runtime>,
-    /// Permits for [`PUTS_IN_FLIGHT`] uploads.
+    /// [`PUT_BUDGET_MIB`] permits, one per MiB of uploads in flight.
     puts: Arc<tokio::sync::Semaphore>,
 }
 
@@ -235,7 +237,7 @@ impl S3Chunks {
             key_prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
             endpoint,
             runtime: Some(runtime),
-            puts: Arc::new(tokio::sync::Semaphore::new(PUTS_IN_FLIGHT)),
+            puts: Arc::new(tokio::sync::Semaphore::new(PUT_BUDGET_MIB as usize)),
         };
         backend.ensure_bucket()?;
         Ok(backend)
@@ -348,7 +350,8 @@ impl ChunkBackend for S3Chunks {
         let key = self.key(id);
         self.run(async {
             // Never closed: it lives as long as `self`.
-            let _permit = self.puts.acquire().await.map_err(io::Error::other)?;
+            let mib = (sealed.len().div_ceil(1 << 20) as u32).clamp(1, PUT_BUDGET_MIB);
+            let _permit = self.puts.acquire_many(mib).await.map_err(io::Error::other)?;
             #[cfg(test)]
             let _gauge = tests::InFlight::enter();
             let body = ByteStream::from(bytes::Bytes::copy_from_slice(sealed));

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Bound;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -154,11 +154,7 @@ impl Txn {
 
     /// `call`; `again` says whether the first query may be sent again on a new connection
     /// when the old one is found lost (not a `COMMIT`, which may have committed).
-    fn call_once_or_again<T: Send>(
-        &self,
-        again: bool,
-        op: impl for<'c> Fn(&'c Conn) -> Op<'c, T> + Sync,
-    ) -> Result<T> {
+    fn call_once_or_again<T: Send>(&self, again: bool, op: impl for<'c> Fn(&'c Conn) -> Op<'c, T> + Sync) -> Result<T> {
         let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let first = !self.began.swap(true, Relaxed);
         let flush = Flush::of(std::mem::take(&mut self.memory().held));
