@@ -232,6 +232,19 @@ impl Pool {
         }
     }
 
+    /// Forgets the idle connections: one was found lost, so the server went away and the
+    /// others, opened before, are lost too (each would cost a failed query to find out).
+    pub(super) fn drop_idle(&self) {
+        let idle = {
+            let mut st = self.0.lock();
+            let idle = std::mem::take(&mut st.idle);
+            st.total -= idle.len();
+            idle
+        };
+        drop(idle);
+        self.0.freed.notify_all();
+    }
+
     /// Ends, every `every`, the transactions of connections given back longer than `every`
     /// ago with one still open, until the pool is gone.
     pub(super) fn start_sweeper(&self, every: Duration) -> Result<()> {

@@ -230,10 +230,19 @@ pub(super) fn unreachable_or_internal(e: tokio_postgres::Error) -> Error {
     Error::internal_from("PostgreSQL", e)
 }
 
-/// Whether the connection failed (rather than PostgreSQL refusing a statement).
+/// Whether the connection failed (rather than PostgreSQL refusing a statement): closed, an
+/// I/O error, or the server ending it. An idle connection is not read from until it is used
+/// again, so a server that stopped or restarted meanwhile is told by the message it left
+/// there: "terminating connection due to administrator command" (class 57, operator
+/// intervention) or a connection exception (class 08).
 pub(super) fn is_lost(e: &tokio_postgres::Error) -> bool {
     let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
-    e.is_closed() || (e.code().is_none() && io)
+    let ended = e.code().is_some_and(|c| {
+        use tokio_postgres::error::SqlState;
+        [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW].contains(c)
+            || c.code().starts_with("08")
+    });
+    e.is_closed() || ended || (e.code().is_none() && io)
 }
 
 async fn migrate(c: &tokio_postgres::Client, shown: &str) -> Result<()> {

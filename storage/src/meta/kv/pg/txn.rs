@@ -198,6 +198,7 @@ impl Txn {
                     if let Some(lost) = slot.take() {
                         lost.discard();
                     }
+                    self.pool.drop_idle();
                     *slot = Some(self.pool.get().map_err(|why| {
                         tracing::warn!(error = %why, "PostgreSQL: no connection");
                         Error::Unavailable(super::UNAVAILABLE.into())
