@@ -71,18 +71,9 @@ impl Storage {
     }
 
     async fn basic_inner(&self, login: &str, password: &str) -> Result<User> {
-        if let Some(owner) = self.app_password_owner(password).await? {
-            let user =
-                self.get_user(owner).await.map_err(|_| Error::Unauthenticated("wrong username or password".into()))?;
-            let matches =
-                user.username == login || user.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(login));
-            if matches {
-                account_usable(&user)?;
-                return Ok(user);
-            }
-        }
-        let user = self.authenticate_cached(login, password).await?;
-        if user.second_factor {
+        // Remembered credentials, app passwords first (see `cache`).
+        let (user, app) = self.basic_cached(login, password).await?;
+        if !app && user.second_factor {
             return Err(Error::Unauthenticated(
                 "this account uses a second factor: sign in over Basic auth with an app password".into(),
             ));

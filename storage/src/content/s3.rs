@@ -13,12 +13,15 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::tls;
@@ -36,11 +39,22 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(75);
 /// First try plus two retries, on throttling, 5xx and transport errors (the SDK's standard
 /// rules); every request here is idempotent, so a retry never does harm.
 const MAX_ATTEMPTS: u32 = 3;
-/// Chunks one read has in flight. Each GET waits a round trip plus the transfer; a 256 MiB
-/// read from a 1-node Garage on loopback (debug build, shared 2 cores) ran at 54-80 MiB/s
-/// with 2 in flight (the local folder's figure), 100-122 with 4, 123-168 with 6, 159-177
-/// with 8. Six holds about 7 MiB per stream (1 MiB average chunks), 24 MiB at most.
-const READ_AHEAD: usize = 6;
+/// Chunks one read has in flight. Each GET waits a round trip plus the transfer, and a
+/// cluster answers each from several nodes, so a stream needs many in flight to keep the
+/// machine busy: a 256 MiB read from a 1-node Garage on loopback (debug build, shared 2
+/// cores) ran at 54-80 MiB/s with 2 in flight (the local folder's figure), 100-122 with 4,
+/// 123-168 with 6, 159-177 with 8; a 1 GiB read from 3 nodes (release build) left the
+/// machine half idle with 6. Twelve hold about 12 MiB per stream (1 MiB average chunks),
+/// 48 MiB at most.
+const READ_AHEAD: usize = 12;
+/// Bytes of chunk uploads this process has in flight at once, over all writes, in MiB
+/// (a chunk takes one per MiB begun, up to all of them). Each upload holds a copy of its
+/// sealed chunk (the SDK wants the bytes it sends, while `put` lends them); the ingest
+/// pipeline's own eight slots would otherwise make that up to eight copies of up to 4 MiB
+/// besides the sealed chunks themselves, which is what a 1 GiB PUT's peak memory (123 MiB)
+/// was made of. Six (six average chunks, one or two of the largest) keep a 3-node cluster on
+/// loopback as busy: its replication, not the number of requests, bounds a PUT.
+const PUT_BUDGET_MIB: u32 = 6;
 /// Threads of the backend's own runtime: they run connections and timers only, the request
 /// futures themselves run on the blocking threads that wait for them.
 const RUNTIME_THREADS: usize = 2;
@@ -107,6 +121,8 @@ pub struct S3Chunks {
     key_prefix: String,
     endpoint: String,
     runtime: Option<tokio::runtime::Runtime>,
+    /// [`PUT_BUDGET_MIB`] permits, one per MiB of uploads in flight.
+    puts: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for S3Chunks {
@@ -208,6 +224,11 @@ impl S3Chunks {
             .http_client(http)
             .timeout_config(timeouts)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            // No CRC32 of every chunk on the way out and back: a chunk is sealed (AES-GCM)
+            // and authenticated whenever it is opened, which catches any damage a checksum
+            // would, and more. That saves a pass over every byte each way.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .build();
         let prefix = config.prefix.trim_matches('/');
         let backend = S3Chunks {
@@ -216,6 +237,7 @@ impl S3Chunks {
             key_prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
             endpoint,
             runtime: Some(runtime),
+            puts: Arc::new(tokio::sync::Semaphore::new(PUT_BUDGET_MIB as usize)),
         };
         backend.ensure_bucket()?;
         Ok(backend)
@@ -325,12 +347,28 @@ impl S3Chunks {
 
 impl ChunkBackend for S3Chunks {
     fn put(&self, id: &ChunkId, sealed: &[u8]) -> io::Result<()> {
-        #[cfg(test)]
-        let _gauge = tests::InFlight::enter();
         let key = self.key(id);
-        let body = ByteStream::from(bytes::Bytes::copy_from_slice(sealed));
-        self.run(self.client.put_object().bucket(&self.bucket).key(&key).body(body).send())
-            .map_err(|e| failure(format!("storing {}/{key}", self.bucket), e))?;
+        self.run(async {
+            // Never closed: it lives as long as `self`.
+            let mib = (sealed.len().div_ceil(1 << 20) as u32).clamp(1, PUT_BUDGET_MIB);
+            let _permit = self.puts.acquire_many(mib).await.map_err(io::Error::other)?;
+            #[cfg(test)]
+            let _gauge = tests::InFlight::enter();
+            let body = ByteStream::from(bytes::Bytes::copy_from_slice(sealed));
+            // Unsigned payload: signing would hash every byte with SHA-256 for an integrity
+            // check the seal already gives (a chunk is authenticated whenever it is read,
+            // and its id is the MAC of its content); the request itself stays signed.
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .body(body)
+                .customize()
+                .disable_payload_signing()
+                .send()
+                .await
+                .map_err(|e| failure(format!("storing {}/{key}", self.bucket), e))
+        })?;
         Ok(())
     }
 

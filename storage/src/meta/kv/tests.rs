@@ -531,3 +531,29 @@ fn lost_connections_are_replaced() {
         .unwrap();
     assert_eq!(stored, first + 4);
 }
+
+/// PostgreSQL ending every connection (a restart, an administrator) while they are idle in
+/// the pool costs no request an error: the first query of a transaction finds its connection
+/// lost before anything of the transaction reached the server, and is sent on a new one.
+#[test]
+fn connections_lost_while_idle_cost_no_request() {
+    let url = crate::tests::pg::database();
+    let db = Db::open_postgres(&url, 4, |_| {}).unwrap();
+    db.write_sync(|ctx| crate::meta::db::create_tables(ctx.txn)).unwrap();
+    let (first, _) = db.write_sync(|ctx| ctx.txn.next_id("c")).unwrap();
+    // Several idle connections, one of them with a read's transaction still open.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| db.read_sync(|t| Ok(t.open_table(META)?.get("c")?.is_some())).unwrap());
+        }
+    });
+    let killed = crate::tests::pg::admin_query_i64(
+        &url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    assert!(killed > 0, "the store had connections to lose");
+    assert!(db.read_sync(|t| Ok(t.open_table(META)?.get("c")?.is_some())).unwrap(), "a read, at once");
+    let (id, _) = db.write_sync(|ctx| ctx.txn.next_id("c")).unwrap();
+    assert_eq!(id, first + 1, "a write, at once, counted once");
+}

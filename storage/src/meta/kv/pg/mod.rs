@@ -13,25 +13,22 @@
 //!   That works from any thread (a blocking pool thread, an admin command with no runtime)
 //!   and the pool's connections live as long as the engine, not as long as a caller's
 //!   runtime.
-//! - Client: `tokio-postgres` (the native async client of the rust-postgres project) with
-//!   `deadpool-postgres`, the pool most used with it: it keeps a per-connection cache of
-//!   prepared statements (so a query is one round trip, not a prepare and an execute) and
-//!   checks a connection is alive before handing it out again.
+//! - Client: `tokio-postgres` (the native async client of the rust-postgres project), each
+//!   connection driven by the thread that holds it, from a small pool of our own ([`conn`]
+//!   says why), with a per-connection cache of prepared statements (so a query is one round
+//!   trip, not a prepare and an execute).
 //! - No TLS: PostgreSQL is reached over loopback or a private network between the nodes and
 //!   the database (README, "Running several nodes"). Adding it means a rustls connector with
 //!   ring; the tree keeps aws-lc and OpenSSL out.
 //! - Round trips are what a change costs here; `txn` says how a transaction saves them.
 
+mod conn;
 mod scan;
 mod txn;
 
-use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime as PoolRuntime};
-use tokio::runtime::Handle;
-use tokio_postgres::{Error as PgError, NoTls};
+use tokio_postgres::Error as PgError;
 
 use crate::error::{Error, Result};
 pub(crate) use scan::{PgChildren, PgRange};
@@ -163,33 +160,18 @@ pub(super) const FIRST_PAGE: usize = 32;
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
 
-/// Connections whose last read transaction was left open, with when it ended (see
-/// [`Parked`]).
-pub(super) type Parked = Arc<Mutex<Vec<(Object, Instant)>>>;
-
-/// How long a finished read may hold its snapshot open on a parked connection, and how
-/// often they are swept. A snapshot held open keeps PostgreSQL from cleaning up rows dead
-/// since, so it is held briefly: on a busy node the connection is reused long before.
+/// How long a connection given back may hold its transaction open (a finished read's
+/// snapshot, see [`Engine`]), and how often those are swept. A snapshot held open keeps
+/// PostgreSQL from cleaning up rows dead since, so it is held briefly: on a busy node the
+/// connection is reused long before.
 const PARKED_FOR: Duration = Duration::from_millis(250);
 
 pub(crate) struct Engine {
-    /// Dropped with `shutdown_background`, which is allowed on an async worker too.
-    rt: Option<tokio::runtime::Runtime>,
-    handle: Handle,
-    pool: Pool,
-    /// A read transaction is not ended when its reader is done: its connection waits here,
-    /// and whoever takes it next sends `ROLLBACK` in the same round trip as its own `BEGIN`
-    /// and first query. That saves a round trip on every read (and reads are most of the
-    /// traffic); a sweep rolls back what is not taken soon.
-    parked: Parked,
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
+    /// A read transaction is not ended when its reader is done: its connection goes back to
+    /// the pool with it open, and whoever takes it next sends `ROLLBACK` in the same round
+    /// trip as its own `BEGIN` and first query. That saves a round trip on every read (and
+    /// reads are most of the traffic); a sweep rolls back what is not taken soon.
+    pool: conn::Pool,
 }
 
 /// A PostgreSQL URL as it may be shown (logs, errors): without its password.
@@ -220,59 +202,24 @@ impl Engine {
             Error::Incompatible(format!("the PostgreSQL URL is not valid (postgres://USER:PASSWORD@HOST:PORT/DB): {e}"))
         })?;
         let shown = shown_cfg(&cfg);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("davit-pg")
-            .enable_all()
-            .build()?;
-        let mgr = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(mgr)
-            .max_size(pool_size.max(1))
-            .runtime(PoolRuntime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .recycle_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| Error::Incompatible(format!("PostgreSQL at {shown}: {e}")))?;
-        let engine = Engine { handle: rt.handle().clone(), rt: Some(rt), pool, parked: Parked::default() };
-        engine.handle.spawn(sweep_parked(Arc::downgrade(&engine.parked)));
-        let pool = engine.pool.clone();
-        let shown2 = shown.clone();
-        engine.run(async move { migrate(&pool, &shown2).await })?.map_err(|e| match e {
+        let pool = conn::Pool::new(cfg, pool_size);
+        let first = pool.get().map_err(|e| Error::Incompatible(format!("cannot reach PostgreSQL at {shown}: {e}")))?;
+        let c = first.conn();
+        c.block_on(migrate(c.client(), &shown)).map_err(|e| match e {
             Error::Incompatible(_) => e,
             e => Error::Incompatible(format!("cannot use PostgreSQL at {shown}: {e}")),
         })?;
-        Ok(engine)
-    }
-
-    /// Runs `fut` on the engine's runtime and waits for it on this thread.
-    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Result<T> {
-        run_on(&self.handle, fut)
+        drop(first);
+        pool.start_sweeper(PARKED_FOR)?;
+        Ok(Engine { pool })
     }
 
     pub(super) fn begin(&self, write: bool) -> Result<Txn> {
-        let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        if let Some((conn, _)) = parked.filter(|(c, _)| !c.is_closed()) {
-            return Ok(Txn::new(self.handle.clone(), conn, write, true, self.parked.clone()));
-        }
-        // An idle connection is handed out without waiting on anything: taken here, that
-        // saves a trip to the engine's runtime and back on every transaction.
-        let ready = {
-            let _rt = self.handle.enter();
-            futures::FutureExt::now_or_never(self.pool.get())
-        };
-        let conn = match ready {
-            Some(got) => got,
-            None => {
-                let pool = self.pool.clone();
-                self.run(async move { pool.get().await })?
-            }
-        }
-        .map_err(|e| {
-            tracing::warn!(error = ?e, "PostgreSQL: no connection");
+        let conn = self.pool.get().map_err(|e| {
+            tracing::warn!(error = %e, "PostgreSQL: no connection");
             Error::Unavailable(UNAVAILABLE.into())
         })?;
-        Ok(Txn::new(self.handle.clone(), conn, write, false, self.parked.clone()))
+        Ok(Txn::new(conn, write, self.pool.clone()))
     }
 }
 
@@ -282,62 +229,55 @@ const UNAVAILABLE: &str = "the metadata store does not answer; try again shortly
 /// `Unavailable` (503: the engine may come back, and the pool replaces the connection), its
 /// cause logged here; a failure PostgreSQL answered with is the server's own.
 pub(super) fn unreachable_or_internal(e: tokio_postgres::Error) -> Error {
-    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-    if e.is_closed() || (e.code().is_none() && io) {
+    if is_lost(&e) {
         tracing::warn!(error = ?e, "PostgreSQL does not answer");
         return Error::Unavailable(UNAVAILABLE.into());
     }
     Error::internal_from("PostgreSQL", e)
 }
 
-/// Rolls back the read transactions parked longer than [`PARKED_FOR`], until the engine
-/// is gone.
-async fn sweep_parked(parked: std::sync::Weak<Mutex<Vec<(Object, Instant)>>>) {
-    loop {
-        tokio::time::sleep(PARKED_FOR).await;
-        let Some(parked) = parked.upgrade() else { return };
-        let stale: Vec<Object> = {
-            let mut list = parked.lock().unwrap_or_else(|e| e.into_inner());
-            let (old, fresh): (Vec<_>, Vec<_>) = list.drain(..).partition(|(_, at)| at.elapsed() >= PARKED_FOR);
-            *list = fresh;
-            old.into_iter().map(|(c, _)| c).collect()
-        };
-        drop(parked);
-        for conn in stale {
-            txn::roll_back(conn).await;
-        }
-    }
-}
-
-pub(super) fn run_on<T: Send + 'static>(handle: &Handle, fut: impl Future<Output = T> + Send + 'static) -> Result<T> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    handle.spawn(async move {
-        let _ = tx.send(fut.await);
+/// Whether the connection failed (rather than PostgreSQL refusing a statement): closed, an
+/// I/O error, or the server ending it. An idle connection is not read from until it is used
+/// again, so a server that stopped or restarted meanwhile is told by the message it left
+/// there: "terminating connection due to administrator command" (class 57, operator
+/// intervention) or a connection exception (class 08).
+pub(super) fn is_lost(e: &tokio_postgres::Error) -> bool {
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    let ended = e.code().is_some_and(|c| {
+        use tokio_postgres::error::SqlState;
+        [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW].contains(c)
+            || c.code().starts_with("08")
     });
-    rx.recv().map_err(|_| Error::internal("the PostgreSQL engine has stopped"))
+    e.is_closed() || ended || (e.code().is_none() && io)
 }
 
-async fn migrate(pool: &Pool, shown: &str) -> Result<()> {
+async fn migrate(c: &tokio_postgres::Client, shown: &str) -> Result<()> {
     let pg = |e: PgError| Error::Incompatible(format!("cannot use PostgreSQL at {shown}: {e}"));
-    let mut conn =
-        pool.get().await.map_err(|e| Error::Incompatible(format!("cannot reach PostgreSQL at {shown}: {e}")))?;
-    let tx = conn.transaction().await.map_err(pg)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await.map_err(pg)?;
-    let exists: bool = tx.query_one("SELECT to_regclass('davit_schema') IS NOT NULL", &[]).await.map_err(pg)?.get(0);
-    let found: i32 =
-        if exists { tx.query_one("SELECT max(version) FROM davit_schema", &[]).await.map_err(pg)?.get(0) } else { 0 };
-    if found > SCHEMA_VERSION {
-        return Err(Error::Incompatible(format!(
-            "the PostgreSQL database at {shown} has davit schema version {found}, made by a newer davit; this davit \
-             knows versions up to {SCHEMA_VERSION}: run the newer davit"
-        )));
-    }
-    if found < SCHEMA_VERSION {
-        for step in &SCHEMA_STEPS[found.max(0) as usize..] {
-            tx.batch_execute(step).await.map_err(pg)?;
+    c.batch_execute("BEGIN").await.map_err(pg)?;
+    let done = async {
+        c.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await.map_err(pg)?;
+        let exists: bool = c.query_one("SELECT to_regclass('davit_schema') IS NOT NULL", &[]).await.map_err(pg)?.get(0);
+        let found: i32 =
+            if exists { c.query_one("SELECT max(version) FROM davit_schema", &[]).await.map_err(pg)?.get(0) } else { 0 };
+        if found > SCHEMA_VERSION {
+            return Err(Error::Incompatible(format!(
+                "the PostgreSQL database at {shown} has davit schema version {found}, made by a newer davit; this davit \
+                 knows versions up to {SCHEMA_VERSION}: run the newer davit"
+            )));
         }
-        tx.execute("UPDATE davit_schema SET version = $1", &[&SCHEMA_VERSION]).await.map_err(pg)?;
-        tracing::info!(from = found, to = SCHEMA_VERSION, "PostgreSQL schema made ready");
+        if found < SCHEMA_VERSION {
+            for step in &SCHEMA_STEPS[found.max(0) as usize..] {
+                c.batch_execute(step).await.map_err(pg)?;
+            }
+            c.execute("UPDATE davit_schema SET version = $1", &[&SCHEMA_VERSION]).await.map_err(pg)?;
+            tracing::info!(from = found, to = SCHEMA_VERSION, "PostgreSQL schema made ready");
+        }
+        c.batch_execute("COMMIT").await.map_err(pg)
     }
-    tx.commit().await.map_err(pg)
+    .await;
+    if done.is_err() {
+        // Whatever failed, the connection goes back to the pool clean (or is found closed).
+        let _ = c.batch_execute("ROLLBACK").await;
+    }
+    done
 }

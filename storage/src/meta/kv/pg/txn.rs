@@ -11,23 +11,31 @@
 //!   the server's answers always include the transaction's own changes.
 //! - `BEGIN` goes out with the first query; a read is not ended when its reader is done,
 //!   but by the next user of its connection, with that user's `BEGIN` (see `Engine`).
+//! - a connection found lost at the first query (PostgreSQL restarted since it was last
+//!   used) is replaced and the query sent again: nothing of the transaction had reached the
+//!   server.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Bound;
+use std::pin::Pin;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 
-use deadpool_postgres::Object;
-use tokio::runtime::Handle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Error as PgError, Statement};
+use tokio_postgres::{Client, Error as PgError, Statement};
 
-use std::time::Instant;
-
-use super::{BEGIN_READ, BEGIN_WRITE, Parked, run_on};
+use super::conn::{Conn, Pool, Pooled};
+use super::{BEGIN_READ, BEGIN_WRITE};
 use crate::error::{Error, Result};
+
+/// What a query makes of a connection: a future borrowing it (boxed, so that one closure
+/// can make it again on another connection).
+type Op<'c, T> = Pin<Box<dyn Future<Output = std::result::Result<T, PgError>> + Send + 'c>>;
+
+/// Connections tried for a transaction's first query before the failure is told.
+const FIRST_TRIES: usize = 3;
 
 /// Rows a write remembers at most; past it, reads go to the server (a change that walks a
 /// whole subtree must not hold it all in memory).
@@ -81,7 +89,7 @@ impl Flush {
     }
 
     /// Sends both statements; the caller polls this before its own query so they go first.
-    async fn send(self, c: &Object, put: &Statement, del: &Statement) -> std::result::Result<(), PgError> {
+    async fn send(&self, c: &Client, put: &Statement, del: &Statement) -> std::result::Result<(), PgError> {
         let puts = async {
             if self.put.0.is_empty() { Ok(0) } else { c.execute(put, &[&self.put.0, &self.put.1, &self.put.2]).await }
         };
@@ -93,13 +101,12 @@ impl Flush {
 }
 
 pub(crate) struct Txn {
-    handle: Handle,
-    conn: Option<Arc<Object>>,
+    /// `None` once committed.
+    conn: Mutex<Option<Pooled>>,
+    /// Where a lost connection is replaced.
+    pool: Pool,
     began: AtomicBool,
     write: bool,
-    /// The connection still has its last reader's transaction open: `BEGIN` ends it first.
-    dirty: bool,
-    parked: Parked,
     memory: Mutex<Memory>,
     /// Set by a failure that running the change again can cure (a serialization failure, a
     /// deadlock, two writers inserting one key): sticky, because a rule may have mapped the
@@ -122,14 +129,12 @@ pub(crate) type JoinedRow = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 pub(super) type Joined = Vec<JoinedRow>;
 
 impl Txn {
-    pub(super) fn new(handle: Handle, conn: Object, write: bool, dirty: bool, parked: Parked) -> Self {
+    pub(super) fn new(conn: Pooled, write: bool, pool: Pool) -> Self {
         Txn {
-            handle,
-            conn: Some(Arc::new(conn)),
+            conn: Mutex::new(Some(conn)),
+            pool,
             began: AtomicBool::new(false),
             write,
-            dirty,
-            parked,
             memory: Mutex::default(),
             retry: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -143,44 +148,65 @@ impl Txn {
 
     /// Runs the query `op` makes, in one round trip with what must go before it: `BEGIN` when
     /// it is the transaction's first, and the held changes.
-    fn call<T, Fut>(&self, op: impl FnOnce(Arc<Object>) -> Fut) -> Result<T>
-    where
-        T: Send + 'static,
-        Fut: Future<Output = std::result::Result<T, PgError>> + Send + 'static,
-    {
-        let conn = self.conn.clone().ok_or_else(|| Error::internal("the transaction has ended"))?;
-        let begin = (!self.began.swap(true, Relaxed)).then(|| match (self.dirty, self.write) {
-            (false, false) => BEGIN_READ.to_owned(),
-            (false, true) => BEGIN_WRITE.to_owned(),
-            (true, false) => format!("ROLLBACK; {BEGIN_READ}"),
-            (true, true) => format!("ROLLBACK; {BEGIN_WRITE}"),
-        });
+    fn call<T: Send>(&self, op: impl for<'c> Fn(&'c Conn) -> Op<'c, T> + Sync) -> Result<T> {
+        self.call_once_or_again(true, op)
+    }
+
+    /// `call`; `again` says whether the first query may be sent again on a new connection
+    /// when the old one is found lost (not a `COMMIT`, which may have committed).
+    fn call_once_or_again<T: Send>(&self, again: bool, op: impl for<'c> Fn(&'c Conn) -> Op<'c, T> + Sync) -> Result<T> {
+        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let first = !self.began.swap(true, Relaxed);
         let flush = Flush::of(std::mem::take(&mut self.memory().held));
-        let fut = op(conn.clone());
-        let r = run_on(&self.handle, async move {
-            // Prepared first (answered from the connection's cache but the first time), so
-            // that nothing below waits: all of it goes out before any answer is read, in
-            // this order.
-            let stmts = match &flush {
-                Some(_) => Some((conn.prepare_cached(UPSERT_MANY).await?, conn.prepare_cached(DELETE_MANY).await?)),
-                None => None,
-            };
-            let begin = async {
-                match begin {
-                    Some(sql) => conn.batch_execute(&sql).await,
-                    None => Ok(()),
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let c = slot.as_ref().ok_or_else(|| Error::internal("the transaction has ended"))?.conn();
+            let begin = first.then(|| match (c.open_txn, self.write) {
+                (false, false) => BEGIN_READ.to_owned(),
+                (false, true) => BEGIN_WRITE.to_owned(),
+                (true, false) => format!("ROLLBACK; {BEGIN_READ}"),
+                (true, true) => format!("ROLLBACK; {BEGIN_WRITE}"),
+            });
+            let r = c.block_on(async {
+                // Prepared first (answered from the connection's cache but the first time),
+                // so that nothing below waits: all of it goes out before any answer is read,
+                // in this order.
+                let stmts = match &flush {
+                    Some(_) => Some((c.prepare(UPSERT_MANY).await?, c.prepare(DELETE_MANY).await?)),
+                    None => None,
+                };
+                let begin = async {
+                    match &begin {
+                        Some(sql) => c.client().batch_execute(sql).await,
+                        None => Ok(()),
+                    }
+                };
+                let flush = async {
+                    match (&flush, &stmts) {
+                        (Some(f), Some((put, del))) => f.send(c.client(), put, del).await,
+                        _ => Ok(()),
+                    }
+                };
+                let (b, f, r) = tokio::join!(begin, flush, op(c));
+                b.and(f).and(r)
+            });
+            match r {
+                Ok(v) => return Ok(v),
+                Err(e) if first && again && tries < FIRST_TRIES && super::is_lost(&e) => {
+                    tracing::debug!(error = ?e, "PostgreSQL connection lost while idle; taking another");
+                    if let Some(lost) = slot.take() {
+                        lost.discard();
+                    }
+                    self.pool.drop_idle();
+                    *slot = Some(self.pool.get().map_err(|why| {
+                        tracing::warn!(error = %why, "PostgreSQL: no connection");
+                        Error::Unavailable(super::UNAVAILABLE.into())
+                    })?);
                 }
-            };
-            let flush = async {
-                match (flush, &stmts) {
-                    (Some(f), Some((put, del))) => f.send(&conn, put, del).await,
-                    _ => Ok(()),
-                }
-            };
-            let (b, f, r) = tokio::join!(begin, flush, fut);
-            b.and(f).and(r)
-        })?;
-        r.map_err(|e| self.failed(e))
+                Err(e) => return Err(self.failed(e)),
+            }
+        }
     }
 
     fn failed(&self, e: PgError) -> Error {
@@ -214,9 +240,12 @@ impl Txn {
             return Ok(v.clone());
         }
         let key = k.clone();
-        let v: Option<Vec<u8>> = self.call(move |c| async move {
-            let st = c.prepare_cached("SELECT v FROM kv WHERE tbl = $1 AND k = $2").await?;
-            Ok(c.query_opt(&st, &[&tbl, &key]).await?.map(|r| r.get(0)))
+        let v: Option<Vec<u8>> = self.call(|c| {
+            let key = key.clone();
+            Box::pin(async move {
+                let st = c.prepare("SELECT v FROM kv WHERE tbl = $1 AND k = $2").await?;
+                Ok(c.client().query_opt(&st, &[&tbl, &key]).await?.map(|r| r.get(0)))
+            })
         })?;
         if self.write {
             self.remember(&mut self.memory(), (tbl, k), v.clone());
@@ -234,7 +263,7 @@ impl Txn {
             m.held.insert(key, Some(v));
             m.held.len() >= HELD
         };
-        if full { self.call(|_| async { Ok(()) }) } else { Ok(()) }
+        if full { self.call(|_| Box::pin(async { Ok(()) })) } else { Ok(()) }
     }
 
     /// Removes a row; says whether it was there (from memory when it knows).
@@ -249,9 +278,12 @@ impl Txn {
             }
         }
         let k = key.1.clone();
-        let was = self.call(move |c| async move {
-            let st = c.prepare_cached("DELETE FROM kv WHERE tbl = $1 AND k = $2").await?;
-            Ok(c.execute(&st, &[&tbl, &k]).await? > 0)
+        let was = self.call(|c| {
+            let k = k.clone();
+            Box::pin(async move {
+                let st = c.prepare("DELETE FROM kv WHERE tbl = $1 AND k = $2").await?;
+                Ok(c.client().execute(&st, &[&tbl, &k]).await? > 0)
+            })
         })?;
         let mut m = self.memory();
         self.remember(&mut m, key, None);
@@ -259,9 +291,11 @@ impl Txn {
     }
 
     pub(in crate::meta::kv) fn count(&self, tbl: i16) -> Result<u64> {
-        self.call(move |c| async move {
-            let st = c.prepare_cached("SELECT count(*) FROM kv WHERE tbl = $1").await?;
-            Ok(c.query_one(&st, &[&tbl]).await?.get::<_, i64>(0) as u64)
+        self.call(|c| {
+            Box::pin(async move {
+                let st = c.prepare("SELECT count(*) FROM kv WHERE tbl = $1").await?;
+                Ok(c.client().query_one(&st, &[&tbl]).await?.get::<_, i64>(0) as u64)
+            })
         })
     }
 
@@ -289,12 +323,15 @@ impl Txn {
         sql.push_str(if rev { " ORDER BY k DESC" } else { " ORDER BY k" });
         sql.push_str(&format!(" LIMIT ${}", keys.len() + 2));
         let limit = limit as i64;
-        self.call(move |c| async move {
-            let st = c.prepare_cached(&sql).await?;
-            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tbl];
-            params.extend(keys.iter().map(|k| k as &(dyn ToSql + Sync)));
-            params.push(&limit);
-            Ok(c.query(&st, &params).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        self.call(|c| {
+            let (sql, keys) = (sql.clone(), keys.clone());
+            Box::pin(async move {
+                let st = c.prepare(&sql).await?;
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tbl];
+                params.extend(keys.iter().map(|k| k as &(dyn ToSql + Sync)));
+                params.push(&limit);
+                Ok(c.client().query(&st, &params).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+            })
         })
     }
 
@@ -318,10 +355,13 @@ impl Txn {
              WHERE c.tbl = $1 AND c.k {op} $3 AND c.k < $4 ORDER BY c.k LIMIT $5"
         );
         let limit = limit as i64;
-        self.call(move |c| async move {
-            let st = c.prepare_cached(&sql).await?;
-            let rows = c.query(&st, &[&ctbl, &itbl, &lo, &hi, &limit]).await?;
-            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        self.call(|c| {
+            let (sql, lo, hi) = (sql.clone(), lo.clone(), hi.clone());
+            Box::pin(async move {
+                let st = c.prepare(&sql).await?;
+                let rows = c.client().query(&st, &[&ctbl, &itbl, &lo, &hi, &limit]).await?;
+                Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+            })
         })
     }
 
@@ -329,9 +369,12 @@ impl Txn {
     pub(crate) fn walk(&self, tbl: i16, from: u64, names: &[String]) -> Result<Vec<u64>> {
         let names: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
         let from = from as i64;
-        let ids: Vec<i64> = self.call(move |c| async move {
-            let st = c.prepare_cached("SELECT davit_walk($1, $2, $3)").await?;
-            c.query_one(&st, &[&tbl, &from, &names]).await?.try_get(0)
+        let ids: Vec<i64> = self.call(|c| {
+            let names = names.clone();
+            Box::pin(async move {
+                let st = c.prepare("SELECT davit_walk($1, $2, $3)").await?;
+                c.client().query_one(&st, &[&tbl, &from, &names]).await?.try_get(0)
+            })
         })?;
         Ok(ids.into_iter().map(|i| i as u64).collect())
     }
@@ -341,22 +384,25 @@ impl Txn {
     pub(crate) fn resolve(&self, ctbl: i16, itbl: i16, from: u64, names: &[String]) -> Result<Option<Vec<u8>>> {
         let names: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
         let from = from as i64;
-        self.call(move |c| async move {
-            let st = c
-                .prepare_cached(
-                    "SELECT (SELECT kv.v FROM kv WHERE kv.tbl = $4 AND kv.k = int8send(\
-                         CASE WHEN cardinality(w.ids) = cardinality($3::bytea[]) \
-                         THEN coalesce(w.ids[cardinality(w.ids)], $2) END)) \
-                     FROM (SELECT davit_walk($1, $2, $3) AS ids) w",
-                )
-                .await?;
-            c.query_one(&st, &[&ctbl, &from, &names, &itbl]).await?.try_get(0)
+        self.call(|c| {
+            let names = names.clone();
+            Box::pin(async move {
+                let st = c
+                    .prepare(
+                        "SELECT (SELECT kv.v FROM kv WHERE kv.tbl = $4 AND kv.k = int8send(\
+                             CASE WHEN cardinality(w.ids) = cardinality($3::bytea[]) \
+                             THEN coalesce(w.ids[cardinality(w.ids)], $2) END)) \
+                         FROM (SELECT davit_walk($1, $2, $3) AS ids) w",
+                    )
+                    .await?;
+                c.client().query_one(&st, &[&ctbl, &from, &names, &itbl]).await?.try_get(0)
+            })
         })
     }
 
     /// Commits a write, sending its held changes in the same round trip. Nothing is sent if
     /// nothing was asked or changed.
-    pub(crate) fn commit(mut self) -> Result<Commit> {
+    pub(crate) fn commit(self) -> Result<Commit> {
         if self.retry.load(Relaxed) {
             return Ok(Commit::Retry);
         }
@@ -366,9 +412,11 @@ impl Txn {
         if !self.began.load(Relaxed) && self.memory().held.is_empty() {
             return Ok(Commit::Done);
         }
-        let r = self.call(|c| async move { c.batch_execute("COMMIT").await });
-        // Ended either way: nothing is left to roll back.
-        self.conn = None;
+        let r = self.call_once_or_again(false, |c| Box::pin(async move { c.client().batch_execute("COMMIT").await }));
+        // Ended either way (or the connection is lost): nothing is left to roll back.
+        if let Some(mut done) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            done.conn_mut().open_txn = false;
+        }
         match r {
             Ok(()) => Ok(Commit::Done),
             Err(_) if self.must_retry() => Ok(Commit::Retry),
@@ -378,36 +426,15 @@ impl Txn {
 }
 
 impl Drop for Txn {
-    /// A read that ran leaves its connection parked, its transaction open, for the next
-    /// user to end (see `Engine`). Anything else not committed is rolled back without
-    /// waiting: the connection goes back to the pool only after that, so the next user
-    /// finds it clean.
+    /// Not committed, the transaction is left open on its connection, which goes back to
+    /// the pool: the next user ends it with its own `BEGIN`, in the same round trip, or the
+    /// sweep does soon (see `Engine`). For a read, that is a round trip saved on every read;
+    /// a write dropped uncommitted (a refused change) is run again at once by the writer,
+    /// which takes the same connection back first (the pool is a stack).
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else { return };
-        if !self.began.load(Relaxed) && !self.dirty {
-            return;
+        let Some(mut conn) = self.conn.get_mut().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        if self.began.load(Relaxed) {
+            conn.conn_mut().open_txn = true;
         }
-        let conn = match Arc::try_unwrap(conn) {
-            Ok(conn) => conn,
-            // Every query has answered by now, so this is not expected; if it happens, the
-            // connection is ended, never handed on with a transaction open.
-            Err(shared) => {
-                self.handle.spawn(async move { shared.batch_execute("ROLLBACK").await });
-                return;
-            }
-        };
-        if !self.write && self.began.load(Relaxed) {
-            self.parked.lock().unwrap_or_else(|e| e.into_inner()).push((conn, Instant::now()));
-            return;
-        }
-        self.handle.spawn(roll_back(conn));
-    }
-}
-
-/// Ends a connection's transaction and gives it back to the pool; a connection in an
-/// unknown state never goes back.
-pub(super) async fn roll_back(conn: Object) {
-    if conn.batch_execute("ROLLBACK").await.is_err() {
-        let _ = Object::take(conn);
     }
 }
