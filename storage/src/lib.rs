@@ -142,6 +142,8 @@ pub(crate) struct Core {
     pub backend: Arc<dyn ChunkBackend>,
     pub pins: Arc<Pins>,
     pub collector: Arc<Collector>,
+    /// Removes the rows of deleted folders after the delete (`tree::detach`).
+    pub detached: Arc<tree::detach::Sweeper>,
     pub config: StorageConfig,
     pub auth_cache: auth::cache::AuthCache,
     pub throttle: auth::throttle::Throttle,
@@ -210,7 +212,9 @@ impl Storage {
                 tracing::info!(swept, "removed chunk files no committed file references");
             }
         }
+        let detached = tree::detach::Sweeper::start(db.clone(), collector.clone())?;
         let core = Arc::new(Core {
+            detached,
             db,
             keys,
             backend,

@@ -611,6 +611,7 @@ pub(crate) mod pg;
 pub(crate) use pg::also_on_postgres;
 mod rules;
 mod sharing;
+mod folders;
 
 also_on_postgres!(
     small_and_large_roundtrip_with_md5_etag_and_ranges,

@@ -107,6 +107,11 @@ pub const LOCKS_BY_ITEM: Table<(u64, u64), u64> = Table::new("locks_by_item");
 pub const LOCKS_BELOW: Table<(u64, u64), u64> = Table::new("locks_below");
 /// (expiry in Unix nanoseconds, lock) -> locked item: locks with a timeout, soonest first.
 pub const LOCK_EXPIRY: Table<(u64, u64), u64> = Table::new("lock_expiry");
+/// Folders deleted but not yet swept (see `tree::detach`): detached root -> its owner.
+pub const DETACHED: Table<u64, u64> = Table::new("detached");
+/// (bytes, files) below each folder, so a delete knows what it frees without walking the
+/// folder (see `meta::subtree`). An absent row means "not known" (folders of older davits).
+pub const FOLDER_TOTALS: Table<u64, (u64, u64)> = Table::new("folder_totals");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -142,6 +147,8 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &LOCKS_BY_ITEM,
     &LOCKS_BELOW,
     &LOCK_EXPIRY,
+    &DETACHED,
+    &FOLDER_TOTALS,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -523,5 +530,7 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(LOCKS_BY_ITEM)?;
     txn.open_table(LOCKS_BELOW)?;
     txn.open_table(LOCK_EXPIRY)?;
+    txn.open_table(DETACHED)?;
+    txn.open_table(FOLDER_TOTALS)?;
     Ok(())
 }

@@ -71,6 +71,8 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("locks_by_item", 28),
     ("locks_below", 29),
     ("lock_expiry", 30),
+    ("detached", 31),
+    ("folder_totals", 32),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
