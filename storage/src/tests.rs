@@ -609,9 +609,9 @@ async fn multipart_parts_count_against_quota_and_complete_without_copying() {
 
 pub(crate) mod pg;
 pub(crate) use pg::also_on_postgres;
+mod folders;
 mod rules;
 mod sharing;
-mod folders;
 
 also_on_postgres!(
     small_and_large_roundtrip_with_md5_etag_and_ranges,

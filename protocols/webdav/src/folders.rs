@@ -72,10 +72,8 @@ impl WebDav {
             return None;
         }
         // Checked and made a path by `headers::check_request`.
-        let to = headers
-            .get("destination")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|d| headers::drive_path_below(d, prefix));
+        let to =
+            headers.get("destination").and_then(|v| v.to_str().ok()).and_then(|d| headers::drive_path_below(d, prefix));
         let Some(to) = to else {
             return Some(plain(StatusCode::BAD_REQUEST, "Destination: missing or not below this drive\n".into()));
         };

@@ -76,8 +76,10 @@ async fn deleting_a_folder_ends_everything_in_one_step_and_the_sweeper_finishes(
     s.write(&alice, "/keep.txt", body(b"kept"), WriteOptions::default()).await.unwrap();
     s.share(&alice, "/big/a", "bob", false).await.unwrap();
     s.share(&alice, "/keep.txt", "bob", false).await.unwrap();
-    let (_, token) =
-        s.create_link(&alice, "/big/c/deeper/f3", NewLink { expires_in: Some(60), ..Default::default() }).await.unwrap();
+    let (_, token) = s
+        .create_link(&alice, "/big/c/deeper/f3", NewLink { expires_in: Some(60), ..Default::default() })
+        .await
+        .unwrap();
     let (_, keep_token) =
         s.create_link(&alice, "/keep.txt", NewLink { expires_in: Some(60), ..Default::default() }).await.unwrap();
     assert_eq!(s.usage(alice.user_id).await.unwrap().bytes, bytes + 4);
