@@ -244,13 +244,17 @@ impl Storage {
         self.core.db.close();
     }
 
-    /// Runs the sweep of unreferenced chunk files now; with several nodes, it deletes only
-    /// what is past its grace period.
+    /// Finishes deleted folders, then runs the sweep of unreferenced chunk files now; with
+    /// several nodes, it deletes only what is past its grace period.
     pub async fn sweep(&self) -> Result<usize> {
         let core = self.core.clone();
-        tokio::task::spawn_blocking(move || match core.config.chunk_grace {
-            Some(grace) => content::grace::sweep(&core.db, core.backend.as_ref(), grace),
-            None => chunks::sweep(&core.db, core.backend.as_ref(), &core.pins),
+        tokio::task::spawn_blocking(move || {
+            // Deleted folders first: the chunks only they still hold are then free too.
+            tree::detach::sweep_all(&core.db, &core.collector)?;
+            match core.config.chunk_grace {
+                Some(grace) => content::grace::sweep(&core.db, core.backend.as_ref(), grace),
+                None => chunks::sweep(&core.db, core.backend.as_ref(), &core.pins),
+            }
         })
         .await?
     }
