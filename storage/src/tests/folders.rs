@@ -201,7 +201,31 @@ async fn folder_totals_follow_writes_moves_copies_and_deletes() {
     assert_consistent(s).await;
 }
 
+/// With several nodes the chunks a swept folder frees go to the grave, as any delete's do:
+/// they wait out the grace period there instead of being deleted at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swept_folder_frees_its_chunks_through_the_grave_on_several_nodes() {
+    let f = super::open_with(|c| c.chunk_grace = Some(Duration::from_secs(3600)));
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    s.mkdir_all(&alice, "/dir/sub").await.unwrap();
+    s.write(&alice, "/dir/sub/big.bin", body(&pseudo_random(400_000, 5)), WriteOptions::default()).await.unwrap();
+    s.write(&alice, "/dir/small.txt", body(b"small"), WriteOptions::default()).await.unwrap();
+    let files = s.check().await.unwrap().chunk_files;
+    assert!(files >= 1);
+    s.delete(&alice, "/dir", Default::default()).await.unwrap();
+    assert_eq!(s.usage(alice.user_id).await.unwrap().bytes, 0);
+    s.sweep().await.unwrap();
+    assert_eq!(pending(s), 0);
+    let graves = s.core.db.read_sync(|t| Ok(t.open_table(crate::meta::db::CHUNK_GRAVE)?.iter()?.count())).unwrap();
+    assert_eq!(graves as u64, files, "every freed chunk file waits in the grave");
+    let r = s.check().await.unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!((r.chunks, r.waiting, r.orphans), (0, files, 0));
+}
+
 crate::tests::also_on_postgres!(
+    a_swept_folder_frees_its_chunks_through_the_grave_on_several_nodes,
     deleting_a_folder_ends_everything_in_one_step_and_the_sweeper_finishes,
     a_detached_folder_is_finished_after_a_restart,
     folder_totals_follow_writes_moves_copies_and_deletes,
