@@ -262,12 +262,12 @@ impl WebDav {
         }
         // LOCK and UNLOCK are asked first, so a refusal carries its reason (dav-server's
         // lock system can only say yes or no); the core asks again when it locks.
-        if matches!(req.method().as_str(), "LOCK" | "UNLOCK") {
-            if let Err(e) = self.storage.may_lock(&principal, &path).await {
-                let mut r = refusal(&e);
-                acted_as(r.extensions_mut(), principal);
-                return r;
-            }
+        if matches!(req.method().as_str(), "LOCK" | "UNLOCK")
+            && let Err(e) = self.storage.may_lock(&principal, &path).await
+        {
+            let mut r = refusal(&e);
+            acted_as(r.extensions_mut(), principal);
+            return r;
         }
         let ctx = Arc::new(fs::RequestCtx {
             errors: Default::default(),

@@ -150,9 +150,8 @@ impl W<'_> {
 
 /// Finishes every detached subtree; returns how many were finished.
 pub(crate) fn sweep_all(db: &Db, collector: &Collector) -> Result<usize> {
-    let roots: Vec<u64> = db.read_sync(|t| {
-        t.open_table(DETACHED)?.iter()?.map(|e| e.map(|(k, _)| k.value()).map_err(Into::into)).collect()
-    })?;
+    let roots: Vec<u64> =
+        db.read_sync(|t| t.open_table(DETACHED)?.iter()?.map(|e| e.map(|(k, _)| k.value())).collect())?;
     for &root in &roots {
         // Bounded by the subtree's size: every batch but the last removes SWEEP_BATCH rows.
         loop {
