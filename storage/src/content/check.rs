@@ -63,6 +63,7 @@ impl Storage {
             // Unfinished multipart parts hold references and count in their owner's usage.
             let mut upload_owner = HashMap::new();
             check_grants_and_links(t, &owners, &mut report.problems)?;
+            crate::meta::subtree::check_totals(t, &detached, &mut report.problems)?;
             for e in t.open_table(crate::meta::db::UPLOADS)?.iter()? {
                 let up: crate::meta::uploads::Upload = db::decode(e?.1.value())?;
                 upload_owner.insert(up.id, up.payer);

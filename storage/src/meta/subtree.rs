@@ -13,10 +13,10 @@
 //! change whose size is not known removes the rows of the folders it lands in and above, so
 //! a present row is always right; a delete of a folder whose total is not known walks it once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
-use crate::meta::db::{CHILDREN, DETACHED, FOLDER_TOTALS};
+use crate::meta::db::{self, CHILDREN, DETACHED, FOLDER_TOTALS, ITEMS};
 use crate::meta::kv::{ReadTxn, Readable};
 use crate::meta::model::{Item, Kind};
 use crate::meta::txn::W;
@@ -147,4 +147,42 @@ pub(crate) fn detached_items(t: &ReadTxn) -> Result<HashSet<u64>> {
         }
     }
     Ok(out)
+}
+
+/// Every kept folder total equals what is below the folder (for the consistency check):
+/// reads every item once, and adds each file to the folders above it.
+pub(crate) fn check_totals(t: &ReadTxn, detached: &HashSet<u64>, problems: &mut Vec<String>) -> Result<()> {
+    let mut parent: HashMap<u64, u64> = HashMap::new();
+    let mut files: Vec<(u64, u64)> = Vec::new();
+    for e in t.open_table(ITEMS)?.iter()? {
+        let item: Item = db::decode(e?.1.value())?;
+        parent.insert(item.id, item.parent);
+        if item.kind == Kind::File && !detached.contains(&item.id) {
+            files.push((item.parent, item.size));
+        }
+    }
+    let mut found: HashMap<u64, Totals> = HashMap::new();
+    for (mut up, size) in files {
+        // Bounded by the depth of the tree (paths are at most 4096 bytes).
+        for _ in 0..4096 {
+            if up == 0 {
+                break;
+            }
+            let t = found.entry(up).or_default();
+            *t = (t.0 + size, t.1 + 1);
+            up = parent.get(&up).copied().unwrap_or(0);
+        }
+    }
+    for e in t.open_table(FOLDER_TOTALS)?.iter()? {
+        let (k, v) = e?;
+        let (id, kept) = (k.value(), v.value());
+        if detached.contains(&id) || !parent.contains_key(&id) {
+            continue;
+        }
+        let below = found.get(&id).copied().unwrap_or_default();
+        if below != kept {
+            problems.push(format!("folder {id} keeps totals {kept:?} (bytes, files) but holds {below:?}"));
+        }
+    }
+    Ok(())
 }
