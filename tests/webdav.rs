@@ -279,3 +279,34 @@ async fn folders_are_copied_and_deleted_whole() {
     assert_eq!(dav(&c, &s, "DELETE", "/").send().await.unwrap().status(), 403);
     s.stop().await;
 }
+
+async fn listing(c: &Client, s: &TestServer, body: &'static str) -> String {
+    let r = dav(c, s, "PROPFIND", "/d%20x/").header("Depth", "1").body(body).send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    assert_eq!(r.headers()["content-type"], "application/xml; charset=utf-8");
+    r.text().await.unwrap()
+}
+
+/// A plain `allprop` PROPFIND of a folder is written by davit itself (for speed): it is
+/// byte for byte what dav-server answers, which it still does when a lock exists.
+#[tokio::test]
+async fn allprop_listing_is_the_same_as_dav_servers() {
+    let s = support::start(Options::default()).await;
+    let c = support::client();
+    assert_eq!(dav(&c, &s, "MKCOL", "/d%20x").send().await.unwrap().status(), 201);
+    assert_eq!(dav(&c, &s, "MKCOL", "/d%20x/sub").send().await.unwrap().status(), 201);
+    for name in ["a.txt", "b.bin", "x%20y%26z%C3%A9.pdf", "noext"] {
+        let r = dav(&c, &s, "PUT", &format!("/d%20x/{name}")).body("content").send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let allprop = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
+    let ours = listing(&c, &s, allprop).await;
+    assert_eq!(ours, listing(&c, &s, "").await, "an empty body is allprop");
+    assert_eq!(ours.matches("<D:response>").count(), 6);
+    // A lock elsewhere sends the same request to dav-server.
+    assert_eq!(dav(&c, &s, "PUT", "/locked.txt").body("x").send().await.unwrap().status(), 201);
+    let r = dav(&c, &s, "LOCK", "/locked.txt").body(lock_body()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(listing(&c, &s, allprop).await, ours);
+    s.stop().await;
+}

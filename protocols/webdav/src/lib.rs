@@ -8,6 +8,7 @@ mod folders;
 mod fs;
 pub mod headers;
 mod ls;
+mod propfind;
 pub mod xml;
 
 use std::collections::HashMap;
@@ -244,7 +245,16 @@ impl WebDav {
             RequestBody::Streaming(Box::pin(body))
         } else {
             match read_checked_body(body).await {
-                Ok(b) => RequestBody::Read(Some(b)),
+                Ok(b) => {
+                    if parts.method.as_str() == "PROPFIND" && checked.depth == Some(Depth::One) && prefix == PREFIX {
+                        let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+                        if let Some(mut r) = self.propfind_allprop(&principal, &path, prefix, &b, ua).await {
+                            acted_as(r.extensions_mut(), principal);
+                            return r;
+                        }
+                    }
+                    RequestBody::Read(Some(b))
+                }
                 Err(r) => return refuse(principal, r.status, &r.reason),
             }
         };
