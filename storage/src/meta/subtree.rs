@@ -149,15 +149,18 @@ pub(crate) fn detached_items(t: &ReadTxn) -> Result<HashSet<u64>> {
     Ok(out)
 }
 
-/// Every kept folder total equals what is below the folder (for the consistency check):
-/// reads every item once, and adds each file to the folders above it.
-pub(crate) fn check_totals(t: &ReadTxn, detached: &HashSet<u64>, problems: &mut Vec<String>) -> Result<()> {
-    let mut parent: HashMap<u64, u64> = HashMap::new();
+/// Each item's parent and whether it is a folder.
+type Parents = HashMap<u64, (u64, bool)>;
+
+/// What is below every folder, from one read of every item: the parent of each item, and
+/// the totals of each folder that holds a file (folders holding none are absent).
+fn sum_all(items: impl Iterator<Item = Result<Item>>, skip: &HashSet<u64>) -> Result<(Parents, HashMap<u64, Totals>)> {
+    let mut parent: HashMap<u64, (u64, bool)> = HashMap::new();
     let mut files: Vec<(u64, u64)> = Vec::new();
-    for e in t.open_table(ITEMS)?.iter()? {
-        let item: Item = db::decode(e?.1.value())?;
-        parent.insert(item.id, item.parent);
-        if item.kind == Kind::File && !detached.contains(&item.id) {
+    for item in items {
+        let item = item?;
+        parent.insert(item.id, (item.parent, item.is_folder()));
+        if item.kind == Kind::File && !skip.contains(&item.id) {
             files.push((item.parent, item.size));
         }
     }
@@ -170,9 +173,34 @@ pub(crate) fn check_totals(t: &ReadTxn, detached: &HashSet<u64>, problems: &mut 
             }
             let t = found.entry(up).or_default();
             *t = (t.0 + size, t.1 + 1);
-            up = parent.get(&up).copied().unwrap_or(0);
+            up = parent.get(&up).map_or(0, |p| p.0);
         }
     }
+    Ok((parent, found))
+}
+
+/// Counts the totals of every folder (the migration to format 4).
+pub(crate) fn count_all_totals(txn: &crate::meta::kv::WriteTxn) -> Result<()> {
+    let (parent, found) = {
+        let items = txn.open_table(ITEMS)?;
+        let rows = items.iter()?.map(|e| e.and_then(|(_, v)| db::decode::<Item>(v.value())));
+        sum_all(rows, &HashSet::new())?
+    };
+    let mut totals = txn.open_table(FOLDER_TOTALS)?;
+    for (id, (_, is_folder)) in parent {
+        if is_folder {
+            totals.insert(id, found.get(&id).copied().unwrap_or_default())?;
+        }
+    }
+    Ok(())
+}
+
+/// Every kept folder total equals what is below the folder (for the consistency check):
+/// reads every item once, and adds each file to the folders above it.
+pub(crate) fn check_totals(t: &ReadTxn, detached: &HashSet<u64>, problems: &mut Vec<String>) -> Result<()> {
+    let items = t.open_table(ITEMS)?;
+    let rows = items.iter()?.map(|e| e.and_then(|(_, v)| db::decode::<Item>(v.value())));
+    let (parent, found) = sum_all(rows, detached)?;
     for e in t.open_table(FOLDER_TOTALS)?.iter()? {
         let (k, v) = e?;
         let (id, kept) = (k.value(), v.value());
