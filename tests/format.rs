@@ -33,7 +33,8 @@ const FORMAT_3: Earlier = Earlier {
     key: "DVYPJQL6ZJSKMIUENBGF",
     secret: "Ur4aQfJoVBAYTkBYrY9f1XhgyUKFVihLDjlF9tze",
     link_token: "KD2Pdvemd-FSrsm9l78nFu7XuTtnJXMiVN2Z206scRA",
-    migrates: false,
+    // To format 4: its folders get their totals.
+    migrates: true,
 };
 const ALICE: (&str, &str) = ("alice", "alice-fixture-pw-1");
 const BOB: (&str, &str) = ("bob", "bob-fixture-pw-1");

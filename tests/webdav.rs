@@ -225,3 +225,88 @@ async fn windows_upload_sequence_and_locks_bind_every_protocol() {
     assert_eq!(r.status(), 423);
     s.stop().await;
 }
+
+/// A folder is copied and deleted as one core operation each (not member by member), with
+/// RFC 4918's statuses, and a lock below the folder binds its deletion.
+#[tokio::test]
+async fn folders_are_copied_and_deleted_whole() {
+    let s = support::start(Options::default()).await;
+    let c = support::client();
+    assert_eq!(dav(&c, &s, "MKCOL", "/f").send().await.unwrap().status(), 201);
+    assert_eq!(dav(&c, &s, "MKCOL", "/f/sub").send().await.unwrap().status(), 201);
+    for (path, body) in [("/f/a.txt", "a"), ("/f/sub/b.txt", "bee")] {
+        assert_eq!(dav(&c, &s, "PUT", path).body(body).send().await.unwrap().status(), 201);
+    }
+    let usage = || async {
+        let r = c.get(s.url("/api/v1/usage")).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
+        r.json::<serde_json::Value>().await.unwrap()["bytes"].as_u64().unwrap()
+    };
+    assert_eq!(usage().await, 4);
+    let copy = |to: &str, overwrite: Option<&str>| {
+        let mut r = dav(&c, &s, "COPY", "/f/").header("Destination", s.url(&format!("/dav{to}")));
+        if let Some(o) = overwrite {
+            r = r.header("Overwrite", o);
+        }
+        r.send()
+    };
+    assert_eq!(copy("/g/", None).await.unwrap().status(), 201);
+    assert_eq!(dav(&c, &s, "GET", "/g/sub/b.txt").send().await.unwrap().text().await.unwrap(), "bee");
+    assert_eq!(usage().await, 8, "a copy counts once, checked against the quota once");
+    assert_eq!(copy("/g/", Some("F")).await.unwrap().status(), 412);
+    assert_eq!(copy("/g/", Some("T")).await.unwrap().status(), 204);
+    assert_eq!(copy("/missing/g/", None).await.unwrap().status(), 409);
+    assert_eq!(copy("/f/sub/inner/", None).await.unwrap().status(), 409, "not into itself");
+    // Depth 0 copies the folder alone.
+    let r = dav(&c, &s, "COPY", "/f/").header("Destination", s.url("/dav/h/")).header("Depth", "0").send().await;
+    assert_eq!(r.unwrap().status(), 201);
+    let r = dav(&c, &s, "PROPFIND", "/h/").header("Depth", "1").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap().matches("<D:response>").count(), 1);
+
+    // A lock deep inside binds the folder's deletion; its token lets it go.
+    let r = dav(&c, &s, "LOCK", "/f/sub/b.txt").body(lock_body()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.headers()["lock-token"].to_str().unwrap().trim_matches(|c| c == '<' || c == '>').to_owned();
+    assert_eq!(dav(&c, &s, "DELETE", "/f/").send().await.unwrap().status(), 423);
+    assert_eq!(dav(&c, &s, "GET", "/f/a.txt").send().await.unwrap().status(), 200, "nothing went");
+    assert_eq!(dav(&c, &s, "DELETE", "/g/").header("Depth", "0").send().await.unwrap().status(), 400);
+    // RFC 4918 §10.4: the token is submitted for the locked member, as a tagged list.
+    let tagged = format!("<{}> (<{token}>)", s.url("/dav/f/sub/b.txt"));
+    let r = dav(&c, &s, "DELETE", "/f/").header("If", tagged).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(dav(&c, &s, "GET", "/f/sub/b.txt").send().await.unwrap().status(), 404);
+    assert_eq!(usage().await, 4, "the usage drops with the delete");
+    assert_eq!(dav(&c, &s, "DELETE", "/f/").send().await.unwrap().status(), 404);
+    assert_eq!(dav(&c, &s, "DELETE", "/").send().await.unwrap().status(), 403);
+    s.stop().await;
+}
+
+async fn listing(c: &Client, s: &TestServer, body: &'static str) -> String {
+    let r = dav(c, s, "PROPFIND", "/d%20x/").header("Depth", "1").body(body).send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    assert_eq!(r.headers()["content-type"], "application/xml; charset=utf-8");
+    r.text().await.unwrap()
+}
+
+/// A plain `allprop` PROPFIND of a folder is written by davit itself (for speed): it is
+/// byte for byte what dav-server answers, which it still does when a lock exists.
+#[tokio::test]
+async fn allprop_listing_is_the_same_as_dav_servers() {
+    let s = support::start(Options::default()).await;
+    let c = support::client();
+    assert_eq!(dav(&c, &s, "MKCOL", "/d%20x").send().await.unwrap().status(), 201);
+    assert_eq!(dav(&c, &s, "MKCOL", "/d%20x/sub").send().await.unwrap().status(), 201);
+    for name in ["a.txt", "b.bin", "x%20y%26z%C3%A9.pdf", "noext"] {
+        let r = dav(&c, &s, "PUT", &format!("/d%20x/{name}")).body("content").send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let allprop = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
+    let ours = listing(&c, &s, allprop).await;
+    assert_eq!(ours, listing(&c, &s, "").await, "an empty body is allprop");
+    assert_eq!(ours.matches("<D:response>").count(), 6);
+    // A lock elsewhere sends the same request to dav-server.
+    assert_eq!(dav(&c, &s, "PUT", "/locked.txt").body("x").send().await.unwrap().status(), 201);
+    let r = dav(&c, &s, "LOCK", "/locked.txt").body(lock_body()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(listing(&c, &s, allprop).await, ours);
+    s.stop().await;
+}

@@ -154,6 +154,8 @@ pub(crate) struct Core {
     pub backend: Arc<dyn ChunkBackend>,
     pub pins: Arc<Pins>,
     pub collector: Arc<Collector>,
+    /// Removes the rows of deleted folders after the delete (`tree::detach`).
+    pub detached: Arc<tree::detach::Sweeper>,
     pub config: StorageConfig,
     pub auth_cache: auth::cache::AuthCache,
     pub throttle: auth::throttle::Throttle,
@@ -226,8 +228,10 @@ impl Storage {
             }
         }
         let audit = audit::Sink::open(&config.audit_log)?;
+        let detached = tree::detach::Sweeper::start(db.clone(), collector.clone())?;
         let core = Arc::new(Core {
             audit,
+            detached,
             db,
             keys,
             backend,
@@ -258,13 +262,17 @@ impl Storage {
         self.core.db.close();
     }
 
-    /// Runs the sweep of unreferenced chunk files now; with several nodes, it deletes only
-    /// what is past its grace period.
+    /// Finishes deleted folders, then runs the sweep of unreferenced chunk files now; with
+    /// several nodes, it deletes only what is past its grace period.
     pub async fn sweep(&self) -> Result<usize> {
         let core = self.core.clone();
-        tokio::task::spawn_blocking(move || match core.config.chunk_grace {
-            Some(grace) => content::grace::sweep(&core.db, core.backend.as_ref(), grace),
-            None => chunks::sweep(&core.db, core.backend.as_ref(), &core.pins),
+        tokio::task::spawn_blocking(move || {
+            // Deleted folders first: the chunks only they still hold are then free too.
+            tree::detach::sweep_all(&core.db, &core.collector)?;
+            match core.config.chunk_grace {
+                Some(grace) => content::grace::sweep(&core.db, core.backend.as_ref(), grace),
+                None => chunks::sweep(&core.db, core.backend.as_ref(), &core.pins),
+            }
         })
         .await?
     }

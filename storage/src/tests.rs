@@ -611,6 +611,7 @@ pub(crate) mod pg;
 pub(crate) use pg::also_on_postgres;
 mod account_flows;
 mod audit;
+mod folders;
 mod rules;
 mod sharing;
 

@@ -4,9 +4,11 @@
 
 mod body;
 mod errors;
+mod folders;
 mod fs;
 pub mod headers;
 mod ls;
+mod propfind;
 pub mod xml;
 
 use std::collections::HashMap;
@@ -243,32 +245,39 @@ impl WebDav {
             RequestBody::Streaming(Box::pin(body))
         } else {
             match read_checked_body(body).await {
-                Ok(b) => RequestBody::Read(Some(b)),
+                Ok(b) => {
+                    if parts.method.as_str() == "PROPFIND" && checked.depth == Some(Depth::One) && prefix == PREFIX {
+                        let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+                        if let Some(mut r) = self.propfind_allprop(&principal, &path, prefix, &b, ua).await {
+                            acted_as(r.extensions_mut(), principal);
+                            return r;
+                        }
+                    }
+                    RequestBody::Read(Some(b))
+                }
                 Err(r) => return refuse(principal, r.status, &r.reason),
             }
         };
         let req = Request::from_parts(parts, body);
-        // dav-server deletes a folder's contents one by one before the folder itself: a
-        // folder that may not be deleted (a shared item, the drive root) must be refused
-        // before any of its contents go.
-        // LOCK and UNLOCK are asked first too, so a refusal carries its reason (dav-server's
-        // lock system can only say yes or no); the core asks again when it locks.
-        let check = match req.method().as_str() {
-            "DELETE" => Some(true),
-            "LOCK" | "UNLOCK" => Some(false),
+        // dav-server would delete and copy a folder member by member: the core does each
+        // in one operation (see `folders`).
+        let answered = match req.method().as_str() {
+            "DELETE" => Some(self.delete(&principal, &path, req.headers(), checked.depth).await),
+            "COPY" => self.copy_folder(&principal, &path, req.headers(), checked.depth, prefix).await,
             _ => None,
         };
-        if let Some(whole) = check {
-            let r = if whole {
-                self.storage.check_delete(&principal, &path).await
-            } else {
-                self.storage.may_lock(&principal, &path).await
-            };
-            if let Err(e) = r {
-                let mut r = refusal(&e);
-                acted_as(r.extensions_mut(), principal);
-                return r;
-            }
+        if let Some(mut r) = answered {
+            acted_as(r.extensions_mut(), principal);
+            return r;
+        }
+        // LOCK and UNLOCK are asked first, so a refusal carries its reason (dav-server's
+        // lock system can only say yes or no); the core asks again when it locks.
+        if matches!(req.method().as_str(), "LOCK" | "UNLOCK")
+            && let Err(e) = self.storage.may_lock(&principal, &path).await
+        {
+            let mut r = refusal(&e);
+            acted_as(r.extensions_mut(), principal);
+            return r;
         }
         let ctx = Arc::new(fs::RequestCtx {
             errors: Default::default(),

@@ -227,6 +227,12 @@ pub(crate) fn grants_to(t: &ReadTxn, grantee: u64) -> Result<Grants> {
 /// Resolves a caller's path.
 pub(crate) fn place(t: &ReadTxn, p: &Principal, path: DrivePath) -> Result<Place> {
     if let Scope::Link { link, item, owner, upload } = p.scope {
+        // A principal made before its link ended reaches nothing: the item of a deleted
+        // folder's link may still have a row while the sweeper works (`tree::detach`).
+        let l: Link = db::decode(
+            t.open_table(LINKS)?.get(link)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value(),
+        )?;
+        link_usable(&l)?;
         return Ok(Place {
             owner,
             base: item,

@@ -374,9 +374,12 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
             crate::meta::grant_rows::forget_item(w.txn, item.id)?;
             if item.kind == Kind::File {
                 w.release_refs(&item.chunks)?;
+            } else {
+                w.drop_folder_totals(item.id)?;
             }
         }
         w.items.remove(root.id)?;
+        w.drop_folder_totals(root.id)?;
         crate::meta::uploads::drop_uploads_of(&mut w, user_id)?;
         w.drop_usage(user_id)?;
     }

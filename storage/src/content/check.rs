@@ -35,11 +35,17 @@ impl Storage {
             let mut refs: HashMap<ChunkId, u64> = HashMap::new();
             let mut usage: HashMap<u64, (u64, u64)> = HashMap::new();
             let mut owners = HashMap::new();
+            // A deleted folder's rows wait for the sweeper: they hold references but no usage.
+            let detached = crate::meta::subtree::detached_items(t)?;
             for e in t.open_table(ITEMS)?.iter()? {
                 let item: Item = db::decode(e?.1.value())?;
                 report.items += 1;
                 owners.insert(item.id, item.owner);
-                if item.kind == Kind::File {
+                if item.kind == Kind::File && detached.contains(&item.id) {
+                    for c in &item.chunks {
+                        *refs.entry(c.id).or_default() += 1;
+                    }
+                } else if item.kind == Kind::File {
                     let u = usage.entry(item.owner).or_default();
                     u.0 += item.size;
                     u.1 += 1;
@@ -57,6 +63,7 @@ impl Storage {
             // Unfinished multipart parts hold references and count in their owner's usage.
             let mut upload_owner = HashMap::new();
             check_grants_and_links(t, &owners, &mut report.problems)?;
+            crate::meta::subtree::check_totals(t, &detached, &mut report.problems)?;
             for e in t.open_table(crate::meta::db::UPLOADS)?.iter()? {
                 let up: crate::meta::uploads::Upload = db::decode(e?.1.value())?;
                 upload_owner.insert(up.id, up.payer);

@@ -121,6 +121,11 @@ pub const SHARE_EXPIRY: Table<u64, u64> = Table::new("share_expiry");
 pub const AUDIT: Table<(u64, u64), &[u8]> = Table::new("audit");
 /// (user, event time) -> the event's tag: the events a user did or was the subject of.
 pub const AUDIT_BY_USER: Table<(u64, u64), u64> = Table::new("audit_by_user");
+/// Folders deleted but not yet swept (see `tree::detach`): detached root -> its owner.
+pub const DETACHED: Table<u64, u64> = Table::new("detached");
+/// (bytes, files) below each folder, so a delete knows what it frees without walking the
+/// folder (see `meta::subtree`). An absent row means "not known" (folders of older davits).
+pub const FOLDER_TOTALS: Table<u64, (u64, u64)> = Table::new("folder_totals");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -162,6 +167,8 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &SHARE_EXPIRY,
     &AUDIT,
     &AUDIT_BY_USER,
+    &DETACHED,
+    &FOLDER_TOTALS,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -572,5 +579,7 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(SHARE_EXPIRY)?;
     txn.open_table(AUDIT)?;
     txn.open_table(AUDIT_BY_USER)?;
+    txn.open_table(DETACHED)?;
+    txn.open_table(FOLDER_TOTALS)?;
     Ok(())
 }

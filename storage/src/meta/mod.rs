@@ -12,5 +12,6 @@ pub(crate) mod grant_rows;
 pub(crate) mod kv;
 pub mod model;
 pub mod names;
+pub(crate) mod subtree;
 pub(crate) mod txn;
 pub(crate) mod uploads;

@@ -77,7 +77,7 @@ impl<'t> W<'t> {
 
     pub fn link(&mut self, item: &Item) -> Result<()> {
         self.children.insert((item.parent, item.child_key().as_str()), item.id)?;
-        Ok(())
+        self.totals_on_link(item)
     }
 
     pub fn unlink(&mut self, item: &Item) -> Result<()> {
@@ -125,6 +125,7 @@ impl<'t> W<'t> {
             ..base
         };
         self.add_usage(owner, item.size as i128 - old_size as i128, i64::from(is_new))?;
+        self.add_below(parent, item.size as i128 - old_size as i128, i64::from(is_new))?;
         self.put(&item)?;
         self.link(&item)?;
         Ok(item)
@@ -352,6 +353,9 @@ impl<'t> W<'t> {
         for it in &all {
             self.unlink(it)?;
             self.items.remove(it.id)?;
+            if it.is_folder() {
+                self.drop_folder_totals(it.id)?;
+            }
             crate::meta::grant_rows::forget_item(self.txn, it.id)?;
             if it.kind == Kind::File {
                 self.release_refs(&it.chunks)?;
@@ -360,6 +364,7 @@ impl<'t> W<'t> {
             }
         }
         self.add_usage(item.owner, -(bytes as i128), -(files as i64))?;
+        self.add_below(item.parent, -(bytes as i128), -(files as i64))?;
         Ok((bytes, files))
     }
 
@@ -369,6 +374,10 @@ impl<'t> W<'t> {
         let mut stack = vec![(src.clone(), parent, name.to_owned())];
         let mut top = None;
         let (mut bytes, mut files) = (0u64, 0u64);
+        // The copy's folder totals, summed as it is made (folders in the order made, each
+        // before what it holds): see `meta::subtree`.
+        let mut folders: Vec<(u64, u64)> = Vec::new();
+        let mut sums: std::collections::HashMap<u64, (u64, u64)> = std::collections::HashMap::new();
         while let Some((from, new_parent, new_name)) = stack.pop() {
             let mut copy = from.clone();
             copy.id = self.next_item_id()?;
@@ -380,7 +389,12 @@ impl<'t> W<'t> {
                 self.add_refs(&copy.chunks, None, None)?;
                 bytes += copy.size;
                 files += 1;
+                if let Some(t) = sums.get_mut(&new_parent) {
+                    *t = (t.0 + copy.size, t.1 + 1);
+                }
             } else {
+                folders.push((copy.id, new_parent));
+                sums.insert(copy.id, (0, 0));
                 for entry in self.children.range((from.id, "")..(from.id + 1, ""))? {
                     let (_, id) = entry?;
                     let child = self.get(id.value())?;
@@ -394,6 +408,14 @@ impl<'t> W<'t> {
         }
         self.check_quota(owner, bytes as i128)?;
         self.add_usage(owner, bytes as i128, files as i64)?;
+        for &(id, up) in folders.iter().rev() {
+            let t = sums.get(&id).copied().unwrap_or_default();
+            if let Some(p) = sums.get_mut(&up) {
+                *p = (p.0 + t.0, p.1 + t.1);
+            }
+            self.set_folder_totals(id, t)?;
+        }
+        self.add_below(parent, bytes as i128, files as i64)?;
         let top = top.expect("at least the source");
         Ok(top)
     }

@@ -33,11 +33,18 @@ impl Storage {
                 .resolve(place.base, &place.rel)?
                 .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
             conditions.check(Some(&item))?;
-            w.remove_subtree(&item)?;
             locks::forget_item(w.txn, item.id)?;
-            Ok(())
+            w.remove_item(&item)
         })
         .await
+        .map(|detached| self.swept_later(detached))
+    }
+
+    /// After a commit that detached a folder: the sweeper removes its rows (`detach`).
+    pub(crate) fn swept_later(&self, detached: bool) {
+        if detached {
+            self.core.detached.wake();
+        }
     }
 
     /// Deletes a file (S3 DeleteObject), then the folders above it that it left empty, up
@@ -47,9 +54,9 @@ impl Storage {
         let place = self.change_target(p, path).await?;
         place.check_detach(p)?;
         self.commit_at(place, LockGuard::of(p, true), (), move |w, place| {
-            let Some(item) = w.resolve(place.base, &place.rel)? else { return Ok(()) };
-            w.remove_subtree(&item)?;
+            let Some(item) = w.resolve(place.base, &place.rel)? else { return Ok(false) };
             locks::forget_item(w.txn, item.id)?;
+            let detached = w.remove_item(&item)?;
             let mut up = place.rel.parent();
             while let Some(dir) = up {
                 if dir.is_root() || place.depth + dir.names().len() <= keep_depth {
@@ -63,9 +70,10 @@ impl Storage {
                 locks::forget_item(w.txn, folder.id)?;
                 up = dir.parent();
             }
-            Ok(())
+            Ok(detached)
         })
         .await
+        .map(|detached| self.swept_later(detached))
     }
 
     /// Removes a folder only if it is empty (S3 DeleteBucket).

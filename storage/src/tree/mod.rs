@@ -9,6 +9,7 @@ pub mod locks;
 pub mod multipart;
 
 mod delete;
+pub(crate) mod detach;
 mod list;
 mod read;
 mod relocate;

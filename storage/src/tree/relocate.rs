@@ -89,6 +89,7 @@ impl Storage {
                     )));
                 }
                 let created = existing.is_none();
+                let mut detached = false;
                 if src.kind == Kind::File {
                     // A rename must not slip a file past the upload policy.
                     policy.check_file(role, &name, src.content_type.as_deref())?;
@@ -97,13 +98,14 @@ impl Storage {
                     if !overwrite || matches!(to.access, Access::Link { .. }) {
                         return Err(Error::AlreadyExists(format!("{} already exists", to.path)));
                     }
-                    w.remove_subtree(&old)?;
                     locks::forget_item(w.txn, old.id)?;
+                    detached = w.remove_item(&old)?;
                 }
                 if is_move {
                     // A MOVE does not carry locks (RFC 4918): the moved item's, and those below it, end.
                     locks::forget_item(w.txn, src.id)?;
                     let mut moved = src.clone();
+                    let totals = w.item_totals(&src)?;
                     w.unlink(&src)?;
                     if src.owner != to.owner {
                         w.change_owner(&src, to.owner)?;
@@ -113,13 +115,18 @@ impl Storage {
                     moved.name = name;
                     w.put(&moved)?;
                     w.link(&moved)?;
-                    Ok((moved, created))
+                    w.move_totals(totals, src.parent, parent.id)?;
+                    Ok((moved, created, detached))
                 } else {
                     let copy = w.copy_subtree(&src, parent.id, &name, to.owner, now)?;
-                    Ok((copy, created))
+                    Ok((copy, created, detached))
                 }
             })
             .await
+            .map(|(item, created, detached)| {
+                self.swept_later(detached);
+                (item, created)
+            })
     }
 
     /// Hands the item at `path` to another user: it moves to the top of their drive (with
@@ -151,11 +158,14 @@ impl Storage {
                 let wanted = if item.name == SHARED_ROOT { format!("{SHARED_ROOT} (2)") } else { item.name.clone() };
                 let name = access::free_name(&w.children, user.root, &wanted)?;
                 locks::forget_item(w.txn, item.id)?;
+                let totals = w.item_totals(&item)?;
                 w.unlink(&item)?;
                 w.change_owner(&item, user.id)?;
+                let from = item.parent;
                 let moved = Item { owner: user.id, parent: user.root, name: name.clone(), ..item };
                 w.put(&moved)?;
                 w.link(&moved)?;
+                w.move_totals(totals, from, user.root)?;
                 Ok((moved, format!("/{name}")))
             })
             .await?;

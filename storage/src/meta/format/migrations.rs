@@ -20,8 +20,17 @@ pub(super) struct Migration {
     pub run: fn(&WriteTxn, &[u8; KEY_LEN]) -> Result<()>,
 }
 
-const MIGRATIONS: &[Migration] =
-    &[Migration { from: 2, what: "the master key becomes the wrapped data key", run: wrap_master_as_data_key }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { from: 2, what: "the master key becomes the wrapped data key", run: wrap_master_as_data_key },
+    Migration { from: 3, what: "every folder gets its totals", run: count_folder_totals },
+];
+
+/// Format 4 keeps (bytes, files) below every folder (`meta::subtree`), so that a delete
+/// knows what it frees without walking the folder: counted here once for every folder.
+/// (A folder still without totals would only be slower to delete, never wrong.)
+fn count_folder_totals(txn: &WriteTxn, _: &[u8; KEY_LEN]) -> Result<()> {
+    crate::meta::subtree::count_all_totals(txn)
+}
 
 /// The steps from `found` to the current format.
 pub(super) fn from(found: u32) -> impl Iterator<Item = &'static Migration> {

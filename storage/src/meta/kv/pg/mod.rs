@@ -68,6 +68,8 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("locks_by_item", 28),
     ("locks_below", 29),
     ("lock_expiry", 30),
+    ("detached", 31),
+    ("folder_totals", 32),
     ("share_reshare", 35),
     ("link_makers", 36),
     ("links_by_maker", 37),
