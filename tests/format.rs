@@ -36,6 +36,17 @@ const FORMAT_3: Earlier = Earlier {
     // To format 4: its folders get their totals.
     migrates: true,
 };
+/// Format 3 as f3c44f9, the last landed build of format 3, wrote it: with the lock and grave
+/// tables and the access-token key in META.
+const FORMAT_3_LAST: Earlier = Earlier {
+    dir: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-3-f3c44f9/data"),
+    key: "DVGZS4XN77CMCMWTJR4T",
+    secret: "8QNID6sZFIxHxTYYdQVSHtRTvF0oS6LBLzxRSgdl",
+    link_token: "NITKcvpfinT8EGU0AY1W2HheTzESKWBEjGh6xIijbjk",
+    // To format 4: its folders get their totals, the newer tables are made.
+    migrates: true,
+};
+
 const ALICE: (&str, &str) = ("alice", "alice-fixture-pw-1");
 const BOB: (&str, &str) = ("bob", "bob-fixture-pw-1");
 const REST_SHA: &str = "7530860ac6fbe5454c00e312f1c3b4775c26bb0dc0f1a18c5d0c851d87944a6a";
@@ -80,6 +91,11 @@ async fn a_format_2_folder_opens_migrates_and_reads_back() {
 #[tokio::test]
 async fn a_folder_the_previous_build_wrote_opens_and_reads_back() {
     reads_back(&FORMAT_3).await;
+}
+
+#[tokio::test]
+async fn a_folder_the_last_format_3_build_wrote_opens_migrates_and_reads_back() {
+    reads_back(&FORMAT_3_LAST).await;
 }
 
 async fn reads_back(fixture: &Earlier) {
