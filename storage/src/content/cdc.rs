@@ -37,8 +37,7 @@ pub(crate) struct Cutter {
     max: usize,
     mask_s: u64,
     mask_l: u64,
-    /// The chunk being filled; allocated for `max` bytes and a tag, so neither filling nor
-    /// sealing moves it (only the pages written become resident).
+    /// The chunk being filled, with room left for the tag when it is cut.
     cur: Vec<u8>,
     hash: u64,
     /// The last byte of `cur` hit, at an even offset: the cut stands if another byte comes.
@@ -60,15 +59,37 @@ impl Cutter {
         }
     }
 
+    /// A new chunk's buffer, at first for its unhashed head only: most chunks end far below
+    /// `max`, and sixteen writes at once each holding `max` bytes would be 64 MiB.
     fn fresh(&self) -> Vec<u8> {
-        Vec::with_capacity(self.max + TAG_LEN)
+        Vec::with_capacity(self.min + TAG_LEN)
+    }
+
+    /// Appends to the chunk, doubling its buffer as needed (up to `max` and a tag).
+    fn extend(&mut self, s: &[u8]) {
+        let need = self.cur.len() + s.len();
+        if need > self.cur.capacity() {
+            let target = (self.cur.capacity() * 2).clamp(need, self.max + TAG_LEN);
+            self.cur.reserve_exact(target - self.cur.len());
+        }
+        self.cur.extend_from_slice(s);
     }
 
     /// Ends the current chunk: its bytes, and a new one begun.
     fn cut(&mut self) -> Vec<u8> {
         let fresh = self.fresh();
         self.hash = 0;
-        std::mem::replace(&mut self.cur, fresh)
+        let mut done = std::mem::replace(&mut self.cur, fresh);
+        // Room for the tag, and no more: chunks wait in queues (shrinking a heap block is
+        // done in place, nothing is copied).
+        done.reserve_exact(TAG_LEN);
+        done.shrink_to(done.len() + TAG_LEN);
+        done
+    }
+
+    /// The stream ended: the last chunk, if any bytes are left.
+    pub(crate) fn finish(mut self) -> Option<Vec<u8>> {
+        (!self.cur.is_empty()).then(|| self.cut())
     }
 
     /// Feeds the next bytes of the stream; each chunk they complete is handed to `out`.
@@ -94,7 +115,7 @@ impl Cutter {
             }
             if len < self.min {
                 let n = (self.min - len).min(s.len());
-                self.cur.extend_from_slice(&s[..n]);
+                self.extend(&s[..n]);
                 s = &s[n..];
                 continue;
             }
@@ -103,28 +124,23 @@ impl Cutter {
             let n = (end - len).min(s.len());
             match self.scan(&s[..n], len, mask) {
                 Some(i) if (len + i) % 2 == 1 || i + 1 < s.len() => {
-                    self.cur.extend_from_slice(&s[..i]);
+                    self.extend(&s[..i]);
                     s = &s[i..];
                     out(self.cut());
                 }
                 Some(i) => {
                     // An even offset on the last byte given: whether it counts depends on
                     // the next byte (see the module's comment).
-                    self.cur.extend_from_slice(&s[..=i]);
+                    self.extend(&s[..=i]);
                     self.held = true;
                     return;
                 }
                 None => {
-                    self.cur.extend_from_slice(&s[..n]);
+                    self.extend(&s[..n]);
                     s = &s[n..];
                 }
             }
         }
-    }
-
-    /// The stream ended: the last chunk, if any bytes are left.
-    pub(crate) fn finish(self) -> Option<Vec<u8>> {
-        (!self.cur.is_empty()).then_some(self.cur)
     }
 
     /// Hashes `s`, whose first byte is at offset `off` of the chunk; the index of a hit.
@@ -183,7 +199,7 @@ mod tests {
         while !rest.is_empty() {
             let n = piece().clamp(1, rest.len());
             c.push(&rest[..n], &mut |chunk: Vec<u8>| {
-                assert!(chunk.capacity() >= max + crate::crypto::TAG_LEN, "room to seal in place");
+                assert!(chunk.capacity() >= chunk.len() + crate::crypto::TAG_LEN, "room to seal in place");
                 lens.push(chunk.len());
             });
             rest = &rest[n..];

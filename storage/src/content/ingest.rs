@@ -8,11 +8,12 @@
 //! between the stages hold one batch, and the chunk jobs of all writes share `CHUNK_SLOTS`, so
 //! a write holds about its chunk being filled, two batches, and its share of the slots.
 //!
-//! Profile of one 1 GiB WebDAV PUT before (perf, release, dedup and encryption on): the
-//! stages ran one after another for each 8 MiB segment (read, then MD5 and cutting on one
-//! thread while the body waited, then the chunks); MD5 (md-5, 2.2 ns/B) alone was a third of
-//! the samples, SHA-256 of the keyed chunk ids a sixth, FastCDC a tenth, copies and page
-//! faults of the segment buffers most of the rest.
+//! Why this shape, from `perf record -g` of the server during one 1 GiB WebDAV PUT (release,
+//! dedup and encryption on, the share of the server's CPU samples). Before: MD5 27%, SHA-256
+//! of the keyed chunk ids 13%, FastCDC 9%, memmove 7% (8 MiB segments, their tails, the
+//! sealed copies), and reading stopped while each segment was hashed and cut. With these
+//! stages: the kernel's copy into the page cache 36%, SHA-256 14%, cutting 9% — hence chunk
+//! files written with O_DIRECT (see `chunks::write_direct`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub const MAX_CHUNK: usize = 4 * 1024 * 1024;
 pub const INLINE_MAX: usize = 64 * 1024;
 /// Body bytes handed from one stage to the next at once: large enough that the blocking
 /// jobs' overhead (tens of microseconds) vanishes, small enough that the queues stay small.
-const BATCH: usize = 512 * 1024;
+const BATCH: usize = 256 * 1024;
 /// Chunks of one write being sealed and written at once: enough to hide fsync latency.
 const IN_FLIGHT: usize = 8;
 /// The same across all writes. Each slot holds a chunk and a blocking thread, so without a
@@ -108,12 +109,13 @@ where
 }
 
 /// [`ingest`], computing the MD5 only if `md5` (or the body is small, where it costs
-/// nothing). Why it is optional: MD5 runs at 2.2 ns/B here (md-5 0.10, measured by
-/// `tests/bench/s3.sh`, about 450 MB/s on one core; its `asm` feature measured no faster on
-/// this CPU), more than cutting, keyed hashing and sealing together (about 1.6 ns/B), so it
-/// alone held one stream under the disk's rate. S3 needs it (a single PUT's ETag is the MD5,
-/// and its clients compare it); WebDAV and REST do not, and their large files get the tag
-/// of [`Ingested::etag`] instead.
+/// nothing). Why it is optional: MD5 is the costliest step per byte and cannot be split
+/// over cores. Measured here (2 cores, by CPU time so that other load does not count):
+/// md-5 0.10 at 630 MB/s, with its `asm` feature (now on, see the workspace Cargo.toml) 815;
+/// the figures on an idle machine: md-5 445 MB/s against cutting, keyed hashing and
+/// sealing together at about 1.6 ns/B. `tests/bench/s3.sh` prints the rate of the build in
+/// use. S3 needs it (a single PUT's ETag is the MD5, and its clients compare it); WebDAV and
+/// REST do not, and their large files get the tag of [`Ingested::etag`] instead.
 pub async fn ingest_with<S>(
     core: &Arc<Core>,
     body: S,
