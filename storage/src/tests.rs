@@ -128,7 +128,16 @@ async fn small_and_large_roundtrip_with_md5_etag_and_ranges() {
     let big = pseudo_random(9 * 1024 * 1024 + 123, 1);
     let item = f.storage.write(&p, "/docs/big.bin", body(&big), WriteOptions::default()).await.unwrap();
     assert_eq!(item.size, big.len() as u64);
-    assert_eq!(item.etag, hex::encode(md5_of(&big)));
+    // A large file written without asking for an MD5 ETag gets a tag S3 clients read as
+    // multipart (no MD5 computed); asked for (S3's PUT), the tag is the MD5, same chunks.
+    assert_ne!(item.etag, hex::encode(md5_of(&big)));
+    assert!(item.etag.ends_with(&format!("-{}", item.chunks.len())), "{}", item.etag);
+    let s3 = WriteOptions { md5_etag: true, ..Default::default() };
+    let again = f.storage.write(&p, "/docs/big-s3.bin", body(&big), s3).await.unwrap();
+    assert_eq!(again.etag, hex::encode(md5_of(&big)));
+    assert_eq!(again.chunks, item.chunks);
+    let twice = f.storage.write(&p, "/docs/big2.bin", body(&big), WriteOptions::default()).await.unwrap();
+    assert_eq!(twice.etag, item.etag, "equal content, equal tag");
     assert!(item.chunks.len() >= 3, "content-defined chunks: {}", item.chunks.len());
     assert!(item.chunks.iter().all(|c| c.len as usize <= crate::MAX_CHUNK));
     assert_eq!(read_all(&f.storage, &p, "/docs/big.bin", None).await.unwrap(), big);
@@ -146,7 +155,7 @@ async fn small_and_large_roundtrip_with_md5_etag_and_ranges() {
         Err(Error::RangeNotSatisfiable(_))
     ));
     let usage = f.storage.usage(p.user_id).await.unwrap();
-    assert_eq!((usage.bytes, usage.files), (big.len() as u64 + small.len() as u64, 2));
+    assert_eq!((usage.bytes, usage.files), (3 * big.len() as u64 + small.len() as u64, 4));
     assert_consistent(&f.storage).await;
 }
 

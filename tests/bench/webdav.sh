@@ -2,51 +2,113 @@
 # Benchmark (not a test) of WebDAV with curl against a fresh release server on 127.0.0.1:
 # one stream PUT and GET of a large file, N small files PUT then GET with one
 # `curl -Z --parallel-max C` process, PROPFIND Depth 1 of a folder of F files (4 properties
-# and allprop), and the server's peak RSS. MB = 10^6 bytes.
-# Usage: tests/bench/webdav.sh [BIG_MIB=1024] [N=4000] [F=10000] [C=16]
+# and allprop), COPY and DELETE of that folder, and the server's peak RSS. MB = 10^6 bytes.
+# With --peer, nginx (nginx-light + dav-ext, see lib/peers.sh) is measured the same way in the
+# same run, and the disk's durable write rate (`dd conv=fdatasync`) just before each large
+# PUT; every figure is printed beside nginx's with the ratio (for times: davit's time over
+# nginx's, so lower is better; for rates: davit's over the peer's, higher is better).
+# Usage: tests/bench/webdav.sh [--peer] [BIG_MIB=1024] [N=4000] [F=10000] [C=16]
+# DAVIT_BIN picks the server binary (default target/release/davit).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+PEER=0
+if [ "${1:-}" = "--peer" ]; then PEER=1; shift; fi
 BIG=${1:-1024}; N=${2:-4000}; F=${3:-10000}; C=${4:-16}
 export DAVIT_TEST_CERT_DIR=${DAVIT_TEST_CERT_DIR:-$PWD/target/test-tls}
 . conformance/lib/server.sh
+. tests/bench/lib/peers.sh
+trap 'peers_cleanup; cleanup_davit' EXIT
 DAVIT_LOG=warn start_davit
 w=$DAVIT_WORK
-auth=(-u "$TEST_USER:$TEST_PASSWORD")
 now() { date +%s.%N; }
 rate() { python3 -c "import sys; print(f'{float(sys.argv[1])/(float(sys.argv[3])-float(sys.argv[2])):.1f}')" "$@"; }
+secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.3f}')" "$@"; }
+MB=$(python3 -c "print($BIG * 1048576 / 1e6)")
 
 head -c $((BIG * 1048576)) /dev/urandom > "$w/big"
-t0=$(now); curl -sS "${auth[@]}" -T "$w/big" "$DAVIT_URL/dav/big.bin" -o /dev/null; t1=$(now)
-curl -sS "${auth[@]}" "$DAVIT_URL/dav/big.bin" -o /dev/null; t2=$(now)
-echo "large file ($BIG MiB): PUT $(rate $((BIG * 1048576 / 1000000)) "$t0" "$t1") MB/s, GET $(rate $((BIG * 1048576 / 1000000)) "$t1" "$t2") MB/s"
-rm -f "$w/big"
-
-curl -sS "${auth[@]}" -X MKCOL "$DAVIT_URL/dav/small/" -o /dev/null
 head -c 4096 /dev/urandom > "$w/small"
-: > "$w/put.cfg"; : > "$w/get.cfg"
-for i in $(seq 1 "$N"); do
-  printf 'url = "%s/dav/small/f%d"\nupload-file = "%s"\noutput = "/dev/null"\n' "$DAVIT_URL" "$i" "$w/small" >> "$w/put.cfg"
-  printf 'url = "%s/dav/small/f%d"\noutput = "/dev/null"\n' "$DAVIT_URL" "$i" >> "$w/get.cfg"
-done
-t0=$(now); curl -sS -Z --parallel-max "$C" --no-progress-meter "${auth[@]}" -K "$w/put.cfg"; t1=$(now)
-curl -sS -Z --parallel-max "$C" --no-progress-meter "${auth[@]}" -K "$w/get.cfg"; t2=$(now)
-echo "4 KiB files x $N at concurrency $C: PUT $(rate "$N" "$t0" "$t1")/s, GET $(rate "$N" "$t1" "$t2")/s"
+declare -A R # R[figure,server]
 
-# A folder of F files, made quickly over REST multipart is not needed: WebDAV PUTs in parallel.
-curl -sS "${auth[@]}" -X MKCOL "$DAVIT_URL/dav/many/" -o /dev/null
-: > "$w/many.cfg"
-for i in $(seq 1 "$F"); do printf 'url = "%s/dav/many/file-%05d.txt"\nupload-file = "%s"\noutput = "/dev/null"\n' "$DAVIT_URL" "$i" "$w/small" >> "$w/many.cfg"; done
-curl -sS -Z --parallel-max "$C" --no-progress-meter "${auth[@]}" -K "$w/many.cfg"
-props='<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/></D:prop></D:propfind>'
-for kind in four allprop; do
-  body=$props; [ "$kind" = allprop ] && body='<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
-  best=999
-  for _ in 1 2 3; do
-    t=$(curl -sS "${auth[@]}" -X PROPFIND -H "Depth: 1" -H "Content-Type: application/xml" --data "$body" -o "$w/pf.xml" -w '%{time_total}' "$DAVIT_URL/dav/many/")
-    best=$(python3 -c "print(min($best, $t))")
+# The whole set of figures against one server: BASE (its WebDAV root URL), NAME, curl auth.
+measure() { # NAME BASE [curl args...]
+  local name=$1 base=$2 t0 t1 t2 kind body best t n
+  shift 2
+  local a=("$@")
+  if [ "$PEER" = 1 ]; then R[disk,$name]=$(disk_rate "$w"); fi
+  t0=$(now); curl -sS -f "${a[@]}" -T "$w/big" "$base/big.bin" -o /dev/null; t1=$(now)
+  curl -sS -f "${a[@]}" "$base/big.bin" -o /dev/null; t2=$(now)
+  R[put,$name]=$(rate "$MB" "$t0" "$t1"); R[get,$name]=$(rate "$MB" "$t1" "$t2")
+
+  curl -sS -f "${a[@]}" -X MKCOL "$base/small/" -o /dev/null
+  : > "$w/put.cfg"; : > "$w/get.cfg"
+  for i in $(seq 1 "$N"); do
+    printf 'url = "%s/small/f%d"\nupload-file = "%s"\noutput = "/dev/null"\n' "$base" "$i" "$w/small" >> "$w/put.cfg"
+    printf 'url = "%s/small/f%d"\noutput = "/dev/null"\n' "$base" "$i" >> "$w/get.cfg"
   done
-  n=$(grep -o '<D:response>' "$w/pf.xml" | wc -l)
-  echo "PROPFIND Depth 1 of $F files ($kind): ${best}s best of 3, $n responses"
-done
-echo "server peak RSS: $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$DAVIT_PID/status)"
+  t0=$(now); curl -sS -f -Z --parallel-max "$C" --no-progress-meter "${a[@]}" -K "$w/put.cfg"; t1=$(now)
+  curl -sS -f -Z --parallel-max "$C" --no-progress-meter "${a[@]}" -K "$w/get.cfg"; t2=$(now)
+  R[sput,$name]=$(rate "$N" "$t0" "$t1"); R[sget,$name]=$(rate "$N" "$t1" "$t2")
+
+  curl -sS -f "${a[@]}" -X MKCOL "$base/many/" -o /dev/null
+  : > "$w/many.cfg"
+  for i in $(seq 1 "$F"); do printf 'url = "%s/many/file-%05d.txt"\nupload-file = "%s"\noutput = "/dev/null"\n' "$base" "$i" "$w/small" >> "$w/many.cfg"; done
+  curl -sS -f -Z --parallel-max "$C" --no-progress-meter "${a[@]}" -K "$w/many.cfg"
+  local props='<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/></D:prop></D:propfind>'
+  for kind in four allprop; do
+    body=$props; [ "$kind" = allprop ] && body='<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
+    best=999
+    for _ in 1 2 3; do
+      t=$(curl -sS -f "${a[@]}" -X PROPFIND -H "Depth: 1" -H "Content-Type: application/xml" --data "$body" -o "$w/pf.xml" -w '%{time_total}' "$base/many/")
+      best=$(python3 -c "print(min($best, $t))")
+    done
+    n=$(grep -o '<D:response>' "$w/pf.xml" | wc -l)
+    R[pf$kind,$name]=$best; R[pf$kind-n,$name]=$n
+  done
+  t0=$(now); curl -sS -f "${a[@]}" -X COPY -H "Destination: $base/many-copy/" -H "Depth: infinity" "$base/many/" -o /dev/null; t1=$(now)
+  R[copy,$name]=$(secs "$t0" "$t1")
+  t0=$(now); curl -sS -f "${a[@]}" -X DELETE "$base/many/" -o /dev/null; t1=$(now)
+  R[delete,$name]=$(secs "$t0" "$t1")
+}
+
+measure davit "$DAVIT_URL/dav" -u "$TEST_USER:$TEST_PASSWORD"
+R[rss,davit]=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$DAVIT_PID/status")
 stop_davit
+check_davit_data >/dev/null
+
+if [ "$PEER" = 0 ]; then
+  echo "large file ($BIG MiB): PUT ${R[put,davit]} MB/s, GET ${R[get,davit]} MB/s"
+  echo "4 KiB files x $N at concurrency $C: PUT ${R[sput,davit]}/s, GET ${R[sget,davit]}/s"
+  echo "PROPFIND Depth 1 of $F files (four): ${R[pffour,davit]}s best of 3, ${R[pffour-n,davit]} responses"
+  echo "PROPFIND Depth 1 of $F files (allprop): ${R[pfallprop,davit]}s best of 3, ${R[pfallprop-n,davit]} responses"
+  echo "COPY of the $F-file folder: ${R[copy,davit]}s; DELETE of it: ${R[delete,davit]}s"
+  echo "server peak RSS: ${R[rss,davit]} MiB"
+  exit 0
+fi
+
+nginx_start "$w/nginx"
+measure nginx "$NGINX_URL"
+R[rss,nginx]=$(nginx_rss)
+nginx_stop
+
+row() { # label key unit rate|time|size
+  local d=${R[$2,davit]} n=${R[$2,nginx]} r
+  case $4 in
+    rate) r="$(ratio "$d" "$n")x nginx's rate" ;;
+    time) r="$(ratio "$d" "$n")x nginx's time" ;;
+    *) r="$(ratio "$d" "$n")x nginx's" ;;
+  esac
+  printf '%-40s %12s %12s   %s\n' "$1" "$d $3" "$n $3" "$r"
+}
+printf '%-40s %12s %12s   %s\n' "figure (MB = 10^6 B)" davit nginx ratio
+row "$BIG MiB PUT, one stream" put MB/s rate
+row "$BIG MiB GET, one stream" get MB/s rate
+row "4 KiB PUT x $N, concurrency $C" sput /s rate
+row "4 KiB GET x $N, concurrency $C" sget /s rate
+row "PROPFIND Depth 1, $F files, 4 props" pffour s time
+row "PROPFIND Depth 1, $F files, allprop" pfallprop s time
+row "COPY of the $F-file folder" copy s time
+row "DELETE of the $F-file folder" delete s time
+row "peak RSS" rss MiB size
+echo "disk, dd bs=1M count=1024 conv=fdatasync: ${R[disk,davit]} MB/s before davit's PUT, ${R[disk,nginx]} MB/s before nginx's"
+echo "davit PUT / disk (same moment): $(ratio "${R[put,davit]}" "${R[disk,davit]}")x; nginx PUT / disk: $(ratio "${R[put,nginx]}" "${R[disk,nginx]}")x"
+echo "PROPFIND responses: davit ${R[pfallprop-n,davit]}, nginx ${R[pfallprop-n,nginx]}"

@@ -55,6 +55,8 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         conditions: conditions(input.if_match.as_ref(), input.if_none_match.as_ref()),
         create_parents: true,
         expected_md5,
+        // S3 clients compare a single PUT's ETag with the MD5 of what they sent.
+        md5_etag: true,
         late_headers: outcome.trailer_header(from_trailer),
         ..Default::default()
     };

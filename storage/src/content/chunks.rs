@@ -44,6 +44,9 @@ pub trait ChunkBackend: Send + Sync + 'static {
     fn read_ahead(&self) -> usize {
         2
     }
+    /// A hint that `id` will be read soon, so the store can start fetching it without the
+    /// reader holding its bytes yet. Best effort: failures are ignored.
+    fn prefetch(&self, _id: &ChunkId) {}
 }
 
 /// A chunk store's failure as the core reports it: a store that does not answer (a cluster
@@ -65,6 +68,8 @@ pub(crate) fn store_failure(what: std::fmt::Arguments<'_>, e: io::Error) -> Erro
 pub struct LocalDir {
     root: PathBuf,
     tmp: PathBuf,
+    /// Cleared when the file system refuses O_DIRECT, so that it is not asked again.
+    direct: std::sync::atomic::AtomicBool,
 }
 
 impl LocalDir {
@@ -79,12 +84,63 @@ impl LocalDir {
         for entry in fs::read_dir(&tmp)? {
             let _ = fs::remove_file(entry?.path());
         }
-        Ok(LocalDir { root, tmp })
+        Ok(LocalDir { root, tmp, direct: true.into() })
     }
 
     fn path_of(&self, id: &ChunkId) -> PathBuf {
         let h = hex::encode(id);
         self.root.join(&h[0..2]).join(&h[2..4]).join(h)
+    }
+}
+
+/// Alignment of O_DIRECT buffers, offsets and lengths: the largest logical block size of
+/// the disks we meet.
+const DIRECT_ALIGN: usize = 4096;
+/// Bytes written by one O_DIRECT call (a multiple of `DIRECT_ALIGN`).
+const DIRECT_PIECE: usize = 1024 * 1024;
+
+/// Writes `data` to a new private file at `path` with O_DIRECT, then fdatasyncs it.
+///
+/// Why: measured on this project's machines (`dd bs=4M count=256`), writing through the page
+/// cache and syncing took 286 MB/s while O_DIRECT took 1,200 MB/s on the same disk a moment
+/// later, and the profile of a one-stream PUT had 36% of the server's CPU in the kernel's
+/// copy into the page cache (`copy_folio_from_iter_atomic`). A chunk is written once and read
+/// rarely soon after, so caching it on the way in is of little use. The bytes are copied into
+/// an aligned buffer, padded to `DIRECT_ALIGN` (O_DIRECT's rule), and the file is cut back to
+/// its length before the sync, which makes the size durable with the data.
+fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let padded = data.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+        let mut f = crate::perms::private_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)?;
+        if padded > 0 {
+            // Aligned by starting at the right offset of a slightly larger buffer (a Vec
+            // cannot be allocated aligned); a piece at a time, so that eight chunks being
+            // written hold 8 MiB, not eight chunks' worth.
+            let piece = padded.min(DIRECT_PIECE);
+            let mut buf = vec![0u8; piece + DIRECT_ALIGN];
+            let at = buf.as_ptr().align_offset(DIRECT_ALIGN);
+            for part in data.chunks(DIRECT_PIECE) {
+                let len = part.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+                let aligned = &mut buf[at..at + len];
+                aligned[..part.len()].copy_from_slice(part);
+                aligned[part.len()..].fill(0);
+                f.write_all(aligned)?;
+            }
+            f.set_len(data.len() as u64)?;
+        }
+        f.sync_data()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, data);
+        Err(io::Error::from_raw_os_error(libc::EINVAL))
     }
 }
 
@@ -105,10 +161,24 @@ impl ChunkBackend for LocalDir {
         let dir = dest.parent().expect("fan-out dir");
         let tmp_path = self.tmp.join(random_string(b"0123456789abcdef", 24));
         let mut guard = TempFile(Some(tmp_path.clone()));
-        let mut f = crate::perms::create_private_file(&tmp_path)?;
-        f.write_all(sealed)?;
-        f.sync_data()?;
-        drop(f);
+        use std::sync::atomic::Ordering::Relaxed;
+        let direct = self.direct.load(Relaxed) && {
+            match write_direct(&tmp_path, sealed) {
+                Ok(()) => true,
+                // A file system without O_DIRECT (tmpfs) refuses it when the file is opened
+                // or first written: the same bytes through the page cache then, from now on.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    self.direct.store(false, Relaxed);
+                    false
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if !direct {
+            let mut f = crate::perms::create_private_file(&tmp_path)?;
+            f.write_all(sealed)?;
+            f.sync_data()?;
+        }
         if let Err(e) = fs::rename(&tmp_path, &dest) {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(e);
@@ -122,6 +192,21 @@ impl ChunkBackend for LocalDir {
 
     fn get(&self, id: &ChunkId) -> io::Result<Vec<u8>> {
         fs::read(self.path_of(id))
+    }
+
+    /// Chunks are written past the page cache (see `write_direct`), so a read soon after a
+    /// write comes from the disk: four reads under way keep it busy, where two left a 1 GiB
+    /// GET at 0.77x nginx's (which reads its file from the page cache).
+    fn read_ahead(&self) -> usize {
+        4
+    }
+
+    /// Asks the kernel to read the file into the page cache now (POSIX_FADV_WILLNEED): more
+    /// of the disk's parallelism for a cold read, at no cost to this process's memory.
+    fn prefetch(&self, id: &ChunkId) {
+        if let Ok(f) = File::open(self.path_of(id)) {
+            let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
+        }
     }
 
     fn delete(&self, id: &ChunkId) -> io::Result<()> {
@@ -344,4 +429,27 @@ pub fn sweep(db: &Db, backend: &dyn ChunkBackend, pins: &Pins) -> Result<usize> 
         removed += collect(db, backend, pins, part)?;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// O_DIRECT writes whole aligned blocks: every length must come back exactly, with the
+    /// file cut to it, whatever its remainder to the block size.
+    #[test]
+    fn local_chunks_of_any_length_read_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDir::open(dir.path()).unwrap();
+        for (i, len) in
+            [16usize, 17, 4095, 4096, 4097, 8192, 1_048_576 + 3, 2_097_152 + 4096 + 5].into_iter().enumerate()
+        {
+            let data: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
+            let id = [i as u8 + 1; 32];
+            store.put(&id, &data).unwrap();
+            assert_eq!(fs::metadata(store.path_of(&id)).unwrap().len(), len as u64, "length {len}");
+            assert_eq!(store.get(&id).unwrap(), data, "length {len}");
+        }
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temp file left");
+    }
 }

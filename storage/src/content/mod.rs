@@ -4,6 +4,7 @@
 //! which compares the chunks with the metadata.
 
 pub mod cache;
+mod cdc;
 pub(crate) mod check;
 pub mod chunks;
 pub(crate) mod grace;

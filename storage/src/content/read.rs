@@ -24,7 +24,13 @@ struct Piece {
     inline: bool,
     from: usize,
     to: usize,
+    /// A stored chunk read after the ones being read now, to be fetched ahead (see
+    /// `ChunkBackend::prefetch`) when this piece is loaded.
+    then: Option<ChunkId>,
 }
+
+/// How far beyond the chunks being read the store is asked to fetch ahead.
+const PREFETCH: usize = 4;
 
 /// Resolves an inclusive byte range against a size, as HTTP ranges do.
 pub fn resolve_range(size: u64, range: Option<(u64, Option<u64>)>) -> Result<(u64, u64)> {
@@ -57,7 +63,7 @@ pub(crate) fn open_range(core: &Arc<Core>, refs: &[ChunkRef], start: u64, end: u
         }
         let from = start.saturating_sub(cs) as usize;
         let to = (end.min(ce) - cs) as usize;
-        pieces.push(Piece { id: r.id, inline: false, from, to });
+        pieces.push(Piece { id: r.id, inline: false, from, to, then: None });
     }
     let guard: PinGuard = core.pins.pin(pieces.iter().map(|p| p.id));
     core.db.read_sync(|t| {
@@ -69,6 +75,15 @@ pub(crate) fn open_range(core: &Arc<Core>, refs: &[ChunkRef], start: u64, end: u
         Ok(())
     })?;
     let read_ahead = core.backend.read_ahead().max(1);
+    let later: Vec<Option<ChunkId>> =
+        (0..pieces.len()).map(|i| pieces.get(i + read_ahead + PREFETCH).filter(|p| !p.inline).map(|p| p.id)).collect();
+    for (p, then) in pieces.iter_mut().zip(later) {
+        p.then = then;
+    }
+    // The first pieces' own prefetches are not asked by any piece before them.
+    for p in pieces.iter().skip(read_ahead).take(PREFETCH).filter(|p| !p.inline) {
+        core.backend.prefetch(&p.id);
+    }
     let core = core.clone();
     let stream = futures::stream::iter(pieces)
         .map(move |p| {
@@ -84,6 +99,9 @@ pub(crate) fn open_range(core: &Arc<Core>, refs: &[ChunkRef], start: u64, end: u
 }
 
 fn load_piece(core: &Core, p: &Piece) -> Result<Bytes> {
+    if let Some(then) = &p.then {
+        core.backend.prefetch(then);
+    }
     let mut sealed = if p.inline {
         core.db.read_sync(|t| {
             let data = t.open_table(CHUNK_DATA)?;

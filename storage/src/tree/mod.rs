@@ -74,6 +74,9 @@ pub struct WriteOptions {
     pub create_parents: bool,
     /// The MD5 the client announced (Content-MD5): a body with another is refused.
     pub expected_md5: Option<[u8; 16]>,
+    /// The ETag must be the body's MD5 (S3's single PUT); otherwise a large body's ETag is
+    /// a digest of its chunks and no MD5 is computed (see `content::ingest::ingest_with`).
+    pub md5_etag: bool,
     /// Headers known only once the body has been read (a checksum sent as a trailer), asked
     /// for when the write commits, so they are kept in the same transaction as the content.
     pub late_headers: Option<LateHeaders>,

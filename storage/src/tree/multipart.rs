@@ -133,9 +133,10 @@ impl Storage {
         })
         .await?;
         ingested.check_announced(opts.expected_len, opts.expected_md5, "part")?;
-        let Ingested { refs, size, md5, inline, pins, commit_by } = ingested;
+        let etag = ingested.etag();
+        let Ingested { refs, size, inline, pins, commit_by, .. } = ingested;
         let checksum = opts.checksum.and_then(|c| (c.0)().into_iter().next());
-        let part = Part { number, size, etag: hex::encode(md5), modified: now_nanos(), chunks: refs, checksum };
+        let part = Part { number, size, etag, modified: now_nanos(), chunks: refs, checksum };
         let (owner, payer) = (up.owner, up.payer);
         self.commit_at(place, LockGuard::of(p, false), pins, move |w, _| {
             load_upload(w, id, owner)?;

@@ -7,7 +7,7 @@ use super::locks::{self, LockGuard};
 use super::{WriteOptions, drop_box_refusal, quota_error};
 use crate::Storage;
 use crate::access::{self, Access};
-use crate::content::ingest::{Ingested, ingest};
+use crate::content::ingest::{Ingested, ingest_with};
 use crate::error::{Error, Result, What};
 use crate::meta::db::{CHILDREN, ITEMS, Readable, USAGE};
 use crate::meta::model::{Item, Principal, now_nanos};
@@ -121,14 +121,15 @@ impl Storage {
             return Err(quota_error(pre));
         }
         let max = limit.map_or(pre, |l| l.bytes.min(pre));
-        let ingested = ingest(&self.core, body, max, || match limit {
+        let md5 = opts.md5_etag || opts.expected_md5.is_some();
+        let over = || match limit {
             Some(l) if l.bytes <= pre => l.refusal(None),
             _ => quota_error(pre),
-        })
-        .await?;
+        };
+        let ingested = ingest_with(&self.core, body, max, over, md5).await?;
         ingested.check_announced(opts.expected_len, opts.expected_md5, "body")?;
-        let Ingested { refs, size, md5, inline, pins, commit_by } = ingested;
-        let etag = hex::encode(md5);
+        let etag = ingested.etag();
+        let Ingested { refs, size, inline, pins, commit_by, .. } = ingested;
         let now = now_nanos();
         let mut headers = opts.headers.clone();
         if let Some(late) = &opts.late_headers {

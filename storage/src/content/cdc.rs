@@ -1,0 +1,271 @@
+//! Content-defined chunking of a stream, one byte at a time, with the cut points of
+//! `fastcdc::v2020::FastCDC` (normalization level 1, no seed) that every stored file was cut
+//! with, so that new writes keep deduplicating against old ones.
+//!
+//! Why not the crate's own `cut`: it wants the whole window up to the largest chunk in one
+//! slice, so a write had to hold and copy several MiB before each cut (16 uploads at once
+//! held well over 100 MiB). The gear hash only looks at the bytes of the chunk being cut, so
+//! it can run as the bytes arrive; each byte is then copied once, into the buffer of its own
+//! chunk, which is sealed in place (with room left for the tag).
+//!
+//! The crate's rules, restated for a stream: no byte before `min` is hashed; bytes are taken in
+//! pairs from `min` on, the first of a pair with the shifted table and masks; offsets before
+//! `avg` use the stricter mask; a hit at offset `o` ends the chunk before that byte; a chunk
+//! with no hit ends at `max`. At the end of the stream the crate only tests whole pairs, so a
+//! hit on the last byte of an odd tail does not count: such a hit is held until the next byte
+//! shows whether the stream goes on.
+
+use std::sync::LazyLock;
+
+use fastcdc::v2020::{MASKS, get_gear_with_seed, logarithm2};
+
+use crate::crypto::TAG_LEN;
+
+struct Gear {
+    gear: Box<[u64; 256]>,
+    gear_ls: Box<[u64; 256]>,
+}
+
+static GEAR: LazyLock<Gear> = LazyLock::new(|| {
+    let (gear, gear_ls) = get_gear_with_seed(0);
+    Gear { gear, gear_ls }
+});
+
+pub(crate) struct Cutter {
+    min: usize,
+    avg: usize,
+    max: usize,
+    mask_s: u64,
+    mask_l: u64,
+    /// The chunk being filled, with room left for the tag when it is cut.
+    cur: Vec<u8>,
+    hash: u64,
+    /// The last byte of `cur` hit, at an even offset: the cut stands if another byte comes.
+    held: bool,
+}
+
+impl Cutter {
+    pub(crate) fn new(min: usize, avg: usize, max: usize) -> Self {
+        let bits = logarithm2(avg as u32);
+        Cutter {
+            min,
+            avg,
+            max,
+            mask_s: MASKS[(bits + 1) as usize],
+            mask_l: MASKS[(bits - 1) as usize],
+            cur: Vec::new(),
+            hash: 0,
+            held: false,
+        }
+    }
+
+    /// A new chunk's buffer, at first for its unhashed head only: most chunks end far below
+    /// `max`, and sixteen writes at once each holding `max` bytes would be 64 MiB.
+    fn fresh(&self) -> Vec<u8> {
+        Vec::with_capacity(self.min + TAG_LEN)
+    }
+
+    /// Appends to the chunk, doubling its buffer as needed (up to `max` and a tag).
+    fn extend(&mut self, s: &[u8]) {
+        let need = self.cur.len() + s.len();
+        if need > self.cur.capacity() {
+            let target = (self.cur.capacity() * 2).clamp(need, self.max + TAG_LEN);
+            self.cur.reserve_exact(target - self.cur.len());
+        }
+        self.cur.extend_from_slice(s);
+    }
+
+    /// Ends the current chunk: its bytes, and a new one begun.
+    fn cut(&mut self) -> Vec<u8> {
+        let fresh = self.fresh();
+        self.hash = 0;
+        let mut done = std::mem::replace(&mut self.cur, fresh);
+        // Room for the tag, and no more: chunks wait in queues (shrinking a heap block is
+        // done in place, nothing is copied).
+        done.reserve_exact(TAG_LEN);
+        done.shrink_to(done.len() + TAG_LEN);
+        done
+    }
+
+    /// The stream ended: the last chunk, if any bytes are left.
+    pub(crate) fn finish(mut self) -> Option<Vec<u8>> {
+        (!self.cur.is_empty()).then(|| self.cut())
+    }
+
+    /// Feeds the next bytes of the stream; each chunk they complete is handed to `out`.
+    pub(crate) fn push(&mut self, mut s: &[u8], out: &mut impl FnMut(Vec<u8>)) {
+        if s.is_empty() {
+            return;
+        }
+        if self.cur.capacity() == 0 {
+            self.cur = self.fresh();
+        }
+        if self.held {
+            // More bytes: the held cut stands, and its byte begins the next chunk.
+            self.held = false;
+            let b = self.cur.pop().expect("a held byte");
+            out(self.cut());
+            self.cur.push(b);
+        }
+        while !s.is_empty() {
+            let len = self.cur.len();
+            if len >= self.max {
+                out(self.cut());
+                continue;
+            }
+            if len < self.min {
+                let n = (self.min - len).min(s.len());
+                self.extend(&s[..n]);
+                s = &s[n..];
+                continue;
+            }
+            // One mask region at a time: [min, avg) strict, [avg, max) loose.
+            let (end, mask) = if len < self.avg { (self.avg, self.mask_s) } else { (self.max, self.mask_l) };
+            let n = (end - len).min(s.len());
+            match self.scan(&s[..n], len, mask) {
+                Some(i) if (len + i) % 2 == 1 || i + 1 < s.len() => {
+                    self.extend(&s[..i]);
+                    s = &s[i..];
+                    out(self.cut());
+                }
+                Some(i) => {
+                    // An even offset on the last byte given: whether it counts depends on
+                    // the next byte (see the module's comment).
+                    self.extend(&s[..=i]);
+                    self.held = true;
+                    return;
+                }
+                None => {
+                    self.extend(&s[..n]);
+                    s = &s[n..];
+                }
+            }
+        }
+    }
+
+    /// Hashes `s`, whose first byte is at offset `off` of the chunk; the index of a hit.
+    fn scan(&mut self, s: &[u8], off: usize, mask: u64) -> Option<usize> {
+        let (gear, gear_ls) = (&*GEAR.gear, &*GEAR.gear_ls);
+        let mask_ls = mask << 1;
+        let mut hash = self.hash;
+        let mut i = 0;
+        if off % 2 == 1 && !s.is_empty() {
+            hash = hash.wrapping_add(gear[s[0] as usize]);
+            if hash & mask == 0 {
+                self.hash = hash;
+                return Some(0);
+            }
+            i = 1;
+        }
+        while i + 1 < s.len() {
+            hash = (hash << 2).wrapping_add(gear_ls[s[i] as usize]);
+            if hash & mask_ls == 0 {
+                self.hash = hash;
+                return Some(i);
+            }
+            hash = hash.wrapping_add(gear[s[i + 1] as usize]);
+            if hash & mask == 0 {
+                self.hash = hash;
+                return Some(i + 1);
+            }
+            i += 2;
+        }
+        if i < s.len() {
+            hash = (hash << 2).wrapping_add(gear_ls[s[i] as usize]);
+            if hash & mask_ls == 0 {
+                self.hash = hash;
+                return Some(i);
+            }
+        }
+        self.hash = hash;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cutter;
+
+    /// The crate's cut points over the whole buffer, as the stored files were cut.
+    fn reference(data: &[u8], min: usize, avg: usize, max: usize) -> Vec<usize> {
+        let cdc = fastcdc::v2020::FastCDC::new(data, min as u32, avg as u32, max as u32);
+        cdc.map(|c| c.length).collect()
+    }
+
+    fn streamed(data: &[u8], min: usize, avg: usize, max: usize, mut piece: impl FnMut() -> usize) -> Vec<usize> {
+        let mut c = Cutter::new(min, avg, max);
+        let mut lens = Vec::new();
+        let mut rest = data;
+        while !rest.is_empty() {
+            let n = piece().clamp(1, rest.len());
+            c.push(&rest[..n], &mut |chunk: Vec<u8>| {
+                assert!(chunk.capacity() >= chunk.len() + crate::crypto::TAG_LEN, "room to seal in place");
+                lens.push(chunk.len());
+            });
+            rest = &rest[n..];
+        }
+        lens.extend(c.finish().map(|c| c.len()));
+        lens
+    }
+
+    /// A small generator, so that the test needs no crate and repeats exactly.
+    fn bytes(n: usize, seed: u64, alphabet: u8) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % alphabet as u64) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stream_cuts_where_the_crate_cuts() {
+        let (min, avg, max) = (64, 256, 1024);
+        let mut cases = 0;
+        for seed in 1..40u64 {
+            for &alphabet in &[255u8, 4, 1] {
+                for len in [0, 1, 63, 64, 65, 257, 1023, 1024, 1025, 3001, 20_000 + seed as usize] {
+                    let data = bytes(len, seed, alphabet);
+                    let want = reference(&data, min, avg, max);
+                    let mut r = seed;
+                    let pieces: [&mut dyn FnMut() -> usize; 4] =
+                        [&mut || usize::MAX, &mut || 1, &mut || 2, &mut || {
+                            r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                            (r >> 33) as usize % 700
+                        }];
+                    for piece in pieces {
+                        assert_eq!(
+                            streamed(&data, min, avg, max, piece),
+                            want,
+                            "seed {seed} len {len} alphabet {alphabet}"
+                        );
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert!(cases > 1000);
+    }
+
+    #[test]
+    fn stream_cuts_where_the_crate_cuts_at_the_stored_sizes() {
+        use crate::content::ingest::{AVG_CHUNK, MAX_CHUNK, MIN_CHUNK};
+        let data = bytes(12 * 1024 * 1024 + 3, 7, 255);
+        let want = reference(&data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
+        assert!(want.len() > 4, "several chunks: {want:?}");
+        let mut n = 0usize;
+        let got = streamed(&data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK, || {
+            n += 1;
+            [65_536, 16_384, 400_000, 7][n % 4]
+        });
+        assert_eq!(got, want);
+        let zeros = vec![0u8; 9 * 1024 * 1024];
+        assert_eq!(
+            streamed(&zeros, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK, || 100_000),
+            reference(&zeros, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+        );
+    }
+}

@@ -1,0 +1,113 @@
+# What the benchmarks compare davit with, measured in the same run. Source this file.
+#
+#   nginx_start DIR      nginx (Debian's nginx-light + libnginx-mod-http-dav-ext) serving
+#                        DIR/root over WebDAV on a free 127.0.0.1 port, with a throwaway config
+#                        and prefix under DIR; sets NGINX_URL, NGINX_PID. Stopped by nginx_stop
+#                        (and by peers_cleanup, which the caller's EXIT trap should run).
+#   nginx_rss            nginx's peak RSS in MiB (master + worker: VmHWM summed)
+#   disk_rate DIR        MB/s of `dd if=/dev/zero bs=1M count=1024 conv=fdatasync` into DIR:
+#                        the durable write rate of the disk DIR is on, now
+#   ratio A B            A/B with two decimals ("-" when either is missing or B is zero)
+#
+# Why these: the issue's goals are ratios to a plain server and to the disk itself, both of
+# which vary a lot between runs on a shared machine, so each run measures its own.
+
+NGINX_PID=
+NGINX_URL=
+NGINX_DIR=
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+nginx_start() { # DIR
+  NGINX_DIR=$1
+  local port tries=0
+  mkdir -p "$NGINX_DIR/root" "$NGINX_DIR/tmp" "$NGINX_DIR/logs"
+  port=$(free_port)
+  # As root nginx's workers would drop to nobody, who cannot enter a private temp dir.
+  local user_line=
+  [ "$(id -u)" = 0 ] && user_line="user $(id -un) $(id -gn);"
+  cat >"$NGINX_DIR/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
+daemon off;
+$user_line
+worker_processes 1;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $NGINX_DIR/tmp;
+  proxy_temp_path $NGINX_DIR/tmp;
+  fastcgi_temp_path $NGINX_DIR/tmp;
+  uwsgi_temp_path $NGINX_DIR/tmp;
+  scgi_temp_path $NGINX_DIR/tmp;
+  client_max_body_size 0;
+  sendfile on;
+  server {
+    listen 127.0.0.1:$port;
+    root $NGINX_DIR/root;
+    location / {
+      dav_methods PUT DELETE MKCOL COPY MOVE;
+      dav_ext_methods PROPFIND OPTIONS;
+      create_full_put_path on;
+      dav_access user:rw;
+      autoindex on;
+    }
+  }
+}
+EOF
+  nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/logs/error.log" &
+  NGINX_PID=$!
+  NGINX_URL=http://127.0.0.1:$port
+  until curl -s -o /dev/null "$NGINX_URL/"; do
+    tries=$((tries + 1))
+    if [ $tries -gt 100 ] || ! kill -0 "$NGINX_PID" 2>/dev/null; then
+      echo "nginx did not start:" >&2
+      cat "$NGINX_DIR/logs/error.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+nginx_rss() {
+  local total=0 pid kb
+  [ -n "$NGINX_PID" ] || { echo "-"; return; }
+  for pid in $NGINX_PID $(cat "/proc/$NGINX_PID/task/$NGINX_PID/children" 2>/dev/null); do
+    kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    total=$((total + ${kb:-0}))
+  done
+  awk -v k="$total" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+
+nginx_stop() {
+  if [ -n "$NGINX_PID" ]; then
+    kill "$NGINX_PID" 2>/dev/null || true
+    wait "$NGINX_PID" 2>/dev/null || true
+    NGINX_PID=
+  fi
+}
+
+disk_rate() { # DIR
+  local f=$1/dd-probe out
+  out=$(LC_ALL=C dd if=/dev/zero of="$f" bs=1M count=1024 conv=fdatasync 2>&1) || { rm -f "$f"; echo "-"; return; }
+  rm -f "$f"
+  # "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 1.53 s, 702 MB/s": bytes over seconds.
+  awk '/bytes/ && /copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") printf "%.1f", $1 / $(i - 1) / 1e6 }' <<<"$out"
+}
+
+ratio() { # A B
+  python3 -c '
+import sys
+try:
+    a, b = float(sys.argv[1]), float(sys.argv[2])
+    print(f"{a / b:.2f}" if b else "-")
+except ValueError:
+    print("-")' "$1" "$2"
+}
+
+peers_cleanup() {
+  nginx_stop
+}
