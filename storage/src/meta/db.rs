@@ -273,7 +273,7 @@ impl Db {
         let writer_figures = figures.clone();
         std::thread::Builder::new()
             .name("davit-db-writer".into())
-            .spawn(move || writer_loop(&writer_db, rx, &writer_figures, on_freed))
+            .spawn(move || writer_loop(writer_db, rx, &writer_figures, on_freed))
             .map_err(Error::from)?;
         Ok(Db { db, jobs: tx, figures })
     }
@@ -415,7 +415,7 @@ fn write_retrying<T>(
 }
 
 fn writer_loop(
-    db: &Engine,
+    db: Arc<Engine>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     figures: &crate::metrics::Figures,
     on_freed: impl Fn(Vec<ChunkId>),
@@ -436,9 +436,13 @@ fn writer_loop(
                 next = rx.try_recv().ok();
             }
         }
-        run_batch(db, batch, figures, &on_freed);
+        run_batch(&db, batch, figures, &on_freed);
         if let Some(done) = closing.take() {
             rx.close();
+            // Let go of the engine before answering, so that once the closer drops its own
+            // handles the file is free at once (a store opened again right after, by a
+            // restore or a test, must not find it held by this thread).
+            drop(db);
             tracing::debug!("database writer stopped");
             let _ = done.send(());
             return;

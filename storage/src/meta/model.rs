@@ -27,7 +27,9 @@ pub struct Item {
     /// Unix time in nanoseconds.
     pub created: i64,
     pub modified: i64,
-    /// Without quotes: hex MD5 of a single-part write, `<md5>-N` after a multipart one.
+    /// Without quotes: hex MD5 of an S3 single-part write (or of any write of 64 KiB or less),
+    /// `<md5>-N` after a multipart one, `<digest of the chunk ids>-<chunks>` for a larger file
+    /// written over WebDAV or REST (no MD5 computed).
     pub etag: String,
     pub content_type: Option<String>,
     /// Standard headers kept with the content (Content-Disposition, -Encoding, -Language,
