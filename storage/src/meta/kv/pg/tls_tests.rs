@@ -129,3 +129,61 @@ fn a_url_is_read_as_libpq_reads_it() {
     let e = t.connector().err().unwrap_or_default();
     assert!(e.contains("sslrootcert=/no such/root.pem"), "{e}");
 }
+
+/// A server that declines TLS (here: a proxy in front of the test server answering `N` to
+/// the TLS request, then passing bytes): the default (`prefer`) connects without it, as
+/// libpq does; `require` refuses, saying so.
+#[test]
+fn prefer_falls_back_to_plain_and_require_refuses_a_server_without_tls() {
+    let url = pg::database();
+    let port: u16 = url.rsplit(':').next().and_then(|s| s.split('/').next()).unwrap().parse().unwrap();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let proxy = no_tls_proxy(port, 2);
+    let via = format!("postgres://postgres@127.0.0.1:{proxy}/{db}");
+
+    let d = Db::open_postgres(&via, 1, |_| {}).unwrap();
+    let (tls, plain) = connections(&url);
+    assert_eq!((tls, plain), (0, 1), "the default mode over a server without TLS");
+    d.close();
+
+    let msg = open_err(&with(&via, "sslmode=require"));
+    assert!(msg.contains("server does not support TLS"), "{msg}");
+}
+
+/// A proxy on 127.0.0.1 to `upstream` for at most `count` connections (within 30 s) that
+/// answers a TLS request with `N` (no TLS) and then passes bytes both ways. Its port.
+fn no_tls_proxy(upstream: u16, count: usize) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut served = 0;
+        while served < count && Instant::now() < deadline {
+            let Ok((mut client, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            served += 1;
+            client.set_nonblocking(false).unwrap();
+            // SSLRequest: length 8, code 80877103.
+            let mut request = [0u8; 8];
+            if client.read_exact(&mut request).is_err() || request != [0, 0, 0, 8, 4, 210, 22, 47] {
+                continue;
+            }
+            client.write_all(b"N").unwrap();
+            let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+            for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                // Ends when either side closes.
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    port
+}
