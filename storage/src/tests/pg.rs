@@ -27,6 +27,8 @@ const SCRIPT: &str = r#"
 set -e
 dir=$1; port=$2; owner=$3; bin=$4
 "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1
+# One role signs in with a password (SCRAM) over TLS only: the channel-binding test's.
+sed -i '1i hostssl all davit_scram 127.0.0.1/32 scram-sha-256' "$dir/data/pg_hba.conf"
 "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories="$dir" \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 \
     -c shared_buffers=64MB -c ssl=on -c ssl_cert_file="$dir/tls/cert.pem" -c ssl_key_file="$dir/tls/key.pem" \
@@ -58,6 +60,19 @@ pub(crate) fn database() -> String {
 /// The certificate the test server presents (self-signed: also the root that trusts it).
 pub(crate) fn tls_root() -> PathBuf {
     SERVER.get_or_init(start).dir.join("tls/cert.pem")
+}
+
+/// The URL of a new, empty database on the test server for a role that must sign in with
+/// SCRAM, over TLS only (`davit_scram`, a superuser so it may make davit's schema).
+pub(crate) fn database_with_password() -> String {
+    static ROLE: OnceLock<()> = OnceLock::new();
+    let url = database();
+    let server = SERVER.get().expect("started by database()");
+    ROLE.get_or_init(|| {
+        admin(server, "CREATE ROLE davit_scram LOGIN SUPERUSER PASSWORD 'scram-pw'")
+            .unwrap_or_else(|e| panic!("creating the SCRAM role: {e}\n{}", log(server)))
+    });
+    url.replacen("postgres://postgres@", "postgres://davit_scram:scram-pw@", 1)
 }
 
 /// A statement run on the server's `postgres` database, for what tests measure or break.

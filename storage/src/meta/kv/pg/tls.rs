@@ -356,11 +356,59 @@ impl fmt::Debug for Stream {
 }
 
 impl tokio_postgres::tls::TlsStream for Stream {
-    /// None: SCRAM then runs without channel binding (`SCRAM-SHA-256`, not `-PLUS`), which
-    /// tokio-postgres does unless a URL asks for `channel_binding=require`.
+    /// `tls-server-end-point` (RFC 5929): the hash of the server's certificate, which SCRAM
+    /// then signs (`SCRAM-SHA-256-PLUS`), so a password exchange relayed by a man in the
+    /// middle fails even where the certificate is not checked (`prefer`, `require`).
     fn channel_binding(&self) -> ChannelBinding {
-        ChannelBinding::none()
+        let cert = self.0.get_ref().1.peer_certificates().and_then(|c| c.first());
+        match cert.and_then(|c| end_point_hash(c).map(|alg| ring::digest::digest(alg, c))) {
+            Some(hash) => ChannelBinding::tls_server_end_point(hash.as_ref().to_vec()),
+            None => ChannelBinding::none(),
+        }
     }
+}
+
+/// The hash RFC 5929 binds a certificate with: its signature's own, SHA-256 for MD5 and
+/// SHA-1, none for the rest (Ed25519 and RSA-PSS, which name no hash here, and SHA-224,
+/// which ring lacks): SCRAM then runs without channel binding, which the server accepts.
+fn end_point_hash(cert: &[u8]) -> Option<&'static ring::digest::Algorithm> {
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm SEQUENCE { OID, .. }, .. }
+    let (_, body, _) = der(cert)?;
+    let (_, _, after_tbs) = der(body)?;
+    let (tag, alg, _) = der(after_tbs)?;
+    let (oid_tag, oid, _) = der(alg)?;
+    if tag != 0x30 || oid_tag != 0x06 {
+        return None;
+    }
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01]; // 1.2.840.113549.1.1
+    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04]; // 1.2.840.10045.4
+    use ring::digest::{SHA256, SHA384, SHA512};
+    match oid {
+        [p @ .., 4 | 5 | 11] if p == RSA => Some(&SHA256), // md5, sha1, sha256
+        [p @ .., 12] if p == RSA => Some(&SHA384),
+        [p @ .., 13] if p == RSA => Some(&SHA512),
+        [p @ .., 1] if p == ECDSA => Some(&SHA256), // ecdsa-with-SHA1
+        [p @ .., 3, 2] if p == ECDSA => Some(&SHA256),
+        [p @ .., 3, 3] if p == ECDSA => Some(&SHA384),
+        [p @ .., 3, 4] if p == ECDSA => Some(&SHA512),
+        _ => None,
+    }
+}
+
+/// One DER element: (tag, contents, what follows). Definite lengths only, as DER has.
+fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = b.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        (rest[..n].iter().fold(0usize, |acc, &x| acc << 8 | x as usize), &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
 impl AsyncRead for Stream {

@@ -187,3 +187,18 @@ fn no_tls_proxy(upstream: u16, count: usize) -> u16 {
     });
     port
 }
+
+/// A password sign-in over TLS binds the exchange to the server's certificate
+/// (`SCRAM-SHA-256-PLUS`, `tls-server-end-point`): with `channel_binding=require` the client
+/// takes nothing less, and the server checks the certificate hash davit sends.
+#[test]
+fn a_password_sign_in_over_tls_is_bound_to_the_certificate() {
+    let url = pg::database_with_password();
+    for mode in ["require", "prefer"] {
+        let d = Db::open_postgres(&with(&url, &format!("sslmode={mode}&channel_binding=require")), 1, |_| {})
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        d.close();
+    }
+    let msg = open_err(&with(&url, "sslmode=disable&channel_binding=require"));
+    assert!(!msg.contains("scram-pw"), "no password: {msg}");
+}
