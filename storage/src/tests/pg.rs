@@ -8,6 +8,11 @@
 //! no destructor of a static, so a small shell watchdog started with the server stops it
 //! (and removes its folder) as soon as this process is gone. Missing binaries fail the tests
 //! that need them, with a message saying what to install: they are never skipped.
+//!
+//! The server has TLS on (`ssl=on`, the certificate of `tests/make-cert.sh`, for
+//! `localhost` and 127.0.0.1; [`tls_root`]), as a production one would: every test then
+//! connects as davit does by default (`sslmode=prefer`: TLS, certificate unchecked), and the
+//! TLS tests check the certificate against it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,9 +27,12 @@ const SCRIPT: &str = r#"
 set -e
 dir=$1; port=$2; owner=$3; bin=$4
 "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1
+# One role signs in with a password (SCRAM) over TLS only: the channel-binding test's.
+sed -i '1i hostssl all davit_scram 127.0.0.1/32 scram-sha-256' "$dir/data/pg_hba.conf"
 "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories="$dir" \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 \
-    -c shared_buffers=64MB >"$dir/server.log" 2>&1 &
+    -c shared_buffers=64MB -c ssl=on -c ssl_cert_file="$dir/tls/cert.pem" -c ssl_key_file="$dir/tls/key.pem" \
+    >"$dir/server.log" 2>&1 &
 pg=$!
 while [ -d "/proc/$owner" ] && kill -0 "$pg" 2>/dev/null; do sleep 0.2; done
 kill -INT "$pg" 2>/dev/null || true
@@ -47,6 +55,24 @@ pub(crate) fn database() -> String {
     let sql = format!("CREATE DATABASE {name}");
     admin(server, &sql).unwrap_or_else(|e| panic!("creating a test database: {e}\n{}", log(server)));
     format!("postgres://postgres@127.0.0.1:{}/{name}", server.port)
+}
+
+/// The certificate the test server presents (self-signed: also the root that trusts it).
+pub(crate) fn tls_root() -> PathBuf {
+    SERVER.get_or_init(start).dir.join("tls/cert.pem")
+}
+
+/// The URL of a new, empty database on the test server for a role that must sign in with
+/// SCRAM, over TLS only (`davit_scram`, a superuser so it may make davit's schema).
+pub(crate) fn database_with_password() -> String {
+    static ROLE: OnceLock<()> = OnceLock::new();
+    let url = database();
+    let server = SERVER.get().expect("started by database()");
+    ROLE.get_or_init(|| {
+        admin(server, "CREATE ROLE davit_scram LOGIN SUPERUSER PASSWORD 'scram-pw'")
+            .unwrap_or_else(|e| panic!("creating the SCRAM role: {e}\n{}", log(server)))
+    });
+    url.replacen("postgres://postgres@", "postgres://davit_scram:scram-pw@", 1)
 }
 
 /// A statement run on the server's `postgres` database, for what tests measure or break.
@@ -95,10 +121,21 @@ fn start() -> Server {
     );
     let dir = tempfile::Builder::new().prefix("davit-pg-").tempdir().unwrap().keep();
     let root = output("id", &["-u"]) == "0";
+    let tls = dir.join("tls");
+    let made = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/make-cert.sh"))
+        .arg(&tls)
+        .status()
+        .expect("running tests/make-cert.sh (it needs openssl)");
+    assert!(made.success(), "tests/make-cert.sh failed ({made}): it needs openssl");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tls.join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
     if root {
         let uid: u32 = output("id", &["-u", "postgres"]).parse().expect("a postgres user (Debian's package makes it)");
         let gid: u32 = output("id", &["-g", "postgres"]).parse().unwrap();
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        // The server refuses a key file others may read, or one it does not own.
+        for path in [dir.clone(), tls.clone(), tls.join("cert.pem"), tls.join("key.pem")] {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+        }
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let args = [

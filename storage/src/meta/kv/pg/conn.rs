@@ -21,8 +21,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
-use tokio_postgres::{Client, Config, Error as PgError, NoTls, Statement};
+use tokio_postgres::{Client, Config, Error as PgError, Statement};
 
+use super::tls::Tls;
 use crate::error::{Error, Result};
 
 /// How long a request waits for a connection when all are busy, and for a new one.
@@ -52,11 +53,11 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    fn open(cfg: &Config) -> std::result::Result<Conn, String> {
+    fn open(cfg: &Config, tls: &Tls) -> std::result::Result<Conn, String> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        let cfg = cfg.clone();
+        let (cfg, tls) = (cfg.clone(), tls.clone());
         let client = drive(&rt, async move {
-            let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, cfg.connect(NoTls))
+            let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, cfg.connect(tls))
                 .await
                 .map_err(|_| format!("no answer in {} s", CONNECT_TIMEOUT.as_secs()))?
                 .map_err(|e| chain(&e))?;
@@ -175,6 +176,7 @@ struct State {
 
 struct Shared {
     cfg: Config,
+    tls: Tls,
     max: usize,
     state: Mutex<State>,
     freed: Condvar,
@@ -190,9 +192,10 @@ impl Shared {
 pub(super) struct Pool(Arc<Shared>);
 
 impl Pool {
-    pub(super) fn new(cfg: Config, max: usize) -> Pool {
+    pub(super) fn new(cfg: Config, tls: Tls, max: usize) -> Pool {
         Pool(Arc::new(Shared {
             cfg,
+            tls,
             max: max.max(1),
             state: Mutex::new(State { idle: Vec::new(), total: 0 }),
             freed: Condvar::new(),
@@ -215,7 +218,7 @@ impl Pool {
             if st.total < self.0.max {
                 st.total += 1;
                 drop(st);
-                return match Conn::open(&self.0.cfg) {
+                return match Conn::open(&self.0.cfg, &self.0.tls) {
                     Ok(c) => Ok(Pooled { conn: Some(c), pool: self.0.clone() }),
                     Err(e) => {
                         self.0.lock().total -= 1;

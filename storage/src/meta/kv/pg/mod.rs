@@ -17,13 +17,15 @@
 //!   connection driven by the thread that holds it, from a small pool of our own ([`conn`]
 //!   says why), with a per-connection cache of prepared statements (so a query is one round
 //!   trip, not a prepare and an execute).
-//! - No TLS: PostgreSQL is reached over loopback or a private network between the nodes and
-//!   the database (README, "Running several nodes"). Adding it means a rustls connector with
-//!   ring; the tree keeps aws-lc and OpenSSL out.
+//! - TLS as libpq does it (`sslmode`, `sslrootcert` in the URL; default `prefer`), with a
+//!   rustls connector over ring of our own ([`tls`]); the tree keeps aws-lc and OpenSSL out.
 //! - Round trips are what a change costs here; `txn` says how a transaction saves them.
 
 mod conn;
 mod scan;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 mod txn;
 
 use std::time::Duration;
@@ -178,8 +180,8 @@ pub(crate) struct Engine {
 
 /// A PostgreSQL URL as it may be shown (logs, errors): without its password.
 pub(crate) fn shown_url(url: &str) -> String {
-    match url.parse::<tokio_postgres::Config>() {
-        Ok(cfg) => shown_cfg(&cfg),
+    match tls::parse(url) {
+        Ok(target) => shown_cfg(&target.cfg),
         Err(_) => "postgres://(an invalid URL)".into(),
     }
 }
@@ -200,12 +202,19 @@ impl Engine {
     /// Connects, and creates or migrates the schema. Any failure is one line naming
     /// PostgreSQL and the URL without its password.
     pub(super) fn open(url: &str, pool_size: usize) -> Result<Self> {
-        let cfg: tokio_postgres::Config = url.parse().map_err(|e| {
-            Error::Incompatible(format!("the PostgreSQL URL is not valid (postgres://USER:PASSWORD@HOST:PORT/DB): {e}"))
+        let target = tls::parse(url).map_err(|e| {
+            Error::Incompatible(format!(
+                "the PostgreSQL URL is not valid (postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=MODE]): {e}"
+            ))
         })?;
-        let shown = shown_cfg(&cfg);
-        let pool = conn::Pool::new(cfg, pool_size);
-        let first = pool.get().map_err(|e| Error::Incompatible(format!("cannot reach PostgreSQL at {shown}: {e}")))?;
+        let shown = shown_cfg(&target.cfg);
+        let tls = target
+            .connector()
+            .map_err(|e| Error::Incompatible(format!("cannot use TLS to PostgreSQL at {shown}: {e}")))?;
+        let pool = conn::Pool::new(target.cfg.clone(), tls, pool_size);
+        let first = pool
+            .get()
+            .map_err(|e| Error::Incompatible(format!("cannot reach PostgreSQL at {shown}: {}", target.explain(&e))))?;
         let c = first.conn();
         c.block_on(migrate(c.client(), &shown)).map_err(|e| match e {
             Error::Incompatible(_) => e,
