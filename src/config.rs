@@ -327,13 +327,28 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{tail}")
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    // libpq also takes the password as a query parameter (`?password=…`).
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
         }
-        None => url.to_owned(),
-    }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 fn resolve_stores(data: &DataArgs, file: &FileConfig) -> anyhow::Result<Stores> {
@@ -641,6 +656,10 @@ mod tests {
         assert_eq!(super::parse_duration("90m"), Ok(std::time::Duration::from_secs(5400)));
         assert_eq!(super::redact_url("postgres://u:p@h:1/db?x=1"), "postgres://u:***@h:1/db?x=1");
         assert_eq!(super::redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            super::redact_url("postgres://u@h/db?sslmode=require&password=p&x=1"),
+            "postgres://u@h/db?sslmode=require&password=***&x=1"
+        );
         assert!(super::parse_duration("5y").is_err());
     }
 
