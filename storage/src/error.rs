@@ -319,6 +319,25 @@ pub(crate) use internal_from;
 
 internal_from!(tokio::task::JoinError);
 
+/// An error and its causes in one line ("dispatch failure: io error: ... refused"), for the
+/// log and for messages to operators (engines' errors nest their causes several deep).
+pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    // Bounded: a cycle in a chain would otherwise never end.
+    for _ in 0..8 {
+        let Some(cause) = next else { break };
+        let text = cause.to_string();
+        // Some errors repeat their cause's text in their own.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out.replace(['\n', '\r'], " ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

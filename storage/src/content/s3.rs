@@ -151,23 +151,6 @@ impl fmt::Display for S3Failure {
     }
 }
 
-/// An error and its causes in one line ("dispatch failure: io error: ... refused").
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    // Bounded: a cycle in a chain would otherwise never end.
-    for _ in 0..8 {
-        let Some(cause) = next else { break };
-        let text = cause.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
-    }
-    out.replace(['\n', '\r'], " ")
-}
-
 impl std::error::Error for S3Failure {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.cause)
@@ -280,7 +263,7 @@ impl S3Chunks {
             _ => {
                 return Err(Error::Incompatible(one_line(format!(
                     "cannot reach the chunk store at {endpoint} (bucket {bucket}): {}",
-                    chain(&e)
+                    crate::error::one_line(&e)
                 ))));
             }
         }
@@ -303,7 +286,7 @@ impl S3Chunks {
                     SdkError::ServiceError(s) => {
                         format!("{} {}", s.err().code().unwrap_or("refused"), s.err().message().unwrap_or(""))
                     }
-                    other => chain(other),
+                    other => crate::error::one_line(other),
                 };
                 Err(Error::Incompatible(one_line(format!(
                     "bucket {bucket} does not exist at {endpoint} and could not be created: {}",

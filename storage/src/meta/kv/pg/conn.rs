@@ -60,7 +60,7 @@ impl Conn {
             let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, cfg.connect(tls))
                 .await
                 .map_err(|_| format!("no answer in {} s", CONNECT_TIMEOUT.as_secs()))?
-                .map_err(|e| chain(&e))?;
+                .map_err(|e| crate::error::one_line(&e))?;
             // Runs whenever a holder of the connection is inside `block_on`.
             tokio::spawn(async move {
                 let _ = connection.await;
@@ -113,23 +113,6 @@ where
         }
         Ok(_) => tokio::task::block_in_place(|| rt.block_on(fut)),
     }
-}
-
-/// An error and its causes in one line ("error connecting to server: Connection refused").
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    // Bounded: a cycle in a chain would otherwise never end.
-    for _ in 0..8 {
-        let Some(cause) = next else { break };
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
-    }
-    out.replace(['\n', '\r'], " ")
 }
 
 /// A connection lent out; back to the pool when dropped (or gone, when it is broken).
