@@ -191,3 +191,14 @@ fn restore(config: &Config, from: &std::path::Path, json: bool) -> anyhow::Resul
     }
     Ok(())
 }
+
+/// The first line of standard input, for `--password-stdin`.
+pub(super) fn read_password() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading the password from standard input")?;
+    let line = s.lines().next().unwrap_or("").to_owned();
+    if line.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(line)
+}

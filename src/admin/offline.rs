@@ -1,33 +1,14 @@
 //! The admin commands on a stopped data folder (the server holds it while it runs).
 
-use std::io::Read;
-
 use anyhow::{Context, bail};
 use davit_storage::{NewUser, Role, Status, Storage, User};
 use serde_json::{Value, json};
 
 use super::{AdminCommand, KeyCommand, UserCommand, output};
 
-fn read_password() -> anyhow::Result<String> {
-    let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).context("reading the password from standard input")?;
-    let line = s.lines().next().unwrap_or("").to_owned();
-    if line.is_empty() {
-        bail!("no password on standard input");
-    }
-    Ok(line)
-}
-
-/// The REST API's shape of a user, so offline and live output agree.
+/// The REST API's own shape of a user, so offline and live output agree.
 fn user_json(u: &User) -> Value {
-    json!({
-        "id": u.id,
-        "username": u.username,
-        "email": u.email,
-        "role": u.role.as_str(),
-        "status": u.status.as_str(),
-        "quota": u.quota,
-    })
+    davit_api::user_json(u, None)
 }
 
 fn find(storage: &Storage, name: &str) -> anyhow::Result<User> {
@@ -45,7 +26,7 @@ pub fn run(storage: &Storage, cmd: AdminCommand, as_json: bool) -> anyhow::Resul
         AdminCommand::User(UserCommand::Add { name, password_stdin: _, email, role, quota }) => {
             let role = Role::parse(&role)
                 .with_context(|| format!("unknown role '{role}' (admin, user, uploader, downloader)"))?;
-            let password = read_password()?;
+            let password = super::read_password()?;
             let user = storage.create_user_blocking(NewUser {
                 username: name,
                 email,
@@ -61,7 +42,7 @@ pub fn run(storage: &Storage, cmd: AdminCommand, as_json: bool) -> anyhow::Resul
             output::users(&users, as_json);
         }
         AdminCommand::User(UserCommand::Passwd { name, password_stdin: _ }) => {
-            let password = read_password()?;
+            let password = super::read_password()?;
             let user = storage.set_password_blocking(&name, &password).map_err(|e| match e {
                 davit_storage::Error::NotFound(_) => anyhow::anyhow!("no user named {name}"),
                 e => e.into(),

@@ -1,7 +1,6 @@
 //! The admin commands through a running server's REST admin API (`--server URL`): the
 //! server keeps its data folder, so this is how a live deployment is administered.
 
-use std::io::Read;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -109,21 +108,11 @@ impl Client {
     }
 }
 
-fn read_password() -> anyhow::Result<String> {
-    let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).context("reading the password from standard input")?;
-    let line = s.lines().next().unwrap_or("").to_owned();
-    if line.is_empty() {
-        bail!("no password on standard input");
-    }
-    Ok(line)
-}
-
 pub fn run(url: &str, as_json: bool, cmd: AdminCommand) -> anyhow::Result<()> {
     let c = Client::new(url)?;
     match cmd {
         AdminCommand::User(UserCommand::Add { name, password_stdin: _, email, role, quota }) => {
-            let password = read_password()?;
+            let password = super::read_password()?;
             let mut body = json!({ "username": name, "password": password, "role": role });
             if let Some(e) = email {
                 body["email"] = json!(e);

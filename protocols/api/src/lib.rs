@@ -24,6 +24,7 @@ use http::StatusCode;
 use registry::{Api, Op};
 use serde_json::json;
 
+pub use account::user_json;
 pub use auth::Caller;
 pub use axum::Router;
 pub use axum::body::Body;
