@@ -78,14 +78,31 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     let p = s3.principal(&req).await?;
     let input = req.input;
     let path = key_path(&input.bucket, &input.key)?;
-    let item = object(s3, &p, &input.bucket, &path).await?;
-    if item.is_folder() {
-        return Err(s3_error!(NoSuchKey, "no such key"));
-    }
-    read_conditions!(&item, input)?;
-    // The core reads inclusive ranges, as HTTP writes them; an empty part reads to the end.
-    let range = span(&item, input.range.as_ref(), input.part_number)?.map(|(s, e)| (s, (e > s).then(|| e - 1)));
-    let read = s3.storage.read(&p, &path, range).await.map_err(map)?;
+    // A whole object is opened at once: its path resolved once, a small one's bytes read in
+    // the same transaction. Refused or failed, the steps below give the answer (NoSuchKey,
+    // NoSuchBucket, the core's refusal), as if this had not been tried. (A 304 then comes
+    // after the first piece was read: free for a small object, one chunk for a large one.)
+    let whole = match (&input.range, input.part_number) {
+        (None, None) => s3.storage.read(&p, &path, None).await.ok(),
+        _ => None,
+    };
+    let (read, range) = match whole {
+        Some(read) => {
+            read_conditions!(&read.item, input)?;
+            (read, None)
+        }
+        None => {
+            let item = object(s3, &p, &input.bucket, &path).await?;
+            if item.is_folder() {
+                return Err(s3_error!(NoSuchKey, "no such key"));
+            }
+            read_conditions!(&item, input)?;
+            // The core reads inclusive ranges, as HTTP writes them; an empty part reads to
+            // the end.
+            let range = span(&item, input.range.as_ref(), input.part_number)?.map(|(s, e)| (s, (e > s).then(|| e - 1)));
+            (s3.storage.read(&p, &path, range).await.map_err(map)?, range)
+        }
+    };
     let item = read.item;
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());

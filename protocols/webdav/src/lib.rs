@@ -287,6 +287,7 @@ impl WebDav {
             served_type: Mutex::new(None),
             quota: Default::default(),
             read_from,
+            prepared: Default::default(),
         });
         let method = req.method().clone();
         let oc_mtime = ctx.mtime.is_some();

@@ -12,9 +12,10 @@ use futures::{Stream, StreamExt};
 
 use crate::Core;
 use crate::content::chunks::{ChunkRef, ChunkRow, PinGuard};
+use crate::content::ingest::INLINE_MAX;
 use crate::crypto::ChunkId;
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, CHUNK_DATA, CHUNKS, Readable};
+use crate::meta::db::{self, CHUNK_DATA, CHUNKS, ReadTxn, Readable};
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
@@ -98,6 +99,39 @@ pub(crate) fn open_range(core: &Arc<Core>, refs: &[ChunkRef], start: u64, end: u
     Ok(Box::pin(stream))
 }
 
+/// The range `[start, end)` of a small file whose one chunk lives in the database, read in
+/// the snapshot `t` that found the file: the same transaction as the item, so a small GET
+/// costs one read transaction (two round trips on PostgreSQL: the path, the bytes). Such
+/// bytes need no pin: the snapshot holds them, and no collector deletes anything for them.
+/// `None` when the chunk is in the chunk store: the caller pins it and opens the range.
+pub(crate) fn read_inline(
+    core: &Core,
+    t: &ReadTxn,
+    refs: &[ChunkRef],
+    start: u64,
+    end: u64,
+) -> Result<Option<ByteStream>> {
+    let r = match refs {
+        [] => return Ok(Some(Box::pin(futures::stream::empty()))),
+        [r] if r.len as usize <= INLINE_MAX => r,
+        _ => return Ok(None),
+    };
+    // A CHUNK_DATA row exists exactly while the chunk's row says inline (`W::add_refs` and
+    // `W::release_refs` write both together), so the row itself need not be read.
+    let data = t.open_table(CHUNK_DATA)?;
+    let Some(v) = data.get(&r.id)? else { return Ok(None) };
+    let mut sealed = v.value().to_vec();
+    // Opened here, already on a blocking thread: a few KiB, cheaper than another hop.
+    let n = core.keys.open_chunk(&r.id, &mut sealed)?.len();
+    let (from, to) = (start as usize, end as usize);
+    if to > n || from > to {
+        return Err(Error::corrupt("chunk shorter than its reference"));
+    }
+    sealed.truncate(n);
+    let piece = Bytes::from(sealed).slice(from..to);
+    Ok(Some(Box::pin(futures::stream::once(async move { Ok(piece) }))))
+}
+
 fn load_piece(core: &Core, p: &Piece) -> Result<Bytes> {
     if let Some(then) = &p.then {
         core.backend.prefetch(then);
@@ -139,4 +173,51 @@ fn fetch(core: &Core, id: &ChunkId) -> Result<Vec<u8>> {
             super::chunks::store_failure(format_args!("reading chunk {}", hex::encode(id)), e)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use crate::meta::model::Role;
+    use crate::tests::{body, open_with, read_all, user};
+    use crate::{Error, WriteOptions};
+
+    /// A small file is read whole in the transaction that finds it (`read_inline`): what an
+    /// open read sends is the version it found, whatever is written after; ranges of it are
+    /// exact; and a grant ended before the read still refuses it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_file_is_read_as_it_was_when_opened() {
+        let f = open_with(|_| {});
+        let s = &f.storage;
+        let alice = user(s, "alice", Role::User, None).await;
+        let bob = user(s, "bob", Role::User, None).await;
+        let old: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        s.mkdir(&alice, "/box").await.unwrap();
+        s.write(&alice, "/box/small.bin", body(&old), WriteOptions::default()).await.unwrap();
+        s.write(&alice, "/box/empty.bin", body(b""), WriteOptions::default()).await.unwrap();
+        assert_eq!(read_all(s, &alice, "/box/small.bin", Some((100, Some(199)))).await.unwrap(), old[100..200]);
+        assert_eq!(read_all(s, &alice, "/box/small.bin", Some((4000, None))).await.unwrap(), old[4000..]);
+        assert_eq!(read_all(s, &alice, "/box/empty.bin", None).await.unwrap(), b"");
+        let r = read_all(s, &alice, "/box/small.bin", Some((4096, None))).await;
+        assert!(matches!(r, Err(Error::RangeNotSatisfiable(_))), "{r:?}");
+
+        let mut open = s.read(&alice, "/box/small.bin", None).await.unwrap();
+        s.write(&alice, "/box/small.bin", body(b"new"), WriteOptions::default()).await.unwrap();
+        s.delete(&alice, "/box/small.bin", Default::default()).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(piece) = open.body.next().await {
+            got.extend_from_slice(&piece.unwrap());
+        }
+        assert_eq!((open.item.size, got), (4096, old));
+
+        s.write(&alice, "/box/small.bin", body(b"again"), WriteOptions::default()).await.unwrap();
+        let share = s.share(&alice, "/box", "bob", false).await.unwrap();
+        assert_eq!(read_all(s, &bob, "/shared/alice/box/small.bin", None).await.unwrap(), b"again");
+        s.delete_share(&alice, share.share.id).await.unwrap();
+        let r = read_all(s, &bob, "/shared/alice/box/small.bin", None).await;
+        assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    }
+
+    crate::tests::also_on_postgres!(a_small_file_is_read_as_it_was_when_opened);
 }

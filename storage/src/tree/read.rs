@@ -3,7 +3,7 @@
 use super::FileRead;
 use crate::Storage;
 use crate::access::resolve_place;
-use crate::content::read::{open_range, resolve_range};
+use crate::content::read::{open_range, read_inline, resolve_range};
 use crate::error::{Error, Result, What};
 use crate::meta::db::{CHILDREN, ITEMS};
 use crate::meta::model::{Principal, Scope};
@@ -21,14 +21,19 @@ impl Storage {
             // A concurrent overwrite can free the chunks between the lookup and the pin;
             // the pin then finds them gone and the lookup runs again on the new version.
             for _ in 0..8 {
-                let item = core.db.read_sync(|t| {
-                    resolve_place(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, &place)?
-                        .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))
+                let (item, start, end, small) = core.db.read_sync(|t| {
+                    let item = resolve_place(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, &place)?
+                        .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
+                    if item.is_folder() {
+                        return Err(Error::Conflict(format!("{} is a folder", place.path)));
+                    }
+                    let (start, end) = resolve_range(item.size, range)?;
+                    let small = read_inline(&core, t, &item.chunks, start, end)?;
+                    Ok((item, start, end, small))
                 })?;
-                if item.is_folder() {
-                    return Err(Error::Conflict(format!("{} is a folder", place.path)));
+                if let Some(body) = small {
+                    return Ok(FileRead { item, start, end, body });
                 }
-                let (start, end) = resolve_range(item.size, range)?;
                 match open_range(&core, &item.chunks, start, end) {
                     Ok(body) => {
                         return Ok(FileRead { item, start, end, body });

@@ -10,7 +10,7 @@ use dav_server::fs::{
     DavDirEntry, DavFile, DavFileSystem, DavMetaData, DavProp, FsError, FsFuture, FsResult, FsStream, OpenOptions,
     ReadDirMeta,
 };
-use davit_storage::{Conditions, Error, Item, Principal, Storage};
+use davit_storage::{Conditions, Error, FileRead, Item, Principal, Storage};
 use futures::{FutureExt, StreamExt};
 use http::StatusCode;
 
@@ -37,6 +37,16 @@ pub struct RequestCtx {
     /// piece read, when dav-server opens it, before it answers a status. A chunk store out of
     /// reach is then a 503, not a 200 whose body is cut off.
     pub read_from: Option<u64>,
+    /// A GET's file, opened when dav-server first asks for its metadata (see
+    /// `DriveFs::prepare_read`).
+    pub prepared: Prepared,
+}
+
+/// A read opened ahead for the open that follows, with the drive path it is of.
+#[derive(Default)]
+pub struct Prepared {
+    tried: std::sync::atomic::AtomicBool,
+    read: Mutex<Option<(String, FileRead)>>,
 }
 
 #[derive(Clone)]
@@ -151,6 +161,9 @@ impl DavFileSystem for DriveFs {
 
     fn metadata<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, Box<dyn DavMetaData>> {
         async move {
+            if let Some(item) = self.prepare_read(path).await {
+                return Ok(Box::new(Meta(item)) as Box<dyn DavMetaData>);
+            }
             let item = self.stat(path).await?;
             Ok(Box::new(Meta(item)) as Box<dyn DavMetaData>)
         }

@@ -3,19 +3,50 @@
 
 use std::io::SeekFrom;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use bytes::{Buf, Bytes};
+use dav_server::davpath::DavPath;
 use dav_server::fs::{DavFile, DavMetaData, FsError, FsFuture, FsResult};
 use davit_storage::{ByteStream, Item};
 use futures::{FutureExt, StreamExt};
 
-use super::{DriveFs, Meta};
+use super::{DriveFs, Meta, drive_path};
 
 impl DriveFs {
     /// Read rights are decided here, when dav-server opens the file and before it answers a
     /// status: refused later, while the body streams, the client would get 200 and a cut
     /// connection.
+    /// A GET has dav-server ask the file's metadata, then open it: both are answered by one
+    /// read of the core at the first ask (the path resolved once; a small file's bytes read
+    /// in the same transaction), kept for the open. Refused or failed, it is as if not tried:
+    /// the ordinary stat and open then give their own answer (a folder's, a 404, the 403 of
+    /// one who may see a file but not read it), so no rule is decided here.
+    pub(super) async fn prepare_read(&self, path: &DavPath) -> Option<Item> {
+        let at = self.ctx.read_from?;
+        if self.ctx.prepared.tried.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        let p = drive_path(path).ok()?;
+        let r = self.storage.read(&self.principal, &p, (at > 0).then_some((at, None))).await.ok()?;
+        let item = r.item.clone();
+        *self.ctx.prepared.read.lock().expect("prepared read") = Some((p, r));
+        Some(item)
+    }
+
     pub(super) async fn open_read(&self, p: String) -> FsResult<Box<dyn DavFile>> {
+        let prepared = self.ctx.prepared.read.lock().expect("prepared read").take_if(|(q, _)| *q == p);
+        if let Some((_, r)) = prepared {
+            *self.ctx.served_type.lock().expect("served type") = r.item.content_type.clone();
+            return Ok(Box::new(ReadFile {
+                fs: self.clone(),
+                path: p,
+                item: r.item,
+                pos: r.start,
+                stream: Mutex::new(Some(r.body)),
+                buf: Bytes::new(),
+            }));
+        }
         let item = self.storage.stat_readable(&self.principal, &p).await.map_err(|e| self.fail(e))?;
         if item.is_folder() {
             return Err(FsError::Forbidden);
