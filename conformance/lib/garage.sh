@@ -140,11 +140,20 @@ EOF
   done
   # Every node joins node 1, and gets a role in a zone of its own (so that replication
   # puts each copy in another zone, like distinct machines).
+  local peers=""
   for i in $(seq 1 "$n"); do
     local id
     id=$(garage_cli "$i" node id -q 2>/dev/null) || { echo "garage: node $i has no id" >&2; return 1; }
     [ "$i" -eq 1 ] || garage_cli 1 node connect "$id" >/dev/null || return 1
     garage_cli 1 layout assign -z "zone$i" -c 1G "${id%%@*}" >/dev/null || return 1
+    peers="$peers${peers:+, }\"$id\""
+  done
+  # A node writes the peers it knows to its metadata only from time to time (seen here: not
+  # within its first minute), and a cluster restarted whole before that never found itself
+  # again ("Not connected"). Every node gets them all as
+  # bootstrap peers (read at its next start), as a deployment's configuration would.
+  for i in $(seq 1 "$n"); do
+    sed -i "s/^bootstrap_peers = \[\]$/bootstrap_peers = [$peers]/" "$GARAGE_DIR/node$i/garage.toml"
   done
   garage_cli 1 layout apply --version 1 >/dev/null || return 1
   local tries=0
