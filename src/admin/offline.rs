@@ -78,32 +78,11 @@ pub fn run(storage: &Storage, cmd: AdminCommand, as_json: bool) -> anyhow::Resul
         }
         AdminCommand::Stats => {
             let s = storage.stats_blocking()?;
-            let ratio = if s.stored_bytes == 0 { 1.0 } else { s.logical_bytes as f64 / s.stored_bytes as f64 };
-            output::stats(
-                &json!({
-                    "users": s.users,
-                    "files": s.files,
-                    "logical_bytes": s.logical_bytes,
-                    "stored_bytes": s.stored_bytes,
-                    "dedup_ratio": (ratio * 100.0).round() / 100.0,
-                }),
-                as_json,
-            );
+            output::stats(&davit_api::stats_json(&s), as_json);
         }
         AdminCommand::Check => {
             let r = storage.check_blocking()?;
-            output::check(
-                &json!({
-                    "consistent": r.problems.is_empty(),
-                    "items": r.items,
-                    "chunks": r.chunks,
-                    "chunk_files": r.chunk_files,
-                    "orphans": r.orphans,
-                    "waiting": r.waiting,
-                    "problems": r.problems,
-                }),
-                as_json,
-            )?;
+            output::check(&davit_api::check_json(&r), as_json)?;
         }
         AdminCommand::Backup { .. }
         | AdminCommand::Restore { .. }

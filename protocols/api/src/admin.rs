@@ -4,10 +4,10 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use davit_storage::{NewUser, Role, Status};
+use davit_storage::{CheckReport, NewUser, Role, Stats, Status};
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::account::{app_password_created, app_passwords_list, key_created, keys_list, user_json};
 use crate::auth::Caller;
@@ -135,15 +135,19 @@ pub async fn reset_password(
 
 pub async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
     let s = state.storage.admin(&caller.principal)?.stats().await?;
+    Ok(axum::Json(stats_json(&s)).into_response())
+}
+
+/// The shape of the figures, for this API and the offline `davit admin stats` alike.
+pub fn stats_json(s: &Stats) -> Value {
     let ratio = if s.stored_bytes == 0 { 1.0 } else { s.logical_bytes as f64 / s.stored_bytes as f64 };
-    Ok(axum::Json(json!({
+    json!({
         "users": s.users,
         "files": s.files,
         "logical_bytes": s.logical_bytes,
         "stored_bytes": s.stored_bytes,
         "dedup_ratio": (ratio * 100.0).round() / 100.0,
-    }))
-    .into_response())
+    })
 }
 
 pub async fn user_keys(
@@ -208,7 +212,12 @@ pub async fn revoke_user_app_password(
 /// The read-only consistency check of `davit admin check`, on the running server.
 pub async fn check(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
     let r = state.storage.admin(&caller.principal)?.check().await?;
-    Ok(axum::Json(json!({
+    Ok(axum::Json(check_json(&r)).into_response())
+}
+
+/// The shape of a check's report, for this API and the offline `davit admin check` alike.
+pub fn check_json(r: &CheckReport) -> Value {
+    json!({
         "consistent": r.problems.is_empty(),
         "items": r.items,
         "chunks": r.chunks,
@@ -216,8 +225,7 @@ pub async fn check(State(state): State<ApiState>, caller: Caller) -> Result<Resp
         "orphans": r.orphans,
         "waiting": r.waiting,
         "problems": r.problems,
-    }))
-    .into_response())
+    })
 }
 
 #[derive(Deserialize)]

@@ -25,6 +25,7 @@ use registry::{Api, Op};
 use serde_json::json;
 
 pub use account::user_json;
+pub use admin::{check_json, stats_json};
 pub use auth::Caller;
 pub use axum::Router;
 pub use axum::body::Body;
