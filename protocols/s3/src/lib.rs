@@ -14,6 +14,8 @@ mod list;
 mod multipart;
 mod names;
 mod put;
+mod request;
+mod sse;
 mod stored;
 
 use std::sync::Arc;
@@ -154,6 +156,10 @@ impl S3Front {
             return Ok(slow_down(secs));
         }
         if let Err(e) = check_presigned_expiry(&req) {
+            return Ok(e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty())));
+        }
+        let mut req = req;
+        if let Err(e) = request::prepare(&mut req) {
             return Ok(e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty())));
         }
         let resp = self.service.call(req).await?;
@@ -354,6 +360,27 @@ impl S3 for DavitS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         multipart::abort(self, req).await
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        sse::get_bucket_encryption(self, req).await
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        sse::put_bucket_encryption(self, req).await
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        sse::delete_bucket_encryption(self, req).await
     }
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
