@@ -8,6 +8,7 @@
 mod auth;
 mod buckets;
 mod checksums;
+mod cors;
 mod cross;
 mod listing;
 mod multipart;

@@ -17,6 +17,7 @@ mod meta;
 pub mod metrics;
 mod migrate;
 pub mod ops;
+pub mod s3cfg;
 pub mod perms;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 mod bucket;
 mod checksum;
 mod copy;
+mod cors;
 mod delete;
 mod errors;
 mod get;
@@ -35,6 +36,8 @@ pub use s3s::Body as S3Body;
 pub struct S3Front {
     service: S3Service,
     storage: Storage,
+    /// For CORS, which reads the bucket from Host before s3s does.
+    base_domain: Option<String>,
 }
 
 /// Builds the S3 front end; `base_domain` enables virtual-host-style addressing.
@@ -50,7 +53,8 @@ pub fn service(storage: Storage, base_domain: Option<&str>, reserved: &[&str]) -
         s3s::host::SingleDomain::new(d).map_err(|e| format!("base domain {d}: {e}"))?;
         b.set_host(BaseDomain(d.to_ascii_lowercase()));
     }
-    Ok(Arc::new(S3Front { service: b.build(), storage }))
+    let base_domain = base_domain.map(str::to_ascii_lowercase);
+    Ok(Arc::new(S3Front { service: b.build(), storage, base_domain }))
 }
 
 /// Virtual-host addressing under one base domain: `<bucket>.<domain>[:port]` names the
@@ -130,8 +134,15 @@ impl S3Front {
         let mut req = req;
         // The access log names the user the request acted as, known only inside an operation.
         let slot = PrincipalSlot::install(req.extensions_mut());
-        let mut resp = self.answer(req).await?;
+        let asked = cors::Asked::of(&req, self.base_domain.as_deref());
+        let mut resp = match &asked {
+            Some(a) if a.is_preflight() => cors::preflight(&self.storage, a).await,
+            _ => self.answer(req).await?,
+        };
         slot.hand_over(resp.extensions_mut());
+        if let Some(a) = asked.as_ref().filter(|a| !a.is_preflight()) {
+            cors::decorate(&self.storage, a, &mut resp).await;
+        }
         if let Ok(v) = http::HeaderValue::from_str(request_id) {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
@@ -360,6 +371,21 @@ impl S3 for DavitS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         multipart::abort(self, req).await
+    }
+
+    async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        cors::put_bucket_cors(self, req).await
+    }
+
+    async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        cors::get_bucket_cors(self, req).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        cors::delete_bucket_cors(self, req).await
     }
 
     async fn get_bucket_encryption(
