@@ -10,6 +10,7 @@ mod buckets;
 mod checksums;
 mod cors;
 mod cross;
+mod fixes;
 mod listing;
 mod multipart;
 mod objects;
