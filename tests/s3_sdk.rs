@@ -15,6 +15,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod presign;
+mod sse;
 mod vhost;
 
 use std::fmt::Debug;
