@@ -14,6 +14,7 @@ mod fixes;
 mod listing;
 mod multipart;
 mod objects;
+mod post;
 mod presign;
 mod sse;
 mod vhost;

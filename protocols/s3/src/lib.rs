@@ -14,6 +14,7 @@ mod get;
 mod list;
 mod multipart;
 mod names;
+mod post;
 mod put;
 mod request;
 mod sse;
@@ -173,7 +174,12 @@ impl S3Front {
         if let Err(e) = request::prepare(&mut req) {
             return Ok(e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty())));
         }
-        let resp = self.service.call(req).await?;
+        let resp = match post::target(&req, self.base_domain.as_deref()) {
+            Some(bucket) => post::handle(&self.storage, req, bucket).await.unwrap_or_else(|e| {
+                e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty()))
+            }),
+            None => self.service.call(req).await?,
+        };
         if resp.status() == http::StatusCode::FORBIDDEN {
             let body = resp.body().bytes().unwrap_or_default();
             let bad = [b"<Code>SignatureDoesNotMatch</Code>".as_slice(), b"<Code>InvalidAccessKeyId</Code>".as_slice()];
