@@ -351,4 +351,49 @@ mod tests {
             assert!(matches!(validate(&[bad.clone()]), Err(Error::InvalidInput(_))), "{bad:?}");
         }
     }
+
+    /// The rules live with the bucket's folder: set, read and removed by its owner only; a
+    /// preflight finds every bucket of the name; a renamed or deleted folder takes its rules
+    /// away from the name, and a new bucket of the name starts without any.
+    #[tokio::test]
+    async fn rules_follow_the_bucket_folder() {
+        use crate::meta::model::Role;
+        let f = crate::tests::open_with(|_| {});
+        let s = &f.storage;
+        let alice = crate::tests::user(s, "alice", Role::User, None).await;
+        let bob = crate::tests::user(s, "bob", Role::User, None).await;
+        let reader = crate::tests::user(s, "dora", Role::Downloader, None).await;
+        s.mkdir(&alice, "/web").await.unwrap();
+        s.mkdir(&alice, "/web/inner").await.unwrap();
+        let rules = vec![rule(&["https://app.example"], &["PUT"], &["*"])];
+        assert_eq!(s.get_bucket_cors(&alice, "web").await.unwrap(), None);
+        s.put_bucket_cors(&alice, "web", rules.clone()).await.unwrap();
+        assert_eq!(s.get_bucket_cors(&alice, "web").await.unwrap(), Some(rules.clone()));
+        assert_eq!(s.cors_rules_of(&alice, "web").await.unwrap().map(|c| c.rules), Some(rules.clone()));
+        assert!(s.cors_rules_of(&bob, "web").await.unwrap().is_none(), "bob has no bucket web");
+        assert_eq!(s.cors_rules_by_name("web").await.unwrap().len(), 1);
+        // Only a bucket of one's own, by a role that writes.
+        assert!(matches!(s.put_bucket_cors(&alice, "web/inner", rules.clone()).await, Err(Error::Forbidden(_))));
+        assert!(matches!(s.put_bucket_cors(&alice, "shared", rules.clone()).await, Err(_)));
+        assert!(matches!(s.put_bucket_cors(&reader, "web", rules.clone()).await, Err(_)));
+        assert!(matches!(s.put_bucket_cors(&alice, "web", vec![]).await, Err(Error::InvalidInput(_))));
+        // Bob's bucket of the same name answers preflights too.
+        s.mkdir(&bob, "/web").await.unwrap();
+        s.put_bucket_cors(&bob, "web", vec![rule(&["*"], &["GET"], &[])]).await.unwrap();
+        assert_eq!(s.cors_rules_by_name("web").await.unwrap().len(), 2);
+        s.delete_bucket_cors(&bob, "web").await.unwrap();
+        assert_eq!(s.get_bucket_cors(&bob, "web").await.unwrap(), None);
+        assert_eq!(s.cors_rules_by_name("web").await.unwrap().len(), 1);
+        // A rename takes the rules along: the old name has none, the new one has them.
+        s.rename(&alice, "/web", "/site", false).await.unwrap();
+        assert!(s.cors_rules_by_name("web").await.unwrap().is_empty());
+        assert_eq!(s.get_bucket_cors(&alice, "site").await.unwrap(), Some(rules.clone()));
+        // Deleted: a new folder of the name starts without rules.
+        s.delete(&alice, "/site", Default::default()).await.unwrap();
+        s.mkdir(&alice, "/site").await.unwrap();
+        assert_eq!(s.get_bucket_cors(&alice, "site").await.unwrap(), None);
+        assert!(s.cors_rules_by_name("site").await.unwrap().is_empty());
+    }
+
+    crate::tests::also_on_postgres!(rules_follow_the_bucket_folder);
 }

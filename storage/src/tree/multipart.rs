@@ -408,6 +408,8 @@ impl Storage {
 mod tests {
     use bytes::Bytes;
 
+    use std::time::Duration;
+
     use crate::access::policy::Rule;
     use crate::meta::model::{Principal, Role};
     use crate::{Error, PartOptions, Storage, WriteOptions};
@@ -451,4 +453,70 @@ mod tests {
         let item = s.complete_upload(&p, up.id, vec![(1, p1.etag)]).await.unwrap();
         assert_eq!(item.size, 5 * MIB as u64);
     }
+
+    /// Upload ids are random tokens; a number names only an upload begun before them; a
+    /// completion is remembered (for a repeated one) until the expiry forgets it with its
+    /// token, and an abort forgets the token at once.
+    #[tokio::test]
+    async fn upload_tokens_resolve_and_completions_are_remembered() {
+        let f = crate::tests::open_with(|_| {});
+        let s = &f.storage;
+        let p = crate::tests::user(s, "alice", Role::User, None).await;
+        let bob = crate::tests::user(s, "bob", Role::User, None).await;
+        s.mkdir(&p, "/b").await.unwrap();
+        let a = s.start_upload(&p, "/b/a.bin", WriteOptions::default()).await.unwrap();
+        let b = s.start_upload(&p, "/b/a.bin", WriteOptions::default()).await.unwrap();
+        assert_ne!(a.token, b.token);
+        assert!(a.token.len() >= 22 && a.token.parse::<u64>().is_err(), "{}", a.token);
+        assert_eq!(s.resolve_upload(&a.token).await.unwrap(), a.upload.id);
+        // The counter behind a token names nothing.
+        assert!(matches!(s.resolve_upload(&a.upload.id.to_string()).await, Err(Error::NotFound(_))));
+        assert!(matches!(s.resolve_upload("AAAAAAAAAAAAAAAAAAAAAA").await, Err(Error::NotFound(_))));
+        let listed = s.list_uploads_with_tokens(&p, "/b/").await.unwrap();
+        assert_eq!(listed.iter().map(|(u, t)| (u.id, t.clone())).collect::<Vec<_>>(), vec![
+            (a.upload.id, a.token.clone()),
+            (b.upload.id, b.token.clone())
+        ]);
+
+        let part = s.upload_part(&p, a.upload.id, 1, body(10), PartOptions::default()).await.unwrap();
+        let item = s.complete_upload(&p, a.upload.id, vec![(1, part.etag)]).await.unwrap();
+        let done = s.completed_upload(&p, s.resolve_upload(&a.token).await.unwrap()).await.unwrap();
+        assert_eq!((done.etag.as_str(), done.path.as_str()), (item.etag.as_str(), "/b/a.bin"));
+        assert!(matches!(s.completed_upload(&bob, a.upload.id).await, Err(Error::NotFound(_))), "only its owner's");
+        s.abort_upload(&p, b.upload.id).await.unwrap();
+        assert!(matches!(s.resolve_upload(&b.token).await, Err(Error::NotFound(_))), "an abort forgets the id");
+        // The expiry forgets completions with their ids.
+        s.expire_uploads(Duration::ZERO).await.unwrap();
+        assert!(matches!(s.resolve_upload(&a.token).await, Err(Error::NotFound(_))));
+        assert!(matches!(s.completed_upload(&p, a.upload.id).await, Err(Error::NotFound(_))));
+    }
+
+    /// An upload begun before tokens (no row) answers to its number.
+    #[tokio::test]
+    async fn uploads_of_a_running_store_keep_their_number() {
+        let f = crate::tests::open_with(|_| {});
+        let s = &f.storage;
+        let p = crate::tests::user(s, "alice", Role::User, None).await;
+        s.mkdir(&p, "/b").await.unwrap();
+        let up = s.create_upload(&p, "/b/old.bin", WriteOptions::default()).await.unwrap();
+        let id = up.id;
+        // As a davit without the token tables left it.
+        s.core
+            .db
+            .write((), move |ctx| {
+                crate::meta::uploads::forget_upload(&crate::meta::txn::W::open(ctx)?, id)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(s.resolve_upload(&id.to_string()).await.unwrap(), id);
+        let listed = s.list_uploads_with_tokens(&p, "/b/").await.unwrap();
+        assert_eq!(listed[0].1, id.to_string());
+    }
+
+    crate::tests::also_on_postgres!(
+        upload_tokens_resolve_and_completions_are_remembered,
+        uploads_of_a_running_store_keep_their_number
+    );
+
 }
