@@ -17,8 +17,8 @@ mod meta;
 pub mod metrics;
 mod migrate;
 pub mod ops;
-pub mod s3cfg;
 pub mod perms;
+pub mod s3cfg;
 #[cfg(test)]
 mod tests;
 mod tree;

@@ -41,13 +41,12 @@ async fn raw(
     }
     let r = r.send().await.unwrap();
     let h = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
-    let out = (
+    (
         r.status().as_u16(),
         h("access-control-allow-origin"),
         h("access-control-allow-methods"),
         h("access-control-allow-headers"),
-    );
-    out
+    )
 }
 
 fn some(v: &str) -> Option<String> {
@@ -96,7 +95,9 @@ async fn sdk_preflights_and_actual_requests_follow_the_first_matching_rule() {
     let Sdk { s, c, key, secret } = start().await;
     let bucket_url = format!("{}/bkt", s.base);
     // No rules yet: a preflight is refused.
-    let (st, o, ..) = raw(&bucket_url, Method::OPTIONS, &[("origin", "http://a.example"), ("access-control-request-method", "GET")]).await;
+    let (st, o, ..) =
+        raw(&bucket_url, Method::OPTIONS, &[("origin", "http://a.example"), ("access-control-request-method", "GET")])
+            .await;
     assert_eq!((st, o), (403, None));
     set(
         &c,
@@ -117,7 +118,10 @@ async fn sdk_preflights_and_actual_requests_follow_the_first_matching_rule() {
         }
     };
     assert_eq!(pre("http://www.example1.com", "GET").await, (200, some("*"), some("GET")));
-    assert_eq!(pre("http://www.example1.com", "DELETE").await, (200, some("http://www.example1.com"), some("PUT, DELETE")));
+    assert_eq!(
+        pre("http://www.example1.com", "DELETE").await,
+        (200, some("http://www.example1.com"), some("PUT, DELETE"))
+    );
     assert_eq!(pre("http://www.example2.com", "DELETE").await, (200, some("http://www.example2.com"), some("DELETE")));
     assert_eq!(pre("http://www.example2.com", "PUT").await, (403, None, None));
     assert_eq!(pre("http://not.exists", "GET").await, (200, some("*"), some("GET")));
@@ -125,7 +129,12 @@ async fn sdk_preflights_and_actual_requests_follow_the_first_matching_rule() {
     // A preflight without Origin is a bad request; one on a bucket nobody has is refused.
     let (st, ..) = raw(&bucket_url, Method::OPTIONS, &[("access-control-request-method", "GET")]).await;
     assert_eq!(st, 400);
-    let (st, ..) = raw(&format!("{}/nobucket/k", s.base), Method::OPTIONS, &[("origin", "http://x"), ("access-control-request-method", "GET")]).await;
+    let (st, ..) = raw(
+        &format!("{}/nobucket/k", s.base),
+        Method::OPTIONS,
+        &[("origin", "http://x"), ("access-control-request-method", "GET")],
+    )
+    .await;
     assert_eq!(st, 403);
 
     // Actual requests, signed: the object exists for GET, not for the others.
@@ -139,8 +148,14 @@ async fn sdk_preflights_and_actual_requests_follow_the_first_matching_rule() {
         }
     };
     // Signed requests carry credentials: `*` is answered with the origin itself.
-    assert_eq!(actual(Method::GET, "/bkt/bar", "http://www.example1.com").await, (200, some("http://www.example1.com"), some("GET")));
-    assert_eq!(actual(Method::GET, "/bkt/nope", "http://www.example1.com").await, (404, some("http://www.example1.com"), some("GET")));
+    assert_eq!(
+        actual(Method::GET, "/bkt/bar", "http://www.example1.com").await,
+        (200, some("http://www.example1.com"), some("GET"))
+    );
+    assert_eq!(
+        actual(Method::GET, "/bkt/nope", "http://www.example1.com").await,
+        (404, some("http://www.example1.com"), some("GET"))
+    );
     assert_eq!(actual(Method::PUT, "/bkt/put", "http://www.example3.com").await.1, None, "rule 3 allows DELETE only");
     let (st, o, m) = actual(Method::DELETE, "/bkt/bar", "http://www.example3.com").await;
     assert_eq!((st, o, m), (204, some("http://www.example3.com"), some("DELETE")));
@@ -150,8 +165,12 @@ async fn sdk_preflights_and_actual_requests_follow_the_first_matching_rule() {
     let (st, o, ..) = raw(&url, Method::GET, &[]).await;
     assert_eq!((st, o), (200, None));
     // CORS is S3's only: the REST API answers a preflight with no CORS grant.
-    let (_, o, ..) =
-        raw(&s.url("/api/v1/me"), Method::OPTIONS, &[("origin", "http://www.example1.com"), ("access-control-request-method", "GET")]).await;
+    let (_, o, ..) = raw(
+        &s.url("/api/v1/me"),
+        Method::OPTIONS,
+        &[("origin", "http://www.example1.com"), ("access-control-request-method", "GET")],
+    )
+    .await;
     assert_eq!(o, None);
 }
 
@@ -186,7 +205,10 @@ async fn sdk_preflight_headers_and_wildcards() {
             raw(&url, Method::OPTIONS, &h).await
         }
     };
-    assert_eq!(pre("http://any.origin", "GET", "x-amz-meta-header1").await, (200, some("*"), some("GET"), some("x-amz-meta-header1")));
+    assert_eq!(
+        pre("http://any.origin", "GET", "x-amz-meta-header1").await,
+        (200, some("*"), some("GET"), some("x-amz-meta-header1"))
+    );
     assert_eq!(pre("http://www.example.com", "PUT", "x-amz-meta-header1").await, (403, None, None, None));
     assert_eq!(
         pre("http://www.example.com", "PUT", "x-amz-meta-header2").await,
@@ -220,7 +242,8 @@ async fn sdk_preflight_headers_and_wildcards() {
 async fn sdk_preflight_follows_the_bucket_not_its_name() {
     let Sdk { s, c, .. } = start().await;
     let url = format!("{}/bkt/k", s.base);
-    let pre = || raw(&url, Method::OPTIONS, &[("origin", "http://app.example"), ("access-control-request-method", "PUT")]);
+    let pre =
+        || raw(&url, Method::OPTIONS, &[("origin", "http://app.example"), ("access-control-request-method", "PUT")]);
     set(&c, "bkt", vec![rule(&["http://app.example"], &["PUT"], &[])]).await;
     assert_eq!(pre().await.0, 200);
     set(&c, "bkt", vec![rule(&["http://other.example"], &["PUT"], &[])]).await;

@@ -17,9 +17,8 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// CRC-32 (ISO-HDLC, zlib's), table-driven, computed here independently of the server's.
 fn crc32(data: &[u8]) -> [u8; 4] {
-    let table: Vec<u32> = (0..256u32)
-        .map(|i| (0..8).fold(i, |c, _| if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 }))
-        .collect();
+    let table: Vec<u32> =
+        (0..256u32).map(|i| (0..8).fold(i, |c, _| if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 })).collect();
     let c = data.iter().fold(!0u32, |c, b| table[((c ^ u32::from(*b)) & 0xFF) as usize] ^ (c >> 8));
     (!c).to_be_bytes()
 }
@@ -118,14 +117,8 @@ async fn sdk_upload_ids_are_opaque_and_a_repeated_completion_succeeds() {
     let first = l.uploads()[0].upload_id().unwrap().to_owned();
     assert!(first == a || first == b);
     assert_eq!(l.next_upload_id_marker(), Some(first.as_str()));
-    let l2 = c
-        .list_multipart_uploads()
-        .bucket("bkt")
-        .key_marker("a.bin")
-        .upload_id_marker(&first)
-        .send()
-        .await
-        .unwrap();
+    let l2 =
+        c.list_multipart_uploads().bucket("bkt").key_marker("a.bin").upload_id_marker(&first).send().await.unwrap();
     let rest: Vec<_> = l2.uploads().iter().filter_map(|u| u.upload_id()).collect();
     assert_eq!(rest.len(), 1);
     assert_ne!(rest[0], first);
@@ -145,13 +138,21 @@ async fn sdk_upload_ids_are_opaque_and_a_repeated_completion_succeeds() {
             .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
             .build()
     };
-    let complete = || c.complete_multipart_upload().bucket("bkt").key("a.bin").upload_id(&a).multipart_upload(done()).send();
+    let complete =
+        || c.complete_multipart_upload().bucket("bkt").key("a.bin").upload_id(&a).multipart_upload(done()).send();
     let first = complete().await.unwrap();
     let again = complete().await.unwrap();
     assert_eq!(first.e_tag(), again.e_tag());
     assert!(first.e_tag().unwrap().ends_with("-1\""), "{:?}", first.e_tag());
     // Only the upload's own key and user see it completed; an abort of it finds nothing.
-    let e = c.complete_multipart_upload().bucket("bkt").key("other.bin").upload_id(&a).multipart_upload(done()).send().await;
+    let e = c
+        .complete_multipart_upload()
+        .bucket("bkt")
+        .key("other.bin")
+        .upload_id(&a)
+        .multipart_upload(done())
+        .send()
+        .await;
     assert_eq!(refusal(e), (404, "NoSuchUpload".into()));
     let e = c.abort_multipart_upload().bucket("bkt").key("a.bin").upload_id(&a).send().await;
     assert_eq!(refusal(e), (404, "NoSuchUpload".into()));

@@ -80,7 +80,8 @@ impl Post {
 
     /// The usual form: key, acl, Content-Type and SigV2 fields, with extra fields.
     async fn form(&self, policy: &str, extra: &[(&str, &str)], file: &[u8]) -> reqwest::Response {
-        let mut fields: Vec<(String, String)> = vec![("key".into(), "foo.txt".into()), ("acl".into(), "private".into())];
+        let mut fields: Vec<(String, String)> =
+            vec![("key".into(), "foo.txt".into()), ("acl".into(), "private".into())];
         fields.extend(self.v2(policy));
         fields.push(("Content-Type".into(), "text/plain".into()));
         fields.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
@@ -204,15 +205,27 @@ async fn post_object_refusals() {
     // test_post_object_authenticated_request_bad_access_key.
     let mut f = t.v2(&p);
     f[2].1 = B64.encode([0u8; 20]);
-    f.extend([("key".into(), "foo.txt".into()), ("acl".into(), "private".into()), ("Content-Type".into(), "text/plain".into())]);
+    f.extend([
+        ("key".into(), "foo.txt".into()),
+        ("acl".into(), "private".into()),
+        ("Content-Type".into(), "text/plain".into()),
+    ]);
     assert_eq!(xml_code(t.send(f, b"bar".to_vec(), "x").await).await, (403, "SignatureDoesNotMatch".into()));
     let mut f = t.v2(&p);
     f[0].1 = "AKIANOSUCHKEY0000000".into();
-    f.extend([("key".into(), "foo.txt".into()), ("acl".into(), "private".into()), ("Content-Type".into(), "text/plain".into())]);
+    f.extend([
+        ("key".into(), "foo.txt".into()),
+        ("acl".into(), "private".into()),
+        ("Content-Type".into(), "text/plain".into()),
+    ]);
     assert_eq!(xml_code(t.send(f, b"bar".to_vec(), "x").await).await, (403, "InvalidAccessKeyId".into()));
     // test_post_object_missing_signature (400), test_post_object_no_key_specified (400),
     // test_post_object_anonymous_request (davit has no public-write bucket: 403).
-    let f = vec![("key".into(), "foo.txt".into()), ("AWSAccessKeyId".into(), t.sdk.key.clone()), ("policy".into(), p.clone())];
+    let f = vec![
+        ("key".into(), "foo.txt".into()),
+        ("AWSAccessKeyId".into(), t.sdk.key.clone()),
+        ("policy".into(), p.clone()),
+    ];
     assert_eq!(xml_code(t.send(f, b"bar".to_vec(), "x").await).await.0, 400);
     let mut f = t.v2(&p);
     f.extend([("acl".into(), "private".into()), ("Content-Type".into(), "text/plain".into())]);
@@ -227,13 +240,17 @@ async fn post_object_refusals() {
     let mut c = conditions();
     c.as_array_mut().unwrap().push(serde_json::json!(["eq", "$x-amz-meta-foo", "bar"]));
     assert_eq!(xml_code(t.form(&policy(c.clone()), &[], b"bar").await).await, (403, "AccessDenied".into()));
-    assert_eq!(xml_code(t.form(&policy(c), &[("x-amz-meta-foo", "barclamp")], b"bar").await).await, (403, "AccessDenied".into()));
+    assert_eq!(
+        xml_code(t.form(&policy(c), &[("x-amz-meta-foo", "barclamp")], b"bar").await).await,
+        (403, "AccessDenied".into())
+    );
     // test_post_object_wrong_bucket.
     let mut c = conditions();
     c[0] = serde_json::json!({"bucket": "other"});
     assert_eq!(xml_code(t.form(&policy(c), &[], b"bar").await).await, (403, "AccessDenied".into()));
     // test_post_object_expired_policy.
-    let expired = B64.encode(serde_json::json!({"expiration": expiration(-6000), "conditions": conditions()}).to_string());
+    let expired =
+        B64.encode(serde_json::json!({"expiration": expiration(-6000), "conditions": conditions()}).to_string());
     assert_eq!(xml_code(t.form(&expired, &[], b"bar").await).await, (403, "AccessDenied".into()));
     // test_post_object_condition_is_case_sensitive, test_post_object_expires_is_case_sensitive,
     // test_post_object_missing_expires_condition, test_post_object_missing_conditions_list,

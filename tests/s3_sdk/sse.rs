@@ -142,6 +142,12 @@ async fn sdk_kms_and_customer_keys_are_refused_and_store_nothing() {
     for key in ["kms", "ssec"] {
         assert!(c.head_object().bucket("bkt").key(key).send().await.is_err(), "{key} was not stored");
     }
-    let e = c.create_multipart_upload().bucket("bkt").key("kms").server_side_encryption(ServerSideEncryption::AwsKms).send().await;
+    let e = c
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("kms")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .send()
+        .await;
     assert_eq!(refusal(e), (501, "NotImplemented".into()));
 }

@@ -38,7 +38,9 @@ fn to_s3(r: CorsRule) -> CORSRule {
 /// wildcards) or MalformedXML (no rule).
 fn config_error(e: davit_storage::Error) -> S3Error {
     match e {
-        davit_storage::Error::InvalidInput(m) if m.contains("1 to") => S3Error::with_message(S3ErrorCode::MalformedXML, m),
+        davit_storage::Error::InvalidInput(m) if m.contains("1 to") => {
+            S3Error::with_message(S3ErrorCode::MalformedXML, m)
+        }
         davit_storage::Error::InvalidInput(m) => S3Error::with_message(S3ErrorCode::InvalidRequest, m),
         e => bucket_error(e),
     }
@@ -98,12 +100,15 @@ impl Asked {
         if origin.is_none() && !preflight {
             return None;
         }
-        let host = h.get(http::header::HOST).and_then(|v| v.to_str().ok()).or(req.uri().authority().map(|a| a.as_str()));
+        let host =
+            h.get(http::header::HOST).and_then(|v| v.to_str().ok()).or(req.uri().authority().map(|a| a.as_str()));
         let bucket = match (host, base_domain) {
             (Some(host), Some(d)) if davit_http::virtual_host_bucket(host, d).is_some() => {
                 davit_http::virtual_host_bucket(host, d)
             }
-            _ => req.uri().path().trim_start_matches('/').split('/').next().filter(|b| !b.is_empty()).map(str::to_owned),
+            _ => {
+                req.uri().path().trim_start_matches('/').split('/').next().filter(|b| !b.is_empty()).map(str::to_owned)
+            }
         };
         let method = if preflight {
             h.get(http::header::ACCESS_CONTROL_REQUEST_METHOD).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
@@ -150,7 +155,11 @@ const NOT_ALLOWED: &str = "This CORS request is not allowed. This is usually bec
 /// Answers a preflight from the rules of the buckets of its name (see the core's notes).
 pub async fn preflight(storage: &davit_storage::Storage, asked: &Asked) -> http::Response<s3s::Body> {
     if asked.origin.is_empty() {
-        return refusal(StatusCode::BAD_REQUEST, "BadRequest", "Insufficient information. Origin request header needed.");
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Insufficient information. Origin request header needed.",
+        );
     }
     if Method::from_bytes(asked.method.as_bytes()).is_err() || asked.method.is_empty() {
         return refusal(StatusCode::BAD_REQUEST, "BadRequest", "Invalid Access-Control-Request-Method");

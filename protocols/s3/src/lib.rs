@@ -175,9 +175,9 @@ impl S3Front {
             return Ok(e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty())));
         }
         let resp = match post::target(&req, self.base_domain.as_deref()) {
-            Some(bucket) => post::handle(&self.storage, req, bucket).await.unwrap_or_else(|e| {
-                e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty()))
-            }),
+            Some(bucket) => post::handle(&self.storage, req, bucket)
+                .await
+                .unwrap_or_else(|e| e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty()))),
             None => self.service.call(req).await?,
         };
         if resp.status() == http::StatusCode::FORBIDDEN {

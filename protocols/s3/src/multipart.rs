@@ -42,10 +42,17 @@ fn wanted_type(input: &CreateMultipartUploadInput) -> S3Result<Option<(String, S
     let Some(t) = &input.checksum_type else { return Ok(None) };
     let alg = input.checksum_algorithm.as_ref().map(|a| a.as_str().to_ascii_uppercase());
     match (t.as_str(), alg.as_deref()) {
-        (ChecksumType::FULL_OBJECT, Some("SHA1" | "SHA256")) | (ChecksumType::COMPOSITE, Some("CRC64NVME")) => Err(
-            s3_error!(InvalidRequest, "The {} checksum type cannot be used with the {} algorithm.", t.as_str(), alg.unwrap_or_default()),
-        ),
-        (ChecksumType::FULL_OBJECT | ChecksumType::COMPOSITE, _) => Ok(Some((CHECKSUM_TYPE.to_owned(), t.as_str().to_owned()))),
+        (ChecksumType::FULL_OBJECT, Some("SHA1" | "SHA256")) | (ChecksumType::COMPOSITE, Some("CRC64NVME")) => {
+            Err(s3_error!(
+                InvalidRequest,
+                "The {} checksum type cannot be used with the {} algorithm.",
+                t.as_str(),
+                alg.unwrap_or_default()
+            ))
+        }
+        (ChecksumType::FULL_OBJECT | ChecksumType::COMPOSITE, _) => {
+            Ok(Some((CHECKSUM_TYPE.to_owned(), t.as_str().to_owned())))
+        }
         _ => Err(s3_error!(InvalidRequest, "x-amz-checksum-type is FULL_OBJECT or COMPOSITE")),
     }
 }
@@ -311,7 +318,8 @@ pub async fn list_uploads(
     let all: Vec<_> = all.into_iter().map(|(u, token)| (u.path[base.len()..].to_owned(), u, token)).collect();
     // Upload ids are random, so the id marker is found by position: uploads of the marker's
     // key listed after it.
-    let after_id = input.upload_id_marker.as_deref().and_then(|m| all.iter().position(|(k, _, t)| *k == key_marker && t == m));
+    let after_id =
+        input.upload_id_marker.as_deref().and_then(|m| all.iter().position(|(k, _, t)| *k == key_marker && t == m));
     let rest: Vec<_> = all
         .into_iter()
         .enumerate()

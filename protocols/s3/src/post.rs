@@ -94,11 +94,15 @@ pub async fn handle(
         while let Some(chunk) = field.chunk().await.map_err(malformed)? {
             size += chunk.len();
             if size > MAX_FIELDS_BYTES || fields.len() >= MAX_FIELDS {
-                return Err(s3_error!(MaxPostPreDataLengthExceededError, "Your POST request fields preceeding the upload file was too large."));
+                return Err(s3_error!(
+                    MaxPostPreDataLengthExceededError,
+                    "Your POST request fields preceeding the upload file was too large."
+                ));
             }
             value.extend_from_slice(&chunk);
         }
-        let value = String::from_utf8(value).map_err(|_| s3_error!(InvalidArgument, "form field {name} is not UTF-8"))?;
+        let value =
+            String::from_utf8(value).map_err(|_| s3_error!(InvalidArgument, "form field {name} is not UTF-8"))?;
         fields.push((name, value));
     };
     let fields = Fields(fields);
@@ -106,9 +110,8 @@ pub async fn handle(
 
     let p = authenticate(storage, &fields).await?;
     davit_http::PrincipalSlot::fill(&parts.extensions, &p);
-    let key_field = fields
-        .get("key")
-        .ok_or_else(|| s3_error!(InvalidArgument, "Bucket POST must contain a field named 'key'."))?;
+    let key_field =
+        fields.get("key").ok_or_else(|| s3_error!(InvalidArgument, "Bucket POST must contain a field named 'key'."))?;
     let policy_b64 = fields.get("policy").unwrap_or_default();
     let policy = PostPolicy::from_base64(policy_b64)
         .map_err(|e| S3Error::with_message(S3ErrorCode::InvalidPolicyDocument, format!("Invalid Policy: {e}")))?;
@@ -158,7 +161,9 @@ pub async fn handle(
         user_meta: fields
             .0
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("x-amz-meta-").filter(|m| !m.is_empty()).map(|m| (m.to_owned(), v.clone())))
+            .filter_map(|(k, v)| {
+                k.strip_prefix("x-amz-meta-").filter(|m| !m.is_empty()).map(|m| (m.to_owned(), v.clone()))
+            })
             .collect(),
         create_parents: true,
         // Browsers and SDKs compare a POST's ETag with the file's MD5, as a PUT's.
@@ -175,55 +180,57 @@ pub async fn handle(
     Ok(success(&fields, &bucket, &key, &item.etag))
 }
 
+/// Whether a secret signed the policy as the form claims.
+type SignatureCheck = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Who signed the policy: SigV4 (`x-amz-credential`, `x-amz-signature` over the policy) or
 /// SigV2 (`AWSAccessKeyId`, `signature`). A form without either is anonymous, which davit
 /// does not let write.
 async fn authenticate(storage: &Storage, f: &Fields) -> S3Result<Principal> {
     let policy = f.get("policy");
-    let (key_id, check): (&str, Box<dyn Fn(&str) -> bool + Send + Sync>) =
-        if let Some(cred) = f.get("x-amz-credential") {
-            let sig = f.get("x-amz-signature").ok_or_else(|| s3_error!(InvalidRequest, "missing x-amz-signature"))?;
-            let policy = policy.ok_or_else(|| s3_error!(InvalidRequest, "a signed POST needs a policy"))?;
-            if f.get("x-amz-algorithm") != Some("AWS4-HMAC-SHA256") {
-                return Err(s3_error!(InvalidRequest, "x-amz-algorithm must be AWS4-HMAC-SHA256"));
-            }
-            let mut scope = cred.split('/');
-            let (Some(key), Some(day), Some(region), Some(service), Some("aws4_request"), None) =
-                (scope.next(), scope.next(), scope.next(), scope.next(), scope.next(), scope.next())
-            else {
-                return Err(s3_error!(InvalidRequest, "malformed x-amz-credential"));
-            };
-            if !f.get("x-amz-date").is_some_and(|d| d.starts_with(day)) {
-                return Err(s3_error!(InvalidRequest, "x-amz-date does not match the credential's date"));
-            }
-            let (day, region, service, sig, policy) =
-                (day.to_owned(), region.to_owned(), service.to_owned(), sig.to_owned(), policy.to_owned());
-            (
-                key,
-                Box::new(move |secret: &str| {
-                    let mut k = hmac_sha256(format!("AWS4{secret}").as_bytes(), day.as_bytes());
-                    for part in [region.as_str(), service.as_str(), "aws4_request"] {
-                        k = hmac_sha256(&k, part.as_bytes());
-                    }
-                    ct_eq(hex(&hmac_sha256(&k, policy.as_bytes())).as_bytes(), sig.to_ascii_lowercase().as_bytes())
-                }),
-            )
-        } else if let Some(key) = f.get("awsaccesskeyid") {
-            let sig = f.get("signature").ok_or_else(|| s3_error!(InvalidRequest, "missing signature"))?;
-            let policy = policy.ok_or_else(|| s3_error!(InvalidRequest, "a signed POST needs a policy"))?;
-            let (sig, policy) = (sig.to_owned(), policy.to_owned());
-            (
-                key,
-                Box::new(move |secret: &str| {
-                    let k = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
-                    ct_eq(B64.encode(hmac::sign(&k, policy.as_bytes())).as_bytes(), sig.as_bytes())
-                }),
-            )
-        } else if policy.is_some() || f.get("x-amz-signature").is_some() || f.get("signature").is_some() {
-            return Err(s3_error!(InvalidRequest, "a signed POST names its access key"));
-        } else {
-            return Err(denied("anonymous uploads are not allowed"));
+    let (key_id, check): (&str, SignatureCheck) = if let Some(cred) = f.get("x-amz-credential") {
+        let sig = f.get("x-amz-signature").ok_or_else(|| s3_error!(InvalidRequest, "missing x-amz-signature"))?;
+        let policy = policy.ok_or_else(|| s3_error!(InvalidRequest, "a signed POST needs a policy"))?;
+        if f.get("x-amz-algorithm") != Some("AWS4-HMAC-SHA256") {
+            return Err(s3_error!(InvalidRequest, "x-amz-algorithm must be AWS4-HMAC-SHA256"));
+        }
+        let mut scope = cred.split('/');
+        let (Some(key), Some(day), Some(region), Some(service), Some("aws4_request"), None) =
+            (scope.next(), scope.next(), scope.next(), scope.next(), scope.next(), scope.next())
+        else {
+            return Err(s3_error!(InvalidRequest, "malformed x-amz-credential"));
         };
+        if !f.get("x-amz-date").is_some_and(|d| d.starts_with(day)) {
+            return Err(s3_error!(InvalidRequest, "x-amz-date does not match the credential's date"));
+        }
+        let (day, region, service, sig, policy) =
+            (day.to_owned(), region.to_owned(), service.to_owned(), sig.to_owned(), policy.to_owned());
+        (
+            key,
+            Box::new(move |secret: &str| {
+                let mut k = hmac_sha256(format!("AWS4{secret}").as_bytes(), day.as_bytes());
+                for part in [region.as_str(), service.as_str(), "aws4_request"] {
+                    k = hmac_sha256(&k, part.as_bytes());
+                }
+                ct_eq(hex(&hmac_sha256(&k, policy.as_bytes())).as_bytes(), sig.to_ascii_lowercase().as_bytes())
+            }),
+        )
+    } else if let Some(key) = f.get("awsaccesskeyid") {
+        let sig = f.get("signature").ok_or_else(|| s3_error!(InvalidRequest, "missing signature"))?;
+        let policy = policy.ok_or_else(|| s3_error!(InvalidRequest, "a signed POST needs a policy"))?;
+        let (sig, policy) = (sig.to_owned(), policy.to_owned());
+        (
+            key,
+            Box::new(move |secret: &str| {
+                let k = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
+                ct_eq(B64.encode(hmac::sign(&k, policy.as_bytes())).as_bytes(), sig.as_bytes())
+            }),
+        )
+    } else if policy.is_some() || f.get("x-amz-signature").is_some() || f.get("signature").is_some() {
+        return Err(s3_error!(InvalidRequest, "a signed POST names its access key"));
+    } else {
+        return Err(denied("anonymous uploads are not allowed"));
+    };
     let secret = match storage.access_key_secret(key_id).await {
         Ok(s) => s,
         Err(e @ (davit_storage::Error::Unavailable(_) | davit_storage::Error::Internal(_))) => return Err(map(e)),
@@ -393,7 +400,8 @@ where
             Poll::Ready(Some(Ok(b))) => {
                 self.size += b.len() as u64;
                 if self.range.is_some_and(|(_, max)| self.size > max) {
-                    return self.refuse(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed size"));
+                    return self
+                        .refuse(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed size"));
                 }
                 Poll::Ready(Some(Ok(b)))
             }
@@ -403,7 +411,10 @@ where
             }
             Poll::Ready(None) => {
                 if self.range.is_some_and(|(min, _)| self.size < min) {
-                    return self.refuse(s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed size"));
+                    return self.refuse(s3_error!(
+                        EntityTooSmall,
+                        "Your proposed upload is smaller than the minimum allowed size"
+                    ));
                 }
                 self.ended = true;
                 Poll::Ready(None)

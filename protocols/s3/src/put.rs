@@ -63,8 +63,11 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     };
     let written = s3.storage.write(&p, &path, stream, opts).await;
     let (item, sum) = outcome.settle(written, map)?;
-    let mut out =
-        PutObjectOutput { e_tag: Some(etag(&item)), server_side_encryption: crate::sse::aes256(), ..Default::default() };
+    let mut out = PutObjectOutput {
+        e_tag: Some(etag(&item)),
+        server_side_encryption: crate::sse::aes256(),
+        ..Default::default()
+    };
     out.checksum_type = set_fields!(out, sum);
     Ok(S3Response::new(out))
 }

@@ -82,14 +82,16 @@ mod tests {
     fn req(headers: &[(&str, &[u8])]) -> http::Request<s3s::Body> {
         let mut r = http::Request::new(s3s::Body::empty());
         for (k, v) in headers {
-            r.headers_mut().insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), http::HeaderValue::from_bytes(v).unwrap());
+            r.headers_mut()
+                .insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), http::HeaderValue::from_bytes(v).unwrap());
         }
         r
     }
 
     #[test]
     fn date_stands_for_x_amz_date_under_sigv4_only() {
-        let mut r = req(&[("authorization", b"AWS4-HMAC-SHA256 Credential=x"), ("date", b"Tue, 01 Dec 2026 00:05:09 GMT")]);
+        let mut r =
+            req(&[("authorization", b"AWS4-HMAC-SHA256 Credential=x"), ("date", b"Tue, 01 Dec 2026 00:05:09 GMT")]);
         prepare(&mut r).unwrap();
         assert_eq!(r.headers()["x-amz-date"], "20261201T000509Z");
         // An x-amz-date of the client's stays; SigV2 dates by Date itself.

@@ -70,7 +70,6 @@ fn configuration() -> ServerSideEncryptionConfiguration {
                 kms_master_key_id: None,
             }),
             bucket_key_enabled: Some(false),
-            ..Default::default()
         }],
     }
 }

@@ -138,8 +138,7 @@ impl Storage {
         self.core
             .db
             .read(move |t| {
-                let done: DoneUpload =
-                    db::decode(t.open_table(UPLOADS_DONE)?.get(id)?.ok_or_else(no_upload)?.value())?;
+                let done: DoneUpload = db::decode(t.open_table(UPLOADS_DONE)?.get(id)?.ok_or_else(no_upload)?.value())?;
                 if done.owner != owner {
                     return Err(no_upload());
                 }
@@ -344,7 +343,13 @@ impl Storage {
             let mut headers = up.headers.clone();
             let combined = combine.as_ref().map(|c| (c.0)(&chosen)).unwrap_or_default();
             headers.extend(combined.iter().cloned());
-            let done = DoneUpload { owner: up.owner, path: up.path.clone(), etag: etag.clone(), headers: combined, finished: now };
+            let done = DoneUpload {
+                owner: up.owner,
+                path: up.path.clone(),
+                etag: etag.clone(),
+                headers: combined,
+                finished: now,
+            };
             w.txn.open_table(UPLOADS_DONE)?.insert(id, db::encode(&done).as_slice())?;
             let content = FileContent {
                 size,
@@ -473,10 +478,10 @@ mod tests {
         assert!(matches!(s.resolve_upload(&a.upload.id.to_string()).await, Err(Error::NotFound(_))));
         assert!(matches!(s.resolve_upload("AAAAAAAAAAAAAAAAAAAAAA").await, Err(Error::NotFound(_))));
         let listed = s.list_uploads_with_tokens(&p, "/b/").await.unwrap();
-        assert_eq!(listed.iter().map(|(u, t)| (u.id, t.clone())).collect::<Vec<_>>(), vec![
-            (a.upload.id, a.token.clone()),
-            (b.upload.id, b.token.clone())
-        ]);
+        assert_eq!(
+            listed.iter().map(|(u, t)| (u.id, t.clone())).collect::<Vec<_>>(),
+            vec![(a.upload.id, a.token.clone()), (b.upload.id, b.token.clone())]
+        );
 
         let part = s.upload_part(&p, a.upload.id, 1, body(10), PartOptions::default()).await.unwrap();
         let item = s.complete_upload(&p, a.upload.id, vec![(1, part.etag)]).await.unwrap();
@@ -518,5 +523,4 @@ mod tests {
         upload_tokens_resolve_and_completions_are_remembered,
         uploads_of_a_running_store_keep_their_number
     );
-
 }
