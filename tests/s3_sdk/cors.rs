@@ -129,6 +129,8 @@ async fn sdk_preflights_and_actual_requests_follow_the_first_matching_rule() {
     // A preflight without Origin is a bad request; one on a bucket nobody has is refused.
     let (st, ..) = raw(&bucket_url, Method::OPTIONS, &[("access-control-request-method", "GET")]).await;
     assert_eq!(st, 400);
+    let (st, ..) = raw(&bucket_url, Method::OPTIONS, &[("origin", "http://www.example1.com")]).await;
+    assert_eq!(st, 400, "a preflight names its method");
     let (st, ..) = raw(
         &format!("{}/nobucket/k", s.base),
         Method::OPTIONS,
@@ -160,6 +162,14 @@ async fn sdk_preflights_and_actual_requests_follow_the_first_matching_rule() {
     let (st, o, m) = actual(Method::DELETE, "/bkt/bar", "http://www.example3.com").await;
     assert_eq!((st, o, m), (204, some("http://www.example3.com"), some("DELETE")));
     assert_eq!(actual(Method::DELETE, "/bkt/bar", "http://not.exists").await.1, None);
+    // An actual request naming Access-Control-Request-Method is decided for that method.
+    let url = signer.presign(Method::PUT, "/bkt/put", 300);
+    let named = |m: &'static str| {
+        let url = url.clone();
+        async move { raw(&url, Method::PUT, &[("origin", "http://not.exists"), ("access-control-request-method", m)]).await }
+    };
+    assert_eq!(named("GET").await.2, some("GET"));
+    assert_eq!(named("PUT").await.2, None);
     // Without Origin, no CORS headers at all.
     let url = signer.presign(Method::GET, "/bkt", 300);
     let (st, o, ..) = raw(&url, Method::GET, &[]).await;
