@@ -270,3 +270,53 @@ async fn sdk_preflight_follows_the_bucket_not_its_name() {
     set(&bob, "bkt", vec![rule(&["http://app.example"], &["PUT"], &[])]).await;
     assert_eq!(pre().await.0, 200);
 }
+
+/// Under a base domain, the bucket of a preflight and of a POST object comes from Host
+/// (`<bucket>.<domain>`), as for every other S3 request.
+#[tokio::test]
+async fn sdk_virtual_host_preflight_and_post_object() {
+    let Sdk { s, c, key, secret } = start_with(Options { base_domain: Some("s3.test"), ..Default::default() }).await;
+    c.create_bucket().bucket("vbkt").send().await.unwrap();
+    set(&c, "vbkt", vec![rule(&["https://app.example"], &["POST"], &["*"])]).await;
+    let host = format!("vbkt.s3.test:{}", s.addr.port());
+    let preflight = |origin: &'static str| {
+        support::tls_client()
+            .request(Method::OPTIONS, s.url("/"))
+            .header("host", host.clone())
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let r = preflight("https://app.example").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(preflight("https://evil.example").await.unwrap().status(), 403);
+
+    // The form the preflight allowed: a SigV2 policy, posted to the bucket's host.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let doc = serde_json::json!({
+        "expiration": "2099-01-01T00:00:00Z",
+        "conditions": [{"bucket": "vbkt"}, ["starts-with", "$key", "in/"]]
+    });
+    let policy = b64.encode(doc.to_string());
+    let mac = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
+    let form = reqwest::multipart::Form::new()
+        .text("key", "in/${filename}")
+        .text("AWSAccessKeyId", key)
+        .text("policy", policy.clone())
+        .text("signature", b64.encode(ring::hmac::sign(&mac, policy.as_bytes())))
+        .part("file", reqwest::multipart::Part::bytes(b"from a browser".to_vec()).file_name("note.txt"));
+    let r = support::tls_client()
+        .post(s.url("/"))
+        .header("host", host.clone())
+        .header("origin", "https://app.example")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example", "the answer is readable by the page");
+    let got = c.get_object().bucket("vbkt").key("in/note.txt").send().await.unwrap();
+    assert_eq!(body(got).await, b"from a browser");
+}
