@@ -27,7 +27,7 @@ fn config(alg: ServerSideEncryption) -> ServerSideEncryptionConfiguration {
 
 #[tokio::test]
 async fn sdk_every_object_answers_aes256() {
-    let Sdk { s: _server, c, .. } = start().await;
+    let Sdk { s: _server, c, key, secret } = start().await;
     for (i, size) in [1usize, 1024, 1024 * 1024, 8 * 1024 * 1024].into_iter().enumerate() {
         let key = format!("obj{i}");
         let data = support::pseudo_random(size, i as u64);
@@ -49,6 +49,22 @@ async fn sdk_every_object_answers_aes256() {
         assert_eq!(got.server_side_encryption(), aes());
         assert_eq!(body(got).await, data);
     }
+    // A read naming an encryption is refused (test_sse_s3_default_method_head).
+    let r = support::tls_client()
+        .head(
+            crate::s3_sign::Signer {
+                base: _server.base.clone(),
+                key: key.clone(),
+                secret: secret.clone(),
+                client: support::tls_client(),
+            }
+            .presign(reqwest::Method::HEAD, "/bkt/obj0", 60),
+        )
+        .header("x-amz-server-side-encryption", "AES256")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     let copy = c.copy_object().bucket("bkt").key("copy").copy_source("bkt/obj0").send().await.unwrap();
     assert_eq!(copy.server_side_encryption(), aes());
 

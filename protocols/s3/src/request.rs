@@ -10,6 +10,7 @@ const SNOWBALL: &str = "x-amz-meta-snowball-auto-extract";
 
 /// Refuses or mends the request's headers (see the module notes).
 pub fn prepare(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
+    let method = req.method().clone();
     let h = req.headers_mut();
     // An empty Authorization header is a request that claims a signature and brings none:
     // S3 refuses it as AccessDenied (s3s would answer 400 for the unparsable header).
@@ -22,7 +23,7 @@ pub fn prepare(req: &mut http::Request<s3s::Body>) -> S3Result<()> {
             "MinIO's snowball auto-extract is not implemented: the archive would be stored as one object",
         ));
     }
-    crate::sse::check_headers(h)?;
+    crate::sse::check_headers(&method, h)?;
     date_for_sigv4(h);
     latin1_metadata(h);
     Ok(())
@@ -81,6 +82,7 @@ mod tests {
 
     fn req(headers: &[(&str, &[u8])]) -> http::Request<s3s::Body> {
         let mut r = http::Request::new(s3s::Body::empty());
+        *r.method_mut() = http::Method::PUT;
         for (k, v) in headers {
             r.headers_mut()
                 .insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), http::HeaderValue::from_bytes(v).unwrap());
@@ -116,7 +118,12 @@ mod tests {
         assert_eq!(code(&[("x-amz-server-side-encryption", b"aws:kms")]), "NotImplemented");
         assert_eq!(code(&[("x-amz-server-side-encryption", b"AES512")]), "InvalidArgument");
         assert_eq!(code(&[("x-amz-server-side-encryption-customer-algorithm", b"AES256")]), "NotImplemented");
-        assert!(prepare(&mut req(&[("x-amz-server-side-encryption", b"AES256")])).is_ok());
+        let mut put = req(&[("x-amz-server-side-encryption", b"AES256")]);
+        *put.method_mut() = http::Method::PUT;
+        assert!(prepare(&mut put).is_ok());
+        let mut head = req(&[("x-amz-server-side-encryption", b"AES256")]);
+        *head.method_mut() = http::Method::HEAD;
+        assert_eq!(prepare(&mut head).unwrap_err().code().as_str(), "InvalidArgument");
     }
 
     #[test]
