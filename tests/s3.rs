@@ -234,7 +234,15 @@ async fn trailer_checksums_are_verified_before_anything_is_stored() {
 async fn part_checksums_are_verified_and_completion_accepts_them() {
     let (s, s3) = with_bucket().await;
     let r = s3
-        .request(Method::POST, "/bkt/mp.bin", &[("uploads", "")], &[("x-amz-checksum-algorithm", "CRC32")], UNSIGNED)
+        // FULL_OBJECT asked for: CRC32 parts combine into the object's own CRC32 (COMPOSITE
+        // is S3's default, see tests/s3_sdk/fixes.rs).
+        .request(
+            Method::POST,
+            "/bkt/mp.bin",
+            &[("uploads", "")],
+            &[("x-amz-checksum-algorithm", "CRC32"), ("x-amz-checksum-type", "FULL_OBJECT")],
+            UNSIGNED,
+        )
         .send()
         .await
         .unwrap();
@@ -270,6 +278,7 @@ async fn part_checksums_are_verified_and_completion_accepts_them() {
     let (status, text) = (r.status(), r.text().await.unwrap());
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(text.contains("<ChecksumCRC32>DUoRhQ==</ChecksumCRC32>"), "the completion answers it: {text}");
+    assert!(text.contains("<ChecksumType>FULL_OBJECT</ChecksumType>"), "{text}");
     let r = get(&s3, "/bkt/mp.bin", &[MODE]).await;
     // The object's CRC32, combined from its parts' (here one).
     assert_eq!(header(&r, "x-amz-checksum-crc32").as_deref(), Some("DUoRhQ=="));

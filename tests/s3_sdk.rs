@@ -8,11 +8,15 @@
 mod auth;
 mod buckets;
 mod checksums;
+mod cors;
 mod cross;
+mod fixes;
 mod listing;
 mod multipart;
 mod objects;
+mod post;
 mod presign;
+mod sse;
 mod vhost;
 
 use std::fmt::Debug;

@@ -18,6 +18,7 @@ pub mod metrics;
 mod migrate;
 pub mod ops;
 pub mod perms;
+pub mod s3cfg;
 #[cfg(test)]
 mod tests;
 mod tree;

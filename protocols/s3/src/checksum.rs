@@ -180,11 +180,15 @@ macro_rules! values {
 }
 pub(crate) use {set_fields, values};
 
-/// The checksum of an object completed from parts that all carry one of the same kind. For
-/// the CRCs it is the whole object's own CRC, combined from the parts' CRCs and sizes without
-/// reading a byte, so a client can check a download against it; SHA digests cannot be
-/// combined, so S3's composite form is kept: the digest of the parts' digests, then `-N`.
-pub fn combine_parts(parts: &[davit_storage::multipart::Part]) -> Vec<(String, String)> {
+/// The checksum of an object completed from parts that all carry one of the same kind, of
+/// the type S3 gives it: `full_object` is what the upload's creation asked for
+/// (`x-amz-checksum-type`), if it did.
+/// - FULL_OBJECT: the whole object's own CRC, combined from the parts' CRCs and sizes without
+///   reading a byte, so a client can check a download against it. CRC64NVME is always this;
+///   CRC32 and CRC32C only when asked for.
+/// - COMPOSITE (S3's default for CRC32 and CRC32C, the only form for SHA digests, which cannot
+///   be combined): the digest of the parts' digests, then `-N`.
+pub fn combine_parts(parts: &[davit_storage::multipart::Part], full_object: Option<bool>) -> Vec<(String, String)> {
     let sums: Vec<(u64, Sum)> = parts
         .iter()
         .map_while(|pt| pt.checksum.as_ref().and_then(|(k, v)| of_header(k, v)).map(|s| (pt.size, s)))
@@ -197,11 +201,12 @@ pub fn combine_parts(parts: &[davit_storage::multipart::Part]) -> Vec<(String, S
     let Some(digests) = sums.iter().map(|(_, s)| a.decode(&s.value)).collect::<Option<Vec<_>>>() else {
         return Vec::new();
     };
+    let full = full_object == Some(true);
     let crc = match a {
-        Algorithm::Crc32 => Some((crc_fast::CrcAlgorithm::Crc32IsoHdlc, 4)),
-        Algorithm::Crc32c => Some((crc_fast::CrcAlgorithm::Crc32Iscsi, 4)),
+        Algorithm::Crc32 if full => Some((crc_fast::CrcAlgorithm::Crc32IsoHdlc, 4)),
+        Algorithm::Crc32c if full => Some((crc_fast::CrcAlgorithm::Crc32Iscsi, 4)),
         Algorithm::Crc64Nvme => Some((crc_fast::CrcAlgorithm::Crc64Nvme, 8)),
-        Algorithm::Sha1 | Algorithm::Sha256 => None,
+        Algorithm::Crc32 | Algorithm::Crc32c | Algorithm::Sha1 | Algorithm::Sha256 => None,
     };
     let value = match crc {
         Some((alg, width)) => {
@@ -482,23 +487,32 @@ mod tests {
             chunks: Vec::new(),
             checksum: Some((a.header().to_owned(), sum(a, pieces[n]))),
         };
-        for a in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme] {
+        let composite = |a: Algorithm| {
+            let mut inner = Vec::new();
+            for p in pieces {
+                inner.extend(B64.decode(sum(a, p)).unwrap());
+            }
+            vec![(a.header().to_owned(), format!("{}-3", sum(a, &inner)))]
+        };
+        let whole = |a: Algorithm| vec![(a.header().to_owned(), sum(a, b"hello wide world"))];
+        for a in [Algorithm::Crc32, Algorithm::Crc32c] {
             let parts: Vec<_> = (0..3).map(|n| part(n, a)).collect();
-            assert_eq!(combine_parts(&parts), vec![(a.header().to_owned(), sum(a, b"hello wide world"))], "{a:?}");
+            assert_eq!(combine_parts(&parts, Some(true)), whole(a), "{a:?} FULL_OBJECT when asked");
+            assert_eq!(combine_parts(&parts, None), composite(a), "{a:?} COMPOSITE by default");
+            assert_eq!(combine_parts(&parts, Some(false)), composite(a), "{a:?} COMPOSITE when asked");
         }
-        let parts: Vec<_> = (0..3).map(|n| part(n, Algorithm::Sha256)).collect();
-        let mut inner = Vec::new();
-        for p in pieces {
-            inner.extend(B64.decode(sum(Algorithm::Sha256, p)).unwrap());
+        let parts: Vec<_> = (0..3).map(|n| part(n, Algorithm::Crc64Nvme)).collect();
+        assert_eq!(combine_parts(&parts, None), whole(Algorithm::Crc64Nvme), "CRC64NVME is FULL_OBJECT only");
+        for a in [Algorithm::Sha1, Algorithm::Sha256] {
+            let parts: Vec<_> = (0..3).map(|n| part(n, a)).collect();
+            assert_eq!(combine_parts(&parts, None), composite(a), "{a:?}");
         }
-        let composite = format!("{}-3", sum(Algorithm::Sha256, &inner));
-        assert_eq!(combine_parts(&parts), vec![(Algorithm::Sha256.header().to_owned(), composite)]);
         // Mixed or missing: no whole-object checksum.
         let mixed = vec![part(0, Algorithm::Crc32), part(1, Algorithm::Crc32c)];
-        assert!(combine_parts(&mixed).is_empty());
+        assert!(combine_parts(&mixed, None).is_empty());
         let mut missing = vec![part(0, Algorithm::Crc32), part(1, Algorithm::Crc32)];
         missing[1].checksum = None;
-        assert!(combine_parts(&missing).is_empty());
+        assert!(combine_parts(&missing, Some(true)).is_empty());
     }
 
     #[test]

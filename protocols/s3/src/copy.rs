@@ -59,5 +59,9 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         ..Default::default()
     };
     result.checksum_type = set_fields!(result, checksum::of_item(&item));
-    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(result),
+        server_side_encryption: crate::sse::aes256(),
+        ..Default::default()
+    }))
 }

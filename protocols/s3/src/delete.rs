@@ -2,7 +2,10 @@
 
 use davit_storage::Error;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+/// S3's limit on the keys of one DeleteObjects request.
+const MAX_KEYS: usize = 1000;
 
 use crate::DavitS3;
 use crate::errors::s3_error as map;
@@ -39,6 +42,9 @@ pub async fn delete_objects(
     let p = s3.principal(&req).await?;
     let input = req.input;
     s3.bucket(&p, &input.bucket).await?;
+    if input.delete.objects.len() > MAX_KEYS {
+        return Err(s3_error!(MalformedXML, "a DeleteObjects request names at most {MAX_KEYS} keys"));
+    }
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();

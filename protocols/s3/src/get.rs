@@ -107,6 +107,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
     let mut out = GetObjectOutput {
+        server_side_encryption: crate::sse::aes256(),
         body: Some(StreamingBlob::wrap(SyncStream(std::sync::Mutex::new(read.body)))),
         content_length: Some((read.end - read.start) as i64),
         content_range,
@@ -142,6 +143,7 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
     };
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
     let mut out = HeadObjectOutput {
+        server_side_encryption: crate::sse::aes256(),
         content_length: Some(len as i64),
         content_range: range,
         accept_ranges: Some("bytes".into()),

@@ -7,13 +7,17 @@
 mod bucket;
 mod checksum;
 mod copy;
+mod cors;
 mod delete;
 mod errors;
 mod get;
 mod list;
 mod multipart;
 mod names;
+mod post;
 mod put;
+mod request;
+mod sse;
 mod stored;
 
 use std::sync::Arc;
@@ -33,6 +37,8 @@ pub use s3s::Body as S3Body;
 pub struct S3Front {
     service: S3Service,
     storage: Storage,
+    /// For CORS, which reads the bucket from Host before s3s does.
+    base_domain: Option<String>,
 }
 
 /// Builds the S3 front end; `base_domain` enables virtual-host-style addressing.
@@ -48,7 +54,8 @@ pub fn service(storage: Storage, base_domain: Option<&str>, reserved: &[&str]) -
         s3s::host::SingleDomain::new(d).map_err(|e| format!("base domain {d}: {e}"))?;
         b.set_host(BaseDomain(d.to_ascii_lowercase()));
     }
-    Ok(Arc::new(S3Front { service: b.build(), storage }))
+    let base_domain = base_domain.map(str::to_ascii_lowercase);
+    Ok(Arc::new(S3Front { service: b.build(), storage, base_domain }))
 }
 
 /// Virtual-host addressing under one base domain: `<bucket>.<domain>[:port]` names the
@@ -128,8 +135,15 @@ impl S3Front {
         let mut req = req;
         // The access log names the user the request acted as, known only inside an operation.
         let slot = PrincipalSlot::install(req.extensions_mut());
-        let mut resp = self.answer(req).await?;
+        let asked = cors::Asked::of(&req, self.base_domain.as_deref());
+        let mut resp = match &asked {
+            Some(a) if a.is_preflight() => cors::preflight(&self.storage, a).await,
+            _ => self.answer(req).await?,
+        };
         slot.hand_over(resp.extensions_mut());
+        if let Some(a) = asked.as_ref().filter(|a| !a.is_preflight()) {
+            cors::decorate(&self.storage, a, &mut resp).await;
+        }
         if let Ok(v) = http::HeaderValue::from_str(request_id) {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
@@ -156,7 +170,16 @@ impl S3Front {
         if let Err(e) = check_presigned_expiry(&req) {
             return Ok(e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty())));
         }
-        let resp = self.service.call(req).await?;
+        let mut req = req;
+        if let Err(e) = request::prepare(&mut req) {
+            return Ok(e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty())));
+        }
+        let resp = match post::target(&req, self.base_domain.as_deref()) {
+            Some(bucket) => post::handle(&self.storage, req, bucket)
+                .await
+                .unwrap_or_else(|e| e.to_http_response().unwrap_or_else(|_| http::Response::new(s3s::Body::empty()))),
+            None => self.service.call(req).await?,
+        };
         if resp.status() == http::StatusCode::FORBIDDEN {
             let body = resp.body().bytes().unwrap_or_default();
             let bad = [b"<Code>SignatureDoesNotMatch</Code>".as_slice(), b"<Code>InvalidAccessKeyId</Code>".as_slice()];
@@ -354,6 +377,42 @@ impl S3 for DavitS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         multipart::abort(self, req).await
+    }
+
+    async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        cors::put_bucket_cors(self, req).await
+    }
+
+    async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        cors::get_bucket_cors(self, req).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        cors::delete_bucket_cors(self, req).await
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        sse::get_bucket_encryption(self, req).await
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        sse::put_bucket_encryption(self, req).await
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        sse::delete_bucket_encryption(self, req).await
     }
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {

@@ -12,18 +12,49 @@ use crate::names::key_path;
 use davit_http::system_time;
 use davit_storage::{CombineParts, PartOptions};
 
-fn upload_id(s: &str) -> S3Result<u64> {
-    s.parse().map_err(|_| s3_error!(NoSuchUpload, "no such upload"))
-}
+/// Where an upload keeps the checksum type its creation asked for (`FULL_OBJECT` or
+/// `COMPOSITE`), among the headers the object takes at completion.
+const CHECKSUM_TYPE: &str = "x-amz-checksum-type";
 
 /// The upload must belong to this bucket and key.
 async fn owned_upload(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, key: &str, id: &str) -> S3Result<u64> {
-    let id = upload_id(id)?;
+    Ok(owned(s3, p, bucket, key, id).await?.id)
+}
+
+async fn owned(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> S3Result<davit_storage::multipart::Upload> {
+    let id = s3.storage.resolve_upload(id).await.map_err(map)?;
     let up = s3.storage.get_upload(p, id).await.map_err(map)?;
     if up.path != key_path(bucket, key)? {
         return Err(s3_error!(NoSuchUpload, "no such upload for this key"));
     }
-    Ok(id)
+    Ok(up)
+}
+
+/// The checksum type a creation asks for, refused where S3 has no such combination: SHA
+/// digests combine only as COMPOSITE, CRC64NVME only as FULL_OBJECT.
+fn wanted_type(input: &CreateMultipartUploadInput) -> S3Result<Option<(String, String)>> {
+    let Some(t) = &input.checksum_type else { return Ok(None) };
+    let alg = input.checksum_algorithm.as_ref().map(|a| a.as_str().to_ascii_uppercase());
+    match (t.as_str(), alg.as_deref()) {
+        (ChecksumType::FULL_OBJECT, Some("SHA1" | "SHA256")) | (ChecksumType::COMPOSITE, Some("CRC64NVME")) => {
+            Err(s3_error!(
+                InvalidRequest,
+                "The {} checksum type cannot be used with the {} algorithm.",
+                t.as_str(),
+                alg.unwrap_or_default()
+            ))
+        }
+        (ChecksumType::FULL_OBJECT | ChecksumType::COMPOSITE, _) => {
+            Ok(Some((CHECKSUM_TYPE.to_owned(), t.as_str().to_owned())))
+        }
+        _ => Err(s3_error!(InvalidRequest, "x-amz-checksum-type is FULL_OBJECT or COMPOSITE")),
+    }
 }
 
 pub async fn create(
@@ -34,19 +65,24 @@ pub async fn create(
     let input = req.input;
     s3.bucket(&p, &input.bucket).await?;
     let path = key_path(&input.bucket, &input.key)?;
+    let kind = wanted_type(&input)?;
+    let mut headers = crate::stored::kept_headers!(input);
+    headers.extend(kind);
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
-        headers: crate::stored::kept_headers!(input),
+        headers,
         user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
         ..Default::default()
     };
-    let up = s3.storage.create_upload(&p, &path, opts).await.map_err(map)?;
+    let started = s3.storage.start_upload(&p, &path, opts).await.map_err(map)?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
-        upload_id: Some(up.id.to_string()),
+        upload_id: Some(started.token),
+        checksum_type: input.checksum_type,
         // Each part is checked with the algorithm the client names; SDKs expect it echoed.
         checksum_algorithm: input.checksum_algorithm,
+        server_side_encryption: crate::sse::aes256(),
         ..Default::default()
     }))
 }
@@ -68,7 +104,11 @@ pub async fn upload_part(s3: &DavitS3, req: S3Request<UploadPartInput>) -> S3Res
     // A part keeps its checksum for ListParts and completion; they are not combined into
     // one for the object.
     let (part, sum) = outcome.settle(stored, upload_error)?;
-    let mut out = UploadPartOutput { e_tag: Some(ETag::Strong(part.etag)), ..Default::default() };
+    let mut out = UploadPartOutput {
+        e_tag: Some(ETag::Strong(part.etag)),
+        server_side_encryption: crate::sse::aes256(),
+        ..Default::default()
+    };
     let _ = set_fields!(out, sum);
     Ok(S3Response::new(out))
 }
@@ -120,6 +160,7 @@ pub async fn upload_part_copy(
             last_modified: Some(Timestamp::from(system_time(part.modified))),
             ..Default::default()
         }),
+        server_side_encryption: crate::sse::aes256(),
         ..Default::default()
     }))
 }
@@ -130,7 +171,13 @@ pub async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
+    let up = match owned(s3, &p, &input.bucket, &input.key, &input.upload_id).await {
+        Ok(up) => up,
+        Err(e) if *e.code() == s3s::S3ErrorCode::NoSuchUpload => return completed_again(s3, &p, &input, e).await,
+        Err(e) => return Err(e),
+    };
+    let id = up.id;
+    let full_object = up.headers.iter().find(|(k, _)| k == CHECKSUM_TYPE).map(|(_, v)| v == ChecksumType::FULL_OBJECT);
     let mut listed = Vec::new();
     let mut sums = Vec::new();
     for part in input.multipart_upload.and_then(|m| m.parts).unwrap_or_default() {
@@ -145,7 +192,7 @@ pub async fn complete(
     if !sums.is_empty() {
         check_listed_checksums(s3, &p, id, &sums).await?;
     }
-    let combine = CombineParts(std::sync::Arc::new(checksum::combine_parts));
+    let combine = CombineParts(std::sync::Arc::new(move |parts| checksum::combine_parts(parts, full_object)));
     let item = s3.storage.complete_upload_with(&p, id, listed, Some(combine)).await.map_err(upload_error)?;
     let sum = checksum::of_item(&item);
     let mut out = CompleteMultipartUploadOutput {
@@ -153,6 +200,34 @@ pub async fn complete(
         key: Some(input.key.clone()),
         e_tag: Some(ETag::Strong(item.etag)),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
+        server_side_encryption: crate::sse::aes256(),
+        ..Default::default()
+    };
+    out.checksum_type = set_fields!(out, sum);
+    Ok(S3Response::new(out))
+}
+
+/// A completion of an upload already completed answers as the first did (S3 does: a client
+/// whose answer was lost retries), from what the core remembers of it, for as long as an
+/// unfinished upload would be kept.
+async fn completed_again(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    input: &CompleteMultipartUploadInput,
+    missing: s3s::S3Error,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let Ok(id) = s3.storage.resolve_upload(&input.upload_id).await else { return Err(missing) };
+    let Ok(done) = s3.storage.completed_upload(p, id).await else { return Err(missing) };
+    if done.path != key_path(&input.bucket, &input.key)? {
+        return Err(missing);
+    }
+    let sum = done.headers.iter().find_map(|(k, v)| checksum::of_header(k, v));
+    let mut out = CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        e_tag: Some(ETag::Strong(done.etag)),
+        location: Some(format!("/{}/{}", input.bucket, input.key)),
+        server_side_encryption: crate::sse::aes256(),
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
@@ -238,27 +313,35 @@ pub async fn list_uploads(
     let base = format!("/{}/", input.bucket);
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = input.max_uploads.map_or(1000, |m| m.clamp(0, 1000) as usize);
-    let all = s3.storage.list_uploads(&p, &format!("{base}{prefix}")).await.map_err(map)?;
+    let all = s3.storage.list_uploads_with_tokens(&p, &format!("{base}{prefix}")).await.map_err(map)?;
     let key_marker = input.key_marker.clone().unwrap_or_default();
-    let id_marker: u64 = input.upload_id_marker.as_deref().and_then(|m| m.parse().ok()).unwrap_or(0);
+    let all: Vec<_> = all.into_iter().map(|(u, token)| (u.path[base.len()..].to_owned(), u, token)).collect();
+    // Upload ids are random, so the id marker is found by position: uploads of the marker's
+    // key listed after it.
+    let after_id =
+        input.upload_id_marker.as_deref().and_then(|m| all.iter().position(|(k, _, t)| *k == key_marker && t == m));
     let rest: Vec<_> = all
         .into_iter()
-        .map(|u| (u.path[base.len()..].to_owned(), u))
-        .filter(|(k, u)| key_marker.is_empty() || *k > key_marker || (*k == key_marker && u.id > id_marker))
+        .enumerate()
+        .filter(|(i, (k, _, _))| match after_id {
+            Some(at) => *i > at,
+            None => key_marker.is_empty() || *k > key_marker,
+        })
+        .map(|(_, (k, u, t))| (k, (u, t)))
         .collect();
     let truncated = rest.len() > max;
     let page: Vec<_> = rest.into_iter().take(max).collect();
     let uploads = page
         .iter()
-        .map(|(k, u)| MultipartUpload {
+        .map(|(k, (u, token))| MultipartUpload {
             key: Some(k.clone()),
-            upload_id: Some(u.id.to_string()),
+            upload_id: Some(token.clone()),
             initiated: Some(Timestamp::from(system_time(u.created))),
             ..Default::default()
         })
         .collect();
     let (next_key, next_id) = match (truncated, page.last()) {
-        (true, Some((k, u))) => (Some(k.clone()), Some(u.id.to_string())),
+        (true, Some((k, (_, token)))) => (Some(k.clone()), Some(token.clone())),
         _ => (None, None),
     };
     Ok(S3Response::new(ListMultipartUploadsOutput {

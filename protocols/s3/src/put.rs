@@ -36,6 +36,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         s3.storage.mkdir_all(&p, &path).await.map_err(map)?;
         let mut out = PutObjectOutput {
             e_tag: Some(ETag::Strong("d41d8cd98f00b204e9800998ecf8427e".into())),
+            server_side_encryption: crate::sse::aes256(),
             ..Default::default()
         };
         out.checksum_type = set_fields!(out, sum);
@@ -62,7 +63,11 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     };
     let written = s3.storage.write(&p, &path, stream, opts).await;
     let (item, sum) = outcome.settle(written, map)?;
-    let mut out = PutObjectOutput { e_tag: Some(etag(&item)), ..Default::default() };
+    let mut out = PutObjectOutput {
+        e_tag: Some(etag(&item)),
+        server_side_encryption: crate::sse::aes256(),
+        ..Default::default()
+    };
     out.checksum_type = set_fields!(out, sum);
     Ok(S3Response::new(out))
 }

@@ -126,6 +126,22 @@ pub const DETACHED: Table<u64, u64> = Table::new("detached");
 /// (bytes, files) below each folder, so a delete knows what it frees without walking the
 /// folder (see `meta::subtree`). An absent row means "not known" (folders of older davits).
 pub const FOLDER_TOTALS: Table<u64, (u64, u64)> = Table::new("folder_totals");
+/// The id S3 clients see for a multipart upload (random, unguessable) -> the upload's id.
+/// Kept after completion as long as its `uploads_done` row, so a repeated completion finds it.
+pub const UPLOAD_TOKENS: Table<&str, u64> = Table::new("upload_tokens");
+/// upload id -> its S3 id (UTF-8). Uploads begun before the table have none: their S3 id is
+/// the number itself.
+pub const UPLOAD_TOKEN_OF: Table<u64, &[u8]> = Table::new("upload_token_of");
+/// upload id -> record `DoneUpload`: a completed upload, so that completing it again answers
+/// as the first completion did (S3 does). Removed with expired uploads.
+pub const UPLOADS_DONE: Table<u64, &[u8]> = Table::new("uploads_done");
+/// bucket folder id -> record `BucketCors`: the bucket's CORS rules (`meta::cors`). A row of
+/// a folder that no longer exists means nothing (ids are never reused).
+pub const BUCKET_CORS: Table<u64, &[u8]> = Table::new("bucket_cors");
+/// (64-bit hash of the bucket's name, bucket folder id) -> owner: the buckets of that name
+/// with CORS rules, for a preflight, which names a bucket but no user. Checked against the
+/// folder's current name and place on use, so a renamed or deleted folder's row means nothing.
+pub const CORS_BY_NAME: Table<(u64, u64), u64> = Table::new("cors_by_name");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -169,6 +185,11 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &AUDIT_BY_USER,
     &DETACHED,
     &FOLDER_TOTALS,
+    &UPLOAD_TOKENS,
+    &UPLOAD_TOKEN_OF,
+    &UPLOADS_DONE,
+    &BUCKET_CORS,
+    &CORS_BY_NAME,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -585,5 +606,10 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(AUDIT_BY_USER)?;
     txn.open_table(DETACHED)?;
     txn.open_table(FOLDER_TOTALS)?;
+    txn.open_table(UPLOAD_TOKENS)?;
+    txn.open_table(UPLOAD_TOKEN_OF)?;
+    txn.open_table(UPLOADS_DONE)?;
+    txn.open_table(BUCKET_CORS)?;
+    txn.open_table(CORS_BY_NAME)?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use crate::meta::kv::Readable;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::meta::db::{self, PARTS, UPLOADS};
+use crate::meta::db::{self, PARTS, UPLOAD_TOKEN_OF, UPLOAD_TOKENS, UPLOADS, UPLOADS_DONE};
 use crate::meta::model::ChunkRef;
 use crate::meta::txn::W;
 
@@ -36,7 +36,40 @@ pub struct Part {
     /// The checksum the client had verified for the part (header name, value), if any.
     pub checksum: Option<(String, String)>,
 }
-crate::meta::db::stored!(Upload = "multipart upload", Part = "part");
+/// A completed upload, remembered so that completing it again answers the same (S3 does:
+/// a client whose first answer was lost retries).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct DoneUpload {
+    pub owner: u64,
+    /// The target path as the uploader named it.
+    pub path: String,
+    pub etag: String,
+    /// The headers the completion derived from the parts (a whole-object checksum).
+    pub headers: Vec<(String, String)>,
+    pub finished: i64,
+}
+crate::meta::db::stored!(Upload = "multipart upload", Part = "part", DoneUpload = "completed upload");
+
+/// The S3 id of an upload: its token, or for an upload begun before tokens, its number.
+pub(crate) fn token_of(t: &impl Readable<u64, &'static [u8]>, id: u64) -> Result<String> {
+    Ok(match t.get(id)? {
+        Some(v) => String::from_utf8_lossy(v.value()).into_owned(),
+        None => id.to_string(),
+    })
+}
+
+/// Forgets upload `id` entirely: its S3 id and its completion.
+pub(crate) fn forget_upload(w: &W<'_>, id: u64) -> Result<()> {
+    let of = w.txn.open_table(UPLOAD_TOKEN_OF)?;
+    let token = of.get(id)?.map(|v| String::from_utf8_lossy(v.value()).into_owned());
+    drop(of);
+    if let Some(token) = token {
+        w.txn.open_table(UPLOAD_TOKEN_OF)?.remove(id)?;
+        w.txn.open_table(UPLOAD_TOKENS)?.remove(token.as_str())?;
+    }
+    w.txn.open_table(UPLOADS_DONE)?.remove(id)?;
+    Ok(())
+}
 
 pub(crate) fn parts_of(w: &W<'_>, id: u64) -> Result<Vec<Part>> {
     let parts = w.txn.open_table(PARTS)?;
@@ -47,8 +80,15 @@ pub(crate) fn parts_of(w: &W<'_>, id: u64) -> Result<Vec<Part>> {
     Ok(out)
 }
 
-/// Removes an upload and its parts, releasing their references and their quota share.
+/// Removes an upload, its parts and its S3 id, releasing their references and their quota
+/// share.
 pub(crate) fn drop_upload(w: &mut W<'_>, up: &Upload) -> Result<()> {
+    drop_rows(w, up)?;
+    forget_upload(w, up.id)
+}
+
+/// [`drop_upload`] keeping the S3 id, for a completion, which remembers it.
+pub(crate) fn drop_rows(w: &mut W<'_>, up: &Upload) -> Result<()> {
     let parts = parts_of(w, up.id)?;
     let mut bytes = 0u64;
     for part in &parts {
@@ -75,6 +115,20 @@ pub(crate) fn drop_uploads_of(w: &mut W<'_>, user: u64) -> Result<()> {
     };
     for up in &theirs {
         drop_upload(w, up)?;
+    }
+    let done: Vec<u64> = {
+        let t = w.txn.open_table(UPLOADS_DONE)?;
+        let mut v = Vec::new();
+        for e in t.iter()? {
+            let (k, v2) = e?;
+            if db::decode::<DoneUpload>(v2.value())?.owner == user {
+                v.push(k.value());
+            }
+        }
+        v
+    };
+    for id in done {
+        forget_upload(w, id)?;
     }
     Ok(())
 }

@@ -12,12 +12,12 @@ use md5::{Digest, Md5};
 use crate::access;
 use crate::content::ingest::{Ingested, ingest};
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, PARTS, UPLOADS};
+use crate::meta::db::{self, PARTS, UPLOAD_TOKEN_OF, UPLOAD_TOKENS, UPLOADS, UPLOADS_DONE};
 use crate::meta::model::{Item, Principal, now_nanos};
 use crate::meta::txn::{self, FileContent, W};
-use crate::meta::uploads::{drop_upload, parts_of};
+use crate::meta::uploads::{drop_rows, drop_upload, forget_upload, parts_of, token_of};
 // The stored upload types live with the other rows below the rules; kept here by name.
-pub use crate::meta::uploads::{Part, Upload};
+pub use crate::meta::uploads::{DoneUpload, Part, Upload};
 use crate::tree::locks::{self, LockGuard};
 use crate::tree::quota_error;
 use crate::{Storage, WriteOptions};
@@ -43,6 +43,20 @@ pub struct PartOptions {
     pub checksum: Option<crate::LateHeaders>,
 }
 
+/// An upload just begun, with the id S3 clients know it by.
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub upload: Upload,
+    /// 128 random bits (base64url): an upload id reveals nothing and cannot be guessed, as
+    /// the counter behind it could.
+    pub token: String,
+}
+
+fn new_token() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::crypto::random_bytes::<16>())
+}
+
 fn no_upload() -> Error {
     Error::missing(What::Upload, "no such upload")
 }
@@ -59,6 +73,12 @@ fn load_upload(w: &W<'_>, id: u64, owner: u64) -> Result<Upload> {
 impl Storage {
     /// Starts an upload to `path`; the file appears only when it completes.
     pub async fn create_upload(&self, p: &Principal, path: &str, opts: WriteOptions) -> Result<Upload> {
+        Ok(self.start_upload(p, path, opts).await?.upload)
+    }
+
+    /// [`Storage::create_upload`], answering the upload's S3 id too.
+    pub async fn start_upload(&self, p: &Principal, path: &str, opts: WriteOptions) -> Result<Started> {
+        let token = new_token();
         let place = self.change_target(p, path).await?;
         // Completion makes the missing folders of the key: their names are new too.
         place.rel.check_new(true)?;
@@ -86,7 +106,43 @@ impl Storage {
                     user_meta: opts.user_meta.clone(),
                 };
                 ctx.txn.open_table(UPLOADS)?.insert(id, db::encode(&up).as_slice())?;
-                Ok(up)
+                ctx.txn.open_table(UPLOAD_TOKENS)?.insert(token.as_str(), id)?;
+                ctx.txn.open_table(UPLOAD_TOKEN_OF)?.insert(id, token.as_bytes())?;
+                Ok(Started { upload: up, token: token.clone() })
+            })
+            .await
+    }
+
+    /// The upload an S3 id names: its token, or the number of an upload begun before
+    /// tokens (one that has a token answers only to it). Whose it is is checked by the call
+    /// that uses it.
+    pub async fn resolve_upload(&self, token: &str) -> Result<u64> {
+        let token = token.to_owned();
+        self.core
+            .db
+            .read(move |t| {
+                if let Some(id) = t.open_table(UPLOAD_TOKENS)?.get(token.as_str())? {
+                    return Ok(id.value());
+                }
+                match token.parse::<u64>() {
+                    Ok(id) if t.open_table(UPLOAD_TOKEN_OF)?.get(id)?.is_none() => Ok(id),
+                    _ => Err(no_upload()),
+                }
+            })
+            .await
+    }
+
+    /// A completed upload of the caller's, as the completion answered (see [`DoneUpload`]).
+    pub async fn completed_upload(&self, p: &Principal, id: u64) -> Result<DoneUpload> {
+        let owner = p.user_id;
+        self.core
+            .db
+            .read(move |t| {
+                let done: DoneUpload = db::decode(t.open_table(UPLOADS_DONE)?.get(id)?.ok_or_else(no_upload)?.value())?;
+                if done.owner != owner {
+                    return Err(no_upload());
+                }
+                Ok(done)
             })
             .await
     }
@@ -172,18 +228,25 @@ impl Storage {
 
     /// The caller's unfinished uploads whose path starts with `path_prefix`.
     pub async fn list_uploads(&self, p: &Principal, path_prefix: &str) -> Result<Vec<Upload>> {
+        Ok(self.list_uploads_with_tokens(p, path_prefix).await?.into_iter().map(|(u, _)| u).collect())
+    }
+
+    /// [`Storage::list_uploads`] with each upload's S3 id, by path, then by start.
+    pub async fn list_uploads_with_tokens(&self, p: &Principal, path_prefix: &str) -> Result<Vec<(Upload, String)>> {
         let (owner, prefix) = (p.user_id, path_prefix.to_owned());
         self.core
             .db
             .read(move |t| {
+                let tokens = t.open_table(UPLOAD_TOKEN_OF)?;
                 let mut out = Vec::new();
                 for e in t.open_table(UPLOADS)?.iter()? {
                     let up: Upload = db::decode(e?.1.value())?;
                     if up.owner == owner && up.path.starts_with(&prefix) {
-                        out.push(up);
+                        let token = token_of(&tokens, up.id)?;
+                        out.push((up, token));
                     }
                 }
-                out.sort_by(|a, b| a.path.cmp(&b.path).then(a.id.cmp(&b.id)));
+                out.sort_by(|(a, _), (b, _)| a.path.cmp(&b.path).then(a.created.cmp(&b.created)).then(a.id.cmp(&b.id)));
                 Ok(out)
             })
             .await
@@ -271,15 +334,23 @@ impl Storage {
             if current.as_ref().is_some_and(Item::is_folder) {
                 return Err(Error::Conflict(format!("{} is a folder", place.path)));
             }
-            // The file takes references first, then the upload lets all of its go.
+            // The file takes references first, then the upload lets all of its go; its S3 id
+            // stays, with what this completion answers, for a repeated completion.
             w.add_refs(&refs, None, None)?;
-            drop_upload(w, &up)?;
+            drop_rows(w, &up)?;
             let old_size = current.as_ref().map_or(0, |c| c.size);
             w.check_quota(place.owner, size as i128 - old_size as i128)?;
             let mut headers = up.headers.clone();
-            if let Some(c) = &combine {
-                headers.extend((c.0)(&chosen));
-            }
+            let combined = combine.as_ref().map(|c| (c.0)(&chosen)).unwrap_or_default();
+            headers.extend(combined.iter().cloned());
+            let done = DoneUpload {
+                owner: up.owner,
+                path: up.path.clone(),
+                etag: etag.clone(),
+                headers: combined,
+                finished: now,
+            };
+            w.txn.open_table(UPLOADS_DONE)?.insert(id, db::encode(&done).as_slice())?;
             let content = FileContent {
                 size,
                 etag,
@@ -317,6 +388,21 @@ impl Storage {
                 for up in &old {
                     drop_upload(&mut w, up)?;
                 }
+                // Completions are remembered as long as an upload may last.
+                let done: Vec<u64> = {
+                    let t = w.txn.open_table(UPLOADS_DONE)?;
+                    let mut v = Vec::new();
+                    for e in t.iter()? {
+                        let (k, d) = e?;
+                        if db::decode::<DoneUpload>(d.value())?.finished < cutoff {
+                            v.push(k.value());
+                        }
+                    }
+                    v
+                };
+                for id in done {
+                    forget_upload(&w, id)?;
+                }
                 Ok(old.len())
             })
             .await
@@ -326,6 +412,8 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+
+    use std::time::Duration;
 
     use crate::access::policy::Rule;
     use crate::meta::model::{Principal, Role};
@@ -370,4 +458,69 @@ mod tests {
         let item = s.complete_upload(&p, up.id, vec![(1, p1.etag)]).await.unwrap();
         assert_eq!(item.size, 5 * MIB as u64);
     }
+
+    /// Upload ids are random tokens; a number names only an upload begun before them; a
+    /// completion is remembered (for a repeated one) until the expiry forgets it with its
+    /// token, and an abort forgets the token at once.
+    #[tokio::test]
+    async fn upload_tokens_resolve_and_completions_are_remembered() {
+        let f = crate::tests::open_with(|_| {});
+        let s = &f.storage;
+        let p = crate::tests::user(s, "alice", Role::User, None).await;
+        let bob = crate::tests::user(s, "bob", Role::User, None).await;
+        s.mkdir(&p, "/b").await.unwrap();
+        let a = s.start_upload(&p, "/b/a.bin", WriteOptions::default()).await.unwrap();
+        let b = s.start_upload(&p, "/b/a.bin", WriteOptions::default()).await.unwrap();
+        assert_ne!(a.token, b.token);
+        assert!(a.token.len() >= 22 && a.token.parse::<u64>().is_err(), "{}", a.token);
+        assert_eq!(s.resolve_upload(&a.token).await.unwrap(), a.upload.id);
+        // The counter behind a token names nothing.
+        assert!(matches!(s.resolve_upload(&a.upload.id.to_string()).await, Err(Error::NotFound(_))));
+        assert!(matches!(s.resolve_upload("AAAAAAAAAAAAAAAAAAAAAA").await, Err(Error::NotFound(_))));
+        let listed = s.list_uploads_with_tokens(&p, "/b/").await.unwrap();
+        assert_eq!(
+            listed.iter().map(|(u, t)| (u.id, t.clone())).collect::<Vec<_>>(),
+            vec![(a.upload.id, a.token.clone()), (b.upload.id, b.token.clone())]
+        );
+
+        let part = s.upload_part(&p, a.upload.id, 1, body(10), PartOptions::default()).await.unwrap();
+        let item = s.complete_upload(&p, a.upload.id, vec![(1, part.etag)]).await.unwrap();
+        let done = s.completed_upload(&p, s.resolve_upload(&a.token).await.unwrap()).await.unwrap();
+        assert_eq!((done.etag.as_str(), done.path.as_str()), (item.etag.as_str(), "/b/a.bin"));
+        assert!(matches!(s.completed_upload(&bob, a.upload.id).await, Err(Error::NotFound(_))), "only its owner's");
+        s.abort_upload(&p, b.upload.id).await.unwrap();
+        assert!(matches!(s.resolve_upload(&b.token).await, Err(Error::NotFound(_))), "an abort forgets the id");
+        // The expiry forgets completions with their ids.
+        s.expire_uploads(Duration::ZERO).await.unwrap();
+        assert!(matches!(s.resolve_upload(&a.token).await, Err(Error::NotFound(_))));
+        assert!(matches!(s.completed_upload(&p, a.upload.id).await, Err(Error::NotFound(_))));
+    }
+
+    /// An upload begun before tokens (no row) answers to its number.
+    #[tokio::test]
+    async fn uploads_of_a_running_store_keep_their_number() {
+        let f = crate::tests::open_with(|_| {});
+        let s = &f.storage;
+        let p = crate::tests::user(s, "alice", Role::User, None).await;
+        s.mkdir(&p, "/b").await.unwrap();
+        let up = s.create_upload(&p, "/b/old.bin", WriteOptions::default()).await.unwrap();
+        let id = up.id;
+        // As a davit without the token tables left it.
+        s.core
+            .db
+            .write((), move |ctx| {
+                crate::meta::uploads::forget_upload(&crate::meta::txn::W::open(ctx)?, id)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(s.resolve_upload(&id.to_string()).await.unwrap(), id);
+        let listed = s.list_uploads_with_tokens(&p, "/b/").await.unwrap();
+        assert_eq!(listed[0].1, id.to_string());
+    }
+
+    crate::tests::also_on_postgres!(
+        upload_tokens_resolve_and_completions_are_remembered,
+        uploads_of_a_running_store_keep_their_number
+    );
 }

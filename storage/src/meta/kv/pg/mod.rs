@@ -78,6 +78,11 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("share_expiry", 38),
     ("audit", 43),
     ("audit_by_user", 44),
+    ("upload_tokens", 60),
+    ("upload_token_of", 61),
+    ("uploads_done", 62),
+    ("bucket_cors", 63),
+    ("cors_by_name", 64),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
