@@ -179,6 +179,14 @@ fn query_parameters(g: &mut SchemaGenerator, f: SchemaFn) -> Vec<Value> {
     props
         .iter()
         .map(|(name, s)| {
+            // An absent parameter is the `None` of an `Option`; a query string has no null.
+            let mut s = s.clone();
+            if let Some(types) = s.get_mut("type").and_then(Value::as_array_mut) {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    s["type"] = types[0].clone();
+                }
+            }
             let mut p = json!({ "name": name, "in": "query", "required": required.contains(&name.as_str()), "schema": s });
             if let Some(d) = s.get("description") {
                 p["description"] = d.clone();
