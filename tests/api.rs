@@ -713,12 +713,19 @@ async fn answers_that_disagree_with_their_schema_are_caught() {
     }
     assert!(check.check("GET", "/api/v1/me", 200, ct, false, b"{not json").is_err());
     assert!(check.check("GET", "/api/v1/me", 201, ct, false, &json_of(&me)).is_err(), "a status not documented");
-    assert!(check.check("GET", "/api/v1/me", 200, Some("text/html"), false, b"<p>").is_err(), "a media type not documented");
+    assert!(
+        check.check("GET", "/api/v1/me", 200, Some("text/html"), false, b"<p>").is_err(),
+        "a media type not documented"
+    );
     assert_eq!(check.check("DELETE", "/api/v1/me/keys/k", 204, None, false, b""), Ok(false));
     assert!(check.check("POST", "/api/v1/mkdir", 201, ct, false, b"").is_err(), "no body where JSON is documented");
-    let problem = json!({ "type": "https://davit.dev/problems/not_found", "title": "Not Found", "status": 404, "detail": "x" });
+    let problem =
+        json!({ "type": "https://davit.dev/problems/not_found", "title": "Not Found", "status": 404, "detail": "x" });
     let pt = Some("application/problem+json");
-    assert!(check.check("GET", "/api/v1/me", 404, pt, false, &json_of(&problem)).is_err(), "a problem without its code");
+    assert!(
+        check.check("GET", "/api/v1/me", 404, pt, false, &json_of(&problem)).is_err(),
+        "a problem without its code"
+    );
     let mut problem = problem;
     problem["code"] = json!("not_found");
     assert_eq!(check.check("GET", "/api/v1/me", 404, pt, false, &json_of(&problem)), Ok(true));

@@ -149,7 +149,13 @@ impl OpenApiCheck {
         let Some(route) = self.route(if head { "GET" } else { method }, path) else {
             // The router's own refusals (no such endpoint, wrong method) are problems too.
             if status >= 400 && !head {
-                return self.validate(&what, "problem", &json!({ "$ref": "#/components/schemas/Problem" }), &media, body);
+                return self.validate(
+                    &what,
+                    "problem",
+                    &json!({ "$ref": "#/components/schemas/Problem" }),
+                    &media,
+                    body,
+                );
             }
             if path == "/api/v1/openapi.json" || head {
                 return Ok(false);
@@ -199,9 +205,13 @@ impl OpenApiCheck {
         }
         let value: Value = serde_json::from_slice(body).map_err(|e| format!("{what}: not JSON ({e})"))?;
         let validator = self.validator(key, schema)?;
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        let errors: Vec<String> =
+            validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path())).collect();
         if !errors.is_empty() {
-            return Err(format!("{what}: the answer does not match its schema: {}; answer: {value}", errors.join("; ")));
+            return Err(format!(
+                "{what}: the answer does not match its schema: {}; answer: {value}",
+                errors.join("; ")
+            ));
         }
         self.checked.fetch_add(1, Ordering::Relaxed);
         CHECKED_TOTAL.fetch_add(1, Ordering::Relaxed);
@@ -253,5 +263,3 @@ pub async fn layer(State(check): State<Arc<OpenApiCheck>>, req: Request, next: N
     }
     resp
 }
-
-

@@ -2,11 +2,11 @@
 //! second factor), refresh, logout, password reset, and one's own account settings, app
 //! passwords and S3 keys.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use davit_storage::{AccessKey, AccountMail, AppPassword, LoginOutcome, Tokens, Usage, User};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::Json;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;

@@ -2,11 +2,11 @@
 //! `Admin` capability, which refuses non-admins. It gives no way into a user's files: no
 //! credentials minted for someone else, and a password an admin sets is mailed about.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use davit_storage::{CheckReport, NewUser, Role, Stats, Status};
 use http::StatusCode;
-use axum::Json;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;

@@ -26,8 +26,8 @@ use registry::{Api, Op};
 use serde_json::json;
 
 use crate::account::{
-    CodeReq, EmailReq, LoginName, LoginOtpReq, LoginReq, NameReq, PasswordReq, RefreshReq, RegisterReq, ResetConfirmReq,
-    SecondFactorReq, VerifyReq,
+    CodeReq, EmailReq, LoginName, LoginOtpReq, LoginReq, NameReq, PasswordReq, RefreshReq, RegisterReq,
+    ResetConfirmReq, SecondFactorReq, VerifyReq,
 };
 use crate::admin::{BackupReq, CreateUserReq, ResetReq, UpdateUserReq};
 use crate::answers::*;

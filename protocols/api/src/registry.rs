@@ -187,7 +187,8 @@ fn query_parameters(g: &mut SchemaGenerator, f: SchemaFn) -> Vec<Value> {
                     s["type"] = types[0].clone();
                 }
             }
-            let mut p = json!({ "name": name, "in": "query", "required": required.contains(&name.as_str()), "schema": s });
+            let mut p =
+                json!({ "name": name, "in": "query", "required": required.contains(&name.as_str()), "schema": s });
             if let Some(d) = s.get("description") {
                 p["description"] = d.clone();
             }

@@ -1,10 +1,10 @@
 //! Shares, transfers and links over REST. Paths are the item's path in the caller's own
 //! drive; every rule is the core's.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use davit_storage::NewLink;
 use schemars::JsonSchema;
 use serde::Deserialize;
