@@ -128,7 +128,7 @@ pub fn router(state: ApiState) -> Router {
 
 fn routes() -> Api {
     let login_body = json!({ "username": "alice", "password": "…" });
-    let api = Api::new()
+    Api::new()
         .route("/api/v1/health", GET, health, op("Liveness", false, None, &[(200, "ok")]).answers::<Health>(200))
         .route("/api/v1/auth/register", POST, account::register, op("Create a pending account; a code is mailed", false, Some(json!({ "username": "alice", "email": "alice@example.com", "password": "…" })), &[(202, "accepted; a mail follows"), (400, "invalid input"), (409, "username taken")]).takes::<RegisterReq>().answers::<Accepted>(202))
         .route("/api/v1/auth/verify", POST, account::verify, op("Activate an account with its mailed code", false, Some(json!({ "username": "alice", "code": "123456" })), R_AUTH).takes::<VerifyReq>().answers::<Verified>(200))
@@ -189,8 +189,7 @@ fn routes() -> Api {
         .route("/api/v1/admin/audit", GET, audit::all, op("Every audit event, newest first (paged: cursor, limit)", true, None, R_ADMIN).query::<audit::PageQuery>().answers::<AuditPageJson>(200))
         .route("/api/v1/admin/stats", GET, admin::stats, op("Users, files, logical and stored bytes, dedup ratio", true, None, R_ADMIN).answers::<StatsJson>(200))
         .route("/api/v1/admin/check", GET, admin::check, op("Read-only consistency check of chunks, references and usage", true, None, R_ADMIN).answers::<CheckJson>(200))
-        .route("/api/v1/admin/backup", POST, admin::backup, op("Back up the metadata and its chunks into a folder on the server's host (absolute path; missing, empty or an earlier backup); answers when done", true, Some(json!({ "to": "/srv/backups/davit" })), R_ADMIN_BACKUP).takes::<BackupReq>().answers::<BackupJson>(200));
-    api
+        .route("/api/v1/admin/backup", POST, admin::backup, op("Back up the metadata and its chunks into a folder on the server's host (absolute path; missing, empty or an earlier backup); answers when done", true, Some(json!({ "to": "/srv/backups/davit" })), R_ADMIN_BACKUP).takes::<BackupReq>().answers::<BackupJson>(200))
 }
 
 /// A problem+json answer, for refusals made before a request reaches the router.
