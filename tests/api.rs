@@ -730,6 +730,11 @@ async fn answers_that_disagree_with_their_schema_are_caught() {
     problem["code"] = json!("not_found");
     assert_eq!(check.check("GET", "/api/v1/me", 404, pt, false, &json_of(&problem)), Ok(true));
     assert_eq!(check.check("GET", "/api/v1/nothing/here", 404, pt, false, &json_of(&problem)), Ok(true));
+    // Requests the server accepted are checked against the request schemas.
+    assert_eq!(check.check_request("POST", "/api/v1/mkdir", br#"{"path":"/docs"}"#), Ok(true));
+    assert!(check.check_request("POST", "/api/v1/mkdir", br#"{"path":5}"#).is_err());
+    assert!(check.check_request("POST", "/api/v1/mkdir", br#"{"path":"/d","mode":1}"#).is_err());
+    assert_eq!(check.check_request("POST", "/api/v1/me/keys", b"{}"), Ok(false), "no body documented: ignored");
     // A file's bytes, even of a JSON file, are the file's: not checked against a schema.
     assert_eq!(check.check("GET", "/api/v1/files/a/b.json", 200, ct, true, b"[1]"), Ok(false));
     s.stop().await;

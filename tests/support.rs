@@ -201,7 +201,8 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         let n = self.openapi.checked.load(std::sync::atomic::Ordering::Relaxed);
-        eprintln!("openapi: {n} REST answers of this server matched their schemas");
+        let r = self.openapi.requests_checked.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!("openapi: {n} REST answers and {r} accepted JSON requests of this server matched their schemas");
         if !std::thread::panicking() {
             self.assert_answers_documented();
         }

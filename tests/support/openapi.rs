@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-/// JSON answers are small: a larger one is a failure of its own.
+/// JSON bodies are small: a larger answer is a failure of its own.
 const MAX_CHECKED: usize = 16 << 20;
 
 /// Every answer checked in this test process, for the run's total.
@@ -40,6 +40,8 @@ pub struct OpenApiCheck {
     validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
     /// JSON answers that matched their schema.
     pub checked: AtomicUsize,
+    /// JSON requests the server accepted that matched their documented schema.
+    pub requests_checked: AtomicUsize,
     /// Answers that did not, one line each.
     pub failures: Mutex<Vec<String>>,
 }
@@ -84,6 +86,7 @@ impl OpenApiCheck {
             routes,
             validators: Mutex::new(HashMap::new()),
             checked: AtomicUsize::new(0),
+            requests_checked: AtomicUsize::new(0),
             failures: Mutex::new(Vec::new()),
         }
     }
@@ -218,6 +221,47 @@ impl OpenApiCheck {
         Ok(true)
     }
 
+    /// Checks a JSON request body the server accepted (answered 2xx) against the
+    /// operation's request schema: a schema stricter than the server would refuse clients
+    /// that work. `Ok(false)`: the operation documents no JSON body.
+    pub fn check_request(&self, method: &str, path: &str, body: &[u8]) -> Result<bool, String> {
+        let what = format!("{method} {path} (request)");
+        let Some(route) = self.route(method, path) else { return Ok(false) };
+        let op = &self.doc["paths"][&route.path][route.method.to_ascii_lowercase()];
+        // An operation that takes no body ignores one (the tests' helpers send `{}` alike).
+        let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") else { return Ok(false) };
+        let value: Value = serde_json::from_slice(body).map_err(|e| format!("{what}: not JSON ({e})"))?;
+        let key = format!("request {} {}", route.method, route.path);
+        // Not closed like the answers: a request schema says itself which fields it refuses.
+        let validator = {
+            let mut cache = self.validators.lock().unwrap();
+            match cache.get(&key) {
+                Some(v) => v.clone(),
+                None => {
+                    let root = json!({
+                        "$schema": "https://json-schema.org/draft/2020-12/schema",
+                        "components": self.doc["components"],
+                        "allOf": [schema],
+                    });
+                    let v =
+                        Arc::new(jsonschema::draft202012::new(&root).map_err(|e| format!("{what}: bad schema: {e}"))?);
+                    cache.insert(key, v.clone());
+                    v
+                }
+            }
+        };
+        let errors: Vec<String> =
+            validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        if !errors.is_empty() {
+            return Err(format!(
+                "{what}: accepted, but does not match its schema: {}; body: {value}",
+                errors.join("; ")
+            ));
+        }
+        self.requests_checked.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
     /// What went wrong so far, drained.
     pub fn take_failures(&self) -> Vec<String> {
         std::mem::take(&mut *self.failures.lock().unwrap())
@@ -232,8 +276,25 @@ fn header_of(resp: &Response, name: header::HeaderName) -> Option<String> {
 pub async fn layer(State(check): State<Arc<OpenApiCheck>>, req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
+    // A JSON request body is kept to be checked once the server accepted it.
+    let sent_json = is_json(&essence(req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())));
+    let (req, sent) = if sent_json {
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, MAX_CHECKED).await {
+            Ok(b) => (Request::from_parts(parts, Body::from(b.clone())), Some(b)),
+            Err(_) => (Request::from_parts(parts, Body::empty()), None),
+        }
+    } else {
+        (req, None)
+    };
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
+    if let Some(sent) = sent.filter(|b| !b.is_empty() && (200..300).contains(&status))
+        && let Err(e) = check.check_request(&method, &path, &sent)
+    {
+        eprintln!("OpenAPI mismatch: {e}");
+        check.failures.lock().unwrap().push(e);
+    }
     let content_type = header_of(&resp, header::CONTENT_TYPE);
     let disposition = header_of(&resp, header::CONTENT_DISPOSITION);
     let attachment = disposition.is_some_and(|d| d.starts_with("attachment"));
