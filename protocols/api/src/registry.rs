@@ -37,6 +37,8 @@ enum Content {
     Bytes,
     /// No body (204).
     Empty,
+    /// A `multipart/form-data` form whose file parts each become a file.
+    Form,
 }
 
 /// One operation's documentation. Made by `op(…)` (summary, auth, example body, statuses);
@@ -88,7 +90,7 @@ impl Op {
 
     /// The request body is a `multipart/form-data` form of files.
     pub fn takes_form(mut self) -> Self {
-        self.request = Some(("multipart/form-data", Content::Bytes));
+        self.request = Some(("multipart/form-data", Content::Form));
         self
     }
 
@@ -162,6 +164,11 @@ fn content(g: &mut SchemaGenerator, media: &str, c: Content) -> Value {
         Content::Html => json!({ "text/html": { "schema": { "type": "string" } } }),
         Content::Bytes => json!({ media: { "schema": { "type": "string", "contentMediaType": media } } }),
         Content::Empty => json!({}),
+        Content::Form => json!({ media: { "schema": {
+            "type": "object",
+            "description": "every part with a file name becomes a file of that name",
+            "properties": { "file": { "type": "array", "items": { "type": "string", "contentMediaType": "application/octet-stream" } } }
+        } } }),
     }
 }
 
