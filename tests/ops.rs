@@ -195,6 +195,15 @@ fn the_admin_cli_works_through_a_running_server() {
     assert!(ok && out.contains("consistent"), "{out}{err}");
     let (ok, out, err) = live(&["check", "--json"], "");
     assert!(ok && serde_json::from_str::<Value>(&out).unwrap()["consistent"] == true, "{out}{err}");
+    // Deleting an account: its sign-in fails at once.
+    let (ok, _, err) = live(&["user", "add", "dora", "--password-stdin"], "dora-password-1\n");
+    assert!(ok, "{err}");
+    let (ok, out, err) = live(&["user", "delete", "dora"], "");
+    assert!(ok && out.contains("deleted user dora"), "{out}{err}");
+    let (st, _) = http("GET", &format!("{url}/api/v1/me"), &basic("dora", "dora-password-1"), None);
+    assert_eq!(st, 401);
+    let (ok, _, err) = live(&["user", "delete", "dora"], "");
+    assert!(!ok && err.contains("no user named dora"), "{err}");
 
     // Refusals say why in one line, and never echo the password.
     let (ok, _, err) =
