@@ -195,6 +195,15 @@ fn the_admin_cli_works_through_a_running_server() {
     assert!(ok && out.contains("consistent"), "{out}{err}");
     let (ok, out, err) = live(&["check", "--json"], "");
     assert!(ok && serde_json::from_str::<Value>(&out).unwrap()["consistent"] == true, "{out}{err}");
+    // Deleting an account: its sign-in fails at once.
+    let (ok, _, err) = live(&["user", "add", "dora", "--password-stdin"], "dora-password-1\n");
+    assert!(ok, "{err}");
+    let (ok, out, err) = live(&["user", "delete", "dora"], "");
+    assert!(ok && out.contains("deleted user dora"), "{out}{err}");
+    let (st, _) = http("GET", &format!("{url}/api/v1/me"), &basic("dora", "dora-password-1"), None);
+    assert_eq!(st, 401);
+    let (ok, _, err) = live(&["user", "delete", "dora"], "");
+    assert!(!ok && err.contains("no user named dora"), "{err}");
 
     // Refusals say why in one line, and never echo the password.
     let (ok, _, err) =
@@ -312,6 +321,14 @@ fn a_live_backup_while_writes_continue_restores_every_file_it_began_with() {
 
     let q = spawn_server(&restored, &[("DAVIT_MASTER_KEY_FILE", key)]);
     let rurl = format!("http://{}", q.addr);
+    // The restore is in the restored trail, by the operator (as every offline admin change).
+    let (st, page) = http("GET", &format!("{rurl}/api/v1/admin/audit?limit=5"), &auth, None);
+    let page: Value = serde_json::from_slice(&page).unwrap();
+    let restored_event = page["items"].as_array().unwrap().iter().find(|e| e["action"] == "restored").cloned();
+    assert!(st == 200 && restored_event.is_some(), "{page}");
+    let restored_event = restored_event.unwrap();
+    assert_eq!(restored_event["detail"]["via"], "offline davit admin");
+    assert_eq!(restored_event["detail"]["from"], to);
     for (name, sha) in &before {
         let (st, body) = http("GET", &format!("{rurl}/api/v1/files/{name}"), &auth, None);
         assert_eq!((st, sha256_hex(&body)), (200, sha.clone()), "{name}");
@@ -374,4 +391,105 @@ async fn the_openapi_document_passes_openapi_spec_validator() {
         String::from_utf8_lossy(&out.stderr)
     );
     s.stop().await;
+}
+
+/// The offline `davit admin` records its changes in the audit trail as the live admin API
+/// does: the same actions, by the operator at the machine (nobody signs in offline, so the
+/// event names the operating system's account), in the store and as the audit log's line;
+/// never a secret. A migration is recorded in the target, where the deployment goes on.
+#[test]
+fn the_offline_admin_commands_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, moved) = (tmp.path().join("data"), tmp.path().join("moved"));
+    let d = data.to_str().unwrap().to_owned();
+    let run = |args: &[&str], stdin: &str| {
+        let mut all = vec!["admin", "--data-dir", d.as_str()];
+        all.extend_from_slice(args);
+        let (ok, out, err) = davit(&all, &[("USER", "olga-at-the-console")], stdin);
+        assert!(ok, "{args:?}: {out}{err}");
+        // The default audit log is stderr: one JSON line per change.
+        let lines: Vec<Value> = err.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        (out, lines)
+    };
+    let (_, lines) = run(&["user", "add", "root", "--role", "admin", "--password-stdin"], &format!("{ADMIN_PW}\n"));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["action"], "admin_user_created");
+    assert_eq!(lines[0]["detail"]["via"], "offline davit admin");
+    assert_eq!(lines[0]["detail"]["os_user"], "olga-at-the-console");
+    assert_eq!(lines[0]["user_id"], Value::Null, "no account acted");
+    assert!(!lines[0].to_string().contains(ADMIN_PW));
+    run(&["user", "add", "carol", "--password-stdin"], "carol-password-1\n");
+    run(&["user", "add", "dave", "--password-stdin"], "dave-password-1\n");
+    run(&["user", "quota", "carol", "1G"], "");
+    run(&["user", "disable", "carol"], "");
+    run(&["user", "enable", "carol"], "");
+    let (_, lines) = run(&["user", "passwd", "carol", "--password-stdin"], "carol-password-2\n");
+    assert!(lines.len() == 1 && !lines[0].to_string().contains("carol-password-2"), "{lines:?}");
+    let (out, lines) = run(&["key", "add", "carol"], "");
+    let secret = out.lines().find_map(|l| l.strip_prefix("AWS_SECRET_ACCESS_KEY=")).expect("the secret is printed");
+    assert!(lines.len() == 1 && !lines[0].to_string().contains(secret), "{lines:?}");
+    run(&["user", "delete", "dave"], "");
+    let new_key = tmp.path().join("new.key");
+    std::fs::write(&new_key, "7e".repeat(32)).unwrap();
+    let (_, lines) = run(&["rotate-master-key", "--new-key-file", new_key.to_str().unwrap()], "");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(!lines[0].to_string().contains(&"7e".repeat(32)), "the key is no detail");
+    let to = format!("redb:{}", moved.display());
+    run(&["migrate", "--to-meta", &to, "--to-chunks", "local"], "");
+
+    // In the store: the admin's audit page on the server, newest first.
+    let offline = |folder: &Path| {
+        let p = spawn_server(folder, &[]);
+        let (st, body) =
+            http("GET", &format!("http://{}/api/v1/admin/audit?limit=100", p.addr), &basic("root", ADMIN_PW), None);
+        assert!(p.terminate().success());
+        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+        let page: Value = serde_json::from_slice(&body).unwrap();
+        let events: Vec<Value> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["detail"]["via"] == "offline davit admin")
+            .cloned()
+            .collect();
+        for e in &events {
+            assert_eq!(e["detail"]["os_user"], "olga-at-the-console", "{e}");
+        }
+        events
+    };
+    let events = offline(&data);
+    let said: Vec<(String, Value, Value)> = events
+        .iter()
+        .map(|e| {
+            (e["action"].as_str().unwrap().to_owned(), e["detail"]["username"].clone(), e["target_user_id"].clone())
+        })
+        .collect();
+    let actions: Vec<&str> = said.iter().map(|(a, _, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "master_key_rotated",
+            "user_deleted",
+            "admin_access_key_created",
+            "admin_password_set",
+            "admin_user_changed",
+            "admin_user_changed",
+            "admin_user_changed",
+            "admin_user_created",
+            "admin_user_created",
+            "admin_user_created",
+        ],
+        "{events:#?}"
+    );
+    assert_eq!(said[1].1, "dave");
+    assert_eq!(said[4].1, "carol");
+    assert!(said[4].2.is_u64(), "the account concerned is named by id too: {:?}", said[4]);
+    assert_eq!(events[4]["detail"]["disabled"], "false");
+    assert_eq!(events[5]["detail"]["disabled"], "true");
+    assert_eq!(events[6]["detail"]["quota"], (1u64 << 30).to_string());
+    // The migrated copy holds the trail, and the migration on top.
+    let moved_events = offline(&moved);
+    assert_eq!(moved_events[0]["action"], "migrated", "{moved_events:#?}");
+    assert_eq!(moved_events[0]["detail"]["to_meta"], to);
+    assert_eq!(moved_events.len(), events.len() + 1);
 }

@@ -1,8 +1,11 @@
 //! Starting and stopping servers for tests.
 
+pub mod openapi;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use davit::Config;
@@ -21,6 +24,8 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Every REST answer is checked against the OpenAPI document (see `openapi`).
+    pub openapi: Arc<openapi::OpenApiCheck>,
 }
 
 pub struct Options {
@@ -34,6 +39,9 @@ pub struct Options {
     pub base_domain: Option<&'static str>,
     /// Last changes to the server's configuration (timeouts, limits, proxies).
     pub configure: fn(&mut Config),
+    /// The OpenAPI document answers are checked against; None: the server's own (only the
+    /// tests of the check itself give another).
+    pub openapi: Option<serde_json::Value>,
 }
 
 impl Default for Options {
@@ -46,6 +54,7 @@ impl Default for Options {
             policy: Default::default(),
             base_domain: None,
             configure: |_| {},
+            openapi: None,
         }
     }
 }
@@ -125,13 +134,23 @@ pub async fn start(opts: Options) -> TestServer {
         let d = cert_dir();
         davit::tls::acceptor(&d.join("cert.pem"), &d.join("key.pem")).unwrap()
     });
-    let app = davit::build_app(&config, storage.clone()).unwrap();
+    let mut app = davit::build_app(&config, storage.clone()).unwrap();
+    let openapi = Arc::new(openapi::OpenApiCheck::new(opts.openapi.clone().unwrap_or_else(davit_api::openapi)));
+    app.api = app.api.layer(axum::middleware::from_fn_with_state(openapi.clone(), openapi::layer));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(davit::serve(listener, app, tls, async {
         let _ = rx.await;
     }));
     let scheme = if opts.tls { "https" } else { "http" };
-    TestServer { addr, base: format!("{scheme}://{addr}"), storage, _dir: dir, stop: Some(tx), task: Some(task) }
+    TestServer {
+        addr,
+        base: format!("{scheme}://{addr}"),
+        storage,
+        _dir: dir,
+        stop: Some(tx),
+        task: Some(task),
+        openapi,
+    }
 }
 
 impl TestServer {
@@ -161,11 +180,31 @@ impl TestServer {
         if let Some(t) = self.task.take() {
             tokio::time::timeout(Duration::from_secs(20), t).await.expect("server stops in time").unwrap().unwrap();
         }
+        self.assert_answers_documented();
+    }
+
+    /// Fails the test if an answer so far did not match the OpenAPI document.
+    pub fn assert_answers_documented(&self) {
+        let failures = self.openapi.take_failures();
+        assert!(failures.is_empty(), "answers that do not match the OpenAPI document:\n{}", failures.join("\n"));
     }
 
     pub fn trigger_stop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
+        }
+    }
+}
+
+/// A test that ends without `stop` is checked too; the count goes to the test's output
+/// (`--nocapture`), for the run's total.
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let n = self.openapi.checked.load(std::sync::atomic::Ordering::Relaxed);
+        let r = self.openapi.requests_checked.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!("openapi: {n} REST answers and {r} accepted JSON requests of this server matched their schemas");
+        if !std::thread::panicking() {
+            self.assert_answers_documented();
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::Args;
+use davit_storage::audit::Event;
 use davit_storage::{ChunkStore, MetaStore, MigrateTarget, S3ChunkConfig};
 
 use crate::config::{Config, redact_url};
@@ -128,8 +129,45 @@ pub fn migrate(config: &Config, args: &MigrateArgs) -> anyhow::Result<()> {
         }
         bail!("{} differences between the source and the target", r.problems.len());
     }
+    // Recorded in the target, where the deployment goes on (its copy of the trail ends with
+    // the migration).
+    let mut tc = source.clone();
+    let scratch = target.data_dir.is_none().then(|| {
+        std::env::temp_dir().join(format!(
+            "davit-migrate-audit-{}",
+            davit_storage::crypto::random_string(b"abcdefghijklmnopqrstuvwxyz", 8)
+        ))
+    });
+    tc.meta = target.meta.clone();
+    tc.chunks = target.chunks.clone();
+    tc.chunk_grace = target.chunk_grace;
+    if let Some(dir) = target.data_dir.as_ref().or(scratch.as_ref()) {
+        tc.data_dir = dir.clone();
+    }
+    if r.master_key_written.is_none() && source.master_key.is_none() {
+        // The target uses the source folder's key (see the messages above).
+        tc.master_key =
+            Some(std::fs::read_to_string(source.data_dir.join("master.key")).context("reading the master key")?);
+    }
+    let event = Event::new("migrated")
+        .with("from_meta", source_name(&source))
+        .with("to_meta", redact_url(&args.to_meta))
+        .with("to_chunks", redact_url(&args.to_chunks))
+        .with("rows", r.rows);
+    super::audited(tc, event);
+    if let Some(dir) = scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     println!("verified");
     Ok(())
+}
+
+/// The source's metadata store, in words without a password.
+fn source_name(source: &davit_storage::StorageConfig) -> String {
+    match &source.meta {
+        MetaStore::Postgres { url, .. } => redact_url(url),
+        _ => format!("redb:{}", source.data_dir.display()),
+    }
 }
 
 #[cfg(test)]

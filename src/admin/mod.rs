@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use davit_storage::audit::Event;
 
 use crate::config::Config;
 pub use migrate::{MigrateArgs, migrate, migrate_target};
@@ -101,6 +102,8 @@ pub enum UserCommand {
         #[arg(value_parser = crate::config::parse_size)]
         size: u64,
     },
+    /// Delete an account with all its files, shares and links
+    Delete { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,6 +141,10 @@ fn rotate(config: &Config, new_key_file: &std::path::Path, json: bool) -> anyhow
         davit_storage::ops::Rotated::Rewrapped { written } => (written, false),
         davit_storage::ops::Rotated::Finished { written } => (Some(written), true),
     };
+    // Recorded under the new key: opening with it is the proof the rotation took.
+    let mut sc = config.storage()?;
+    sc.master_key = Some(text.trim().to_owned());
+    audited(sc, Event::new("master_key_rotated").with("key_file_written", written.is_some()));
     if json {
         output::json(&serde_json::json!({ "rotated": true, "finished_earlier_run": finished, "key_file": written }));
         return Ok(());
@@ -186,10 +193,37 @@ fn restore(config: &Config, from: &std::path::Path, json: bool) -> anyhow::Resul
     if problems > 0 {
         bail!("{problems} differences between the backup and the restored folder");
     }
+    audited(
+        config.storage()?,
+        Event::new("restored").with("from", from.display()).with("files_verified", r.files_verified),
+    );
     if !json {
         println!("restored into {} and verified", config.data_dir.display());
     }
     Ok(())
+}
+
+/// Opens the stores to record one offline action in their audit trail, then closes them.
+/// The stores were just closed by the command itself: redb lets go of its file a moment
+/// later, so a refusal for "another process" is waited out (bounded). As on the server, a
+/// failure to record is reported, never the action's failure: the action has happened.
+pub(crate) fn audited(sc: davit_storage::StorageConfig, event: Event) {
+    let mut tries = 0;
+    let storage = loop {
+        match davit_storage::Storage::open(sc.clone()) {
+            Err(davit_storage::Error::Incompatible(m)) if m.contains("another process") && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Ok(s) => break s,
+            Err(e) => {
+                eprintln!("davit: done, but the audit trail could not record it: {e}");
+                return;
+            }
+        }
+    };
+    offline::audit(&storage, event);
+    storage.close();
 }
 
 /// The first line of standard input, for `--password-stdin`.

@@ -1,6 +1,11 @@
 //! The admin commands on a stopped data folder (the server holds it while it runs).
+//!
+//! Each change is recorded in the audit trail as the live admin API records it (the same
+//! actions), but by the operator at the machine: nobody signs in offline, so the event names
+//! the operating system's account that ran the tool (`davit_storage::Storage::audit_offline`).
 
 use anyhow::{Context, bail};
+use davit_storage::audit::Event;
 use davit_storage::{NewUser, Role, Status, Storage, User};
 use serde_json::{Value, json};
 
@@ -21,6 +26,40 @@ fn block_on<T>(f: impl std::future::Future<Output = davit_storage::Result<T>>) -
     Ok(rt.block_on(f)?)
 }
 
+/// Who ran the tool, as the operating system names them.
+fn os_user() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(v) = std::env::var(var)
+            && !v.trim().is_empty()
+        {
+            return v;
+        }
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Uid:")?.split_whitespace().next().map(|u| format!("uid {u}")))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Records an offline action in the audit trail (the store, and the audit log's line).
+/// A failure is reported, never the action's failure: the action has happened.
+pub(super) fn audit(storage: &Storage, event: Event) {
+    let recorded = block_on(async {
+        storage.audit_offline(event, &os_user()).await;
+        Ok(())
+    });
+    if let Err(e) = recorded {
+        eprintln!("davit: done, but the audit trail could not record it: {e}");
+    }
+}
+
+/// An admin action on one account, named as the live admin API names it.
+fn on_user(action: &str, u: &User) -> Event {
+    Event::new(action).target(u.id).with("username", &u.username)
+}
+
 pub fn run(storage: &Storage, cmd: AdminCommand, as_json: bool) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::User(UserCommand::Add { name, password_stdin: _, email, role, quota }) => {
@@ -35,6 +74,7 @@ pub fn run(storage: &Storage, cmd: AdminCommand, as_json: bool) -> anyhow::Resul
                 status: Status::Active,
                 quota,
             })?;
+            audit(storage, on_user("admin_user_created", &user));
             output::user("created", &user_json(&user), as_json);
         }
         AdminCommand::User(UserCommand::List) => {
@@ -47,6 +87,7 @@ pub fn run(storage: &Storage, cmd: AdminCommand, as_json: bool) -> anyhow::Resul
                 davit_storage::Error::NotFound(_) => anyhow::anyhow!("no user named {name}"),
                 e => e.into(),
             })?;
+            audit(storage, on_user("admin_password_set", &user));
             output::user("changed the password of", &user_json(&user), as_json);
         }
         AdminCommand::User(UserCommand::Disable { name }) => {
@@ -56,6 +97,7 @@ pub fn run(storage: &Storage, cmd: AdminCommand, as_json: bool) -> anyhow::Resul
                 storage.end_sessions(id, None).await?;
                 Ok(u)
             })?;
+            audit(storage, on_user("admin_user_changed", &user).with("disabled", true));
             output::user("disabled", &user_json(&user), as_json);
         }
         AdminCommand::User(UserCommand::Enable { name }) => {
@@ -64,16 +106,25 @@ pub fn run(storage: &Storage, cmd: AdminCommand, as_json: bool) -> anyhow::Resul
                 bail!("{name} is not disabled (status {})", u.status.as_str());
             }
             let user = block_on(storage.set_status(u.id, Status::Active))?;
+            audit(storage, on_user("admin_user_changed", &user).with("disabled", false));
             output::user("enabled", &user_json(&user), as_json);
         }
         AdminCommand::User(UserCommand::Quota { name, size }) => {
             let id = find(storage, &name)?.id;
             let user = block_on(storage.set_quota(id, size))?;
+            audit(storage, on_user("admin_user_changed", &user).with("quota", size));
             output::user("set the quota of", &user_json(&user), as_json);
+        }
+        AdminCommand::User(UserCommand::Delete { name }) => {
+            let u = find(storage, &name)?;
+            block_on(storage.delete_user(u.id))?;
+            audit(storage, on_user("user_deleted", &u));
+            output::user("deleted", &user_json(&u), as_json);
         }
         AdminCommand::Key(KeyCommand::Add { user }) => {
             let u = find(storage, &user)?;
             let (key, secret) = storage.create_access_key_blocking(u.id)?;
+            audit(storage, on_user("admin_access_key_created", &u).with("access_key", &key.id));
             output::key(&json!({ "access_key_id": key.id, "secret_access_key": secret }), as_json);
         }
         AdminCommand::Stats => {

@@ -139,6 +139,12 @@ pub fn run(url: &str, as_json: bool, cmd: AdminCommand) -> anyhow::Result<()> {
             let u = c.call(Method::PATCH, &format!("/admin/users/{id}"), &[], Some(json!({ "quota": size })))?;
             output::user("set the quota of", &u, as_json);
         }
+        AdminCommand::User(UserCommand::Delete { name }) => {
+            let id = c.user_id(&name)?;
+            let u = c.call(Method::GET, &format!("/admin/users/{id}"), &[], None)?;
+            c.call(Method::DELETE, &format!("/admin/users/{id}"), &[], None)?;
+            output::user("deleted", &u, as_json);
+        }
         AdminCommand::User(UserCommand::Passwd { .. }) => bail!(
             "with --server, set a password through the REST API (POST /api/v1/admin/users/ID/password), \
              which mails the user; `user passwd` works offline only"

@@ -2,45 +2,34 @@
 //! second factor), refresh, logout, password reset, and one's own account settings, app
 //! passwords and S3 keys.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use davit_storage::{AccessKey, AccountMail, AppPassword, LoginOutcome, Tokens, Usage, User};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::answers::{
+    Accepted, AppPasswordCreated, AppPasswordJson, AppPasswordList, Done, KeyCreated, KeyJson, KeyList, LoginAnswer,
+    OtpRequired, TokensJson, UserJson, Verified,
+};
 use crate::auth::{ACCESS_COOKIE, Addr, Caller, REFRESH_COOKIE, cookie, unauthorized};
-use crate::files::rfc3339;
 use crate::json::JsonBody;
 use crate::{ApiState, Problem};
 
+/// The API's shape of a user, for the offline `davit admin` too (so both print the same).
 pub fn user_json(u: &User, usage: Option<Usage>) -> Value {
-    let mut v = json!({
-        "id": u.id,
-        "username": u.username,
-        "email": u.email,
-        "role": u.role.as_str(),
-        "status": u.status.as_str(),
-        "quota": u.quota,
-        "second_factor": u.second_factor,
-        "created": rfc3339(u.created),
-    });
-    if let Some(us) = usage {
-        v["usage"] = json!({ "bytes": us.bytes, "files": us.files, "quota": us.quota });
-    }
-    v
-}
-
-pub fn key_json(k: &AccessKey) -> Value {
-    json!({ "access_key_id": k.id, "created": rfc3339(k.created) })
-}
-
-pub fn app_password_json(a: &AppPassword) -> Value {
-    json!({ "id": a.id, "name": a.name, "created": rfc3339(a.created) })
+    serde_json::to_value(UserJson::new(u, usage)).unwrap_or(Value::Null)
 }
 
 fn accepted(detail: &str) -> Response {
-    (StatusCode::ACCEPTED, axum::Json(json!({ "status": "accepted", "detail": detail }))).into_response()
+    (StatusCode::ACCEPTED, Json(Accepted { status: "accepted".into(), detail: detail.into() })).into_response()
+}
+
+fn done(status: &str) -> Response {
+    Json(Done { status: status.into() }).into_response()
 }
 
 async fn mail(state: &ApiState, to: &str, subject: &str, body: String) -> Result<(), Problem> {
@@ -66,13 +55,7 @@ fn set_cookie(resp: &mut Response, name: &str, value: &str, path: &str, max_age:
 }
 
 fn token_response(state: &ApiState, tokens: &Tokens) -> Response {
-    let mut resp = axum::Json(json!({
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
-        "token_type": "Bearer",
-        "expires_in": tokens.expires_in,
-    }))
-    .into_response();
+    let mut resp = Json(LoginAnswer::Signed(TokensJson::from(tokens))).into_response();
     let secure = state.secure_cookies;
     set_cookie(&mut resp, ACCESS_COOKIE, &tokens.access_token, "/", tokens.expires_in, secure);
     set_cookie(&mut resp, REFRESH_COOKIE, &tokens.refresh_token, "/api/v1/auth", 30 * 24 * 3600, secure);
@@ -81,7 +64,7 @@ fn token_response(state: &ApiState, tokens: &Tokens) -> Response {
 }
 
 /// A login name: `username` or `email` (either may hold either), or `login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginName {
     username: Option<String>,
@@ -100,7 +83,7 @@ impl LoginName {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterReq {
     username: String,
@@ -196,7 +179,7 @@ pub async fn register(
     Ok(accepted("a confirmation code was mailed to the address given; confirm it at /api/v1/auth/verify"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyReq {
     username: Option<String>,
@@ -208,7 +191,7 @@ pub struct VerifyReq {
 pub async fn verify(State(state): State<ApiState>, JsonBody(req): JsonBody<VerifyReq>) -> Result<Response, Problem> {
     let name = LoginName { username: req.username, email: req.email, login: req.login };
     let user = state.storage.verify_account(name.get()?, &req.code).await?;
-    Ok(axum::Json(json!({ "status": "active", "user": user_json(&user, None) })).into_response())
+    Ok(Json(Verified { status: "active".into(), user: UserJson::new(&user, None) }).into_response())
 }
 
 pub async fn resend(
@@ -223,7 +206,7 @@ pub async fn resend(
     Ok(accepted("if the account is waiting for confirmation, a new code was mailed"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginReq {
     username: Option<String>,
@@ -243,9 +226,9 @@ pub async fn login(
         LoginOutcome::CodeRequired { user, code } => {
             let to = user.email.clone().unwrap_or_default();
             mail(&state, &to, "Your davit sign-in code", code_mail(&code, "to sign in")).await?;
-            Ok(axum::Json(json!({
-                "otp_required": true,
-                "detail": "a sign-in code was mailed; send it to /api/v1/auth/login/otp"
+            Ok(Json(LoginAnswer::OtpRequired(OtpRequired {
+                otp_required: true,
+                detail: "a sign-in code was mailed; send it to /api/v1/auth/login/otp".into(),
             }))
             .into_response())
         }
@@ -267,7 +250,7 @@ pub async fn login_code(
     Ok(accepted("if the account exists, a sign-in code was mailed; send it to /api/v1/auth/login/otp"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginOtpReq {
     username: Option<String>,
@@ -286,7 +269,7 @@ pub async fn login_otp(
     Ok(token_response(&state, &tokens))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshReq {
     refresh_token: Option<String>,
@@ -338,7 +321,7 @@ pub async fn password_reset(
     Ok(accepted("if the account exists, a reset code was mailed to its address"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetConfirmReq {
     username: Option<String>,
@@ -354,15 +337,15 @@ pub async fn password_reset_confirm(
 ) -> Result<Response, Problem> {
     let name = LoginName { username: req.username, email: req.email, login: req.login };
     state.storage.password_reset_confirm(name.get()?, &req.code, &req.new_password).await?;
-    Ok(axum::Json(json!({ "status": "password changed; every session was ended" })).into_response())
+    Ok(done("password changed; every session was ended"))
 }
 
 pub async fn me(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
     let usage = state.storage.usage(caller.user.id).await?;
-    Ok(axum::Json(user_json(&caller.user, Some(usage))).into_response())
+    Ok(Json(UserJson::new(&caller.user, Some(usage))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordReq {
     current_password: String,
@@ -375,10 +358,10 @@ pub async fn change_password(
     JsonBody(req): JsonBody<PasswordReq>,
 ) -> Result<Response, Problem> {
     state.storage.change_password(caller.user.id, &req.current_password, &req.new_password, caller.session).await?;
-    Ok(axum::Json(json!({ "status": "password changed; other sessions were ended" })).into_response())
+    Ok(done("password changed; other sessions were ended"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailReq {
     email: String,
@@ -402,7 +385,7 @@ pub async fn change_email(
     Ok(accepted("a code was mailed to the new address; confirm it at /api/v1/me/email/confirm"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeReq {
     code: String,
@@ -414,7 +397,7 @@ pub async fn confirm_email(
     JsonBody(req): JsonBody<CodeReq>,
 ) -> Result<Response, Problem> {
     let user = state.storage.email_change_confirm(caller.user.id, &req.code).await?;
-    Ok(axum::Json(user_json(&user, None)).into_response())
+    Ok(Json(UserJson::new(&user, None)).into_response())
 }
 
 pub async fn second_factor_code(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
@@ -426,7 +409,7 @@ pub async fn second_factor_code(State(state): State<ApiState>, caller: Caller) -
     Ok(accepted("a code was mailed; send it with {enabled} to /api/v1/me/second-factor"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecondFactorReq {
     enabled: bool,
@@ -439,13 +422,13 @@ pub async fn set_second_factor(
     JsonBody(req): JsonBody<SecondFactorReq>,
 ) -> Result<Response, Problem> {
     let user = state.storage.set_second_factor(caller.user.id, &req.code, req.enabled).await?;
-    Ok(axum::Json(user_json(&user, None)).into_response())
+    Ok(Json(UserJson::new(&user, None)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NameReq {
-    name: String,
+    pub(crate) name: String,
 }
 
 pub async fn list_app_passwords(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
@@ -453,7 +436,7 @@ pub async fn list_app_passwords(State(state): State<ApiState>, caller: Caller) -
 }
 
 pub fn app_passwords_list(list: &[AppPassword]) -> Response {
-    axum::Json(json!({ "items": list.iter().map(app_password_json).collect::<Vec<_>>() })).into_response()
+    Json(AppPasswordList { items: list.iter().map(AppPasswordJson::from).collect() }).into_response()
 }
 
 pub async fn create_app_password(
@@ -467,9 +450,9 @@ pub async fn create_app_password(
 
 /// A new app password, its secret shown this once.
 pub fn app_password_created(ap: &AppPassword, secret: &str) -> Response {
-    let mut v = app_password_json(ap);
-    v["password"] = json!(secret);
-    (StatusCode::CREATED, axum::Json(v)).into_response()
+    let AppPasswordJson { id, name, created } = AppPasswordJson::from(ap);
+    let v = AppPasswordCreated { id, name, created, password: secret.to_owned() };
+    (StatusCode::CREATED, Json(v)).into_response()
 }
 
 pub async fn revoke_app_password(
@@ -486,7 +469,7 @@ pub async fn list_keys(State(state): State<ApiState>, caller: Caller) -> Result<
 }
 
 pub fn keys_list(keys: &[AccessKey]) -> Response {
-    axum::Json(json!({ "items": keys.iter().map(key_json).collect::<Vec<_>>() })).into_response()
+    Json(KeyList { items: keys.iter().map(KeyJson::from).collect() }).into_response()
 }
 
 pub async fn create_key(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
@@ -496,9 +479,9 @@ pub async fn create_key(State(state): State<ApiState>, caller: Caller) -> Result
 
 /// A new S3 key, its secret shown this once.
 pub fn key_created(key: &AccessKey, secret: &str) -> Response {
-    let mut v = key_json(key);
-    v["secret_access_key"] = json!(secret);
-    (StatusCode::CREATED, axum::Json(v)).into_response()
+    let KeyJson { access_key_id, created } = KeyJson::from(key);
+    let v = KeyCreated { access_key_id, created, secret_access_key: secret.to_owned() };
+    (StatusCode::CREATED, Json(v)).into_response()
 }
 
 pub async fn revoke_key(

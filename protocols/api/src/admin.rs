@@ -2,14 +2,17 @@
 //! `Admin` capability, which refuses non-admins. It gives no way into a user's files: no
 //! credentials minted for someone else, and a password an admin sets is mailed about.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use davit_storage::{CheckReport, NewUser, Role, Stats, Status};
 use http::StatusCode;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::account::{app_password_created, app_passwords_list, key_created, keys_list, user_json};
+use crate::account::{NameReq, app_password_created, app_passwords_list, key_created, keys_list};
+use crate::answers::{BackupJson, CheckJson, StatsJson, UserJson, UserPage};
 use crate::auth::Caller;
 use crate::json::JsonBody;
 use crate::{ApiState, Problem};
@@ -20,28 +23,31 @@ fn role(s: &str) -> Result<Role, Problem> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub struct UserQuery {
+    /// Only users whose name or address contains this.
     q: Option<String>,
+    /// The `next_after` of the previous page.
     after: Option<u64>,
+    /// At most this many (1 to 1000; default 100).
     limit: Option<usize>,
 }
 
 pub async fn list_users(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<UserQuery>,
 ) -> Result<Response, Problem> {
     let admin = state.storage.admin(&caller.principal)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let users = admin.list_users(q.q, q.after.unwrap_or(0), limit).await?;
     let next = (users.len() == limit).then(|| users.last().map(|(u, _)| u.id)).flatten();
-    let items: Vec<_> = users.iter().map(|(u, us)| user_json(u, Some(*us))).collect();
-    Ok(axum::Json(json!({ "items": items, "next_after": next })).into_response())
+    let items = users.iter().map(|(u, us)| UserJson::new(u, Some(*us))).collect();
+    Ok(Json(UserPage { items, next_after: next }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserReq {
     username: String,
@@ -68,15 +74,15 @@ pub async fn create_user(
             quota: req.quota,
         })
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(user_json(&user, None))).into_response())
+    Ok((StatusCode::CREATED, Json(UserJson::new(&user, None))).into_response())
 }
 
 pub async fn get_user(State(state): State<ApiState>, caller: Caller, Path(id): Path<u64>) -> Result<Response, Problem> {
     let (user, usage) = state.storage.admin(&caller.principal)?.user(id).await?;
-    Ok(axum::Json(user_json(&user, Some(usage))).into_response())
+    Ok(Json(UserJson::new(&user, Some(usage))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserReq {
     role: Option<String>,
@@ -93,7 +99,7 @@ pub async fn update_user(
     let admin = state.storage.admin(&caller.principal)?;
     let role = req.role.as_deref().map(role).transpose()?;
     let user = admin.update_user(id, role, req.quota, req.disabled).await?;
-    Ok(axum::Json(user_json(&user, None)).into_response())
+    Ok(Json(UserJson::new(&user, None)).into_response())
 }
 
 pub async fn delete_user(
@@ -105,7 +111,7 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetReq {
     password: String,
@@ -130,24 +136,17 @@ pub async fn reset_password(
             tracing::error!(error = %e, user_id = user.id, "mailing the user about the new password failed");
         }
     }
-    Ok(axum::Json(user_json(&user, None)).into_response())
+    Ok(Json(UserJson::new(&user, None)).into_response())
 }
 
 pub async fn stats(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
     let s = state.storage.admin(&caller.principal)?.stats().await?;
-    Ok(axum::Json(stats_json(&s)).into_response())
+    Ok(Json(StatsJson::from(&s)).into_response())
 }
 
 /// The shape of the figures, for this API and the offline `davit admin stats` alike.
 pub fn stats_json(s: &Stats) -> Value {
-    let ratio = if s.stored_bytes == 0 { 1.0 } else { s.logical_bytes as f64 / s.stored_bytes as f64 };
-    json!({
-        "users": s.users,
-        "files": s.files,
-        "logical_bytes": s.logical_bytes,
-        "stored_bytes": s.stored_bytes,
-        "dedup_ratio": (ratio * 100.0).round() / 100.0,
-    })
+    serde_json::to_value(StatsJson::from(s)).unwrap_or(Value::Null)
 }
 
 pub async fn user_keys(
@@ -184,12 +183,6 @@ pub async fn user_app_passwords(
     Ok(app_passwords_list(&state.storage.admin(&caller.principal)?.app_passwords(id).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NameReq {
-    name: String,
-}
-
 pub async fn create_user_app_password(
     State(state): State<ApiState>,
     caller: Caller,
@@ -212,23 +205,15 @@ pub async fn revoke_user_app_password(
 /// The read-only consistency check of `davit admin check`, on the running server.
 pub async fn check(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
     let r = state.storage.admin(&caller.principal)?.check().await?;
-    Ok(axum::Json(check_json(&r)).into_response())
+    Ok(Json(CheckJson::from(&r)).into_response())
 }
 
 /// The shape of a check's report, for this API and the offline `davit admin check` alike.
 pub fn check_json(r: &CheckReport) -> Value {
-    json!({
-        "consistent": r.problems.is_empty(),
-        "items": r.items,
-        "chunks": r.chunks,
-        "chunk_files": r.chunk_files,
-        "orphans": r.orphans,
-        "waiting": r.waiting,
-        "problems": r.problems,
-    })
+    serde_json::to_value(CheckJson::from(r)).unwrap_or(Value::Null)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupReq {
     to: String,
@@ -242,16 +227,5 @@ pub async fn backup(
     JsonBody(req): JsonBody<BackupReq>,
 ) -> Result<Response, Problem> {
     let r = state.storage.admin(&caller.principal)?.backup(req.to.into()).await?;
-    Ok(axum::Json(json!({
-        "format_version": r.format_version,
-        "snapshot_unix": r.snapshot_unix,
-        "tables": r.tables,
-        "rows": r.rows,
-        "chunks_referenced": r.chunks_referenced,
-        "chunks_copied": r.chunks_copied,
-        "chunks_present": r.chunks_present,
-        "chunk_bytes": r.chunk_bytes,
-        "chunks_removed": r.chunks_removed,
-    }))
-    .into_response())
+    Ok(Json(BackupJson::from(&r)).into_response())
 }

@@ -4,17 +4,20 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use davit_storage::audit::{AuditPage, Cursor};
+use http::StatusCode;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
+use crate::answers::{AuditEventJson, AuditPageJson};
 use crate::auth::Caller;
 use crate::{ApiState, Problem};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// The `next` of the previous page.
     cursor: Option<String>,
+    /// At most this many events (default 100).
     limit: Option<usize>,
 }
 
@@ -23,9 +26,20 @@ fn parse(q: &PageQuery) -> Result<(Option<Cursor>, usize), Problem> {
     Ok((cursor, q.limit.unwrap_or(100)))
 }
 
-fn page(p: AuditPage) -> Response {
-    let items: Vec<_> = p.events.iter().map(|e| e.json()).collect();
-    axum::Json(json!({ "items": items, "next": p.next.map(|c| c.to_string()) })).into_response()
+/// The core writes an event's JSON (the same line goes to the audit log); it is read back
+/// into the API's type, so an event that no longer fits its documented shape is an error
+/// here, not an undocumented answer.
+fn page(p: AuditPage) -> Result<Response, Problem> {
+    let items = p
+        .events
+        .iter()
+        .map(|e| serde_json::from_value::<AuditEventJson>(e.json()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            tracing::error!(error = %e, "an audit event does not fit its documented shape");
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an audit event could not be shown")
+        })?;
+    Ok(axum::Json(AuditPageJson { items, next: p.next.map(|c| c.to_string()) }).into_response())
 }
 
 pub async fn all(
@@ -34,7 +48,7 @@ pub async fn all(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, Problem> {
     let (cursor, limit) = parse(&q)?;
-    Ok(page(state.storage.audit_page(&caller.principal, cursor, limit).await?))
+    page(state.storage.audit_page(&caller.principal, cursor, limit).await?)
 }
 
 pub async fn mine(
@@ -43,5 +57,5 @@ pub async fn mine(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, Problem> {
     let (cursor, limit) = parse(&q)?;
-    Ok(page(state.storage.my_audit_page(&caller.principal, cursor, limit).await?))
+    page(state.storage.my_audit_page(&caller.principal, cursor, limit).await?)
 }

@@ -7,22 +7,28 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use davit_storage::{Conditions, FileRead, Item, Kind, WriteOptions};
 use futures::StreamExt;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::answers::{ItemKind, ItemList, Listing, UsageJson};
 use crate::auth::Caller;
 use crate::json::JsonBody;
 use crate::{ApiState, Problem};
 
-#[derive(Serialize)]
+/// A file or folder.
+#[derive(Serialize, Deserialize, JsonSchema)]
 pub struct ItemJson {
     pub id: u64,
     pub name: String,
-    pub kind: &'static str,
+    pub kind: ItemKind,
+    /// Bytes; 0 for folders.
     pub size: u64,
+    /// RFC 3339.
     pub modified: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Files only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub etag: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub content_type: Option<String>,
 }
 
@@ -35,7 +41,7 @@ impl From<&Item> for ItemJson {
         ItemJson {
             id: i.id,
             name: i.name.clone(),
-            kind: if i.kind == Kind::Folder { "folder" } else { "file" },
+            kind: i.kind.into(),
             size: i.size,
             modified: rfc3339(i.modified),
             etag: (i.kind == Kind::File).then(|| i.etag.clone()),
@@ -44,10 +50,12 @@ impl From<&Item> for ItemJson {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// The `next` of the previous page.
     after: Option<String>,
+    /// At most this many (1 to 1000; default 1000).
     limit: Option<usize>,
 }
 
@@ -70,7 +78,7 @@ pub async fn get(
         let items = state.storage.list(&caller.principal, &path, q.after, limit).await?;
         let next = (items.len() == limit).then(|| items.last().map(|i| i.child_key())).flatten();
         let items: Vec<ItemJson> = items.iter().map(ItemJson::from).collect();
-        return Ok(axum::Json(serde_json::json!({ "path": path, "items": items, "next": next })).into_response());
+        return Ok(axum::Json(Listing { path, items, next }).into_response());
     }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(r) => parse_range(r, item.size)?,
@@ -223,7 +231,7 @@ fn conditions(headers: &HeaderMap) -> Conditions {
     Conditions { if_match: list(header::IF_MATCH), if_none_match: list(header::IF_NONE_MATCH) }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PathReq {
     path: String,
@@ -238,7 +246,7 @@ pub async fn mkdir(
     Ok((StatusCode::CREATED, axum::Json(ItemJson::from(&item))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveReq {
     from: String,
@@ -269,7 +277,7 @@ pub async fn copy(
 
 pub async fn usage(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
     let u = state.storage.usage(caller.user.id).await?;
-    Ok(axum::Json(serde_json::json!({ "bytes": u.bytes, "files": u.files, "quota": u.quota })).into_response())
+    Ok(axum::Json(UsageJson::from(u)).into_response())
 }
 
 /// `multipart/form-data` upload into the folder at the path: each file part becomes a file
@@ -289,7 +297,7 @@ pub async fn upload_form(
     if items.is_empty() {
         return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_input", "the form has no file part"));
     }
-    Ok((StatusCode::CREATED, axum::Json(serde_json::json!({ "items": items }))).into_response())
+    Ok((StatusCode::CREATED, axum::Json(ItemList { items })).into_response())
 }
 
 /// Stores each file part of a form in `folder`, streamed as it arrives, named by its

@@ -60,14 +60,14 @@ impl From<Error> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": format!("https://davit.dev/problems/{}", self.code),
-            "title": self.status.canonical_reason().unwrap_or("error"),
-            "status": self.status.as_u16(),
-            "code": self.code,
-            "detail": self.detail,
-        });
-        let mut resp = (self.status, body.to_string()).into_response();
+        let body = crate::answers::ProblemJson {
+            type_: format!("https://davit.dev/problems/{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("error").to_owned(),
+            status: self.status.as_u16(),
+            code: self.code.to_owned(),
+            detail: self.detail,
+        };
+        let mut resp = (self.status, serde_json::to_string(&body).unwrap_or_default()).into_response();
         resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));

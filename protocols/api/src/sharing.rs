@@ -1,25 +1,19 @@
 //! Shares, transfers and links over REST. Paths are the item's path in the caller's own
 //! drive; every rule is the core's.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use davit_storage::{Kind, LinkInfo, NewLink, ShareInfo};
+use davit_storage::NewLink;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use crate::answers::{LinkCreated, LinkJson, LinkList, PathAccess, ShareJson, ShareLists, Transferred};
 use crate::auth::Caller;
-use crate::files::{ItemJson, rfc3339};
+use crate::files::ItemJson;
 use crate::json::JsonBody;
 use crate::{ApiState, Problem};
-
-fn kind(k: Kind) -> &'static str {
-    if k == Kind::Folder { "folder" } else { "file" }
-}
-
-fn permission_of(write: bool) -> &'static str {
-    if write { "read-write" } else { "read" }
-}
 
 fn parse_permission(p: &str) -> Result<bool, Problem> {
     match p {
@@ -33,26 +27,7 @@ fn parse_permission(p: &str) -> Result<bool, Problem> {
     }
 }
 
-fn share_json(s: &ShareInfo) -> Value {
-    let mut v = json!({
-        "id": s.share.id,
-        "path": s.path,
-        "kind": kind(s.kind),
-        "owner": s.owner_name,
-        "user": s.grantee_name,
-        "permission": permission_of(s.share.write),
-        "reshare": s.reshare,
-        "expires_at": s.expires.map(rfc3339),
-        "expired": s.expires.is_some_and(|t| t <= davit_storage::model::now_nanos()),
-        "created": rfc3339(s.share.created),
-    });
-    if let Some(from) = &s.inherited_from {
-        v["inherited_from"] = json!(from);
-    }
-    v
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShareReq {
     path: String,
@@ -96,19 +71,19 @@ pub async fn create_share(
     let write = parse_permission(&req.permission)?;
     let until = moment(req.expires_in, req.expires_at.as_deref())?;
     let s = state.storage.share_with(&caller.principal, &req.path, &req.user, write, req.reshare, until).await?;
-    Ok((StatusCode::CREATED, axum::Json(share_json(&s))).into_response())
+    Ok((StatusCode::CREATED, Json(ShareJson::from(&s))).into_response())
 }
 
 pub async fn list_shares(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
     let (mine, with_me) = state.storage.list_shares(&caller.principal).await?;
-    Ok(axum::Json(json!({
-        "mine": mine.iter().map(share_json).collect::<Vec<_>>(),
-        "shared_with_me": with_me.iter().map(share_json).collect::<Vec<_>>(),
-    }))
+    Ok(Json(ShareLists {
+        mine: mine.iter().map(ShareJson::from).collect(),
+        shared_with_me: with_me.iter().map(ShareJson::from).collect(),
+    })
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionReq {
     permission: Option<String>,
@@ -126,7 +101,7 @@ pub async fn update_share(
     let write = req.permission.as_deref().map(parse_permission).transpose()?;
     let until = moment(req.expires_in, req.expires_at.as_deref())?;
     let s = state.storage.update_share_terms(&caller.principal, id, write, req.reshare, until).await?;
-    Ok(axum::Json(share_json(&s)).into_response())
+    Ok(Json(ShareJson::from(&s)).into_response())
 }
 
 pub async fn delete_share(
@@ -138,7 +113,7 @@ pub async fn delete_share(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PathQuery {
     path: String,
@@ -150,10 +125,10 @@ pub async fn shares_by_path(
     Query(q): Query<PathQuery>,
 ) -> Result<Response, Problem> {
     let list = state.storage.shares_of_path(&caller.principal, &q.path).await?;
-    Ok(axum::Json(json!({ "path": q.path, "access": list.iter().map(share_json).collect::<Vec<_>>() })).into_response())
+    Ok(Json(PathAccess { path: q.path, access: list.iter().map(ShareJson::from).collect() }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferReq {
     path: String,
@@ -166,10 +141,10 @@ pub async fn transfer(
     JsonBody(req): JsonBody<TransferReq>,
 ) -> Result<Response, Problem> {
     let (item, path) = state.storage.transfer(&caller.principal, &req.path, &req.user).await?;
-    Ok(axum::Json(json!({ "user": req.user, "path": path, "item": ItemJson::from(&item) })).into_response())
+    Ok(Json(Transferred { user: req.user, path, item: ItemJson::from(&item) }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkReq {
     path: String,
@@ -183,22 +158,6 @@ pub struct LinkReq {
 
 fn download() -> String {
     "download".into()
-}
-
-fn link_json(l: &LinkInfo) -> Value {
-    json!({
-        "id": l.link.id,
-        "path": l.path,
-        "kind": l.kind.map(kind),
-        "permission": if l.link.upload { "upload" } else { "download" },
-        "expires_at": rfc3339(l.link.expires),
-        "created": rfc3339(l.link.created),
-        "password": l.link.password_hash.is_some(),
-        "max_downloads": l.link.max_downloads,
-        "downloads": l.link.downloads,
-        "state": l.state(),
-        "made_by": l.made_by,
-    })
 }
 
 /// `https://host/s/<token>`, from the Host the caller used.
@@ -245,15 +204,13 @@ pub async fn create_link(
         upload,
     };
     let (info, token) = state.storage.create_link(&caller.principal, &req.path, new).await?;
-    let mut v = link_json(&info);
-    v["url"] = json!(link_url(&state, &headers, &token));
-    v["token"] = json!(token);
-    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+    let v = LinkCreated { link: LinkJson::from(&info), url: link_url(&state, &headers, &token), token };
+    Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
 pub async fn list_links(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
     let links = state.storage.list_links(&caller.principal).await?;
-    Ok(axum::Json(json!({ "links": links.iter().map(link_json).collect::<Vec<_>>() })).into_response())
+    Ok(Json(LinkList { links: links.iter().map(LinkJson::from).collect() }).into_response())
 }
 
 pub async fn delete_link(

@@ -173,6 +173,19 @@ impl Storage {
 }
 
 impl Storage {
+    /// Records an action of the operator at the machine: the offline `davit admin` on a
+    /// stopped deployment, where nobody signs in. The event says so and names the operating
+    /// system's account that ran it; its log line is written before this returns, since the
+    /// tool exits right after.
+    pub async fn audit_offline(&self, event: Event, os_user: &str) {
+        self.audit(event.with("via", "offline davit admin").with("os_user", os_user)).await;
+        // The line goes through a thread of its own: blocking until it is written.
+        let core = self.core.clone();
+        let _ = tokio::task::spawn_blocking(move || core.audit.flush()).await;
+    }
+}
+
+impl Storage {
     /// A sign-in that failed. Names the account only when it exists: what was typed as a
     /// login name is sometimes a password, and must not reach the log.
     pub(crate) async fn audit_failed_login(&self, login: &str, addr: Option<crate::ClientAddr>, method: &str) {

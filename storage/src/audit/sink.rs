@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::mpsc::{Sender, channel};
+use std::sync::mpsc::{Sender, SyncSender, channel, sync_channel};
 
 use super::Event;
 use crate::error::Result;
@@ -21,7 +21,13 @@ pub enum AuditLog {
 /// The line writer. Lines go through a channel to a thread of their own: a file write may
 /// block (a slow disk), and events are recorded from async workers.
 pub(crate) struct Sink {
-    lines: Option<Mutex<Sender<String>>>,
+    lines: Option<Mutex<Sender<Message>>>,
+}
+
+enum Message {
+    Line(String),
+    /// Answered once every line sent before it is written.
+    Flush(SyncSender<()>),
 }
 
 impl Sink {
@@ -37,9 +43,16 @@ impl Sink {
                 Box::new(opts.open(path)?)
             }
         };
-        let (tx, rx) = channel::<String>();
+        let (tx, rx) = channel::<Message>();
         std::thread::Builder::new().name("davit-audit".into()).spawn(move || {
-            while let Ok(line) = rx.recv() {
+            while let Ok(message) = rx.recv() {
+                let line = match message {
+                    Message::Line(line) => line,
+                    Message::Flush(done) => {
+                        let _ = done.send(());
+                        continue;
+                    }
+                };
                 // Flushed per line: a line in the log must survive the process dying next.
                 if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
                     tracing::error!(error = %e, "writing the audit log failed");
@@ -53,6 +66,16 @@ impl Sink {
         let Some(lines) = &self.lines else { return };
         let mut line = event.json().to_string();
         line.push('\n');
-        let _ = lines.lock().map(|tx| tx.send(line));
+        let _ = lines.lock().map(|tx| tx.send(Message::Line(line)));
+    }
+
+    /// Waits until the lines sent so far are written (bounded: a stuck disk does not hang
+    /// the caller forever). For tools that exit right after recording.
+    pub(crate) fn flush(&self) {
+        let Some(lines) = &self.lines else { return };
+        let (done, written) = sync_channel(1);
+        if lines.lock().map(|tx| tx.send(Message::Flush(done))).is_ok_and(|r| r.is_ok()) {
+            let _ = written.recv_timeout(std::time::Duration::from_secs(10));
+        }
     }
 }

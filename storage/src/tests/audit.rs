@@ -178,3 +178,31 @@ crate::tests::also_on_postgres!(
     events_past_the_retention_expire_with_their_index,
     chunk_figures_follow_every_commit,
 );
+
+/// The offline `davit admin` records as the operator at the machine: no account, the
+/// operating system's one named instead, and the audit log's line written before the call
+/// returns (the tool exits right after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_action_names_the_operator_and_its_line_is_written_at_once() {
+    let log = tempfile::tempdir().unwrap();
+    let path = log.path().join("audit.log");
+    let log_path = path.clone();
+    let f = open_with(move |c| c.audit_log = crate::audit::AuditLog::File(log_path));
+    let s: &Storage = &f.storage;
+    let admin = user(s, "root", Role::Admin, None).await;
+    let bob = user(s, "bob", Role::User, None).await;
+    let event = crate::audit::Event::new("admin_user_changed").target(bob.user_id).with("quota", 5);
+    s.audit_offline(event, "olga").await;
+    let line = std::fs::read_to_string(&path).unwrap();
+    let line: serde_json::Value = serde_json::from_str(line.lines().last().expect("the line is written")).unwrap();
+    assert_eq!(line["action"], "admin_user_changed");
+    assert_eq!(line["detail"]["via"], "offline davit admin");
+    assert_eq!(line["detail"]["os_user"], "olga");
+    assert_eq!(line["user_id"], serde_json::Value::Null, "no account acted");
+    assert_eq!(line["target_user_id"], bob.user_id);
+    let page = s.audit_page(&admin, None, 10).await.unwrap();
+    assert_eq!(actions(&page.events), ["admin_user_changed"]);
+    // The user it concerns sees it among their own.
+    let mine = s.my_audit_page(&bob, None, 10).await.unwrap();
+    assert_eq!(actions(&mine.events), ["admin_user_changed"]);
+}
