@@ -78,6 +78,8 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("share_expiry", 38),
     ("audit", 43),
     ("audit_by_user", 44),
+    ("s3_audience", 50),
+    ("s3_audience_names", 51),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id

@@ -1,0 +1,232 @@
+//! Shares in S3's words, in the core: a policy or ACL grant is a share and a share is in the
+//! policy; a bucket name reaches another owner's bucket only through grants or its
+//! audience; public read only where the server allows it.
+
+use super::{assert_consistent, body, open, open_with, read_all, user};
+use crate::access::s3_grants::Within;
+use crate::access::s3_policy::{AclWho, Asked, Audience, acl_grants, canned, parse_policy};
+use crate::access::s3_view::S3Reach;
+use crate::meta::model::Role;
+use crate::{Error, Principal, Storage, WriteOptions};
+
+fn policy(principal: &str, actions: &[&str], resources: &[&str]) -> String {
+    serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": [principal]}, "Action": actions, "Resource": resources,
+    }]})
+    .to_string()
+}
+
+const READ: &[&str] = &["s3:GetObject", "s3:ListBucket"];
+
+async fn routed(s: &Storage, p: Option<&Principal>, bucket: &str) -> Principal {
+    match s.s3_principal(p, bucket).await.unwrap() {
+        S3Reach::Routed(r) => r,
+        other => panic!("{bucket}: {other:?}"),
+    }
+}
+
+async fn put(s: &Storage, p: &Principal, path: &str, data: &[u8]) {
+    s.write(p, path, body(data), WriteOptions::default()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_grant_is_a_share_and_a_share_is_in_the_policy() {
+    let f = open();
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    let bob = user(s, "bob", Role::User, None).await;
+    let carol = user(s, "carol", Role::User, None).await;
+    s.mkdir(&alice, "/photos").await.unwrap();
+    put(s, &alice, "/photos/a.txt", b"a").await;
+    s.mkdir(&alice, "/photos/docs").await.unwrap();
+    put(s, &alice, "/photos/docs/d.txt", b"d").await;
+
+    let asked = parse_policy(
+        "photos",
+        &policy("arn:aws:iam:::user/bob", READ, &["arn:aws:s3:::photos", "arn:aws:s3:::photos/*"]),
+    )
+    .unwrap();
+    s.set_bucket_sharing(&alice, "photos", Within::Everything, asked).await.unwrap();
+    // Bob sees it as any share: in his list, under /shared, read-only.
+    let (_, with_bob) = s.list_shares(&bob).await.unwrap();
+    assert_eq!(with_bob.iter().map(|i| i.path.as_str()).collect::<Vec<_>>(), ["/shared/alice/photos"]);
+    assert_eq!(read_all(s, &bob, "/shared/alice/photos/a.txt", None).await.unwrap(), b"a");
+    let r = s.write(&bob, "/shared/alice/photos/b.txt", body(b"b"), WriteOptions::default()).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+
+    // A share made the REST way is a statement of the policy, and what it reads back as is
+    // the same set of shares.
+    s.share(&alice, "/photos/docs", "carol", true).await.unwrap();
+    let sharing = s.bucket_sharing(&alice, "photos", Within::Everything).await.unwrap();
+    let doc = sharing.policy("photos").unwrap();
+    assert!(doc.contains("arn:aws:iam:::user/carol") && doc.contains("arn:aws:s3:::photos/docs/*"), "{doc}");
+    let again = parse_policy("photos", &doc).unwrap();
+    assert_eq!(again.grants.len(), 2);
+    s.set_bucket_sharing(&alice, "photos", Within::Everything, again).await.unwrap();
+    let after = s.bucket_sharing(&alice, "photos", Within::Everything).await.unwrap();
+    let mut ids: Vec<u64> = after.shares.iter().map(|x| x.share).collect();
+    let mut before: Vec<u64> = sharing.shares.iter().map(|x| x.share).collect();
+    ids.sort();
+    before.sort();
+    assert_eq!(ids, before, "putting back what was read changes no grant");
+    // The bucket ACL shows the bucket's own grants only; its canonical ids name the users.
+    let acl = s.bucket_sharing(&alice, "photos", Within::Bucket).await.unwrap();
+    assert_eq!(acl.shares.len(), 1);
+    assert_eq!(acl.shares[0].grantee_id, s.canonical_id(bob.user_id));
+    assert_eq!(acl.owner_id, s.canonical_id(alice.user_id));
+
+    // A new policy replaces: bob's grant ends, carol's narrows to read.
+    let asked = parse_policy("photos", &policy("carol", READ, &["arn:aws:s3:::photos/docs/*"])).unwrap();
+    s.set_bucket_sharing(&alice, "photos", Within::Everything, asked).await.unwrap();
+    assert!(s.list_shares(&bob).await.unwrap().1.is_empty());
+    let r = s.write(&carol, "/shared/alice/docs/x.txt", body(b"x"), WriteOptions::default()).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    // Unknown users, missing prefixes and a grantee's attempt are refused.
+    let asked = parse_policy("photos", &policy("nobody", READ, &["arn:aws:s3:::photos"])).unwrap();
+    let r = s.set_bucket_sharing(&alice, "photos", Within::Everything, asked).await;
+    assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
+    let asked = parse_policy("photos", &policy("bob", READ, &["arn:aws:s3:::photos/none/*"])).unwrap();
+    let r = s.set_bucket_sharing(&alice, "photos", Within::Everything, asked).await;
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    let carol_in = routed(s, Some(&carol), "photos").await;
+    let r = s.bucket_sharing(&carol_in, "photos", Within::Everything).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    // Deleting the policy ends every grant in the bucket.
+    s.set_bucket_sharing(&alice, "photos", Within::Everything, Asked::default()).await.unwrap();
+    assert!(s.list_shares(&alice).await.unwrap().0.is_empty());
+    assert!(s.bucket_sharing(&alice, "photos", Within::Everything).await.unwrap().policy("photos").is_none());
+    assert_consistent(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_name_reaches_another_owners_bucket_only_through_grants() {
+    let f = open();
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    let bob = user(s, "bob", Role::User, None).await;
+    let eve = user(s, "eve", Role::User, None).await;
+    s.mkdir(&alice, "/photos").await.unwrap();
+    put(s, &alice, "/photos/a.txt", b"a").await;
+    s.mkdir(&alice, "/photos/docs").await.unwrap();
+    put(s, &alice, "/photos/docs/d.txt", b"d").await;
+    // Nothing granted: the name reaches nothing (eve's request answers NoSuchBucket).
+    assert!(matches!(s.s3_principal(Some(&eve), "photos").await.unwrap(), S3Reach::Nothing));
+    assert!(matches!(s.s3_principal(Some(&alice), "photos").await.unwrap(), S3Reach::Own));
+
+    // A prefix grant: the keys under it, nothing else.
+    s.share(&alice, "/photos/docs", "bob", true).await.unwrap();
+    let b = routed(s, Some(&bob), "photos").await;
+    assert_eq!(read_all(s, &b, "/photos/docs/d.txt", None).await.unwrap(), b"d");
+    put(s, &b, "/photos/docs/new.txt", b"n").await;
+    assert_eq!(read_all(s, &alice, "/photos/docs/new.txt", None).await.unwrap(), b"n");
+    let r = s.stat(&b, "/photos/a.txt").await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    // Other names are still bob's own drive.
+    s.mkdir(&b, "/mine").await.unwrap();
+    assert!(s.stat(&bob, "/mine").await.unwrap().is_folder());
+
+    // Revoked in between: the routed principal reaches nothing more.
+    let share = s.list_shares(&alice).await.unwrap().0.remove(0);
+    s.delete_share(&alice, share.share.id).await.unwrap();
+    assert!(s.stat(&b, "/photos/docs/d.txt").await.is_err());
+
+    // Two owners with a bucket of that name: refused, naming the shared bucket.
+    s.share(&alice, "/photos", "bob", false).await.unwrap();
+    s.mkdir(&eve, "/photos").await.unwrap();
+    s.share(&eve, "/photos", "bob", false).await.unwrap();
+    let r = s.s3_principal(Some(&bob), "photos").await;
+    assert!(matches!(&r, Err(Error::Forbidden(m)) if m.contains("shared/alice")), "{r:?}");
+    // One's own bucket of that name comes first.
+    s.mkdir(&bob, "/photos").await.unwrap();
+    assert!(matches!(s.s3_principal(Some(&bob), "photos").await.unwrap(), S3Reach::Own));
+    assert_consistent(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_read_only_where_the_server_allows_it() {
+    // Off by default: refused, and an unsigned request reaches nothing.
+    let f = open();
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    s.mkdir(&alice, "/site").await.unwrap();
+    let public = Asked { grants: Vec::new(), audience: canned("public-read", false).unwrap() };
+    let r = s.set_bucket_sharing(&alice, "site", Within::Bucket, public.clone()).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    assert!(matches!(s.s3_principal(None, "site").await, Err(Error::Unauthenticated(_))));
+
+    let f = open_with(|c| c.s3_public_read = true);
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    let carol = user(s, "carol", Role::User, None).await;
+    s.mkdir(&alice, "/site").await.unwrap();
+    put(s, &alice, "/site/index.html", b"<p>hi</p>").await;
+    s.set_bucket_sharing(&alice, "site", Within::Bucket, public.clone()).await.unwrap();
+    let anon = routed(s, None, "site").await;
+    assert_eq!(read_all(s, &anon, "/site/index.html", None).await.unwrap(), b"<p>hi</p>");
+    let r = s.write(&anon, "/site/x.html", body(b"x"), WriteOptions::default()).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    let r = s.stat(&anon, "/other/x").await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    // It is no share: nobody's /shared shows it.
+    assert!(s.list_shares(&carol).await.unwrap().1.is_empty());
+    // One readable bucket per name across the server.
+    s.mkdir(&carol, "/site").await.unwrap();
+    let r = s.set_bucket_sharing(&carol, "site", Within::Bucket, public.clone()).await;
+    assert!(matches!(r, Err(Error::Conflict(_))), "{r:?}");
+    // Made private again: the principal made before reaches nothing more.
+    s.set_bucket_sharing(&alice, "site", Within::Bucket, Asked::default()).await.unwrap();
+    assert!(s.stat(&anon, "/site/index.html").await.is_err());
+    assert!(matches!(s.s3_principal(None, "site").await, Err(Error::Unauthenticated(_))));
+
+    // authenticated-read: every signed-in user, never unsigned.
+    let every = Asked { grants: Vec::new(), audience: Audience::Authenticated };
+    s.set_bucket_sharing(&alice, "site", Within::Bucket, every).await.unwrap();
+    let dora = user(s, "dora", Role::User, None).await;
+    let d = routed(s, Some(&dora), "site").await;
+    assert_eq!(read_all(s, &d, "/site/index.html", None).await.unwrap(), b"<p>hi</p>");
+    assert!(matches!(s.s3_principal(None, "site").await, Err(Error::Unauthenticated(_))));
+    let acl = s.bucket_sharing(&alice, "site", Within::Bucket).await.unwrap();
+    assert_eq!(acl.audience, Audience::Authenticated);
+    assert_consistent(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_grants_by_canonical_id_and_object_acls() {
+    let f = open();
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    let bob = user(s, "bob", Role::User, None).await;
+    s.mkdir(&alice, "/b").await.unwrap();
+    put(s, &alice, "/b/k.txt", b"k").await;
+    let bob_id = s.canonical_id(bob.user_id);
+    assert_eq!(bob_id.len(), 64);
+    assert_eq!(s.canonical_id(bob.user_id), bob_id, "stable");
+    assert_ne!(s.canonical_id(alice.user_id), bob_id);
+    assert_eq!(s.user_by_canonical_id(&bob_id).await.unwrap().id, bob.user_id);
+
+    // An object ACL's READ is a share of that file.
+    let g = [(AclWho::Canonical(bob_id.clone()), "READ".to_owned())];
+    let asked = acl_grants(&g, &s.canonical_id(alice.user_id), true).unwrap();
+    s.set_bucket_sharing(&alice, "b", Within::Object("k.txt".into()), asked).await.unwrap();
+    assert_eq!(read_all(s, &bob, "/shared/alice/k.txt", None).await.unwrap(), b"k");
+    let acl = s.bucket_sharing(&alice, "b", Within::Object("k.txt".into())).await.unwrap();
+    assert_eq!(acl.shares.len(), 1);
+    assert!(s.bucket_sharing(&alice, "b", Within::Bucket).await.unwrap().shares.is_empty());
+    // Canned private on the object ends it.
+    let private = Asked { grants: Vec::new(), audience: canned("private", true).unwrap() };
+    s.set_bucket_sharing(&alice, "b", Within::Object("k.txt".into()), private).await.unwrap();
+    assert!(s.list_shares(&bob).await.unwrap().1.is_empty());
+    // A bucket ACL with READ and WRITE is read-write.
+    let g = [(AclWho::Email("bob".into()), "READ".to_owned()), (AclWho::Email("bob".into()), "WRITE".to_owned())];
+    let asked = acl_grants(&g, &s.canonical_id(alice.user_id), false).unwrap();
+    s.set_bucket_sharing(&alice, "b", Within::Bucket, asked).await.unwrap();
+    put(s, &bob, "/shared/alice/b/new.txt", b"n").await;
+    assert_consistent(s).await;
+}
+
+crate::tests::also_on_postgres!(
+    a_policy_grant_is_a_share_and_a_share_is_in_the_policy,
+    a_bucket_name_reaches_another_owners_bucket_only_through_grants,
+    public_read_only_where_the_server_allows_it,
+    acl_grants_by_canonical_id_and_object_acls,
+);
