@@ -12,6 +12,7 @@ mod cross;
 mod listing;
 mod multipart;
 mod objects;
+mod policy;
 mod presign;
 mod vhost;
 

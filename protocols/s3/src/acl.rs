@@ -222,3 +222,24 @@ pub async fn create_bucket(
         .map_err(|e| change_error(e, S3ErrorCode::InvalidArgument))?;
     Ok(out)
 }
+
+/// The grant headers of an input that writes a new object.
+macro_rules! grants {
+    ($input:expr) => {
+        [&$input.grant_read, &$input.grant_full_control, &$input.grant_read_acp, &$input.grant_write_acp]
+    };
+}
+pub(crate) use grants;
+
+/// The ACL a PutObject, CopyObject or CreateMultipartUpload names: a new object is its
+/// bucket owner's, so private (and the bucket-owner ACLs) says nothing new; anything else
+/// is refused rather than ignored (grants of one object go through PutObjectAcl).
+pub(crate) fn check_new_object(acl: Option<&ObjectCannedACL>, grants: [&Option<String>; 4]) -> S3Result<()> {
+    if let Some(a) = acl {
+        canned(a.as_str(), true).map_err(|r| refusal(r, S3ErrorCode::InvalidArgument))?;
+    }
+    if grants.iter().any(|g| g.is_some()) {
+        return Err(s3_error!(NotImplemented, "grants with a new object: give them with PutObjectAcl once it exists"));
+    }
+    Ok(())
+}

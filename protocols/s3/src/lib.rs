@@ -291,6 +291,9 @@ impl DavitS3 {
         match self.storage.stat(p, &format!("/{bucket}")).await {
             Ok(item) if item.is_folder() => Ok(()),
             Ok(_) => Err(s3_error!(NoSuchBucket, "no such bucket")),
+            // Another owner's bucket of which prefixes are shared with the caller: it
+            // exists for them; each key decides.
+            Err(davit_storage::Error::Forbidden(_)) if matches!(p.scope(), davit_storage::Scope::S3Bucket(_)) => Ok(()),
             Err(e) => Err(bucket_error(e)),
         }
     }

@@ -69,6 +69,7 @@ pub async fn status(
 ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
     let p = s3.principal(&req).await?;
     let sharing = s3.storage.bucket_sharing(&p, &req.input.bucket, Within::Bucket).await.map_err(bucket_error)?;
-    let status = PolicyStatus { is_public: Some(sharing.audience == Audience::Public) };
+    // As S3 counts it: readable to anyone, or to every signed-in user.
+    let status = PolicyStatus { is_public: Some(sharing.audience != Audience::Private) };
     Ok(S3Response::new(GetBucketPolicyStatusOutput { policy_status: Some(status) }))
 }

@@ -247,6 +247,9 @@ pub fn parse_policy(bucket: &str, text: &str) -> Result<Asked, Refusal> {
         for k in st.keys() {
             match k.as_str() {
                 "Sid" | "Effect" | "Principal" | "Action" | "Resource" => {}
+                "NotPrincipal" if st.get("Effect").and_then(Value::as_str) == Some("Allow") => {
+                    return Err(malformed("NotPrincipal is only valid with Effect Deny"));
+                }
                 "Condition" | "NotPrincipal" | "NotAction" | "NotResource" => {
                     return Err(unsupported(format!("{k}: davit shares have no such terms")));
                 }
@@ -440,7 +443,11 @@ pub fn acl_grants(grants: &[(AclWho, AclPermission)], owner_id: &str, object: bo
     let mut asked = Asked::default();
     for (who, perms) in by_who {
         if who == AclWho::Canonical(owner_id.to_owned()) {
-            continue;
+            // The owner's own grant, as read back; an owner always has every right.
+            if perms.contains("FULL_CONTROL") {
+                continue;
+            }
+            return Err(unsupported("the owner always has FULL_CONTROL in davit; it cannot be narrowed"));
         }
         let list = perms.iter().copied().collect::<Vec<_>>().join(", ");
         let write = match perms.iter().copied().collect::<Vec<_>>().as_slice() {
