@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::meta::kv::Readable;
 
 use super::s3_policy::{Asked, Audience, Shown, Who};
-use super::s3_view::audience_of;
+use super::s3_view::{AudienceTables, audience_of};
 use crate::Storage;
 use crate::error::{Error, Result, What};
 use crate::meta::db::{
@@ -190,8 +190,17 @@ impl Storage {
                 }
                 let audience = match within {
                     Within::Object(_) => Audience::Private,
-                    _ => audience_of(&items, &users, &t.open_table(S3_AUDIENCE)?, b.id, &name)?
-                        .map_or(Audience::Private, |(_, a)| a),
+                    _ => audience_of(
+                        &items,
+                        &users,
+                        AudienceTables {
+                            audience: &t.open_table(S3_AUDIENCE)?,
+                            names: &t.open_table(S3_AUDIENCE_NAMES)?,
+                        },
+                        b.id,
+                        &name,
+                    )?
+                    .map_or(Audience::Private, |(_, a)| a),
                 };
                 Ok((p2.username.clone(), rows, audience))
             })
@@ -344,7 +353,14 @@ impl Storage {
                         // own no such bucket find it by name alone.
                         if let Some(other) = names.get(name.as_str())?.map(|v| v.value())
                             && other != b.id
-                            && audience_of(&t.open_table(ITEMS)?, &t.open_table(USERS)?, &aud, other, &name)?.is_some()
+                            && audience_of(
+                                &t.open_table(ITEMS)?,
+                                &t.open_table(USERS)?,
+                                AudienceTables { audience: &aud, names: &names },
+                                other,
+                                &name,
+                            )?
+                            .is_some()
                         {
                             return Err(Error::Conflict(format!(
                                 "another user's bucket named {name} is already readable to everyone; rename yours to \

@@ -37,15 +37,25 @@ pub(crate) enum RouteTo {
     Audience { item: u64, owner: u64 },
 }
 
+/// The tables that say who else may read a bucket.
+pub(crate) struct AudienceTables<'a, A, N> {
+    pub audience: &'a A,
+    pub names: &'a N,
+}
+
 /// The audience of a bucket's folder, if that folder is still the owner's top-level folder
-/// by that name (a renamed or deleted bucket loses it).
+/// by the name it was made readable under (a renamed or deleted bucket loses it).
 pub(crate) fn audience_of(
     items: &impl Readable<u64, &'static [u8]>,
     users: &impl Readable<u64, &'static [u8]>,
-    audience: &impl Readable<u64, u64>,
+    t: AudienceTables<'_, impl Readable<u64, u64>, impl Readable<&'static str, u64>>,
     item: u64,
     name: &str,
 ) -> Result<Option<(Item, Audience)>> {
+    if t.names.get(name)?.map(|v| v.value()) != Some(item) {
+        return Ok(None);
+    }
+    let audience = t.audience;
     let Some(it) = txn::get_item(items, item)? else { return Ok(None) };
     let Some(owner) = users.get(it.owner)? else { return Ok(None) };
     let owner: User = db::decode(owner.value())?;
@@ -68,13 +78,9 @@ pub(crate) fn place(t: &ReadTxn, p: &Principal, route: &BucketRoute, path: &Driv
     }
     match &route.to {
         RouteTo::Audience { item, owner } => {
-            let reach = audience_of(
-                &t.open_table(ITEMS)?,
-                &t.open_table(USERS)?,
-                &t.open_table(S3_AUDIENCE)?,
-                *item,
-                &route.bucket,
-            )?;
+            let (audience, names) = (t.open_table(S3_AUDIENCE)?, t.open_table(S3_AUDIENCE_NAMES)?);
+            let tables = AudienceTables { audience: &audience, names: &names };
+            let reach = audience_of(&t.open_table(ITEMS)?, &t.open_table(USERS)?, tables, *item, &route.bucket)?;
             if reach.is_none() {
                 return Err(Error::Forbidden(format!("bucket {} is no longer readable to you", route.bucket)));
             }
@@ -172,7 +178,9 @@ fn route_in(
         }
     }
     let Some(item) = t.open_table(S3_AUDIENCE_NAMES)?.get(bucket)?.map(|v| v.value()) else { return Ok(Some(None)) };
-    let reach = audience_of(&t.open_table(ITEMS)?, &t.open_table(USERS)?, &t.open_table(S3_AUDIENCE)?, item, bucket)?;
+    let (audience, names) = (t.open_table(S3_AUDIENCE)?, t.open_table(S3_AUDIENCE_NAMES)?);
+    let tables = AudienceTables { audience: &audience, names: &names };
+    let reach = audience_of(&t.open_table(ITEMS)?, &t.open_table(USERS)?, tables, item, bucket)?;
     let open = match reach {
         Some((_, Audience::Public)) => public_allowed,
         Some((_, Audience::Authenticated)) => p.is_some(),

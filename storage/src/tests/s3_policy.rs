@@ -187,6 +187,16 @@ async fn public_read_only_where_the_server_allows_it() {
     assert!(matches!(s.s3_principal(None, "site").await, Err(Error::Unauthenticated(_))));
     let acl = s.bucket_sharing(&alice, "site", Within::Bucket).await.unwrap();
     assert_eq!(acl.audience, Audience::Authenticated);
+    // Renamed, it is readable by neither name (as it says); deleted, its row goes.
+    s.rename(&alice, "/site", "/site2", false).await.unwrap();
+    assert!(s.stat(&d, "/site/index.html").await.is_err());
+    assert!(matches!(s.s3_principal(Some(&dora), "site2").await.unwrap(), S3Reach::Nothing));
+    assert_eq!(s.bucket_sharing(&alice, "site2", Within::Bucket).await.unwrap().audience, Audience::Private);
+    s.rename(&alice, "/site2", "/site", false).await.unwrap();
+    assert!(matches!(s.s3_principal(Some(&dora), "site").await.unwrap(), S3Reach::Routed(_)));
+    s.delete(&alice, "/site", crate::Conditions::default()).await.unwrap();
+    s.mkdir(&alice, "/site").await.unwrap();
+    assert!(matches!(s.s3_principal(Some(&dora), "site").await.unwrap(), S3Reach::Nothing), "a new bucket is private");
     assert_consistent(s).await;
 }
 
