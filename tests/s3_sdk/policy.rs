@@ -144,7 +144,7 @@ async fn a_rest_share_is_in_the_bucket_policy_and_acl() {
 #[tokio::test]
 async fn statements_a_share_cannot_say_are_refused() {
     // The server lives as long as `_s`.
-    let (Sdk { s: _s, c, .. }, _, _) = two_users(false).await;
+    let (Sdk { s: _s, c, .. }, _, bob_id) = two_users(false).await;
     let put = |doc: String| c.put_bucket_policy().bucket("bkt").policy(doc).send();
     let bob = json!({"AWS": "arn:aws:iam:::user/bob"});
     // Would need widening: list alone, write alone.
@@ -169,7 +169,9 @@ async fn statements_a_share_cannot_say_are_refused() {
     // Nothing refused was kept.
     assert_eq!(refusal(c.get_bucket_policy().bucket("bkt").send().await), (404, "NoSuchBucketPolicy".into()));
     // ACLs alike: WRITE without READ, FULL_CONTROL for another, narrowing the owner.
-    let r = c.put_bucket_acl().bucket("bkt").grant_write("id=\"0000\"").send().await;
+    let r = c.put_bucket_acl().bucket("bkt").grant_write(format!("id=\"{bob_id}\"")).send().await;
+    assert_eq!(refusal(r), (501, "NotImplemented".into()));
+    let r = c.put_bucket_acl().bucket("bkt").grant_full_control(format!("id=\"{bob_id}\"")).send().await;
     assert_eq!(refusal(r), (501, "NotImplemented".into()));
     let r = c.put_bucket_acl().bucket("bkt").acl(BucketCannedAcl::PublicReadWrite).send().await;
     assert_eq!(refusal(r), (501, "NotImplemented".into()));
@@ -302,7 +304,7 @@ async fn default_acls_name_the_owner_by_canonical_id() {
 
 /// s3-tests: test_bucket_acl_grant_userid_read (and its checks: the grantee can read the
 /// bucket by name, cannot write it, read or write its ACL), test_bucket_acl_grant_nonexist_user,
-/// test_object_acl_read's grant to another user.
+/// test_bucket_acl_grant_email_not_exist.
 #[tokio::test]
 async fn acl_grants_to_canonical_users_are_shares() {
     let (Sdk { s, c, .. }, bob, bob_id) = two_users(true).await;
@@ -343,9 +345,24 @@ async fn acl_grants_to_canonical_users_are_shares() {
         .unwrap();
     bob.put_object().bucket("bkt").key("foo-write").body(ByteStream::from_static(b"bar")).send().await.unwrap();
 
-    // An unknown canonical id.
-    let r = c.put_bucket_acl().bucket("bkt").grant_read("id=\"_foo\"").send().await;
+    // s3-tests: test_bucket_acl_grant_nonexist_user, test_bucket_acl_grant_email_not_exist:
+    // an unknown grantee is told as such whatever the permission.
+    let to = |grantee: Grantee| {
+        AccessControlPolicy::builder()
+            .owner(owner.clone())
+            .grants(Grant::builder().grantee(grantee).permission(Permission::FullControl).build())
+            .build()
+    };
+    let unknown = Grantee::builder().r#type(Type::CanonicalUser).id("_foo").build().unwrap();
+    let r = c.put_bucket_acl().bucket("bkt").access_control_policy(to(unknown)).send().await;
     assert_eq!(refusal(r), (400, "InvalidArgument".into()));
+    let nobody = Grantee::builder()
+        .r#type(Type::AmazonCustomerByEmail)
+        .email_address("doesnotexist@dreamhost.com.invalid")
+        .build()
+        .unwrap();
+    let r = c.put_bucket_acl().bucket("bkt").access_control_policy(to(nobody)).send().await;
+    assert_eq!(refusal(r), (400, "UnresolvableGrantByEmailAddress".into()));
 
     // An object ACL's READ shares that object, and shows in its ACL.
     c.put_object_acl().bucket("bkt").key("docs/d.txt").grant_read(format!("id=\"{bob_id}\"")).send().await.unwrap();

@@ -100,6 +100,31 @@ fn grants_of(
     Ok(out)
 }
 
+/// Every grantee names a davit user, told as S3 tells it (before what a grant may say is
+/// judged): an unknown id is InvalidArgument, an unknown address
+/// UnresolvableGrantByEmailAddress.
+async fn check_grantees(s3: &DavitS3, grants: &[(AclWho, String)]) -> S3Result<()> {
+    for (who, _) in grants {
+        match who {
+            AclWho::Canonical(id) => {
+                if s3.storage.user_by_canonical_id(id).await.is_err() {
+                    return Err(s3_error!(InvalidArgument, "Invalid id: no user has the canonical id {id}"));
+                }
+            }
+            AclWho::Email(e) => {
+                if s3.storage.find_user(e).await.is_err() {
+                    return Err(s3_error!(
+                        UnresolvableGrantByEmailAddress,
+                        "the address you gave does not match any account"
+                    ));
+                }
+            }
+            AclWho::Group(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// What an ACL request asks for: a canned ACL, or grants (not both).
 fn asked(
     s3: &DavitS3,
@@ -144,6 +169,7 @@ pub async fn put_bucket(s3: &DavitS3, req: S3Request<PutBucketAclInput>) -> S3Re
     if i.acl.is_none() && grants.is_empty() && i.access_control_policy.is_none() {
         return Err(s3_error!(MissingSecurityHeader, "give a canned ACL, grant headers or an AccessControlPolicy"));
     }
+    check_grantees(s3, &grants).await?;
     let asked = asked(s3, &p, i.acl.as_ref().map(|a| a.as_str()), grants, false)?;
     s3.storage
         .set_bucket_sharing(&p, &i.bucket, Within::Bucket, asked)
@@ -181,6 +207,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectAclInput>) -> S3Re
         ],
         i.access_control_policy.as_ref(),
     )?;
+    check_grantees(s3, &grants).await?;
     let asked = asked(s3, &p, i.acl.as_ref().map(|a| a.as_str()), grants, true)?;
     s3.storage.set_bucket_sharing(&p, &i.bucket, Within::Object(key), asked).await.map_err(|e| match e {
         e @ davit_storage::Error::NotFound(_) => crate::errors::s3_error(e),
@@ -210,6 +237,7 @@ pub async fn create_bucket(
         return crate::bucket::create(s3, req).await;
     }
     let p = s3.principal(&req).await?;
+    check_grantees(s3, &grants).await?;
     let asked = asked(s3, &p, canned_acl.as_deref(), grants, false)?;
     if asked.audience == Audience::Public && !s3.storage.s3_public_read() {
         return Err(s3_error!(AccessDenied, "anonymous public read is off on this server (--s3-public-read)"));
