@@ -122,6 +122,18 @@ async fn a_rest_share_is_in_the_bucket_policy_and_acl() {
     let got = c.get_object().bucket("bkt").key("docs/new.txt").send().await.unwrap();
     assert_eq!(body(got).await, b"n");
     assert_eq!(refusal(bob.get_object().bucket("bkt").key("a.txt").send().await), (403, "AccessDenied".into()));
+    // He lists inside the prefix, not around it.
+    let listed = bob.list_objects_v2().bucket("bkt").prefix("docs/").delimiter("/").send().await.unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["docs/d.txt", "docs/new.txt"]);
+    let page = bob.list_objects_v2().bucket("bkt").prefix("docs/").max_keys(1).send().await.unwrap();
+    let token = page.next_continuation_token().unwrap().to_owned();
+    assert_eq!(page.contents()[0].key(), Some("docs/d.txt"));
+    let next = bob.list_objects_v2().bucket("bkt").prefix("docs/").continuation_token(token).send().await.unwrap();
+    assert_eq!(next.contents().iter().filter_map(|o| o.key()).collect::<Vec<_>>(), ["docs/new.txt"]);
+    assert_eq!(refusal(bob.list_objects_v2().bucket("bkt").send().await), (403, "AccessDenied".into()));
+    let r = bob.list_objects_v2().bucket("bkt").prefix("doc").send().await;
+    assert_eq!(refusal(r), (403, "AccessDenied".into()));
     // A grant on the bucket itself is in its ACL, under bob's canonical id and name.
     rest(
         &s,

@@ -195,6 +195,52 @@ fn route_in(
 }
 
 impl Storage {
+    /// A listing of another owner's bucket of which only prefixes are shared with the
+    /// caller: allowed when the listed prefix lies inside a granted one (`docs/` of a grant
+    /// on `docs`), as a listing of that folder whose keys get the prefix back; refused with
+    /// `refused` otherwise.
+    pub(crate) async fn list_in_granted_prefix(
+        &self,
+        p: &Principal,
+        folder: &str,
+        q: crate::ListQuery<'_>,
+        refused: String,
+    ) -> Result<crate::KeyListing> {
+        let Scope::S3Bucket(route) = &p.scope else { return Err(Error::Forbidden(refused)) };
+        let RouteTo::Grants(grants) = &route.to else { return Err(Error::Forbidden(refused)) };
+        if DrivePath::parse(folder)?.names() != [route.bucket.clone()] {
+            return Err(Error::Forbidden(refused));
+        }
+        let Some(granted) = grants
+            .iter()
+            .map(|(names, _)| format!("{}/", names.join("/")))
+            .filter(|g| g.len() > 1 && q.prefix.starts_with(g.as_str()))
+            .max_by_key(String::len)
+        else {
+            return Err(Error::Forbidden(refused));
+        };
+        let start_after = match q.start_after {
+            Some(a) if a.starts_with(granted.as_str()) => Some(&a[granted.len()..]),
+            // Before the granted prefix: from its start; after it: nothing is left.
+            Some(a) if a < granted.as_str() => None,
+            Some(_) => return Ok(crate::KeyListing::default()),
+            None => None,
+        };
+        let inner = crate::ListQuery { prefix: &q.prefix[granted.len()..], start_after, ..q };
+        let path = format!("/{}/{}", route.bucket, granted.trim_end_matches('/'));
+        let mut out = self.list_keys(p, &path, inner).await?;
+        for (key, _) in &mut out.objects {
+            key.insert_str(0, &granted);
+        }
+        for cp in &mut out.common_prefixes {
+            cp.insert_str(0, &granted);
+        }
+        if let Some(next) = &mut out.next_after {
+            next.insert_str(0, &granted);
+        }
+        Ok(out)
+    }
+
     /// Whether this server lets anyone read a bucket made public (`--s3-public-read`).
     pub fn s3_public_read(&self) -> bool {
         self.core.config.s3_public_read

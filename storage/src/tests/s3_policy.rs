@@ -121,6 +121,15 @@ async fn a_bucket_name_reaches_another_owners_bucket_only_through_grants() {
     assert_eq!(read_all(s, &alice, "/photos/docs/new.txt", None).await.unwrap(), b"n");
     let r = s.stat(&b, "/photos/a.txt").await;
     assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    // Listed inside the prefix only.
+    let q = |prefix| crate::ListQuery { prefix, start_after: None, delimiter: None, max: 10 };
+    let keys: Vec<String> =
+        s.list_keys(&b, "/photos", q("docs/")).await.unwrap().objects.into_iter().map(|o| o.0).collect();
+    assert_eq!(keys, ["docs/d.txt", "docs/new.txt"]);
+    for around in ["", "doc", "a"] {
+        let r = s.list_keys(&b, "/photos", q(around)).await;
+        assert!(matches!(r, Err(Error::Forbidden(_))), "{around}: {:?}", r.map(|l| l.objects.len()));
+    }
     // Other names are still bob's own drive.
     s.mkdir(&b, "/mine").await.unwrap();
     assert!(s.stat(&bob, "/mine").await.unwrap().is_folder());
