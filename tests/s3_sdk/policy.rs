@@ -122,6 +122,18 @@ async fn a_rest_share_is_in_the_bucket_policy_and_acl() {
     let got = c.get_object().bucket("bkt").key("docs/new.txt").send().await.unwrap();
     assert_eq!(body(got).await, b"n");
     assert_eq!(refusal(bob.get_object().bucket("bkt").key("a.txt").send().await), (403, "AccessDenied".into()));
+    // A multipart upload too: each call names the bucket and reaches the grant again.
+    let up = bob.create_multipart_upload().bucket("bkt").key("docs/mp.bin").send().await.unwrap();
+    let id = up.upload_id().unwrap();
+    let part = bob.upload_part().bucket("bkt").key("docs/mp.bin").upload_id(id).part_number(1);
+    let tag = part.body(ByteStream::from_static(b"mp")).send().await.unwrap().e_tag().unwrap().to_owned();
+    let done = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(tag).build())
+        .build();
+    let complete = bob.complete_multipart_upload().bucket("bkt").key("docs/mp.bin").upload_id(id);
+    complete.multipart_upload(done).send().await.unwrap();
+    assert_eq!(body(c.get_object().bucket("bkt").key("docs/mp.bin").send().await.unwrap()).await, b"mp");
+    bob.delete_object().bucket("bkt").key("docs/mp.bin").send().await.unwrap();
     // He lists inside the prefix, not around it.
     let listed = bob.list_objects_v2().bucket("bkt").prefix("docs/").delimiter("/").send().await.unwrap();
     let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();

@@ -108,7 +108,12 @@ pub(crate) fn place(t: &ReadTxn, p: &Principal, route: &BucketRoute, path: &Driv
                 target = target.join(n)?;
             }
             let drive = Principal { scope: Scope::Drive, ..p.clone() };
-            super::place(t, &drive, target).map(Some)
+            let mut place = super::place(t, &drive, target)?;
+            // The path stays as the caller named it (messages, the key of an upload begun
+            // here); `/shared/<owner>/<shown>` stood for the bucket and the prefix.
+            place.depth = place.depth - 3 + 1 + prefix.len();
+            place.path = path.clone();
+            Ok(Some(place))
         }
     }
 }
