@@ -190,6 +190,9 @@ async fn statements_a_share_cannot_say_are_refused() {
     assert_eq!(refusal(put("{".into()).await), (400, "MalformedPolicy".into()));
     let nobody = json!({"AWS": "arn:aws:iam:::user/nobody"});
     assert_eq!(refusal(put(policy(nobody, READ, BUCKET)).await), (400, "MalformedPolicy".into()));
+    let r =
+        c.put_bucket_policy().bucket("shared").policy(policy(bob.clone(), READ, &["arn:aws:s3:::shared"])).send().await;
+    assert_eq!(refusal(r), (403, "AccessDenied".into()));
     // Nothing refused was kept.
     assert_eq!(refusal(c.get_bucket_policy().bucket("bkt").send().await), (404, "NoSuchBucketPolicy".into()));
     // ACLs alike: WRITE without READ, FULL_CONTROL for another, narrowing the owner.

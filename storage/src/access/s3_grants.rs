@@ -89,6 +89,11 @@ fn owned_bucket(
             )));
         }
     }
+    if bucket == crate::meta::names::SHARED_ROOT {
+        return Err(Error::Forbidden(
+            "the shared bucket shows what others share with you; it has no policy or ACL".into(),
+        ));
+    }
     let id = txn::lookup_child(children, p.root, bucket)?
         .ok_or_else(|| Error::missing(What::Folder, format!("no bucket {bucket}")))?;
     let item = txn::get_item(items, id)?.ok_or_else(|| Error::not_found(What::Folder))?;
