@@ -182,6 +182,12 @@ async fn statements_a_share_cannot_say_are_refused() {
     let mut cond: Value = serde_json::from_str(&policy(bob.clone(), READ, BUCKET)).unwrap();
     cond["Statement"][0]["Condition"] = json!({"StringEquals": {"s3:prefix": "docs"}});
     assert_eq!(refusal(put(cond.to_string()).await), (501, "NotImplemented".into()));
+    // s3-tests: test_bucket_policy_allow_notprincipal (400, MalformedPolicy or InvalidArgument).
+    let not_principal = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "NotPrincipal": {"AWS": "arn:aws:iam::s3tenant1:root"},
+        "Action": "s3:ListBucket", "Resource": BUCKET,
+    }]});
+    assert_eq!(refusal(put(not_principal.to_string()).await), (400, "MalformedPolicy".into()));
     // Not valid at all: another bucket, bad JSON, an unknown user.
     assert_eq!(
         refusal(put(policy(bob.clone(), READ, &["arn:aws:s3:::other/*"])).await),
@@ -218,7 +224,7 @@ async fn public_read_is_off_by_default() {
     let r = c.create_bucket().bucket("pub").acl(BucketCannedAcl::PublicRead).send().await;
     assert_eq!(refusal(r), (403, "AccessDenied".into()));
     assert_eq!(refusal(c.head_bucket().bucket("pub").send().await).0, 404, "a refused ACL makes no bucket");
-    // s3-tests: test_bucket_list_objects_anonymous_fail, test_bucketv2_list_objects_anonymous_fail,
+    // s3-tests: test_bucket_list_objects_anonymous_fail, test_bucket_listv2_objects_anonymous_fail,
     // test_object_anon_put.
     assert_eq!(anonymous(&s, Method::GET, "/bkt").await, (403, "AccessDenied".into()));
     assert_eq!(anonymous(&s, Method::GET, "/bkt?list-type=2").await, (403, "AccessDenied".into()));
