@@ -196,9 +196,10 @@ impl Storage {
                 let audience = match within {
                     Within::Object(_) => Audience::Private,
                     _ => audience_of(
-                        &items,
-                        &users,
                         AudienceTables {
+                            items: &items,
+                            children: &children,
+                            users: &users,
                             audience: &t.open_table(S3_AUDIENCE)?,
                             names: &t.open_table(S3_AUDIENCE_NAMES)?,
                         },
@@ -359,9 +360,13 @@ impl Storage {
                         if let Some(other) = names.get(name.as_str())?.map(|v| v.value())
                             && other != b.id
                             && audience_of(
-                                &t.open_table(ITEMS)?,
-                                &t.open_table(USERS)?,
-                                AudienceTables { audience: &aud, names: &names },
+                                AudienceTables {
+                                    items: &t.open_table(ITEMS)?,
+                                    children: &t.open_table(CHILDREN)?,
+                                    users: &t.open_table(USERS)?,
+                                    audience: &aud,
+                                    names: &names,
+                                },
                                 other,
                                 &name,
                             )?

@@ -37,18 +37,27 @@ pub(crate) enum RouteTo {
     Audience { item: u64, owner: u64 },
 }
 
-/// The tables that say who else may read a bucket.
-pub(crate) struct AudienceTables<'a, A, N> {
+/// The tables that say who else may read a bucket, and where it is.
+pub(crate) struct AudienceTables<'a, I, C, U, A, N> {
+    pub items: &'a I,
+    pub children: &'a C,
+    pub users: &'a U,
     pub audience: &'a A,
     pub names: &'a N,
 }
 
-/// The audience of a bucket's folder, if that folder is still the owner's top-level folder
-/// by the name it was made readable under (a renamed or deleted bucket loses it).
+/// The audience of a bucket's folder, if that folder is still its owner's top-level folder
+/// by the name it was made readable under: a renamed bucket loses it, and so does a deleted
+/// one at once (its rows may wait for the sweeper, its name is gone).
 pub(crate) fn audience_of(
-    items: &impl Readable<u64, &'static [u8]>,
-    users: &impl Readable<u64, &'static [u8]>,
-    t: AudienceTables<'_, impl Readable<u64, u64>, impl Readable<&'static str, u64>>,
+    t: AudienceTables<
+        '_,
+        impl Readable<u64, &'static [u8]>,
+        impl Readable<(u64, &'static str), u64>,
+        impl Readable<u64, &'static [u8]>,
+        impl Readable<u64, u64>,
+        impl Readable<&'static str, u64>,
+    >,
     item: u64,
     name: &str,
 ) -> Result<Option<(Item, Audience)>> {
@@ -56,10 +65,10 @@ pub(crate) fn audience_of(
         return Ok(None);
     }
     let audience = t.audience;
-    let Some(it) = txn::get_item(items, item)? else { return Ok(None) };
-    let Some(owner) = users.get(it.owner)? else { return Ok(None) };
+    let Some(it) = txn::get_item(t.items, item)? else { return Ok(None) };
+    let Some(owner) = t.users.get(it.owner)? else { return Ok(None) };
     let owner: User = db::decode(owner.value())?;
-    if !it.is_folder() || it.parent != owner.root || it.name != name {
+    if !it.is_folder() || txn::lookup_child(t.children, owner.root, name)? != Some(item) {
         return Ok(None);
     }
     let a = audience.get(item)?.map_or(Audience::Private, |v| Audience::from_code(v.value()));
@@ -78,9 +87,17 @@ pub(crate) fn place(t: &ReadTxn, p: &Principal, route: &BucketRoute, path: &Driv
     }
     match &route.to {
         RouteTo::Audience { item, owner } => {
-            let (audience, names) = (t.open_table(S3_AUDIENCE)?, t.open_table(S3_AUDIENCE_NAMES)?);
-            let tables = AudienceTables { audience: &audience, names: &names };
-            let reach = audience_of(&t.open_table(ITEMS)?, &t.open_table(USERS)?, tables, *item, &route.bucket)?;
+            let reach = audience_of(
+                AudienceTables {
+                    items: &t.open_table(ITEMS)?,
+                    children: &t.open_table(CHILDREN)?,
+                    users: &t.open_table(USERS)?,
+                    audience: &t.open_table(S3_AUDIENCE)?,
+                    names: &t.open_table(S3_AUDIENCE_NAMES)?,
+                },
+                *item,
+                &route.bucket,
+            )?;
             if reach.is_none() {
                 return Err(Error::Forbidden(format!("bucket {} is no longer readable to you", route.bucket)));
             }
@@ -183,9 +200,17 @@ fn route_in(
         }
     }
     let Some(item) = t.open_table(S3_AUDIENCE_NAMES)?.get(bucket)?.map(|v| v.value()) else { return Ok(Some(None)) };
-    let (audience, names) = (t.open_table(S3_AUDIENCE)?, t.open_table(S3_AUDIENCE_NAMES)?);
-    let tables = AudienceTables { audience: &audience, names: &names };
-    let reach = audience_of(&t.open_table(ITEMS)?, &t.open_table(USERS)?, tables, item, bucket)?;
+    let reach = audience_of(
+        AudienceTables {
+            items: &t.open_table(ITEMS)?,
+            children: &t.open_table(CHILDREN)?,
+            users: &t.open_table(USERS)?,
+            audience: &t.open_table(S3_AUDIENCE)?,
+            names: &t.open_table(S3_AUDIENCE_NAMES)?,
+        },
+        item,
+        bucket,
+    )?;
     let open = match reach {
         Some((_, Audience::Public)) => public_allowed,
         Some((_, Audience::Authenticated)) => p.is_some(),

@@ -4,10 +4,13 @@
 
 use super::{assert_consistent, body, open, open_with, read_all, user};
 use crate::access::s3_grants::Within;
-use crate::access::s3_policy::{AclWho, Asked, Audience, acl_grants, canned, parse_policy};
+use crate::access::s3_policy::{
+    ALL_USERS, AclWho, Asked, Audience, Refusal, Shown, Wanted, Who, acl_grants, canned, parse_policy, policy_document,
+};
 use crate::access::s3_view::S3Reach;
 use crate::meta::model::Role;
 use crate::{Error, Principal, Storage, WriteOptions};
+use serde_json::{Value, json};
 
 fn policy(principal: &str, actions: &[&str], resources: &[&str]) -> String {
     serde_json::json!({"Version": "2012-10-17", "Statement": [{
@@ -193,6 +196,12 @@ async fn public_read_only_where_the_server_allows_it() {
     let dora = user(s, "dora", Role::User, None).await;
     let d = routed(s, Some(&dora), "site").await;
     assert_eq!(read_all(s, &d, "/site/index.html", None).await.unwrap(), b"<p>hi</p>");
+    // Copied out into her own drive (checked again as the copy commits); not in.
+    s.mkdir(&dora, "/mine").await.unwrap();
+    s.copy(&d, "/site/index.html", "/mine/copy.html", false).await.unwrap();
+    assert_eq!(read_all(s, &dora, "/mine/copy.html", None).await.unwrap(), b"<p>hi</p>");
+    let r = s.copy(&d, "/mine/copy.html", "/site/in.html", false).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
     assert!(matches!(s.s3_principal(None, "site").await, Err(Error::Unauthenticated(_))));
     let acl = s.bucket_sharing(&alice, "site", Within::Bucket).await.unwrap();
     assert_eq!(acl.audience, Audience::Authenticated);
@@ -241,6 +250,113 @@ async fn acl_grants_by_canonical_id_and_object_acls() {
     s.set_bucket_sharing(&alice, "b", Within::Bucket, asked).await.unwrap();
     put(s, &bob, "/shared/alice/b/new.txt", b"n").await;
     assert_consistent(s).await;
+}
+
+// The translation alone, both ways (`access::s3_policy`).
+
+fn doc(principal: Value, action: Value, resource: Value) -> String {
+    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": principal, "Action": action, "Resource": resource}]}).to_string()
+}
+
+#[test]
+fn policies_become_shares_or_are_refused() {
+    let read = doc(
+        json!({"AWS": "arn:aws:iam:::user/bob"}),
+        json!(["s3:GetObject", "s3:ListBucket"]),
+        json!(["arn:aws:s3:::b", "arn:aws:s3:::b/*"]),
+    );
+    let asked = parse_policy("b", &read).unwrap();
+    assert_eq!(
+        asked.grants,
+        vec![Wanted { who: Who::User("bob".into()), path: "".into(), object: false, write: false }]
+    );
+    let rw =
+        doc(json!({"CanonicalUser": "abc"}), json!(["s3:*Object", "s3:ListBucket"]), json!("arn:aws:s3:::b/docs/*"));
+    assert!(matches!(parse_policy("b", &rw), Err(Refusal::Unsupported(_))), "patterns in actions are refused");
+    let rw = doc(
+        json!({"CanonicalUser": "abc"}),
+        json!(["s3:GetObject", "s3:listbucket", "s3:PutObject", "s3:DeleteObject"]),
+        json!("arn:aws:s3:::b/docs/*"),
+    );
+    let asked = parse_policy("b", &rw).unwrap();
+    assert_eq!(
+        asked.grants,
+        vec![Wanted { who: Who::Canonical("abc".into()), path: "docs".into(), object: false, write: true }]
+    );
+    // Never widened: list alone, put alone.
+    for acts in [json!("s3:ListBucket"), json!("s3:PutObject"), json!(["s3:GetObject", "s3:PutObject"])] {
+        let p = doc(json!({"AWS": "bob"}), acts.clone(), json!("arn:aws:s3:::b"));
+        assert!(matches!(parse_policy("b", &p), Err(Refusal::Unsupported(_))), "{acts}");
+    }
+    // One object: GetObject alone is read.
+    let one = doc(json!({"AWS": "bob"}), json!("s3:GetObject"), json!("arn:aws:s3:::b/a/x.txt"));
+    assert_eq!(parse_policy("b", &one).unwrap().grants[0].path, "a/x.txt");
+    // Another bucket is malformed; Deny and Condition are not built.
+    let other = doc(json!({"AWS": "bob"}), json!("s3:GetObject"), json!("arn:aws:s3:::c/*"));
+    assert!(matches!(parse_policy("b", &other), Err(Refusal::Malformed(_))));
+    let deny = read.replace("Allow", "Deny");
+    assert!(matches!(parse_policy("b", &deny), Err(Refusal::Unsupported(_))));
+    let mut cond: Value = serde_json::from_str(&read).unwrap();
+    cond["Statement"][0]["Condition"] = json!({"StringEquals": {"s3:prefix": "x"}});
+    assert!(matches!(parse_policy("b", &cond.to_string()), Err(Refusal::Unsupported(_))));
+    assert!(matches!(parse_policy("b", "{"), Err(Refusal::Malformed(_))));
+    // Anyone: read of the whole bucket only.
+    let public =
+        doc(json!("*"), json!(["s3:GetObject", "s3:ListBucket"]), json!(["arn:aws:s3:::b", "arn:aws:s3:::b/*"]));
+    assert_eq!(parse_policy("b", &public).unwrap().audience, Audience::Public);
+    let public_write = doc(
+        json!({"AWS": "*"}),
+        json!(["s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:DeleteObject"]),
+        json!("arn:aws:s3:::b"),
+    );
+    assert!(matches!(parse_policy("b", &public_write), Err(Refusal::Unsupported(_))));
+}
+
+#[test]
+fn a_policy_read_back_reads_as_the_same_shares() {
+    let shown = [
+        Shown { share: 1, grantee: "bob".into(), path: "".into(), folder: true, write: false },
+        Shown { share: 2, grantee: "carol".into(), path: "docs".into(), folder: true, write: true },
+        Shown { share: 3, grantee: "dan".into(), path: "docs/x.txt".into(), folder: false, write: true },
+    ];
+    let doc = policy_document("b", &shown, Audience::Authenticated).unwrap();
+    let asked = parse_policy("b", &doc).unwrap();
+    assert_eq!(asked.audience, Audience::Authenticated);
+    let mut got: Vec<_> = asked.grants.iter().map(|w| (w.who.clone(), w.path.clone(), w.object, w.write)).collect();
+    got.sort();
+    let user = |n: &str| Who::User(n.into());
+    assert_eq!(
+        got,
+        vec![
+            (user("bob"), "".into(), false, false),
+            (user("carol"), "docs".into(), false, true),
+            (user("dan"), "docs/x.txt".into(), true, true)
+        ]
+    );
+    assert_eq!(policy_document("b", &[], Audience::Private), None);
+}
+
+#[test]
+fn acls_become_shares_or_are_refused() {
+    let c = |id: &str| AclWho::Canonical(id.into());
+    let g = |who: AclWho, p: &str| (who, p.to_owned());
+    let asked = acl_grants(
+        &[g(c("own"), "FULL_CONTROL"), g(c("bob"), "READ"), g(c("eve"), "READ"), g(c("eve"), "WRITE")],
+        "own",
+        false,
+    )
+    .unwrap();
+    assert_eq!(asked.grants.iter().map(|w| w.write).collect::<Vec<_>>(), [false, true]);
+    for bad in [vec![g(c("bob"), "WRITE")], vec![g(c("bob"), "FULL_CONTROL")], vec![g(c("bob"), "READ_ACP")]] {
+        assert!(matches!(acl_grants(&bad, "own", false), Err(Refusal::Unsupported(_))), "{bad:?}");
+    }
+    let public = acl_grants(&[g(AclWho::Group(ALL_USERS.into()), "READ")], "own", false).unwrap();
+    assert_eq!(public.audience, Audience::Public);
+    assert!(acl_grants(&[g(AclWho::Group(ALL_USERS.into()), "WRITE")], "own", false).is_err());
+    assert!(acl_grants(&[g(c("bob"), "READ"), g(c("bob"), "WRITE")], "own", true).is_err(), "objects: READ only");
+    assert_eq!(canned("authenticated-read", false).unwrap(), Audience::Authenticated);
+    assert!(canned("public-read-write", false).is_err() && canned("public-read", true).is_err());
+    assert_eq!(canned("bucket-owner-full-control", true).unwrap(), Audience::Private);
 }
 
 crate::tests::also_on_postgres!(
