@@ -85,6 +85,12 @@ async fn a_policy_grant_is_a_share_over_every_protocol() {
     let listed = bob.list_objects_v2().bucket("bkt").send().await.unwrap();
     let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["a.txt", "docs/d.txt"]);
+    // A copy out of it into his own bucket names it as the source.
+    bob.create_bucket().bucket("bobs").send().await.unwrap();
+    bob.copy_object().bucket("bobs").key("copy.txt").copy_source("bkt/a.txt").send().await.unwrap();
+    assert_eq!(body(bob.get_object().bucket("bobs").key("copy.txt").send().await.unwrap()).await, b"a");
+    let r = bob.copy_object().bucket("bkt").key("in.txt").copy_source("bobs/copy.txt").send().await;
+    assert_eq!(refusal(r), (403, "AccessDenied".into()));
     // Read only: writes and the bucket's policy stay the owner's.
     let r = bob.put_object().bucket("bkt").key("x").body(ByteStream::from_static(b"x")).send().await;
     assert_eq!(refusal(r), (403, "AccessDenied".into()));
@@ -96,6 +102,8 @@ async fn a_policy_grant_is_a_share_over_every_protocol() {
     let (_, shares) = rest(&s, "bob", Method::GET, "/api/v1/shares", None).await;
     assert_eq!(shares["shared_with_me"], json!([]));
     assert_eq!(refusal(bob.get_object().bucket("bkt").key("a.txt").send().await), (404, "NoSuchBucket".into()));
+    let r = bob.copy_object().bucket("bobs").key("again.txt").copy_source("bkt/a.txt").send().await;
+    assert_eq!(refusal(r).0, 404);
     assert_eq!(refusal(c.get_bucket_policy().bucket("bkt").send().await), (404, "NoSuchBucketPolicy".into()));
 }
 

@@ -254,10 +254,18 @@ impl DavitS3 {
                         Err(e) => return Err(key_lookup_error(e)),
                     },
                 };
-                match bucket {
+                let mut p = match bucket {
                     Some(b) if !self.own.is_own(p.user_id(), b) => self.reach(Some(p), b).await?,
                     _ => p,
+                };
+                // A copy names a second bucket, its source: reached the same way.
+                if let Some(src) = reach::copy_source_bucket(&req.headers)
+                    && Some(src) != bucket
+                    && !self.own.is_own(p.user_id(), src)
+                {
+                    p = self.reach(Some(p), src).await?;
                 }
+                p
             }
             None => {
                 let b = bucket.ok_or_else(|| s3_error!(AccessDenied, "anonymous access is not allowed"))?;

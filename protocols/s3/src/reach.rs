@@ -45,6 +45,14 @@ impl S3Access for Gate {
     }
 }
 
+/// The bucket of a CopyObject's or UploadPartCopy's source (`x-amz-copy-source:
+/// [/]bucket/key[?versionId=…]`, bucket names need no decoding).
+pub(crate) fn copy_source_bucket(headers: &http::HeaderMap) -> Option<&str> {
+    let v = headers.get("x-amz-copy-source")?.to_str().ok()?;
+    let b = v.strip_prefix('/').unwrap_or(v).split('/').next()?;
+    (!b.is_empty()).then_some(b)
+}
+
 /// Buckets just found to be the caller's own, so that a request to one's own bucket (all
 /// but a few) costs no read to tell. Only "own" is remembered: a bucket deleted meanwhile
 /// then answers NoSuchBucket for a few seconds rather than another owner's grant by that

@@ -82,7 +82,7 @@ fn owned_bucket(
 ) -> Result<Item> {
     match &p.scope {
         Scope::Drive => {}
-        Scope::S3Bucket(r) if r.bucket != bucket => {}
+        Scope::S3Bucket(r) if r.find(bucket).is_none() => {}
         _ => {
             return Err(Error::Forbidden(format!(
                 "only the owner of bucket {bucket} reads or changes its policy and ACL"

@@ -26,6 +26,19 @@ use crate::meta::txn;
 pub struct BucketRoute {
     pub(crate) bucket: String,
     pub(crate) to: RouteTo,
+    /// The other buckets of other owners the same request names (a copy's source).
+    pub(crate) more: Vec<BucketRoute>,
+}
+
+impl BucketRoute {
+    fn new(bucket: &str, to: RouteTo) -> BucketRoute {
+        BucketRoute { bucket: bucket.to_owned(), to, more: Vec::new() }
+    }
+
+    /// The route of `bucket`, if the request reaches it through one.
+    pub(crate) fn find(&self, bucket: &str) -> Option<&BucketRoute> {
+        std::iter::once(self).chain(&self.more).find(|r| r.bucket == bucket)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,14 +90,14 @@ pub(crate) fn audience_of(
 
 /// Resolves a path of a principal with a bucket route: None for a path outside that bucket
 /// (the caller's own drive).
-pub(crate) fn place(t: &ReadTxn, p: &Principal, route: &BucketRoute, path: &DrivePath) -> Result<Option<Place>> {
+pub(crate) fn place(t: &ReadTxn, p: &Principal, routes: &BucketRoute, path: &DrivePath) -> Result<Option<Place>> {
     let names = path.names();
-    if names.first() != Some(&route.bucket) {
+    let Some(route) = names.first().and_then(|b| routes.find(b)) else {
         if p.user_id == 0 {
             return Err(Error::Forbidden("an unsigned request reaches only a public bucket".into()));
         }
         return Ok(None);
-    }
+    };
     match &route.to {
         RouteTo::Audience { item, owner } => {
             let reach = audience_of(
@@ -189,7 +202,7 @@ fn route_in(
         }
         match owners.len() {
             0 => {}
-            1 => return Ok(Some(Some(BucketRoute { bucket: bucket.to_owned(), to: RouteTo::Grants(routes) }))),
+            1 => return Ok(Some(Some(BucketRoute::new(bucket, RouteTo::Grants(routes))))),
             _ => {
                 return Err(Error::Forbidden(format!(
                     "{} each share a bucket named {bucket} with you: reach them in the shared bucket, as {}",
@@ -217,9 +230,7 @@ fn route_in(
         _ => false,
     };
     Ok(Some(match reach {
-        Some((it, _)) if open => {
-            Some(BucketRoute { bucket: bucket.to_owned(), to: RouteTo::Audience { item: it.id, owner: it.owner } })
-        }
+        Some((it, _)) if open => Some(BucketRoute::new(bucket, RouteTo::Audience { item: it.id, owner: it.owner })),
         _ => None,
     }))
 }
@@ -236,11 +247,15 @@ impl Storage {
         q: crate::ListQuery<'_>,
         refused: String,
     ) -> Result<crate::KeyListing> {
-        let Scope::S3Bucket(route) = &p.scope else { return Err(Error::Forbidden(refused)) };
-        let RouteTo::Grants(grants) = &route.to else { return Err(Error::Forbidden(refused)) };
-        if DrivePath::parse(folder)?.names() != [route.bucket.clone()] {
+        let Scope::S3Bucket(routes) = &p.scope else { return Err(Error::Forbidden(refused)) };
+        let folder = DrivePath::parse(folder)?;
+        let route = match folder.names() {
+            [bucket] => routes.find(bucket),
+            _ => None,
+        };
+        let Some(BucketRoute { to: RouteTo::Grants(grants), .. }) = route else {
             return Err(Error::Forbidden(refused));
-        }
+        };
         let Some(granted) = grants
             .iter()
             .map(|(names, _)| format!("{}/", names.join("/")))
@@ -257,7 +272,7 @@ impl Storage {
             None => None,
         };
         let inner = crate::ListQuery { prefix: &q.prefix[granted.len()..], start_after, ..q };
-        let path = format!("/{}/{}", route.bucket, granted.trim_end_matches('/'));
+        let path = format!("{folder}/{}", granted.trim_end_matches('/'));
         let mut out = self.list_keys(p, &path, inner).await?;
         for (key, _) in &mut out.objects {
             key.insert_str(0, &granted);
@@ -278,18 +293,37 @@ impl Storage {
 
     /// What an S3 request naming `bucket` reaches (see the module comment): with no `p`
     /// (unsigned), only a bucket anyone may read, else it is refused.
+    ///
+    /// A principal already reaching another bucket (the request's) can be given a second
+    /// one (a copy's source) the same way.
     pub async fn s3_principal(&self, p: Option<&Principal>, bucket: &str) -> Result<S3Reach> {
-        if bucket == SHARED_ROOT || p.is_some_and(|p| p.scope != Scope::Drive) {
+        if bucket == SHARED_ROOT {
             return Ok(S3Reach::Own);
         }
-        let (owned, name, public) = (p.cloned(), bucket.to_owned(), self.s3_public_read());
+        let mut routed = None;
+        if let Some(p) = p {
+            match &p.scope {
+                Scope::Drive => {}
+                Scope::S3Bucket(r) if r.find(bucket).is_some() => return Ok(S3Reach::Routed(p.clone())),
+                Scope::S3Bucket(r) => routed = Some(r.clone()),
+                Scope::Link { .. } => return Ok(S3Reach::Own),
+            }
+        }
+        let owned = p.map(|p| Principal { scope: Scope::Drive, ..p.clone() });
+        let (name, public) = (bucket.to_owned(), self.s3_public_read());
         let route = match self.core.db.read(move |t| route_in(t, owned.as_ref(), &name, public)).await? {
             None => return Ok(S3Reach::Own),
             Some(None) if p.is_some() => return Ok(S3Reach::Nothing),
             Some(None) => return Err(Error::Unauthenticated("anonymous access is not allowed".into())),
             Some(Some(route)) => route,
         };
-        let scope = Scope::S3Bucket(Box::new(route));
+        let scope = Scope::S3Bucket(match routed {
+            Some(mut first) => {
+                first.more.push(route);
+                first
+            }
+            None => Box::new(route),
+        });
         Ok(S3Reach::Routed(match p {
             Some(p) => Principal { scope, ..p.clone() },
             None => Principal {

@@ -142,6 +142,16 @@ async fn a_bucket_name_reaches_another_owners_bucket_only_through_grants() {
     s.delete_share(&alice, share.share.id).await.unwrap();
     assert!(s.stat(&b, "/photos/docs/d.txt").await.is_err());
 
+    // A request naming two other owners' buckets (a copy) reaches both.
+    s.mkdir(&eve, "/inbox").await.unwrap();
+    s.share(&eve, "/inbox", "bob", true).await.unwrap();
+    s.share(&alice, "/photos/docs", "bob", false).await.unwrap();
+    let both = routed(s, Some(&routed(s, Some(&bob), "photos").await), "inbox").await;
+    s.copy(&both, "/photos/docs/d.txt", "/inbox/d.txt", false).await.unwrap();
+    assert_eq!(read_all(s, &eve, "/inbox/d.txt", None).await.unwrap(), b"d");
+    assert!(matches!(s.s3_principal(Some(&both), "photos").await.unwrap(), S3Reach::Routed(_)));
+    let share = s.list_shares(&alice).await.unwrap().0.remove(0);
+    s.delete_share(&alice, share.share.id).await.unwrap();
     // Two owners with a bucket of that name: refused, naming the shared bucket.
     s.share(&alice, "/photos", "bob", false).await.unwrap();
     s.mkdir(&eve, "/photos").await.unwrap();
