@@ -220,6 +220,13 @@ async fn statements_a_share_cannot_say_are_refused() {
     assert_eq!(refusal(r), (501, "NotImplemented".into()));
     let r = c.put_object().bucket("bkt").key("p.txt").acl(ObjectCannedAcl::PublicRead).send().await;
     assert_eq!(refusal(r), (501, "NotImplemented".into()), "never stored as if private");
+    // A whole ACL without the owner's FULL_CONTROL would take the owner's rights away
+    // (s3-tests' test_bucket_acl_revoke_all, test_bucket_acl_no_grants).
+    let (alice, alice_id) = owner_of(&c).await;
+    let owner = Owner::builder().id(alice_id).display_name(alice).build();
+    let empty = AccessControlPolicy::builder().owner(owner).set_grants(Some(Vec::new())).build();
+    let r = c.put_bucket_acl().bucket("bkt").access_control_policy(empty).send().await;
+    assert_eq!(refusal(r), (501, "NotImplemented".into()));
 }
 
 #[tokio::test]
@@ -388,9 +395,12 @@ async fn acl_grants_to_canonical_users_are_shares() {
 
     // s3-tests: test_bucket_acl_grant_nonexist_user, test_bucket_acl_grant_email_not_exist:
     // an unknown grantee is told as such whatever the permission.
+    // As s3-tests' add_bucket_user_grant: the ACL read back, and one grant more.
     let to = |grantee: Grantee| {
+        let read_back = Grantee::builder().r#type(Type::CanonicalUser).id(&alice_id).build().unwrap();
         AccessControlPolicy::builder()
             .owner(owner.clone())
+            .grants(Grant::builder().grantee(read_back).permission(Permission::FullControl).build())
             .grants(Grant::builder().grantee(grantee).permission(Permission::FullControl).build())
             .build()
     };

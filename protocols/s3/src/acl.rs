@@ -5,7 +5,9 @@
 
 use davit_storage::Principal;
 use davit_storage::s3_grants::{BucketSharing, Within};
-use davit_storage::s3_policy::{ALL_USERS, AUTHENTICATED_USERS, AclWho, Asked, Audience, acl_grants, canned};
+use davit_storage::s3_policy::{
+    ALL_USERS, AUTHENTICATED_USERS, AclWho, Asked, Audience, acl_grants, canned, check_owner_kept,
+};
 use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -125,6 +127,20 @@ async fn check_grantees(s3: &DavitS3, grants: &[(AclWho, String)]) -> S3Result<(
     Ok(())
 }
 
+/// A whole ACL in the body keeps the owner's FULL_CONTROL (`s3_policy::check_owner_kept`).
+fn owner_kept(
+    s3: &DavitS3,
+    p: &Principal,
+    body: Option<&AccessControlPolicy>,
+    grants: &[(AclWho, String)],
+) -> S3Result<()> {
+    if body.is_some() {
+        check_owner_kept(grants, &s3.storage.canonical_id(p.user_id()))
+            .map_err(|r| refusal(r, S3ErrorCode::MalformedACLError))?;
+    }
+    Ok(())
+}
+
 /// What an ACL request asks for: a canned ACL, or grants (not both).
 fn asked(
     s3: &DavitS3,
@@ -170,6 +186,7 @@ pub async fn put_bucket(s3: &DavitS3, req: S3Request<PutBucketAclInput>) -> S3Re
         return Err(s3_error!(MissingSecurityHeader, "give a canned ACL, grant headers or an AccessControlPolicy"));
     }
     check_grantees(s3, &grants).await?;
+    owner_kept(s3, &p, i.access_control_policy.as_ref(), &grants)?;
     let asked = asked(s3, &p, i.acl.as_ref().map(|a| a.as_str()), grants, false)?;
     s3.storage
         .set_bucket_sharing(&p, &i.bucket, Within::Bucket, asked)
@@ -208,6 +225,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectAclInput>) -> S3Re
         i.access_control_policy.as_ref(),
     )?;
     check_grantees(s3, &grants).await?;
+    owner_kept(s3, &p, i.access_control_policy.as_ref(), &grants)?;
     let asked = asked(s3, &p, i.acl.as_ref().map(|a| a.as_str()), grants, true)?;
     s3.storage.set_bucket_sharing(&p, &i.bucket, Within::Object(key), asked).await.map_err(|e| match e {
         e @ davit_storage::Error::NotFound(_) => crate::errors::s3_error(e),

@@ -423,6 +423,17 @@ pub fn canned(name: &str, object: bool) -> Result<Audience, Refusal> {
     }
 }
 
+/// An AccessControlPolicy replaces the whole ACL: one without the owner's FULL_CONTROL asks
+/// to take the owner's rights away, which davit never does (the owner always has them), so
+/// it is refused rather than half applied.
+pub fn check_owner_kept(grants: &[(AclWho, AclPermission)], owner_id: &str) -> Result<(), Refusal> {
+    let owner = AclWho::Canonical(owner_id.to_owned());
+    if grants.iter().any(|(who, perm)| *who == owner && perm == "FULL_CONTROL") {
+        return Ok(());
+    }
+    Err(unsupported("an ACL without the owner's FULL_CONTROL: the owner always has it in davit"))
+}
+
 /// The shares and audience an ACL's grants ask for. `owner_id` is the owner's canonical
 /// id: their own grant (FULL_CONTROL, as every ACL read back shows it) says nothing new.
 /// On a bucket: READ is read, READ with WRITE read-write; on an object, READ only.

@@ -5,7 +5,8 @@
 use super::{assert_consistent, body, open, open_with, read_all, user};
 use crate::access::s3_grants::Within;
 use crate::access::s3_policy::{
-    ALL_USERS, AclWho, Asked, Audience, Refusal, Shown, Wanted, Who, acl_grants, canned, parse_policy, policy_document,
+    ALL_USERS, AclWho, Asked, Audience, Refusal, Shown, Wanted, Who, acl_grants, canned, check_owner_kept,
+    parse_policy, policy_document,
 };
 use crate::access::s3_view::S3Reach;
 use crate::meta::model::Role;
@@ -367,6 +368,10 @@ fn acls_become_shares_or_are_refused() {
     assert_eq!(canned("authenticated-read", false).unwrap(), Audience::Authenticated);
     assert!(canned("public-read-write", false).is_err() && canned("public-read", true).is_err());
     assert_eq!(canned("bucket-owner-full-control", true).unwrap(), Audience::Private);
+    // A whole ACL keeps the owner's FULL_CONTROL, or is refused.
+    assert!(check_owner_kept(&[g(c("own"), "FULL_CONTROL"), g(c("bob"), "READ")], "own").is_ok());
+    assert!(matches!(check_owner_kept(&[g(c("bob"), "READ")], "own"), Err(Refusal::Unsupported(_))));
+    assert!(check_owner_kept(&[], "own").is_err());
 }
 
 crate::tests::also_on_postgres!(
