@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// (`POST /api/v1/auth/login/code`): true or false [default: true]
     #[arg(long, env = "DAVIT_LOGIN_BY_CODE", value_name = "BOOL")]
     pub login_by_code: Option<bool>,
+    /// Whether a bucket may be made readable to anyone, unsigned (S3 public-read ACL or a
+    /// policy for Principal "*"): true or false [default: false]
+    #[arg(long, env = "DAVIT_S3_PUBLIC_READ", value_name = "BOOL")]
+    pub s3_public_read: Option<bool>,
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client: a
     /// comma-separated list of addresses and CIDR blocks [default: none]
     #[arg(long, env = "DAVIT_TRUSTED_PROXIES")]
@@ -155,6 +159,7 @@ struct FileConfig {
     multipart_expiry_hours: Option<u64>,
     link_max_days: Option<u64>,
     login_by_code: Option<bool>,
+    s3_public_read: Option<bool>,
     /// A comma-separated string or an array of strings.
     trusted_proxies: Option<toml::Value>,
     header_timeout: Option<u64>,
@@ -223,6 +228,8 @@ pub struct Config {
     pub link_max_lifetime: Duration,
     /// A mailed code alone signs in.
     pub login_by_code: bool,
+    /// Buckets may be made readable to anyone (S3 public-read).
+    pub s3_public_read: bool,
     pub policy: davit_storage::policy::Policy,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<Cidr>,
@@ -513,6 +520,7 @@ impl Config {
                 24 * 3600 * serve.link_max_days.or(file.link_max_days).unwrap_or(30).max(1),
             ),
             login_by_code: serve.login_by_code.or(file.login_by_code).unwrap_or(true),
+            s3_public_read: serve.s3_public_read.or(file.s3_public_read).unwrap_or(false),
         })
     }
 
@@ -525,6 +533,7 @@ impl Config {
         c.policy = self.policy.clone();
         c.link_max_lifetime = self.link_max_lifetime;
         c.login_by_code = self.login_by_code;
+        c.s3_public_read = self.s3_public_read;
         c.meta = self.stores.meta.clone();
         c.chunks = self.stores.chunks.clone();
         c.chunk_grace = self.stores.chunk_grace;

@@ -15,6 +15,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod post;
+mod policy;
 mod presign;
 mod sse;
 mod vhost;

@@ -76,6 +76,7 @@ pub fn test_config(dir: &Path) -> Config {
         multipart_expiry: Duration::from_secs(7 * 24 * 3600),
         link_max_lifetime: Duration::from_secs(30 * 24 * 3600),
         login_by_code: true,
+        s3_public_read: false,
         policy: Default::default(),
         trusted_proxies: Vec::new(),
         header_timeout: Duration::from_secs(20),

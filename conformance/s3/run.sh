@@ -14,6 +14,11 @@
 #   4. s3cmd (SigV4): mb, put (small and multipart), ls, get, del, rb;
 #   5. across protocols: an object put over S3 reads back identical over REST and WebDAV, and
 #      what REST and WebDAV write is seen over S3;
+#   6. shares in S3's words, two users (aws s3api): a bucket policy granting the other user
+#      read is a share (read by the bucket's name and in the shared bucket, not written),
+#      get-bucket-policy and get-bucket-acl show it, a Deny is refused with NotImplemented,
+#      a public-read ACL with AccessDenied (the server does not allow public read), and
+#      delete-bucket-policy ends the share;
 #   and after every server stops, the offline consistency check of its data folder.
 # aws CLI is installed from PyPI into a venv (kept in target/ between runs); rclone and s3cmd
 # with apt-get when missing.
@@ -299,6 +304,64 @@ part_cross() {
   finish_server "$tag" "$fails_before"
 }
 
+# --- 6. shares in S3's words -----------------------------------------------------------------
+OTHER_USER=other
+aws_error_is() { # code, aws arguments...: the call fails with that S3 error code
+  local code=$1 out
+  shift
+  if out=$(awsc "$@" 2>&1); then echo "     succeeded: $out"; return 1; fi
+  grep -q "($code)" <<<"$out" || { echo "     $out" | head -n 3; return 1; }
+}
+policy_is_share() { # bucket
+  local doc
+  doc=$(printf '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam:::user/%s"]},"Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::%s","arn:aws:s3:::%s/*"]}]}' \
+    "$OTHER_USER" "$1" "$1")
+  awsc s3api put-bucket-policy --bucket "$1" --policy "$doc"
+}
+other_reads() { aws_get_cmp "$OTHER_USER" "s3://$1" "$2"; } # s3-path local-file
+other_lists() { # bucket key: list-objects-v2 as the other user shows the key
+  local l
+  l=$(aws_as "$OTHER_USER" s3api list-objects-v2 --bucket "$1" --query "Contents[].Key" --output text) &&
+    grep -qw -- "$2" <<<"$l"
+}
+policy_names() { # bucket text: get-bucket-policy's document has it
+  local doc
+  doc=$(awsc s3api get-bucket-policy --bucket "$1" --output text) && grep -qF -- "$2" <<<"$doc"
+}
+acl_owner_is() { # bucket name: get-bucket-acl's Owner
+  local o
+  o=$(awsc s3api get-bucket-acl --bucket "$1" --query Owner.DisplayName --output text) && [ "$o" = "$2" ]
+}
+part_policy() {
+  local fails_before=$fail tag b=conf-policy deny
+  new_davit_data
+  if ! { add_user "$TEST_USER" "$TEST_PASSWORD" && add_user "$OTHER_USER" other-password-1 &&
+    add_s3_key "$TEST_USER" && add_s3_key "$OTHER_USER"; }; then
+    check "[policy] users and keys" false
+    return
+  fi
+  start_davit_on "$DAVIT_DATA" || { check "[policy] server starts" false; return; }
+  curl_setup 600
+  tag="[policy $DAVIT_URL]"
+  aws_conf
+  if check "$tag make bucket" quiet awsc s3 mb "s3://$b" &&
+    check "$tag put an object" quiet awsc s3 cp --no-progress "$DATA/small.txt" "s3://$b/docs/small.txt"; then
+    check "$tag put-bucket-policy granting $OTHER_USER read" quiet policy_is_share "$b"
+    check "$tag   $OTHER_USER reads it by the bucket's name" other_reads "$b/docs/small.txt" "$DATA/small.txt"
+    check "$tag   and in the shared bucket" other_reads "shared/$TEST_USER/$b/docs/small.txt" "$DATA/small.txt"
+    check "$tag   $OTHER_USER lists it" other_lists "$b" docs/small.txt
+    check "$tag   $OTHER_USER cannot write it" quiet not aws_as "$OTHER_USER" s3 cp --only-show-errors "$DATA/small.txt" "s3://$b/x.txt"
+    check "$tag get-bucket-policy shows the share" policy_names "$b" "arn:aws:iam:::user/$OTHER_USER"
+    check "$tag get-bucket-acl names the owner" acl_owner_is "$b" "$TEST_USER"
+    deny=$(printf '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::%s/*"}]}' "$b")
+    check "$tag a Deny statement is refused (NotImplemented)" aws_error_is NotImplemented s3api put-bucket-policy --bucket "$b" --policy "$deny"
+    check "$tag public-read is refused (AccessDenied)" aws_error_is AccessDenied s3api put-bucket-acl --bucket "$b" --acl public-read
+    check "$tag delete-bucket-policy" quiet awsc s3api delete-bucket-policy --bucket "$b"
+    check "$tag   $OTHER_USER reads it no more" quiet not other_reads "$b/docs/small.txt" "$DATA/small.txt"
+  fi
+  finish_server "$tag" "$fails_before"
+}
+
 # --- run ----------------------------------------------------------------------------------
 check "aws CLI installed (PyPI, venv)" install_aws && echo "     $("$VENV/bin/aws" --version 2>&1)"
 check "rclone and s3cmd installed" install_missing rclone s3cmd
@@ -308,4 +371,5 @@ part_aws tls
 part_rclone
 part_s3cmd
 part_cross
+part_policy
 summary s3

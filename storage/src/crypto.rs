@@ -30,6 +30,7 @@ pub struct Keys {
     chunk_id: hmac::Key,
     chunk_seal: hmac::Key,
     secrets: hmac::Key,
+    canonical_user: hmac::Key,
 }
 
 impl Keys {
@@ -44,7 +45,15 @@ impl Keys {
             chunk_id: sub("davit/chunk-id/v1"),
             chunk_seal: sub("davit/chunk-seal/v1"),
             secrets: sub("davit/secrets/v1"),
+            canonical_user: sub("davit/canonical-user/v1"),
         }
+    }
+
+    /// A user's S3 canonical id (`access::s3_view`): stable, and meaningless without the key.
+    pub fn canonical_user(&self, user: u64) -> [u8; 32] {
+        let mut id = [0u8; 32];
+        id.copy_from_slice(hmac::sign(&self.canonical_user, &user.to_be_bytes()).as_ref());
+        id
     }
 
     pub fn chunk_id(&self, plain: &[u8]) -> ChunkId {

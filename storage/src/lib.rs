@@ -29,6 +29,7 @@ use std::time::Duration;
 
 // The crate's public module paths from before the folders, kept for the front ends.
 pub use access::policy;
+pub use access::{s3_grants, s3_policy, s3_view};
 pub use content::chunks;
 pub use meta::db::MetaStore;
 pub use meta::{db, format, model, names};
@@ -89,6 +90,9 @@ pub struct StorageConfig {
     pub chunks: ChunkStore,
     /// A mailed code alone signs in (`POST /auth/login/code`); see `auth::flows`.
     pub login_by_code: bool,
+    /// A bucket may be made readable to anyone, unsigned (S3 `public-read`,
+    /// `--s3-public-read`); off: refused, and buckets made so earlier are not.
+    pub s3_public_read: bool,
     /// Where audit lines go (events are stored in any case).
     pub audit_log: audit::AuditLog,
     /// How long audit events are kept in the store.
@@ -142,6 +146,7 @@ impl StorageConfig {
             chunk_grace: None,
             chunks: ChunkStore::Local,
             login_by_code: true,
+            s3_public_read: false,
             audit_log: audit::AuditLog::Off,
             audit_retention: audit::DEFAULT_RETENTION,
         }

@@ -622,6 +622,7 @@ mod account_flows;
 mod audit;
 mod folders;
 mod rules;
+mod s3_policy;
 mod sharing;
 
 also_on_postgres!(

@@ -26,7 +26,7 @@ pub async fn list(s3: &DavitS3, req: S3Request<ListBucketsInput>) -> S3Result<S3
             break;
         }
     }
-    let owner = Owner { display_name: Some(p.username().to_owned()), id: Some(p.user_id().to_string()) };
+    let owner = Owner { display_name: Some(p.username().to_owned()), id: Some(s3.storage.canonical_id(p.user_id())) };
     Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner: Some(owner), ..Default::default() }))
 }
 

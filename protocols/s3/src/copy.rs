@@ -15,6 +15,7 @@ use crate::stored::{etag, kept_headers};
 pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
+    crate::acl::check_new_object(input.acl.as_ref(), crate::acl::grants!(input))?;
     let CopySource::Bucket { bucket: src_bucket, key: src_key, .. } = &input.copy_source else {
         return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
     };

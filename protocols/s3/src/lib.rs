@@ -4,6 +4,7 @@
 //! Operations not built yet answer NotImplemented (the trait's default), never a wrong
 //! success.
 
+mod acl;
 mod bucket;
 mod checksum;
 mod copy;
@@ -14,8 +15,10 @@ mod get;
 mod list;
 mod multipart;
 mod names;
+mod policy;
 mod post;
 mod put;
+mod reach;
 mod request;
 mod sse;
 mod stored;
@@ -47,8 +50,10 @@ pub struct S3Front {
 pub fn service(storage: Storage, base_domain: Option<&str>, reserved: &[&str]) -> Result<Arc<S3Front>, String> {
     let verified = Arc::new(Verified::default());
     let reserved = reserved.iter().map(|r| (*r).to_owned()).collect();
-    let mut b = S3ServiceBuilder::new(DavitS3 { storage: storage.clone(), verified: verified.clone(), reserved });
+    let own = reach::OwnBuckets::default();
+    let mut b = S3ServiceBuilder::new(DavitS3 { storage: storage.clone(), verified: verified.clone(), reserved, own });
     b.set_auth(KeyAuth { storage: storage.clone(), verified });
+    b.set_access(reach::Gate { public_read: storage.s3_public_read() });
     if let Some(d) = base_domain {
         // Validated as s3s would; parsed by BaseDomain.
         s3s::host::SingleDomain::new(d).map_err(|e| format!("base domain {d}: {e}"))?;
@@ -251,23 +256,62 @@ pub(crate) struct DavitS3 {
     verified: Arc<Verified>,
     /// Names the router takes for itself: never buckets.
     reserved: Vec<String>,
+    /// Buckets recently found to be the caller's own.
+    own: reach::OwnBuckets,
 }
 
 impl DavitS3 {
-    /// The owner of the request's (already verified) access key.
+    /// Who the request acts as: the owner of its (already verified) access key, reaching
+    /// the bucket it names as the core says (`Storage::s3_principal`: one's own, another
+    /// owner's through grants, or a bucket readable to everyone); an unsigned request only
+    /// a bucket anyone may read.
     pub(crate) async fn principal<T>(&self, req: &S3Request<T>) -> S3Result<Principal> {
-        let cred =
-            req.credentials.as_ref().ok_or_else(|| s3_error!(AccessDenied, "anonymous access is not allowed"))?;
-        let p = match self.verified.recent(&cred.access_key) {
-            Some(p) => p,
-            None => match self.storage.access_key_principal(&cred.access_key).await {
-                Ok(p) => p,
-                Err(davit_storage::Error::Forbidden(m)) => return Err(s3_error!(AccessDenied, "{m}")),
-                Err(e) => return Err(key_lookup_error(e)),
-            },
+        let bucket = req.extensions.get::<reach::RequestBucket>().map(|b| b.0.as_str());
+        let p = match &req.credentials {
+            Some(cred) => {
+                let p = match self.verified.recent(&cred.access_key) {
+                    Some(p) => p,
+                    None => match self.storage.access_key_principal(&cred.access_key).await {
+                        Ok(p) => p,
+                        Err(davit_storage::Error::Forbidden(m)) => return Err(s3_error!(AccessDenied, "{m}")),
+                        Err(e) => return Err(key_lookup_error(e)),
+                    },
+                };
+                let mut p = match bucket {
+                    Some(b) if !self.own.is_own(p.user_id(), b) => self.reach(Some(p), b).await?,
+                    _ => p,
+                };
+                // A copy names a second bucket, its source: reached the same way.
+                if let Some(src) = reach::copy_source_bucket(&req.headers)
+                    && Some(src) != bucket
+                    && !self.own.is_own(p.user_id(), src)
+                {
+                    p = self.reach(Some(p), src).await?;
+                }
+                p
+            }
+            None => {
+                let b = bucket.ok_or_else(|| s3_error!(AccessDenied, "anonymous access is not allowed"))?;
+                self.reach(None, b).await?
+            }
         };
         PrincipalSlot::fill(&req.extensions, &p);
         Ok(p)
+    }
+
+    async fn reach(&self, p: Option<Principal>, bucket: &str) -> S3Result<Principal> {
+        use davit_storage::s3_view::S3Reach;
+        match self.storage.s3_principal(p.as_ref(), bucket).await {
+            Ok(S3Reach::Routed(routed)) => Ok(routed),
+            Ok(reach) => {
+                let p = p.ok_or_else(|| s3_error!(AccessDenied, "anonymous access is not allowed"))?;
+                if matches!(reach, S3Reach::Own) {
+                    self.own.keep(p.user_id(), bucket);
+                }
+                Ok(p)
+            }
+            Err(e) => Err(errors::s3_error(e)),
+        }
     }
 
     /// Refuses a bucket that does not exist (or is not a folder).
@@ -278,6 +322,9 @@ impl DavitS3 {
         match self.storage.stat(p, &format!("/{bucket}")).await {
             Ok(item) if item.is_folder() => Ok(()),
             Ok(_) => Err(s3_error!(NoSuchBucket, "no such bucket")),
+            // Another owner's bucket of which prefixes are shared with the caller: it
+            // exists for them; each key decides.
+            Err(davit_storage::Error::Forbidden(_)) if matches!(p.scope(), davit_storage::Scope::S3Bucket(_)) => Ok(()),
             Err(e) => Err(bucket_error(e)),
         }
     }
@@ -290,7 +337,51 @@ impl S3 for DavitS3 {
     }
 
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
-        bucket::create(self, req).await
+        acl::create_bucket(self, req).await
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        policy::put(self, req).await
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        policy::get(self, req).await
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        policy::delete(self, req).await
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        policy::status(self, req).await
+    }
+
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+        acl::get_bucket(self, req).await
+    }
+
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        acl::put_bucket(self, req).await
+    }
+
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        acl::get_object(self, req).await
+    }
+
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        acl::put_object(self, req).await
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {

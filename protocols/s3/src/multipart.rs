@@ -63,6 +63,7 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
+    crate::acl::check_new_object(input.acl.as_ref(), crate::acl::grants!(input))?;
     s3.bucket(&p, &input.bucket).await?;
     let path = key_path(&input.bucket, &input.key)?;
     let kind = wanted_type(&input)?;

@@ -24,6 +24,7 @@ fn conditions(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondi
 pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let p = s3.principal(&req).await?;
     let S3Request { input, headers, trailing_headers, .. } = req;
+    crate::acl::check_new_object(input.acl.as_ref(), crate::acl::grants!(input))?;
     s3.bucket(&p, &input.bucket).await?;
     let path = key_path(&input.bucket, &input.key)?;
     let wanted = Wanted::of_request(checksum::values!(input), &headers, trailing_headers)?;

@@ -8,6 +8,9 @@
 pub(crate) mod links;
 pub mod policy;
 pub(crate) mod reshare;
+pub mod s3_grants;
+pub mod s3_policy;
+pub mod s3_view;
 pub(crate) mod sharing;
 
 use std::collections::{HashMap, HashSet};
@@ -30,6 +33,10 @@ pub(crate) enum Access {
     Link {
         link: u64,
         upload: bool,
+    },
+    /// A bucket its owner made readable to every user or to anyone (`s3_view`).
+    Public {
+        item: u64,
     },
     /// `/shared`: the owners who shared something with the caller.
     SharedRoot,
@@ -111,6 +118,7 @@ impl Place {
                 Err(Error::Forbidden("an upload link takes files into its folder, not changes to it".into()))
             }
             Access::Link { .. } => Ok(()),
+            Access::Public { .. } => Err(Error::Forbidden(format!("{} is readable to you, not writable", self.path))),
             Access::SharedRoot | Access::SharedOwner { .. } => {
                 Err(Error::Forbidden("/shared holds what others share with you; it cannot be changed".into()))
             }
@@ -243,6 +251,11 @@ pub(crate) fn place(t: &ReadTxn, p: &Principal, path: DrivePath) -> Result<Place
             shown_as: None,
         });
     }
+    if let Scope::S3Bucket(route) = &p.scope
+        && let Some(place) = s3_view::place(t, p, route, &path)?
+    {
+        return Ok(place);
+    }
     if !path.in_shared() {
         return Ok(Place::own(p, path));
     }
@@ -361,6 +374,20 @@ fn recheck_for(w: &W<'_>, place: &Place, write: bool) -> Result<()> {
                 db::decode(links.get(link)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value())?;
             link_usable(&l)?;
             reshare::check_made_link_write(w.txn, &w.items, &l)?;
+        }
+        Access::Public { item } => {
+            // Made private, renamed or deleted since: nothing more is read through it.
+            let bucket = txn::get_item(&w.items, item)?.map(|i| i.name).unwrap_or_default();
+            let tables = s3_view::AudienceTables {
+                items: &w.items,
+                children: &w.children,
+                users: &w.txn.open_table(USERS)?,
+                audience: &w.txn.open_table(db::S3_AUDIENCE)?,
+                names: &w.txn.open_table(db::S3_AUDIENCE_NAMES)?,
+            };
+            if write || s3_view::audience_of(tables, item, &bucket)?.is_none() {
+                return Err(Error::Forbidden(format!("{} is no longer readable to you", place.path)));
+            }
         }
         _ => return Ok(()),
     }

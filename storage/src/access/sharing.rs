@@ -49,7 +49,7 @@ fn put_expiry(txn: &crate::meta::kv::WriteTxn, share: u64, at: i64) -> Result<()
 }
 
 /// Sets whether a grant allows links, in the transaction that writes the grant.
-fn put_reshare(txn: &crate::meta::kv::WriteTxn, share: u64, on: bool) -> Result<()> {
+pub(crate) fn put_reshare(txn: &crate::meta::kv::WriteTxn, share: u64, on: bool) -> Result<()> {
     let mut t = txn.open_table(SHARE_RESHARE)?;
     if on {
         t.insert(share, 1)?;

@@ -146,6 +146,12 @@ pub const CORS_BY_NAME: Table<(u64, u64), u64> = Table::new("cors_by_name");
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
 /// `meta::copy::tests::every_table_is_listed` compares this list with the definitions above.
+/// A bucket's folder -> who else may read it (`access::s3_policy::Audience`, 1 every user,
+/// 2 anyone); no row: its owner and its grants only.
+pub const S3_AUDIENCE: Table<u64, u64> = Table::new("s3_audience");
+/// Bucket name -> the folder readable to everyone by that name (one per name, server-wide).
+pub const S3_AUDIENCE_NAMES: Table<&str, u64> = Table::new("s3_audience_names");
+
 pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &META,
     &USERS,
@@ -190,6 +196,8 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &UPLOADS_DONE,
     &BUCKET_CORS,
     &CORS_BY_NAME,
+    &S3_AUDIENCE,
+    &S3_AUDIENCE_NAMES,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -611,5 +619,7 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(UPLOADS_DONE)?;
     txn.open_table(BUCKET_CORS)?;
     txn.open_table(CORS_BY_NAME)?;
+    txn.open_table(S3_AUDIENCE)?;
+    txn.open_table(S3_AUDIENCE_NAMES)?;
     Ok(())
 }

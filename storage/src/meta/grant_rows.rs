@@ -64,6 +64,8 @@ pub(crate) fn forget_item(txn: &WriteTxn, item: u64) -> Result<()> {
         l.state = LinkState::Deleted;
         txn.open_table(LINKS)?.insert(l.id, db::encode(&l).as_slice())?;
     }
+    // A deleted bucket is readable to no one any more (`access::s3_view`).
+    txn.open_table(crate::meta::db::S3_AUDIENCE)?.remove(item)?;
     Ok(())
 }
 

@@ -188,6 +188,10 @@ pub enum Scope {
     /// Someone holding a link: `/` is the linked item, read-only, or create-only for an
     /// upload link. Nothing else of the owner's drive is reachable.
     Link { link: u64, item: u64, owner: u64, upload: bool },
+    /// An S3 request naming a bucket the caller does not own (`access::s3_view`): paths in
+    /// that bucket reach what its owner granted or made public; other paths are the
+    /// caller's own drive (nothing, for an anonymous caller).
+    S3Bucket(Box<crate::access::s3_view::BucketRoute>),
 }
 
 impl Principal {

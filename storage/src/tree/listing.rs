@@ -162,7 +162,13 @@ impl Storage {
     /// Lists the subtree of the folder at `folder` as keys (see [`KeyListing`]). Under
     /// `/shared`, keys are `<owner>/<name>/…` over what others share with the caller.
     pub async fn list_keys(&self, p: &Principal, folder: &str, q: ListQuery<'_>) -> Result<KeyListing> {
-        let place = self.place(p, folder).await?;
+        let place = match self.place(p, folder).await {
+            // Another owner's bucket of which only prefixes are shared: a listing inside one.
+            Err(Error::Forbidden(m)) if matches!(p.scope, crate::Scope::S3Bucket(_)) => {
+                return Box::pin(self.list_in_granted_prefix(p, folder, q, m)).await;
+            }
+            r => r?,
+        };
         if place.hides_names() {
             return Ok(KeyListing::default());
         }

@@ -83,6 +83,8 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("uploads_done", 62),
     ("bucket_cors", 63),
     ("cors_by_name", 64),
+    ("s3_audience", 50),
+    ("s3_audience_names", 51),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
