@@ -133,6 +133,13 @@ pub struct ServeArgs {
     /// Days audit events are kept in the metadata store [default: 180]
     #[arg(long, env = "DAVIT_AUDIT_DAYS")]
     pub audit_days: Option<u64>,
+    /// Seconds between two passes applying S3 buckets' lifecycle rules (expiring objects,
+    /// aborting old uploads); 0 turns them off [default: 3600]
+    #[arg(long, env = "DAVIT_LIFECYCLE_INTERVAL")]
+    pub lifecycle_interval: Option<u64>,
+    /// For tests only: how many seconds a lifecycle "day" lasts [default: 86400]
+    #[arg(long, env = "DAVIT_LIFECYCLE_DAY_SECONDS", hide = true)]
+    pub lifecycle_day_seconds: Option<u64>,
 }
 
 /// The TOML file: the same settings, by the same names with underscores.
@@ -166,6 +173,8 @@ struct FileConfig {
     metrics_listen: Option<SocketAddr>,
     audit_log: Option<String>,
     audit_days: Option<u64>,
+    lifecycle_interval: Option<u64>,
+    lifecycle_day_seconds: Option<u64>,
     meta: Option<String>,
     chunks: Option<String>,
     chunks_endpoint: Option<String>,
@@ -249,6 +258,9 @@ pub struct Ops {
     pub metrics_listen: Option<SocketAddr>,
     pub audit_log: davit_storage::audit::AuditLog,
     pub audit_retention: Duration,
+    /// How often lifecycle rules are applied (None: never), and how long their "day" is.
+    pub lifecycle_interval: Option<Duration>,
+    pub lifecycle_day: Duration,
 }
 
 impl Default for Ops {
@@ -259,6 +271,8 @@ impl Default for Ops {
             metrics_listen: None,
             audit_log: davit_storage::audit::AuditLog::Off,
             audit_retention: davit_storage::audit::DEFAULT_RETENTION,
+            lifecycle_interval: None,
+            lifecycle_day: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -271,6 +285,8 @@ impl std::fmt::Debug for Ops {
             .field("metrics_listen", &self.metrics_listen)
             .field("audit_log", &self.audit_log)
             .field("audit_retention", &self.audit_retention)
+            .field("lifecycle_interval", &self.lifecycle_interval)
+            .field("lifecycle_day", &self.lifecycle_day)
             .finish()
     }
 }
@@ -291,6 +307,14 @@ fn resolve_ops(serve: &ServeArgs, file: &FileConfig) -> anyhow::Result<Ops> {
         metrics_listen: serve.metrics_listen.or(file.metrics_listen),
         audit_log,
         audit_retention: Duration::from_secs(days * 24 * 3600),
+        lifecycle_interval: match serve.lifecycle_interval.or(file.lifecycle_interval).unwrap_or(3600) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        },
+        lifecycle_day: match serve.lifecycle_day_seconds.or(file.lifecycle_day_seconds).unwrap_or(86_400) {
+            0 => bail!("--lifecycle-day-seconds: at least 1"),
+            s => Duration::from_secs(s),
+        },
     })
 }
 
@@ -530,6 +554,8 @@ impl Config {
         c.chunk_grace = self.stores.chunk_grace;
         c.audit_log = self.ops.audit_log.clone();
         c.audit_retention = self.ops.audit_retention;
+        c.lifecycle_interval = self.ops.lifecycle_interval;
+        c.lifecycle_day = self.ops.lifecycle_day;
         Ok(c)
     }
 }

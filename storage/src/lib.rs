@@ -13,6 +13,7 @@ pub mod auth;
 mod content;
 pub mod crypto;
 mod error;
+pub mod lifecycle;
 mod meta;
 pub mod metrics;
 mod migrate;
@@ -53,6 +54,8 @@ pub use migrate::{MigrateReport, MigrateTarget, migrate};
 pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};
 pub use multipart::{CombineParts, PartOptions};
 pub use tree::listing::{KeyListing, ListQuery};
+pub use tree::tagging;
+pub use tree::tagging::TagTarget;
 pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};
 
 use chunks::{ChunkBackend, Collector, LocalDir, Pins};
@@ -92,6 +95,11 @@ pub struct StorageConfig {
     pub audit_log: audit::AuditLog,
     /// How long audit events are kept in the store.
     pub audit_retention: Duration,
+    /// How often buckets' lifecycle rules are applied (`lifecycle`); None: never (tests that
+    /// run passes themselves).
+    pub lifecycle_interval: Option<Duration>,
+    /// How long a lifecycle "day" lasts: a day, but in tests.
+    pub lifecycle_day: Duration,
 }
 
 /// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
@@ -143,6 +151,8 @@ impl StorageConfig {
             login_by_code: true,
             audit_log: audit::AuditLog::Off,
             audit_retention: audit::DEFAULT_RETENTION,
+            lifecycle_interval: None,
+            lifecycle_day: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -250,6 +260,9 @@ impl Storage {
             None => start_periodic_sweep(&core),
         }
         audit::start_expiry(&core)?;
+        if let Some(every) = core.config.lifecycle_interval {
+            lifecycle::start(&core, every, core.config.lifecycle_day)?;
+        }
         Ok(Storage { core })
     }
 

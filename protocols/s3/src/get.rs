@@ -121,6 +121,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         expires: input.response_expires.or_else(|| expires(&item)),
         metadata: metadata(&item),
         parts_count: input.part_number.map(|_| parts_count(&item)),
+        tag_count: crate::tagging::count(s3, &item).await?,
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
@@ -158,7 +159,13 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
-    Ok(S3Response::new(out))
+    let tags = crate::tagging::count(s3, &item).await?;
+    let mut resp = S3Response::new(out);
+    // s3s's HeadObjectOutput has no field for it; S3 sends it on HEAD as on GET.
+    if let Some(n) = tags {
+        resp.headers.insert("x-amz-tagging-count", http::HeaderValue::from(n));
+    }
+    Ok(resp)
 }
 
 /// The item at an object's path. The bucket is looked at only when the key is missing, to

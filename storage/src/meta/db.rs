@@ -126,6 +126,13 @@ pub const DETACHED: Table<u64, u64> = Table::new("detached");
 /// (bytes, files) below each folder, so a delete knows what it frees without walking the
 /// folder (see `meta::subtree`). An absent row means "not known" (folders of older davits).
 pub const FOLDER_TOTALS: Table<u64, (u64, u64)> = Table::new("folder_totals");
+/// item -> record `TagSet`: an object's S3 tags, or a bucket's (its folder's); no row, no
+/// tags (`meta::tags`). Removed with the item, copied with it.
+pub const TAGS: Table<u64, &[u8]> = Table::new("tags");
+/// multipart upload -> record `TagSet`: the tags the object gets at completion.
+pub const UPLOAD_TAGS: Table<u64, &[u8]> = Table::new("upload_tags");
+/// bucket folder -> record `Lifecycle`: the bucket's lifecycle rules (`crate::lifecycle`).
+pub const LIFECYCLE: Table<u64, &[u8]> = Table::new("lifecycle");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -169,6 +176,9 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &AUDIT_BY_USER,
     &DETACHED,
     &FOLDER_TOTALS,
+    &TAGS,
+    &UPLOAD_TAGS,
+    &LIFECYCLE,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -585,5 +595,8 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(AUDIT_BY_USER)?;
     txn.open_table(DETACHED)?;
     txn.open_table(FOLDER_TOTALS)?;
+    txn.open_table(TAGS)?;
+    txn.open_table(UPLOAD_TAGS)?;
+    txn.open_table(LIFECYCLE)?;
     Ok(())
 }

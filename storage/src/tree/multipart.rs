@@ -70,6 +70,9 @@ impl Storage {
         let (owner, payer, now) = (p.user_id, place.owner, now_nanos());
         let path = place.path.to_string();
         let guard = LockGuard::of(p, false);
+        if let Some(tags) = &opts.tags {
+            super::tagging::check_object_tags(tags)?;
+        }
         self.core
             .db
             .write((), move |ctx| {
@@ -86,6 +89,7 @@ impl Storage {
                     user_meta: opts.user_meta.clone(),
                 };
                 ctx.txn.open_table(UPLOADS)?.insert(id, db::encode(&up).as_slice())?;
+                crate::meta::tags::set_upload(ctx.txn, id, opts.tags.as_deref().unwrap_or_default())?;
                 Ok(up)
             })
             .await
@@ -273,6 +277,8 @@ impl Storage {
             }
             // The file takes references first, then the upload lets all of its go.
             w.add_refs(&refs, None, None)?;
+            // S3's completion makes a new object: it has the upload's tags, or none.
+            let tags = crate::meta::tags::of_upload(w.txn, up.id)?;
             drop_upload(w, &up)?;
             let old_size = current.as_ref().map_or(0, |c| c.size);
             w.check_quota(place.owner, size as i128 - old_size as i128)?;
@@ -291,6 +297,7 @@ impl Storage {
                 parts: chosen.iter().map(|p| p.size).collect(),
             };
             let item = w.place_file(place.owner, parent.id, &name, current, now, content)?;
+            crate::meta::tags::set_item(w.txn, item.id, &tags)?;
             Ok(item)
         })
         .await

@@ -78,6 +78,9 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("share_expiry", 38),
     ("audit", 43),
     ("audit_by_user", 44),
+    ("tags", 55),
+    ("upload_tags", 56),
+    ("lifecycle", 57),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
