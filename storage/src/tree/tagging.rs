@@ -115,3 +115,7 @@ impl Storage {
         .await
     }
 }
+
+#[cfg(test)]
+#[path = "tagging_tests.rs"]
+mod tests;
