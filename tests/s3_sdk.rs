@@ -13,6 +13,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod presign;
+mod tagging;
 mod vhost;
 
 use std::fmt::Debug;
