@@ -9,6 +9,7 @@ mod auth;
 mod buckets;
 mod checksums;
 mod cross;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod objects;

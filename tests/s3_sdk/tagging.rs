@@ -49,7 +49,13 @@ async fn object_tags_are_set_read_replaced_and_deleted() {
     let Sdk { s: _s, c, .. } = start().await;
     put(&c, "obj").await;
     assert!(tags_of(&c, "bkt", "obj").await.is_empty());
-    c.put_object_tagging().bucket("bkt").key("obj").tagging(tagging(&[("key1", "val1"), ("key2", "val2")])).send().await.unwrap();
+    c.put_object_tagging()
+        .bucket("bkt")
+        .key("obj")
+        .tagging(tagging(&[("key1", "val1"), ("key2", "val2")]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tags_of(&c, "bkt", "obj").await, pairs(&[("key1", "val1"), ("key2", "val2")]));
     // Ten tags, each key of 128 and value of 256 characters: the most S3 allows.
     c.put_object_tagging().bucket("bkt").key("obj").tagging(n_tags(10, 128, 256)).send().await.unwrap();
@@ -65,7 +71,8 @@ async fn object_tags_are_set_read_replaced_and_deleted() {
     // A missing object has no tags to read or set.
     let (status, code) = refusal(c.get_object_tagging().bucket("bkt").key("nope").send().await);
     assert_eq!((status, code.as_str()), (404, "NoSuchKey"));
-    let (status, code) = refusal(c.put_object_tagging().bucket("bkt").key("nope").tagging(tagging(&[("a", "b")])).send().await);
+    let (status, code) =
+        refusal(c.put_object_tagging().bucket("bkt").key("nope").tagging(tagging(&[("a", "b")])).send().await);
     assert_eq!((status, code.as_str()), (404, "NoSuchKey"));
 }
 
@@ -129,7 +136,14 @@ async fn a_put_takes_its_tags_from_the_header_and_get_and_head_count_them() {
 #[tokio::test]
 async fn copies_keep_or_replace_tags_and_uploads_apply_theirs_at_completion() {
     let Sdk { s: _s, c, .. } = start().await;
-    c.put_object().bucket("bkt").key("src").tagging("a=1&b=2").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    c.put_object()
+        .bucket("bkt")
+        .key("src")
+        .tagging("a=1&b=2")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
     c.copy_object().bucket("bkt").key("copied").copy_source("bkt/src").send().await.unwrap();
     assert_eq!(tags_of(&c, "bkt", "copied").await, pairs(&[("a", "1"), ("b", "2")]));
     c.copy_object()
@@ -155,7 +169,16 @@ async fn copies_keep_or_replace_tags_and_uploads_apply_theirs_at_completion() {
 
     let up = c.create_multipart_upload().bucket("bkt").key("mp").tagging("part=yes").send().await.unwrap();
     let id = up.upload_id().unwrap();
-    let p = c.upload_part().bucket("bkt").key("mp").upload_id(id).part_number(1).body(ByteStream::from_static(b"p")).send().await.unwrap();
+    let p = c
+        .upload_part()
+        .bucket("bkt")
+        .key("mp")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"p"))
+        .send()
+        .await
+        .unwrap();
     let done = CompletedMultipartUpload::builder()
         .parts(CompletedPart::builder().part_number(1).e_tag(p.e_tag().unwrap()).build())
         .build();
@@ -234,7 +257,14 @@ async fn object_attributes_answer_what_was_asked() {
     assert_eq!(a.checksum().and_then(|c| c.checksum_sha256()), Some(sha.as_str()));
     assert!(a.object_parts().is_none(), "a single PUT has no parts to tell");
     // Only what was asked.
-    let a = c.get_object_attributes().bucket("bkt").key("single").object_attributes(ObjectAttributes::ObjectSize).send().await.unwrap();
+    let a = c
+        .get_object_attributes()
+        .bucket("bkt")
+        .key("single")
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(a.object_size(), Some(11));
     assert!(a.e_tag().is_none() && a.checksum().is_none() && a.storage_class().is_none());
 
@@ -255,7 +285,15 @@ async fn object_attributes_answer_what_was_asked() {
             .unwrap();
         done = done.parts(CompletedPart::builder().part_number(n).e_tag(p.e_tag().unwrap()).build());
     }
-    let out = c.complete_multipart_upload().bucket("bkt").key("multi").upload_id(id).multipart_upload(done.build()).send().await.unwrap();
+    let out = c
+        .complete_multipart_upload()
+        .bucket("bkt")
+        .key("multi")
+        .upload_id(id)
+        .multipart_upload(done.build())
+        .send()
+        .await
+        .unwrap();
     let a = c
         .get_object_attributes()
         .bucket("bkt")

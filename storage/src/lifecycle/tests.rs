@@ -70,7 +70,8 @@ fn configurations_are_checked_as_s3_checks_them() {
         ..Default::default()
     };
     assert!(refused(vec![both]), "Days and Date");
-    let abort_by_tag = Rule { id: "t".into(), enabled: true, abort_upload_days: Some(1), filter: tag("k", "v"), ..Default::default() };
+    let abort_by_tag =
+        Rule { id: "t".into(), enabled: true, abort_upload_days: Some(1), filter: tag("k", "v"), ..Default::default() };
     assert!(refused(vec![abort_by_tag]), "an upload abort with a tag filter");
     assert!(refused(vec![expire_after("t", 1, tag("aws:x", "v"))]), "a filter's tags follow the tag rules");
     let many: Vec<Rule> = (0..1001).map(|i| expire_after(&format!("r{i}"), 1, prefix(""))).collect();
@@ -107,7 +108,9 @@ async fn rules_are_stored_by_bucket_and_go_with_it() {
     let left = s.core.db.read(|t| Ok(t.open_table(LIFECYCLE)?.range::<u64>(..)?.count())).await.unwrap();
     assert_eq!(left, 0);
     // Not a folder, or not there: refused.
-    assert!(s.set_lifecycle(&alice, "/nothing", Lifecycle { rules: vec![expire_after("r", 1, prefix(""))] }).await.is_err());
+    assert!(
+        s.set_lifecycle(&alice, "/nothing", Lifecycle { rules: vec![expire_after("r", 1, prefix(""))] }).await.is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,9 +47,14 @@ async fn tags_follow_the_item_and_go_with_it() {
     s.set_tags(&alice, "/b/moved.txt", tags(&[("a", "1")]), TagTarget::Object).await.unwrap();
     s.delete(&alice, "/b/moved.txt", Default::default()).await.unwrap();
     assert_eq!(rows(s, TAGS).await, 1);
-    s.write(&alice, "/b/deep/x/y.txt", body(b"y"), WriteOptions { tags: Some(tags(&[("y", "")])), create_parents: true, ..Default::default() })
-        .await
-        .unwrap();
+    s.write(
+        &alice,
+        "/b/deep/x/y.txt",
+        body(b"y"),
+        WriteOptions { tags: Some(tags(&[("y", "")])), create_parents: true, ..Default::default() },
+    )
+    .await
+    .unwrap();
     s.write(&alice, "/b/deep/z.txt", body(b"z"), WriteOptions { tags: Some(tags(&[("z", "")])), ..Default::default() })
         .await
         .unwrap();
@@ -111,10 +116,17 @@ async fn tagging_is_a_write_and_reading_tags_a_read() {
     let alice = user(s, "alice", Role::User, None).await;
     let bob = user(s, "bob", Role::User, None).await;
     let carol = user(s, "carol", Role::User, None).await;
-    s.write(&alice, "/ro/a.txt", body(b"a"), WriteOptions { create_parents: true, tags: Some(tags(&[("k", "v")])), ..Default::default() })
+    s.write(
+        &alice,
+        "/ro/a.txt",
+        body(b"a"),
+        WriteOptions { create_parents: true, tags: Some(tags(&[("k", "v")])), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    s.write(&alice, "/rw/b.txt", body(b"b"), WriteOptions { create_parents: true, ..Default::default() })
         .await
         .unwrap();
-    s.write(&alice, "/rw/b.txt", body(b"b"), WriteOptions { create_parents: true, ..Default::default() }).await.unwrap();
     s.share(&alice, "/ro", "bob", false).await.unwrap();
     s.share(&alice, "/rw", "bob", true).await.unwrap();
     assert_eq!(s.tags(&bob, "/shared/alice/ro/a.txt").await.unwrap(), tags(&[("k", "v")]));
@@ -151,7 +163,10 @@ async fn an_upload_gives_its_tags_at_completion_and_an_abort_drops_them() {
     s.complete_upload(&alice, up.id, vec![(1, part.etag)]).await.unwrap();
     assert!(s.tags(&alice, "/b/obj").await.unwrap().is_empty());
     // An aborted upload leaves no row; tags over the limit start no upload.
-    let up = s.create_upload(&alice, "/b/x", WriteOptions { tags: Some(tags(&[("a", "b")])), ..Default::default() }).await.unwrap();
+    let up = s
+        .create_upload(&alice, "/b/x", WriteOptions { tags: Some(tags(&[("a", "b")])), ..Default::default() })
+        .await
+        .unwrap();
     s.abort_upload(&alice, up.id).await.unwrap();
     assert_eq!(rows(s, UPLOAD_TAGS).await, 0);
     let many = (0..11).map(|i| (format!("k{i}"), String::new())).collect();
