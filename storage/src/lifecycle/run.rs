@@ -34,6 +34,15 @@ pub struct RunReport {
     pub aborted: usize,
 }
 
+/// A folder of a bucket still to read: its key prefix below the bucket, and the last name
+/// read in it (empty: none yet).
+#[derive(Clone)]
+struct Cursor {
+    folder: u64,
+    base: String,
+    after: String,
+}
+
 /// A file found by the walk whose rule says it is due.
 struct Due {
     key: String,
@@ -133,9 +142,14 @@ impl Storage {
         day: Duration,
     ) -> Result<usize> {
         let needs_tags = expiring(config).1;
-        // Folders still to read: (folder, its key prefix below the bucket, the last key read).
-        let mut stack: Vec<(u64, String, String)> = vec![(bucket.id, String::new(), String::new())];
-        let prefixes: Vec<String> = config.rules.iter().map(|r| r.filter.prefix.clone()).collect();
+        let mut stack = vec![Cursor { folder: bucket.id, base: String::new(), after: String::new() }];
+        // Only folders an expiring rule's prefix can reach are walked.
+        let prefixes: Vec<String> = config
+            .rules
+            .iter()
+            .filter(|r| r.enabled && r.expiration.as_ref().is_some_and(|e| e.days.is_some() || e.date.is_some()))
+            .map(|r| r.filter.prefix.clone())
+            .collect();
         let mut expired = 0;
         while !stack.is_empty() && expired < MAX_PER_PASS {
             let (top, config2, prefixes2) = (stack.clone(), config.clone(), prefixes.clone());
@@ -256,20 +270,20 @@ impl Storage {
 /// and the files due. Folders whose keys no rule's prefix can reach are not entered.
 fn walk_batch(
     t: &crate::meta::kv::ReadTxn,
-    mut stack: Vec<(u64, String, String)>,
+    mut stack: Vec<Cursor>,
     config: &Lifecycle,
     prefixes: &[String],
     needs_tags: bool,
     now: i64,
     day: Duration,
-) -> Result<(Vec<(u64, String, String)>, Vec<Due>)> {
+) -> Result<(Vec<Cursor>, Vec<Due>)> {
     let items = t.open_table(ITEMS)?;
     let children = t.open_table(CHILDREN)?;
     let tag_rows = t.open_table(TAGS)?;
     let mut found = Vec::new();
     let mut budget = WALK_BATCH;
     while budget > 0 {
-        let Some((folder, base, after)) = stack.pop() else { break };
+        let Some(Cursor { folder, base, after }) = stack.pop() else { break };
         let mut last = after.clone();
         let mut sub = Vec::new();
         let mut read = 0;
@@ -285,7 +299,7 @@ fn walk_batch(
             let key = format!("{base}{name}");
             if name.ends_with('/') {
                 if prefixes.iter().any(|p| p.starts_with(&key) || key.starts_with(p.as_str())) {
-                    sub.push((v.value(), key, String::new()));
+                    sub.push(Cursor { folder: v.value(), base: key, after: String::new() });
                 }
             } else if let Some(item) = txn::get_item(&items, v.value())? {
                 let tags = if needs_tags { tags::of_item(&tag_rows, item.id)? } else { Vec::new() };
@@ -300,7 +314,7 @@ fn walk_batch(
         budget -= read.min(budget);
         let more = read > 0 && budget == 0;
         if more {
-            stack.push((folder, base, last));
+            stack.push(Cursor { folder, base, after: last });
         }
         stack.extend(sub);
         if more {
