@@ -327,3 +327,48 @@ async fn object_attributes_answer_what_was_asked() {
     let r = c.get_object_attributes().bucket("bkt").key("nope").object_attributes(ObjectAttributes::Etag).send().await;
     assert_eq!(refusal(r), (404, "NoSuchKey".to_owned()));
 }
+
+/// One core: tags set over S3 are read over REST and the other way round; a WebDAV move
+/// and a WebDAV overwrite keep them (they belong to the file, not its name).
+#[tokio::test]
+async fn tags_are_the_same_over_s3_rest_and_webdav() {
+    let Sdk { s, c, .. } = start().await;
+    let http = support::tls_client();
+    let auth = |b: reqwest::RequestBuilder| b.basic_auth("alice", Some(support::PASSWORD));
+    c.put_object()
+        .bucket("bkt")
+        .key("a.txt")
+        .tagging("from=s3")
+        .body(ByteStream::from_static(b"a"))
+        .send()
+        .await
+        .unwrap();
+    let r = auth(http.get(s.url("/api/v1/tags"))).query(&[("path", "/bkt/a.txt")]).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["tags"], serde_json::json!([{ "key": "from", "value": "s3" }]));
+    let body = serde_json::json!({ "path": "/bkt/a.txt", "tags": [{ "key": "from", "value": "rest" }, { "key": "x", "value": "" }] });
+    let r = auth(http.put(s.url("/api/v1/tags"))).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(tags_of(&c, "bkt", "a.txt").await, pairs(&[("from", "rest"), ("x", "")]));
+    // REST holds tags to the same limits.
+    let many: Vec<_> = (0..11).map(|i| serde_json::json!({ "key": format!("k{i}"), "value": "" })).collect();
+    let r = auth(http.put(s.url("/api/v1/tags")))
+        .json(&serde_json::json!({ "path": "/bkt/a.txt", "tags": many }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // WebDAV: a move keeps them, and so does an overwrite.
+    let r = auth(http.request(reqwest::Method::from_bytes(b"MOVE").unwrap(), s.url("/dav/bkt/a.txt")))
+        .header("Destination", s.url("/dav/bkt/b.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = auth(http.put(s.url("/dav/bkt/b.txt"))).body("new content").send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(tags_of(&c, "bkt", "b.txt").await, pairs(&[("from", "rest"), ("x", "")]));
+    let r = auth(http.get(s.url("/api/v1/tags"))).query(&[("path", "/bkt/nope")]).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
