@@ -259,3 +259,80 @@ async fn old_multipart_uploads_are_aborted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The date and rule of `x-amz-expiration` (`expiry-date="<HTTP date>", rule-id="<id>"`).
+fn expiration(header: Option<&str>) -> Option<(std::time::SystemTime, String)> {
+    let h = header?;
+    let date = h.split("expiry-date=\"").nth(1)?.split('"').next()?;
+    let rule = h.split("rule-id=\"").nth(1)?.split('"').next()?;
+    Some((davit_http::parse_http_date(date)?, rule.to_owned()))
+}
+
+/// test_lifecycle_expiration_header_put, test_lifecycle_expiration_header_head,
+/// test_lifecycle_expiration_header_tags_head, test_lifecycle_expiration_header_and_tags_head.
+#[tokio::test]
+async fn objects_tell_when_a_rule_expires_them() {
+    let Sdk { s: _s, c, .. } = start().await;
+    let tag = Tag::builder().key("key1").value("value1").build().unwrap();
+    let and = LifecycleRuleAndOperator::builder().prefix("both/").tags(tag.clone()).build();
+    let rules = vec![
+        rule(Some("rule1"), prefix("days1/"), 1),
+        rule(Some("tags"), LifecycleRuleFilter::builder().tag(tag).build(), 3),
+        rule(Some("and"), LifecycleRuleFilter::builder().and(and).build(), 5),
+    ];
+    c.put_bucket_lifecycle_configuration().bucket("bkt").lifecycle_configuration(config(rules)).send().await.unwrap();
+    let now = std::time::SystemTime::now();
+    let days = |n: u64, at: std::time::SystemTime| {
+        let d = at.duration_since(now).unwrap().as_secs();
+        // Whole seconds in the header: within a minute of n days from now.
+        d.abs_diff(n * 86_400) < 60
+    };
+    let out = c.put_object().bucket("bkt").key("days1/foo").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    let (at, rule) = expiration(out.expiration()).expect("x-amz-expiration on the PUT");
+    assert_eq!(rule, "rule1");
+    assert!(days(1, at));
+    let head = c.head_object().bucket("bkt").key("days1/foo").send().await.unwrap();
+    assert_eq!(expiration(head.expiration()).map(|e| e.1).as_deref(), Some("rule1"));
+    let get = c.get_object().bucket("bkt").key("days1/foo").send().await.unwrap();
+    assert_eq!(expiration(get.expiration()).map(|e| e.1).as_deref(), Some("rule1"));
+
+    c.put_object()
+        .bucket("bkt")
+        .key("tagged")
+        .tagging("key1=value1")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let head = c.head_object().bucket("bkt").key("tagged").send().await.unwrap();
+    let (at, rule) = expiration(head.expiration()).expect("x-amz-expiration on the HEAD");
+    assert_eq!(rule, "tags");
+    assert!(days(3, at));
+    // And{prefix, tags}: the prefix with another tag matches no rule; with the tag, the
+    // earlier of the two rules that match is told.
+    c.put_object()
+        .bucket("bkt")
+        .key("both/x")
+        .tagging("key1=other")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    assert!(c.head_object().bucket("bkt").key("both/x").send().await.unwrap().expiration().is_none());
+    c.put_object_tagging()
+        .bucket("bkt")
+        .key("both/x")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(Tag::builder().key("key1").value("value1").build().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let head = c.head_object().bucket("bkt").key("both/x").send().await.unwrap();
+    assert_eq!(expiration(head.expiration()).map(|e| e.1).as_deref(), Some("tags"));
+    let out = c.put_object().bucket("bkt").key("nothing/x").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    assert!(out.expiration().is_none());
+}

@@ -106,6 +106,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     let item = read.item;
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
+    let extras = crate::tagging::extras(s3, &item).await?;
     let mut out = GetObjectOutput {
         body: Some(StreamingBlob::wrap(SyncStream(std::sync::Mutex::new(read.body)))),
         content_length: Some((read.end - read.start) as i64),
@@ -121,7 +122,8 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         expires: input.response_expires.or_else(|| expires(&item)),
         metadata: metadata(&item),
         parts_count: input.part_number.map(|_| parts_count(&item)),
-        tag_count: crate::tagging::count(s3, &item).await?,
+        tag_count: extras.tag_count,
+        expiration: extras.expiration,
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
@@ -142,6 +144,7 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         Some((start, end)) => (end - start, Some(format!("bytes {start}-{}/{}", end.saturating_sub(1), item.size))),
     };
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
+    let extras = crate::tagging::extras(s3, &item).await?;
     let mut out = HeadObjectOutput {
         content_length: Some(len as i64),
         content_range: range,
@@ -156,13 +159,13 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         expires: expires(&item),
         metadata: metadata(&item),
         parts_count: input.part_number.map(|_| parts_count(&item)),
+        expiration: extras.expiration,
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
-    let tags = crate::tagging::count(s3, &item).await?;
     let mut resp = S3Response::new(out);
     // s3s's HeadObjectOutput has no field for it; S3 sends it on HEAD as on GET.
-    if let Some(n) = tags {
+    if let Some(n) = extras.tag_count {
         resp.headers.insert("x-amz-tagging-count", http::HeaderValue::from(n));
     }
     Ok(resp)

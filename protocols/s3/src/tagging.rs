@@ -173,8 +173,19 @@ pub async fn delete_bucket_tagging(
     Ok(S3Response::new(DeleteBucketTaggingOutput::default()))
 }
 
-/// `x-amz-tagging-count` of an object just read (None when it has no tags, as S3 omits it).
-pub(crate) async fn count(s3: &DavitS3, item: &davit_storage::Item) -> S3Result<Option<i32>> {
-    let n = s3.storage.tag_count(item.id).await.map_err(map)?;
-    Ok((n > 0).then_some(n as i32))
+/// What S3 sends with an object just read or written: `x-amz-tagging-count` (None when it
+/// has no tags, as S3 omits it) and `x-amz-expiration` (when a lifecycle rule will expire it).
+pub(crate) struct Extras {
+    pub tag_count: Option<i32>,
+    pub expiration: Option<String>,
+}
+
+pub(crate) async fn extras(s3: &DavitS3, item: &davit_storage::Item) -> S3Result<Extras> {
+    let e = s3.storage.object_extras(item).await.map_err(map)?;
+    Ok(Extras {
+        tag_count: (e.tag_count > 0).then_some(e.tag_count as i32),
+        expiration: e.expiry.map(|(at, rule)| {
+            format!("expiry-date=\"{}\", rule-id=\"{}\"", davit_http::http_date(at), rule.replace('"', "'"))
+        }),
+    })
 }

@@ -232,3 +232,68 @@ impl Storage {
             .await
     }
 }
+
+/// What S3 tells with an object beside its content: how many tags it has, and when a
+/// lifecycle rule will expire it (`x-amz-tagging-count`, `x-amz-expiration`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectExtras {
+    pub tag_count: usize,
+    /// (Unix nanoseconds from which the object is due, the rule's id): the earliest enabled
+    /// rule that expires it, if any.
+    pub expiry: Option<(i64, String)>,
+}
+
+impl Storage {
+    /// [`ObjectExtras`] of an item the caller has just read (through a call that checked
+    /// its access). One read transaction; the bucket is looked for only when some bucket has
+    /// lifecycle rules at all.
+    pub async fn object_extras(&self, item: &crate::Item) -> Result<ObjectExtras> {
+        let (item, day) = (item.clone(), self.core.config.lifecycle_day);
+        self.core
+            .db
+            .read(move |t| {
+                let tags = crate::meta::tags::of_item(&t.open_table(crate::meta::db::TAGS)?, item.id)?;
+                let mut out = ObjectExtras { tag_count: tags.len(), expiry: None };
+                let rules = t.open_table(LIFECYCLE)?;
+                if item.is_folder() || rules.range::<u64>(..)?.next().is_none() {
+                    return Ok(out);
+                }
+                // Up to the top folder of the owner's drive (the bucket), naming the key.
+                let items = t.open_table(crate::meta::db::ITEMS)?;
+                let root = crate::meta::txn::load_user(t, item.owner)?.root;
+                let mut key = vec![item.name.clone()];
+                let mut folder = item.parent;
+                let mut bucket = None;
+                // Bounded by the depth of the tree (paths are at most 4096 bytes).
+                for _ in 0..crate::meta::names::MAX_PATH_BYTES {
+                    let Some(f) = crate::meta::txn::get_item(&items, folder)? else { break };
+                    if f.parent == root {
+                        bucket = Some(f.id);
+                        break;
+                    }
+                    key.push(f.name);
+                    folder = f.parent;
+                }
+                let Some(v) = bucket.map(|b| rules.get(b)).transpose()?.flatten() else { return Ok(out) };
+                let config: Lifecycle = db::decode(v.value())?;
+                key.reverse();
+                let key = key.join("/");
+                out.expiry = config
+                    .rules
+                    .iter()
+                    .filter(|r| r.enabled && r.filter.matches(&key, item.size, &tags))
+                    .filter_map(|r| {
+                        let e = r.expiration.as_ref()?;
+                        let at = match (e.days, e.date) {
+                            (Some(d), _) => item.modified.saturating_add((day * d).as_nanos() as i64),
+                            (None, Some(secs)) => secs.saturating_mul(1_000_000_000),
+                            _ => return None,
+                        };
+                        Some((at, r.id.clone()))
+                    })
+                    .min();
+                Ok(out)
+            })
+            .await
+    }
+}

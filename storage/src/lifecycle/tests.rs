@@ -226,3 +226,33 @@ crate::tests::also_on_postgres!(
     passes_at_once_remove_each_object_once_and_locks_bind_them,
     old_uploads_are_aborted_by_prefix,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_tells_which_rule_expires_it_and_when() {
+    let f = open_with(|c| c.lifecycle_day = Duration::from_secs(3600));
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    put(s, &alice, "/b/logs/a/b.txt", &[("k", "v")]).await;
+    put(s, &alice, "/b/other.txt", &[]).await;
+    put(s, &alice, "/top.txt", &[]).await;
+    let a = s.stat(&alice, "/b/logs/a/b.txt").await.unwrap();
+    let other = s.stat(&alice, "/b/other.txt").await.unwrap();
+    let top = s.stat(&alice, "/top.txt").await.unwrap();
+    // No rules anywhere: only the tag count.
+    assert_eq!(s.object_extras(&a).await.unwrap(), super::ObjectExtras { tag_count: 1, expiry: None });
+    let rules = vec![
+        expire_after("late", 9, prefix("logs/")),
+        expire_after("soon", 2, tag("k", "v")),
+        expire_after("nobody", 1, prefix("logs/b")),
+        Rule { enabled: false, ..expire_after("off", 1, prefix("")) },
+    ];
+    s.set_lifecycle(&alice, "/b", Lifecycle { rules }).await.unwrap();
+    let e = s.object_extras(&a).await.unwrap();
+    assert_eq!(
+        e.expiry,
+        Some((a.modified + 2 * 3_600_000_000_000, "soon".to_owned())),
+        "the earliest rule that matches"
+    );
+    assert_eq!(s.object_extras(&other).await.unwrap().expiry, None);
+    assert_eq!(s.object_extras(&top).await.unwrap().expiry, None, "not in a bucket");
+}

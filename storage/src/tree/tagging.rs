@@ -83,12 +83,6 @@ impl Storage {
             .await
     }
 
-    /// How many tags the item with this id has (S3's `x-amz-tagging-count`). For front ends
-    /// that already read the item through a call that checked the caller's access.
-    pub async fn tag_count(&self, item_id: u64) -> Result<usize> {
-        self.core.db.read(move |t| Ok(tags::of_item(&t.open_table(TAGS)?, item_id)?.len())).await
-    }
-
     /// Replaces the tags of the file or folder at `path` (an empty set removes them), held to
     /// the limits of `target`; a bucket's tags are its folder's.
     pub async fn set_tags(

@@ -25,7 +25,7 @@ async fn tags_follow_the_item_and_go_with_it() {
     let opts = WriteOptions { tags: Some(t2.clone()), create_parents: true, ..Default::default() };
     let item = s.write(&alice, "/b/dir/a.txt", body(b"a"), opts).await.unwrap();
     assert_eq!(s.tags(&alice, "/b/dir/a.txt").await.unwrap(), t2);
-    assert_eq!(s.tag_count(item.id).await.unwrap(), 2);
+    assert_eq!(s.object_extras(&item).await.unwrap().tag_count, 2);
 
     // A rename or move keeps them: they belong to the item, not the name.
     s.rename(&alice, "/b/dir/a.txt", "/b/moved.txt", false).await.unwrap();
