@@ -179,6 +179,8 @@ pub(crate) struct Core {
     pub jwt_key: Vec<u8>,
     /// Where audit lines go.
     pub audit: audit::Sink,
+    /// Whether any tag or lifecycle rule may exist (see `lifecycle::ExtrasSeen`).
+    pub extras: lifecycle::ExtrasSeen,
 }
 
 /// The handle front ends hold. Cheap to clone.
@@ -239,7 +241,9 @@ impl Storage {
         }
         let audit = audit::Sink::open(&config.audit_log)?;
         let detached = tree::detach::Sweeper::start(db.clone(), collector.clone())?;
+        let extras = lifecycle::ExtrasSeen::load(&db, config.chunk_grace.is_some())?;
         let core = Arc::new(Core {
+            extras,
             audit,
             detached,
             db,

@@ -209,6 +209,7 @@ impl Storage {
     /// the configuration as stored (with the ids it made up).
     pub async fn set_lifecycle(&self, p: &Principal, path: &str, mut config: Lifecycle) -> Result<Lifecycle> {
         config.check()?;
+        self.core.extras.seen();
         self.set_bucket_row(p, path, Some(db::encode(&config))).await?;
         Ok(config)
     }
@@ -243,11 +244,41 @@ pub struct ObjectExtras {
     pub expiry: Option<(i64, String)>,
 }
 
+/// Whether this store may hold a tag or a lifecycle rule, so that reads of objects in a store
+/// that has none (most) skip looking for them. True from the start when either table has a
+/// row, and set by this process before any change that adds one commits. Another node's
+/// changes are not seen here, so with several nodes it is always true.
+pub(crate) struct ExtrasSeen(std::sync::atomic::AtomicBool);
+
+impl ExtrasSeen {
+    pub(crate) fn load(db: &crate::meta::db::Db, several_nodes: bool) -> Result<Self> {
+        let any = several_nodes
+            || db.read_sync(|t| {
+                Ok(t.open_table(crate::meta::db::TAGS)?.range::<u64>(..)?.next().is_some()
+                    || t.open_table(crate::meta::db::UPLOAD_TAGS)?.range::<u64>(..)?.next().is_some()
+                    || t.open_table(LIFECYCLE)?.range::<u64>(..)?.next().is_some())
+            })?;
+        Ok(ExtrasSeen(std::sync::atomic::AtomicBool::new(any)))
+    }
+
+    /// Called before a change that may add a tag or a rule.
+    pub(crate) fn seen(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn any(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 impl Storage {
     /// [`ObjectExtras`] of an item the caller has just read (through a call that checked
-    /// its access). One read transaction; the bucket is looked for only when some bucket has
-    /// lifecycle rules at all.
+    /// its access). One read transaction, none in a store without tags and rules; the
+    /// bucket is looked for only when some bucket has lifecycle rules at all.
     pub async fn object_extras(&self, item: &crate::Item) -> Result<ObjectExtras> {
+        if !self.core.extras.any() {
+            return Ok(ObjectExtras::default());
+        }
         let (item, day) = (item.clone(), self.core.config.lifecycle_day);
         self.core
             .db

@@ -72,6 +72,9 @@ impl Storage {
         let guard = LockGuard::of(p, false);
         if let Some(tags) = &opts.tags {
             super::tagging::check_object_tags(tags)?;
+            if !tags.is_empty() {
+                self.core.extras.seen();
+            }
         }
         self.core
             .db

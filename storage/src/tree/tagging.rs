@@ -94,6 +94,7 @@ impl Storage {
     ) -> Result<()> {
         check_tags(&tags, target)?;
         let place = self.change_target(p, path).await?;
+        self.core.extras.seen();
         if place.is_virtual() {
             return Err(Error::Forbidden(format!("{} cannot be tagged", place.path)));
         }

@@ -174,9 +174,46 @@ async fn an_upload_gives_its_tags_at_completion_and_an_abort_drops_them() {
     assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
 }
 
+/// A store opened again knows it holds tags (reads of objects skip looking for them only in
+/// a store that has none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opened_again_still_reports_tags() {
+    let crate::tests::Fixture { dir, storage: s } = open_with(|_| {});
+    let alice = user(&s, "alice", Role::User, None).await;
+    let plain = s
+        .write(&alice, "/b/plain", body(b"p"), WriteOptions { create_parents: true, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(s.object_extras(&plain).await.unwrap().tag_count, 0);
+    s.write(&alice, "/b/t", body(b"t"), WriteOptions { tags: Some(tags(&[("a", "1")])), ..Default::default() })
+        .await
+        .unwrap();
+    s.close();
+    drop(s);
+    // The first store's threads may hold the redb file a moment longer.
+    let mut again = None;
+    for _ in 0..100 {
+        match Storage::open(crate::tests::config(dir.path())) {
+            Ok(s) => {
+                again = Some(s);
+                break;
+            }
+            Err(Error::Incompatible(m)) if m.contains("another process") => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let s = again.expect("the store opens again");
+    let alice = crate::meta::model::Principal::of(&s.find_user("alice").await.unwrap());
+    let item = s.stat(&alice, "/b/t").await.unwrap();
+    assert_eq!(s.object_extras(&item).await.unwrap().tag_count, 1);
+}
+
 crate::tests::also_on_postgres!(
     tags_follow_the_item_and_go_with_it,
     s3_limits_on_tags,
     tagging_is_a_write_and_reading_tags_a_read,
     an_upload_gives_its_tags_at_completion_and_an_abort_drops_them,
+    a_store_opened_again_still_reports_tags,
 );

@@ -128,6 +128,9 @@ impl Storage {
         };
         if let Some(tags) = &opts.tags {
             super::tagging::check_object_tags(tags)?;
+            if !tags.is_empty() {
+                self.core.extras.seen();
+            }
         }
         let ingested = ingest_with(&self.core, body, max, over, md5).await?;
         ingested.check_announced(opts.expected_len, opts.expected_md5, "body")?;
