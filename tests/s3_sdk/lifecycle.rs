@@ -282,10 +282,10 @@ async fn objects_tell_when_a_rule_expires_them() {
     ];
     c.put_bucket_lifecycle_configuration().bucket("bkt").lifecycle_configuration(config(rules)).send().await.unwrap();
     let now = std::time::SystemTime::now();
+    // As S3 (and s3-tests' check): the next midnight UTC after n days, so n whole days away.
     let days = |n: u64, at: std::time::SystemTime| {
-        let d = at.duration_since(now).unwrap().as_secs();
-        // Whole seconds in the header: within a minute of n days from now.
-        d.abs_diff(n * 86_400) < 60
+        let midnight = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 86_400 == 0;
+        midnight && at.duration_since(now).unwrap().as_secs() / 86_400 == n
     };
     let out = c.put_object().bucket("bkt").key("days1/foo").body(ByteStream::from_static(b"x")).send().await.unwrap();
     let (at, rule) = expiration(out.expiration()).expect("x-amz-expiration on the PUT");

@@ -100,6 +100,21 @@ pub struct NoncurrentExpiration {
     pub newer_versions: Option<u32>,
 }
 
+const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
+
+/// When an object last modified at `modified` (Unix nanoseconds) is due under a rule of
+/// `days` days, a day lasting `day`. As S3: the days are added, then the time is rounded up
+/// to the next midnight UTC, so every object of one day expires at once. With a day made
+/// shorter for tests (`--lifecycle-day-seconds`) nothing is rounded, as in RGW's debug mode.
+pub fn due_after_days(modified: i64, days: u32, day: std::time::Duration) -> i64 {
+    let at = modified.saturating_add((day * days).as_nanos().min(i64::MAX as u128) as i64);
+    if day.as_secs() == 86_400 && day.subsec_nanos() == 0 {
+        at.div_euclid(DAY_NANOS).saturating_add(i64::from(at.rem_euclid(DAY_NANOS) != 0)).saturating_mul(DAY_NANOS)
+    } else {
+        at
+    }
+}
+
 fn invalid(m: impl Into<String>) -> Error {
     Error::InvalidInput(m.into())
 }
@@ -316,7 +331,7 @@ impl Storage {
                     .filter_map(|r| {
                         let e = r.expiration.as_ref()?;
                         let at = match (e.days, e.date) {
-                            (Some(d), _) => item.modified.saturating_add((day * d).as_nanos() as i64),
+                            (Some(d), _) => due_after_days(item.modified, d, day),
                             (None, Some(secs)) => secs.saturating_mul(1_000_000_000),
                             _ => return None,
                         };

@@ -58,8 +58,7 @@ impl Rule {
             return false;
         }
         if let Some(days) = e.days {
-            let age = Duration::from_nanos(now.saturating_sub(item.modified).max(0) as u64);
-            return age >= day * days;
+            return now >= super::due_after_days(item.modified, days, day);
         }
         e.date.is_some_and(|d| now >= d.saturating_mul(1_000_000_000))
     }

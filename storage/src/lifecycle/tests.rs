@@ -256,3 +256,18 @@ async fn an_object_tells_which_rule_expires_it_and_when() {
     assert_eq!(s.object_extras(&other).await.unwrap().expiry, None);
     assert_eq!(s.object_extras(&top).await.unwrap().expiry, None, "not in a bucket");
 }
+
+#[test]
+fn real_days_round_up_to_midnight_utc_and_test_days_do_not() {
+    use super::due_after_days;
+    const S: i64 = 1_000_000_000;
+    let real = Duration::from_secs(86_400);
+    // 2026-12-01 10:00:00 UTC plus one day: 2026-12-03 00:00:00 UTC.
+    let modified = 1_796_119_200 * S;
+    assert_eq!(due_after_days(modified, 1, real), (1_796_083_200 + 2 * 86_400) * S);
+    // Exactly at midnight: no later.
+    let midnight = 1_796_083_200 * S;
+    assert_eq!(due_after_days(midnight, 2, real), midnight + 2 * 86_400 * S);
+    // A day of 10 seconds (tests): the days only.
+    assert_eq!(due_after_days(modified, 3, Duration::from_secs(10)), modified + 30 * S);
+}
