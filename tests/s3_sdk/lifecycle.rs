@@ -284,7 +284,7 @@ async fn objects_tell_when_a_rule_expires_them() {
     let now = std::time::SystemTime::now();
     // As S3 (and s3-tests' check): the next midnight UTC after n days, so n whole days away.
     let days = |n: u64, at: std::time::SystemTime| {
-        let midnight = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 86_400 == 0;
+        let midnight = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().is_multiple_of(86_400);
         midnight && at.duration_since(now).unwrap().as_secs() / 86_400 == n
     };
     let out = c.put_object().bucket("bkt").key("days1/foo").body(ByteStream::from_static(b"x")).send().await.unwrap();
