@@ -65,8 +65,7 @@ async fn object_tags_are_set_read_replaced_and_deleted() {
     // A new set replaces the old one.
     c.put_object_tagging().bucket("bkt").key("obj").tagging(tagging(&[("key3", "val3")])).send().await.unwrap();
     assert_eq!(tags_of(&c, "bkt", "obj").await, pairs(&[("key3", "val3")]));
-    let out = c.delete_object_tagging().bucket("bkt").key("obj").send().await;
-    assert!(out.is_ok(), "{out:?}");
+    c.delete_object_tagging().bucket("bkt").key("obj").send().await.unwrap();
     assert!(tags_of(&c, "bkt", "obj").await.is_empty());
     // A missing object has no tags to read or set.
     let (status, code) = refusal(c.get_object_tagging().bucket("bkt").key("nope").send().await);
@@ -108,12 +107,13 @@ async fn a_put_takes_its_tags_from_the_header_and_get_and_head_count_them() {
     c.put_object()
         .bucket("bkt")
         .key("testtagobj1")
-        .tagging("foo=bar&bar=&a%20b=c%2Bd")
+        .tagging("foo=bar&bar&a%20b=c%2Bd")
         .body(ByteStream::from_static(b"aaaaaaaaaaaaaaaaaaaaaaaaa"))
         .send()
         .await
         .unwrap();
-    assert_eq!(tags_of(&c, "bkt", "testtagobj1").await, pairs(&[("foo", "bar"), ("bar", ""), ("a b", "c+d")]));
+    // Answered sorted by key, as S3 does, whatever the order sent.
+    assert_eq!(tags_of(&c, "bkt", "testtagobj1").await, pairs(&[("a b", "c+d"), ("bar", ""), ("foo", "bar")]));
     let g = c.get_object().bucket("bkt").key("testtagobj1").send().await.unwrap();
     assert_eq!(g.tag_count(), Some(3));
     // HEAD sends x-amz-tagging-count too (the SDK does not show it: read by hand).

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::meta::db::{self, TAGS, UPLOAD_TAGS};
 use crate::meta::kv::{Readable, Table, WriteTxn};
 
-/// Tags in the order the client gave them (S3 answers them so).
+/// Tags sorted by key, the order S3 answers them in whatever order they were sent.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct TagSet(pub Vec<(String, String)>);
 crate::meta::db::stored!(TagSet = "tag set");
@@ -27,7 +27,9 @@ fn write(txn: &WriteTxn, table: Table<u64, &'static [u8]>, id: u64, tags: &[(Str
     if tags.is_empty() {
         t.remove(id)?;
     } else {
-        t.insert(id, db::encode(&TagSet(tags.to_vec())).as_slice())?;
+        let mut sorted = tags.to_vec();
+        sorted.sort();
+        t.insert(id, db::encode(&TagSet(sorted)).as_slice())?;
     }
     Ok(())
 }
