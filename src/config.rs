@@ -690,6 +690,22 @@ mod tests {
     }
 
     #[test]
+    fn lifecycle_settings() {
+        let data = super::DataArgs::default();
+        let c = super::Config::resolve(&data, &super::ServeArgs::default()).unwrap();
+        assert_eq!(c.ops.lifecycle_interval, Some(std::time::Duration::from_secs(3600)));
+        assert_eq!(c.ops.lifecycle_day, std::time::Duration::from_secs(86_400));
+        let serve =
+            super::ServeArgs { lifecycle_interval: Some(0), lifecycle_day_seconds: Some(10), ..Default::default() };
+        let c = super::Config::resolve(&data, &serve).unwrap();
+        assert_eq!((c.ops.lifecycle_interval, c.ops.lifecycle_day.as_secs()), (None, 10), "0 turns the passes off");
+        let s = c.storage().unwrap();
+        assert_eq!((s.lifecycle_interval, s.lifecycle_day.as_secs()), (None, 10), "handed to the core");
+        let serve = super::ServeArgs { lifecycle_day_seconds: Some(0), ..Default::default() };
+        assert!(super::Config::resolve(&data, &serve).is_err(), "a day of no time is refused");
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("1024"), Ok(1024));
         assert_eq!(parse_size("64K"), Ok(65536));
