@@ -226,7 +226,7 @@ async fn a_read_only_grantee_reads_tags_but_cannot_tag() {
 }
 
 /// test_get_checksum_object_attributes, test_get_single_multipart_object_attributes,
-/// test_get_paginated_multipart_object_attributes (parts without their checksums).
+/// test_get_paginated_multipart_object_attributes.
 #[tokio::test]
 async fn object_attributes_answer_what_was_asked() {
     let Sdk { s: _s, c, .. } = start().await;
@@ -269,9 +269,18 @@ async fn object_attributes_answer_what_was_asked() {
     assert!(a.e_tag().is_none() && a.checksum().is_none() && a.storage_class().is_none());
 
     // A multipart object of three parts (5 MiB, 5 MiB, 1 byte), listed one part a page.
-    let up = c.create_multipart_upload().bucket("bkt").key("multi").send().await.unwrap();
+    // Parts sent with SHA-256 checksums: each part's is told with it.
+    let up = c
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("multi")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .unwrap();
     let id = up.upload_id().unwrap();
     let mut done = CompletedMultipartUpload::builder();
+    let mut sums = Vec::new();
     for (n, len) in [(1, 5 << 20), (2, 5 << 20), (3, 1)] {
         let p = c
             .upload_part()
@@ -279,11 +288,16 @@ async fn object_attributes_answer_what_was_asked() {
             .key("multi")
             .upload_id(id)
             .part_number(n)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .body(ByteStream::from(vec![n as u8; len]))
             .send()
             .await
             .unwrap();
-        done = done.parts(CompletedPart::builder().part_number(n).e_tag(p.e_tag().unwrap()).build());
+        let sum = p.checksum_sha256().unwrap().to_owned();
+        done = done.parts(
+            CompletedPart::builder().part_number(n).e_tag(p.e_tag().unwrap()).checksum_sha256(sum.clone()).build(),
+        );
+        sums.push(sum);
     }
     let out = c
         .complete_multipart_upload()
@@ -311,6 +325,7 @@ async fn object_attributes_answer_what_was_asked() {
     assert_eq!(parts.next_part_number_marker(), Some("1"));
     assert_eq!(parts.parts().len(), 1);
     assert_eq!((parts.parts()[0].part_number(), parts.parts()[0].size()), (Some(1), Some(5 << 20)));
+    assert_eq!(parts.parts()[0].checksum_sha256(), Some(sums[0].as_str()));
     let a = c
         .get_object_attributes()
         .bucket("bkt")
@@ -324,6 +339,8 @@ async fn object_attributes_answer_what_was_asked() {
     assert_eq!(parts.is_truncated(), Some(false));
     let got: Vec<(Option<i32>, Option<i64>)> = parts.parts().iter().map(|p| (p.part_number(), p.size())).collect();
     assert_eq!(got, [(Some(2), Some(5 << 20)), (Some(3), Some(1))]);
+    let got: Vec<Option<&str>> = parts.parts().iter().map(|p| p.checksum_sha256()).collect();
+    assert_eq!(got, [Some(sums[1].as_str()), Some(sums[2].as_str())]);
     let r = c.get_object_attributes().bucket("bkt").key("nope").object_attributes(ObjectAttributes::Etag).send().await;
     assert_eq!(refusal(r), (404, "NoSuchKey".to_owned()));
 }

@@ -64,6 +64,7 @@ pub async fn get_object_attributes(
         let marker = input.part_number_marker.unwrap_or(0).max(0);
         let max = input.max_parts.unwrap_or(MAX_PARTS).clamp(0, MAX_PARTS);
         let total = item.parts.len() as i32;
+        let sums = s3.storage.part_checksums(&item).await.map_err(map)?;
         let parts: Vec<ObjectPart> = item
             .parts
             .iter()
@@ -71,7 +72,20 @@ pub async fn get_object_attributes(
             .map(|(i, size)| (i as i32 + 1, *size))
             .filter(|(n, _)| *n > marker)
             .take(max as usize)
-            .map(|(n, size)| ObjectPart { part_number: Some(n), size: Some(size as i64), ..Default::default() })
+            .map(|(n, size)| {
+                let mut part = ObjectPart { part_number: Some(n), size: Some(size as i64), ..Default::default() };
+                // The checksum the part was sent with, when it was sent with one.
+                let sum = sums.get(n as usize - 1).cloned().flatten();
+                let c = sum.and_then(|(name, value)| checksum::of_header(&name, &value)).map(|s| s.fields());
+                if let Some(c) = c {
+                    part.checksum_crc32 = c.checksum_crc32;
+                    part.checksum_crc32c = c.checksum_crc32c;
+                    part.checksum_crc64nvme = c.checksum_crc64nvme;
+                    part.checksum_sha1 = c.checksum_sha1;
+                    part.checksum_sha256 = c.checksum_sha256;
+                }
+                part
+            })
             .collect();
         let last = parts.last().and_then(|p| p.part_number).unwrap_or(marker);
         out.object_parts = Some(GetObjectAttributesParts {

@@ -131,6 +131,9 @@ pub const FOLDER_TOTALS: Table<u64, (u64, u64)> = Table::new("folder_totals");
 pub const TAGS: Table<u64, &[u8]> = Table::new("tags");
 /// multipart upload -> record `TagSet`: the tags the object gets at completion.
 pub const UPLOAD_TAGS: Table<u64, &[u8]> = Table::new("upload_tags");
+/// item -> record `PartSums`: the checksum each part of a multipart object was sent with,
+/// and the ETag of the content they describe (a row whose ETag is not the item's is stale).
+pub const PART_SUMS: Table<u64, &[u8]> = Table::new("part_sums");
 /// bucket folder -> record `Lifecycle`: the bucket's lifecycle rules (`crate::lifecycle`).
 pub const LIFECYCLE: Table<u64, &[u8]> = Table::new("lifecycle");
 
@@ -178,6 +181,7 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &FOLDER_TOTALS,
     &TAGS,
     &UPLOAD_TAGS,
+    &PART_SUMS,
     &LIFECYCLE,
 ];
 
@@ -597,6 +601,7 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(FOLDER_TOTALS)?;
     txn.open_table(TAGS)?;
     txn.open_table(UPLOAD_TAGS)?;
+    txn.open_table(PART_SUMS)?;
     txn.open_table(LIFECYCLE)?;
     Ok(())
 }

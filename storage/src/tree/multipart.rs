@@ -301,6 +301,8 @@ impl Storage {
             };
             let item = w.place_file(place.owner, parent.id, &name, current, now, content)?;
             crate::meta::tags::set_item(w.txn, item.id, &tags)?;
+            let sums = chosen.iter().map(|p| p.checksum.clone()).collect();
+            crate::meta::tags::set_part_sums(w.txn, item.id, &item.etag, sums)?;
             Ok(item)
         })
         .await

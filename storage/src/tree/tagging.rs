@@ -83,6 +83,17 @@ impl Storage {
             .await
     }
 
+    /// The checksum (header name, base64 value) each part of a multipart object was sent
+    /// with, in part order (S3's GetObjectAttributes); empty when none is known. For front
+    /// ends that already read the item through a call that checked the caller's access.
+    pub async fn part_checksums(&self, item: &crate::Item) -> Result<Vec<Option<(String, String)>>> {
+        if item.parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (id, etag) = (item.id, item.etag.clone());
+        self.core.db.read(move |t| tags::part_sums(&t.open_table(crate::meta::db::PART_SUMS)?, id, &etag)).await
+    }
+
     /// Replaces the tags of the file or folder at `path` (an empty set removes them), held to
     /// the limits of `target`; a bucket's tags are its folder's.
     pub async fn set_tags(

@@ -212,10 +212,42 @@ async fn a_store_opened_again_still_reports_tags() {
     assert_eq!(s.object_extras(&item).await.unwrap().tag_count, 1);
 }
 
+/// The checksums the parts were sent with are kept for the completed object, copied with it,
+/// not told for content that replaced it, and gone with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_object_keeps_its_parts_checksums() {
+    let f = open_with(|_| {});
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    s.mkdir(&alice, "/b").await.unwrap();
+    let up = s.create_upload(&alice, "/b/mp", WriteOptions::default()).await.unwrap();
+    let sum = |v: &'static str| {
+        let late =
+            crate::LateHeaders(std::sync::Arc::new(move || vec![("x-amz-checksum-crc32".to_owned(), v.to_owned())]));
+        crate::PartOptions { checksum: Some(late), ..Default::default() }
+    };
+    let big = crate::tests::pseudo_random(5 << 20, 3);
+    let p1 = s.upload_part(&alice, up.id, 1, body(&big), sum("AAAAAA==")).await.unwrap();
+    let p2 = s.upload_part(&alice, up.id, 2, body(b"tail"), Default::default()).await.unwrap();
+    let item = s.complete_upload(&alice, up.id, vec![(1, p1.etag), (2, p2.etag)]).await.unwrap();
+    let want = vec![Some(("x-amz-checksum-crc32".to_owned(), "AAAAAA==".to_owned())), None];
+    assert_eq!(s.part_checksums(&item).await.unwrap(), want);
+    let (copy, _) = s.copy(&alice, "/b/mp", "/b/copy", false).await.unwrap();
+    assert_eq!(s.part_checksums(&copy).await.unwrap(), want);
+    // New content under the same item: the old parts' checksums are not told.
+    let single = s.write(&alice, "/b/mp", body(b"single"), WriteOptions::default()).await.unwrap();
+    assert_eq!(single.id, item.id);
+    assert!(s.part_checksums(&single).await.unwrap().is_empty());
+    s.delete(&alice, "/b/mp", Default::default()).await.unwrap();
+    s.delete(&alice, "/b/copy", Default::default()).await.unwrap();
+    assert_eq!(rows(s, crate::meta::db::PART_SUMS).await, 0);
+}
+
 crate::tests::also_on_postgres!(
     tags_follow_the_item_and_go_with_it,
     s3_limits_on_tags,
     tagging_is_a_write_and_reading_tags_a_read,
     an_upload_gives_its_tags_at_completion_and_an_abort_drops_them,
     a_store_opened_again_still_reports_tags,
+    a_multipart_object_keeps_its_parts_checksums,
 );

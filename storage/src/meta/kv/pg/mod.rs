@@ -81,6 +81,7 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("tags", 55),
     ("upload_tags", 56),
     ("lifecycle", 57),
+    ("part_sums", 58),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
