@@ -129,6 +129,8 @@ impl Storage {
         if config.rules.iter().any(|r| r.enabled && r.abort_upload_days.is_some()) {
             report.aborted = self.abort_old_uploads(&owner, &bucket, config, now, day).await?;
         }
+        // NoncurrentVersionExpiration is stored and answered, but applied only once versions
+        // exist in the core: that pass asks `Lifecycle::noncurrent_rule` of each old version.
         Ok(report)
     }
 
@@ -170,6 +172,8 @@ impl Storage {
 
     /// Removes one object found due, if it is still the one found and still due: S3's
     /// delete as the bucket's owner, tidying the folders it leaves empty (but the bucket).
+    /// In a bucket with versions, S3 expires the current version by putting a delete marker
+    /// over it: this is the one place to send through the versions' delete.
     async fn expire_one(
         &self,
         owner: &Principal,
