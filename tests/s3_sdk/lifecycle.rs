@@ -336,3 +336,31 @@ async fn objects_tell_when_a_rule_expires_them() {
     let out = c.put_object().bucket("bkt").key("nothing/x").body(ByteStream::from_static(b"x")).send().await.unwrap();
     assert!(out.expiration().is_none());
 }
+
+/// test_lifecycle_expiration_size_gt, test_lifecycle_expiration_size_lt: filters by size.
+#[tokio::test]
+async fn objects_expire_by_size() {
+    let Sdk { s: _s, c, .. } = fast().await;
+    let sized = |key: &'static str, len: usize| {
+        c.put_object().bucket("bkt").key(key).body(ByteStream::from(vec![b'x'; len])).send()
+    };
+    sized("big/large", 2000).await.unwrap();
+    sized("big/small", 10).await.unwrap();
+    sized("little/large", 2000).await.unwrap();
+    sized("little/small", 10).await.unwrap();
+    let gt = LifecycleRuleAndOperator::builder().prefix("big/").object_size_greater_than(1000).build();
+    let rules = vec![
+        rule(Some("gt"), LifecycleRuleFilter::builder().and(gt).build(), 1),
+        rule(Some("lt"), LifecycleRuleFilter::builder().object_size_less_than(1000).build(), 1),
+    ];
+    c.put_bucket_lifecycle_configuration()
+        .bucket("bkt")
+        .lifecycle_configuration(config(rules.clone()))
+        .send()
+        .await
+        .unwrap();
+    let got = c.get_bucket_lifecycle_configuration().bucket("bkt").send().await.unwrap();
+    assert_eq!(got.rules(), rules.as_slice());
+    until_gone(&c, &["big/large", "big/small", "little/small"]).await;
+    assert!(exists(&c, "little/large").await);
+}
