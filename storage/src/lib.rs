@@ -241,7 +241,7 @@ impl Storage {
         }
         let audit = audit::Sink::open(&config.audit_log)?;
         let detached = tree::detach::Sweeper::start(db.clone(), collector.clone())?;
-        let extras = lifecycle::ExtrasSeen::load(&db, config.chunk_grace.is_some())?;
+        let extras = lifecycle::ExtrasSeen::load(&db)?;
         let core = Arc::new(Core {
             extras,
             audit,
@@ -264,6 +264,9 @@ impl Storage {
             None => start_periodic_sweep(&core),
         }
         audit::start_expiry(&core)?;
+        if core.config.chunk_grace.is_some() {
+            lifecycle::watch_extras(&core)?;
+        }
         if let Some(every) = core.config.lifecycle_interval {
             lifecycle::start(&core, every, core.config.lifecycle_day)?;
         }

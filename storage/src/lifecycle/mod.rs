@@ -261,19 +261,27 @@ pub struct ObjectExtras {
 
 /// Whether this store may hold a tag or a lifecycle rule, so that reads of objects in a store
 /// that has none (most) skip looking for them. True from the start when either table has a
-/// row, and set by this process before any change that adds one commits. Another node's
-/// changes are not seen here, so with several nodes it is always true.
+/// row, and set by this process before any change that adds one commits; once true it stays
+/// so. Another node's changes are not seen that way: with several nodes, [`watch_extras`]
+/// looks at the store every `EXTRAS_WATCH` until the first tag or rule appears, so for that
+/// long after the very first one a read may leave out the two headers (never the tags
+/// themselves: GetObjectTagging always reads them). Every GET and HEAD of a cluster that
+/// never tags is then spared a round trip to PostgreSQL.
 pub(crate) struct ExtrasSeen(std::sync::atomic::AtomicBool);
 
+const EXTRAS_WATCH: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl ExtrasSeen {
-    pub(crate) fn load(db: &crate::meta::db::Db, several_nodes: bool) -> Result<Self> {
-        let any = several_nodes
-            || db.read_sync(|t| {
-                Ok(t.open_table(crate::meta::db::TAGS)?.range::<u64>(..)?.next().is_some()
-                    || t.open_table(crate::meta::db::UPLOAD_TAGS)?.range::<u64>(..)?.next().is_some()
-                    || t.open_table(LIFECYCLE)?.range::<u64>(..)?.next().is_some())
-            })?;
-        Ok(ExtrasSeen(std::sync::atomic::AtomicBool::new(any)))
+    pub(crate) fn load(db: &crate::meta::db::Db) -> Result<Self> {
+        Ok(ExtrasSeen(std::sync::atomic::AtomicBool::new(Self::in_store(db)?)))
+    }
+
+    fn in_store(db: &crate::meta::db::Db) -> Result<bool> {
+        db.read_sync(|t| {
+            Ok(t.open_table(crate::meta::db::TAGS)?.range::<u64>(..)?.next().is_some()
+                || t.open_table(crate::meta::db::UPLOAD_TAGS)?.range::<u64>(..)?.next().is_some()
+                || t.open_table(LIFECYCLE)?.range::<u64>(..)?.next().is_some())
+        })
     }
 
     /// Called before a change that may add a tag or a rule.
@@ -284,6 +292,32 @@ impl ExtrasSeen {
     fn any(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// With several nodes: notices another node's first tag or rule (see [`ExtrasSeen`]).
+pub(crate) fn watch_extras(core: &std::sync::Arc<crate::Core>) -> Result<()> {
+    let weak = std::sync::Arc::downgrade(core);
+    std::thread::Builder::new().name("davit-extras-watch".into()).spawn(move || {
+        loop {
+            // Slept in short steps so the thread ends soon after the store is dropped.
+            for _ in 0..EXTRAS_WATCH.as_millis() / 100 {
+                if weak.strong_count() == 0 {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let Some(core) = weak.upgrade() else { return };
+            if core.extras.any() {
+                return;
+            }
+            match ExtrasSeen::in_store(&core.db) {
+                Ok(true) => core.extras.seen(),
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %e, "looking for tags and lifecycle rules failed; tried again later"),
+            }
+        }
+    })?;
+    Ok(())
 }
 
 impl Storage {

@@ -271,3 +271,34 @@ fn real_days_round_up_to_midnight_utc_and_test_days_do_not() {
     // A day of 10 seconds (tests): the days only.
     assert_eq!(due_after_days(modified, 3, Duration::from_secs(10)), modified + 30 * S);
 }
+
+/// Two nodes over one PostgreSQL store: a node that skipped looking for tags (there were
+/// none) notices the first one another node sets, within its watch period.
+fn another_nodes_first_tag_is_noticed() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let a = open_with(|c| c.chunk_grace = Some(Duration::from_secs(600)));
+        let dir_b = tempfile::tempdir().unwrap();
+        let mut cb = crate::tests::config(dir_b.path());
+        cb.chunk_grace = Some(Duration::from_secs(600));
+        let b = Storage::open(cb).unwrap();
+        let alice = user(&a.storage, "alice", Role::User, None).await;
+        put(&a.storage, &alice, "/b/x", &[]).await;
+        let item = b.stat(&alice, "/b/x").await.unwrap();
+        assert_eq!(b.object_extras(&item).await.unwrap().tag_count, 0);
+        a.storage.set_tags(&alice, "/b/x", vec![("k".into(), "v".into())], TagTarget::Object).await.unwrap();
+        let start = std::time::Instant::now();
+        while b.object_extras(&item).await.unwrap().tag_count == 0 {
+            assert!(start.elapsed() < Duration::from_secs(40), "node B never noticed the tag");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Once seen, always read: B answers A's changes at once from then on.
+        a.storage.set_tags(&alice, "/b/x", Vec::new(), TagTarget::Object).await.unwrap();
+        assert_eq!(b.object_extras(&item).await.unwrap().tag_count, 0);
+    });
+}
+
+#[test]
+fn another_nodes_first_tag_is_noticed_on_postgres() {
+    crate::tests::pg::on_postgres(another_nodes_first_tag_is_noticed)
+}
