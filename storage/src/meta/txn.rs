@@ -355,10 +355,8 @@ impl<'t> W<'t> {
             self.items.remove(it.id)?;
             crate::meta::tags::forget_item(self.txn, it.id)?;
             if it.is_folder() {
-                crate::meta::tags::forget_lifecycle(self.txn, it.id)?;
-            }
-            if it.is_folder() {
                 self.drop_folder_totals(it.id)?;
+                crate::meta::tags::forget_lifecycle(self.txn, it.id)?;
             }
             crate::meta::grant_rows::forget_item(self.txn, it.id)?;
             if it.kind == Kind::File {
