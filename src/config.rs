@@ -137,6 +137,13 @@ pub struct ServeArgs {
     /// Days audit events are kept in the metadata store [default: 180]
     #[arg(long, env = "DAVIT_AUDIT_DAYS")]
     pub audit_days: Option<u64>,
+    /// Seconds between two passes applying S3 buckets' lifecycle rules (expiring objects,
+    /// aborting old uploads); 0 turns them off [default: 3600]
+    #[arg(long, env = "DAVIT_LIFECYCLE_INTERVAL")]
+    pub lifecycle_interval: Option<u64>,
+    /// For tests only: how many seconds a lifecycle "day" lasts [default: 86400]
+    #[arg(long, env = "DAVIT_LIFECYCLE_DAY_SECONDS", hide = true)]
+    pub lifecycle_day_seconds: Option<u64>,
 }
 
 /// The TOML file: the same settings, by the same names with underscores.
@@ -171,6 +178,8 @@ struct FileConfig {
     metrics_listen: Option<SocketAddr>,
     audit_log: Option<String>,
     audit_days: Option<u64>,
+    lifecycle_interval: Option<u64>,
+    lifecycle_day_seconds: Option<u64>,
     meta: Option<String>,
     chunks: Option<String>,
     chunks_endpoint: Option<String>,
@@ -256,6 +265,9 @@ pub struct Ops {
     pub metrics_listen: Option<SocketAddr>,
     pub audit_log: davit_storage::audit::AuditLog,
     pub audit_retention: Duration,
+    /// How often lifecycle rules are applied (None: never), and how long their "day" is.
+    pub lifecycle_interval: Option<Duration>,
+    pub lifecycle_day: Duration,
 }
 
 impl Default for Ops {
@@ -266,6 +278,8 @@ impl Default for Ops {
             metrics_listen: None,
             audit_log: davit_storage::audit::AuditLog::Off,
             audit_retention: davit_storage::audit::DEFAULT_RETENTION,
+            lifecycle_interval: None,
+            lifecycle_day: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -278,6 +292,8 @@ impl std::fmt::Debug for Ops {
             .field("metrics_listen", &self.metrics_listen)
             .field("audit_log", &self.audit_log)
             .field("audit_retention", &self.audit_retention)
+            .field("lifecycle_interval", &self.lifecycle_interval)
+            .field("lifecycle_day", &self.lifecycle_day)
             .finish()
     }
 }
@@ -298,6 +314,14 @@ fn resolve_ops(serve: &ServeArgs, file: &FileConfig) -> anyhow::Result<Ops> {
         metrics_listen: serve.metrics_listen.or(file.metrics_listen),
         audit_log,
         audit_retention: Duration::from_secs(days * 24 * 3600),
+        lifecycle_interval: match serve.lifecycle_interval.or(file.lifecycle_interval).unwrap_or(3600) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        },
+        lifecycle_day: match serve.lifecycle_day_seconds.or(file.lifecycle_day_seconds).unwrap_or(86_400) {
+            0 => bail!("--lifecycle-day-seconds: at least 1"),
+            s => Duration::from_secs(s),
+        },
     })
 }
 
@@ -539,6 +563,8 @@ impl Config {
         c.chunk_grace = self.stores.chunk_grace;
         c.audit_log = self.ops.audit_log.clone();
         c.audit_retention = self.ops.audit_retention;
+        c.lifecycle_interval = self.ops.lifecycle_interval;
+        c.lifecycle_day = self.ops.lifecycle_day;
         Ok(c)
     }
 }
@@ -670,6 +696,22 @@ mod tests {
             "postgres://u@h/db?sslmode=require&password=***&x=1"
         );
         assert!(super::parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn lifecycle_settings() {
+        let data = super::DataArgs::default();
+        let c = super::Config::resolve(&data, &super::ServeArgs::default()).unwrap();
+        assert_eq!(c.ops.lifecycle_interval, Some(std::time::Duration::from_secs(3600)));
+        assert_eq!(c.ops.lifecycle_day, std::time::Duration::from_secs(86_400));
+        let serve =
+            super::ServeArgs { lifecycle_interval: Some(0), lifecycle_day_seconds: Some(10), ..Default::default() };
+        let c = super::Config::resolve(&data, &serve).unwrap();
+        assert_eq!((c.ops.lifecycle_interval, c.ops.lifecycle_day.as_secs()), (None, 10), "0 turns the passes off");
+        let s = c.storage().unwrap();
+        assert_eq!((s.lifecycle_interval, s.lifecycle_day.as_secs()), (None, 10), "handed to the core");
+        let serve = super::ServeArgs { lifecycle_day_seconds: Some(0), ..Default::default() };
+        assert!(super::Config::resolve(&data, &serve).is_err(), "a day of no time is refused");
     }
 
     #[test]

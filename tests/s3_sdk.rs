@@ -11,6 +11,7 @@ mod checksums;
 mod cors;
 mod cross;
 mod fixes;
+mod lifecycle;
 mod listing;
 mod multipart;
 mod objects;
@@ -18,6 +19,7 @@ mod post;
 mod policy;
 mod presign;
 mod sse;
+mod tagging;
 mod vhost;
 
 use std::fmt::Debug;

@@ -13,6 +13,7 @@ pub mod auth;
 mod content;
 pub mod crypto;
 mod error;
+pub mod lifecycle;
 mod meta;
 pub mod metrics;
 mod migrate;
@@ -55,6 +56,8 @@ pub use migrate::{MigrateReport, MigrateTarget, migrate};
 pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};
 pub use multipart::{CombineParts, PartOptions};
 pub use tree::listing::{KeyListing, ListQuery};
+pub use tree::tagging;
+pub use tree::tagging::TagTarget;
 pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};
 
 use chunks::{ChunkBackend, Collector, LocalDir, Pins};
@@ -97,6 +100,11 @@ pub struct StorageConfig {
     pub audit_log: audit::AuditLog,
     /// How long audit events are kept in the store.
     pub audit_retention: Duration,
+    /// How often buckets' lifecycle rules are applied (`lifecycle`); None: never (tests that
+    /// run passes themselves).
+    pub lifecycle_interval: Option<Duration>,
+    /// How long a lifecycle "day" lasts: a day, but in tests.
+    pub lifecycle_day: Duration,
 }
 
 /// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
@@ -149,6 +157,8 @@ impl StorageConfig {
             s3_public_read: false,
             audit_log: audit::AuditLog::Off,
             audit_retention: audit::DEFAULT_RETENTION,
+            lifecycle_interval: None,
+            lifecycle_day: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -175,6 +185,8 @@ pub(crate) struct Core {
     pub jwt_key: Vec<u8>,
     /// Where audit lines go.
     pub audit: audit::Sink,
+    /// Whether any tag or lifecycle rule may exist (see `lifecycle::ExtrasSeen`).
+    pub extras: lifecycle::ExtrasSeen,
 }
 
 /// The handle front ends hold. Cheap to clone.
@@ -235,7 +247,9 @@ impl Storage {
         }
         let audit = audit::Sink::open(&config.audit_log)?;
         let detached = tree::detach::Sweeper::start(db.clone(), collector.clone())?;
+        let extras = lifecycle::ExtrasSeen::load(&db)?;
         let core = Arc::new(Core {
+            extras,
             audit,
             detached,
             db,
@@ -256,6 +270,12 @@ impl Storage {
             None => start_periodic_sweep(&core),
         }
         audit::start_expiry(&core)?;
+        if core.config.chunk_grace.is_some() {
+            lifecycle::watch_extras(&core)?;
+        }
+        if let Some(every) = core.config.lifecycle_interval {
+            lifecycle::start(&core, every, core.config.lifecycle_day)?;
+        }
         Ok(Storage { core })
     }
 

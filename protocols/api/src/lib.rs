@@ -14,6 +14,7 @@ mod problem;
 mod public_link;
 mod registry;
 mod sharing;
+mod tags;
 mod verify_page;
 
 use std::sync::Arc;
@@ -167,6 +168,8 @@ fn routes() -> Api {
         .route("/api/v1/copy", POST, files::copy, op("Copy a file or folder (no data copied)", true, Some(json!({ "from": "/a.txt", "to": "/b.txt", "overwrite": false })), R_FILE).takes::<MoveReq>().answers::<ItemJson>(200).answers::<ItemJson>(201))
         .route("/api/v1/shares", POST, sharing::create_share, op("Share an item of your drive with a user (read or read-write; reshare: may make download links; an optional end)", true, Some(json!({ "path": "/docs", "user": "bob", "permission": "read", "reshare": false, "expires_in": 604800 })), R_CREATED).takes::<ShareReq>().answers::<ShareJson>(201))
         .route("/api/v1/shares", GET, sharing::list_shares, op("What you shared and what is shared with you", true, None, R_ME).answers::<ShareLists>(200))
+        .route("/api/v1/tags", GET, tags::get, op("The tags of a file or folder (path query)", true, None, R_FILE).query::<tags::PathQuery>().answers::<tags::Tags>(200))
+        .route("/api/v1/tags", PUT, tags::put, op("Replace the tags of a file or folder (S3's object limits: 10 tags, keys up to 128 and values up to 256 characters)", true, Some(json!({ "path": "/report.pdf", "tags": [{ "key": "project", "value": "apollo" }] })), R_FILE).takes::<tags::SetTags>().answers::<tags::Tags>(200))
         .route("/api/v1/shares/by-path", GET, sharing::shares_by_path, op("Who has access to an item (path query)", true, None, R_FILE).query::<sharing::PathQuery>().answers::<PathAccess>(200))
         .route("/api/v1/shares/{id}", PATCH, sharing::update_share, op("Change a share's permission, reshare or end (each may be left out)", true, Some(json!({ "permission": "read-write", "reshare": true, "expires_at": "2030-01-01T00:00:00Z" })), R_FILE).takes::<PermissionReq>().answers::<ShareJson>(200))
         .route("/api/v1/shares/{id}", DELETE, sharing::delete_share, op("Revoke a share (owner) or leave it (grantee)", true, None, R_DELETED).answers_empty(204))

@@ -35,8 +35,12 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         input.copy_source_if_unmodified_since.as_ref(),
     )
     .map_err(|e| if *e.code() == S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e })?;
+    // REPLACE gives the copy the request's tags (or none); COPY, the default, keeps the
+    // source's, which the core's copy takes along.
+    let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+    let new_tags = if replace_tags { crate::tagging::from_header(input.tagging.as_deref())? } else { None };
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    if from == to && !replace {
+    if from == to && !replace && !replace_tags {
         return Err(s3_error!(InvalidRequest, "copying an object onto itself needs the REPLACE metadata directive"));
     }
     let mut item = if from == to {
@@ -53,6 +57,13 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         headers.extend(checksum::kept(&src.headers));
         let meta = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();
         item = s3.storage.set_metadata(&p, &to, input.content_type, headers, meta).await.map_err(map)?;
+    }
+    if replace_tags {
+        let tags = new_tags.unwrap_or_default();
+        s3.storage
+            .set_tags(&p, &to, tags, davit_storage::TagTarget::Object)
+            .await
+            .map_err(crate::tagging::tag_error)?;
     }
     let mut result = CopyObjectResult {
         e_tag: Some(etag(&item)),

@@ -106,6 +106,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     let item = read.item;
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
+    let extras = crate::tagging::extras(s3, &item).await?;
     let mut out = GetObjectOutput {
         server_side_encryption: crate::sse::aes256(),
         body: Some(StreamingBlob::wrap(SyncStream(std::sync::Mutex::new(read.body)))),
@@ -122,6 +123,8 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         expires: input.response_expires.or_else(|| expires(&item)),
         metadata: metadata(&item),
         parts_count: input.part_number.map(|_| parts_count(&item)),
+        tag_count: extras.tag_count,
+        expiration: extras.expiration,
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
@@ -142,6 +145,7 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         Some((start, end)) => (end - start, Some(format!("bytes {start}-{}/{}", end.saturating_sub(1), item.size))),
     };
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
+    let extras = crate::tagging::extras(s3, &item).await?;
     let mut out = HeadObjectOutput {
         server_side_encryption: crate::sse::aes256(),
         content_length: Some(len as i64),
@@ -157,10 +161,16 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         expires: expires(&item),
         metadata: metadata(&item),
         parts_count: input.part_number.map(|_| parts_count(&item)),
+        expiration: extras.expiration,
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
-    Ok(S3Response::new(out))
+    let mut resp = S3Response::new(out);
+    // s3s's HeadObjectOutput has no field for it; S3 sends it on HEAD as on GET.
+    if let Some(n) = extras.tag_count {
+        resp.headers.insert("x-amz-tagging-count", http::HeaderValue::from(n));
+    }
+    Ok(resp)
 }
 
 /// The item at an object's path. The bucket is looked at only when the key is missing, to

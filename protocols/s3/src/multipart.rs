@@ -73,6 +73,7 @@ pub async fn create(
         content_type: input.content_type.clone(),
         headers,
         user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
+        tags: crate::tagging::from_header(input.tagging.as_deref())?,
         ..Default::default()
     };
     let started = s3.storage.start_upload(&p, &path, opts).await.map_err(map)?;

@@ -44,6 +44,8 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         return Ok(S3Response::new(out));
     }
     let expected_md5 = content_md5(&input.content_md5)?;
+    // An S3 write makes a new object: its tags are the header's, or none.
+    let tags = crate::tagging::from_header(input.tagging.as_deref())?.unwrap_or_default();
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "no body"))?;
     let mut kept = kept_headers!(input);
     kept.extend(wanted.as_ref().and_then(Wanted::known).map(|s| s.header()));
@@ -60,12 +62,15 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         // S3 clients compare a single PUT's ETag with the MD5 of what they sent.
         md5_etag: true,
         late_headers: outcome.trailer_header(from_trailer),
+        tags: Some(tags),
         ..Default::default()
     };
     let written = s3.storage.write(&p, &path, stream, opts).await;
     let (item, sum) = outcome.settle(written, map)?;
+    let expiration = crate::tagging::extras(s3, &item).await?.expiration;
     let mut out = PutObjectOutput {
         e_tag: Some(etag(&item)),
+        expiration,
         server_side_encryption: crate::sse::aes256(),
         ..Default::default()
     };

@@ -372,6 +372,8 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
             w.unlink(&item)?;
             w.items.remove(item.id)?;
             crate::meta::grant_rows::forget_item(w.txn, item.id)?;
+            crate::meta::tags::forget_item(w.txn, item.id)?;
+            crate::meta::tags::forget_lifecycle(w.txn, item.id)?;
             if item.kind == Kind::File {
                 w.release_refs(&item.chunks)?;
             } else {

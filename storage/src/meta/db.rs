@@ -142,6 +142,16 @@ pub const BUCKET_CORS: Table<u64, &[u8]> = Table::new("bucket_cors");
 /// with CORS rules, for a preflight, which names a bucket but no user. Checked against the
 /// folder's current name and place on use, so a renamed or deleted folder's row means nothing.
 pub const CORS_BY_NAME: Table<(u64, u64), u64> = Table::new("cors_by_name");
+/// item -> record `TagSet`: an object's S3 tags, or a bucket's (its folder's); no row, no
+/// tags (`meta::tags`). Removed with the item, copied with it.
+pub const TAGS: Table<u64, &[u8]> = Table::new("tags");
+/// multipart upload -> record `TagSet`: the tags the object gets at completion.
+pub const UPLOAD_TAGS: Table<u64, &[u8]> = Table::new("upload_tags");
+/// item -> record `PartSums`: the checksum each part of a multipart object was sent with,
+/// and the ETag of the content they describe (a row whose ETag is not the item's is stale).
+pub const PART_SUMS: Table<u64, &[u8]> = Table::new("part_sums");
+/// bucket folder -> record `Lifecycle`: the bucket's lifecycle rules (`crate::lifecycle`).
+pub const LIFECYCLE: Table<u64, &[u8]> = Table::new("lifecycle");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -198,6 +208,10 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &CORS_BY_NAME,
     &S3_AUDIENCE,
     &S3_AUDIENCE_NAMES,
+    &TAGS,
+    &UPLOAD_TAGS,
+    &PART_SUMS,
+    &LIFECYCLE,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -621,5 +635,9 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(CORS_BY_NAME)?;
     txn.open_table(S3_AUDIENCE)?;
     txn.open_table(S3_AUDIENCE_NAMES)?;
+    txn.open_table(TAGS)?;
+    txn.open_table(UPLOAD_TAGS)?;
+    txn.open_table(PART_SUMS)?;
+    txn.open_table(LIFECYCLE)?;
     Ok(())
 }

@@ -13,5 +13,6 @@ pub(crate) mod kv;
 pub mod model;
 pub mod names;
 pub(crate) mod subtree;
+pub(crate) mod tags;
 pub(crate) mod txn;
 pub(crate) mod uploads;

@@ -353,8 +353,10 @@ impl<'t> W<'t> {
         for it in &all {
             self.unlink(it)?;
             self.items.remove(it.id)?;
+            crate::meta::tags::forget_item(self.txn, it.id)?;
             if it.is_folder() {
                 self.drop_folder_totals(it.id)?;
+                crate::meta::tags::forget_lifecycle(self.txn, it.id)?;
             }
             crate::meta::grant_rows::forget_item(self.txn, it.id)?;
             if it.kind == Kind::File {
@@ -404,6 +406,7 @@ impl<'t> W<'t> {
             }
             self.put(&copy)?;
             self.link(&copy)?;
+            crate::meta::tags::copy_item(self.txn, from.id, copy.id)?;
             top.get_or_insert(copy);
         }
         self.check_quota(owner, bytes as i128)?;

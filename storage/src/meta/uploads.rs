@@ -97,6 +97,7 @@ pub(crate) fn drop_rows(w: &mut W<'_>, up: &Upload) -> Result<()> {
         w.txn.open_table(PARTS)?.remove((up.id, part.number))?;
     }
     w.txn.open_table(UPLOADS)?.remove(up.id)?;
+    crate::meta::tags::forget_upload(w.txn, up.id)?;
     w.add_usage(up.payer, -(bytes as i128), 0)
 }
 

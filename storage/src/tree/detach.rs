@@ -126,6 +126,8 @@ impl W<'_> {
                     self.children.remove((it.parent, it.child_key().as_str()))?;
                 }
                 self.items.remove(folder)?;
+                crate::meta::tags::forget_item(self.txn, folder)?;
+                crate::meta::tags::forget_lifecycle(self.txn, folder)?;
                 self.drop_folder_totals(folder)?;
                 removed += 1;
                 continue;
@@ -139,6 +141,7 @@ impl W<'_> {
                     self.release_refs(&it.chunks)?;
                 }
                 self.items.remove(id)?;
+                crate::meta::tags::forget_item(self.txn, id)?;
                 self.children.remove((folder, key.as_str()))?;
                 removed += 1;
             }

@@ -14,6 +14,7 @@ mod list;
 mod read;
 mod relocate;
 mod stat;
+pub mod tagging;
 mod write;
 
 use crate::Storage;
@@ -80,6 +81,10 @@ pub struct WriteOptions {
     /// Headers known only once the body has been read (a checksum sent as a trailer), asked
     /// for when the write commits, so they are kept in the same transaction as the content.
     pub late_headers: Option<LateHeaders>,
+    /// S3 tags to give the file, replacing any it had (`x-amz-tagging`; checked by
+    /// [`crate::tree::tagging::check_object_tags`]). None keeps an overwritten file's tags, as
+    /// WebDAV and REST writes do. For an upload: the tags its object gets at completion.
+    pub tags: Option<Vec<(String, String)>>,
 }
 
 /// See [`WriteOptions::late_headers`].

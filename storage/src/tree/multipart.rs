@@ -90,6 +90,12 @@ impl Storage {
         let (owner, payer, now) = (p.user_id, place.owner, now_nanos());
         let path = place.path.to_string();
         let guard = LockGuard::of(p, false);
+        if let Some(tags) = &opts.tags {
+            super::tagging::check_object_tags(tags)?;
+            if !tags.is_empty() {
+                self.core.extras.seen();
+            }
+        }
         self.core
             .db
             .write((), move |ctx| {
@@ -108,6 +114,7 @@ impl Storage {
                 ctx.txn.open_table(UPLOADS)?.insert(id, db::encode(&up).as_slice())?;
                 ctx.txn.open_table(UPLOAD_TOKENS)?.insert(token.as_str(), id)?;
                 ctx.txn.open_table(UPLOAD_TOKEN_OF)?.insert(id, token.as_bytes())?;
+                crate::meta::tags::set_upload(ctx.txn, id, opts.tags.as_deref().unwrap_or_default())?;
                 Ok(Started { upload: up, token: token.clone() })
             })
             .await
@@ -337,6 +344,8 @@ impl Storage {
             // The file takes references first, then the upload lets all of its go; its S3 id
             // stays, with what this completion answers, for a repeated completion.
             w.add_refs(&refs, None, None)?;
+            // S3's completion makes a new object: it has the upload's tags, or none.
+            let tags = crate::meta::tags::of_upload(w.txn, up.id)?;
             drop_rows(w, &up)?;
             let old_size = current.as_ref().map_or(0, |c| c.size);
             w.check_quota(place.owner, size as i128 - old_size as i128)?;
@@ -362,6 +371,9 @@ impl Storage {
                 parts: chosen.iter().map(|p| p.size).collect(),
             };
             let item = w.place_file(place.owner, parent.id, &name, current, now, content)?;
+            crate::meta::tags::set_item(w.txn, item.id, &tags)?;
+            let sums = chosen.iter().map(|p| p.checksum.clone()).collect();
+            crate::meta::tags::set_part_sums(w.txn, item.id, &item.etag, sums)?;
             Ok(item)
         })
         .await

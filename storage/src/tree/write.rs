@@ -126,6 +126,12 @@ impl Storage {
             Some(l) if l.bytes <= pre => l.refusal(None),
             _ => quota_error(pre),
         };
+        if let Some(tags) = &opts.tags {
+            super::tagging::check_object_tags(tags)?;
+            if !tags.is_empty() {
+                self.core.extras.seen();
+            }
+        }
         let ingested = ingest_with(&self.core, body, max, over, md5).await?;
         ingested.check_announced(opts.expected_len, opts.expected_md5, "body")?;
         let etag = ingested.etag();
@@ -163,6 +169,9 @@ impl Storage {
                 parts: Vec::new(),
             };
             let item = w.place_file(owner, parent.id, &name, current, now, content)?;
+            if let Some(tags) = &opts.tags {
+                crate::meta::tags::set_item(w.txn, item.id, tags)?;
+            }
             Ok(item)
         })
         .await

@@ -85,6 +85,10 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("cors_by_name", 64),
     ("s3_audience", 50),
     ("s3_audience_names", 51),
+    ("tags", 55),
+    ("upload_tags", 56),
+    ("lifecycle", 57),
+    ("part_sums", 58),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
