@@ -21,6 +21,7 @@ pub mod perms;
 #[cfg(test)]
 mod tests;
 mod tree;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, 
 pub use multipart::{CombineParts, PartOptions};
 pub use tree::listing::{KeyListing, ListQuery};
 pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};
+pub use versions::{Version, VersionInfo, VersionListing, VersionQuery, Versioning, version_id};
 
 use chunks::{ChunkBackend, Collector, LocalDir, Pins};
 use crypto::{KEY_LEN, Keys};

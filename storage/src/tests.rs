@@ -623,6 +623,7 @@ mod audit;
 mod folders;
 mod rules;
 mod sharing;
+mod versions;
 
 also_on_postgres!(
     small_and_large_roundtrip_with_md5_etag_and_ranges,

@@ -126,6 +126,15 @@ pub const DETACHED: Table<u64, u64> = Table::new("detached");
 /// (bytes, files) below each folder, so a delete knows what it frees without walking the
 /// folder (see `meta::subtree`). An absent row means "not known" (folders of older davits).
 pub const FOLDER_TOTALS: Table<u64, (u64, u64)> = Table::new("folder_totals");
+/// (bucket owner, bucket folder) -> 1 Enabled, 2 Suspended: S3 versioning of a top-level
+/// folder (`crate::versions`). No row: never versioned.
+pub const VERSIONING: Table<(u64, u64), u64> = Table::new("versioning");
+/// (bucket folder, `<key>\0<16 hex digits of !seq>`) -> record `Version`: the noncurrent
+/// versions and delete markers of a versioned bucket's keys, newest first within a key.
+pub const VERSIONS: Table<(u64, &str), &[u8]> = Table::new("versions");
+/// file item -> (version seq, 1 when it is the `null` version): the version id of a current
+/// file written into a versioned bucket. A row of an item that no longer exists means nothing.
+pub const CURRENT_VERSIONS: Table<u64, (u64, u64)> = Table::new("current_versions");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -169,6 +178,9 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &AUDIT_BY_USER,
     &DETACHED,
     &FOLDER_TOTALS,
+    &VERSIONING,
+    &VERSIONS,
+    &CURRENT_VERSIONS,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -585,5 +597,8 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(AUDIT_BY_USER)?;
     txn.open_table(DETACHED)?;
     txn.open_table(FOLDER_TOTALS)?;
+    txn.open_table(VERSIONING)?;
+    txn.open_table(VERSIONS)?;
+    txn.open_table(CURRENT_VERSIONS)?;
     Ok(())
 }

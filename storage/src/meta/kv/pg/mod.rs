@@ -78,6 +78,9 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("share_expiry", 38),
     ("audit", 43),
     ("audit_by_user", 44),
+    ("versioning", 45),
+    ("versions", 46),
+    ("current_versions", 47),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
