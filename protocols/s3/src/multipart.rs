@@ -148,7 +148,9 @@ pub async fn complete(
     let combine = CombineParts(std::sync::Arc::new(checksum::combine_parts));
     let item = s3.storage.complete_upload_with(&p, id, listed, Some(combine)).await.map_err(upload_error)?;
     let sum = checksum::of_item(&item);
+    let version_id = crate::versions::made(s3, &item).await;
     let mut out = CompleteMultipartUploadOutput {
+        version_id,
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         e_tag: Some(ETag::Strong(item.etag)),

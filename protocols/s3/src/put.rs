@@ -62,7 +62,8 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     };
     let written = s3.storage.write(&p, &path, stream, opts).await;
     let (item, sum) = outcome.settle(written, map)?;
-    let mut out = PutObjectOutput { e_tag: Some(etag(&item)), ..Default::default() };
+    let version_id = crate::versions::made(s3, &item).await;
+    let mut out = PutObjectOutput { e_tag: Some(etag(&item)), version_id, ..Default::default() };
     out.checksum_type = set_fields!(out, sum);
     Ok(S3Response::new(out))
 }

@@ -213,3 +213,10 @@ impl VersionInfo {
         }
     }
 }
+
+/// The version id of the current file `item`, when it has one, in a read.
+pub(crate) fn version_of(t: &crate::meta::db::ReadTxn, item: u64) -> crate::Result<Option<String>> {
+    use crate::meta::kv::Readable;
+    let row = t.open_table(crate::meta::db::CURRENT_VERSIONS)?.get(item)?.map(|v| v.value());
+    Ok(row.map(|(seq, null)| version_id(seq, null == 1)))
+}

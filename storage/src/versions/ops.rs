@@ -225,13 +225,7 @@ impl Storage {
 
     /// The version id of a current file, when it has one (written in a versioned bucket).
     pub async fn current_version_id(&self, item: u64) -> Result<Option<String>> {
-        self.core
-            .db
-            .read(move |t| {
-                let row = t.open_table(CURRENT_VERSIONS)?.get(item)?.map(|v| v.value());
-                Ok(row.map(|(seq, null)| version_id(seq, null == 1)))
-            })
-            .await
+        self.core.db.read(move |t| super::version_of(t, item)).await
     }
 
     /// Every version of the file at `path`, newest first (the current one first, when there
@@ -304,13 +298,13 @@ impl Storage {
                 })?;
                 let Some((start, end, small)) = span else { return Ok((info, None)) };
                 if let Some(body) = small {
-                    let item = info.item.clone();
-                    return Ok((info, Some(FileRead { item, start, end, body })));
+                    let (item, version) = (info.item.clone(), Some(info.id.clone()));
+                    return Ok((info, Some(FileRead { item, start, end, body, version })));
                 }
                 match open_range(&core, &info.item.chunks, start, end) {
                     Ok(body) => {
-                        let item = info.item.clone();
-                        return Ok((info, Some(FileRead { item, start, end, body })));
+                        let (item, version) = (info.item.clone(), Some(info.id.clone()));
+                        return Ok((info, Some(FileRead { item, start, end, body, version })));
                     }
                     Err(Error::NotFound(_)) => continue,
                     Err(e) => return Err(e),
