@@ -42,13 +42,7 @@ pub async fn put_bucket_versioning(
         Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
         _ => return Err(s3_error!(MalformedXML, "Status must be Enabled or Suspended")),
     };
-    // An unversioned bucket asked to suspend stays unversioned, as on S3.
     let path = format!("/{}", input.bucket);
-    if state == Versioning::Suspended
-        && s3.storage.versioning(&p, &path).await.map_err(bucket_error)? == Versioning::Unversioned
-    {
-        return Ok(S3Response::new(PutBucketVersioningOutput::default()));
-    }
     s3.storage.set_versioning(&p, &path, state).await.map_err(bucket_error)?;
     Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }
