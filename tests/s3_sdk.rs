@@ -13,6 +13,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod presign;
+mod versions;
 mod vhost;
 
 use std::fmt::Debug;
