@@ -15,7 +15,7 @@ mod security;
 mod seeds;
 mod server;
 mod sharing;
-mod versions;
 mod smtp;
 mod support;
+mod versions;
 mod webdav;

@@ -4,8 +4,7 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
-    VersioningConfiguration,
+    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, VersioningConfiguration,
 };
 use reqwest::Method;
 
@@ -51,7 +50,14 @@ async fn versions(c: &Client, bucket: &str) -> (Vec<(String, String, bool)>, Vec
 }
 
 /// s3-tests' create_multiple_versions: `n` PUTs of `content-<i>`, their ids oldest first.
-async fn create_versions(c: &Client, bucket: &str, key: &str, n: usize, ids: &mut Vec<String>, contents: &mut Vec<String>) {
+async fn create_versions(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    n: usize,
+    ids: &mut Vec<String>,
+    contents: &mut Vec<String>,
+) {
     for i in 0..n {
         let body = format!("content-{i}");
         ids.push(put(c, bucket, key, &body).await.expect("a version id"));
@@ -73,7 +79,14 @@ async fn check_versions(c: &Client, bucket: &str, key: &str, ids: &[String], con
 }
 
 /// s3-tests' remove_obj_version.
-async fn remove_version(c: &Client, bucket: &str, key: &str, ids: &mut Vec<String>, contents: &mut Vec<String>, index: i64) {
+async fn remove_version(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    ids: &mut Vec<String>,
+    contents: &mut Vec<String>,
+    index: i64,
+) {
     let index = index.rem_euclid(ids.len() as i64) as usize;
     let id = ids.remove(index);
     let content = contents.remove(index);
@@ -316,8 +329,14 @@ async fn multipart_copies_and_version_ids_of_writes() {
     c.copy_object().bucket("other").key("new_key").copy_source("bkt/testobj").send().await.unwrap();
     assert_eq!(get(&c, "other", "new_key", None).await, made[2].1);
     // Restoring an old version onto its own key: a new current version with its content.
-    let out =
-        c.copy_object().bucket("bkt").key("testobj").copy_source(format!("bkt/testobj?versionId={}", made[0].0)).send().await.unwrap();
+    let out = c
+        .copy_object()
+        .bucket("bkt")
+        .key("testobj")
+        .copy_source(format!("bkt/testobj?versionId={}", made[0].0))
+        .send()
+        .await
+        .unwrap();
     let restored = out.version_id().unwrap().to_owned();
     assert_eq!(get(&c, "bkt", "testobj", None).await, made[0].1);
     assert_eq!(versions(&c, "bkt").await.0.iter().filter(|v| v.0 == "testobj").count(), 4);
@@ -344,7 +363,14 @@ async fn listing_pages_by_key_and_version_markers() {
     assert_eq!(listed.iter().map(|v| v.1.clone()).collect::<Vec<_>>(), ids);
     let out = c.list_object_versions().bucket("bkt").send().await.unwrap();
     for v in out.versions() {
-        let h = c.head_object().bucket("bkt").key(v.key().unwrap()).version_id(v.version_id().unwrap()).send().await.unwrap();
+        let h = c
+            .head_object()
+            .bucket("bkt")
+            .key(v.key().unwrap())
+            .version_id(v.version_id().unwrap())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(h.e_tag(), v.e_tag());
         assert_eq!(h.content_length(), v.size());
         // HEAD says the time to the second (an HTTP date), the listing to the millisecond.
@@ -450,7 +476,9 @@ async fn concurrent_versions_and_removals() {
             .into_iter()
             .map(|(key, id, _)| {
                 let c = c.clone();
-                tokio::spawn(async move { c.delete_object().bucket("bkt").key(key).version_id(id).send().await.unwrap() })
+                tokio::spawn(
+                    async move { c.delete_object().bucket("bkt").key(key).version_id(id).send().await.unwrap() },
+                )
             })
             .collect();
         for t in dels {

@@ -67,7 +67,8 @@ pub async fn get(
         None => None,
     };
     let (_, read) = state.storage.read_version(&caller.principal, &path, &id, range).await?;
-    let read = read.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "delete_marker", "that version is a delete marker"))?;
+    let read =
+        read.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "delete_marker", "that version is a delete marker"))?;
     let mut resp = file_response(read, range.is_some());
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-davit-version", v);

@@ -44,11 +44,7 @@ pub async fn delete_object(
     s3.bucket(&p, &req.input.bucket).await?;
     let input = req.input;
     let (version_id, marker) = delete_key(s3, &p, &input.bucket, &input.key, input.version_id.as_deref()).await?;
-    Ok(S3Response::new(DeleteObjectOutput {
-        delete_marker: marker.then_some(true),
-        version_id,
-        ..Default::default()
-    }))
+    Ok(S3Response::new(DeleteObjectOutput { delete_marker: marker.then_some(true), version_id, ..Default::default() }))
 }
 
 pub async fn delete_objects(

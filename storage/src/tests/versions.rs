@@ -155,8 +155,7 @@ async fn version_listing_merges_pages_and_prefixes_in_s3_order() {
     s.delete_object(&p, "/b/ab", 1).await.unwrap();
     s.delete_object(&p, "/b/gone", 1).await.unwrap(); // a marker with nothing before it
     let full = all(s, &p, "", None).await;
-    let keys: Vec<(String, bool, bool)> =
-        full.versions.iter().map(|v| (v.key.clone(), v.latest, v.marker)).collect();
+    let keys: Vec<(String, bool, bool)> = full.versions.iter().map(|v| (v.key.clone(), v.latest, v.marker)).collect();
     let want: Vec<(String, bool, bool)> = [
         ("a/b", true, false),
         ("a/b", false, false),

@@ -62,7 +62,11 @@ pub(crate) fn bucket_of(
 }
 
 /// The history rows of `key`, newest first.
-pub(crate) fn history_of(versions: &impl Readable<(u64, &'static str), &'static [u8]>, bucket: u64, key: &str) -> Result<Vec<Version>> {
+pub(crate) fn history_of(
+    versions: &impl Readable<(u64, &'static str), &'static [u8]>,
+    bucket: u64,
+    key: &str,
+) -> Result<Vec<Version>> {
     let (from, to) = (format!("{key}\0"), format!("{key}\u{1}"));
     let mut out = Vec::new();
     for e in versions.range((bucket, from.as_str())..(bucket, to.as_str()))? {

@@ -159,7 +159,8 @@ impl Storage {
                 let state = t.open_table(VERSIONING)?.get((folder.owner, folder.id))?.map(|v| v.value());
                 let state = state.map_or(Versioning::Unversioned, Versioning::from_row);
                 // One more than a page from each side tells whether more follow.
-                let lq = ListQuery { prefix: q.prefix, start_after: q.key_marker, delimiter: q.delimiter, max: max + 1 };
+                let lq =
+                    ListQuery { prefix: q.prefix, start_after: q.key_marker, delimiter: q.delimiter, max: max + 1 };
                 let tree = walk_folder(&items, &children, folder.id, &lq)?;
                 let mut current: Vec<Entry> = tree.objects.into_iter().map(|(k, i)| Entry::Current(k, i)).collect();
                 current.extend(tree.common_prefixes.into_iter().map(Entry::Prefix));

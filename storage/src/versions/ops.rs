@@ -60,8 +60,7 @@ fn find(
     versions: &impl Readable<(u64, &'static str), &'static [u8]>,
     current: &impl Readable<u64, (u64, u64)>,
     place: &Place,
-    b: &Bucket,
-    key: &str,
+    (b, key): (&Bucket, &str),
     id: &str,
 ) -> Result<Found> {
     let want = parse_id(id)?;
@@ -331,7 +330,8 @@ impl Storage {
                 if id != "null" {
                     return Err(not_versioned());
                 }
-                let item = w.resolve(place.base, &place.rel)?.filter(|i| i.kind == Kind::File).ok_or_else(no_version)?;
+                let item =
+                    w.resolve(place.base, &place.rel)?.filter(|i| i.kind == Kind::File).ok_or_else(no_version)?;
                 locks::forget_item(w.txn, item.id)?;
                 w.remove_item(&item)?;
                 return Ok(VersionInfo::of_current(&place.path.to_string(), item, None));
@@ -339,7 +339,7 @@ impl Storage {
             drop(versioning);
             let found = {
                 let (versions, current) = (w.txn.open_table(VERSIONS)?, w.txn.open_table(CURRENT_VERSIONS)?);
-                find(&w.items, &w.children, &versions, &current, place, &b, &key, &id)?
+                find(&w.items, &w.children, &versions, &current, place, (&b, &key), &id)?
             };
             match found {
                 Found::Current(item, tag) => {
@@ -383,17 +383,16 @@ impl Storage {
                 let versioning = w.txn.open_table(VERSIONING)?;
                 let (versions, current) = (w.txn.open_table(VERSIONS)?, w.txn.open_table(CURRENT_VERSIONS)?);
                 match locate(&w.items, &w.children, &versioning, &from)? {
-                    Some((b, key)) => match find(&w.items, &w.children, &versions, &current, &from, &b, &key, &id)? {
+                    Some((b, key)) => match find(&w.items, &w.children, &versions, &current, &from, (&b, &key), &id)? {
                         Found::Current(item, _) => item,
                         Found::Row(v, _) if v.marker => {
                             return Err(Error::InvalidInput("a delete marker has no content to copy".into()));
                         }
                         Found::Row(v, _) => v.as_item(&key),
                     },
-                    None if id == "null" => w
-                        .resolve(from.base, &from.rel)?
-                        .filter(|i| i.kind == Kind::File)
-                        .ok_or_else(no_version)?,
+                    None if id == "null" => {
+                        w.resolve(from.base, &from.rel)?.filter(|i| i.kind == Kind::File).ok_or_else(no_version)?
+                    }
                     None => return Err(not_versioned()),
                 }
             };
@@ -439,7 +438,7 @@ fn found_info(t: &db::ReadTxn, place: &Place, id: &str) -> Result<(VersionInfo, 
         return Ok((VersionInfo::of_current(&place.path.to_string(), item, None), None));
     };
     let (versions, current) = (t.open_table(VERSIONS)?, t.open_table(CURRENT_VERSIONS)?);
-    let info = match find(&items, &children, &versions, &current, place, &b, &key, id)? {
+    let info = match find(&items, &children, &versions, &current, place, (&b, &key), id)? {
         Found::Current(item, tag) => VersionInfo::of_current(&key, item, tag),
         Found::Row(v, latest) => VersionInfo::of_row(&key, &v, latest),
     };
