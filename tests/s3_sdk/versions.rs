@@ -524,3 +524,51 @@ async fn webdav_writes_moves_and_deletes_are_versions_over_s3() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn writes_answer_a_version_id_only_in_an_enabled_bucket() {
+    // test_versioning_bucket_atomic_upload_return_version_id,
+    // test_versioning_bucket_multipart_upload_return_version_id
+    let Sdk { s, c, .. } = start().await;
+    async fn multipart(c: &Client, bucket: &str, key: &str) -> Option<String> {
+        let up = c.create_multipart_upload().bucket(bucket).key(key).content_type("text/bla").send().await.unwrap();
+        let id = up.upload_id().unwrap();
+        let part = c
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(1)
+            .body(ByteStream::from(support::pseudo_random(100_000, 3)))
+            .send()
+            .await
+            .unwrap();
+        let parts = CompletedMultipartUpload::builder()
+            .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
+            .build();
+        let done = c
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .multipart_upload(parts)
+            .send()
+            .await
+            .unwrap();
+        done.version_id().map(str::to_owned)
+    }
+    set(&c, "bkt", BucketVersioningStatus::Enabled).await;
+    let id = put(&c, "bkt", "bar", "").await.expect("an enabled bucket names the version");
+    let (v, _) = versions(&c, "bkt").await;
+    assert!(v.iter().all(|v| v.1 == id));
+    let id = multipart(&c, "bkt", "mp").await.expect("a completion in an enabled bucket names the version");
+    assert!(versions(&c, "bkt").await.0.iter().any(|v| v.0 == "mp" && v.1 == id));
+    c.create_bucket().bucket("plain").send().await.unwrap();
+    assert_eq!(put(&c, "plain", "baz", "x").await, None);
+    assert_eq!(multipart(&c, "plain", "mp").await, None);
+    c.create_bucket().bucket("susp").send().await.unwrap();
+    set(&c, "susp", BucketVersioningStatus::Suspended).await;
+    assert_eq!(put(&c, "susp", "baz", "x").await, None);
+    assert_eq!(multipart(&c, "susp", "mp").await, None);
+    s.stop().await;
+}
