@@ -572,3 +572,72 @@ async fn writes_answer_a_version_id_only_in_an_enabled_bucket() {
     assert_eq!(multipart(&c, "susp", "mp").await, None);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn copies_from_versions_keep_metadata_across_buckets() {
+    // test_object_copy_versioned_bucket, test_object_copy_versioned_url_encoding,
+    // test_object_copy_versioning_multipart_upload, test_multipart_copy_versioned
+    let Sdk { s, c, .. } = start().await;
+    set(&c, "bkt", BucketVersioningStatus::Enabled).await;
+    c.create_bucket().bucket("ver2").send().await.unwrap();
+    set(&c, "ver2", BucketVersioningStatus::Enabled).await;
+    c.create_bucket().bucket("plain").send().await.unwrap();
+    let data = support::pseudo_random(6 * 1024 * 1024, 8);
+    c.put_object()
+        .bucket("bkt")
+        .key("foo123bar")
+        .content_type("text/bla")
+        .metadata("foo", "bar")
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .unwrap();
+    let first = c.get_object().bucket("bkt").key("foo123bar").send().await.unwrap().version_id().unwrap().to_owned();
+    put(&c, "bkt", "foo123bar", "a later version").await;
+    let copy = |bucket: &'static str, key: &'static str, source: String| {
+        let c = c.clone();
+        async move { c.copy_object().bucket(bucket).key(key).copy_source(source).send().await.unwrap() }
+    };
+    copy("bkt", "bar321foo", format!("bkt/foo123bar?versionId={first}")).await;
+    let second = c.get_object().bucket("bkt").key("bar321foo").send().await.unwrap().version_id().unwrap().to_owned();
+    copy("bkt", "bar321foo2", format!("bkt/bar321foo?versionId={second}")).await;
+    copy("ver2", "bar321foo3", format!("bkt/foo123bar?versionId={first}")).await;
+    copy("plain", "bar321foo4", format!("bkt/foo123bar?versionId={first}")).await;
+    copy("bkt", "foo123bar2", "plain/bar321foo4".to_owned()).await;
+    for (bucket, key) in [
+        ("bkt", "bar321foo"),
+        ("bkt", "bar321foo2"),
+        ("ver2", "bar321foo3"),
+        ("plain", "bar321foo4"),
+        ("bkt", "foo123bar2"),
+    ] {
+        let out = c.get_object().bucket(bucket).key(key).send().await.unwrap();
+        assert_eq!(out.content_type(), Some("text/bla"), "{bucket}/{key}");
+        assert_eq!(out.metadata().unwrap().get("foo").map(String::as_str), Some("bar"), "{bucket}/{key}");
+        assert_eq!(body(out).await, data, "{bucket}/{key}");
+    }
+    // Names that need encoding in the copy source.
+    let src = put(&c, "bkt", "foo?bar", "x").await.unwrap();
+    copy("bkt", "bar&foo", format!("bkt/foo%3Fbar?versionId={src}")).await;
+    c.head_object().bucket("bkt").key("bar&foo").send().await.unwrap();
+    // UploadPartCopy from a version.
+    let up = c.create_multipart_upload().bucket("plain").key("mp").send().await.unwrap();
+    let id = up.upload_id().unwrap();
+    let part = c
+        .upload_part_copy()
+        .bucket("plain")
+        .key("mp")
+        .upload_id(id)
+        .part_number(1)
+        .copy_source(format!("bkt/foo123bar?versionId={first}"))
+        .copy_source_range("bytes=0-999")
+        .send()
+        .await
+        .unwrap();
+    let tag = part.copy_part_result().unwrap().e_tag().unwrap().to_owned();
+    let parts =
+        CompletedMultipartUpload::builder().parts(CompletedPart::builder().part_number(1).e_tag(tag).build()).build();
+    c.complete_multipart_upload().bucket("plain").key("mp").upload_id(id).multipart_upload(parts).send().await.unwrap();
+    assert_eq!(get(&c, "plain", "mp", None).await, &data[..1000]);
+    s.stop().await;
+}
