@@ -163,7 +163,15 @@ async fn removing_the_head_version_and_delete_markers() {
     assert!(v.iter().all(|v| !v.2), "under a marker no version is latest");
     // The key is gone; its marker is no content (405, saying it is a marker).
     let r = c.get_object().bucket("bkt").key("testobj").send().await;
-    assert_eq!(refusal(r), (404, "NoSuchKey".into()));
+    match r {
+        Err(SdkError::ServiceError(e)) => {
+            assert_eq!(e.raw().status().as_u16(), 404);
+            assert_eq!(e.err().code(), Some("NoSuchKey"));
+            assert_eq!(e.raw().headers().get("x-amz-delete-marker"), Some("true"), "the latest is a marker");
+            assert_eq!(e.raw().headers().get("x-amz-version-id"), Some(marker.as_str()));
+        }
+        other => panic!("expected 404, got {other:?}"),
+    }
     let r = c.get_object().bucket("bkt").key("testobj").version_id(&marker).send().await;
     match r {
         Err(SdkError::ServiceError(e)) => {

@@ -190,7 +190,7 @@ async fn object(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, path: 
         Ok(item) => Ok(item),
         Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => {
             s3.bucket(p, bucket).await?;
-            Err(s3_error!(NoSuchKey, "no such key"))
+            Err(versions::no_such_key(s3, p, path).await)
         }
         Err(e) => Err(map(e)),
     }

@@ -220,3 +220,18 @@ pub(crate) async fn copy_from_version(
         e => version_error(e),
     })
 }
+
+/// NoSuchKey, saying so when the key's latest version is a delete marker (the headers S3
+/// adds: `x-amz-delete-marker`, and the marker's id).
+pub(crate) async fn no_such_key(s3: &DavitS3, p: &Principal, path: &str) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::NoSuchKey, "no such key");
+    if let Ok(Some(id)) = s3.storage.latest_marker(p, path).await {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+        if let Ok(v) = http::HeaderValue::from_str(&id) {
+            h.insert("x-amz-version-id", v);
+        }
+        e.set_headers(h);
+    }
+    e
+}

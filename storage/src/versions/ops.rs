@@ -264,6 +264,26 @@ impl Storage {
             .await
     }
 
+    /// The id of the delete marker that is the latest version of the key at `path`, when
+    /// one is (S3 tells a GET of such a key apart from one of a key never written).
+    pub async fn latest_marker(&self, p: &Principal, path: &str) -> Result<Option<String>> {
+        let place = self.place(p, path).await?;
+        self.core
+            .db
+            .read(move |t| {
+                let (items, children) = (t.open_table(ITEMS)?, t.open_table(CHILDREN)?);
+                let Some((b, key)) = locate(&items, &children, &t.open_table(VERSIONING)?, &place)? else {
+                    return Ok(None);
+                };
+                if matches!(resolve_place(&items, &children, &place), Ok(Some(_))) {
+                    return Ok(None);
+                }
+                let newest = history_of(&t.open_table(VERSIONS)?, b.id, &key)?.into_iter().next();
+                Ok(newest.filter(|v| v.marker).map(|v| version_id(v.seq, v.null)))
+            })
+            .await
+    }
+
     /// Version `id` of the file at `path`, without its content.
     pub async fn stat_version(&self, p: &Principal, path: &str, id: &str) -> Result<VersionInfo> {
         let place = self.place(p, path).await?;
