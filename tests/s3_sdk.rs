@@ -20,6 +20,7 @@ mod policy;
 mod presign;
 mod sse;
 mod tagging;
+mod versions;
 mod vhost;
 
 use std::fmt::Debug;

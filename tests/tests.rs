@@ -17,4 +17,5 @@ mod server;
 mod sharing;
 mod smtp;
 mod support;
+mod versions;
 mod webdav;

@@ -96,6 +96,8 @@ pub enum What {
     Upload,
     AccessKey,
     AppPassword,
+    /// A version of an object (S3 `versionId`) that its key does not have.
+    Version,
     /// A stored chunk of a file that exists.
     Content,
 }
@@ -111,6 +113,7 @@ impl What {
             What::Upload => "upload",
             What::AccessKey => "access key",
             What::AppPassword => "app password",
+            What::Version => "version",
             What::Content => "content",
         }
     }

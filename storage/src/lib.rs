@@ -23,6 +23,7 @@ pub mod s3cfg;
 #[cfg(test)]
 mod tests;
 mod tree;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +60,7 @@ pub use tree::listing::{KeyListing, ListQuery};
 pub use tree::tagging;
 pub use tree::tagging::TagTarget;
 pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};
+pub use versions::{Version, VersionInfo, VersionListing, VersionQuery, Versioning, version_id};
 
 use chunks::{ChunkBackend, Collector, LocalDir, Pins};
 use crypto::{KEY_LEN, Keys};

@@ -624,6 +624,7 @@ mod folders;
 mod rules;
 mod s3_policy;
 mod sharing;
+mod versions;
 
 also_on_postgres!(
     small_and_large_roundtrip_with_md5_etag_and_ranges,

@@ -16,6 +16,7 @@ mod registry;
 mod sharing;
 mod tags;
 mod verify_page;
+mod versions;
 
 use std::sync::Arc;
 
@@ -163,6 +164,11 @@ fn routes() -> Api {
         .route("/api/v1/files/{*path}", PUT, files::put, op("Upload the raw body as a file (streamed)", true, None, R_FILE).takes_bytes().answers::<ItemJson>(200).answers::<ItemJson>(201))
         .route_with("/api/v1/files/{*path}", POST, post(files::upload_form).layer(DefaultBodyLimit::disable()), op("Upload multipart/form-data files into the folder", true, None, R_FILE).takes_form().answers::<ItemList>(201))
         .route("/api/v1/files/{*path}", DELETE, files::delete, op("Delete a file or a folder with its contents", true, None, R_FILE).answers_empty(204))
+        .route("/api/v1/versions/{*path}", GET, versions::get, op("A file's versions, newest first; with ?version=ID that version's bytes (Range)", true, None, R_FILE).query::<versions::VersionQuery>().answers::<versions::VersionList>(200).answers_bytes(200).answers_bytes(206))
+        .route("/api/v1/versions/{*path}", DELETE, versions::delete, op("Remove one version for good (?version=ID); the one before the latest becomes current", true, None, R_FILE).query::<versions::VersionQuery>().answers_empty(204))
+        .route("/api/v1/restore", POST, versions::restore, op("Make a version's content current again (the replaced one is kept)", true, Some(json!({ "path": "/bucket/report.pdf", "version": "fffffffffffffff0" })), R_FILE).takes::<versions::RestoreReq>().answers::<ItemJson>(200))
+        .route("/api/v1/versioning", GET, versions::get_versioning, op("A top-level folder's versioning: unversioned, enabled or suspended (path query)", true, None, R_FILE).query::<versions::PathQuery>().answers::<versions::VersioningState>(200))
+        .route("/api/v1/versioning", POST, versions::set_versioning, op("Enable or suspend versioning of a top-level folder of your drive", true, Some(json!({ "path": "/bucket", "status": "enabled" })), R_FILE).takes::<versions::VersioningReq>().answers::<versions::VersioningState>(200))
         .route("/api/v1/mkdir", POST, files::mkdir, op("Make a folder", true, Some(json!({ "path": "/docs" })), R_FILE).takes::<PathReq>().answers::<ItemJson>(201))
         .route("/api/v1/move", POST, files::rename, op("Move or rename a file or folder", true, Some(json!({ "from": "/a.txt", "to": "/docs/a.txt", "overwrite": false })), R_FILE).takes::<MoveReq>().answers::<ItemJson>(200).answers::<ItemJson>(201))
         .route("/api/v1/copy", POST, files::copy, op("Copy a file or folder (no data copied)", true, Some(json!({ "from": "/a.txt", "to": "/b.txt", "overwrite": false })), R_FILE).takes::<MoveReq>().answers::<ItemJson>(200).answers::<ItemJson>(201))

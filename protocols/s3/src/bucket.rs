@@ -64,12 +64,3 @@ pub async fn location(
     s3.bucket(&p, &req.input.bucket).await?;
     Ok(S3Response::new(GetBucketLocationOutput::default()))
 }
-
-pub async fn versioning(
-    s3: &DavitS3,
-    req: S3Request<GetBucketVersioningInput>,
-) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    let p = s3.principal(&req).await?;
-    s3.bucket(&p, &req.input.bucket).await?;
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
-}

@@ -16,14 +16,17 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     let p = s3.principal(&req).await?;
     let input = req.input;
     crate::acl::check_new_object(input.acl.as_ref(), crate::acl::grants!(input))?;
-    let CopySource::Bucket { bucket: src_bucket, key: src_key, .. } = &input.copy_source else {
+    let CopySource::Bucket { bucket: src_bucket, key: src_key, version_id: src_version } = &input.copy_source else {
         return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
     };
     s3.bucket(&p, src_bucket).await?;
     s3.bucket(&p, &input.bucket).await?;
     let from = key_path(src_bucket, src_key)?;
     let to = key_path(&input.bucket, &input.key)?;
-    let src = s3.storage.stat(&p, &from).await.map_err(map)?;
+    let src = match src_version.as_deref() {
+        Some(v) => crate::versions::stat_version(s3, &p, src_bucket, src_key, v).await?.item,
+        None => s3.storage.stat(&p, &from).await.map_err(map)?,
+    };
     if src.is_folder() {
         return Err(s3_error!(NoSuchKey, "no such key"));
     }
@@ -40,10 +43,14 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let new_tags = if replace_tags { crate::tagging::from_header(input.tagging.as_deref())? } else { None };
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    if from == to && !replace && !replace_tags {
+    if from == to && !replace && !replace_tags && src_version.is_none() {
         return Err(s3_error!(InvalidRequest, "copying an object onto itself needs the REPLACE metadata directive"));
     }
-    let mut item = if from == to {
+    let mut item = if let Some(v) = src_version.as_deref() {
+        // A version's content becomes current at the destination (a restore when it is
+        // the same key).
+        crate::versions::copy_from_version(s3, &p, &from, v, &to).await?
+    } else if from == to {
         src.clone()
     } else {
         if let Some(parent) = to.rsplit_once('/').map(|(d, _)| d).filter(|d| d.matches('/').count() >= 2) {
@@ -71,8 +78,12 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         ..Default::default()
     };
     result.checksum_type = set_fields!(result, checksum::of_item(&item));
+    let version_id = crate::versions::made(s3, &item).await;
+    let copy_source_version_id = src_version.as_deref().map(str::to_owned);
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),
+        version_id,
+        copy_source_version_id,
         server_side_encryption: crate::sse::aes256(),
         ..Default::default()
     }))

@@ -11,18 +11,32 @@ use crate::DavitS3;
 use crate::errors::s3_error as map;
 use crate::names::key_path;
 
-async fn delete_key(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, key: &str) -> S3Result<()> {
+/// Deletes a key, or one version of it; answers (version id, whether it is a delete marker):
+/// the marker a versioned bucket leaves, or the version removed.
+async fn delete_key(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> S3Result<(Option<String>, bool)> {
+    if let Some(id) = version {
+        let (id, marker) = crate::versions::delete_version(s3, p, bucket, key, id).await?;
+        return Ok((Some(id), marker));
+    }
     let path = key_path(bucket, key)?;
     let r = if key.ends_with('/') {
         match s3.storage.remove_empty_folder(p, &path).await {
-            Err(Error::NotFound(_)) => Ok(()),
-            r => r,
+            Err(Error::NotFound(_)) => Ok(None),
+            r => r.map(|()| None),
         }
     } else {
         // Folders the key implied go with it when they are left empty, as on S3.
         s3.storage.delete_object(p, &path, 1).await
     };
-    r.map_err(map)
+    let marker = r.map_err(map)?;
+    let is_marker = marker.is_some();
+    Ok((marker, is_marker))
 }
 
 pub async fn delete_object(
@@ -31,8 +45,9 @@ pub async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let p = s3.principal(&req).await?;
     s3.bucket(&p, &req.input.bucket).await?;
-    delete_key(s3, &p, &req.input.bucket, &req.input.key).await?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    let input = req.input;
+    let (version_id, marker) = delete_key(s3, &p, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    Ok(S3Response::new(DeleteObjectOutput { delete_marker: marker.then_some(true), version_id, ..Default::default() }))
 }
 
 pub async fn delete_objects(
@@ -49,10 +64,21 @@ pub async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects {
-        match delete_key(s3, &p, &input.bucket, &obj.key).await {
-            Ok(()) => {
+        match delete_key(s3, &p, &input.bucket, &obj.key, obj.version_id.as_deref()).await {
+            Ok((version, marker)) => {
                 if !quiet {
-                    deleted.push(DeletedObject { key: Some(obj.key), ..Default::default() });
+                    // A versionId asked for names the version removed; a plain delete in a
+                    // versioned bucket names the marker it left.
+                    let (version_id, marker_id) = match (&obj.version_id, version) {
+                        (Some(asked), _) => (Some(asked.clone()), None),
+                        (None, made) => (None, made),
+                    };
+                    deleted.push(DeletedObject {
+                        key: Some(obj.key),
+                        version_id,
+                        delete_marker: marker.then_some(true),
+                        delete_marker_version_id: marker_id,
+                    });
                 }
             }
             Err(e) => errors.push(s3s::dto::Error {

@@ -38,6 +38,7 @@ pub fn s3_error(e: Error) -> S3Error {
     let msg = e.to_string();
     let (code, status) = match &e {
         Error::NotFound(m) if m.what == What::Upload => (S3ErrorCode::NoSuchUpload, None),
+        Error::NotFound(m) if m.what == What::Version => (S3ErrorCode::NoSuchVersion, None),
         // A path, or what a path leads to (its owner, its content): the request named a key.
         Error::NotFound(_) => (S3ErrorCode::NoSuchKey, None),
         Error::Forbidden(_) | Error::Unauthenticated(_) | Error::Locked(_) | Error::Gone(_) => {

@@ -17,6 +17,7 @@ use crate::checksum::{self, set_fields};
 use crate::errors::s3_error as map;
 use crate::names::key_path;
 use crate::stored::{etag, expires, header, metadata};
+use crate::versions;
 
 /// The core's byte stream, made `Sync` for s3s (reached only through `&mut`).
 struct SyncStream(std::sync::Mutex<ByteStream>);
@@ -82,8 +83,9 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     // the same transaction. Refused or failed, the steps below give the answer (NoSuchKey,
     // NoSuchBucket, the core's refusal), as if this had not been tried. (A 304 then comes
     // after the first piece was read: free for a small object, one chunk for a large one.)
-    let whole = match (&input.range, input.part_number) {
-        (None, None) => s3.storage.read(&p, &path, None).await.ok(),
+    let version = input.version_id.clone();
+    let whole = match (&input.range, input.part_number, &version) {
+        (None, None, None) => s3.storage.read(&p, &path, None).await.ok(),
         _ => None,
     };
     let (read, range) = match whole {
@@ -92,7 +94,10 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
             (read, None)
         }
         None => {
-            let item = object(s3, &p, &input.bucket, &path).await?;
+            let item = match &version {
+                Some(v) => versions::stat_version(s3, &p, &input.bucket, &input.key, v).await?.item,
+                None => object(s3, &p, &input.bucket, &path).await?,
+            };
             if item.is_folder() {
                 return Err(s3_error!(NoSuchKey, "no such key"));
             }
@@ -100,9 +105,14 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
             // The core reads inclusive ranges, as HTTP writes them; an empty part reads to
             // the end.
             let range = span(&item, input.range.as_ref(), input.part_number)?.map(|(s, e)| (s, (e > s).then(|| e - 1)));
-            (s3.storage.read(&p, &path, range).await.map_err(map)?, range)
+            let read = match &version {
+                Some(v) => versions::read_version(s3, &p, &input.bucket, &input.key, v, range).await?,
+                None => s3.storage.read(&p, &path, range).await.map_err(map)?,
+            };
+            (read, range)
         }
     };
+    let version_id = read.version.clone();
     let item = read.item;
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
@@ -125,6 +135,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         parts_count: input.part_number.map(|_| parts_count(&item)),
         tag_count: extras.tag_count,
         expiration: extras.expiration,
+        version_id,
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
@@ -135,7 +146,17 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
     let p = s3.principal(&req).await?;
     let input = req.input;
     let path = key_path(&input.bucket, &input.key)?;
-    let item = object(s3, &p, &input.bucket, &path).await?;
+    let (item, version_id) = match &input.version_id {
+        Some(v) => {
+            let info = versions::stat_version(s3, &p, &input.bucket, &input.key, v).await?;
+            (info.item, Some(info.id))
+        }
+        None => {
+            let item = object(s3, &p, &input.bucket, &path).await?;
+            let id = if item.is_folder() { None } else { versions::made(s3, &item).await };
+            (item, id)
+        }
+    };
     if item.is_folder() != input.key.ends_with('/') {
         return Err(s3_error!(NoSuchKey, "no such key"));
     }
@@ -162,6 +183,7 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         metadata: metadata(&item),
         parts_count: input.part_number.map(|_| parts_count(&item)),
         expiration: extras.expiration,
+        version_id,
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
@@ -180,7 +202,7 @@ async fn object(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, path: 
         Ok(item) => Ok(item),
         Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => {
             s3.bucket(p, bucket).await?;
-            Err(s3_error!(NoSuchKey, "no such key"))
+            Err(versions::no_such_key(s3, p, path).await)
         }
         Err(e) => Err(map(e)),
     }

@@ -10,7 +10,7 @@ use crate::errors::bucket_error;
 use crate::stored::etag;
 
 /// `encoding-type=url`: keys and prefixes percent-encoded (all but unreserved and `/`).
-fn encode(s: &str, url: bool) -> String {
+pub(crate) fn encode(s: &str, url: bool) -> String {
     if !url {
         return s.to_owned();
     }

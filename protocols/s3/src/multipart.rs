@@ -122,7 +122,7 @@ pub async fn upload_part_copy(
     let p = s3.principal(&req).await?;
     let input = req.input;
     let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
-    let CopySource::Bucket { bucket: sb, key: sk, .. } = &input.copy_source else {
+    let CopySource::Bucket { bucket: sb, key: sk, version_id: sv } = &input.copy_source else {
         return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
     };
     s3.bucket(&p, sb).await?;
@@ -147,7 +147,10 @@ pub async fn upload_part_copy(
     };
     // The range is read and chunked again: chunk boundaries rarely fall on its edges, and
     // the identical chunks inside it dedupe against the source.
-    let read = s3.storage.read(&p, &from, range).await.map_err(map)?;
+    let read = match sv.as_deref() {
+        Some(v) => crate::versions::read_version(s3, &p, sb, sk, v, range).await?,
+        None => s3.storage.read(&p, &from, range).await.map_err(map)?,
+    };
     let len = read.end - read.start;
     let stream = read.body.map(|r| r.map_err(std::io::Error::other)).boxed();
     let number = u32::try_from(input.part_number).map_err(|_| s3_error!(InvalidArgument, "bad part number"))?;
@@ -197,7 +200,9 @@ pub async fn complete(
     let combine = CombineParts(std::sync::Arc::new(move |parts| checksum::combine_parts(parts, full_object)));
     let item = s3.storage.complete_upload_with(&p, id, listed, Some(combine)).await.map_err(upload_error)?;
     let sum = checksum::of_item(&item);
+    let version_id = crate::versions::made(s3, &item).await;
     let mut out = CompleteMultipartUploadOutput {
+        version_id,
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         e_tag: Some(ETag::Strong(item.etag)),

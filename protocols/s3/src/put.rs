@@ -68,9 +68,11 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     let written = s3.storage.write(&p, &path, stream, opts).await;
     let (item, sum) = outcome.settle(written, map)?;
     let expiration = crate::tagging::extras(s3, &item).await?.expiration;
+    let version_id = crate::versions::made(s3, &item).await;
     let mut out = PutObjectOutput {
         e_tag: Some(etag(&item)),
         expiration,
+        version_id,
         server_side_encryption: crate::sse::aes256(),
         ..Default::default()
     };

@@ -383,6 +383,7 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
         w.items.remove(root.id)?;
         w.drop_folder_totals(root.id)?;
         crate::meta::uploads::drop_uploads_of(&mut w, user_id)?;
+        w.drop_user_versions(user_id)?;
         w.drop_usage(user_id)?;
     }
     crate::meta::grant_rows::forget_user(txn, user_id)?;

@@ -78,6 +78,15 @@ impl Storage {
                     *refs.entry(c.id).or_default() += 1;
                 }
             }
+            // Noncurrent versions hold references and count in their owner's usage (bytes,
+            // not files: a file is counted once, by its current version).
+            for e in t.open_table(crate::meta::db::VERSIONS)?.iter()? {
+                let v: crate::versions::Version = db::decode(e?.1.value())?;
+                usage.entry(v.owner).or_default().0 += v.size;
+                for c in &v.chunks {
+                    *refs.entry(c.id).or_default() += 1;
+                }
+            }
             let data = t.open_table(CHUNK_DATA)?;
             let mut rows = HashSet::new();
             for e in t.open_table(CHUNKS)?.iter()? {

@@ -152,6 +152,15 @@ pub const UPLOAD_TAGS: Table<u64, &[u8]> = Table::new("upload_tags");
 pub const PART_SUMS: Table<u64, &[u8]> = Table::new("part_sums");
 /// bucket folder -> record `Lifecycle`: the bucket's lifecycle rules (`crate::lifecycle`).
 pub const LIFECYCLE: Table<u64, &[u8]> = Table::new("lifecycle");
+/// (bucket owner, bucket folder) -> 1 Enabled, 2 Suspended: S3 versioning of a top-level
+/// folder (`crate::versions`). No row: never versioned.
+pub const VERSIONING: Table<(u64, u64), u64> = Table::new("versioning");
+/// (bucket folder, `<key>\0<16 hex digits of !seq>`) -> record `Version`: the noncurrent
+/// versions and delete markers of a versioned bucket's keys, newest first within a key.
+pub const VERSIONS: Table<(u64, &str), &[u8]> = Table::new("versions");
+/// file item -> (version seq, 1 when it is the `null` version): the version id of a current
+/// file written into a versioned bucket. A row of an item that no longer exists means nothing.
+pub const CURRENT_VERSIONS: Table<u64, (u64, u64)> = Table::new("current_versions");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -212,6 +221,9 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &UPLOAD_TAGS,
     &PART_SUMS,
     &LIFECYCLE,
+    &VERSIONING,
+    &VERSIONS,
+    &CURRENT_VERSIONS,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -639,5 +651,8 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(UPLOAD_TAGS)?;
     txn.open_table(PART_SUMS)?;
     txn.open_table(LIFECYCLE)?;
+    txn.open_table(VERSIONING)?;
+    txn.open_table(VERSIONS)?;
+    txn.open_table(CURRENT_VERSIONS)?;
     Ok(())
 }

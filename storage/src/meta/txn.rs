@@ -106,9 +106,22 @@ impl<'t> W<'t> {
         c: FileContent,
     ) -> Result<Item> {
         let (old_size, is_new) = (current.as_ref().map_or(0, |i| i.size), current.is_none());
+        // In a versioned bucket the replaced content stays as a noncurrent version
+        // (`crate::versions`): its references and bytes are not released, and the quota
+        // must hold the new content whole.
+        let versioned = self.versioned_bucket(owner, parent)?;
+        let key = versioned.as_ref().map(|(_, prefix)| format!("{prefix}{name}"));
+        let mut kept = false;
         let base = match current {
             Some(old) => {
-                self.release_refs(&old.chunks)?;
+                if let (Some((b, _)), Some(key)) = (&versioned, &key) {
+                    kept = self.retire_current(b, key, &old, now)?;
+                }
+                if kept {
+                    self.check_quota(owner, c.size as i128)?;
+                } else {
+                    self.release_refs(&old.chunks)?;
+                }
                 old
             }
             None => Item::file(self.next_item_id()?, owner, parent, name, now),
@@ -124,10 +137,14 @@ impl<'t> W<'t> {
             parts: c.parts,
             ..base
         };
-        self.add_usage(owner, item.size as i128 - old_size as i128, i64::from(is_new))?;
+        let freed = if kept { 0 } else { old_size as i128 };
+        self.add_usage(owner, item.size as i128 - freed, i64::from(is_new))?;
         self.add_below(parent, item.size as i128 - old_size as i128, i64::from(is_new))?;
         self.put(&item)?;
         self.link(&item)?;
+        if let (Some((b, _)), Some(key)) = (&versioned, &key) {
+            self.new_current(b, key, item.id)?;
+        }
         Ok(item)
     }
 

@@ -7,7 +7,7 @@ use super::Conditions;
 use super::locks::{self, LockGuard};
 use crate::Storage;
 use crate::error::{Error, Result, What};
-use crate::meta::model::Principal;
+use crate::meta::model::{Principal, now_nanos};
 
 impl Storage {
     /// Whether the caller may change what is at `path` (locks aside): for front ends that
@@ -34,7 +34,7 @@ impl Storage {
                 .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
             conditions.check(Some(&item))?;
             locks::forget_item(w.txn, item.id)?;
-            w.remove_item(&item)
+            w.delete_item(&item, now_nanos())
         })
         .await
         .map(|detached| self.swept_later(detached))
@@ -50,13 +50,19 @@ impl Storage {
     /// Deletes a file (S3 DeleteObject), then the folders above it that it left empty, up
     /// to but not including `keep_depth` names from the root (the bucket) or a granted
     /// item. A missing file is not an error.
-    pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<()> {
+    /// In a versioned bucket the file goes to history and a delete marker takes its place,
+    /// also where no file was (S3); the marker's version id is returned.
+    pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<Option<String>> {
         let place = self.change_target(p, path).await?;
         place.check_detach(p)?;
+        let now = now_nanos();
         self.commit_at(place, LockGuard::of(p, true), (), move |w, place| {
-            let Some(item) = w.resolve(place.base, &place.rel)? else { return Ok(false) };
+            let Some(item) = w.resolve(place.base, &place.rel)? else {
+                return Ok((false, w.mark_deleted(place, now)?));
+            };
             locks::forget_item(w.txn, item.id)?;
-            let detached = w.remove_item(&item)?;
+            let detached = w.delete_item(&item, now)?;
+            let marker = if detached { None } else { w.marker_of(place, &item)? };
             let mut up = place.rel.parent();
             while let Some(dir) = up {
                 if dir.is_root() || place.depth + dir.names().len() <= keep_depth {
@@ -70,10 +76,13 @@ impl Storage {
                 locks::forget_item(w.txn, folder.id)?;
                 up = dir.parent();
             }
-            Ok(detached)
+            Ok((detached, marker))
         })
         .await
-        .map(|detached| self.swept_later(detached))
+        .map(|(detached, marker)| {
+            self.swept_later(detached);
+            marker
+        })
     }
 
     /// Removes a folder only if it is empty (S3 DeleteBucket).
@@ -89,6 +98,10 @@ impl Storage {
             if w.children.range((folder.id, "")..(folder.id + 1, ""))?.next().is_some() {
                 return Err(Error::NotEmpty(format!("{} is not empty", place.path)));
             }
+            if place.rel.names().len() == 1 && w.has_history(folder.owner, folder.id)? {
+                return Err(Error::NotEmpty(format!("{} still holds versions", place.path)));
+            }
+            w.drop_bucket_history(folder.owner, folder.id)?;
             w.remove_subtree(&folder)?;
             locks::forget_item(w.txn, folder.id)?;
             Ok(())

@@ -158,6 +158,21 @@ impl Walk<'_> {
     }
 }
 
+/// The key listing of folder `folder`'s subtree, in a read the caller holds (the version
+/// listing merges it with the bucket's history: `crate::versions`).
+pub(crate) fn walk_folder(
+    items: &impl Readable<u64, &'static [u8]>,
+    children: &impl Readable<(u64, &'static str), u64>,
+    folder: u64,
+    q: &ListQuery<'_>,
+) -> Result<KeyListing> {
+    let mut w = Walk { q, out: KeyListing::default() };
+    if q.max > 0 {
+        w.walk(items, children, folder, "")?;
+    }
+    Ok(w.out)
+}
+
 impl Storage {
     /// Lists the subtree of the folder at `folder` as keys (see [`KeyListing`]). Under
     /// `/shared`, keys are `<owner>/<name>/…` over what others share with the caller.

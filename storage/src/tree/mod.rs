@@ -100,6 +100,8 @@ impl std::fmt::Debug for LateHeaders {
 /// An open read: the item, the byte range `[start, end)` being sent, and its bytes.
 pub struct FileRead {
     pub item: Item,
+    /// The version id of what is read, when it has one (see `crate::versions`).
+    pub version: Option<String>,
     pub start: u64,
     pub end: u64,
     pub body: ByteStream,

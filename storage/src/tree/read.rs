@@ -21,7 +21,7 @@ impl Storage {
             // A concurrent overwrite can free the chunks between the lookup and the pin;
             // the pin then finds them gone and the lookup runs again on the new version.
             for _ in 0..8 {
-                let (item, start, end, small) = core.db.read_sync(|t| {
+                let (item, start, end, small, version) = core.db.read_sync(|t| {
                     let item = resolve_place(&t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, &place)?
                         .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
                     if item.is_folder() {
@@ -29,14 +29,16 @@ impl Storage {
                     }
                     let (start, end) = resolve_range(item.size, range)?;
                     let small = read_inline(&core, t, &item.chunks, start, end)?;
-                    Ok((item, start, end, small))
+                    // In the same snapshot, so the id is the one of the bytes read.
+                    let version = crate::versions::version_of(t, item.id)?;
+                    Ok((item, start, end, small, version))
                 })?;
                 if let Some(body) = small {
-                    return Ok(FileRead { item, start, end, body });
+                    return Ok(FileRead { item, start, end, body, version });
                 }
                 match open_range(&core, &item.chunks, start, end) {
                     Ok(body) => {
-                        return Ok(FileRead { item, start, end, body });
+                        return Ok(FileRead { item, start, end, body, version });
                     }
                     Err(Error::NotFound(_)) => continue,
                     Err(e) => return Err(e),

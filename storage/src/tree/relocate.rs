@@ -99,11 +99,19 @@ impl Storage {
                         return Err(Error::AlreadyExists(format!("{} already exists", to.path)));
                     }
                     locks::forget_item(w.txn, old.id)?;
-                    detached = w.remove_item(&old)?;
+                    detached = w.replace_item(&old, now)?;
                 }
                 if is_move {
+                    if src.is_folder() && w.is_versioned_bucket(&src)? && parent.id != src.parent {
+                        // Its history is keyed by the bucket: it stays a bucket (renaming is fine).
+                        return Err(Error::Conflict(format!(
+                            "{} has versioning configured: it can be renamed, not moved into another folder",
+                            from.path
+                        )));
+                    }
                     // A MOVE does not carry locks (RFC 4918): the moved item's, and those below it, end.
                     locks::forget_item(w.txn, src.id)?;
+                    w.moving_out(&src, now)?;
                     let mut moved = src.clone();
                     let totals = w.item_totals(&src)?;
                     w.unlink(&src)?;
@@ -116,9 +124,11 @@ impl Storage {
                     w.put(&moved)?;
                     w.link(&moved)?;
                     w.move_totals(totals, src.parent, parent.id)?;
+                    w.arrived(&moved)?;
                     Ok((moved, created, detached))
                 } else {
                     let copy = w.copy_subtree(&src, parent.id, &name, to.owner, now)?;
+                    w.arrived(&copy)?;
                     Ok((copy, created, detached))
                 }
             })
@@ -153,6 +163,12 @@ impl Storage {
                 let item = w
                     .resolve(place.base, &place.rel)?
                     .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
+                if item.is_folder() && w.is_versioned_bucket(&item)? {
+                    return Err(Error::Conflict(format!(
+                        "{} has versioning configured: its history cannot change hands",
+                        place.path
+                    )));
+                }
                 let user = w.user(target_id)?;
                 // The top-level `shared` is the virtual folder of grants.
                 let wanted = if item.name == SHARED_ROOT { format!("{SHARED_ROOT} (2)") } else { item.name.clone() };

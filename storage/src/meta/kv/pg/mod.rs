@@ -89,6 +89,9 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("upload_tags", 56),
     ("lifecycle", 57),
     ("part_sums", 58),
+    ("versioning", 45),
+    ("versions", 46),
+    ("current_versions", 47),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
