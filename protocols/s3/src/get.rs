@@ -55,6 +55,15 @@ pub(crate) fn check_conditions(
         Refused::NotModified => {
             let mut e = S3Error::new(S3ErrorCode::NotModified);
             e.set_status_code(http::StatusCode::NOT_MODIFIED);
+            // A 304 names what the client has (RFC 9110 15.4.5): its ETag and date.
+            let mut h = http::HeaderMap::new();
+            if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", crate::stored::etag(item).value())) {
+                h.insert(http::header::ETAG, v);
+            }
+            if let Ok(v) = http::HeaderValue::from_str(&davit_http::http_date(item.modified)) {
+                h.insert(http::header::LAST_MODIFIED, v);
+            }
+            e.set_headers(h);
             e
         }
     })

@@ -146,6 +146,10 @@ pub async fn upload_part_copy(
     // The range is read and chunked again: chunk boundaries rarely fall on its edges, and
     // the identical chunks inside it dedupe against the source.
     let read = s3.storage.read(&p, &from, range).await.map_err(map)?;
+    // A copied range is all inside the source, or refused: the core clamps what it reads.
+    if range.is_some_and(|(_, last)| last.is_some_and(|l| l >= read.item.size)) {
+        return Err(s3_error!(InvalidRange, "x-amz-copy-source-range goes past the end of the source"));
+    }
     let len = read.end - read.start;
     let stream = read.body.map(|r| r.map_err(std::io::Error::other)).boxed();
     let number = u32::try_from(input.part_number).map_err(|_| s3_error!(InvalidArgument, "bad part number"))?;

@@ -42,7 +42,25 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         out.checksum_type = set_fields!(out, sum);
         return Ok(S3Response::new(out));
     }
+    if !headers.contains_key(http::header::CONTENT_LENGTH) && !headers.contains_key(http::header::TRANSFER_ENCODING) {
+        // Without either, HTTP/1.1 says the body is empty; S3 asks for the length instead of
+        // storing an empty object the client may not have meant.
+        return Err(s3_error!(MissingContentLength, "a PUT needs a Content-Length"));
+    }
+    if input.content_md5.is_none() && headers.contains_key("content-md5") {
+        // An empty Content-MD5 (s3s reads it as none) is no digest either.
+        return Err(s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"));
+    }
     let expected_md5 = content_md5(&input.content_md5)?;
+    if input.if_match.is_some() {
+        // If-Match names an object that must be there: its absence is NoSuchKey, as S3
+        // answers (the core, checking as the write commits, would answer 412).
+        match s3.storage.stat(&p, &path).await {
+            Err(davit_storage::Error::NotFound(_)) => return Err(s3_error!(NoSuchKey, "no such key")),
+            Ok(item) if item.is_folder() => return Err(s3_error!(NoSuchKey, "no such key")),
+            _ => {}
+        }
+    }
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "no body"))?;
     let mut kept = kept_headers!(input);
     kept.extend(wanted.as_ref().and_then(Wanted::known).map(|s| s.header()));
