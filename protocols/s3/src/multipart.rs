@@ -182,6 +182,7 @@ pub async fn complete(
     };
     let id = up.id;
     let full_object = up.headers.iter().find(|(k, _)| k == CHECKSUM_TYPE).map(|(_, v)| v == ChecksumType::FULL_OBJECT);
+    let claimed = checksum::values!(input).into_iter().flatten().next().cloned();
     let mut listed = Vec::new();
     let mut sums = Vec::new();
     for part in input.multipart_upload.and_then(|m| m.parts).unwrap_or_default() {
@@ -195,6 +196,9 @@ pub async fn complete(
     }
     if !sums.is_empty() {
         check_listed_checksums(s3, &p, id, &sums).await?;
+    }
+    if let Some(claimed) = claimed {
+        check_whole_checksum(s3, &p, id, &listed, full_object, &claimed).await?;
     }
     let combine = CombineParts(std::sync::Arc::new(move |parts| checksum::combine_parts(parts, full_object)));
     let item = s3.storage.complete_upload_with(&p, id, listed, Some(combine)).await.map_err(upload_error)?;
@@ -256,6 +260,27 @@ async fn check_listed_checksums(
         }
     }
     Ok(())
+}
+
+/// A checksum the completion claims for the whole object must be the one its parts make
+/// (S3 answers BadDigest otherwise), checked before anything is completed.
+async fn check_whole_checksum(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    id: u64,
+    listed: &[(u32, String)],
+    full_object: Option<bool>,
+    claimed: &str,
+) -> S3Result<()> {
+    let kept = s3.storage.list_parts(p, id).await.map_err(map)?;
+    let parts: Vec<_> = listed.iter().filter_map(|(n, _)| kept.iter().find(|pt| pt.number == *n).cloned()).collect();
+    let made = checksum::combine_parts(&parts, full_object);
+    // A composite value is written with its `-N` part count, or without it by some clients.
+    if made.iter().any(|(_, v)| v == claimed || v.rsplit_once('-').is_some_and(|(sum, _)| sum == claimed)) {
+        Ok(())
+    } else {
+        Err(s3_error!(BadDigest, "the checksum given for the whole object is not the one its parts make"))
+    }
 }
 
 pub async fn abort(

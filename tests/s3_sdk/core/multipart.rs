@@ -142,7 +142,8 @@ async fn refusals_aborts_and_listings() {
     s.stop().await;
 }
 
-/// test_multipart_get_part, test_multipart_single_get_part, test_non_multipart_get_part.
+/// test_multipart_get_part, test_multipart_single_get_part, test_non_multipart_get_part, but
+/// for the part's ETag and the code of a part that is not there (see core.rs).
 #[tokio::test]
 async fn parts_read_back_by_number() {
     let Sdk { s, c, .. } = start().await;
@@ -152,22 +153,27 @@ async fn parts_read_back_by_number() {
         let e = c.get_object().bucket("bkt").key(key).part_number(1).send().await;
         assert_eq!(refusal(e), (404, "NoSuchKey".into()));
         complete(&c, key, &id, &parts).await.unwrap();
+        let whole = c.head_object().bucket("bkt").key(key).send().await.unwrap().e_tag().unwrap().to_owned();
         let mut offset = 0;
         for (part, size) in parts.iter().zip(&sizes) {
             let n = part.part_number().unwrap();
             let h = c.head_object().bucket("bkt").key(key).part_number(n).send().await.unwrap();
-            assert_eq!((h.parts_count(), h.e_tag()), (Some(sizes.len() as i32), part.e_tag()));
+            // s3-tests wants the part's own ETag here (RGW's answer); AWS answers the object's,
+            // which transfer managers send back as If-Match for the other parts (see core.rs).
+            assert_eq!((h.parts_count(), h.e_tag()), (Some(sizes.len() as i32), Some(whole.as_str())));
             let r = c.get_object().bucket("bkt").key(key).part_number(n).send().await.unwrap();
-            assert_eq!((r.parts_count(), r.e_tag(), r.content_length()), (Some(sizes.len() as i32), part.e_tag(), Some(*size as i64)));
+            let got = (r.parts_count(), r.e_tag(), r.content_length());
+            assert_eq!(got, (Some(sizes.len() as i32), Some(whole.as_str()), Some(*size as i64)));
             assert!(body(r).await == data[offset..offset + size]);
             offset += size;
         }
+        // s3-tests wants 400 InvalidPart; AWS answers 416 InvalidPartNumber, as davit does.
         let e = c.get_object().bucket("bkt").key(key).part_number(5).send().await;
-        assert_eq!(refusal(e), (400, "InvalidPart".into()));
+        assert_eq!(refusal(e), (416, "InvalidPartNumber".into()));
     }
     let etag = c.put_object().bucket("bkt").key("singlepart").body(ByteStream::from_static(b"body")).send().await.unwrap();
     let e = c.get_object().bucket("bkt").key("singlepart").part_number(2).send().await;
-    assert_eq!(refusal(e), (400, "InvalidPart".into()));
+    assert_eq!(refusal(e), (416, "InvalidPartNumber".into()));
     let r = c.get_object().bucket("bkt").key("singlepart").part_number(1).send().await.unwrap();
     assert_eq!(r.e_tag(), etag.e_tag());
     assert_eq!(body(r).await, b"body");
@@ -203,7 +209,7 @@ async fn copy_parts(c: &Client, src: &str, dest: &str, size: usize, part: usize)
 /// test_multipart_copy_special_names, test_multipart_copy_multiple_sizes.
 #[tokio::test]
 async fn copied_parts() {
-    let Sdk { s, c, .. } = start().await;
+    let Sdk { s, c, key, secret } = start().await;
     let src = support::pseudo_random(12 * MIB, 3);
     c.put_object().bucket("bkt").key("foo").body(ByteStream::from(src.clone())).send().await.unwrap();
     copy_parts(&c, "foo", "mymultipart", 1, PART).await;
@@ -231,8 +237,14 @@ async fn copied_parts() {
     complete(&c, "whole", &id, &[part]).await.unwrap();
     assert_eq!(get_text(&c, "bkt", "whole").await, "0123456789");
 
+    // The SDK takes a key of one space for no key at all: that one goes by hand.
+    let signer = Signer { base: s.base.clone(), key, secret, client: support::tls_client() };
+    let r = signer.request(Method::PUT, "/bkt/%20", &[], &[], "UNSIGNED-PAYLOAD").body(src[..7 * MIB].to_vec());
+    assert_eq!(r.send().await.unwrap().status(), 200);
     for name in [" ", "_", "__", "?versionId"] {
-        c.put_object().bucket("bkt").key(name).body(ByteStream::from(src[..7 * MIB].to_vec())).send().await.unwrap();
+        if name != " " {
+            c.put_object().bucket("bkt").key(name).body(ByteStream::from(src[..7 * MIB].to_vec())).send().await.unwrap();
+        }
         copy_parts(&c, name, "mymultipart", 1, PART).await;
         assert_eq!(body(c.get_object().bucket("bkt").key("mymultipart").send().await.unwrap()).await, &src[..1], "{name}");
     }
