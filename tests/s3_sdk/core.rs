@@ -2,6 +2,7 @@
 //!
 //! LIST_PLACEHOLDER
 
+mod atomic;
 mod conditional;
 mod listing;
 mod multipart;
