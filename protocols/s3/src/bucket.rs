@@ -35,7 +35,6 @@ pub async fn list(s3: &DavitS3, req: S3Request<ListBucketsInput>) -> S3Result<S3
         owner: Some(owner),
         continuation_token,
         prefix: input.prefix,
-        ..Default::default()
     }))
 }
 

@@ -133,8 +133,8 @@ pub async fn list_objects(s3: &DavitS3, req: S3Request<ListObjectsInput>) -> S3R
     let max = max_keys(input.max_keys);
     let url = is_url(&input.encoding_type);
     let delimiter = input.delimiter.as_deref();
-    let page =
-        list_page(s3, &p, &input.bucket, &prefix, delimiter, input.marker.as_deref(), max, url, Some(owner(&p))).await?;
+    let page = list_page(s3, &p, &input.bucket, &prefix, delimiter, input.marker.as_deref(), max, url, Some(owner(&p)))
+        .await?;
     let next_marker = page.truncated.then_some(page.next_after).flatten().map(|m| encode(&m, url));
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),

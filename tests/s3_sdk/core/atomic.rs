@@ -3,7 +3,6 @@
 //! PUT's body comes from a channel, held open half sent while the other request runs.
 
 use aws_sdk_s3::primitives::ByteStream;
-use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::*;
@@ -159,8 +158,11 @@ async fn a_part_sent_twice_is_the_one_that_finished_last() {
     // s3-tests completes with both sendings listed as part 1, the first with B's ETag, which
     // is no longer the part's: refused here, as S3 refuses a listed ETag that is not the
     // part's (see core.rs). Listed as it is, part 1 is what finished last: A.
-    let both = aws_sdk_s3::types::CompletedMultipartUpload::builder().parts(part(b.e_tag().unwrap())).parts(part(&etag_a));
-    let complete = |done| c.complete_multipart_upload().bucket("bkt").key("mymultipart").upload_id(&id).multipart_upload(done).send();
+    let both =
+        aws_sdk_s3::types::CompletedMultipartUpload::builder().parts(part(b.e_tag().unwrap())).parts(part(&etag_a));
+    let complete = |done| {
+        c.complete_multipart_upload().bucket("bkt").key("mymultipart").upload_id(&id).multipart_upload(done).send()
+    };
     assert_eq!(refusal(complete(both.build()).await), (400, "InvalidPart".into()));
     complete(aws_sdk_s3::types::CompletedMultipartUpload::builder().parts(part(&etag_a)).build()).await.unwrap();
     all_of(&c, "mymultipart", 8, b'A').await;

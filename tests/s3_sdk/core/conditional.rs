@@ -59,7 +59,8 @@ async fn conditional_puts() {
     assert_eq!(refusal(put("new", b"bar").if_match("*").send().await), (404, "NoSuchKey".into()));
     assert_eq!(refusal(c.get_object().bucket("bkt").key("new").send().await), (404, "NoSuchKey".into()));
     put("foo", b"non").if_none_match("ABCORZ").send().await.unwrap();
-    let etag = c.head_object().bucket("bkt").key("foo").send().await.unwrap().e_tag().unwrap().trim_matches('"').to_owned();
+    let etag =
+        c.head_object().bucket("bkt").key("foo").send().await.unwrap().e_tag().unwrap().trim_matches('"').to_owned();
     assert_eq!(refusal(put("foo", b"x").if_none_match(&etag).send().await), (412, "PreconditionFailed".into()));
     put("fresh", b"bar").if_none_match("*").send().await.unwrap();
     assert_eq!(get_text(&c, "bkt", "fresh").await, "bar");
@@ -121,9 +122,7 @@ async fn ranged_gets() {
 #[tokio::test]
 async fn copies() {
     let Sdk { s, c, .. } = start().await;
-    let copy = |src: &str, bucket: &str, key: &str| {
-        c.copy_object().copy_source(src).bucket(bucket).key(key)
-    };
+    let copy = |src: &str, bucket: &str, key: &str| c.copy_object().copy_source(src).bucket(bucket).key(key);
     c.put_object().bucket("bkt").key("foo123bar").body(ByteStream::from_static(b"")).send().await.unwrap();
     copy("bkt/foo123bar", "bkt", "bar321foo").send().await.unwrap();
     assert_eq!(c.get_object().bucket("bkt").key("bar321foo").send().await.unwrap().content_length(), Some(0));
@@ -131,7 +130,14 @@ async fn copies() {
     copy("bkt/obj1", "bkt", "obj2").send().await.unwrap();
     assert_eq!(c.head_object().bucket("bkt").key("obj2").send().await.unwrap().content_length(), Some(16 * MIB as i64));
 
-    c.put_object().bucket("bkt").key("foo123bar").content_type("text/bla").body(ByteStream::from_static(b"foo")).send().await.unwrap();
+    c.put_object()
+        .bucket("bkt")
+        .key("foo123bar")
+        .content_type("text/bla")
+        .body(ByteStream::from_static(b"foo"))
+        .send()
+        .await
+        .unwrap();
     copy("bkt/foo123bar", "bkt", "bar321foo").send().await.unwrap();
     let r = c.get_object().bucket("bkt").key("bar321foo").send().await.unwrap();
     assert_eq!(r.content_type(), Some("text/bla"));
@@ -192,11 +198,20 @@ async fn conditional_copies() {
     let etag = r.e_tag().unwrap().to_owned();
     c.copy_object().copy_source("bkt/foo").bucket("bkt").key("bar").copy_source_if_match(&etag).send().await.unwrap();
     assert_eq!(get_text(&c, "bkt", "bar").await, "bar");
-    let e = c.copy_object().copy_source("bkt/foo").bucket("bkt").key("bar2").copy_source_if_match("ABCORZ").send().await;
+    let e =
+        c.copy_object().copy_source("bkt/foo").bucket("bkt").key("bar2").copy_source_if_match("ABCORZ").send().await;
     assert_eq!(refusal(e), (412, "PreconditionFailed".into()));
-    let e = c.copy_object().copy_source("bkt/foo").bucket("bkt").key("bar2").copy_source_if_none_match(&etag).send().await;
+    let e =
+        c.copy_object().copy_source("bkt/foo").bucket("bkt").key("bar2").copy_source_if_none_match(&etag).send().await;
     assert_eq!(refusal(e), (412, "PreconditionFailed".into()));
-    c.copy_object().copy_source("bkt/foo").bucket("bkt").key("bar3").copy_source_if_none_match("ABCORZ").send().await.unwrap();
+    c.copy_object()
+        .copy_source("bkt/foo")
+        .bucket("bkt")
+        .key("bar3")
+        .copy_source_if_none_match("ABCORZ")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get_text(&c, "bkt", "bar3").await, "bar");
     s.stop().await;
 }

@@ -130,13 +130,10 @@ async fn page_v2(c: &Client, b: &str, prefix: &str, token: Option<String>, max: 
 #[tokio::test]
 async fn delimiter_prefix_pages() {
     let Sdk { s, c, .. } = start().await;
-    for (b, k) in [("boo", ["asdf", "boo/bar", "boo/baz/xyzzy", "cquux/thud", "cquux/bla"]), ("und", [
-        "_obj1_",
-        "_under1/bar",
-        "_under1/baz/xyzzy",
-        "_under2/thud",
-        "_under2/bla",
-    ])] {
+    for (b, k) in [
+        ("boo", ["asdf", "boo/bar", "boo/baz/xyzzy", "cquux/thud", "cquux/bla"]),
+        ("und", ["_obj1_", "_under1/bar", "_under1/baz/xyzzy", "_under2/thud", "_under2/bla"]),
+    ] {
         new_bucket(&c, b).await;
         put_keys(&c, b, &k).await;
     }
@@ -240,7 +237,10 @@ async fn max_keys_markers_and_tokens() {
     let first = c.list_objects_v2().bucket("bkt").start_after("bar").max_keys(1).send().await.unwrap();
     let token = first.next_continuation_token().unwrap();
     let r = c.list_objects_v2().bucket("bkt").start_after("bar").continuation_token(token).send().await.unwrap();
-    assert_eq!((keys(r.contents()), r.start_after(), r.is_truncated()), (owned(&["foo", "quxx"]), Some("bar"), Some(false)));
+    assert_eq!(
+        (keys(r.contents()), r.start_after(), r.is_truncated()),
+        (owned(&["foo", "quxx"]), Some("bar"), Some(false))
+    );
     let r = c.list_objects_v2().bucket("bkt").start_after("\n").send().await.unwrap();
     assert_eq!((keys(r.contents()), r.start_after()), (owned(&names), Some("\n")));
     let r = c.list_objects_v2().bucket("bkt").start_after("blah").send().await.unwrap();
@@ -267,10 +267,12 @@ async fn encoding_owners_folders_and_refusals() {
     put_keys(&c, "bkt", &["foo+1/bar", "foo/bar/xyzzy", "quux ab/thud", "asdf+b"]).await;
     for v2 in [false, true] {
         let (k, p, d) = if v2 {
-            let r = c.list_objects_v2().bucket("bkt").delimiter("/").encoding_type(EncodingType::Url).send().await.unwrap();
+            let r =
+                c.list_objects_v2().bucket("bkt").delimiter("/").encoding_type(EncodingType::Url).send().await.unwrap();
             (keys(r.contents()), prefixes(r.common_prefixes()), r.delimiter().map(str::to_owned))
         } else {
-            let r = c.list_objects().bucket("bkt").delimiter("/").encoding_type(EncodingType::Url).send().await.unwrap();
+            let r =
+                c.list_objects().bucket("bkt").delimiter("/").encoding_type(EncodingType::Url).send().await.unwrap();
             (keys(r.contents()), prefixes(r.common_prefixes()), r.delimiter().map(str::to_owned))
         };
         assert_eq!((k, p, d.as_deref()), (owned(&["asdf%2Bb"]), owned(&["foo%2B1/", "foo/", "quux%20ab/"]), Some("/")));

@@ -123,14 +123,20 @@ async fn objects_are_written_read_and_replaced() {
 }
 
 /// test_object_set_get_metadata_none_to_good, ..._none_to_empty, ..._overwrite_to_empty,
-/// test_object_metadata_replaced_on_put, test_object_raw_response_headers (without its
-/// canned ACLs), test_object_content_encoding_aws_chunked, test_bucket_create_special_key_names
+/// test_object_metadata_replaced_on_put, test_object_raw_response_headers, test_object_content_encoding_aws_chunked, test_bucket_create_special_key_names
 /// (without its ACL), test_multi_object_delete, test_multi_objectv2_delete.
 #[tokio::test]
 async fn metadata_overrides_special_names_and_multi_delete() {
     let Sdk { s, c, key, secret } = start().await;
     for (v, want) in [("mymeta", "mymeta"), ("", ""), ("oldmeta", "oldmeta"), ("", "")] {
-        c.put_object().bucket("bkt").key("foo").metadata("meta1", v).body(ByteStream::from_static(b"bar")).send().await.unwrap();
+        c.put_object()
+            .bucket("bkt")
+            .key("foo")
+            .metadata("meta1", v)
+            .body(ByteStream::from_static(b"bar"))
+            .send()
+            .await
+            .unwrap();
         let r = c.get_object().bucket("bkt").key("foo").send().await.unwrap();
         assert_eq!(r.metadata().and_then(|m| m.get("meta1")).map(String::as_str), Some(want));
     }
@@ -138,9 +144,14 @@ async fn metadata_overrides_special_names_and_multi_delete() {
     let r = c.get_object().bucket("bkt").key("foo").send().await.unwrap();
     assert!(r.metadata().is_none_or(|m| m.is_empty()), "{:?}", r.metadata());
 
+    // The case's setup: a bucket and an object made with the canned ACL `private`.
+    let private = c.create_bucket().bucket("private").acl(aws_sdk_s3::types::BucketCannedAcl::Private);
+    private.send().await.unwrap();
+    let foo = c.put_object().bucket("private").key("foo").acl(aws_sdk_s3::types::ObjectCannedAcl::Private);
+    foo.body(ByteStream::from_static(b"")).send().await.unwrap();
     let r = c
         .get_object()
-        .bucket("bkt")
+        .bucket("private")
         .key("foo")
         .response_cache_control("no-cache")
         .response_content_disposition("bla")
@@ -164,7 +175,14 @@ async fn metadata_overrides_special_names_and_multi_delete() {
         ("aws-chunked", None),
         ("aws-chunked, aws-chunked", None),
     ] {
-        c.put_object().bucket("bkt").key("encoding").content_encoding(sent).body(ByteStream::from_static(b"")).send().await.unwrap();
+        c.put_object()
+            .bucket("bkt")
+            .key("encoding")
+            .content_encoding(sent)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .unwrap();
         let h = c.head_object().bucket("bkt").key("encoding").send().await.unwrap();
         assert_eq!(h.content_encoding(), kept, "{sent}");
     }
@@ -172,7 +190,8 @@ async fn metadata_overrides_special_names_and_multi_delete() {
     new_bucket(&c, "special").await;
     let names = [" ", "\"", "$", "%", "&", "'", "<", ">", "_", "_ ", "_ _", "__"];
     // The SDK takes a key of one space for no key at all: that one goes by hand.
-    let signer = Signer { base: s.base.clone(), key: key.clone(), secret: secret.clone(), client: support::tls_client() };
+    let signer =
+        Signer { base: s.base.clone(), key: key.clone(), secret: secret.clone(), client: support::tls_client() };
     let r = signer.request(Method::PUT, "/special/%20", &[], &[], "UNSIGNED-PAYLOAD").body(" ").send().await.unwrap();
     assert_eq!(r.status(), 200);
     put_keys(&c, "special", &names[1..]).await;
