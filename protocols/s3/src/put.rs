@@ -42,8 +42,13 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         out.checksum_type = set_fields!(out, sum);
         return Ok(S3Response::new(out));
     }
-    if !headers.contains_key(http::header::CONTENT_LENGTH) && !headers.contains_key(http::header::TRANSFER_ENCODING) {
-        // Without either, HTTP/1.1 says the body is empty; S3 asks for the length instead of
+    let sized = [
+        http::header::CONTENT_LENGTH.as_str(),
+        http::header::TRANSFER_ENCODING.as_str(),
+        "x-amz-decoded-content-length",
+    ];
+    if !sized.iter().any(|h| headers.contains_key(*h)) {
+        // Without any, HTTP/1.1 says the body is empty; S3 asks for the length instead of
         // storing an empty object the client may not have meant.
         return Err(s3_error!(MissingContentLength, "a PUT needs a Content-Length"));
     }
