@@ -137,9 +137,9 @@ async fn checksum_headers_are_verified_kept_and_returned_when_asked() {
 
     // Malformed values and two checksums at once are refused before the body is read.
     let r = put(&s3, "/bkt/x", &[("x-amz-checksum-crc32", "not base64!")], b"hello").await;
-    assert_eq!(error_code(r).await, (400, "InvalidRequest".into()));
+    assert_eq!(error_code(r).await, (400, "BadDigest".into()));
     let r = put(&s3, "/bkt/x", &[("x-amz-checksum-crc32", "yZRlqgAA")], b"hello").await;
-    assert_eq!(error_code(r).await, (400, "InvalidRequest".into()), "six bytes are no CRC32");
+    assert_eq!(error_code(r).await, (400, "BadDigest".into()), "six bytes are no CRC32");
     let two = [("x-amz-checksum-crc32", "NhCmhg=="), ("x-amz-checksum-crc32c", "mnG7TA==")];
     let r = put(&s3, "/bkt/x", &two, b"hello").await;
     assert_eq!(error_code(r).await, (400, "InvalidRequest".into()));

@@ -8,6 +8,7 @@
 mod auth;
 mod buckets;
 mod checksums;
+mod core;
 mod cors;
 mod cross;
 mod fixes;

@@ -56,8 +56,8 @@ async fn bucket_names_follow_s3_rules_and_reserved_names_are_refused() {
     for good in ["abc", "my.bucket-1", &"x".repeat(63)] {
         c.create_bucket().bucket(good).send().await.unwrap_or_else(|e| panic!("{good}: {e:?}"));
     }
-    let r = c.create_bucket().bucket("bkt").send().await;
-    assert_eq!(refusal(r), (409, "BucketAlreadyOwnedByYou".into()));
+    // Again, one's own: 200, as us-east-1 answers (s3-tests' test_bucket_recreate_not_overriding).
+    c.create_bucket().bucket("bkt").send().await.unwrap();
     // `shared` always exists and is the user's own, and it cannot go.
     let r = c.create_bucket().bucket("shared").send().await;
     assert_eq!(refusal(r), (409, "BucketAlreadyOwnedByYou".into()));

@@ -137,7 +137,7 @@ async fn ranges_conditions_and_response_overrides_on_get() {
     let out = get().part_number(1).send().await.unwrap();
     assert_eq!(out.parts_count(), Some(1));
     assert_eq!(body(out).await, b"0123456789");
-    assert_eq!(refusal(get().part_number(2).send().await), (416, "InvalidPartNumber".into()));
+    assert_eq!(refusal(get().part_number(2).send().await), (400, "InvalidPart".into()));
     s.stop().await;
 }
 

@@ -272,7 +272,9 @@ impl Wanted {
         let mut found = Vec::new();
         for (a, v) in Algorithm::ALL.into_iter().zip(values) {
             if let Some(v) = v {
-                let digest = a.decode(v).ok_or_else(|| invalid_value(a, "header"))?;
+                // A header value that is no checksum of this algorithm cannot match the body:
+                // BadDigest, as s3-tests (RGW) expects; AWS says InvalidRequest.
+                let digest = a.decode(v).ok_or_else(|| bad_digest(a))?;
                 found.push(Wanted { algorithm: a, source: Source::Header(digest) });
             }
         }

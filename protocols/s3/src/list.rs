@@ -42,6 +42,7 @@ async fn list_page(
     after: Option<&str>,
     max: usize,
     url: bool,
+    owner: Option<Owner>,
 ) -> S3Result<Page> {
     s3.bucket(p, bucket).await?;
     let q =
@@ -60,11 +61,18 @@ async fn list_page(
             }),
             last_modified: Some(Timestamp::from(system_time(item.modified))),
             storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+            owner: owner.clone(),
             ..Default::default()
         })
         .collect();
     let prefixes = listing.common_prefixes.iter().map(|cp| CommonPrefix { prefix: Some(encode(cp, url)) }).collect();
     Ok(Page { objects, prefixes, truncated: listing.truncated, next_after: listing.next_after })
+}
+
+/// The owner S3 lists with each key (always in v1, with `fetch-owner=true` in v2): the
+/// requester, as ListBuckets names it, since a bucket listed is one of the requester's drive.
+fn owner(p: &davit_storage::Principal) -> Owner {
+    Owner { display_name: Some(p.username().to_owned()), id: Some(p.user_id().to_string()) }
 }
 
 fn max_keys(m: Option<i32>) -> usize {
@@ -95,7 +103,8 @@ pub async fn list_objects_v2(
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = max_keys(input.max_keys);
     let url = is_url(&input.encoding_type);
-    let page = list_page(s3, &p, &input.bucket, &prefix, input.delimiter.as_deref(), after, max, url).await?;
+    let owner = input.fetch_owner.unwrap_or(false).then(|| owner(&p));
+    let page = list_page(s3, &p, &input.bucket, &prefix, input.delimiter.as_deref(), after, max, url, owner).await?;
     let next = page
         .truncated
         .then(|| page.next_after.map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k)))
@@ -103,7 +112,7 @@ pub async fn list_objects_v2(
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(encode(&prefix, url)),
-        delimiter: input.delimiter,
+        delimiter: input.delimiter.filter(|d| !d.is_empty()),
         max_keys: Some(max as i32),
         key_count: Some((page.objects.len() + page.prefixes.len()) as i32),
         is_truncated: Some(page.truncated),
@@ -123,7 +132,8 @@ pub async fn list_objects(s3: &DavitS3, req: S3Request<ListObjectsInput>) -> S3R
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = max_keys(input.max_keys);
     let url = is_url(&input.encoding_type);
-    let page = list_page(s3, &p, &input.bucket, &prefix, input.delimiter.as_deref(), input.marker.as_deref(), max, url)
+    let delimiter = input.delimiter.as_deref();
+    let page = list_page(s3, &p, &input.bucket, &prefix, delimiter, input.marker.as_deref(), max, url, Some(owner(&p)))
         .await?;
     let next_marker = page.truncated.then_some(page.next_after).flatten().map(|m| encode(&m, url));
     Ok(S3Response::new(ListObjectsOutput {
@@ -131,7 +141,7 @@ pub async fn list_objects(s3: &DavitS3, req: S3Request<ListObjectsInput>) -> S3R
         prefix: Some(encode(&prefix, url)),
         marker: Some(input.marker.unwrap_or_default()),
         next_marker,
-        delimiter: input.delimiter,
+        delimiter: input.delimiter.filter(|d| !d.is_empty()),
         max_keys: Some(max as i32),
         is_truncated: Some(page.truncated),
         encoding_type: input.encoding_type,

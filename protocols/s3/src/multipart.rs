@@ -151,6 +151,10 @@ pub async fn upload_part_copy(
         Some(v) => crate::versions::read_version(s3, &p, sb, sk, v, range).await?,
         None => s3.storage.read(&p, &from, range).await.map_err(map)?,
     };
+    // A copied range is all inside the source, or refused: the core clamps what it reads.
+    if range.is_some_and(|(_, last)| last.is_some_and(|l| l >= read.item.size)) {
+        return Err(s3_error!(InvalidRange, "x-amz-copy-source-range goes past the end of the source"));
+    }
     let len = read.end - read.start;
     let stream = read.body.map(|r| r.map_err(std::io::Error::other)).boxed();
     let number = u32::try_from(input.part_number).map_err(|_| s3_error!(InvalidArgument, "bad part number"))?;
@@ -183,6 +187,7 @@ pub async fn complete(
     };
     let id = up.id;
     let full_object = up.headers.iter().find(|(k, _)| k == CHECKSUM_TYPE).map(|(_, v)| v == ChecksumType::FULL_OBJECT);
+    let claimed = checksum::values!(input).into_iter().flatten().next().cloned();
     let mut listed = Vec::new();
     let mut sums = Vec::new();
     for part in input.multipart_upload.and_then(|m| m.parts).unwrap_or_default() {
@@ -196,6 +201,9 @@ pub async fn complete(
     }
     if !sums.is_empty() {
         check_listed_checksums(s3, &p, id, &sums).await?;
+    }
+    if let Some(claimed) = claimed {
+        check_whole_checksum(s3, &p, id, &listed, full_object, &claimed).await?;
     }
     let combine = CombineParts(std::sync::Arc::new(move |parts| checksum::combine_parts(parts, full_object)));
     let item = s3.storage.complete_upload_with(&p, id, listed, Some(combine)).await.map_err(upload_error)?;
@@ -259,6 +267,27 @@ async fn check_listed_checksums(
         }
     }
     Ok(())
+}
+
+/// A checksum the completion claims for the whole object must be the one its parts make
+/// (S3 answers BadDigest otherwise), checked before anything is completed.
+async fn check_whole_checksum(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    id: u64,
+    listed: &[(u32, String)],
+    full_object: Option<bool>,
+    claimed: &str,
+) -> S3Result<()> {
+    let kept = s3.storage.list_parts(p, id).await.map_err(map)?;
+    let parts: Vec<_> = listed.iter().filter_map(|(n, _)| kept.iter().find(|pt| pt.number == *n).cloned()).collect();
+    let made = checksum::combine_parts(&parts, full_object);
+    // A composite value is written with its `-N` part count, or without it by some clients.
+    if made.iter().any(|(_, v)| v == claimed || v.rsplit_once('-').is_some_and(|(sum, _)| sum == claimed)) {
+        Ok(())
+    } else {
+        Err(s3_error!(BadDigest, "the checksum given for the whole object is not the one its parts make"))
+    }
 }
 
 pub async fn abort(

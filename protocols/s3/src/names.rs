@@ -3,7 +3,8 @@
 use s3s::{S3Result, s3_error};
 
 /// S3's bucket naming rules: 3–63 of `a-z0-9.-`, starting and ending with a letter or digit,
-/// no `..`, not shaped like an IP address; and not one of the names the router takes for
+/// no `..`, `.-` or `-.` (each label of the DNS name starts and ends with a letter or digit),
+/// not shaped like an IP address; and not one of the names the router takes for
 /// itself (`reserved`).
 pub fn valid_bucket(name: &str, reserved: &[String]) -> bool {
     let b = name.as_bytes();
@@ -12,6 +13,8 @@ pub fn valid_bucket(name: &str, reserved: &[String]) -> bool {
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
         && !name.contains("..")
+        && !name.contains(".-")
+        && !name.contains("-.")
         && !(name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()))
         && !reserved.iter().any(|r| r == name)
 }
@@ -50,7 +53,7 @@ mod tests {
     fn buckets_and_keys() {
         let reserved = ["api".to_owned(), "dav".to_owned()];
         assert!(valid_bucket("photos", &reserved) && valid_bucket("my.bucket-1", &reserved));
-        for bad in ["ab", "Photos", "-x-", "a..b", "192.168.1.1", "api", "dav", "under_score"] {
+        for bad in ["ab", "Photos", "-x-", "a..b", "a.-b", "a-.b", "192.168.1.1", "api", "dav", "under_score"] {
             assert!(!valid_bucket(bad, &reserved), "{bad}");
         }
         // Only what the router takes is reserved.

@@ -43,7 +43,30 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         out.checksum_type = set_fields!(out, sum);
         return Ok(S3Response::new(out));
     }
+    let sized = [
+        http::header::CONTENT_LENGTH.as_str(),
+        http::header::TRANSFER_ENCODING.as_str(),
+        "x-amz-decoded-content-length",
+    ];
+    if !sized.iter().any(|h| headers.contains_key(*h)) {
+        // Without any, HTTP/1.1 says the body is empty; S3 asks for the length instead of
+        // storing an empty object the client may not have meant.
+        return Err(s3_error!(MissingContentLength, "a PUT needs a Content-Length"));
+    }
+    if input.content_md5.is_none() && headers.contains_key("content-md5") {
+        // An empty Content-MD5 (s3s reads it as none) is no digest either.
+        return Err(s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"));
+    }
     let expected_md5 = content_md5(&input.content_md5)?;
+    if input.if_match.is_some() {
+        // If-Match names an object that must be there: its absence is NoSuchKey, as S3
+        // answers (the core, checking as the write commits, would answer 412).
+        match s3.storage.stat(&p, &path).await {
+            Err(davit_storage::Error::NotFound(_)) => return Err(s3_error!(NoSuchKey, "no such key")),
+            Ok(item) if item.is_folder() => return Err(s3_error!(NoSuchKey, "no such key")),
+            _ => {}
+        }
+    }
     // An S3 write makes a new object: its tags are the header's, or none.
     let tags = crate::tagging::from_header(input.tagging.as_deref())?.unwrap_or_default();
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "no body"))?;
