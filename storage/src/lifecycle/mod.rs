@@ -9,6 +9,8 @@
 mod history;
 mod run;
 #[cfg(test)]
+mod history_tests;
+#[cfg(test)]
 mod tests;
 
 use serde::{Deserialize, Serialize};
