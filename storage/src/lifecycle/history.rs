@@ -102,8 +102,11 @@ impl Storage {
                     .db
                     .read(move |t| {
                         let (keys, next) = history_page(t, bucket, &start, PAGE_ROWS)?;
-                        let due: Vec<String> =
-                            keys.into_iter().filter(|h| !doomed(&config, h, now, day).is_empty()).map(|h| h.key).collect();
+                        let due: Vec<String> = keys
+                            .into_iter()
+                            .filter(|h| !doomed(&config, h, now, day).is_empty())
+                            .map(|h| h.key)
+                            .collect();
                         Ok((due, next))
                     })
                     .await?

@@ -7,9 +7,9 @@
 //! needs write access to it, as any change does.
 
 mod history;
-mod run;
 #[cfg(test)]
 mod history_tests;
+mod run;
 #[cfg(test)]
 mod tests;
 
