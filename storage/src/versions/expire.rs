@@ -41,8 +41,7 @@ pub(crate) fn history_page(
 ) -> Result<(Vec<KeyHistory>, Option<String>)> {
     let (items, children, versions) = (t.open_table(ITEMS)?, t.open_table(CHILDREN)?, t.open_table(VERSIONS)?);
     let mut out: Vec<KeyHistory> = Vec::new();
-    let mut read = 0;
-    for e in versions.range((bucket, from)..(bucket + 1, ""))? {
+    for (read, e) in versions.range((bucket, from)..(bucket + 1, ""))?.enumerate() {
         let (k, v) = e?;
         let row_key = k.value().1;
         let key = row_key.split('\0').next().unwrap_or_default();
@@ -53,7 +52,6 @@ pub(crate) fn history_page(
             let current = current_file(&items, &children, bucket, key)?;
             out.push(KeyHistory { key: key.to_owned(), rows: Vec::new(), current });
         }
-        read += 1;
         if let Some(h) = out.last_mut() {
             h.rows.push(db::decode(v.value())?);
         }
