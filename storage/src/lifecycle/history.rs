@@ -27,6 +27,15 @@ pub(super) fn acts_on_history(config: &Lifecycle) -> bool {
     config.rules.iter().any(|r| r.enabled && (r.noncurrent.is_some() || r.expiration.is_some()))
 }
 
+/// Whether a rule that can remove something from a history names `key` by its prefix: the
+/// other keys' rows are not even decoded.
+fn may_act_on(config: &Lifecycle, key: &str) -> bool {
+    config
+        .rules
+        .iter()
+        .any(|r| r.enabled && (r.noncurrent.is_some() || r.expiration.is_some()) && key.starts_with(&r.filter.prefix))
+}
+
 /// Whether a delete marker that is the only version of `key` goes: under a rule with
 /// ExpiredObjectDeleteMarker, or one whose Expiration is due counted from the marker (S3
 /// removes such markers with the Expiration action too).
@@ -101,7 +110,7 @@ impl Storage {
                 self.core
                     .db
                     .read(move |t| {
-                        let (keys, next) = history_page(t, bucket, &start, PAGE_ROWS)?;
+                        let (keys, next) = history_page(t, bucket, &start, PAGE_ROWS, &|k| may_act_on(&config, k))?;
                         let due: Vec<String> = keys
                             .into_iter()
                             .filter(|h| !doomed(&config, h, now, day).is_empty())

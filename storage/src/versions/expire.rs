@@ -29,30 +29,37 @@ fn current_file(
     Ok(txn::resolve(items, children, bucket, &path)?.filter(|i| i.kind == Kind::File))
 }
 
-/// The keys of bucket `bucket` with history, from the row key `from` on (inclusive), each
-/// whole: reading stops at the first key boundary after `budget` rows (so one key with more
-/// rows than that is still read whole, as every versions operation reads a key). Returns
-/// where the next page starts, `None` at the end.
+/// The keys of bucket `bucket` with history that `wants` names, from the row key `from` on
+/// (inclusive), each whole: reading stops at the first key boundary after `budget` rows (so
+/// one key with more rows than that is still read whole, as every versions operation reads
+/// a key). Rows of keys not wanted count in the budget but are not decoded, nor their
+/// current file looked for. Returns where the next page starts, `None` at the end.
 pub(crate) fn history_page(
     t: &ReadTxn,
     bucket: u64,
     from: &str,
     budget: usize,
+    wants: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<KeyHistory>, Option<String>)> {
     let (items, children, versions) = (t.open_table(ITEMS)?, t.open_table(CHILDREN)?, t.open_table(VERSIONS)?);
     let mut out: Vec<KeyHistory> = Vec::new();
+    let (mut last, mut wanted) = (None::<String>, false);
     for (read, e) in versions.range((bucket, from)..(bucket + 1, ""))?.enumerate() {
         let (k, v) = e?;
         let row_key = k.value().1;
         let key = row_key.split('\0').next().unwrap_or_default();
-        if out.last().is_none_or(|h| h.key != key) {
+        if last.as_deref() != Some(key) {
             if read >= budget {
                 return Ok((out, Some(key.to_owned())));
             }
-            let current = current_file(&items, &children, bucket, key)?;
-            out.push(KeyHistory { key: key.to_owned(), rows: Vec::new(), current });
+            last = Some(key.to_owned());
+            wanted = wants(key);
+            if wanted {
+                let current = current_file(&items, &children, bucket, key)?;
+                out.push(KeyHistory { key: key.to_owned(), rows: Vec::new(), current });
+            }
         }
-        if let Some(h) = out.last_mut() {
+        if wanted && let Some(h) = out.last_mut() {
             h.rows.push(db::decode(v.value())?);
         }
     }
