@@ -1,5 +1,5 @@
 //! Bucket lifecycle as the SDK sees it: configurations kept and refused as S3 does, and the
-//! background pass expiring objects and aborting uploads, with a "day" of one second (the
+//! background pass expiring objects (in versioned buckets too) and aborting uploads, with a "day" of one second (the
 //! test setting `--lifecycle-day-seconds`). Ported from ceph/s3-tests
 //! (`s3tests/functional/test_s3.py`); each test names the cases it covers.
 
@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleAndOperator, LifecycleRuleFilter, NoncurrentVersionExpiration, Tag, Transition,
-    TransitionStorageClass,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleAndOperator, LifecycleRuleFilter, NoncurrentVersionExpiration,
+    Tag, Transition, TransitionStorageClass, VersioningConfiguration,
 };
 
 use super::*;
@@ -363,4 +363,109 @@ async fn objects_expire_by_size() {
     assert_eq!(got.rules(), rules.as_slice());
     until_gone(&c, &["big/large", "big/small", "little/small"]).await;
     assert!(exists(&c, "little/large").await);
+}
+
+async fn enable_versioning(c: &Client) {
+    let conf = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    c.put_bucket_versioning().bucket("bkt").versioning_configuration(conf).send().await.unwrap();
+}
+
+/// (key, is a delete marker) of every version in the bucket, in listing order.
+async fn all_versions(c: &Client) -> Vec<(String, bool)> {
+    let out = c.list_object_versions().bucket("bkt").send().await.unwrap();
+    assert!(!out.is_truncated().unwrap_or(false));
+    let mut v: Vec<(String, bool)> =
+        out.versions().iter().map(|v| (v.key().unwrap_or_default().to_owned(), false)).collect();
+    v.extend(out.delete_markers().iter().map(|m| (m.key().unwrap_or_default().to_owned(), true)));
+    v.sort();
+    v
+}
+
+/// Waits (at most 20 s) until the bucket's versions are `want` (sorted).
+async fn until_versions(c: &Client, want: &[(&str, bool)]) {
+    let want: Vec<(String, bool)> = want.iter().map(|(k, m)| ((*k).to_owned(), *m)).collect();
+    let start = Instant::now();
+    loop {
+        let now = all_versions(c).await;
+        if now == want {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "versions are {now:?}, not {want:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn noncurrent_rule(prefix_: &str, days: i32) -> aws_sdk_s3::types::builders::LifecycleRuleBuilder {
+    LifecycleRule::builder()
+        .id("rule1")
+        .filter(prefix(prefix_))
+        .status(ExpirationStatus::Enabled)
+        .noncurrent_version_expiration(NoncurrentVersionExpiration::builder().noncurrent_days(days).build())
+}
+
+/// test_lifecycle_noncur_expiration.
+#[tokio::test]
+async fn noncurrent_versions_expire() {
+    let Sdk { s: _s, c, .. } = fast().await;
+    enable_versioning(&c).await;
+    for _ in 0..3 {
+        put(&c, "test1/a").await;
+        put(&c, "test2/abc").await;
+    }
+    let written = Instant::now();
+    assert_eq!(all_versions(&c).await.len(), 6);
+    let rules = vec![noncurrent_rule("test1/", 2).build().unwrap()];
+    c.put_bucket_lifecycle_configuration().bucket("bkt").lifecycle_configuration(config(rules)).send().await.unwrap();
+    until_versions(&c, &[("test1/a", false), ("test2/abc", false), ("test2/abc", false), ("test2/abc", false)]).await;
+    assert!(written.elapsed() >= Duration::from_millis(1500), "removed after {:?}, before two days", written.elapsed());
+    // What stays of test1/a is its current version.
+    let head = c.head_object().bucket("bkt").key("test1/a").send().await.unwrap();
+    let listed = c.list_object_versions().bucket("bkt").prefix("test1/").send().await.unwrap();
+    assert_eq!(listed.versions()[0].version_id(), head.version_id());
+    assert_eq!(listed.versions()[0].is_latest(), Some(true));
+}
+
+/// test_lifecycle_deletemarker_expiration.
+#[tokio::test]
+async fn lone_delete_markers_expire() {
+    let Sdk { s: _s, c, .. } = fast().await;
+    enable_versioning(&c).await;
+    for key in ["test1/a", "test2/abc"] {
+        put(&c, key).await;
+        c.delete_object().bucket("bkt").key(key).send().await.unwrap();
+    }
+    assert_eq!(all_versions(&c).await.len(), 4);
+    let rule = noncurrent_rule("test1/", 1)
+        .expiration(LifecycleExpiration::builder().expired_object_delete_marker(true).build())
+        .build()
+        .unwrap();
+    c.put_bucket_lifecycle_configuration()
+        .bucket("bkt")
+        .lifecycle_configuration(config(vec![rule]))
+        .send()
+        .await
+        .unwrap();
+    // test1/a's version goes after a day, and then its marker, alone.
+    until_versions(&c, &[("test2/abc", false), ("test2/abc", true)]).await;
+}
+
+/// test_lifecycle_expiration_versioning_enabled: expiring a current object in a versioned
+/// bucket leaves a delete marker over it, and a marker over a version is not removed.
+#[tokio::test]
+async fn expiration_in_a_versioned_bucket_leaves_a_delete_marker() {
+    let Sdk { s: _s, c, .. } = fast().await;
+    enable_versioning(&c).await;
+    put(&c, "test1/a").await;
+    c.delete_object().bucket("bkt").key("test1/a").send().await.unwrap();
+    put(&c, "test1/b").await;
+    let rules = vec![rule(Some("rule1"), prefix("test1/"), 1)];
+    c.put_bucket_lifecycle_configuration().bucket("bkt").lifecycle_configuration(config(rules)).send().await.unwrap();
+    until_gone(&c, &["test1/b"]).await;
+    let want = [("test1/a", false), ("test1/a", true), ("test1/b", false), ("test1/b", true)];
+    assert_eq!(all_versions(&c).await, want.map(|(k, m)| (k.to_owned(), m)));
+    let b = c.list_object_versions().bucket("bkt").prefix("test1/b").send().await.unwrap();
+    assert_eq!(b.delete_markers()[0].is_latest(), Some(true), "the marker is the latest version");
+    // Two more days: the markers cover a version each, and stay.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(all_versions(&c).await, want.map(|(k, m)| (k.to_owned(), m)));
 }

@@ -6,6 +6,9 @@
 //! (`meta::tags::forget_lifecycle`). Setting them is a change of the bucket's folder: it
 //! needs write access to it, as any change does.
 
+mod history;
+#[cfg(test)]
+mod history_tests;
 mod run;
 #[cfg(test)]
 mod tests;
@@ -43,8 +46,7 @@ pub struct Rule {
     pub expiration: Option<Expiration>,
     /// AbortIncompleteMultipartUpload: uploads begun this many days ago are aborted.
     pub abort_upload_days: Option<u32>,
-    /// Stored and answered; applied to old versions where versions exist (see
-    /// [`Lifecycle::noncurrent_rule`]).
+    /// NoncurrentVersionExpiration, applied to a versioned bucket's history (`history`).
     pub noncurrent: Option<NoncurrentExpiration>,
 }
 
@@ -90,7 +92,7 @@ pub struct Expiration {
     pub days: Option<u32>,
     /// Unix seconds (S3 asks for a midnight UTC).
     pub date: Option<i64>,
-    /// Accepted and stored; it concerns versioned buckets' lone delete markers.
+    /// A versioned bucket's delete marker left as its key's only version is removed.
     pub expired_object_delete_marker: Option<bool>,
 }
 

@@ -1,4 +1,5 @@
-//! Applying lifecycle rules: expiring current objects and aborting old multipart uploads.
+//! Applying lifecycle rules: expiring current objects and aborting old multipart uploads
+//! (a versioned bucket's history is `history`'s).
 //!
 //! A pass reads the rules, walks each bucket in read transactions of at most `WALK_BATCH`
 //! entries, and removes each expired object in a transaction of its own through the same
@@ -32,6 +33,8 @@ const MAX_PER_PASS: usize = 10_000;
 pub struct RunReport {
     pub expired: usize,
     pub aborted: usize,
+    /// Noncurrent versions and lone delete markers removed from versioned buckets.
+    pub versions: usize,
 }
 
 /// A folder of a bucket still to read: its key prefix below the bucket, and the last name
@@ -101,6 +104,7 @@ impl Storage {
                 Ok(r) => {
                     report.expired += r.expired;
                     report.aborted += r.aborted;
+                    report.versions += r.versions;
                 }
                 Err(e) => tracing::warn!(error = %e, bucket = folder, "applying a bucket's lifecycle failed"),
             }
@@ -129,8 +133,10 @@ impl Storage {
         if config.rules.iter().any(|r| r.enabled && r.abort_upload_days.is_some()) {
             report.aborted = self.abort_old_uploads(&owner, &bucket, config, now, day).await?;
         }
-        // NoncurrentVersionExpiration is stored and answered, but applied only once versions
-        // exist in the core: that pass asks `Lifecycle::noncurrent_rule` of each old version.
+        // After the expiration above, so that a lone marker it just left is judged too.
+        if super::history::acts_on_history(config) {
+            report.versions = self.expire_history(bucket.id, config, day).await?;
+        }
         Ok(report)
     }
 
@@ -172,8 +178,9 @@ impl Storage {
 
     /// Removes one object found due, if it is still the one found and still due: S3's
     /// delete as the bucket's owner, tidying the folders it leaves empty (but the bucket).
-    /// In a bucket with versions, S3 expires the current version by putting a delete marker
-    /// over it: this is the one place to send through the versions' delete.
+    /// In a bucket with versioning Enabled or Suspended this is the versions' delete
+    /// (`W::delete_item`): the object becomes a noncurrent version (or, the `null` version of
+    /// a suspended bucket, goes) under a new delete marker, as S3 expires it.
     async fn expire_one(
         &self,
         owner: &Principal,
@@ -189,16 +196,16 @@ impl Storage {
         let now = now_nanos();
         let detached = self
             .commit_at(place, LockGuard::of(owner, true), (), move |w, place| {
-                let Some(item) = w.resolve(place.base, &place.rel)? else { return Ok(false) };
+                let Some(item) = w.resolve(place.base, &place.rel)? else { return Ok(None) };
                 if item.id != id || item.modified != modified || item.is_folder() {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 let tags = tags::of_item(&w.txn.open_table(TAGS)?, item.id)?;
                 if !due(&config, &key, &item, &tags, now, day) {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 locks::forget_item(w.txn, item.id)?;
-                w.remove_item(&item)?;
+                let detached = w.delete_item(&item, now)?;
                 let mut up = place.rel.parent();
                 while let Some(dir) = up {
                     if dir.names().len() <= 1 {
@@ -212,10 +219,13 @@ impl Storage {
                     locks::forget_item(w.txn, folder.id)?;
                     up = dir.parent();
                 }
-                Ok(true)
+                Ok(Some(detached))
             })
             .await?;
-        Ok(detached)
+        if let Some(detached) = detached {
+            self.swept_later(detached);
+        }
+        Ok(detached.is_some())
     }
 
     async fn abort_old_uploads(
@@ -346,7 +356,12 @@ pub(crate) fn start(core: &Arc<Core>, every: Duration, day: Duration) -> Result<
             let storage = Storage { core };
             match rt.block_on(storage.run_lifecycle(day)) {
                 Ok(r) if r == RunReport::default() => {}
-                Ok(r) => tracing::info!(expired = r.expired, aborted = r.aborted, "applied bucket lifecycle rules"),
+                Ok(r) => tracing::info!(
+                    expired = r.expired,
+                    aborted = r.aborted,
+                    versions = r.versions,
+                    "applied bucket lifecycle rules"
+                ),
                 Err(e) => tracing::warn!(error = %e, "applying bucket lifecycle rules failed; the next pass retries"),
             }
         }

@@ -32,12 +32,14 @@
 //! unversioned buckets only); deleting the bucket's folder itself over WebDAV/REST removes
 //! its history with it, while S3's DeleteBucket refuses a bucket with any version left.
 
+mod expire;
 mod history;
 mod list;
 mod ops;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use expire::{KeyHistory, history_page};
 pub use list::{VersionListing, VersionQuery};
 
 use crate::meta::model::{ChunkRef, Item, Kind};
