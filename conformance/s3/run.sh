@@ -19,9 +19,16 @@
 #      get-bucket-policy and get-bucket-acl show it, a Deny is refused with NotImplemented,
 #      a public-read ACL with AccessDenied (the server does not allow public read), and
 #      delete-bucket-policy ends the share;
+#   7. versions (depth.sh): PutBucketVersioning, two PUTs over S3 and one over WebDAV make three
+#      versions, a GET by version id, a delete marker that hides the key (over WebDAV too) and
+#      whose removal brings it back, rclone --s3-versions lists the old versions, restic backs
+#      up into the versioned bucket and restores identical files;
+#   8. CORS, tags, lifecycle (depth.sh): a CORS rule answers a browser preflight (curl OPTIONS)
+#      and refuses other origins and the REST API, object tags round-trip and are replaced, a
+#      lifecycle rule is stored and read back;
 #   and after every server stops, the offline consistency check of its data folder.
 # aws CLI is installed from PyPI into a venv (kept in target/ between runs); rclone and s3cmd
-# with apt-get when missing.
+# and restic with apt-get when missing.
 set -uo pipefail # no -e: a failing step is counted and the suite goes on to the next one
 cd "$(dirname "$0")/../.." || exit
 . conformance/lib/server.sh
@@ -364,7 +371,7 @@ part_policy() {
 
 # --- run ----------------------------------------------------------------------------------
 check "aws CLI installed (PyPI, venv)" install_aws && echo "     $("$VENV/bin/aws" --version 2>&1)"
-check "rclone and s3cmd installed" install_missing rclone s3cmd
+check "rclone, s3cmd and restic installed" install_missing rclone s3cmd restic
 make_data
 part_aws ""
 part_aws tls
@@ -372,4 +379,7 @@ part_rclone
 part_s3cmd
 part_cross
 part_policy
+. conformance/s3/depth.sh
+part_versions
+part_cors_tags
 summary s3
