@@ -16,6 +16,7 @@ mod error;
 mod meta;
 pub mod metrics;
 mod migrate;
+mod nodes;
 pub mod ops;
 pub mod perms;
 #[cfg(test)]

@@ -68,8 +68,6 @@ pub(crate) fn store_failure(what: std::fmt::Arguments<'_>, e: io::Error) -> Erro
 pub struct LocalDir {
     root: PathBuf,
     tmp: PathBuf,
-    /// Cleared when the file system refuses O_DIRECT, so that it is not asked again.
-    direct: std::sync::atomic::AtomicBool,
 }
 
 impl LocalDir {
@@ -84,7 +82,7 @@ impl LocalDir {
         for entry in fs::read_dir(&tmp)? {
             let _ = fs::remove_file(entry?.path());
         }
-        Ok(LocalDir { root, tmp, direct: true.into() })
+        Ok(LocalDir { root, tmp })
     }
 
     fn path_of(&self, id: &ChunkId) -> PathBuf {
@@ -93,55 +91,31 @@ impl LocalDir {
     }
 }
 
-/// Alignment of O_DIRECT buffers, offsets and lengths: the largest logical block size of
-/// the disks we meet.
-const DIRECT_ALIGN: usize = 4096;
-/// Bytes written by one O_DIRECT call (a multiple of `DIRECT_ALIGN`).
-const DIRECT_PIECE: usize = 1024 * 1024;
-
-/// Writes `data` to a new private file at `path` with O_DIRECT, then fdatasyncs it.
+/// Writes `data` to a new private file at `path` through the page cache, then fdatasyncs it:
+/// the pages stay cached, clean, so a GET soon after the PUT (a sync client checking what it
+/// sent, a preview) is served from memory as a plain file server's would be.
 ///
-/// Why: measured on this project's machines (`dd bs=4M count=256`), writing through the page
-/// cache and syncing took 286 MB/s while O_DIRECT took 1,200 MB/s on the same disk a moment
-/// later, and the profile of a one-stream PUT had 36% of the server's CPU in the kernel's
-/// copy into the page cache (`copy_folio_from_iter_atomic`). A chunk is written once and read
-/// rarely soon after, so caching it on the way in is of little use. The bytes are copied into
-/// an aligned buffer, padded to `DIRECT_ALIGN` (O_DIRECT's rule), and the file is cut back to
-/// its length before the sync, which makes the size durable with the data.
-fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let padded = data.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
-        let mut f = crate::perms::private_file_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)?;
-        if padded > 0 {
-            // Aligned by starting at the right offset of a slightly larger buffer (a Vec
-            // cannot be allocated aligned); a piece at a time, so that eight chunks being
-            // written hold 8 MiB, not eight chunks' worth.
-            let piece = padded.min(DIRECT_PIECE);
-            let mut buf = vec![0u8; piece + DIRECT_ALIGN];
-            let at = buf.as_ptr().align_offset(DIRECT_ALIGN);
-            for part in data.chunks(DIRECT_PIECE) {
-                let len = part.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
-                let aligned = &mut buf[at..at + len];
-                aligned[..part.len()].copy_from_slice(part);
-                aligned[part.len()..].fill(0);
-                f.write_all(aligned)?;
-            }
-            f.set_len(data.len() as u64)?;
-        }
-        f.sync_data()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (path, data);
-        Err(io::Error::from_raw_os_error(libc::EINVAL))
-    }
+/// Why not O_DIRECT, which the previous round chose (the page-cache copy was then 36% of a
+/// PUT's CPU): it made the GET right after a PUT read the disk, 0.58-1.28x nginx's GET of its
+/// cached file in one run each (goal 0.8). Measured in one sitting, release build, the
+/// machine shared with five compiling helpers (`BENCH_ONLY=big tests/bench/webdav.sh --peer`,
+/// 1 GiB, MB = 10^6 B; the ratio to nginx and, for the PUT, to `dd conv=fdatasync` just
+/// before):
+///
+/// | chunk files written | GET / nginx | PUT / disk | server CPU per GiB PUT |
+/// |---|---|---|---|
+/// | O_DIRECT (before), read-ahead 4 | 0.58, 0.91, 1.21, 1.28 | 0.60, 1.12, 1.24, 1.59 | 2.4-2.9 s |
+/// | O_DIRECT, read-ahead 8, prefetch 12 | 1.23, 1.64 | 0.69, 2.00 | |
+/// | O_DIRECT, then POSIX_FADV_WILLNEED | 0.75, 1.76 | 1.17, 1.78 | |
+/// | page cache (this) | 0.96, 1.02, 2.52, 2.55 | 0.57, 0.77, 0.98, 1.05 | 3.0-4.7 s |
+///
+/// Only the page cache met the GET goal in every run; the PUT keeps its goal (0.5x the disk)
+/// in every run, at about a second more CPU per GiB (the copy, most of it the first touch of
+/// pages the VM had given back: `dd` pays it too).
+fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = crate::perms::create_private_file(path)?;
+    f.write_all(data)?;
+    f.sync_data()
 }
 
 /// Removes its temp file unless the write completed.
@@ -161,24 +135,7 @@ impl ChunkBackend for LocalDir {
         let dir = dest.parent().expect("fan-out dir");
         let tmp_path = self.tmp.join(random_string(b"0123456789abcdef", 24));
         let mut guard = TempFile(Some(tmp_path.clone()));
-        use std::sync::atomic::Ordering::Relaxed;
-        let direct = self.direct.load(Relaxed) && {
-            match write_direct(&tmp_path, sealed) {
-                Ok(()) => true,
-                // A file system without O_DIRECT (tmpfs) refuses it when the file is opened
-                // or first written: the same bytes through the page cache then, from now on.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    self.direct.store(false, Relaxed);
-                    false
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        if !direct {
-            let mut f = crate::perms::create_private_file(&tmp_path)?;
-            f.write_all(sealed)?;
-            f.sync_data()?;
-        }
+        write_synced(&tmp_path, sealed)?;
         if let Err(e) = fs::rename(&tmp_path, &dest) {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(e);
@@ -194,9 +151,8 @@ impl ChunkBackend for LocalDir {
         fs::read(self.path_of(id))
     }
 
-    /// Chunks are written past the page cache (see `write_direct`), so a read soon after a
-    /// write comes from the disk: four reads under way keep it busy, where two left a 1 GiB
-    /// GET at 0.77x nginx's (which reads its file from the page cache).
+    /// Four reads under way: a chunk no longer in the page cache comes from the disk, which
+    /// two kept too idle (a cold 1 GiB GET at 0.77x nginx's cached one).
     fn read_ahead(&self) -> usize {
         4
     }
@@ -435,8 +391,8 @@ pub fn sweep(db: &Db, backend: &dyn ChunkBackend, pins: &Pins) -> Result<usize> 
 mod tests {
     use super::*;
 
-    /// O_DIRECT writes whole aligned blocks: every length must come back exactly, with the
-    /// file cut to it, whatever its remainder to the block size.
+    /// Every length comes back exactly, whatever its remainder to a block, and no temp file
+    /// stays.
     #[test]
     fn local_chunks_of_any_length_read_back_exactly() {
         let dir = tempfile::tempdir().unwrap();

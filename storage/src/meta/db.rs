@@ -126,6 +126,9 @@ pub const DETACHED: Table<u64, u64> = Table::new("detached");
 /// (bytes, files) below each folder, so a delete knows what it frees without walking the
 /// folder (see `meta::subtree`). An absent row means "not known" (folders of older davits).
 pub const FOLDER_TOTALS: Table<u64, (u64, u64)> = Table::new("folder_totals");
+/// Serving nodes of a shared store (`crate::nodes`): node id -> (last heartbeat, start), Unix
+/// seconds.
+pub const NODES: Table<&str, (u64, u64)> = Table::new("nodes");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -169,6 +172,7 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &AUDIT_BY_USER,
     &DETACHED,
     &FOLDER_TOTALS,
+    &NODES,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -585,5 +589,6 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(AUDIT_BY_USER)?;
     txn.open_table(DETACHED)?;
     txn.open_table(FOLDER_TOTALS)?;
+    txn.open_table(NODES)?;
     Ok(())
 }

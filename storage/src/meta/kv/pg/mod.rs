@@ -78,6 +78,7 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("share_expiry", 38),
     ("audit", 43),
     ("audit_by_user", 44),
+    ("nodes", 67),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
