@@ -114,11 +114,12 @@ impl LocalDir {
 /// | O_DIRECT (before), read-ahead 4 | 0.58, 0.91, 1.21, 1.28 | 0.60, 1.12, 1.24, 1.59 | 2.4-2.9 s |
 /// | O_DIRECT, read-ahead 8, prefetch 12 | 1.23, 1.64 | 0.69, 2.00 | |
 /// | O_DIRECT, then POSIX_FADV_WILLNEED | 0.75, 1.76 | 1.17, 1.78 | |
-/// | page cache (this) | 0.96, 1.02, 2.52, 2.55 | 0.57, 0.77, 0.98, 1.05 | 3.0-4.7 s |
+/// | page cache (this) | 0.96, 1.02, 2.52, 2.55 (later: 1.43-3.62, 6 runs) | 0.57, 0.77, 0.98, 1.05 (later: 0.42, 0.69-1.21) | 3.0-4.7 s |
 ///
-/// Only the page cache met the GET goal in every run; the PUT keeps its goal (0.5x the disk)
-/// in every run, at about a second more CPU per GiB (the copy, most of it the first touch of
-/// pages the VM had given back: `dd` pays it too).
+/// Only the page cache met the GET goal in every run (ten); the PUT met its goal (0.5x the
+/// disk) in nine of ten, at about a second more CPU per GiB (the copy, most of it the first
+/// touch of pages the VM had given back: `dd` pays it too). S3 writes, which are short of
+/// CPU, skip the cache (see `put_uncached`).
 fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut f = crate::perms::create_private_file(path)?;
     f.write_all(data)?;
