@@ -100,8 +100,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("davit: created the first admin account 'admin' with password: {password}");
                 eprintln!("davit: this password is shown once; set DAVIT_ADMIN_PASSWORD to choose it yourself");
             }
+            // Tells `admin migrate` and key rotation on a shared store that this node runs.
+            let heartbeat = storage.start_heartbeat()?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(davit::run(config, storage, davit::shutdown_signal()))
+            let served = runtime.block_on(davit::run(config, storage, davit::shutdown_signal()));
+            drop(heartbeat);
+            served
         }
         Command::Admin(args) => {
             let config = Config::resolve(&cli.data, &ServeArgs::default())?;

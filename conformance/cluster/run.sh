@@ -18,8 +18,9 @@
 #      service resumes by itself), the whole Garage cluster stopped (the same), a node started
 #      with PostgreSQL out of reach (one line naming it, no password, exit non-zero) and one
 #      with another master key (refused before it writes).
-#   9. going home: `davit admin migrate` copies the deployment onto redb and a local folder,
-#      which then serves the same bytes on its own;
+#   9. going home: `davit admin migrate` is refused while the nodes run (their heartbeats),
+#      then, once they stopped, copies the deployment onto redb and a local folder, which then
+#      serves the same bytes on its own;
 # Garage is built once with `cargo install --locked` into a cache outside the clone
 # (conformance/lib/garage.sh); PostgreSQL comes from Debian's packages (tests/run.sh).
 set -uo pipefail # no -e: a failing step is counted and the suite goes on to the next one
@@ -348,6 +349,12 @@ refused_starts() {
 }
 faults
 refused_starts
+
+# Both nodes write heartbeats: a migration from their PostgreSQL is refused while they run
+# (and, once they stopped cleanly, allowed at once: step 9).
+out=$(admin migrate --to-meta "redb:$WORK/too-early" --to-chunks local 2>&1)
+check "[home] admin migrate refuses while nodes run on the source" \
+  grep -q "needs every davit on this metadata store stopped" <<<"$out" || tail -n 3 <<<"$out" | say
 
 stop_node A
 stop_node B

@@ -17,6 +17,7 @@ pub mod lifecycle;
 mod meta;
 pub mod metrics;
 mod migrate;
+mod nodes;
 pub mod ops;
 pub mod perms;
 pub mod s3cfg;

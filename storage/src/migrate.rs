@@ -151,7 +151,9 @@ fn ensure_deployment(source: &StorageConfig) -> Result<()> {
         return Err(Error::Incompatible(format!("no deployment to migrate: {} does not exist", path.display())));
     }
     let (db, fresh) = Db::open_store(&source.meta, &path, 1 << 20, |_| {})?;
+    let nodes = crate::nodes::refuse_if_running(&db, "admin migrate");
     db.close();
+    nodes?;
     if fresh {
         return Err(Error::Incompatible("no deployment to migrate: the source metadata store is empty".into()));
     }

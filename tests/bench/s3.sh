@@ -15,6 +15,7 @@
 #   - the server's peak RSS over the whole run.
 # Clients: the aws CLI and botocore (those on PATH, else PyPI in a venv under target/).
 # MB = 10^6 bytes. Usage: tests/bench/s3.sh [BIG_MIB=1024] [N=4000] [C=16]
+# BENCH_ONLY=big measures only the one-stream PUT and GET (with the disk and MD5 figures).
 # DAVIT_BIN picks the server binary (default target/release/davit).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -85,7 +86,7 @@ PY
 }
 head -c $((BIG * 1048576)) /dev/urandom > "$w/big"
 mkdir -p "$w/small"
-for i in $(seq 1 "$N"); do head -c 4096 /dev/urandom > "$w/small/f$i"; done
+[ "${BENCH_ONLY:-}" = big ] || for i in $(seq 1 "$N"); do head -c 4096 /dev/urandom > "$w/small/f$i"; done
 declare -A R
 
 # Every figure against one S3 endpoint; PID is its server process (for the peak RSS).
@@ -100,6 +101,7 @@ measure() { # NAME ENDPOINT KEY SECRET REGION BUCKET PID
   t0=$(now); curl -sS -f -T "$w/big" "$put_url" -o /dev/null; t1=$(now)
   curl -sS -f "$get_url" -o /dev/null; t2=$(now)
   R[put,$name]=$(rate "$MB" "$t0" "$t1"); R[get,$name]=$(rate "$MB" "$t1" "$t2"); R[one-rss,$name]=$(rss_of "$pid")
+  [ "${BENCH_ONLY:-}" = big ] && return
   for part in 8 16; do
     aws_conf "$part"
     reset_peak "$pid"
@@ -125,6 +127,7 @@ show() { # NAME
   local n=$1
   echo "[$n] disk (dd conv=fdatasync, just before): ${R[disk,$n]} MB/s"
   echo "[$n] one stream ($BIG MiB, presigned, curl): PUT ${R[put,$n]} MB/s ($(ratio "${R[put,$n]}" "${R[disk,$n]}")x disk, $(ratio "${R[put,$n]}" "$MD5_RATE")x MD5), GET ${R[get,$n]} MB/s; peak RSS ${R[one-rss,$n]} MiB"
+  [ "${BENCH_ONLY:-}" = big ] && return
   echo "[$n] multipart ($BIG MiB, aws cp, $C at once): 8 MiB parts ${R[mp8,$n]} MB/s, peak RSS ${R[mp8-rss,$n]} MiB; 16 MiB parts ${R[mp16,$n]} MB/s, peak RSS ${R[mp16-rss,$n]} MiB"
   echo "[$n] 4 KiB objects x $N, aws cp --recursive, $C at once: PUT ${R[sput,$n]}/s, GET ${R[sget,$n]}/s (${R[sgot,$n]} back); peak RSS ${R[small-rss,$n]} MiB"
 }
@@ -137,6 +140,7 @@ if [ -x "${GARAGE_BIN:-}" ]; then
     gpid=$(cat "$w/garage/node1/pid")
     measure garage "$GARAGE_ENDPOINT" "$GARAGE_KEY_ID" "$GARAGE_SECRET" "$GARAGE_REGION" "$GARAGE_BUCKET" "$gpid"
     show garage
+    [ "${BENCH_ONLY:-}" = big ] && echo "davit / garage: PUT $(ratio "${R[put,davit]}" "${R[put,garage]}")x, GET $(ratio "${R[get,davit]}" "${R[get,garage]}")x" && exit 0
     echo "davit / garage: PUT $(ratio "${R[put,davit]}" "${R[put,garage]}")x, GET $(ratio "${R[get,davit]}" "${R[get,garage]}")x, multipart 8 MiB $(ratio "${R[mp8,davit]}" "${R[mp8,garage]}")x, 16 MiB $(ratio "${R[mp16,davit]}" "${R[mp16,garage]}")x, small PUT $(ratio "${R[sput,davit]}" "${R[sput,garage]}")x, GET $(ratio "${R[sget,davit]}" "${R[sget,garage]}")x"
   else
     echo "garage did not start:"; tail -n 5 "$w/garage.log"

@@ -7,8 +7,11 @@
 # same run, and the disk's durable write rate (`dd conv=fdatasync`) just before each large
 # PUT; every figure is printed beside nginx's with the ratio (for times: davit's time over
 # nginx's, so lower is better; for rates: davit's over the peer's, higher is better).
+# davit also takes the large file over REST (`PUT /api/v1/files/...`, the same write path as
+# WebDAV), compared with the disk measured just before it.
 # Usage: tests/bench/webdav.sh [--peer] [BIG_MIB=1024] [N=4000] [F=10000] [C=16]
-# DAVIT_BIN picks the server binary (default target/release/davit).
+# DAVIT_BIN picks the server binary (default target/release/davit); BENCH_ONLY=big measures
+# only the large file (PUT, GET, REST PUT), for runs repeated while tuning that path.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PEER=0
@@ -38,6 +41,12 @@ measure() { # NAME BASE [curl args...]
   t0=$(now); curl -sS -f "${a[@]}" -T "$w/big" "$base/big.bin" -o /dev/null; t1=$(now)
   curl -sS -f "${a[@]}" "$base/big.bin" -o /dev/null; t2=$(now)
   R[put,$name]=$(rate "$MB" "$t0" "$t1"); R[get,$name]=$(rate "$MB" "$t1" "$t2")
+  if [ -n "$REST" ]; then
+    R[rdisk,$name]=$(disk_rate "$w")
+    t0=$(now); curl -sS -f "${a[@]}" -T "$w/big" "$REST/big-rest.bin" -o /dev/null; t1=$(now)
+    R[rput,$name]=$(rate "$MB" "$t0" "$t1")
+  fi
+  [ "${BENCH_ONLY:-}" = big ] && return
 
   curl -sS -f "${a[@]}" -X MKCOL "$base/small/" -o /dev/null
   : > "$w/put.cfg"; : > "$w/get.cfg"
@@ -70,17 +79,21 @@ measure() { # NAME BASE [curl args...]
   R[delete,$name]=$(secs "$t0" "$t1")
 }
 
+REST=$DAVIT_URL/api/v1/files
 measure davit "$DAVIT_URL/dav" -u "$TEST_USER:$TEST_PASSWORD"
+REST=
 R[rss,davit]=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$DAVIT_PID/status")
 stop_davit
 check_davit_data >/dev/null
 
 if [ "$PEER" = 0 ]; then
-  echo "large file ($BIG MiB): PUT ${R[put,davit]} MB/s, GET ${R[get,davit]} MB/s"
-  echo "4 KiB files x $N at concurrency $C: PUT ${R[sput,davit]}/s, GET ${R[sget,davit]}/s"
-  echo "PROPFIND Depth 1 of $F files (four): ${R[pffour,davit]}s best of 3, ${R[pffour-n,davit]} responses"
-  echo "PROPFIND Depth 1 of $F files (allprop): ${R[pfallprop,davit]}s best of 3, ${R[pfallprop-n,davit]} responses"
-  echo "COPY of the $F-file folder: ${R[copy,davit]}s; DELETE of it: ${R[delete,davit]}s"
+  echo "large file ($BIG MiB): PUT ${R[put,davit]} MB/s, GET ${R[get,davit]} MB/s; REST PUT ${R[rput,davit]} MB/s"
+  if [ "${BENCH_ONLY:-}" != big ]; then
+    echo "4 KiB files x $N at concurrency $C: PUT ${R[sput,davit]}/s, GET ${R[sget,davit]}/s"
+    echo "PROPFIND Depth 1 of $F files (four): ${R[pffour,davit]}s best of 3, ${R[pffour-n,davit]} responses"
+    echo "PROPFIND Depth 1 of $F files (allprop): ${R[pfallprop,davit]}s best of 3, ${R[pfallprop-n,davit]} responses"
+    echo "COPY of the $F-file folder: ${R[copy,davit]}s; DELETE of it: ${R[delete,davit]}s"
+  fi
   echo "server peak RSS: ${R[rss,davit]} MiB"
   exit 0
 fi
@@ -102,13 +115,16 @@ row() { # label key unit rate|time|size
 printf '%-40s %12s %12s   %s\n' "figure (MB = 10^6 B)" davit nginx ratio
 row "$BIG MiB PUT, one stream" put MB/s rate
 row "$BIG MiB GET, one stream" get MB/s rate
-row "4 KiB PUT x $N, concurrency $C" sput /s rate
-row "4 KiB GET x $N, concurrency $C" sget /s rate
-row "PROPFIND Depth 1, $F files, 4 props" pffour s time
-row "PROPFIND Depth 1, $F files, allprop" pfallprop s time
-row "COPY of the $F-file folder" copy s time
-row "DELETE of the $F-file folder" delete s time
+printf '%-40s %12s %12s   %s\n' "$BIG MiB PUT over REST, one stream" "${R[rput,davit]} MB/s" "-" "$(ratio "${R[rput,davit]}" "${R[rdisk,davit]}")x the disk (${R[rdisk,davit]} MB/s just before)"
+if [ "${BENCH_ONLY:-}" != big ]; then
+  row "4 KiB PUT x $N, concurrency $C" sput /s rate
+  row "4 KiB GET x $N, concurrency $C" sget /s rate
+  row "PROPFIND Depth 1, $F files, 4 props" pffour s time
+  row "PROPFIND Depth 1, $F files, allprop" pfallprop s time
+  row "COPY of the $F-file folder" copy s time
+  row "DELETE of the $F-file folder" delete s time
+fi
 row "peak RSS" rss MiB size
 echo "disk, dd bs=1M count=1024 conv=fdatasync: ${R[disk,davit]} MB/s before davit's PUT, ${R[disk,nginx]} MB/s before nginx's"
 echo "davit PUT / disk (same moment): $(ratio "${R[put,davit]}" "${R[disk,davit]}")x; nginx PUT / disk: $(ratio "${R[put,nginx]}" "${R[disk,nginx]}")x"
-echo "PROPFIND responses: davit ${R[pfallprop-n,davit]}, nginx ${R[pfallprop-n,nginx]}"
+[ "${BENCH_ONLY:-}" = big ] || echo "PROPFIND responses: davit ${R[pfallprop-n,davit]}, nginx ${R[pfallprop-n,nginx]}"

@@ -23,6 +23,11 @@ use crate::meta::db::{self, CHUNKS, Db, Readable};
 pub trait ChunkBackend: Send + Sync + 'static {
     /// Stores sealed bytes durably under `id` (visible only once complete).
     fn put(&self, id: &ChunkId, sealed: &[u8]) -> io::Result<()>;
+    /// [`put`](Self::put) for a write short of CPU, where the store may skip work that only
+    /// later reads gain from: a local folder then writes past the page cache (O_DIRECT).
+    fn put_uncached(&self, id: &ChunkId, sealed: &[u8]) -> io::Result<()> {
+        self.put(id, sealed)
+    }
     /// Reads the sealed bytes of `id`.
     fn get(&self, id: &ChunkId) -> io::Result<Vec<u8>>;
     fn delete(&self, id: &ChunkId) -> io::Result<()>;
@@ -93,21 +98,44 @@ impl LocalDir {
     }
 }
 
+/// Writes `data` to a new private file at `path` through the page cache, then fdatasyncs it:
+/// the pages stay cached, clean, so a GET soon after the PUT (a sync client checking what it
+/// sent, a preview) is served from memory as a plain file server's would be.
+///
+/// Why not O_DIRECT, which the previous round chose (the page-cache copy was then 36% of a
+/// PUT's CPU): it made the GET right after a PUT read the disk, 0.58-1.28x nginx's GET of its
+/// cached file in one run each (goal 0.8). Measured in one sitting, release build, the
+/// machine shared with five compiling helpers (`BENCH_ONLY=big tests/bench/webdav.sh --peer`,
+/// 1 GiB, MB = 10^6 B; the ratio to nginx and, for the PUT, to `dd conv=fdatasync` just
+/// before):
+///
+/// | chunk files written | GET / nginx | PUT / disk | server CPU per GiB PUT |
+/// |---|---|---|---|
+/// | O_DIRECT (before), read-ahead 4 | 0.58, 0.91, 1.21, 1.28 | 0.60, 1.12, 1.24, 1.59 | 2.4-2.9 s |
+/// | O_DIRECT, read-ahead 8, prefetch 12 | 1.23, 1.64 | 0.69, 2.00 | |
+/// | O_DIRECT, then POSIX_FADV_WILLNEED | 0.75, 1.76 | 1.17, 1.78 | |
+/// | page cache (this) | 0.96, 1.02, 2.52, 2.55 (later: 1.43-3.62, 6 runs) | 0.57, 0.77, 0.98, 1.05 (later: 0.42, 0.69-1.21) | 3.0-4.7 s |
+///
+/// Only the page cache met the GET goal in every run (ten); the PUT met its goal (0.5x the
+/// disk) in nine of ten, at about a second more CPU per GiB (the copy, most of it the first
+/// touch of pages the VM had given back: `dd` pays it too). S3 writes, which are short of
+/// CPU, skip the cache (see `put_uncached`).
+fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = crate::perms::create_private_file(path)?;
+    f.write_all(data)?;
+    f.sync_data()
+}
+
 /// Alignment of O_DIRECT buffers, offsets and lengths: the largest logical block size of
 /// the disks we meet.
 const DIRECT_ALIGN: usize = 4096;
 /// Bytes written by one O_DIRECT call (a multiple of `DIRECT_ALIGN`).
 const DIRECT_PIECE: usize = 1024 * 1024;
 
-/// Writes `data` to a new private file at `path` with O_DIRECT, then fdatasyncs it.
-///
-/// Why: measured on this project's machines (`dd bs=4M count=256`), writing through the page
-/// cache and syncing took 286 MB/s while O_DIRECT took 1,200 MB/s on the same disk a moment
-/// later, and the profile of a one-stream PUT had 36% of the server's CPU in the kernel's
-/// copy into the page cache (`copy_folio_from_iter_atomic`). A chunk is written once and read
-/// rarely soon after, so caching it on the way in is of little use. The bytes are copied into
-/// an aligned buffer, padded to `DIRECT_ALIGN` (O_DIRECT's rule), and the file is cut back to
-/// its length before the sync, which makes the size durable with the data.
+/// Writes `data` to a new private file at `path` with O_DIRECT, then fdatasyncs it: for
+/// writes short of CPU (see `ChunkBackend::put_uncached`). The bytes are copied into an
+/// aligned buffer, padded to `DIRECT_ALIGN` (O_DIRECT's rule), and the file is cut back to its
+/// length before the sync, which makes the size durable with the data.
 fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
@@ -155,14 +183,15 @@ impl Drop for TempFile {
     }
 }
 
-impl ChunkBackend for LocalDir {
-    fn put(&self, id: &ChunkId, sealed: &[u8]) -> io::Result<()> {
+impl LocalDir {
+    /// Writes the chunk file; past the page cache when `direct` (and the file system allows).
+    fn store(&self, id: &ChunkId, sealed: &[u8], direct: bool) -> io::Result<()> {
         let dest = self.path_of(id);
         let dir = dest.parent().expect("fan-out dir");
         let tmp_path = self.tmp.join(random_string(b"0123456789abcdef", 24));
         let mut guard = TempFile(Some(tmp_path.clone()));
         use std::sync::atomic::Ordering::Relaxed;
-        let direct = self.direct.load(Relaxed) && {
+        let written_direct = direct && self.direct.load(Relaxed) && {
             match write_direct(&tmp_path, sealed) {
                 Ok(()) => true,
                 // A file system without O_DIRECT (tmpfs) refuses it when the file is opened
@@ -174,10 +203,8 @@ impl ChunkBackend for LocalDir {
                 Err(e) => return Err(e),
             }
         };
-        if !direct {
-            let mut f = crate::perms::create_private_file(&tmp_path)?;
-            f.write_all(sealed)?;
-            f.sync_data()?;
+        if !written_direct {
+            write_synced(&tmp_path, sealed)?;
         }
         if let Err(e) = fs::rename(&tmp_path, &dest) {
             if e.kind() != io::ErrorKind::NotFound {
@@ -189,14 +216,30 @@ impl ChunkBackend for LocalDir {
         guard.0 = None;
         File::open(dir)?.sync_all()
     }
+}
+
+impl ChunkBackend for LocalDir {
+    fn put(&self, id: &ChunkId, sealed: &[u8]) -> io::Result<()> {
+        self.store(id, sealed, false)
+    }
+
+    /// An S3 PUT (which must compute MD5) is CPU-bound here: measured (`perf record`, one
+    /// presigned 1 GiB PUT, page-cache writes) 5.7 s of server CPU per GiB, of it the
+    /// page-cache copy 26%, MD5 23%, SHA-256 13%, cutting 8%. Its chunks skip the cache:
+    /// 4.6 s per GiB then (MD5 31%), and `BENCH_ONLY=big tests/bench/s3.sh` went from 0.39,
+    /// 0.52, 0.88x the disk (135-155 MB/s) to 0.92, 0.74x (231-243 MB/s; goal min(0.5x the
+    /// disk, 0.8x MD5)), in runs shared with five compiling helpers. A GET right after an S3
+    /// PUT then reads the disk, as every GET did before this round.
+    fn put_uncached(&self, id: &ChunkId, sealed: &[u8]) -> io::Result<()> {
+        self.store(id, sealed, true)
+    }
 
     fn get(&self, id: &ChunkId) -> io::Result<Vec<u8>> {
         fs::read(self.path_of(id))
     }
 
-    /// Chunks are written past the page cache (see `write_direct`), so a read soon after a
-    /// write comes from the disk: four reads under way keep it busy, where two left a 1 GiB
-    /// GET at 0.77x nginx's (which reads its file from the page cache).
+    /// Four reads under way: a chunk no longer in the page cache comes from the disk, which
+    /// two kept too idle (a cold 1 GiB GET at 0.77x nginx's cached one).
     fn read_ahead(&self) -> usize {
         4
     }
@@ -435,8 +478,8 @@ pub fn sweep(db: &Db, backend: &dyn ChunkBackend, pins: &Pins) -> Result<usize> 
 mod tests {
     use super::*;
 
-    /// O_DIRECT writes whole aligned blocks: every length must come back exactly, with the
-    /// file cut to it, whatever its remainder to the block size.
+    /// Every length comes back exactly, whatever its remainder to a block, and no temp file
+    /// stays.
     #[test]
     fn local_chunks_of_any_length_read_back_exactly() {
         let dir = tempfile::tempdir().unwrap();
@@ -445,10 +488,13 @@ mod tests {
             [16usize, 17, 4095, 4096, 4097, 8192, 1_048_576 + 3, 2_097_152 + 4096 + 5].into_iter().enumerate()
         {
             let data: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
-            let id = [i as u8 + 1; 32];
-            store.put(&id, &data).unwrap();
-            assert_eq!(fs::metadata(store.path_of(&id)).unwrap().len(), len as u64, "length {len}");
-            assert_eq!(store.get(&id).unwrap(), data, "length {len}");
+            // Through the page cache, and past it (O_DIRECT, whole aligned blocks).
+            for (n, uncached) in [(0u8, false), (100, true)] {
+                let id = [i as u8 + 1 + n; 32];
+                if uncached { store.put_uncached(&id, &data) } else { store.put(&id, &data) }.unwrap();
+                assert_eq!(fs::metadata(store.path_of(&id)).unwrap().len(), len as u64, "length {len}");
+                assert_eq!(store.get(&id).unwrap(), data, "length {len}, uncached {uncached}");
+            }
         }
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temp file left");
     }

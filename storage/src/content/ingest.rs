@@ -12,8 +12,9 @@
 //! dedup and encryption on, the share of the server's CPU samples). Before: MD5 27%, SHA-256
 //! of the keyed chunk ids 13%, FastCDC 9%, memmove 7% (8 MiB segments, their tails, the
 //! sealed copies), and reading stopped while each segment was hashed and cut. With these
-//! stages: the kernel's copy into the page cache 36%, SHA-256 14%, cutting 9% — hence chunk
-//! files written with O_DIRECT (see `chunks::write_direct`).
+//! stages: the kernel's copy into the page cache 36%, SHA-256 14%, cutting 9%. Chunk files
+//! were then written with O_DIRECT, and are again through the page cache, for the GET that
+//! follows a PUT (figures at `chunks::write_synced`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -241,7 +242,9 @@ where
         }
         Ok::<_, Error>(Some(md5.finalize().into()))
     };
-    let cut = cut_and_store(core, cut_rx, in_flight);
+    // A write that computes MD5 is short of CPU: its chunks skip the page cache (see
+    // `LocalDir::put_uncached`); others stay cached for the GET that often follows.
+    let cut = cut_and_store(core, cut_rx, in_flight, want_md5);
     let (size, md5, (refs, pins, first_check)) = futures::try_join!(read, hash, cut)?;
     let commit_by = core.config.chunk_grace.zip(first_check).map(|(grace, first)| first + grace / 2);
     Ok(Ingested { refs, size, md5, inline: None, pins, commit_by })
@@ -253,6 +256,7 @@ async fn cut_and_store(
     core: &Arc<Core>,
     mut rx: mpsc::Receiver<Vec<Bytes>>,
     in_flight: &mut VecDeque<ChunkJob>,
+    uncached: bool,
 ) -> Result<(Vec<ChunkRef>, PinGuard, Option<Instant>)> {
     let mut refs = Vec::new();
     let mut pins = PinGuard::empty(&core.pins);
@@ -288,7 +292,7 @@ async fn cut_and_store(
             first_check.get_or_insert_with(Instant::now);
             let core = core.clone();
             in_flight.push_back(tokio::task::spawn_blocking(move || {
-                let stored = store_chunk(&core, chunk);
+                let stored = store_chunk(&core, chunk, uncached);
                 drop(slot);
                 stored
             }));
@@ -307,13 +311,13 @@ async fn cut_and_store(
 }
 
 /// Seals and stores one chunk unless it is already stored. `plain` has room for the tag.
-fn store_chunk(core: &Arc<Core>, plain: Vec<u8>) -> Result<(ChunkRef, PinGuard)> {
+fn store_chunk(core: &Arc<Core>, plain: Vec<u8>, uncached: bool) -> Result<(ChunkRef, PinGuard)> {
     let id = core.keys.chunk_id(&plain);
     let chunk = ChunkRef { id, len: plain.len() as u32 };
     if let Some(grace) = core.config.chunk_grace {
         // Several nodes: no pin reaches another node's collector; the grave does.
         if grace::needs_upload(&core.db, &id, grace)? {
-            put_sealed(core, &id, plain)?;
+            put_sealed(core, &id, plain, uncached)?;
         }
         return Ok((chunk, PinGuard::empty(&core.pins)));
     }
@@ -328,18 +332,17 @@ fn store_chunk(core: &Arc<Core>, plain: Vec<u8>) -> Result<(ChunkRef, PinGuard)>
         })
     })?;
     if !exists {
-        put_sealed(core, &id, plain)?;
+        put_sealed(core, &id, plain, uncached)?;
         // If no commit adopts this file, the collector removes it when the pin goes.
         guard.collect_on_release(&core.collector);
     }
     Ok((chunk, guard))
 }
 
-fn put_sealed(core: &Core, id: &ChunkId, mut plain: Vec<u8>) -> Result<()> {
+fn put_sealed(core: &Core, id: &ChunkId, mut plain: Vec<u8>, uncached: bool) -> Result<()> {
     core.keys.seal_chunk(id, &mut plain);
-    core.backend
-        .put(id, &plain)
-        .map_err(|e| super::chunks::store_failure(format_args!("storing chunk {}", hex::encode(id)), e))
+    let put = if uncached { core.backend.put_uncached(id, &plain) } else { core.backend.put(id, &plain) };
+    put.map_err(|e| super::chunks::store_failure(format_args!("storing chunk {}", hex::encode(id)), e))
 }
 
 fn ingest_small(core: &Arc<Core>, data: Bytes) -> Result<Ingested> {

@@ -161,6 +161,9 @@ pub const VERSIONS: Table<(u64, &str), &[u8]> = Table::new("versions");
 /// file item -> (version seq, 1 when it is the `null` version): the version id of a current
 /// file written into a versioned bucket. A row of an item that no longer exists means nothing.
 pub const CURRENT_VERSIONS: Table<u64, (u64, u64)> = Table::new("current_versions");
+/// Serving nodes of a shared store (`crate::nodes`): node id -> (last heartbeat, start), Unix
+/// seconds.
+pub const NODES: Table<&str, (u64, u64)> = Table::new("nodes");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -224,6 +227,7 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &VERSIONING,
     &VERSIONS,
     &CURRENT_VERSIONS,
+    &NODES,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -654,5 +658,6 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(VERSIONING)?;
     txn.open_table(VERSIONS)?;
     txn.open_table(CURRENT_VERSIONS)?;
+    txn.open_table(NODES)?;
     Ok(())
 }

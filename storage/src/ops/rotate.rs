@@ -45,6 +45,7 @@ pub fn rotate_master_key(config: &StorageConfig, new_key_text: &str) -> Result<R
         if fresh {
             return Err(Error::Incompatible("no deployment here: the metadata store is empty".into()));
         }
+        crate::nodes::refuse_if_running(&db, "rotating the master key")?;
         let key_file = config.master_key.is_none().then(|| config.data_dir.join(MASTER_KEY_FILE));
         match crate::meta::format::open(&db, &current) {
             Ok(_) => {}

@@ -29,9 +29,12 @@ dir=$1; port=$2; owner=$3; bin=$4
 "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1
 # One role signs in with a password (SCRAM) over TLS only: the channel-binding test's.
 sed -i '1i hostssl all davit_scram 127.0.0.1/32 scram-sha-256' "$dir/data/pg_hba.conf"
+# One with a client certificate only (its CN is the role): the client-certificate test's.
+sed -i '1i hostssl all davit_cert 127.0.0.1/32 cert' "$dir/data/pg_hba.conf"
 "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories="$dir" \
     -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 \
     -c shared_buffers=64MB -c ssl=on -c ssl_cert_file="$dir/tls/cert.pem" -c ssl_key_file="$dir/tls/key.pem" \
+    -c ssl_ca_file="$dir/tls/client-ca.pem" \
     >"$dir/server.log" 2>&1 &
 pg=$!
 while [ -d "/proc/$owner" ] && kill -0 "$pg" 2>/dev/null; do sleep 0.2; done
@@ -73,6 +76,57 @@ pub(crate) fn database_with_password() -> String {
             .unwrap_or_else(|e| panic!("creating the SCRAM role: {e}\n{}", log(server)))
     });
     url.replacen("postgres://postgres@", "postgres://davit_scram:scram-pw@", 1)
+}
+
+/// The client certificates of the test server's `davit_cert` role (see [`database_for_cert`]).
+pub(crate) struct ClientCerts {
+    /// Signed by the CA the server trusts for clients, for CN `davit_cert`: accepted.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Self-signed, for the same CN: refused.
+    pub stranger_cert: PathBuf,
+    pub stranger_key: PathBuf,
+}
+
+/// Makes, with openssl, a CA the server trusts for clients (`ssl_ca_file`), a client
+/// certificate it signed and a stranger's; the keys private to this process's user, as libpq
+/// and davit require.
+const CLIENT_CERTS: &str = r#"
+set -e
+tls=$1; client=$2
+subj() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$@" 2>/dev/null; }
+subj /CN=davit-test-client-ca -x509 -days 2 -keyout "$client/ca.key" -out "$tls/client-ca.pem"
+subj /CN=davit_cert -keyout "$client/client.key" -out "$client/client.csr"
+# Extensions make it X.509 v3: rustls refuses a v1 certificate even as its own.
+printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n' >"$client/ext"
+openssl x509 -req -in "$client/client.csr" -CA "$tls/client-ca.pem" -CAkey "$client/ca.key" \
+    -CAcreateserial -days 2 -extfile "$client/ext" -out "$client/client.pem" 2>/dev/null
+subj /CN=davit_cert -x509 -days 2 -keyout "$client/stranger.key" -out "$client/stranger.pem"
+chmod 600 "$client"/*.key
+"#;
+
+pub(crate) fn client_certs() -> ClientCerts {
+    let dir = SERVER.get_or_init(start).dir.join("client");
+    ClientCerts {
+        cert: dir.join("client.pem"),
+        key: dir.join("client.key"),
+        stranger_cert: dir.join("stranger.pem"),
+        stranger_key: dir.join("stranger.key"),
+    }
+}
+
+/// The URL of a new, empty database on the test server for a role that signs in with a
+/// client certificate only, over TLS only (`davit_cert`, a superuser so it may make davit's
+/// schema); the certificate is not in the URL: see [`client_certs`].
+pub(crate) fn database_for_cert() -> String {
+    static ROLE: OnceLock<()> = OnceLock::new();
+    let url = database();
+    let server = SERVER.get().expect("started by database()");
+    ROLE.get_or_init(|| {
+        admin(server, "CREATE ROLE davit_cert LOGIN SUPERUSER")
+            .unwrap_or_else(|e| panic!("creating the certificate role: {e}\n{}", log(server)))
+    });
+    url.replacen("postgres://postgres@", "postgres://davit_cert@", 1)
 }
 
 /// A statement run on the server's `postgres` database, for what tests measure or break.
@@ -127,13 +181,30 @@ fn start() -> Server {
         .status()
         .expect("running tests/make-cert.sh (it needs openssl)");
     assert!(made.success(), "tests/make-cert.sh failed ({made}): it needs openssl");
+    let client = dir.join("client");
+    std::fs::create_dir(&client).unwrap();
+    let made = Command::new("sh")
+        .args(["-c", CLIENT_CERTS, "client-certs"])
+        .arg(&tls)
+        .arg(&client)
+        .status()
+        .expect("running openssl for the client certificates");
+    assert!(made.success(), "making the client certificates failed ({made}): it needs openssl");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(tls.join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
     if root {
         let uid: u32 = output("id", &["-u", "postgres"]).parse().expect("a postgres user (Debian's package makes it)");
         let gid: u32 = output("id", &["-g", "postgres"]).parse().unwrap();
-        // The server refuses a key file others may read, or one it does not own.
-        for path in [dir.clone(), tls.clone(), tls.join("cert.pem"), tls.join("key.pem")] {
+        // The server refuses a key file others may read, or one it does not own. The client
+        // folder is its too only so that the watchdog (as postgres) may remove it.
+        for path in [
+            dir.clone(),
+            tls.clone(),
+            tls.join("cert.pem"),
+            tls.join("key.pem"),
+            tls.join("client-ca.pem"),
+            client.clone(),
+        ] {
             std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
         }
     }

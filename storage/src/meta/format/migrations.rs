@@ -27,7 +27,8 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Format 5 adds S3's bucket features in the core: versions and delete markers, object lock,
-/// buckets readable by name (policies/ACLs), CORS rules, tags, lifecycle rules, upload tokens.
+/// buckets readable by name (policies/ACLs), CORS rules, tags, lifecycle rules, upload tokens;
+/// and the heartbeats of nodes on PostgreSQL.
 /// Nothing existing is rewritten: the new tables start empty and `format::open` makes them in
 /// this same transaction. The version still moves because a format-4 davit would ignore them
 /// and so destroy what they protect: it would overwrite and delete without keeping versions,

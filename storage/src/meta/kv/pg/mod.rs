@@ -92,6 +92,7 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("versioning", 45),
     ("versions", 46),
     ("current_versions", 47),
+    ("nodes", 67),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id

@@ -15,6 +15,13 @@
 //! Trusted roots: the PEM file `sslrootcert=FILE`, else the system's (`sslrootcert=system`
 //! asks for them explicitly and, as in libpq, implies `verify-full`). tokio-postgres parses
 //! neither `verify-*` nor `sslrootcert`, so both are taken out of the URL before it does.
+//!
+//! A client certificate (for a server whose `pg_hba.conf` says `cert`, or `clientcert=`):
+//! `sslcert=FILE` (PEM, the certificate then any intermediates) and `sslkey=FILE` (PEM, PKCS#8,
+//! PKCS#1 or SEC1, unencrypted), both or neither. Unlike libpq, nothing is read from
+//! `~/.postgresql/` when they are absent: a server process should name what it presents. As
+//! libpq does, a key file that its group or others may read is refused (group-readable is
+//! allowed when root owns it).
 
 use std::fmt;
 use std::future::Future;
@@ -27,7 +34,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::SslMode;
@@ -71,6 +78,8 @@ pub(super) struct Target {
     pub(super) cfg: Config,
     pub(super) mode: Mode,
     roots: Roots,
+    /// `sslcert` and `sslkey`: the certificate chain and key presented when the server asks.
+    client: Option<(String, String)>,
 }
 
 /// Reads `url` (`postgres://` or `postgresql://`; the `key=value` form is passed to
@@ -82,7 +91,7 @@ pub(super) fn parse(url: &str) -> Result<Target, String> {
         Some((b, q)) if is_url => (b, Some(q)),
         _ => (url, None),
     };
-    let (mut mode, mut roots) = (None, None);
+    let (mut mode, mut roots, mut cert, mut key) = (None, None, None, None);
     let mut kept: Vec<&str> = Vec::new();
     for pair in query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -105,6 +114,8 @@ pub(super) fn parse(url: &str) -> Result<Target, String> {
                 let v = decode(v)?;
                 roots = Some(if v == "system" { Roots::System } else { Roots::File(v) });
             }
+            "sslcert" => cert = Some(decode(v)?),
+            "sslkey" => key = Some(decode(v)?),
             _ => kept.push(pair),
         }
     }
@@ -115,6 +126,11 @@ pub(super) fn parse(url: &str) -> Result<Target, String> {
         }
         (Some(Mode::Require), Some(Roots::File(_))) => Mode::VerifyCa,
         (m, _) => m.unwrap_or(Mode::Prefer),
+    };
+    let client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => return Err("sslcert and sslkey go together: give both, or neither".into()),
     };
     let rest = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
     let mut cfg: Config = rest.parse().map_err(|e| format!("{e}"))?;
@@ -131,7 +147,7 @@ pub(super) fn parse(url: &str) -> Result<Target, String> {
         SslMode::Require if mode == Mode::Prefer => Mode::Require,
         _ => mode,
     };
-    Ok(Target { cfg, mode, roots: roots.unwrap_or(Roots::System) })
+    Ok(Target { cfg, mode, roots: roots.unwrap_or(Roots::System), client })
 }
 
 /// Percent-decoding of a URL parameter, as tokio-postgres does it.
@@ -167,12 +183,20 @@ impl Target {
         } else {
             Arc::new(Unchecked(provider.clone()))
         };
-        let config = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier);
+        let config = match &self.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let (chain, key_der) = load_client(cert, key)?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| format!("sslcert={cert} with sslkey={key}: {e}"))?
+            }
+        };
         Ok(Tls(Arc::new(config)))
     }
 
@@ -224,6 +248,32 @@ impl Target {
             error.to_owned()
         }
     }
+}
+
+/// The client's certificate chain and key, read once when the store opens.
+fn load_client(cert: &str, key: &str) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("sslcert={cert}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("sslcert={cert}: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("sslcert={cert} holds no certificate"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(key).map_err(|e| format!("sslkey={key}: {e}"))?;
+        // libpq's rule: a key others may read is no longer the client's own secret.
+        let forbidden = if meta.uid() == 0 { 0o037 } else { 0o077 };
+        if meta.mode() & forbidden != 0 {
+            return Err(format!(
+                "sslkey={key} may be read by its group or others: allow only its owner (chmod 600; 640 when root owns it)"
+            ));
+        }
+    }
+    // The message never quotes the file's content: it is a secret.
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("sslkey={key}: {e}"))?;
+    Ok((chain, key_der))
 }
 
 /// `verify-full` (webpki, as is) or `verify-ca` (webpki, but a certificate for another name

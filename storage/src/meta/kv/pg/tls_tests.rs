@@ -204,3 +204,63 @@ fn a_password_sign_in_over_tls_is_bound_to_the_certificate() {
     let msg = open_err(&with(&url, "sslmode=disable&channel_binding=require"));
     assert!(msg.contains("server did not use channel binding") && !msg.contains("scram-pw"), "{msg}");
 }
+
+/// A role the server admits by client certificate only (`pg_hba.conf`: `cert`): a store opens
+/// with `sslcert`/`sslkey` of a certificate the server's client CA signed, under `require` and
+/// `verify-full`; without one, or with a stranger's for the same name, the server refuses,
+/// and a key file others may read is refused before any connection, as libpq does. No error
+/// quotes a key.
+#[test]
+fn a_client_certificate_signs_in_where_the_server_requires_one() {
+    let url = pg::database_for_cert();
+    let c = pg::client_certs();
+    let root = pg::tls_root();
+    let certs =
+        |cert: &std::path::Path, key: &std::path::Path| format!("sslcert={}&sslkey={}", cert.display(), key.display());
+    let good = certs(&c.cert, &c.key);
+    let full = with(&url, &format!("sslmode=verify-full&sslrootcert={}&{good}", root.display()));
+    // The store's part on a runtime of its own; the refusals below open stores outside any.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let f = crate::tests::open_with(|cfg| cfg.meta = crate::MetaStore::Postgres { url: full, pool_size: 2 });
+        let alice = crate::tests::user(&f.storage, "alice", crate::meta::model::Role::User, None).await;
+        let data = b"signed in by certificate".to_vec();
+        f.storage.write(&alice, "/c.txt", crate::tests::body(&data), crate::WriteOptions::default()).await.unwrap();
+        assert_eq!(crate::tests::read_all(&f.storage, &alice, "/c.txt", None).await.unwrap(), data);
+        let (tls, plain) = connections(&url.replacen("davit_cert@", "postgres@", 1));
+        assert!(tls >= 1 && plain == 0, "{tls} TLS, {plain} plain");
+    });
+    drop(runtime);
+
+    Db::open_postgres(&with(&url, &format!("sslmode=require&{good}")), 1, |_| {}).unwrap().close();
+
+    for (what, params) in [
+        ("no certificate", "sslmode=require".to_owned()),
+        ("a stranger's certificate", format!("sslmode=require&{}", certs(&c.stranger_cert, &c.stranger_key))),
+    ] {
+        let msg = open_err(&with(&url, &params));
+        assert!(!msg.contains('\n') && !msg.contains("PRIVATE KEY"), "{what}: one line, no key: {msg}");
+        assert!(
+            msg.contains("davit_cert") || msg.contains("certificate") || msg.contains("pg_hba"),
+            "{what}: says why: {msg}"
+        );
+    }
+
+    // The key of another certificate: refused (by rustls, or by the server's check of the
+    // handshake's signature).
+    let msg = open_err(&with(&url, &format!("sslmode=require&{}", certs(&c.cert, &c.stranger_key))));
+    assert!(!msg.contains('\n') && !msg.contains("PRIVATE KEY"), "a mismatched pair: {msg}");
+
+    // A key others may read.
+    let dir = tempfile::tempdir().unwrap();
+    let open_key = dir.path().join("open.key");
+    std::fs::copy(&c.key, &open_key).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let msg = open_err(&with(&url, &format!("sslmode=require&{}", certs(&c.cert, &open_key))));
+    assert!(msg.contains("may be read by its group or others"), "{msg}");
+    assert!(!msg.contains("BEGIN"), "{msg}");
+
+    let t = parse(&format!("{url}?sslcert=/c.pem")).err().unwrap_or_default();
+    assert!(t.contains("sslcert and sslkey go together"), "{t}");
+}
