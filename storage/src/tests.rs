@@ -624,6 +624,7 @@ mod folders;
 mod rules;
 mod s3_policy;
 mod sharing;
+mod object_lock;
 mod versions;
 
 also_on_postgres!(

@@ -161,6 +161,13 @@ pub const VERSIONS: Table<(u64, &str), &[u8]> = Table::new("versions");
 /// file item -> (version seq, 1 when it is the `null` version): the version id of a current
 /// file written into a versioned bucket. A row of an item that no longer exists means nothing.
 pub const CURRENT_VERSIONS: Table<u64, (u64, u64)> = Table::new("current_versions");
+/// bucket folder -> record `ObjectLock`: the bucket has S3 object lock (set when it was
+/// made) and this default retention (`crate::versions::lock`).
+pub const OBJECT_LOCK: Table<u64, &[u8]> = Table::new("object_lock");
+/// (bucket folder, version seq) -> record `Retention`: a version's retention mode and date.
+pub const RETENTION: Table<(u64, u64), &[u8]> = Table::new("retention");
+/// (bucket folder, version seq) -> the version's key: a legal hold is on the version.
+pub const LEGAL_HOLD: Table<(u64, u64), &str> = Table::new("legal_hold");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -224,6 +231,9 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &VERSIONING,
     &VERSIONS,
     &CURRENT_VERSIONS,
+    &OBJECT_LOCK,
+    &RETENTION,
+    &LEGAL_HOLD,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -654,5 +664,8 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(VERSIONING)?;
     txn.open_table(VERSIONS)?;
     txn.open_table(CURRENT_VERSIONS)?;
+    txn.open_table(OBJECT_LOCK)?;
+    txn.open_table(RETENTION)?;
+    txn.open_table(LEGAL_HOLD)?;
     Ok(())
 }

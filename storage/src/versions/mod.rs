@@ -34,11 +34,13 @@
 
 mod history;
 mod list;
+mod lock;
 mod ops;
 
 use serde::{Deserialize, Serialize};
 
 pub use list::{VersionListing, VersionQuery};
+pub use lock::{LockMode, LockPeriod, LockState, ObjectLock, Retention};
 
 use crate::meta::model::{ChunkRef, Item, Kind};
 
