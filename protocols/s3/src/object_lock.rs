@@ -94,10 +94,13 @@ pub async fn put_config(
                     return Err(s3_error!(MalformedXML, "a default retention has Days or Years"));
                 }
                 (Some(n), None) | (None, Some(n)) if n <= 0 => {
-                    return Err(S3Error::with_message(
+                    // s3s knows no such code; S3 answers it with 400.
+                    let mut e = S3Error::with_message(
                         S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
                         "the retention period must be a positive integer",
-                    ));
+                    );
+                    e.set_status_code(http::StatusCode::BAD_REQUEST);
+                    return Err(e);
                 }
                 (Some(n), None) => LockPeriod::Days(n.unsigned_abs()),
                 (None, Some(n)) => LockPeriod::Years(n.unsigned_abs()),

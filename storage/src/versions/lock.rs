@@ -236,7 +236,9 @@ fn missing_config() -> Error {
 /// Whether a change of retention from `old` to `new` is allowed (`bypass` granted).
 fn may_change(old: Option<&Retention>, new: Option<&Retention>, bypass: bool, now: i64) -> Result<()> {
     let Some(old) = old.filter(|o| o.active(now)) else { return Ok(()) };
-    let extends = new.is_some_and(|n| n.until >= old.until && (n.mode == old.mode || n.mode == LockMode::Compliance));
+    // A change of mode is not an extension (s3-tests' test_object_lock_changing_mode_from_
+    // governance_without_bypass): from GOVERNANCE it needs the bypass, from COMPLIANCE never.
+    let extends = new.is_some_and(|n| n.until >= old.until && n.mode == old.mode);
     if extends {
         return Ok(());
     }
