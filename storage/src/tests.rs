@@ -621,10 +621,10 @@ pub(crate) use pg::also_on_postgres;
 mod account_flows;
 mod audit;
 mod folders;
+mod object_lock;
 mod rules;
 mod s3_policy;
 mod sharing;
-mod object_lock;
 mod versions;
 
 also_on_postgres!(

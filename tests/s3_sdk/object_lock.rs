@@ -161,7 +161,14 @@ async fn retained_versions_are_not_deleted() {
     c.delete_object().bucket("lockb").key("file1").version_id(&marker).send().await.unwrap();
     let r = c.delete_object().bucket("lockb").key("file1").version_id(&v).send().await;
     assert_eq!(refusal(r), (403, "AccessDenied".to_owned()));
-    c.delete_object().bucket("lockb").key("file1").version_id(&v).bypass_governance_retention(true).send().await.unwrap();
+    c.delete_object()
+        .bucket("lockb")
+        .key("file1")
+        .version_id(&v)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .unwrap();
 
     // DeleteObjects: the refusal per key, then the bypass.
     let v = put(&c, "lockb", "file2").await;
@@ -204,7 +211,8 @@ async fn legal_hold_and_lock_headers() {
     c.put_object_legal_hold().bucket("lockb").key("file1").legal_hold(hold("ON")).send().await.unwrap();
     let got = c.get_object_legal_hold().bucket("lockb").key("file1").send().await.unwrap();
     assert_eq!(got.legal_hold(), Some(&hold("ON")));
-    let r = c.delete_object().bucket("lockb").key("file1").version_id(&v).bypass_governance_retention(true).send().await;
+    let r =
+        c.delete_object().bucket("lockb").key("file1").version_id(&v).bypass_governance_retention(true).send().await;
     assert_eq!(refusal(r), (403, "AccessDenied".to_owned()));
     let r = c.put_object_legal_hold().bucket("lockb").key("file1").legal_hold(hold("abc")).send().await;
     assert_eq!(refusal(r), (400, "MalformedXML".to_owned()));
@@ -217,7 +225,14 @@ async fn legal_hold_and_lock_headers() {
     c.put_object_legal_hold().bucket("lockb").key("file1").legal_hold(hold("OFF")).send().await.unwrap();
     let got = c.get_object_legal_hold().bucket("lockb").key("file1").send().await.unwrap();
     assert_eq!(got.legal_hold(), Some(&hold("OFF")));
-    c.delete_object().bucket("lockb").key("file1").version_id(&v).bypass_governance_retention(true).send().await.unwrap();
+    c.delete_object()
+        .bucket("lockb")
+        .key("file1")
+        .version_id(&v)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .unwrap();
 
     // A PUT with the lock headers; GET answers them.
     let out = c
@@ -237,7 +252,14 @@ async fn legal_hold_and_lock_headers() {
     assert_eq!(got.object_lock_retain_until_date(), Some(&DateTime::from_secs(Y2030)));
     assert_eq!(got.object_lock_legal_hold_status(), Some(&ObjectLockLegalHoldStatus::On));
     c.put_object_legal_hold().bucket("lockb").key("file2").version_id(&v).legal_hold(hold("OFF")).send().await.unwrap();
-    c.delete_object().bucket("lockb").key("file2").version_id(&v).bypass_governance_retention(true).send().await.unwrap();
+    c.delete_object()
+        .bucket("lockb")
+        .key("file2")
+        .version_id(&v)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .unwrap();
 
     // Lock headers need a bucket with object lock, and both mode and date.
     c.create_bucket().bucket("plain").send().await.unwrap();
@@ -278,7 +300,8 @@ async fn webdav_and_rest_obey_the_lock() {
         let m = Method::from_bytes(m.as_bytes()).unwrap();
         support::tls_client().request(m, s.url(&format!("/dav{path}"))).basic_auth("alice", Some(PASSWORD))
     };
-    let rest = |m: Method, path: &str| support::tls_client().request(m, s.url(path)).basic_auth("alice", Some(PASSWORD));
+    let rest =
+        |m: Method, path: &str| support::tls_client().request(m, s.url(path)).basic_auth("alice", Some(PASSWORD));
     let r = dav("MOVE", "/lockb/doc.txt").header("Destination", s.url("/dav/lockb/moved.txt")).send().await.unwrap();
     assert_eq!(r.status(), 403, "a MOVE would destroy the retained version at its key");
     assert_eq!(dav("DELETE", "/lockb/doc.txt").send().await.unwrap().status(), 204);

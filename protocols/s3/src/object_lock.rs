@@ -119,7 +119,10 @@ pub async fn get_config(
 ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
     let p = s3.principal(&req).await?;
     let Some(cfg) = config_of(s3, &p, &req.input.bucket).await? else {
-        return Err(s3_error!(ObjectLockConfigurationNotFoundError, "Object Lock configuration does not exist for this bucket"));
+        return Err(s3_error!(
+            ObjectLockConfigurationNotFoundError,
+            "Object Lock configuration does not exist for this bucket"
+        ));
     };
     let rule = cfg.default.map(|(mode, period)| {
         let (days, years) = match period {
@@ -151,10 +154,7 @@ pub async fn put_retention(
     };
     let path = key_path(&input.bucket, &input.key)?;
     let bypass = input.bypass_governance_retention.unwrap_or(false);
-    s3.storage
-        .set_retention(&p, &path, input.version_id.as_deref(), retention, bypass)
-        .await
-        .map_err(lock_error)?;
+    s3.storage.set_retention(&p, &path, input.version_id.as_deref(), retention, bypass).await.map_err(lock_error)?;
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
 }
 
@@ -258,7 +258,10 @@ pub(crate) async fn asked(
     };
     let hold = match hold {
         None => None,
-        Some(h) => Some(hold_of(h.as_str()).map_err(|_| s3_error!(InvalidArgument, "Legal Hold must be either of 'ON' or 'OFF'"))?),
+        Some(h) => Some(
+            hold_of(h.as_str())
+                .map_err(|_| s3_error!(InvalidArgument, "Legal Hold must be either of 'ON' or 'OFF'"))?,
+        ),
     };
     if config_of(s3, p, bucket).await?.is_none() {
         return Err(missing_config());

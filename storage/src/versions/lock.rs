@@ -95,7 +95,11 @@ impl W<'_> {
     /// Whether version `seq` of bucket `bucket` may not be destroyed now, and why.
     fn lock_refusal(&self, bucket: u64, seq: u64, bypass: bool, now: i64) -> Result<Option<String>> {
         if let Some(key) = self.txn.open_table(LEGAL_HOLD)?.get((bucket, seq))? {
-            return Ok(Some(format!("object lock: {} (version {}) is under legal hold", key.value(), version_id(seq, false))));
+            return Ok(Some(format!(
+                "object lock: {} (version {}) is under legal hold",
+                key.value(),
+                version_id(seq, false)
+            )));
         }
         let Some(r) = self.txn.open_table(RETENTION)?.get((bucket, seq))?.map(|v| db::decode::<Retention>(v.value()))
         else {
@@ -148,7 +152,12 @@ impl W<'_> {
             let r: Retention = db::decode(v.value())?;
             seqs.push(k.value().1);
             if r.active(now) {
-                held.push(format!("{} (version {}, retained until {})", r.key, version_id(k.value().1, false), rfc3339(r.until)));
+                held.push(format!(
+                    "{} (version {}, retained until {})",
+                    r.key,
+                    version_id(k.value().1, false),
+                    rfc3339(r.until)
+                ));
             }
         }
         if !held.is_empty() {
@@ -342,8 +351,11 @@ impl Storage {
                     super::ops::Found::Row(v, _) => Some(v.seq),
                 };
                 let Some(seq) = seq else { return Ok(LockState::default()) };
-                let retention =
-                    t.open_table(RETENTION)?.get((b.id, seq))?.map(|v| db::decode::<Retention>(v.value())).transpose()?;
+                let retention = t
+                    .open_table(RETENTION)?
+                    .get((b.id, seq))?
+                    .map(|v| db::decode::<Retention>(v.value()))
+                    .transpose()?;
                 let legal_hold = t.open_table(LEGAL_HOLD)?.get((b.id, seq))?.is_some();
                 Ok(LockState { retention, legal_hold })
             })

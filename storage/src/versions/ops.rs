@@ -72,12 +72,13 @@ pub(super) fn find(
     };
     if let Some(item) = cur.clone() {
         let tag = current.get(item.id)?.map(|v| (v.value().0, v.value().1 == 1));
-        let is = id == super::lock::CURRENT || match (want, tag) {
-            (None, None) => true,
-            (None, Some((_, null))) => null,
-            (Some(s), Some((seq, null))) => !null && s == seq,
-            (Some(_), None) => false,
-        };
+        let is = id == super::lock::CURRENT
+            || match (want, tag) {
+                (None, None) => true,
+                (None, Some((_, null))) => null,
+                (Some(s), Some((seq, null))) => !null && s == seq,
+                (Some(_), None) => false,
+            };
         if is {
             return Ok(Found::Current(item, tag));
         }
