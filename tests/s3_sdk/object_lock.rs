@@ -183,8 +183,16 @@ async fn retained_versions_are_not_deleted() {
     let out = c.delete_objects().bucket("lockb").delete(one()).bypass_governance_retention(true).send().await.unwrap();
     assert!(out.errors().is_empty() && out.deleted().len() == 1);
 
-    // A multipart object under retention.
-    let up = c.create_multipart_upload().bucket("lockb").key("mp").send().await.unwrap();
+    // A multipart object under the retention CreateMultipartUpload asked for.
+    let up = c
+        .create_multipart_upload()
+        .bucket("lockb")
+        .key("mp")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(DateTime::from_secs(Y2030))
+        .send()
+        .await
+        .unwrap();
     let id = up.upload_id().unwrap();
     let part = c.upload_part().bucket("lockb").key("mp").upload_id(id).part_number(1);
     let etag = part.body(ByteStream::from_static(b"part")).send().await.unwrap().e_tag().unwrap().to_owned();
@@ -192,7 +200,8 @@ async fn retained_versions_are_not_deleted() {
     let mpu = aws_sdk_s3::types::CompletedMultipartUpload::builder().parts(done).build();
     let out = c.complete_multipart_upload().bucket("lockb").key("mp").upload_id(id).multipart_upload(mpu);
     let v = out.send().await.unwrap().version_id().unwrap().to_owned();
-    assert_eq!(set_retention(&c, "mp", &v, "GOVERNANCE", Y2030, false).await.0, 200);
+    let got = c.get_object_retention().bucket("lockb").key("mp").version_id(&v).send().await.unwrap();
+    assert_eq!(got.retention(), Some(&retention("GOVERNANCE", Y2030)));
     let r = c.delete_object().bucket("lockb").key("mp").version_id(&v).send().await;
     assert_eq!(refusal(r), (403, "AccessDenied".to_owned()));
     c.delete_object().bucket("lockb").key("mp").version_id(&v).bypass_governance_retention(true).send().await.unwrap();

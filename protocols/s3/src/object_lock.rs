@@ -296,3 +296,34 @@ pub(crate) async fn answered(
         None => (None, None, hold),
     }
 }
+
+/// The upload's headers that carry a CreateMultipartUpload's lock to its completion (the
+/// upload keeps its headers until then, as it keeps `x-amz-checksum-type`).
+const UPLOAD_MODE: &str = "x-amz-object-lock-mode";
+const UPLOAD_UNTIL: &str = "x-amz-object-lock-retain-until-date";
+const UPLOAD_HOLD: &str = "x-amz-object-lock-legal-hold";
+
+impl Asked {
+    /// As upload headers.
+    pub(crate) fn headers(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some((mode, until)) = self.retention {
+            out.push((UPLOAD_MODE.to_owned(), mode_name(mode).to_owned()));
+            out.push((UPLOAD_UNTIL.to_owned(), until.to_string()));
+        }
+        if let Some(on) = self.hold {
+            out.push((UPLOAD_HOLD.to_owned(), if on { "ON" } else { "OFF" }.to_owned()));
+        }
+        out
+    }
+
+    /// What [`Asked::headers`] kept (an unreadable value is no lock asked: they are ours).
+    pub(crate) fn of_headers(headers: &[(String, String)]) -> Asked {
+        let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let retention = match (get(UPLOAD_MODE).map(mode_of), get(UPLOAD_UNTIL).and_then(|u| u.parse().ok())) {
+            (Some(Ok(mode)), Some(until)) => Some((mode, until)),
+            _ => None,
+        };
+        Asked { retention, hold: get(UPLOAD_HOLD).map(|h| h == "ON") }
+    }
+}
