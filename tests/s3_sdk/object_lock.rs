@@ -326,5 +326,19 @@ async fn webdav_and_rest_obey_the_lock() {
     assert!(text.contains("GOVERNANCE retention"), "{text}");
     let r = rest(Method::DELETE, &format!("{url}&bypass_governance=true")).send().await.unwrap();
     assert_eq!(r.status(), 204);
+
+    // Deleting the user: refused while a version is retained, naming it; GOVERNANCE yields to
+    // the admin's explicit bypass.
+    let v = put(&c, "lockb", "g.txt").await;
+    assert_eq!(set_retention(&c, "g.txt", &v, "GOVERNANCE", Y2030, false).await.0, 200);
+    let me: serde_json::Value = rest(Method::GET, "/api/v1/me").send().await.unwrap().json().await.unwrap();
+    let user = format!("/api/v1/admin/users/{}", me["id"].as_u64().unwrap());
+    let admin =
+        |path: &str| support::tls_client().request(Method::DELETE, s.url(path)).basic_auth("admin", Some(PASSWORD));
+    let r = admin(&user).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("g.txt (version"), "the admin is told which objects: {text}");
+    assert_eq!(admin(&format!("{user}?bypass_governance=true")).send().await.unwrap().status(), 204);
     s.stop().await;
 }

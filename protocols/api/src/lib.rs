@@ -187,7 +187,7 @@ fn routes() -> Api {
         .route("/api/v1/admin/users", POST, admin::create_user, op("Create a user", true, Some(json!({ "username": "bob", "password": "…", "email": "bob@example.com", "role": "user", "quota": 0 })), R_ADMIN).takes::<CreateUserReq>().answers::<UserJson>(201))
         .route("/api/v1/admin/users/{id}", GET, admin::get_user, op("A user with usage", true, None, R_ADMIN).answers::<UserJson>(200))
         .route("/api/v1/admin/users/{id}", PATCH, admin::update_user, op("Set role, quota or disabled", true, Some(json!({ "role": "uploader", "quota": 1073741824, "disabled": false })), R_ADMIN).takes::<UpdateUserReq>().answers::<UserJson>(200))
-        .route("/api/v1/admin/users/{id}", DELETE, admin::delete_user, op("Delete a user and all their data", true, None, R_ADMIN).answers_empty(204))
+        .route("/api/v1/admin/users/{id}", DELETE, admin::delete_user, op("Delete a user and all their data (refused while object lock holds any of it; ?bypass_governance=true lets GOVERNANCE retention go)", true, None, R_ADMIN).query::<admin::DeleteUserQuery>().answers_empty(204))
         .route("/api/v1/admin/users/{id}/password", POST, admin::reset_password, op("Set a user's password (audited; the user is mailed and their sessions end)", true, Some(json!({ "password": "…" })), R_ADMIN).takes::<ResetReq>().answers::<UserJson>(200))
         .route("/api/v1/admin/users/{id}/keys", GET, admin::user_keys, op("A user's S3 keys", true, None, R_ADMIN).answers::<KeyList>(200))
         .route("/api/v1/admin/users/{id}/keys", POST, admin::create_user_key, op("Refused for another user (403): admins do not mint credentials for others", true, None, R_ADMIN).answers::<KeyCreated>(201))

@@ -89,6 +89,26 @@ async fn retention_and_legal_hold_protect_versions_everywhere() {
     assert!(m.contains("c (version") && m.contains("d (version"), "{m}");
     let m = forbidden(s.delete_user(p.user_id).await, "delete a user with locked versions");
     assert!(m.contains("c (version"), "{m}");
+    let m = forbidden(s.delete_user_with(p.user_id, true).await, "the bypass does not reach COMPLIANCE");
+    assert!(m.contains("c (version") && !m.contains("d (version"), "GOVERNANCE yields to the bypass: {m}");
+    assert_consistent(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governance_yields_to_an_admins_bypass_when_deleting_a_user() {
+    let f = open();
+    let s = &f.storage;
+    let p = user(s, "alice", Role::User, None).await;
+    s.mkdir(&p, "/lk").await.unwrap();
+    s.enable_object_lock(&p, "/lk").await.unwrap();
+    put(s, &p, "/lk/k", b"k").await;
+    put(s, &p, "/lk/k", b"k2").await;
+    let old = s.versions_of(&p, "/lk/k").await.unwrap()[1].id.clone();
+    s.set_retention(&p, "/lk/k", Some(&old), Some((LockMode::Governance, now_nanos() + HOUR)), false).await.unwrap();
+    s.set_retention(&p, "/lk/k", None, Some((LockMode::Governance, now_nanos() + HOUR)), false).await.unwrap();
+    let m = forbidden(s.delete_user(p.user_id).await, "GOVERNANCE without the bypass");
+    assert!(m.contains("k (version"), "{m}");
+    s.delete_user_with(p.user_id, true).await.unwrap();
     assert_consistent(s).await;
 }
 
@@ -109,4 +129,8 @@ async fn locks_end_when_retention_ends() {
     assert_consistent(s).await;
 }
 
-super::also_on_postgres!(retention_and_legal_hold_protect_versions_everywhere, locks_end_when_retention_ends);
+super::also_on_postgres!(
+    retention_and_legal_hold_protect_versions_everywhere,
+    locks_end_when_retention_ends,
+    governance_yields_to_an_admins_bypass_when_deleting_a_user,
+);

@@ -297,10 +297,16 @@ impl W<'_> {
     /// being deleted by its owner).
     /// Refused, naming the objects, while any of its versions is retained or held.
     pub(crate) fn drop_bucket_history(&mut self, owner: u64, bucket: u64) -> Result<()> {
+        self.drop_bucket_history_with(owner, bucket, false)
+    }
+
+    /// [`Self::drop_bucket_history`]; `bypass` lets GOVERNANCE retention go (an admin's
+    /// explicit choice when deleting a user).
+    fn drop_bucket_history_with(&mut self, owner: u64, bucket: u64, bypass: bool) -> Result<()> {
         if self.txn.open_table(VERSIONING)?.get((owner, bucket))?.is_none() {
             return Ok(());
         }
-        self.check_bucket_unlocked(bucket)?;
+        self.check_bucket_unlocked(bucket, bypass)?;
         self.txn.open_table(VERSIONING)?.remove((owner, bucket))?;
         let rows: Vec<(String, Version)> = {
             let t = self.txn.open_table(VERSIONS)?;
@@ -323,8 +329,9 @@ impl W<'_> {
         Ok(self.txn.open_table(VERSIONING)?.get((folder.owner, folder.id))?.is_some())
     }
 
-    /// Every history of a user who goes.
-    pub(crate) fn drop_user_versions(&mut self, user: u64) -> Result<()> {
+    /// Every history of a user who goes; refused while any version is under object lock
+    /// (GOVERNANCE yields to `bypass`).
+    pub(crate) fn drop_user_versions(&mut self, user: u64, bypass: bool) -> Result<()> {
         let buckets: Vec<u64> = {
             let t = self.txn.open_table(VERSIONING)?;
             let mut v = Vec::new();
@@ -334,7 +341,7 @@ impl W<'_> {
             v
         };
         for b in buckets {
-            self.drop_bucket_history(user, b)?;
+            self.drop_bucket_history_with(user, b, bypass)?;
         }
         Ok(())
     }

@@ -137,9 +137,9 @@ impl W<'_> {
     }
 
     /// Before a whole bucket's history goes (its folder or its owner is deleted): refuses,
-    /// naming the objects, while any version in it is retained or held; else forgets its
-    /// lock configuration and rows.
-    pub(crate) fn check_bucket_unlocked(&mut self, bucket: u64) -> Result<()> {
+    /// naming the objects, while any version in it is retained or held (GOVERNANCE yields
+    /// to `bypass`); else forgets its lock configuration and rows.
+    pub(crate) fn check_bucket_unlocked(&mut self, bucket: u64, bypass: bool) -> Result<()> {
         let now = now_nanos();
         let mut held = Vec::new();
         for e in self.txn.open_table(LEGAL_HOLD)?.range((bucket, 0)..(bucket + 1, 0))? {
@@ -151,7 +151,7 @@ impl W<'_> {
             let (k, v) = e?;
             let r: Retention = db::decode(v.value())?;
             seqs.push(k.value().1);
-            if r.active(now) {
+            if r.active(now) && !(bypass && r.mode == LockMode::Governance) {
                 held.push(format!(
                     "{} (version {}, retained until {})",
                     r.key,
