@@ -63,6 +63,16 @@ async fn retention_and_legal_hold_protect_versions_everywhere() {
     assert_ne!(vg, vg_old);
     forbidden(s.delete_version(&p, "/lk/g", &vg_old, false).await, "GOVERNANCE without bypass");
     forbidden(s.set_retention(&p, "/lk/g", Some(&vg_old), None, false).await, "shorten GOVERNANCE");
+    // A grantee with write access neither sets a lock nor gets the bypass.
+    let bob = user(s, "bob", Role::User, None).await;
+    s.share(&p, "/lk", "bob", true).await.unwrap();
+    let until = now_nanos() + 2 * HOUR;
+    forbidden(
+        s.set_retention(&bob, "/shared/alice/lk/g", None, Some((LockMode::Compliance, until)), false).await,
+        "grantee",
+    );
+    forbidden(s.set_legal_hold(&bob, "/shared/alice/lk/g", None, true).await, "grantee's legal hold");
+    forbidden(s.delete_version(&bob, "/shared/alice/lk/g", &vg_old, true).await, "grantee's bypass");
     s.delete_version(&p, "/lk/g", &vg_old, true).await.unwrap();
 
     // Legal hold: no one, until it is taken off.

@@ -235,6 +235,15 @@ fn target(w: &mut W<'_>, place: &Place, id: Option<&str>) -> Result<(u64, String
     }
 }
 
+/// Retention and legal hold bind the owner's data (and the owner's account: it cannot be
+/// deleted while they last), so only the owner sets them, never a share's grantee.
+fn check_owner(place: &Place) -> Result<()> {
+    if place.access != Access::Own {
+        return Err(Error::Forbidden("object lock: retention and legal hold are set by the bucket's owner".into()));
+    }
+    Ok(())
+}
+
 /// The id standing for "the current version" in [`super::ops::find`].
 pub(super) const CURRENT: &str = "";
 
@@ -363,7 +372,7 @@ impl Storage {
     }
 
     /// Sets (or with `None` removes) the retention of version `id` (the current one when
-    /// `None`) of the file at `path`: extending is anyone's with write access; shortening a
+    /// `None`) of the file at `path` (the owner's call): extending is always allowed; shortening a
     /// GOVERNANCE retention needs `bypass` (honoured for the bucket's owner or an admin);
     /// a COMPLIANCE one is never shortened.
     pub async fn set_retention(
@@ -375,6 +384,7 @@ impl Storage {
         bypass: bool,
     ) -> Result<()> {
         let place = self.change_target(p, path).await?;
+        check_owner(&place)?;
         let bypass = bypass_of(p, &place, bypass);
         let id = id.map(str::to_owned);
         let now = now_nanos();
@@ -404,6 +414,7 @@ impl Storage {
     /// Puts a legal hold on (or takes it off) version `id` (the current one when `None`).
     pub async fn set_legal_hold(&self, p: &Principal, path: &str, id: Option<&str>, on: bool) -> Result<()> {
         let place = self.change_target(p, path).await?;
+        check_owner(&place)?;
         let id = id.map(str::to_owned);
         self.commit_at(place, LockGuard::of(p, false), (), move |w, place| {
             let (bucket, key, seq) = target(w, place, id.as_deref())?;
