@@ -323,7 +323,7 @@ async fn webdav_and_rest_obey_the_lock() {
     assert_eq!(r.status(), 403);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/problem+json"));
     let text = r.text().await.unwrap();
-    assert!(text.contains("GOVERNANCE retention"), "{text}");
+    assert!(text.contains("GOVERNANCE retention") && text.contains("object_locked"), "{text}");
     let r = rest(Method::DELETE, &format!("{url}&bypass_governance=true")).send().await.unwrap();
     assert_eq!(r.status(), 204);
 

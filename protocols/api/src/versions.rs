@@ -99,7 +99,15 @@ pub async fn delete(
     let id = q
         .version
         .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "invalid_input", "name the version: ?version=ID"))?;
-    state.storage.delete_version(&caller.principal, &format!("/{path}"), &id, q.bypass_governance).await?;
+    let path = format!("/{path}");
+    match state.storage.delete_version(&caller.principal, &path, &id, q.bypass_governance).await {
+        Ok(_) => {}
+        // A lock's refusal is named apart from a permission's: no other right would help.
+        Err(davit_storage::Error::Forbidden(m)) if m.starts_with(davit_storage::OBJECT_LOCK_REFUSAL) => {
+            return Err(Problem::new(StatusCode::FORBIDDEN, "object_locked", m));
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

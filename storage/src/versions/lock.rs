@@ -88,6 +88,10 @@ pub struct LockState {
     pub legal_hold: bool,
 }
 
+/// How every refusal of this module begins (`Error::Forbidden`), so that a front end can
+/// tell a lock's refusal from a permission's and name it (REST: `object_locked`).
+pub const REFUSAL: &str = "object lock: ";
+
 /// The longest a refusal lists objects by name (the rest are counted).
 const NAMED: usize = 20;
 

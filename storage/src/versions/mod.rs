@@ -40,7 +40,7 @@ mod ops;
 use serde::{Deserialize, Serialize};
 
 pub use list::{VersionListing, VersionQuery};
-pub use lock::{LockMode, LockPeriod, LockState, ObjectLock, Retention};
+pub use lock::{LockMode, LockPeriod, LockState, ObjectLock, REFUSAL as OBJECT_LOCK_REFUSAL, Retention};
 
 use crate::meta::model::{ChunkRef, Item, Kind};
 
