@@ -15,6 +15,7 @@ mod fixes;
 mod lifecycle;
 mod listing;
 mod multipart;
+mod object_lock;
 mod objects;
 mod policy;
 mod post;

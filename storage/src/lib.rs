@@ -61,7 +61,10 @@ pub use tree::listing::{KeyListing, ListQuery};
 pub use tree::tagging;
 pub use tree::tagging::TagTarget;
 pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};
-pub use versions::{Version, VersionInfo, VersionListing, VersionQuery, Versioning, version_id};
+pub use versions::{
+    LockMode, LockPeriod, LockState, OBJECT_LOCK_REFUSAL, ObjectLock, Retention, Version, VersionInfo, VersionListing,
+    VersionQuery, Versioning, version_id,
+};
 
 use chunks::{ChunkBackend, Collector, LocalDir, Pins};
 use crypto::{KEY_LEN, Keys};

@@ -621,6 +621,7 @@ pub(crate) use pg::also_on_postgres;
 mod account_flows;
 mod audit;
 mod folders;
+mod object_lock;
 mod rules;
 mod s3_policy;
 mod sharing;

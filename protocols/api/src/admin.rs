@@ -102,12 +102,22 @@ pub async fn update_user(
     Ok(Json(UserJson::new(&user, None)).into_response())
 }
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteUserQuery {
+    /// Destroy the user's versions under GOVERNANCE retention too (COMPLIANCE retention and
+    /// legal holds still refuse the deletion, naming the objects).
+    #[serde(default)]
+    bypass_governance: bool,
+}
+
 pub async fn delete_user(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<u64>,
+    Query(q): Query<DeleteUserQuery>,
 ) -> Result<StatusCode, Problem> {
-    state.storage.admin(&caller.principal)?.delete_user(id).await?;
+    state.storage.admin(&caller.principal)?.delete_user_with(id, q.bypass_governance).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -44,6 +44,17 @@ pub struct VersionQuery {
     version: Option<String>,
 }
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteVersionQuery {
+    /// The version to remove.
+    version: Option<String>,
+    /// Destroy a version under GOVERNANCE retention (honoured for the bucket's owner or an
+    /// admin; COMPLIANCE retention and legal holds yield to no one).
+    #[serde(default)]
+    bypass_governance: bool,
+}
+
 /// Without `?version=`: the file's versions, newest first. With it: that version's bytes
 /// (Range honoured); a delete marker has none (404).
 pub async fn get(
@@ -83,12 +94,20 @@ pub async fn delete(
     State(state): State<ApiState>,
     caller: Caller,
     Path(path): Path<String>,
-    Query(q): Query<VersionQuery>,
+    Query(q): Query<DeleteVersionQuery>,
 ) -> Result<StatusCode, Problem> {
     let id = q
         .version
         .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "invalid_input", "name the version: ?version=ID"))?;
-    state.storage.delete_version(&caller.principal, &format!("/{path}"), &id).await?;
+    let path = format!("/{path}");
+    match state.storage.delete_version(&caller.principal, &path, &id, q.bypass_governance).await {
+        Ok(_) => {}
+        // A lock's refusal is named apart from a permission's: no other right would help.
+        Err(davit_storage::Error::Forbidden(m)) if m.starts_with(davit_storage::OBJECT_LOCK_REFUSAL) => {
+            return Err(Problem::new(StatusCode::FORBIDDEN, "object_locked", m));
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -74,7 +74,12 @@ pub async fn create(s3: &DavitS3, req: S3Request<CreateBucketInput>) -> S3Result
     let bucket = &req.input.bucket;
     names::check_new_bucket(bucket, &s3.reserved)?;
     match s3.storage.mkdir(&p, &format!("/{bucket}")).await {
-        Ok(_) => Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) })),
+        Ok(_) => {
+            if req.input.object_lock_enabled_for_bucket == Some(true) {
+                crate::object_lock::enable(s3, &p, bucket).await?;
+            }
+            Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
+        }
         // Creating again a bucket one has: us-east-1 (davit's region, GetBucketLocation's
         // empty answer) says 200 and leaves it as it is (s3-tests'
         // test_bucket_recreate_not_overriding); a file of that name is still a refusal.

@@ -23,6 +23,15 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     s3.bucket(&p, &input.bucket).await?;
     let from = key_path(src_bucket, src_key)?;
     let to = key_path(&input.bucket, &input.key)?;
+    let lock = crate::object_lock::asked(
+        s3,
+        &p,
+        &input.bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )
+    .await?;
     let src = match src_version.as_deref() {
         Some(v) => crate::versions::stat_version(s3, &p, src_bucket, src_key, v).await?.item,
         None => s3.storage.stat(&p, &from).await.map_err(map)?,
@@ -79,6 +88,7 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     };
     result.checksum_type = set_fields!(result, checksum::of_item(&item));
     let version_id = crate::versions::made(s3, &item).await;
+    crate::object_lock::apply(s3, &p, &to, version_id.as_deref(), lock).await?;
     let copy_source_version_id = src_version.as_deref().map(str::to_owned);
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),

@@ -19,9 +19,10 @@ async fn delete_key(
     bucket: &str,
     key: &str,
     version: Option<&str>,
+    bypass: bool,
 ) -> S3Result<(Option<String>, bool)> {
     if let Some(id) = version {
-        let (id, marker) = crate::versions::delete_version(s3, p, bucket, key, id).await?;
+        let (id, marker) = crate::versions::delete_version(s3, p, bucket, key, id, bypass).await?;
         return Ok((Some(id), marker));
     }
     let path = key_path(bucket, key)?;
@@ -46,7 +47,9 @@ pub async fn delete_object(
     let p = s3.principal(&req).await?;
     s3.bucket(&p, &req.input.bucket).await?;
     let input = req.input;
-    let (version_id, marker) = delete_key(s3, &p, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
+    let (version_id, marker) =
+        delete_key(s3, &p, &input.bucket, &input.key, input.version_id.as_deref(), bypass).await?;
     Ok(S3Response::new(DeleteObjectOutput { delete_marker: marker.then_some(true), version_id, ..Default::default() }))
 }
 
@@ -61,10 +64,11 @@ pub async fn delete_objects(
         return Err(s3_error!(MalformedXML, "a DeleteObjects request names at most {MAX_KEYS} keys"));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects {
-        match delete_key(s3, &p, &input.bucket, &obj.key, obj.version_id.as_deref()).await {
+        match delete_key(s3, &p, &input.bucket, &obj.key, obj.version_id.as_deref(), bypass).await {
             Ok((version, marker)) => {
                 if !quiet {
                     // A versionId asked for names the version removed; a plain delete in a

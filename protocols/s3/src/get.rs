@@ -126,6 +126,8 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
     let extras = crate::tagging::extras(s3, &item).await?;
+    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
+        crate::object_lock::answered(s3, &p, &path, version.as_deref()).await;
     let mut out = GetObjectOutput {
         server_side_encryption: crate::sse::aes256(),
         body: Some(StreamingBlob::wrap(SyncStream(std::sync::Mutex::new(read.body)))),
@@ -145,6 +147,9 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         tag_count: extras.tag_count,
         expiration: extras.expiration,
         version_id,
+        object_lock_mode,
+        object_lock_retain_until_date,
+        object_lock_legal_hold_status,
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);
@@ -176,6 +181,8 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
     };
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
     let extras = crate::tagging::extras(s3, &item).await?;
+    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
+        crate::object_lock::answered(s3, &p, &path, input.version_id.as_deref()).await;
     let mut out = HeadObjectOutput {
         server_side_encryption: crate::sse::aes256(),
         content_length: Some(len as i64),
@@ -193,6 +200,9 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         parts_count: input.part_number.map(|_| parts_count(&item)),
         expiration: extras.expiration,
         version_id,
+        object_lock_mode,
+        object_lock_retain_until_date,
+        object_lock_legal_hold_status,
         ..Default::default()
     };
     out.checksum_type = set_fields!(out, sum);

@@ -69,6 +69,16 @@ pub async fn create(
     let kind = wanted_type(&input)?;
     let mut headers = crate::stored::kept_headers!(input);
     headers.extend(kind);
+    let lock = crate::object_lock::asked(
+        s3,
+        &p,
+        &input.bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )
+    .await?;
+    headers.extend(lock.headers());
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
         headers,
@@ -186,6 +196,7 @@ pub async fn complete(
         Err(e) => return Err(e),
     };
     let id = up.id;
+    let lock = crate::object_lock::Asked::of_headers(&up.headers);
     let full_object = up.headers.iter().find(|(k, _)| k == CHECKSUM_TYPE).map(|(_, v)| v == ChecksumType::FULL_OBJECT);
     let claimed = checksum::values!(input).into_iter().flatten().next().cloned();
     let mut listed = Vec::new();
@@ -209,6 +220,8 @@ pub async fn complete(
     let item = s3.storage.complete_upload_with(&p, id, listed, Some(combine)).await.map_err(upload_error)?;
     let sum = checksum::of_item(&item);
     let version_id = crate::versions::made(s3, &item).await;
+    let path = key_path(&input.bucket, &input.key)?;
+    crate::object_lock::apply(s3, &p, &path, version_id.as_deref(), lock).await?;
     let mut out = CompleteMultipartUploadOutput {
         version_id,
         bucket: Some(input.bucket.clone()),

@@ -42,6 +42,9 @@ pub async fn put_bucket_versioning(
         Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
         _ => return Err(s3_error!(MalformedXML, "Status must be Enabled or Suspended")),
     };
+    if state == Versioning::Suspended {
+        crate::object_lock::check_suspend(s3, &p, &input.bucket).await?;
+    }
     let path = format!("/{}", input.bucket);
     s3.storage.set_versioning(&p, &path, state).await.map_err(bucket_error)?;
     Ok(S3Response::new(PutBucketVersioningOutput::default()))
@@ -190,9 +193,10 @@ pub(crate) async fn delete_version(
     bucket: &str,
     key: &str,
     id: &str,
+    bypass: bool,
 ) -> S3Result<(String, bool)> {
     let path = key_path(bucket, key)?;
-    match s3.storage.delete_version(p, &path, id).await {
+    match s3.storage.delete_version(p, &path, id, bypass).await {
         Ok(info) => Ok((info.id, info.marker)),
         // S3 answers a delete of a version that is not there with success.
         Err(davit_storage::Error::NotFound(_)) => Ok((id.to_owned(), false)),

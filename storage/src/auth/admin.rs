@@ -209,12 +209,19 @@ impl Admin<'_> {
         Ok(())
     }
 
-    /// Deletes an account with all its data; chunks only it used are freed.
+    /// Deletes an account with all its data; chunks only it used are freed. Refused while
+    /// any of its versions is under object lock (the error names them).
     pub async fn delete_user(&self, id: u64) -> Result<()> {
+        self.delete_user_with(id, false).await
+    }
+
+    /// [`Self::delete_user`]; `bypass_governance` lets it destroy versions under GOVERNANCE
+    /// retention (never COMPLIANCE retention or a legal hold).
+    pub async fn delete_user_with(&self, id: u64, bypass_governance: bool) -> Result<()> {
         if id == self.caller.user_id {
             return Err(Error::Forbidden("admins cannot delete their own account".into()));
         }
-        self.storage.delete_user(id).await?;
+        self.storage.delete_user_with(id, bypass_governance).await?;
         self.storage.audit(crate::audit::Event::new("user_deleted").by(&self.caller).target(id)).await;
         Ok(())
     }

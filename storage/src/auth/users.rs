@@ -257,8 +257,15 @@ impl Storage {
 
     /// Deletes an account and everything it owns: its tree (releasing chunk references;
     /// chunks other files use stay), keys and usage. One transaction: all or nothing.
+    /// Refused, naming the objects, while any of its versions is under object lock.
     pub async fn delete_user(&self, user_id: u64) -> Result<()> {
-        self.core.db.write((), move |ctx| delete_user_txn(ctx, user_id)).await
+        self.delete_user_with(user_id, false).await
+    }
+
+    /// [`Self::delete_user`]; `bypass_governance` (an admin's explicit choice) lets versions
+    /// under GOVERNANCE retention go, never those under COMPLIANCE or a legal hold.
+    pub async fn delete_user_with(&self, user_id: u64, bypass_governance: bool) -> Result<()> {
+        self.core.db.write((), move |ctx| delete_user_txn(ctx, user_id, bypass_governance)).await
     }
 
     /// Whether any admin account exists (the first start creates one when none does).
@@ -359,7 +366,7 @@ fn update_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64, f: &dyn Fn(&mut Use
     Ok(user)
 }
 
-fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
+fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64, bypass_governance: bool) -> Result<()> {
     let txn = ctx.txn;
     let user: User = {
         let users = txn.open_table(USERS)?;
@@ -383,7 +390,7 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64) -> Result<()> {
         w.items.remove(root.id)?;
         w.drop_folder_totals(root.id)?;
         crate::meta::uploads::drop_uploads_of(&mut w, user_id)?;
-        w.drop_user_versions(user_id)?;
+        w.drop_user_versions(user_id, bypass_governance)?;
         w.drop_usage(user_id)?;
     }
     crate::meta::grant_rows::forget_user(txn, user_id)?;

@@ -188,3 +188,30 @@ crate::tests::also_on_postgres!(
     noncurrent_versions_go_after_their_days_keeping_the_newest,
     lone_delete_markers_go_and_passes_at_once_remove_each_version_once,
 );
+
+/// Lifecycle never destroys what object lock keeps: a noncurrent version under a legal hold
+/// outlives its NoncurrentDays, and the pass removes the rest of the page around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noncurrent_expiration_skips_a_version_under_legal_hold() {
+    let f = open_with(|_| {});
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    s.mkdir(&alice, "/b").await.unwrap();
+    s.enable_object_lock(&alice, "/b").await.unwrap();
+    for i in 1..=3u8 {
+        put(s, &alice, "/b/old/k", &[i; 100]).await;
+    }
+    let all = versions(s, &alice, "/b/old/k").await;
+    assert_eq!(all.len(), 3);
+    // The oldest version is held; the middle one is not.
+    s.set_legal_hold(&alice, "/b/old/k", Some(all[2].0.as_str()), true).await.unwrap();
+    s.set_lifecycle(&alice, "/b", Lifecycle { rules: vec![noncurrent(1, None, "old/")] }).await.unwrap();
+    tokio::time::sleep(DAY + Duration::from_millis(50)).await;
+    let r = s.run_lifecycle(DAY).await.unwrap();
+    assert_eq!(r.versions, 1, "only the unheld noncurrent version goes: {r:?}");
+    let left: Vec<String> = versions(s, &alice, "/b/old/k").await.into_iter().map(|v| v.0).collect();
+    assert_eq!(left, vec![all[0].0.clone(), all[2].0.clone()], "the current one and the held one");
+    s.set_legal_hold(&alice, "/b/old/k", Some(all[2].0.as_str()), false).await.unwrap();
+    assert_eq!(s.run_lifecycle(DAY).await.unwrap().versions, 1, "released, it goes");
+    consistent(s).await;
+}

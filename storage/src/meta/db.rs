@@ -164,6 +164,13 @@ pub const CURRENT_VERSIONS: Table<u64, (u64, u64)> = Table::new("current_version
 /// Serving nodes of a shared store (`crate::nodes`): node id -> (last heartbeat, start), Unix
 /// seconds.
 pub const NODES: Table<&str, (u64, u64)> = Table::new("nodes");
+/// bucket folder -> record `ObjectLock`: the bucket has S3 object lock (set when it was
+/// made) and this default retention (`crate::versions::lock`).
+pub const OBJECT_LOCK: Table<u64, &[u8]> = Table::new("object_lock");
+/// (bucket folder, version seq) -> record `Retention`: a version's retention mode and date.
+pub const RETENTION: Table<(u64, u64), &[u8]> = Table::new("retention");
+/// (bucket folder, version seq) -> the version's key: a legal hold is on the version.
+pub const LEGAL_HOLD: Table<(u64, u64), &str> = Table::new("legal_hold");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -228,6 +235,9 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &VERSIONS,
     &CURRENT_VERSIONS,
     &NODES,
+    &OBJECT_LOCK,
+    &RETENTION,
+    &LEGAL_HOLD,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -659,5 +669,8 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(VERSIONS)?;
     txn.open_table(CURRENT_VERSIONS)?;
     txn.open_table(NODES)?;
+    txn.open_table(OBJECT_LOCK)?;
+    txn.open_table(RETENTION)?;
+    txn.open_table(LEGAL_HOLD)?;
     Ok(())
 }

@@ -79,11 +79,11 @@ async fn enabled_bucket_keeps_overwrites_and_deletes_as_versions() {
     let (info, read) = s.read_version(&p, "/b/dir/k", &marker, None).await.unwrap();
     assert!(info.marker && read.is_none());
     // Removing the marker brings the newest version back.
-    s.delete_version(&p, "/b/dir/k", &marker).await.unwrap();
+    s.delete_version(&p, "/b/dir/k", &marker, false).await.unwrap();
     assert_eq!(read_all(s, &p, "/b/dir/k", None).await.unwrap(), b"three");
     // Removing the current version for good makes the previous one current.
     let current = s.versions_of(&p, "/b/dir/k").await.unwrap()[0].id.clone();
-    s.delete_version(&p, "/b/dir/k", &current).await.unwrap();
+    s.delete_version(&p, "/b/dir/k", &current, false).await.unwrap();
     assert_eq!(read_all(s, &p, "/b/dir/k", None).await.unwrap(), big2);
     let now = s.stat(&p, "/b/dir/k").await.unwrap();
     assert_eq!(s.current_version_id(now.id).await.unwrap().unwrap(), id2);
@@ -99,7 +99,7 @@ async fn enabled_bucket_keeps_overwrites_and_deletes_as_versions() {
 
     // DeleteBucket refuses while versions are left; the owner's folder delete takes them.
     for v in s.versions_of(&p, "/b/dir/k").await.unwrap().into_iter().skip(1) {
-        s.delete_version(&p, "/b/dir/k", &v.id).await.unwrap();
+        s.delete_version(&p, "/b/dir/k", &v.id, false).await.unwrap();
     }
     s.delete_object(&p, "/b/dir/k", 1).await.unwrap();
     assert!(matches!(s.remove_empty_folder(&p, "/b").await, Err(Error::NotEmpty(_))));

@@ -76,10 +76,15 @@ impl W<'_> {
 
     /// Removes the rows of `h` whose seq is in `seqs` for good (references and bytes
     /// released, [`W::remove_history`]). Only noncurrent rows and a lone delete marker are
-    /// ever asked for, so no version becomes current. Returns how many went.
+    /// ever asked for, so no version becomes current. A version under retention or a legal
+    /// hold is skipped, not refused: lifecycle never destroys what object lock keeps (as on
+    /// S3), and one locked version must not stop the rest of the page. Returns how many went.
     pub(crate) fn remove_versions(&mut self, bucket: u64, h: &KeyHistory, seqs: &[u64]) -> Result<usize> {
         let mut n = 0;
         for v in h.rows.iter().filter(|v| seqs.contains(&v.seq)) {
+            if self.version_locked(bucket, v.seq)? {
+                continue;
+            }
             self.remove_history(bucket, &h.key, v)?;
             n += 1;
         }

@@ -104,7 +104,9 @@ impl W<'_> {
     }
 
     /// Removes one history row for good: its references and bytes go with it.
+    /// Refused while the version is retained or held (object lock).
     pub(crate) fn remove_history(&mut self, bucket: u64, key: &str, v: &Version) -> Result<()> {
+        self.release_lock(bucket, v.seq, false)?;
         self.txn.open_table(VERSIONS)?.remove((bucket, row_key(key, v.seq).as_str()))?;
         if !v.marker {
             self.release_refs(&v.chunks)?;
@@ -132,6 +134,9 @@ impl W<'_> {
         self.txn.open_table(CURRENT_VERSIONS)?.remove(item.id)?;
         let null = tag.is_none_or(|t| t.1);
         if b.state == Versioning::Suspended && null {
+            if let Some((seq, _)) = tag {
+                self.release_lock(b.id, seq, false)?; // the replaced `null` version is destroyed
+            }
             return Ok(false);
         }
         if null {
@@ -156,6 +161,7 @@ impl W<'_> {
         }
         let seq = self.next_version_seq()?;
         self.txn.open_table(CURRENT_VERSIONS)?.insert(item, (seq, u64::from(null)))?;
+        self.apply_default_retention(b.id, key, seq)?;
         Ok((seq, null))
     }
 
@@ -265,6 +271,11 @@ impl W<'_> {
             vec![(format!("{prefix}{}", src.name), src.clone())]
         };
         for (key, f) in files {
+            // The content leaves its key with no history row left there: a retained or held
+            // version would be destroyed at its key (and its lock lost), so the MOVE is refused.
+            if let Some((seq, _)) = self.current_tag(f.id)? {
+                self.release_lock(b.id, seq, false)?;
+            }
             self.txn.open_table(CURRENT_VERSIONS)?.remove(f.id)?;
             self.add_delete_marker(&b, &key, now)?;
         }
@@ -284,10 +295,19 @@ impl W<'_> {
 
     /// Removes a bucket's whole history and its versioning configuration (the folder is
     /// being deleted by its owner).
+    /// Refused, naming the objects, while any of its versions is retained or held.
     pub(crate) fn drop_bucket_history(&mut self, owner: u64, bucket: u64) -> Result<()> {
-        if !self.txn.open_table(VERSIONING)?.remove((owner, bucket))? {
+        self.drop_bucket_history_with(owner, bucket, false)
+    }
+
+    /// [`Self::drop_bucket_history`]; `bypass` lets GOVERNANCE retention go (an admin's
+    /// explicit choice when deleting a user).
+    fn drop_bucket_history_with(&mut self, owner: u64, bucket: u64, bypass: bool) -> Result<()> {
+        if self.txn.open_table(VERSIONING)?.get((owner, bucket))?.is_none() {
             return Ok(());
         }
+        self.check_bucket_unlocked(bucket, bypass)?;
+        self.txn.open_table(VERSIONING)?.remove((owner, bucket))?;
         let rows: Vec<(String, Version)> = {
             let t = self.txn.open_table(VERSIONS)?;
             let mut v = Vec::new();
@@ -309,8 +329,9 @@ impl W<'_> {
         Ok(self.txn.open_table(VERSIONING)?.get((folder.owner, folder.id))?.is_some())
     }
 
-    /// Every history of a user who goes.
-    pub(crate) fn drop_user_versions(&mut self, user: u64) -> Result<()> {
+    /// Every history of a user who goes; refused while any version is under object lock
+    /// (GOVERNANCE yields to `bypass`).
+    pub(crate) fn drop_user_versions(&mut self, user: u64, bypass: bool) -> Result<()> {
         let buckets: Vec<u64> = {
             let t = self.txn.open_table(VERSIONING)?;
             let mut v = Vec::new();
@@ -320,7 +341,7 @@ impl W<'_> {
             v
         };
         for b in buckets {
-            self.drop_bucket_history(user, b)?;
+            self.drop_bucket_history_with(user, b, bypass)?;
         }
         Ok(())
     }

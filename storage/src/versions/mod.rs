@@ -35,12 +35,14 @@
 mod expire;
 mod history;
 mod list;
+mod lock;
 mod ops;
 
 use serde::{Deserialize, Serialize};
 
 pub(crate) use expire::{KeyHistory, history_page};
 pub use list::{VersionListing, VersionQuery};
+pub use lock::{LockMode, LockPeriod, LockState, ObjectLock, REFUSAL as OBJECT_LOCK_REFUSAL, Retention};
 
 use crate::meta::model::{ChunkRef, Item, Kind};
 

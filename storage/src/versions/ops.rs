@@ -7,7 +7,7 @@ use crate::Storage;
 use crate::access::{self, Access, Place, resolve_place};
 use crate::content::read::{open_range, read_inline, resolve_range};
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, CHILDREN, CURRENT_VERSIONS, ITEMS, VERSIONING, VERSIONS};
+use crate::meta::db::{self, CHILDREN, CURRENT_VERSIONS, ITEMS, OBJECT_LOCK, VERSIONING, VERSIONS};
 use crate::meta::kv::Readable;
 use crate::meta::model::{Item, Kind, Principal, child_key, now_nanos};
 use crate::meta::txn::{self, FileContent, W, get_item};
@@ -47,14 +47,15 @@ pub(super) fn locate(
 }
 
 /// A version found by its id.
-enum Found {
+pub(super) enum Found {
     Current(Item, Option<(u64, bool)>),
     /// A history row, and whether it is the key's latest (no current file, newest row).
     Row(Version, bool),
 }
 
-/// Finds version `id` of the key at `place` (in bucket `b` as `key`).
-fn find(
+/// Finds version `id` of the key at `place` (in bucket `b` as `key`); the empty id
+/// ([`super::lock::CURRENT`]) is the key's current file, else its newest non-marker row.
+pub(super) fn find(
     items: &impl Readable<u64, &'static [u8]>,
     children: &impl Readable<(u64, &'static str), u64>,
     versions: &impl Readable<(u64, &'static str), &'static [u8]>,
@@ -63,7 +64,7 @@ fn find(
     (b, key): (&Bucket, &str),
     id: &str,
 ) -> Result<Found> {
-    let want = parse_id(id)?;
+    let want = if id == super::lock::CURRENT { None } else { parse_id(id)? };
     let cur = match resolve_place(items, children, place) {
         Ok(Some(i)) if i.kind == Kind::File => Some(i),
         Ok(_) | Err(Error::Conflict(_) | Error::ParentMissing(_)) => None,
@@ -71,17 +72,22 @@ fn find(
     };
     if let Some(item) = cur.clone() {
         let tag = current.get(item.id)?.map(|v| (v.value().0, v.value().1 == 1));
-        let is = match (want, tag) {
-            (None, None) => true,
-            (None, Some((_, null))) => null,
-            (Some(s), Some((seq, null))) => !null && s == seq,
-            (Some(_), None) => false,
-        };
+        let is = id == super::lock::CURRENT
+            || match (want, tag) {
+                (None, None) => true,
+                (None, Some((_, null))) => null,
+                (Some(s), Some((seq, null))) => !null && s == seq,
+                (Some(_), None) => false,
+            };
         if is {
             return Ok(Found::Current(item, tag));
         }
     }
     for (i, v) in history_of(versions, b.id, key)?.into_iter().enumerate() {
+        if id == super::lock::CURRENT {
+            // No current file: the latest is the newest row, and a marker means none.
+            return if i == 0 && cur.is_none() && !v.marker { Ok(Found::Row(v, true)) } else { Err(no_version()) };
+        }
         let is = match want {
             None => v.null,
             Some(s) => !v.null && v.seq == s,
@@ -216,6 +222,10 @@ impl Storage {
                 .resolve(place.base, &place.rel)?
                 .filter(Item::is_folder)
                 .ok_or_else(|| Error::missing(What::Folder, format!("{} not found", place.path)))?;
+            if state == Versioning::Suspended && w.txn.open_table(OBJECT_LOCK)?.get(folder.id)?.is_some() {
+                // Suspending would let writes replace a `null` version a lock may protect.
+                return Err(Error::Conflict("versioning cannot be suspended on a bucket with object lock".into()));
+            }
             w.txn.open_table(VERSIONING)?.insert((folder.owner, folder.id), row)?;
             Ok(())
         })
@@ -336,10 +346,13 @@ impl Storage {
 
     /// Removes version `id` of the key at `path` for good (S3 DeleteObject with a
     /// versionId); removing the latest makes the next one current (a delete marker stays
-    /// latest). Returns what was removed.
-    pub async fn delete_version(&self, p: &Principal, path: &str, id: &str) -> Result<VersionInfo> {
+    /// latest). Returns what was removed. A version under object lock is refused; `bypass`
+    /// (S3's `x-amz-bypass-governance-retention`) lets the bucket's owner or an admin
+    /// destroy one under GOVERNANCE retention.
+    pub async fn delete_version(&self, p: &Principal, path: &str, id: &str, bypass: bool) -> Result<VersionInfo> {
         let place = self.change_target(p, path).await?;
         place.check_detach(p)?;
+        let bypass = super::lock::bypass_of(p, &place, bypass);
         let id = id.to_owned();
         let now = now_nanos();
         self.commit_at(place, LockGuard::of(p, true), (), move |w, place| {
@@ -363,11 +376,15 @@ impl Storage {
             };
             match found {
                 Found::Current(item, tag) => {
+                    if let Some((seq, _)) = tag {
+                        w.release_lock(b.id, seq, bypass)?;
+                    }
                     let info = VersionInfo::of_current(&key, item.clone(), tag);
                     w.promote(place, &b, &key, Some(item), now)?;
                     Ok(info)
                 }
                 Found::Row(v, latest) => {
+                    w.release_lock(b.id, v.seq, bypass)?;
                     w.remove_history(b.id, &key, &v)?;
                     if latest {
                         w.promote(place, &b, &key, None, now)?;

@@ -23,17 +23,21 @@ pub(super) struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { from: 2, what: "the master key becomes the wrapped data key", run: wrap_master_as_data_key },
     Migration { from: 3, what: "every folder gets its totals", run: count_folder_totals },
-    Migration { from: 4, what: "S3's versions, policies, CORS, tags and lifecycle get their tables", run: s3_tables },
+    Migration {
+        from: 4,
+        what: "S3's versions, object lock, policies, CORS, tags and lifecycle get their tables",
+        run: s3_tables,
+    },
 ];
 
-/// Format 5 adds S3's bucket features in the core: versions and delete markers, object lock,
-/// buckets readable by name (policies/ACLs), CORS rules, tags, lifecycle rules, upload tokens;
-/// and the heartbeats of nodes on PostgreSQL.
+/// Format 5 adds S3's bucket features in the core: versions and delete markers, object lock
+/// (retention, legal holds), buckets readable by name (policies/ACLs), CORS rules, tags,
+/// lifecycle rules, upload tokens; and the heartbeats of nodes on PostgreSQL.
 /// Nothing existing is rewritten: the new tables start empty and `format::open` makes them in
 /// this same transaction. The version still moves because a format-4 davit would ignore them
 /// and so destroy what they protect: it would overwrite and delete without keeping versions,
-/// release chunks that noncurrent versions hold (its check would report them as leaks) and
-/// ignore retention and legal holds.
+/// destroy versions under retention or a legal hold, and count the chunks noncurrent versions
+/// hold as leaks.
 fn s3_tables(_: &WriteTxn, _: &[u8; KEY_LEN]) -> Result<()> {
     Ok(())
 }

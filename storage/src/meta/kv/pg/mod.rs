@@ -93,6 +93,9 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("versions", 46),
     ("current_versions", 47),
     ("nodes", 67),
+    ("object_lock", 73),
+    ("retention", 74),
+    ("legal_hold", 75),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
