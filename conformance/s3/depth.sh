@@ -74,6 +74,19 @@ part_versions() {
     check "$tag   the old versions are still there" versions_are "$b" doc.txt 3
     check "$tag removing the delete marker brings v3 back" remove_delete_marker "$b" doc.txt
     check "$tag   same bytes" aws_get_cmp "$TEST_USER" "s3://$b/doc.txt" "$WORK/v3.txt"
+    local lb=conf-locked vid
+    if check "$tag make a bucket with object lock" quiet awsc s3api create-bucket --bucket "$lb" --object-lock-enabled-for-bucket &&
+      check "$tag default retention COMPLIANCE 1 day" quiet awsc s3api put-object-lock-configuration --bucket "$lb" \
+        --object-lock-configuration '{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Mode":"COMPLIANCE","Days":1}}}'; then
+      vid=$(awsc s3api put-object --bucket "$lb" --key kept.txt --body "$WORK/v1.txt" --query VersionId --output text)
+      check "$tag   a put gets a version id" test -n "$vid"
+      check "$tag   get-object-retention says COMPLIANCE" \
+        test "$(awsc s3api get-object-retention --bucket "$lb" --key kept.txt --version-id "$vid" --query Retention.Mode --output text)" = COMPLIANCE
+      check "$tag   deleting that version is refused (AccessDenied)" aws_error_is AccessDenied s3api delete-object --bucket "$lb" --key kept.txt --version-id "$vid"
+      check "$tag   over REST too (403)" test "$("${CURL[@]}" -o /dev/null -w '%{http_code}' -X DELETE "$DAVIT_URL/api/v1/versions/$lb/kept.txt?version=$vid")" = 403
+      check "$tag   a plain delete leaves a delete marker" quiet awsc s3 rm "s3://$lb/kept.txt"
+      check "$tag   the locked version still reads back" get_version_cmp "$lb" kept.txt "$vid" "$WORK/v1.txt"
+    fi
     if command -v restic >/dev/null; then
       check "$tag restic backs up into the versioned bucket and restores the same files" restic_round_trip "$b"
     else

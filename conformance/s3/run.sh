@@ -21,8 +21,10 @@
 #      delete-bucket-policy ends the share;
 #   7. versions (depth.sh): PutBucketVersioning, two PUTs over S3 and one over WebDAV make three
 #      versions, a GET by version id, a delete marker that hides the key (over WebDAV too) and
-#      whose removal brings it back, rclone --s3-versions lists the old versions, restic backs
-#      up into the versioned bucket and restores identical files;
+#      whose removal brings it back, rclone --s3-versions lists the old versions; object lock:
+#      a COMPLIANCE default retention keeps a version that S3 and REST may not delete, while a
+#      plain delete leaves a marker; restic backs up into the versioned bucket and restores
+#      identical files;
 #   8. CORS, tags, lifecycle (depth.sh): a CORS rule answers a browser preflight (curl OPTIONS)
 #      and refuses other origins and the REST API, object tags round-trip and are replaced, a
 #      lifecycle rule is stored and read back;
