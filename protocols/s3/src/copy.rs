@@ -23,15 +23,7 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     s3.bucket(&p, &input.bucket).await?;
     let from = key_path(src_bucket, src_key)?;
     let to = key_path(&input.bucket, &input.key)?;
-    let lock = crate::object_lock::asked(
-        s3,
-        &p,
-        &input.bucket,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-    )
-    .await?;
+    let lock = crate::object_lock::asked_by!(s3, &p, input).await?;
     let src = match src_version.as_deref() {
         Some(v) => crate::versions::stat_version(s3, &p, src_bucket, src_key, v).await?.item,
         None => s3.storage.stat(&p, &from).await.map_err(map)?,

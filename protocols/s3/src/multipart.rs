@@ -69,15 +69,7 @@ pub async fn create(
     let kind = wanted_type(&input)?;
     let mut headers = crate::stored::kept_headers!(input);
     headers.extend(kind);
-    let lock = crate::object_lock::asked(
-        s3,
-        &p,
-        &input.bucket,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-    )
-    .await?;
+    let lock = crate::object_lock::asked_by!(s3, &p, input).await?;
     headers.extend(lock.headers());
     let opts = WriteOptions {
         content_type: input.content_type.clone(),

@@ -226,6 +226,22 @@ pub(crate) struct Asked {
     hold: Option<bool>,
 }
 
+/// The lock a write asks for with its `x-amz-object-lock-*` headers: PutObject, CopyObject
+/// and CreateMultipartUpload carry the same three fields.
+macro_rules! asked_by {
+    ($s3:expr, $p:expr, $input:expr) => {
+        $crate::object_lock::asked(
+            $s3,
+            $p,
+            &$input.bucket,
+            $input.object_lock_mode.as_ref(),
+            $input.object_lock_retain_until_date.as_ref(),
+            $input.object_lock_legal_hold_status.as_ref(),
+        )
+    };
+}
+pub(crate) use asked_by;
+
 /// Checks a write's lock headers before anything is written: mode and date go together, in
 /// the future, and only in a bucket with object lock.
 pub(crate) async fn asked(

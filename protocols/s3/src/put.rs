@@ -58,15 +58,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         return Err(s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"));
     }
     let expected_md5 = content_md5(&input.content_md5)?;
-    let lock = crate::object_lock::asked(
-        s3,
-        &p,
-        &input.bucket,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-    )
-    .await?;
+    let lock = crate::object_lock::asked_by!(s3, &p, input).await?;
     if input.if_match.is_some() {
         // If-Match names an object that must be there: its absence is NoSuchKey, as S3
         // answers (the core, checking as the write commits, would answer 412).
