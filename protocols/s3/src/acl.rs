@@ -169,19 +169,24 @@ pub async fn get_bucket(s3: &DavitS3, req: S3Request<GetBucketAclInput>) -> S3Re
     Ok(S3Response::new(GetBucketAclOutput { grants: Some(grants), owner: Some(owner) }))
 }
 
+/// The grant headers of PutBucketAcl and PutObjectAcl (the same five fields), each with the
+/// permission it names.
+macro_rules! acl_grants {
+    ($i:expr) => {
+        [
+            (&$i.grant_read, Permission::READ),
+            (&$i.grant_write, Permission::WRITE),
+            (&$i.grant_full_control, Permission::FULL_CONTROL),
+            (&$i.grant_read_acp, Permission::READ_ACP),
+            (&$i.grant_write_acp, Permission::WRITE_ACP),
+        ]
+    };
+}
+
 pub async fn put_bucket(s3: &DavitS3, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
     let p = s3.principal(&req).await?;
     let i = &req.input;
-    let grants = grants_of(
-        [
-            (&i.grant_read, Permission::READ),
-            (&i.grant_write, Permission::WRITE),
-            (&i.grant_full_control, Permission::FULL_CONTROL),
-            (&i.grant_read_acp, Permission::READ_ACP),
-            (&i.grant_write_acp, Permission::WRITE_ACP),
-        ],
-        i.access_control_policy.as_ref(),
-    )?;
+    let grants = grants_of(acl_grants!(i), i.access_control_policy.as_ref())?;
     if i.acl.is_none() && grants.is_empty() && i.access_control_policy.is_none() {
         return Err(s3_error!(MissingSecurityHeader, "give a canned ACL, grant headers or an AccessControlPolicy"));
     }
@@ -214,16 +219,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectAclInput>) -> S3Re
     let p = s3.principal(&req).await?;
     let i = &req.input;
     let key = object_key(&i.bucket, &i.key)?;
-    let grants = grants_of(
-        [
-            (&i.grant_read, Permission::READ),
-            (&i.grant_write, Permission::WRITE),
-            (&i.grant_full_control, Permission::FULL_CONTROL),
-            (&i.grant_read_acp, Permission::READ_ACP),
-            (&i.grant_write_acp, Permission::WRITE_ACP),
-        ],
-        i.access_control_policy.as_ref(),
-    )?;
+    let grants = grants_of(acl_grants!(i), i.access_control_policy.as_ref())?;
     check_grantees(s3, &grants).await?;
     owner_kept(s3, &p, i.access_control_policy.as_ref(), &grants)?;
     let asked = asked(s3, &p, i.acl.as_ref().map(|a| a.as_str()), grants, true)?;

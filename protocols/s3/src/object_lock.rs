@@ -158,17 +158,23 @@ pub async fn put_retention(
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
 }
 
+/// The retention and legal hold of one version, for GetObjectRetention and
+/// GetObjectLegalHold: asked only of a bucket with object lock.
+async fn state_of(s3: &DavitS3, p: &Principal, bucket: &str, key: &str, version: Option<&str>) -> S3Result<LockState> {
+    if config_of(s3, p, bucket).await?.is_none() {
+        return Err(missing_config());
+    }
+    let path = key_path(bucket, key)?;
+    s3.storage.lock_state(p, &path, version).await.map_err(lock_error)
+}
+
 pub async fn get_retention(
     s3: &DavitS3,
     req: S3Request<GetObjectRetentionInput>,
 ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    if config_of(s3, &p, &input.bucket).await?.is_none() {
-        return Err(missing_config());
-    }
-    let path = key_path(&input.bucket, &input.key)?;
-    let st = s3.storage.lock_state(&p, &path, input.version_id.as_deref()).await.map_err(lock_error)?;
+    let st = state_of(s3, &p, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     let Some(r) = st.retention else {
         return Err(s3_error!(NoSuchObjectLockConfiguration, "the object has no retention"));
     };
@@ -209,11 +215,7 @@ pub async fn get_legal_hold(
 ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    if config_of(s3, &p, &input.bucket).await?.is_none() {
-        return Err(missing_config());
-    }
-    let path = key_path(&input.bucket, &input.key)?;
-    let st = s3.storage.lock_state(&p, &path, input.version_id.as_deref()).await.map_err(lock_error)?;
+    let st = state_of(s3, &p, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     let s = if st.legal_hold { ObjectLockLegalHoldStatus::ON } else { ObjectLockLegalHoldStatus::OFF };
     let legal_hold = Some(ObjectLockLegalHold { status: Some(ObjectLockLegalHoldStatus::from_static(s)) });
     Ok(S3Response::new(GetObjectLegalHoldOutput { legal_hold }))

@@ -20,6 +20,7 @@ use s3s::post_policy::{PostPolicy, PostPolicyCondition};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
 use crate::errors::{bucket_error, s3_error as map};
+use crate::list::encode;
 
 /// The form fields before the file, in all: S3 allows 20 KB; a little more room, never more.
 const MAX_FIELDS_BYTES: usize = 64 * 1024;
@@ -309,7 +310,12 @@ fn success(f: &Fields, bucket: &str, key: &str, etag: &str) -> http::Response<s3
     let redirect = f.get("success_action_redirect").or_else(|| f.get("redirect"));
     if let Some(url) = redirect.filter(|u| u.starts_with("http://") || u.starts_with("https://")) {
         let sep = if url.contains('?') { '&' } else { '?' };
-        let location = format!("{url}{sep}bucket={}&key={}&etag={}", enc(bucket), enc(key), enc(&quoted));
+        let location = format!(
+            "{url}{sep}bucket={}&key={}&etag={}",
+            encode(bucket, true),
+            encode(key, true),
+            encode(&quoted, true)
+        );
         let mut r = http::Response::new(s3s::Body::empty());
         *r.status_mut() = StatusCode::SEE_OTHER;
         if let Ok(v) = HeaderValue::from_str(&location) {
@@ -323,7 +329,7 @@ fn success(f: &Fields, bucket: &str, key: &str, etag: &str) -> http::Response<s3
             let xml = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>/{}/{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></PostResponse>",
                 xml_escape(bucket),
-                xml_escape(&enc(key)),
+                xml_escape(&encode(key, true)),
                 xml_escape(bucket),
                 xml_escape(key),
                 xml_escape(&quoted)
@@ -348,19 +354,6 @@ fn with_etag(mut r: http::Response<s3s::Body>, quoted: &str) -> http::Response<s
     }
     r.headers_mut().insert("x-amz-server-side-encryption", HeaderValue::from_static("AES256"));
     r
-}
-
-/// Percent-encodes all but RFC 3986's unreserved characters (and `/` in keys).
-fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn xml_escape(s: &str) -> String {
