@@ -57,6 +57,16 @@ const FORMAT_4: Earlier = Earlier {
     migrates: true,
 };
 
+/// Format 5 as 6b64e76 wrote it; with versions, delete markers, object lock, tags, lifecycle,
+/// CORS and a bucket policy (tests/fixtures/format-5/README.md).
+const FORMAT_5: Earlier = Earlier {
+    dir: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format-5/data"),
+    key: "DV6MI6A4UDZ7KMH5D4C7",
+    secret: "cuGr8wLs59FfxM1z56EurDCcsjrYtqGYjw9wDYAm",
+    link_token: "h205ZRXW40cH6FJwGVe8H3rxkdRmHqurnYjJqJ6gHQY",
+    migrates: false,
+};
+
 const ALICE: (&str, &str) = ("alice", "alice-fixture-pw-1");
 const BOB: (&str, &str) = ("bob", "bob-fixture-pw-1");
 const REST_SHA: &str = "7530860ac6fbe5454c00e312f1c3b4775c26bb0dc0f1a18c5d0c851d87944a6a";
@@ -136,6 +146,67 @@ async fn a_folder_the_last_format_4_build_wrote_opens_migrates_and_reads_back() 
     let (st, body) = get(&c, &format!("{base}/api/v1/me/audit"), ALICE).await;
     let events = String::from_utf8_lossy(&body);
     assert!(st == 200 && events.contains("share_created") && events.contains("link_created"), "{st} {events}");
+}
+
+#[tokio::test]
+async fn a_folder_the_last_format_5_build_wrote_opens_and_reads_back() {
+    reads_back(&FORMAT_5).await;
+    // What format 5 added survives: versions and a delete marker, tags, lifecycle, CORS, the
+    // bucket policy as bob's share, object lock.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    copy_dir(Path::new(FORMAT_5.dir), &data);
+    let server = spawn_server(&data, &[]);
+    let base = format!("http://{}", server.addr);
+    let c = support::client();
+    let s3 = Signer { base: base.clone(), key: FORMAT_5.key.into(), secret: FORMAT_5.secret.into(), client: c.clone() };
+    let empty = sha256_hex(b"");
+    let s3_get = |path: &'static str, query: &'static [(&'static str, &'static str)]| {
+        let r = s3.request(Method::GET, path, query, &[], &empty);
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(s3_get("/vers/v.txt", &[]).await, (200, "the second version, format 5\n".into()));
+    assert_eq!(
+        s3_get("/vers/v.txt", &[("versionId", "fffffffffffffffe")]).await,
+        (200, "the first version, format 5\n".into())
+    );
+    assert_eq!(s3_get("/vers/gone.txt", &[]).await.0, 404);
+    assert_eq!(
+        s3_get("/vers/gone.txt", &[("versionId", "fffffffffffffffc")]).await,
+        (200, "deleted, kept as a version\n".into())
+    );
+    let (st, versions) = s3_get("/vers", &[("versions", "")]).await;
+    assert!(st == 200 && versions.matches("<Version>").count() == 3, "{versions}");
+    assert!(versions.contains("<DeleteMarker>") && versions.contains("fffffffffffffffb"), "{versions}");
+    let (st, tags) = s3_get("/vers/v.txt", &[("tagging", "")]).await;
+    assert!(st == 200 && tags.contains("<Key>colour</Key>") && tags.contains("<Value>teal</Value>"), "{tags}");
+    let (st, tags) = s3_get("/vers", &[("tagging", "")]).await;
+    assert!(st == 200 && tags.contains("<Value>fixture</Value>"), "{tags}");
+    let (st, rules) = s3_get("/vers", &[("lifecycle", "")]).await;
+    assert!(st == 200 && rules.contains("<ID>old</ID>") && rules.contains("logs/"), "{rules}");
+    let (st, cors) = s3_get("/vers", &[("cors", "")]).await;
+    assert!(st == 200 && cors.contains("https://app.example"), "{cors}");
+    let (st, policy) = s3_get("/vers", &[("policy", "")]).await;
+    assert!(st == 200 && policy.contains("user/bob"), "{policy}");
+    let (st, body) = get(&c, &format!("{base}/api/v1/files/shared/alice/vers/v.txt"), BOB).await;
+    assert_eq!((st, body.as_slice()), (200, b"the second version, format 5\n".as_slice()));
+    let (st, retention) = s3_get("/locked/kept.txt", &[("retention", "")]).await;
+    assert!(st == 200 && retention.contains("GOVERNANCE") && retention.contains("2126-01-01"), "{retention}");
+    let (st, hold) = s3_get("/locked/kept.txt", &[("legal-hold", "")]).await;
+    assert!(st == 200 && hold.contains("<Status>ON</Status>"), "{hold}");
+    let r = s3
+        .request(Method::DELETE, "/locked/kept.txt", &[("versionId", "fffffffffffffffa")], &[], &empty)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "the legal hold still keeps the version");
+    assert_eq!(s3_get("/locked/kept.txt", &[]).await, (200, "kept until 2126, format 5\n".into()));
+    assert!(server.terminate().success());
+    let (ok, out, err) = admin(&data, &["check"], "");
+    assert!(ok && out.contains("consistent"), "{out}{err}");
 }
 
 async fn reads_back(fixture: &Earlier) {
