@@ -209,10 +209,41 @@ async fn a_grantees_delete_goes_to_the_owners_trash_and_grants_stay_ended() {
     assert_eq!(chunk_files(f.dir.path()), 0);
 }
 
+/// Two collections at once, as on two nodes sharing the stores: every entry is purged by
+/// exactly one of them, and the chunks go through the grave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_at_once_purge_each_entry_once_on_several_nodes() {
+    let f = open_with(|c| c.chunk_grace = Some(Duration::from_secs(3600)));
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    for i in 0..30 {
+        put(s, &alice, &format!("/f{i:02}.bin"), &pseudo_random(70_000, i)).await;
+        trash(s, &alice, &format!("/f{i:02}.bin")).await;
+    }
+    for d in ["/d1", "/d2"] {
+        put(s, &alice, &format!("{d}/x.bin"), &pseudo_random(300_000, 99)).await;
+        trash(s, &alice, d).await;
+    }
+    // The configured 30 days keep the sweeper's own rounds away; these collect everything.
+    let run =
+        |s: Storage| tokio::task::spawn_blocking(move || super::collect(&s.core.db, &s.core.collector, Duration::ZERO));
+    let (a, b) = tokio::join!(run(s.clone()), run(s.clone()));
+    assert_eq!(a.unwrap().unwrap() + b.unwrap().unwrap(), 32);
+    assert!(s.trash_list(&alice).await.unwrap().is_empty());
+    assert_eq!(s.usage(alice.user_id).await.unwrap().bytes, 0);
+    s.sweep().await.unwrap();
+    let r = s.check().await.unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!((r.chunks, r.orphans), (0, 0));
+    assert!(r.waiting > 0, "freed chunk files wait out the grace period");
+}
+
 crate::tests::also_on_postgres!(
+    collections_at_once_purge_each_entry_once_on_several_nodes,
     a_deleted_file_is_listed_counted_and_restored_whole,
     a_deleted_folder_comes_back_whole_where_it_was_or_elsewhere,
     purge_and_empty_free_usage_and_chunks,
     expired_entries_are_collected_and_their_chunks_freed,
+    s3_deletes_versioned_buckets_and_zero_days_do_not_trash,
     a_grantees_delete_goes_to_the_owners_trash_and_grants_stay_ended,
 );
