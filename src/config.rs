@@ -281,6 +281,8 @@ pub struct Ops {
     /// such a "day" is.
     pub trash_days: u32,
     pub trash_day: Duration,
+    /// Whether this process removes expired trash (see `StorageConfig::trash_collect`).
+    pub trash_collect: bool,
 }
 
 impl Default for Ops {
@@ -297,6 +299,7 @@ impl Default for Ops {
             // frees); the binary's default is `DEFAULT_TRASH_DAYS` (`resolve_ops`).
             trash_days: 0,
             trash_day: Duration::from_secs(24 * 3600),
+            trash_collect: true,
         }
     }
 }
@@ -313,6 +316,7 @@ impl std::fmt::Debug for Ops {
             .field("lifecycle_day", &self.lifecycle_day)
             .field("trash_days", &self.trash_days)
             .field("trash_day", &self.trash_day)
+            .field("trash_collect", &self.trash_collect)
             .finish()
     }
 }
@@ -349,6 +353,7 @@ fn resolve_ops(serve: &ServeArgs, file: &FileConfig) -> anyhow::Result<Ops> {
             0 => bail!("--trash-day-seconds: at least 1"),
             s => Duration::from_secs(s),
         },
+        trash_collect: true,
     })
 }
 
@@ -594,6 +599,7 @@ impl Config {
         c.lifecycle_day = self.ops.lifecycle_day;
         c.trash_days = self.ops.trash_days;
         c.trash_day = self.ops.trash_day;
+        c.trash_collect = self.ops.trash_collect;
         Ok(c)
     }
 }

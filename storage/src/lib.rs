@@ -118,6 +118,10 @@ pub struct StorageConfig {
     pub trash_days: u32,
     /// How long a trash "day" lasts: a day, but in tests.
     pub trash_day: Duration,
+    /// Whether this process removes expired trash. The server does; an offline admin
+    /// command does not, as it cannot know the `--trash-days` the server was given (by flag
+    /// or environment) and would otherwise remove what the server still keeps.
+    pub trash_collect: bool,
 }
 
 /// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
@@ -174,6 +178,7 @@ impl StorageConfig {
             lifecycle_day: Duration::from_secs(24 * 3600),
             trash_days: trash::DEFAULT_TRASH_DAYS,
             trash_day: Duration::from_secs(24 * 3600),
+            trash_collect: true,
         }
     }
 }
@@ -261,7 +266,7 @@ impl Storage {
             }
         }
         let audit = audit::Sink::open(&config.audit_log)?;
-        let trash_keep = config.trash_day * config.trash_days;
+        let trash_keep = config.trash_collect.then(|| config.trash_day * config.trash_days);
         let detached = tree::detach::Sweeper::start(db.clone(), collector.clone(), trash_keep, config.trash_day)?;
         let extras = lifecycle::ExtrasSeen::load(&db)?;
         let core = Arc::new(Core {
@@ -311,7 +316,9 @@ impl Storage {
         tokio::task::spawn_blocking(move || {
             // Expired trash first, then deleted folders (the trash's among them): the chunks
             // only they still hold are then free too.
-            trash::collect(&core.db, &core.collector, core.config.trash_day * core.config.trash_days)?;
+            if core.config.trash_collect {
+                trash::collect(&core.db, &core.collector, core.config.trash_day * core.config.trash_days)?;
+            }
             tree::detach::sweep_all(&core.db, &core.collector)?;
             match core.config.chunk_grace {
                 Some(grace) => content::grace::sweep(&core.db, core.backend.as_ref(), grace),

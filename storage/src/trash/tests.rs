@@ -209,6 +209,27 @@ async fn a_grantees_delete_goes_to_the_owners_trash_and_grants_stay_ended() {
     assert_eq!(chunk_files(f.dir.path()), 0);
 }
 
+/// A process told not to collect (an offline admin command, which cannot know the server's
+/// setting) keeps even expired entries, through its sweeper rounds and an explicit sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_does_not_collect_keeps_expired_entries() {
+    let f = open_with(|c| {
+        c.trash_days = 1;
+        c.trash_day = Duration::from_millis(1);
+        c.trash_collect = false;
+    });
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    put(s, &alice, "/a.bin", b"kept").await;
+    trash(s, &alice, "/a.bin").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await; // past two sweeper rounds
+    s.sweep().await.unwrap();
+    let list = s.trash_list(&alice).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(list[0].expires_at < crate::meta::model::now_nanos(), "expired, and still kept");
+    consistent(s).await;
+}
+
 /// Two collections at once, as on two nodes sharing the stores: every entry is purged by
 /// exactly one of them, and the chunks go through the grave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -175,17 +175,23 @@ pub(crate) struct Sweeper {
 }
 
 impl Sweeper {
-    /// Also collects expired trash (`crate::trash`), entries older than `trash_keep`,
-    /// before each sweep; a trash "day" shorter than a round (tests) makes rounds that short.
-    pub fn start(db: Db, collector: Arc<Collector>, trash_keep: Duration, trash_day: Duration) -> Result<Arc<Sweeper>> {
+    /// Also collects expired trash (`crate::trash`), entries older than `trash_keep` (None:
+    /// never), before each sweep; a trash "day" shorter than a round (tests) makes rounds
+    /// that short.
+    pub fn start(
+        db: Db,
+        collector: Arc<Collector>,
+        trash_keep: Option<Duration>,
+        trash_day: Duration,
+    ) -> Result<Arc<Sweeper>> {
         let (tx, rx) = mpsc::channel::<()>();
         let every = SWEEP_EVERY.min(trash_day.max(Duration::from_millis(500)));
         std::thread::Builder::new().name("davit-detached".into()).spawn(move || {
             // At start first: what a crash left is finished without waiting to be woken.
             let mut wanted = true;
             loop {
-                if wanted {
-                    match crate::trash::collect(&db, &collector, trash_keep) {
+                if wanted && let Some(keep) = trash_keep {
+                    match crate::trash::collect(&db, &collector, keep) {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(entries = n, "collected expired trash"),
                         Err(e) => tracing::warn!(error = ?e, "collecting expired trash failed; retried later"),
