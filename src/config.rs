@@ -144,6 +144,13 @@ pub struct ServeArgs {
     /// For tests only: how many seconds a lifecycle "day" lasts [default: 86400]
     #[arg(long, env = "DAVIT_LIFECYCLE_DAY_SECONDS", hide = true)]
     pub lifecycle_day_seconds: Option<u64>,
+    /// Days a file or folder deleted over WebDAV or REST stays in its owner's trash (still
+    /// counted in their quota) before it is removed; 0: deletes are final [default: 30]
+    #[arg(long, env = "DAVIT_TRASH_DAYS")]
+    pub trash_days: Option<u32>,
+    /// For tests only: how many seconds a trash "day" lasts [default: 86400]
+    #[arg(long, env = "DAVIT_TRASH_DAY_SECONDS", hide = true)]
+    pub trash_day_seconds: Option<u64>,
 }
 
 /// The TOML file: the same settings, by the same names with underscores.
@@ -180,6 +187,8 @@ struct FileConfig {
     audit_days: Option<u64>,
     lifecycle_interval: Option<u64>,
     lifecycle_day_seconds: Option<u64>,
+    trash_days: Option<u32>,
+    trash_day_seconds: Option<u64>,
     meta: Option<String>,
     chunks: Option<String>,
     chunks_endpoint: Option<String>,
@@ -268,6 +277,12 @@ pub struct Ops {
     /// How often lifecycle rules are applied (None: never), and how long their "day" is.
     pub lifecycle_interval: Option<Duration>,
     pub lifecycle_day: Duration,
+    /// Days a WebDAV or REST delete stays in the trash (0: deletes are final), and how long
+    /// such a "day" is.
+    pub trash_days: u32,
+    pub trash_day: Duration,
+    /// Whether this process removes expired trash (see `StorageConfig::trash_collect`).
+    pub trash_collect: bool,
 }
 
 impl Default for Ops {
@@ -280,6 +295,11 @@ impl Default for Ops {
             audit_retention: davit_storage::audit::DEFAULT_RETENTION,
             lifecycle_interval: None,
             lifecycle_day: Duration::from_secs(24 * 3600),
+            // Deletes are final in tests not about the trash (they check what a delete
+            // frees); the binary's default is `DEFAULT_TRASH_DAYS` (`resolve_ops`).
+            trash_days: 0,
+            trash_day: Duration::from_secs(24 * 3600),
+            trash_collect: true,
         }
     }
 }
@@ -294,6 +314,9 @@ impl std::fmt::Debug for Ops {
             .field("audit_retention", &self.audit_retention)
             .field("lifecycle_interval", &self.lifecycle_interval)
             .field("lifecycle_day", &self.lifecycle_day)
+            .field("trash_days", &self.trash_days)
+            .field("trash_day", &self.trash_day)
+            .field("trash_collect", &self.trash_collect)
             .finish()
     }
 }
@@ -322,6 +345,15 @@ fn resolve_ops(serve: &ServeArgs, file: &FileConfig) -> anyhow::Result<Ops> {
             0 => bail!("--lifecycle-day-seconds: at least 1"),
             s => Duration::from_secs(s),
         },
+        trash_days: match serve.trash_days.or(file.trash_days).unwrap_or(davit_storage::DEFAULT_TRASH_DAYS) {
+            d if d > 36_500 => bail!("--trash-days: 0 to 36500"),
+            d => d,
+        },
+        trash_day: match serve.trash_day_seconds.or(file.trash_day_seconds).unwrap_or(86_400) {
+            0 => bail!("--trash-day-seconds: at least 1"),
+            s => Duration::from_secs(s),
+        },
+        trash_collect: true,
     })
 }
 
@@ -565,6 +597,9 @@ impl Config {
         c.audit_retention = self.ops.audit_retention;
         c.lifecycle_interval = self.ops.lifecycle_interval;
         c.lifecycle_day = self.ops.lifecycle_day;
+        c.trash_days = self.ops.trash_days;
+        c.trash_day = self.ops.trash_day;
+        c.trash_collect = self.ops.trash_collect;
         Ok(c)
     }
 }
@@ -712,6 +747,20 @@ mod tests {
         assert_eq!((s.lifecycle_interval, s.lifecycle_day.as_secs()), (None, 10), "handed to the core");
         let serve = super::ServeArgs { lifecycle_day_seconds: Some(0), ..Default::default() };
         assert!(super::Config::resolve(&data, &serve).is_err(), "a day of no time is refused");
+    }
+
+    #[test]
+    fn trash_settings() {
+        let data = super::DataArgs::default();
+        let c = super::Config::resolve(&data, &super::ServeArgs::default()).unwrap();
+        assert_eq!((c.ops.trash_days, c.ops.trash_day.as_secs()), (30, 86_400));
+        let serve = super::ServeArgs { trash_days: Some(0), trash_day_seconds: Some(2), ..Default::default() };
+        let s = super::Config::resolve(&data, &serve).unwrap().storage().unwrap();
+        assert_eq!((s.trash_days, s.trash_day.as_secs()), (0, 2), "0 days: no trash, handed to the core");
+        let serve = super::ServeArgs { trash_day_seconds: Some(0), ..Default::default() };
+        assert!(super::Config::resolve(&data, &serve).is_err(), "a day of no time is refused");
+        let serve = super::ServeArgs { trash_days: Some(40_000), ..Default::default() };
+        assert!(super::Config::resolve(&data, &serve).is_err());
     }
 
     #[test]

@@ -108,7 +108,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             served
         }
         Command::Admin(args) => {
-            let config = Config::resolve(&cli.data, &ServeArgs::default())?;
+            let mut config = Config::resolve(&cli.data, &ServeArgs::default())?;
+            // The server's --trash-days may come from its flags or environment, which an
+            // admin command does not see: it never removes trash itself.
+            config.ops.trash_collect = false;
             davit::admin::main(&config, args)
         }
     }

@@ -17,5 +17,6 @@ mod server;
 mod sharing;
 mod smtp;
 mod support;
+mod trash;
 mod versions;
 mod webdav;

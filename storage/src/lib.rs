@@ -23,6 +23,7 @@ pub mod perms;
 pub mod s3cfg;
 #[cfg(test)]
 mod tests;
+mod trash;
 mod tree;
 mod versions;
 
@@ -57,6 +58,7 @@ pub use error::{Error, Internal, Missing, Result, What};
 pub use migrate::{MigrateReport, MigrateTarget, migrate};
 pub use model::{AccessKey, Item, Kind, Link, LinkState, Principal, Role, Scope, Share, Status, Usage, User};
 pub use multipart::{CombineParts, PartOptions};
+pub use trash::{DEFAULT_TRASH_DAYS, TrashEntry};
 pub use tree::listing::{KeyListing, ListQuery};
 pub use tree::tagging;
 pub use tree::tagging::TagTarget;
@@ -111,6 +113,15 @@ pub struct StorageConfig {
     pub lifecycle_interval: Option<Duration>,
     /// How long a lifecycle "day" lasts: a day, but in tests.
     pub lifecycle_day: Duration,
+    /// Days a WebDAV or REST delete is kept in its owner's trash (`trash`); 0: deletes are
+    /// final.
+    pub trash_days: u32,
+    /// How long a trash "day" lasts: a day, but in tests.
+    pub trash_day: Duration,
+    /// Whether this process removes expired trash. The server does; an offline admin
+    /// command does not, as it cannot know the `--trash-days` the server was given (by flag
+    /// or environment) and would otherwise remove what the server still keeps.
+    pub trash_collect: bool,
 }
 
 /// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
@@ -165,6 +176,9 @@ impl StorageConfig {
             audit_retention: audit::DEFAULT_RETENTION,
             lifecycle_interval: None,
             lifecycle_day: Duration::from_secs(24 * 3600),
+            trash_days: trash::DEFAULT_TRASH_DAYS,
+            trash_day: Duration::from_secs(24 * 3600),
+            trash_collect: true,
         }
     }
 }
@@ -252,7 +266,8 @@ impl Storage {
             }
         }
         let audit = audit::Sink::open(&config.audit_log)?;
-        let detached = tree::detach::Sweeper::start(db.clone(), collector.clone())?;
+        let trash_keep = config.trash_collect.then(|| config.trash_day * config.trash_days);
+        let detached = tree::detach::Sweeper::start(db.clone(), collector.clone(), trash_keep, config.trash_day)?;
         let extras = lifecycle::ExtrasSeen::load(&db)?;
         let core = Arc::new(Core {
             extras,
@@ -299,7 +314,11 @@ impl Storage {
     pub async fn sweep(&self) -> Result<usize> {
         let core = self.core.clone();
         tokio::task::spawn_blocking(move || {
-            // Deleted folders first: the chunks only they still hold are then free too.
+            // Expired trash first, then deleted folders (the trash's among them): the chunks
+            // only they still hold are then free too.
+            if core.config.trash_collect {
+                trash::collect(&core.db, &core.collector, core.config.trash_day * core.config.trash_days)?;
+            }
             tree::detach::sweep_all(&core.db, &core.collector)?;
             match core.config.chunk_grace {
                 Some(grace) => content::grace::sweep(&core.db, core.backend.as_ref(), grace),

@@ -195,7 +195,7 @@ pub async fn delete(
     let path = format!("/{path}");
     let current = state.storage.stat(&caller.principal, &path).await.ok();
     let conditions = with_unmodified_since(conditions(&headers), &headers, current.as_ref())?;
-    state.storage.delete(&caller.principal, &path, conditions).await?;
+    state.storage.delete_to_trash(&caller.principal, &path, conditions).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -15,6 +15,7 @@ mod public_link;
 mod registry;
 mod sharing;
 mod tags;
+mod trash;
 mod verify_page;
 mod versions;
 
@@ -169,6 +170,10 @@ fn routes() -> Api {
         .route("/api/v1/restore", POST, versions::restore, op("Make a version's content current again (the replaced one is kept)", true, Some(json!({ "path": "/bucket/report.pdf", "version": "fffffffffffffff0" })), R_FILE).takes::<versions::RestoreReq>().answers::<ItemJson>(200))
         .route("/api/v1/versioning", GET, versions::get_versioning, op("A top-level folder's versioning: unversioned, enabled or suspended (path query)", true, None, R_FILE).query::<versions::PathQuery>().answers::<versions::VersioningState>(200))
         .route("/api/v1/versioning", POST, versions::set_versioning, op("Enable or suspend versioning of a top-level folder of your drive", true, Some(json!({ "path": "/bucket", "status": "enabled" })), R_FILE).takes::<versions::VersioningReq>().answers::<versions::VersioningState>(200))
+        .route("/api/v1/trash", GET, trash::list, op("Your trash: what WebDAV and REST deletes kept, oldest first, with when each is removed for good", true, None, R_ME).answers::<trash::TrashList>(200))
+        .route("/api/v1/trash", DELETE, trash::empty, op("Empty your trash: everything in it is removed for good and its bytes freed", true, None, R_DELETED).answers_empty(204))
+        .route("/api/v1/trash/{id}/restore", POST, trash::restore, op("Put a trash entry back where it was (parent folders made again), or at path; 409 when something is there now. Grants and links it had do not come back", true, Some(json!({ "path": "/restored/report.pdf" })), R_FILE).takes::<trash::RestoreReq>().body_optional().answers::<ItemJson>(200))
+        .route("/api/v1/trash/{id}", DELETE, trash::purge, op("Remove a trash entry for good, freeing its bytes", true, None, R_DELETED).answers_empty(204))
         .route("/api/v1/mkdir", POST, files::mkdir, op("Make a folder", true, Some(json!({ "path": "/docs" })), R_FILE).takes::<PathReq>().answers::<ItemJson>(201))
         .route("/api/v1/move", POST, files::rename, op("Move or rename a file or folder", true, Some(json!({ "from": "/a.txt", "to": "/docs/a.txt", "overwrite": false })), R_FILE).takes::<MoveReq>().answers::<ItemJson>(200).answers::<ItemJson>(201))
         .route("/api/v1/copy", POST, files::copy, op("Copy a file or folder (no data copied)", true, Some(json!({ "from": "/a.txt", "to": "/b.txt", "overwrite": false })), R_FILE).takes::<MoveReq>().answers::<ItemJson>(200).answers::<ItemJson>(201))

@@ -49,7 +49,7 @@ impl WebDav {
             if_match: etag_list(headers, http::header::IF_MATCH),
             if_none_match: etag_list(headers, http::header::IF_NONE_MATCH),
         };
-        match self.storage.delete(p, path, conditions).await {
+        match self.storage.delete_to_trash(p, path, conditions).await {
             Ok(()) => no_content(StatusCode::NO_CONTENT),
             Err(e) => refusal(&e),
         }

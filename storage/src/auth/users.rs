@@ -265,7 +265,10 @@ impl Storage {
     /// [`Self::delete_user`]; `bypass_governance` (an admin's explicit choice) lets versions
     /// under GOVERNANCE retention go, never those under COMPLIANCE or a legal hold.
     pub async fn delete_user_with(&self, user_id: u64, bypass_governance: bool) -> Result<()> {
-        self.core.db.write((), move |ctx| delete_user_txn(ctx, user_id, bypass_governance)).await
+        self.core.db.write((), move |ctx| delete_user_txn(ctx, user_id, bypass_governance)).await?;
+        // Folders of their trash were handed to the sweeper.
+        self.swept_later(true);
+        Ok(())
     }
 
     /// Whether any admin account exists (the first start creates one when none does).
@@ -374,6 +377,8 @@ fn delete_user_txn(ctx: &mut db::WriteCtx<'_>, user_id: u64, bypass_governance: 
     };
     {
         let mut w = W::open(ctx)?;
+        // The trash first: its folders go to the sweeper, its files' references here.
+        w.purge_all_trash(user_id)?;
         let root = w.get(user.root)?;
         for item in w.descendants(root.id)? {
             w.unlink(&item)?;

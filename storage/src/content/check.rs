@@ -37,11 +37,19 @@ impl Storage {
             let mut owners = HashMap::new();
             // A deleted folder's rows wait for the sweeper: they hold references but no usage.
             let detached = crate::meta::subtree::detached_items(t)?;
+            // What is in a trash holds references and its bytes (not files) in its owner's
+            // usage, but is in no folder's totals.
+            let trashed = crate::trash::trashed_items(t)?;
             for e in t.open_table(ITEMS)?.iter()? {
                 let item: Item = db::decode(e?.1.value())?;
                 report.items += 1;
                 owners.insert(item.id, item.owner);
-                if item.kind == Kind::File && detached.contains(&item.id) {
+                if item.kind == Kind::File && trashed.contains(&item.id) {
+                    usage.entry(item.owner).or_default().0 += item.size;
+                    for c in &item.chunks {
+                        *refs.entry(c.id).or_default() += 1;
+                    }
+                } else if item.kind == Kind::File && detached.contains(&item.id) {
                     for c in &item.chunks {
                         *refs.entry(c.id).or_default() += 1;
                     }
@@ -63,7 +71,8 @@ impl Storage {
             // Unfinished multipart parts hold references and count in their owner's usage.
             let mut upload_owner = HashMap::new();
             check_grants_and_links(t, &owners, &mut report.problems)?;
-            crate::meta::subtree::check_totals(t, &detached, &mut report.problems)?;
+            let out_of_tree: std::collections::HashSet<u64> = detached.union(&trashed).copied().collect();
+            crate::meta::subtree::check_totals(t, &out_of_tree, &mut report.problems)?;
             for e in t.open_table(crate::meta::db::UPLOADS)?.iter()? {
                 let up: crate::meta::uploads::Upload = db::decode(e?.1.value())?;
                 upload_owner.insert(up.id, up.payer);

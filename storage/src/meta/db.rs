@@ -171,6 +171,11 @@ pub const OBJECT_LOCK: Table<u64, &[u8]> = Table::new("object_lock");
 pub const RETENTION: Table<(u64, u64), &[u8]> = Table::new("retention");
 /// (bucket folder, version seq) -> the version's key: a legal hold is on the version.
 pub const LEGAL_HOLD: Table<(u64, u64), &str> = Table::new("legal_hold");
+/// (owner, item id) -> record `TrashRow`: what a WebDAV or REST delete put in the owner's
+/// trash (`crate::trash`). The item's rows stay, out of every tree, until restored or purged.
+pub const TRASH: Table<(u64, u64), &[u8]> = Table::new("trash");
+/// (deleted at, Unix nanoseconds, item id) -> owner: the trash in the order it expires.
+pub const TRASH_EXPIRY: Table<(u64, u64), u64> = Table::new("trash_expiry");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -238,6 +243,8 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &OBJECT_LOCK,
     &RETENTION,
     &LEGAL_HOLD,
+    &TRASH,
+    &TRASH_EXPIRY,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -672,5 +679,7 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(OBJECT_LOCK)?;
     txn.open_table(RETENTION)?;
     txn.open_table(LEGAL_HOLD)?;
+    txn.open_table(TRASH)?;
+    txn.open_table(TRASH_EXPIRY)?;
     Ok(())
 }

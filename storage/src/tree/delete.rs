@@ -25,16 +25,33 @@ impl Storage {
         place.check_detach(p)
     }
 
+    /// Deletes for good (what the trash's own purge, moves and tests use).
     pub async fn delete(&self, p: &Principal, path: &str, conditions: Conditions) -> Result<()> {
+        self.remove(p, path, conditions, false).await
+    }
+
+    /// A WebDAV or REST client's delete: to the owner's trash (`crate::trash`) where the
+    /// server keeps one and the item is outside any versioned bucket, else as [`Self::delete`].
+    /// S3 deletes never come here: they keep S3's semantics.
+    pub async fn delete_to_trash(&self, p: &Principal, path: &str, conditions: Conditions) -> Result<()> {
+        self.remove(p, path, conditions, self.core.config.trash_days > 0).await
+    }
+
+    async fn remove(&self, p: &Principal, path: &str, conditions: Conditions, to_trash: bool) -> Result<()> {
         let place = self.change_target(p, path).await?;
         place.check_detach(p)?;
+        let by = p.user_id;
         self.commit_at(place, LockGuard::of(p, true), (), move |w, place| {
             let item = w
                 .resolve(place.base, &place.rel)?
                 .ok_or_else(|| Error::missing(What::Item, format!("{} not found", place.path)))?;
             conditions.check(Some(&item))?;
             locks::forget_item(w.txn, item.id)?;
-            w.delete_item(&item, now_nanos())
+            let now = now_nanos();
+            if to_trash && w.trash_item(&item, by, now)? {
+                return Ok(false);
+            }
+            w.delete_item(&item, now)
         })
         .await
         .map(|detached| self.swept_later(detached))

@@ -54,7 +54,7 @@ impl W<'_> {
     /// folder's owner (a change of owner moves whole subtrees), so the owner's grants and
     /// links are the candidates: each is checked by following its item's parents up, which
     /// costs the depth of the tree per grant, not the size of the folder.
-    fn end_grants_below(&mut self, folder: &Item) -> Result<()> {
+    pub(crate) fn end_grants_below(&mut self, folder: &Item) -> Result<()> {
         let owner = folder.owner;
         let mut candidates = Vec::new();
         for index in [SHARES_BY_OWNER, LINKS_BY_OWNER] {
@@ -175,16 +175,32 @@ pub(crate) struct Sweeper {
 }
 
 impl Sweeper {
-    pub fn start(db: Db, collector: Arc<Collector>) -> Result<Arc<Sweeper>> {
+    /// Also collects expired trash (`crate::trash`), entries older than `trash_keep` (None:
+    /// never), before each sweep; a trash "day" shorter than a round (tests) makes rounds
+    /// that short.
+    pub fn start(
+        db: Db,
+        collector: Arc<Collector>,
+        trash_keep: Option<Duration>,
+        trash_day: Duration,
+    ) -> Result<Arc<Sweeper>> {
         let (tx, rx) = mpsc::channel::<()>();
+        let every = SWEEP_EVERY.min(trash_day.max(Duration::from_millis(500)));
         std::thread::Builder::new().name("davit-detached".into()).spawn(move || {
             // At start first: what a crash left is finished without waiting to be woken.
             let mut wanted = true;
             loop {
+                if wanted && let Some(keep) = trash_keep {
+                    match crate::trash::collect(&db, &collector, keep) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(entries = n, "collected expired trash"),
+                        Err(e) => tracing::warn!(error = ?e, "collecting expired trash failed; retried later"),
+                    }
+                }
                 if wanted && let Err(e) = sweep_all(&db, &collector) {
                     tracing::warn!(error = ?e, "sweeping deleted folders failed; retried later");
                 }
-                wanted = match rx.recv_timeout(SWEEP_EVERY) {
+                wanted = match rx.recv_timeout(every) {
                     Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {
                         while rx.try_recv().is_ok() {}
                         true

@@ -96,6 +96,8 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("object_lock", 73),
     ("retention", 74),
     ("legal_hold", 75),
+    ("trash", 80),
+    ("trash_expiry", 81),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
