@@ -53,7 +53,7 @@ const FORMAT_4: Earlier = Earlier {
     key: "DVP6Q55BEHEJPTDSELDO",
     secret: "thh9TBruFvHlSGDOSiFz5uwhCQixpeaw2GOxANot",
     link_token: "OUZBqXEwjMQA-TJz4xRdfH6Rs0B50gPBPhQ4DBsu6SM",
-    // To format 5: the S3 tables are made.
+    // To format 6: the S3 tables, then the trash tables are made.
     migrates: true,
 };
 
@@ -64,7 +64,8 @@ const FORMAT_5: Earlier = Earlier {
     key: "DV6MI6A4UDZ7KMH5D4C7",
     secret: "cuGr8wLs59FfxM1z56EurDCcsjrYtqGYjw9wDYAm",
     link_token: "h205ZRXW40cH6FJwGVe8H3rxkdRmHqurnYjJqJ6gHQY",
-    migrates: false,
+    // To format 6: the trash and version-tag tables are made.
+    migrates: true,
 };
 
 const ALICE: (&str, &str) = ("alice", "alice-fixture-pw-1");
@@ -149,7 +150,7 @@ async fn a_folder_the_last_format_4_build_wrote_opens_migrates_and_reads_back() 
 }
 
 #[tokio::test]
-async fn a_folder_the_last_format_5_build_wrote_opens_and_reads_back() {
+async fn a_folder_the_last_format_5_build_wrote_opens_migrates_and_reads_back() {
     reads_back(&FORMAT_5).await;
     // What format 5 added survives: versions and a delete marker, tags, lifecycle, CORS, the
     // bucket policy as bob's share, object lock.

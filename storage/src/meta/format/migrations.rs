@@ -28,7 +28,18 @@ const MIGRATIONS: &[Migration] = &[
         what: "S3's versions, object lock, policies, CORS, tags and lifecycle get their tables",
         run: s3_tables,
     },
+    Migration { from: 5, what: "the trash and the tags of noncurrent versions get their tables", run: trash_tables },
 ];
+
+/// Format 6 adds the per-user trash (what WebDAV and REST deletes keep for `trash_days`) and
+/// the tag sets of noncurrent versions. Nothing existing is rewritten: the new tables start
+/// empty and `format::open` makes them in this same transaction. The version still moves
+/// because a format-5 davit would count the chunks a trashed file still holds as leaks (its
+/// item row is reachable from no folder) and never collect the trash, and would drop the tags
+/// of versions without knowing they exist.
+fn trash_tables(_: &WriteTxn, _: &[u8; KEY_LEN]) -> Result<()> {
+    Ok(())
+}
 
 /// Format 5 adds S3's bucket features in the core: versions and delete markers, object lock
 /// (retention, legal holds), buckets readable by name (policies/ACLs), CORS rules, tags,

@@ -17,7 +17,7 @@ use crate::meta::db::{self, Db, META};
 
 /// The layout of the whole data folder. Bump it with every change of a table, a key or the
 /// meaning of a value, and add the step from the previous version to `migrations`.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// The oldest format this davit migrates from.
 pub const OLDEST_FORMAT: u32 = 2;
 
