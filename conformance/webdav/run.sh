@@ -118,6 +118,17 @@ server_tree() { # server folder, local folder: the server holds every file, same
     server_has "$1/$f" "$2/$f" || { echo "     $1/$f: missing or different"; return 1; }
   done < <(cd "$2" && find . -type f -printf '%P\0')
 }
+# The trash over REST: the entry whose path is $1 (one JSON object), and its restore to $2.
+trash_entry() { # path
+  "${CURL[@]}" -f "$DAVIT_URL/api/v1/trash" |
+    python3 -c 'import json, sys; e = [t for t in json.load(sys.stdin)["items"] if t["path"] == sys.argv[1]]; print(json.dumps(e[0])) if e else sys.exit(1)' "$1"
+}
+trash_restore() { # path in the trash, where to restore it
+  local id
+  id=$(trash_entry "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])') || return 1
+  "${CURL[@]}" -f -o /dev/null -X POST -H 'Content-Type: application/json' \
+    --data "{\"path\": \"$2\"}" "$DAVIT_URL/api/v1/trash/$id/restore"
+}
 server_edited() { # server folder, expected folder: the edits arrived, old names are gone
   local f
   server_tree "$1" "$2" || return 1
@@ -281,6 +292,10 @@ part_rclone() {
     want=$(printf '%s\n' $root_before copied.txt moved/ | LC_ALL=C sort -u | tr '\n' ' ')
     check "$tag what is left: copied.txt and moved/" remote_root_is "$want"
     check "$tag what is left: moved/ holds 21 files" remote_count davit:moved 21
+    # What rclone deleted went to the trash (WebDAV deletes outside versioned buckets).
+    check "$tag trash: the purged folder is listed" trash_entry /up
+    check "$tag trash: restore it to /restored" trash_restore /up /restored
+    check "$tag restored folder: same contents" rcl check -q --download "$src/tree/d09" davit:restored/tree/d09
   fi
   finish_part "$tag" "$fails_before"
 }
