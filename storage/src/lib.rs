@@ -63,7 +63,7 @@ pub use tree::tagging::TagTarget;
 pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};
 pub use versions::{
     LockMode, LockPeriod, LockState, OBJECT_LOCK_REFUSAL, ObjectLock, Retention, Version, VersionInfo, VersionListing,
-    VersionQuery, Versioning, version_id,
+    VersionLock, VersionQuery, Versioning, version_id,
 };
 
 use chunks::{ChunkBackend, Collector, LocalDir, Pins};

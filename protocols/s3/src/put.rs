@@ -87,13 +87,13 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         md5_etag: true,
         late_headers: outcome.trailer_header(from_trailer),
         tags: Some(tags),
+        lock,
         ..Default::default()
     };
     let written = s3.storage.write(&p, &path, stream, opts).await;
     let (item, sum) = outcome.settle(written, map)?;
     let expiration = crate::tagging::extras(s3, &item).await?.expiration;
     let version_id = crate::versions::made(s3, &item).await;
-    crate::object_lock::apply(s3, &p, &path, version_id.as_deref(), lock).await?;
     let mut out = PutObjectOutput {
         e_tag: Some(etag(&item)),
         expiration,

@@ -2,7 +2,7 @@
 //! and copying (restoring) one version.
 
 use super::history::{Bucket, bucket_of, history_of, owner_has_versioning};
-use super::{Version, VersionInfo, Versioning, parse_id, row_key, version_id};
+use super::{Version, VersionInfo, VersionLock, Versioning, parse_id, row_key, version_id};
 use crate::Storage;
 use crate::access::{self, Access, Place, resolve_place};
 use crate::content::read::{open_range, read_inline, resolve_range};
@@ -408,6 +408,20 @@ impl Storage {
         to: &str,
         create_parents: bool,
     ) -> Result<Item> {
+        self.copy_version_locked(p, from, id, to, create_parents, VersionLock::default()).await
+    }
+
+    /// [`Storage::copy_version`], the new current version getting `lock` in the same
+    /// transaction (S3 CopyObject's `x-amz-object-lock-*`).
+    pub async fn copy_version_locked(
+        &self,
+        p: &Principal,
+        from: &str,
+        id: &str,
+        to: &str,
+        create_parents: bool,
+        lock: VersionLock,
+    ) -> Result<Item> {
         let from = self.place(p, from).await?;
         from.check_read(p)?;
         let to = self.change_target(p, to).await?;
@@ -454,7 +468,9 @@ impl Storage {
                 user_meta: src.user_meta.clone(),
                 parts: src.parts.clone(),
             };
-            w.place_file(to.owner, parent.id, &name, current, now, content)
+            let item = w.place_file(to.owner, parent.id, &name, current, now, content)?;
+            w.lock_written(to, &item, &lock)?;
+            Ok(item)
         })
         .await
     }
