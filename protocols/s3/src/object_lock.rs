@@ -14,6 +14,32 @@ use crate::DavitS3;
 use crate::errors::{bucket_error, s3_error as map};
 use crate::names::key_path;
 
+/// S3 asks for an integrity header (Content-MD5 or an `x-amz-checksum-*`, possibly sent as a
+/// trailer) on every request that sets a lock: a corrupted body would otherwise be kept,
+/// or a corrupted date or mode applied, for a time no one can shorten.
+pub(crate) fn has_integrity(headers: &http::HeaderMap) -> bool {
+    let checksum = |name: &str| {
+        name.strip_prefix("x-amz-checksum-").is_some_and(|alg| !matches!(alg, "type" | "mode" | "algorithm"))
+    };
+    headers.contains_key("content-md5")
+        || headers.keys().any(|k| checksum(k.as_str()))
+        || headers.get_all("x-amz-trailer").iter().any(|v| v.to_str().is_ok_and(|v| v.contains("x-amz-checksum-")))
+}
+
+/// Refuses, as S3 does, a request setting a lock without an integrity header (`what`: the
+/// operation, as S3's message names it).
+pub(crate) fn require_integrity(headers: &http::HeaderMap, what: &str) -> S3Result<()> {
+    if has_integrity(headers) {
+        return Ok(());
+    }
+    Err(S3Error::with_message(
+        S3ErrorCode::InvalidRequest,
+        format!(
+            "Content-MD5 OR x-amz-checksum- HTTP header is required for {what} requests with Object Lock parameters"
+        ),
+    ))
+}
+
 fn missing_config() -> S3Error {
     s3_error!(InvalidRequest, "Bucket is missing ObjectLockConfiguration")
 }
@@ -77,6 +103,7 @@ pub async fn put_config(
     req: S3Request<PutObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
     let p = s3.principal(&req).await?;
+    require_integrity(&req.headers, "Put Object Lock Configuration")?;
     let input = req.input;
     if config_of(s3, &p, &input.bucket).await?.is_none() {
         return Err(s3_error!(InvalidBucketState, "object lock is enabled only when a bucket is made"));
@@ -142,6 +169,7 @@ pub async fn put_retention(
     req: S3Request<PutObjectRetentionInput>,
 ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
     let p = s3.principal(&req).await?;
+    require_integrity(&req.headers, "Put Object Retention")?;
     let input = req.input;
     if config_of(s3, &p, &input.bucket).await?.is_none() {
         return Err(missing_config());
@@ -198,6 +226,7 @@ pub async fn put_legal_hold(
     req: S3Request<PutObjectLegalHoldInput>,
 ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
     let p = s3.principal(&req).await?;
+    require_integrity(&req.headers, "Put Object Legal Hold")?;
     let input = req.input;
     if config_of(s3, &p, &input.bucket).await?.is_none() {
         return Err(missing_config());

@@ -59,6 +59,9 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     }
     let expected_md5 = content_md5(&input.content_md5)?;
     let lock = crate::object_lock::asked_by!(s3, &p, input).await?;
+    if !lock.is_empty() && expected_md5.is_none() && wanted.is_none() {
+        crate::object_lock::require_integrity(&headers, "Put Object")?;
+    }
     if input.if_match.is_some() {
         // If-Match names an object that must be there: its absence is NoSuchKey, as S3
         // answers (the core, checking as the write commits, would answer 412).
