@@ -56,8 +56,8 @@ fn lone_marker_goes(config: &Lifecycle, key: &str, m: &Version, now: i64, day: D
 /// has been since its next newer version was made: for a content version that is its
 /// `retired` time; a delete marker's `retired` is when it was made, so it counts from the
 /// newer version's time. `NewerNoncurrentVersions` keeps that many noncurrent versions
-/// newer than the one judged. Noncurrent versions keep no tags of their own, so a rule
-/// filtering by tag matches none of them.
+/// newer than the one judged. A noncurrent version is matched with the tags it kept from
+/// when it was current (or was given since), as S3 does.
 pub(super) fn doomed(config: &Lifecycle, h: &KeyHistory, now: i64, day: Duration) -> Vec<u64> {
     let mut out = Vec::new();
     let mut newer: Option<i64> = h.current.as_ref().map(|c: &Item| c.modified);
@@ -71,7 +71,7 @@ pub(super) fn doomed(config: &Lifecycle, h: &KeyHistory, now: i64, day: Duration
         noncurrent = noncurrent.saturating_add(1);
         let since = if v.marker { newer.map_or(v.retired, |n| n.max(v.retired)) } else { v.retired };
         newer = Some(v.modified);
-        let goes = config.noncurrent_rule(&h.key, v.size, &[]).is_some_and(|r| {
+        let goes = config.noncurrent_rule(&h.key, v.size, h.tags_of(v.seq)).is_some_and(|r| {
             r.newer_versions.is_none_or(|n| noncurrent > n)
                 && r.days.is_some_and(|d| now >= due_after_days(since, d, day))
         });

@@ -171,6 +171,9 @@ pub const OBJECT_LOCK: Table<u64, &[u8]> = Table::new("object_lock");
 pub const RETENTION: Table<(u64, u64), &[u8]> = Table::new("retention");
 /// (bucket folder, version seq) -> the version's key: a legal hold is on the version.
 pub const LEGAL_HOLD: Table<(u64, u64), &str> = Table::new("legal_hold");
+/// (bucket folder, version seq) -> record `TagSet`: the tags a noncurrent version kept from
+/// when it was current (`crate::versions`); no row: none.
+pub const VERSION_TAGS: Table<(u64, u64), &[u8]> = Table::new("version_tags");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -238,6 +241,7 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &OBJECT_LOCK,
     &RETENTION,
     &LEGAL_HOLD,
+    &VERSION_TAGS,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -672,5 +676,6 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(OBJECT_LOCK)?;
     txn.open_table(RETENTION)?;
     txn.open_table(LEGAL_HOLD)?;
+    txn.open_table(VERSION_TAGS)?;
     Ok(())
 }

@@ -37,6 +37,8 @@ mod history;
 mod list;
 mod lock;
 mod ops;
+mod tagging;
+pub use tagging::MARKER_TAGS;
 
 use serde::{Deserialize, Serialize};
 

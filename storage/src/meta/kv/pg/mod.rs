@@ -96,6 +96,7 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("object_lock", 73),
     ("retention", 74),
     ("legal_hold", 75),
+    ("version_tags", 85),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
