@@ -98,6 +98,8 @@ impl Storage {
     pub(super) async fn expire_history(&self, bucket: u64, config: &Lifecycle, day: Duration) -> Result<usize> {
         let mut from = Some(String::new());
         let mut removed = 0;
+        // Old versions' tags are read (a read per row) only for a rule that filters by them.
+        let tags = config.rules.iter().any(|r| r.enabled && r.noncurrent.is_some() && !r.filter.tags.is_empty());
         // Bounded: each page moves `from` past at least one key, and a pass stops after
         // MAX_PER_PASS removals.
         while let Some(start) = from.take() {
@@ -110,7 +112,8 @@ impl Storage {
                 self.core
                     .db
                     .read(move |t| {
-                        let (keys, next) = history_page(t, bucket, &start, PAGE_ROWS, &|k| may_act_on(&config, k))?;
+                        let wants = |k: &str| may_act_on(&config, k);
+                        let (keys, next) = history_page(t, bucket, &start, PAGE_ROWS, &wants, tags)?;
                         let due: Vec<String> = keys
                             .into_iter()
                             .filter(|h| !doomed(&config, h, now, day).is_empty())
@@ -132,7 +135,7 @@ impl Storage {
                     let mut w = crate::meta::txn::W::open(ctx)?;
                     let mut n = 0;
                     for key in &page {
-                        let h = w.key_history(bucket, key)?;
+                        let h = w.key_history(bucket, key, tags)?;
                         let seqs = doomed(&config, &h, now, day);
                         n += w.remove_versions(bucket, &h, &seqs)?;
                     }

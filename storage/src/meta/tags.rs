@@ -81,13 +81,11 @@ pub(crate) fn copy_item(txn: &WriteTxn, from: u64, to: u64) -> Result<()> {
 /// The file `item` becomes the noncurrent version `seq` of bucket `bucket`: the version keeps
 /// the tags it had (the item's row stays: a WebDAV or REST overwrite keeps them on the file).
 pub(crate) fn keep_version(txn: &WriteTxn, item: u64, bucket: u64, seq: u64) -> Result<()> {
+    // `seq` is new to history or was the current version's, so it has no row yet: only a
+    // set to copy is written (one read more per overwrite in a versioned bucket, no more).
     let row = txn.open_table(TAGS)?.get(item)?.map(|v| v.value().to_vec());
-    let mut t = txn.open_table(VERSION_TAGS)?;
-    match row {
-        Some(v) => t.insert((bucket, seq), v.as_slice())?,
-        None => {
-            t.remove((bucket, seq))?;
-        }
+    if let Some(v) = row {
+        txn.open_table(VERSION_TAGS)?.insert((bucket, seq), v.as_slice())?;
     }
     Ok(())
 }

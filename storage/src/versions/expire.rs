@@ -19,7 +19,7 @@ pub(crate) struct KeyHistory {
     pub rows: Vec<Version>,
     pub current: Option<Item>,
     /// The tags the rows kept (by seq; a row without tags has no entry), for tag-filtered
-    /// rules.
+    /// rules; read only when asked for (a read per row).
     pub tags: HashMap<u64, Vec<(String, String)>>,
 }
 
@@ -68,7 +68,9 @@ pub(crate) fn history_page(
     from: &str,
     budget: usize,
     wants: &dyn Fn(&str) -> bool,
+    tags: bool,
 ) -> Result<(Vec<KeyHistory>, Option<String>)> {
+    let finish = |keys| if tags { with_tags(t, bucket, keys) } else { Ok(keys) };
     let (items, children, versions) = (t.open_table(ITEMS)?, t.open_table(CHILDREN)?, t.open_table(VERSIONS)?);
     let mut out: Vec<KeyHistory> = Vec::new();
     let (mut last, mut wanted) = (None::<String>, false);
@@ -78,7 +80,7 @@ pub(crate) fn history_page(
         let key = row_key.split('\0').next().unwrap_or_default();
         if last.as_deref() != Some(key) {
             if read >= budget {
-                return Ok((with_tags(t, bucket, out)?, Some(key.to_owned())));
+                return Ok((finish(out)?, Some(key.to_owned())));
             }
             last = Some(key.to_owned());
             wanted = wants(key);
@@ -91,7 +93,7 @@ pub(crate) fn history_page(
             h.rows.push(db::decode(v.value())?);
         }
     }
-    Ok((with_tags(t, bucket, out)?, None))
+    Ok((finish(out)?, None))
 }
 
 /// `keys` with the tags their rows kept.
@@ -104,11 +106,13 @@ fn with_tags(t: &ReadTxn, bucket: u64, mut keys: Vec<KeyHistory>) -> Result<Vec<
 }
 
 impl W<'_> {
-    /// [`KeyHistory`] of `key` in the bucket folder `bucket`, inside a change.
-    pub(crate) fn key_history(&self, bucket: u64, key: &str) -> Result<KeyHistory> {
+    /// [`KeyHistory`] of `key` in the bucket folder `bucket`, inside a change (with its
+    /// rows' tags when `tags`).
+    pub(crate) fn key_history(&self, bucket: u64, key: &str, tags: bool) -> Result<KeyHistory> {
         let rows = history_of(&self.txn.open_table(VERSIONS)?, bucket, key)?;
         let current = current_file(&self.items, &self.children, bucket, key)?;
-        let tags = tags_of_rows(&self.txn.open_table(VERSION_TAGS)?, bucket, &rows)?;
+        let tags =
+            if tags { tags_of_rows(&self.txn.open_table(VERSION_TAGS)?, bucket, &rows)? } else { HashMap::new() };
         Ok(KeyHistory { key: key.to_owned(), rows, current, tags })
     }
 
