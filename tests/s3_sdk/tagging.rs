@@ -419,6 +419,21 @@ async fn old_versions_keep_their_tags() {
     assert_eq!(out.await.unwrap().version_id(), Some(v1.as_str()));
     assert_eq!(version_tags(&c, "k", &v1).await, pairs(&[("c", "3")]));
     assert_eq!(tags_of(&c, "bkt", "k").await, pairs(&[("b", "2")]));
+    // GET and HEAD of the old version count its own tags.
+    c.put_object_tagging()
+        .bucket("bkt")
+        .key("k")
+        .version_id(&v1)
+        .tagging(tagging(&[("c", "3"), ("d", "4")]))
+        .send()
+        .await
+        .unwrap();
+    let got = c.get_object().bucket("bkt").key("k").version_id(&v1).send().await.unwrap();
+    assert_eq!(got.tag_count(), Some(2));
+    let head = c.head_object().bucket("bkt").key("k").version_id(&v1).send().await.unwrap();
+    assert_eq!(head.tag_count(), Some(2));
+    let head = c.head_object().bucket("bkt").key("k").send().await.unwrap();
+    assert_eq!(head.tag_count(), Some(1));
     let r = c.put_object_tagging().bucket("bkt").key("k").version_id(&v1).tagging(n_tags(11, 3, 3)).send().await;
     assert_eq!(refusal(r), (400, "InvalidTag".to_owned()));
     c.delete_object_tagging().bucket("bkt").key("k").version_id(&v1).send().await.unwrap();

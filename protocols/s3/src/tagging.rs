@@ -203,6 +203,23 @@ pub(crate) struct Extras {
     pub expiration: Option<String>,
 }
 
+/// [`extras`] of version `version` of the object at `path` when a read names one: an old
+/// version's tags are its own, not its file's.
+pub(crate) async fn extras_of_version(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    path: &str,
+    item: &davit_storage::Item,
+    version: Option<&str>,
+) -> S3Result<Extras> {
+    let mut e = extras(s3, item).await?;
+    if let Some(v) = version {
+        let n = s3.storage.version_tags(p, path, v).await.map_err(version_error)?.len();
+        e.tag_count = (n > 0).then_some(n as i32);
+    }
+    Ok(e)
+}
+
 pub(crate) async fn extras(s3: &DavitS3, item: &davit_storage::Item) -> S3Result<Extras> {
     let e = s3.storage.object_extras(item).await.map_err(map)?;
     Ok(Extras {
