@@ -16,7 +16,7 @@ fn migrate_copies_a_folder_verifies_it_and_refuses_a_full_target() {
     let to = format!("redb:{}", dst.display());
     let (ok, out, err) = admin(&src, &["migrate", "--to-meta", &to, "--to-chunks", "local"], "");
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("58 tables") && out.contains("verified"), "{out}");
+    assert!(out.contains("59 tables") && out.contains("verified"), "{out}");
     assert!(out.contains("master key copied to"), "{out}");
     assert_eq!(
         std::fs::read_to_string(src.join("master.key")).unwrap(),

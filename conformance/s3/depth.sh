@@ -44,6 +44,40 @@ restic_round_trip() { # bucket: back up DATA/tree, restore it, compare
   diff -r "$DATA/tree" "$WORK/restic-restore$DATA/tree"
 }
 
+restic_env() { # command...: run it as restic with the test user's key
+  env -u AWS_CA_BUNDLE AWS_ACCESS_KEY_ID="${S3_KEY[$TEST_USER]}" AWS_SECRET_ACCESS_KEY="${S3_SECRET[$TEST_USER]}" \
+    RESTIC_PASSWORD=restic-conf-pw timeout -k 10 600 "$@"
+}
+all_version_ids() { # bucket prefix: every version id below the prefix, sorted
+  awsc s3api list-object-versions --bucket "$1" --prefix "$2" --query 'Versions[].VersionId' --output text |
+    tr '\t' '\n' | sort
+}
+# In a bucket with default retention, restic's prune deletes what the forgotten snapshot alone
+# used. Whatever restic answers, no retained version may go (its deletes leave delete markers),
+# and the repository restic sees stays whole: check passes, the kept snapshot restores.
+restic_prune_keeps_locked() { # bucket
+  local repo="s3:$DAVIT_URL/$1/restic" src="$WORK/restic-src" out rc before after gone
+  rm -rf "$src" "$WORK/restic-kept" && mkdir -p "$src" && cp -r "$DATA/tree" "$src/" &&
+    head -c 1048576 /dev/urandom >"$src/only-in-first.bin" || return 1
+  out=$(restic_env sh -c "restic -r '$repo' init && restic -r '$repo' backup --no-cache -q '$src'" 2>&1) ||
+    { tail -n 8 <<<"$out" | say; return 1; }
+  rm "$src/only-in-first.bin"
+  out=$(restic_env restic -r "$repo" backup --no-cache -q "$src" 2>&1) || { tail -n 8 <<<"$out" | say; return 1; }
+  before=$(all_version_ids "$1" restic/) || return 1
+  out=$(restic_env restic -r "$repo" forget --no-cache --keep-last 1 --prune --max-unused 0 2>&1)
+  rc=$?
+  echo "     restic forget --keep-last 1 --prune exited $rc; its last lines:"
+  tail -n 12 <<<"$out" | cut -c1-200 | say
+  after=$(all_version_ids "$1" restic/) || return 1
+  gone=$(comm -23 <(echo "$before") <(echo "$after") | grep -c .)
+  echo "     versions before: $(grep -c . <<<"$before"), after: $(grep -c . <<<"$after"), destroyed: $gone"
+  [ "$gone" -eq 0 ] || return 1
+  out=$(restic_env sh -c "restic -r '$repo' check --no-cache &&
+    restic -r '$repo' restore latest --no-cache --target '$WORK/restic-kept'" 2>&1) ||
+    { tail -n 8 <<<"$out" | say; return 1; }
+  diff -r "$src" "$WORK/restic-kept$src"
+}
+
 part_versions() {
   local fails_before=$fail tag b=conf-versions
   start_server || { check "[versions] server starts" false; return; }
@@ -89,6 +123,10 @@ part_versions() {
     fi
     if command -v restic >/dev/null; then
       check "$tag restic backs up into the versioned bucket and restores the same files" restic_round_trip "$b"
+      if [ -n "${vid:-}" ]; then
+        check "$tag restic prune in the bucket with default COMPLIANCE retention destroys no version; check and restore pass" \
+          restic_prune_keeps_locked "$lb"
+      fi
     else
       skip "$tag restic" "not installed"
     fi

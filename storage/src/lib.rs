@@ -64,8 +64,8 @@ pub use tree::tagging;
 pub use tree::tagging::TagTarget;
 pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};
 pub use versions::{
-    LockMode, LockPeriod, LockState, OBJECT_LOCK_REFUSAL, ObjectLock, Retention, Version, VersionInfo, VersionListing,
-    VersionQuery, Versioning, version_id,
+    LockMode, LockPeriod, LockState, MARKER_TAGS, OBJECT_LOCK_REFUSAL, ObjectLock, Retention, Version, VersionInfo,
+    VersionListing, VersionLock, VersionQuery, Versioning, version_id,
 };
 
 use chunks::{ChunkBackend, Collector, LocalDir, Pins};

@@ -469,3 +469,36 @@ async fn expiration_in_a_versioned_bucket_leaves_a_delete_marker() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(all_versions(&c).await, want.map(|(k, m)| (k.to_owned(), m)));
 }
+
+/// NoncurrentVersionExpiration filtered by tag reaches old versions by the tags they kept
+/// (after test_lifecycle_noncur_expiration, with a tag filter as S3 documents it).
+#[tokio::test]
+async fn tag_filtered_noncurrent_expiration_reaches_old_versions() {
+    let Sdk { s: _s, c, .. } = fast().await;
+    enable_versioning(&c).await;
+    let put_tagged = |key: &'static str, t: &'static str| {
+        c.put_object().bucket("bkt").key(key).tagging(t).body(ByteStream::from_static(b"x")).send()
+    };
+    put_tagged("a", "class=temp").await.unwrap();
+    put_tagged("a", "class=keep").await.unwrap();
+    put_tagged("b", "class=keep").await.unwrap();
+    put_tagged("b", "class=keep").await.unwrap();
+    let filter = LifecycleRuleFilter::builder().tag(Tag::builder().key("class").value("temp").build().unwrap()).build();
+    let rule = LifecycleRule::builder()
+        .id("temp")
+        .filter(filter)
+        .status(ExpirationStatus::Enabled)
+        .noncurrent_version_expiration(NoncurrentVersionExpiration::builder().noncurrent_days(1).build())
+        .build()
+        .unwrap();
+    c.put_bucket_lifecycle_configuration()
+        .bucket("bkt")
+        .lifecycle_configuration(config(vec![rule]))
+        .send()
+        .await
+        .unwrap();
+    // a's old version, tagged class=temp, goes; b's two versions (class=keep) stay.
+    until_versions(&c, &[("a", false), ("b", false), ("b", false)]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(all_versions(&c).await.len(), 3, "versions tagged otherwise stay");
+}

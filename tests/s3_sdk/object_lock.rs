@@ -297,6 +297,83 @@ async fn legal_hold_and_lock_headers() {
     s.stop().await;
 }
 
+/// S3's rule that a request setting a lock carries Content-MD5 or an `x-amz-checksum-*`
+/// (InvalidRequest otherwise), which the SDK meets on its own (it sends CRC32) and s3-tests'
+/// boto3 too (test_object_lock_uploading_obj, _put_obj_retention, _put_legal_hold pass above
+/// with the SDK's defaults).
+#[tokio::test]
+async fn lock_requests_need_an_integrity_header() {
+    let Sdk { s, c, key, secret } = start().await;
+    locked_bucket(&c, "lockb").await;
+    // An SDK told to send checksums only where the API requires them sends none on PutObject.
+    let bare = Client::from_conf(
+        super::config(&s.base, &key, &secret, false)
+            .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+            .build(),
+    );
+    let locked_put = |c: &Client, k: &str| {
+        c.put_object()
+            .bucket("lockb")
+            .key(k)
+            .body(ByteStream::from_static(b"abc"))
+            .object_lock_mode(ObjectLockMode::Governance)
+            .object_lock_retain_until_date(DateTime::from_secs(Y2030))
+    };
+    assert_eq!(refusal(locked_put(&bare, "k").send().await), (400, "InvalidRequest".to_owned()));
+    let r = bare
+        .put_object()
+        .bucket("lockb")
+        .key("k")
+        .body(ByteStream::from_static(b"abc"))
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .send()
+        .await;
+    assert_eq!(refusal(r), (400, "InvalidRequest".to_owned()), "a legal hold alone needs it too");
+    let listed = c.list_object_versions().bucket("lockb").send().await.unwrap();
+    assert!(listed.versions().is_empty(), "a refused PUT stored nothing");
+    // Content-MD5 alone, or the SDK's default CRC32, is enough; a PUT without lock headers
+    // needs neither.
+    locked_put(&bare, "md5").content_md5("kAFQmDzST7DWlj99KOF/cg==").send().await.unwrap();
+    locked_put(&c, "crc").send().await.unwrap();
+    bare.put_object().bucket("lockb").key("plain").body(ByteStream::from_static(b"abc")).send().await.unwrap();
+    let head = c.head_object().bucket("lockb").key("md5").send().await.unwrap();
+    assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Governance));
+
+    // PutObjectRetention, PutObjectLegalHold and PutObjectLockConfiguration, sent bare.
+    let signer = crate::s3_sign::Signer { base: s.base.clone(), key, secret, client: support::tls_client() };
+    let ns = "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"";
+    let cases = [
+        (
+            "retention",
+            "/lockb/plain",
+            format!(
+                "<Retention {ns}><Mode>GOVERNANCE</Mode><RetainUntilDate>2030-01-01T00:00:00Z</RetainUntilDate></Retention>"
+            ),
+        ),
+        ("legal-hold", "/lockb/plain", format!("<LegalHold {ns}><Status>ON</Status></LegalHold>")),
+        (
+            "object-lock",
+            "/lockb",
+            format!(
+                "<ObjectLockConfiguration {ns}><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>"
+            ),
+        ),
+    ];
+    for (q, path, xml) in cases {
+        let payload = crate::s3_sign::sha256_hex(xml.as_bytes());
+        let r = signer.request(Method::PUT, path, &[(q, "")], &[], &payload).body(xml.clone()).send().await.unwrap();
+        assert_eq!(xml_code(r).await, (400, "InvalidRequest".into()), "{q} without an integrity header");
+        let digest = <md5::Md5 as md5::Digest>::digest(xml.as_bytes());
+        let md5 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest);
+        let r =
+            signer.request(Method::PUT, path, &[(q, "")], &[("content-md5", &md5)], &payload).body(xml).send().await;
+        assert_eq!(r.unwrap().status(), 200, "{q} with Content-MD5");
+    }
+    let got = c.get_object_legal_hold().bucket("lockb").key("plain").send().await.unwrap();
+    assert_eq!(got.legal_hold(), Some(&hold("ON")));
+    s.stop().await;
+}
+
 /// The same rules over WebDAV and REST: a WebDAV DELETE leaves a marker, a MOVE of a held
 /// version and a REST delete of a retained version are refused (403), the REST bypass works.
 #[tokio::test]

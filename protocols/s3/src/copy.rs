@@ -50,14 +50,17 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     let mut item = if let Some(v) = src_version.as_deref() {
         // A version's content becomes current at the destination (a restore when it is
         // the same key).
-        crate::versions::copy_from_version(s3, &p, &from, v, &to).await?
+        crate::versions::copy_from_version(s3, &p, &from, v, &to, lock).await?
     } else if from == to {
+        // No new version is made (only metadata or tags change below), so the lock goes
+        // on the version that is there.
+        crate::object_lock::set_on_current(s3, &p, &to, lock).await?;
         src.clone()
     } else {
         if let Some(parent) = to.rsplit_once('/').map(|(d, _)| d).filter(|d| d.matches('/').count() >= 2) {
             s3.storage.mkdir_all(&p, parent).await.map_err(map)?;
         }
-        s3.storage.copy(&p, &from, &to, true).await.map_err(map)?.0
+        s3.storage.copy_locked(&p, &from, &to, true, lock).await.map_err(map)?.0
     };
     if replace {
         let mut headers = kept_headers!(input);
@@ -80,7 +83,6 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     };
     result.checksum_type = set_fields!(result, checksum::of_item(&item));
     let version_id = crate::versions::made(s3, &item).await;
-    crate::object_lock::apply(s3, &p, &to, version_id.as_deref(), lock).await?;
     let copy_source_version_id = src_version.as_deref().map(str::to_owned);
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),

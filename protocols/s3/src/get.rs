@@ -125,7 +125,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     let item = read.item;
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
-    let extras = crate::tagging::extras(s3, &item).await?;
+    let extras = crate::tagging::extras_of_version(s3, &p, &path, &item, version.as_deref()).await?;
     let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
         crate::object_lock::answered(s3, &p, &path, version.as_deref()).await;
     let mut out = GetObjectOutput {
@@ -180,7 +180,7 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         Some((start, end)) => (end - start, Some(format!("bytes {start}-{}/{}", end.saturating_sub(1), item.size))),
     };
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
-    let extras = crate::tagging::extras(s3, &item).await?;
+    let extras = crate::tagging::extras_of_version(s3, &p, &path, &item, input.version_id.as_deref()).await?;
     let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
         crate::object_lock::answered(s3, &p, &path, input.version_id.as_deref()).await;
     let mut out = HeadObjectOutput {

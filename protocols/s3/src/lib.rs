@@ -340,318 +340,76 @@ impl DavitS3 {
     }
 }
 
-#[async_trait::async_trait]
-impl S3 for DavitS3 {
-    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
-        bucket::list(self, req).await
-    }
+/// Each operation davit builds, as `operation(Input) -> Output => module::function;`: the
+/// trait method hands the request to that function, where the mapping onto the core lives.
+/// Operations not listed answer NotImplemented (the trait's default).
+macro_rules! delegate {
+    ($($op:ident($input:ident) -> $output:ident => $($f:ident)::+;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for DavitS3 {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    $($f)::+(self, req).await
+                }
+            )*
+        }
+    };
+}
 
-    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
-        acl::create_bucket(self, req).await
-    }
-
-    async fn put_bucket_policy(
-        &self,
-        req: S3Request<PutBucketPolicyInput>,
-    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-        policy::put(self, req).await
-    }
-
-    async fn get_bucket_policy(
-        &self,
-        req: S3Request<GetBucketPolicyInput>,
-    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-        policy::get(self, req).await
-    }
-
-    async fn delete_bucket_policy(
-        &self,
-        req: S3Request<DeleteBucketPolicyInput>,
-    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-        policy::delete(self, req).await
-    }
-
-    async fn get_bucket_policy_status(
-        &self,
-        req: S3Request<GetBucketPolicyStatusInput>,
-    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
-        policy::status(self, req).await
-    }
-
-    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
-        acl::get_bucket(self, req).await
-    }
-
-    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
-        acl::put_bucket(self, req).await
-    }
-
-    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
-        acl::get_object(self, req).await
-    }
-
-    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
-        acl::put_object(self, req).await
-    }
-
-    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
-        bucket::head(self, req).await
-    }
-
-    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
-        bucket::delete(self, req).await
-    }
-
-    async fn get_bucket_location(
-        &self,
-        req: S3Request<GetBucketLocationInput>,
-    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        bucket::location(self, req).await
-    }
-
-    async fn get_bucket_versioning(
-        &self,
-        req: S3Request<GetBucketVersioningInput>,
-    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        versions::get_bucket_versioning(self, req).await
-    }
-
-    async fn put_bucket_versioning(
-        &self,
-        req: S3Request<PutBucketVersioningInput>,
-    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
-        versions::put_bucket_versioning(self, req).await
-    }
-
-    async fn list_object_versions(
-        &self,
-        req: S3Request<ListObjectVersionsInput>,
-    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        versions::list_object_versions(self, req).await
-    }
-
-    async fn put_object_lock_configuration(
-        &self,
-        req: S3Request<PutObjectLockConfigurationInput>,
-    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
-        object_lock::put_config(self, req).await
-    }
-
-    async fn get_object_lock_configuration(
-        &self,
-        req: S3Request<GetObjectLockConfigurationInput>,
-    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
-        object_lock::get_config(self, req).await
-    }
-
-    async fn put_object_retention(
-        &self,
-        req: S3Request<PutObjectRetentionInput>,
-    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
-        object_lock::put_retention(self, req).await
-    }
-
-    async fn get_object_retention(
-        &self,
-        req: S3Request<GetObjectRetentionInput>,
-    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
-        object_lock::get_retention(self, req).await
-    }
-
-    async fn put_object_legal_hold(
-        &self,
-        req: S3Request<PutObjectLegalHoldInput>,
-    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
-        object_lock::put_legal_hold(self, req).await
-    }
-
-    async fn get_object_legal_hold(
-        &self,
-        req: S3Request<GetObjectLegalHoldInput>,
-    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
-        object_lock::get_legal_hold(self, req).await
-    }
-
-    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        put::put_object(self, req).await
-    }
-
-    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        get::get_object(self, req).await
-    }
-
-    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        get::head_object(self, req).await
-    }
-
-    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
-        delete::delete_object(self, req).await
-    }
-
-    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        delete::delete_objects(self, req).await
-    }
-
-    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-        copy::copy_object(self, req).await
-    }
-
-    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
-        list::list_objects_v2(self, req).await
-    }
-
-    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
-        list::list_objects(self, req).await
-    }
-
-    async fn create_multipart_upload(
-        &self,
-        req: S3Request<CreateMultipartUploadInput>,
-    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        multipart::create(self, req).await
-    }
-
-    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-        multipart::upload_part(self, req).await
-    }
-
-    async fn upload_part_copy(
-        &self,
-        req: S3Request<UploadPartCopyInput>,
-    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        multipart::upload_part_copy(self, req).await
-    }
-
-    async fn complete_multipart_upload(
-        &self,
-        req: S3Request<CompleteMultipartUploadInput>,
-    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        multipart::complete(self, req).await
-    }
-
-    async fn abort_multipart_upload(
-        &self,
-        req: S3Request<AbortMultipartUploadInput>,
-    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        multipart::abort(self, req).await
-    }
-
-    async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
-        cors::put_bucket_cors(self, req).await
-    }
-
-    async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
-        cors::get_bucket_cors(self, req).await
-    }
-
-    async fn delete_bucket_cors(
-        &self,
-        req: S3Request<DeleteBucketCorsInput>,
-    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-        cors::delete_bucket_cors(self, req).await
-    }
-
-    async fn get_bucket_encryption(
-        &self,
-        req: S3Request<GetBucketEncryptionInput>,
-    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-        sse::get_bucket_encryption(self, req).await
-    }
-
-    async fn put_bucket_encryption(
-        &self,
-        req: S3Request<PutBucketEncryptionInput>,
-    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
-        sse::put_bucket_encryption(self, req).await
-    }
-
-    async fn delete_bucket_encryption(
-        &self,
-        req: S3Request<DeleteBucketEncryptionInput>,
-    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-        sse::delete_bucket_encryption(self, req).await
-    }
-
-    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
-        multipart::list_parts(self, req).await
-    }
-
-    async fn list_multipart_uploads(
-        &self,
-        req: S3Request<ListMultipartUploadsInput>,
-    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        multipart::list_uploads(self, req).await
-    }
-
-    async fn put_object_tagging(
-        &self,
-        req: S3Request<PutObjectTaggingInput>,
-    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-        tagging::put_object_tagging(self, req).await
-    }
-
-    async fn get_object_tagging(
-        &self,
-        req: S3Request<GetObjectTaggingInput>,
-    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-        tagging::get_object_tagging(self, req).await
-    }
-
-    async fn delete_object_tagging(
-        &self,
-        req: S3Request<DeleteObjectTaggingInput>,
-    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-        tagging::delete_object_tagging(self, req).await
-    }
-
-    async fn put_bucket_tagging(
-        &self,
-        req: S3Request<PutBucketTaggingInput>,
-    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-        tagging::put_bucket_tagging(self, req).await
-    }
-
-    async fn get_bucket_tagging(
-        &self,
-        req: S3Request<GetBucketTaggingInput>,
-    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-        tagging::get_bucket_tagging(self, req).await
-    }
-
-    async fn delete_bucket_tagging(
-        &self,
-        req: S3Request<DeleteBucketTaggingInput>,
-    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-        tagging::delete_bucket_tagging(self, req).await
-    }
-
-    async fn put_bucket_lifecycle_configuration(
-        &self,
-        req: S3Request<PutBucketLifecycleConfigurationInput>,
-    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
-        lifecycle::put(self, req).await
-    }
-
-    async fn get_bucket_lifecycle_configuration(
-        &self,
-        req: S3Request<GetBucketLifecycleConfigurationInput>,
-    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-        lifecycle::get(self, req).await
-    }
-
-    async fn delete_bucket_lifecycle(
-        &self,
-        req: S3Request<DeleteBucketLifecycleInput>,
-    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
-        lifecycle::delete(self, req).await
-    }
-
-    async fn get_object_attributes(
-        &self,
-        req: S3Request<GetObjectAttributesInput>,
-    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
-        attributes::get_object_attributes(self, req).await
-    }
+delegate! {
+    list_buckets(ListBucketsInput) -> ListBucketsOutput => bucket::list;
+    create_bucket(CreateBucketInput) -> CreateBucketOutput => acl::create_bucket;
+    put_bucket_policy(PutBucketPolicyInput) -> PutBucketPolicyOutput => policy::put;
+    get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput => policy::get;
+    delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput => policy::delete;
+    get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput => policy::status;
+    get_bucket_acl(GetBucketAclInput) -> GetBucketAclOutput => acl::get_bucket;
+    put_bucket_acl(PutBucketAclInput) -> PutBucketAclOutput => acl::put_bucket;
+    get_object_acl(GetObjectAclInput) -> GetObjectAclOutput => acl::get_object;
+    put_object_acl(PutObjectAclInput) -> PutObjectAclOutput => acl::put_object;
+    head_bucket(HeadBucketInput) -> HeadBucketOutput => bucket::head;
+    delete_bucket(DeleteBucketInput) -> DeleteBucketOutput => bucket::delete;
+    get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput => bucket::location;
+    get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput => versions::get_bucket_versioning;
+    put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput => versions::put_bucket_versioning;
+    list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput => versions::list_object_versions;
+    put_object_lock_configuration(PutObjectLockConfigurationInput) -> PutObjectLockConfigurationOutput => object_lock::put_config;
+    get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput => object_lock::get_config;
+    put_object_retention(PutObjectRetentionInput) -> PutObjectRetentionOutput => object_lock::put_retention;
+    get_object_retention(GetObjectRetentionInput) -> GetObjectRetentionOutput => object_lock::get_retention;
+    put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput => object_lock::put_legal_hold;
+    get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput => object_lock::get_legal_hold;
+    put_object(PutObjectInput) -> PutObjectOutput => put::put_object;
+    get_object(GetObjectInput) -> GetObjectOutput => get::get_object;
+    head_object(HeadObjectInput) -> HeadObjectOutput => get::head_object;
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput => delete::delete_object;
+    delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput => delete::delete_objects;
+    copy_object(CopyObjectInput) -> CopyObjectOutput => copy::copy_object;
+    list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output => list::list_objects_v2;
+    list_objects(ListObjectsInput) -> ListObjectsOutput => list::list_objects;
+    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput => multipart::create;
+    upload_part(UploadPartInput) -> UploadPartOutput => multipart::upload_part;
+    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput => multipart::upload_part_copy;
+    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput => multipart::complete;
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput => multipart::abort;
+    put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput => cors::put_bucket_cors;
+    get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput => cors::get_bucket_cors;
+    delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput => cors::delete_bucket_cors;
+    get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput => sse::get_bucket_encryption;
+    put_bucket_encryption(PutBucketEncryptionInput) -> PutBucketEncryptionOutput => sse::put_bucket_encryption;
+    delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput => sse::delete_bucket_encryption;
+    list_parts(ListPartsInput) -> ListPartsOutput => multipart::list_parts;
+    list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput => multipart::list_uploads;
+    put_object_tagging(PutObjectTaggingInput) -> PutObjectTaggingOutput => tagging::put_object_tagging;
+    get_object_tagging(GetObjectTaggingInput) -> GetObjectTaggingOutput => tagging::get_object_tagging;
+    delete_object_tagging(DeleteObjectTaggingInput) -> DeleteObjectTaggingOutput => tagging::delete_object_tagging;
+    put_bucket_tagging(PutBucketTaggingInput) -> PutBucketTaggingOutput => tagging::put_bucket_tagging;
+    get_bucket_tagging(GetBucketTaggingInput) -> GetBucketTaggingOutput => tagging::get_bucket_tagging;
+    delete_bucket_tagging(DeleteBucketTaggingInput) -> DeleteBucketTaggingOutput => tagging::delete_bucket_tagging;
+    put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput => lifecycle::put;
+    get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput => lifecycle::get;
+    delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput => lifecycle::delete;
+    get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput => attributes::get_object_attributes;
 }
 
 #[cfg(test)]

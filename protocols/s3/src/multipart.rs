@@ -70,7 +70,7 @@ pub async fn create(
     let mut headers = crate::stored::kept_headers!(input);
     headers.extend(kind);
     let lock = crate::object_lock::asked_by!(s3, &p, input).await?;
-    headers.extend(lock.headers());
+    headers.extend(crate::object_lock::upload_headers(&lock));
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
         headers,
@@ -188,7 +188,7 @@ pub async fn complete(
         Err(e) => return Err(e),
     };
     let id = up.id;
-    let lock = crate::object_lock::Asked::of_headers(&up.headers);
+    let lock = crate::object_lock::of_upload_headers(&up.headers);
     let full_object = up.headers.iter().find(|(k, _)| k == CHECKSUM_TYPE).map(|(_, v)| v == ChecksumType::FULL_OBJECT);
     let claimed = checksum::values!(input).into_iter().flatten().next().cloned();
     let mut listed = Vec::new();
@@ -209,11 +209,9 @@ pub async fn complete(
         check_whole_checksum(s3, &p, id, &listed, full_object, &claimed).await?;
     }
     let combine = CombineParts(std::sync::Arc::new(move |parts| checksum::combine_parts(parts, full_object)));
-    let item = s3.storage.complete_upload_with(&p, id, listed, Some(combine)).await.map_err(upload_error)?;
+    let item = s3.storage.complete_upload_with(&p, id, listed, Some(combine), lock).await.map_err(upload_error)?;
     let sum = checksum::of_item(&item);
     let version_id = crate::versions::made(s3, &item).await;
-    let path = key_path(&input.bucket, &input.key)?;
-    crate::object_lock::apply(s3, &p, &path, version_id.as_deref(), lock).await?;
     let mut out = CompleteMultipartUploadOutput {
         version_id,
         bucket: Some(input.bucket.clone()),

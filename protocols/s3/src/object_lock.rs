@@ -6,13 +6,39 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use davit_storage::{Error, LockMode, LockPeriod, LockState, ObjectLock, Principal};
+use davit_storage::{Error, LockMode, LockPeriod, LockState, ObjectLock, Principal, VersionLock};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
 use crate::errors::{bucket_error, s3_error as map};
 use crate::names::key_path;
+
+/// S3 asks for an integrity header (Content-MD5 or an `x-amz-checksum-*`, possibly sent as a
+/// trailer) on every request that sets a lock: a corrupted body would otherwise be kept,
+/// or a corrupted date or mode applied, for a time no one can shorten.
+pub(crate) fn has_integrity(headers: &http::HeaderMap) -> bool {
+    let checksum = |name: &str| {
+        name.strip_prefix("x-amz-checksum-").is_some_and(|alg| !matches!(alg, "type" | "mode" | "algorithm"))
+    };
+    headers.contains_key("content-md5")
+        || headers.keys().any(|k| checksum(k.as_str()))
+        || headers.get_all("x-amz-trailer").iter().any(|v| v.to_str().is_ok_and(|v| v.contains("x-amz-checksum-")))
+}
+
+/// Refuses, as S3 does, a request setting a lock without an integrity header (`what`: the
+/// operation, as S3's message names it).
+pub(crate) fn require_integrity(headers: &http::HeaderMap, what: &str) -> S3Result<()> {
+    if has_integrity(headers) {
+        return Ok(());
+    }
+    Err(S3Error::with_message(
+        S3ErrorCode::InvalidRequest,
+        format!(
+            "Content-MD5 OR x-amz-checksum- HTTP header is required for {what} requests with Object Lock parameters"
+        ),
+    ))
+}
 
 fn missing_config() -> S3Error {
     s3_error!(InvalidRequest, "Bucket is missing ObjectLockConfiguration")
@@ -77,6 +103,7 @@ pub async fn put_config(
     req: S3Request<PutObjectLockConfigurationInput>,
 ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
     let p = s3.principal(&req).await?;
+    require_integrity(&req.headers, "Put Object Lock Configuration")?;
     let input = req.input;
     if config_of(s3, &p, &input.bucket).await?.is_none() {
         return Err(s3_error!(InvalidBucketState, "object lock is enabled only when a bucket is made"));
@@ -142,6 +169,7 @@ pub async fn put_retention(
     req: S3Request<PutObjectRetentionInput>,
 ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
     let p = s3.principal(&req).await?;
+    require_integrity(&req.headers, "Put Object Retention")?;
     let input = req.input;
     if config_of(s3, &p, &input.bucket).await?.is_none() {
         return Err(missing_config());
@@ -198,6 +226,7 @@ pub async fn put_legal_hold(
     req: S3Request<PutObjectLegalHoldInput>,
 ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
     let p = s3.principal(&req).await?;
+    require_integrity(&req.headers, "Put Object Legal Hold")?;
     let input = req.input;
     if config_of(s3, &p, &input.bucket).await?.is_none() {
         return Err(missing_config());
@@ -221,13 +250,6 @@ pub async fn get_legal_hold(
     Ok(S3Response::new(GetObjectLegalHoldOutput { legal_hold }))
 }
 
-/// The object lock a write asked for with `x-amz-object-lock-*` headers.
-#[derive(Default)]
-pub(crate) struct Asked {
-    retention: Option<(LockMode, i64)>,
-    hold: Option<bool>,
-}
-
 /// The lock a write asks for with its `x-amz-object-lock-*` headers: PutObject, CopyObject
 /// and CreateMultipartUpload carry the same three fields.
 macro_rules! asked_by {
@@ -245,7 +267,8 @@ macro_rules! asked_by {
 pub(crate) use asked_by;
 
 /// Checks a write's lock headers before anything is written: mode and date go together, in
-/// the future, and only in a bucket with object lock.
+/// the future, and only in a bucket with object lock. The write hands the answer to the core,
+/// which sets it in the write's own transaction.
 pub(crate) async fn asked(
     s3: &DavitS3,
     p: &Principal,
@@ -253,9 +276,9 @@ pub(crate) async fn asked(
     mode: Option<&ObjectLockMode>,
     until: Option<&Timestamp>,
     hold: Option<&ObjectLockLegalHoldStatus>,
-) -> S3Result<Asked> {
+) -> S3Result<VersionLock> {
     if mode.is_none() && until.is_none() && hold.is_none() {
-        return Ok(Asked::default());
+        return Ok(VersionLock::default());
     }
     let retention = match (mode, until) {
         (None, None) => None,
@@ -284,16 +307,17 @@ pub(crate) async fn asked(
     if config_of(s3, p, bucket).await?.is_none() {
         return Err(missing_config());
     }
-    Ok(Asked { retention, hold })
+    Ok(VersionLock { retention, legal_hold: hold })
 }
 
-/// Applies what a write asked for to the version it just made (`id`).
-pub(crate) async fn apply(s3: &DavitS3, p: &Principal, path: &str, id: Option<&str>, asked: Asked) -> S3Result<()> {
-    if let Some(r) = asked.retention {
-        s3.storage.set_retention(p, path, id, Some(r), false).await.map_err(lock_error)?;
+/// Sets a lock on the current version at `path`, for a write that makes no new version (a
+/// copy onto itself).
+pub(crate) async fn set_on_current(s3: &DavitS3, p: &Principal, path: &str, lock: VersionLock) -> S3Result<()> {
+    if let Some(r) = lock.retention {
+        s3.storage.set_retention(p, path, None, Some(r), false).await.map_err(lock_error)?;
     }
-    if let Some(on) = asked.hold {
-        s3.storage.set_legal_hold(p, path, id, on).await.map_err(lock_error)?;
+    if let Some(on) = lock.legal_hold {
+        s3.storage.set_legal_hold(p, path, None, on).await.map_err(lock_error)?;
     }
     Ok(())
 }
@@ -321,27 +345,25 @@ const UPLOAD_MODE: &str = "x-amz-object-lock-mode";
 const UPLOAD_UNTIL: &str = "x-amz-object-lock-retain-until-date";
 const UPLOAD_HOLD: &str = "x-amz-object-lock-legal-hold";
 
-impl Asked {
-    /// As upload headers.
-    pub(crate) fn headers(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        if let Some((mode, until)) = self.retention {
-            out.push((UPLOAD_MODE.to_owned(), mode_name(mode).to_owned()));
-            out.push((UPLOAD_UNTIL.to_owned(), until.to_string()));
-        }
-        if let Some(on) = self.hold {
-            out.push((UPLOAD_HOLD.to_owned(), if on { "ON" } else { "OFF" }.to_owned()));
-        }
-        out
+/// A write's lock as upload headers.
+pub(crate) fn upload_headers(lock: &VersionLock) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some((mode, until)) = lock.retention {
+        out.push((UPLOAD_MODE.to_owned(), mode_name(mode).to_owned()));
+        out.push((UPLOAD_UNTIL.to_owned(), until.to_string()));
     }
+    if let Some(on) = lock.legal_hold {
+        out.push((UPLOAD_HOLD.to_owned(), if on { "ON" } else { "OFF" }.to_owned()));
+    }
+    out
+}
 
-    /// What [`Asked::headers`] kept (an unreadable value is no lock asked: they are ours).
-    pub(crate) fn of_headers(headers: &[(String, String)]) -> Asked {
-        let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        let retention = match (get(UPLOAD_MODE).map(mode_of), get(UPLOAD_UNTIL).and_then(|u| u.parse().ok())) {
-            (Some(Ok(mode)), Some(until)) => Some((mode, until)),
-            _ => None,
-        };
-        Asked { retention, hold: get(UPLOAD_HOLD).map(|h| h == "ON") }
-    }
+/// What [`upload_headers`] kept (an unreadable value is no lock asked: they are ours).
+pub(crate) fn of_upload_headers(headers: &[(String, String)]) -> VersionLock {
+    let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let retention = match (get(UPLOAD_MODE).map(mode_of), get(UPLOAD_UNTIL).and_then(|u| u.parse().ok())) {
+        (Some(Ok(mode)), Some(until)) => Some((mode, until)),
+        _ => None,
+    };
+    VersionLock { retention, legal_hold: get(UPLOAD_HOLD).map(|h| h == "ON") }
 }

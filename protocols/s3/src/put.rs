@@ -59,6 +59,9 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     }
     let expected_md5 = content_md5(&input.content_md5)?;
     let lock = crate::object_lock::asked_by!(s3, &p, input).await?;
+    if !lock.is_empty() && expected_md5.is_none() && wanted.is_none() {
+        crate::object_lock::require_integrity(&headers, "Put Object")?;
+    }
     if input.if_match.is_some() {
         // If-Match names an object that must be there: its absence is NoSuchKey, as S3
         // answers (the core, checking as the write commits, would answer 412).
@@ -87,13 +90,13 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         md5_etag: true,
         late_headers: outcome.trailer_header(from_trailer),
         tags: Some(tags),
+        lock,
         ..Default::default()
     };
     let written = s3.storage.write(&p, &path, stream, opts).await;
     let (item, sum) = outcome.settle(written, map)?;
     let expiration = crate::tagging::extras(s3, &item).await?.expiration;
     let version_id = crate::versions::made(s3, &item).await;
-    crate::object_lock::apply(s3, &p, &path, version_id.as_deref(), lock).await?;
     let mut out = PutObjectOutput {
         e_tag: Some(etag(&item)),
         expiration,

@@ -87,10 +87,33 @@ fn object_path(bucket: &str, key: &str) -> S3Result<String> {
     key_path(bucket, key)
 }
 
-fn no_versions(version: &Option<ObjectVersionId>) -> S3Result<()> {
-    match version.as_deref() {
-        None | Some("null") => Ok(()),
-        Some(_) => Err(s3_error!(NoSuchVersion, "the version does not exist")),
+/// The core's refusals of a call naming a version: S3's NoSuchVersion, and 405 for a delete
+/// marker (which has no tags).
+fn version_error(e: Error) -> S3Error {
+    match e {
+        Error::NotFound(m) if m.what == davit_storage::What::Version => {
+            S3Error::with_message(S3ErrorCode::NoSuchVersion, m.to_string())
+        }
+        Error::InvalidInput(m) if m == davit_storage::MARKER_TAGS => {
+            let mut e = S3Error::with_message(S3ErrorCode::MethodNotAllowed, m);
+            e.set_status_code(http::StatusCode::METHOD_NOT_ALLOWED);
+            e
+        }
+        e => tag_error(e),
+    }
+}
+
+/// Sets the tags of the object, or of one version of it when `version` names one.
+async fn set_object_tags(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    path: &str,
+    version: Option<&str>,
+    tags: Vec<(String, String)>,
+) -> S3Result<()> {
+    match version {
+        Some(v) => s3.storage.set_version_tags(p, path, v, tags).await.map_err(version_error),
+        None => s3.storage.set_tags(p, path, tags, TagTarget::Object).await.map_err(tag_error),
     }
 }
 
@@ -100,11 +123,10 @@ pub async fn put_object_tagging(
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    no_versions(&input.version_id)?;
     let path = object_path(&input.bucket, &input.key)?;
     let tags = pairs(input.tagging.tag_set)?;
-    s3.storage.set_tags(&p, &path, tags, TagTarget::Object).await.map_err(tag_error)?;
-    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    set_object_tags(s3, &p, &path, input.version_id.as_deref(), tags).await?;
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id: input.version_id }))
 }
 
 pub async fn get_object_tagging(
@@ -113,10 +135,12 @@ pub async fn get_object_tagging(
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    no_versions(&input.version_id)?;
     let path = object_path(&input.bucket, &input.key)?;
-    let tags = s3.storage.tags(&p, &path).await.map_err(map)?;
-    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: tag_set(tags), version_id: None }))
+    let tags = match input.version_id.as_deref() {
+        Some(v) => s3.storage.version_tags(&p, &path, v).await.map_err(version_error)?,
+        None => s3.storage.tags(&p, &path).await.map_err(map)?,
+    };
+    Ok(S3Response::new(GetObjectTaggingOutput { tag_set: tag_set(tags), version_id: input.version_id }))
 }
 
 pub async fn delete_object_tagging(
@@ -125,10 +149,9 @@ pub async fn delete_object_tagging(
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    no_versions(&input.version_id)?;
     let path = object_path(&input.bucket, &input.key)?;
-    s3.storage.set_tags(&p, &path, Vec::new(), TagTarget::Object).await.map_err(map)?;
-    Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    set_object_tags(s3, &p, &path, input.version_id.as_deref(), Vec::new()).await?;
+    Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: input.version_id }))
 }
 
 pub async fn put_bucket_tagging(
@@ -178,6 +201,23 @@ pub async fn delete_bucket_tagging(
 pub(crate) struct Extras {
     pub tag_count: Option<i32>,
     pub expiration: Option<String>,
+}
+
+/// [`extras`] of version `version` of the object at `path` when a read names one: an old
+/// version's tags are its own, not its file's.
+pub(crate) async fn extras_of_version(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    path: &str,
+    item: &davit_storage::Item,
+    version: Option<&str>,
+) -> S3Result<Extras> {
+    let mut e = extras(s3, item).await?;
+    if let Some(v) = version {
+        let n = s3.storage.version_tags(p, path, v).await.map_err(version_error)?.len();
+        e.tag_count = (n > 0).then_some(n as i32);
+    }
+    Ok(e)
 }
 
 pub(crate) async fn extras(s3: &DavitS3, item: &davit_storage::Item) -> S3Result<Extras> {

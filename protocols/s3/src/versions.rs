@@ -218,8 +218,9 @@ pub(crate) async fn copy_from_version(
     from: &str,
     id: &str,
     to: &str,
+    lock: davit_storage::VersionLock,
 ) -> S3Result<davit_storage::Item> {
-    s3.storage.copy_version(p, from, id, to, true).await.map_err(|e| match e {
+    s3.storage.copy_version_locked(p, from, id, to, true, lock).await.map_err(|e| match e {
         davit_storage::Error::InvalidInput(m) => S3Error::with_message(S3ErrorCode::InvalidRequest, m),
         e => version_error(e),
     })

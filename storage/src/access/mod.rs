@@ -378,14 +378,7 @@ fn recheck_for(w: &W<'_>, place: &Place, write: bool) -> Result<()> {
         Access::Public { item } => {
             // Made private, renamed or deleted since: nothing more is read through it.
             let bucket = txn::get_item(&w.items, item)?.map(|i| i.name).unwrap_or_default();
-            let tables = s3_view::AudienceTables {
-                items: &w.items,
-                children: &w.children,
-                users: &w.txn.open_table(USERS)?,
-                audience: &w.txn.open_table(db::S3_AUDIENCE)?,
-                names: &w.txn.open_table(db::S3_AUDIENCE_NAMES)?,
-            };
-            if write || s3_view::audience_of(tables, item, &bucket)?.is_none() {
+            if write || s3_view::AudienceTables::in_change(w)?.audience_of(item, &bucket)?.is_none() {
                 return Err(Error::Forbidden(format!("{} is no longer readable to you", place.path)));
             }
         }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::meta::kv::Readable;
 
 use super::s3_policy::{Asked, Audience, Shown, Who};
-use super::s3_view::{AudienceTables, audience_of};
+use super::s3_view::AudienceTables;
 use crate::Storage;
 use crate::error::{Error, Result, What};
 use crate::meta::db::{
@@ -195,18 +195,7 @@ impl Storage {
                 }
                 let audience = match within {
                     Within::Object(_) => Audience::Private,
-                    _ => audience_of(
-                        AudienceTables {
-                            items: &items,
-                            children: &children,
-                            users: &users,
-                            audience: &t.open_table(S3_AUDIENCE)?,
-                            names: &t.open_table(S3_AUDIENCE_NAMES)?,
-                        },
-                        b.id,
-                        &name,
-                    )?
-                    .map_or(Audience::Private, |(_, a)| a),
+                    _ => AudienceTables::read(t)?.audience_of(b.id, &name)?.map_or(Audience::Private, |(_, a)| a),
                 };
                 Ok((p2.username.clone(), rows, audience))
             })
@@ -347,6 +336,17 @@ impl Storage {
                     super::reshare::end_links_no_longer_allowed(t, s.grantee)?;
                 }
                 if !matches!(within, Within::Object(_)) {
+                    if audience != Audience::Private {
+                        // One name, one readable bucket: unsigned requests and users who
+                        // own no such bucket find it by name alone.
+                        let readable = AudienceTables::write(t)?.readable_named(&name)?;
+                        if readable.is_some_and(|(other, _)| other.id != b.id) {
+                            return Err(Error::Conflict(format!(
+                                "another user's bucket named {name} is already readable to everyone; rename yours to \
+                                 make it so"
+                            )));
+                        }
+                    }
                     let mut aud = t.open_table(S3_AUDIENCE)?;
                     let mut names = t.open_table(S3_AUDIENCE_NAMES)?;
                     if audience == Audience::Private {
@@ -355,28 +355,6 @@ impl Storage {
                             names.remove(name.as_str())?;
                         }
                     } else {
-                        // One name, one readable bucket: unsigned requests and users who
-                        // own no such bucket find it by name alone.
-                        if let Some(other) = names.get(name.as_str())?.map(|v| v.value())
-                            && other != b.id
-                            && audience_of(
-                                AudienceTables {
-                                    items: &t.open_table(ITEMS)?,
-                                    children: &t.open_table(CHILDREN)?,
-                                    users: &t.open_table(USERS)?,
-                                    audience: &aud,
-                                    names: &names,
-                                },
-                                other,
-                                &name,
-                            )?
-                            .is_some()
-                        {
-                            return Err(Error::Conflict(format!(
-                                "another user's bucket named {name} is already readable to everyone; rename yours to \
-                                 make it so"
-                            )));
-                        }
                         aud.insert(b.id, audience.code())?;
                         names.insert(name.as_str(), b.id)?;
                     }

@@ -10,7 +10,7 @@
 //! allows it (`--s3-public-read`); such names are unique across the server (`s3_grants`).
 //! Buckets reached this way are never listed by ListBuckets, which lists one's own.
 
-use crate::meta::kv::{ReadTxn, Readable};
+use crate::meta::kv::{ReadTable, ReadTxn, Readable, WriteTable, WriteTxn};
 
 use super::s3_policy::Audience;
 use super::{Access, Place};
@@ -50,42 +50,114 @@ pub(crate) enum RouteTo {
     Audience { item: u64, owner: u64 },
 }
 
-/// The tables that say who else may read a bucket, and where it is.
-pub(crate) struct AudienceTables<'a, I, C, U, A, N> {
-    pub items: &'a I,
-    pub children: &'a C,
-    pub users: &'a U,
-    pub audience: &'a A,
-    pub names: &'a N,
+/// The tables that say who else may read a bucket, and where it is: opened by one of the
+/// constructors, each table owned or borrowed from a change that has it open already.
+pub(crate) struct AudienceTables<I, C, U, A, N> {
+    items: I,
+    children: C,
+    users: U,
+    audience: A,
+    names: N,
 }
 
-/// The audience of a bucket's folder, if that folder is still its owner's top-level folder
-/// by the name it was made readable under: a renamed bucket loses it, and so does a deleted
-/// one at once (its rows may wait for the sweeper, its name is gone).
-pub(crate) fn audience_of(
-    t: AudienceTables<
-        '_,
-        impl Readable<u64, &'static [u8]>,
-        impl Readable<(u64, &'static str), u64>,
-        impl Readable<u64, &'static [u8]>,
-        impl Readable<u64, u64>,
-        impl Readable<&'static str, u64>,
-    >,
-    item: u64,
-    name: &str,
-) -> Result<Option<(Item, Audience)>> {
-    if t.names.get(name)?.map(|v| v.value()) != Some(item) {
-        return Ok(None);
+type Read<K, V> = ReadTable<K, V>;
+type Write<'t, K, V> = WriteTable<'t, K, V>;
+
+impl
+    AudienceTables<
+        Read<u64, &'static [u8]>,
+        Read<(u64, &'static str), u64>,
+        Read<u64, &'static [u8]>,
+        Read<u64, u64>,
+        Read<&'static str, u64>,
+    >
+{
+    /// In a read.
+    pub(crate) fn read(t: &ReadTxn) -> Result<Self> {
+        Ok(AudienceTables {
+            items: t.open_table(ITEMS)?,
+            children: t.open_table(CHILDREN)?,
+            users: t.open_table(USERS)?,
+            audience: t.open_table(S3_AUDIENCE)?,
+            names: t.open_table(S3_AUDIENCE_NAMES)?,
+        })
     }
-    let audience = t.audience;
-    let Some(it) = txn::get_item(t.items, item)? else { return Ok(None) };
-    let Some(owner) = t.users.get(it.owner)? else { return Ok(None) };
-    let owner: User = db::decode(owner.value())?;
-    if !it.is_folder() || txn::lookup_child(t.children, owner.root, name)? != Some(item) {
-        return Ok(None);
+}
+
+impl<'t>
+    AudienceTables<
+        Write<'t, u64, &'static [u8]>,
+        Write<'t, (u64, &'static str), u64>,
+        Write<'t, u64, &'static [u8]>,
+        Write<'t, u64, u64>,
+        Write<'t, &'static str, u64>,
+    >
+{
+    /// In a change that has none of the five open.
+    pub(crate) fn write(t: &'t WriteTxn) -> Result<Self> {
+        Ok(AudienceTables {
+            items: t.open_table(ITEMS)?,
+            children: t.open_table(CHILDREN)?,
+            users: t.open_table(USERS)?,
+            audience: t.open_table(S3_AUDIENCE)?,
+            names: t.open_table(S3_AUDIENCE_NAMES)?,
+        })
     }
-    let a = audience.get(item)?.map_or(Audience::Private, |v| Audience::from_code(v.value()));
-    Ok((a != Audience::Private).then_some((it, a)))
+}
+
+impl<'w, 't>
+    AudienceTables<
+        &'w Write<'t, u64, &'static [u8]>,
+        &'w Write<'t, (u64, &'static str), u64>,
+        Write<'t, u64, &'static [u8]>,
+        Write<'t, u64, u64>,
+        Write<'t, &'static str, u64>,
+    >
+{
+    /// In a change ([`txn::W`]), which has the items and children open.
+    pub(crate) fn in_change(w: &'w txn::W<'t>) -> Result<Self> {
+        Ok(AudienceTables {
+            items: &w.items,
+            children: &w.children,
+            users: w.txn.open_table(USERS)?,
+            audience: w.txn.open_table(S3_AUDIENCE)?,
+            names: w.txn.open_table(S3_AUDIENCE_NAMES)?,
+        })
+    }
+}
+
+impl<I, C, U, A, N> AudienceTables<I, C, U, A, N>
+where
+    I: Readable<u64, &'static [u8]>,
+    C: Readable<(u64, &'static str), u64>,
+    U: Readable<u64, &'static [u8]>,
+    A: Readable<u64, u64>,
+    N: Readable<&'static str, u64>,
+{
+    /// The audience of a bucket's folder, if that folder is still its owner's top-level
+    /// folder by the name it was made readable under: a renamed bucket loses it, and so does
+    /// a deleted one at once (its rows may wait for the sweeper, its name is gone).
+    pub(crate) fn audience_of(&self, item: u64, name: &str) -> Result<Option<(Item, Audience)>> {
+        if self.names.get(name)?.map(|v| v.value()) != Some(item) {
+            return Ok(None);
+        }
+        let Some(it) = txn::get_item(&self.items, item)? else { return Ok(None) };
+        let Some(owner) = self.users.get(it.owner)? else { return Ok(None) };
+        let owner: User = db::decode(owner.value())?;
+        if !it.is_folder() || txn::lookup_child(&self.children, owner.root, name)? != Some(item) {
+            return Ok(None);
+        }
+        let a = self.audience.get(item)?.map_or(Audience::Private, |v| Audience::from_code(v.value()));
+        Ok((a != Audience::Private).then_some((it, a)))
+    }
+
+    /// The bucket readable to others under `name`, and to whom.
+    pub(crate) fn readable_named(&self, name: &str) -> Result<Option<(Item, Audience)>> {
+        match self.names.get(name)?.map(|v| v.value()) {
+            Some(item) => self.audience_of(item, name),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Resolves a path of a principal with a bucket route: None for a path outside that bucket
@@ -100,17 +172,7 @@ pub(crate) fn place(t: &ReadTxn, p: &Principal, routes: &BucketRoute, path: &Dri
     };
     match &route.to {
         RouteTo::Audience { item, owner } => {
-            let reach = audience_of(
-                AudienceTables {
-                    items: &t.open_table(ITEMS)?,
-                    children: &t.open_table(CHILDREN)?,
-                    users: &t.open_table(USERS)?,
-                    audience: &t.open_table(S3_AUDIENCE)?,
-                    names: &t.open_table(S3_AUDIENCE_NAMES)?,
-                },
-                *item,
-                &route.bucket,
-            )?;
+            let reach = AudienceTables::read(t)?.audience_of(*item, &route.bucket)?;
             if reach.is_none() {
                 return Err(Error::Forbidden(format!("bucket {} is no longer readable to you", route.bucket)));
             }
@@ -212,18 +274,7 @@ fn route_in(
             }
         }
     }
-    let Some(item) = t.open_table(S3_AUDIENCE_NAMES)?.get(bucket)?.map(|v| v.value()) else { return Ok(Some(None)) };
-    let reach = audience_of(
-        AudienceTables {
-            items: &t.open_table(ITEMS)?,
-            children: &t.open_table(CHILDREN)?,
-            users: &t.open_table(USERS)?,
-            audience: &t.open_table(S3_AUDIENCE)?,
-            names: &t.open_table(S3_AUDIENCE_NAMES)?,
-        },
-        item,
-        bucket,
-    )?;
+    let reach = AudienceTables::read(t)?.readable_named(bucket)?;
     let open = match reach {
         Some((_, Audience::Public)) => public_allowed,
         Some((_, Audience::Authenticated)) => p.is_some(),

@@ -56,8 +56,8 @@ fn lone_marker_goes(config: &Lifecycle, key: &str, m: &Version, now: i64, day: D
 /// has been since its next newer version was made: for a content version that is its
 /// `retired` time; a delete marker's `retired` is when it was made, so it counts from the
 /// newer version's time. `NewerNoncurrentVersions` keeps that many noncurrent versions
-/// newer than the one judged. Noncurrent versions keep no tags of their own, so a rule
-/// filtering by tag matches none of them.
+/// newer than the one judged. A noncurrent version is matched with the tags it kept from
+/// when it was current (or was given since), as S3 does.
 pub(super) fn doomed(config: &Lifecycle, h: &KeyHistory, now: i64, day: Duration) -> Vec<u64> {
     let mut out = Vec::new();
     let mut newer: Option<i64> = h.current.as_ref().map(|c: &Item| c.modified);
@@ -71,7 +71,7 @@ pub(super) fn doomed(config: &Lifecycle, h: &KeyHistory, now: i64, day: Duration
         noncurrent = noncurrent.saturating_add(1);
         let since = if v.marker { newer.map_or(v.retired, |n| n.max(v.retired)) } else { v.retired };
         newer = Some(v.modified);
-        let goes = config.noncurrent_rule(&h.key, v.size, &[]).is_some_and(|r| {
+        let goes = config.noncurrent_rule(&h.key, v.size, h.tags_of(v.seq)).is_some_and(|r| {
             r.newer_versions.is_none_or(|n| noncurrent > n)
                 && r.days.is_some_and(|d| now >= due_after_days(since, d, day))
         });
@@ -98,6 +98,8 @@ impl Storage {
     pub(super) async fn expire_history(&self, bucket: u64, config: &Lifecycle, day: Duration) -> Result<usize> {
         let mut from = Some(String::new());
         let mut removed = 0;
+        // Old versions' tags are read (a read per row) only for a rule that filters by them.
+        let tags = config.rules.iter().any(|r| r.enabled && r.noncurrent.is_some() && !r.filter.tags.is_empty());
         // Bounded: each page moves `from` past at least one key, and a pass stops after
         // MAX_PER_PASS removals.
         while let Some(start) = from.take() {
@@ -110,7 +112,8 @@ impl Storage {
                 self.core
                     .db
                     .read(move |t| {
-                        let (keys, next) = history_page(t, bucket, &start, PAGE_ROWS, &|k| may_act_on(&config, k))?;
+                        let wants = |k: &str| may_act_on(&config, k);
+                        let (keys, next) = history_page(t, bucket, &start, PAGE_ROWS, &wants, tags)?;
                         let due: Vec<String> = keys
                             .into_iter()
                             .filter(|h| !doomed(&config, h, now, day).is_empty())
@@ -132,7 +135,7 @@ impl Storage {
                     let mut w = crate::meta::txn::W::open(ctx)?;
                     let mut n = 0;
                     for key in &page {
-                        let h = w.key_history(bucket, key)?;
+                        let h = w.key_history(bucket, key, tags)?;
                         let seqs = doomed(&config, &h, now, day);
                         n += w.remove_versions(bucket, &h, &seqs)?;
                     }

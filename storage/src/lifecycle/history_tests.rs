@@ -187,6 +187,7 @@ crate::tests::also_on_postgres!(
     expiration_in_a_versioned_bucket_leaves_a_delete_marker,
     noncurrent_versions_go_after_their_days_keeping_the_newest,
     lone_delete_markers_go_and_passes_at_once_remove_each_version_once,
+    noncurrent_versions_keep_their_tags_for_tag_filtered_rules,
 );
 
 /// Lifecycle never destroys what object lock keeps: a noncurrent version under a legal hold
@@ -213,5 +214,72 @@ async fn noncurrent_expiration_skips_a_version_under_legal_hold() {
     assert_eq!(left, vec![all[0].0.clone(), all[2].0.clone()], "the current one and the held one");
     s.set_legal_hold(&alice, "/b/old/k", Some(all[2].0.as_str()), false).await.unwrap();
     assert_eq!(s.run_lifecycle(DAY).await.unwrap().versions, 1, "released, it goes");
+    consistent(s).await;
+}
+
+fn pairs(t: &[(&str, &str)]) -> Vec<(String, String)> {
+    t.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+async fn version_tag_rows(s: &Storage) -> usize {
+    use crate::meta::kv::Readable;
+    let t = crate::meta::db::VERSION_TAGS;
+    s.core.db.read(move |r| Ok(r.open_table(t)?.range::<(u64, u64)>(..)?.count())).await.unwrap()
+}
+
+/// Old versions keep their tags: an overwrite moves the current set to the version it makes
+/// noncurrent (in the same transaction), GetObjectTagging/PutObjectTagging reach one version
+/// by id, a version made current again takes its set back, and a NoncurrentVersionExpiration
+/// rule filtering by tag reaches exactly the versions that carry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noncurrent_versions_keep_their_tags_for_tag_filtered_rules() {
+    let f = open_with(|_| {});
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    s.mkdir(&alice, "/b").await.unwrap();
+    s.set_versioning(&alice, "/b", Versioning::Enabled).await.unwrap();
+    let tagged = |t: &[(&str, &str)]| WriteOptions { tags: Some(pairs(t)), create_parents: true, ..Default::default() };
+    s.write(&alice, "/b/k", body(b"one"), tagged(&[("class", "temp")])).await.unwrap();
+    s.write(&alice, "/b/k", body(b"two"), tagged(&[("class", "keep")])).await.unwrap();
+    put(s, &alice, "/b/k", b"three").await; // a WebDAV-style overwrite keeps the file's tags
+    let all = versions(s, &alice, "/b/k").await;
+    let (v3, v2, v1) = (&all[0].0, &all[1].0, &all[2].0);
+    assert_eq!(s.version_tags(&alice, "/b/k", v1).await.unwrap(), pairs(&[("class", "temp")]));
+    assert_eq!(s.version_tags(&alice, "/b/k", v2).await.unwrap(), pairs(&[("class", "keep")]));
+    assert_eq!(s.version_tags(&alice, "/b/k", v3).await.unwrap(), pairs(&[("class", "keep")]));
+    assert!(matches!(s.version_tags(&alice, "/b/k", "0000000000000001").await, Err(Error::NotFound(_))));
+    // Tagging one old version changes only it.
+    s.set_version_tags(&alice, "/b/k", v2, pairs(&[("class", "temp"), ("x", "y")])).await.unwrap();
+    assert_eq!(s.version_tags(&alice, "/b/k", v2).await.unwrap(), pairs(&[("class", "temp"), ("x", "y")]));
+    assert_eq!(s.tags(&alice, "/b/k").await.unwrap(), pairs(&[("class", "keep")]));
+    // Removing the current version makes v2 current, with its own tags.
+    s.delete_version(&alice, "/b/k", v3, false).await.unwrap();
+    assert_eq!(s.tags(&alice, "/b/k").await.unwrap(), pairs(&[("class", "temp"), ("x", "y")]));
+    s.write(&alice, "/b/k", body(b"four"), tagged(&[])).await.unwrap();
+    // A restore (copy of a version onto its key) takes the version's tags.
+    let restored = s.copy_version(&alice, "/b/k", v1, "/b/r", false).await.unwrap();
+    assert_eq!(s.tags(&alice, "/b/r").await.unwrap(), pairs(&[("class", "temp")]));
+    assert!(restored.size > 0);
+
+    // The rule reaches noncurrent versions tagged class=temp: v1 and v2 of k, not r's.
+    let filter = Filter { form: FilterForm::Tag, tags: pairs(&[("class", "temp")]), ..Default::default() };
+    let rule = Rule {
+        id: "temp".into(),
+        enabled: true,
+        filter,
+        noncurrent: Some(NoncurrentExpiration { days: Some(1), newer_versions: None }),
+        ..Default::default()
+    };
+    s.write(&alice, "/b/r", body(b"r2"), tagged(&[("class", "keep")])).await.unwrap();
+    s.write(&alice, "/b/plain", body(b"p1"), tagged(&[])).await.unwrap();
+    put(s, &alice, "/b/plain", b"p2").await;
+    s.set_lifecycle(&alice, "/b", Lifecycle { rules: vec![rule] }).await.unwrap();
+    tokio::time::sleep(DAY + Duration::from_millis(50)).await;
+    let r = s.run_lifecycle(DAY).await.unwrap();
+    assert_eq!(r.versions, 3, "k's two old versions and r's tagged one: {r:?}");
+    assert_eq!(versions(s, &alice, "/b/k").await.len(), 1);
+    assert_eq!(versions(s, &alice, "/b/r").await.len(), 1);
+    assert_eq!(versions(s, &alice, "/b/plain").await.len(), 2, "untagged versions stay");
+    assert_eq!(version_tag_rows(s).await, 0, "the removed versions' tags went with them");
     consistent(s).await;
 }

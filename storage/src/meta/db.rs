@@ -176,6 +176,9 @@ pub const LEGAL_HOLD: Table<(u64, u64), &str> = Table::new("legal_hold");
 pub const TRASH: Table<(u64, u64), &[u8]> = Table::new("trash");
 /// (deleted at, Unix nanoseconds, item id) -> owner: the trash in the order it expires.
 pub const TRASH_EXPIRY: Table<(u64, u64), u64> = Table::new("trash_expiry");
+/// (bucket folder, version seq) -> record `TagSet`: the tags a noncurrent version kept from
+/// when it was current (`crate::versions`); no row: none.
+pub const VERSION_TAGS: Table<(u64, u64), &[u8]> = Table::new("version_tags");
 
 /// Every table above, for operations on the whole store (`meta::copy`, behind `davit admin
 /// migrate`). A table left out here would be silently left behind by a migration: the test
@@ -245,6 +248,7 @@ pub(crate) static TABLES: &[&dyn crate::meta::copy::AnyTable] = &[
     &LEGAL_HOLD,
     &TRASH,
     &TRASH_EXPIRY,
+    &VERSION_TAGS,
 ];
 
 /// A type kept in a table. Its value is its version byte, then its fields in order
@@ -681,5 +685,6 @@ pub fn create_tables(txn: &WriteTxn) -> Result<()> {
     txn.open_table(LEGAL_HOLD)?;
     txn.open_table(TRASH)?;
     txn.open_table(TRASH_EXPIRY)?;
+    txn.open_table(VERSION_TAGS)?;
     Ok(())
 }

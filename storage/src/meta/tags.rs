@@ -1,13 +1,15 @@
 //! The rows S3 keeps by item: tags, the checksums of a multipart object's parts, and the
 //! removal of a bucket's lifecycle row. Tags are an item's (an object's, or a bucket's
-//! folder's) and a multipart upload's, each a `TagSet` record. Bookkeeping below the rules: the limits and who may tag
+//! folder's), a noncurrent version's (keyed like its lock, by bucket and version seq: the
+//! current object's set is copied there when it becomes noncurrent) and a multipart
+//! upload's, each a `TagSet` record. Bookkeeping below the rules: the limits and who may tag
 //! are in `tree::tagging`. A set is stored only when it has a tag, so "no row" and "no tags"
 //! are one state and a removed item leaves nothing behind.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::meta::db::{self, PART_SUMS, TAGS, UPLOAD_TAGS};
+use crate::meta::db::{self, PART_SUMS, TAGS, UPLOAD_TAGS, VERSION_TAGS};
 use crate::meta::kv::{Readable, Table, WriteTxn};
 
 /// Tags sorted by key, the order S3 answers them in whatever order they were sent.
@@ -74,6 +76,51 @@ pub(crate) fn copy_item(txn: &WriteTxn, from: u64, to: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The file `item` becomes the noncurrent version `seq` of bucket `bucket`: the version keeps
+/// the tags it had (the item's row stays: a WebDAV or REST overwrite keeps them on the file).
+pub(crate) fn keep_version(txn: &WriteTxn, item: u64, bucket: u64, seq: u64) -> Result<()> {
+    // `seq` is new to history or was the current version's, so it has no row yet: only a
+    // set to copy is written (one read more per overwrite in a versioned bucket, no more).
+    let row = txn.open_table(TAGS)?.get(item)?.map(|v| v.value().to_vec());
+    if let Some(v) = row {
+        txn.open_table(VERSION_TAGS)?.insert((bucket, seq), v.as_slice())?;
+    }
+    Ok(())
+}
+
+/// A noncurrent version's tags (empty: none).
+pub(crate) fn of_version(
+    t: &impl Readable<(u64, u64), &'static [u8]>,
+    bucket: u64,
+    seq: u64,
+) -> Result<Vec<(String, String)>> {
+    match t.get((bucket, seq))? {
+        Some(v) => Ok(db::decode::<TagSet>(v.value())?.0),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Replaces a noncurrent version's tags; an empty set removes them.
+pub(crate) fn set_version(txn: &WriteTxn, bucket: u64, seq: u64, tags: &[(String, String)]) -> Result<()> {
+    let mut t = txn.open_table(VERSION_TAGS)?;
+    if tags.is_empty() {
+        t.remove((bucket, seq))?;
+    } else {
+        let mut sorted = tags.to_vec();
+        sorted.sort();
+        t.insert((bucket, seq), db::encode(&TagSet(sorted)).as_slice())?;
+    }
+    Ok(())
+}
+
+/// A noncurrent version leaves history (destroyed, or current again): its tags go, and are
+/// returned for a version that becomes current to take.
+pub(crate) fn take_version(txn: &WriteTxn, bucket: u64, seq: u64) -> Result<Vec<(String, String)>> {
+    let tags = of_version(&txn.open_table(VERSION_TAGS)?, bucket, seq)?;
+    txn.open_table(VERSION_TAGS)?.remove((bucket, seq))?;
+    Ok(tags)
 }
 
 /// Records the checksums of the parts an object was just completed from (none: no row).

@@ -4,7 +4,9 @@
 
 use super::{assert_consistent, body, open, user};
 use crate::meta::model::{Role, now_nanos};
-use crate::{Conditions, Error, LockMode, LockPeriod, ObjectLock, Principal, Storage, Versioning, WriteOptions};
+use crate::{
+    Conditions, Error, LockMode, LockPeriod, ObjectLock, Principal, Storage, VersionLock, Versioning, WriteOptions,
+};
 
 const HOUR: i64 = 3_600 * 1_000_000_000;
 
@@ -139,7 +141,73 @@ async fn locks_end_when_retention_ends() {
     assert_consistent(s).await;
 }
 
+/// The lock a write asks for (S3's `x-amz-object-lock-*` on PutObject, CopyObject and
+/// CreateMultipartUpload) commits with its version: a write whose lock is refused leaves
+/// nothing behind, and one that succeeds is protected the moment it is visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writes_lock_commits_with_its_version() {
+    let f = open();
+    let s = &f.storage;
+    let p = user(s, "alice", Role::User, None).await;
+    s.mkdir(&p, "/lk").await.unwrap();
+    s.enable_object_lock(&p, "/lk").await.unwrap();
+    s.set_object_lock(&p, "/lk", ObjectLock { default: Some((LockMode::Governance, LockPeriod::Days(1))) })
+        .await
+        .unwrap();
+    let until = now_nanos() + HOUR;
+    let both = VersionLock { retention: Some((LockMode::Compliance, until)), legal_hold: Some(true) };
+    let locked = |lock| WriteOptions { create_parents: true, lock, ..Default::default() };
+
+    // PutObject: the version is retained and held by its own write, replacing the default.
+    let item = s.write(&p, "/lk/a", body(b"a"), locked(both)).await.unwrap();
+    let va = s.current_version_id(item.id).await.unwrap().expect("a version id");
+    let st = s.lock_state(&p, "/lk/a", Some(&va)).await.unwrap();
+    assert_eq!(st.retention.map(|r| (r.mode, r.until)), Some((LockMode::Compliance, until)));
+    assert!(st.legal_hold);
+    forbidden(s.delete_version(&p, "/lk/a", &va, true).await, "delete a version locked by its write");
+
+    // A write whose lock is refused is refused whole: nothing is written, the current
+    // version stays, and no version is added.
+    let bob = user(s, "bob", Role::User, None).await;
+    s.share(&p, "/lk", "bob", true).await.unwrap();
+    forbidden(s.write(&bob, "/shared/alice/lk/a", body(b"b"), locked(both)).await, "a grantee's locked overwrite");
+    forbidden(s.write(&bob, "/shared/alice/lk/new", body(b"b"), locked(both)).await, "a grantee's locked write");
+    assert!(matches!(s.stat(&p, "/lk/new").await, Err(Error::NotFound(_))), "the refused write left a file");
+    assert_eq!(s.versions_of(&p, "/lk/a").await.unwrap().len(), 1, "the refused overwrite left a version");
+    let past = VersionLock { retention: Some((LockMode::Governance, now_nanos() - HOUR)), legal_hold: None };
+    let e = s.write(&p, "/lk/late", body(b"x"), locked(past)).await;
+    assert!(matches!(e, Err(Error::InvalidInput(_))), "{e:?}");
+    assert!(matches!(s.stat(&p, "/lk/late").await, Err(Error::NotFound(_))));
+    s.mkdir(&p, "/plain").await.unwrap();
+    let e = s.write(&p, "/plain/k", body(b"x"), locked(both)).await;
+    assert!(matches!(e, Err(Error::InvalidInput(ref m)) if m.contains("ObjectLockConfiguration")), "{e:?}");
+    assert!(matches!(s.stat(&p, "/plain/k").await, Err(Error::NotFound(_))));
+
+    // CopyObject, from the current object and from a version.
+    let hold = VersionLock { retention: None, legal_hold: Some(true) };
+    let (copy, _) = s.copy_locked(&p, "/lk/a", "/lk/c", true, hold).await.unwrap();
+    let vc = s.current_version_id(copy.id).await.unwrap().expect("a version id");
+    let st = s.lock_state(&p, "/lk/c", Some(&vc)).await.unwrap();
+    assert!(st.legal_hold);
+    assert_eq!(st.retention.map(|r| r.mode), Some(LockMode::Governance), "the default retention stays");
+    forbidden(s.copy_locked(&bob, "/shared/alice/lk/a", "/shared/alice/lk/d", true, hold).await, "grantee's copy");
+    assert!(matches!(s.stat(&p, "/lk/d").await, Err(Error::NotFound(_))));
+    let restored = s.copy_version_locked(&p, "/lk/a", &va, "/lk/e", true, both).await.unwrap();
+    let ve = s.current_version_id(restored.id).await.unwrap().expect("a version id");
+    assert!(s.lock_state(&p, "/lk/e", Some(&ve)).await.unwrap().legal_hold);
+
+    // CompleteMultipartUpload.
+    let up = s.create_upload(&p, "/lk/m", WriteOptions::default()).await.unwrap();
+    let part = s.upload_part(&p, up.id, 1, body(b"part"), Default::default()).await.unwrap();
+    let done = s.complete_upload_with(&p, up.id, vec![(1, part.etag.clone())], None, both).await.unwrap();
+    let vm = s.current_version_id(done.id).await.unwrap().expect("a version id");
+    let st = s.lock_state(&p, "/lk/m", Some(&vm)).await.unwrap();
+    assert!(st.legal_hold && st.retention.is_some_and(|r| r.mode == LockMode::Compliance));
+    assert_consistent(s).await;
+}
+
 super::also_on_postgres!(
+    a_writes_lock_commits_with_its_version,
     retention_and_legal_hold_protect_versions_everywhere,
     locks_end_when_retention_ends,
     governance_yields_to_an_admins_bypass_when_deleting_a_user,

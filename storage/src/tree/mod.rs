@@ -85,6 +85,9 @@ pub struct WriteOptions {
     /// [`crate::tree::tagging::check_object_tags`]). None keeps an overwritten file's tags, as
     /// WebDAV and REST writes do. For an upload: the tags its object gets at completion.
     pub tags: Option<Vec<(String, String)>>,
+    /// The object lock the new version gets, in the write's transaction (S3's
+    /// `x-amz-object-lock-*`; see [`crate::VersionLock`]).
+    pub lock: crate::VersionLock,
 }
 
 /// See [`WriteOptions::late_headers`].

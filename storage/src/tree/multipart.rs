@@ -275,18 +275,20 @@ impl Storage {
     /// file takes the parts' chunk references, so no data is copied. Its ETag is the MD5 of
     /// the parts' MD5s, then `-N`.
     pub async fn complete_upload(&self, p: &Principal, id: u64, listed: Vec<(u32, String)>) -> Result<Item> {
-        self.complete_upload_with(p, id, listed, None).await
+        self.complete_upload_with(p, id, listed, None, crate::VersionLock::default()).await
     }
 
     /// [`Storage::complete_upload`], keeping with the object the headers `combine` derives
     /// from the chosen parts (a whole-object checksum from the parts' ones), computed in the
-    /// committing transaction so they describe exactly the parts the object is made of.
+    /// committing transaction so they describe exactly the parts the object is made of, and
+    /// giving the object the `lock` its upload asked for (same transaction).
     pub async fn complete_upload_with(
         &self,
         p: &Principal,
         id: u64,
         listed: Vec<(u32, String)>,
         combine: Option<CombineParts>,
+        lock: crate::VersionLock,
     ) -> Result<Item> {
         let up = self.get_upload(p, id).await?;
         let place = self.change_target(p, &up.path).await?;
@@ -372,6 +374,7 @@ impl Storage {
             };
             let item = w.place_file(place.owner, parent.id, &name, current, now, content)?;
             crate::meta::tags::set_item(w.txn, item.id, &tags)?;
+            w.lock_written(place, &item, &lock)?;
             let sums = chosen.iter().map(|p| p.checksum.clone()).collect();
             crate::meta::tags::set_part_sums(w.txn, item.id, &item.etag, sums)?;
             Ok(item)

@@ -12,14 +12,27 @@ impl Storage {
     /// Copies a file or folder; content is shared by reference. Returns the new item and
     /// whether it replaced nothing (created).
     pub async fn copy(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
-        self.relocate(p, from, to, overwrite, false).await
+        self.relocate(p, from, to, overwrite, false, crate::VersionLock::default()).await
+    }
+
+    /// [`Storage::copy`] of a file whose copy gets `lock` in the same transaction (S3
+    /// CopyObject's `x-amz-object-lock-*`).
+    pub async fn copy_locked(
+        &self,
+        p: &Principal,
+        from: &str,
+        to: &str,
+        overwrite: bool,
+        lock: crate::VersionLock,
+    ) -> Result<(Item, bool)> {
+        self.relocate(p, from, to, overwrite, false, lock).await
     }
 
     /// Moves or renames a file or a whole folder atomically; its id is kept. Moving between
     /// one's drive and a read-write share moves no data: the item changes owner, and the
     /// new owner's quota pays for it.
     pub async fn rename(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
-        self.relocate(p, from, to, overwrite, true).await
+        self.relocate(p, from, to, overwrite, true, crate::VersionLock::default()).await
     }
 
     async fn relocate(
@@ -29,6 +42,7 @@ impl Storage {
         to: &str,
         overwrite: bool,
         is_move: bool,
+        lock: crate::VersionLock,
     ) -> Result<(Item, bool)> {
         let from = self.place(p, from).await?;
         let to = self.place_for_change(p, to).await?;
@@ -129,6 +143,7 @@ impl Storage {
                 } else {
                     let copy = w.copy_subtree(&src, parent.id, &name, to.owner, now)?;
                     w.arrived(&copy)?;
+                    w.lock_written(&to, &copy, &lock)?;
                     Ok((copy, created, detached))
                 }
             })

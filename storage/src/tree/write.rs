@@ -172,6 +172,7 @@ impl Storage {
             if let Some(tags) = &opts.tags {
                 crate::meta::tags::set_item(w.txn, item.id, tags)?;
             }
+            w.lock_written(place, &item, &opts.lock)?;
             Ok(item)
         })
         .await

@@ -108,6 +108,7 @@ impl W<'_> {
     pub(crate) fn remove_history(&mut self, bucket: u64, key: &str, v: &Version) -> Result<()> {
         self.release_lock(bucket, v.seq, false)?;
         self.txn.open_table(VERSIONS)?.remove((bucket, row_key(key, v.seq).as_str()))?;
+        crate::meta::tags::take_version(self.txn, bucket, v.seq)?;
         if !v.marker {
             self.release_refs(&v.chunks)?;
             self.add_usage(v.owner, -(v.size as i128), 0)?;
@@ -149,6 +150,9 @@ impl W<'_> {
         };
         let v = Version::of_item(seq, null, item, now);
         self.put_history(b.id, key, &v)?;
+        // In the same transaction, so that a tag-filtered lifecycle rule and GetObjectTagging
+        // of the version see the tags it had.
+        crate::meta::tags::keep_version(self.txn, item.id, b.id, seq)?;
         Ok(true)
     }
 

@@ -25,7 +25,7 @@ use crate::access::{Access, Place};
 use crate::error::{Error, Result, What};
 use crate::meta::db::{self, CURRENT_VERSIONS, LEGAL_HOLD, OBJECT_LOCK, RETENTION, VERSIONING, VERSIONS};
 use crate::meta::kv::Readable;
-use crate::meta::model::{Item, Principal, Role, now_nanos};
+use crate::meta::model::{Item, Kind, Principal, Role, now_nanos};
 use crate::meta::txn::W;
 use crate::tree::locks::LockGuard;
 
@@ -86,6 +86,25 @@ impl Retention {
 pub struct LockState {
     pub retention: Option<Retention>,
     pub legal_hold: bool,
+}
+
+/// The lock a write asks for on the version it makes (S3's `x-amz-object-lock-*` headers
+/// of PutObject, CopyObject and CreateMultipartUpload). It is set in the write's own
+/// transaction: set afterwards, a crash or a concurrent delete in between would leave the
+/// version unprotected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VersionLock {
+    /// Mode and retain-until (Unix nanoseconds); replaces the bucket's default retention.
+    pub retention: Option<(LockMode, i64)>,
+    /// Legal hold on (`Some(true)`) or explicitly off.
+    pub legal_hold: Option<bool>,
+}
+
+impl VersionLock {
+    /// Whether the write asks for anything.
+    pub fn is_empty(&self) -> bool {
+        self.retention.is_none() && self.legal_hold.is_none()
+    }
 }
 
 /// How every refusal of this module begins (`Error::Forbidden`), so that a front end can
@@ -177,6 +196,44 @@ impl W<'_> {
             self.txn.open_table(RETENTION)?.remove((bucket, seq))?;
         }
         self.txn.open_table(OBJECT_LOCK)?.remove(bucket)?;
+        Ok(())
+    }
+
+    /// The file `item`, just written at `place` (as its new current version), gets the lock
+    /// its write asked for, in the same transaction: refused unless the caller owns the
+    /// bucket and it has object lock, so the write is refused whole.
+    pub(crate) fn lock_written(&mut self, place: &Place, item: &Item, lock: &VersionLock) -> Result<()> {
+        if lock.is_empty() {
+            return Ok(());
+        }
+        check_owner(place)?;
+        if item.kind != Kind::File {
+            return Err(Error::InvalidInput("only a file's version can be retained or held".into()));
+        }
+        let Some((b, prefix)) = self.versioned_bucket(item.owner, item.parent)? else { return Err(missing_config()) };
+        if self.txn.open_table(OBJECT_LOCK)?.get(b.id)?.is_none() {
+            return Err(missing_config());
+        }
+        let Some((seq, _)) = self.current_tag(item.id)? else {
+            return Err(Error::internal("a file written in a versioned bucket has no version id"));
+        };
+        let key = format!("{prefix}{}", item.name);
+        if let Some((mode, until)) = lock.retention {
+            if until <= now_nanos() {
+                return Err(Error::InvalidInput("the retain-until date must be in the future".into()));
+            }
+            let r = Retention { mode, until, key: key.clone() };
+            self.txn.open_table(RETENTION)?.insert((b.id, seq), db::encode(&r).as_slice())?;
+        }
+        match lock.legal_hold {
+            Some(true) => {
+                self.txn.open_table(LEGAL_HOLD)?.insert((b.id, seq), key.as_str())?;
+            }
+            Some(false) => {
+                self.txn.open_table(LEGAL_HOLD)?.remove((b.id, seq))?;
+            }
+            None => {}
+        }
         Ok(())
     }
 

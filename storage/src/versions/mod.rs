@@ -37,12 +37,14 @@ mod history;
 mod list;
 mod lock;
 mod ops;
+mod tagging;
+pub use tagging::MARKER_TAGS;
 
 use serde::{Deserialize, Serialize};
 
 pub(crate) use expire::{KeyHistory, history_page};
 pub use list::{VersionListing, VersionQuery};
-pub use lock::{LockMode, LockPeriod, LockState, ObjectLock, REFUSAL as OBJECT_LOCK_REFUSAL, Retention};
+pub use lock::{LockMode, LockPeriod, LockState, ObjectLock, REFUSAL as OBJECT_LOCK_REFUSAL, Retention, VersionLock};
 
 use crate::meta::model::{ChunkRef, Item, Kind};
 

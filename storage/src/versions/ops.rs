@@ -2,12 +2,12 @@
 //! and copying (restoring) one version.
 
 use super::history::{Bucket, bucket_of, history_of, owner_has_versioning};
-use super::{Version, VersionInfo, Versioning, parse_id, row_key, version_id};
+use super::{Version, VersionInfo, VersionLock, Versioning, parse_id, row_key, version_id};
 use crate::Storage;
 use crate::access::{self, Access, Place, resolve_place};
 use crate::content::read::{open_range, read_inline, resolve_range};
 use crate::error::{Error, Result, What};
-use crate::meta::db::{self, CHILDREN, CURRENT_VERSIONS, ITEMS, OBJECT_LOCK, VERSIONING, VERSIONS};
+use crate::meta::db::{self, CHILDREN, CURRENT_VERSIONS, ITEMS, OBJECT_LOCK, TAGS, VERSION_TAGS, VERSIONING, VERSIONS};
 use crate::meta::kv::Readable;
 use crate::meta::model::{Item, Kind, Principal, child_key, now_nanos};
 use crate::meta::txn::{self, FileContent, W, get_item};
@@ -99,11 +99,11 @@ pub(super) fn find(
     Err(no_version())
 }
 
-fn no_version() -> Error {
+pub(super) fn no_version() -> Error {
     Error::missing(What::Version, "the version does not exist")
 }
 
-fn not_versioned() -> Error {
+pub(super) fn not_versioned() -> Error {
     Error::missing(What::Version, "the version does not exist (the bucket was never versioned)")
 }
 
@@ -132,9 +132,10 @@ impl W<'_> {
     }
 
     /// Takes a history row out without releasing what it holds: its content becomes current.
-    fn take_history(&mut self, bucket: u64, key: &str, v: &Version) -> Result<()> {
+    /// Takes version `v` out of history to be current again, with the tags it kept.
+    fn take_history(&mut self, bucket: u64, key: &str, v: &Version) -> Result<Vec<(String, String)>> {
         self.txn.open_table(VERSIONS)?.remove((bucket, row_key(key, v.seq).as_str()))?;
-        Ok(())
+        crate::meta::tags::take_version(self.txn, bucket, v.seq)
     }
 
     /// After the latest version of `key` was removed for good: S3 makes the newest one left
@@ -144,7 +145,8 @@ impl W<'_> {
         let next = self.history(b.id, key)?.into_iter().next().filter(|v| !v.marker);
         match (item, next) {
             (Some(old), Some(v)) => {
-                self.take_history(b.id, key, &v)?;
+                let tags = self.take_history(b.id, key, &v)?;
+                crate::meta::tags::set_item(self.txn, old.id, &tags)?;
                 self.release_refs(&old.chunks)?;
                 self.add_usage(old.owner, -(old.size as i128), 0)?;
                 self.add_below(old.parent, v.size as i128 - old.size as i128, 0)?;
@@ -174,9 +176,10 @@ impl W<'_> {
                 if txn::lookup_child(&self.children, parent.id, name)?.is_some() {
                     return Ok(());
                 }
-                self.take_history(b.id, key, &v)?;
+                let tags = self.take_history(b.id, key, &v)?;
                 let mut it = v.as_item(key);
                 it.id = self.next_item_id()?;
+                crate::meta::tags::set_item(self.txn, it.id, &tags)?;
                 it.parent = parent.id;
                 it.created = now;
                 self.add_usage(it.owner, 0, 1)?;
@@ -408,6 +411,20 @@ impl Storage {
         to: &str,
         create_parents: bool,
     ) -> Result<Item> {
+        self.copy_version_locked(p, from, id, to, create_parents, VersionLock::default()).await
+    }
+
+    /// [`Storage::copy_version`], the new current version getting `lock` in the same
+    /// transaction (S3 CopyObject's `x-amz-object-lock-*`).
+    pub async fn copy_version_locked(
+        &self,
+        p: &Principal,
+        from: &str,
+        id: &str,
+        to: &str,
+        create_parents: bool,
+        lock: VersionLock,
+    ) -> Result<Item> {
         let from = self.place(p, from).await?;
         from.check_read(p)?;
         let to = self.change_target(p, to).await?;
@@ -421,17 +438,26 @@ impl Storage {
                 let (versions, current) = (w.txn.open_table(VERSIONS)?, w.txn.open_table(CURRENT_VERSIONS)?);
                 match locate(&w.items, &w.children, &versioning, &from)? {
                     Some((b, key)) => match find(&w.items, &w.children, &versions, &current, &from, (&b, &key), &id)? {
-                        Found::Current(item, _) => item,
+                        Found::Current(item, _) => (Source::Item(item.id), item),
                         Found::Row(v, _) if v.marker => {
                             return Err(Error::InvalidInput("a delete marker has no content to copy".into()));
                         }
-                        Found::Row(v, _) => v.as_item(&key),
+                        Found::Row(v, _) => (Source::Version(b.id, v.seq), v.as_item(&key)),
                     },
                     None if id == "null" => {
-                        w.resolve(from.base, &from.rel)?.filter(|i| i.kind == Kind::File).ok_or_else(no_version)?
+                        let item =
+                            w.resolve(from.base, &from.rel)?.filter(|i| i.kind == Kind::File).ok_or_else(no_version)?;
+                        (Source::Item(item.id), item)
                     }
                     None => return Err(not_versioned()),
                 }
+            };
+            // The copy takes the source version's tags (S3's COPY directive), read before the
+            // destination's current version (maybe the source's own file) is retired.
+            let (tags_of, src) = src;
+            let tags = match tags_of {
+                Source::Item(id) => crate::meta::tags::of_item(&w.txn.open_table(TAGS)?, id)?,
+                Source::Version(b, seq) => crate::meta::tags::of_version(&w.txn.open_table(VERSION_TAGS)?, b, seq)?,
             };
             let (parent, name) = access::slot(w, to, create_parents, now)?;
             let current = match txn::lookup_child(&w.children, parent.id, &name)? {
@@ -454,10 +480,19 @@ impl Storage {
                 user_meta: src.user_meta.clone(),
                 parts: src.parts.clone(),
             };
-            w.place_file(to.owner, parent.id, &name, current, now, content)
+            let item = w.place_file(to.owner, parent.id, &name, current, now, content)?;
+            crate::meta::tags::set_item(w.txn, item.id, &tags)?;
+            w.lock_written(to, &item, &lock)?;
+            Ok(item)
         })
         .await
     }
+}
+
+/// Where a copied version's tags are: its file's (the current version) or its history row's.
+enum Source {
+    Item(u64),
+    Version(u64, u64),
 }
 
 /// Version `id` at `place`, as shown, with the bucket it is in.

@@ -346,6 +346,29 @@ pub trait Readable<K: OrderedKey, V: Value + 'static> {
     fn on_postgres(&self) -> Option<PgTable<'_>>;
 }
 
+/// A borrowed table reads as the table does, so a helper's set of tables may hold some it
+/// opened and some a change already has open (`access::s3_view::AudienceTables`).
+impl<K: OrderedKey, V: Value + 'static, T: Readable<K, V>> Readable<K, V> for &T {
+    fn get<'a>(&self, key: impl std::borrow::Borrow<K::SelfType<'a>>) -> Result<Option<Got<'_, V>>> {
+        (**self).get(key)
+    }
+    fn range<'a, KR>(&self, range: impl RangeBounds<KR> + 'a) -> Result<Range<'_, K, V>>
+    where
+        KR: std::borrow::Borrow<K::SelfType<'a>> + 'a,
+    {
+        (**self).range(range)
+    }
+    fn iter(&self) -> Result<Range<'_, K, V>> {
+        (**self).iter()
+    }
+    fn len(&self) -> Result<u64> {
+        (**self).len()
+    }
+    fn on_postgres(&self) -> Option<PgTable<'_>> {
+        (**self).on_postgres()
+    }
+}
+
 fn encode_bound<'a, K: OrderedKey, KR: std::borrow::Borrow<K::SelfType<'a>>>(b: Bound<&KR>) -> Bound<Vec<u8>> {
     match b {
         Bound::Included(k) => Bound::Included(K::encode(k.borrow())),

@@ -98,6 +98,7 @@ const TABLE_IDS: &[(&str, i16)] = &[
     ("legal_hold", 75),
     ("trash", 80),
     ("trash_expiry", 81),
+    ("version_tags", 85),
 ];
 
 /// The id of table `name`; evaluated when the table constant is, so a table without an id
