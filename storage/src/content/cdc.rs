@@ -169,7 +169,7 @@ impl Cutter {
                 // offset the crate keeps exactly that (half a pair done); at an even one the
                 // hash of the pair before.
                 let at = off + done;
-                let g = if at % 2 == 0 { self.hash << 1 } else { self.hash };
+                let g = if at.is_multiple_of(2) { self.hash << 1 } else { self.hash };
                 match scan_lanes(&GEAR.gear, &s[done..done + BLOCK], g, mask) {
                     Some(h) => {
                         done += BLOCK;
@@ -233,7 +233,11 @@ impl Cutter {
 /// bytes later, so the hash at any point depends only on the 64 bytes before it: four runs
 /// of the block, each started 64 bytes early from zero, reach exactly the sequential scan's
 /// hashes and go through the CPU side by side. A hit comes about once per MiB, so scanning a
-/// hit's block twice costs nothing. MEASURED
+/// hit's block twice costs nothing. Measured on this 2-core machine (Xeon, load 7-9 from
+/// other builds; CPU time of the cutting thread, 256 MiB of random bytes in 256 KiB pieces,
+/// the copy into the chunk buffers included): sequential 1,790 MB/s, four lanes 2,983 (3
+/// rounds each, alternating). In `perf record` of the server during a 1 GiB WebDAV PUT the
+/// cutting went from 0.71 to 0.45 of SHA-256's share (16% to 12% of the server's samples).
 fn scan_lanes(gear: &[u64; 256], block: &[u8], g: u64, mask: u64) -> Option<u64> {
     let q = BLOCK / LANES;
     let mut h = [g, 0, 0, 0];
