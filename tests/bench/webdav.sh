@@ -7,8 +7,10 @@
 # same run, and the disk's durable write rate (`dd conv=fdatasync`) just before each large
 # PUT; every figure is printed beside nginx's with the ratio (for times: davit's time over
 # nginx's, so lower is better; for rates: davit's over the peer's, higher is better).
-# davit also takes the large file over REST (`PUT /api/v1/files/...`, the same write path as
-# WebDAV), compared with the disk measured just before it.
+# davit also takes a large file of other bytes over REST (`PUT /api/v1/files/...`, the same
+# write path as WebDAV), compared with the disk measured just before it. The server's CPU
+# seconds for each large PUT are printed too: unlike the rates, they barely move with the
+# load other processes put on the machine.
 # Usage: tests/bench/webdav.sh [--peer] [BIG_MIB=1024] [N=4000] [F=10000] [C=16]
 # DAVIT_BIN picks the server binary (default target/release/davit); BENCH_ONLY=big measures
 # only the large file (PUT, GET, REST PUT), for runs repeated while tuning that path.
@@ -29,8 +31,13 @@ secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):
 MB=$(python3 -c "print($BIG * 1048576 / 1e6)")
 
 head -c $((BIG * 1048576)) /dev/urandom > "$w/big"
+# The REST PUT sends other bytes: the same file again would be a dedup hit (cut and hashed,
+# nothing sealed or written), about a third of a new file's CPU.
+head -c $((BIG * 1048576)) /dev/urandom > "$w/big2"
 head -c 4096 /dev/urandom > "$w/small"
 declare -A R # R[figure,server]
+# CPU seconds (user + system) the davit server has used so far.
+server_cpu() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$DAVIT_PID/stat"; }
 
 # The whole set of figures against one server: BASE (its WebDAV root URL), NAME, curl auth.
 measure() { # NAME BASE [curl args...]
@@ -38,12 +45,17 @@ measure() { # NAME BASE [curl args...]
   shift 2
   local a=("$@")
   if [ "$PEER" = 1 ]; then R[disk,$name]=$(disk_rate "$w"); fi
+  local c0 c1
+  [ "$name" = davit ] && c0=$(server_cpu)
   t0=$(now); curl -sS -f "${a[@]}" -T "$w/big" "$base/big.bin" -o /dev/null; t1=$(now)
+  [ "$name" = davit ] && c1=$(server_cpu) && R[putcpu,$name]=$(python3 -c "print(f'{$c1 - $c0:.2f}')")
   curl -sS -f "${a[@]}" "$base/big.bin" -o /dev/null; t2=$(now)
   R[put,$name]=$(rate "$MB" "$t0" "$t1"); R[get,$name]=$(rate "$MB" "$t1" "$t2")
   if [ -n "$REST" ]; then
     R[rdisk,$name]=$(disk_rate "$w")
-    t0=$(now); curl -sS -f "${a[@]}" -T "$w/big" "$REST/big-rest.bin" -o /dev/null; t1=$(now)
+    c0=$(server_cpu)
+    t0=$(now); curl -sS -f "${a[@]}" -T "$w/big2" "$REST/big-rest.bin" -o /dev/null; t1=$(now)
+    c1=$(server_cpu); R[rputcpu,$name]=$(python3 -c "print(f'{$c1 - $c0:.2f}')")
     R[rput,$name]=$(rate "$MB" "$t0" "$t1")
   fi
   [ "${BENCH_ONLY:-}" = big ] && return
@@ -88,6 +100,7 @@ check_davit_data >/dev/null
 
 if [ "$PEER" = 0 ]; then
   echo "large file ($BIG MiB): PUT ${R[put,davit]} MB/s, GET ${R[get,davit]} MB/s; REST PUT ${R[rput,davit]} MB/s"
+  echo "server CPU of the large PUT: ${R[putcpu,davit]} s over WebDAV, ${R[rputcpu,davit]} s over REST"
   if [ "${BENCH_ONLY:-}" != big ]; then
     echo "4 KiB files x $N at concurrency $C: PUT ${R[sput,davit]}/s, GET ${R[sget,davit]}/s"
     echo "PROPFIND Depth 1 of $F files (four): ${R[pffour,davit]}s best of 3, ${R[pffour-n,davit]} responses"
@@ -127,4 +140,5 @@ fi
 row "peak RSS" rss MiB size
 echo "disk, dd bs=1M count=1024 conv=fdatasync: ${R[disk,davit]} MB/s before davit's PUT, ${R[disk,nginx]} MB/s before nginx's"
 echo "davit PUT / disk (same moment): $(ratio "${R[put,davit]}" "${R[disk,davit]}")x; nginx PUT / disk: $(ratio "${R[put,nginx]}" "${R[disk,nginx]}")x"
+echo "server CPU of davit's large PUT: ${R[putcpu,davit]} s over WebDAV, ${R[rputcpu,davit]} s over REST; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "${BENCH_ONLY:-}" = big ] || echo "PROPFIND responses: davit ${R[pfallprop-n,davit]}, nginx ${R[pfallprop-n,nginx]}"
