@@ -135,8 +135,12 @@ async fn listen(weak: &Weak<Watch>, cfg: &Config, tls: &Tls) -> std::result::Res
                     None => return,
                 },
                 Ok(_) => {}
-                Err(_) => return,
+                Err(_) => break,
             }
+        }
+        // Deaf from now on, not only from the next ping.
+        if let Some(w) = hears.upgrade() {
+            w.deaf();
         }
     });
     let _stop = AbortOnDrop(driver);
