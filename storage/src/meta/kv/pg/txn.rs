@@ -51,24 +51,6 @@ const DELETE_MANY: &str =
 
 type Key = (i16, Vec<u8>);
 
-/// A path's walk as one statement (`meta::txn::walk`): from folder `$2`, each name of `$3`
-/// but the last must be a folder of children table `$1` (key: parent big-endian, name,
-/// '/'); the last may be a file (parent, name) or a folder. `w` holds one row per level
-/// reached, and at the last level possibly two (a file and a folder of one name), of which
-/// [`LEVELS`] keeps the file, as the embedded walk does. A recursive query rather than a
-/// PL/pgSQL loop: measured on PostgreSQL 15, the function cost about 0.25 ms of server CPU
-/// per call, most of a small GET's, where this costs a few index lookups.
-const WALK: &str = "WITH RECURSIVE w(i, id, file) AS ( \
-    SELECT 0, $2::bigint, false \
-    UNION ALL \
-    SELECT w.i + 1, davit_u64(kv.v), kv.k = int8send(w.id) || ($3::bytea[])[w.i + 1] \
-    FROM w JOIN kv ON kv.tbl = $1::smallint AND kv.k = ANY (ARRAY[ \
-        int8send(w.id) || ($3::bytea[])[w.i + 1] || '\\x2f'::bytea, \
-        CASE WHEN w.i + 1 = cardinality($3::bytea[]) THEN int8send(w.id) || ($3::bytea[])[w.i + 1] END]) \
-    WHERE w.i < cardinality($3::bytea[]) AND NOT w.file)";
-/// One row per level of [`WALK`] past the start (the file when a name is both).
-const LEVELS: &str =
-    "SELECT DISTINCT ON (i) i, id FROM w WHERE i > 0 OR cardinality($3::bytea[]) = 0 ORDER BY i, file DESC";
 
 /// What a write transaction knows without asking.
 #[derive(Default)]
@@ -434,25 +416,21 @@ impl Txn {
         })
     }
 
-    /// `meta::txn::walk` in one round trip: the ids reached, in order ([`WALK`]).
+    /// `meta::txn::walk` in one round trip (the schema's `davit_walk`).
     pub(crate) fn walk(&self, tbl: i16, from: u64, names: &[String]) -> Result<Vec<u64>> {
         let names: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
         let from = from as i64;
         let ids: Vec<i64> = self.call(|c| {
             let names = names.clone();
             Box::pin(async move {
-                let st = c
-                    .prepare(&format!(
-                        "{WALK} SELECT coalesce(array_agg(id ORDER BY i), '{{}}') FROM ({LEVELS}) x WHERE x.i > 0"
-                    ))
-                    .await?;
+                let st = c.prepare("SELECT davit_walk($1, $2, $3)").await?;
                 c.client().query_one(&st, &[&tbl, &from, &names]).await?.try_get(0)
             })
         })?;
         Ok(ids.into_iter().map(|i| i as u64).collect())
     }
 
-    /// `meta::txn::resolve` in one round trip: the walk, then the item row of where it
+    /// `meta::txn::resolve` in one round trip: `davit_walk`, then the item row of where it
     /// ended, when it found every name.
     pub(crate) fn resolve(&self, ctbl: i16, itbl: i16, from: u64, names: &[String]) -> Result<Option<Vec<u8>>> {
         let names: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
@@ -461,12 +439,14 @@ impl Txn {
             let names = names.clone();
             Box::pin(async move {
                 let st = c
-                    .prepare(&format!(
-                        "{WALK} SELECT (SELECT kv.v FROM kv WHERE kv.tbl = $4 AND kv.k = int8send(x.id)) \
-                         FROM ({LEVELS}) x WHERE x.i = cardinality($3::bytea[])"
-                    ))
+                    .prepare(
+                        "SELECT (SELECT kv.v FROM kv WHERE kv.tbl = $4 AND kv.k = int8send(\
+                             CASE WHEN cardinality(w.ids) = cardinality($3::bytea[]) \
+                             THEN coalesce(w.ids[cardinality(w.ids)], $2) END)) \
+                         FROM (SELECT davit_walk($1, $2, $3) AS ids) w",
+                    )
                     .await?;
-                Ok(c.client().query_opt(&st, &[&ctbl, &from, &names, &itbl]).await?.and_then(|r| r.get(0)))
+                c.client().query_one(&st, &[&ctbl, &from, &names, &itbl]).await?.try_get(0)
             })
         })
     }
