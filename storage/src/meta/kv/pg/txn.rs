@@ -51,7 +51,6 @@ const DELETE_MANY: &str =
 
 type Key = (i16, Vec<u8>);
 
-
 /// What a write transaction knows without asking.
 #[derive(Default)]
 struct Memory {

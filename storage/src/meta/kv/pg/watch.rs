@@ -18,6 +18,7 @@
 //!   moved since the store last confirmed that entry. A listener that is lost, late or
 //!   reconnecting makes every hit ask the store again, as without the watch (and moves
 //!   the generation when it listens again: what was said meanwhile was not heard).
+//!
 //! So a password change, a disabled account or a revoked key stops working on every node
 //! within [`BOUND`] of its commit (in practice the notification's own latency, well under a
 //! millisecond on a LAN), and an unhealthy listener only costs speed.
