@@ -402,6 +402,12 @@ impl Db {
         self.db.is_postgres()
     }
 
+    /// See `kv::Engine::auth_generation`: while it is `Some` and unchanged, nothing a
+    /// credential check reads has changed on any node (up to the engine's bound).
+    pub(crate) fn auth_generation(&self) -> Option<u64> {
+        self.db.auth_generation()
+    }
+
     /// Runs a read on the blocking pool, in one consistent snapshot.
     pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&ReadTxn) -> Result<T> + Send + 'static) -> Result<T> {
         let db = self.db.clone();

@@ -27,7 +27,9 @@ mod tls;
 #[cfg(test)]
 mod tls_tests;
 mod txn;
+mod watch;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::Error as PgError;
@@ -35,6 +37,9 @@ use tokio_postgres::Error as PgError;
 use crate::error::{Error, Result};
 pub(crate) use scan::{PgChildren, PgRange};
 pub(crate) use txn::{Commit, Txn};
+/// How long a credential change on another node may go unheard here (see [`watch`]).
+#[cfg(test)]
+pub(crate) use watch::BOUND as AUTH_BOUND;
 
 /// Table name -> id in the `tbl` column. Stored in every row: never renumber or reuse an id;
 /// a new table takes the next number (a table missing here fails the build, see
@@ -197,6 +202,8 @@ pub(crate) struct Engine {
     /// trip as its own `BEGIN` and first query. That saves a round trip on every read (and
     /// reads are most of the traffic); a sweep rolls back what is not taken soon.
     pool: conn::Pool,
+    /// Hears other nodes' credential changes (see [`watch`]).
+    watch: Arc<watch::Watch>,
 }
 
 /// A PostgreSQL URL as it may be shown (logs, errors): without its password.
@@ -232,7 +239,7 @@ impl Engine {
         let tls = target
             .connector()
             .map_err(|e| Error::Incompatible(format!("cannot use TLS to PostgreSQL at {shown}: {e}")))?;
-        let pool = conn::Pool::new(target.cfg.clone(), tls, pool_size);
+        let pool = conn::Pool::new(target.cfg.clone(), tls.clone(), pool_size);
         let first = pool
             .get()
             .map_err(|e| Error::Incompatible(format!("cannot reach PostgreSQL at {shown}: {}", target.explain(&e))))?;
@@ -243,7 +250,8 @@ impl Engine {
         })?;
         drop(first);
         pool.start_sweeper(PARKED_FOR)?;
-        Ok(Engine { pool })
+        let watch = watch::Watch::start(target.cfg.clone(), tls)?;
+        Ok(Engine { pool, watch })
     }
 
     pub(super) fn begin(&self, write: bool) -> Result<Txn> {
@@ -251,7 +259,13 @@ impl Engine {
             tracing::warn!(error = %e, "PostgreSQL: no connection");
             Error::Unavailable(UNAVAILABLE.into())
         })?;
-        Ok(Txn::new(conn, write, self.pool.clone()))
+        Ok(Txn::new(conn, write, self.pool.clone(), self.watch.clone()))
+    }
+
+    /// The credential-change generation, while this node is sure to have heard every change
+    /// committed more than [`watch::BOUND`] ago (see [`watch`]).
+    pub(super) fn auth_generation(&self) -> Option<u64> {
+        self.watch.fresh()
     }
 }
 

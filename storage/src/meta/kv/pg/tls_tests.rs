@@ -6,12 +6,13 @@ use crate::meta::db::Db;
 use crate::tests::pg;
 
 /// Connections to the test's database other than these questions' own (which may still be
-/// closing): (encrypted, plain), the encrypted ones on TLS 1.3 only.
+/// closing) and the store's credential-change listener's: (encrypted, plain), the encrypted
+/// ones on TLS 1.3 only.
 fn connections(url: &str) -> (i64, i64) {
     let sql = "SELECT count(*) FILTER (WHERE s.ssl AND s.version = 'TLSv1.3') * 1000000 \
                       + count(*) FILTER (WHERE NOT s.ssl) \
                FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
-               WHERE a.datname = current_database() AND a.application_name <> 'tls-test'";
+               WHERE a.datname = current_database() AND a.application_name NOT IN ('tls-test', 'davit-watch')";
     let n = pg::admin_query_i64(&with(url, "application_name=tls-test"), sql);
     (n / 1_000_000, n % 1_000_000)
 }
@@ -138,7 +139,8 @@ fn prefer_falls_back_to_plain_and_require_refuses_a_server_without_tls() {
     let url = pg::database();
     let port: u16 = url.rsplit(':').next().and_then(|s| s.split('/').next()).unwrap().parse().unwrap();
     let db = url.rsplit('/').next().unwrap().to_owned();
-    let proxy = no_tls_proxy(port, 2);
+    // The store's connection, its credential-change listener's (`watch`), and `require`.
+    let proxy = no_tls_proxy(port, 3);
     let via = format!("postgres://postgres@127.0.0.1:{proxy}/{db}");
 
     let d = Db::open_postgres(&via, 1, |_| {}).unwrap();

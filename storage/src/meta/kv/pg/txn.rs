@@ -19,14 +19,15 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Bound;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error as PgError, Statement};
 
 use super::conn::{Conn, Pool, Pooled};
+use super::watch::{self, Watch};
 use super::{BEGIN_READ, BEGIN_WRITE};
 use crate::error::{Error, Result};
 
@@ -114,6 +115,9 @@ pub(crate) struct Txn {
     retry: AtomicBool,
     /// Set by any failure: PostgreSQL has aborted the transaction, so it must not commit.
     failed: AtomicBool,
+    /// It changed a row a credential check reads: its commit tells every node (`watch`).
+    credentials: AtomicBool,
+    watch: Arc<Watch>,
 }
 
 /// How a write's commit ended.
@@ -129,7 +133,7 @@ pub(crate) type JoinedRow = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 pub(super) type Joined = Vec<JoinedRow>;
 
 impl Txn {
-    pub(super) fn new(conn: Pooled, write: bool, pool: Pool) -> Self {
+    pub(super) fn new(conn: Pooled, write: bool, pool: Pool, watch: Arc<Watch>) -> Self {
         Txn {
             conn: Mutex::new(Some(conn)),
             pool,
@@ -138,6 +142,8 @@ impl Txn {
             memory: Mutex::default(),
             retry: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            credentials: AtomicBool::new(false),
+            watch,
         }
     }
 
@@ -226,6 +232,12 @@ impl Txn {
         self.failed.load(Relaxed)
     }
 
+    fn note_credentials(&self, tbl: i16) {
+        if watch::watched(tbl) {
+            self.credentials.store(true, Relaxed);
+        }
+    }
+
     /// Notes what a row now is, as far as memory allows.
     fn remember(&self, m: &mut Memory, key: Key, v: Option<Vec<u8>>) {
         if m.rows.len() < REMEMBERED || m.rows.contains_key(&key) {
@@ -234,9 +246,9 @@ impl Txn {
     }
 
     pub(in crate::meta::kv) fn get(&self, tbl: i16, k: Vec<u8>) -> Result<Option<Vec<u8>>> {
-        if self.write
-            && let Some(v) = self.memory().rows.get(&(tbl, k.clone()))
-        {
+        // A read remembers only what was fetched ahead (`get_many`); its snapshot, too,
+        // cannot change under it.
+        if let Some(v) = self.memory().rows.get(&(tbl, k.clone())) {
             return Ok(v.clone());
         }
         let key = k.clone();
@@ -253,7 +265,44 @@ impl Txn {
         Ok(v)
     }
 
+    /// Fetches these rows in one round trip and remembers them (absent ones too), so the
+    /// `get`s that follow are answered from memory: rows a rule will read one after the
+    /// other, each key known before the first is read.
+    pub(in crate::meta::kv) fn get_many(&self, keys: Vec<Key>) -> Result<()> {
+        let keys: Vec<Key> = {
+            let m = self.memory();
+            keys.into_iter().filter(|k| !m.rows.contains_key(k)).collect()
+        };
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let (tbls, ks): (Vec<i16>, Vec<Vec<u8>>) = keys.into_iter().unzip();
+        let rows: Vec<(i16, Vec<u8>, Option<Vec<u8>>)> = self.call(|c| {
+            let (tbls, ks) = (tbls.clone(), ks.clone());
+            Box::pin(async move {
+                let st = c
+                    .prepare(
+                        "SELECT d.t, d.k, kv.v FROM unnest($1::smallint[], $2::bytea[]) AS d(t, k) \
+                         LEFT JOIN kv ON kv.tbl = d.t AND kv.k = d.k",
+                    )
+                    .await?;
+                Ok(c.client()
+                    .query(&st, &[&tbls, &ks])
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect())
+            })
+        })?;
+        let mut m = self.memory();
+        for (t, k, v) in rows {
+            self.remember(&mut m, (t, k), v);
+        }
+        Ok(())
+    }
+
     pub(in crate::meta::kv) fn put(&self, tbl: i16, k: Vec<u8>, v: Vec<u8>) -> Result<()> {
+        self.note_credentials(tbl);
         let full = {
             let mut m = self.memory();
             let key = (tbl, k);
@@ -268,6 +317,7 @@ impl Txn {
 
     /// Removes a row; says whether it was there (from memory when it knows).
     pub(in crate::meta::kv) fn delete(&self, tbl: i16, k: Vec<u8>) -> Result<bool> {
+        self.note_credentials(tbl);
         let key = (tbl, k);
         {
             let mut m = self.memory();
@@ -412,7 +462,14 @@ impl Txn {
         if !self.began.load(Relaxed) && self.memory().held.is_empty() {
             return Ok(Commit::Done);
         }
-        let r = self.call_once_or_again(false, |c| Box::pin(async move { c.client().batch_execute("COMMIT").await }));
+        let credentials = self.credentials.load(Relaxed);
+        let sql = if credentials { watch::NOTIFY } else { "COMMIT" };
+        let r = self.call_once_or_again(false, |c| Box::pin(async move { c.client().batch_execute(sql).await }));
+        if credentials {
+            // This node knows at once, whether or not it committed (it may have, unseen);
+            // the others hear the notification.
+            self.watch.changed();
+        }
         // Ended either way (or the connection is lost): nothing is left to roll back.
         if let Some(mut done) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).take() {
             done.conn_mut().open_txn = false;
