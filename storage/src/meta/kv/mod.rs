@@ -405,6 +405,9 @@ impl<K: OrderedKey, V: Value + 'static, T: Readable<K, V>> Readable<K, V> for &T
     fn on_postgres(&self) -> Option<PgTable<'_>> {
         (**self).on_postgres()
     }
+    fn ahead<'a>(&self, key: impl std::borrow::Borrow<K::SelfType<'a>>) -> Option<Ahead<'_>> {
+        (**self).ahead(key)
+    }
 }
 
 fn encode_bound<'a, K: OrderedKey, KR: std::borrow::Borrow<K::SelfType<'a>>>(b: Bound<&KR>) -> Bound<Vec<u8>> {
