@@ -288,6 +288,7 @@ impl WebDav {
             quota: Default::default(),
             read_from,
             prepared: Default::default(),
+            put_target: (req.method() == Method::PUT).then(Default::default),
         });
         let method = req.method().clone();
         let oc_mtime = ctx.mtime.is_some();

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::error::Result;
 use crate::meta::db::{self, CHILDREN, DETACHED, FOLDER_TOTALS, ITEMS};
-use crate::meta::kv::{ReadTxn, Readable};
+use crate::meta::kv::{ReadTxn, Readable, fetch_ahead};
 use crate::meta::model::{Item, Kind};
 use crate::meta::txn::W;
 
@@ -50,6 +50,9 @@ impl W<'_> {
         }
         let chain = self.ancestors(folder)?;
         let mut totals = self.txn.open_table(FOLDER_TOTALS)?;
+        // Every ancestor's row is read, one after the other: on PostgreSQL all in one round
+        // trip (every small PUT passes here).
+        fetch_ahead(chain.iter().map(|&id| totals.ahead(id)))?;
         for id in chain {
             let Some(t) = totals.get(id)?.map(|v| v.value()) else { continue };
             totals.insert(id, apply(t, bytes, files))?;
@@ -65,6 +68,8 @@ impl W<'_> {
         }
         let chain = self.ancestors(folder)?;
         let mut totals = self.txn.open_table(FOLDER_TOTALS)?;
+        // Known rows are removed in memory and sent with the next query (`pg::txn`).
+        fetch_ahead(chain.iter().map(|&id| totals.ahead(id)))?;
         for id in chain {
             totals.remove(id)?;
         }

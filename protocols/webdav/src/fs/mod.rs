@@ -40,7 +40,16 @@ pub struct RequestCtx {
     /// A GET's file, opened when dav-server first asks for its metadata (see
     /// `DriveFs::prepare_read`).
     pub prepared: Prepared,
+    /// For a PUT, what dav-server's first look at the target found (`None`: nothing there),
+    /// with its drive path. The open for writing that follows is answered from it: only the
+    /// lock check, a read, comes between, and the write's commit checks again whatever the
+    /// open decided (a create-only PUT is `If-None-Match: *` there). It saves a read of
+    /// PostgreSQL per PUT.
+    pub put_target: Option<Mutex<Option<Looked>>>,
 }
+
+/// A drive path and what was there (`None`: nothing).
+pub type Looked = (String, Option<Item>);
 
 /// A read opened ahead for the open that follows, with the drive path it is of.
 #[derive(Default)]
@@ -163,6 +172,17 @@ impl DavFileSystem for DriveFs {
         async move {
             if let Some(item) = self.prepare_read(path).await {
                 return Ok(Box::new(Meta(item)) as Box<dyn DavMetaData>);
+            }
+            if let Some(slot) = &self.ctx.put_target {
+                let p = self.path(path)?;
+                let found = self.storage.stat(&self.principal, &p).await;
+                // Only answers the open would have had: an item, or nothing at this path.
+                *slot.lock().expect("put target") = match &found {
+                    Ok(item) => Some((p, Some(item.clone()))),
+                    Err(Error::NotFound(_)) => Some((p, None)),
+                    Err(_) => None,
+                };
+                return Ok(Box::new(Meta(found.map_err(|e| self.fail(e))?)) as Box<dyn DavMetaData>);
             }
             let item = self.stat(path).await?;
             Ok(Box::new(Meta(item)) as Box<dyn DavMetaData>)

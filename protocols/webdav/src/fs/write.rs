@@ -20,10 +20,14 @@ impl DriveFs {
         if options.append {
             return Err(FsError::NotImplemented);
         }
-        let existing = match self.storage.stat(&self.principal, &p).await {
-            Ok(item) => Some(item),
-            Err(Error::NotFound(_)) => None,
-            Err(e) => return Err(self.fail(e)),
+        let looked = self.ctx.put_target.as_ref().and_then(|slot| slot.lock().expect("put target").take());
+        let existing = match looked {
+            Some((q, found)) if q == p => found,
+            _ => match self.storage.stat(&self.principal, &p).await {
+                Ok(item) => Some(item),
+                Err(Error::NotFound(_)) => None,
+                Err(e) => return Err(self.fail(e)),
+            },
         };
         if existing.as_ref().is_some_and(Item::is_folder) {
             return Err(FsError::Forbidden);
@@ -41,6 +45,7 @@ impl DriveFs {
             create_new: options.create_new,
             state: WriteState::Idle,
             written: 0,
+            stored: None,
         }))
     }
 }
@@ -69,6 +74,9 @@ struct WriteFile {
     create_new: bool,
     state: WriteState,
     written: u64,
+    /// The file as its write committed it: dav-server asks for its metadata (ETag, time)
+    /// for the answer, which it gives without another read.
+    stored: Option<Item>,
 }
 
 impl std::fmt::Debug for WriteFile {
@@ -114,7 +122,10 @@ impl WriteFile {
                 finished.store(true, Ordering::Release);
                 drop(tx);
                 match task.await {
-                    Ok(Ok(_)) => Ok(()),
+                    Ok(Ok(item)) => {
+                        self.stored = Some(item);
+                        Ok(())
+                    }
                     Ok(Err(e)) => Err(self.fs.fail(e)),
                     Err(e) => Err(self.fs.fail(Error::internal(e))),
                 }
@@ -127,7 +138,10 @@ impl WriteFile {
 impl DavFile for WriteFile {
     fn metadata(&'_ mut self) -> FsFuture<'_, Box<dyn DavMetaData>> {
         async move {
-            let item = self.fs.storage.stat(&self.fs.principal, &self.path).await.map_err(|e| self.fs.fail(e))?;
+            let item = match &self.stored {
+                Some(item) => item.clone(),
+                None => self.fs.storage.stat(&self.fs.principal, &self.path).await.map_err(|e| self.fs.fail(e))?,
+            };
             Ok(Box::new(Meta(item)) as Box<dyn DavMetaData>)
         }
         .boxed()
