@@ -132,12 +132,18 @@ impl W<'_> {
 /// Every item of a detached subtree not swept yet (the roots included): rows that exist but
 /// belong to no drive any more, for the consistency check.
 pub(crate) fn detached_items(t: &ReadTxn) -> Result<HashSet<u64>> {
+    let mut roots = Vec::new();
+    for e in t.open_table(DETACHED)?.iter()? {
+        roots.push(e?.0.value());
+    }
+    items_below(t, roots)
+}
+
+/// The items `roots` name and every item below them (files and folders alike).
+pub(crate) fn items_below(t: &ReadTxn, roots: Vec<u64>) -> Result<HashSet<u64>> {
     let children = t.open_table(CHILDREN)?;
     let mut out = HashSet::new();
-    let mut stack = Vec::new();
-    for e in t.open_table(DETACHED)?.iter()? {
-        stack.push(e?.0.value());
-    }
+    let mut stack = roots;
     while let Some(f) = stack.pop() {
         if !out.insert(f) {
             continue;

@@ -222,28 +222,12 @@ impl W<'_> {
     }
 }
 
-/// Every item in any trash, the roots and what is below them, split into files and folders:
-/// rows that hold references and usage bytes but belong to no drive (for the consistency
-/// check).
+/// Every item in any trash, the roots and what is below them: rows that hold references and
+/// usage bytes but belong to no drive (for the consistency check).
 pub(crate) fn trashed_items(t: &crate::meta::kv::ReadTxn) -> Result<std::collections::HashSet<u64>> {
-    let children = t.open_table(crate::meta::db::CHILDREN)?;
-    let mut out = std::collections::HashSet::new();
-    let mut stack = Vec::new();
+    let mut roots = Vec::new();
     for e in t.open_table(TRASH)?.iter()? {
-        stack.push(e?.0.value().1);
+        roots.push(e?.0.value().1);
     }
-    while let Some(f) = stack.pop() {
-        if !out.insert(f) {
-            continue;
-        }
-        for e in children.range((f, "")..(f + 1, ""))? {
-            let (k, id) = e?;
-            if k.value().1.ends_with('/') {
-                stack.push(id.value());
-            } else {
-                out.insert(id.value());
-            }
-        }
-    }
-    Ok(out)
+    crate::meta::subtree::items_below(t, roots)
 }
