@@ -105,7 +105,8 @@ fn walk(p: &std::path::Path) -> usize {
         .sum()
 }
 
-async fn assert_consistent(s: &Storage) {
+/// Sweeps, then checks: no problem, no orphaned chunk file.
+pub(crate) async fn assert_consistent(s: &Storage) {
     s.sweep().await.unwrap();
     let r = s.check().await.unwrap();
     assert!(r.problems.is_empty(), "{:?}", r.problems);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Expiration, Filter, FilterForm, Lifecycle, NoncurrentExpiration, Rule};
 use crate::meta::model::Role;
-use crate::tests::{body, open_with, user};
+use crate::tests::{assert_consistent, body, open_with, user};
 use crate::{Error, Principal, Storage, Versioning, WriteOptions};
 
 const DAY: Duration = Duration::from_millis(300);
@@ -50,13 +50,6 @@ async fn versions(s: &Storage, p: &Principal, path: &str) -> Vec<(String, bool, 
     }
 }
 
-async fn consistent(s: &Storage) {
-    s.sweep().await.unwrap();
-    let r = s.check().await.unwrap();
-    assert!(r.problems.is_empty(), "{:?}", r.problems);
-    assert_eq!(r.orphans, 0, "orphaned chunk files");
-}
-
 /// Also test_lifecycle_expiration_versioning_enabled's rule: a marker over an old version
 /// is no expired object delete marker and stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +89,7 @@ async fn expiration_in_a_versioned_bucket_leaves_a_delete_marker() {
     assert!(versions(s, &alice, "/off/logs/a").await.is_empty());
     assert_eq!(versions(s, &alice, "/on/logs/a").await, on);
     assert_eq!(s.run_lifecycle(DAY).await.unwrap(), super::RunReport::default());
-    consistent(s).await;
+    assert_consistent(s).await;
 }
 
 /// test_lifecycle_noncur_expiration, with NewerNoncurrentVersions.
@@ -139,7 +132,7 @@ async fn noncurrent_versions_go_after_their_days_keeping_the_newest() {
     let now = versions(s, &alice, "/b/old/k").await;
     assert_eq!(now.len(), 2);
     assert_eq!(now[1].0, old[0].0, "the version made noncurrent just now stays");
-    consistent(s).await;
+    assert_consistent(s).await;
 }
 
 /// test_lifecycle_deletemarker_expiration; and two passes at once (two nodes) remove each
@@ -180,7 +173,7 @@ async fn lone_delete_markers_go_and_passes_at_once_remove_each_version_once() {
         assert_eq!(v.len(), 1, "the current version stays: {v:?}");
     }
     assert_eq!(s.usage(alice.user_id).await.unwrap().bytes, 1 + 6, "test2/abc's version and the current ones");
-    consistent(s).await;
+    assert_consistent(s).await;
 }
 
 crate::tests::also_on_postgres!(
@@ -214,7 +207,7 @@ async fn noncurrent_expiration_skips_a_version_under_legal_hold() {
     assert_eq!(left, vec![all[0].0.clone(), all[2].0.clone()], "the current one and the held one");
     s.set_legal_hold(&alice, "/b/old/k", Some(all[2].0.as_str()), false).await.unwrap();
     assert_eq!(s.run_lifecycle(DAY).await.unwrap().versions, 1, "released, it goes");
-    consistent(s).await;
+    assert_consistent(s).await;
 }
 
 fn pairs(t: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -281,5 +274,5 @@ async fn noncurrent_versions_keep_their_tags_for_tag_filtered_rules() {
     assert_eq!(versions(s, &alice, "/b/r").await.len(), 1);
     assert_eq!(versions(s, &alice, "/b/plain").await.len(), 2, "untagged versions stay");
     assert_eq!(version_tag_rows(s).await, 0, "the removed versions' tags went with them");
-    consistent(s).await;
+    assert_consistent(s).await;
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::meta::model::{Kind, Role};
-use crate::tests::{body, chunk_files, open_with, pseudo_random, read_all, user};
+use crate::tests::{assert_consistent, body, chunk_files, open_with, pseudo_random, read_all, user};
 use crate::{Conditions, Error, Principal, Storage, Versioning, WriteOptions};
 
 async fn put(s: &Storage, p: &Principal, path: &str, data: &[u8]) {
@@ -15,13 +15,6 @@ async fn put(s: &Storage, p: &Principal, path: &str, data: &[u8]) {
 
 async fn trash(s: &Storage, p: &Principal, path: &str) {
     s.delete_to_trash(p, path, Conditions::default()).await.unwrap();
-}
-
-async fn consistent(s: &Storage) {
-    s.sweep().await.unwrap();
-    let r = s.check().await.unwrap();
-    assert!(r.problems.is_empty(), "{:?}", r.problems);
-    assert_eq!(r.orphans, 0, "orphaned chunk files");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,7 +36,7 @@ async fn a_deleted_file_is_listed_counted_and_restored_whole() {
     assert_eq!(e.expires_at - e.deleted_at, (Duration::from_secs(86_400) * 30).as_nanos() as i64);
     let during = s.usage(alice.user_id).await.unwrap();
     assert_eq!((during.bytes, during.files), (before.bytes, before.files - 1), "the trash keeps counting bytes");
-    consistent(s).await;
+    assert_consistent(s).await;
 
     let item = s.trash_restore(&alice, e.id, None).await.unwrap();
     assert_eq!(item.name, "report.bin");
@@ -51,7 +44,7 @@ async fn a_deleted_file_is_listed_counted_and_restored_whole() {
     assert!(s.trash_list(&alice).await.unwrap().is_empty());
     let after = s.usage(alice.user_id).await.unwrap();
     assert_eq!((after.bytes, after.files), (before.bytes, before.files));
-    consistent(s).await;
+    assert_consistent(s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +57,7 @@ async fn a_deleted_folder_comes_back_whole_where_it_was_or_elsewhere() {
     put(s, &alice, "/top/proj/data.bin", &big).await;
     s.mkdir(&alice, "/top/proj/empty").await.unwrap();
     trash(s, &alice, "/top/proj").await;
-    consistent(s).await; // the sweeper keeps a trashed folder
+    assert_consistent(s).await; // the sweeper keeps a trashed folder
     let list = s.trash_list(&alice).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!((list[0].kind, list[0].files, list[0].size), (Kind::Folder, 2, big.len() as u64 + 12));
@@ -74,7 +67,7 @@ async fn a_deleted_folder_comes_back_whole_where_it_was_or_elsewhere() {
     assert_eq!(read_all(s, &alice, "/top/proj/src/main.rs", None).await.unwrap(), b"fn main() {}");
     assert_eq!(read_all(s, &alice, "/top/proj/data.bin", None).await.unwrap(), big);
     assert!(s.stat(&alice, "/top/proj/empty").await.unwrap().is_folder());
-    consistent(s).await;
+    assert_consistent(s).await;
 
     // Something at the old place now: a conflict, then a restore to a path of one's choice.
     trash(s, &alice, "/top/proj").await;
@@ -85,7 +78,7 @@ async fn a_deleted_folder_comes_back_whole_where_it_was_or_elsewhere() {
     s.trash_restore(&alice, id, Some("/elsewhere/proj2")).await.unwrap();
     assert_eq!(read_all(s, &alice, "/elsewhere/proj2/data.bin", None).await.unwrap(), big);
     assert!(matches!(s.trash_restore(&alice, id, None).await, Err(Error::NotFound(_))));
-    consistent(s).await;
+    assert_consistent(s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +104,7 @@ async fn purge_and_empty_free_usage_and_chunks() {
     trash(s, &alice, "/dir").await;
     assert_eq!(s.trash_empty(&alice).await.unwrap(), 2);
     assert_eq!(s.usage(alice.user_id).await.unwrap().bytes, 0);
-    consistent(s).await;
+    assert_consistent(s).await;
     assert_eq!(chunk_files(f.dir.path()), 0);
     assert!(matches!(s.trash_purge(&alice, id).await, Err(Error::NotFound(_))));
 }
@@ -140,7 +133,7 @@ async fn expired_entries_are_collected_and_their_chunks_freed() {
     }
     assert_eq!(left, 0, "expired entries are collected");
     assert_eq!(s.usage(alice.user_id).await.unwrap().bytes, 0);
-    consistent(s).await;
+    assert_consistent(s).await;
     assert_eq!(chunk_files(f.dir.path()), 0);
 }
 
@@ -163,7 +156,7 @@ async fn s3_deletes_versioned_buckets_and_zero_days_do_not_trash() {
     assert!(versions.iter().any(|v| v.marker), "a delete marker");
     trash(s, &alice, "/v").await;
     assert!(s.trash_list(&alice).await.unwrap().is_empty(), "a versioned bucket's folder goes with its history");
-    consistent(s).await;
+    assert_consistent(s).await;
 
     let g = open_with(|c| c.trash_days = 0);
     let s = &g.storage;
@@ -172,7 +165,7 @@ async fn s3_deletes_versioned_buckets_and_zero_days_do_not_trash() {
     trash(s, &alice, "/a.bin").await;
     assert!(s.trash_list(&alice).await.unwrap().is_empty(), "0 days: deletes are final");
     assert_eq!(s.usage(alice.user_id).await.unwrap().bytes, 0);
-    consistent(s).await;
+    assert_consistent(s).await;
     assert_eq!(chunk_files(g.dir.path()), 0);
 }
 
@@ -200,12 +193,12 @@ async fn a_grantees_delete_goes_to_the_owners_trash_and_grants_stay_ended() {
     assert_eq!(read_all(s, &alice, "/box/sub/g.txt", None).await.unwrap(), b"below");
     assert!(s.read(&carol, "/shared/alice/sub/g.txt", None).await.is_err(), "and does not come back");
     assert!(s.trash_restore(&bob, list[0].id, None).await.is_err(), "only the owner restores");
-    consistent(s).await;
+    assert_consistent(s).await;
 
     // A user who goes takes their trash along.
     trash(s, &alice, "/box").await;
     s.delete_user(alice.user_id).await.unwrap();
-    consistent(s).await;
+    assert_consistent(s).await;
     assert_eq!(chunk_files(f.dir.path()), 0);
 }
 
@@ -227,7 +220,7 @@ async fn a_process_that_does_not_collect_keeps_expired_entries() {
     let list = s.trash_list(&alice).await.unwrap();
     assert_eq!(list.len(), 1);
     assert!(list[0].expires_at < crate::meta::model::now_nanos(), "expired, and still kept");
-    consistent(s).await;
+    assert_consistent(s).await;
 }
 
 /// Two collections at once, as on two nodes sharing the stores: every entry is purged by
