@@ -15,6 +15,15 @@
 //! stages: the kernel's copy into the page cache 36%, SHA-256 14%, cutting 9%. Chunk files
 //! were then written with O_DIRECT, and are again through the page cache, for the GET that
 //! follows a PUT (figures at `chunks::write_synced`).
+//!
+//! A stage's blocking job takes every batch already queued before it returns (the cutting
+//! job stops early at a chunk, which goes to its job at once): a stage that keeps up still
+//! runs one job per batch, but one that falls behind (MD5 on an S3 PUT, the cutting under
+//! load) no longer hands each batch back through the async side, a wake-up of a blocking
+//! thread and of a worker each time. Measured (1 GiB PUT with curl, release, 3 runs each
+//! alternating with the previous build, load 5-7 from other builds; `perf stat` on the
+//! server): WebDAV 23.1k -> 19.4k context switches, 3.05 -> 2.86 CPU-s per GiB, 360 -> 389
+//! MB/s; S3 single PUT (presigned) 36.3k -> 31.0k, 4.23 -> 4.10 CPU-s, 302 -> 318 MB/s.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -232,11 +241,18 @@ where
         let Some(mut rx) = md5_rx else { return Ok(None) };
         let mut md5 = Md5::new();
         while let Some(batch) = rx.recv().await {
-            md5 = tokio::task::spawn_blocking(move || {
-                for b in &batch {
-                    md5.update(b);
+            // One job for every batch already queued (see the module comment), not one per batch.
+            (md5, rx) = tokio::task::spawn_blocking(move || {
+                let mut batch = batch;
+                loop {
+                    for b in &batch {
+                        md5.update(b);
+                    }
+                    match rx.try_recv() {
+                        Ok(next) => batch = next,
+                        Err(_) => return (md5, rx),
+                    }
                 }
-                md5
             })
             .await?;
         }
@@ -266,22 +282,31 @@ async fn cut_and_store(
     loop {
         let batch = rx.recv().await;
         let mut c = cutter.take().expect("the cutter comes back from each job");
-        let (c, chunks) = tokio::task::spawn_blocking(move || {
+        let (c, back, chunks) = tokio::task::spawn_blocking(move || {
             let mut chunks = Vec::new();
-            match batch {
-                Some(batch) => {
-                    for b in &batch {
-                        c.push(b, &mut |chunk| chunks.push(chunk));
-                    }
-                    (Some(c), chunks)
-                }
-                None => {
+            let mut batch = batch;
+            loop {
+                let Some(b) = batch else {
                     chunks.extend(c.finish());
-                    (None, chunks)
+                    return (None, rx, chunks);
+                };
+                for b in &b {
+                    c.push(b, &mut |chunk| chunks.push(chunk));
                 }
+                // A chunk goes to its job at once; otherwise the next batch, if it is here
+                // (see the module comment).
+                if !chunks.is_empty() {
+                    return (Some(c), rx, chunks);
+                }
+                batch = match rx.try_recv() {
+                    Ok(next) => Some(next),
+                    Err(mpsc::error::TryRecvError::Empty) => return (Some(c), rx, chunks),
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                };
             }
         })
         .await?;
+        rx = back;
         for chunk in chunks {
             while in_flight.len() >= IN_FLIGHT {
                 let (r, g) = in_flight.pop_front().expect("non-empty").await??;
