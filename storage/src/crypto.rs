@@ -70,9 +70,17 @@ impl Keys {
 
     /// Seals `buf` in place (appending the tag), bound to the chunk id as associated data.
     pub fn seal_chunk(&self, id: &ChunkId, buf: &mut Vec<u8>) {
+        self.seal_chunk_at(id, buf, 0);
+    }
+
+    /// [`seal_chunk`](Self::seal_chunk) for a chunk that starts at `at` of `buf` (the bytes
+    /// before it are left alone): the same sealed bytes.
+    pub fn seal_chunk_at(&self, id: &ChunkId, buf: &mut Vec<u8>, at: usize) {
         let key = Self::aead_key(&self.chunk_seal, id);
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(id), buf)
+        let tag = key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(id), &mut buf[at..])
             .expect("chunk within AES-GCM size limits");
+        buf.extend_from_slice(tag.as_ref());
     }
 
     /// Opens a sealed chunk in place; tampering or a swapped file is an error, never data.
@@ -217,6 +225,14 @@ mod tests {
         assert!(matches!(keys.open_chunk(&id, &mut buf), Err(Error::Corrupt(_))));
         let other = Keys::derive(&[8; 32]);
         assert_ne!(other.chunk_id(b"hello"), id);
+        // At an offset of its buffer, a chunk seals to the same bytes, and what is before it
+        // stays as it was.
+        let mut at = b"xyzhello".to_vec();
+        keys.seal_chunk_at(&id, &mut at, 3);
+        let mut whole = b"hello".to_vec();
+        keys.seal_chunk(&id, &mut whole);
+        assert_eq!(&at[..3], b"xyz");
+        assert_eq!(&at[3..], &whole[..]);
     }
 
     #[test]

@@ -128,40 +128,51 @@ fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
 
 /// Alignment of O_DIRECT buffers, offsets and lengths: the largest logical block size of
 /// the disks we meet.
-const DIRECT_ALIGN: usize = 4096;
-/// Bytes written by one O_DIRECT call (a multiple of `DIRECT_ALIGN`).
+pub(crate) const DIRECT_ALIGN: usize = 4096;
+/// Bytes written by one O_DIRECT call from an aligned copy (a multiple of `DIRECT_ALIGN`).
 const DIRECT_PIECE: usize = 1024 * 1024;
 
 /// Writes `data` to a new private file at `path` with O_DIRECT, then fdatasyncs it: for
-/// writes short of CPU (see `ChunkBackend::put_uncached`). The bytes are copied into an
-/// aligned buffer, padded to `DIRECT_ALIGN` (O_DIRECT's rule), and the file is cut back to its
-/// length before the sync, which makes the size durable with the data.
+/// writes short of CPU (see `ChunkBackend::put_uncached`). Its whole blocks go past the page
+/// cache, read where they are when `data` starts at a `DIRECT_ALIGN` boundary (the chunks of
+/// `ingest` do), else copied a piece at a time into an aligned buffer; the last partial block,
+/// if any, goes through the page cache, and the sync makes both durable with the size.
+///
+/// Why not as before (every chunk copied into a zeroed aligned buffer, its last block padded
+/// with zeros and the file cut back to its length): the copy and the zeroing were about 5% of
+/// an S3 PUT's CPU (`perf record`, memmove and memset), and cutting a file back reads its last
+/// block from the disk on ext4 (to zero the tail of a block that is not cached), one more
+/// read and wait per chunk.
 fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let padded = data.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
         let mut f = crate::perms::private_file_options()
             .write(true)
             .create(true)
             .truncate(true)
             .custom_flags(libc::O_DIRECT)
             .open(path)?;
-        if padded > 0 {
+        let whole = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
+        if data.as_ptr().align_offset(DIRECT_ALIGN) == 0 {
+            f.write_all(&data[..whole])?;
+        } else if whole > 0 {
             // Aligned by starting at the right offset of a slightly larger buffer (a Vec
             // cannot be allocated aligned); a piece at a time, so that eight chunks being
             // written hold 8 MiB, not eight chunks' worth.
-            let piece = padded.min(DIRECT_PIECE);
+            let piece = whole.min(DIRECT_PIECE);
             let mut buf = vec![0u8; piece + DIRECT_ALIGN];
             let at = buf.as_ptr().align_offset(DIRECT_ALIGN);
-            for part in data.chunks(DIRECT_PIECE) {
-                let len = part.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
-                let aligned = &mut buf[at..at + len];
-                aligned[..part.len()].copy_from_slice(part);
-                aligned[part.len()..].fill(0);
+            for part in data[..whole].chunks(DIRECT_PIECE) {
+                let aligned = &mut buf[at..at + part.len()];
+                aligned.copy_from_slice(part);
                 f.write_all(aligned)?;
             }
-            f.set_len(data.len() as u64)?;
+        }
+        if whole < data.len() {
+            let flags = rustix::fs::fcntl_getfl(&f)?;
+            rustix::fs::fcntl_setfl(&f, flags - rustix::fs::OFlags::DIRECT)?;
+            f.write_all(&data[whole..])?;
         }
         f.sync_data()
     }
@@ -488,12 +499,19 @@ mod tests {
             [16usize, 17, 4095, 4096, 4097, 8192, 1_048_576 + 3, 2_097_152 + 4096 + 5].into_iter().enumerate()
         {
             let data: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
-            // Through the page cache, and past it (O_DIRECT, whole aligned blocks).
-            for (n, uncached) in [(0u8, false), (100, true)] {
+            // The same bytes starting at a block boundary, as `ingest` hands them over.
+            let mut room = vec![0u8; len + DIRECT_ALIGN];
+            let at = room.as_ptr().align_offset(DIRECT_ALIGN);
+            room[at..at + len].copy_from_slice(&data);
+            let aligned = &room[at..at + len];
+            assert_eq!(aligned.as_ptr().align_offset(DIRECT_ALIGN), 0);
+            // Through the page cache, and past it (O_DIRECT, whole aligned blocks) from
+            // anywhere in memory and from a block boundary.
+            for (n, uncached, bytes) in [(0u8, false, &data[..]), (100, true, &data[..]), (200, true, aligned)] {
                 let id = [i as u8 + 1 + n; 32];
-                if uncached { store.put_uncached(&id, &data) } else { store.put(&id, &data) }.unwrap();
+                if uncached { store.put_uncached(&id, bytes) } else { store.put(&id, bytes) }.unwrap();
                 assert_eq!(fs::metadata(store.path_of(&id)).unwrap().len(), len as u64, "length {len}");
-                assert_eq!(store.get(&id).unwrap(), data, "length {len}, uncached {uncached}");
+                assert_eq!(store.get(&id).unwrap(), data, "length {len}, uncached {uncached}, at {:p}", bytes.as_ptr());
             }
         }
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temp file left");

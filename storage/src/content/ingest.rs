@@ -36,8 +36,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::Core;
-use crate::content::cdc::Cutter;
-use crate::content::chunks::{ChunkRef, PinGuard};
+use crate::content::cdc::{Chunk, Cutter};
+use crate::content::chunks::{ChunkRef, DIRECT_ALIGN, PinGuard};
 use crate::content::grace;
 use crate::crypto::{ChunkId, TAG_LEN};
 use crate::error::{Error, Result};
@@ -335,10 +335,41 @@ async fn cut_and_store(
     Ok((refs, pins, first_check))
 }
 
-/// Seals and stores one chunk unless it is already stored. `plain` has room for the tag.
-fn store_chunk(core: &Arc<Core>, plain: Vec<u8>, uncached: bool) -> Result<(ChunkRef, PinGuard)> {
-    let id = core.keys.chunk_id(&plain);
-    let chunk = ChunkRef { id, len: plain.len() as u32 };
+/// A chunk's bytes in a buffer of their own, copied from the body's pieces, at the offset of
+/// the buffer the store wants them at: aligned to `DIRECT_ALIGN` for a write past the page
+/// cache, whose O_DIRECT write then reads them where they are (no aligned copy, no zeroed
+/// buffer per chunk), at its start otherwise. Room is left for the tag: sealing is in place.
+struct Plain {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Plain {
+    fn new(chunk: &Chunk, aligned: bool) -> Self {
+        let room = if aligned { DIRECT_ALIGN } else { 0 };
+        let mut buf: Vec<u8> = Vec::with_capacity(chunk.len() + TAG_LEN + room);
+        let at = match buf.as_ptr().align_offset(DIRECT_ALIGN) {
+            at if aligned && at < room => at,
+            _ => 0,
+        };
+        buf.resize(at, 0);
+        chunk.extend_into(&mut buf);
+        Plain { buf, at }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.at..]
+    }
+}
+
+/// Seals and stores one chunk unless it is already stored.
+fn store_chunk(core: &Arc<Core>, chunk: Chunk, uncached: bool) -> Result<(ChunkRef, PinGuard)> {
+    // Copied once, and hashed right after while in cache; the pieces (the body's receive
+    // buffers) go at once.
+    let plain = Plain::new(&chunk, uncached);
+    drop(chunk);
+    let id = core.keys.chunk_id(plain.bytes());
+    let chunk = ChunkRef { id, len: plain.bytes().len() as u32 };
     if let Some(grace) = core.config.chunk_grace {
         // Several nodes: no pin reaches another node's collector; the grave does.
         if grace::needs_upload(&core.db, &id, grace)? {
@@ -364,9 +395,10 @@ fn store_chunk(core: &Arc<Core>, plain: Vec<u8>, uncached: bool) -> Result<(Chun
     Ok((chunk, guard))
 }
 
-fn put_sealed(core: &Core, id: &ChunkId, mut plain: Vec<u8>, uncached: bool) -> Result<()> {
-    core.keys.seal_chunk(id, &mut plain);
-    let put = if uncached { core.backend.put_uncached(id, &plain) } else { core.backend.put(id, &plain) };
+fn put_sealed(core: &Core, id: &ChunkId, mut plain: Plain, uncached: bool) -> Result<()> {
+    core.keys.seal_chunk_at(id, &mut plain.buf, plain.at);
+    let sealed = plain.bytes();
+    let put = if uncached { core.backend.put_uncached(id, sealed) } else { core.backend.put(id, sealed) };
     put.map_err(|e| super::chunks::store_failure(format_args!("storing chunk {}", hex::encode(id)), e))
 }
 
