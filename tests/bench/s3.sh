@@ -8,7 +8,7 @@
 #   - Garage, when GARAGE_BIN names an installed one (one node, same figures).
 # Figures:
 #   - one stream: PUT and GET of a BIG MiB object with curl on presigned URLs (botocore signs
-#     them), so no client-side hashing limits the rate;
+#     them), so no client-side hashing limits the rate, and the server's CPU seconds for the PUT;
 #   - multipart: aws CLI cp of the same file with 8 MiB and with 16 MiB parts, 16 at once,
 #     and the server's peak RSS during each (VmHWM, reset before each phase);
 #   - small objects: N 4 KiB objects PUT then GET by the aws CLI with C requests at once;
@@ -43,6 +43,9 @@ now() { date +%s.%N; }
 rate() { python3 -c "import sys; print(f'{float(sys.argv[1])/(float(sys.argv[3])-float(sys.argv[2])):.1f}')" "$@"; }
 rss_of() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 reset_peak() { echo 5 > "/proc/$1/clear_refs"; } # VmHWM starts again from the current RSS
+# CPU seconds (user + system) the server process has used so far: unlike the rates, they
+# barely move with the load other processes put on the machine.
+cpu_of() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
 MB=$(python3 -c "print($BIG * 1048576 / 1e6)")
 
 # The MD5 implementation the server links, built the way the server is.
@@ -98,9 +101,13 @@ measure() { # NAME ENDPOINT KEY SECRET REGION BUCKET PID
   put_url=$(presign "$url" "$key" "$secret" "$region" "$b" PUT big.bin)
   get_url=$(presign "$url" "$key" "$secret" "$region" "$b" GET big.bin)
   reset_peak "$pid"
+  local c0 c1
+  c0=$(cpu_of "$pid")
   t0=$(now); curl -sS -f -T "$w/big" "$put_url" -o /dev/null; t1=$(now)
+  c1=$(cpu_of "$pid")
   curl -sS -f "$get_url" -o /dev/null; t2=$(now)
   R[put,$name]=$(rate "$MB" "$t0" "$t1"); R[get,$name]=$(rate "$MB" "$t1" "$t2"); R[one-rss,$name]=$(rss_of "$pid")
+  R[putcpu,$name]=$(python3 -c "print(f'{$c1 - $c0:.2f}')")
   [ "${BENCH_ONLY:-}" = big ] && return
   for part in 8 16; do
     aws_conf "$part"
@@ -126,7 +133,7 @@ echo "MD5 (md-5 crate, one core, this run): $MD5_RATE MB/s"
 show() { # NAME
   local n=$1
   echo "[$n] disk (dd conv=fdatasync, just before): ${R[disk,$n]} MB/s"
-  echo "[$n] one stream ($BIG MiB, presigned, curl): PUT ${R[put,$n]} MB/s ($(ratio "${R[put,$n]}" "${R[disk,$n]}")x disk, $(ratio "${R[put,$n]}" "$MD5_RATE")x MD5), GET ${R[get,$n]} MB/s; peak RSS ${R[one-rss,$n]} MiB"
+  echo "[$n] one stream ($BIG MiB, presigned, curl): PUT ${R[put,$n]} MB/s ($(ratio "${R[put,$n]}" "${R[disk,$n]}")x disk, $(ratio "${R[put,$n]}" "$MD5_RATE")x MD5), GET ${R[get,$n]} MB/s; peak RSS ${R[one-rss,$n]} MiB; server CPU of the PUT ${R[putcpu,$n]} s"
   [ "${BENCH_ONLY:-}" = big ] && return
   echo "[$n] multipart ($BIG MiB, aws cp, $C at once): 8 MiB parts ${R[mp8,$n]} MB/s, peak RSS ${R[mp8-rss,$n]} MiB; 16 MiB parts ${R[mp16,$n]} MB/s, peak RSS ${R[mp16-rss,$n]} MiB"
   echo "[$n] 4 KiB objects x $N, aws cp --recursive, $C at once: PUT ${R[sput,$n]}/s, GET ${R[sget,$n]}/s (${R[sgot,$n]} back); peak RSS ${R[small-rss,$n]} MiB"
