@@ -4,7 +4,9 @@
 //! measured on this machine's CPU (no SHA extensions) ring's SHA-256 runs at 351 MB/s against
 //! 192 MB/s for `sha2`, and its AES-256-GCM at about 3,400 MB/s against 1,000 MB/s for
 //! `aes-gcm`. rustls already brings ring into the tree. MD5 (the S3 ETag) has no ring
-//! implementation, so `md-5` computes it.
+//! implementation, so `md-5` computes it. On the current machines (with SHA extensions) ring
+//! takes the same hardware path as OpenSSL: HMAC-SHA-256 of 1 MiB in cache 1,733 MB/s,
+//! `openssl speed -bytes 1048576 sha256` 1,612 MB/s in the same minute (load 6).
 //!
 //! Keys: the master key only wraps the data key (AES-256-GCM under
 //! HMAC-SHA-256(master key, "davit/data-key-wrap/v1"), stored in META), and every subkey is

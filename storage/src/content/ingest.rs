@@ -365,7 +365,10 @@ impl Plain {
 /// Seals and stores one chunk unless it is already stored.
 fn store_chunk(core: &Arc<Core>, chunk: Chunk, uncached: bool) -> Result<(ChunkRef, PinGuard)> {
     // Copied once, and hashed right after while in cache; the pieces (the body's receive
-    // buffers) go at once.
+    // buffers) go at once. Measured with ring here (1 MiB chunks out of 256 MiB, one core,
+    // load 6): HMAC-SHA-256 of bytes no longer in cache 1,120-1,145 MB/s, the copy and then
+    // the HMAC 1,440-1,457 MB/s, copy included (copying and hashing 64 KiB at a time: no
+    // better, 1,360-1,448).
     let plain = Plain::new(&chunk, uncached);
     drop(chunk);
     let id = core.keys.chunk_id(plain.bytes());
