@@ -222,6 +222,11 @@ impl LocalDir {
                 return Err(e);
             }
             crate::perms::create_private_dir(dir)?;
+            // The new fan-out folders' own entries must be durable too, or a crash could
+            // lose the folder, and with it a chunk a commit already references.
+            for made in [dir.parent().expect("fan-out parent"), &self.root] {
+                File::open(made)?.sync_all()?;
+            }
             fs::rename(&tmp_path, &dest)?;
         }
         guard.0 = None;
