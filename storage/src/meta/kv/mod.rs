@@ -418,6 +418,17 @@ pub fn fetch_ahead<'t>(wants: impl IntoIterator<Item = Option<Ahead<'t>>>) -> Re
     Ok(())
 }
 
+/// Sends the first pages of these ranges (`Readable::range_ahead`; other wants are ignored)
+/// with the transaction's next query, whatever it is: for a rule whose next read is a typed
+/// operation (`meta::txn::resolve`) and that reads the ranges after it. Nothing on redb.
+pub fn fetch_with_next<'t>(wants: impl IntoIterator<Item = Option<Ahead<'t>>>) {
+    for a in wants.into_iter().flatten() {
+        if let Want::FirstPage(t, lo, hi) = a.what {
+            a.txn.fetch_with_next(vec![(t, lo, hi)]);
+        }
+    }
+}
+
 /// Whether the transaction knows every row `c` would read already (a change batched after
 /// another at the same place), so that nothing need be asked.
 fn chain_known(t: &pg::Txn, c: &pg::ChainAsk) -> bool {

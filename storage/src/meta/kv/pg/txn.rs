@@ -71,6 +71,8 @@ struct Memory {
     /// The first `FIRST_PAGE` rows of a range, fetched ahead ([`Txn::fetch`]); dropped when
     /// the transaction writes to the table.
     pages: HashMap<PageKey, Rows>,
+    /// First pages to fetch with the next query, whatever it is ([`Txn::fetch_with_next`]).
+    queued: Vec<PageKey>,
 }
 
 impl Memory {
@@ -197,7 +199,12 @@ impl Txn {
     fn call_once_or_again<T: Send>(&self, again: bool, op: impl for<'c> Fn(&'c Conn) -> Op<'c, T> + Sync) -> Result<T> {
         let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let first = !self.began.swap(true, Relaxed);
-        let flush = Flush::of(std::mem::take(&mut self.memory().held));
+        let (flush, queued) = {
+            let mut m = self.memory();
+            (Flush::of(std::mem::take(&mut m.held)), std::mem::take(&mut m.queued))
+        };
+        let queued_sql: Vec<(String, Vec<Vec<u8>>)> =
+            queued.iter().map(|(_, lo, hi)| page_sql(lo, hi, false)).collect();
         let mut tries = 0;
         // One per round trip (everything below goes out before an answer is read): how the
         // round trips of a request are counted (`DAVIT_LOG=…,davit_storage::meta::kv::pg=trace`).
@@ -219,6 +226,10 @@ impl Txn {
                     Some(_) => Some((c.prepare(UPSERT_MANY).await?, c.prepare(DELETE_MANY).await?)),
                     None => None,
                 };
+                let mut page_st = Vec::with_capacity(queued_sql.len());
+                for (sql, _) in &queued_sql {
+                    page_st.push(c.prepare(sql).await?);
+                }
                 let begin = async {
                     match &begin {
                         Some(sql) => c.client().batch_execute(sql).await,
@@ -231,11 +242,30 @@ impl Txn {
                         _ => Ok(()),
                     }
                 };
-                let (b, f, r) = tokio::join!(begin, flush, op(c));
-                b.and(f).and(r)
+                let limit = FIRST_PAGE as i64;
+                let pages = futures::future::try_join_all(page_st.iter().zip(&queued_sql).zip(&queued).map(
+                    |((st, (_, keys)), (tbl, _, _))| async move {
+                        let mut params: Vec<&(dyn ToSql + Sync)> = vec![tbl];
+                        params.extend(keys.iter().map(|k| k as &(dyn ToSql + Sync)));
+                        params.push(&limit);
+                        let rows = c.client().query(st, &params).await?;
+                        Ok::<Rows, PgError>(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+                    },
+                ));
+                let (b, f, p, r) = tokio::join!(begin, flush, pages, op(c));
+                let p = p?;
+                b.and(f).and(r).map(|r| (r, p))
             });
             match r {
-                Ok(v) => return Ok(v),
+                Ok((v, pages)) => {
+                    if !pages.is_empty() {
+                        let mut m = self.memory();
+                        for (page, rows) in queued.iter().cloned().zip(pages) {
+                            m.pages.insert(page, rows);
+                        }
+                    }
+                    return Ok(v);
+                }
                 Err(e) if first && again && tries < FIRST_TRIES && super::is_lost(&e) => {
                     tracing::debug!(error = ?e, "PostgreSQL connection lost while idle; taking another");
                     if let Some(lost) = slot.take() {
@@ -293,6 +323,17 @@ impl Txn {
         for (k, v) in rows {
             self.remember(&mut m, k, v);
         }
+    }
+
+    /// Sends the first page of these ranges with the next query, whatever it is (a typed
+    /// operation, whose answer the rule needs first): read later, they are answered from
+    /// memory. A write to the table before then drops its page as usual.
+    pub(in crate::meta::kv) fn fetch_with_next(&self, pages: Vec<PageKey>) {
+        let mut m = self.memory();
+        let room = PAGES.saturating_sub(m.pages.len() + m.queued.len());
+        let new: Vec<PageKey> =
+            pages.into_iter().filter(|p| !m.pages.contains_key(p) && !m.queued.contains(p)).take(room).collect();
+        m.queued.extend(new);
     }
 
     /// The first page of a range when it was fetched ahead and the table not written since.
