@@ -170,9 +170,9 @@ impl Storage {
                 // node's creates write would be read by overwrites too). With the place
                 // fetched by `commit_at`, one WebDAV PUT of a new 4 KiB file went from 15
                 // round trips to 7 (6 with the lock check of its first look); 5,000 such PUTs
-                // 16 at once (`BENCH_MIB=64 tests/bench/cluster.sh`, alternated, a shared
-                // machine): 766–1,089 -> 1,026–1,290 per s, 0.21–0.35 -> 0.35–0.38 of embedded,
-                // davit CPU 3.0–3.1 -> 2.4–2.8 s, PostgreSQL's 3.1–3.4 -> 3.1–3.3 s.
+                // 16 at once (`BENCH_MIB=64 tests/bench/cluster.sh`, alternated, quiet
+                // machine): 1,157–1,192 -> 1,252–1,322 per s, 0.28–0.30 -> 0.30–0.31 of
+                // embedded, davit CPU 2.9 -> 2.5 s, PostgreSQL's 3.4–3.5 -> 3.2–3.4 s.
                 let (users, meta) = (w.txn.open_table(USERS)?, w.txn.open_table(META)?);
                 let (versioning, totals) = (w.txn.open_table(VERSIONING)?, w.txn.open_table(FOLDER_TOTALS)?);
                 let up = w.ancestors(parent.id)?;
