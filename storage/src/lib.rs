@@ -194,6 +194,8 @@ pub(crate) struct Core {
     pub detached: Arc<tree::detach::Sweeper>,
     pub config: StorageConfig,
     pub auth_cache: auth::cache::AuthCache,
+    /// S3 access keys as the store last answered (see `KeyCache`).
+    pub key_cache: auth::keys::KeyCache,
     pub throttle: auth::throttle::Throttle,
     /// Every argon2 run, a few at a time (see `Hasher`).
     pub hasher: auth::users::Hasher,
@@ -280,6 +282,7 @@ impl Storage {
             collector,
             config,
             auth_cache: Default::default(),
+            key_cache: Default::default(),
             throttle: Default::default(),
             hasher: Default::default(),
             registrations: Arc::new(tokio::sync::Semaphore::new(auth::flows::REGISTRATIONS_AT_ONCE)),

@@ -92,15 +92,17 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     // the same transaction. Refused or failed, the steps below give the answer (NoSuchKey,
     // NoSuchBucket, the core's refusal), as if this had not been tried. (A 304 then comes
     // after the first piece was read: free for a small object, one chunk for a large one.)
+    // Its retention and legal hold too, from the same snapshot (on PostgreSQL no round trip
+    // of their own).
     let version = input.version_id.clone();
     let whole = match (&input.range, input.part_number, &version) {
-        (None, None, None) => s3.storage.read(&p, &path, None).await.ok(),
+        (None, None, None) => s3.storage.read_with_lock_state(&p, &path, None).await.ok(),
         _ => None,
     };
-    let (read, range) = match whole {
-        Some(read) => {
+    let (read, range, lock) = match whole {
+        Some((read, lock)) => {
             read_conditions!(&read.item, input)?;
-            (read, None)
+            (read, None, Some(lock))
         }
         None => {
             let item = match &version {
@@ -118,7 +120,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
                 Some(v) => versions::read_version(s3, &p, &input.bucket, &input.key, v, range).await?,
                 None => s3.storage.read(&p, &path, range).await.map_err(map)?,
             };
-            (read, range)
+            (read, range, None)
         }
     };
     let version_id = read.version.clone();
@@ -126,8 +128,10 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     let content_range = range.map(|_| format!("bytes {}-{}/{}", read.start, read.end.saturating_sub(1), item.size));
     let sum = checksum::on_read(&item, &input.checksum_mode, range.is_some(), input.part_number.is_some());
     let extras = crate::tagging::extras_of_version(s3, &p, &path, &item, version.as_deref()).await?;
-    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
-        crate::object_lock::answered(s3, &p, &path, version.as_deref()).await;
+    let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) = match lock {
+        Some(st) => crate::object_lock::answer(st),
+        None => crate::object_lock::answered(s3, &p, &path, version.as_deref()).await,
+    };
     let mut out = GetObjectOutput {
         server_side_encryption: crate::sse::aes256(),
         body: Some(StreamingBlob::wrap(SyncStream(std::sync::Mutex::new(read.body)))),

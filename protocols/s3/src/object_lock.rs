@@ -331,7 +331,11 @@ pub(crate) async fn answered(
     id: Option<&str>,
 ) -> (Option<ObjectLockMode>, Option<Timestamp>, Option<ObjectLockLegalHoldStatus>) {
     // A read is answered even when the lock state cannot be read (it only adds headers).
-    let st: LockState = s3.storage.lock_state(p, path, id).await.unwrap_or_default();
+    answer(s3.storage.lock_state(p, path, id).await.unwrap_or_default())
+}
+
+/// A lock state as the three headers of a GET or HEAD.
+pub(crate) fn answer(st: LockState) -> (Option<ObjectLockMode>, Option<Timestamp>, Option<ObjectLockLegalHoldStatus>) {
     let hold = st.legal_hold.then(|| ObjectLockLegalHoldStatus::from_static(ObjectLockLegalHoldStatus::ON));
     match st.retention {
         Some(r) => (Some(ObjectLockMode::from_static(mode_name(r.mode))), Some(timestamp(r.until)), hold),

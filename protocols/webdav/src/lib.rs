@@ -289,6 +289,7 @@ impl WebDav {
             read_from,
             prepared: Default::default(),
             put_target: (req.method() == Method::PUT).then(Default::default),
+            no_locks: Default::default(),
         });
         let method = req.method().clone();
         let oc_mtime = ctx.mtime.is_some();
@@ -299,7 +300,7 @@ impl WebDav {
                 principal: principal.clone(),
                 ctx: ctx.clone(),
             }))
-            .locksystem(Box::new(ls::CoreLs::new(self.storage.clone(), principal.clone())))
+            .locksystem(Box::new(ls::CoreLs::new(self.storage.clone(), principal.clone(), ctx.no_locks.clone())))
             .principal(principal.username().to_owned())
             .read_buf_size(READ_BUF)
             .autoindex(false)

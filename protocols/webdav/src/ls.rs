@@ -22,11 +22,13 @@ pub struct CoreLs {
     /// the lock discovery of every entry it lists, and with no lock stored none needs a
     /// read. Only discovery uses it (a report as of the request); every check reads.
     any: Arc<tokio::sync::OnceCell<bool>>,
+    /// Whether the request's first look found no lock stored (`RequestCtx::no_locks`).
+    no_locks: Arc<std::sync::OnceLock<bool>>,
 }
 
 impl CoreLs {
-    pub fn new(storage: Storage, principal: Principal) -> Self {
-        CoreLs { storage, principal, any: Default::default() }
+    pub fn new(storage: Storage, principal: Principal, no_locks: Arc<std::sync::OnceLock<bool>>) -> Self {
+        CoreLs { storage, principal, any: Default::default(), no_locks }
     }
 }
 
@@ -184,6 +186,11 @@ impl DavLockSystem for CoreLs {
         let tokens = submitted_tokens.to_vec();
         async move {
             let Ok(p) = drive_path(&path) else { return Ok(()) };
+            // No lock was stored when this request first looked (its snapshot, moments ago):
+            // none can be in the way. One taken since is found by the core's own checks.
+            if self.no_locks.get() == Some(&true) {
+                return Ok(());
+            }
             match self
                 .storage
                 .conflicting_lock(&self.principal, &p, principal.as_deref(), ignore_principal, deep, &tokens)

@@ -413,6 +413,29 @@ pub(crate) fn slot(w: &mut W<'_>, place: &Place, create_parents: bool, now: i64)
     }
 }
 
+/// What finding the folder of `place` and a file there reads (the folders from its base
+/// down with their items, then the file's row and item; see [`slot`]), and whether any lock
+/// is stored (the first rows of `locks`, as `tree::locks` asks first): one round trip on
+/// PostgreSQL (`meta::kv::fetch_ahead`) before a change or its check starts, where these
+/// are read one after the other. Nothing on redb.
+pub(crate) fn fetch_place<'t>(
+    items: &'t impl Readable<u64, &'static [u8]>,
+    children: &'t impl Readable<(u64, &'static str), u64>,
+    locks: &'t impl Readable<u64, &'static [u8]>,
+    place: &Place,
+) -> Result<()> {
+    if children.on_postgres().is_none() {
+        return Ok(());
+    }
+    let folders = place.rel.parent().map(|p| p.names().to_vec()).unwrap_or_default();
+    let steps = folders
+        .iter()
+        .map(|n| child_key(n, crate::meta::model::Kind::Folder))
+        .chain(place.rel.name().map(str::to_owned));
+    let chain = crate::meta::kv::folder_chain_ahead(children, items, place.base, steps);
+    crate::meta::kv::fetch_ahead([locks.range_ahead::<u64>(..), chain])
+}
+
 /// The folder an item at `place` goes in and its name there, in a read (see [`slot`]).
 pub(crate) fn slot_read(
     items: &impl Readable<u64, &'static [u8]>,

@@ -286,9 +286,41 @@ mod tests {
         assert!(s.basic_cached("bob", "password123").await.is_err());
     }
 
+    /// An S3 key answered from `auth::keys::KeyCache` (PostgreSQL, while its watch listens)
+    /// still stops working at once when it is revoked or its owner disabled, also by a
+    /// change made straight in the store, as another node's arrives.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_remembered_access_key_is_checked_against_the_store() {
+        let f = open_with(|_| {});
+        let s = &f.storage;
+        let id = user(s, "carol", Role::User, None).await.user_id;
+        let (key, secret) = s.create_access_key(id).await.unwrap();
+        for _ in 0..2 {
+            let got = s.access_key_secret(&key.id).await.unwrap();
+            assert_eq!(got.secret, secret);
+            assert_eq!(got.owner.map(|p| p.user_id), Some(id));
+        }
+        if let Some(g) = s.core.db.auth_generation() {
+            assert!(s.core.key_cache.get(&key.id, g).is_some(), "remembered while nothing changed");
+        }
+        change_row(s, id, |u| u.status = Status::Disabled).await;
+        assert!(s.access_key_secret(&key.id).await.unwrap().owner.is_none(), "disabled: no owner");
+        change_row(s, id, |u| u.status = Status::Active).await;
+        assert!(s.access_key_secret(&key.id).await.unwrap().owner.is_some());
+        let kid = key.id.clone();
+        s.core
+            .db
+            .write((), move |ctx| ctx.txn.open_table(crate::meta::db::ACCESS_KEYS)?.remove(kid.as_str()))
+            .await
+            .unwrap();
+        let r = s.access_key_secret(&key.id).await.map(|_| ());
+        assert!(matches!(r, Err(Error::Unauthenticated(_))), "removed: unknown at once: {r:?}");
+    }
+
     crate::tests::pg::also_on_postgres!(
         a_hit_is_checked_against_the_store_not_against_this_process,
         a_remembered_app_password_is_checked_against_the_store,
+        a_remembered_access_key_is_checked_against_the_store,
     );
 
     /// Whether node `s` would answer `login`'s remembered credential without asking the

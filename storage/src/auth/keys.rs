@@ -7,7 +7,7 @@ use crate::crypto::random_string;
 use crate::error::{Error, Result, What};
 use crate::meta::db::{self, ACCESS_KEYS};
 use crate::meta::kv::Readable;
-use crate::meta::model::{AccessKey, Principal, now_nanos};
+use crate::meta::model::{AccessKey, Principal, User, now_nanos};
 
 const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -19,6 +19,35 @@ pub struct KeySecret {
     /// None when the owner's account is not usable ([`Storage::access_key_principal`] says
     /// why). Trust it only after the signature was checked with `secret`.
     pub owner: Option<Principal>,
+}
+
+/// Access keys with their owners as the store last answered, each with the engine's
+/// credential generation read before that read (`Db::auth_generation`, which every node's
+/// change to an account or a key moves, see `meta::kv::pg::watch`): trusted while it has
+/// not moved, so a signed request costs no read of PostgreSQL while nothing changed, and a
+/// revocation or a disabled account made on any node takes effect within the engine's
+/// bound (on this node at once), as remembered Basic credentials do (`auth::cache`). Only
+/// what the store holds is kept: the secret stays sealed and is opened per request. Never
+/// used on redb (no generation), where the read is local.
+#[derive(Default)]
+pub(crate) struct KeyCache(std::sync::Mutex<std::collections::HashMap<String, (u64, AccessKey, User)>>);
+
+/// Keys remembered at most (past it, all are forgotten: each is read again when used).
+const KEYS_REMEMBERED: usize = 10_000;
+
+impl KeyCache {
+    pub(super) fn get(&self, key_id: &str, generation: u64) -> Option<(AccessKey, User)> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(key_id).filter(|(g, _, _)| *g == generation).map(|(_, k, u)| (k.clone(), u.clone()))
+    }
+
+    fn put(&self, generation: u64, key: &AccessKey, user: &User) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= KEYS_REMEMBERED {
+            m.clear();
+        }
+        m.insert(key.id.clone(), (generation, key.clone(), user.clone()));
+    }
 }
 
 impl Storage {
@@ -61,21 +90,34 @@ impl Storage {
     }
 
     /// The owner and secret of an access key, for signature checks: one read, as it runs
-    /// for every S3 request.
+    /// for every S3 request, or none while the store vouches that no key or account
+    /// changed since it last answered ([`KeyCache`]).
     pub async fn access_key_secret(&self, key_id: &str) -> Result<KeySecret> {
-        let key_id = key_id.to_owned();
-        let (key, user) = self
-            .core
-            .db
-            .read(move |t| {
-                let keys = t.open_table(ACCESS_KEYS)?;
-                let v =
-                    keys.get(key_id.as_str())?.ok_or_else(|| Error::Unauthenticated("unknown access key".into()))?;
-                let key: AccessKey = db::decode(v.value())?;
-                let user = crate::meta::txn::load_user(t, key.user)?;
-                Ok((key, user))
-            })
-            .await?;
+        // Read before the store is: a change heard after this makes the entry stale.
+        let generation = self.core.db.auth_generation();
+        let (key, user) = match generation.and_then(|g| self.core.key_cache.get(key_id, g)) {
+            Some(known) => known,
+            None => {
+                let id = key_id.to_owned();
+                let (key, user) = self
+                    .core
+                    .db
+                    .read(move |t| {
+                        let keys = t.open_table(ACCESS_KEYS)?;
+                        let v = keys
+                            .get(id.as_str())?
+                            .ok_or_else(|| Error::Unauthenticated("unknown access key".into()))?;
+                        let key: AccessKey = db::decode(v.value())?;
+                        let user = crate::meta::txn::load_user(t, key.user)?;
+                        Ok((key, user))
+                    })
+                    .await?;
+                if let Some(g) = generation {
+                    self.core.key_cache.put(g, &key, &user);
+                }
+                (key, user)
+            }
+        };
         let secret = self.core.keys.open_secret(&key.id, &key.sealed_secret)?;
         let owner = account_usable(&user).ok().map(|()| Principal::of(&user));
         Ok(KeySecret { secret: String::from_utf8(secret).map_err(Error::internal)?, owner })

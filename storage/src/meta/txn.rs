@@ -12,6 +12,9 @@ use crate::meta::db::{self, CHILDREN, CHUNK_DATA, CHUNK_GRAVE, CHUNKS, ITEMS, ME
 use crate::meta::model::{ChunkRef, ChunkRow, Item, Kind, User, child_key};
 use crate::meta::names::DrivePath;
 
+/// The counter in META that item ids come from.
+pub(crate) const NEXT_ITEM_ID: &str = "next_item_id";
+
 /// The content and metadata a write gives a file.
 pub(crate) struct FileContent {
     pub size: u64,
@@ -57,7 +60,7 @@ impl<'t> W<'t> {
     }
 
     pub fn next_item_id(&self) -> Result<u64> {
-        self.txn.next_id("next_item_id")
+        self.txn.next_id(NEXT_ITEM_ID)
     }
 
     pub fn user(&self, id: u64) -> Result<User> {
@@ -625,6 +628,9 @@ pub(crate) fn resolve_folder(
     root: u64,
     path: &DrivePath,
 ) -> Result<Item> {
+    // PostgreSQL: the lookups below in one round trip, not two per level (nothing when the
+    // change's transaction knows them already); then they are answered from memory.
+    crate::meta::kv::fetch_ahead([folder_chain_ahead(children, items, root, path)])?;
     let mut cur = root;
     for name in path.names() {
         if let Some(v) = children.get((cur, child_key(name, Kind::Folder).as_str()))? {
@@ -636,6 +642,19 @@ pub(crate) fn resolve_folder(
         }
     }
     get_item(items, cur)?.ok_or_else(|| Error::not_found(What::Folder))
+}
+
+/// What [`resolve_folder`] reads for `path` from `root`, for `meta::kv::fetch_ahead`
+/// (`None` on redb).
+pub(crate) fn folder_chain_ahead<'t>(
+    children: &'t impl Readable<(u64, &'static str), u64>,
+    items: &'t impl Readable<u64, &'static [u8]>,
+    root: u64,
+    path: &DrivePath,
+) -> Option<crate::meta::kv::Ahead<'t>> {
+    children.on_postgres()?;
+    let steps = path.names().iter().map(|n| child_key(n, Kind::Folder));
+    crate::meta::kv::folder_chain_ahead(children, items, root, steps)
 }
 
 /// The user row, inside a write.

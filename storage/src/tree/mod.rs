@@ -21,6 +21,7 @@ use crate::Storage;
 use crate::access::{self, Place};
 use crate::content::read::ByteStream;
 use crate::error::{Error, Result};
+use crate::meta::db::Readable as _;
 use crate::meta::model::{Item, Principal, Scope};
 use crate::meta::names::{DrivePath, SHARED_ROOT};
 use crate::meta::txn::W;
@@ -155,6 +156,10 @@ impl Storage {
             .db
             .write(keep, move |ctx| {
                 let mut w = W::open(ctx)?;
+                if w.children.on_postgres().is_some() {
+                    let locks = w.txn.open_table(crate::meta::db::LOCKS)?;
+                    access::fetch_place(&w.items, &w.children, &locks, &place)?;
+                }
                 access::recheck(&w, &place)?;
                 locks::check_in_write(&w, &place, &guard)?;
                 f(&mut w, &place)

@@ -404,32 +404,7 @@ impl Storage {
         let place = self.place(p, path).await?;
         place.check_read(p)?;
         let id = id.map(str::to_owned);
-        self.core
-            .db
-            .read(move |t| {
-                let (items, children) = (t.open_table(db::ITEMS)?, t.open_table(db::CHILDREN)?);
-                let Some((b, key)) = super::ops::locate(&items, &children, &t.open_table(VERSIONING)?, &place)? else {
-                    return Ok(LockState::default());
-                };
-                if t.open_table(OBJECT_LOCK)?.get(b.id)?.is_none() {
-                    return Ok(LockState::default());
-                }
-                let (versions, current) = (t.open_table(VERSIONS)?, t.open_table(CURRENT_VERSIONS)?);
-                let want = id.as_deref().unwrap_or(CURRENT);
-                let seq = match super::ops::find(&items, &children, &versions, &current, &place, (&b, &key), want)? {
-                    super::ops::Found::Current(_, tag) => tag.map(|t| t.0),
-                    super::ops::Found::Row(v, _) => Some(v.seq),
-                };
-                let Some(seq) = seq else { return Ok(LockState::default()) };
-                let retention = t
-                    .open_table(RETENTION)?
-                    .get((b.id, seq))?
-                    .map(|v| db::decode::<Retention>(v.value()))
-                    .transpose()?;
-                let legal_hold = t.open_table(LEGAL_HOLD)?.get((b.id, seq))?.is_some();
-                Ok(LockState { retention, legal_hold })
-            })
-            .await
+        self.core.db.read(move |t| lock_state_in(t, &place, id.as_deref())).await
     }
 
     /// Sets (or with `None` removes) the retention of version `id` (the current one when
@@ -489,4 +464,27 @@ impl Storage {
         })
         .await
     }
+}
+
+/// [`Storage::lock_state`] of the file at `place`, in a read already open (a whole S3 GET
+/// reads it in the snapshot of its bytes: `Storage::read_with_lock_state`).
+pub(crate) fn lock_state_in(t: &db::ReadTxn, place: &Place, id: Option<&str>) -> Result<LockState> {
+    let (items, children) = (t.open_table(db::ITEMS)?, t.open_table(db::CHILDREN)?);
+    let Some((b, key)) = super::ops::locate(&items, &children, &t.open_table(VERSIONING)?, place)? else {
+        return Ok(LockState::default());
+    };
+    if t.open_table(OBJECT_LOCK)?.get(b.id)?.is_none() {
+        return Ok(LockState::default());
+    }
+    let (versions, current) = (t.open_table(VERSIONS)?, t.open_table(CURRENT_VERSIONS)?);
+    let want = id.unwrap_or(CURRENT);
+    let seq = match super::ops::find(&items, &children, &versions, &current, place, (&b, &key), want)? {
+        super::ops::Found::Current(_, tag) => tag.map(|t| t.0),
+        super::ops::Found::Row(v, _) => Some(v.seq),
+    };
+    let Some(seq) = seq else { return Ok(LockState::default()) };
+    let retention =
+        t.open_table(RETENTION)?.get((b.id, seq))?.map(|v| db::decode::<Retention>(v.value())).transpose()?;
+    let legal_hold = t.open_table(LEGAL_HOLD)?.get((b.id, seq))?.is_some();
+    Ok(LockState { retention, legal_hold })
 }

@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use expire::{KeyHistory, history_page};
 pub use list::{VersionListing, VersionQuery};
+pub(crate) use lock::lock_state_in;
 pub use lock::{LockMode, LockPeriod, LockState, ObjectLock, REFUSAL as OBJECT_LOCK_REFUSAL, Retention, VersionLock};
 
 use crate::meta::model::{ChunkRef, Item, Kind};

@@ -46,6 +46,11 @@ pub struct RequestCtx {
     /// open decided (a create-only PUT is `If-None-Match: *` there). It saves a read of
     /// PostgreSQL per PUT.
     pub put_target: Option<Mutex<Option<Looked>>>,
+    /// Set when that first look also found no lock stored at all, in its snapshot
+    /// (`Storage::stat_noting_locks`): dav-server's lock check, which comes next, then has
+    /// nothing to check (`CoreLs::check`). The core checks again before the body and at
+    /// commit. It saves a read of PostgreSQL per PUT.
+    pub no_locks: Arc<std::sync::OnceLock<bool>>,
 }
 
 /// A drive path and what was there (`None`: nothing).
@@ -175,7 +180,10 @@ impl DavFileSystem for DriveFs {
             }
             if let Some(slot) = &self.ctx.put_target {
                 let p = self.path(path)?;
-                let found = self.storage.stat(&self.principal, &p).await;
+                let (found, none) = self.storage.stat_noting_locks(&self.principal, &p).await;
+                if let Some(none) = none {
+                    let _ = self.ctx.no_locks.set(none);
+                }
                 // Only answers the open would have had: an item, or nothing at this path.
                 *slot.lock().expect("put target") = match &found {
                     Ok(item) => Some((p, Some(item.clone()))),

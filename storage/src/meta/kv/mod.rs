@@ -357,31 +357,108 @@ pub trait Readable<K: OrderedKey, V: Value + 'static> {
     /// `key`'s row, to be fetched together with others by [`fetch_ahead`]; `None` on redb,
     /// where a get is a lookup in memory or on a local disk.
     fn ahead<'a>(&self, key: impl std::borrow::Borrow<K::SelfType<'a>>) -> Option<Ahead<'_>>;
+    /// The first page of `range` forwards (the rows a `range(..).next()` reads), to be
+    /// fetched together with others by [`fetch_ahead`]; `None` on redb.
+    fn range_ahead<'a, KR>(&self, range: impl RangeBounds<KR> + 'a) -> Option<Ahead<'_>>
+    where
+        KR: std::borrow::Borrow<K::SelfType<'a>> + 'a;
 }
 
-/// A row a rule is about to read, see [`fetch_ahead`].
+/// What a rule is about to read, see [`fetch_ahead`].
 pub struct Ahead<'t> {
     txn: &'t pg::Txn,
-    key: (i16, Vec<u8>),
+    what: Want,
 }
 
-/// Fetches rows of one transaction that a rule reads one after the other, each key known
-/// before the first is read, in one round trip (PostgreSQL); the `get`s that follow are
-/// answered from the transaction's memory. Nothing on redb. Only saves round trips: a row
-/// not fetched ahead is read as usual.
-pub fn fetch_ahead<'t>(rows: impl IntoIterator<Item = Option<Ahead<'t>>>) -> Result<()> {
+enum Want {
+    /// A row.
+    Row((i16, Vec<u8>)),
+    /// The first page of a range (`Readable::range_ahead`).
+    FirstPage(i16, Bound<Vec<u8>>, Bound<Vec<u8>>),
+    /// A folder chain and its items (`folder_chain_ahead`).
+    Chain(pg::ChainAsk),
+}
+
+/// Fetches what a rule of one transaction reads one after the other, each key known before
+/// the first is read, in one round trip (PostgreSQL): rows, the first page of ranges, and at
+/// most one folder chain. The reads that follow are answered from the transaction's memory.
+/// Nothing on redb. Only saves round trips: what is not fetched ahead is read as usual.
+pub fn fetch_ahead<'t>(wants: impl IntoIterator<Item = Option<Ahead<'t>>>) -> Result<()> {
     let mut txn: Option<&pg::Txn> = None;
-    let mut keys = Vec::new();
-    for a in rows.into_iter().flatten() {
+    let (mut keys, mut pages, mut chain) = (Vec::new(), Vec::new(), None);
+    for a in wants.into_iter().flatten() {
         if txn.is_none_or(|t| std::ptr::eq(t, a.txn)) {
             txn = Some(a.txn);
-            keys.push(a.key);
+            match a.what {
+                Want::Row(k) => keys.push(k),
+                Want::FirstPage(t, lo, hi) => pages.push((t, lo, hi)),
+                Want::Chain(c) if chain.is_none() && !chain_known(a.txn, &c) => chain = Some(c),
+                Want::Chain(_) => {}
+            }
         }
     }
-    match txn {
-        Some(t) if keys.len() > 1 => t.get_many(keys),
-        _ => Ok(()),
+    // One row or one page alone is read as well when it is asked for.
+    let Some(t) = txn.filter(|_| chain.is_some() || keys.len() + pages.len() > 1) else { return Ok(()) };
+    let Some(c) = chain else { return t.fetch(keys, pages, None).map(drop) };
+    let (ctbl, itbl, steps) = (c.ctbl, c.itbl, c.steps.clone());
+    let reached = t.fetch(keys, pages, Some(c))?;
+    // The rows the chain read, under the keys the rules will ask for: each child row found
+    // (its value is the id, in redb's form), the first one missing, and every item.
+    let mut rows = Vec::with_capacity(2 * reached.len() + 1);
+    for (i, (id, item)) in reached.iter().enumerate() {
+        rows.push(((itbl, u64::encode(id)), item.clone()));
+        let Some(step) = steps.get(i) else { continue };
+        let key = (ctbl, [id.to_be_bytes().as_slice(), step].concat());
+        match reached.get(i + 1) {
+            Some((next, _)) => rows.push((key, Some(<u64 as Value>::as_bytes(next).to_vec()))),
+            None => rows.push((key, None)),
+        }
     }
+    t.remember_rows(rows);
+    Ok(())
+}
+
+/// Sends the first pages of these ranges (`Readable::range_ahead`; other wants are ignored)
+/// with the transaction's next query, whatever it is: for a rule whose next read is a typed
+/// operation (`meta::txn::resolve`) and that reads the ranges after it. Nothing on redb.
+pub fn fetch_with_next<'t>(wants: impl IntoIterator<Item = Option<Ahead<'t>>>) {
+    for a in wants.into_iter().flatten() {
+        if let Want::FirstPage(t, lo, hi) = a.what {
+            a.txn.fetch_with_next(vec![(t, lo, hi)]);
+        }
+    }
+}
+
+/// Whether the transaction knows every row `c` would read already (a change batched after
+/// another at the same place), so that nothing need be asked.
+fn chain_known(t: &pg::Txn, c: &pg::ChainAsk) -> bool {
+    let mut cur = c.from;
+    for step in &c.steps {
+        match t.known(&(c.ctbl, [cur.to_be_bytes().as_slice(), step].concat())) {
+            Some(Some(v)) => match <[u8; 8]>::try_from(v.as_slice()) {
+                Ok(b) => cur = u64::from_le_bytes(b),
+                Err(_) => return false,
+            },
+            Some(None) => break,
+            None => return false,
+        }
+    }
+    t.known(&(c.itbl, u64::encode(&cur))).is_some()
+}
+
+/// The rows that following the children keys `steps` down from the folder `from` reads
+/// (`children`: (parent, key) -> id; every step but the last a folder's), with the item of
+/// everything reached, `from` included: for [`fetch_ahead`], one query on PostgreSQL however
+/// deep; `None` on redb.
+pub fn folder_chain_ahead<'t>(
+    children: &'t impl Readable<(u64, &'static str), u64>,
+    items: &'t impl Readable<u64, &'static [u8]>,
+    from: u64,
+    steps: impl IntoIterator<Item = String>,
+) -> Option<Ahead<'t>> {
+    let (c, i) = (children.on_postgres()?, items.on_postgres()?);
+    let steps = steps.into_iter().map(String::into_bytes).collect();
+    Some(Ahead { txn: c.txn, what: Want::Chain(pg::ChainAsk { ctbl: c.tbl, itbl: i.tbl, from, steps }) })
 }
 
 /// A borrowed table reads as the table does, so a helper's set of tables may hold some it
@@ -407,6 +484,12 @@ impl<K: OrderedKey, V: Value + 'static, T: Readable<K, V>> Readable<K, V> for &T
     }
     fn ahead<'a>(&self, key: impl std::borrow::Borrow<K::SelfType<'a>>) -> Option<Ahead<'_>> {
         (**self).ahead(key)
+    }
+    fn range_ahead<'a, KR>(&self, range: impl RangeBounds<KR> + 'a) -> Option<Ahead<'_>>
+    where
+        KR: std::borrow::Borrow<K::SelfType<'a>> + 'a,
+    {
+        (**self).range_ahead(range)
     }
 }
 
@@ -469,7 +552,21 @@ macro_rules! readable {
             fn ahead<'a>(&self, key: impl std::borrow::Borrow<K::SelfType<'a>>) -> Option<Ahead<'_>> {
                 match &self.0 {
                     $inner::Redb(_) => None,
-                    $inner::Pg(txn, tbl, _) => Some(Ahead { txn, key: (*tbl, K::encode(key.borrow())) }),
+                    $inner::Pg(txn, tbl, _) => Some(Ahead { txn, what: Want::Row((*tbl, K::encode(key.borrow()))) }),
+                }
+            }
+            #[inline]
+            fn range_ahead<'a, KR>(&self, range: impl RangeBounds<KR> + 'a) -> Option<Ahead<'_>>
+            where
+                KR: std::borrow::Borrow<K::SelfType<'a>> + 'a,
+            {
+                match &self.0 {
+                    $inner::Redb(_) => None,
+                    $inner::Pg(txn, tbl, _) => {
+                        let lo = encode_bound::<K, KR>(range.start_bound());
+                        let hi = encode_bound::<K, KR>(range.end_bound());
+                        Some(Ahead { txn, what: Want::FirstPage(*tbl, lo, hi) })
+                    }
                 }
             }
         }

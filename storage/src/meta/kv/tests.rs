@@ -28,6 +28,7 @@ crate::tests::pg::on_both!(
     every_key_type_reads_back_as_written,
     a_page_of_children_comes_with_its_items,
     a_big_write_reads_its_own_changes_wherever_they_are,
+    what_is_fetched_ahead_reads_as_it_would_have,
 );
 
 fn put_children(db: &Db, rows: &[((u64, &'static str), u64)]) {
@@ -556,4 +557,60 @@ fn connections_lost_while_idle_cost_no_request() {
     assert!(db.read_sync(|t| Ok(t.open_table(META)?.get("c")?.is_some())).unwrap(), "a read, at once");
     let (id, _) = db.write_sync(|ctx| ctx.txn.next_id("c")).unwrap();
     assert_eq!(id, first + 1, "a write, at once, counted once");
+}
+
+/// Rows, first pages and a folder chain fetched ahead (one round trip on PostgreSQL) read
+/// exactly as they read without: found and missing rows along the chain, a page, and a page
+/// the transaction then changes (a scan after that must see the change).
+fn what_is_fetched_ahead_reads_as_it_would_have(pg: bool) {
+    let (_dir, db) = db(pg);
+    put_children(&db, &[((1, "a/"), 2), ((2, "b/"), 3), ((2, "f"), 9), ((3, "x"), 10)]);
+    db.write_sync(|ctx| {
+        let mut items = ctx.txn.open_table(ITEMS)?;
+        for id in [1u64, 2, 3] {
+            items.insert(id, format!("item {id}").as_bytes())?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let steps = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let item = |items: &ReadTable<u64, &'static [u8]>, id: u64| items.get(id).unwrap().map(|v| v.value().to_vec());
+    db.read_sync(|t| {
+        let (c, i) = (t.open_table(CHILDREN)?, t.open_table(ITEMS)?);
+        fetch_ahead([
+            folder_chain_ahead(&c, &i, 1, steps(&["a/", "b/", "c/", "d/"])),
+            c.range_ahead((2, "")..(3, "")),
+            i.ahead(9),
+        ])?;
+        assert_eq!(c.get((1, "a/"))?.map(|v| v.value()), Some(2));
+        assert_eq!(c.get((2, "b/"))?.map(|v| v.value()), Some(3));
+        assert!(c.get((3, "c/"))?.is_none(), "the first step missing");
+        assert!(c.get((2, "f/"))?.is_none());
+        assert_eq!(item(&i, 1), Some(b"item 1".to_vec()));
+        assert_eq!(item(&i, 3), Some(b"item 3".to_vec()));
+        assert_eq!(item(&i, 9), None);
+        assert_eq!(keys(c.range((2, "")..(3, ""))?), [(2, "b/".to_owned()), (2, "f".to_owned())]);
+        assert_eq!(keys(c.range((3, "")..(4, ""))?), [(3, "x".to_owned())], "a page not fetched");
+        // A chain from a folder with no such child, and one with no steps.
+        fetch_ahead([folder_chain_ahead(&c, &i, 3, steps(&["y/"]))])?;
+        assert!(c.get((3, "y/"))?.is_none());
+        fetch_ahead([folder_chain_ahead(&c, &i, 2, Vec::new())])?;
+        assert_eq!(item(&i, 2), Some(b"item 2".to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    db.write_sync(|ctx| {
+        let mut c = ctx.txn.open_table(CHILDREN)?;
+        let i = ctx.txn.open_table(ITEMS)?;
+        fetch_ahead([c.range_ahead((2, "")..(3, "")), folder_chain_ahead(&c, &i, 1, steps(&["a/"]))])?;
+        c.insert((2, "c"), 11)?;
+        c.remove((2, "f"))?;
+        assert_eq!(keys(c.range((2, "")..(3, ""))?), [(2, "b/".to_owned()), (2, "c".to_owned())], "own changes");
+        // Fetched again after the change: the answer includes it.
+        fetch_ahead([c.range_ahead((2, "")..(3, "")), i.ahead(1), i.ahead(2)])?;
+        assert_eq!(keys(c.range((2, "")..(3, ""))?), [(2, "b/".to_owned()), (2, "c".to_owned())]);
+        assert_eq!(c.get((1, "a/"))?.map(|v| v.value()), Some(2));
+        Ok(())
+    })
+    .unwrap();
 }

@@ -175,6 +175,11 @@ pub(crate) fn check_in_txn(t: &WriteTxn, place: &Place, guard: &LockGuard) -> Re
     check_place(&rows::open_write(t)?, &t.open_table(ITEMS)?, &t.open_table(CHILDREN)?, place, guard)
 }
 
+/// Whether no lock at all is stored (what every check asks first), in a read.
+pub(crate) fn none_stored(t: &ReadTxn) -> Result<bool> {
+    rows::open_read(t)?.none()
+}
+
 /// The same, in a read (before a write reads its body).
 pub(crate) fn check_in_read(t: &ReadTxn, place: &Place, guard: &LockGuard) -> Result<()> {
     let tabs = rows::open_read(t)?;

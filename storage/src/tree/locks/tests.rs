@@ -314,3 +314,29 @@ async fn a_lock_outlives_the_handle_that_took_it() {
     assert!(s.unlock(&alice, "/f.txt", &token).await.unwrap());
     s.write(&alice, "/f.txt", body(b"g"), WriteOptions::default()).await.unwrap();
 }
+
+/// `stat_noting_locks` answers what `stat` does, and says whether any lock is stored only
+/// where it reads that in the same round trip (PostgreSQL); a lock it saw none of is still
+/// found by the core's own checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stat_notes_whether_any_lock_is_stored() {
+    let f = open_with(|_| {});
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    s.mkdir(&alice, "/dir").await.unwrap();
+    s.write(&alice, "/dir/a.txt", body(b"a"), WriteOptions::default()).await.unwrap();
+    let pg = s.core.db.is_postgres();
+    let (item, none) = s.stat_noting_locks(&alice, "/dir/a.txt").await;
+    assert_eq!(item.unwrap().id, s.stat(&alice, "/dir/a.txt").await.unwrap().id);
+    assert_eq!(none, pg.then_some(true));
+    let (missing, none) = s.stat_noting_locks(&alice, "/dir/b.txt").await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+    assert_eq!(none, pg.then_some(true), "noted for a path with nothing there too");
+    let l = s.lock(&alice, "/dir/a.txt", LockRequest::default()).await.unwrap();
+    assert_eq!(s.stat_noting_locks(&alice, "/dir/b.txt").await.1, pg.then_some(false));
+    assert!(locked(s.write(&alice, "/dir/a.txt", body(b"b"), WriteOptions::default()).await));
+    assert!(s.unlock(&alice, "/dir/a.txt", &l.token).await.unwrap());
+    assert_eq!(s.stat_noting_locks(&alice, "/dir/a.txt").await.1, pg.then_some(true));
+}
+
+crate::tests::pg::also_on_postgres!(a_stat_notes_whether_any_lock_is_stored);

@@ -36,7 +36,7 @@ use tokio_postgres::Error as PgError;
 
 use crate::error::{Error, Result};
 pub(crate) use scan::{PgChildren, PgRange};
-pub(crate) use txn::{Commit, Txn};
+pub(crate) use txn::{ChainAsk, Commit, Txn};
 /// How long a credential change on another node may go unheard here (see [`watch`]).
 #[cfg(test)]
 pub(crate) use watch::BOUND as AUTH_BOUND;

@@ -28,7 +28,16 @@ impl<'a> PgRange<'a> {
     }
 
     fn fill(&mut self, rev: bool) -> Result<()> {
-        let rows = self.txn.page(self.tbl, &self.lo, &self.hi, rev, self.page);
+        // The first page forwards may have been fetched ahead (`Txn::fetch`).
+        let ahead = if rev || self.page != FIRST_PAGE {
+            None
+        } else {
+            self.txn.first_page(&(self.tbl, self.lo.clone(), self.hi.clone()))
+        };
+        let rows = match ahead {
+            Some(rows) => Ok(rows),
+            None => self.txn.page(self.tbl, &self.lo, &self.hi, rev, self.page),
+        };
         let rows = rows.inspect_err(|_| self.gap_empty = true)?;
         if rows.len() < self.page {
             self.gap_empty = true;

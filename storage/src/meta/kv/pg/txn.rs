@@ -6,6 +6,10 @@
 //!   it, read the same user, usage and counter rows again and again): a second read of a row
 //!   is answered here. Its own snapshot cannot change under it, so that is what the server
 //!   would answer.
+//! - rows, first pages of ranges and folder chains a rule is about to read, each known
+//!   before the first is read, come in one round trip ([`Txn::fetch`]): the reads that follow
+//!   are answered from memory. A first page is forgotten when the transaction writes to its
+//!   table, so a scan never misses the transaction's own changes.
 //! - it holds its inserts and removals and sends them with its next query or its commit, in
 //!   the same round trip. Every read that is not answered from memory flushes them first, so
 //!   the server's answers always include the transaction's own changes.
@@ -28,7 +32,7 @@ use tokio_postgres::{Client, Error as PgError, Statement};
 
 use super::conn::{Conn, Pool, Pooled};
 use super::watch::{self, Watch};
-use super::{BEGIN_READ, BEGIN_WRITE};
+use super::{BEGIN_READ, BEGIN_WRITE, FIRST_PAGE};
 use crate::error::{Error, Result};
 
 /// What a query makes of a connection: a future borrowing it (boxed, so that one closure
@@ -49,7 +53,13 @@ const UPSERT_MANY: &str = "INSERT INTO kv (tbl, k, v) SELECT * FROM unnest($1::s
 const DELETE_MANY: &str =
     "DELETE FROM kv USING unnest($1::smallint[], $2::bytea[]) AS d(t, k) WHERE kv.tbl = d.t AND kv.k = d.k";
 
-type Key = (i16, Vec<u8>);
+pub(crate) type Key = (i16, Vec<u8>);
+/// A range of one table (its bounds as `page` takes them), whose first page was fetched.
+pub(crate) type PageKey = (i16, Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// First pages a transaction remembers at most (a few per change: the locks, the owner's
+/// versioning).
+const PAGES: usize = 64;
 
 /// What a write transaction knows without asking.
 #[derive(Default)]
@@ -58,7 +68,33 @@ struct Memory {
     rows: HashMap<Key, Option<Vec<u8>>>,
     /// Changes not sent yet, the last per row (`None`: remove).
     held: HashMap<Key, Option<Vec<u8>>>,
+    /// The first `FIRST_PAGE` rows of a range, fetched ahead ([`Txn::fetch`]); dropped when
+    /// the transaction writes to the table.
+    pages: HashMap<PageKey, Rows>,
+    /// First pages to fetch with the next query, whatever it is ([`Txn::fetch_with_next`]).
+    queued: Vec<PageKey>,
 }
+
+impl Memory {
+    /// The transaction changed `tbl`: a first page fetched before may be out of date.
+    fn wrote(&mut self, tbl: i16) {
+        if !self.pages.is_empty() {
+            self.pages.retain(|(t, _, _), _| *t != tbl);
+        }
+    }
+}
+
+/// A folder chain to fetch ([`Txn::fetch`]): from the item `from`, down the children rows
+/// whose keys are the parent's id (big-endian) then each of `steps`, with every item reached.
+pub(crate) struct ChainAsk {
+    pub ctbl: i16,
+    pub itbl: i16,
+    pub from: u64,
+    pub steps: Vec<Vec<u8>>,
+}
+
+/// The ids a chain reached, `from` first, each with its item row.
+pub(crate) type ChainRows = Vec<(u64, Option<Vec<u8>>)>;
 
 /// Held changes, as the two statements that send them.
 #[derive(Default)]
@@ -163,8 +199,16 @@ impl Txn {
     fn call_once_or_again<T: Send>(&self, again: bool, op: impl for<'c> Fn(&'c Conn) -> Op<'c, T> + Sync) -> Result<T> {
         let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let first = !self.began.swap(true, Relaxed);
-        let flush = Flush::of(std::mem::take(&mut self.memory().held));
+        let (flush, queued) = {
+            let mut m = self.memory();
+            (Flush::of(std::mem::take(&mut m.held)), std::mem::take(&mut m.queued))
+        };
+        let queued_sql: Vec<(String, Vec<Vec<u8>>)> =
+            queued.iter().map(|(_, lo, hi)| page_sql(lo, hi, false)).collect();
         let mut tries = 0;
+        // One per round trip (everything below goes out before an answer is read): how the
+        // round trips of a request are counted (`DAVIT_LOG=…,davit_storage::meta::kv::pg=trace`).
+        tracing::trace!(first, flush = flush.is_some(), "PostgreSQL round trip");
         loop {
             tries += 1;
             let c = slot.as_ref().ok_or_else(|| Error::internal("the transaction has ended"))?.conn();
@@ -182,6 +226,10 @@ impl Txn {
                     Some(_) => Some((c.prepare(UPSERT_MANY).await?, c.prepare(DELETE_MANY).await?)),
                     None => None,
                 };
+                let mut page_st = Vec::with_capacity(queued_sql.len());
+                for (sql, _) in &queued_sql {
+                    page_st.push(c.prepare(sql).await?);
+                }
                 let begin = async {
                     match &begin {
                         Some(sql) => c.client().batch_execute(sql).await,
@@ -194,11 +242,30 @@ impl Txn {
                         _ => Ok(()),
                     }
                 };
-                let (b, f, r) = tokio::join!(begin, flush, op(c));
-                b.and(f).and(r)
+                let limit = FIRST_PAGE as i64;
+                let pages = futures::future::try_join_all(page_st.iter().zip(&queued_sql).zip(&queued).map(
+                    |((st, (_, keys)), (tbl, _, _))| async move {
+                        let mut params: Vec<&(dyn ToSql + Sync)> = vec![tbl];
+                        params.extend(keys.iter().map(|k| k as &(dyn ToSql + Sync)));
+                        params.push(&limit);
+                        let rows = c.client().query(st, &params).await?;
+                        Ok::<Rows, PgError>(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+                    },
+                ));
+                let (b, f, p, r) = tokio::join!(begin, flush, pages, op(c));
+                let p = p?;
+                b.and(f).and(r).map(|r| (r, p))
             });
             match r {
-                Ok(v) => return Ok(v),
+                Ok((v, pages)) => {
+                    if !pages.is_empty() {
+                        let mut m = self.memory();
+                        for (page, rows) in queued.iter().cloned().zip(pages) {
+                            m.pages.insert(page, rows);
+                        }
+                    }
+                    return Ok(v);
+                }
                 Err(e) if first && again && tries < FIRST_TRIES && super::is_lost(&e) => {
                     tracing::debug!(error = ?e, "PostgreSQL connection lost while idle; taking another");
                     if let Some(lost) = slot.take() {
@@ -245,8 +312,38 @@ impl Txn {
         }
     }
 
+    /// What this transaction knows of a row without asking: `Some(None)` known absent.
+    pub(in crate::meta::kv) fn known(&self, key: &Key) -> Option<Option<Vec<u8>>> {
+        self.memory().rows.get(key).cloned()
+    }
+
+    /// Notes rows the caller derived from a fetch's answer (the children rows a chain read).
+    pub(in crate::meta::kv) fn remember_rows(&self, rows: impl IntoIterator<Item = (Key, Option<Vec<u8>>)>) {
+        let mut m = self.memory();
+        for (k, v) in rows {
+            self.remember(&mut m, k, v);
+        }
+    }
+
+    /// Sends the first page of these ranges with the next query, whatever it is (a typed
+    /// operation, whose answer the rule needs first): read later, they are answered from
+    /// memory. A write to the table before then drops its page as usual.
+    pub(in crate::meta::kv) fn fetch_with_next(&self, pages: Vec<PageKey>) {
+        let mut m = self.memory();
+        let room = PAGES.saturating_sub(m.pages.len() + m.queued.len());
+        let new: Vec<PageKey> =
+            pages.into_iter().filter(|p| !m.pages.contains_key(p) && !m.queued.contains(p)).take(room).collect();
+        m.queued.extend(new);
+    }
+
+    /// The first page of a range when it was fetched ahead and the table not written since.
+    pub(in crate::meta::kv) fn first_page(&self, page: &PageKey) -> Option<Rows> {
+        let m = self.memory();
+        if m.pages.is_empty() { None } else { m.pages.get(page).cloned() }
+    }
+
     pub(in crate::meta::kv) fn get(&self, tbl: i16, k: Vec<u8>) -> Result<Option<Vec<u8>>> {
-        // A read remembers only what was fetched ahead (`get_many`); its snapshot, too,
+        // A read remembers only what was fetched ahead (`fetch`); its snapshot, too,
         // cannot change under it.
         if let Some(v) = self.memory().rows.get(&(tbl, k.clone())) {
             return Ok(v.clone());
@@ -265,46 +362,91 @@ impl Txn {
         Ok(v)
     }
 
-    /// Fetches these rows in one round trip and remembers them (absent ones too), so the
-    /// `get`s that follow are answered from memory: rows a rule will read one after the
-    /// other, each key known before the first is read.
-    pub(in crate::meta::kv) fn get_many(&self, keys: Vec<Key>) -> Result<()> {
-        let keys: Vec<Key> = {
+    /// Fetches in one round trip, and remembers, what a rule will read one after the other,
+    /// each known before the first is read: rows (absent ones too), the first page of ranges
+    /// and a folder chain (whose rows the caller notes, `remember_rows`, as it knows their
+    /// keys). The reads that follow are answered from memory. What is known already is not
+    /// asked again.
+    pub(in crate::meta::kv) fn fetch(
+        &self,
+        keys: Vec<Key>,
+        pages: Vec<PageKey>,
+        chain: Option<ChainAsk>,
+    ) -> Result<ChainRows> {
+        let (keys, pages): (Vec<Key>, Vec<PageKey>) = {
             let m = self.memory();
-            keys.into_iter().filter(|k| !m.rows.contains_key(k)).collect()
+            let keys = keys.into_iter().filter(|k| !m.rows.contains_key(k)).collect();
+            let room = PAGES.saturating_sub(m.pages.len());
+            (keys, pages.into_iter().filter(|p| !m.pages.contains_key(p)).take(room).collect())
         };
-        if keys.is_empty() {
-            return Ok(());
+        if keys.is_empty() && pages.is_empty() && chain.is_none() {
+            return Ok(Vec::new());
         }
         let (tbls, ks): (Vec<i16>, Vec<Vec<u8>>) = keys.into_iter().unzip();
-        let rows: Vec<(i16, Vec<u8>, Option<Vec<u8>>)> = self.call(|c| {
-            let (tbls, ks) = (tbls.clone(), ks.clone());
+        let page_sql: Vec<(String, Vec<Vec<u8>>)> = pages.iter().map(|(_, lo, hi)| page_sql(lo, hi, false)).collect();
+        let page_tbls: Vec<i16> = pages.iter().map(|p| p.0).collect();
+        let chain_args = chain.as_ref().map(|c| (c.ctbl, c.itbl, c.from as i64, c.steps.clone()));
+        type Answer = (Vec<(i16, Vec<u8>, Option<Vec<u8>>)>, Vec<Rows>, Vec<(i64, i64, Option<Vec<u8>>)>);
+        let (rows, page_rows, chain_rows): Answer = self.call(|c| {
+            let (tbls, ks, page_sql, page_tbls, chain_args) =
+                (tbls.clone(), ks.clone(), page_sql.clone(), page_tbls.clone(), chain_args.clone());
             Box::pin(async move {
-                // One index lookup per key, as `get` makes, whatever the table's size when the
-                // statement is planned: a plain join, first planned while `kv` was small (a new
-                // deployment, the first writes of a run), kept a hash join over a scan of the
-                // whole table in the connection's cached plan (seen: 1,610 scans of `kv` in
-                // 1,500 small PUTs). LIMIT keeps the planner from flattening the lookup into a
-                // join.
-                let st = c
-                    .prepare(
-                        "SELECT d.t, d.k, x.v FROM unnest($1::smallint[], $2::bytea[]) AS d(t, k) \
-                         LEFT JOIN LATERAL (SELECT kv.v FROM kv WHERE kv.tbl = d.t AND kv.k = d.k LIMIT 1) x ON true",
-                    )
-                    .await?;
-                Ok(c.client()
-                    .query(&st, &[&tbls, &ks])
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2)))
-                    .collect())
+                // Prepared first (from the connection's cache but the first time), so that the
+                // queries below all go out before any answer is read.
+                let get_st = if tbls.is_empty() { None } else { Some(c.prepare(GET_MANY).await?) };
+                let mut page_st = Vec::with_capacity(page_sql.len());
+                for (sql, _) in &page_sql {
+                    page_st.push(c.prepare(sql).await?);
+                }
+                let chain_st = if chain_args.is_some() { Some(c.prepare(CHAIN).await?) } else { None };
+                let limit = FIRST_PAGE as i64;
+                let gets = async {
+                    match &get_st {
+                        Some(st) => Ok(c
+                            .client()
+                            .query(st, &[&tbls, &ks])
+                            .await?
+                            .into_iter()
+                            .map(|r| (r.get(0), r.get(1), r.get(2)))
+                            .collect()),
+                        None => Ok(Vec::new()),
+                    }
+                };
+                let firsts = futures::future::try_join_all(page_st.iter().zip(&page_sql).zip(&page_tbls).map(
+                    |((st, (_, keys)), tbl)| async move {
+                        let mut params: Vec<&(dyn ToSql + Sync)> = vec![tbl];
+                        params.extend(keys.iter().map(|k| k as &(dyn ToSql + Sync)));
+                        params.push(&limit);
+                        let rows = c.client().query(st, &params).await?;
+                        Ok::<Rows, PgError>(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+                    },
+                ));
+                let walk = async {
+                    match (&chain_st, &chain_args) {
+                        (Some(st), Some((ct, it, from, steps))) => Ok(c
+                            .client()
+                            .query(st, &[ct as &(dyn ToSql + Sync), it, from, steps])
+                            .await?
+                            .into_iter()
+                            .map(|r| (r.get(0), r.get(1), r.get(2)))
+                            .collect()),
+                        _ => Ok(Vec::new()),
+                    }
+                };
+                let (g, p, w) = tokio::join!(gets, firsts, walk);
+                Ok((g?, p?, w?))
             })
         })?;
         let mut m = self.memory();
         for (t, k, v) in rows {
             self.remember(&mut m, (t, k), v);
         }
-        Ok(())
+        for (page, rows) in pages.into_iter().zip(page_rows) {
+            m.pages.insert(page, rows);
+        }
+        let mut chain_rows = chain_rows;
+        chain_rows.sort_by_key(|r| r.0);
+        Ok(chain_rows.into_iter().map(|(_, id, v)| (id as u64, v)).collect())
     }
 
     pub(in crate::meta::kv) fn put(&self, tbl: i16, k: Vec<u8>, v: Vec<u8>) -> Result<()> {
@@ -316,6 +458,7 @@ impl Txn {
                 m.rows.insert(key.clone(), Some(v.clone()));
             }
             m.held.insert(key, Some(v));
+            m.wrote(tbl);
             m.held.len() >= HELD
         };
         if full { self.call(|_| Box::pin(async { Ok(()) })) } else { Ok(()) }
@@ -327,6 +470,7 @@ impl Txn {
         let key = (tbl, k);
         {
             let mut m = self.memory();
+            m.wrote(tbl);
             if let Some(was) = m.rows.get(&key).map(Option::is_some) {
                 m.rows.insert(key.clone(), None);
                 m.held.insert(key, None);
@@ -365,19 +509,7 @@ impl Txn {
         rev: bool,
         limit: usize,
     ) -> Result<Rows> {
-        let mut sql = String::from("SELECT k, v FROM kv WHERE tbl = $1");
-        let mut keys = Vec::new();
-        for (b, incl, excl) in [(lo, ">=", ">"), (hi, "<=", "<")] {
-            let (op, k) = match b {
-                Bound::Included(k) => (incl, k),
-                Bound::Excluded(k) => (excl, k),
-                Bound::Unbounded => continue,
-            };
-            keys.push(k.clone());
-            sql.push_str(&format!(" AND k {op} ${}", keys.len() + 1));
-        }
-        sql.push_str(if rev { " ORDER BY k DESC" } else { " ORDER BY k" });
-        sql.push_str(&format!(" LIMIT ${}", keys.len() + 2));
+        let (sql, keys) = page_sql(lo, hi, rev);
         let limit = limit as i64;
         self.call(|c| {
             let (sql, keys) = (sql.clone(), keys.clone());
@@ -486,6 +618,46 @@ impl Txn {
             Err(e) => Err(e),
         }
     }
+}
+
+/// One lookup per key, as `get` makes, whatever the table's size when the statement is
+/// planned: a plain join, first planned while `kv` was small (a new deployment, the first
+/// writes of a run), kept a hash join over a scan of the whole table in the connection's
+/// cached plan (seen: 1,610 scans of `kv` in 1,500 small PUTs). LIMIT keeps the planner from
+/// flattening the lookup into a join.
+const GET_MANY: &str = "SELECT d.t, d.k, x.v FROM unnest($1::smallint[], $2::bytea[]) AS d(t, k) \
+                        LEFT JOIN LATERAL (SELECT kv.v FROM kv WHERE kv.tbl = d.t AND kv.k = d.k LIMIT 1) x ON true";
+
+/// A folder chain (`ChainAsk`): the ids reached from `$3` down the children keys `$4` of
+/// table `$1`, each with its row in `$2`, in order (`from` at 0). Each step is a lookup by
+/// the primary key, as `GET_MANY`'s are (LATERAL … LIMIT 1), whatever the plan cached.
+const CHAIN: &str = "WITH RECURSIVE w(i, id) AS ( \
+                         SELECT 0, $3::bigint \
+                         UNION ALL \
+                         SELECT w.i + 1, davit_u64(x.v) FROM w CROSS JOIN LATERAL ( \
+                             SELECT kv.v FROM kv WHERE kv.tbl = $1 AND kv.k = int8send(w.id) || ($4::bytea[])[w.i + 1] \
+                             LIMIT 1) x \
+                         WHERE w.i < cardinality($4::bytea[])) \
+                     SELECT w.i::bigint, w.id, (SELECT kv.v FROM kv WHERE kv.tbl = $2 AND kv.k = int8send(w.id) LIMIT 1) \
+                     FROM w";
+
+/// The query of a page of a range (`Txn::page`) and the keys it binds after the table, before
+/// the limit.
+fn page_sql(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>, rev: bool) -> (String, Vec<Vec<u8>>) {
+    let mut sql = String::from("SELECT k, v FROM kv WHERE tbl = $1");
+    let mut keys = Vec::new();
+    for (b, incl, excl) in [(lo, ">=", ">"), (hi, "<=", "<")] {
+        let (op, k) = match b {
+            Bound::Included(k) => (incl, k),
+            Bound::Excluded(k) => (excl, k),
+            Bound::Unbounded => continue,
+        };
+        keys.push(k.clone());
+        sql.push_str(&format!(" AND k {op} ${}", keys.len() + 1));
+    }
+    sql.push_str(if rev { " ORDER BY k DESC" } else { " ORDER BY k" });
+    sql.push_str(&format!(" LIMIT ${}", keys.len() + 2));
+    (sql, keys)
 }
 
 impl Drop for Txn {
