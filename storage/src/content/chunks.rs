@@ -144,6 +144,12 @@ const DIRECT_PIECE: usize = 1024 * 1024;
 /// block from the disk on ext4 (to zero the tail of a block that is not cached), one more
 /// read and wait per chunk.
 fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_direct_unsynced(path, data)?.sync_data()
+}
+
+/// [`write_direct`] without the sync, for a file a crash may lose (the read cache's): its
+/// whole blocks are on the device when this returns, its tail in the page cache.
+pub(crate) fn write_direct_unsynced(path: &Path, data: &[u8]) -> io::Result<File> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -174,7 +180,7 @@ fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
             rustix::fs::fcntl_setfl(&f, flags - rustix::fs::OFlags::DIRECT)?;
             f.write_all(&data[whole..])?;
         }
-        f.sync_data()
+        Ok(f)
     }
     #[cfg(not(target_os = "linux"))]
     {
