@@ -76,10 +76,15 @@ struct Memory {
 }
 
 impl Memory {
-    /// The transaction changed `tbl`: a first page fetched before may be out of date.
+    /// The transaction changed `tbl`: a first page fetched before may be out of date, and
+    /// one queued would be fetched with the statement that sends a change it may not hold
+    /// yet (a `delete` of a row not in memory goes out as its own statement, after the page).
     fn wrote(&mut self, tbl: i16) {
         if !self.pages.is_empty() {
             self.pages.retain(|(t, _, _), _| *t != tbl);
+        }
+        if !self.queued.is_empty() {
+            self.queued.retain(|(t, _, _)| *t != tbl);
         }
     }
 }
