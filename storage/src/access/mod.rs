@@ -427,11 +427,8 @@ pub(crate) fn fetch_place<'t>(
     if children.on_postgres().is_none() {
         return Ok(());
     }
-    let folders = place.rel.parent().map(|p| p.names().to_vec()).unwrap_or_default();
-    let steps = folders
-        .iter()
-        .map(|n| child_key(n, crate::meta::model::Kind::Folder))
-        .chain(place.rel.name().map(str::to_owned));
+    let folder = place.rel.parent();
+    let steps = folder.iter().flat_map(crate::meta::txn::folder_steps).chain(place.rel.name().map(str::to_owned));
     let chain = crate::meta::kv::folder_chain_ahead(children, items, place.base, steps);
     crate::meta::kv::fetch_ahead([locks.range_ahead::<u64>(..), chain])
 }

@@ -653,8 +653,12 @@ pub(crate) fn folder_chain_ahead<'t>(
     path: &DrivePath,
 ) -> Option<crate::meta::kv::Ahead<'t>> {
     children.on_postgres()?;
-    let steps = path.names().iter().map(|n| child_key(n, Kind::Folder));
-    crate::meta::kv::folder_chain_ahead(children, items, root, steps)
+    crate::meta::kv::folder_chain_ahead(children, items, root, folder_steps(path))
+}
+
+/// The children keys [`resolve_folder`] follows down `path`, from the top.
+pub(crate) fn folder_steps(path: &DrivePath) -> impl Iterator<Item = String> + '_ {
+    path.names().iter().map(|n| child_key(n, Kind::Folder))
 }
 
 /// The user row, inside a write.
