@@ -22,6 +22,15 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     b.create(path)
 }
 
+/// Creates the one private folder `path`, whose parent must exist: unlike
+/// [`create_private_dir`], says whether it was there already (`AlreadyExists`).
+pub fn make_private_dir(path: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    #[cfg(unix)]
+    b.mode(DIR_MODE);
+    b.create(path)
+}
+
 /// Removes group and other bits from `path` if it has any; returns the mode it had when it
 /// changed it, so the caller can say so.
 pub fn tighten(path: &Path) -> io::Result<Option<u32>> {
