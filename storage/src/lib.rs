@@ -203,6 +203,8 @@ pub(crate) struct Core {
     pub registrations: Arc<tokio::sync::Semaphore>,
     /// Chunks being sealed and written at once, across every write (see `ingest`).
     pub chunk_slots: Arc<tokio::sync::Semaphore>,
+    /// The large writes in the stages now (see `Streams`).
+    pub streams: content::ingest::Streams,
     /// HS256 key of access tokens, kept in META so every node signs alike (see `sessions`).
     pub jwt_key: Vec<u8>,
     /// Where audit lines go.
@@ -287,6 +289,7 @@ impl Storage {
             hasher: Default::default(),
             registrations: Arc::new(tokio::sync::Semaphore::new(auth::flows::REGISTRATIONS_AT_ONCE)),
             chunk_slots: Arc::new(tokio::sync::Semaphore::new(content::ingest::CHUNK_SLOTS)),
+            streams: Default::default(),
             jwt_key,
         });
         match core.config.chunk_grace {

@@ -1,12 +1,13 @@
 //! The write pipeline: a body stream becomes sealed, durable chunks and a list of references.
 //!
 //! Stages, so that one stream keeps both cores busy (see `run`): the request's task reads
-//! the body and hands it on in batches of about `BATCH` bytes; a chain of short blocking jobs
-//! cuts it at content-defined points (`cdc`), copying each byte once into its chunk's own
-//! buffer; another chain feeds MD5, when the write needs it; each finished chunk is keyed-
-//! hashed, sealed in place, written and fsynced by a job of its own, several at once. Queues
-//! between the stages hold one batch, and the chunk jobs of all writes share `CHUNK_SLOTS`, so
-//! a write holds about its chunk being filled, two batches, and its share of the slots.
+//! the body and hands it on in batches (`BATCH` bytes, more while few writes run: see
+//! [`Streams`]); a chain of short blocking jobs cuts it at content-defined points (`cdc`),
+//! copying each byte once into its chunk's own buffer; another chain feeds MD5, when the
+//! write needs it; each finished chunk is keyed-hashed, sealed in place, written and fsynced
+//! by a job of its own, several at once. Queues between the stages hold one batch, and the
+//! chunk jobs of all writes share `CHUNK_SLOTS`, so a write holds about its chunk being
+//! filled, a few batches, and its share of the slots.
 //!
 //! Why this shape, from `perf record -g` of the server during one 1 GiB WebDAV PUT (release,
 //! dedup and encryption on, the share of the server's CPU samples). Before: MD5 27%, SHA-256
@@ -51,6 +52,9 @@ pub const INLINE_MAX: usize = 64 * 1024;
 /// Body bytes handed from one stage to the next at once: large enough that the blocking
 /// jobs' overhead (tens of microseconds) vanishes, small enough that the queues stay small.
 const BATCH: usize = 256 * 1024;
+/// The batch of a write that runs with at most `FEW_STREAMS - 1` others (see [`Streams`]).
+const BATCH_FEW: usize = 1024 * 1024;
+const FEW_STREAMS: usize = 2;
 /// Chunks of one write being sealed and written at once: enough to hide fsync latency.
 const IN_FLIGHT: usize = 8;
 /// The same across all writes. Each slot holds a chunk and a blocking thread, so without a
@@ -150,6 +154,38 @@ where
 
 type ChunkJob = JoinHandle<Result<(ChunkRef, PinGuard)>>;
 
+/// The writes now in the stages (past the small-body check), which sets their batch size.
+///
+/// Why larger batches when few writes run: each batch wakes a blocking job per stage and
+/// the request's task again after it, and on this VM a wake-up is a context switch and often
+/// an IPI. A lone 1 GiB S3 PUT (presigned, curl; `/proc` of the server and the machine,
+/// 2 runs each, alternating) with batches of 256 KiB -> 1 MiB: 32.7k, 33.5k -> 24.9k, 25.7k
+/// context switches, the same CPU (3.73, 4.00 s), the machine idle 0.54, 0.40 -> 0.25, 0.19
+/// s, 409, 402 -> 445, 425 MB/s. A write holds about four batches (the one filling, one
+/// queued for each stage, one in its stage), so 1 MiB batches for every write would add
+/// 3 MiB to each of 16 multipart parts at once; for `FEW_STREAMS` writes at most it adds 6.
+#[derive(Default)]
+pub struct Streams(std::sync::atomic::AtomicUsize);
+
+impl Streams {
+    fn enter(&self) -> StreamGuard<'_> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        StreamGuard(self)
+    }
+
+    fn batch(&self) -> usize {
+        if self.0.load(std::sync::atomic::Ordering::Relaxed) <= FEW_STREAMS { BATCH_FEW } else { BATCH }
+    }
+}
+
+struct StreamGuard<'a>(&'a Streams);
+
+impl Drop for StreamGuard<'_> {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The next piece of the body, with the running size checked against `max`.
 async fn next_frame<S>(body: &mut S, size: &mut u64, max: u64, over: &impl Fn() -> Error) -> Result<Option<Bytes>>
 where
@@ -202,6 +238,8 @@ where
         return tokio::task::spawn_blocking(move || ingest_small(&core, data)).await?;
     }
 
+    let _stream = core.streams.enter();
+    let streams = &core.streams;
     let (cut_tx, cut_rx) = mpsc::channel::<Vec<Bytes>>(1);
     let (md5_tx, md5_rx) = if want_md5 {
         let (tx, rx) = mpsc::channel::<Vec<Bytes>>(1);
@@ -216,7 +254,7 @@ where
         loop {
             // Handed on before waiting for more: a body that pauses must not hold back what
             // already came (its chunks would be checked late, see `commit_by`).
-            if (end && !batch.is_empty()) || batch_len >= BATCH {
+            if (end && !batch.is_empty()) || batch_len >= streams.batch() {
                 let full = std::mem::take(&mut batch);
                 batch_len = 0;
                 if let Some(tx) = &md5_tx {
