@@ -75,8 +75,18 @@ measure() { # NAME BASE [curl args...]
   for i in $(seq 1 "$F"); do printf 'url = "%s/many/file-%05d.txt"\nupload-file = "%s"\noutput = "/dev/null"\n' "$base" "$i" "$w/small" >> "$w/many.cfg"; done
   curl -sS -f -Z --parallel-max "$C" --no-progress-meter "${a[@]}" -K "$w/many.cfg"
   local props='<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/></D:prop></D:propfind>'
-  for kind in four allprop; do
+  # davfs2 1.6.1's listing (neon's form, with Apache's executable).
+  local davfs2='<?xml version="1.0" encoding="utf-8"?>
+<propfind xmlns="DAV:"><prop>
+<resourcetype xmlns="DAV:"/>
+<getcontentlength xmlns="DAV:"/>
+<getetag xmlns="DAV:"/>
+<getlastmodified xmlns="DAV:"/>
+<executable xmlns="http://apache.org/dav/props/"/>
+</prop></propfind>'
+  for kind in four davfs2 allprop; do
     body=$props; [ "$kind" = allprop ] && body='<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
+    [ "$kind" = davfs2 ] && body=$davfs2
     best=999
     for _ in 1 2 3; do
       t=$(curl -sS -f "${a[@]}" -X PROPFIND -H "Depth: 1" -H "Content-Type: application/xml" --data "$body" -o "$w/pf.xml" -w '%{time_total}' "$base/many/")
@@ -104,6 +114,7 @@ if [ "$PEER" = 0 ]; then
   if [ "${BENCH_ONLY:-}" != big ]; then
     echo "4 KiB files x $N at concurrency $C: PUT ${R[sput,davit]}/s, GET ${R[sget,davit]}/s"
     echo "PROPFIND Depth 1 of $F files (four): ${R[pffour,davit]}s best of 3, ${R[pffour-n,davit]} responses"
+    echo "PROPFIND Depth 1 of $F files (davfs2's body): ${R[pfdavfs2,davit]}s best of 3, ${R[pfdavfs2-n,davit]} responses"
     echo "PROPFIND Depth 1 of $F files (allprop): ${R[pfallprop,davit]}s best of 3, ${R[pfallprop-n,davit]} responses"
     echo "COPY of the $F-file folder: ${R[copy,davit]}s; DELETE of it: ${R[delete,davit]}s"
   fi
@@ -133,6 +144,7 @@ if [ "${BENCH_ONLY:-}" != big ]; then
   row "4 KiB PUT x $N, concurrency $C" sput /s rate
   row "4 KiB GET x $N, concurrency $C" sget /s rate
   row "PROPFIND Depth 1, $F files, 4 props" pffour s time
+  row "PROPFIND Depth 1, $F files, davfs2's" pfdavfs2 s time
   row "PROPFIND Depth 1, $F files, allprop" pfallprop s time
   row "COPY of the $F-file folder" copy s time
   row "DELETE of the $F-file folder" delete s time

@@ -248,7 +248,7 @@ impl WebDav {
                 Ok(b) => {
                     if parts.method.as_str() == "PROPFIND" && checked.depth == Some(Depth::One) && prefix == PREFIX {
                         let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-                        if let Some(mut r) = self.propfind_allprop(&principal, &path, prefix, &b, ua).await {
+                        if let Some(mut r) = self.propfind_listing(&principal, &path, prefix, &b, ua).await {
                             acted_as(r.extensions_mut(), principal);
                             return r;
                         }

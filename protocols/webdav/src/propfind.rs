@@ -1,13 +1,16 @@
-//! PROPFIND Depth 1 `allprop` of a folder, answered here: dav-server spends about three
-//! quarters of such a request building an XML element tree per property and writing it
-//! through xml-rs (measured with perf on a folder of 10,000 files; the core's listing was
-//! under 5%). The answer is written straight into one buffer, byte for byte what dav-server
-//! writes, from the same listing (pages of a thousand, one read each).
+//! PROPFIND Depth 1 of a folder, answered here: dav-server spends about three quarters of
+//! such a request building an XML element tree per property and writing it through xml-rs
+//! (measured with perf on a folder of 10,000 files; the core's listing was under 5%). The
+//! answer is written straight into one buffer, byte for byte what dav-server writes, from the
+//! same listing (pages of a thousand, one read each).
 //!
-//! Only the plain case comes here: an empty body or `<allprop/>` alone, a folder, no lock in
-//! the store (so every `lockdiscovery` is empty), no dead property on any entry, and not a
-//! Microsoft client (dav-server gives those other properties). Anything else goes to
-//! dav-server, which answers it as before.
+//! Only the plain cases come here: an empty body or `<allprop/>` alone (rclone's, but for its
+//! ownCloud and Nextcloud vendors), or `<prop>` naming properties whose values come from the
+//! entry alone, in any namespace and form (rclone's other bodies, davfs2's in neon's form
+//! with Apache's `executable`, `D:`-prefixed ones), not quota, the principal or Microsoft's;
+//! a folder; no lock in the store (so every `lockdiscovery` is empty); no dead property on
+//! any entry; and not a Microsoft client (dav-server gives those other properties). Anything
+//! else goes to dav-server, which answers it as before.
 
 use std::fmt::Write as _;
 
@@ -20,20 +23,144 @@ const SUPPORTED_LOCK: &str = "<D:supportedlock><D:lockentry><D:lockscope><D:excl
 <D:locktype><D:write></D:write></D:locktype></D:lockentry><D:lockentry><D:lockscope><D:shared></D:shared>\
 </D:lockscope><D:locktype><D:write></D:write></D:locktype></D:lockentry></D:supportedlock>";
 
-/// Whether a PROPFIND body asks for `allprop` and nothing else (an empty body does).
-fn is_plain_allprop(body: &[u8]) -> bool {
+/// A property as dav-server writes it into a listing answered here.
+#[derive(Debug, Clone, PartialEq)]
+enum Live {
+    CreationDate,
+    ContentLength,
+    ContentType,
+    Etag,
+    LastModified,
+    LockDiscovery,
+    /// dav-server writes the request's own element back: its name with the request's prefix,
+    /// and, on it, every namespace declared on the request that the answer has not declared.
+    ResourceType {
+        name: String,
+        decls: String,
+    },
+    SupportedLock,
+    /// A property dav-server has no value for on the entries answered here, which it leaves
+    /// out (no 404 propstat): `displayname` and `getcontentlanguage` and those of other
+    /// namespaces are looked up as dead properties (none is stored on these entries), DAV
+    /// names it does not know and Apache's `executable` (davfs2 asks for it; no file here has
+    /// that bit) have none.
+    Unset,
+}
+
+/// What a PROPFIND this module answers asks for.
+#[derive(Debug, PartialEq)]
+struct Asked {
+    /// In the request's order.
+    props: Vec<Live>,
+    /// The namespaces dav-server declares on the answer's root: DAV: and those of the
+    /// properties asked for that it knows, by prefix (xml-rs writes them in that order).
+    root: Vec<(&'static str, &'static str)>,
+}
+
+const DAV: &str = "DAV:";
+/// The namespaces dav-server gives a prefix of its own on the answer's root.
+const KNOWN: [(&str, &str); 4] = [
+    ("A", "http://apache.org/dav/props/"),
+    ("Z", "urn:schemas-microsoft-com:"),
+    ("nc", "http://nextcloud.org/ns"),
+    ("oc", "http://owncloud.org/ns"),
+];
+
+/// dav-server's `allprop`, in its order.
+fn allprop() -> Asked {
+    let props = vec![
+        Live::CreationDate,
+        Live::ContentLength,
+        Live::ContentType,
+        Live::Etag,
+        Live::LastModified,
+        Live::LockDiscovery,
+        Live::ResourceType { name: "D:resourcetype".into(), decls: String::new() },
+        Live::SupportedLock,
+    ];
+    Asked { props, root: vec![("D", DAV)] }
+}
+
+/// What a PROPFIND body asks for, if it is one answered here.
+fn plain_request(body: &[u8]) -> Option<Asked> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return true;
+        return Some(allprop());
     }
-    let Ok(root) = xmltree::Element::parse(body) else { return false };
-    let dav = |e: &xmltree::Element| e.namespace.as_deref() == Some("DAV:");
-    let children: Vec<&xmltree::Element> = root.children.iter().filter_map(|c| c.as_element()).collect();
-    dav(&root)
-        && root.name == "propfind"
-        && children.len() == 1
-        && dav(children[0])
-        && children[0].name == "allprop"
-        && children[0].children.iter().all(|c| c.as_element().is_none())
+    let root = xmltree::Element::parse(body).ok()?;
+    let dav = |e: &xmltree::Element| e.namespace.as_deref() == Some(DAV);
+    let children = elements(&root);
+    if !(dav(&root) && root.name == "propfind" && children.len() == 1 && dav(children[0])) {
+        return None;
+    }
+    let what = children[0];
+    match what.name.as_str() {
+        "allprop" if elements(what).is_empty() => Some(allprop()),
+        "prop" => {
+            let asked = elements(what);
+            let mut root = vec![("D", DAV)];
+            for (prefix, uri) in KNOWN {
+                if asked.iter().any(|e| e.namespace.as_deref() == Some(uri)) {
+                    root.push((prefix, uri));
+                }
+            }
+            root.sort();
+            let props = asked.into_iter().map(|e| property(e, &root)).collect::<Option<_>>()?;
+            Some(Asked { props, root })
+        }
+        _ => None,
+    }
+}
+
+fn elements(e: &xmltree::Element) -> Vec<&xmltree::Element> {
+    e.children.iter().filter_map(|c| c.as_element()).collect()
+}
+
+/// One property asked for, if dav-server would write it as this module does (`root`: the
+/// namespaces declared on the answer's root). Those with a value that depends on more than
+/// the entry (quota, the principal) or Microsoft's (values of their own) are dav-server's.
+fn property(e: &xmltree::Element, root: &[(&str, &str)]) -> Option<Live> {
+    let bare = e.attributes.is_empty() && e.children.iter().all(|c| c.as_text().is_some_and(|t| t.trim().is_empty()));
+    if !bare {
+        return None;
+    }
+    match e.namespace.as_deref() {
+        Some(DAV) => {}
+        Some("urn:schemas-microsoft-com:") => return None,
+        _ => return Some(Live::Unset),
+    }
+    Some(match e.name.as_str() {
+        "creationdate" => Live::CreationDate,
+        "getcontentlength" => Live::ContentLength,
+        "getcontenttype" => Live::ContentType,
+        "getetag" => Live::Etag,
+        "getlastmodified" => Live::LastModified,
+        "lockdiscovery" => Live::LockDiscovery,
+        "supportedlock" => Live::SupportedLock,
+        "resourcetype" => {
+            let name = match &e.prefix {
+                Some(p) => format!("{p}:resourcetype"),
+                None => "resourcetype".into(),
+            };
+            let mut decls = String::new();
+            for (p, u) in e.namespaces.iter().flat_map(|ns| ns.0.iter()) {
+                let declared = root.iter().any(|(rp, ru)| rp == p && ru == u);
+                if matches!(p.as_str(), "xml" | "xmlns") || (p.is_empty() && u.is_empty()) || declared {
+                    continue;
+                }
+                // Written as they came: nothing here to escape, or dav-server's answer.
+                if u.contains(['&', '<', '>', '"']) {
+                    return None;
+                }
+                match p.as_str() {
+                    "" => write!(decls, " xmlns=\"{u}\"").ok()?,
+                    p => write!(decls, " xmlns:{p}=\"{u}\"").ok()?,
+                }
+            }
+            Live::ResourceType { name, decls }
+        }
+        "quota-available-bytes" | "quota-used-bytes" | "current-user-principal" => return None,
+        _ => Live::Unset,
+    })
 }
 
 /// Percent-encodes a path for an href: everything but unreserved characters and `/`.
@@ -71,39 +198,70 @@ fn guessed_type(name: &str) -> &'static str {
     }
 }
 
-fn push_response(out: &mut String, href: &str, item: &Item) {
+/// One entry's `<D:response>`: its properties in `props`' order, as dav-server writes them
+/// (one 200 propstat of those it has, none when it has none).
+fn push_response(out: &mut String, href: &str, item: &Item, props: &[Live]) {
     out.push_str("<D:response><D:href>");
     push_href(out, href);
-    out.push_str("</D:href><D:propstat><D:prop><D:creationdate>");
-    out.push_str(&rfc3339(item.created));
-    out.push_str("</D:creationdate>");
-    if !item.is_folder() {
-        let _ = write!(out, "<D:getcontentlength>{}</D:getcontentlength>", item.size);
+    out.push_str("</D:href>");
+    let mut any = false;
+    for p in props {
+        let has = match p {
+            Live::ContentLength => !item.is_folder(),
+            Live::Etag => !item.etag.is_empty(),
+            Live::Unset => false,
+            _ => true,
+        };
+        if !has {
+            continue;
+        }
+        if !any {
+            out.push_str("<D:propstat><D:prop>");
+            any = true;
+        }
+        match p {
+            Live::CreationDate => {
+                out.push_str("<D:creationdate>");
+                out.push_str(&rfc3339(item.created));
+                out.push_str("</D:creationdate>");
+            }
+            Live::ContentLength => {
+                let _ = write!(out, "<D:getcontentlength>{}</D:getcontentlength>", item.size);
+            }
+            Live::ContentType => {
+                out.push_str("<D:getcontenttype>");
+                out.push_str(if item.is_folder() { "httpd/unix-directory" } else { guessed_type(&item.name) });
+                out.push_str("</D:getcontenttype>");
+            }
+            Live::Etag => {
+                out.push_str("<D:getetag>");
+                push_escaped(out, &item.etag);
+                out.push_str("</D:getetag>");
+            }
+            Live::LastModified => {
+                out.push_str("<D:getlastmodified>");
+                out.push_str(&davit_http::http_date(item.modified));
+                out.push_str("</D:getlastmodified>");
+            }
+            Live::LockDiscovery => out.push_str("<D:lockdiscovery></D:lockdiscovery>"),
+            Live::ResourceType { name, decls } => {
+                let inner = if item.is_folder() { "<D:collection></D:collection>" } else { "" };
+                let _ = write!(out, "<{name}{decls}>{inner}</{name}>");
+            }
+            Live::SupportedLock => out.push_str(SUPPORTED_LOCK),
+            Live::Unset => {}
+        }
     }
-    out.push_str("<D:getcontenttype>");
-    out.push_str(if item.is_folder() { "httpd/unix-directory" } else { guessed_type(&item.name) });
-    out.push_str("</D:getcontenttype>");
-    if !item.etag.is_empty() {
-        out.push_str("<D:getetag>");
-        push_escaped(out, &item.etag);
-        out.push_str("</D:getetag>");
+    if any {
+        out.push_str("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>");
     }
-    out.push_str("<D:getlastmodified>");
-    out.push_str(&davit_http::http_date(item.modified));
-    out.push_str("</D:getlastmodified><D:lockdiscovery></D:lockdiscovery>");
-    out.push_str(if item.is_folder() {
-        "<D:resourcetype><D:collection></D:collection></D:resourcetype>"
-    } else {
-        "<D:resourcetype></D:resourcetype>"
-    });
-    out.push_str(SUPPORTED_LOCK);
-    out.push_str("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>");
+    out.push_str("</D:response>");
 }
 
 impl WebDav {
-    /// The answer to a plain `allprop` PROPFIND of a folder at Depth 1, or `None` for
-    /// dav-server to answer (see the module's comment for which requests are plain).
-    pub(crate) async fn propfind_allprop(
+    /// The answer to a plain PROPFIND of a folder at Depth 1, or `None` for dav-server to
+    /// answer (see the module's comment for which requests are plain).
+    pub(crate) async fn propfind_listing(
         &self,
         p: &Principal,
         path: &str,
@@ -111,17 +269,22 @@ impl WebDav {
         body: &[u8],
         user_agent: Option<&str>,
     ) -> Option<Response<Body>> {
-        if user_agent.is_some_and(|ua| ua.contains("Microsoft")) || !is_plain_allprop(body) {
+        if user_agent.is_some_and(|ua| ua.contains("Microsoft")) {
             return None;
         }
+        let Asked { props, root } = plain_request(body)?;
         if self.storage.any_locks().await.unwrap_or(true) {
             return None;
         }
         let folder = self.storage.stat(p, path).await.ok().filter(|i| i.is_folder() && i.props.is_empty())?;
         let base = format!("{prefix}{}", path.trim_end_matches('/'));
         let mut out = String::with_capacity(64 * 1024);
-        out.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?><D:multistatus xmlns:D=\"DAV:\">");
-        push_response(&mut out, &format!("{base}/"), &folder);
+        out.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?><D:multistatus");
+        for (prefix, uri) in root {
+            let _ = write!(out, " xmlns:{prefix}=\"{uri}\"");
+        }
+        out.push('>');
+        push_response(&mut out, &format!("{base}/"), &folder, &props);
         let mut after = None;
         let mut href = String::new();
         // Pages of a thousand, each one read: bounded by the folder's size.
@@ -140,19 +303,22 @@ impl WebDav {
                 if item.is_folder() {
                     href.push('/');
                 }
-                push_response(&mut out, &href, item);
+                push_response(&mut out, &href, item, &props);
             }
             if done {
                 break;
             }
         }
         out.push_str("</D:multistatus>");
+        // Its length is known: sent as such, not in chunks as dav-server's stream is.
+        let len = HeaderValue::from(out.len());
         let mut r = Response::new(Body::from(out));
         *r.status_mut() = StatusCode::MULTI_STATUS;
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+        h.insert(header::CONTENT_LENGTH, len);
         Some(r)
     }
 }
@@ -162,22 +328,86 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_hrefs_and_bodies() {
+    fn dates_and_hrefs() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_600_000_000 * 1_000_000_000 + 5), "2020-09-13T12:26:40Z");
         assert_eq!(rfc3339(951_782_400 * 1_000_000_000), "2000-02-29T00:00:00Z");
         let mut h = String::new();
         push_href(&mut h, "/dav/d x/a&b é.txt");
         assert_eq!(h, "/dav/d%20x/a%26b%20%C3%A9.txt");
-        assert!(is_plain_allprop(b""));
-        assert!(is_plain_allprop(br#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#));
-        assert!(is_plain_allprop(br#"<propfind xmlns="DAV:"> <allprop/> </propfind>"#));
-        assert!(!is_plain_allprop(br#"<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>"#));
-        assert!(!is_plain_allprop(
-            br#"<D:propfind xmlns:D="DAV:"><D:allprop/><D:include><D:x/></D:include></D:propfind>"#
-        ));
-        assert!(!is_plain_allprop(b"<not xml"));
         assert_eq!(guessed_type("a.txt"), "text/plain");
         assert_eq!(guessed_type("noext"), "application/octet-stream");
+    }
+
+    fn rt(name: &str, decls: &str) -> Live {
+        Live::ResourceType { name: name.into(), decls: decls.into() }
+    }
+
+    fn props(body: &str) -> Option<Vec<Live>> {
+        plain_request(body.as_bytes()).map(|a| a.props)
+    }
+
+    /// Which bodies are answered here, and what dav-server would write of each property.
+    /// tests/webdav.rs compares the answers to dav-server's, byte for byte.
+    #[test]
+    fn plain_requests() {
+        let all = Some(allprop());
+        assert_eq!(plain_request(b""), all);
+        assert_eq!(plain_request(br#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#), all);
+        assert_eq!(plain_request(br#"<propfind xmlns="DAV:"> <allprop/> </propfind>"#), all);
+        assert_eq!(
+            props(
+                r#"<D:propfind xmlns:D="DAV:"><D:prop> <D:getetag/><D:resourcetype/><D:displayname/></D:prop></D:propfind>"#
+            ),
+            Some(vec![Live::Etag, rt("D:resourcetype", ""), Live::Unset])
+        );
+        // neon's form (davfs2, litmus): the default namespace, declared on each property;
+        // Apache's namespace on the answer's root.
+        let davfs2 = plain_request(
+            br#"<propfind xmlns="DAV:"><prop><getetag xmlns="DAV:"/><resourcetype xmlns="DAV:"/><executable xmlns="http://apache.org/dav/props/"/></prop></propfind>"#,
+        )
+        .unwrap();
+        assert_eq!(davfs2.props, vec![Live::Etag, rt("resourcetype", r#" xmlns="DAV:""#), Live::Unset]);
+        assert_eq!(davfs2.root, vec![("A", "http://apache.org/dav/props/"), ("D", DAV)]);
+        // rclone's: another prefix for DAV:, ownCloud's properties (unset here), and the
+        // namespaces the answer's root does not declare written again on `resourcetype`.
+        let rclone = plain_request(
+            br#"<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns"><d:prop><d:displayname /><d:resourcetype /><oc:checksums /></d:prop></d:propfind>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            rclone.props,
+            vec![
+                Live::Unset,
+                rt("d:resourcetype", r#" xmlns:d="DAV:" xmlns:nc="http://nextcloud.org/ns""#),
+                Live::Unset
+            ]
+        );
+        assert_eq!(rclone.root, vec![("D", DAV), ("oc", "http://owncloud.org/ns")]);
+        assert_eq!(
+            props(
+                r#"<D:propfind xmlns:D="DAV:" xmlns="DAV:"><D:prop><D:resourcetype/><resourcetype/><creationdate/><D:x/></D:prop></D:propfind>"#
+            ),
+            Some(vec![
+                rt("D:resourcetype", r#" xmlns="DAV:""#),
+                rt("resourcetype", r#" xmlns="DAV:""#),
+                Live::CreationDate,
+                Live::Unset
+            ])
+        );
+        assert_eq!(props(r#"<D:propfind xmlns:D="DAV:"><D:prop/></D:propfind>"#), Some(vec![]));
+        for other in [
+            // Values of their own (quota, the principal, Microsoft's), a property with content,
+            // anything but one `prop` or `allprop`: dav-server's.
+            r#"<D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/></D:prop></D:propfind>"#,
+            r#"<D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/></D:prop></D:propfind>"#,
+            r#"<D:propfind xmlns:D="DAV:"><D:prop><Z:Win32FileAttributes xmlns:Z="urn:schemas-microsoft-com:"/></D:prop></D:propfind>"#,
+            r#"<D:propfind xmlns:D="DAV:"><D:prop><D:getetag>x</D:getetag></D:prop></D:propfind>"#,
+            r#"<D:propfind xmlns:D="DAV:"><D:allprop/><D:include><D:x/></D:include></D:propfind>"#,
+            r#"<D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>"#,
+            "<not xml",
+        ] {
+            assert_eq!(props(other), None, "{other}");
+        }
     }
 }
