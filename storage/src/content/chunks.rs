@@ -75,6 +75,9 @@ pub struct LocalDir {
     tmp: PathBuf,
     /// Cleared when the file system refuses O_DIRECT, so that it is not asked again.
     direct: std::sync::atomic::AtomicBool,
+    /// The second-level folders whose entry in their parent this process has synced, one bit
+    /// each (65,536): see `store`.
+    synced_dirs: Vec<std::sync::atomic::AtomicU64>,
 }
 
 /// Makes the 256 first-level fan-out folders that are missing, then makes their entries
@@ -85,19 +88,17 @@ pub struct LocalDir {
 /// 1 GiB S3 PUT on a fresh store: 3 fsyncs, 1.6 mkdirs and 4 opens per chunk). 256 empty
 /// folders cost 1 MiB of disk, once.
 fn make_first_level(root: &Path) -> io::Result<()> {
-    let mut made = false;
     for i in 0..=255u8 {
         let dir = root.join(hex::encode([i]));
         match crate::perms::make_private_dir(&dir) {
-            Ok(()) => made = true,
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
     }
-    if made {
-        File::open(root)?.sync_all()?;
-    }
-    Ok(())
+    // Synced at every open, not only when a folder was made: an open that died after making
+    // some would leave them unsynced, and the next would find them all there.
+    File::open(root)?.sync_all()
 }
 
 impl LocalDir {
@@ -108,12 +109,15 @@ impl LocalDir {
         // sizes and number are nobody else's business.
         crate::perms::private_dir(&root)?;
         crate::perms::private_dir(&tmp)?;
+        // `chunks/` and `tmp/` themselves, made on a fresh store.
+        File::open(data_dir)?.sync_all()?;
         make_first_level(&root)?;
         // Temp files left by a crash are never referenced: sweep them now.
         for entry in fs::read_dir(&tmp)? {
             let _ = fs::remove_file(entry?.path());
         }
-        Ok(LocalDir { root, tmp, direct: true.into() })
+        let synced_dirs = (0..65_536 / 64).map(|_| Default::default()).collect();
+        Ok(LocalDir { root, tmp, direct: true.into(), synced_dirs })
     }
 
     fn path_of(&self, id: &ChunkId) -> PathBuf {
@@ -251,12 +255,8 @@ impl LocalDir {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(e);
             }
-            // The new folder's own entry must be durable too, or a crash could lose it, and
-            // with it a chunk a commit already references. Its parent was made durable at
-            // open; if it is gone since (removed by hand), it is made again, and `chunks/`
-            // synced for it. Synced even when another write made the folder a moment ago:
-            // that write may not have synced it yet.
-            let parent = dir.parent().expect("fan-out parent");
+            // The first level was made (and synced) at open; if its folder is gone since
+            // (removed by hand), it is made again and `chunks/` synced for it.
             match crate::perms::make_private_dir(dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -266,10 +266,19 @@ impl LocalDir {
                 }
                 Err(e) => return Err(e),
             }
-            File::open(parent)?.sync_all()?;
             fs::rename(&tmp_path, &dest)?;
         }
         guard.0 = None;
+        // The folder's own entry must be durable too, or a crash could lose the folder, and
+        // with it a chunk a commit already references: its parent is synced by the first
+        // write into it of this process, whoever made it (another write may have made it a
+        // moment ago and not synced it yet), and marked only after.
+        let n = usize::from(id[0]) << 8 | usize::from(id[1]);
+        let (word, bit) = (&self.synced_dirs[n / 64], 1u64 << (n % 64));
+        if word.load(std::sync::atomic::Ordering::Acquire) & bit == 0 {
+            File::open(dir.parent().expect("fan-out parent"))?.sync_all()?;
+            word.fetch_or(bit, std::sync::atomic::Ordering::Release);
+        }
         File::open(dir)?.sync_all()
     }
 }
