@@ -282,30 +282,73 @@ async fn folders_are_copied_and_deleted_whole() {
 
 /// The answer to a PROPFIND of the folder, and whether davit wrote it itself: its answer is
 /// one buffer of known length, dav-server's is streamed in chunks.
-async fn listing(c: &Client, s: &TestServer, body: &'static str) -> (String, bool) {
-    let r = dav(c, s, "PROPFIND", "/d%20x/").header("Depth", "1").body(body).send().await.unwrap();
+async fn listing(c: &Client, s: &TestServer, asked: (&str, &'static str)) -> (String, bool) {
+    let (answer, own, location) = listing_at(c, s, "/d%20x/", asked).await;
+    assert_eq!(location, None);
+    (answer, own)
+}
+
+/// [`listing`] of `path`, with the Content-Location of the answer.
+async fn listing_at(
+    c: &Client,
+    s: &TestServer,
+    path: &str,
+    (agent, body): (&str, &'static str),
+) -> (String, bool, Option<String>) {
+    let r = dav(c, s, "PROPFIND", path).header("Depth", "1").header("User-Agent", agent).body(body);
+    let r = r.send().await.unwrap();
     assert_eq!(r.status(), 207);
     assert_eq!(r.headers()["content-type"], "application/xml; charset=utf-8");
     let own = r.headers().contains_key("content-length");
     assert_eq!(own, !r.headers().contains_key("transfer-encoding"));
-    (r.text().await.unwrap(), own)
+    let location = r.headers().get("content-location").map(|v| v.to_str().unwrap().to_owned());
+    (r.text().await.unwrap(), own, location)
 }
 
+const WINDOWS: &str = "Microsoft-WebDAV-MiniRedir/10.0.19045";
+
 /// Named properties as clients ask them (rclone's, davfs2's, in neon's form as litmus, with
-/// the `D:` prefix, other namespaces): answered by davit itself like `allprop` (the unit test
-/// in `propfind.rs` holds that such bodies are).
-const NAMED_PROPS: [&str; 9] = [
+/// the `D:` prefix, other namespaces, Microsoft's), and Windows' `allprop`: answered by davit
+/// itself (the unit test in `propfind.rs` holds which bodies are), with the User-Agent sent.
+const ASKED: [(&str, &str); 12] = [
+    (WINDOWS, ""),
+    (WINDOWS, r#"<?xml version="1.0" encoding="utf-8" ?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#),
+    (
+        "any",
+        r#"<D:propfind xmlns:D="DAV:"><D:prop><Z:Win32LastModifiedTime xmlns:Z="urn:schemas-microsoft-com:"/><Z:Win32FileAttributes xmlns:Z="urn:schemas-microsoft-com:"/><Z:Win32LastAccessTime xmlns:Z="urn:schemas-microsoft-com:"/><Z:Win32CreationTime xmlns:Z="urn:schemas-microsoft-com:"/><D:resourcetype/></D:prop></D:propfind>"#,
+    ),
     // rclone 1.60's with its owncloud and nextcloud vendors (with the others: no body).
-    "<?xml version=\"1.0\"?>\n<d:propfind  xmlns:d=\"DAV:\" xmlns:oc=\"http://owncloud.org/ns\" xmlns:nc=\"http://nextcloud.org/ns\">\n <d:prop>\n  <d:displayname />\n  <d:getlastmodified />\n  <d:getcontentlength />\n  <d:resourcetype />\n  <d:getcontenttype />\n  <oc:checksums />\n </d:prop>\n</d:propfind>\n",
-    r#"<D:propfind xmlns:D="DAV:" xmlns:x="urn:x"><D:prop><x:color/><D:getetag/><D:resourcetype/><D:unknown/><none xmlns=""/></D:prop></D:propfind>"#,
+    (
+        "rclone/v1.60.1",
+        "<?xml version=\"1.0\"?>\n<d:propfind  xmlns:d=\"DAV:\" xmlns:oc=\"http://owncloud.org/ns\" xmlns:nc=\"http://nextcloud.org/ns\">\n <d:prop>\n  <d:displayname />\n  <d:getlastmodified />\n  <d:getcontentlength />\n  <d:resourcetype />\n  <d:getcontenttype />\n  <oc:checksums />\n </d:prop>\n</d:propfind>\n",
+    ),
+    (
+        "any",
+        r#"<D:propfind xmlns:D="DAV:" xmlns:x="urn:x"><D:prop><x:color/><D:getetag/><D:resourcetype/><D:unknown/><none xmlns=""/></D:prop></D:propfind>"#,
+    ),
     // davfs2 1.6.1's (neon 0.32).
-    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<propfind xmlns=\"DAV:\"><prop>\n<resourcetype xmlns=\"DAV:\"/>\n<getcontentlength xmlns=\"DAV:\"/>\n<getetag xmlns=\"DAV:\"/>\n<getlastmodified xmlns=\"DAV:\"/>\n<executable xmlns=\"http://apache.org/dav/props/\"/>\n</prop></propfind>\n",
-    r#"<?xml version="1.0" encoding="utf-8"?><propfind xmlns="DAV:"><prop><getcontentlength xmlns="DAV:"/><getlastmodified xmlns="DAV:"/><resourcetype xmlns="DAV:"/><getetag xmlns="DAV:"/></prop></propfind>"#,
-    r#"<D:propfind xmlns:D="DAV:" xmlns="DAV:"><D:prop><D:resourcetype/><resourcetype/><creationdate/></D:prop></D:propfind>"#,
-    r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/></D:prop></D:propfind>"#,
-    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:propfind xmlns:D=\"DAV:\">\n <D:prop>\n  <D:displayname/>\n  <D:creationdate/>\n  <D:getcontenttype/>\n  <D:supportedlock/>\n  <D:lockdiscovery/>\n  <D:getcontentlanguage/>\n  <D:getetag/>\n  <D:getetag/>\n </D:prop>\n</D:propfind>\n",
-    r#"<D:propfind xmlns:D="DAV:"><D:prop><D:displayname/></D:prop></D:propfind>"#,
-    r#"<D:propfind xmlns:D="DAV:"><D:prop/></D:propfind>"#,
+    (
+        "davfs2/1.6.1 neon/0.32.5",
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<propfind xmlns=\"DAV:\"><prop>\n<resourcetype xmlns=\"DAV:\"/>\n<getcontentlength xmlns=\"DAV:\"/>\n<getetag xmlns=\"DAV:\"/>\n<getlastmodified xmlns=\"DAV:\"/>\n<executable xmlns=\"http://apache.org/dav/props/\"/>\n</prop></propfind>\n",
+    ),
+    (
+        "any",
+        r#"<?xml version="1.0" encoding="utf-8"?><propfind xmlns="DAV:"><prop><getcontentlength xmlns="DAV:"/><getlastmodified xmlns="DAV:"/><resourcetype xmlns="DAV:"/><getetag xmlns="DAV:"/></prop></propfind>"#,
+    ),
+    (
+        "any",
+        r#"<D:propfind xmlns:D="DAV:" xmlns="DAV:"><D:prop><D:resourcetype/><resourcetype/><creationdate/></D:prop></D:propfind>"#,
+    ),
+    (
+        "any",
+        r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/></D:prop></D:propfind>"#,
+    ),
+    (
+        "any",
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:propfind xmlns:D=\"DAV:\">\n <D:prop>\n  <D:displayname/>\n  <D:creationdate/>\n  <D:getcontenttype/>\n  <D:supportedlock/>\n  <D:lockdiscovery/>\n  <D:getcontentlanguage/>\n  <D:getetag/>\n  <D:getetag/>\n </D:prop>\n</D:propfind>\n",
+    ),
+    ("any", r#"<D:propfind xmlns:D="DAV:"><D:prop><D:displayname/></D:prop></D:propfind>"#),
+    ("any", r#"<D:propfind xmlns:D="DAV:"><D:prop/></D:propfind>"#),
 ];
 
 /// A plain PROPFIND of a folder (`allprop`, or named live properties) is written by davit
@@ -317,34 +360,43 @@ async fn allprop_listing_is_the_same_as_dav_servers() {
     let c = support::client();
     assert_eq!(dav(&c, &s, "MKCOL", "/d%20x").send().await.unwrap().status(), 201);
     assert_eq!(dav(&c, &s, "MKCOL", "/d%20x/sub").send().await.unwrap().status(), 201);
-    for name in ["a.txt", "b.bin", "x%20y%26z%C3%A9.pdf", "noext"] {
+    for name in ["a.txt", "b.bin", "x%20y%26z%C3%A9.pdf", "noext", ".hidden"] {
         let r = dav(&c, &s, "PUT", &format!("/d%20x/{name}")).body("content").send().await.unwrap();
         assert_eq!(r.status(), 201);
     }
-    let allprop = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
+    let allprop = ("any", r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#);
     let ours = listing(&c, &s, allprop).await;
     assert!(ours.1, "written by davit");
-    assert_eq!(ours, listing(&c, &s, "").await, "an empty body is allprop");
+    assert_eq!(ours, listing(&c, &s, ("any", "")).await, "an empty body is allprop");
     let ours = ours.0;
-    assert_eq!(ours.matches("<D:response>").count(), 6);
+    assert_eq!(ours.matches("<D:response>").count(), 7);
+    assert!(!ours.contains("Win32"), "Microsoft's properties only for Microsoft");
     let mut named = Vec::new();
-    for body in NAMED_PROPS {
-        let (answer, own) = listing(&c, &s, body).await;
-        assert!(own, "written by davit: {body}");
+    for asked in ASKED {
+        let (answer, own) = listing(&c, &s, asked).await;
+        assert!(own, "written by davit: {asked:?}");
         named.push(answer);
     }
-    assert_eq!(named[5].matches("<D:getcontentlength>").count(), 4, "files have lengths, folders none: {}", named[5]);
-    assert_eq!(named[5].matches("<D:getetag>").count(), 6, "{}", named[5]);
+    assert_eq!(named[8].matches("<D:getcontentlength>").count(), 5, "files have lengths, folders none: {}", named[8]);
+    assert_eq!(named[8].matches("<D:getetag>").count(), 7, "{}", named[8]);
+    // Asked without its slash, the folder's answer names its URL (Content-Location).
+    let no_slash = listing_at(&c, &s, "/d%20x", allprop).await;
+    assert_eq!((no_slash.1, no_slash.2.as_deref()), (true, Some("/dav/d%20x/")));
+    // Windows' `allprop`: hidden for a leading dot, then folder or archive.
+    assert_eq!(named[0].matches("<Z:Win32FileAttributes>00000010<").count(), 2, "{}", named[0]);
+    assert_eq!(named[0].matches("<Z:Win32FileAttributes>00000020<").count(), 4);
+    assert_eq!(named[0].matches("<Z:Win32FileAttributes>00000022<").count(), 1);
     // A lock elsewhere sends the same requests to dav-server.
     assert_eq!(dav(&c, &s, "PUT", "/locked.txt").body("x").send().await.unwrap().status(), 201);
     let r = dav(&c, &s, "LOCK", "/locked.txt").body(lock_body()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(listing(&c, &s, allprop).await, (ours, false));
-    for (body, ours) in NAMED_PROPS.into_iter().zip(named) {
-        assert_eq!(listing(&c, &s, body).await, (ours, false), "{body}");
+    for (asked, ours) in ASKED.into_iter().zip(named) {
+        assert_eq!(listing(&c, &s, asked).await, (ours, false), "{asked:?}");
     }
+    assert_eq!(listing_at(&c, &s, "/d%20x", allprop).await, (no_slash.0, false, no_slash.2));
     // A property whose value is not the entry's alone goes to dav-server.
-    let quota = r#"<D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/></D:prop></D:propfind>"#;
+    let quota = ("any", r#"<D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/></D:prop></D:propfind>"#);
     assert!(!listing(&c, &s, quota).await.1);
     s.stop().await;
 }

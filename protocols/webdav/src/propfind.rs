@@ -7,10 +7,11 @@
 //! Only the plain cases come here: an empty body or `<allprop/>` alone (rclone's, but for its
 //! ownCloud and Nextcloud vendors), or `<prop>` naming properties whose values come from the
 //! entry alone, in any namespace and form (rclone's other bodies, davfs2's in neon's form
-//! with Apache's `executable`, `D:`-prefixed ones), not quota, the principal or Microsoft's;
-//! a folder; no lock in the store (so every `lockdiscovery` is empty); no dead property on
-//! any entry; and not a Microsoft client (dav-server gives those other properties). Anything
-//! else goes to dav-server, which answers it as before.
+//! with Apache's `executable`, `D:`-prefixed ones, Microsoft's), not quota or the principal;
+//! a folder; no lock in the store (so every `lockdiscovery` is empty); and no dead property
+//! on any entry. A client whose User-Agent names Microsoft gets Microsoft's properties with
+//! `allprop`, as from dav-server. Anything else goes to dav-server, which answers it as
+//! before.
 
 use std::fmt::Write as _;
 
@@ -39,11 +40,17 @@ enum Live {
         decls: String,
     },
     SupportedLock,
+    /// Microsoft's `Win32CreationTime`, `Win32FileAttributes` and `Win32LastModifiedTime`
+    /// (`Win32LastAccessTime` has no value here: no access time is kept).
+    Win32Created,
+    Win32Attributes,
+    Win32Modified,
     /// A property dav-server has no value for on the entries answered here, which it leaves
     /// out (no 404 propstat): `displayname` and `getcontentlanguage` and those of other
-    /// namespaces are looked up as dead properties (none is stored on these entries), DAV
-    /// names it does not know and Apache's `executable` (davfs2 asks for it; no file here has
-    /// that bit) have none.
+    /// namespaces are looked up as dead properties (none is stored on these entries); DAV
+    /// names it does not know have none, nor Apache's `executable` (davfs2 asks for it),
+    /// which the WebDAV file system's metadata does not implement (if it did, this would be
+    /// its value).
     Unset,
 }
 
@@ -58,16 +65,18 @@ struct Asked {
 }
 
 const DAV: &str = "DAV:";
+const MICROSOFT: &str = "urn:schemas-microsoft-com:";
 /// The namespaces dav-server gives a prefix of its own on the answer's root.
 const KNOWN: [(&str, &str); 4] = [
     ("A", "http://apache.org/dav/props/"),
-    ("Z", "urn:schemas-microsoft-com:"),
+    ("Z", MICROSOFT),
     ("nc", "http://nextcloud.org/ns"),
     ("oc", "http://owncloud.org/ns"),
 ];
 
-/// dav-server's `allprop`, in its order.
-fn allprop() -> Asked {
+/// dav-server's `allprop`, in its order; for a Microsoft client (Windows' mini-redirector
+/// asks `allprop`), with Microsoft's properties.
+fn allprop(microsoft: bool) -> Asked {
     let props = vec![
         Live::CreationDate,
         Live::ContentLength,
@@ -78,13 +87,19 @@ fn allprop() -> Asked {
         Live::ResourceType { name: "D:resourcetype".into(), decls: String::new() },
         Live::SupportedLock,
     ];
-    Asked { props, root: vec![("D", DAV)] }
+    if !microsoft {
+        return Asked { props, root: vec![("D", DAV)] };
+    }
+    let mut props = props;
+    props.extend([Live::Win32Created, Live::Win32Attributes, Live::Win32Modified]);
+    Asked { props, root: vec![("D", DAV), ("Z", MICROSOFT)] }
 }
 
-/// What a PROPFIND body asks for, if it is one answered here.
-fn plain_request(body: &[u8]) -> Option<Asked> {
+/// What a PROPFIND body asks for, if it is one answered here (`microsoft`: whether the
+/// client's User-Agent names Microsoft, as dav-server asks).
+fn plain_request(body: &[u8], microsoft: bool) -> Option<Asked> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Some(allprop());
+        return Some(allprop(microsoft));
     }
     let root = xmltree::Element::parse(body).ok()?;
     let dav = |e: &xmltree::Element| e.namespace.as_deref() == Some(DAV);
@@ -94,7 +109,7 @@ fn plain_request(body: &[u8]) -> Option<Asked> {
     }
     let what = children[0];
     match what.name.as_str() {
-        "allprop" if elements(what).is_empty() => Some(allprop()),
+        "allprop" if elements(what).is_empty() => Some(allprop(microsoft)),
         "prop" => {
             let asked = elements(what);
             let mut root = vec![("D", DAV)];
@@ -117,15 +132,23 @@ fn elements(e: &xmltree::Element) -> Vec<&xmltree::Element> {
 
 /// One property asked for, if dav-server would write it as this module does (`root`: the
 /// namespaces declared on the answer's root). Those with a value that depends on more than
-/// the entry (quota, the principal) or Microsoft's (values of their own) are dav-server's.
+/// the entry (quota, the principal) are dav-server's.
 fn property(e: &xmltree::Element, root: &[(&str, &str)]) -> Option<Live> {
-    let bare = e.attributes.is_empty() && e.children.iter().all(|c| c.as_text().is_some_and(|t| t.trim().is_empty()));
-    if !bare {
+    // No content at all: xmltree drops XML whitespace, and dav-server writes back any other
+    // text of `resourcetype` (a no-break space, say).
+    if !e.attributes.is_empty() || !e.children.is_empty() {
         return None;
     }
     match e.namespace.as_deref() {
         Some(DAV) => {}
-        Some("urn:schemas-microsoft-com:") => return None,
+        Some(MICROSOFT) => {
+            return Some(match e.name.as_str() {
+                "Win32CreationTime" => Live::Win32Created,
+                "Win32FileAttributes" => Live::Win32Attributes,
+                "Win32LastModifiedTime" => Live::Win32Modified,
+                _ => Live::Unset,
+            });
+        }
         _ => return Some(Live::Unset),
     }
     Some(match e.name.as_str() {
@@ -147,8 +170,8 @@ fn property(e: &xmltree::Element, root: &[(&str, &str)]) -> Option<Live> {
                 if matches!(p.as_str(), "xml" | "xmlns") || (p.is_empty() && u.is_empty()) || declared {
                     continue;
                 }
-                // Written as they came: nothing here to escape, or dav-server's answer.
-                if u.contains(['&', '<', '>', '"']) {
+                // Written as they came: nothing here that xml-rs escapes in an attribute.
+                if u.contains(['&', '<', '>', '"', '\'', '\n', '\r']) {
                     return None;
                 }
                 match p.as_str() {
@@ -199,8 +222,9 @@ fn guessed_type(name: &str) -> &'static str {
 }
 
 /// One entry's `<D:response>`: its properties in `props`' order, as dav-server writes them
-/// (one 200 propstat of those it has, none when it has none).
-fn push_response(out: &mut String, href: &str, item: &Item, props: &[Live]) {
+/// (one 200 propstat of those it has, none when it has none). `name`: the last segment of
+/// the entry's path (a leading dot makes it hidden for Windows).
+fn push_response(out: &mut String, href: &str, name: &str, item: &Item, props: &[Live]) {
     out.push_str("<D:response><D:href>");
     push_href(out, href);
     out.push_str("</D:href>");
@@ -249,6 +273,23 @@ fn push_response(out: &mut String, href: &str, item: &Item, props: &[Live]) {
                 let _ = write!(out, "<{name}{decls}>{inner}</{name}>");
             }
             Live::SupportedLock => out.push_str(SUPPORTED_LOCK),
+            Live::Win32Created => {
+                let _ =
+                    write!(out, "<Z:Win32CreationTime>{}</Z:Win32CreationTime>", davit_http::http_date(item.created));
+            }
+            Live::Win32Attributes => {
+                // dav-server's: hidden for a leading dot, then directory or archive.
+                let hidden = if name.starts_with('.') { 0x2 } else { 0 };
+                let kind = if item.is_folder() { 0x10 } else { 0x20 };
+                let _ = write!(out, "<Z:Win32FileAttributes>{:08x}</Z:Win32FileAttributes>", hidden | kind);
+            }
+            Live::Win32Modified => {
+                let _ = write!(
+                    out,
+                    "<Z:Win32LastModifiedTime>{}</Z:Win32LastModifiedTime>",
+                    davit_http::http_date(item.modified)
+                );
+            }
             Live::Unset => {}
         }
     }
@@ -269,10 +310,8 @@ impl WebDav {
         body: &[u8],
         user_agent: Option<&str>,
     ) -> Option<Response<Body>> {
-        if user_agent.is_some_and(|ua| ua.contains("Microsoft")) {
-            return None;
-        }
-        let Asked { props, root } = plain_request(body)?;
+        let microsoft = user_agent.is_some_and(|ua| ua.contains("Microsoft"));
+        let Asked { props, root } = plain_request(body, microsoft)?;
         if self.storage.any_locks().await.unwrap_or(true) {
             return None;
         }
@@ -284,7 +323,9 @@ impl WebDav {
             let _ = write!(out, " xmlns:{prefix}=\"{uri}\"");
         }
         out.push('>');
-        push_response(&mut out, &format!("{base}/"), &folder, &props);
+        let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        let folder_href = format!("{base}/");
+        push_response(&mut out, &folder_href, name, &folder, &props);
         let mut after = None;
         let mut href = String::new();
         // Pages of a thousand, each one read: bounded by the folder's size.
@@ -303,7 +344,7 @@ impl WebDav {
                 if item.is_folder() {
                     href.push('/');
                 }
-                push_response(&mut out, &href, item, &props);
+                push_response(&mut out, &href, &item.name, item, &props);
             }
             if done {
                 break;
@@ -319,6 +360,12 @@ impl WebDav {
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
         h.insert(header::CONTENT_LENGTH, len);
+        if !path.ends_with('/') {
+            // As dav-server does when a folder is asked for without its slash.
+            let mut location = String::new();
+            push_href(&mut location, &folder_href);
+            h.insert(header::CONTENT_LOCATION, HeaderValue::from_str(&location).ok()?);
+        }
         Some(r)
     }
 }
@@ -344,17 +391,20 @@ mod tests {
     }
 
     fn props(body: &str) -> Option<Vec<Live>> {
-        plain_request(body.as_bytes()).map(|a| a.props)
+        plain_request(body.as_bytes(), false).map(|a| a.props)
     }
 
     /// Which bodies are answered here, and what dav-server would write of each property.
     /// tests/webdav.rs compares the answers to dav-server's, byte for byte.
     #[test]
     fn plain_requests() {
-        let all = Some(allprop());
-        assert_eq!(plain_request(b""), all);
-        assert_eq!(plain_request(br#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#), all);
-        assert_eq!(plain_request(br#"<propfind xmlns="DAV:"> <allprop/> </propfind>"#), all);
+        let all = Some(allprop(false));
+        assert_eq!(plain_request(b"", false), all);
+        assert_eq!(
+            plain_request(br#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#, false),
+            all
+        );
+        assert_eq!(plain_request(br#"<propfind xmlns="DAV:"> <allprop/> </propfind>"#, false), all);
         assert_eq!(
             props(
                 r#"<D:propfind xmlns:D="DAV:"><D:prop> <D:getetag/><D:resourcetype/><D:displayname/></D:prop></D:propfind>"#
@@ -365,6 +415,7 @@ mod tests {
         // Apache's namespace on the answer's root.
         let davfs2 = plain_request(
             br#"<propfind xmlns="DAV:"><prop><getetag xmlns="DAV:"/><resourcetype xmlns="DAV:"/><executable xmlns="http://apache.org/dav/props/"/></prop></propfind>"#,
+            false,
         )
         .unwrap();
         assert_eq!(davfs2.props, vec![Live::Etag, rt("resourcetype", r#" xmlns="DAV:""#), Live::Unset]);
@@ -373,6 +424,7 @@ mod tests {
         // namespaces the answer's root does not declare written again on `resourcetype`.
         let rclone = plain_request(
             br#"<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns"><d:prop><d:displayname /><d:resourcetype /><oc:checksums /></d:prop></d:propfind>"#,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -396,13 +448,27 @@ mod tests {
             ])
         );
         assert_eq!(props(r#"<D:propfind xmlns:D="DAV:"><D:prop/></D:propfind>"#), Some(vec![]));
+        // Windows' mini-redirector asks `allprop`: dav-server adds Microsoft's properties for a
+        // User-Agent that names Microsoft; asked by name, they are for anyone.
+        let windows = plain_request(b"", true).unwrap();
+        assert_eq!(windows.props[8..], [Live::Win32Created, Live::Win32Attributes, Live::Win32Modified]);
+        assert_eq!(windows.root, vec![("D", DAV), ("Z", MICROSOFT)]);
+        assert_eq!(plain_request(br#"<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#, true), Some(windows));
+        assert_eq!(
+            props(
+                r#"<D:propfind xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:prop><Z:Win32FileAttributes/><Z:Win32LastAccessTime/><Z:Win32CreationTime/></D:prop></D:propfind>"#
+            ),
+            Some(vec![Live::Win32Attributes, Live::Unset, Live::Win32Created])
+        );
         for other in [
-            // Values of their own (quota, the principal, Microsoft's), a property with content,
+            // Values not the entry's alone (quota, the principal), a property with content,
             // anything but one `prop` or `allprop`: dav-server's.
             r#"<D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/></D:prop></D:propfind>"#,
             r#"<D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/></D:prop></D:propfind>"#,
-            r#"<D:propfind xmlns:D="DAV:"><D:prop><Z:Win32FileAttributes xmlns:Z="urn:schemas-microsoft-com:"/></D:prop></D:propfind>"#,
             r#"<D:propfind xmlns:D="DAV:"><D:prop><D:getetag>x</D:getetag></D:prop></D:propfind>"#,
+            "<D:propfind xmlns:D=\"DAV:\"><D:prop><D:resourcetype>\u{a0}</D:resourcetype></D:prop></D:propfind>",
+            r#"<D:propfind xmlns:D="DAV:" xmlns:x="it's"><D:prop><D:resourcetype/></D:prop></D:propfind>"#,
+            "<D:propfind xmlns:D=\"DAV:\" xmlns:x=\"a&#10;b\"><D:prop><D:resourcetype/></D:prop></D:propfind>",
             r#"<D:propfind xmlns:D="DAV:"><D:allprop/><D:include><D:x/></D:include></D:propfind>"#,
             r#"<D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>"#,
             "<not xml",
