@@ -379,6 +379,8 @@ async fn allprop_listing_is_the_same_as_dav_servers() {
     }
     assert_eq!(named[8].matches("<D:getcontentlength>").count(), 5, "files have lengths, folders none: {}", named[8]);
     assert_eq!(named[8].matches("<D:getetag>").count(), 7, "{}", named[8]);
+    let blank = dav(&c, &s, "PROPFIND", "/d%20x/").header("Depth", "1").body(" \n").send().await.unwrap();
+    assert_eq!(blank.status(), 400, "whitespace is not XML");
     // Asked without its slash, the folder's answer names its URL (Content-Location).
     let no_slash = listing_at(&c, &s, "/d%20x", allprop).await;
     assert_eq!((no_slash.1, no_slash.2.as_deref()), (true, Some("/dav/d%20x/")));
@@ -395,6 +397,9 @@ async fn allprop_listing_is_the_same_as_dav_servers() {
         assert_eq!(listing(&c, &s, asked).await, (ours, false), "{asked:?}");
     }
     assert_eq!(listing_at(&c, &s, "/d%20x", allprop).await, (no_slash.0, false, no_slash.2));
+    // A body of whitespace is not XML: refused, as dav-server does, lock or not.
+    let blank = dav(&c, &s, "PROPFIND", "/d%20x/").header("Depth", "1").body(" \n").send().await.unwrap();
+    assert_eq!(blank.status(), 400);
     // A property whose value is not the entry's alone goes to dav-server.
     let quota = ("any", r#"<D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/></D:prop></D:propfind>"#);
     assert!(!listing(&c, &s, quota).await.1);
