@@ -22,13 +22,16 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     b.create(path)
 }
 
-/// Creates the one private folder `path`, whose parent must exist: unlike
-/// [`create_private_dir`], says whether it was there already (`AlreadyExists`).
+/// Creates the one private folder `path` unless it is there: unlike [`create_private_dir`],
+/// its parent must exist (`NotFound` otherwise), so a caller knows what it made.
 pub fn make_private_dir(path: &Path) -> io::Result<()> {
     let mut b = fs::DirBuilder::new();
     #[cfg(unix)]
     b.mode(DIR_MODE);
-    b.create(path)
+    match b.create(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
+    }
 }
 
 /// Removes group and other bits from `path` if it has any; returns the mode it had when it

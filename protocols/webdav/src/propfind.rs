@@ -77,7 +77,7 @@ const KNOWN: [(&str, &str); 4] = [
 /// dav-server's `allprop`, in its order; for a Microsoft client (Windows' mini-redirector
 /// asks `allprop`), with Microsoft's properties.
 fn allprop(microsoft: bool) -> Asked {
-    let props = vec![
+    let mut props = vec![
         Live::CreationDate,
         Live::ContentLength,
         Live::ContentType,
@@ -87,12 +87,12 @@ fn allprop(microsoft: bool) -> Asked {
         Live::ResourceType { name: "D:resourcetype".into(), decls: String::new() },
         Live::SupportedLock,
     ];
-    if !microsoft {
-        return Asked { props, root: vec![("D", DAV)] };
+    let mut root = vec![("D", DAV)];
+    if microsoft {
+        props.extend([Live::Win32Created, Live::Win32Attributes, Live::Win32Modified]);
+        root.push(("Z", MICROSOFT));
     }
-    let mut props = props;
-    props.extend([Live::Win32Created, Live::Win32Attributes, Live::Win32Modified]);
-    Asked { props, root: vec![("D", DAV), ("Z", MICROSOFT)] }
+    Asked { props, root }
 }
 
 /// What a PROPFIND body asks for, if it is one answered here (`microsoft`: whether the

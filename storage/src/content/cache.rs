@@ -11,7 +11,7 @@
 //! authentication and a second read. Files are still written to a temp name and renamed, so
 //! a reader never sees a half-written one in normal running.
 //!
-//! Fills skip the page cache (O_DIRECT, `chunks::write_direct_unsynced`): `perf record` of a
+//! Fills skip the page cache (O_DIRECT, `chunks::DirectWrites`, unsynced): `perf record` of a
 //! node during a 1 GiB GET from a 3-node Garage put 34% of its CPU in the kernel's copy into
 //! the page cache for the fill. Measured (`BENCH_MIB=1024 tests/bench/cluster.sh`, the two
 //! builds alternated, 2 runs each): davit CPU of the GET 3.5, 3.6 -> 1.9, 2.1 s, the GET
@@ -34,8 +34,8 @@ pub struct CachedBackend<B> {
     tmp: PathBuf,
     max_bytes: u64,
     lru: Mutex<Lru>,
-    /// Whether fills skip the page cache (O_DIRECT; off when the file system refuses it).
-    direct: std::sync::atomic::AtomicBool,
+    /// Fills skip the page cache while the file system allows it.
+    direct: crate::content::chunks::DirectWrites,
 }
 
 /// Which chunks are cached, and in which order they were last used.
@@ -103,7 +103,8 @@ impl<B: ChunkBackend> CachedBackend<B> {
         for entry in fs::read_dir(&tmp)? {
             let _ = fs::remove_file(entry?.path());
         }
-        let cache = CachedBackend { inner, root, tmp, max_bytes, lru: Mutex::new(Lru::default()), direct: true.into() };
+        let cache =
+            CachedBackend { inner, root, tmp, max_bytes, lru: Mutex::new(Lru::default()), direct: Default::default() };
         let mut found = Vec::new();
         for dir in fs::read_dir(&cache.root)? {
             let dir = dir?;
@@ -195,18 +196,7 @@ impl<B: ChunkBackend> CachedBackend<B> {
         let dest = self.path_of(id);
         let tmp_path = self.tmp.join(random_string(b"0123456789abcdef", 24));
         let written = (|| {
-            use std::sync::atomic::Ordering::Relaxed;
-            let direct = self.direct.load(Relaxed)
-                && match crate::content::chunks::write_direct_unsynced(&tmp_path, sealed) {
-                    Ok(_) => true,
-                    // A file system without O_DIRECT (tmpfs): through the page cache from now on.
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                        self.direct.store(false, Relaxed);
-                        false
-                    }
-                    Err(e) => return Err(e),
-                };
-            if !direct {
+            if self.direct.write(&tmp_path, sealed)?.is_none() {
                 let mut f = crate::perms::create_private_file(&tmp_path)?;
                 f.write_all(sealed)?;
             }

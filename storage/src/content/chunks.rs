@@ -73,8 +73,7 @@ pub(crate) fn store_failure(what: std::fmt::Arguments<'_>, e: io::Error) -> Erro
 pub struct LocalDir {
     root: PathBuf,
     tmp: PathBuf,
-    /// Cleared when the file system refuses O_DIRECT, so that it is not asked again.
-    direct: std::sync::atomic::AtomicBool,
+    direct: DirectWrites,
     /// The second-level folders whose entry in their parent this process has synced, one bit
     /// each (65,536): see `store`.
     synced_dirs: Vec<std::sync::atomic::AtomicU64>,
@@ -90,11 +89,7 @@ pub struct LocalDir {
 fn make_first_level(root: &Path) -> io::Result<()> {
     for i in 0..=255u8 {
         let dir = root.join(hex::encode([i]));
-        match crate::perms::make_private_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        crate::perms::make_private_dir(&dir)?;
     }
     // Synced at every open, not only when a folder was made: an open that died after making
     // some would leave them unsynced, and the next would find them all there.
@@ -117,7 +112,7 @@ impl LocalDir {
             let _ = fs::remove_file(entry?.path());
         }
         let synced_dirs = (0..65_536 / 64).map(|_| Default::default()).collect();
-        Ok(LocalDir { root, tmp, direct: true.into(), synced_dirs })
+        Ok(LocalDir { root, tmp, direct: DirectWrites::default(), synced_dirs })
     }
 
     fn path_of(&self, id: &ChunkId) -> PathBuf {
@@ -160,24 +155,22 @@ pub(crate) const DIRECT_ALIGN: usize = 4096;
 /// Bytes written by one O_DIRECT call from an aligned copy (a multiple of `DIRECT_ALIGN`).
 const DIRECT_PIECE: usize = 1024 * 1024;
 
-/// Writes `data` to a new private file at `path` with O_DIRECT, then fdatasyncs it: for
-/// writes short of CPU (see `ChunkBackend::put_uncached`). Its whole blocks go past the page
+/// Writes `data` to a new private file at `path` with O_DIRECT: for writes short of CPU (see
+/// `ChunkBackend::put_uncached`) and the read cache's fills. Its whole blocks go past the page
 /// cache, read where they are when `data` starts at a `DIRECT_ALIGN` boundary (the chunks of
 /// `ingest` do), else copied a piece at a time into an aligned buffer; the last partial block,
-/// if any, goes through the page cache, and the sync makes both durable with the size.
+/// if any, goes through the page cache, and a sync by the caller makes both durable with the
+/// size.
 ///
 /// Why not as before (every chunk copied into a zeroed aligned buffer, its last block padded
 /// with zeros and the file cut back to its length): the copy and the zeroing were about 5% of
 /// an S3 PUT's CPU (`perf record`, memmove and memset), and cutting a file back reads its last
 /// block from the disk on ext4 (to zero the tail of a block that is not cached), one more
 /// read and wait per chunk.
-fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
-    write_direct_unsynced(path, data)?.sync_data()
-}
-
-/// [`write_direct`] without the sync, for a file a crash may lose (the read cache's): its
-/// whole blocks are on the device when this returns, its tail in the page cache.
-pub(crate) fn write_direct_unsynced(path: &Path, data: &[u8]) -> io::Result<File> {
+///
+/// Not synced here: the chunk store syncs it, the read cache (whose files a crash may lose)
+/// does not; its whole blocks are on the device when this returns, its tail in the page cache.
+fn write_direct(path: &Path, data: &[u8]) -> io::Result<File> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -217,6 +210,38 @@ pub(crate) fn write_direct_unsynced(path: &Path, data: &[u8]) -> io::Result<File
     }
 }
 
+/// Whether O_DIRECT writes are still tried: the file system's first refusal turns them off
+/// for good, so that it is not asked again. Shared by the chunk store and the read cache.
+pub(crate) struct DirectWrites(std::sync::atomic::AtomicBool);
+
+impl Default for DirectWrites {
+    fn default() -> Self {
+        DirectWrites(true.into())
+    }
+}
+
+impl DirectWrites {
+    /// The new file at `path` holding `data`, written past the page cache ([`write_direct`]);
+    /// `None` if the file system does not allow it, for the caller to write the same bytes
+    /// through the page cache (over whatever this left at `path`).
+    pub(crate) fn write(&self, path: &Path, data: &[u8]) -> io::Result<Option<File>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.0.load(Relaxed) {
+            return Ok(None);
+        }
+        match write_direct(path, data) {
+            Ok(f) => Ok(Some(f)),
+            // A file system without O_DIRECT (tmpfs) refuses it when the file is opened or
+            // first written.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                self.0.store(false, Relaxed);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Removes its temp file unless the write completed.
 struct TempFile(Option<PathBuf>);
 
@@ -235,21 +260,10 @@ impl LocalDir {
         let dir = dest.parent().expect("fan-out dir");
         let tmp_path = self.tmp.join(random_string(b"0123456789abcdef", 24));
         let mut guard = TempFile(Some(tmp_path.clone()));
-        use std::sync::atomic::Ordering::Relaxed;
-        let written_direct = direct && self.direct.load(Relaxed) && {
-            match write_direct(&tmp_path, sealed) {
-                Ok(()) => true,
-                // A file system without O_DIRECT (tmpfs) refuses it when the file is opened
-                // or first written: the same bytes through the page cache then, from now on.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    self.direct.store(false, Relaxed);
-                    false
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        if !written_direct {
-            write_synced(&tmp_path, sealed)?;
+        let direct_file = if direct { self.direct.write(&tmp_path, sealed)? } else { None };
+        match direct_file {
+            Some(f) => f.sync_data()?,
+            None => write_synced(&tmp_path, sealed)?,
         }
         if let Err(e) = fs::rename(&tmp_path, &dest) {
             if e.kind() != io::ErrorKind::NotFound {
@@ -259,7 +273,6 @@ impl LocalDir {
             // (removed by hand), it is made again and `chunks/` synced for it.
             match crate::perms::make_private_dir(dir) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     crate::perms::create_private_dir(dir)?;
                     File::open(&self.root)?.sync_all()?;
