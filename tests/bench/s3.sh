@@ -97,7 +97,7 @@ measure() { # NAME ENDPOINT KEY SECRET REGION BUCKET PID
   local name=$1 url=$2 key=$3 secret=$4 region=$5 b=$6 pid=$7 t0 t1 t2 put_url get_url got
   aws_conf 8
   s3c "$url" "$key" "$secret" "$region" s3 mb "s3://$b" >/dev/null 2>&1 || true
-  R[disk,$name]=$(disk_rate "$w")
+  read -r "R[disk,$name]" "R[diskcold,$name]" <<<"$(disk_rate "$w")"
   put_url=$(presign "$url" "$key" "$secret" "$region" "$b" PUT big.bin)
   get_url=$(presign "$url" "$key" "$secret" "$region" "$b" GET big.bin)
   reset_peak "$pid"
@@ -132,7 +132,7 @@ check_davit_data >/dev/null
 echo "MD5 (md-5 crate, one core, this run): $MD5_RATE MB/s"
 show() { # NAME
   local n=$1
-  echo "[$n] disk (dd conv=fdatasync, just before): ${R[disk,$n]} MB/s"
+  echo "[$n] disk (dd conv=fdatasync just before, the second of two, see tests/bench/lib/peers.sh): ${R[disk,$n]} MB/s (the first: ${R[diskcold,$n]})"
   echo "[$n] one stream ($BIG MiB, presigned, curl): PUT ${R[put,$n]} MB/s ($(ratio "${R[put,$n]}" "${R[disk,$n]}")x disk, $(ratio "${R[put,$n]}" "$MD5_RATE")x MD5), GET ${R[get,$n]} MB/s; peak RSS ${R[one-rss,$n]} MiB; server CPU of the PUT ${R[putcpu,$n]} s"
   [ "${BENCH_ONLY:-}" = big ] && return
   echo "[$n] multipart ($BIG MiB, aws cp, $C at once): 8 MiB parts ${R[mp8,$n]} MB/s, peak RSS ${R[mp8-rss,$n]} MiB; 16 MiB parts ${R[mp16,$n]} MB/s, peak RSS ${R[mp16-rss,$n]} MiB"

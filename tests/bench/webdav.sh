@@ -44,7 +44,7 @@ measure() { # NAME BASE [curl args...]
   local name=$1 base=$2 t0 t1 t2 kind body best t n
   shift 2
   local a=("$@")
-  if [ "$PEER" = 1 ]; then R[disk,$name]=$(disk_rate "$w"); fi
+  if [ "$PEER" = 1 ]; then read -r "R[disk,$name]" "R[diskcold,$name]" <<<"$(disk_rate "$w")"; fi
   local c0 c1
   [ "$name" = davit ] && c0=$(server_cpu)
   t0=$(now); curl -sS -f "${a[@]}" -T "$w/big" "$base/big.bin" -o /dev/null; t1=$(now)
@@ -52,7 +52,7 @@ measure() { # NAME BASE [curl args...]
   curl -sS -f "${a[@]}" "$base/big.bin" -o /dev/null; t2=$(now)
   R[put,$name]=$(rate "$MB" "$t0" "$t1"); R[get,$name]=$(rate "$MB" "$t1" "$t2")
   if [ -n "$REST" ]; then
-    R[rdisk,$name]=$(disk_rate "$w")
+    read -r "R[rdisk,$name]" "R[rdiskcold,$name]" <<<"$(disk_rate "$w")"
     c0=$(server_cpu)
     t0=$(now); curl -sS -f "${a[@]}" -T "$w/big2" "$REST/big-rest.bin" -o /dev/null; t1=$(now)
     c1=$(server_cpu); R[rputcpu,$name]=$(python3 -c "print(f'{$c1 - $c0:.2f}')")
@@ -143,7 +143,7 @@ row() { # label key unit rate|time|size
 printf '%-40s %12s %12s   %s\n' "figure (MB = 10^6 B)" davit nginx ratio
 row "$BIG MiB PUT, one stream" put MB/s rate
 row "$BIG MiB GET, one stream" get MB/s rate
-printf '%-40s %12s %12s   %s\n' "$BIG MiB PUT over REST, one stream" "${R[rput,davit]} MB/s" "-" "$(ratio "${R[rput,davit]}" "${R[rdisk,davit]}")x the disk (${R[rdisk,davit]} MB/s just before)"
+printf '%-40s %12s %12s   %s\n' "$BIG MiB PUT over REST, one stream" "${R[rput,davit]} MB/s" "-" "$(ratio "${R[rput,davit]}" "${R[rdisk,davit]}")x the disk (${R[rdisk,davit]} MB/s just before; ${R[rdiskcold,davit]} the first time)"
 if [ "${BENCH_ONLY:-}" != big ]; then
   row "4 KiB PUT x $N, concurrency $C" sput /s rate
   row "4 KiB GET x $N, concurrency $C" sget /s rate
@@ -155,7 +155,7 @@ if [ "${BENCH_ONLY:-}" != big ]; then
   row "DELETE of the $F-file folder" delete s time
 fi
 row "peak RSS" rss MiB size
-echo "disk, dd bs=1M count=1024 conv=fdatasync: ${R[disk,davit]} MB/s before davit's PUT, ${R[disk,nginx]} MB/s before nginx's"
+echo "disk, dd bs=1M count=1024 conv=fdatasync, the second of two (see tests/bench/lib/peers.sh): ${R[disk,davit]} MB/s before davit's PUT (the first: ${R[diskcold,davit]}), ${R[disk,nginx]} MB/s before nginx's (the first: ${R[diskcold,nginx]})"
 echo "davit PUT / disk (same moment): $(ratio "${R[put,davit]}" "${R[disk,davit]}")x; nginx PUT / disk: $(ratio "${R[put,nginx]}" "${R[disk,nginx]}")x"
 echo "server CPU of davit's large PUT: ${R[putcpu,davit]} s over WebDAV, ${R[rputcpu,davit]} s over REST; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 [ "${BENCH_ONLY:-}" = big ] || echo "PROPFIND responses: davit ${R[pfallprop-n,davit]}, nginx ${R[pfallprop-n,nginx]}"
