@@ -92,7 +92,6 @@ nginx_stop() {
 }
 
 disk_rate() { # DIR
-  local f=$1/dd-probe out first second
   # Twice, both printed ("SECOND FIRST"): this VM hands free memory back to its host (free
   # page reporting, about a second after it is freed), and the first write into such memory
   # pays the host's page faults. Measured here within a minute: 318-366 MB/s into memory
@@ -100,18 +99,19 @@ disk_rate() { # DIR
   # after a pause of 1-3 s. The second is the disk's own rate and the one ratios use; the
   # first is what a write as long as the server's PUT (1.5-2.5 s, long enough for the pages
   # the probe freed to be handed back) meets. The server's CPU per GiB tells which it met.
-  out=$(LC_ALL=C dd if=/dev/zero of="$f" bs=1M count=1024 conv=fdatasync 2>&1) || { rm -f "$f"; echo "- -"; return; }
-  rm -f "$f"
-  first=$(dd_rate <<<"$out")
-  out=$(LC_ALL=C dd if=/dev/zero of="$f" bs=1M count=1024 conv=fdatasync 2>&1) || { rm -f "$f"; echo "- $first"; return; }
-  rm -f "$f"
-  second=$(dd_rate <<<"$out")
-  echo "$second $first"
+  local first second
+  first=$(dd_probe "$1/dd-probe")
+  second=$(dd_probe "$1/dd-probe")
+  echo "${second:--} ${first:--}"
 }
 
-# "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 1.53 s, 702 MB/s": bytes over seconds.
-dd_rate() {
-  awk '/bytes/ && /copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") printf "%.1f", $1 / $(i - 1) / 1e6 }'
+# One `dd` of 1 GiB into FILE, removed after: its MB/s, or nothing if it failed.
+dd_probe() { # FILE
+  local out
+  out=$(LC_ALL=C dd if=/dev/zero of="$1" bs=1M count=1024 conv=fdatasync 2>&1) || { rm -f "$1"; return; }
+  rm -f "$1"
+  # "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 1.53 s, 702 MB/s": bytes over seconds.
+  awk '/bytes/ && /copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") printf "%.1f", $1 / $(i - 1) / 1e6 }' <<<"$out"
 }
 
 ratio() { # A B
