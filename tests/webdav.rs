@@ -355,7 +355,7 @@ const ASKED: [(&str, &str); 12] = [
 /// itself (for speed): it is byte for byte what dav-server answers, which it still does when
 /// a lock exists.
 #[tokio::test]
-async fn allprop_listing_is_the_same_as_dav_servers() {
+async fn plain_listings_are_the_same_as_dav_servers() {
     let s = support::start(Options::default()).await;
     let c = support::client();
     assert_eq!(dav(&c, &s, "MKCOL", "/d%20x").send().await.unwrap().status(), 201);

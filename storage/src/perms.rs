@@ -23,7 +23,8 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Creates the one private folder `path` unless it is there: unlike [`create_private_dir`],
-/// its parent must exist (`NotFound` otherwise), so a caller knows what it made.
+/// its parent must exist (`NotFound` otherwise), so a caller learns that a level above is
+/// missing (and must make it, and make its entry durable, itself).
 pub fn make_private_dir(path: &Path) -> io::Result<()> {
     let mut b = fs::DirBuilder::new();
     #[cfg(unix)]

@@ -230,6 +230,8 @@ fn push_response(out: &mut String, href: &str, name: &str, item: &Item, props: &
     push_href(out, href);
     out.push_str("</D:href>");
     let mut any = false;
+    // Windows' listing has it twice (`getlastmodified`, `Win32LastModifiedTime`): formatted once.
+    let mut modified = None;
     for p in props {
         let has = match p {
             Live::ContentLength => !item.is_folder(),
@@ -265,7 +267,7 @@ fn push_response(out: &mut String, href: &str, name: &str, item: &Item, props: &
             }
             Live::LastModified => {
                 out.push_str("<D:getlastmodified>");
-                out.push_str(&davit_http::http_date(item.modified));
+                out.push_str(modified.get_or_insert_with(|| davit_http::http_date(item.modified)));
                 out.push_str("</D:getlastmodified>");
             }
             Live::LockDiscovery => out.push_str("<D:lockdiscovery></D:lockdiscovery>"),
@@ -285,11 +287,9 @@ fn push_response(out: &mut String, href: &str, name: &str, item: &Item, props: &
                 let _ = write!(out, "<Z:Win32FileAttributes>{:08x}</Z:Win32FileAttributes>", hidden | kind);
             }
             Live::Win32Modified => {
-                let _ = write!(
-                    out,
-                    "<Z:Win32LastModifiedTime>{}</Z:Win32LastModifiedTime>",
-                    davit_http::http_date(item.modified)
-                );
+                out.push_str("<Z:Win32LastModifiedTime>");
+                out.push_str(modified.get_or_insert_with(|| davit_http::http_date(item.modified)));
+                out.push_str("</Z:Win32LastModifiedTime>");
             }
             Live::Unset => {}
         }
