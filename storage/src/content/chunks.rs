@@ -270,12 +270,15 @@ impl LocalDir {
                 return Err(e);
             }
             // The first level was made (and synced) at open; if its folder is gone since
-            // (removed by hand), it is made again and `chunks/` synced for it.
+            // (removed by hand), it is made again, with `chunks/` synced for it and the new
+            // folder for the second: this process may have marked that one synced before.
             match crate::perms::make_private_dir(dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     crate::perms::create_private_dir(dir)?;
-                    File::open(&self.root)?.sync_all()?;
+                    for made in [dir.parent().expect("fan-out parent"), &self.root] {
+                        File::open(made)?.sync_all()?;
+                    }
                 }
                 Err(e) => return Err(e),
             }
