@@ -306,13 +306,16 @@ fn a_live_backup_while_writes_continue_restores_every_file_it_began_with() {
     assert!(!ok && err.contains("absolute"), "{err}");
     assert!(p.terminate().success());
 
-    // The restore: a new folder, verified, that opens with the same master key.
+    // The restore: a new folder, verified, that opens with the same master key; the backup
+    // is only read (not a byte of it changes).
     let key = data.join("master.key");
     let key = key.to_str().unwrap();
     let restored_s = restored.to_str().unwrap();
+    let backup_before = files_under(&backup);
     let (ok, out, err) =
         davit(&["admin", "--data-dir", restored_s, "--master-key-file", key, "restore", "--from", to], &[], "");
     assert!(ok && out.contains("verified"), "{out}{err}");
+    assert_eq!(files_under(&backup), backup_before, "the restore changed the backup");
     let (ok, out, err) = davit(&["admin", "--data-dir", restored_s, "--master-key-file", key, "check"], &[], "");
     assert!(ok && out.contains("consistent"), "{out}{err}");
     let (ok, _, err) =

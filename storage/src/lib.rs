@@ -122,6 +122,11 @@ pub struct StorageConfig {
     /// command does not, as it cannot know the `--trash-days` the server was given (by flag
     /// or environment) and would otherwise remove what the server still keeps.
     pub trash_collect: bool,
+    /// Opened only to be copied out of (`ops::restore`): no chunk is written or deleted, and
+    /// nothing runs in the background (sweeps, collection, expiry, deleted folders). What the
+    /// source's own server would have finished, the copy's finishes. Its database is still
+    /// opened for writing (an older format is migrated): give it a copy.
+    pub copy_source: bool,
 }
 
 /// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
@@ -137,7 +142,17 @@ pub enum ChunkStore {
 
 impl ChunkStore {
     /// The backend the configuration names, ready for use (the bucket checked or created).
-    fn open(&self, data_dir: &Path) -> Result<Arc<dyn ChunkBackend>> {
+    /// The store of `data_dir`; as a copy's source (see `StorageConfig::copy_source`), a
+    /// local folder is taken as it is (nothing made, synced or swept) and every write or
+    /// delete is refused.
+    fn open(&self, data_dir: &Path, copy_source: bool) -> Result<Arc<dyn ChunkBackend>> {
+        if copy_source {
+            let inner: Arc<dyn ChunkBackend> = match self {
+                ChunkStore::Local => Arc::new(LocalDir::as_source(data_dir)),
+                other => other.open(data_dir, false)?,
+            };
+            return Ok(Arc::new(chunks::ReadOnly(inner)));
+        }
         Ok(match self {
             ChunkStore::Local => Arc::new(LocalDir::open(data_dir)?),
             ChunkStore::S3(c) if c.cache_bytes == 0 => Arc::new(content::s3::S3Chunks::open(c)?),
@@ -179,6 +194,7 @@ impl StorageConfig {
             trash_days: trash::DEFAULT_TRASH_DAYS,
             trash_day: Duration::from_secs(24 * 3600),
             trash_collect: true,
+            copy_source: false,
         }
     }
 }
@@ -235,7 +251,7 @@ impl Storage {
                 let _ = freed_tx.send(ids);
             })?;
         let master = load_master_key(&config, fresh)?;
-        let backend = config.chunks.open(&config.data_dir)?;
+        let backend = config.chunks.open(&config.data_dir, config.copy_source)?;
         let pins = Arc::new(Pins::default());
 
         // Folders made before this davit may hold secrets others could read.
@@ -263,7 +279,7 @@ impl Storage {
 
         // With several nodes, files no row names may be another node's upload in progress:
         // only the grace collector, started below, may delete them.
-        if config.chunk_grace.is_none() {
+        if config.chunk_grace.is_none() && !config.copy_source {
             let swept = chunks::sweep(&db, backend.as_ref(), &pins)?;
             if swept > 0 {
                 tracing::info!(swept, "removed chunk files no committed file references");
@@ -271,7 +287,11 @@ impl Storage {
         }
         let audit = audit::Sink::open(&config.audit_log)?;
         let trash_keep = config.trash_collect.then(|| config.trash_day * config.trash_days);
-        let detached = tree::detach::Sweeper::start(db.clone(), collector.clone(), trash_keep, config.trash_day)?;
+        let detached = if config.copy_source {
+            tree::detach::Sweeper::idle()
+        } else {
+            tree::detach::Sweeper::start(db.clone(), collector.clone(), trash_keep, config.trash_day)?
+        };
         let extras = lifecycle::ExtrasSeen::load(&db)?;
         let core = Arc::new(Core {
             extras,
@@ -292,6 +312,9 @@ impl Storage {
             streams: Default::default(),
             jwt_key,
         });
+        if core.config.copy_source {
+            return Ok(Storage { core });
+        }
         match core.config.chunk_grace {
             Some(grace) => content::grace::start(&core, grace)?,
             None => start_periodic_sweep(&core),

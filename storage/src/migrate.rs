@@ -172,14 +172,17 @@ fn open_empty_target(meta: &MetaStore, dir: &Path) -> Result<Db> {
 }
 
 /// A chunk store without a read cache: the copy reads each chunk once, and the
-/// verification must read the store itself.
-fn open_backend(store: &ChunkStore, data_dir: &Path) -> Result<Arc<dyn ChunkBackend>> {
-    Ok(match store {
+/// verification must read the store itself. A copy's source (see
+/// `StorageConfig::copy_source`) is only read.
+fn open_backend(store: &ChunkStore, data_dir: &Path, copy_source: bool) -> Result<Arc<dyn ChunkBackend>> {
+    let backend: Arc<dyn ChunkBackend> = match store {
+        ChunkStore::Local if copy_source => Arc::new(LocalDir::as_source(data_dir)),
         ChunkStore::Local => Arc::new(LocalDir::open(data_dir)?),
         ChunkStore::S3(c) => {
             Arc::new(crate::content::s3::S3Chunks::open(&crate::S3ChunkConfig { cache_bytes: 0, ..c.clone() })?)
         }
-    })
+    };
+    Ok(if copy_source { Arc::new(crate::content::chunks::ReadOnly(backend)) } else { backend })
 }
 
 /// Copies every chunk the target's CHUNKS rows keep outside the database.
@@ -190,8 +193,8 @@ fn copy_chunks(
     dir: &Path,
     report: &mut MigrateReport,
 ) -> Result<()> {
-    let from = open_backend(&source.chunks, &source.data_dir)?;
-    let to = open_backend(&target.chunks, dir)?;
+    let from = open_backend(&source.chunks, &source.data_dir, source.copy_source)?;
+    let to = open_backend(&target.chunks, dir, false)?;
     let c = copy_referenced_chunks(from.as_ref(), to.as_ref(), dst)?;
     report.chunks_referenced = c.referenced;
     report.chunks_copied = c.copied;

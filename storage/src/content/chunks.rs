@@ -115,9 +115,60 @@ impl LocalDir {
         Ok(LocalDir { root, tmp, direct: DirectWrites::default(), synced_dirs })
     }
 
+    /// The chunk folder of `data_dir` as it is, only to be read (see [`ReadOnly`]): nothing
+    /// is made, synced or swept, so a folder on a read-only mount opens.
+    pub fn as_source(data_dir: &Path) -> Self {
+        let synced_dirs = (0..65_536 / 64).map(|_| Default::default()).collect();
+        LocalDir {
+            root: data_dir.join("chunks"),
+            tmp: data_dir.join("tmp"),
+            direct: DirectWrites::default(),
+            synced_dirs,
+        }
+    }
+
     fn path_of(&self, id: &ChunkId) -> PathBuf {
         let h = hex::encode(id);
         self.root.join(&h[0..2]).join(&h[2..4]).join(h)
+    }
+}
+
+/// A chunk store opened only to be read, as a copy's source (see
+/// `StorageConfig::copy_source`): every write or delete is refused, so nothing that reaches
+/// it by mistake changes the source.
+pub(crate) struct ReadOnly(pub Arc<dyn ChunkBackend>);
+
+fn refused() -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, "the source of a copy is only read")
+}
+
+impl ChunkBackend for ReadOnly {
+    fn put(&self, _: &ChunkId, _: &[u8]) -> io::Result<()> {
+        Err(refused())
+    }
+    fn get(&self, id: &ChunkId) -> io::Result<Vec<u8>> {
+        self.0.get(id)
+    }
+    fn delete(&self, _: &ChunkId) -> io::Result<()> {
+        Err(refused())
+    }
+    fn list(&self) -> io::Result<Vec<ChunkId>> {
+        self.0.list()
+    }
+    fn list_with_age(&self) -> io::Result<Vec<(ChunkId, SystemTime)>> {
+        self.0.list_with_age()
+    }
+    fn stored_bytes(&self) -> io::Result<u64> {
+        self.0.stored_bytes()
+    }
+    fn drop_cached(&self, id: &ChunkId) -> bool {
+        self.0.drop_cached(id)
+    }
+    fn read_ahead(&self) -> usize {
+        self.0.read_ahead()
+    }
+    fn prefetch(&self, id: &ChunkId) {
+        self.0.prefetch(id)
     }
 }
 

@@ -29,7 +29,7 @@ use crate::auth::admin::Admin;
 use crate::chunks::{LocalDir, Pins};
 use crate::error::{Error, Result};
 use crate::meta::db::{Db, MetaStore};
-use crate::{ChunkStore, DB_FILE, MigrateReport, MigrateTarget, StorageConfig};
+use crate::{ChunkStore, DB_FILE, MASTER_KEY_FILE, MigrateReport, MigrateTarget, StorageConfig};
 
 /// Written last: its presence means the folder holds a whole backup.
 pub const BACKUP_COMPLETE: &str = "BACKUP-COMPLETE";
@@ -223,15 +223,48 @@ pub fn restore(from: &Path, into: &Path, master_key: Option<String>) -> Result<M
             into.display()
         )));
     }
-    let mut source = StorageConfig::new(from);
-    source.master_key = master_key;
-    let target = MigrateTarget {
-        meta: MetaStore::Redb,
-        chunks: ChunkStore::Local,
-        data_dir: Some(into.into()),
-        chunk_grace: None,
-    };
-    crate::migrate(&source, &target)
+    // The backup is only read, so one on a read-only mount restores and a backup restored
+    // twice is the same backup both times: its database is copied into a folder of the
+    // restore's own (inside `into`, removed at the end), where opening it may migrate an
+    // older format, and its chunks are read where they are, through a link.
+    crate::perms::private_dir(into)?;
+    let scratch = into.join(SOURCE_COPY);
+    crate::perms::create_private_dir(&scratch)?;
+    let out = (|| {
+        std::fs::copy(from.join(DB_FILE), scratch.join(DB_FILE))?;
+        if from.join(MASTER_KEY_FILE).exists() {
+            std::fs::copy(from.join(MASTER_KEY_FILE), scratch.join(MASTER_KEY_FILE))?;
+        }
+        link_dir(&std::fs::canonicalize(from.join("chunks"))?, &scratch.join("chunks"))?;
+        let mut source = StorageConfig::new(&scratch);
+        source.master_key = master_key;
+        source.copy_source = true;
+        let target = MigrateTarget {
+            meta: MetaStore::Redb,
+            chunks: ChunkStore::Local,
+            data_dir: Some(into.into()),
+            chunk_grace: None,
+        };
+        crate::migrate(&source, &target)
+    })();
+    // Removes the link, not what it points to.
+    let removed = std::fs::remove_dir_all(&scratch);
+    let report = out?;
+    removed?;
+    Ok(report)
+}
+
+/// The folder inside a restore's target that holds its copy of the backup's database.
+const SOURCE_COPY: &str = "restore-source";
+
+#[cfg(unix)]
+fn link_dir(original: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(original, link)
+}
+
+#[cfg(windows)]
+fn link_dir(original: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::windows::fs::symlink_dir(original, link)
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {

@@ -115,10 +115,19 @@ fn a_backup_during_overwrites_restores_and_verifies() {
     assert!(second.chunks_present > 0, "the second run reuses chunk files: {second:?}");
     assert_eq!(second.chunks_present + second.chunks_copied, second.chunks_referenced);
 
-    // Restored into a redb folder whatever the source engine, and verified file by file.
+    // Restored into a redb folder whatever the source engine, and verified file by file;
+    // the backup is only read: a chunk file it holds that nothing references (which a
+    // store's sweep would remove) is still there after, and its database is unchanged.
+    let stray = to.join("chunks/00/00").join("00".repeat(32));
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, pseudo_random(100, 7)).unwrap();
+    let db_before = std::fs::read(to.join(crate::DB_FILE)).unwrap();
     let into = dir.path().join("restored");
     let r = restore(&to, &into, c.master_key.clone()).unwrap();
     assert!(r.problems.is_empty() && r.files_verified == 7, "{:?} {r:?}", r.problems);
+    assert!(stray.exists(), "the backup's unreferenced chunk file is still there");
+    assert!(std::fs::read(to.join(crate::DB_FILE)).unwrap() == db_before, "the backup's database is unchanged");
+    assert!(!into.join("restore-source").exists(), "the restore's copy of the backup's database is gone");
     let e = restore(&to, &into, c.master_key.clone()).unwrap_err().to_string();
     assert!(e.contains("not empty"), "{e}");
     std::fs::remove_file(to.join(BACKUP_COMPLETE)).unwrap();

@@ -212,6 +212,13 @@ impl Sweeper {
         Ok(Arc::new(Sweeper { wake: Mutex::new(tx) }))
     }
 
+    /// A sweeper that never runs, for a store opened only to be copied out of (see
+    /// `StorageConfig::copy_source`): a wake-up goes nowhere.
+    pub fn idle() -> Arc<Sweeper> {
+        let (tx, _) = mpsc::channel::<()>();
+        Arc::new(Sweeper { wake: Mutex::new(tx) })
+    }
+
     pub fn wake(&self) {
         let _ = self.wake.lock().expect("sweeper wake").send(());
     }
