@@ -24,6 +24,7 @@ mod sse;
 mod tagging;
 mod versions;
 mod vhost;
+mod writes;
 
 use std::fmt::Debug;
 use std::net::{IpAddr, Ipv4Addr};
@@ -118,6 +119,22 @@ pub fn refusal<T: Debug, E: ProvideErrorMetadata + Debug>(r: Result<T, SdkError<
 }
 
 /// The body of a GetObject as bytes.
+/// Uploads `data` as part 1 of the upload `id`; answers the part list that completes it.
+pub async fn one_part(
+    c: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    data: Vec<u8>,
+) -> aws_sdk_s3::types::CompletedMultipartUpload {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let body = aws_sdk_s3::primitives::ByteStream::from(data);
+    let part = c.upload_part().bucket(bucket).key(key).upload_id(id).part_number(1).body(body).send().await.unwrap();
+    CompletedMultipartUpload::builder()
+        .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
+        .build()
+}
+
 pub async fn body(out: aws_sdk_s3::operation::get_object::GetObjectOutput) -> Vec<u8> {
     out.body.collect().await.unwrap().into_bytes().to_vec()
 }

@@ -62,7 +62,7 @@ pub use trash::{DEFAULT_TRASH_DAYS, TrashEntry};
 pub use tree::listing::{KeyListing, ListQuery};
 pub use tree::tagging;
 pub use tree::tagging::TagTarget;
-pub use tree::{Conditions, FileRead, LateHeaders, WriteOptions};
+pub use tree::{Conditions, FileRead, LateHeaders, ObjectCopy, WriteOptions};
 pub use versions::{
     LockMode, LockPeriod, LockState, MARKER_TAGS, OBJECT_LOCK_REFUSAL, ObjectLock, Retention, Version, VersionInfo,
     VersionListing, VersionLock, VersionQuery, Versioning, version_id,

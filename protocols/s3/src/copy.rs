@@ -14,6 +14,9 @@ use crate::stored::{etag, kept_headers};
 
 pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let p = s3.principal(&req).await?;
+    // s3s's model of CopyObject predates its conditional writes: read from the headers.
+    let if_match = destination_condition(&req.headers, "if-match")?;
+    let if_none_match = destination_condition(&req.headers, "if-none-match")?;
     let input = req.input;
     crate::acl::check_new_object(input.acl.as_ref(), crate::acl::grants!(input))?;
     let CopySource::Bucket { bucket: src_bucket, key: src_key, version_id: src_version } = &input.copy_source else {
@@ -47,6 +50,16 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     if from == to && !replace && !replace_tags && src_version.is_none() {
         return Err(s3_error!(InvalidRequest, "copying an object onto itself needs the REPLACE metadata directive"));
     }
+    let conditions = crate::put::write_conditions(s3, &p, &to, if_match.as_ref(), if_none_match.as_ref()).await?;
+    if src_version.is_some() || from == to {
+        // These copies do not go through the core's `copy_object`: checked just before.
+        let current = match s3.storage.stat(&p, &to).await {
+            Ok(item) => Some(item),
+            Err(davit_storage::Error::NotFound(_)) => None,
+            Err(e) => return Err(map(e)),
+        };
+        conditions.check(current.as_ref()).map_err(map)?;
+    }
     let mut item = if let Some(v) = src_version.as_deref() {
         // A version's content becomes current at the destination (a restore when it is
         // the same key).
@@ -60,7 +73,8 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         if let Some(parent) = to.rsplit_once('/').map(|(d, _)| d).filter(|d| d.matches('/').count() >= 2) {
             s3.storage.mkdir_all(&p, parent).await.map_err(map)?;
         }
-        s3.storage.copy_locked(&p, &from, &to, true, lock).await.map_err(map)?.0
+        let object = davit_storage::ObjectCopy { lock, conditions };
+        s3.storage.copy_object(&p, &from, &to, object).await.map_err(map)?.0
     };
     if replace {
         let mut headers = kept_headers!(input);
@@ -91,4 +105,13 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         server_side_encryption: crate::sse::aes256(),
         ..Default::default()
     }))
+}
+
+/// The destination's `If-Match` or `If-None-Match` of a CopyObject (`name`), if sent.
+fn destination_condition(headers: &http::HeaderMap, name: &str) -> S3Result<Option<ETagCondition>> {
+    headers
+        .get(name)
+        .map(|v| ETagCondition::parse_http_header(v.as_bytes()))
+        .transpose()
+        .map_err(|_| s3_error!(InvalidArgument, "{name} is not an ETag or *"))
 }

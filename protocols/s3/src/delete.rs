@@ -1,4 +1,5 @@
-//! DeleteObject and DeleteObjects: a key ending in `/` is a folder, removed when empty.
+//! DeleteObject and DeleteObjects: a key ending in `/` is a folder, removed when empty; a
+//! key without one that names a folder names no object, and nothing is deleted.
 
 use davit_storage::Error;
 use s3s::dto::*;
@@ -28,7 +29,9 @@ async fn delete_key(
     let path = key_path(bucket, key)?;
     let r = if key.ends_with('/') {
         match s3.storage.remove_empty_folder(p, &path).await {
-            Err(Error::NotFound(_)) => Ok(None),
+            // A folder that holds objects stays, as their keys imply it; S3 answers success
+            // for a key it lacks, and such a folder lists as their common prefix either way.
+            Err(Error::NotFound(_) | Error::NotEmpty(_)) => Ok(None),
             r => r.map(|()| None),
         }
     } else {

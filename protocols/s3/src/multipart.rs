@@ -209,7 +209,10 @@ pub async fn complete(
         check_whole_checksum(s3, &p, id, &listed, full_object, &claimed).await?;
     }
     let combine = CombineParts(std::sync::Arc::new(move |parts| checksum::combine_parts(parts, full_object)));
-    let item = s3.storage.complete_upload_with(&p, id, listed, Some(combine), lock).await.map_err(upload_error)?;
+    let conditions =
+        crate::put::write_conditions(s3, &p, &up.path, input.if_match.as_ref(), input.if_none_match.as_ref()).await?;
+    let item =
+        s3.storage.complete_upload_with(&p, id, listed, Some(combine), lock, conditions).await.map_err(upload_error)?;
     let sum = checksum::of_item(&item);
     let version_id = crate::versions::made(s3, &item).await;
     let mut out = CompleteMultipartUploadOutput {

@@ -12,13 +12,29 @@ use crate::errors::s3_error as map;
 use crate::names::key_path;
 use crate::stored::{etag, kept_headers};
 
-/// S3's If-Match / If-None-Match on a write, for the core to check as the write commits.
-fn conditions(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> Conditions {
+/// S3's If-Match / If-None-Match on a write (PutObject, CompleteMultipartUpload,
+/// CopyObject), for the core to check as the write commits. If-Match names an object that
+/// must be there: its absence is NoSuchKey, as S3 answers (the core, checking as the write
+/// commits, would answer 412).
+pub(crate) async fn write_conditions(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    path: &str,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<Conditions> {
+    if if_match.is_some() {
+        match s3.storage.stat(p, path).await {
+            Err(davit_storage::Error::NotFound(_)) => return Err(s3_error!(NoSuchKey, "no such key")),
+            Ok(item) if item.is_folder() => return Err(s3_error!(NoSuchKey, "no such key")),
+            _ => {}
+        }
+    }
     let one = |c: &ETagCondition| match c {
         ETagCondition::Any => vec!["*".to_owned()],
         ETagCondition::ETag(e) => vec![e.value().to_owned()],
     };
-    Conditions { if_match: if_match.map(one), if_none_match: if_none_match.map(one) }
+    Ok(Conditions { if_match: if_match.map(one), if_none_match: if_none_match.map(one) })
 }
 
 pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
@@ -62,15 +78,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     if !lock.is_empty() && expected_md5.is_none() && wanted.is_none() {
         crate::object_lock::require_integrity(&headers, "Put Object")?;
     }
-    if input.if_match.is_some() {
-        // If-Match names an object that must be there: its absence is NoSuchKey, as S3
-        // answers (the core, checking as the write commits, would answer 412).
-        match s3.storage.stat(&p, &path).await {
-            Err(davit_storage::Error::NotFound(_)) => return Err(s3_error!(NoSuchKey, "no such key")),
-            Ok(item) if item.is_folder() => return Err(s3_error!(NoSuchKey, "no such key")),
-            _ => {}
-        }
-    }
+    let conditions = write_conditions(s3, &p, &path, input.if_match.as_ref(), input.if_none_match.as_ref()).await?;
     // An S3 write makes a new object: its tags are the header's, or none.
     let tags = crate::tagging::from_header(input.tagging.as_deref())?.unwrap_or_default();
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody, "no body"))?;
@@ -83,7 +91,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         headers: kept,
         user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
         expected_len: input.content_length.map(|l| l as u64),
-        conditions: conditions(input.if_match.as_ref(), input.if_none_match.as_ref()),
+        conditions,
         create_parents: true,
         expected_md5,
         // S3 clients compare a single PUT's ETag with the MD5 of what they sent.

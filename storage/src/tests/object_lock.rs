@@ -5,7 +5,8 @@
 use super::{assert_consistent, body, open, user};
 use crate::meta::model::{Role, now_nanos};
 use crate::{
-    Conditions, Error, LockMode, LockPeriod, ObjectLock, Principal, Storage, VersionLock, Versioning, WriteOptions,
+    Conditions, Error, LockMode, LockPeriod, ObjectCopy, ObjectLock, Principal, Storage, VersionLock, Versioning,
+    WriteOptions,
 };
 
 const HOUR: i64 = 3_600 * 1_000_000_000;
@@ -185,12 +186,21 @@ async fn a_writes_lock_commits_with_its_version() {
 
     // CopyObject, from the current object and from a version.
     let hold = VersionLock { retention: None, legal_hold: Some(true) };
-    let (copy, _) = s.copy_locked(&p, "/lk/a", "/lk/c", true, hold).await.unwrap();
+    let (copy, _) = s.copy_object(&p, "/lk/a", "/lk/c", ObjectCopy { lock: hold, ..Default::default() }).await.unwrap();
     let vc = s.current_version_id(copy.id).await.unwrap().expect("a version id");
     let st = s.lock_state(&p, "/lk/c", Some(&vc)).await.unwrap();
     assert!(st.legal_hold);
     assert_eq!(st.retention.map(|r| r.mode), Some(LockMode::Governance), "the default retention stays");
-    forbidden(s.copy_locked(&bob, "/shared/alice/lk/a", "/shared/alice/lk/d", true, hold).await, "grantee's copy");
+    forbidden(
+        s.copy_object(
+            &bob,
+            "/shared/alice/lk/a",
+            "/shared/alice/lk/d",
+            ObjectCopy { lock: hold, ..Default::default() },
+        )
+        .await,
+        "grantee's copy",
+    );
     assert!(matches!(s.stat(&p, "/lk/d").await, Err(Error::NotFound(_))));
     let restored = s.copy_version_locked(&p, "/lk/a", &va, "/lk/e", true, both).await.unwrap();
     let ve = s.current_version_id(restored.id).await.unwrap().expect("a version id");
@@ -199,7 +209,8 @@ async fn a_writes_lock_commits_with_its_version() {
     // CompleteMultipartUpload.
     let up = s.create_upload(&p, "/lk/m", WriteOptions::default()).await.unwrap();
     let part = s.upload_part(&p, up.id, 1, body(b"part"), Default::default()).await.unwrap();
-    let done = s.complete_upload_with(&p, up.id, vec![(1, part.etag.clone())], None, both).await.unwrap();
+    let done =
+        s.complete_upload_with(&p, up.id, vec![(1, part.etag.clone())], None, both, Default::default()).await.unwrap();
     let vm = s.current_version_id(done.id).await.unwrap().expect("a version id");
     let st = s.lock_state(&p, "/lk/m", Some(&vm)).await.unwrap();
     assert!(st.legal_hold && st.retention.is_some_and(|r| r.mode == LockMode::Compliance));

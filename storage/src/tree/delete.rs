@@ -66,7 +66,7 @@ impl Storage {
 
     /// Deletes a file (S3 DeleteObject), then the folders above it that it left empty, up
     /// to but not including `keep_depth` names from the root (the bucket) or a granted
-    /// item. A missing file is not an error.
+    /// item. A missing file is not an error, nor is a folder, which is left as it is.
     /// In a versioned bucket the file goes to history and a delete marker takes its place,
     /// also where no file was (S3); the marker's version id is returned.
     pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<Option<String>> {
@@ -77,6 +77,11 @@ impl Storage {
             let Some(item) = w.resolve(place.base, &place.rel)? else {
                 return Ok((false, w.mark_deleted(place, now)?));
             };
+            if item.is_folder() {
+                // A key that names a folder names no object: deleting it must not take all
+                // that is below with it (S3 answers a delete of a key it lacks with success).
+                return Ok((false, None));
+            }
             locks::forget_item(w.txn, item.id)?;
             let detached = w.delete_item(&item, now)?;
             let marker = if detached { None } else { w.marker_of(place, &item)? };

@@ -13,6 +13,7 @@ pub(crate) mod detach;
 mod list;
 mod read;
 mod relocate;
+pub use relocate::ObjectCopy;
 mod stat;
 pub mod tagging;
 mod write;
@@ -37,7 +38,8 @@ pub struct Conditions {
 }
 
 impl Conditions {
-    fn check(&self, current: Option<&Item>) -> Result<()> {
+    /// Whether `current`, what is at the target (None: nothing), meets the conditions.
+    pub fn check(&self, current: Option<&Item>) -> Result<()> {
         let etag = current.map(|i| i.etag.as_str());
         if let Some(list) = &self.if_match {
             let ok = match etag {

@@ -275,13 +275,14 @@ impl Storage {
     /// file takes the parts' chunk references, so no data is copied. Its ETag is the MD5 of
     /// the parts' MD5s, then `-N`.
     pub async fn complete_upload(&self, p: &Principal, id: u64, listed: Vec<(u32, String)>) -> Result<Item> {
-        self.complete_upload_with(p, id, listed, None, crate::VersionLock::default()).await
+        self.complete_upload_with(p, id, listed, None, crate::VersionLock::default(), Default::default()).await
     }
 
     /// [`Storage::complete_upload`], keeping with the object the headers `combine` derives
     /// from the chosen parts (a whole-object checksum from the parts' ones), computed in the
     /// committing transaction so they describe exactly the parts the object is made of, and
-    /// giving the object the `lock` its upload asked for (same transaction).
+    /// giving the object the `lock` its upload asked for (same transaction), if what is at
+    /// its key meets `conditions` (`If-Match`, `If-None-Match`) as it commits.
     pub async fn complete_upload_with(
         &self,
         p: &Principal,
@@ -289,6 +290,7 @@ impl Storage {
         listed: Vec<(u32, String)>,
         combine: Option<CombineParts>,
         lock: crate::VersionLock,
+        conditions: super::Conditions,
     ) -> Result<Item> {
         let up = self.get_upload(p, id).await?;
         let place = self.change_target(p, &up.path).await?;
@@ -343,6 +345,7 @@ impl Storage {
             if current.as_ref().is_some_and(Item::is_folder) {
                 return Err(Error::Conflict(format!("{} is a folder", place.path)));
             }
+            conditions.check(current.as_ref())?;
             // The file takes references first, then the upload lets all of its go; its S3 id
             // stays, with what this completion answers, for a repeated completion.
             w.add_refs(&refs, None, None)?;

@@ -8,31 +8,34 @@ use crate::meta::names::SHARED_ROOT;
 use crate::meta::txn::{self, W};
 use crate::tree::locks::{self, LockGuard};
 
+/// What an S3 CopyObject asks beyond a copy: the destination is an object, never a folder;
+/// the request's conditions on it (`If-Match`, `If-None-Match`) are checked as the copy
+/// commits; the copy is a new object, modified now (a WebDAV or REST copy keeps the source's
+/// time, as nginx's COPY does); and it gets `lock` in the same transaction
+/// (`x-amz-object-lock-*`).
+#[derive(Default)]
+pub struct ObjectCopy {
+    pub lock: crate::VersionLock,
+    pub conditions: super::Conditions,
+}
+
 impl Storage {
     /// Copies a file or folder; content is shared by reference. Returns the new item and
     /// whether it replaced nothing (created).
     pub async fn copy(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
-        self.relocate(p, from, to, overwrite, false, crate::VersionLock::default()).await
+        self.relocate(p, from, to, overwrite, false, None).await
     }
 
-    /// [`Storage::copy`] of a file whose copy gets `lock` in the same transaction (S3
-    /// CopyObject's `x-amz-object-lock-*`).
-    pub async fn copy_locked(
-        &self,
-        p: &Principal,
-        from: &str,
-        to: &str,
-        overwrite: bool,
-        lock: crate::VersionLock,
-    ) -> Result<(Item, bool)> {
-        self.relocate(p, from, to, overwrite, false, lock).await
+    /// [`Storage::copy`] of a file as S3 CopyObject makes one (see [`ObjectCopy`]).
+    pub async fn copy_object(&self, p: &Principal, from: &str, to: &str, object: ObjectCopy) -> Result<(Item, bool)> {
+        self.relocate(p, from, to, true, false, Some(object)).await
     }
 
     /// Moves or renames a file or a whole folder atomically; its id is kept. Moving between
     /// one's drive and a read-write share moves no data: the item changes owner, and the
     /// new owner's quota pays for it.
     pub async fn rename(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
-        self.relocate(p, from, to, overwrite, true, crate::VersionLock::default()).await
+        self.relocate(p, from, to, overwrite, true, None).await
     }
 
     async fn relocate(
@@ -42,7 +45,7 @@ impl Storage {
         to: &str,
         overwrite: bool,
         is_move: bool,
-        lock: crate::VersionLock,
+        object: Option<ObjectCopy>,
     ) -> Result<(Item, bool)> {
         let from = self.place(p, from).await?;
         let to = self.place_for_change(p, to).await?;
@@ -102,6 +105,14 @@ impl Storage {
                         to.path, from.path
                     )));
                 }
+                if let Some(o) = &object {
+                    // An object's key never names a folder: replacing one would delete all
+                    // that is below it (PutObject and CompleteMultipartUpload refuse alike).
+                    if existing.as_ref().is_some_and(Item::is_folder) {
+                        return Err(Error::Conflict(format!("{} is a folder", to.path)));
+                    }
+                    o.conditions.check(existing.as_ref())?;
+                }
                 let created = existing.is_none();
                 let mut detached = false;
                 if src.kind == Kind::File {
@@ -141,8 +152,14 @@ impl Storage {
                     w.arrived(&moved)?;
                     Ok((moved, created, detached))
                 } else {
-                    let copy = w.copy_subtree(&src, parent.id, &name, to.owner, now)?;
+                    let mut copy = w.copy_subtree(&src, parent.id, &name, to.owner, now)?;
+                    if object.is_some() {
+                        copy.modified = now;
+                        w.put(&copy)?;
+                    }
                     w.arrived(&copy)?;
+                    // Any copy into a bucket with a default retention takes it.
+                    let lock = object.as_ref().map(|o| o.lock).unwrap_or_default();
                     w.lock_written(&to, &copy, &lock)?;
                     Ok((copy, created, detached))
                 }

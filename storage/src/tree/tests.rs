@@ -60,3 +60,39 @@ async fn names_stored_before_the_rule_still_list_read_move_and_delete() {
     s.delete(&p, "/b/copy.txt", Default::default()).await.unwrap();
     assert_eq!(s.stat(&p, "/b/fixed.txt").await.unwrap().size, 3);
 }
+
+/// An object's key never names a folder: S3's delete of such a key deletes nothing, its copy
+/// onto one is refused, and both check the write's conditions as they commit.
+#[tokio::test]
+async fn object_deletes_and_copies_leave_folders_and_keep_conditions() {
+    let f = crate::tests::open_with(|_| {});
+    let (s, p) = (&f.storage, crate::tests::user(&f.storage, "alice", Role::User, None).await);
+    let s3 = || WriteOptions { create_parents: true, ..Default::default() };
+    let body = |b: &'static [u8]| crate::tests::body(b);
+    s.mkdir(&p, "/b").await.unwrap();
+    s.write(&p, "/b/docs/a.txt", body(b"a"), s3()).await.unwrap();
+    let one = s.write(&p, "/b/one", body(b"one"), s3()).await.unwrap();
+    assert_eq!(s.delete_object(&p, "/b/docs", 1).await.unwrap(), None);
+    assert!(s.stat(&p, "/b/docs/a.txt").await.is_ok(), "a delete of the folder's key kept what is in it");
+    let onto_folder = s.copy_object(&p, "/b/one", "/b/docs", crate::ObjectCopy::default()).await;
+    assert!(matches!(onto_folder, Err(Error::Conflict(_))), "{onto_folder:?}");
+    assert!(s.stat(&p, "/b/docs/a.txt").await.is_ok());
+
+    let absent = crate::Conditions { if_none_match: Some(vec!["*".into()]), ..Default::default() };
+    let object = |conditions| crate::ObjectCopy { conditions, ..Default::default() };
+    let r = s.copy_object(&p, "/b/docs/a.txt", "/b/one", object(absent.clone())).await;
+    assert!(matches!(r, Err(Error::PreconditionFailed(_))), "{r:?}");
+    let matching = crate::Conditions { if_match: Some(vec![one.etag.clone()]), ..Default::default() };
+    let (copy, created) = s.copy_object(&p, "/b/docs/a.txt", "/b/one", object(matching)).await.unwrap();
+    assert!(!created && copy.etag != one.etag);
+
+    let up = s.create_upload(&p, "/b/docs/a.txt", Default::default()).await.unwrap();
+    let part = s.upload_part(&p, up.id, 1, body(b"part"), Default::default()).await.unwrap();
+    let complete = |conditions| {
+        s.complete_upload_with(&p, up.id, vec![(1, part.etag.clone())], None, Default::default(), conditions)
+    };
+    assert!(matches!(complete(absent).await, Err(Error::PreconditionFailed(_))));
+    assert_eq!(crate::tests::read_all(s, &p, "/b/docs/a.txt", None).await.unwrap(), b"a");
+    complete(crate::Conditions::default()).await.unwrap();
+    assert_eq!(crate::tests::read_all(s, &p, "/b/docs/a.txt", None).await.unwrap(), b"part");
+}

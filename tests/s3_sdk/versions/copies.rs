@@ -95,19 +95,7 @@ async fn writes_answer_a_version_id_only_in_an_enabled_bucket() {
     async fn multipart(c: &Client, bucket: &str, key: &str) -> Option<String> {
         let up = c.create_multipart_upload().bucket(bucket).key(key).content_type("text/bla").send().await.unwrap();
         let id = up.upload_id().unwrap();
-        let part = c
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(id)
-            .part_number(1)
-            .body(ByteStream::from(support::pseudo_random(100_000, 3)))
-            .send()
-            .await
-            .unwrap();
-        let parts = CompletedMultipartUpload::builder()
-            .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
-            .build();
+        let parts = one_part(c, bucket, key, id, support::pseudo_random(100_000, 3)).await;
         let done = c
             .complete_multipart_upload()
             .bucket(bucket)
