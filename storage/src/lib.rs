@@ -122,11 +122,13 @@ pub struct StorageConfig {
     /// command does not, as it cannot know the `--trash-days` the server was given (by flag
     /// or environment) and would otherwise remove what the server still keeps.
     pub trash_collect: bool,
-    /// Opened only to be copied out of (`ops::restore`): no chunk is written or deleted, and
-    /// nothing runs in the background (sweeps, collection, expiry, deleted folders). What the
-    /// source's own server would have finished, the copy's finishes. Its database is still
-    /// opened for writing (an older format is migrated): give it a copy.
-    pub copy_source: bool,
+    /// Opened only to be read, as `migrate` and `restore` open the source of a copy and the
+    /// copy while they verify it: no chunk is written or deleted, and nothing runs in the
+    /// background (sweeps, collection, expiry, the rows of deleted folders), so both sides
+    /// stay exactly as copied. What the source's server left unfinished, the copy's server
+    /// finishes when it starts. The database is still opened for writing (an older format is
+    /// migrated): `restore` gives it a copy of the backup's.
+    pub passive: bool,
 }
 
 /// Where sealed chunks are kept: the data folder's `chunks/`, or a bucket of an
@@ -142,11 +144,11 @@ pub enum ChunkStore {
 
 impl ChunkStore {
     /// The backend the configuration names, ready for use (the bucket checked or created).
-    /// The store of `data_dir`; as a copy's source (see `StorageConfig::copy_source`), a
-    /// local folder is taken as it is (nothing made, synced or swept) and every write or
-    /// delete is refused.
-    fn open(&self, data_dir: &Path, copy_source: bool) -> Result<Arc<dyn ChunkBackend>> {
-        if copy_source {
+    /// The store of `data_dir`; opened passive (see `StorageConfig::passive`), a local
+    /// folder is taken as it is (nothing made, synced or swept) and every write or delete is
+    /// refused.
+    fn open(&self, data_dir: &Path, passive: bool) -> Result<Arc<dyn ChunkBackend>> {
+        if passive {
             let inner: Arc<dyn ChunkBackend> = match self {
                 ChunkStore::Local => Arc::new(LocalDir::as_source(data_dir)),
                 other => other.open(data_dir, false)?,
@@ -194,7 +196,7 @@ impl StorageConfig {
             trash_days: trash::DEFAULT_TRASH_DAYS,
             trash_day: Duration::from_secs(24 * 3600),
             trash_collect: true,
-            copy_source: false,
+            passive: false,
         }
     }
 }
@@ -251,7 +253,7 @@ impl Storage {
                 let _ = freed_tx.send(ids);
             })?;
         let master = load_master_key(&config, fresh)?;
-        let backend = config.chunks.open(&config.data_dir, config.copy_source)?;
+        let backend = config.chunks.open(&config.data_dir, config.passive)?;
         let pins = Arc::new(Pins::default());
 
         // Folders made before this davit may hold secrets others could read.
@@ -279,7 +281,7 @@ impl Storage {
 
         // With several nodes, files no row names may be another node's upload in progress:
         // only the grace collector, started below, may delete them.
-        if config.chunk_grace.is_none() && !config.copy_source {
+        if config.chunk_grace.is_none() && !config.passive {
             let swept = chunks::sweep(&db, backend.as_ref(), &pins)?;
             if swept > 0 {
                 tracing::info!(swept, "removed chunk files no committed file references");
@@ -287,7 +289,7 @@ impl Storage {
         }
         let audit = audit::Sink::open(&config.audit_log)?;
         let trash_keep = config.trash_collect.then(|| config.trash_day * config.trash_days);
-        let detached = if config.copy_source {
+        let detached = if config.passive {
             tree::detach::Sweeper::idle()
         } else {
             tree::detach::Sweeper::start(db.clone(), collector.clone(), trash_keep, config.trash_day)?
@@ -312,7 +314,7 @@ impl Storage {
             streams: Default::default(),
             jwt_key,
         });
-        if core.config.copy_source {
+        if core.config.passive {
             return Ok(Storage { core });
         }
         match core.config.chunk_grace {

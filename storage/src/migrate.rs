@@ -10,7 +10,11 @@
 //!
 //! The verification opens the target as a server would (`Storage::open`) and reads every
 //! file of every user through the ordinary read path on both sides, comparing a SHA-256 of
-//! each stream, and runs the consistency check on the target.
+//! each stream, and runs the consistency check on the target. Both sides are opened passive
+//! (`StorageConfig::passive`): a folder deleted but not yet swept, or trash past its time,
+//! is copied and compared as it is, and the target's server finishes it when it starts
+//! (when one side's sweeper ran during the copy, the comparison found what it had removed
+//! missing, and the source's removed chunk files the copy still had to read).
 
 use std::collections::HashSet;
 use std::ops::Bound;
@@ -81,7 +85,8 @@ pub fn migrate(source: &StorageConfig, target: &MigrateTarget) -> Result<Migrate
     }
     ensure_deployment(source)?;
     let master = crate::load_master_key(source, false)?;
-    let src = open_when_free(source.clone())?;
+    // Both sides stay as they are while they are compared (see `StorageConfig::passive`).
+    let src = open_when_free(StorageConfig { passive: true, ..source.clone() })?;
     let result = copy_and_verify(&src, source, target, &master);
     src.close();
     result
@@ -172,17 +177,17 @@ fn open_empty_target(meta: &MetaStore, dir: &Path) -> Result<Db> {
 }
 
 /// A chunk store without a read cache: the copy reads each chunk once, and the
-/// verification must read the store itself. A copy's source (see
-/// `StorageConfig::copy_source`) is only read.
-fn open_backend(store: &ChunkStore, data_dir: &Path, copy_source: bool) -> Result<Arc<dyn ChunkBackend>> {
+/// verification must read the store itself. The source (`passive`, see
+/// `StorageConfig::passive`) is only read.
+fn open_backend(store: &ChunkStore, data_dir: &Path, passive: bool) -> Result<Arc<dyn ChunkBackend>> {
     let backend: Arc<dyn ChunkBackend> = match store {
-        ChunkStore::Local if copy_source => Arc::new(LocalDir::as_source(data_dir)),
+        ChunkStore::Local if passive => Arc::new(LocalDir::as_source(data_dir)),
         ChunkStore::Local => Arc::new(LocalDir::open(data_dir)?),
         ChunkStore::S3(c) => {
             Arc::new(crate::content::s3::S3Chunks::open(&crate::S3ChunkConfig { cache_bytes: 0, ..c.clone() })?)
         }
     };
-    Ok(if copy_source { Arc::new(crate::content::chunks::ReadOnly(backend)) } else { backend })
+    Ok(if passive { Arc::new(crate::content::chunks::ReadOnly(backend)) } else { backend })
 }
 
 /// Copies every chunk the target's CHUNKS rows keep outside the database.
@@ -193,7 +198,7 @@ fn copy_chunks(
     dir: &Path,
     report: &mut MigrateReport,
 ) -> Result<()> {
-    let from = open_backend(&source.chunks, &source.data_dir, source.copy_source)?;
+    let from = open_backend(&source.chunks, &source.data_dir, true)?;
     let to = open_backend(&target.chunks, dir, false)?;
     let c = copy_referenced_chunks(from.as_ref(), to.as_ref(), dst)?;
     report.chunks_referenced = c.referenced;
@@ -333,6 +338,7 @@ fn verify(
         ChunkStore::Local => ChunkStore::Local,
     };
     config.chunk_grace = target.chunk_grace;
+    config.passive = true;
     let dst = open_when_free(config)?;
     let out = compare_files(src, &dst, report).and_then(|()| dst.check_blocking());
     dst.close();

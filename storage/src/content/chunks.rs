@@ -134,7 +134,7 @@ impl LocalDir {
 }
 
 /// A chunk store opened only to be read, as a copy's source (see
-/// `StorageConfig::copy_source`): every write or delete is refused, so nothing that reaches
+/// `StorageConfig::passive`): every write or delete is refused, so nothing that reaches
 /// it by mistake changes the source.
 pub(crate) struct ReadOnly(pub Arc<dyn ChunkBackend>);
 

@@ -217,6 +217,15 @@ pub fn restore(from: &Path, into: &Path, master_key: Option<String>) -> Result<M
             from.display()
         )));
     }
+    if !from.join(DB_FILE).exists() {
+        return Err(Error::Incompatible(format!("{} holds no {DB_FILE}: not a backup folder", from.display())));
+    }
+    if master_key.is_none() && !from.join(MASTER_KEY_FILE).exists() {
+        return Err(Error::Incompatible(format!(
+            "no master key: a backup holds none; give --master-key-file or DAVIT_MASTER_KEY, or put it in {}",
+            from.join(MASTER_KEY_FILE).display()
+        )));
+    }
     if into.exists() && std::fs::read_dir(into)?.next().is_some() {
         return Err(Error::Incompatible(format!(
             "{} is not empty: restore makes a new data folder, give a missing or empty one",
@@ -231,14 +240,20 @@ pub fn restore(from: &Path, into: &Path, master_key: Option<String>) -> Result<M
     let scratch = into.join(SOURCE_COPY);
     crate::perms::create_private_dir(&scratch)?;
     let out = (|| {
-        std::fs::copy(from.join(DB_FILE), scratch.join(DB_FILE))?;
+        copy_private(&from.join(DB_FILE), &scratch.join(DB_FILE))?;
         if from.join(MASTER_KEY_FILE).exists() {
-            std::fs::copy(from.join(MASTER_KEY_FILE), scratch.join(MASTER_KEY_FILE))?;
+            copy_private(&from.join(MASTER_KEY_FILE), &scratch.join(MASTER_KEY_FILE))?;
         }
-        link_dir(&std::fs::canonicalize(from.join("chunks"))?, &scratch.join("chunks"))?;
+        // A backup of files all small enough to live in the database has no chunk folder.
+        match std::fs::canonicalize(from.join("chunks")) {
+            Ok(chunks) => link_dir(&chunks, &scratch.join("chunks"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::perms::create_private_dir(&scratch.join("chunks"))?
+            }
+            Err(e) => return Err(e.into()),
+        }
         let mut source = StorageConfig::new(&scratch);
         source.master_key = master_key;
-        source.copy_source = true;
         let target = MigrateTarget {
             meta: MetaStore::Redb,
             chunks: ChunkStore::Local,
@@ -248,10 +263,19 @@ pub fn restore(from: &Path, into: &Path, master_key: Option<String>) -> Result<M
         crate::migrate(&source, &target)
     })();
     // Removes the link, not what it points to.
-    let removed = std::fs::remove_dir_all(&scratch);
-    let report = out?;
-    removed?;
-    Ok(report)
+    if let Err(e) = std::fs::remove_dir_all(&scratch) {
+        tracing::warn!(error = ?e, path = %scratch.display(), "the restore's copy of the backup's database is left; remove it");
+    }
+    out
+}
+
+/// Copies the file `from` to a new owner-only file `to` (whatever the mode of `from`: a
+/// write-protected backup's database must be writable in the copy).
+fn copy_private(from: &Path, to: &Path) -> Result<()> {
+    let mut src = std::fs::File::open(from)?;
+    let mut dst = crate::perms::create_private_file(to)?;
+    std::io::copy(&mut src, &mut dst)?;
+    Ok(())
 }
 
 /// The folder inside a restore's target that holds its copy of the backup's database.

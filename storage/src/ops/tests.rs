@@ -62,13 +62,29 @@ fn rotation_rewraps_the_data_key_and_refuses_bad_keys_first() {
     c.master_key = Some(new);
     let s = when_free(|| Storage::open(c.clone())).unwrap();
     runtime().block_on(async {
-        let alice = crate::model::Principal::of(&s.find_user("alice").await.unwrap());
-        assert!(read_all(&s, &alice, "/big.bin", None).await.unwrap() == pseudo_random(DATA_LEN, 9));
+        let alice = reads_back_and_checks(&s, "/big.bin", 9).await;
         assert_eq!(read_all(&s, &alice, "/small.txt", None).await.unwrap(), b"inline");
-        let check = s.check().await.unwrap();
-        assert!(check.problems.is_empty(), "{:?}", check.problems);
     });
     s.close();
+}
+
+/// Alice's `name` reads back as `pseudo_random(DATA_LEN, seed)` and the store checks
+/// consistent; answers alice.
+async fn reads_back_and_checks(s: &Storage, name: &str, seed: u64) -> crate::model::Principal {
+    let alice = crate::model::Principal::of(&s.find_user("alice").await.unwrap());
+    assert!(read_all(s, &alice, name, None).await.unwrap() == pseudo_random(DATA_LEN, seed), "{name}");
+    let check = s.check().await.unwrap();
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    alice
+}
+
+/// A new store in a temporary folder's `data`, with its folder and configuration.
+fn new_store() -> (tempfile::TempDir, StorageConfig, Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    crate::tests::pg::next_store_is_new();
+    let c = config(&dir.path().join("data"));
+    let s = Storage::open(c.clone()).unwrap();
+    (dir, c, s)
 }
 
 #[test]
@@ -80,10 +96,7 @@ fn rotation() {
 /// every chunk of its snapshot, restores into a folder that verifies, and a second run
 /// copies only what changed; an unfinished backup and a non-empty target are refused.
 fn a_backup_during_overwrites_restores_and_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    crate::tests::pg::next_store_is_new();
-    let c = config(&dir.path().join("data"));
-    let s = Storage::open(c.clone()).unwrap();
+    let (dir, c, s) = new_store();
     let to = dir.path().join("backup");
     let rt = runtime();
     let (first, second) = rt.block_on(async {
@@ -140,9 +153,60 @@ fn backup() {
     a_backup_during_overwrites_restores_and_verifies();
 }
 
+/// A backup taken while a deleted folder's rows were still being swept restores and
+/// verifies: both sides of the copy keep the folder as the backup has it (neither is swept
+/// while they are compared), and the restored server finishes it.
+fn a_backup_holding_a_deleted_folder_restores_and_verifies() {
+    let (dir, c, s) = new_store();
+    let to = dir.path().join("backup");
+    runtime().block_on(async {
+        let root = user(&s, "root", Role::Admin, None).await;
+        let alice = user(&s, "alice", Role::User, None).await;
+        s.write(&alice, "/keep.bin", body(&pseudo_random(DATA_LEN, 9)), WriteOptions::default()).await.unwrap();
+        for i in 0..10u64 {
+            let data = body(&pseudo_random(DATA_LEN, 200 + i));
+            let parents = WriteOptions { create_parents: true, ..Default::default() };
+            s.write(&alice, &format!("/big/a/f{i}"), data, parents).await.unwrap();
+        }
+        // Detached as a delete does, without waking the sweeper: as if it had not run yet.
+        let r = alice.root;
+        let detached = s
+            .core
+            .db
+            .write((), move |ctx| {
+                let mut w = crate::meta::txn::W::open(ctx)?;
+                let big = w.resolve(r, &crate::meta::names::DrivePath::parse("/big")?)?.expect("/big");
+                w.remove_item(&big)
+            })
+            .await
+            .unwrap();
+        assert!(detached);
+        s.admin(&root).unwrap().backup(to.clone()).await.unwrap();
+    });
+    s.close();
+    let into = dir.path().join("restored");
+    let r = restore(&to, &into, c.master_key.clone()).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let mut restored = config(&into);
+    restored.meta = crate::MetaStore::Redb;
+    let s = when_free(|| Storage::open(restored.clone())).unwrap();
+    runtime().block_on(async {
+        s.sweep().await.unwrap();
+        let alice = reads_back_and_checks(&s, "/keep.bin", 9).await;
+        assert!(s.stat(&alice, "/big").await.is_err());
+    });
+    s.close();
+}
+
+#[test]
+fn backup_of_a_deleted_folder() {
+    a_backup_holding_a_deleted_folder_restores_and_verifies();
+}
+
 crate::tests::pg::also_on_postgres!(
     rotation_rewraps_the_data_key_and_refuses_bad_keys_first,
     a_backup_during_overwrites_restores_and_verifies,
+    a_backup_holding_a_deleted_folder_restores_and_verifies,
 );
 
 /// PostgreSQL and a bucket are backed up with their own tools, metadata first: a copy of the

@@ -213,7 +213,7 @@ impl Sweeper {
     }
 
     /// A sweeper that never runs, for a store opened only to be copied out of (see
-    /// `StorageConfig::copy_source`): a wake-up goes nowhere.
+    /// `StorageConfig::passive`): a wake-up goes nowhere.
     pub fn idle() -> Arc<Sweeper> {
         let (tx, _) = mpsc::channel::<()>();
         Arc::new(Sweeper { wake: Mutex::new(tx) })
