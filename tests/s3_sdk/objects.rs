@@ -318,3 +318,38 @@ async fn quota_refuses_writes_with_quota_exceeded() {
     c.put_object().bucket("bkt").key("b.bin").body(ByteStream::from(over)).send().await.unwrap();
     s.stop().await;
 }
+
+/// An object stored without a type reads as S3's `binary/octet-stream` (GET and HEAD), and
+/// a copy's directives are COPY or REPLACE, anything else refused (found probing with boto3:
+/// no Content-Type at all, and `MetadataDirective=FOO` copied).
+#[tokio::test]
+async fn untyped_objects_read_as_binary_and_unknown_copy_directives_are_refused() {
+    let Sdk { s, c, key, secret } = start().await;
+    // Signed by hand: the SDK would send a type of its own.
+    let signer = crate::s3_sign::Signer { base: s.base.clone(), key, secret, client: support::tls_client() };
+    let r = signer.request(reqwest::Method::PUT, "/bkt/untyped", &[], &[], "UNSIGNED-PAYLOAD").body("x").send().await;
+    assert_eq!(r.unwrap().status(), 200);
+    let got = c.get_object().bucket("bkt").key("untyped").send().await.unwrap();
+    assert_eq!(got.content_type(), Some("binary/octet-stream"));
+    let head = c.head_object().bucket("bkt").key("untyped").send().await.unwrap();
+    assert_eq!(head.content_type(), Some("binary/octet-stream"));
+    let e = c
+        .copy_object()
+        .bucket("bkt")
+        .key("copy")
+        .copy_source("bkt/untyped")
+        .metadata_directive(MetadataDirective::from("FOO"))
+        .send()
+        .await;
+    assert_eq!(refusal(e), (400, "InvalidArgument".into()));
+    let e = c
+        .copy_object()
+        .bucket("bkt")
+        .key("copy")
+        .copy_source("bkt/untyped")
+        .tagging_directive(aws_sdk_s3::types::TaggingDirective::from("FOO"))
+        .send()
+        .await;
+    assert_eq!(refusal(e), (400, "InvalidArgument".into()));
+    c.copy_object().bucket("bkt").key("copy").copy_source("bkt/untyped").send().await.unwrap();
+}

@@ -29,7 +29,11 @@ pub async fn get_object_attributes(
     if input.sse_customer_algorithm.is_some() || input.sse_customer_key.is_some() {
         return Err(s3_error!(InvalidRequest, "the object was not stored with a customer-provided key"));
     }
-    let asked = |name: &str| input.object_attributes.iter().any(|a| a.as_str().eq_ignore_ascii_case(name));
+    // One header with a comma-separated list (as the aws CLI and the SDKs send it) or the
+    // header repeated: s3s hands the former over as one value.
+    let asked = |name: &str| {
+        input.object_attributes.iter().flat_map(|a| a.as_str().split(',')).any(|a| a.trim().eq_ignore_ascii_case(name))
+    };
     if input.object_attributes.is_empty() {
         return Err(s3_error!(InvalidArgument, "x-amz-object-attributes names at least one attribute"));
     }

@@ -140,7 +140,7 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
         accept_ranges: Some("bytes".into()),
         e_tag: Some(etag(&item)),
         last_modified: Some(Timestamp::from(system_time(item.modified))),
-        content_type: input.response_content_type.or_else(|| item.content_type.clone()),
+        content_type: input.response_content_type.or_else(|| Some(content_type(&item))),
         cache_control: input.response_cache_control.or_else(|| header(&item, "cache-control")),
         content_disposition: input.response_content_disposition.or_else(|| header(&item, "content-disposition")),
         content_encoding: input.response_content_encoding.or_else(|| header(&item, "content-encoding")),
@@ -194,7 +194,7 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
         accept_ranges: Some("bytes".into()),
         e_tag: Some(etag(&item)),
         last_modified: Some(Timestamp::from(system_time(item.modified))),
-        content_type: item.content_type.clone(),
+        content_type: Some(content_type(&item)),
         cache_control: header(&item, "cache-control"),
         content_disposition: header(&item, "content-disposition"),
         content_encoding: header(&item, "content-encoding"),
@@ -259,4 +259,9 @@ fn span(item: &Item, range: Option<&Range>, part: Option<i32>) -> S3Result<Optio
         }
         (None, None) => Ok(None),
     }
+}
+
+/// The stored type, or S3's for an object stored without one.
+fn content_type(item: &davit_storage::model::Item) -> String {
+    item.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())
 }
