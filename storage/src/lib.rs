@@ -144,13 +144,12 @@ pub enum ChunkStore {
 
 impl ChunkStore {
     /// The backend the configuration names, ready for use (the bucket checked or created).
-    /// The store of `data_dir`; opened passive (see `StorageConfig::passive`), a local
-    /// folder is taken as it is (nothing made, synced or swept) and every write or delete is
-    /// refused.
+    /// Opened passive (see `StorageConfig::passive`), a local folder is taken as it is
+    /// (nothing made, synced or swept) and every write or delete is refused.
     fn open(&self, data_dir: &Path, passive: bool) -> Result<Arc<dyn ChunkBackend>> {
         if passive {
             let inner: Arc<dyn ChunkBackend> = match self {
-                ChunkStore::Local => Arc::new(LocalDir::as_source(data_dir)),
+                ChunkStore::Local => Arc::new(LocalDir::passive(data_dir)),
                 other => other.open(data_dir, false)?,
             };
             return Ok(Arc::new(chunks::ReadOnly(inner)));
@@ -172,6 +171,17 @@ impl ChunkStore {
 /// first chunk, or it is refused). Hours cover a multi-gigabyte upload or download over a
 /// slow link, and the cost of a long grace is only that freed space comes back later.
 pub const DEFAULT_CHUNK_GRACE: Duration = Duration::from_secs(6 * 3600);
+
+impl ChunkStore {
+    /// The same store without a read cache in front: for a copy, which reads each chunk
+    /// once, and its verification, which must read the store itself.
+    fn uncached(&self) -> ChunkStore {
+        match self {
+            ChunkStore::S3(c) => ChunkStore::S3(S3ChunkConfig { cache_bytes: 0, ..c.clone() }),
+            ChunkStore::Local => ChunkStore::Local,
+        }
+    }
+}
 
 impl StorageConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {

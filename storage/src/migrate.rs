@@ -19,14 +19,13 @@
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::chunks::{ChunkBackend, LocalDir};
+use crate::chunks::ChunkBackend;
 use crate::content::chunks::ChunkRow;
 use crate::crypto::{ChunkId, KEY_LEN};
 use crate::error::{Error, Result};
@@ -176,20 +175,6 @@ fn open_empty_target(meta: &MetaStore, dir: &Path) -> Result<Db> {
     Ok(db)
 }
 
-/// A chunk store without a read cache: the copy reads each chunk once, and the
-/// verification must read the store itself. The source (`passive`, see
-/// `StorageConfig::passive`) is only read.
-fn open_backend(store: &ChunkStore, data_dir: &Path, passive: bool) -> Result<Arc<dyn ChunkBackend>> {
-    let backend: Arc<dyn ChunkBackend> = match store {
-        ChunkStore::Local if passive => Arc::new(LocalDir::as_source(data_dir)),
-        ChunkStore::Local => Arc::new(LocalDir::open(data_dir)?),
-        ChunkStore::S3(c) => {
-            Arc::new(crate::content::s3::S3Chunks::open(&crate::S3ChunkConfig { cache_bytes: 0, ..c.clone() })?)
-        }
-    };
-    Ok(if passive { Arc::new(crate::content::chunks::ReadOnly(backend)) } else { backend })
-}
-
 /// Copies every chunk the target's CHUNKS rows keep outside the database.
 fn copy_chunks(
     source: &StorageConfig,
@@ -198,8 +183,9 @@ fn copy_chunks(
     dir: &Path,
     report: &mut MigrateReport,
 ) -> Result<()> {
-    let from = open_backend(&source.chunks, &source.data_dir, true)?;
-    let to = open_backend(&target.chunks, dir, false)?;
+    // The source is only read (see `StorageConfig::passive`).
+    let from = source.chunks.uncached().open(&source.data_dir, true)?;
+    let to = target.chunks.uncached().open(dir, false)?;
     let c = copy_referenced_chunks(from.as_ref(), to.as_ref(), dst)?;
     report.chunks_referenced = c.referenced;
     report.chunks_copied = c.copied;
@@ -332,11 +318,7 @@ fn verify(
     let mut config = StorageConfig::new(dir);
     config.master_key = Some(hex::encode(master));
     config.meta = target.meta.clone();
-    config.chunks = match &target.chunks {
-        // Read the bucket itself, not a cache.
-        ChunkStore::S3(c) => ChunkStore::S3(crate::S3ChunkConfig { cache_bytes: 0, ..c.clone() }),
-        ChunkStore::Local => ChunkStore::Local,
-    };
+    config.chunks = target.chunks.uncached();
     config.chunk_grace = target.chunk_grace;
     config.passive = true;
     let dst = open_when_free(config)?;

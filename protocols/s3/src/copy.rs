@@ -42,8 +42,6 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         input.copy_source_if_unmodified_since.as_ref(),
     )
     .map_err(|e| if *e.code() == S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e })?;
-    // REPLACE gives the copy the request's tags (or none); COPY, the default, keeps the
-    // source's, which the core's copy takes along.
     for (name, d) in [
         ("metadata", input.metadata_directive.as_ref().map(MetadataDirective::as_str)),
         ("tagging", input.tagging_directive.as_ref().map(TaggingDirective::as_str)),
@@ -52,6 +50,8 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
             return Err(s3_error!(InvalidArgument, "unknown {name} directive: COPY or REPLACE"));
         }
     }
+    // REPLACE gives the copy the request's tags (or none); COPY, the default, keeps the
+    // source's, which the core's copy takes along.
     let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let new_tags = if replace_tags { crate::tagging::from_header(input.tagging.as_deref())? } else { None };
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);

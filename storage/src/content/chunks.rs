@@ -117,7 +117,7 @@ impl LocalDir {
 
     /// The chunk folder of `data_dir` as it is, only to be read (see [`ReadOnly`]): nothing
     /// is made, synced or swept, so a folder on a read-only mount opens.
-    pub fn as_source(data_dir: &Path) -> Self {
+    pub fn passive(data_dir: &Path) -> Self {
         let synced_dirs = (0..65_536 / 64).map(|_| Default::default()).collect();
         LocalDir {
             root: data_dir.join("chunks"),
@@ -133,13 +133,13 @@ impl LocalDir {
     }
 }
 
-/// A chunk store opened only to be read, as a copy's source (see
-/// `StorageConfig::passive`): every write or delete is refused, so nothing that reaches
-/// it by mistake changes the source.
+/// A chunk store opened only to be read (see `StorageConfig::passive`): every write or
+/// delete is refused, so nothing that reaches it by mistake changes what is copied or
+/// compared.
 pub(crate) struct ReadOnly(pub Arc<dyn ChunkBackend>);
 
 fn refused() -> io::Error {
-    io::Error::new(io::ErrorKind::PermissionDenied, "the source of a copy is only read")
+    io::Error::new(io::ErrorKind::PermissionDenied, "this chunk store is opened only to be read")
 }
 
 impl ChunkBackend for ReadOnly {

@@ -212,8 +212,8 @@ impl Sweeper {
         Ok(Arc::new(Sweeper { wake: Mutex::new(tx) }))
     }
 
-    /// A sweeper that never runs, for a store opened only to be copied out of (see
-    /// `StorageConfig::passive`): a wake-up goes nowhere.
+    /// A sweeper that never runs, for a store opened passive (see `StorageConfig::passive`):
+    /// a wake-up goes nowhere.
     pub fn idle() -> Arc<Sweeper> {
         let (tx, _) = mpsc::channel::<()>();
         Arc::new(Sweeper { wake: Mutex::new(tx) })
