@@ -17,7 +17,15 @@ async fn unknown_revoked_and_wrongly_signed_keys_are_refused() {
 
     let wrong = client(&s.base, &key, &format!("{secret}x"), false);
     let r = wrong.get_object().bucket("bkt").key("k").send().await;
+    // With S3's message: s3s sends none of its own, and the aws CLI then printed "Unknown".
+    let message = r.as_ref().err().and_then(|e| e.message()).map(str::to_owned);
     assert_eq!(refusal(r), (403, "SignatureDoesNotMatch".into()));
+    assert!(message.as_deref().is_some_and(|m| m.contains("signature you provided")), "{message:?}");
+    let signer =
+        Signer { base: s.base.clone(), key: key.clone(), secret: secret.clone(), client: support::tls_client() };
+    let r = signer.request(Method::GET, "/Bad_Bucket/k", &[], &[], "UNSIGNED-PAYLOAD").send().await.unwrap();
+    let xml = r.text().await.unwrap();
+    assert!(xml.contains("<Code>InvalidBucketName</Code><Message>") && xml.contains("<RequestId>"), "{xml}");
 
     let (bob_key, bob_secret) = key_of(&s, "bob").await;
     let bob = client(&s.base, &bob_key, &bob_secret, false);

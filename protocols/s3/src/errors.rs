@@ -74,6 +74,57 @@ pub fn s3_error(e: Error) -> S3Error {
     err
 }
 
+/// An error body completed with what S3 clients read and s3s may leave out: the request's id
+/// (`RequestId`, quoted in bug reports) and a `Message`, which s3s omits for errors it makes
+/// itself (a bad signature, a bad bucket name in the path), so that the aws CLI printed
+/// "Unknown". None when the body is not an S3 error or lacks nothing.
+pub(crate) fn complete_body(body: &[u8], request_id: &str) -> Option<Vec<u8>> {
+    let find = |what: &[u8]| body.windows(what.len()).position(|w| w == what);
+    let end = body.windows(8).rposition(|w| w == b"</Error>")?;
+    let code_end = find(b"</Code>");
+    let message = match (find(b"<Message>"), find(b"<Code>"), code_end) {
+        (None, Some(start), Some(stop)) if start + 6 <= stop => {
+            let code = std::str::from_utf8(&body[start + 6..stop]).ok()?;
+            Some(format!("<Message>{}</Message>", default_message(code)))
+        }
+        _ => None,
+    };
+    let id = find(b"<RequestId>").is_none().then(|| format!("<RequestId>{request_id}</RequestId>"));
+    if message.is_none() && id.is_none() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + 200);
+    match (&message, code_end) {
+        (Some(m), Some(stop)) => {
+            let after_code = stop + b"</Code>".len();
+            out.extend_from_slice(&body[..after_code]);
+            out.extend_from_slice(m.as_bytes());
+            out.extend_from_slice(&body[after_code..end]);
+        }
+        _ => out.extend_from_slice(&body[..end]),
+    }
+    out.extend_from_slice(id.unwrap_or_default().as_bytes());
+    out.extend_from_slice(&body[end..]);
+    Some(out)
+}
+
+/// S3's own words for the errors s3s sends without a message; the code itself otherwise.
+fn default_message(code: &str) -> &str {
+    match code {
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        "InvalidAccessKeyId" => "The AWS access key Id you provided does not exist in our records.",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "AccessDenied" => "Access Denied",
+        "NoSuchBucket" => "The specified bucket does not exist.",
+        "NoSuchKey" => "The specified key does not exist.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,15 +164,10 @@ impl S3Front {
         }
         if resp.status().as_u16() >= 400
             && let Some(body) = resp.body().bytes()
-            && let Some(end) = body.windows(8).rposition(|w| w == b"</Error>")
-            && !body.windows(11).any(|w| w == b"<RequestId>")
+            && let Some(completed) = errors::complete_body(&body, request_id)
         {
-            let mut with_id = Vec::with_capacity(body.len() + 64);
-            with_id.extend_from_slice(&body[..end]);
-            with_id.extend_from_slice(format!("<RequestId>{request_id}</RequestId>").as_bytes());
-            with_id.extend_from_slice(&body[end..]);
-            resp.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(with_id.len()));
-            *resp.body_mut() = s3s::Body::from(bytes::Bytes::from(with_id));
+            resp.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(completed.len()));
+            *resp.body_mut() = s3s::Body::from(bytes::Bytes::from(completed));
         }
         Ok(resp)
     }
