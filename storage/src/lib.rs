@@ -149,7 +149,7 @@ impl ChunkStore {
     fn open(&self, data_dir: &Path, passive: bool) -> Result<Arc<dyn ChunkBackend>> {
         if passive {
             let inner: Arc<dyn ChunkBackend> = match self {
-                ChunkStore::Local => Arc::new(LocalDir::passive(data_dir)),
+                ChunkStore::Local => Arc::new(LocalDir::at(data_dir)),
                 other => other.open(data_dir, false)?,
             };
             return Ok(Arc::new(chunks::ReadOnly(inner)));

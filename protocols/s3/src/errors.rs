@@ -82,9 +82,10 @@ pub(crate) fn complete_body(body: &[u8], request_id: &str) -> Option<Vec<u8>> {
     let find = |what: &[u8]| body.windows(what.len()).position(|w| w == what);
     let end = body.windows(8).rposition(|w| w == b"</Error>")?;
     let code_end = find(b"</Code>");
-    let message = match (find(b"<Message>"), find(b"<Code>"), code_end) {
-        (None, Some(start), Some(stop)) if start + 6 <= stop => {
-            let code = std::str::from_utf8(&body[start + 6..stop]).ok()?;
+    let code_start = find(b"<Code>").map(|at| at + b"<Code>".len());
+    let message = match (find(b"<Message>"), code_start, code_end) {
+        (None, Some(start), Some(stop)) if start <= stop => {
+            let code = std::str::from_utf8(&body[start..stop]).ok()?;
             Some(format!("<Message>{}</Message>", default_message(code)))
         }
         _ => None,

@@ -262,6 +262,6 @@ fn span(item: &Item, range: Option<&Range>, part: Option<i32>) -> S3Result<Optio
 }
 
 /// The stored type, or S3's for an object stored without one.
-fn content_type(item: &davit_storage::model::Item) -> String {
+fn content_type(item: &Item) -> String {
     item.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())
 }

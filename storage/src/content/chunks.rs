@@ -111,13 +111,13 @@ impl LocalDir {
         for entry in fs::read_dir(&tmp)? {
             let _ = fs::remove_file(entry?.path());
         }
-        let synced_dirs = (0..65_536 / 64).map(|_| Default::default()).collect();
-        Ok(LocalDir { root, tmp, direct: DirectWrites::default(), synced_dirs })
+        Ok(LocalDir::at(data_dir))
     }
 
-    /// The chunk folder of `data_dir` as it is, only to be read (see [`ReadOnly`]): nothing
-    /// is made, synced or swept, so a folder on a read-only mount opens.
-    pub fn passive(data_dir: &Path) -> Self {
+    /// The chunk folder of `data_dir` taken as it is: nothing is made, synced or swept (what
+    /// [`open`](Self::open) does first), so a folder on a read-only mount opens, to be read
+    /// (see [`ReadOnly`]).
+    pub fn at(data_dir: &Path) -> Self {
         let synced_dirs = (0..65_536 / 64).map(|_| Default::default()).collect();
         LocalDir {
             root: data_dir.join("chunks"),
