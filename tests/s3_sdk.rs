@@ -14,6 +14,7 @@ mod cross;
 mod fixes;
 mod lifecycle;
 mod listing;
+mod markers;
 mod multipart;
 mod object_lock;
 mod objects;

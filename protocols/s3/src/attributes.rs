@@ -39,7 +39,7 @@ pub async fn get_object_attributes(
     }
     let path = key_path(&input.bucket, &input.key)?;
     let item = match s3.storage.stat_readable(&p, &path).await {
-        Ok(item) if !item.is_folder() => item,
+        Ok(item) if !item.is_folder() && crate::names::names(&input.key, &item) => item,
         Ok(_) => return Err(s3_error!(NoSuchKey, "no such key")),
         Err(Error::NotFound(_)) | Err(Error::Conflict(_)) => {
             s3.bucket(&p, &input.bucket).await?;

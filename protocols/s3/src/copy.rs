@@ -31,7 +31,7 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         Some(v) => crate::versions::stat_version(s3, &p, src_bucket, src_key, v).await?.item,
         None => s3.storage.stat(&p, &from).await.map_err(map)?,
     };
-    if src.is_folder() {
+    if src.is_folder() || src_key.ends_with('/') {
         return Err(s3_error!(NoSuchKey, "no such key"));
     }
     check_conditions(

@@ -31,7 +31,8 @@ async fn delete_key(
         match s3.storage.remove_empty_folder(p, &path).await {
             // A folder that holds objects stays, as their keys imply it; S3 answers success
             // for a key it lacks, and such a folder lists as their common prefix either way.
-            Err(Error::NotFound(_) | Error::NotEmpty(_)) => Ok(None),
+            // A file in its place is not the key either (`f/` is not `f`).
+            Err(Error::NotFound(_) | Error::NotEmpty(_) | Error::Conflict(_)) => Ok(None),
             r => r.map(|()| None),
         }
     } else {

@@ -15,7 +15,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use crate::DavitS3;
 use crate::checksum::{self, set_fields};
 use crate::errors::s3_error as map;
-use crate::names::key_path;
+use crate::names::{key_path, names};
 use crate::stored::{etag, expires, header, metadata};
 use crate::versions;
 
@@ -48,7 +48,7 @@ pub(crate) fn check_conditions(
         if_modified_since: if_modified_since.map(date),
         if_unmodified_since: if_unmodified_since.map(date),
     };
-    conditions.evaluate(&item.etag, item.modified).map_err(|refused| match refused {
+    conditions.evaluate(crate::stored::etag(item).value(), item.modified).map_err(|refused| match refused {
         Refused::IfMatch => s3_error!(PreconditionFailed, "If-Match does not match the object's ETag"),
         Refused::IfUnmodifiedSince => {
             s3_error!(PreconditionFailed, "the object was modified since If-Unmodified-Since")
@@ -96,7 +96,8 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
     // of their own).
     let version = input.version_id.clone();
     let whole = match (&input.range, input.part_number, &version) {
-        (None, None, None) => s3.storage.read_with_lock_state(&p, &path, None).await.ok(),
+        // A key ending in `/` names a folder (the path drops the slash), checked below.
+        (None, None, None) if !input.key.ends_with('/') => s3.storage.read_with_lock_state(&p, &path, None).await.ok(),
         _ => None,
     };
     let (read, range, lock) = match whole {
@@ -109,7 +110,9 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
                 Some(v) => versions::stat_version(s3, &p, &input.bucket, &input.key, v).await?.item,
                 None => object(s3, &p, &input.bucket, &path).await?,
             };
-            if item.is_folder() {
+            // A folder is the empty object `dir/` (as HEAD, PUT and listings show it), and
+            // no object without the slash.
+            if !names(&input.key, &item) {
                 return Err(s3_error!(NoSuchKey, "no such key"));
             }
             read_conditions!(&item, input)?;
@@ -117,6 +120,13 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
             // the end.
             let range = span(&item, input.range.as_ref(), input.part_number)?.map(|(s, e)| (s, (e > s).then(|| e - 1)));
             let read = match &version {
+                _ if item.is_folder() => davit_storage::FileRead {
+                    item,
+                    version: None,
+                    start: 0,
+                    end: 0,
+                    body: Box::pin(futures::stream::empty()),
+                },
                 Some(v) => versions::read_version(s3, &p, &input.bucket, &input.key, v, range).await?,
                 None => s3.storage.read(&p, &path, range).await.map_err(map)?,
             };
@@ -175,7 +185,7 @@ pub async fn head_object(s3: &DavitS3, req: S3Request<HeadObjectInput>) -> S3Res
             (item, id)
         }
     };
-    if item.is_folder() != input.key.ends_with('/') {
+    if !names(&input.key, &item) {
         return Err(s3_error!(NoSuchKey, "no such key"));
     }
     read_conditions!(&item, input)?;

@@ -54,11 +54,7 @@ async fn list_page(
         .map(|(key, item)| Object {
             key: Some(encode(key, url)),
             size: Some(item.size as i64),
-            e_tag: Some(if item.is_folder() {
-                ETag::Strong("d41d8cd98f00b204e9800998ecf8427e".into())
-            } else {
-                etag(item)
-            }),
+            e_tag: Some(etag(item)),
             last_modified: Some(Timestamp::from(system_time(item.modified))),
             storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
             owner: owner.clone(),

@@ -128,6 +128,10 @@ pub async fn upload_part_copy(
         return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
     };
     s3.bucket(&p, sb).await?;
+    if sk.ends_with('/') {
+        // A folder, or nothing: `f/` is not the file `f` (see `names`).
+        return Err(s3_error!(NoSuchKey, "no such key"));
+    }
     let from = key_path(sb, sk)?;
     let range = match &input.copy_source_range {
         None => None,

@@ -45,6 +45,13 @@ pub fn key_path(bucket: &str, key: &str) -> S3Result<String> {
     Ok(format!("/{bucket}/{body}"))
 }
 
+/// Whether `item`, found at a key's path, is what the key names: `dir/` a folder (S3's
+/// empty marker object), any other key a file. The path drops the slash, so without this
+/// check `f/` would reach the file `f`.
+pub fn names(key: &str, item: &davit_storage::Item) -> bool {
+    item.is_folder() == key.ends_with('/')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

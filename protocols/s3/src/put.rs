@@ -50,9 +50,17 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
             return Err(s3_error!(InvalidArgument, "a key ending in '/' names a folder and takes no content"));
         }
         let sum = wanted.as_ref().map(Wanted::check_empty).transpose()?;
-        s3.storage.mkdir_all(&p, &path).await.map_err(map)?;
+        let folder = s3.storage.mkdir_all(&p, &path).await.map_err(map)?;
+        // The marker is replaced, as a PUT replaces an object: its type, headers and
+        // metadata are the request's (s3fs keeps a folder's mode and owner there).
+        let headers = kept_headers!(input);
+        let meta: Vec<(String, String)> = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();
+        let had = folder.content_type.is_some() || !folder.headers.is_empty() || !folder.user_meta.is_empty();
+        if had || input.content_type.is_some() || !headers.is_empty() || !meta.is_empty() {
+            s3.storage.set_metadata(&p, &path, input.content_type, headers, meta).await.map_err(map)?;
+        }
         let mut out = PutObjectOutput {
-            e_tag: Some(ETag::Strong("d41d8cd98f00b204e9800998ecf8427e".into())),
+            e_tag: Some(ETag::Strong(crate::stored::EMPTY_MD5.into())),
             server_side_encryption: crate::sse::aes256(),
             ..Default::default()
         };

@@ -16,8 +16,13 @@ pub(crate) fn expires(item: &Item) -> Option<Expires> {
     header(item, "expires").and_then(|v| Timestamp::parse(TimestampFormat::HttpDate, &v).ok())
 }
 
+/// The MD5 of no bytes: the ETag of a folder, which S3 clients see as the empty object `dir/`.
+pub(crate) const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+/// The ETag S3 shows for an item: a folder's is the empty object's, as its PUT and listings
+/// answer, so that a HEAD or GET of `dir/` agrees with them.
 pub(crate) fn etag(item: &Item) -> ETag {
-    ETag::Strong(item.etag.clone())
+    ETag::Strong(if item.is_folder() { EMPTY_MD5.to_owned() } else { item.etag.clone() })
 }
 
 pub(crate) fn metadata(item: &Item) -> Option<Metadata> {

@@ -82,9 +82,14 @@ pub(crate) fn from_header(header: Option<&str>) -> S3Result<Option<Vec<(String, 
     Ok(Some(tags))
 }
 
-/// The object's path; a key naming a folder is the folder's (S3's `dir/` object).
-fn object_path(bucket: &str, key: &str) -> S3Result<String> {
-    key_path(bucket, key)
+/// The object's path; a key naming a folder is the folder's (S3's `dir/` object). `f/`
+/// names no object when `f` is a file (the path would reach it: see `names`).
+async fn object_path(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, key: &str) -> S3Result<String> {
+    let path = key_path(bucket, key)?;
+    if key.ends_with('/') && s3.storage.stat(p, &path).await.is_ok_and(|item| !crate::names::names(key, &item)) {
+        return Err(s3_error!(NoSuchKey, "no such key"));
+    }
+    Ok(path)
 }
 
 /// The core's refusals of a call naming a version: S3's NoSuchVersion, and 405 for a delete
@@ -123,7 +128,7 @@ pub async fn put_object_tagging(
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    let path = object_path(&input.bucket, &input.key)?;
+    let path = object_path(s3, &p, &input.bucket, &input.key).await?;
     let tags = pairs(input.tagging.tag_set)?;
     set_object_tags(s3, &p, &path, input.version_id.as_deref(), tags).await?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id: input.version_id }))
@@ -135,7 +140,7 @@ pub async fn get_object_tagging(
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    let path = object_path(&input.bucket, &input.key)?;
+    let path = object_path(s3, &p, &input.bucket, &input.key).await?;
     let tags = match input.version_id.as_deref() {
         Some(v) => s3.storage.version_tags(&p, &path, v).await.map_err(version_error)?,
         None => s3.storage.tags(&p, &path).await.map_err(map)?,
@@ -149,7 +154,7 @@ pub async fn delete_object_tagging(
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    let path = object_path(&input.bucket, &input.key)?;
+    let path = object_path(s3, &p, &input.bucket, &input.key).await?;
     set_object_tags(s3, &p, &path, input.version_id.as_deref(), Vec::new()).await?;
     Ok(S3Response::new(DeleteObjectTaggingOutput { version_id: input.version_id }))
 }

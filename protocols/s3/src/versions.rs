@@ -88,11 +88,7 @@ pub async fn list_object_versions(
             });
         } else {
             versions.push(ObjectVersion {
-                e_tag: Some(if v.item.is_folder() {
-                    ETag::Strong("d41d8cd98f00b204e9800998ecf8427e".into())
-                } else {
-                    etag(&v.item)
-                }),
+                e_tag: Some(etag(&v.item)),
                 is_latest: Some(v.latest),
                 key,
                 last_modified,
