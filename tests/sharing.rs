@@ -510,6 +510,15 @@ async fn grantees_links_and_neighbours_cannot_destroy_or_freeze_what_is_not_thei
         assert_eq!(api(&c, &s, "POST", op, "bob", Some(body)).await.0, 403, "{op}");
     }
     assert_eq!(get_rest(&c, &s, "alice", "/f/keep.txt").await, (200, "keep".into()));
+    // Over WebDAV neither, with a folder or a file, and the refusal is the whole answer (found
+    // by probing: the MOVE of an empty folder deleted the granted folder's members one by
+    // one, then answered 207 with the folder itself refused).
+    assert_eq!(status(dav(&c, &s, "bob", "MKCOL", "/empty/")).await, 201);
+    for (op, from) in [("MOVE", "/empty/"), ("MOVE", "/x.txt"), ("COPY", "/x.txt"), ("COPY", "/empty/")] {
+        let r = dav(&c, &s, "bob", op, from).header("Destination", s.url("/dav/shared/alice/f/"));
+        assert_eq!(status(r).await, 403, "{op} {from}");
+    }
+    assert_eq!(get_rest(&c, &s, "alice", "/f/keep.txt").await, (200, "keep".into()));
     // Nor can anyone replace a folder by something inside it.
     let body = json!({ "from": "/f/keep.txt", "to": "/f", "overwrite": true });
     assert_eq!(api(&c, &s, "POST", "/api/v1/copy", "alice", Some(body.clone())).await.0, 409);
@@ -558,6 +567,16 @@ async fn grantees_links_and_neighbours_cannot_destroy_or_freeze_what_is_not_thei
     let (_, root) = api(&c, &s, "GET", "/api/v1/files/", "alice", None).await;
     let names: Vec<&str> = root["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["f", "shared", "x.txt"], "nothing landed beside the drop folder");
+    // Nor does it delete or move what is there (found by probing: DELETE answered 204, and 404
+    // for a name not there): the same refusal for a taken name and a free one.
+    for path in ["keep.txt", "nothing.txt"] {
+        let r = c.delete(s.url(&format!("/s/{drop}/{path}"))).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    let r = c.request(m("MOVE"), s.url(&format!("/s/{drop}/keep.txt")));
+    let r = r.header("Destination", s.url(&format!("/s/{drop}/moved.txt"))).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(get_rest(&c, &s, "alice", "/f/keep.txt").await, (200, "keep".into()));
 
     // A copy out of a read-only grant works; multipart parts stop when the grant goes.
     let (st, _) = api(

@@ -282,6 +282,73 @@ async fn folders_are_copied_and_deleted_whole() {
 
 /// The answer to a PROPFIND of the folder, and whether davit wrote it itself: its answer is
 /// one buffer of known length, dav-server's is streamed in chunks.
+/// Found by probing: an If-Range naming another version answered the range's bytes padded
+/// with zeros as the whole file; DELETE ignored If-Unmodified-Since; two PUTs holding the same
+/// ETag could both win; a LOCK without Timeout never expired; OPTIONS offered partial updates
+/// answered with 405.
+#[tokio::test]
+async fn validators_and_conditions_hold_on_every_method() {
+    let s = support::start(Options::default()).await;
+    let c = support::client();
+    assert_eq!(dav(&c, &s, "PUT", "/rg.txt").body("0123456789").send().await.unwrap().status(), 201);
+    let head = dav(&c, &s, "HEAD", "/rg.txt").send().await.unwrap();
+    let etag = head.headers()["etag"].to_str().unwrap().to_owned();
+    let modified = head.headers()["last-modified"].to_str().unwrap().to_owned();
+    for (if_range, want) in [
+        (etag.as_str(), (206, "234")),
+        (modified.as_str(), (206, "234")),
+        ("\"other\"", (200, "0123456789")),
+        (&format!("W/{etag}"), (200, "0123456789")),
+        ("Mon, 01 Jan 2001 00:00:00 GMT", (200, "0123456789")),
+    ] {
+        for url in [s.url("/dav/rg.txt"), s.url("/api/v1/files/rg.txt")] {
+            let r = c
+                .get(&url)
+                .basic_auth("alice", Some(PASSWORD))
+                .header("Range", "bytes=2-4")
+                .header("If-Range", if_range);
+            let r = r.send().await.unwrap();
+            let got = (r.status().as_u16(), r.text().await.unwrap());
+            assert_eq!((got.0, got.1.as_str()), want, "{url} If-Range: {if_range}");
+        }
+    }
+
+    // A date the file changed after refuses a delete or a move, and leaves it.
+    let long_ago = "Mon, 01 Jan 2001 00:00:00 GMT";
+    let r = dav(&c, &s, "DELETE", "/rg.txt").header("If-Unmodified-Since", long_ago).send().await.unwrap();
+    assert_eq!(r.status(), 412);
+    let r = dav(&c, &s, "MOVE", "/rg.txt").header("Destination", s.url("/dav/moved.txt"));
+    assert_eq!(r.header("If-Unmodified-Since", long_ago).send().await.unwrap().status(), 412);
+    let r = dav(&c, &s, "MOVE", "/rg.txt").header("Destination", s.url("/dav/moved.txt"));
+    assert_eq!(r.header("If-Match", "\"other\"").send().await.unwrap().status(), 412);
+    assert_eq!(dav(&c, &s, "GET", "/rg.txt").send().await.unwrap().text().await.unwrap(), "0123456789");
+
+    // Of writers holding the same ETag, exactly one wins (bounded: 3 rounds of 4).
+    for round in 0..3 {
+        let r = dav(&c, &s, "PUT", "/race.txt").body(format!("round {round}")).send().await.unwrap();
+        assert!(r.status().is_success());
+        let etag = dav(&c, &s, "HEAD", "/race.txt").send().await.unwrap().headers()["etag"].clone();
+        let puts = (0..4).map(|i| {
+            let r = dav(&c, &s, "PUT", "/race.txt").header("If-Match", etag.clone()).body(format!("writer {i}"));
+            async move { r.send().await.unwrap().status().as_u16() }
+        });
+        let mut got = futures::future::join_all(puts).await;
+        got.sort_unstable();
+        assert_eq!(got, [204, 412, 412, 412], "round {round}");
+    }
+
+    // A lock asked without a Timeout gets the bound, as one asked for ever does.
+    let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    let r = dav(&c, &s, "LOCK", "/race.txt").body(lock).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("<D:timeout>Second-600</D:timeout>"));
+
+    let r = dav(&c, &s, "OPTIONS", "/race.txt").send().await.unwrap();
+    let (dav_classes, allow) = (r.headers()["dav"].to_str().unwrap(), r.headers()["allow"].to_str().unwrap());
+    assert!(!dav_classes.contains("partialupdate") && !allow.contains("PATCH"), "{dav_classes} / {allow}");
+    s.stop().await;
+}
+
 async fn listing(c: &Client, s: &TestServer, asked: (&str, &'static str)) -> (String, bool) {
     let (answer, own, location) = listing_at(c, s, "/d%20x/", asked).await;
     assert_eq!(location, None);

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use davit_storage::{Conditions, FileRead, Item, Kind, WriteOptions};
+use davit_storage::{FileRead, Item, Kind, WriteOptions};
 use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -81,8 +81,8 @@ pub async fn get(
         return Ok(axum::Json(Listing { path, items, next }).into_response());
     }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) => parse_range(r, item.size)?,
-        None => None,
+        Some(r) if davit_http::if_range_holds(&headers, &item.etag, item.modified) => parse_range(r, item.size)?,
+        _ => None,
     };
     let read = state.storage.read(&caller.principal, &path, range).await?;
     Ok(file_response(read, range.is_some()))
@@ -177,7 +177,7 @@ pub async fn put(
     let opts = WriteOptions {
         content_type: headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned),
         expected_len: headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()),
-        conditions: with_unmodified_since(conditions(&headers), &headers, current.as_ref())?,
+        conditions: davit_http::write_conditions(&headers, current.as_ref())?,
         ..Default::default()
     };
     let stream = body.into_data_stream().map(|r| r.map_err(std::io::Error::other)).boxed();
@@ -194,7 +194,7 @@ pub async fn delete(
 ) -> Result<StatusCode, Problem> {
     let path = format!("/{path}");
     let current = state.storage.stat(&caller.principal, &path).await.ok();
-    let conditions = with_unmodified_since(conditions(&headers), &headers, current.as_ref())?;
+    let conditions = davit_http::write_conditions(&headers, current.as_ref())?;
     state.storage.delete_to_trash(&caller.principal, &path, conditions).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -203,33 +203,6 @@ pub async fn delete(
 /// date, 412. It is ignored beside `If-Match`, when it is not a date, and when nothing is
 /// there (no modification date to compare). Otherwise the version that was compared is
 /// required by its ETag when the change commits, so a change in between cannot slip past.
-fn with_unmodified_since(
-    mut c: Conditions,
-    headers: &HeaderMap,
-    current: Option<&Item>,
-) -> Result<Conditions, davit_storage::Error> {
-    let date =
-        headers.get(header::IF_UNMODIFIED_SINCE).and_then(|v| v.to_str().ok()).and_then(davit_http::parse_http_date);
-    let (Some(date), Some(item), None) = (date, current, &c.if_match) else { return Ok(c) };
-    let unmodified = davit_http::Preconditions { if_unmodified_since: Some(date), ..Default::default() };
-    if unmodified.evaluate(&item.etag, item.modified).is_err() {
-        return Err(davit_storage::Error::PreconditionFailed(
-            "If-Unmodified-Since: the item changed after that date".into(),
-        ));
-    }
-    c.if_match = Some(vec![item.etag.clone()]);
-    Ok(c)
-}
-
-fn conditions(headers: &HeaderMap) -> Conditions {
-    let list = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .map(|v| v.split(',').map(|t| t.trim().trim_start_matches("W/").to_owned()).collect())
-    };
-    Conditions { if_match: list(header::IF_MATCH), if_none_match: list(header::IF_NONE_MATCH) }
-}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

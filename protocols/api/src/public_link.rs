@@ -206,8 +206,10 @@ async fn get(
         return Ok(listing(headers, token, inner, &name, &items));
     }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) => parse_range(r, item.size).map_err(|p| Error::RangeNotSatisfiable(p.detail))?,
-        None => None,
+        Some(r) if davit_http::if_range_holds(headers, &item.etag, item.modified) => {
+            parse_range(r, item.size).map_err(|p| Error::RangeNotSatisfiable(p.detail))?
+        }
+        _ => None,
     };
     let read = if req.method() == Method::GET {
         state.storage.download(p, inner, range).await?

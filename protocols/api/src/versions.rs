@@ -75,8 +75,10 @@ pub async fn get(
         return Err(Problem::new(StatusCode::NOT_FOUND, "delete_marker", "that version is a delete marker"));
     }
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) => parse_range(r, info.item.size)?,
-        None => None,
+        Some(r) if davit_http::if_range_holds(&headers, &info.item.etag, info.item.modified) => {
+            parse_range(r, info.item.size)?
+        }
+        _ => None,
     };
     let (_, read) = state.storage.read_version(&caller.principal, &path, &id, range).await?;
     let read =

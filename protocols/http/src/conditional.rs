@@ -4,6 +4,56 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use davit_storage::{Conditions, Error, Item};
+use http::{HeaderMap, HeaderName, header};
+
+/// Whether a Range may be served (RFC 9110 §13.1.5): no If-Range, or one that names the
+/// current representation, by its ETag (strong comparison: a weak tag never does) or by its
+/// exact modification time in whole seconds. When it does not, the whole file is the answer,
+/// so a client resuming a download never splices old bytes to new ones.
+pub fn if_range_holds(headers: &HeaderMap, etag: &str, modified_nanos: i64) -> bool {
+    let Some(v) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).map(str::trim) else {
+        return true;
+    };
+    if v.starts_with('"') {
+        return v.len() >= 2 && v.ends_with('"') && &v[1..v.len() - 1] == etag;
+    }
+    if v.starts_with("W/") {
+        return false;
+    }
+    match crate::parse_http_date(v) {
+        Some(date) => whole_seconds(date) == (modified_nanos.max(0) as u64) / 1_000_000_000,
+        None => false,
+    }
+}
+
+/// The conditions of a write, delete or move (If-Match, If-None-Match, If-Unmodified-Since)
+/// for the core to check as it commits. `current` is what is at the target now: a date is
+/// decided against it, and when it holds that version is pinned as an If-Match, so a change
+/// in between still refuses the request.
+pub fn write_conditions(headers: &HeaderMap, current: Option<&Item>) -> Result<Conditions, Error> {
+    let list = |name: HeaderName| {
+        let tags: Vec<String> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().trim_start_matches("W/").trim_matches('"').to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        (!tags.is_empty()).then_some(tags)
+    };
+    let mut c = Conditions { if_match: list(header::IF_MATCH), if_none_match: list(header::IF_NONE_MATCH) };
+    let date = headers.get(header::IF_UNMODIFIED_SINCE).and_then(|v| v.to_str().ok()).and_then(crate::parse_http_date);
+    let (Some(date), Some(item), None) = (date, current, &c.if_match) else { return Ok(c) };
+    let unmodified = Preconditions { if_unmodified_since: Some(date), ..Default::default() };
+    if unmodified.evaluate(&item.etag, item.modified).is_err() {
+        return Err(Error::PreconditionFailed("If-Unmodified-Since: the item changed after that date".into()));
+    }
+    c.if_match = Some(vec![item.etag.clone()]);
+    Ok(c)
+}
+
 /// The conditions a request sent. An entity-tag list holds tags without quotes, or `*`.
 #[derive(Clone, Debug, Default)]
 pub struct Preconditions {
@@ -63,6 +113,22 @@ mod tests {
 
     fn tags(t: &[&str]) -> Option<Vec<String>> {
         Some(t.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    #[test]
+    fn if_range_names_the_current_file_or_the_range_goes() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_RANGE, v.parse().unwrap());
+            h
+        };
+        let modified = 784_111_777 * SEC + 5; // Sun, 06 Nov 1994 08:49:37 GMT
+        assert!(if_range_holds(&HeaderMap::new(), "abc", modified));
+        assert!(if_range_holds(&with("\"abc\""), "abc", modified));
+        for other in ["\"abd\"", "W/\"abc\"", "abc", "\"", "Sun, 06 Nov 1994 08:49:38 GMT", "not a date"] {
+            assert!(!if_range_holds(&with(other), "abc", modified), "{other}");
+        }
+        assert!(if_range_holds(&with("Sun, 06 Nov 1994 08:49:37 GMT"), "abc", modified));
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod dates;
 mod host;
 mod principal;
 
-pub use conditional::{Preconditions, Refused};
+pub use conditional::{Preconditions, Refused, if_range_holds, write_conditions};
 pub use credentials::{content_md5, parse_basic};
 pub use dates::{fmt_http_date, http_date, nanos, parse_http_date, system_time};
 pub use host::{strip_port, virtual_host_bucket};

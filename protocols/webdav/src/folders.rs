@@ -1,28 +1,18 @@
-//! DELETE, and COPY of a folder, as one core operation each. dav-server would walk a
-//! folder member by member (a request per member to the core, each its own transaction);
-//! the core deletes a folder by detaching it in one transaction and copies a whole subtree
-//! by reference in one, so both are answered here, before dav-server. RFC 4918 §9.6 and
-//! §9.8: DELETE answers 204; COPY 201 when the destination was new, 204 when it was
-//! replaced, 412 when it exists and `Overwrite: F`.
+//! DELETE, MOVE and COPY (of a folder with Depth infinity, or of a file), as one core
+//! operation each. dav-server would walk a folder member by member (a request per member to
+//! the core, each its own transaction), and before a MOVE or COPY that overwrites it deletes
+//! the destination member by member: refused only at the destination's root (a grantee may
+//! empty a granted folder but not replace it), that emptied an owner's folder and then
+//! reported the MOVE refused. The core deletes a folder by detaching it in one transaction,
+//! and moves or copies onto a destination in one, refusing before anything changes.
+//! RFC 4918 §9.6, §9.8 and §9.9: DELETE answers 204; COPY and MOVE 201 when the destination
+//! was new, 204 when it was replaced, 412 when it exists and `Overwrite: F`.
 
-use davit_storage::{Conditions, Error, Principal};
+use davit_storage::{Error, Principal};
 use http::{HeaderMap, StatusCode};
 
 use crate::headers::{self, Depth};
 use crate::{Body, WebDav, plain, refusal};
-
-/// An entity-tag list header as the core takes it: tags without quotes, or `*`.
-fn etag_list(headers: &HeaderMap, name: http::HeaderName) -> Option<Vec<String>> {
-    let values: Vec<String> = headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/").trim_matches('"').to_owned())
-        .filter(|t| !t.is_empty())
-        .collect();
-    (!values.is_empty()).then_some(values)
-}
 
 fn no_content(status: StatusCode) -> http::Response<Body> {
     let mut r = http::Response::new(Body::empty());
@@ -45,9 +35,14 @@ impl WebDav {
             // §9.6.1: a collection is deleted as a whole, Depth infinity.
             return plain(StatusCode::BAD_REQUEST, "Depth: a folder is deleted with Depth: infinity\n".into());
         }
-        let conditions = Conditions {
-            if_match: etag_list(headers, http::header::IF_MATCH),
-            if_none_match: etag_list(headers, http::header::IF_NONE_MATCH),
+        // Only a date needs what is there now (see `write_conditions`).
+        let current = match headers.contains_key(http::header::IF_UNMODIFIED_SINCE) {
+            true => self.storage.stat(p, path).await.ok(),
+            false => None,
+        };
+        let conditions = match davit_http::write_conditions(headers, current.as_ref()) {
+            Ok(c) => c,
+            Err(e) => return refusal(&e),
         };
         match self.storage.delete_to_trash(p, path, conditions).await {
             Ok(()) => no_content(StatusCode::NO_CONTENT),
@@ -55,21 +50,34 @@ impl WebDav {
         }
     }
 
-    /// COPY of a folder with Depth infinity (or none, which means it); `None` when the
-    /// source is not a folder or Depth is 0 or 1, which dav-server answers (one core call).
-    pub(crate) async fn copy_folder(
+    /// COPY or MOVE (`is_move`): of a file, or of a folder with Depth infinity (or none,
+    /// which means it); `None` for a COPY of a folder with Depth 0, which dav-server answers
+    /// (an empty folder). The request's conditions are the source's, checked just before.
+    pub(crate) async fn relocate(
         &self,
         p: &Principal,
         path: &str,
         headers: &HeaderMap,
         depth: Option<Depth>,
         prefix: &str,
+        is_move: bool,
     ) -> Option<http::Response<Body>> {
-        if !matches!(depth, None | Some(Depth::Infinity)) {
-            return None;
+        let source = self.storage.stat(p, path).await;
+        let folder = source.as_ref().is_ok_and(|i| i.is_folder());
+        match depth {
+            // §9.9.2: a folder moves whole.
+            Some(Depth::Zero | Depth::One) if folder && is_move => {
+                return Some(plain(StatusCode::BAD_REQUEST, "Depth: a folder is moved with Depth: infinity\n".into()));
+            }
+            Some(Depth::Zero) if folder => return None,
+            _ => {}
         }
-        if !self.storage.stat(p, path).await.is_ok_and(|i| i.is_folder()) {
-            return None;
+        // A source the caller cannot see is the core's to refuse, as it refuses the move.
+        if let Ok(source) = &source {
+            let unchanged = davit_http::write_conditions(headers, Some(source)).and_then(|c| c.check(Some(source)));
+            if let Err(e) = unchanged {
+                return Some(refusal(&e));
+            }
         }
         // Checked and made a path by `headers::check_request`.
         let to =
@@ -78,7 +86,12 @@ impl WebDav {
             return Some(plain(StatusCode::BAD_REQUEST, "Destination: missing or not below this drive\n".into()));
         };
         let overwrite = headers.get("overwrite").is_none_or(|v| v.as_bytes() != b"F");
-        Some(match self.storage.copy(p, path, &to, overwrite).await {
+        let done = if is_move {
+            self.storage.rename(p, path, &to, overwrite).await
+        } else {
+            self.storage.copy(p, path, &to, overwrite).await
+        };
+        Some(match done {
             Ok((_, true)) => no_content(StatusCode::CREATED),
             Ok((_, false)) => no_content(StatusCode::NO_CONTENT),
             // §9.8.5: the destination exists and Overwrite is F.

@@ -46,6 +46,22 @@ fn plain(status: StatusCode, text: String) -> Response<Body> {
     r
 }
 
+/// dav-server advertises SabreDAV's partial updates (PATCH with `X-Update-Range`), which it
+/// answers only for file systems that write at an offset: the core writes whole files, so a
+/// client trusting the advertisement got 405. Neither the class nor the method is offered.
+fn without_partial_updates(h: &mut http::HeaderMap) {
+    let keep = |v: &HeaderValue, drop: &str| -> Option<HeaderValue> {
+        let kept: Vec<&str> =
+            v.to_str().ok()?.split(',').map(str::trim).filter(|t| !t.eq_ignore_ascii_case(drop)).collect();
+        HeaderValue::from_str(&kept.join(", ")).ok()
+    };
+    for (name, drop) in [("dav", "sabredav-partialupdate"), ("allow", "PATCH")] {
+        if let Some(v) = h.get(name).and_then(|v| keep(v, drop)) {
+            h.insert(name, v);
+        }
+    }
+}
+
 fn unauthorized(reason: &str) -> Response<Body> {
     let mut r = plain(StatusCode::UNAUTHORIZED, format!("{reason}\n"));
     r.headers_mut()
@@ -225,6 +241,9 @@ impl WebDav {
             // Ranges resolved against the file's size, overlapping ones merged and many
             // answered whole, so a request can never make the answer larger than the file.
             let value = match self.storage.stat(&principal, &path).await {
+                // An If-Range that names another version: the whole file (dav-server would
+                // answer it from where the range starts: `read_from`).
+                Ok(item) if !davit_http::if_range_holds(&parts.headers, &item.etag, item.modified) => None,
                 Ok(item) if !item.is_folder() => {
                     let plan = headers::plan_ranges(specs, item.size);
                     read_from = match &plan {
@@ -259,11 +278,12 @@ impl WebDav {
             }
         };
         let req = Request::from_parts(parts, body);
-        // dav-server would delete and copy a folder member by member: the core does each
-        // in one operation (see `folders`).
+        // dav-server would delete, move and copy a folder member by member: the core does
+        // each in one operation (see `folders`).
         let answered = match req.method().as_str() {
             "DELETE" => Some(self.delete(&principal, &path, req.headers(), checked.depth).await),
-            "COPY" => self.copy_folder(&principal, &path, req.headers(), checked.depth, prefix).await,
+            "COPY" => self.relocate(&principal, &path, req.headers(), checked.depth, prefix, false).await,
+            "MOVE" => self.relocate(&principal, &path, req.headers(), checked.depth, prefix, true).await,
             _ => None,
         };
         if let Some(mut r) = answered {
@@ -279,6 +299,11 @@ impl WebDav {
             acted_as(r.extensions_mut(), principal);
             return r;
         }
+        let put_conditions = match req.method() == Method::PUT {
+            // A date was decided by dav-server before the write; its ETag list is pinned here.
+            true => davit_http::write_conditions(req.headers(), None).unwrap_or_default(),
+            false => Default::default(),
+        };
         let ctx = Arc::new(fs::RequestCtx {
             errors: Default::default(),
             content_type: header_str(&req, "content-type").map(str::to_owned),
@@ -290,6 +315,7 @@ impl WebDav {
             prepared: Default::default(),
             put_target: (req.method() == Method::PUT).then(Default::default),
             no_locks: Default::default(),
+            put_conditions,
         });
         let method = req.method().clone();
         let oc_mtime = ctx.mtime.is_some();
@@ -333,6 +359,7 @@ impl WebDav {
         }
         if method == Method::OPTIONS {
             resp.headers_mut().insert("ms-author-via", HeaderValue::from_static("DAV"));
+            without_partial_updates(resp.headers_mut());
         }
         acted_as(resp.extensions_mut(), principal);
         resp

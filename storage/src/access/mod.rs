@@ -127,6 +127,10 @@ impl Place {
 
     /// May delete or move away the item itself: a granted or linked item stays its owner's.
     pub fn check_detach(&self, p: &Principal) -> Result<()> {
+        if self.hides_names() {
+            // A drop box takes new files; what is in it (and which names are) stays hidden.
+            return Err(Error::Forbidden("an upload link cannot delete or move what is in its folder".into()));
+        }
         self.check_write(p)?;
         if self.rel.is_root() {
             return Err(Error::Forbidden(format!(

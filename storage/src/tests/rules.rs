@@ -4,7 +4,7 @@
 use super::{body, open, open_with, user};
 use crate::meta::model::{Role, Status};
 use crate::tree::locks::{LockRefused, LockRequest};
-use crate::{Error, LinkProof, NewLink, WriteOptions};
+use crate::{Conditions, Error, LinkProof, NewLink, WriteOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_downloader_cannot_write_even_through_a_read_write_grant() {
@@ -89,6 +89,40 @@ async fn only_who_may_write_may_lock_refresh_or_unlock() {
     assert!(s.unlock(&alice, "/ro/a.txt", &l.token).await.unwrap());
     assert!(!s.unlock(&alice, "/ro/a.txt", &l.token).await.unwrap(), "released already");
     s.write(&alice, "/ro/a.txt", body(b"x"), WriteOptions::default()).await.unwrap();
+}
+
+/// Found by probing: anyone holding an upload link deleted the files in its folder (and a
+/// 204 or 404 told which names were there), and a grantee's WebDAV MOVE onto the granted
+/// folder emptied it member by member before the folder itself was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_box_removes_nothing_and_a_grantee_replaces_no_granted_folder() {
+    let f = open();
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    let bob = user(s, "bob", Role::User, None).await;
+    s.mkdir(&alice, "/inbox").await.unwrap();
+    s.mkdir(&alice, "/inbox/sub").await.unwrap();
+    s.write(&alice, "/inbox/contract.pdf", body(b"precious"), WriteOptions::default()).await.unwrap();
+    let (_, token) = s.create_link(&alice, "/inbox", NewLink { upload: true, ..NewLink::default() }).await.unwrap();
+    let drop = s.open_link(&token, LinkProof::None, None).await.unwrap().principal;
+    for path in ["/contract.pdf", "/sub", "/nothing.pdf"] {
+        let r = s.delete_to_trash(&drop, path, Conditions::default()).await;
+        assert!(matches!(r, Err(Error::Forbidden(_))), "{path}: {r:?}");
+        let r = s.rename(&drop, path, "/elsewhere.pdf", false).await;
+        assert!(matches!(r, Err(Error::Forbidden(_))), "{path}: {r:?}");
+    }
+    assert!(matches!(s.remove_empty_folder(&drop, "/sub").await, Err(Error::Forbidden(_))));
+
+    s.share(&alice, "/inbox", "bob", true).await.unwrap();
+    s.mkdir(&bob, "/empty").await.unwrap();
+    let r = s.rename(&bob, "/empty", "/shared/alice/inbox", true).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    let mut names: Vec<String> =
+        s.list(&alice, "/inbox", None, 100).await.unwrap().into_iter().map(|i| i.name).collect();
+    names.sort();
+    assert_eq!(names, ["contract.pdf", "sub"], "the granted folder is as it was");
+    let read = s.read(&alice, "/inbox/contract.pdf", None).await.unwrap();
+    assert_eq!(read.item.size, 8);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

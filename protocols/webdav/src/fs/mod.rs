@@ -51,6 +51,10 @@ pub struct RequestCtx {
     /// nothing to check (`CoreLs::check`). The core checks again before the body and at
     /// commit. It saves a read of PostgreSQL per PUT.
     pub no_locks: Arc<std::sync::OnceLock<bool>>,
+    /// A PUT's If-Match / If-None-Match, for the core to check as the write commits:
+    /// dav-server checks them before it opens the file, so two writers holding the same
+    /// ETag could both pass its check and both write.
+    pub put_conditions: davit_storage::Conditions,
 }
 
 /// A drive path and what was there (`None`: nothing).

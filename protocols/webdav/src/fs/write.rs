@@ -108,7 +108,7 @@ impl WriteFile {
             content_type: ctx.content_type.clone(),
             modified: ctx.mtime.map(|s| s.saturating_mul(1_000_000_000)),
             expected_len: self.expected,
-            conditions: if self.create_new { create_only() } else { Conditions::default() },
+            conditions: if self.create_new { create_only() } else { ctx.put_conditions.clone() },
             ..Default::default()
         };
         let (storage, principal, path) = (self.fs.storage.clone(), self.fs.principal.clone(), self.path.clone());

@@ -248,6 +248,7 @@ fn take(
     if let Err(l) = check_in(&locks, chain, None, true, req.deep, &[], req.shared) {
         return Ok(Err(l));
     }
+    let timeout = Some(rows::bounded(req.timeout, req.shared));
     let row = LockRow {
         token: token.to_owned(),
         chain: chain.ids.clone(),
@@ -255,8 +256,8 @@ fn take(
         href: req.href.clone(),
         principal: req.principal.clone(),
         owner_xml: req.owner_xml.clone(),
-        timeout: req.timeout.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        expires: rows::expiry(now, req.timeout),
+        timeout: timeout.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        expires: rows::expiry(now, timeout),
         shared: req.shared,
         deep: req.deep,
     };

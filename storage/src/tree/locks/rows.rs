@@ -68,6 +68,19 @@ pub(crate) fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// The longest an exclusive and a shared lock live without a refresh: the bounds dav-server
+/// gives `Timeout: Infinite`, kept for a LOCK or refresh with no Timeout at all too (it left
+/// those for ever: a lock that never expires outlives its holder's grant, account and the
+/// server's restarts, and only a WebDAV UNLOCK with the token found by PROPFIND lifted it).
+const MAX_EXCLUSIVE: Duration = Duration::from_secs(600);
+const MAX_SHARED: Duration = Duration::from_secs(24 * 3600);
+
+/// A lock's timeout: the one asked for, at most the bound; none asked for is the bound.
+pub(crate) fn bounded(timeout: Option<Duration>, shared: bool) -> Duration {
+    let max = if shared { MAX_SHARED } else { MAX_EXCLUSIVE };
+    timeout.map_or(max, |d| d.min(max))
+}
+
 /// `now + timeout`, for a lock that expires.
 pub(crate) fn expiry(now: u64, timeout: Option<Duration>) -> Option<u64> {
     timeout.map(|d| now.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
@@ -233,6 +246,7 @@ pub(crate) fn set_timeout(t: &WriteTxn, id: u64, timeout: Option<Duration>, now:
     if let Some(e) = row.expires {
         expiry_rows.remove((e, id))?;
     }
+    let timeout = Some(bounded(timeout, row.shared));
     row.timeout = timeout.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     row.expires = expiry(now, timeout);
     if let Some(e) = row.expires {

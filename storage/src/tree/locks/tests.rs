@@ -340,3 +340,23 @@ async fn a_stat_notes_whether_any_lock_is_stored() {
 }
 
 crate::tests::pg::also_on_postgres!(a_stat_notes_whether_any_lock_is_stored);
+
+/// Found by probing: a LOCK without a Timeout header, or a refresh asking for Infinite,
+/// made a lock that never expired (it outlived a revoked grant, a deleted account and
+/// restarts). Every lock now has a timeout, at most the bound.
+#[test]
+fn every_lock_expires_within_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_at(&dir.path().join("locks.redb"));
+    let ten_min = Some(Duration::from_secs(600));
+    let l = take_on(&db, &[1, 2], req(false, None)).unwrap();
+    assert_eq!((l.timeout, l.expires.is_some()), (ten_min, true));
+    let l = take_on(&db, &[1, 3], req(false, Some(Duration::from_secs(99_999_999)))).unwrap();
+    assert_eq!(l.timeout, ten_min);
+    let l = take_on(&db, &[1, 4], req(false, Some(Duration::from_secs(30)))).unwrap();
+    assert_eq!(l.timeout, Some(Duration::from_secs(30)), "a shorter one is kept");
+    let shared = take_on(&db, &[1, 5], LockRequest { shared: true, ..req(false, None) }).unwrap();
+    assert_eq!(shared.timeout, Some(Duration::from_secs(24 * 3600)));
+    let renewed = db.write_sync(|ctx| renew(ctx.txn, &chain(&[1, 4]), &l.token, None, now())).unwrap().0.unwrap();
+    assert_eq!((renewed.timeout, renewed.expires.is_some()), (ten_min, true), "a refresh without one too");
+}
