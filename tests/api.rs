@@ -380,6 +380,22 @@ async fn json_bodies_are_checked() {
     assert_eq!(r.unwrap().status(), 413);
     let r = c.delete(s.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(r.status(), 405);
+    // Path ids and query fields axum reads are refused as problem+json too (found by
+    // probing: they were axum's plain text).
+    for (method, path) in [
+        ("POST", "/api/v1/trash/abc/restore"),
+        ("DELETE", "/api/v1/links/abc"),
+        ("DELETE", "/api/v1/shares/99999999999999999999999"),
+        ("GET", "/api/v1/files/?limit=abc"),
+        ("GET", "/api/v1/shares/by-path"),
+    ] {
+        let r = c.request(method.parse().unwrap(), s.url(path)).basic_auth("alice", Some(PASSWORD)).send().await;
+        let r = r.unwrap();
+        assert_eq!(r.status(), 400, "{method} {path}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json", "{method} {path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "invalid_input", "{method} {path}");
+    }
     s.stop().await;
 }
 

@@ -349,6 +349,72 @@ async fn validators_and_conditions_hold_on_every_method() {
     s.stop().await;
 }
 
+/// Found by probing: a PROPFIND naming properties got every dead property (the named ones
+/// twice), propname their values; dead properties had no bound (a 1,000-byte quota held
+/// 25 MB of them); a Depth 0 lock on a folder let anyone add and remove its members.
+#[tokio::test]
+async fn properties_answer_what_was_asked_and_folder_locks_guard_members() {
+    let s = support::start(Options::default()).await;
+    let c = support::client();
+    assert_eq!(dav(&c, &s, "PUT", "/p.txt").body("x").send().await.unwrap().status(), 201);
+    let patch = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:one>first</Z:one><Z:two>second</Z:two></D:prop></D:set></D:propertyupdate>"#;
+    assert_eq!(dav(&c, &s, "PROPPATCH", "/p.txt").body(patch).send().await.unwrap().status(), 207);
+    let find = |body: &'static str| {
+        let r = dav(&c, &s, "PROPFIND", "/p.txt").header("Depth", "0").body(body);
+        async move {
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), 207);
+            r.text().await.unwrap()
+        }
+    };
+    let named =
+        find(r#"<D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><D:getetag/><Z:one/></D:prop></D:propfind>"#).await;
+    assert_eq!(named.matches("first").count(), 1, "{named}");
+    assert!(!named.contains("second") && named.contains("getetag"), "{named}");
+    let names = find(r#"<D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>"#).await;
+    assert!(names.contains("one") && names.contains("two"), "{names}");
+    assert!(!names.contains("first") && !names.contains("second"), "propname sends no values: {names}");
+    let all = find(r#"<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#).await;
+    assert!(all.contains("first") && all.contains("second"), "{all}");
+
+    // Properties are bounded per item; what was there stays.
+    let big = "v".repeat(40_000);
+    let mut refused = false;
+    for i in 0..3 {
+        let patch = format!(
+            r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:big{i}>{big}</Z:big{i}></D:prop></D:set></D:propertyupdate>"#
+        );
+        let status = dav(&c, &s, "PROPPATCH", "/p.txt").body(patch).send().await.unwrap().status();
+        if i == 0 {
+            assert_eq!(status, 207);
+        } else {
+            refused |= status == 507;
+        }
+    }
+    assert!(refused, "a second 40 KB property goes past the bound");
+    let all = find(r#"<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#).await;
+    assert!(all.contains("first") && all.len() < 100_000, "{}", all.len());
+
+    // A Depth 0 lock on a folder: its members cannot come or go without the token; a member's
+    // content can change.
+    assert_eq!(dav(&c, &s, "MKCOL", "/d0").send().await.unwrap().status(), 201);
+    assert_eq!(dav(&c, &s, "PUT", "/d0/m.txt").body("m").send().await.unwrap().status(), 201);
+    let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    let r = dav(&c, &s, "LOCK", "/d0/").header("Depth", "0").body(lock).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.headers()["lock-token"].to_str().unwrap().to_owned();
+    assert_eq!(dav(&c, &s, "PUT", "/d0/new.txt").body("n").send().await.unwrap().status(), 423);
+    assert_eq!(dav(&c, &s, "MKCOL", "/d0/sub").send().await.unwrap().status(), 423);
+    assert_eq!(dav(&c, &s, "DELETE", "/d0/m.txt").send().await.unwrap().status(), 423);
+    let out = dav(&c, &s, "MOVE", "/d0/m.txt").header("Destination", s.url("/dav/out.txt"));
+    assert_eq!(out.send().await.unwrap().status(), 423);
+    assert_eq!(dav(&c, &s, "PUT", "/d0/m.txt").body("changed").send().await.unwrap().status(), 204);
+    let tagged = format!("<{}> (<{}>)", s.url("/dav/d0/"), token.trim_matches(['<', '>']));
+    let with = dav(&c, &s, "PUT", "/d0/new.txt").header("If", tagged);
+    assert_eq!(with.body("n").send().await.unwrap().status(), 201, "the token lets the holder add");
+    s.stop().await;
+}
+
 async fn listing(c: &Client, s: &TestServer, asked: (&str, &'static str)) -> (String, bool) {
     let (answer, own, location) = listing_at(c, s, "/d%20x/", asked).await;
     assert_eq!(location, None);

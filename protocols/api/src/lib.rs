@@ -125,6 +125,7 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(json::MAX_JSON))
+        .layer(axum::middleware::map_response(problem::rejection_as_problem))
         .layer(axum::middleware::from_fn(auth::record_user))
         .with_state(state)
 }

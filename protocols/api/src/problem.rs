@@ -76,6 +76,26 @@ impl IntoResponse for Problem {
     }
 }
 
+/// An answer axum's own extractors made (a path id that is no number, a query field of the
+/// wrong type or missing): plain text, where every REST refusal is problem+json. Their text
+/// names the parameter, never a secret.
+pub(crate) async fn rejection_as_problem(resp: Response) -> Response {
+    let plain = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    if !(plain && resp.status().is_client_error()) {
+        return resp;
+    }
+    let status = resp.status();
+    let detail = match axum::body::to_bytes(resp.into_body(), 4096).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+        Err(_) => status.canonical_reason().unwrap_or("bad request").to_owned(),
+    };
+    Problem::new(status, "invalid_input", detail).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -260,11 +260,15 @@ impl WebDav {
                 None => parts.headers.remove(header::RANGE),
             };
         }
+        let mut asks = propfind::Asks::default();
         let body = if parts.method == Method::PUT {
             RequestBody::Streaming(Box::pin(body))
         } else {
             match read_checked_body(body).await {
                 Ok(b) => {
+                    if parts.method.as_str() == "PROPFIND" && !b.is_empty() {
+                        asks = propfind::asks(&b);
+                    }
                     if parts.method.as_str() == "PROPFIND" && checked.depth == Some(Depth::One) && prefix == PREFIX {
                         let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
                         if let Some(mut r) = self.propfind_listing(&principal, &path, prefix, &b, ua).await {
@@ -316,6 +320,7 @@ impl WebDav {
             put_target: (req.method() == Method::PUT).then(Default::default),
             no_locks: Default::default(),
             put_conditions,
+            asks,
         });
         let method = req.method().clone();
         let oc_mtime = ctx.mtime.is_some();

@@ -95,6 +95,31 @@ fn allprop(microsoft: bool) -> Asked {
     Asked { props, root }
 }
 
+/// Which of PROPFIND's three requests a body makes (RFC 4918 §9.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Asks {
+    /// Every property with its value (also an empty body).
+    #[default]
+    AllProp,
+    /// The names of the properties only.
+    PropName,
+    /// The properties it names.
+    Prop,
+}
+
+/// What a PROPFIND body asks for. dav-server adds every dead property, with its value, to
+/// each of the three answers; `DriveFs::get_props` gives it what the request asked instead.
+/// A body that is not a propfind is dav-server's to refuse.
+pub(crate) fn asks(body: &[u8]) -> Asks {
+    let Ok(root) = xmltree::Element::parse(body) else { return Asks::AllProp };
+    let first = elements(&root).into_iter().find(|e| e.namespace.as_deref() == Some(DAV));
+    match first.map(|e| e.name.as_str()) {
+        Some("prop") => Asks::Prop,
+        Some("propname") => Asks::PropName,
+        _ => Asks::AllProp,
+    }
+}
+
 /// What a PROPFIND body asks for, if it is one answered here (`microsoft`: whether the
 /// client's User-Agent names Microsoft, as dav-server asks).
 fn plain_request(body: &[u8], microsoft: bool) -> Option<Asked> {

@@ -15,6 +15,7 @@ use futures::{FutureExt, StreamExt};
 use http::StatusCode;
 
 use crate::errors::LastError;
+use crate::propfind::Asks;
 
 mod read;
 mod write;
@@ -55,6 +56,8 @@ pub struct RequestCtx {
     /// dav-server checks them before it opens the file, so two writers holding the same
     /// ETag could both pass its check and both write.
     pub put_conditions: davit_storage::Conditions,
+    /// What a PROPFIND asks for (see `propfind::asks`).
+    pub asks: crate::propfind::Asks,
 }
 
 /// A drive path and what was there (`None`: nothing).
@@ -278,6 +281,14 @@ impl DavFileSystem for DriveFs {
 
     fn get_props<'a>(&'a self, path: &'a DavPath, do_content: bool) -> FsFuture<'a, Vec<DavProp>> {
         async move {
+            // dav-server appends what this returns to every PROPFIND answer: a request naming
+            // properties got each dead one it named twice and all the others besides, and a
+            // propname request their values.
+            let do_content = match self.ctx.asks {
+                Asks::Prop => return Ok(Vec::new()),
+                Asks::PropName => false,
+                Asks::AllProp => do_content,
+            };
             let item = self.stat(path).await?;
             Ok(item
                 .props

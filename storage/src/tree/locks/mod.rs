@@ -112,6 +112,18 @@ fn check_in(
     Ok(())
 }
 
+/// The folder whose members a change at `chain` adds or takes away, if it does: a new item
+/// (the chain ends at its nearest existing folder), or one deleted, moved or replaced whole
+/// (`deep`). RFC 4918 §7.4: a lock on a folder, even with Depth 0, protects its membership;
+/// deeper locks already cover the whole chain.
+fn membership_changed(chain: &Chain, deep: bool) -> Option<u64> {
+    match (chain.complete, chain.ids.len()) {
+        (false, _) => chain.ids.last().copied(),
+        (true, n) if deep && n >= 2 => Some(chain.ids[n - 2]),
+        _ => None,
+    }
+}
+
 /// What a change must get past: every lock on its place (and below it, for `deep`) that
 /// the caller presents no token for.
 #[derive(Clone, Debug)]
@@ -140,7 +152,17 @@ where
     B: Readable<(u64, u64), u64>,
 {
     let chain = rows::chain_of(items, children, guard.root, place)?;
-    let locks = tabs.candidates(&chain, guard.deep, rows::unix_nanos(SystemTime::now()))?;
+    let now = rows::unix_nanos(SystemTime::now());
+    if let Some(folder) = membership_changed(&chain, guard.deep) {
+        let locks = tabs.shallow_on(folder, now)?;
+        if !locks.is_empty() && !locks.iter().any(|l| held(l, None, true, &guard.tokens)) {
+            return Err(Error::Locked(format!(
+                "the folder holding {} is locked: its members cannot change",
+                place.path
+            )));
+        }
+    }
+    let locks = tabs.candidates(&chain, guard.deep, now)?;
     check_in(&locks, &chain, None, true, guard.deep, &guard.tokens, false)
         // Named as the caller sees it: the lock may have been taken through another's view.
         .map_err(|l| {

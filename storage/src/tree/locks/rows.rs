@@ -125,6 +125,21 @@ where
         self.locks.get(id)?.map(|v| db::decode::<LockRow>(v.value())).transpose()
     }
 
+    /// The live locks taken on `item` with Depth 0.
+    pub fn shallow_on(&self, item: u64, now: u64) -> Result<Vec<LockInfo>> {
+        let mut out = Vec::new();
+        for row in self.by_item.range((item, 0)..=(item, u64::MAX))? {
+            let (k, deep) = row?;
+            if deep.value() == 0
+                && let Some(lock) = self.row(k.value().1)?
+                && lock.live(now)
+            {
+                out.push(lock.info(k.value().1));
+            }
+        }
+        Ok(out)
+    }
+
     /// The live locks a rule about `chain` may need: those taken on its ids (only deep ones
     /// above the item) and, with `below`, those taken under its item. The rules in
     /// `super` filter them exactly as they would the whole set.

@@ -360,3 +360,30 @@ fn every_lock_expires_within_its_bound() {
     let renewed = db.write_sync(|ctx| renew(ctx.txn, &chain(&[1, 4]), &l.token, None, now())).unwrap().0.unwrap();
     assert_eq!((renewed.timeout, renewed.expires.is_some()), (ten_min, true), "a refresh without one too");
 }
+
+/// RFC 4918 §7.4, found missing by probing: a Depth 0 lock on a folder guards its membership
+/// (members added, removed, moved in or out) but not what its members hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_depth_0_lock_on_a_folder_guards_its_members_coming_and_going() {
+    let f = open_with(|_| {});
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    s.mkdir(&alice, "/dir").await.unwrap();
+    s.mkdir(&alice, "/dir/sub").await.unwrap();
+    s.write(&alice, "/dir/m.txt", body(b"m"), WriteOptions::default()).await.unwrap();
+    s.write(&alice, "/elsewhere.txt", body(b"e"), WriteOptions::default()).await.unwrap();
+    let l = s.lock(&alice, "/dir", LockRequest { deep: false, ..Default::default() }).await.unwrap();
+    assert!(locked(s.write(&alice, "/dir/new.txt", body(b"n"), WriteOptions::default()).await));
+    assert!(locked(s.mkdir(&alice, "/dir/x").await));
+    assert!(locked(s.delete(&alice, "/dir/m.txt", Default::default()).await));
+    assert!(locked(s.rename(&alice, "/dir/m.txt", "/out.txt", false).await));
+    assert!(locked(s.rename(&alice, "/elsewhere.txt", "/dir/in.txt", false).await));
+    assert!(locked(s.copy(&alice, "/elsewhere.txt", "/dir/in.txt", false).await));
+    // What members hold, and what is deeper down, is not the folder's membership.
+    s.write(&alice, "/dir/m.txt", body(b"changed"), WriteOptions::default()).await.unwrap();
+    s.write(&alice, "/dir/sub/deeper.txt", body(b"d"), WriteOptions::default()).await.unwrap();
+    let mut holder = alice.clone();
+    holder.set_lock_tokens(vec![l.token.clone()]);
+    s.write(&holder, "/dir/new.txt", body(b"n"), WriteOptions::default()).await.unwrap();
+    s.delete(&holder, "/dir/new.txt", Default::default()).await.unwrap();
+}
