@@ -108,8 +108,8 @@ pub(crate) enum Asks {
 }
 
 /// What a PROPFIND body asks for. dav-server adds every dead property, with its value, to
-/// each of the three answers; `DriveFs::get_props` gives it what the request asked instead.
-/// A body that is not a propfind is dav-server's to refuse.
+/// each of the three answers (see `DriveFs::get_props`). A body that is not a propfind is
+/// dav-server's to refuse.
 pub(crate) fn asks(body: &[u8]) -> Asks {
     let Ok(root) = xmltree::Element::parse(body) else { return Asks::AllProp };
     let first = elements(&root).into_iter().find(|e| e.namespace.as_deref() == Some(DAV));

@@ -129,6 +129,11 @@ impl Storage {
         reshare: Option<bool>,
         expires_at: Option<i64>,
     ) -> Result<ShareInfo> {
+        // A downloader shares nothing, even a file transferred into its drive (found by
+        // probing: it could, and the grantee read it).
+        if !p.role.writes() {
+            return Err(Error::Forbidden(format!("the {} role cannot share", p.role.as_str())));
+        }
         let path = DrivePath::parse(path)?;
         let grantee =
             self.find_user(with).await.map_err(|_| Error::missing(What::User, format!("no user \'{with}\'")))?;

@@ -23,6 +23,11 @@ async fn a_downloader_cannot_write_even_through_a_read_write_grant() {
     assert!(matches!(s.mkdir(&dora, "/shared/alice/box/sub").await, Err(Error::Forbidden(_))));
     let r = s.delete(&dora, "/shared/alice/box/a.txt", Default::default()).await;
     assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    // Nor does she share, even a file handed over into her own drive (found by probing).
+    s.write(&alice, "/given.txt", body(b"g"), WriteOptions::default()).await.unwrap();
+    s.transfer(&alice, "/given.txt", "dora").await.unwrap();
+    let r = s.share(&dora, "/given.txt", "alice", false).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,6 +94,17 @@ async fn only_who_may_write_may_lock_refresh_or_unlock() {
     assert!(s.unlock(&alice, "/ro/a.txt", &l.token).await.unwrap());
     assert!(!s.unlock(&alice, "/ro/a.txt", &l.token).await.unwrap(), "released already");
     s.write(&alice, "/ro/a.txt", body(b"x"), WriteOptions::default()).await.unwrap();
+
+    // A read-write grantee may lock, but not lift the owner's lock with its token, which
+    // every lock discovery shows (found by probing); the owner lifts the grantee's.
+    s.share(&alice, "/rw", "bob", true).await.unwrap();
+    let req = |who: &str| LockRequest { principal: Some(who.to_owned()), ..lock_request() };
+    let l = s.lock(&alice, "/rw/b.txt", req("alice")).await.unwrap();
+    let r = s.unlock(&bob, "/shared/alice/rw/b.txt", &l.token).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    assert!(s.unlock(&alice, "/rw/b.txt", &l.token).await.unwrap());
+    let l = s.lock(&bob, "/shared/alice/rw/b.txt", req("bob")).await.unwrap();
+    assert!(s.unlock(&alice, "/rw/b.txt", &l.token).await.unwrap(), "the owner lifts any lock on her files");
 }
 
 /// Found by probing: anyone holding an upload link deleted the files in its folder (and a

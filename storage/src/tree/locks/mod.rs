@@ -287,13 +287,17 @@ fn take(
     Ok(Ok(row.info(id)))
 }
 
-/// Releases the lock `token` if it covers `chain`.
-fn release(t: &WriteTxn, chain: &Chain, token: &str, now: u64) -> Result<bool> {
+/// Releases the lock `token` if it covers `chain` and `by` may release it: who took it, or
+/// (`owner`) the owner of what it locks. Its token is in every lock discovery, so holding it
+/// proves nothing: a grantee who may write could otherwise lift the owner's lock and write.
+fn release(t: &WriteTxn, chain: &Chain, token: &str, by: &str, owner: bool, now: u64) -> Result<bool> {
     rows::purge_expired(t, now)?;
-    match covering_token(t, chain, token, now)? {
-        Some(id) => rows::remove(t, id),
-        None => Ok(false),
+    let locks = rows::open_write(t)?.candidates(chain, false, now)?;
+    let Some(l) = covering(&locks, chain).find(|l| l.token == token) else { return Ok(false) };
+    if !owner && l.principal.as_deref().is_some_and(|taker| taker != by) {
+        return Err(Error::Forbidden("only who took a lock, or the owner, may release it".into()));
     }
+    rows::remove(t, l.id)
 }
 
 /// Gives the lock `token`, if it covers `chain`, a new timeout from `now`.
@@ -344,12 +348,13 @@ impl Storage {
         self.may_lock(p, path).await?;
         let place = self.place(p, path).await?;
         let (root, token) = (p.root, token.to_owned());
+        let (by, owner) = (p.username().to_owned(), place.access == crate::access::Access::Own);
         self.core
             .db
             .write((), move |ctx| {
                 let t = ctx.txn;
                 let now = rows::unix_nanos(SystemTime::now());
-                release(t, &chain_in_write(t, root, &place)?, &token, now)
+                release(t, &chain_in_write(t, root, &place)?, &token, &by, owner, now)
             })
             .await
     }

@@ -54,7 +54,7 @@ fn applies(db: &Db, c: &Chain, token: &str) -> bool {
 }
 
 fn unlock_on(db: &Db, ids: &[u64], token: &str) -> bool {
-    db.write_sync(|ctx| release(ctx.txn, &chain(ids), token, now())).unwrap().0
+    db.write_sync(|ctx| release(ctx.txn, &chain(ids), token, "alice", true, now())).unwrap().0
 }
 
 fn rows_in(db: &Db) -> [u64; 4] {
