@@ -280,8 +280,6 @@ async fn folders_are_copied_and_deleted_whole() {
     s.stop().await;
 }
 
-/// The answer to a PROPFIND of the folder, and whether davit wrote it itself: its answer is
-/// one buffer of known length, dav-server's is streamed in chunks.
 /// Found by probing: an If-Range naming another version answered the range's bytes padded
 /// with zeros as the whole file; DELETE ignored If-Unmodified-Since; two PUTs holding the same
 /// ETag could both win; a LOCK without Timeout never expired; OPTIONS offered partial updates
@@ -415,6 +413,8 @@ async fn properties_answer_what_was_asked_and_folder_locks_guard_members() {
     s.stop().await;
 }
 
+/// The answer to a PROPFIND of the folder, and whether davit wrote it itself: its answer is
+/// one buffer of known length, dav-server's is streamed in chunks.
 async fn listing(c: &Client, s: &TestServer, asked: (&str, &'static str)) -> (String, bool) {
     let (answer, own, location) = listing_at(c, s, "/d%20x/", asked).await;
     assert_eq!(location, None);

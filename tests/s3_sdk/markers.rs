@@ -91,6 +91,14 @@ async fn sdk_a_key_ending_in_a_slash_never_reaches_the_file_without_it() {
         .await;
     assert_eq!(refusal(part), missing);
     c.delete_object().bucket("bkt").key("f/").send().await.unwrap();
+    // Found in review: these acted on `f` too. Versions of `f/` are no versions of `f`, and no
+    // object is written at `f/`.
+    let e = c.delete_object().bucket("bkt").key("f/").version_id("null").send().await;
+    assert_eq!(refusal(e), missing);
+    let onto = c.copy_object().bucket("bkt").key("f/").copy_source("bkt/f").send().await;
+    assert_eq!(refusal(onto).0, 400);
+    let e = c.create_multipart_upload().bucket("bkt").key("f/").send().await;
+    assert_eq!(refusal(e).0, 400);
 
     // `f` is as it was: there, untagged, its bytes unchanged; and nothing was copied.
     let left = c.list_objects_v2().bucket("bkt").send().await.unwrap();

@@ -199,11 +199,6 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `If-Unmodified-Since` (RFC 9110 §13.1.4): when the item at the path changed after the
-/// date, 412. It is ignored beside `If-Match`, when it is not a date, and when nothing is
-/// there (no modification date to compare). Otherwise the version that was compared is
-/// required by its ETag when the change commits, so a change in between cannot slip past.
-
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PathReq {

@@ -29,8 +29,9 @@ pub fn if_range_holds(headers: &HeaderMap, etag: &str, modified_nanos: i64) -> b
 
 /// The conditions of a write, delete or move (If-Match, If-None-Match, If-Unmodified-Since)
 /// for the core to check as it commits. `current` is what is at the target now: a date is
-/// decided against it, and when it holds that version is pinned as an If-Match, so a change
-/// in between still refuses the request.
+/// decided against it (RFC 9110 §13.1.4: ignored beside If-Match, when it is not a date, and
+/// when nothing is there), and when it holds that version is pinned as an If-Match, so a
+/// change in between still refuses the request.
 pub fn write_conditions(headers: &HeaderMap, current: Option<&Item>) -> Result<Conditions, Error> {
     let list = |name: HeaderName| {
         let tags: Vec<String> = headers

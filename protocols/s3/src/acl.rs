@@ -13,7 +13,6 @@ use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
 use crate::errors::bucket_error;
-use crate::names::key_path;
 use crate::policy::{change_error, refusal};
 
 fn grantee(type_: &str, id: Option<String>, name: Option<String>, uri: Option<String>) -> Grantee {
@@ -202,7 +201,7 @@ pub async fn put_bucket(s3: &DavitS3, req: S3Request<PutBucketAclInput>) -> S3Re
 
 /// The key an object ACL call names, as the core takes it (below the bucket).
 fn object_key(bucket: &str, key: &str) -> S3Result<String> {
-    let path = key_path(bucket, key)?;
+    let path = crate::names::file_path(bucket, key)?;
     Ok(path[bucket.len() + 2..].to_owned())
 }
 

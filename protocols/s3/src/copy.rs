@@ -25,7 +25,7 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     s3.bucket(&p, src_bucket).await?;
     s3.bucket(&p, &input.bucket).await?;
     let from = key_path(src_bucket, src_key)?;
-    let to = key_path(&input.bucket, &input.key)?;
+    let to = crate::names::new_file_path(&input.bucket, &input.key)?;
     let lock = crate::object_lock::asked_by!(s3, &p, input).await?;
     let src = match src_version.as_deref() {
         Some(v) => crate::versions::stat_version(s3, &p, src_bucket, src_key, v).await?.item,

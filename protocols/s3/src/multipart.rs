@@ -65,7 +65,7 @@ pub async fn create(
     let input = req.input;
     crate::acl::check_new_object(input.acl.as_ref(), crate::acl::grants!(input))?;
     s3.bucket(&p, &input.bucket).await?;
-    let path = key_path(&input.bucket, &input.key)?;
+    let path = crate::names::new_file_path(&input.bucket, &input.key)?;
     let kind = wanted_type(&input)?;
     let mut headers = crate::stored::kept_headers!(input);
     headers.extend(kind);

@@ -45,6 +45,25 @@ pub fn key_path(bucket: &str, key: &str) -> S3Result<String> {
     Ok(format!("/{bucket}/{body}"))
 }
 
+/// The drive path of a key that must name a file: a key ending in `/` names a folder, which
+/// has no versions, retention, legal hold or ACL of its own (the path would reach the file
+/// `f` for `f/`: see `names`).
+pub fn file_path(bucket: &str, key: &str) -> S3Result<String> {
+    if key.ends_with('/') {
+        return Err(s3_error!(NoSuchKey, "no such key"));
+    }
+    key_path(bucket, key)
+}
+
+/// The drive path of a key a write makes an object at: refused for a key ending in `/`, as
+/// PutObject with content refuses it (the path would reach the file `f` for `f/`).
+pub fn new_file_path(bucket: &str, key: &str) -> S3Result<String> {
+    if key.ends_with('/') {
+        return Err(s3_error!(InvalidArgument, "a key ending in '/' names a folder and takes no content"));
+    }
+    key_path(bucket, key)
+}
+
 /// Whether `item`, found at a key's path, is what the key names: `dir/` a folder (S3's
 /// empty marker object), any other key a file. The path drops the slash, so without this
 /// check `f/` would reach the file `f`.

@@ -12,7 +12,6 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
 use crate::errors::{bucket_error, s3_error as map};
-use crate::names::key_path;
 
 /// S3 asks for an integrity header (Content-MD5 or an `x-amz-checksum-*`, possibly sent as a
 /// trailer) on every request that sets a lock: a corrupted body would otherwise be kept,
@@ -180,7 +179,7 @@ pub async fn put_retention(
         (Some(m), Some(d)) => Some((mode_of(m.as_str())?, nanos_of(&d))),
         _ => return Err(s3_error!(MalformedXML, "a retention has both Mode and RetainUntilDate")),
     };
-    let path = key_path(&input.bucket, &input.key)?;
+    let path = crate::names::file_path(&input.bucket, &input.key)?;
     let bypass = input.bypass_governance_retention.unwrap_or(false);
     s3.storage.set_retention(&p, &path, input.version_id.as_deref(), retention, bypass).await.map_err(lock_error)?;
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
@@ -192,7 +191,7 @@ async fn state_of(s3: &DavitS3, p: &Principal, bucket: &str, key: &str, version:
     if config_of(s3, p, bucket).await?.is_none() {
         return Err(missing_config());
     }
-    let path = key_path(bucket, key)?;
+    let path = crate::names::file_path(bucket, key)?;
     s3.storage.lock_state(p, &path, version).await.map_err(lock_error)
 }
 
@@ -233,7 +232,7 @@ pub async fn put_legal_hold(
     }
     let status = input.legal_hold.and_then(|h| h.status);
     let on = hold_of(status.as_ref().map_or("", |s| s.as_str()))?;
-    let path = key_path(&input.bucket, &input.key)?;
+    let path = crate::names::file_path(&input.bucket, &input.key)?;
     s3.storage.set_legal_hold(&p, &path, input.version_id.as_deref(), on).await.map_err(lock_error)?;
     Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
 }

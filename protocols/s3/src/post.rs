@@ -122,7 +122,7 @@ pub async fn handle(
     let range = check_conditions(&policy, &fields, &bucket)?;
 
     let key = key_field.replace("${filename}", &file_name);
-    let path = crate::names::key_path(&bucket, &key)?;
+    let path = crate::names::new_file_path(&bucket, &key)?;
     match storage.stat(&p, &format!("/{bucket}")).await {
         Ok(item) if item.is_folder() => {}
         Ok(_) => return Err(s3_error!(NoSuchBucket, "no such bucket")),

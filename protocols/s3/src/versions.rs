@@ -9,7 +9,6 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
 use crate::errors::{bucket_error, s3_error as map};
-use crate::names::key_path;
 use crate::stored::etag;
 
 pub async fn get_bucket_versioning(
@@ -141,7 +140,7 @@ pub(crate) async fn stat_version(
     key: &str,
     id: &str,
 ) -> S3Result<VersionInfo> {
-    let path = key_path(bucket, key)?;
+    let path = crate::names::file_path(bucket, key)?;
     let info = match s3.storage.stat_version(p, &path, id).await {
         Ok(info) => info,
         Err(e) => {
@@ -164,7 +163,7 @@ pub(crate) async fn read_version(
     id: &str,
     range: Option<(u64, Option<u64>)>,
 ) -> S3Result<davit_storage::FileRead> {
-    let path = key_path(bucket, key)?;
+    let path = crate::names::file_path(bucket, key)?;
     match s3.storage.read_version(p, &path, id, range).await.map_err(version_error)? {
         (_, Some(read)) => Ok(read),
         (info, None) => Err(marker_refusal(&info)),
@@ -191,7 +190,7 @@ pub(crate) async fn delete_version(
     id: &str,
     bypass: bool,
 ) -> S3Result<(String, bool)> {
-    let path = key_path(bucket, key)?;
+    let path = crate::names::file_path(bucket, key)?;
     match s3.storage.delete_version(p, &path, id, bypass).await {
         Ok(info) => Ok((info.id, info.marker)),
         // S3 answers a delete of a version that is not there with success.

@@ -69,6 +69,13 @@ impl WebDav {
             Some(Depth::Zero | Depth::One) if folder && is_move => {
                 return Some(plain(StatusCode::BAD_REQUEST, "Depth: a folder is moved with Depth: infinity\n".into()));
             }
+            // §9.8.3: a folder is copied with Depth 0 or infinity.
+            Some(Depth::One) if folder => {
+                return Some(plain(
+                    StatusCode::BAD_REQUEST,
+                    "Depth: a folder is copied with Depth: 0 or infinity\n".into(),
+                ));
+            }
             Some(Depth::Zero) if folder => return None,
             _ => {}
         }

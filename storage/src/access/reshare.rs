@@ -156,6 +156,10 @@ pub(crate) fn link_target(
     upload: bool,
 ) -> Result<(Item, u64, Option<u64>)> {
     if !path.in_shared() {
+        // A downloader links only what is shared with it, not a file transferred to it.
+        if !p.role.writes() {
+            return Err(Error::Forbidden(format!("the {} role links only what is shared with it", p.role.as_str())));
+        }
         return Ok((super::sharing::own_item(t, p, path)?, p.user_id, None));
     }
     let place = place(t, p, path.clone())?;

@@ -218,6 +218,10 @@ impl Storage {
     /// `asked` says: new grants are made, others changed or revoked, as over REST (the
     /// grantee's default for links, the audit events), in one transaction.
     pub async fn set_bucket_sharing(&self, p: &Principal, bucket: &str, within: Within, asked: Asked) -> Result<()> {
+        // As `share_with`: a downloader shares nothing.
+        if !p.role.writes() {
+            return Err(Error::Forbidden(format!("the {} role cannot share", p.role.as_str())));
+        }
         if asked.audience == Audience::Public && !self.s3_public_read() {
             return Err(Error::Forbidden(
                 "anonymous public read is off on this server (an administrator turns it on with --s3-public-read)"

@@ -28,6 +28,8 @@ async fn a_downloader_cannot_write_even_through_a_read_write_grant() {
     s.transfer(&alice, "/given.txt", "dora").await.unwrap();
     let r = s.share(&dora, "/given.txt", "alice", false).await;
     assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    let r = s.create_link(&dora, "/given.txt", NewLink::default()).await;
+    assert!(matches!(r, Err(Error::Forbidden(_))), "nor publishes it: {r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,6 +104,16 @@ async fn only_who_may_write_may_lock_refresh_or_unlock() {
     let l = s.lock(&alice, "/rw/b.txt", req("alice")).await.unwrap();
     let r = s.unlock(&bob, "/shared/alice/rw/b.txt", &l.token).await;
     assert!(matches!(r, Err(Error::Forbidden(_))), "{r:?}");
+    // Nor get past it with that token (found in review: a WebDAV MOVE with it did).
+    let mut with_hers = bob.clone();
+    with_hers.set_lock_tokens(vec![l.token.clone()]);
+    let locked = |r: &crate::Result<()>| matches!(r, Err(Error::Locked(_)));
+    let w = s.write(&with_hers, "/shared/alice/rw/b.txt", body(b"y"), WriteOptions::default()).await.map(|_| ());
+    assert!(locked(&w), "{w:?}");
+    let r = s.rename(&with_hers, "/shared/alice/rw/b.txt", "/shared/alice/rw/c.txt", false).await.map(|_| ());
+    assert!(locked(&r), "{r:?}");
+    let d = s.delete(&with_hers, "/shared/alice/rw/b.txt", Default::default()).await;
+    assert!(locked(&d), "{d:?}");
     assert!(s.unlock(&alice, "/rw/b.txt", &l.token).await.unwrap());
     let l = s.lock(&bob, "/shared/alice/rw/b.txt", req("bob")).await.unwrap();
     assert!(s.unlock(&alice, "/rw/b.txt", &l.token).await.unwrap(), "the owner lifts any lock on her files");

@@ -60,8 +60,11 @@ pub(crate) struct Chain {
 // The rules, over the locks that may matter for one chain (`Tables::candidates` finds them;
 // given every lock they decide the same).
 
+/// Whether a lock is held by who presents `tokens`: its token, and (unless
+/// `ignore_principal`) presented by who took it. A lock taken with no principal is anyone's
+/// who has its token.
 fn held(l: &LockInfo, principal: Option<&str>, ignore_principal: bool, tokens: &[String]) -> bool {
-    tokens.contains(&l.token) && (ignore_principal || principal == l.principal.as_deref())
+    tokens.contains(&l.token) && (ignore_principal || l.principal.is_none() || principal == l.principal.as_deref())
 }
 
 /// Locks on the chain (deep ones on ancestors, any on the item itself).
@@ -125,17 +128,20 @@ fn membership_changed(chain: &Chain, deep: bool) -> Option<u64> {
 }
 
 /// What a change must get past: every lock on its place (and below it, for `deep`) that
-/// the caller presents no token for.
+/// the caller presents no token for. A token counts for who took its lock, and for the owner
+/// of what is locked: every lock discovery shows it, so a grantee presenting the owner's
+/// token would otherwise move, replace or delete the owner's locked file.
 #[derive(Clone, Debug)]
 pub(crate) struct LockGuard {
     root: u64,
     tokens: Vec<String>,
+    who: String,
     deep: bool,
 }
 
 impl LockGuard {
     pub fn of(p: &Principal, deep: bool) -> Self {
-        LockGuard { root: p.root, tokens: p.lock_tokens.clone(), deep }
+        LockGuard { root: p.root, tokens: p.lock_tokens.clone(), who: p.username().to_owned(), deep }
     }
 }
 
@@ -153,9 +159,10 @@ where
 {
     let chain = rows::chain_of(items, children, guard.root, place)?;
     let now = rows::unix_nanos(SystemTime::now());
+    let (who, owner) = (Some(guard.who.as_str()), place.access == crate::access::Access::Own);
     if let Some(folder) = membership_changed(&chain, guard.deep) {
         let locks = tabs.shallow_on(folder, now)?;
-        if !locks.is_empty() && !locks.iter().any(|l| held(l, None, true, &guard.tokens)) {
+        if !locks.is_empty() && !locks.iter().any(|l| held(l, who, owner, &guard.tokens)) {
             return Err(Error::Locked(format!(
                 "the folder holding {} is locked: its members cannot change",
                 place.path
@@ -163,7 +170,7 @@ where
         }
     }
     let locks = tabs.candidates(&chain, guard.deep, now)?;
-    check_in(&locks, &chain, None, true, guard.deep, &guard.tokens, false)
+    check_in(&locks, &chain, who, owner, guard.deep, &guard.tokens, false)
         // Named as the caller sees it: the lock may have been taken through another's view.
         .map_err(|l| {
             let what = if l.chain == chain.ids {

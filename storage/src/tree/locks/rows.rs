@@ -42,8 +42,10 @@ impl LockRow {
         self.chain.last().copied().ok_or_else(|| Error::corrupt("a stored lock has no item"))
     }
 
+    /// Every lock taken now expires (see `bounded`); one stored with no expiry was taken
+    /// before that rule, when a LOCK without `Timeout` lasted for ever, and has lapsed.
     fn live(&self, now: u64) -> bool {
-        self.expires.is_none_or(|e| e > now)
+        self.expires.is_some_and(|e| e > now)
     }
 
     pub fn info(&self, id: u64) -> LockInfo {
