@@ -80,10 +80,7 @@ pub async fn get(
         let items: Vec<ItemJson> = items.iter().map(ItemJson::from).collect();
         return Ok(axum::Json(Listing { path, items, next }).into_response());
     }
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) if davit_http::if_range_holds(&headers, &item.etag, item.modified) => parse_range(r, item.size)?,
-        _ => None,
-    };
+    let range = asked_range(&headers, &item)?;
     let read = state.storage.read(&caller.principal, &path, range).await?;
     Ok(file_response(read, range.is_some()))
 }
@@ -129,6 +126,15 @@ pub fn content_disposition(name: &str) -> String {
         }
     }
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// The range a download of `item` answers: the request's Range, unless an If-Range names
+/// another version of it (then the whole file, see `davit_http::if_range_holds`).
+pub(crate) fn asked_range(headers: &HeaderMap, item: &Item) -> Result<Option<(u64, Option<u64>)>, Problem> {
+    match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) if davit_http::if_range_holds(headers, &item.etag, item.modified) => parse_range(r, item.size),
+        _ => Ok(None),
+    }
 }
 
 /// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n`; multiple ranges are answered whole.

@@ -11,7 +11,7 @@ use davit_storage::{ClientAddr, Error, Kind, LinkProof, OpenLink};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-use crate::files::{ItemJson, file_response, parse_range, store_form_files};
+use crate::files::{ItemJson, asked_range, file_response, store_form_files};
 use crate::{ApiState, Problem};
 
 /// Marks a response as one of davit's own HTML pages (in its extensions): the server sends
@@ -205,12 +205,7 @@ async fn get(
         let name = if inner == "/" { link.name.clone() } else { item.name.clone() };
         return Ok(listing(headers, token, inner, &name, &items));
     }
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) if davit_http::if_range_holds(headers, &item.etag, item.modified) => {
-            parse_range(r, item.size).map_err(|p| Error::RangeNotSatisfiable(p.detail))?
-        }
-        _ => None,
-    };
+    let range = asked_range(headers, &item).map_err(|p| Error::RangeNotSatisfiable(p.detail))?;
     let read = if req.method() == Method::GET {
         state.storage.download(p, inner, range).await?
     } else {

@@ -3,14 +3,14 @@
 //! content), and a bucket's (top-level folder's) versioning state.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use davit_storage::{VersionInfo, Versioning};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::files::{ItemJson, file_response, parse_range, rfc3339};
+use crate::files::{ItemJson, asked_range, file_response, rfc3339};
 use crate::json::JsonBody;
 use crate::{ApiState, Problem};
 
@@ -74,12 +74,7 @@ pub async fn get(
     if info.marker {
         return Err(Problem::new(StatusCode::NOT_FOUND, "delete_marker", "that version is a delete marker"));
     }
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) if davit_http::if_range_holds(&headers, &info.item.etag, info.item.modified) => {
-            parse_range(r, info.item.size)?
-        }
-        _ => None,
-    };
+    let range = asked_range(&headers, &info.item)?;
     let (_, read) = state.storage.read_version(&caller.principal, &path, &id, range).await?;
     let read =
         read.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "delete_marker", "that version is a delete marker"))?;

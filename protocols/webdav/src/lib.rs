@@ -266,15 +266,16 @@ impl WebDav {
         } else {
             match read_checked_body(body).await {
                 Ok(b) => {
-                    if parts.method.as_str() == "PROPFIND" && !b.is_empty() {
-                        asks = propfind::asks(&b);
-                    }
                     if parts.method.as_str() == "PROPFIND" && checked.depth == Some(Depth::One) && prefix == PREFIX {
                         let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
                         if let Some(mut r) = self.propfind_listing(&principal, &path, prefix, &b, ua).await {
                             acted_as(r.extensions_mut(), principal);
                             return r;
                         }
+                    }
+                    // Read only for dav-server's answers (the listing above reads the body itself).
+                    if parts.method.as_str() == "PROPFIND" && !b.is_empty() {
+                        asks = propfind::asks(&b);
                     }
                     RequestBody::Read(Some(b))
                 }

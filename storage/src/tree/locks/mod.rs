@@ -254,9 +254,9 @@ fn chain_in_write(t: &WriteTxn, root: u64, place: &Place) -> Result<Chain> {
 }
 
 /// The live lock `token` among those covering `chain`.
-fn covering_token(t: &WriteTxn, chain: &Chain, token: &str, now: u64) -> Result<Option<u64>> {
+fn covering_token(t: &WriteTxn, chain: &Chain, token: &str, now: u64) -> Result<Option<LockInfo>> {
     let locks = rows::open_write(t)?.candidates(chain, false, now)?;
-    Ok(covering(&locks, chain).find(|l| l.token == token).map(|l| l.id))
+    Ok(covering(&locks, chain).find(|l| l.token == token).cloned())
 }
 
 // Each lock operation first removes locks that expired (up to `PURGE_AT_ONCE`): the rules
@@ -299,8 +299,7 @@ fn take(
 /// proves nothing: a grantee who may write could otherwise lift the owner's lock and write.
 fn release(t: &WriteTxn, chain: &Chain, token: &str, by: &str, owner: bool, now: u64) -> Result<bool> {
     rows::purge_expired(t, now)?;
-    let locks = rows::open_write(t)?.candidates(chain, false, now)?;
-    let Some(l) = covering(&locks, chain).find(|l| l.token == token) else { return Ok(false) };
+    let Some(l) = covering_token(t, chain, token, now)? else { return Ok(false) };
     if !owner && l.principal.as_deref().is_some_and(|taker| taker != by) {
         return Err(Error::Forbidden("only who took a lock, or the owner, may release it".into()));
     }
@@ -310,7 +309,7 @@ fn release(t: &WriteTxn, chain: &Chain, token: &str, by: &str, owner: bool, now:
 /// Gives the lock `token`, if it covers `chain`, a new timeout from `now`.
 fn renew(t: &WriteTxn, chain: &Chain, token: &str, timeout: Option<Duration>, now: u64) -> Result<Option<LockInfo>> {
     rows::purge_expired(t, now)?;
-    let Some(id) = covering_token(t, chain, token, now)? else { return Ok(None) };
+    let Some(id) = covering_token(t, chain, token, now)?.map(|l| l.id) else { return Ok(None) };
     Ok(rows::set_timeout(t, id, timeout, now)?.map(|row| row.info(id)))
 }
 
