@@ -187,6 +187,9 @@ pub(crate) fn grants_to(t: &ReadTxn, grantee: u64) -> Result<Grants> {
     let expiry = t.open_table(SHARE_EXPIRY)?;
     let now = now_nanos();
     let users = t.open_table(USERS)?;
+    // An owner's name, or None while their account cannot be used: what a disabled account
+    // shared reaches nothing until it is enabled again, as its links answer 410 meanwhile.
+    let mut owner_names: HashMap<u64, Option<String>> = HashMap::new();
     let mut all = Vec::new();
     for e in t.open_table(SHARES_BY_GRANTEE)?.range((grantee, 0)..(grantee + 1, 0))? {
         let share_id = e?.0.value().1;
@@ -195,11 +198,21 @@ pub(crate) fn grants_to(t: &ReadTxn, grantee: u64) -> Result<Grants> {
         if grant_expired(&expiry, share.id, now)? {
             continue;
         }
+        let owner_name = match owner_names.get(&share.owner) {
+            Some(n) => n.clone(),
+            None => {
+                let n = usable_owner_name(&users, share.owner)?;
+                owner_names.insert(share.owner, n.clone());
+                n
+            }
+        };
+        if owner_name.is_none() {
+            continue;
+        }
         let Some(item) = txn::get_item(&items, share.item)? else { continue };
         all.push((share, item));
     }
     let by_item: HashMap<u64, (u64, bool)> = all.iter().map(|(s, i)| (i.id, (s.id, s.write))).collect();
-    let mut owner_names: HashMap<u64, String> = HashMap::new();
     let mut taken: HashMap<u64, HashSet<String>> = HashMap::new();
     let mut top = Vec::new();
     // Share ids grow with time, so the older grant keeps the plain name.
@@ -215,15 +228,7 @@ pub(crate) fn grants_to(t: &ReadTxn, grantee: u64) -> Result<Grants> {
             }
             up = txn::get_item(&items, up)?.map_or(0, |i| i.parent);
         }
-        let owner_name = match owner_names.get(&share.owner) {
-            Some(n) => n.clone(),
-            None => {
-                let Some(v) = users.get(share.owner)? else { continue };
-                let u: User = db::decode(v.value())?;
-                owner_names.insert(share.owner, u.username.clone());
-                u.username
-            }
-        };
+        let Some(Some(owner_name)) = owner_names.get(&share.owner).cloned() else { continue };
         let names = taken.entry(share.owner).or_default();
         let shown_as = distinct(&item.name, names);
         names.insert(shown_as.clone());
@@ -234,6 +239,13 @@ pub(crate) fn grants_to(t: &ReadTxn, grantee: u64) -> Result<Grants> {
             .cmp(&(b.owner_name.as_str(), child_key(&b.shown_as, b.item.kind)))
     });
     Ok(Grants { top, by_item })
+}
+
+/// The owner's username if their account can be used now (see `grants_to`).
+pub(crate) fn usable_owner_name(users: &impl Readable<u64, &'static [u8]>, owner: u64) -> Result<Option<String>> {
+    let Some(v) = users.get(owner)? else { return Ok(None) };
+    let u: User = db::decode(v.value())?;
+    Ok(crate::auth::account_usable(&u).is_ok().then_some(u.username))
 }
 
 /// Resolves a caller's path.
@@ -365,7 +377,10 @@ fn recheck_for(w: &W<'_>, place: &Place, write: bool) -> Result<()> {
         Access::Grant { share, .. } => {
             let shares = w.txn.open_table(SHARES)?;
             let ok = match shares.get(share)? {
-                Some(v) => !write || db::decode::<Share>(v.value())?.write,
+                Some(v) => {
+                    let s: Share = db::decode(v.value())?;
+                    (!write || s.write) && usable_owner_name(&w.txn.open_table(USERS)?, s.owner)?.is_some()
+                }
                 None => false,
             } && !grant_expired(&w.txn.open_table(SHARE_EXPIRY)?, share, now_nanos())?;
             if !ok {

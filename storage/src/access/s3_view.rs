@@ -144,7 +144,11 @@ where
         let Some(it) = txn::get_item(&self.items, item)? else { return Ok(None) };
         let Some(owner) = self.users.get(it.owner)? else { return Ok(None) };
         let owner: User = db::decode(owner.value())?;
-        if !it.is_folder() || txn::lookup_child(&self.children, owner.root, name)? != Some(item) {
+        // A disabled owner's public bucket is private meanwhile, as their grants and links are.
+        if !it.is_folder()
+            || crate::auth::account_usable(&owner).is_err()
+            || txn::lookup_child(&self.children, owner.root, name)? != Some(item)
+        {
             return Ok(None);
         }
         let a = self.audience.get(item)?.map_or(Audience::Private, |v| Audience::from_code(v.value()));

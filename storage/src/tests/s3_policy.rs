@@ -230,6 +230,49 @@ async fn public_read_only_where_the_server_allows_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_owner_shares_nothing_until_enabled_again() {
+    let f = open_with(|c| c.s3_public_read = true);
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    let bob = user(s, "bob", Role::User, None).await;
+    s.mkdir(&alice, "/box").await.unwrap();
+    s.mkdir(&alice, "/site").await.unwrap();
+    put(s, &alice, "/box/a.txt", b"a").await;
+    put(s, &alice, "/site/index.html", b"i").await;
+    s.share(&alice, "/box", "bob", true).await.unwrap();
+    let public = Asked { grants: Vec::new(), audience: canned("public-read", false).unwrap() };
+    s.set_bucket_sharing(&alice, "site", Within::Bucket, public).await.unwrap();
+    let anon = routed(s, None, "site").await;
+    let by_bucket = routed(s, Some(&bob), "box").await;
+
+    let set = |status| {
+        s.update_user(alice.user_id, move |u| {
+            u.status = status;
+            Ok(())
+        })
+    };
+    set(crate::meta::model::Status::Disabled).await.unwrap();
+    // The grant: not listed, not read, not written, by path or by bucket name.
+    assert!(s.list(&bob, "/shared", None, 100).await.unwrap().is_empty());
+    assert!(matches!(s.stat(&bob, "/shared/alice/box/a.txt").await, Err(Error::NotFound(_))));
+    let r = s.write(&bob, "/shared/alice/box/b.txt", body(b"b"), WriteOptions::default()).await;
+    assert!(r.is_err(), "{r:?}");
+    assert!(matches!(s.s3_principal(Some(&bob), "box").await.unwrap(), S3Reach::Nothing));
+    assert!(s.stat(&by_bucket, "/box/a.txt").await.is_err());
+    let r = s.write(&by_bucket, "/box/c.txt", body(b"c"), WriteOptions::default()).await;
+    assert!(r.is_err(), "{r:?}");
+    // The public bucket: private meanwhile.
+    assert!(matches!(s.s3_principal(None, "site").await, Err(Error::Unauthenticated(_))));
+    assert!(s.stat(&anon, "/site/index.html").await.is_err());
+
+    set(crate::meta::model::Status::Active).await.unwrap();
+    assert_eq!(read_all(s, &bob, "/shared/alice/box/a.txt", None).await.unwrap(), b"a");
+    s.write(&bob, "/shared/alice/box/b.txt", body(b"b"), WriteOptions::default()).await.unwrap();
+    assert_eq!(read_all(s, &routed(s, None, "site").await, "/site/index.html", None).await.unwrap(), b"i");
+    assert_consistent(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_grants_by_canonical_id_and_object_acls() {
     let f = open();
     let s = &f.storage;
