@@ -539,6 +539,19 @@ async fn grantees_links_and_neighbours_cannot_destroy_or_freeze_what_is_not_thei
     assert_eq!(st, 201);
     let r = dav(&c, &s, "carol", "UNLOCK", "/shared/alice/x.txt").header("Lock-Token", format!("<{token}>"));
     assert_eq!(status(r).await, 403, "a read-only grantee cannot lift the owner's lock");
+    // Nor a read-write one: 403, the core's refusal (dav-server answered 409 for it), where a
+    // token of no lock on the resource is 409 with RFC 4918's precondition.
+    let r =
+        dav(&c, &s, "alice", "LOCK", "/f/keep.txt").header("Timeout", "Second-600").body(lock).send().await.unwrap();
+    let kept = r.headers()["lock-token"].to_str().unwrap().trim_matches(['<', '>']).to_owned();
+    let r = dav(&c, &s, "bob", "UNLOCK", "/shared/alice/f/keep.txt").header("Lock-Token", format!("<{kept}>"));
+    assert_eq!(status(r).await, 403, "a read-write grantee cannot lift the owner's lock");
+    let r = dav(&c, &s, "alice", "UNLOCK", "/f/keep.txt").header("Lock-Token", format!("<{token}>"));
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("lock-token-matches-request-uri"));
+    let r = dav(&c, &s, "alice", "UNLOCK", "/f/keep.txt").header("Lock-Token", format!("<{kept}>"));
+    assert_eq!(status(r).await, 204);
     let (_, folder) = make_link(&c, &s, "alice", json!({ "path": "/f", "expires_in": 600 })).await;
     let r = c.request(m("LOCK"), s.url(&format!("/s/{folder}/keep.txt"))).body(lock).send().await.unwrap();
     assert_eq!(r.status(), 403);

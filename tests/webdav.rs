@@ -261,6 +261,18 @@ async fn folders_are_copied_and_deleted_whole() {
     assert_eq!(r.unwrap().status(), 201);
     let r = dav(&c, &s, "PROPFIND", "/h/").header("Depth", "1").send().await.unwrap();
     assert_eq!(r.text().await.unwrap().matches("<D:response>").count(), 1);
+    // Onto a folder with members: they go first (RFC 4918 §9.8.4), nothing is merged.
+    let depth0 = |overwrite: &str| {
+        let r = dav(&c, &s, "COPY", "/f/").header("Destination", s.url("/dav/g/")).header("Depth", "0");
+        r.header("Overwrite", overwrite).send()
+    };
+    assert_eq!(depth0("F").await.unwrap().status(), 412);
+    assert_eq!(dav(&c, &s, "GET", "/g/sub/b.txt").send().await.unwrap().status(), 200);
+    assert_eq!(depth0("T").await.unwrap().status(), 204);
+    let r = dav(&c, &s, "PROPFIND", "/g/").header("Depth", "1").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap().matches("<D:response>").count(), 1, "the copy is an empty folder");
+    assert_eq!(dav(&c, &s, "GET", "/f/sub/b.txt").send().await.unwrap().status(), 200, "the source keeps all");
+    assert_eq!(usage().await, 4, "what /g held is no longer counted");
 
     // A lock deep inside binds the folder's deletion; its token lets it go.
     let r = dav(&c, &s, "LOCK", "/f/sub/b.txt").body(lock_body()).send().await.unwrap();
@@ -274,7 +286,7 @@ async fn folders_are_copied_and_deleted_whole() {
     let r = dav(&c, &s, "DELETE", "/f/").header("If", tagged).send().await.unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(dav(&c, &s, "GET", "/f/sub/b.txt").send().await.unwrap().status(), 404);
-    assert_eq!(usage().await, 4, "the usage drops with the delete");
+    assert_eq!(usage().await, 0, "the usage drops with the delete");
     assert_eq!(dav(&c, &s, "DELETE", "/f/").send().await.unwrap().status(), 404);
     assert_eq!(dav(&c, &s, "DELETE", "/").send().await.unwrap().status(), 403);
     s.stop().await;
@@ -310,6 +322,26 @@ async fn validators_and_conditions_hold_on_every_method() {
             assert_eq!((got.0, got.1.as_str()), want, "{url} If-Range: {if_range}");
         }
     }
+
+    // If-None-Match compares weakly: W/"tag" is the file's tag, a 304 for a cached copy.
+    for (inm, want) in [(format!("W/{etag}"), 304), (format!("\"zz\", W/{etag}"), 304), ("W/\"zz\"".into(), 200)] {
+        let r = dav(&c, &s, "GET", "/rg.txt").header("If-None-Match", &inm).send().await.unwrap();
+        assert_eq!(r.status(), want, "If-None-Match: {inm}");
+    }
+    // A path ending in / names a folder: no file is reached there, none is made there, and a
+    // LOCK that would make one needs its folder.
+    for m in ["GET", "DELETE", "PROPPATCH", "LOCK"] {
+        assert_eq!(dav(&c, &s, m, "/rg.txt/").send().await.unwrap().status(), 404, "{m} /rg.txt/");
+    }
+    let r = dav(&c, &s, "PROPFIND", "/rg.txt/").header("Depth", "0").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(dav(&c, &s, "PUT", "/made/").body("x").send().await.unwrap().status(), 409);
+    let lock = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    for path in ["/made/", "/missing/x.txt", "/rg.txt/x.txt"] {
+        assert_eq!(dav(&c, &s, "LOCK", path).body(lock).send().await.unwrap().status(), 409, "LOCK {path}");
+    }
+    let r = dav(&c, &s, "PROPFIND", "/made").header("Depth", "0").send().await.unwrap();
+    assert_eq!(r.status(), 404, "nothing was made");
 
     // A date the file changed after refuses a delete or a move, and leaves it.
     let long_ago = "Mon, 01 Jan 2001 00:00:00 GMT";

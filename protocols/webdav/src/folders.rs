@@ -8,7 +8,7 @@
 //! RFC 4918 §9.6, §9.8 and §9.9: DELETE answers 204; COPY and MOVE 201 when the destination
 //! was new, 204 when it was replaced, 412 when it exists and `Overwrite: F`.
 
-use davit_storage::{Error, Principal};
+use davit_storage::{Error, Item, Principal};
 use http::{HeaderMap, StatusCode};
 
 use crate::headers::{self, Depth};
@@ -76,7 +76,14 @@ impl WebDav {
                     "Depth: a folder is copied with Depth: 0 or infinity\n".into(),
                 ));
             }
-            Some(Depth::Zero) if folder => return None,
+            Some(Depth::Zero) if folder => {
+                let source = source.as_ref().ok()?;
+                if let Err(e) = davit_http::write_conditions(headers, Some(source)).and_then(|c| c.check(Some(source)))
+                {
+                    return Some(refusal(&e));
+                }
+                return self.copy_folder_alone(p, path, source, headers, prefix).await;
+            }
             _ => {}
         }
         // A source the caller cannot see is the core's to refuse, as it refuses the move.
@@ -86,13 +93,10 @@ impl WebDav {
                 return Some(refusal(&e));
             }
         }
-        // Checked and made a path by `headers::check_request`.
-        let to =
-            headers.get("destination").and_then(|v| v.to_str().ok()).and_then(|d| headers::drive_path_below(d, prefix));
-        let Some(to) = to else {
+        let Some(to) = destination(headers, prefix) else {
             return Some(plain(StatusCode::BAD_REQUEST, "Destination: missing or not below this drive\n".into()));
         };
-        let overwrite = headers.get("overwrite").is_none_or(|v| v.as_bytes() != b"F");
+        let overwrite = overwrite(headers);
         let done = if is_move {
             self.storage.rename(p, path, &to, overwrite).await
         } else {
@@ -106,4 +110,47 @@ impl WebDav {
             Err(e) => refusal(&e),
         })
     }
+
+    /// A folder copied with Depth 0: an empty folder with the source's properties. Onto an
+    /// existing destination it may overwrite, that is deleted first, Depth infinity (RFC 4918
+    /// §9.8.4), where dav-server would copy into it, keeping its members. dav-server answers
+    /// what this does not: a destination that is the source or holds it, or none to delete.
+    async fn copy_folder_alone(
+        &self,
+        p: &Principal,
+        path: &str,
+        source: &Item,
+        headers: &HeaderMap,
+        prefix: &str,
+    ) -> Option<http::Response<Body>> {
+        let to = destination(headers, prefix)?;
+        let (from, to) = (path.trim_end_matches('/'), to.trim_end_matches('/'));
+        if !overwrite(headers) || to.is_empty() || from == to || from.starts_with(&format!("{to}/")) {
+            return None;
+        }
+        match self.storage.delete(p, to, davit_storage::Conditions::default()).await {
+            Ok(()) => {}
+            Err(Error::NotFound(_)) => return None,
+            Err(e) => return Some(refusal(&e)),
+        }
+        let props = source.props.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect::<Vec<_>>();
+        let made = match self.storage.mkdir(p, to).await {
+            Ok(_) if props.is_empty() => Ok(()),
+            Ok(_) => self.storage.set_props(p, to, props).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        Some(match made {
+            Ok(()) => no_content(StatusCode::NO_CONTENT),
+            Err(e) => refusal(&e),
+        })
+    }
+}
+
+/// The Destination's drive path (checked and made a path by `headers::check_request`).
+fn destination(headers: &HeaderMap, prefix: &str) -> Option<String> {
+    headers.get("destination").and_then(|v| v.to_str().ok()).and_then(|d| headers::drive_path_below(d, prefix))
+}
+
+fn overwrite(headers: &HeaderMap) -> bool {
+    headers.get("overwrite").is_none_or(|v| v.as_bytes() != b"F")
 }

@@ -222,6 +222,21 @@ impl WebDav {
             acted_as(r.extensions_mut(), principal);
             return r;
         }
+        // A path ending in `/` names a folder (as in nginx and Apache): no file is found there,
+        // and neither PUT nor LOCK makes one at it (the core reads `f/` as `f`).
+        if path.len() > 1 && path.ends_with('/') && parts.method.as_str() != "MKCOL" {
+            match self.storage.stat(&principal, &path).await {
+                Ok(item) if !item.is_folder() => {
+                    let reason = format!("{} is a file, not a folder", path.trim_end_matches('/'));
+                    return refuse(principal, StatusCode::NOT_FOUND, &reason);
+                }
+                Err(Error::NotFound(_)) if matches!(parts.method.as_str(), "PUT" | "LOCK") => {
+                    let reason = "a path ending in / names a folder: make it with MKCOL";
+                    return refuse(principal, StatusCode::CONFLICT, reason);
+                }
+                _ => {}
+            }
+        }
         // The If header is decided here, by the core's locks and ETags (dav-server would
         // take a token of no current lock as a match): false is 412, whatever the method.
         if let Some(h) = &checked.if_header {
@@ -303,6 +318,51 @@ impl WebDav {
             let mut r = refusal(&e);
             acted_as(r.extensions_mut(), principal);
             return r;
+        }
+        // UNLOCK is answered here so that a release the core refuses (someone else's lock) is
+        // its 403; dav-server answers every failure 409, which RFC 4918 §9.11.1 keeps for a
+        // token that names no lock on the resource.
+        if req.method().as_str() == "UNLOCK" {
+            let token = header_str(&req, "lock-token").map(|t| t.trim_matches(['<', '>']).to_owned());
+            let mut r = match token {
+                None => plain(StatusCode::BAD_REQUEST, "UNLOCK needs a Lock-Token header\n".into()),
+                Some(token) => match self.storage.unlock(&principal, &path, &token).await {
+                    Ok(true) => {
+                        let mut r = Response::new(Body::empty());
+                        *r.status_mut() = StatusCode::NO_CONTENT;
+                        r
+                    }
+                    Ok(false) => {
+                        let mut r = Response::new(Body::from(
+                            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:lock-token-matches-request-uri/></D:error>\n",
+                        ));
+                        *r.status_mut() = StatusCode::CONFLICT;
+                        r.headers_mut()
+                            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+                        r
+                    }
+                    Err(e) => refusal(&e),
+                },
+            };
+            acted_as(r.extensions_mut(), principal);
+            return r;
+        }
+        // LOCK of an unmapped URL makes an empty file (RFC 4918 §7.3), in a folder that must
+        // be there: 409 as for PUT (the lock system can only answer 423 otherwise).
+        if req.method().as_str() == "LOCK"
+            && let Err(Error::NotFound(_)) = self.storage.stat(&principal, &path).await
+            && let Some((parent, _)) = path.trim_end_matches('/').rsplit_once('/')
+        {
+            let parent = if parent.is_empty() { "/" } else { parent };
+            match self.storage.stat(&principal, parent).await {
+                Ok(item) if item.is_folder() => {}
+                Ok(_) | Err(Error::NotFound(_)) => {
+                    let mut r = plain(StatusCode::CONFLICT, format!("{parent} is not a folder here\n"));
+                    acted_as(r.extensions_mut(), principal);
+                    return r;
+                }
+                Err(_) => {}
+            }
         }
         let put_conditions = match req.method() == Method::PUT {
             // A date was decided by dav-server before the write; its ETag list is pinned here.

@@ -150,6 +150,18 @@ pub fn check_request(method: &Method, path: &str, headers: &mut HeaderMap, prefi
             parse_etag_list(v.as_bytes(), name.as_str()).map_err(Refusal::bad)?;
         }
     }
+    // If-None-Match compares weakly (RFC 9110 §13.1.2): `W/"x"` matches the tag "x", which
+    // dav-server, comparing strongly, would not see (a cached copy got no 304).
+    let values = || headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok());
+    if values().any(|v| v.contains("W/")) {
+        let tags: Vec<&str> = values()
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .filter(|t| !t.is_empty())
+            .collect();
+        let strong = tags.join(", ");
+        set(headers, "if-none-match", &strong)?;
+    }
     if let Some(v) = one(headers, &header::IF_RANGE)? {
         parse_if_range(v.as_bytes()).map_err(Refusal::bad)?;
     }
