@@ -203,6 +203,21 @@ async fn windows_upload_sequence_and_locks_bind_every_protocol() {
     // Win32 times are acknowledged (dav-server answers them for Explorer); dead properties
     // are kept in the core and survive the overwrite.
     assert!(body.contains(">draft<") && body.contains(&token), "{body}");
+    // Then Explorer sets the file's times: the modification time is kept (it was dropped,
+    // so the file showed the time of its upload).
+    let times = r#"<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop><Z:Win32LastModifiedTime>Sun, 06 Nov 1994 08:49:37 GMT</Z:Win32LastModifiedTime><Z:Win32LastAccessTime>Tue, 01 Dec 2026 10:00:00 GMT</Z:Win32LastAccessTime></D:prop></D:set></D:propertyupdate>"#;
+    let r = dav(&c, &s, "PROPPATCH", "/report.docx").header("If", &if_header).body(times).send().await.unwrap();
+    assert_eq!(r.status(), 207);
+    let r = dav(&c, &s, "HEAD", "/report.docx").send().await.unwrap();
+    assert_eq!(r.headers()["last-modified"], "Sun, 06 Nov 1994 08:49:37 GMT");
+    // Refused with the rest when another property is (all or nothing): the time stays.
+    let both = times
+        .replace("Sun, 06 Nov 1994", "Mon, 07 Nov 1994")
+        .replace("<Z:Win32LastAccessTime>", "<D:getcontentlength>1</D:getcontentlength><Z:Win32LastAccessTime>");
+    let r = dav(&c, &s, "PROPPATCH", "/report.docx").header("If", &if_header).body(both).send().await.unwrap();
+    assert!(r.text().await.unwrap().contains("403"));
+    let r = dav(&c, &s, "HEAD", "/report.docx").send().await.unwrap();
+    assert_eq!(r.headers()["last-modified"], "Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(
         dav(&c, &s, "UNLOCK", "/report.docx").header("Lock-Token", format!("<{token}>")).send().await.unwrap().status(),
         204

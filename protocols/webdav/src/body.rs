@@ -33,6 +33,12 @@ impl From<String> for DavBody {
     }
 }
 
+impl From<Bytes> for DavBody {
+    fn from(b: Bytes) -> Self {
+        dav_server::body::Body::from(b).into()
+    }
+}
+
 impl From<&str> for DavBody {
     fn from(s: &str) -> Self {
         dav_server::body::Body::from(s).into()

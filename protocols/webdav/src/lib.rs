@@ -9,6 +9,7 @@ mod fs;
 pub mod headers;
 mod ls;
 mod propfind;
+mod win32;
 pub mod xml;
 
 use std::collections::HashMap;
@@ -276,6 +277,7 @@ impl WebDav {
             };
         }
         let mut asks = propfind::Asks::default();
+        let mut win32_modified = None;
         let body = if parts.method == Method::PUT {
             RequestBody::Streaming(Box::pin(body))
         } else {
@@ -291,6 +293,9 @@ impl WebDav {
                     // Read only for dav-server's answers (the listing above reads the body itself).
                     if parts.method.as_str() == "PROPFIND" && !b.is_empty() {
                         asks = propfind::asks(&b);
+                    }
+                    if parts.method.as_str() == "PROPPATCH" {
+                        win32_modified = win32::modified_time(&b);
                     }
                     RequestBody::Read(Some(b))
                 }
@@ -419,6 +424,11 @@ impl WebDav {
         {
             resp.headers_mut().insert(header::CONTENT_TYPE, v);
         }
+        if let Some(modified) = win32_modified
+            && status == StatusCode::MULTI_STATUS
+        {
+            resp = self.keep_win32_modified(&principal, &path, modified, resp).await;
+        }
         if method == Method::PUT && oc_mtime && status.is_success() {
             // rclone's owncloud vendor checks that the time was kept.
             resp.headers_mut().insert("x-oc-mtime", HeaderValue::from_static("accepted"));
@@ -429,6 +439,29 @@ impl WebDav {
         }
         acted_as(resp.extensions_mut(), principal);
         resp
+    }
+
+    /// A PROPPATCH that set Windows' modification time (see `win32`): when dav-server applied
+    /// every property (its answer, a few hundred bytes, names no failure), the time becomes
+    /// the item's; if the core refuses it, its refusal is the answer.
+    async fn keep_win32_modified(
+        &self,
+        p: &Principal,
+        path: &str,
+        modified: std::time::SystemTime,
+        resp: Response<Body>,
+    ) -> Response<Body> {
+        use http_body_util::BodyExt;
+        let (parts, body) = resp.into_parts();
+        let Ok(collected) = body.collect().await else {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n".into());
+        };
+        let bytes = collected.to_bytes();
+        let all_applied = !bytes.windows(10).any(|w| w.starts_with(b"HTTP/1.1 ") && !w.ends_with(b"2"));
+        if all_applied && let Err(e) = self.storage.set_modified(p, path, davit_http::nanos(modified)).await {
+            return refusal(&e);
+        }
+        Response::from_parts(parts, Body::from(bytes))
     }
 
     /// RFC 4918 §10.4: the header is true when any list is; a list when all its conditions
