@@ -196,18 +196,26 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendIdle<S> {
 pub struct IdleBody {
     inner: Incoming,
     clock: IdleClock,
-    /// Set when the body timed out: front ends answer a failed body each in their own way
-    /// (WebDAV even with 502), so the server replaces that answer with one that says so.
-    timed_out: Arc<AtomicBool>,
+    flags: Arc<BodyFlags>,
     /// Where received bytes are counted (the metrics).
     received: Option<crate::metrics::Receiver>,
 }
 
+/// What became of a request body, for the server to look at once the answer is made.
+#[derive(Default)]
+pub struct BodyFlags {
+    /// Set when the body timed out: front ends answer a failed body each in their own way
+    /// (WebDAV even with 502), so the server replaces that answer with one that says so.
+    pub timed_out: AtomicBool,
+    /// Set when the body was read to its end.
+    pub ended: AtomicBool,
+}
+
 impl IdleBody {
-    /// The body, and the flag that tells afterwards whether it timed out.
-    pub fn new(inner: Incoming, idle: Duration) -> (Self, Arc<AtomicBool>) {
-        let timed_out = Arc::new(AtomicBool::new(false));
-        (IdleBody { inner, clock: IdleClock::new(idle), timed_out: timed_out.clone(), received: None }, timed_out)
+    /// The body, and the flags that tell afterwards what became of it.
+    pub fn new(inner: Incoming, idle: Duration) -> (Self, Arc<BodyFlags>) {
+        let flags = Arc::new(BodyFlags::default());
+        (IdleBody { inner, clock: IdleClock::new(idle), flags: flags.clone(), received: None }, flags)
     }
 
     /// Counts the bytes received into `r`.
@@ -250,6 +258,9 @@ impl HttpBody for IdleBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(r) => {
                 this.clock.ready();
+                if r.is_none() {
+                    this.flags.ended.store(true, Ordering::Relaxed);
+                }
                 if let (Some(Ok(f)), Some(c)) = (&r, &this.received)
                     && let Some(d) = f.data_ref()
                 {
@@ -259,7 +270,7 @@ impl HttpBody for IdleBody {
             }
             Poll::Pending => match this.clock.pending(cx) {
                 Poll::Ready(()) => {
-                    this.timed_out.store(true, Ordering::Relaxed);
+                    this.flags.timed_out.store(true, Ordering::Relaxed);
                     Poll::Ready(Some(Err(BodyError::Idle(this.clock.idle))))
                 }
                 Poll::Pending => Poll::Pending,

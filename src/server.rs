@@ -163,7 +163,11 @@ async fn handle_scoped(
         parts.uri.path(),
         app.base_domain.as_deref(),
     );
-    let (body, body_timed_out) = IdleBody::new(body, app.limits.body_idle_timeout);
+    // A body announced with `Expect: 100-continue` is sent only once hyper answers `100
+    // Continue`, which it does when the body is first read: see below.
+    let expects_continue =
+        parts.headers.get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let (body, body_flags) = IdleBody::new(body, app.limits.body_idle_timeout);
     let body = body.counting(app.metrics.receiver(&counted_front));
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(davit_storage::ClientAddr(client));
@@ -222,10 +226,7 @@ async fn handle_scoped(
             // and then misreads the next answer on the connection when the server replies
             // without `100 Continue` (as HTTP allows): closing such a connection after the
             // answer keeps the aws CLI working (boto/botocore#3755).
-            let empty_expect = req
-                .headers()
-                .get(http::header::EXPECT)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+            let empty_expect = expects_continue
                 && req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
             let req = req.map(s3s::Body::http_body);
             match app.s3.handle(req, &request_id).await {
@@ -242,7 +243,14 @@ async fn handle_scoped(
             }
         }
     };
-    if body_timed_out.load(Ordering::Relaxed) {
+    // Answered before its body was read to the end: the client of `Expect: 100-continue`
+    // sends no body (or the rest of it) without `100 Continue`, and hyper, draining the body
+    // it announced, took the next request's bytes for it (a refused boto3 PutObject made the
+    // next call on the connection fail its signature). The connection closes instead.
+    if expects_continue && !body_flags.ended.load(Ordering::Relaxed) {
+        resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if body_flags.timed_out.load(Ordering::Relaxed) {
         let principal = davit_http::take_acted_as(resp.extensions_mut());
         resp = body_timeout_refusal(&front, &method, &request_id, app.limits.body_idle_timeout);
         if let Some(p) = principal {

@@ -325,6 +325,11 @@ async fn until_closed(s: &mut TcpStream, limit: Duration) -> (Option<Duration>, 
 
 /// One HTTP/1.1 answer with a Content-Length off a kept-alive connection: its status.
 async fn read_answer(s: &mut TcpStream) -> Option<u16> {
+    read_answer_head(s).await.map(|(status, _)| status)
+}
+
+/// [`read_answer`] with the answer's head, lowercased.
+async fn read_answer_head(s: &mut TcpStream) -> Option<(u16, String)> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let end = loop {
@@ -348,12 +353,62 @@ async fn read_answer(s: &mut TcpStream) -> Option<u16> {
         }
         got.extend_from_slice(&buf[..n]);
     }
-    Some(status)
+    Some((status, head))
 }
 
 /// Alice's `Authorization` value, for requests written by hand.
 fn basic() -> String {
     support::basic("alice", PASSWORD)
+}
+
+/// Found in a cluster probe: a PUT with `Expect: 100-continue` refused before its body was
+/// read (the client then sends none) left the connection open, and hyper took the first bytes
+/// of the next request for the announced body: boto3's next call after a refused PutObject
+/// failed its signature. Such an answer now closes the connection; one whose body was read
+/// keeps it.
+#[tokio::test]
+async fn an_answer_before_an_expected_body_closes_the_connection() {
+    let s = support::start(Options::default()).await;
+    let auth = basic();
+    for (path, len) in [("/api/v1/files/nofolder/x", 1), ("/api/v1/files/nofolder/x", 5), ("/dav/nofolder/x", 5)] {
+        let mut c = connect_from("127.0.0.1", s.addr).await;
+        let put = format!(
+            "PUT {path} HTTP/1.1\r\nHost: h\r\nAuthorization: {auth}\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
+        );
+        c.write_all(put.as_bytes()).await.unwrap();
+        let (status, head) = read_answer_head(&mut c).await.unwrap();
+        if status == 100 {
+            // WebDAV reads the body first: it gets its bytes and its answer, on an open connection.
+            c.write_all(&b"12345"[..len]).await.unwrap();
+            assert_eq!(read_answer(&mut c).await, Some(409), "{path}");
+        } else {
+            // Whether hyper had drained the next request into the body depended on timing (seen
+            // only with a slower store): the answer says the connection ends.
+            assert_eq!(status, 409, "{path}");
+            assert!(head.contains("connection: close"), "{path}: {head}");
+        }
+        // The next request on the connection: answered as itself, or the connection is closed
+        // (a write to it may fail then); never misread (405 for "ET /api/v1/me", or 400).
+        let next = format!("GET /api/v1/me HTTP/1.1\r\nHost: h\r\nAuthorization: {auth}\r\n\r\n");
+        let answer = match c.write_all(next.as_bytes()).await {
+            Ok(()) => read_answer(&mut c).await,
+            Err(_) => None,
+        };
+        let want = if status == 100 { Some(200) } else { None };
+        assert_eq!(answer, want, "{path}: the next request on the connection");
+    }
+    // A body that was read leaves the connection open for the next request.
+    let mut c = connect_from("127.0.0.1", s.addr).await;
+    let put = format!(
+        "PUT /api/v1/files/ok.txt HTTP/1.1\r\nHost: h\r\nAuthorization: {auth}\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+    );
+    c.write_all(put.as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut c).await, Some(100));
+    c.write_all(b"ok").await.unwrap();
+    assert_eq!(read_answer(&mut c).await, Some(201));
+    let next = format!("GET /api/v1/me HTTP/1.1\r\nHost: h\r\nAuthorization: {auth}\r\n\r\n");
+    c.write_all(next.as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut c).await, Some(200));
 }
 
 #[tokio::test]
