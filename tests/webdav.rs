@@ -287,6 +287,14 @@ async fn folders_are_copied_and_deleted_whole() {
     let r = dav(&c, &s, "PROPFIND", "/g/").header("Depth", "1").send().await.unwrap();
     assert_eq!(r.text().await.unwrap().matches("<D:response>").count(), 1, "the copy is an empty folder");
     assert_eq!(dav(&c, &s, "GET", "/f/sub/b.txt").send().await.unwrap().status(), 200, "the source keeps all");
+    // Never onto the source, however the Destination spells it (`//f/` deleted it in review).
+    for to in ["/dav//f/", "/dav/f", "/dav//f/sub/../"] {
+        let r = dav(&c, &s, "COPY", "/f/sub/").header("Destination", s.url(to)).header("Depth", "0").send().await;
+        assert!(r.unwrap().status().is_client_error(), "{to}");
+        let r = dav(&c, &s, "COPY", "/f/").header("Destination", s.url(to)).header("Depth", "0").send().await;
+        assert!(r.unwrap().status().is_client_error(), "{to}");
+    }
+    assert_eq!(dav(&c, &s, "GET", "/f/sub/b.txt").send().await.unwrap().status(), 200, "the source keeps all");
     assert_eq!(usage().await, 4, "what /g held is no longer counted");
 
     // A lock deep inside binds the folder's deletion; its token lets it go.

@@ -8,7 +8,7 @@
 //! RFC 4918 §9.6, §9.8 and §9.9: DELETE answers 204; COPY and MOVE 201 when the destination
 //! was new, 204 when it was replaced, 412 when it exists and `Overwrite: F`.
 
-use davit_storage::{Error, Item, Principal};
+use davit_storage::{Error, Principal};
 use http::{HeaderMap, StatusCode};
 
 use crate::headers::{self, Depth};
@@ -51,8 +51,9 @@ impl WebDav {
     }
 
     /// COPY or MOVE (`is_move`): of a file, or of a folder with Depth infinity (or none,
-    /// which means it); `None` for a COPY of a folder with Depth 0, which dav-server answers
-    /// (an empty folder). The request's conditions are the source's, checked just before.
+    /// which means it), or a COPY of a folder with Depth 0 (an empty folder with its
+    /// properties, which dav-server made by merging into an existing destination). The
+    /// request's conditions are the source's, checked just before.
     pub(crate) async fn relocate(
         &self,
         p: &Principal,
@@ -61,28 +62,17 @@ impl WebDav {
         depth: Option<Depth>,
         prefix: &str,
         is_move: bool,
-    ) -> Option<http::Response<Body>> {
+    ) -> http::Response<Body> {
         let source = self.storage.stat(p, path).await;
         let folder = source.as_ref().is_ok_and(|i| i.is_folder());
         match depth {
             // §9.9.2: a folder moves whole.
             Some(Depth::Zero | Depth::One) if folder && is_move => {
-                return Some(plain(StatusCode::BAD_REQUEST, "Depth: a folder is moved with Depth: infinity\n".into()));
+                return plain(StatusCode::BAD_REQUEST, "Depth: a folder is moved with Depth: infinity\n".into());
             }
             // §9.8.3: a folder is copied with Depth 0 or infinity.
             Some(Depth::One) if folder => {
-                return Some(plain(
-                    StatusCode::BAD_REQUEST,
-                    "Depth: a folder is copied with Depth: 0 or infinity\n".into(),
-                ));
-            }
-            Some(Depth::Zero) if folder => {
-                let source = source.as_ref().ok()?;
-                if let Err(e) = davit_http::write_conditions(headers, Some(source)).and_then(|c| c.check(Some(source)))
-                {
-                    return Some(refusal(&e));
-                }
-                return self.copy_folder_alone(p, path, source, headers, prefix).await;
+                return plain(StatusCode::BAD_REQUEST, "Depth: a folder is copied with Depth: 0 or infinity\n".into());
             }
             _ => {}
         }
@@ -90,59 +80,27 @@ impl WebDav {
         if let Ok(source) = &source {
             let unchanged = davit_http::write_conditions(headers, Some(source)).and_then(|c| c.check(Some(source)));
             if let Err(e) = unchanged {
-                return Some(refusal(&e));
+                return refusal(&e);
             }
         }
         let Some(to) = destination(headers, prefix) else {
-            return Some(plain(StatusCode::BAD_REQUEST, "Destination: missing or not below this drive\n".into()));
+            return plain(StatusCode::BAD_REQUEST, "Destination: missing or not below this drive\n".into());
         };
         let overwrite = overwrite(headers);
         let done = if is_move {
             self.storage.rename(p, path, &to, overwrite).await
+        } else if folder && depth == Some(Depth::Zero) {
+            self.storage.copy_folder_alone(p, path, &to, overwrite).await
         } else {
             self.storage.copy(p, path, &to, overwrite).await
         };
-        Some(match done {
+        match done {
             Ok((_, true)) => no_content(StatusCode::CREATED),
             Ok((_, false)) => no_content(StatusCode::NO_CONTENT),
             // §9.8.5: the destination exists and Overwrite is F.
             Err(Error::AlreadyExists(m)) => plain(StatusCode::PRECONDITION_FAILED, format!("{m}\n")),
             Err(e) => refusal(&e),
-        })
-    }
-
-    /// A folder copied with Depth 0: an empty folder with the source's properties. Onto an
-    /// existing destination it may overwrite, that is deleted first, Depth infinity (RFC 4918
-    /// §9.8.4), where dav-server would copy into it, keeping its members. dav-server answers
-    /// what this does not: a destination that is the source or holds it, or none to delete.
-    async fn copy_folder_alone(
-        &self,
-        p: &Principal,
-        path: &str,
-        source: &Item,
-        headers: &HeaderMap,
-        prefix: &str,
-    ) -> Option<http::Response<Body>> {
-        let to = destination(headers, prefix)?;
-        let (from, to) = (path.trim_end_matches('/'), to.trim_end_matches('/'));
-        if !overwrite(headers) || to.is_empty() || from == to || from.starts_with(&format!("{to}/")) {
-            return None;
         }
-        match self.storage.delete(p, to, davit_storage::Conditions::default()).await {
-            Ok(()) => {}
-            Err(Error::NotFound(_)) => return None,
-            Err(e) => return Some(refusal(&e)),
-        }
-        let props = source.props.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect::<Vec<_>>();
-        let made = match self.storage.mkdir(p, to).await {
-            Ok(_) if props.is_empty() => Ok(()),
-            Ok(_) => self.storage.set_props(p, to, props).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        Some(match made {
-            Ok(()) => no_content(StatusCode::NO_CONTENT),
-            Err(e) => refusal(&e),
-        })
     }
 }
 

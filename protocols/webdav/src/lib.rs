@@ -307,8 +307,8 @@ impl WebDav {
         // each in one operation (see `folders`).
         let answered = match req.method().as_str() {
             "DELETE" => Some(self.delete(&principal, &path, req.headers(), checked.depth).await),
-            "COPY" => self.relocate(&principal, &path, req.headers(), checked.depth, prefix, false).await,
-            "MOVE" => self.relocate(&principal, &path, req.headers(), checked.depth, prefix, true).await,
+            "COPY" => Some(self.relocate(&principal, &path, req.headers(), checked.depth, prefix, false).await),
+            "MOVE" => Some(self.relocate(&principal, &path, req.headers(), checked.depth, prefix, true).await),
             _ => None,
         };
         if let Some(mut r) = answered {

@@ -392,6 +392,10 @@ fn recheck_for(w: &W<'_>, place: &Place, write: bool) -> Result<()> {
             let l: Link =
                 db::decode(links.get(link)?.ok_or_else(|| Error::Gone("this link was removed".into()))?.value())?;
             link_usable(&l)?;
+            // Disabled while the write was in flight: refused as `open_link` would refuse it.
+            if usable_owner_name(&w.txn.open_table(USERS)?, l.owner)?.is_none() {
+                return Err(Error::Gone("this link is not available".into()));
+            }
             reshare::check_made_link_write(w.txn, &w.items, &l)?;
         }
         Access::Public { item } => {

@@ -224,6 +224,46 @@ async fn a_swept_folder_frees_its_chunks_through_the_grave_on_several_nodes() {
     assert_eq!((r.chunks, r.waiting, r.orphans), (0, files, 0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_copied_alone_replaces_its_destination_never_its_source() {
+    let f = open();
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    s.mkdir(&alice, "/f").await.unwrap();
+    s.set_props(&alice, "/f", vec![("urn:x tag".into(), Some(b"<v/>".to_vec()))]).await.unwrap();
+    s.write(&alice, "/f/a.txt", body(b"aaa"), WriteOptions::default()).await.unwrap();
+    s.mkdir(&alice, "/f/sub").await.unwrap();
+    s.mkdir(&alice, "/g").await.unwrap();
+    s.write(&alice, "/g/old.txt", body(b"old"), WriteOptions::default()).await.unwrap();
+
+    // A new folder: empty, with the source's properties.
+    let (h, created) = s.copy_folder_alone(&alice, "/f", "/h", true).await.unwrap();
+    assert!(created && h.is_folder());
+    assert!(s.list(&alice, "/h", None, 10).await.unwrap().is_empty());
+    assert_eq!(s.stat(&alice, "/h").await.unwrap().props, [("urn:x tag".to_owned(), b"<v/>".to_vec())]);
+    // Over a folder: what it held goes, in the same step, and is no longer counted.
+    assert!(matches!(s.copy_folder_alone(&alice, "/f", "/g", false).await, Err(Error::AlreadyExists(_))));
+    let (_, created) = s.copy_folder_alone(&alice, "/f", "/g", true).await.unwrap();
+    assert!(!created);
+    assert!(s.list(&alice, "/g", None, 10).await.unwrap().is_empty());
+    assert_eq!(s.usage(alice.user_id).await.unwrap().bytes, 3);
+    // Never onto the source or what holds it, however the path is spelled (a review found
+    // `//f` deleting the source when the front end compared the strings).
+    for (from, to) in [("/f", "//f"), ("/f", "/f/"), ("/f/sub", "//f"), ("/f/sub", "/f")] {
+        let r = s.copy_folder_alone(&alice, from, to, true).await;
+        assert!(matches!(r, Err(Error::Forbidden(_) | Error::Conflict(_))), "{from} -> {to}: {r:?}");
+    }
+    assert_eq!(read_all(s, &alice, "/f/a.txt", None).await.unwrap(), b"aaa");
+    assert!(s.stat(&alice, "/f/sub").await.unwrap().is_folder());
+    // Nor from the virtual folders or the root.
+    for from in ["/shared", "/"] {
+        assert!(s.copy_folder_alone(&alice, from, "/g", true).await.is_err(), "{from}");
+    }
+    assert!(s.list(&alice, "/g", None, 10).await.unwrap().is_empty());
+    assert_consistent(s).await;
+    totals_match_the_tree(s).await;
+}
+
 crate::tests::also_on_postgres!(
     a_swept_folder_frees_its_chunks_through_the_grave_on_several_nodes,
     deleting_a_folder_ends_everything_in_one_step_and_the_sweeper_finishes,

@@ -244,6 +244,10 @@ async fn a_disabled_owner_shares_nothing_until_enabled_again() {
     s.set_bucket_sharing(&alice, "site", Within::Bucket, public).await.unwrap();
     let anon = routed(s, None, "site").await;
     let by_bucket = routed(s, Some(&bob), "box").await;
+    // An upload link opened before the account is disabled, as a write in flight holds it.
+    let new = crate::NewLink { expires_in: Some(600), upload: true, ..Default::default() };
+    let (_, token) = s.create_link(&alice, "/box", new).await.unwrap();
+    let dropped = s.open_link(&token, crate::LinkProof::None, None).await.unwrap().principal;
 
     let set = |status| {
         s.update_user(alice.user_id, move |u| {
@@ -261,6 +265,8 @@ async fn a_disabled_owner_shares_nothing_until_enabled_again() {
     assert!(s.stat(&by_bucket, "/box/a.txt").await.is_err());
     let r = s.write(&by_bucket, "/box/c.txt", body(b"c"), WriteOptions::default()).await;
     assert!(r.is_err(), "{r:?}");
+    let r = s.write(&dropped, "/late.txt", body(b"l"), WriteOptions::default()).await;
+    assert!(matches!(r, Err(Error::Gone(_))), "{r:?}");
     // The public bucket: private meanwhile.
     assert!(matches!(s.s3_principal(None, "site").await, Err(Error::Unauthenticated(_))));
     assert!(s.stat(&anon, "/site/index.html").await.is_err());

@@ -19,34 +19,55 @@ pub struct ObjectCopy {
     pub conditions: super::Conditions,
 }
 
+/// What a relocation makes at its destination.
+enum How {
+    Move,
+    Copy,
+    /// A folder without what it holds (WebDAV's COPY with Depth 0): a new empty folder with
+    /// the source's properties; a file is copied whole.
+    CopyAlone,
+    Object(ObjectCopy),
+}
+
 impl Storage {
     /// Copies a file or folder; content is shared by reference. Returns the new item and
     /// whether it replaced nothing (created).
     pub async fn copy(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
-        self.relocate(p, from, to, overwrite, false, None).await
+        self.relocate(p, from, to, overwrite, How::Copy).await
+    }
+
+    /// [`Storage::copy`] of a folder without its members: an empty folder with the source's
+    /// WebDAV properties. What it overwrites goes whole, in the same transaction (RFC 4918
+    /// §9.8.3-4), with the checks of any copy (never onto its source or what holds it).
+    pub async fn copy_folder_alone(
+        &self,
+        p: &Principal,
+        from: &str,
+        to: &str,
+        overwrite: bool,
+    ) -> Result<(Item, bool)> {
+        self.relocate(p, from, to, overwrite, How::CopyAlone).await
     }
 
     /// [`Storage::copy`] of a file as S3 CopyObject makes one (see [`ObjectCopy`]).
     pub async fn copy_object(&self, p: &Principal, from: &str, to: &str, object: ObjectCopy) -> Result<(Item, bool)> {
-        self.relocate(p, from, to, true, false, Some(object)).await
+        self.relocate(p, from, to, true, How::Object(object)).await
     }
 
     /// Moves or renames a file or a whole folder atomically; its id is kept. Moving between
     /// one's drive and a read-write share moves no data: the item changes owner, and the
     /// new owner's quota pays for it.
     pub async fn rename(&self, p: &Principal, from: &str, to: &str, overwrite: bool) -> Result<(Item, bool)> {
-        self.relocate(p, from, to, overwrite, true, None).await
+        self.relocate(p, from, to, overwrite, How::Move).await
     }
 
-    async fn relocate(
-        &self,
-        p: &Principal,
-        from: &str,
-        to: &str,
-        overwrite: bool,
-        is_move: bool,
-        object: Option<ObjectCopy>,
-    ) -> Result<(Item, bool)> {
+    async fn relocate(&self, p: &Principal, from: &str, to: &str, overwrite: bool, how: How) -> Result<(Item, bool)> {
+        let is_move = matches!(how, How::Move);
+        let (alone, object) = match how {
+            How::Object(o) => (false, Some(o)),
+            How::CopyAlone => (true, None),
+            How::Move | How::Copy => (false, None),
+        };
         let from = self.place(p, from).await?;
         let to = self.place_for_change(p, to).await?;
         if is_move {
@@ -151,6 +172,12 @@ impl Storage {
                     w.move_totals(totals, src.parent, parent.id)?;
                     w.arrived(&moved)?;
                     Ok((moved, created, detached))
+                } else if alone && src.is_folder() {
+                    let mut folder = Item::folder(w.next_item_id()?, to.owner, parent.id, &name, now);
+                    folder.props = src.props.clone();
+                    w.put(&folder)?;
+                    w.link(&folder)?;
+                    Ok((folder, created, detached))
                 } else {
                     let mut copy = w.copy_subtree(&src, parent.id, &name, to.owner, now)?;
                     if object.is_some() {

@@ -160,6 +160,7 @@ pub fn check_request(method: &Method, path: &str, headers: &mut HeaderMap, prefi
             .filter(|t| !t.is_empty())
             .collect();
         let strong = tags.join(", ");
+        parse_etag_list(strong.as_bytes(), "If-None-Match").map_err(Refusal::bad)?;
         set(headers, "if-none-match", &strong)?;
     }
     if let Some(v) = one(headers, &header::IF_RANGE)? {
