@@ -345,6 +345,12 @@ impl Db {
         Db::start(Engine::open(path, cache_bytes)?, on_freed)
     }
 
+    /// A store on an engine made by a test.
+    #[cfg(test)]
+    pub(in crate::meta) fn on_engine(engine: Engine) -> Result<Self> {
+        Db::start(engine, |_| {})
+    }
+
     fn start(engine: Engine, on_freed: impl Fn(Vec<ChunkId>) + Send + 'static) -> Result<Self> {
         let db = Arc::new(engine);
         let (tx, rx) = mpsc::unbounded_channel();

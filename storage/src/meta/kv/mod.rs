@@ -41,7 +41,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Key, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _, TableDefinition, Value};
+use redb::{Key, ReadableTable as _, ReadableTableMetadata as _, TableDefinition, Value};
 
 use crate::error::{Error, Result};
 pub use ordered::OrderedKey;
@@ -73,14 +73,14 @@ impl<K: Key + 'static, V: Value + 'static> Copy for Table<K, V> {}
 
 /// The engine: where transactions begin.
 pub(in crate::meta) enum Engine {
-    Redb(redb::Database),
+    Redb(on_redb::Handle),
     Pg(pg::Engine),
 }
 
 impl Engine {
     /// Opens (or creates) the redb store at `path`, with `cache_bytes` of page cache.
     pub(in crate::meta) fn open(path: &Path, cache_bytes: usize) -> Result<Self> {
-        on_redb::open(path, cache_bytes).map(Engine::Redb)
+        on_redb::Handle::open(path, cache_bytes).map(Engine::Redb)
     }
 
     /// Connects to PostgreSQL at `url` with up to `pool_size` connections, creating or

@@ -614,3 +614,74 @@ fn what_is_fetched_ahead_reads_as_it_would_have(pg: bool) {
     })
     .unwrap();
 }
+
+/// A redb file whose writes fail while `full` is set, as on a full disk.
+#[derive(Debug)]
+struct Flaky {
+    bytes: Arc<redb::backends::InMemoryBackend>,
+    full: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Flaky {
+    fn refuse(&self) -> std::io::Result<()> {
+        match self.full.load(std::sync::atomic::Ordering::Relaxed) {
+            true => Err(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+            false => Ok(()),
+        }
+    }
+}
+
+impl redb::StorageBackend for Flaky {
+    fn len(&self) -> std::io::Result<u64> {
+        self.bytes.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.bytes.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.refuse()?;
+        self.bytes.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.refuse()?;
+        self.bytes.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.refuse()?;
+        self.bytes.write(offset, data)
+    }
+}
+
+/// Found by an operations probe: after one commit met a full disk, redb refused every later
+/// write ("previous I/O error") until the server was restarted, space freed or not.
+#[test]
+fn writes_work_again_once_the_disk_has_room() {
+    let bytes = Arc::new(redb::backends::InMemoryBackend::new());
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (b, f) = (bytes.clone(), full.clone());
+    let opener =
+        Box::new(move || redb::Builder::new().create_with_backend(Flaky { bytes: b.clone(), full: f.clone() }));
+    let db = Db::on_engine(Engine::Redb(on_redb::Handle::with_opener(opener).unwrap())).unwrap();
+    db.write_sync(|ctx| crate::meta::db::create_tables(ctx.txn)).unwrap();
+    put_children(&db, &[((1, "a"), 1)]);
+    full.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failed = db.write_sync(|ctx| {
+        ctx.txn.open_table(CHILDREN)?.insert((1, "b"), 2)?;
+        Ok(())
+    });
+    assert!(failed.is_err());
+    full.store(false, std::sync::atomic::Ordering::Relaxed);
+    for (i, name) in ["c", "d"].into_iter().enumerate() {
+        db.write_sync(|ctx| {
+            ctx.txn.open_table(CHILDREN)?.insert((1, name), 3 + i as u64)?;
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("write {name} after the disk has room: {e:?}"));
+    }
+    db.read_sync(|t| {
+        let c = t.open_table(CHILDREN)?;
+        assert_eq!(keys(c.iter()?), [(1, "a".to_owned()), (1, "c".to_owned()), (1, "d".to_owned())]);
+        Ok(())
+    })
+    .unwrap();
+}
