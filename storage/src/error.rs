@@ -40,6 +40,10 @@ pub enum Error {
     Locked(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The server's own disk (or the chunk store's) has no room left: no rule of the caller's
+    /// was broken, and trying again later, once an operator made room, may work.
+    #[error("{0}")]
+    StorageFull(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -182,7 +186,14 @@ impl Error {
 
     /// An internal failure caused by `source`, kept whole (its own chain included).
     pub fn internal_from(context: impl fmt::Display, source: impl Into<Cause>) -> Self {
-        Error::Internal(Internal::new(Some(context.to_string()), source.into()))
+        let cause = source.into();
+        if disk_full(&*cause) {
+            // Not the caller's doing, and not secret: said as what it is (507), so that
+            // clients stop re-sending (an S3 SDK retries a 500), with the cause logged.
+            tracing::error!(error = %one_line(&*cause), "{context}: no space left");
+            return Error::StorageFull("the server has no room left to store this; try again later".into());
+        }
+        Error::Internal(Internal::new(Some(context.to_string()), cause))
     }
 
     pub fn corrupt(cause: impl fmt::Display) -> Self {
@@ -230,6 +241,7 @@ impl Error {
             Error::Gone(s()),
             Error::Locked(s()),
             Error::QuotaExceeded(s()),
+            Error::StorageFull(s()),
             Error::TooLarge(s()),
             Error::TypeNotAllowed(s()),
             Error::RangeNotSatisfiable(s()),
@@ -260,6 +272,7 @@ impl Error {
                 | Error::Gone(_)
                 | Error::Locked(_)
                 | Error::QuotaExceeded(_)
+                | Error::StorageFull(_)
                 | Error::TooLarge(_)
                 | Error::TypeNotAllowed(_)
                 | Error::RangeNotSatisfiable(_)
@@ -321,6 +334,22 @@ macro_rules! internal_from {
 pub(crate) use internal_from;
 
 internal_from!(tokio::task::JoinError);
+
+/// Whether an error, or one of its causes, is a full disk (ENOSPC) or a filled disk quota.
+fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    // Bounded: a cycle in a chain would otherwise never end.
+    for _ in 0..16 {
+        let Some(e) = next else { return false };
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
 
 /// An error and its causes in one line ("dispatch failure: io error: ... refused"), for the
 /// log and for messages to operators (engines' errors nest their causes several deep).

@@ -54,6 +54,9 @@ pub fn s3_error(e: Error) -> S3Error {
         Error::ParentMissing(_) | Error::Conflict(_) => (S3ErrorCode::InvalidArgument, None),
         Error::PreconditionFailed(_) => (S3ErrorCode::PreconditionFailed, None),
         Error::QuotaExceeded(_) => (S3ErrorCode::Custom("QuotaExceeded".into()), Some(StatusCode::FORBIDDEN)),
+        // 507 as MinIO answers a full disk: SDKs do not retry it (a 500 made the aws CLI
+        // send a large body four more times).
+        Error::StorageFull(_) => (S3ErrorCode::Custom("StorageFull".into()), Some(StatusCode::INSUFFICIENT_STORAGE)),
         Error::TooLarge(_) => (S3ErrorCode::EntityTooLarge, None),
         Error::RangeNotSatisfiable(_) => (S3ErrorCode::InvalidRange, None),
         Error::Throttled(_) => (S3ErrorCode::SlowDown, None),
@@ -145,6 +148,7 @@ mod tests {
         ("Gone", "AccessDenied", 403),
         ("Locked", "AccessDenied", 403),
         ("QuotaExceeded", "QuotaExceeded", 403),
+        ("StorageFull", "StorageFull", 507),
         ("TooLarge", "EntityTooLarge", 400),
         ("TypeNotAllowed", "InvalidArgument", 400),
         ("RangeNotSatisfiable", "InvalidRange", 416),

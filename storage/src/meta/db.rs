@@ -631,6 +631,13 @@ fn fail_all(batch: Vec<Job>, e: &Error) {
         }
         return;
     }
+    // A full disk, likewise (logged where it was seen): 507 to each, not a failure.
+    if let Error::StorageFull(m) = e {
+        for job in batch {
+            (job.reply)(Err(Error::StorageFull(m.clone())));
+        }
+        return;
+    }
     tracing::error!(error = ?e, "database commit failed");
     for job in batch {
         (job.reply)(Err(Error::internal(format_args!("commit failed: {e:?}"))));

@@ -66,9 +66,25 @@ impl Handle {
                 Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)) => {}
                 r => return Ok(r?),
             }
+            // Reopening drops the handle reads still use, and the open repairs the file,
+            // which needs room: while the disk stays full, reads go on and writes are 507.
+            if !self.has_room() {
+                return Err(Error::StorageFull("the server has no room left to store this; try again later".into()));
+            }
         }
         self.reopen(db)?;
         self.current().ok_or_else(|| self.closed())?.begin_write().map_err(Error::from)
+    }
+
+    /// Whether the database's disk has room for a reopen's repair and the writes after it (a
+    /// disk that cannot say is given the benefit of the doubt).
+    fn has_room(&self) -> bool {
+        const ROOM: u64 = 16 << 20;
+        let dir = self.path.parent().unwrap_or(&self.path);
+        match rustix::fs::statvfs(dir) {
+            Ok(v) => v.f_bavail.saturating_mul(v.f_frsize) >= ROOM,
+            Err(_) => true,
+        }
     }
 
     /// Opens the file again in place of `failed` (unless another caller did already).
@@ -118,11 +134,33 @@ pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<redb::Database> {
 }
 
 // redb's errors are internal failures with their cause kept (see `Error::internal_from`).
-crate::error::internal_from!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+crate::error::internal_from!(redb::Error, redb::DatabaseError, redb::TableError);
+
+// Those that can carry a failed write: redb's errors name no `source()`, so the I/O error is
+// handed on itself, for `internal_from` to tell a full disk (507) from a failure.
+impl From<redb::StorageError> for Error {
+    fn from(e: redb::StorageError) -> Self {
+        match e {
+            redb::StorageError::Io(io) => Error::internal_from("redb: I/O", io),
+            e => Error::internal_from("redb::StorageError", e),
+        }
+    }
+}
+
+impl From<redb::CommitError> for Error {
+    fn from(e: redb::CommitError) -> Self {
+        match e {
+            redb::CommitError::Storage(s) => s.into(),
+            e => Error::internal_from("redb::CommitError", e),
+        }
+    }
+}
+
+impl From<redb::TransactionError> for Error {
+    fn from(e: redb::TransactionError) -> Self {
+        match e {
+            redb::TransactionError::Storage(s) => s.into(),
+            e => Error::internal_from("redb::TransactionError", e),
+        }
+    }
+}
