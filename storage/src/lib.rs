@@ -257,6 +257,14 @@ impl Storage {
     pub fn open(config: StorageConfig) -> Result<Self> {
         // Only the owner may enter the data folder (see `perms`).
         perms::private_dir(&config.data_dir)?;
+        // Passive opens are the restore's own, and its check of what it wrote.
+        if !config.passive && config.data_dir.join(ops::backup::RESTORE_UNFINISHED).exists() {
+            return Err(Error::Incompatible(format!(
+                "{} is a restore that did not finish ({} is there): remove the folder and run the restore again",
+                config.data_dir.display(),
+                ops::backup::RESTORE_UNFINISHED
+            )));
+        }
         let (freed_tx, freed_rx) = std::sync::mpsc::channel::<Vec<crypto::ChunkId>>();
         let (db, fresh) =
             Db::open_store(&config.meta, &config.data_dir.join(DB_FILE), config.cache_bytes, move |ids| {

@@ -11,11 +11,13 @@
 //! BACKUP-COMPLETE     JSON, written last (temp file, fsync, rename): the backup is whole
 //! ```
 //!
-//! A run first removes `BACKUP-COMPLETE`, so a run cut short leaves a folder `restore`
-//! refuses; the metadata goes to `davit.redb.partial` and replaces `davit.redb` only once
-//! every chunk it references is in the folder. Chunk files already there are not copied
-//! again (a chunk's bytes never change under its id), and those the new snapshot no longer
-//! references are removed, so the folder does not grow without end.
+//! The metadata goes to `davit.redb.partial` and replaces `davit.redb` only once every chunk
+//! it references is in the folder; `BACKUP-COMPLETE` is written then, and only after that are
+//! the chunk files the new snapshot no longer references removed (so the folder does not
+//! grow without end). So at every moment the folder holds a whole backup, the last finished
+//! one, once one has finished: a run cut short (killed, the disk full) leaves the previous
+//! backup restorable, and a first run cut short leaves a folder `restore` refuses. Chunk
+//! files already there are not copied again (a chunk's bytes never change under its id).
 //!
 //! Consistency: the collector deletes nothing while a backup runs (`Pins::hold`, taken
 //! before the snapshot), so every chunk the snapshot names is still there when it is copied;
@@ -35,6 +37,10 @@ use crate::{ChunkStore, DB_FILE, MASTER_KEY_FILE, MigrateReport, MigrateTarget, 
 pub const BACKUP_COMPLETE: &str = "BACKUP-COMPLETE";
 /// Written first: the folder is a backup folder (a run may reuse it).
 const BACKUP_TAG: &str = "DAVIT-BACKUP";
+/// Written first into a restore's new data folder and removed once it is whole: a folder
+/// that still has it (the restore was killed, or failed) is refused by `Storage::open`, which
+/// would otherwise serve it with chunks missing.
+pub(crate) const RESTORE_UNFINISHED: &str = "RESTORE-UNFINISHED";
 const PARTIAL: &str = "davit.redb.partial";
 
 /// The folders backups are being written into: two backups into one folder would copy the
@@ -157,8 +163,9 @@ fn backup_blocking(core: &crate::Core, to: &Path) -> Result<BackupReport> {
     if !to.join(BACKUP_TAG).exists() {
         write_atomic(to, BACKUP_TAG, b"a davit backup folder: restore it with `davit admin restore --from`\n")?;
     }
-    // From here until the marker is written again the folder is an unfinished backup.
-    remove_if_present(&to.join(BACKUP_COMPLETE))?;
+    // A finished backup already here stays one whatever becomes of this run: its database
+    // is replaced only once this run's chunks are all in the folder, and its chunk files
+    // are removed only after that (see the module's comment).
     remove_if_present(&to.join(PARTIAL))?;
     sync_dir(to)?;
 
@@ -173,9 +180,7 @@ fn backup_blocking(core: &crate::Core, to: &Path) -> Result<BackupReport> {
         }
         let local = LocalDir::open(to)?;
         let chunks = crate::migrate::copy_referenced_chunks(core.backend.as_ref(), &local, &dst)?;
-        // Files of earlier backups that this snapshot does not reference.
-        let removed = crate::chunks::sweep(&dst, &local, &std::sync::Arc::new(Pins::default()))?;
-        Ok((tables, chunks, removed))
+        Ok((tables, chunks))
     });
     dst.close();
     drop(dst);
@@ -186,10 +191,10 @@ fn backup_blocking(core: &crate::Core, to: &Path) -> Result<BackupReport> {
     {
         tracing::warn!(error = ?e, "the sweep after a backup failed; the next one retries");
     }
-    let (tables, chunks, removed) = rest?;
+    let (tables, chunks) = rest?;
     std::fs::rename(to.join(PARTIAL), to.join(DB_FILE))?;
     sync_dir(to)?;
-    let report = BackupReport {
+    let mut report = BackupReport {
         format_version: crate::meta::format::FORMAT_VERSION,
         snapshot_unix,
         tables: tables.tables,
@@ -198,8 +203,15 @@ fn backup_blocking(core: &crate::Core, to: &Path) -> Result<BackupReport> {
         chunks_copied: chunks.copied,
         chunks_present: chunks.present,
         chunk_bytes: chunks.bytes,
-        chunks_removed: removed as u64,
+        chunks_removed: 0,
     };
+    write_atomic(to, BACKUP_COMPLETE, report.marker().as_bytes())?;
+    // Files of earlier backups that this snapshot does not reference, removed only now.
+    let (db, _) = Db::open_store(&MetaStore::Redb, &to.join(DB_FILE), 8 << 20, |_| {})?;
+    let removed = crate::chunks::sweep(&db, &LocalDir::open(to)?, &std::sync::Arc::new(Pins::default()));
+    db.close();
+    drop(db);
+    report.chunks_removed = removed? as u64;
     write_atomic(to, BACKUP_COMPLETE, report.marker().as_bytes())?;
     tracing::info!(to = %to.display(), rows = report.rows, copied = report.chunks_copied, "backup finished");
     Ok(report)
@@ -226,6 +238,12 @@ pub fn restore(from: &Path, into: &Path, master_key: Option<String>) -> Result<M
             from.join(MASTER_KEY_FILE).display()
         )));
     }
+    if into.join(RESTORE_UNFINISHED).exists() {
+        return Err(Error::Incompatible(format!(
+            "{} holds a restore that did not finish: remove the folder and run the restore again",
+            into.display()
+        )));
+    }
     if into.exists() && std::fs::read_dir(into)?.next().is_some() {
         return Err(Error::Incompatible(format!(
             "{} is not empty: restore makes a new data folder, give a missing or empty one",
@@ -237,6 +255,11 @@ pub fn restore(from: &Path, into: &Path, master_key: Option<String>) -> Result<M
     // restore's own (inside `into`, removed at the end), where opening it may migrate an
     // older format, and its chunks are read where they are, through a link.
     crate::perms::private_dir(into)?;
+    write_atomic(
+        into,
+        RESTORE_UNFINISHED,
+        b"A restore into this folder has not finished: davit will not open it. Remove the folder and run the restore again.\n",
+    )?;
     let scratch = into.join(SOURCE_COPY);
     crate::perms::create_private_dir(&scratch)?;
     let out = (|| {
@@ -266,7 +289,10 @@ pub fn restore(from: &Path, into: &Path, master_key: Option<String>) -> Result<M
     if let Err(e) = std::fs::remove_dir_all(&scratch) {
         tracing::warn!(error = ?e, path = %scratch.display(), "the restore's copy of the backup's database is left; remove it");
     }
-    out
+    let report = out?;
+    std::fs::remove_file(into.join(RESTORE_UNFINISHED))?;
+    sync_dir(into)?;
+    Ok(report)
 }
 
 /// Copies the file `from` to a new owner-only file `to` (whatever the mode of `from`: a

@@ -143,6 +143,17 @@ fn a_backup_during_overwrites_restores_and_verifies() {
     assert!(!into.join("restore-source").exists(), "the restore's copy of the backup's database is gone");
     let e = restore(&to, &into, c.master_key.clone()).unwrap_err().to_string();
     assert!(e.contains("not empty"), "{e}");
+    // A restore that does not finish (here: the wrong key; a killed one alike) leaves a folder
+    // nothing opens: a server on it would have served files whose chunks were never copied.
+    let broken = dir.path().join("broken");
+    assert!(restore(&to, &broken, Some("ab".repeat(32))).is_err());
+    let mut on_broken = c.clone();
+    on_broken.data_dir = broken.clone();
+    let e = Storage::open(on_broken).err().expect("refused").to_string();
+    assert!(e.contains("did not finish"), "{e}");
+    let e = restore(&to, &broken, c.master_key.clone()).unwrap_err().to_string();
+    assert!(e.contains("did not finish"), "{e}");
+    assert!(!into.join(super::backup::RESTORE_UNFINISHED).exists(), "a finished restore has no mark");
     std::fs::remove_file(to.join(BACKUP_COMPLETE)).unwrap();
     let e = restore(&to, &dir.path().join("other"), c.master_key.clone()).unwrap_err().to_string();
     assert!(e.contains("no finished backup"), "{e}");
@@ -305,4 +316,36 @@ async fn a_postgres_and_bucket_pair_backed_up_metadata_first_checks_consistent()
     restored.close();
     let want = format!("chunk {} is referenced but not stored", hex::encode(missing));
     assert_eq!(report.problems, vec![want], "{report:?}");
+}
+
+/// Found by an operations probe: a second backup into a folder that failed (a full disk)
+/// had removed `BACKUP-COMPLETE` first, so the folder's one good backup could no longer be
+/// restored. A run that fails now leaves the last finished backup restorable.
+#[test]
+fn a_failed_backup_run_leaves_the_previous_one_restorable() {
+    let (dir, c, s) = new_store();
+    let to = dir.path().join("backup");
+    runtime().block_on(async {
+        let root = user(&s, "root", Role::Admin, None).await;
+        let alice = user(&s, "alice", Role::User, None).await;
+        s.write(&alice, "/keep.bin", body(&pseudo_random(DATA_LEN, 5)), WriteOptions::default()).await.unwrap();
+        s.admin(&root).unwrap().backup(to.clone()).await.unwrap();
+        s.write(&alice, "/later.bin", body(&pseudo_random(DATA_LEN, 6)), WriteOptions::default()).await.unwrap();
+        // The run cannot write its metadata (a folder where its file goes): it fails.
+        std::fs::create_dir(to.join("davit.redb.partial")).unwrap();
+        assert!(s.admin(&root).unwrap().backup(to.clone()).await.is_err());
+    });
+    s.close();
+    std::fs::remove_dir(to.join("davit.redb.partial")).unwrap();
+    let into = dir.path().join("restored");
+    let r = restore(&to, &into, c.master_key.clone()).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let mut restored = config(&into);
+    restored.meta = crate::MetaStore::Redb;
+    let s = when_free(|| Storage::open(restored.clone())).unwrap();
+    runtime().block_on(async {
+        let alice = reads_back_and_checks(&s, "/keep.bin", 5).await;
+        assert!(s.stat(&alice, "/later.bin").await.is_err(), "the first backup, as it was");
+    });
+    s.close();
 }
