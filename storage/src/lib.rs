@@ -281,7 +281,8 @@ impl Storage {
                 perms::tighten_logged(&path);
             }
         }
-        let keys = Keys::derive(&format::open(&db, &master)?);
+        let data_key = format::open(&db, &master).map_err(|e| ops::rotate::explain_refusal(e, &config.data_dir))?;
+        let keys = Keys::derive(&data_key);
         metrics::load(&db)?;
         content::grace::record_mode(&db, config.chunk_grace)?;
         let jwt_key = auth::sessions::load_jwt_key(&db, &keys, &config.data_dir.join(JWT_KEY_FILE))?;

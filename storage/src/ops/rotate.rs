@@ -101,3 +101,20 @@ fn install(dir: &Path, new: &[u8; KEY_LEN]) -> Result<()> {
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
+
+/// A master key refused where a rotation was cut short between its commit and its rename:
+/// says so, and how to finish it (the message alone sent operators looking for another key).
+pub(crate) fn explain_refusal(e: Error, data_dir: &Path) -> Error {
+    let pending = pending_path(data_dir);
+    match e {
+        Error::Incompatible(m) if m.starts_with("the master key does not match") && pending.exists() => {
+            Error::Incompatible(format!(
+                "{m}; {} is there: a key rotation was cut short, and running `davit admin rotate-master-key \
+                 --new-key-file {}` again finishes it",
+                pending.display(),
+                pending.display()
+            ))
+        }
+        e => e,
+    }
+}

@@ -349,3 +349,16 @@ fn a_failed_backup_run_leaves_the_previous_one_restorable() {
     });
     s.close();
 }
+
+/// A key refused beside a `master.key.new` says that a rotation was cut short and how to
+/// finish it (found by a probe that killed a rotation at its rename).
+#[test]
+fn a_refused_key_beside_a_pending_one_says_how_to_finish_the_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = || Error::Incompatible("the master key does not match this data folder's".into());
+    let plain = super::rotate::explain_refusal(refused(), dir.path()).to_string();
+    assert!(!plain.contains("rotate-master-key"), "{plain}");
+    std::fs::write(dir.path().join("master.key.new"), "00").unwrap();
+    let explained = super::rotate::explain_refusal(refused(), dir.path()).to_string();
+    assert!(explained.contains("cut short") && explained.contains("master.key.new"), "{explained}");
+}
