@@ -110,6 +110,15 @@ fn rotating_the_master_key_rewraps_it_refuses_bad_keys_first_and_then_the_old_ke
     }
     let (ok, out, err) = admin(&data, &["check"], "");
     assert!(ok && out.contains("consistent"), "the old key still opens it: {out}{err}");
+    // The check only reads: a chunk file a crash left is reported, and left for the server's
+    // start to remove (it was removed first, and reported as none).
+    let stray = data.join("chunks/ab/cd").join(format!("abcd{}", "0".repeat(60)));
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, b"left by a crash").unwrap();
+    let (ok, out, err) = admin(&data, &["check"], "");
+    assert!(ok && out.contains("1 orphaned chunk files"), "{out}{err}");
+    assert!(stray.exists());
+    std::fs::remove_file(&stray).unwrap();
 
     let new_key = "5a".repeat(32);
     let new_file = write_key("new.key", &format!("{new_key}\n"));
@@ -346,8 +355,9 @@ fn a_live_backup_while_writes_continue_restores_every_file_it_began_with() {
     }
     assert!(q.terminate().success());
 
-    // A backup cut short (here: its folder's tmp/ is not a folder) leaves a folder that
-    // restore refuses, clearly.
+    // A backup cut short (here: its folder's tmp/ is not a folder) leaves the folder's last
+    // finished backup restorable (found by probing: it was thrown away first); a folder with
+    // no finished backup is refused, clearly.
     let p = spawn_server(&data, &[]);
     let url = format!("http://{}", p.addr);
     std::fs::remove_dir_all(backup.join("tmp")).unwrap();
@@ -356,14 +366,21 @@ fn a_live_backup_while_writes_continue_restores_every_file_it_began_with() {
         davit(&["admin", "backup", "--to", to], &[("DAVIT_SERVER", &url), ("DAVIT_ADMIN_PASSWORD", ADMIN_PW)], "");
     assert!(!ok, "{err}");
     assert!(p.terminate().success());
+    let restore_into = |dir: &std::path::Path| {
+        davit(
+            &["admin", "--data-dir", dir.to_str().unwrap(), "--master-key-file", key, "restore", "--from", to],
+            &[],
+            "",
+        )
+    };
     let elsewhere = tmp.path().join("elsewhere");
-    let (ok, _, err) = davit(
-        &["admin", "--data-dir", elsewhere.to_str().unwrap(), "--master-key-file", key, "restore", "--from", to],
-        &[],
-        "",
-    );
+    let (ok, out, err) = restore_into(&elsewhere);
+    assert!(ok, "the previous backup restores: {out}{err}");
+    std::fs::remove_file(backup.join("BACKUP-COMPLETE")).unwrap();
+    let nowhere = tmp.path().join("nowhere");
+    let (ok, _, err) = restore_into(&nowhere);
     assert!(!ok && err.contains("no finished backup") && err.trim().lines().count() == 1, "{err}");
-    assert!(!elsewhere.exists(), "a refused restore creates nothing");
+    assert!(!nowhere.exists(), "a refused restore creates nothing");
 }
 
 /// The OpenAPI document (the admin routes added here included) passes a real validator:

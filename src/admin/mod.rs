@@ -127,7 +127,11 @@ pub fn main(config: &Config, args: AdminArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let storage = davit_storage::Storage::open(config.storage()?)?;
+    let mut sc = config.storage()?;
+    // A check only reads: opened passive, it reports the chunk files a crash left (which
+    // the server's start removes) instead of removing them first and reporting none.
+    sc.passive = matches!(args.command, AdminCommand::Check);
+    let storage = davit_storage::Storage::open(sc)?;
     let result = offline::run(&storage, args.command, args.json);
     storage.close();
     result
