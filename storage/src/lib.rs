@@ -256,7 +256,8 @@ impl Storage {
     /// Opens the data folder, creating it on first use, and sweeps chunks a crash left.
     pub fn open(config: StorageConfig) -> Result<Self> {
         // Only the owner may enter the data folder (see `perms`).
-        perms::private_dir(&config.data_dir)?;
+        perms::private_dir(&config.data_dir)
+            .map_err(|e| Error::internal_from(format_args!("the data folder {}", config.data_dir.display()), e))?;
         // Passive opens are the restore's own, and its check of what it wrote.
         if !config.passive && config.data_dir.join(ops::backup::RESTORE_UNFINISHED).exists() {
             return Err(Error::Incompatible(format!(
