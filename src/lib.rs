@@ -74,13 +74,7 @@ pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
         &server::ROUTED_PREFIXES.map(|(name, _)| name),
     )
     .map_err(anyhow::Error::msg)?;
-    let public_origin = match config.public_url.as_deref() {
-        Some(u) => Some(
-            hardening::Origin::parse(u)
-                .with_context(|| format!("--public-url {u}: expected http(s)://host[:port][/path]"))?,
-        ),
-        None => None,
-    };
+    let public_origin = public_origin(config)?;
     Ok(App {
         trusted_proxies: proxy::TrustedProxies::new(config.trusted_proxies.clone()),
         public_origin,
@@ -103,16 +97,46 @@ pub fn build_app(config: &Config, storage: Storage) -> anyhow::Result<App> {
 }
 
 /// Binds, builds and serves until `shutdown` resolves.
-pub async fn run(
-    config: Config,
-    storage: Storage,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+/// What `davit serve` checks and takes before it opens the data folder, so that a busy port,
+/// a bad certificate or a bad `--public-url` fails before anything is made there (found by
+/// probing: a start that then could not listen had created the first admin and printed its
+/// one-time password, which the next start no longer shows).
+pub struct Prepared {
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+fn public_origin(config: &Config) -> anyhow::Result<Option<hardening::Origin>> {
+    config
+        .public_url
+        .as_deref()
+        .map(|u| {
+            hardening::Origin::parse(u)
+                .with_context(|| format!("--public-url {u}: expected http(s)://host[:port][/path]"))
+        })
+        .transpose()
+}
+
+pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
+    public_origin(config)?;
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,
     };
+    let listener =
+        std::net::TcpListener::bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    Ok(Prepared { listener, tls })
+}
+
+pub async fn run(
+    config: Config,
+    storage: Storage,
+    prepared: Prepared,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::from_std(prepared.listener)?;
+    let tls = prepared.tls;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Printed whatever the log level: scripts and operators look for this line.
     eprintln!("davit listening on {scheme}://{}", listener.local_addr()?);

@@ -95,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = Config::resolve(&cli.data, &args)?;
+            let prepared = davit::prepare(&config)?;
             let (storage, generated) = davit::open_storage(&config)?;
             if let Some(password) = generated {
                 eprintln!("davit: created the first admin account 'admin' with password: {password}");
@@ -103,7 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // Tells `admin migrate` and key rotation on a shared store that this node runs.
             let heartbeat = storage.start_heartbeat()?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let served = runtime.block_on(davit::run(config, storage, davit::shutdown_signal()));
+            let served = runtime.block_on(davit::run(config, storage, prepared, davit::shutdown_signal()));
             drop(heartbeat);
             served
         }

@@ -172,7 +172,27 @@ fn a_failure_at_start_says_its_cause() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // Not a bare "davit: internal error": the chain down to the operating system's reason.
-    assert!(stderr.contains("davit: internal error: i/o: "), "{stderr}");
+    // Not a bare "davit: internal error": the chain down to the operating system's reason,
+    // naming the folder.
+    assert!(stderr.contains(&format!("davit: internal error: the data folder {}: ", data.display())), "{stderr}");
     assert!(stderr.contains("os error"), "{stderr}");
+
+    // A busy port and a bad --public-url fail before the data folder is made: a start that
+    // could not listen had created the first admin and printed its one-time password,
+    // which no later start shows.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fresh = tmp.path().join("fresh");
+    let port = busy.local_addr().unwrap().to_string();
+    for (flag, value, why) in [("--listen", port.as_str(), "listening on"), ("--public-url", "nope", "--public-url")] {
+        let mut cmd = std::process::Command::new(support::davit_bin());
+        cmd.args(["serve", "--data-dir"]).arg(&fresh).args([flag, value]);
+        if flag != "--listen" {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(why), "{flag} {value}: {stderr}");
+        assert!(!stderr.contains("password"), "{stderr}");
+        assert!(!fresh.exists(), "{flag} {value}: the data folder was made");
+    }
 }
