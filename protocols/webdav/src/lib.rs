@@ -324,50 +324,14 @@ impl WebDav {
             acted_as(r.extensions_mut(), principal);
             return r;
         }
-        // UNLOCK is answered here so that a release the core refuses (someone else's lock) is
-        // its 403; dav-server answers every failure 409, which RFC 4918 §9.11.1 keeps for a
-        // token that names no lock on the resource.
-        if req.method().as_str() == "UNLOCK" {
-            let token = header_str(&req, "lock-token").map(|t| t.trim_matches(['<', '>']).to_owned());
-            let mut r = match token {
-                None => plain(StatusCode::BAD_REQUEST, "UNLOCK needs a Lock-Token header\n".into()),
-                Some(token) => match self.storage.unlock(&principal, &path, &token).await {
-                    Ok(true) => {
-                        let mut r = Response::new(Body::empty());
-                        *r.status_mut() = StatusCode::NO_CONTENT;
-                        r
-                    }
-                    Ok(false) => {
-                        let mut r = Response::new(Body::from(
-                            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:lock-token-matches-request-uri/></D:error>\n",
-                        ));
-                        *r.status_mut() = StatusCode::CONFLICT;
-                        r.headers_mut()
-                            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
-                        r
-                    }
-                    Err(e) => refusal(&e),
-                },
-            };
+        let answered = match req.method().as_str() {
+            "UNLOCK" => Some(self.unlock(&principal, &path, header_str(&req, "lock-token")).await),
+            "LOCK" => self.lock_needs_folder(&principal, &path).await,
+            _ => None,
+        };
+        if let Some(mut r) = answered {
             acted_as(r.extensions_mut(), principal);
             return r;
-        }
-        // LOCK of an unmapped URL makes an empty file (RFC 4918 §7.3), in a folder that must
-        // be there: 409 as for PUT (the lock system can only answer 423 otherwise).
-        if req.method().as_str() == "LOCK"
-            && let Err(Error::NotFound(_)) = self.storage.stat(&principal, &path).await
-            && let Some((parent, _)) = path.trim_end_matches('/').rsplit_once('/')
-        {
-            let parent = if parent.is_empty() { "/" } else { parent };
-            match self.storage.stat(&principal, parent).await {
-                Ok(item) if item.is_folder() => {}
-                Ok(_) | Err(Error::NotFound(_)) => {
-                    let mut r = plain(StatusCode::CONFLICT, format!("{parent} is not a folder here\n"));
-                    acted_as(r.extensions_mut(), principal);
-                    return r;
-                }
-                Err(_) => {}
-            }
         }
         let put_conditions = match req.method() == Method::PUT {
             // A date was decided by dav-server before the write; its ETag list is pinned here.
@@ -439,6 +403,47 @@ impl WebDav {
         }
         acted_as(resp.extensions_mut(), principal);
         resp
+    }
+
+    /// UNLOCK, answered here so that a release the core refuses (someone else's lock) is its
+    /// 403; dav-server answers every failure 409, which RFC 4918 §9.11.1 keeps for a token
+    /// that names no lock on the resource.
+    async fn unlock(&self, p: &Principal, path: &str, lock_token: Option<&str>) -> Response<Body> {
+        let Some(token) = lock_token.map(|t| t.trim_matches(['<', '>'])) else {
+            return plain(StatusCode::BAD_REQUEST, "UNLOCK needs a Lock-Token header\n".into());
+        };
+        match self.storage.unlock(p, path, token).await {
+            Ok(true) => {
+                let mut r = Response::new(Body::empty());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            Ok(false) => {
+                let mut r = Response::new(Body::from(
+                    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:lock-token-matches-request-uri/></D:error>\n",
+                ));
+                *r.status_mut() = StatusCode::CONFLICT;
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+                r
+            }
+            Err(e) => refusal(&e),
+        }
+    }
+
+    /// LOCK of an unmapped URL makes an empty file (RFC 4918 §7.3), in a folder that must be
+    /// there: 409 as for PUT (the lock system can only answer 423 otherwise).
+    async fn lock_needs_folder(&self, p: &Principal, path: &str) -> Option<Response<Body>> {
+        let Err(Error::NotFound(_)) = self.storage.stat(p, path).await else { return None };
+        let (parent, _) = path.trim_end_matches('/').rsplit_once('/')?;
+        let parent = if parent.is_empty() { "/" } else { parent };
+        match self.storage.stat(p, parent).await {
+            Ok(item) if item.is_folder() => None,
+            Ok(_) | Err(Error::NotFound(_)) => {
+                Some(plain(StatusCode::CONFLICT, format!("{parent} is not a folder here\n")))
+            }
+            Err(_) => None,
+        }
     }
 
     /// A PROPPATCH that set Windows' modification time (see `win32`): when dav-server applied

@@ -78,6 +78,15 @@ async fn reads_back_and_checks(s: &Storage, name: &str, seed: u64) -> crate::mod
     alice
 }
 
+/// The backup `to` restored into `into` (verified with no problem) and opened.
+fn restored_from(to: &std::path::Path, into: &std::path::Path, c: &StorageConfig) -> Storage {
+    let r = restore(to, into, c.master_key.clone()).unwrap();
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let mut restored = config(into);
+    restored.meta = crate::MetaStore::Redb;
+    when_free(|| Storage::open(restored.clone())).unwrap()
+}
+
 /// A new store in a temporary folder's `data`, with its folder and configuration.
 fn new_store() -> (tempfile::TempDir, StorageConfig, Storage) {
     let dir = tempfile::tempdir().unwrap();
@@ -195,12 +204,7 @@ fn a_backup_holding_a_deleted_folder_restores_and_verifies() {
         s.admin(&root).unwrap().backup(to.clone()).await.unwrap();
     });
     s.close();
-    let into = dir.path().join("restored");
-    let r = restore(&to, &into, c.master_key.clone()).unwrap();
-    assert!(r.problems.is_empty(), "{:?}", r.problems);
-    let mut restored = config(&into);
-    restored.meta = crate::MetaStore::Redb;
-    let s = when_free(|| Storage::open(restored.clone())).unwrap();
+    let s = restored_from(&to, &dir.path().join("restored"), &c);
     runtime().block_on(async {
         s.sweep().await.unwrap();
         let alice = reads_back_and_checks(&s, "/keep.bin", 9).await;
@@ -337,12 +341,7 @@ fn a_failed_backup_run_leaves_the_previous_one_restorable() {
     });
     s.close();
     std::fs::remove_dir(to.join("davit.redb.partial")).unwrap();
-    let into = dir.path().join("restored");
-    let r = restore(&to, &into, c.master_key.clone()).unwrap();
-    assert!(r.problems.is_empty(), "{:?}", r.problems);
-    let mut restored = config(&into);
-    restored.meta = crate::MetaStore::Redb;
-    let s = when_free(|| Storage::open(restored.clone())).unwrap();
+    let s = restored_from(&to, &dir.path().join("restored"), &c);
     runtime().block_on(async {
         let alice = reads_back_and_checks(&s, "/keep.bin", 5).await;
         assert!(s.stat(&alice, "/later.bin").await.is_err(), "the first backup, as it was");
