@@ -222,6 +222,9 @@ fn backup_blocking(core: &crate::Core, to: &Path) -> Result<BackupReport> {
 /// does: every table, every file read back on both sides, the consistency check. The
 /// master key comes from `master_key` (hex), or else from `from/master.key`. Blocking.
 pub fn restore(from: &Path, into: &Path, master_key: Option<String>) -> Result<MigrateReport> {
+    if !from.is_dir() {
+        return Err(Error::Incompatible(format!("{} is not a folder: give the backup's folder", from.display())));
+    }
     if !from.join(BACKUP_COMPLETE).exists() {
         return Err(Error::Incompatible(format!(
             "{} holds no finished backup ({BACKUP_COMPLETE} is missing): the backup was interrupted or is \

@@ -152,6 +152,8 @@ fn a_backup_during_overwrites_restores_and_verifies() {
     assert!(!into.join("restore-source").exists(), "the restore's copy of the backup's database is gone");
     let e = restore(&to, &into, c.master_key.clone()).unwrap_err().to_string();
     assert!(e.contains("not empty"), "{e}");
+    let e = restore(&dir.path().join("nowhere"), &dir.path().join("x"), c.master_key.clone()).unwrap_err().to_string();
+    assert!(e.contains("is not a folder"), "a missing backup is not 'interrupted or still running': {e}");
     // A restore that does not finish (here: the wrong key; a killed one alike) leaves a folder
     // nothing opens: a server on it would have served files whose chunks were never copied.
     let broken = dir.path().join("broken");
