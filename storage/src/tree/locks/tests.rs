@@ -359,6 +359,24 @@ fn every_lock_expires_within_its_bound() {
     assert_eq!(shared.timeout, Some(Duration::from_secs(24 * 3600)));
     let renewed = db.write_sync(|ctx| renew(ctx.txn, &chain(&[1, 4]), &l.token, None, now())).unwrap().0.unwrap();
     assert_eq!((renewed.timeout, renewed.expires.is_some()), (ten_min, true), "a refresh without one too");
+
+    // A row as davits before the bound stored a LOCK without `Timeout` (no expiry): it has
+    // lapsed, binding nothing, and a new lock on its item is taken.
+    let legacy = rows::LockRow {
+        token: "urn:uuid:legacy".into(),
+        chain: vec![1, 9],
+        path: "/old".into(),
+        href: "/dav/old".into(),
+        principal: Some("alice".into()),
+        owner_xml: None,
+        timeout: None,
+        expires: None,
+        shared: false,
+        deep: true,
+    };
+    db.write_sync(|ctx| rows::insert(ctx.txn, &legacy)).unwrap();
+    assert!(conflict(&db, &chain(&[1, 9]), false, &[]).is_none(), "a lock stored without expiry binds nothing");
+    take_on(&db, &[1, 9], req(false, None)).unwrap();
 }
 
 /// RFC 4918 §7.4, found missing by probing: a Depth 0 lock on a folder guards its membership
