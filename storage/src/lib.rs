@@ -34,7 +34,7 @@ use std::time::Duration;
 // The crate's public module paths from before the folders, kept for the front ends.
 pub use access::policy;
 pub use access::{s3_grants, s3_policy, s3_view};
-pub use content::chunks;
+pub use content::{chunks, costs};
 pub use meta::db::MetaStore;
 pub use meta::{db, format, model, names};
 pub use tree::{locks, multipart};

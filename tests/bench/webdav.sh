@@ -29,6 +29,8 @@ now() { date +%s.%N; }
 rate() { python3 -c "import sys; print(f'{float(sys.argv[1])/(float(sys.argv[3])-float(sys.argv[2])):.1f}')" "$@"; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.3f}')" "$@"; }
 MB=$(python3 -c "print($BIG * 1048576 / 1e6)")
+# The CPU a write's stages cost per byte here, for the ceiling printed with the disk's figures.
+[ "$PEER" = 1 ] && read -r S_CUT S_COPY S_HASH S_SEAL S_MD5 <<<"$(stage_costs)"
 
 head -c $((BIG * 1048576)) /dev/urandom > "$w/big"
 # The REST PUT sends other bytes: the same file again would be a dedup hit (cut and hashed,
@@ -44,17 +46,19 @@ measure() { # NAME BASE [curl args...]
   local name=$1 base=$2 t0 t1 t2 kind body best t n
   shift 2
   local a=("$@")
-  if [ "$PEER" = 1 ]; then read -r "R[disk,$name]" "R[diskcold,$name]" <<<"$(disk_rate "$w")"; fi
+  if [ "$PEER" = 1 ]; then read -r "R[disk,$name]" "R[diskcold,$name]" "R[ddcpu,$name]" "R[ddcoldcpu,$name]" <<<"$(disk_rate "$w")"; fi
   local c0 c1
   [ "$name" = davit ] && c0=$(server_cpu)
-  t0=$(now); curl -sS -f "${a[@]}" -T "$w/big" "$base/big.bin" -o /dev/null; t1=$(now)
+  t0=$(now); timed_cpu "$w/client-cpu" curl -sS -f "${a[@]}" -T "$w/big" "$base/big.bin" -o /dev/null; t1=$(now)
+  R[clientcpu,$name]=$(cat "$w/client-cpu")
   [ "$name" = davit ] && c1=$(server_cpu) && R[putcpu,$name]=$(python3 -c "print(f'{$c1 - $c0:.2f}')")
   curl -sS -f "${a[@]}" "$base/big.bin" -o /dev/null; t2=$(now)
   R[put,$name]=$(rate "$MB" "$t0" "$t1"); R[get,$name]=$(rate "$MB" "$t1" "$t2")
   if [ -n "$REST" ]; then
-    read -r "R[rdisk,$name]" "R[rdiskcold,$name]" <<<"$(disk_rate "$w")"
+    read -r "R[rdisk,$name]" "R[rdiskcold,$name]" "R[rddcpu,$name]" "R[rddcoldcpu,$name]" <<<"$(disk_rate "$w")"
     c0=$(server_cpu)
-    t0=$(now); curl -sS -f "${a[@]}" -T "$w/big2" "$REST/big-rest.bin" -o /dev/null; t1=$(now)
+    t0=$(now); timed_cpu "$w/client-cpu" curl -sS -f "${a[@]}" -T "$w/big2" "$REST/big-rest.bin" -o /dev/null; t1=$(now)
+    R[rclientcpu,$name]=$(cat "$w/client-cpu")
     c1=$(server_cpu); R[rputcpu,$name]=$(python3 -c "print(f'{$c1 - $c0:.2f}')")
     R[rput,$name]=$(rate "$MB" "$t0" "$t1")
   fi
@@ -158,4 +162,21 @@ row "peak RSS" rss MiB size
 echo "disk, dd bs=1M count=1024 conv=fdatasync, the second of two (see tests/bench/lib/peers.sh): ${R[disk,davit]} MB/s before davit's PUT (the first: ${R[diskcold,davit]}), ${R[disk,nginx]} MB/s before nginx's (the first: ${R[diskcold,nginx]})"
 echo "davit PUT / disk (same moment): $(ratio "${R[put,davit]}" "${R[disk,davit]}")x; nginx PUT / disk: $(ratio "${R[put,nginx]}" "${R[disk,nginx]}")x"
 echo "server CPU of davit's large PUT: ${R[putcpu,davit]} s over WebDAV, ${R[rputcpu,davit]} s over REST; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# What the machine allows at all: its cores busy with nothing but the stages a write cannot
+# skip (measured on one core by stage_costs: cutting, copying, keyed hash, sealing), the
+# client's own CPU (curl's, measured on this PUT) and the page cache's copy (dd's CPU, which
+# writes the same way), into memory just freed (the second dd) or memory the host had taken
+# back (the first: see disk_rate). Nothing else the server does is counted, so these are
+# upper bounds; which memory the PUT met shows in the server's CPU.
+STAGES=$(python3 -c "print(round($S_CUT + $S_COPY + $S_HASH + $S_SEAL, 3))")
+echo "stages of a write, CPU ns per byte on one core (stage_costs): cut $S_CUT, copy $S_COPY, keyed hash $S_HASH, seal $S_SEAL: $STAGES (MD5, S3 only: $S_MD5)"
+for k in "" r; do
+  via=WebDAV; [ "$k" = r ] && via=REST
+  for mem in warm cold; do
+    key=${k}ddcpu; [ $mem = cold ] && key=${k}ddcoldcpu
+    dd_cpu=$(python3 -c "print(round(${R[$key,davit]} * $BIG / 1024, 2))" 2>/dev/null || echo -)
+    top=$(ceiling $((BIG * 1048576)) "$STAGES" "${R[${k}clientcpu,davit]}" "$dd_cpu")
+    echo "ceiling of a $via PUT on $(nproc) cores, $mem memory: $top MB/s = $(ratio "$top" "${R[${k}disk,davit]}")x the disk (curl ${R[${k}clientcpu,davit]} CPU-s, page cache $dd_cpu CPU-s); davit reached $(ratio "${R[${k}put,davit]}" "$top")x it, the goal (0.5x the disk) is $(ratio "$(python3 -c "print(${R[${k}disk,davit]} / 2)")" "$top")x it"
+  done
+done
 [ "${BENCH_ONLY:-}" = big ] || echo "PROPFIND responses: davit ${R[pfallprop-n,davit]}, nginx ${R[pfallprop-n,nginx]}"

@@ -7,6 +7,7 @@ pub mod cache;
 mod cdc;
 pub(crate) mod check;
 pub mod chunks;
+pub mod costs;
 pub(crate) mod grace;
 #[cfg(test)]
 mod grace_tests;

@@ -5,9 +5,17 @@
 #                        and prefix under DIR; sets NGINX_URL, NGINX_PID. Stopped by nginx_stop
 #                        (and by peers_cleanup, which the caller's EXIT trap should run).
 #   nginx_rss            nginx's peak RSS in MiB (master + worker: VmHWM summed)
-#   disk_rate DIR        "SECOND FIRST": MB/s of two `dd if=/dev/zero bs=1M count=1024
+#   disk_rate DIR        "SECOND FIRST CPU2 CPU1": MB/s of two `dd if=/dev/zero bs=1M count=1024
 #                        conv=fdatasync` into DIR, one right after the other: the durable write
-#                        rate of the disk DIR is on, now (why two: see the function)
+#                        rate of the disk DIR is on, now (why two: see the function); then each
+#                        one's CPU seconds, what writing 1 GiB through the page cache costs in
+#                        memory just freed and in memory the host had taken back
+#   timed_cpu FILE CMD…  runs CMD, and writes its CPU seconds (user + system) to FILE
+#   stage_costs          "CUT COPY HASH SEAL MD5": CPU ns per byte of each stage of a write on
+#                        one core (storage/examples/stage_costs.rs, built here in release)
+#   ceiling BYTES NS CPU… the MB/s at which this machine's cores, all busy with nothing else,
+#                        would move BYTES that cost NS CPU ns per byte in the server plus the
+#                        CPU seconds given after it (the client's, the page cache's)
 #   ratio A B            A/B with two decimals ("-" when either is missing or B is zero)
 #
 # Why these: the issue's goals are ratios to a plain server and to the disk itself, both of
@@ -92,7 +100,7 @@ nginx_stop() {
 }
 
 disk_rate() { # DIR
-  # Twice, both printed ("SECOND FIRST"): this VM hands free memory back to its host (free
+  # Twice, both printed ("SECOND FIRST", then their CPU): this VM hands free memory back to its host (free
   # page reporting, about a second after it is freed), and the first write into such memory
   # pays the host's page faults. Measured here within a minute: 318-366 MB/s into memory
   # handed back, 1,500 a moment later into the pages the first `dd` had just freed, 519-638
@@ -100,18 +108,46 @@ disk_rate() { # DIR
   # first is what a write as long as the server's PUT (1.5-2.5 s, long enough for the pages
   # the probe freed to be handed back) meets. The server's CPU per GiB tells which it met.
   local first second
-  first=$(dd_probe "$1/dd-probe")
-  second=$(dd_probe "$1/dd-probe")
-  echo "${second:--} ${first:--}"
+  rm -f "$1/dd-cpu1" "$1/dd-cpu2"
+  first=$(dd_probe "$1/dd-probe" "$1/dd-cpu1")
+  second=$(dd_probe "$1/dd-probe" "$1/dd-cpu2")
+  echo "${second:--} ${first:--} $(cat "$1/dd-cpu2" 2>/dev/null || echo -) $(cat "$1/dd-cpu1" 2>/dev/null || echo -)"
 }
 
-# One `dd` of 1 GiB into FILE, removed after: its MB/s, or nothing if it failed.
-dd_probe() { # FILE
+# One `dd` of 1 GiB into FILE, removed after: its MB/s, or nothing if it failed; its CPU
+# seconds into CPU_FILE when given.
+dd_probe() { # FILE [CPU_FILE]
   local out
-  out=$(LC_ALL=C dd if=/dev/zero of="$1" bs=1M count=1024 conv=fdatasync 2>&1) || { rm -f "$1"; return; }
+  out=$(LC_ALL=C timed_cpu "${2:-/dev/null}" dd if=/dev/zero of="$1" bs=1M count=1024 conv=fdatasync 2>&1) || { rm -f "$1"; return; }
   rm -f "$1"
   # "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 1.53 s, 702 MB/s": bytes over seconds.
   awk '/bytes/ && /copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") printf "%.1f", $1 / $(i - 1) / 1e6 }' <<<"$out"
+}
+
+timed_cpu() { # FILE CMD...
+  local file=$1
+  shift
+  [ "$file" = /dev/null ] && { "$@"; return; }
+  # GNU time's own line goes to a file: the command's output and errors stay where they were.
+  /usr/bin/time -f '%U %S' -o "$file.t" "$@" || { rm -f "$file.t"; return 1; }
+  awk '{ printf "%.2f", $1 + $2 }' "$file.t" >"$file"
+  rm -f "$file.t"
+}
+
+stage_costs() {
+  cargo build -q --release -p davit-storage --example stage_costs
+  "${CARGO_TARGET_DIR:-target}/release/examples/stage_costs" 256 3
+}
+
+ceiling() { # BYTES NS CPU_SECONDS...
+  python3 -c '
+import os, sys
+b, ns = float(sys.argv[1]), float(sys.argv[2])
+try:
+    extra = sum(float(x) for x in sys.argv[3:])
+except ValueError:
+    print("-"); sys.exit()
+print(f"{len(os.sched_getaffinity(0)) * b / (b * ns / 1e9 + extra) / 1e6:.1f}")' "$@"
 }
 
 ratio() { # A B
