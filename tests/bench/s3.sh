@@ -149,7 +149,7 @@ show davit
 # bound.
 STAGES=$(python3 -c "print(round($S_CUT + $S_COPY + $S_HASH + $S_SEAL + $S_MD5, 3))")
 TOP=$(ceiling $((BIG * 1048576)) "$STAGES" "${R[clientcpu,davit]}")
-GOAL=$(python3 -c "print(min(${R[disk,davit]} / 2, 0.8 * $MD5_RATE))" 2>/dev/null || echo -)
+GOAL=$(python3 -c "print(round(min(${R[disk,davit]} / 2, 0.8 * $MD5_RATE), 1))" 2>/dev/null || echo -)
 echo "stages of a single PUT, CPU ns per byte on one core (stage_costs): cut $S_CUT, copy $S_COPY, keyed hash $S_HASH, seal $S_SEAL, MD5 $S_MD5: $STAGES"
 echo "ceiling of a single PUT on $(nproc) cores: $TOP MB/s (curl ${R[clientcpu,davit]} CPU-s); davit reached $(ratio "${R[put,davit]}" "$TOP")x the ceiling, the goal (min of 0.5x the disk and 0.8x MD5, $GOAL MB/s) is $(ratio "$GOAL" "$TOP")x it"
 

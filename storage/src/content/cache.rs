@@ -11,7 +11,7 @@
 //! authentication and a second read. Files are still written to a temp name and renamed, so
 //! a reader never sees a half-written one in normal running.
 //!
-//! Fills skip the page cache (O_DIRECT, `chunks::DirectWrites`, unsynced): `perf record` of a
+//! Fills skip the page cache (O_DIRECT, `direct::DirectWrites`, unsynced): `perf record` of a
 //! node during a 1 GiB GET from a 3-node Garage put 34% of its CPU in the kernel's copy into
 //! the page cache for the fill. Measured (`BENCH_MIB=1024 tests/bench/cluster.sh`, the two
 //! builds alternated, 2 runs each): davit CPU of the GET 3.5, 3.6 -> 1.9, 2.1 s, the GET
@@ -35,7 +35,7 @@ pub struct CachedBackend<B> {
     max_bytes: u64,
     lru: Mutex<Lru>,
     /// Fills skip the page cache while the file system allows it.
-    direct: crate::content::chunks::DirectWrites,
+    direct: crate::content::direct::DirectWrites,
 }
 
 /// Which chunks are cached, and in which order they were last used.

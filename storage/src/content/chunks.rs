@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::content::direct::{DirectReads, DirectWrites};
 use crate::crypto::{ChunkId, random_string};
 use crate::error::{Error, Result};
 use crate::meta::db::{self, CHUNKS, Db, Readable};
@@ -30,6 +31,11 @@ pub trait ChunkBackend: Send + Sync + 'static {
     }
     /// Reads the sealed bytes of `id`.
     fn get(&self, id: &ChunkId) -> io::Result<Vec<u8>>;
+    /// [`get`](Self::get) for a long read, start to end, of what is seldom read again soon:
+    /// a local folder then reads what is not cached past the page cache (O_DIRECT).
+    fn get_streamed(&self, id: &ChunkId) -> io::Result<Vec<u8>> {
+        self.get(id)
+    }
     fn delete(&self, id: &ChunkId) -> io::Result<()>;
     /// Every stored chunk id, for the sweep and `check`.
     fn list(&self) -> io::Result<Vec<ChunkId>>;
@@ -74,6 +80,7 @@ pub struct LocalDir {
     root: PathBuf,
     tmp: PathBuf,
     direct: DirectWrites,
+    direct_reads: DirectReads,
     /// The second-level folders whose entry in their parent this process has synced, one bit
     /// each (65,536): see `store`.
     synced_dirs: Vec<std::sync::atomic::AtomicU64>,
@@ -123,6 +130,7 @@ impl LocalDir {
             root: data_dir.join("chunks"),
             tmp: data_dir.join("tmp"),
             direct: DirectWrites::default(),
+            direct_reads: DirectReads::default(),
             synced_dirs,
         }
     }
@@ -148,6 +156,9 @@ impl ChunkBackend for ReadOnly {
     }
     fn get(&self, id: &ChunkId) -> io::Result<Vec<u8>> {
         self.0.get(id)
+    }
+    fn get_streamed(&self, id: &ChunkId) -> io::Result<Vec<u8>> {
+        self.0.get_streamed(id)
     }
     fn delete(&self, _: &ChunkId) -> io::Result<()> {
         Err(refused())
@@ -198,99 +209,6 @@ fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut f = crate::perms::create_private_file(path)?;
     f.write_all(data)?;
     f.sync_data()
-}
-
-/// Alignment of O_DIRECT buffers, offsets and lengths: the largest logical block size of
-/// the disks we meet.
-pub(crate) const DIRECT_ALIGN: usize = 4096;
-/// Bytes written by one O_DIRECT call from an aligned copy (a multiple of `DIRECT_ALIGN`).
-const DIRECT_PIECE: usize = 1024 * 1024;
-
-/// Writes `data` to a new private file at `path` with O_DIRECT: for writes short of CPU (see
-/// `ChunkBackend::put_uncached`) and the read cache's fills. Its whole blocks go past the page
-/// cache, read where they are when `data` starts at a `DIRECT_ALIGN` boundary (the chunks of
-/// `ingest` do), else copied a piece at a time into an aligned buffer; the last partial block,
-/// if any, goes through the page cache, and a sync by the caller makes both durable with the
-/// size.
-///
-/// Why not as before (every chunk copied into a zeroed aligned buffer, its last block padded
-/// with zeros and the file cut back to its length): the copy and the zeroing were about 5% of
-/// an S3 PUT's CPU (`perf record`, memmove and memset), and cutting a file back reads its last
-/// block from the disk on ext4 (to zero the tail of a block that is not cached), one more
-/// read and wait per chunk.
-///
-/// Not synced here: the chunk store syncs it, the read cache (whose files a crash may lose)
-/// does not; its whole blocks are on the device when this returns, its tail in the page cache.
-fn write_direct(path: &Path, data: &[u8]) -> io::Result<File> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = crate::perms::private_file_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)?;
-        let whole = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
-        if data.as_ptr().align_offset(DIRECT_ALIGN) == 0 {
-            f.write_all(&data[..whole])?;
-        } else if whole > 0 {
-            // Aligned by starting at the right offset of a slightly larger buffer (a Vec
-            // cannot be allocated aligned); a piece at a time, so that eight chunks being
-            // written hold 8 MiB, not eight chunks' worth.
-            let piece = whole.min(DIRECT_PIECE);
-            let mut buf = vec![0u8; piece + DIRECT_ALIGN];
-            let at = buf.as_ptr().align_offset(DIRECT_ALIGN);
-            for part in data[..whole].chunks(DIRECT_PIECE) {
-                let aligned = &mut buf[at..at + part.len()];
-                aligned.copy_from_slice(part);
-                f.write_all(aligned)?;
-            }
-        }
-        if whole < data.len() {
-            let flags = rustix::fs::fcntl_getfl(&f)?;
-            rustix::fs::fcntl_setfl(&f, flags - rustix::fs::OFlags::DIRECT)?;
-            f.write_all(&data[whole..])?;
-        }
-        Ok(f)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (path, data);
-        Err(io::Error::from_raw_os_error(libc::EINVAL))
-    }
-}
-
-/// Whether O_DIRECT writes are still tried: the file system's first refusal turns them off
-/// for good, so that it is not asked again. Shared by the chunk store and the read cache.
-pub(crate) struct DirectWrites(std::sync::atomic::AtomicBool);
-
-impl Default for DirectWrites {
-    fn default() -> Self {
-        DirectWrites(true.into())
-    }
-}
-
-impl DirectWrites {
-    /// The new file at `path` holding `data`, written past the page cache ([`write_direct`]);
-    /// `None` if the file system does not allow it, for the caller to write the same bytes
-    /// through the page cache (over whatever this left at `path`).
-    pub(crate) fn write(&self, path: &Path, data: &[u8]) -> io::Result<Option<File>> {
-        use std::sync::atomic::Ordering::Relaxed;
-        if !self.0.load(Relaxed) {
-            return Ok(None);
-        }
-        match write_direct(path, data) {
-            Ok(f) => Ok(Some(f)),
-            // A file system without O_DIRECT (tmpfs) refuses it when the file is opened or
-            // first written.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                self.0.store(false, Relaxed);
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// Removes its temp file unless the write completed.
@@ -368,6 +286,14 @@ impl ChunkBackend for LocalDir {
 
     fn get(&self, id: &ChunkId) -> io::Result<Vec<u8>> {
         fs::read(self.path_of(id))
+    }
+
+    fn get_streamed(&self, id: &ChunkId) -> io::Result<Vec<u8>> {
+        let path = self.path_of(id);
+        match self.direct_reads.read(&path)? {
+            Some(sealed) => Ok(sealed),
+            None => fs::read(path),
+        }
     }
 
     /// Four reads under way: a chunk no longer in the page cache comes from the disk, which
@@ -609,6 +535,7 @@ pub fn sweep(db: &Db, backend: &dyn ChunkBackend, pins: &Pins) -> Result<usize> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::direct::{DIRECT_ALIGN, DirectReads};
 
     /// Every length comes back exactly, whatever its remainder to a block, and no temp file
     /// stays.
@@ -633,9 +560,26 @@ mod tests {
                 if uncached { store.put_uncached(&id, bytes) } else { store.put(&id, bytes) }.unwrap();
                 assert_eq!(fs::metadata(store.path_of(&id)).unwrap().len(), len as u64, "length {len}");
                 assert_eq!(store.get(&id).unwrap(), data, "length {len}, uncached {uncached}, at {:p}", bytes.as_ptr());
+                assert_eq!(store.get_streamed(&id).unwrap(), data, "streamed, length {len}, uncached {uncached}");
             }
         }
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temp file left");
+    }
+
+    /// A chunk written past the page cache is read past it too, whole; one written through
+    /// the cache (a WebDAV PUT's) is left to the cache.
+    #[test]
+    fn streamed_reads_skip_the_cache_only_for_what_is_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDir::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..3 * DIRECT_ALIGN + 100).map(|j| (j * 7) as u8).collect();
+        let (past, through) = ([1u8; 32], [2u8; 32]);
+        store.put_uncached(&past, &data).unwrap();
+        store.put(&through, &data).unwrap();
+        let reads = DirectReads::default();
+        assert_eq!(reads.read(&store.path_of(&past)).unwrap(), Some(data.clone()), "read past the cache");
+        assert_eq!(reads.read(&store.path_of(&through)).unwrap(), None, "cached: left to the cache");
+        assert_eq!(store.get_streamed(&past).unwrap(), data);
     }
 
     /// The first level of fan-out is there from the start; a chunk whose folders are gone

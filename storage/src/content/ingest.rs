@@ -38,7 +38,8 @@ use tokio::task::JoinHandle;
 
 use crate::Core;
 use crate::content::cdc::{Chunk, Cutter};
-use crate::content::chunks::{ChunkRef, DIRECT_ALIGN, PinGuard};
+use crate::content::chunks::{ChunkRef, PinGuard};
+use crate::content::direct::DIRECT_ALIGN;
 use crate::content::grace;
 use crate::crypto::{ChunkId, TAG_LEN};
 use crate::error::{Error, Result};

@@ -8,6 +8,7 @@ mod cdc;
 pub(crate) mod check;
 pub mod chunks;
 pub mod costs;
+pub(crate) mod direct;
 pub(crate) mod grace;
 #[cfg(test)]
 mod grace_tests;

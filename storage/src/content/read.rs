@@ -32,6 +32,11 @@ struct Piece {
 
 /// How far beyond the chunks being read the store is asked to fetch ahead.
 const PREFETCH: usize = 4;
+/// A read of at least this many bytes streams its chunks past the page cache when they are
+/// not cached (`ChunkBackend::get_streamed`, figures at `direct::DirectReads`): a file read
+/// whole at this size is seldom read again soon, and one that is stays cached from its
+/// first read over a shorter range or its write. nginx's `directio` draws the same line.
+pub(crate) const PAST_CACHE: u64 = 32 * 1024 * 1024;
 
 /// Resolves an inclusive byte range against a size, as HTTP ranges do.
 pub fn resolve_range(size: u64, range: Option<(u64, Option<u64>)>) -> Result<(u64, u64)> {
@@ -76,20 +81,27 @@ pub(crate) fn open_range(core: &Arc<Core>, refs: &[ChunkRef], start: u64, end: u
         Ok(())
     })?;
     let read_ahead = core.backend.read_ahead().max(1);
-    let later: Vec<Option<ChunkId>> =
-        (0..pieces.len()).map(|i| pieces.get(i + read_ahead + PREFETCH).filter(|p| !p.inline).map(|p| p.id)).collect();
-    for (p, then) in pieces.iter_mut().zip(later) {
-        p.then = then;
-    }
-    // The first pieces' own prefetches are not asked by any piece before them.
-    for p in pieces.iter().skip(read_ahead).take(PREFETCH).filter(|p| !p.inline) {
-        core.backend.prefetch(&p.id);
+    let streamed = end - start >= PAST_CACHE;
+    // A streamed read asks for no prefetch: the one store that prefetches (a local folder)
+    // reads ahead into the page cache, which a streamed read skips; its reads ahead are the
+    // chunks being read at once.
+    if !streamed {
+        let later: Vec<Option<ChunkId>> = (0..pieces.len())
+            .map(|i| pieces.get(i + read_ahead + PREFETCH).filter(|p| !p.inline).map(|p| p.id))
+            .collect();
+        for (p, then) in pieces.iter_mut().zip(later) {
+            p.then = then;
+        }
+        // The first pieces' own prefetches are not asked by any piece before them.
+        for p in pieces.iter().skip(read_ahead).take(PREFETCH).filter(|p| !p.inline) {
+            core.backend.prefetch(&p.id);
+        }
     }
     let core = core.clone();
     let stream = futures::stream::iter(pieces)
         .map(move |p| {
             let core = core.clone();
-            async move { tokio::task::spawn_blocking(move || load_piece(&core, &p)).await? }
+            async move { tokio::task::spawn_blocking(move || load_piece(&core, &p, streamed)).await? }
         })
         .buffered(read_ahead)
         .map(move |r| {
@@ -132,7 +144,7 @@ pub(crate) fn read_inline(
     Ok(Some(Box::pin(futures::stream::once(async move { Ok(piece) }))))
 }
 
-fn load_piece(core: &Core, p: &Piece) -> Result<Bytes> {
+fn load_piece(core: &Core, p: &Piece, streamed: bool) -> Result<Bytes> {
     if let Some(then) = &p.then {
         core.backend.prefetch(then);
     }
@@ -143,7 +155,7 @@ fn load_piece(core: &Core, p: &Piece) -> Result<Bytes> {
             Ok(v.value().to_vec())
         })?
     } else {
-        fetch(core, &p.id)?
+        fetch(core, &p.id, streamed)?
     };
     let n = match core.keys.open_chunk(&p.id, &mut sealed) {
         Ok(plain) => plain.len(),
@@ -151,7 +163,7 @@ fn load_piece(core: &Core, p: &Piece) -> Result<Bytes> {
         // Read it once more from there; a second failure is the store's own damage.
         Err(e) if !p.inline && core.backend.drop_cached(&p.id) => {
             tracing::warn!(chunk = %hex::encode(p.id), error = ?e, "cached chunk failed authentication; reading it from the store");
-            sealed = fetch(core, &p.id)?;
+            sealed = fetch(core, &p.id, streamed)?;
             core.keys.open_chunk(&p.id, &mut sealed)?.len()
         }
         Err(e) => return Err(e),
@@ -165,8 +177,9 @@ fn load_piece(core: &Core, p: &Piece) -> Result<Bytes> {
 
 /// A stored chunk's sealed bytes. A missing one is damage (its row says it is stored); any
 /// other failure (a cluster that does not answer) is the server's, not the data's.
-fn fetch(core: &Core, id: &ChunkId) -> Result<Vec<u8>> {
-    core.backend.get(id).map_err(|e| {
+fn fetch(core: &Core, id: &ChunkId, streamed: bool) -> Result<Vec<u8>> {
+    let got = if streamed { core.backend.get_streamed(id) } else { core.backend.get(id) };
+    got.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::corrupt(format_args!("chunk {} unreadable: {e}", hex::encode(id)))
         } else {
