@@ -271,3 +271,73 @@ async fn get_object_by_part_number_returns_that_part_of_a_multipart_object() {
     assert_eq!((out.parts_count(), out.content_length()), (Some(2), Some(5 * MIB as i64)));
     s.stop().await;
 }
+
+/// A part copied under copy-source conditions is refused when the source no longer meets
+/// them (s3transfer's managed copy sends the source's ETag with every part, so a part of a
+/// newer source is never spliced onto parts of the older one); and an upload does not
+/// outlive its bucket.
+#[tokio::test]
+async fn part_copies_keep_their_source_conditions_and_uploads_end_with_their_bucket() {
+    let Sdk { s, c, .. } = start().await;
+    let old = vec![b'O'; 6 * MIB];
+    let put = c.put_object().bucket("bkt").key("src").body(ByteStream::from(old)).send().await.unwrap();
+    let etag = put.e_tag().unwrap().to_owned();
+    let up = c.create_multipart_upload().bucket("bkt").key("dst").send().await.unwrap();
+    let id = up.upload_id().unwrap().to_owned();
+    let copy = |n: i32, range: &str| {
+        c.upload_part_copy()
+            .bucket("bkt")
+            .key("dst")
+            .upload_id(&id)
+            .part_number(n)
+            .copy_source("bkt/src")
+            .copy_source_range(range)
+    };
+    let first = copy(1, "bytes=0-5242879").copy_source_if_match(&etag).send().await.unwrap();
+    c.put_object().bucket("bkt").key("src").body(ByteStream::from(vec![b'N'; 6 * MIB])).send().await.unwrap();
+    let rest = "bytes=5242880-6291455";
+    let r = copy(2, rest).copy_source_if_match(&etag).send().await;
+    assert_eq!(refusal(r), (412, "PreconditionFailed".into()), "the source changed");
+    let current = c.head_object().bucket("bkt").key("src").send().await.unwrap().e_tag().unwrap().to_owned();
+    let r = copy(2, rest).copy_source_if_none_match(&current).send().await;
+    assert_eq!(refusal(r), (412, "PreconditionFailed".into()), "a matching If-None-Match");
+    let long_ago = aws_sdk_s3::primitives::DateTime::from_secs(1_577_836_800);
+    let r = copy(2, rest).copy_source_if_unmodified_since(long_ago).send().await;
+    assert_eq!(refusal(r), (412, "PreconditionFailed".into()), "modified since");
+    let r = c
+        .complete_multipart_upload()
+        .bucket("bkt")
+        .key("dst")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, first.copy_part_result().unwrap().e_tag().unwrap())]))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.e_tag().is_some());
+    let got = body(c.get_object().bucket("bkt").key("dst").send().await.unwrap()).await;
+    assert!(got.len() == 5 * MIB && got.iter().all(|b| *b == b'O'), "only the part of the old source");
+
+    c.create_bucket().bucket("gone").send().await.unwrap();
+    let up = c.create_multipart_upload().bucket("gone").key("k").send().await.unwrap();
+    let id = up.upload_id().unwrap().to_owned();
+    let part = |n: i32| {
+        c.upload_part().bucket("gone").key("k").upload_id(&id).part_number(n).body(ByteStream::from_static(b"x"))
+    };
+    let tag = part(1).send().await.unwrap().e_tag().unwrap().to_owned();
+    c.delete_bucket().bucket("gone").send().await.unwrap();
+    assert_eq!(refusal(part(2).send().await), (404, "NoSuchBucket".into()));
+    c.create_bucket().bucket("gone").send().await.unwrap();
+    let r = part(2).send().await;
+    assert_eq!(refusal(r), (404, "NoSuchUpload".into()), "a bucket made again has none of the old one's uploads");
+    let r = c
+        .complete_multipart_upload()
+        .bucket("gone")
+        .key("k")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &tag)]))
+        .send()
+        .await;
+    assert_eq!(refusal(r), (404, "NoSuchUpload".into()));
+    c.abort_multipart_upload().bucket("gone").key("k").upload_id(&id).send().await.unwrap();
+    s.stop().await;
+}

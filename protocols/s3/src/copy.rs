@@ -3,12 +3,11 @@
 
 use davit_http::system_time;
 use s3s::dto::*;
-use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::DavitS3;
 use crate::checksum::{self, set_fields};
 use crate::errors::s3_error as map;
-use crate::get::check_conditions;
 use crate::names::key_path;
 use crate::stored::{etag, kept_headers};
 
@@ -34,14 +33,7 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     if src.is_folder() || src_key.ends_with('/') {
         return Err(s3_error!(NoSuchKey, "no such key"));
     }
-    check_conditions(
-        &src,
-        input.copy_source_if_match.as_ref(),
-        input.copy_source_if_none_match.as_ref(),
-        input.copy_source_if_modified_since.as_ref(),
-        input.copy_source_if_unmodified_since.as_ref(),
-    )
-    .map_err(|e| if *e.code() == S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e })?;
+    crate::get::copy_source_conditions!(&src, input)?;
     for (name, d) in [
         ("metadata", input.metadata_directive.as_ref().map(MetadataDirective::as_str)),
         ("tagging", input.tagging_directive.as_ref().map(TaggingDirective::as_str)),

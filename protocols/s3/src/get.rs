@@ -84,6 +84,26 @@ macro_rules! read_conditions {
     };
 }
 
+/// The copy-source conditions of a CopyObject or UploadPartCopy input, on the source `item`:
+/// each refusal is 412, "not modified" included (S3 answers no 304 to a copy).
+macro_rules! copy_source_conditions {
+    ($item:expr, $input:expr) => {
+        $crate::get::check_conditions(
+            $item,
+            $input.copy_source_if_match.as_ref(),
+            $input.copy_source_if_none_match.as_ref(),
+            $input.copy_source_if_modified_since.as_ref(),
+            $input.copy_source_if_unmodified_since.as_ref(),
+        )
+        .map_err(
+            |e| {
+                if *e.code() == s3s::S3ErrorCode::NotModified { s3s::s3_error!(PreconditionFailed) } else { e }
+            },
+        )
+    };
+}
+pub(crate) use copy_source_conditions;
+
 pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;

@@ -21,7 +21,22 @@ async fn owned_upload(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, 
     Ok(owned(s3, p, bucket, key, id).await?.id)
 }
 
+/// The caller's upload `id` for this key, in a bucket that still exists for the caller (an
+/// upload does not outlive its bucket: NoSuchBucket, as S3 answers).
 async fn owned(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> S3Result<davit_storage::multipart::Upload> {
+    s3.bucket(p, bucket).await?;
+    owned_anywhere(s3, p, bucket, key, id).await
+}
+
+/// [`owned`] whether its bucket exists or not: an abort frees the parts of an upload whose
+/// bucket was removed.
+async fn owned_anywhere(
     s3: &DavitS3,
     p: &davit_storage::Principal,
     bucket: &str,
@@ -157,6 +172,10 @@ pub async fn upload_part_copy(
         Some(v) => crate::versions::read_version(s3, &p, sb, sk, v, range).await?,
         None => s3.storage.read(&p, &from, range).await.map_err(map)?,
     };
+    // On the version being read, so that no write between a check and the read can slip in:
+    // a managed copy (s3transfer) sends the source's ETag with every part, and a part of a
+    // newer source would otherwise be spliced onto parts of the older one.
+    crate::get::copy_source_conditions!(&read.item, input)?;
     // A copied range is all inside the source, or refused: the core clamps what it reads.
     if range.is_some_and(|(_, last)| last.is_some_and(|l| l >= read.item.size)) {
         return Err(s3_error!(InvalidRange, "x-amz-copy-source-range goes past the end of the source"));
@@ -306,7 +325,7 @@ pub async fn abort(
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let p = s3.principal(&req).await?;
     let input = req.input;
-    let id = owned_upload(s3, &p, &input.bucket, &input.key, &input.upload_id).await?;
+    let id = owned_anywhere(s3, &p, &input.bucket, &input.key, &input.upload_id).await?.id;
     s3.storage.abort_upload(&p, id).await.map_err(map)?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }

@@ -429,3 +429,29 @@ crate::tests::also_on_postgres!(
     public_read_only_where_the_server_allows_it,
     acl_grants_by_canonical_id_and_object_acls,
 );
+
+/// A multipart upload into another owner's bucket ends with the grant that allowed it: the
+/// bucket's name then leads into the grantee's own drive, where no part goes and no
+/// completion makes a bucket of that name.
+#[tokio::test]
+async fn an_upload_through_a_grant_ends_with_the_grant() {
+    let f = open();
+    let s = &f.storage;
+    let alice = user(s, "alice", Role::User, None).await;
+    let bob = user(s, "bob", Role::User, None).await;
+    s.mkdir(&alice, "/box").await.unwrap();
+    let share = s.share(&alice, "/box", "bob", true).await.unwrap();
+    let by_bucket = routed(s, Some(&bob), "box").await;
+    let up = s.create_upload(&by_bucket, "/box/m.bin", WriteOptions::default()).await.unwrap();
+    let part = s.upload_part(&by_bucket, up.id, 1, body(b"part one"), Default::default()).await.unwrap();
+
+    s.delete_share(&alice, share.share.id).await.unwrap();
+    assert!(matches!(s.s3_principal(Some(&bob), "box").await.unwrap(), S3Reach::Nothing | S3Reach::Own));
+    let r = s.upload_part(&bob, up.id, 2, body(b"part two"), Default::default()).await;
+    assert!(r.is_err(), "{r:?}");
+    let r = s.complete_upload(&bob, up.id, vec![(1, part.etag)]).await;
+    assert!(r.is_err(), "{r:?}");
+    assert!(s.stat(&bob, "/box").await.is_err(), "no bucket made in bob's drive");
+    assert!(s.stat(&alice, "/box/m.bin").await.is_err());
+    assert_consistent(s).await;
+}

@@ -9,11 +9,12 @@ use bytes::Bytes;
 use futures::Stream;
 use md5::{Digest, Md5};
 
-use crate::access;
+use crate::access::{self, Place};
 use crate::content::ingest::{Ingested, ingest};
 use crate::error::{Error, Result, What};
 use crate::meta::db::{self, PARTS, UPLOAD_TOKEN_OF, UPLOAD_TOKENS, UPLOADS, UPLOADS_DONE};
 use crate::meta::model::{Item, Principal, now_nanos};
+use crate::meta::names::DrivePath;
 use crate::meta::txn::{self, FileContent, W};
 use crate::meta::uploads::{drop_rows, drop_upload, forget_upload, parts_of, token_of};
 // The stored upload types live with the other rows below the rules; kept here by name.
@@ -68,6 +69,22 @@ fn load_upload(w: &W<'_>, id: u64, owner: u64) -> Result<Upload> {
         return Err(no_upload());
     }
     Ok(up)
+}
+
+/// Refuses an upload whose bucket (the first folder of a drive, for a key in one) is not the
+/// one it began in: removed or renamed since (completion makes the missing folders of a key,
+/// but never its bucket), or made again after the upload began (a new bucket has none of the
+/// old one's uploads, as in S3).
+fn in_its_bucket(w: &W<'_>, place: &Place, up: &Upload) -> Result<()> {
+    let names = place.rel.names();
+    if place.depth != 0 || names.len() < 2 {
+        return Ok(());
+    }
+    let bucket = w.resolve_folder(place.base, &DrivePath::from_names(vec![names[0].clone()])?)?;
+    if bucket.created > up.created {
+        return Err(no_upload());
+    }
+    Ok(())
 }
 
 impl Storage {
@@ -168,6 +185,18 @@ impl Storage {
             .await
     }
 
+    /// Where an upload goes, resolved again for each use: a grant revoked since it began
+    /// ends it, and so does its key now leading into another drive than the one it began
+    /// in (an S3 bucket reached through another owner's policy that has ended, which the
+    /// same name now finds in the caller's own drive), whose usage its parts are not in.
+    async fn upload_target(&self, p: &Principal, up: &Upload) -> Result<Place> {
+        let place = self.change_target(p, &up.path).await?;
+        if place.owner != up.payer {
+            return Err(no_upload());
+        }
+        Ok(place)
+    }
+
     /// Stores one part from a stream (replacing a part with the same number).
     pub async fn upload_part<S>(&self, p: &Principal, id: u64, number: u32, body: S, opts: PartOptions) -> Result<Part>
     where
@@ -177,8 +206,7 @@ impl Storage {
             return Err(Error::InvalidInput(format!("part numbers are 1 to {MAX_PARTS}")));
         }
         let up = self.get_upload(p, id).await?;
-        // The target is resolved again: a grant revoked since the upload began ends it.
-        let place = self.change_target(p, &up.path).await?;
+        let place = self.upload_target(p, &up).await?;
         // Before the body is read; the commit checks again.
         self.check_unlocked(p, &place, false).await?;
         let usage = self.usage(up.payer).await?;
@@ -201,8 +229,8 @@ impl Storage {
         let checksum = opts.checksum.and_then(|c| (c.0)().into_iter().next());
         let part = Part { number, size, etag, modified: now_nanos(), chunks: refs, checksum };
         let (owner, payer) = (up.owner, up.payer);
-        self.commit_at(place, LockGuard::of(p, false), pins, move |w, _| {
-            load_upload(w, id, owner)?;
+        self.commit_at(place, LockGuard::of(p, false), pins, move |w, place| {
+            in_its_bucket(w, place, &load_upload(w, id, owner)?)?;
             let old: Option<Part> =
                 w.txn.open_table(PARTS)?.get((id, number))?.map(|v| db::decode(v.value())).transpose()?;
             let old_size = old.as_ref().map_or(0, |o| o.size);
@@ -220,6 +248,7 @@ impl Storage {
 
     pub async fn list_parts(&self, p: &Principal, id: u64) -> Result<Vec<Part>> {
         let up = self.get_upload(p, id).await?;
+        self.upload_target(p, &up).await?;
         self.core
             .db
             .read(move |t| {
@@ -293,12 +322,13 @@ impl Storage {
         conditions: super::Conditions,
     ) -> Result<Item> {
         let up = self.get_upload(p, id).await?;
-        let place = self.change_target(p, &up.path).await?;
+        let place = self.upload_target(p, &up).await?;
         // Checked at creation too; again here for uploads begun before the rule existed.
         place.rel.check_new(true)?;
         let (owner, now, limit) = (p.user_id, now_nanos(), self.size_limit(p.role));
         self.commit_at(place, LockGuard::of(p, false), (), move |w, place| {
             let up = load_upload(w, id, owner)?;
+            in_its_bucket(w, place, &up)?;
             if listed.is_empty() {
                 return Err(Error::InvalidPart("the upload lists no parts".into()));
             }
@@ -458,6 +488,7 @@ mod tests {
         let e = s.write(&p, "/single.bin", body(7 * MIB), WriteOptions::default()).await.unwrap_err();
         assert!(matches!(&e, Error::TooLarge(m) if m.contains("uploader role")), "{e:?}");
 
+        s.mkdir(&p, "/big").await.unwrap();
         let up = s.create_upload(&p, "/big/file.bin", WriteOptions::default()).await.unwrap();
         // A part over the limit is refused as it streams in, naming the role's rule.
         let e = s.upload_part(&p, up.id, 1, body(7 * MIB), PartOptions::default()).await.unwrap_err();
@@ -512,6 +543,43 @@ mod tests {
         s.expire_uploads(Duration::ZERO).await.unwrap();
         assert!(matches!(s.resolve_upload(&a.token).await, Err(Error::NotFound(_))));
         assert!(matches!(s.completed_upload(&p, a.upload.id).await, Err(Error::NotFound(_))));
+    }
+
+    /// An upload ends with its bucket: removed, renamed or made again since it began, the
+    /// bucket takes no part of it and no completion, and none brings the bucket back; an abort
+    /// still frees its parts.
+    #[tokio::test]
+    async fn an_upload_does_not_outlive_its_bucket() {
+        #[track_caller]
+        fn gone<T: std::fmt::Debug>(r: crate::Result<T>) {
+            assert!(matches!(r, Err(Error::NotFound(_) | Error::ParentMissing(_))), "{r:?}");
+        }
+        let f = crate::tests::open_with(|_| {});
+        let s = &f.storage;
+        let p = crate::tests::user(s, "alice", Role::User, None).await;
+        let part = |id| s.upload_part(&p, id, 1, body(10), PartOptions::default());
+
+        s.mkdir(&p, "/b").await.unwrap();
+        let up = s.create_upload(&p, "/b/sub/k.bin", WriteOptions::default()).await.unwrap();
+        let tag = part(up.id).await.unwrap().etag;
+        s.delete(&p, "/b", Default::default()).await.unwrap();
+        gone(part(up.id).await);
+        gone(s.complete_upload(&p, up.id, vec![(1, tag.clone())]).await);
+        gone(s.stat(&p, "/b").await);
+        // The same name made again is another bucket.
+        s.mkdir(&p, "/b").await.unwrap();
+        gone(part(up.id).await);
+        gone(s.complete_upload(&p, up.id, vec![(1, tag)]).await);
+        gone(s.stat(&p, "/b/sub").await);
+
+        // Renamed: the key leads nowhere.
+        let up = s.create_upload(&p, "/b/k.bin", WriteOptions::default()).await.unwrap();
+        let tag = part(up.id).await.unwrap().etag;
+        s.rename(&p, "/b", "/c", false).await.unwrap();
+        gone(s.complete_upload(&p, up.id, vec![(1, tag)]).await);
+        gone(s.stat(&p, "/b").await);
+        s.abort_upload(&p, up.id).await.unwrap();
+        assert_eq!(s.usage(p.user_id).await.unwrap().bytes, 10, "the first upload's part is still held");
     }
 
     /// An upload begun before tokens (no row) answers to its number.
