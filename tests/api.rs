@@ -305,6 +305,31 @@ async fn second_factor_password_change_and_app_passwords() {
     let code = smtp.code("alice.new@example.test", 1).await;
     let (st, v) = post(&c, &s, "/api/v1/me/email/confirm", json!({ "code": code }), Some(&t)).await;
     assert_eq!((st, v["email"].as_str()), (StatusCode::OK, Some("alice.new@example.test")));
+    // The old address hears of it (its third mail: two sign-in codes came before).
+    let notice = smtp.wait_message("alice@example.test", 3).await;
+    assert!(notice.contains("changed to alice.new@example.test"), "{notice}");
+
+    // An app password signs in, but cannot change how the account is reached: a leaked one
+    // would otherwise take the account (a new address, then a reset) or mint credentials
+    // that outlive its revocation.
+    let (_, ap) = post(&c, &s, "/api/v1/me/app-passwords", json!({ "name": "script" }), Some(&t)).await;
+    let pw = ap["password"].as_str().unwrap().to_owned();
+    for (path, body) in [
+        ("/api/v1/me/email", json!({ "email": "mallory@example.test" })),
+        ("/api/v1/me/email/confirm", json!({ "code": "123456" })),
+        ("/api/v1/me/app-passwords", json!({ "name": "another" })),
+        ("/api/v1/me/keys", json!({})),
+        ("/api/v1/me/second-factor/code", json!({})),
+        ("/api/v1/me/second-factor", json!({ "enabled": false, "code": "123456" })),
+    ] {
+        let r = c.post(s.url(path)).basic_auth("alice", Some(&pw)).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(v["detail"].as_str().unwrap().contains("app password cannot"), "{path}: {v}");
+    }
+    assert!(smtp.messages_to("mallory@example.test").is_empty());
+    let r = c.get(s.url("/api/v1/me")).basic_auth("alice", Some(&pw)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "it still signs in");
 
     // S3 keys for oneself.
     let (st, k) = post(&c, &s, "/api/v1/me/keys", json!({}), Some(&t)).await;

@@ -374,6 +374,7 @@ pub async fn change_email(
     headers: HeaderMap,
     JsonBody(req): JsonBody<EmailReq>,
 ) -> Result<Response, Problem> {
+    caller.may_manage_account()?;
     let email = state.storage.email_change_start(caller.user.id, &req.email)?;
     let (storage, user) = (state.storage.clone(), caller.user.id);
     in_background(
@@ -396,11 +397,27 @@ pub async fn confirm_email(
     caller: Caller,
     JsonBody(req): JsonBody<CodeReq>,
 ) -> Result<Response, Problem> {
+    caller.may_manage_account()?;
     let user = state.storage.email_change_confirm(caller.user.id, &req.code).await?;
+    // The old address hears of it (where resets went until now): a change its owner did not
+    // make is then seen, as with every large provider. Sent after the answer; a failure is
+    // logged by `mail`.
+    if let Some(old) = caller.user.email.clone().filter(|old| Some(old) != user.email.as_ref()) {
+        let (state, new) = (state.clone(), user.email.clone().unwrap_or_default());
+        tokio::spawn(async move {
+            let body = format!(
+                "The email address of your davit account {} was changed to {new}.\n\n\
+                 If you did not make this change, contact your administrator at once.\n",
+                caller.user.username
+            );
+            let _ = mail(&state, &old, "Your davit email address was changed", body).await;
+        });
+    }
     Ok(Json(UserJson::new(&user, None)).into_response())
 }
 
 pub async fn second_factor_code(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    caller.may_manage_account()?;
     let to = caller.user.email.clone().ok_or_else(|| {
         Problem::new(StatusCode::CONFLICT, "no_email", "the account has no email address for mailed codes")
     })?;
@@ -421,6 +438,7 @@ pub async fn set_second_factor(
     caller: Caller,
     JsonBody(req): JsonBody<SecondFactorReq>,
 ) -> Result<Response, Problem> {
+    caller.may_manage_account()?;
     let user = state.storage.set_second_factor(caller.user.id, &req.code, req.enabled).await?;
     Ok(Json(UserJson::new(&user, None)).into_response())
 }
@@ -444,6 +462,7 @@ pub async fn create_app_password(
     caller: Caller,
     JsonBody(req): JsonBody<NameReq>,
 ) -> Result<Response, Problem> {
+    caller.may_manage_account()?;
     let (ap, secret) = state.storage.create_app_password(caller.user.id, &req.name).await?;
     Ok(app_password_created(&ap, &secret))
 }
@@ -473,6 +492,7 @@ pub fn keys_list(keys: &[AccessKey]) -> Response {
 }
 
 pub async fn create_key(State(state): State<ApiState>, caller: Caller) -> Result<Response, Problem> {
+    caller.may_manage_account()?;
     let (key, secret) = state.storage.create_access_key(caller.user.id).await?;
     Ok(key_created(&key, &secret))
 }

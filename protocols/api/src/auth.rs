@@ -20,6 +20,16 @@ pub struct Caller {
     pub user: User,
     /// The session of a token; None for Basic auth.
     pub session: Option<u64>,
+    /// Whether an app password proved the caller (see `davit_storage::auth::may_manage_account`).
+    pub app_password: bool,
+}
+
+impl Caller {
+    /// The core's rule on changing how the account is reached (email, credentials, second
+    /// factor), for the credentials this request came with.
+    pub fn may_manage_account(&self) -> Result<(), Problem> {
+        Ok(davit_storage::auth::may_manage_account(self.app_password)?)
+    }
 }
 
 /// Gives each request a slot for the principal the `Caller` extractor establishes, so the
@@ -76,13 +86,13 @@ impl FromRequestParts<ApiState> for Caller {
                 )),
             },
         };
-        let Authenticated { principal, user, session } = match result {
+        let Authenticated { principal, user, session, app_password } = match result {
             Ok(v) => v,
             Err(e @ davit_storage::Error::Unauthenticated(_)) => return Err(challenge(Problem::from(e))),
             Err(e) => return Err(Problem::from(e).into_response()),
         };
         PrincipalSlot::fill(&parts.extensions, &principal);
-        Ok(Caller { principal, user, session })
+        Ok(Caller { principal, user, session, app_password })
     }
 }
 

@@ -34,13 +34,34 @@ pub struct Authenticated {
     pub user: User,
     /// The session a token belongs to; none for Basic credentials.
     pub session: Option<u64>,
+    /// Proved with an app password (Basic), not with the account's own password or a
+    /// session it opened.
+    pub app_password: bool,
 }
 
 impl Authenticated {
     /// After [`account_usable`] said yes.
     pub(crate) fn of(user: User, session: Option<u64>) -> Self {
-        Authenticated { principal: Principal::of(&user), user, session }
+        Authenticated { principal: Principal::of(&user), user, session, app_password: false }
     }
+}
+
+/// Whether credentials may change how the account is reached: its email address (where
+/// password resets go), its app passwords and S3 keys, its second factor. An app password
+/// may not (`app_password`: it proved the caller): it is handed to devices and scripts, and
+/// one that leaked would otherwise take the whole account (a new address, then a reset) or
+/// mint credentials that outlive its own revocation. The account's password, or a session
+/// opened with it, may (the password itself changes only with the current one, whatever
+/// signed in).
+pub fn may_manage_account(app_password: bool) -> Result<()> {
+    if app_password {
+        return Err(Error::Forbidden(
+            "an app password cannot change the account's email address, app passwords, keys or second factor: \
+             sign in with the account's password"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Storage {
@@ -57,7 +78,10 @@ impl Storage {
         addr: Option<ClientAddr>,
     ) -> Result<Authenticated> {
         let attempt = self.core.throttle.gate(login, addr).await?;
-        let result = self.basic_inner(login, password).await.map(|u| Authenticated::of(u, None));
+        let result = self
+            .basic_inner(login, password)
+            .await
+            .map(|(u, app_password)| Authenticated { app_password, ..Authenticated::of(u, None) });
         match &result {
             Ok(_) => attempt.succeeded(),
             Err(Error::Unauthenticated(_)) => {
@@ -70,7 +94,8 @@ impl Storage {
         result
     }
 
-    async fn basic_inner(&self, login: &str, password: &str) -> Result<User> {
+    /// The user, and whether an app password proved it.
+    async fn basic_inner(&self, login: &str, password: &str) -> Result<(User, bool)> {
         // Remembered credentials, app passwords first (see `cache`).
         let (user, app) = self.basic_cached(login, password).await?;
         if !app && user.second_factor {
@@ -78,6 +103,6 @@ impl Storage {
                 "this account uses a second factor: sign in over Basic auth with an app password".into(),
             ));
         }
-        Ok(user)
+        Ok((user, app))
     }
 }
