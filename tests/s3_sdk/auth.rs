@@ -55,3 +55,21 @@ async fn a_request_signed_twenty_minutes_off_is_too_skewed() {
     assert_eq!(send(now + five).await.unwrap().status(), 200);
     s.stop().await;
 }
+
+/// Disabling an account refuses its keys from the next request on: the owner a request just
+/// before left for its own operation does not stand in for the next one's check.
+#[tokio::test]
+async fn a_disabled_account_keys_are_refused_at_once() {
+    let Sdk { s, c, .. } = start().await;
+    let put = |k: &'static str| {
+        c.put_object().bucket("bkt").key(k).body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+    };
+    put("before").send().await.unwrap();
+    let alice = s.storage.find_user("alice").await.unwrap();
+    s.storage.set_status(alice.id, davit_storage::Status::Disabled).await.unwrap();
+    assert_eq!(refusal(put("after").send().await).0, 403);
+    assert_eq!(refusal(c.list_buckets().send().await).0, 403);
+    s.storage.set_status(alice.id, davit_storage::Status::Active).await.unwrap();
+    put("again").send().await.unwrap();
+    s.stop().await;
+}

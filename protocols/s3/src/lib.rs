@@ -212,8 +212,11 @@ impl S3Auth for KeyAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.storage.access_key_secret(access_key).await {
             Ok(key) => {
-                if let Some(owner) = key.owner {
-                    self.verified.keep(access_key, owner);
+                match key.owner {
+                    Some(owner) => self.verified.keep(access_key, owner),
+                    // An owner who may not act now (disabled since): the entry a request just
+                    // before left must not stand in for this one's check.
+                    None => self.verified.forget(access_key),
                 }
                 Ok(SecretKey::from(key.secret))
             }
@@ -248,6 +251,10 @@ impl Verified {
             m.retain(|_, (_, at)| at.elapsed() < VERIFIED_FOR);
         }
         m.insert(key.to_owned(), (owner, std::time::Instant::now()));
+    }
+
+    fn forget(&self, key: &str) {
+        self.0.lock().expect("verified keys").remove(key);
     }
 
     fn recent(&self, key: &str) -> Option<Principal> {
