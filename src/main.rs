@@ -72,11 +72,20 @@ fn raise_file_limit() {
 #[cfg(not(unix))]
 fn raise_file_limit() {}
 
+/// What `DAVIT_LOG` asks for (info when unset or malformed), with s3s held at info whatever
+/// it asks: s3s logs every request it serves whole at debug, headers included, and every
+/// request no other front end takes reaches it, so `Authorization` (Basic passwords, bearer
+/// tokens, SigV4) would reach the log, which secrets never do.
+fn log_filter(asked: Option<&str>) -> EnvFilter {
+    let filter = asked.and_then(|a| EnvFilter::try_new(a).ok()).unwrap_or_else(|| EnvFilter::new("info"));
+    filter.add_directive("s3s=info".parse().expect("a valid directive"))
+}
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("DAVIT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(log_filter(std::env::var("DAVIT_LOG").ok().as_deref()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
