@@ -216,9 +216,12 @@ async fn tokens_refresh_logout_cookies_and_forgeries() {
             b64.encode(br#"{"sub":"1","sid":1,"iat":1,"nbf":1,"exp":99999999999}"#),
             parts[2]
         ),
+        "x".to_owned(),
     ] {
-        let (st, _) = get(&c, &s, "/api/v1/me", &forged).await;
+        let (st, v) = get(&c, &s, "/api/v1/me", &forged).await;
         assert_eq!(st, 401, "forged token {forged}");
+        // In davit's words, not the token library's (its parser names JSON and base64).
+        assert_eq!(v["detail"], "invalid token", "{forged}");
     }
     let other_key = jsonwebtoken::EncodingKey::from_secret(b"not the server key");
     let now = jsonwebtoken::get_current_timestamp();

@@ -187,7 +187,7 @@ impl Storage {
     /// Checks an access token: signature, algorithm, times, the session, the account.
     pub async fn verify_access_token(&self, token: &str) -> Result<super::Authenticated> {
         let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.core.jwt_key), &validation())
-            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
+            .map_err(token_refusal)?;
         let c = data.claims;
         if c.iat > unix_now() + LEEWAY_SECS {
             return Err(Error::Unauthenticated("invalid token: issued in the future".into()));
@@ -241,6 +241,21 @@ pub(crate) fn remove_sessions(txn: &crate::meta::kv::WriteTxn, pick: impl Fn(&Se
         refresh.remove(&s.refresh_hash)?;
     }
     Ok(())
+}
+
+/// A token the library refused, told as what the client can act on (expired: refresh it),
+/// never in the library's words (its parser's messages name JSON and base64 internals).
+fn token_refusal(e: jsonwebtoken::errors::Error) -> Error {
+    use jsonwebtoken::errors::ErrorKind;
+    tracing::debug!(error = %e, "token refused");
+    Error::Unauthenticated(
+        match e.kind() {
+            ErrorKind::ExpiredSignature => "the token has expired",
+            ErrorKind::ImmatureSignature => "the token is not valid yet",
+            _ => "invalid token",
+        }
+        .into(),
+    )
 }
 
 #[cfg(test)]
