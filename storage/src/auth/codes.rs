@@ -123,6 +123,18 @@ impl Storage {
             .await
     }
 
+    /// Removes every code of `user` that a password opens the way to (signing in, a reset,
+    /// an email change, the second factor), in `txn`: a new password (changed, reset, set by
+    /// an admin) ends them with the sessions, or a code asked for by whoever held the old one
+    /// would still sign in.
+    pub(crate) fn forget_account_codes(ctx: &mut db::WriteCtx<'_>, user: u64) -> Result<()> {
+        let mut codes = ctx.txn.open_table(CODES)?;
+        for purpose in [Purpose::Login, Purpose::PasswordReset, Purpose::EmailChange, Purpose::SecondFactor] {
+            codes.remove((user, purpose.key()))?;
+        }
+        Ok(())
+    }
+
     /// Uses a code: on success it is gone and its payload returned; a wrong one uses up a
     /// try (kept even though the call fails).
     pub async fn take_code(&self, user: u64, purpose: Purpose, code: &str) -> Result<Option<String>> {

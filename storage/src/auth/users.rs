@@ -200,23 +200,31 @@ impl Storage {
     /// Sets a new password; tokens issued before stop working.
     pub async fn set_password(&self, user_id: u64, password: &str) -> Result<User> {
         let hash = self.core.hasher.hash(password).await?;
-        self.update_user(user_id, move |u| {
-            u.password_hash = hash.clone();
-            u.auth_epoch += 1;
-            Ok(())
-        })
-        .await
+        self.core
+            .db
+            .write((), move |ctx| {
+                let user = update_user_txn(ctx, user_id, &|u: &mut User| {
+                    u.password_hash = hash.clone();
+                    u.auth_epoch += 1;
+                    Ok(())
+                })?;
+                Self::forget_account_codes(ctx, user_id)?;
+                Ok(user)
+            })
+            .await
     }
 
     pub fn set_password_blocking(&self, login: &str, password: &str) -> Result<User> {
         let hash = hash_password(password)?;
         let user = self.find_user_blocking(login)?;
         let (u, _) = self.core.db.write_sync(|ctx| {
-            update_user_txn(ctx, user.id, &|u: &mut User| {
+            let u = update_user_txn(ctx, user.id, &|u: &mut User| {
                 u.password_hash = hash.clone();
                 u.auth_epoch += 1;
                 Ok(())
-            })
+            })?;
+            Self::forget_account_codes(ctx, user.id)?;
+            Ok(u)
         })?;
         Ok(u)
     }

@@ -92,3 +92,27 @@ crate::tests::also_on_postgres!(
     a_mailed_code_alone_signs_in_an_active_account,
     the_verification_link_and_code_are_one_single_use_proof,
 );
+
+/// A new password (changed, reset or set by an admin, offline too) ends the codes a password
+/// opens the way to, as it ends sessions: a code asked for by whoever held the old password
+/// no longer signs in or changes the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_password_ends_the_codes_mailed_before() {
+    let f = open_with(|_| {});
+    let s = &f.storage;
+    let id = account(s, "alice", Status::Active).await;
+    // As `login_code_mail` makes them, without its one-a-minute limit.
+    let login_code = || s.new_code(id, crate::auth::codes::Purpose::Login, None);
+    let code = login_code().await.unwrap();
+    let email = s.new_code(id, crate::auth::codes::Purpose::EmailChange, Some("m@example.test".into())).await.unwrap();
+    s.set_password(id, "another-password-1").await.unwrap();
+    assert!(matches!(s.login_otp("alice", &code, None).await, Err(Error::InvalidCode(_))));
+    assert!(matches!(s.email_change_confirm(id, &email).await, Err(Error::InvalidCode(_))));
+
+    let code = login_code().await.unwrap();
+    s.set_password_blocking("alice", "a-third-password-1").unwrap();
+    assert!(matches!(s.login_otp("alice", &code, None).await, Err(Error::InvalidCode(_))));
+    // A code asked for after the change works.
+    let code = login_code().await.unwrap();
+    assert!(s.login_otp("alice", &code, None).await.is_ok());
+}
