@@ -142,3 +142,29 @@ async fn sdk_a_copy_is_modified_when_it_is_made() {
     assert!(copied.secs() > before.secs() && answered.secs() == copied.secs(), "{before:?} {copied:?} {answered:?}");
     assert_eq!(head("old").await, before, "the source is untouched");
 }
+
+/// S3's conditional deletes: `If-Match` on DeleteObject and an `<ETag>` per key of
+/// DeleteObjects delete only the object that has that ETag as the delete commits.
+#[tokio::test]
+async fn sdk_conditional_deletes_take_only_the_object_they_name() {
+    let Sdk { s, c, .. } = start().await;
+    let tag = put(&c, "dc", b"keep me").await;
+    let r = c.delete_object().bucket("bkt").key("dc").if_match("\"0123\"").send().await;
+    assert_eq!(refusal(r), (412, "PreconditionFailed".into()));
+    assert_eq!(keys(&c).await, ["dc"], "kept");
+    let r = c.delete_object().bucket("bkt").key("absent").if_match("*").send().await;
+    assert_eq!(refusal(r), (404, "NoSuchKey".into()));
+    c.delete_object().bucket("bkt").key("dc").if_match(&tag).send().await.unwrap();
+    assert!(keys(&c).await.is_empty());
+
+    let a = put(&c, "a", b"a").await;
+    put(&c, "b", b"b").await;
+    let id = |k: &str, t: &str| ObjectIdentifier::builder().key(k).e_tag(t).build().unwrap();
+    let delete = Delete::builder().objects(id("a", &a)).objects(id("b", "\"0123\"")).build().unwrap();
+    let out = c.delete_objects().bucket("bkt").delete(delete).send().await.unwrap();
+    let deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    let refused: Vec<_> = out.errors().iter().map(|e| (e.key().unwrap(), e.code().unwrap())).collect();
+    assert_eq!((deleted, refused), (vec!["a"], vec![("b", "PreconditionFailed")]));
+    assert_eq!(keys(&c).await, ["b"]);
+    s.stop().await;
+}

@@ -21,12 +21,22 @@ async fn delete_key(
     key: &str,
     version: Option<&str>,
     bypass: bool,
+    if_match: Option<&ETagCondition>,
 ) -> S3Result<(Option<String>, bool)> {
     if let Some(id) = version {
+        if if_match.is_some() {
+            return Err(s3_error!(NotImplemented, "a conditional delete of a version is not supported"));
+        }
         let (id, marker) = crate::versions::delete_version(s3, p, bucket, key, id, bypass).await?;
         return Ok((Some(id), marker));
     }
     let path = key_path(bucket, key)?;
+    // S3's conditional delete: checked on the object as the delete commits; a missing one
+    // (a folder's key names none) is NoSuchKey, another ETag 412.
+    let conditions = crate::put::write_conditions(s3, p, &path, if_match, None).await?;
+    if if_match.is_some() && key.ends_with('/') {
+        return Err(s3_error!(NoSuchKey, "no such key"));
+    }
     let r = if key.ends_with('/') {
         match s3.storage.remove_empty_folder(p, &path).await {
             // A folder that holds objects stays, as their keys imply it; S3 answers success
@@ -37,7 +47,7 @@ async fn delete_key(
         }
     } else {
         // Folders the key implied go with it when they are left empty, as on S3.
-        s3.storage.delete_object(p, &path, 1).await
+        s3.storage.delete_object_if(p, &path, 1, conditions).await
     };
     let marker = r.map_err(map)?;
     let is_marker = marker.is_some();
@@ -53,7 +63,8 @@ pub async fn delete_object(
     let input = req.input;
     let bypass = input.bypass_governance_retention.unwrap_or(false);
     let (version_id, marker) =
-        delete_key(s3, &p, &input.bucket, &input.key, input.version_id.as_deref(), bypass).await?;
+        delete_key(s3, &p, &input.bucket, &input.key, input.version_id.as_deref(), bypass, input.if_match.as_ref())
+            .await?;
     Ok(S3Response::new(DeleteObjectOutput { delete_marker: marker.then_some(true), version_id, ..Default::default() }))
 }
 
@@ -72,7 +83,8 @@ pub async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects {
-        match delete_key(s3, &p, &input.bucket, &obj.key, obj.version_id.as_deref(), bypass).await {
+        let if_match = obj.e_tag.map(ETagCondition::ETag);
+        match delete_key(s3, &p, &input.bucket, &obj.key, obj.version_id.as_deref(), bypass, if_match.as_ref()).await {
             Ok((version, marker)) => {
                 if !quiet {
                     // A versionId asked for names the version removed; a plain delete in a

@@ -70,11 +70,25 @@ impl Storage {
     /// In a versioned bucket the file goes to history and a delete marker takes its place,
     /// also where no file was (S3); the marker's version id is returned.
     pub async fn delete_object(&self, p: &Principal, path: &str, keep_depth: usize) -> Result<Option<String>> {
+        self.delete_object_if(p, path, keep_depth, Conditions::default()).await
+    }
+
+    /// [`Self::delete_object`] if the file there meets `conditions` as the delete commits
+    /// (S3's conditional delete: `If-Match`); a folder or nothing there is no file.
+    pub async fn delete_object_if(
+        &self,
+        p: &Principal,
+        path: &str,
+        keep_depth: usize,
+        conditions: Conditions,
+    ) -> Result<Option<String>> {
         let place = self.change_target(p, path).await?;
         place.check_detach(p)?;
         let now = now_nanos();
         self.commit_at(place, LockGuard::of(p, true), (), move |w, place| {
-            let Some(item) = w.resolve(place.base, &place.rel)? else {
+            let found = w.resolve(place.base, &place.rel)?;
+            conditions.check(found.as_ref().filter(|i| !i.is_folder()))?;
+            let Some(item) = found else {
                 return Ok((false, w.mark_deleted(place, now)?));
             };
             if item.is_folder() {
