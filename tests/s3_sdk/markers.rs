@@ -107,3 +107,28 @@ async fn sdk_a_key_ending_in_a_slash_never_reaches_the_file_without_it() {
     assert!(c.get_object_tagging().bucket("bkt").key("f").send().await.unwrap().tag_set().is_empty());
     assert_eq!(body(c.get_object().bucket("bkt").key("f").send().await.unwrap()).await, b"file");
 }
+
+/// A marker's PUT keeps the conditions, digest and tags of any PUT: a refused one leaves the
+/// marker's metadata (s3fs keeps a folder's mode there) as it was.
+#[tokio::test]
+async fn sdk_a_folder_marker_put_keeps_its_conditions_digest_and_tags() {
+    let Sdk { s: _server, c, .. } = start().await;
+    let marker = || c.put_object().bucket("bkt").key("md/").body(ByteStream::from_static(b""));
+    marker().metadata("mode", "0700").send().await.unwrap();
+    let head = || c.head_object().bucket("bkt").key("md/").send();
+    assert_eq!(refusal(marker().if_none_match("*").send().await), (412, "PreconditionFailed".into()));
+    assert_eq!(refusal(marker().if_match("\"00\"").send().await), (412, "PreconditionFailed".into()));
+    let r = marker().content_md5("AAAAAAAAAAAAAAAAAAAAAA==").send().await;
+    assert_eq!(refusal(r), (400, "BadDigest".into()));
+    assert_eq!(head().await.unwrap().metadata().unwrap().get("mode").map(String::as_str), Some("0700"), "kept");
+    marker().if_match(EMPTY_MD5).metadata("mode", "0755").send().await.unwrap();
+    assert_eq!(head().await.unwrap().metadata().unwrap().get("mode").map(String::as_str), Some("0755"));
+
+    let r = c.put_object().bucket("bkt").key("nodir/").if_match("*").body(ByteStream::from_static(b"")).send().await;
+    assert_eq!(refusal(r), (404, "NoSuchKey".into()));
+    assert_eq!(refusal(c.head_object().bucket("bkt").key("nodir/").send().await).0, 404, "not made");
+
+    marker().tagging("a=b").send().await.unwrap();
+    let tags = c.get_object_tagging().bucket("bkt").key("md/").send().await.unwrap();
+    assert_eq!(tags.tag_set().iter().map(|t| (t.key(), t.value())).collect::<Vec<_>>(), [("a", "b")]);
+}

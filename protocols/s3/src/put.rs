@@ -37,6 +37,37 @@ pub(crate) async fn write_conditions(
     Ok(Conditions { if_match: if_match.map(one), if_none_match: if_none_match.map(one) })
 }
 
+/// `If-Match` and `If-None-Match` on a folder marker (`a/`), the empty object a folder reads
+/// as (its ETag `EMPTY_MD5`): a refused one leaves the marker's metadata as it was.
+async fn marker_conditions(
+    s3: &DavitS3,
+    p: &davit_storage::Principal,
+    path: &str,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<()> {
+    if if_match.is_none() && if_none_match.is_none() {
+        return Ok(());
+    }
+    let exists = match s3.storage.stat(p, path).await {
+        Ok(item) => item.is_folder(),
+        Err(davit_storage::Error::NotFound(_)) => false,
+        Err(e) => return Err(map(e)),
+    };
+    let hits = |c: &ETagCondition| match c {
+        ETagCondition::Any => exists,
+        ETagCondition::ETag(e) => exists && e.value() == crate::stored::EMPTY_MD5,
+    };
+    match (if_match, if_none_match) {
+        (Some(_), _) if !exists => Err(s3_error!(NoSuchKey, "no such key")),
+        (Some(c), _) if !hits(c) => Err(s3_error!(PreconditionFailed, "If-Match does not match the object's ETag")),
+        (_, Some(c)) if hits(c) => {
+            Err(s3_error!(PreconditionFailed, "If-None-Match: the object exists with that ETag"))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let p = s3.principal(&req).await?;
     let S3Request { input, headers, trailing_headers, .. } = req;
@@ -44,12 +75,25 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     s3.bucket(&p, &input.bucket).await?;
     let path = key_path(&input.bucket, &input.key)?;
     let wanted = Wanted::of_request(checksum::values!(input), &headers, trailing_headers)?;
+    if input.content_md5.is_none() && headers.contains_key("content-md5") {
+        // An empty Content-MD5 (s3s reads it as none) is no digest either.
+        return Err(s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"));
+    }
+    let expected_md5 = content_md5(&input.content_md5)?;
     if input.key.ends_with('/') {
         // A zero-byte key ending in `/` makes a folder.
         if input.content_length.unwrap_or(0) != 0 {
             return Err(s3_error!(InvalidArgument, "a key ending in '/' names a folder and takes no content"));
         }
         let sum = wanted.as_ref().map(Wanted::check_empty).transpose()?;
+        // MD5 of no bytes: d41d8cd98f00b204e9800998ecf8427e (`stored::EMPTY_MD5`).
+        const EMPTY: [u8; 16] =
+            [0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e];
+        if expected_md5.is_some_and(|m| m != EMPTY) {
+            return Err(s3_error!(BadDigest, "the Content-MD5 is not the empty body's"));
+        }
+        marker_conditions(s3, &p, &path, input.if_match.as_ref(), input.if_none_match.as_ref()).await?;
+        let tags = crate::tagging::from_header(input.tagging.as_deref())?;
         let folder = s3.storage.mkdir_all(&p, &path).await.map_err(map)?;
         // The marker is replaced, as a PUT replaces an object: its type, headers and
         // metadata are the request's (s3fs keeps a folder's mode and owner there).
@@ -64,6 +108,12 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
             server_side_encryption: crate::sse::aes256(),
             ..Default::default()
         };
+        if let Some(tags) = tags {
+            s3.storage
+                .set_tags(&p, &path, tags, davit_storage::TagTarget::Object)
+                .await
+                .map_err(crate::tagging::tag_error)?;
+        }
         out.checksum_type = set_fields!(out, sum);
         return Ok(S3Response::new(out));
     }
@@ -77,11 +127,6 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         // storing an empty object the client may not have meant.
         return Err(s3_error!(MissingContentLength, "a PUT needs a Content-Length"));
     }
-    if input.content_md5.is_none() && headers.contains_key("content-md5") {
-        // An empty Content-MD5 (s3s reads it as none) is no digest either.
-        return Err(s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"));
-    }
-    let expected_md5 = content_md5(&input.content_md5)?;
     let lock = crate::object_lock::asked_by!(s3, &p, input).await?;
     if !lock.is_empty() && expected_md5.is_none() && wanted.is_none() {
         crate::object_lock::require_integrity(&headers, "Put Object")?;
