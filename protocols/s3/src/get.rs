@@ -106,7 +106,8 @@ pub(crate) use copy_source_conditions;
 
 pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let p = s3.principal(&req).await?;
-    let input = req.input;
+    let if_range = req.headers.get(http::header::IF_RANGE).is_some().then(|| req.headers.clone());
+    let mut input = req.input;
     let path = key_path(&input.bucket, &input.key)?;
     // A whole object is opened at once: its path resolved once, a small one's bytes read in
     // the same transaction. Refused or failed, the steps below give the answer (NoSuchKey,
@@ -136,6 +137,14 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
                 return Err(s3_error!(NoSuchKey, "no such key"));
             }
             read_conditions!(&item, input)?;
+            // An If-Range that no longer names this object sends it whole (RFC 9110 §13.1.5):
+            // a resumed download must not splice the new object's bytes onto the old one's.
+            if if_range
+                .as_ref()
+                .is_some_and(|h| !davit_http::if_range_holds(h, crate::stored::etag(&item).value(), item.modified))
+            {
+                input.range = None;
+            }
             // The core reads inclusive ranges, as HTTP writes them; an empty part reads to
             // the end.
             let range = span(&item, input.range.as_ref(), input.part_number)?.map(|(s, e)| (s, (e > s).then(|| e - 1)));
