@@ -66,9 +66,10 @@ async fn list_page(
 }
 
 /// The owner S3 lists with each key (always in v1, with `fetch-owner=true` in v2): the
-/// requester, as ListBuckets names it, since a bucket listed is one of the requester's drive.
-fn owner(p: &davit_storage::Principal) -> Owner {
-    Owner { display_name: Some(p.username().to_owned()), id: Some(p.user_id().to_string()) }
+/// requester, as ListBuckets names it (its canonical id, as ACLs name it too), since a
+/// bucket listed is one of the requester's drive.
+pub(crate) fn owner(s3: &DavitS3, p: &davit_storage::Principal) -> Owner {
+    Owner { display_name: Some(p.username().to_owned()), id: Some(s3.storage.canonical_id(p.user_id())) }
 }
 
 fn max_keys(m: Option<i32>) -> usize {
@@ -99,7 +100,7 @@ pub async fn list_objects_v2(
     let prefix = input.prefix.clone().unwrap_or_default();
     let max = max_keys(input.max_keys);
     let url = is_url(&input.encoding_type);
-    let owner = input.fetch_owner.unwrap_or(false).then(|| owner(&p));
+    let owner = input.fetch_owner.unwrap_or(false).then(|| owner(s3, &p));
     let page = list_page(s3, &p, &input.bucket, &prefix, input.delimiter.as_deref(), after, max, url, owner).await?;
     let next = page
         .truncated
@@ -129,8 +130,9 @@ pub async fn list_objects(s3: &DavitS3, req: S3Request<ListObjectsInput>) -> S3R
     let max = max_keys(input.max_keys);
     let url = is_url(&input.encoding_type);
     let delimiter = input.delimiter.as_deref();
-    let page = list_page(s3, &p, &input.bucket, &prefix, delimiter, input.marker.as_deref(), max, url, Some(owner(&p)))
-        .await?;
+    let page =
+        list_page(s3, &p, &input.bucket, &prefix, delimiter, input.marker.as_deref(), max, url, Some(owner(s3, &p)))
+            .await?;
     let next_marker = page.truncated.then_some(page.next_after).flatten().map(|m| encode(&m, url));
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),

@@ -49,10 +49,6 @@ pub async fn put_bucket_versioning(
     Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }
 
-fn owner(p: &Principal) -> Owner {
-    Owner { display_name: Some(p.username().to_owned()), id: Some(p.user_id().to_string()) }
-}
-
 pub async fn list_object_versions(
     s3: &DavitS3,
     req: S3Request<ListObjectVersionsInput>,
@@ -72,7 +68,7 @@ pub async fn list_object_versions(
         max,
     };
     let listing = s3.storage.list_versions(&p, &format!("/{}", input.bucket), q).await.map_err(bucket_error)?;
-    let who = owner(&p);
+    let who = crate::list::owner(s3, &p);
     let (mut versions, mut markers) = (Vec::new(), Vec::new());
     for v in &listing.versions {
         let key = Some(crate::list::encode(&v.key, url));
