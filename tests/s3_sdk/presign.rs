@@ -142,4 +142,8 @@ async fn a_stale_if_range_gets_the_whole_object() {
         let r = ranged(stale).await.unwrap();
         assert_eq!((r.status(), r.bytes().await.unwrap()), (StatusCode::OK, "0123456789".into()), "{stale}");
     }
+    // Past the end: 416 with the size (RFC 9110 §15.5.17), as a resuming client needs it.
+    let r = fetch(&http, &get).header("range", "bytes=10-").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.headers().get("content-range").and_then(|v| v.to_str().ok()), Some("bytes */10"));
 }

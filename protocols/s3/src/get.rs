@@ -281,7 +281,17 @@ fn span(item: &Item, range: Option<&Range>, part: Option<i32>) -> S3Result<Optio
     match (range, part) {
         (Some(_), Some(_)) => Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber")),
         (Some(r), None) => {
-            let ok = r.check(item.size).map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable"))?;
+            let ok = r.check(item.size).map_err(|_| {
+                // The size, as a 416 should tell it (RFC 9110 §15.5.17): a client resuming a
+                // download it already has whole learns so.
+                let mut e = s3_error!(InvalidRange, "the range is not satisfiable");
+                let mut h = http::HeaderMap::new();
+                if let Ok(v) = http::HeaderValue::from_str(&format!("bytes */{}", item.size)) {
+                    h.insert(http::header::CONTENT_RANGE, v);
+                }
+                e.set_headers(h);
+                e
+            })?;
             Ok(Some((ok.start, ok.end)))
         }
         (None, Some(n)) => {
