@@ -168,3 +168,30 @@ async fn sdk_conditional_deletes_take_only_the_object_they_name() {
     assert_eq!(keys(&c).await, ["b"]);
     s.stop().await;
 }
+
+/// User metadata is limited to S3's 2 KB (names and values): past it PutObject, multipart
+/// creation and a REPLACE copy are refused (MetadataTooLarge) and nothing is stored.
+#[tokio::test]
+async fn sdk_user_metadata_is_limited_to_two_kilobytes() {
+    let Sdk { s, c, .. } = start().await;
+    let just = "v".repeat(2048 - "k".len());
+    let over = "v".repeat(2048);
+    let body = || ByteStream::from_static(b"x");
+    c.put_object().bucket("bkt").key("ok").metadata("k", &just).body(body()).send().await.unwrap();
+    let r = c.put_object().bucket("bkt").key("big").metadata("k", &over).body(body()).send().await;
+    assert_eq!(refusal(r), (400, "MetadataTooLarge".into()));
+    let r = c.create_multipart_upload().bucket("bkt").key("big").metadata("k", &over).send().await;
+    assert_eq!(refusal(r), (400, "MetadataTooLarge".into()));
+    let r = c
+        .copy_object()
+        .bucket("bkt")
+        .key("big")
+        .copy_source("bkt/ok")
+        .metadata_directive(MetadataDirective::Replace)
+        .metadata("k", &over)
+        .send()
+        .await;
+    assert_eq!(refusal(r), (400, "MetadataTooLarge".into()));
+    assert_eq!(keys(&c).await, ["ok"]);
+    s.stop().await;
+}

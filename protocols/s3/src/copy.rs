@@ -16,7 +16,7 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     // s3s's model of CopyObject predates its conditional writes: read from the headers.
     let if_match = destination_condition(&req.headers, "if-match")?;
     let if_none_match = destination_condition(&req.headers, "if-none-match")?;
-    let input = req.input;
+    let mut input = req.input;
     crate::acl::check_new_object(input.acl.as_ref(), crate::acl::grants!(input))?;
     let CopySource::Bucket { bucket: src_bucket, key: src_key, version_id: src_version } = &input.copy_source else {
         return Err(s3_error!(NotImplemented, "access point copy sources are not supported"));
@@ -47,6 +47,8 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let new_tags = if replace_tags { crate::tagging::from_header(input.tagging.as_deref())? } else { None };
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    // Refused before anything is copied.
+    let new_meta = if replace { crate::put::user_meta(input.metadata.take())? } else { Vec::new() };
     if from == to && !replace && !replace_tags && src_version.is_none() {
         return Err(s3_error!(InvalidRequest, "copying an object onto itself needs the REPLACE metadata directive"));
     }
@@ -80,8 +82,7 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
         let mut headers = kept_headers!(input);
         // The content stays, and so does its checksum.
         headers.extend(checksum::kept(&src.headers));
-        let meta = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();
-        item = s3.storage.set_metadata(&p, &to, input.content_type, headers, meta).await.map_err(map)?;
+        item = s3.storage.set_metadata(&p, &to, input.content_type, headers, new_meta).await.map_err(map)?;
     }
     if replace_tags {
         let tags = new_tags.unwrap_or_default();

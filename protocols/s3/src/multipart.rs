@@ -89,7 +89,7 @@ pub async fn create(
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
         headers,
-        user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
+        user_meta: crate::put::user_meta(input.metadata)?,
         tags: crate::tagging::from_header(input.tagging.as_deref())?,
         ..Default::default()
     };

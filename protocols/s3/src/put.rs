@@ -37,6 +37,25 @@ pub(crate) async fn write_conditions(
     Ok(Conditions { if_match: if_match.map(one), if_none_match: if_none_match.map(one) })
 }
 
+/// S3's limit on an object's user metadata (`x-amz-meta-*`): the UTF-8 bytes of its names
+/// and values together.
+const USER_META_MAX: usize = 2048;
+
+/// A request's user metadata as the core keeps it, refused past S3's 2 KB (MetadataTooLarge,
+/// before any body is read): every header of a stored object is sent back with each GET and
+/// HEAD, and kept with every version.
+pub(crate) fn user_meta(m: Option<Metadata>) -> S3Result<Vec<(String, String)>> {
+    let meta: Vec<(String, String)> = m.map(|m| m.into_iter().collect()).unwrap_or_default();
+    let size: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > USER_META_MAX {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "the user metadata has {size} bytes; at most {USER_META_MAX} are allowed"
+        ));
+    }
+    Ok(meta)
+}
+
 /// `If-Match` and `If-None-Match` on a folder marker (`a/`), the empty object a folder reads
 /// as (its ETag `EMPTY_MD5`): a refused one leaves the marker's metadata as it was.
 async fn marker_conditions(
@@ -94,11 +113,11 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
         }
         marker_conditions(s3, &p, &path, input.if_match.as_ref(), input.if_none_match.as_ref()).await?;
         let tags = crate::tagging::from_header(input.tagging.as_deref())?;
+        let meta = user_meta(input.metadata)?;
         let folder = s3.storage.mkdir_all(&p, &path).await.map_err(map)?;
         // The marker is replaced, as a PUT replaces an object: its type, headers and
         // metadata are the request's (s3fs keeps a folder's mode and owner there).
         let headers = kept_headers!(input);
-        let meta: Vec<(String, String)> = input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default();
         let had = folder.content_type.is_some() || !folder.headers.is_empty() || !folder.user_meta.is_empty();
         if had || input.content_type.is_some() || !headers.is_empty() || !meta.is_empty() {
             s3.storage.set_metadata(&p, &path, input.content_type, headers, meta).await.map_err(map)?;
@@ -142,7 +161,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
         headers: kept,
-        user_meta: input.metadata.map(|m| m.into_iter().collect()).unwrap_or_default(),
+        user_meta: user_meta(input.metadata)?,
         expected_len: input.content_length.map(|l| l as u64),
         conditions,
         create_parents: true,
