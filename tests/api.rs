@@ -523,6 +523,25 @@ async fn admin_manages_accounts_and_sees_metadata_only() {
     let me_id = get(&c, &s, "/api/v1/me", &admin).await.1["id"].as_u64().unwrap();
     let r = c.delete(s.url(&format!("/api/v1/admin/users/{me_id}"))).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(r.status(), 403, "no self-deletion");
+    // An admin's own password changes with the current one, at /me/password: through the
+    // admin route a session left open (or an app password) would take the account.
+    let (st, v) = post(
+        &c,
+        &s,
+        &format!("/api/v1/admin/users/{me_id}/password"),
+        json!({ "password": "taken-over-1" }),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    // Nor does an app password mint an admin's own credentials through the admin routes.
+    let (_, ap) = post(&c, &s, "/api/v1/me/app-passwords", json!({ "name": "ops" }), Some(&admin)).await;
+    let pw = ap["password"].as_str().unwrap().to_owned();
+    for (path, body) in [("keys", json!({})), ("app-passwords", json!({ "name": "more" }))] {
+        let url = s.url(&format!("/api/v1/admin/users/{me_id}/{path}"));
+        let r = c.post(url).basic_auth("admin", Some(&pw)).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
     let r = c.delete(s.url("/api/v1/admin/users/9999")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(r.status(), 404);
     s.stop().await;

@@ -203,11 +203,13 @@ fn a_failure_at_start_says_its_cause() {
 fn debug_logging_shows_no_credentials() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let p = spawn_server(&data, &[("DAVIT_ADMIN_PASSWORD", "admin-password-9"), ("DAVIT_LOG", "debug,s3s=trace")]);
+    let asked = "debug,s3s=trace,s3s::service=trace";
+    let p = spawn_server(&data, &[("DAVIT_ADMIN_PASSWORD", "admin-password-9"), ("DAVIT_LOG", asked)]);
     let basic_auth = basic("admin", "admin-password-9");
-    // The root goes to s3s, which refuses Basic: it logs the request first all the same.
+    // The root goes to s3s, which refuses Basic and bearer tokens: it logs each request first
+    // all the same.
     get_raw(p.addr, "/", &basic_auth);
-    get_raw(p.addr, "/metrics", "Bearer eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2ln");
+    get_raw(p.addr, "/", "Bearer eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2ln");
     let log = p.stderr();
     p.terminate();
     for secret in [&basic_auth["Basic ".len()..], "c2VjcmV0LXRva2Vu", "admin-password-9"] {

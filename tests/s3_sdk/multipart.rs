@@ -326,9 +326,6 @@ async fn part_copies_keep_their_source_conditions_and_uploads_end_with_their_buc
     let tag = part(1).send().await.unwrap().e_tag().unwrap().to_owned();
     c.delete_bucket().bucket("gone").send().await.unwrap();
     assert_eq!(refusal(part(2).send().await), (404, "NoSuchBucket".into()));
-    c.create_bucket().bucket("gone").send().await.unwrap();
-    let r = part(2).send().await;
-    assert_eq!(refusal(r), (404, "NoSuchUpload".into()), "a bucket made again has none of the old one's uploads");
     let r = c
         .complete_multipart_upload()
         .bucket("gone")
@@ -337,7 +334,11 @@ async fn part_copies_keep_their_source_conditions_and_uploads_end_with_their_buc
         .multipart_upload(completed(&[(1, &tag)]))
         .send()
         .await;
-    assert_eq!(refusal(r), (404, "NoSuchUpload".into()));
+    assert_eq!(refusal(r), (404, "NoSuchBucket".into()));
+    assert_eq!(refusal(c.head_bucket().bucket("gone").send().await).0, 404, "the completion made no bucket");
+    // A bucket made again later has none of the old one's uploads: see the core's
+    // `an_upload_does_not_outlive_its_bucket` (it needs the upload to be older than the
+    // clocks' slack). Its parts are freed by an abort.
     c.abort_multipart_upload().bucket("gone").key("k").upload_id(&id).send().await.unwrap();
     s.stop().await;
 }

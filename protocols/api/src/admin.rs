@@ -172,6 +172,8 @@ pub async fn create_user_key(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Response, Problem> {
+    // An admin's own credentials only (the core refuses others'), and not with an app password.
+    caller.may_manage_account()?;
     let (key, secret) = state.storage.admin(&caller.principal)?.create_access_key(id).await?;
     Ok(key_created(&key, &secret))
 }
@@ -199,6 +201,8 @@ pub async fn create_user_app_password(
     Path(id): Path<u64>,
     JsonBody(req): JsonBody<NameReq>,
 ) -> Result<Response, Problem> {
+    // An admin's own credentials only (the core refuses others'), and not with an app password.
+    caller.may_manage_account()?;
     let (ap, secret) = state.storage.admin(&caller.principal)?.create_app_password(id, &req.name).await?;
     Ok(app_password_created(&ap, &secret))
 }

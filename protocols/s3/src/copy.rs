@@ -48,7 +48,8 @@ pub async fn copy_object(s3: &DavitS3, req: S3Request<CopyObjectInput>) -> S3Res
     let new_tags = if replace_tags { crate::tagging::from_header(input.tagging.as_deref())? } else { None };
     let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     // Refused before anything is copied.
-    let new_meta = if replace { crate::put::user_meta(input.metadata.take())? } else { Vec::new() };
+    let new_meta =
+        if replace { crate::put::user_meta(input.metadata.take().into_iter().flatten())? } else { Vec::new() };
     if from == to && !replace && !replace_tags && src_version.is_none() {
         return Err(s3_error!(InvalidRequest, "copying an object onto itself needs the REPLACE metadata directive"));
     }

@@ -139,25 +139,41 @@ pub async fn get_object(s3: &DavitS3, req: S3Request<GetObjectInput>) -> S3Resul
             read_conditions!(&item, input)?;
             // An If-Range that no longer names this object sends it whole (RFC 9110 §13.1.5):
             // a resumed download must not splice the new object's bytes onto the old one's.
-            if if_range
-                .as_ref()
-                .is_some_and(|h| !davit_http::if_range_holds(h, crate::stored::etag(&item).value(), item.modified))
-            {
+            if if_range.as_ref().is_some_and(|h| !if_range_holds(h, &item)) {
                 input.range = None;
             }
             // The core reads inclusive ranges, as HTTP writes them; an empty part reads to
             // the end.
             let range = span(&item, input.range.as_ref(), input.part_number)?.map(|(s, e)| (s, (e > s).then(|| e - 1)));
-            let read = match &version {
-                _ if item.is_folder() => davit_storage::FileRead {
+            let open = |range| {
+                let (p, path, version, input) = (&p, &path, &version, &input);
+                async move {
+                    match version {
+                        Some(v) => versions::read_version(s3, p, &input.bucket, &input.key, v, range).await,
+                        None => s3.storage.read(p, path, range).await.map_err(map),
+                    }
+                }
+            };
+            let mut range = range;
+            let read = if item.is_folder() {
+                davit_storage::FileRead {
                     item,
                     version: None,
                     start: 0,
                     end: 0,
                     body: Box::pin(futures::stream::empty()),
-                },
-                Some(v) => versions::read_version(s3, &p, &input.bucket, &input.key, v, range).await?,
-                None => s3.storage.read(&p, &path, range).await.map_err(map)?,
+                }
+            } else {
+                let read = open(range).await?;
+                // Checked again on what is read: an object replaced since the check above is
+                // sent whole.
+                match &if_range {
+                    Some(h) if range.is_some() && !if_range_holds(h, &read.item) => {
+                        range = None;
+                        open(None).await?
+                    }
+                    _ => read,
+                }
             };
             (read, range, None)
         }
@@ -273,6 +289,11 @@ async fn object(s3: &DavitS3, p: &davit_storage::Principal, bucket: &str, path: 
 /// A multipart object's part count; any other object is one part.
 fn parts_count(item: &Item) -> i32 {
     item.parts.len().max(1) as i32
+}
+
+/// Whether the If-Range among `headers` names `item` (RFC 9110 §13.1.5), so a range may be sent.
+fn if_range_holds(headers: &http::HeaderMap, item: &Item) -> bool {
+    davit_http::if_range_holds(headers, crate::stored::etag(item).value(), item.modified)
 }
 
 /// The bytes `[start, end)` a GET or HEAD asks for, by Range or by part number; None for

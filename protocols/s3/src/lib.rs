@@ -210,10 +210,11 @@ struct KeyAuth {
 #[async_trait::async_trait]
 impl S3Auth for KeyAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        let asked = std::time::Instant::now();
         match self.storage.access_key_secret(access_key).await {
             Ok(key) => {
                 match key.owner {
-                    Some(owner) => self.verified.keep(access_key, owner),
+                    Some(owner) => self.verified.keep(access_key, owner, asked),
                     // An owner who may not act now (disabled since): the entry a request just
                     // before left must not stand in for this one's check.
                     None => self.verified.forget(access_key),
@@ -239,27 +240,33 @@ fn key_lookup_error(e: davit_storage::Error) -> s3s::S3Error {
 /// same request so that it need not read them again (a thread hop each, on every request).
 /// An entry is used only while it is younger than a request takes to be authenticated and
 /// dispatched: a revocation or a disable is seen by the next signature check, which reads.
+/// None: the owner could not act when last looked up (see [`Verified::forget`]).
 #[derive(Default)]
-struct Verified(std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>);
+struct Verified(std::sync::Mutex<std::collections::HashMap<String, (Option<Principal>, std::time::Instant)>>);
 
 const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Verified {
-    fn keep(&self, key: &str, owner: Principal) {
+    /// `asked`: when the lookup that found `owner` began. One that began before a lookup that
+    /// found the owner unable to act (disabled meanwhile) does not stand in for it.
+    fn keep(&self, key: &str, owner: Principal, asked: std::time::Instant) {
         let mut m = self.0.lock().expect("verified keys");
         if m.len() > 1024 {
             m.retain(|_, (_, at)| at.elapsed() < VERIFIED_FOR);
         }
-        m.insert(key.to_owned(), (owner, std::time::Instant::now()));
+        if m.get(key).is_some_and(|(o, at)| o.is_none() && *at > asked) {
+            return;
+        }
+        m.insert(key.to_owned(), (Some(owner), std::time::Instant::now()));
     }
 
     fn forget(&self, key: &str) {
-        self.0.lock().expect("verified keys").remove(key);
+        self.0.lock().expect("verified keys").insert(key.to_owned(), (None, std::time::Instant::now()));
     }
 
     fn recent(&self, key: &str) -> Option<Principal> {
         let m = self.0.lock().expect("verified keys");
-        m.get(key).filter(|(_, at)| at.elapsed() < VERIFIED_FOR).map(|(u, _)| u.clone())
+        m.get(key).filter(|(_, at)| at.elapsed() < VERIFIED_FOR).and_then(|(u, _)| u.clone())
     }
 }
 

@@ -89,7 +89,7 @@ pub async fn create(
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
         headers,
-        user_meta: crate::put::user_meta(input.metadata)?,
+        user_meta: crate::put::user_meta(input.metadata.into_iter().flatten())?,
         tags: crate::tagging::from_header(input.tagging.as_deref())?,
         ..Default::default()
     };

@@ -159,13 +159,9 @@ pub async fn handle(
             None,
             expires,
         ),
-        user_meta: fields
-            .0
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("x-amz-meta-").filter(|m| !m.is_empty()).map(|m| (m.to_owned(), v.clone()))
-            })
-            .collect(),
+        user_meta: crate::put::user_meta(fields.0.iter().filter_map(|(k, v)| {
+            k.strip_prefix("x-amz-meta-").filter(|m| !m.is_empty()).map(|m| (m.to_owned(), v.clone()))
+        }))?,
         create_parents: true,
         // Browsers and SDKs compare a POST's ETag with the file's MD5, as a PUT's.
         md5_etag: true,

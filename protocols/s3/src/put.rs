@@ -44,8 +44,8 @@ const USER_META_MAX: usize = 2048;
 /// A request's user metadata as the core keeps it, refused past S3's 2 KB (MetadataTooLarge,
 /// before any body is read): every header of a stored object is sent back with each GET and
 /// HEAD, and kept with every version.
-pub(crate) fn user_meta(m: Option<Metadata>) -> S3Result<Vec<(String, String)>> {
-    let meta: Vec<(String, String)> = m.map(|m| m.into_iter().collect()).unwrap_or_default();
+pub(crate) fn user_meta(m: impl IntoIterator<Item = (String, String)>) -> S3Result<Vec<(String, String)>> {
+    let meta: Vec<(String, String)> = m.into_iter().collect();
     let size: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > USER_META_MAX {
         return Err(s3_error!(
@@ -105,15 +105,13 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
             return Err(s3_error!(InvalidArgument, "a key ending in '/' names a folder and takes no content"));
         }
         let sum = wanted.as_ref().map(Wanted::check_empty).transpose()?;
-        // MD5 of no bytes: d41d8cd98f00b204e9800998ecf8427e (`stored::EMPTY_MD5`).
-        const EMPTY: [u8; 16] =
-            [0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e];
-        if expected_md5.is_some_and(|m| m != EMPTY) {
+        let hex = |m: [u8; 16]| m.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        if expected_md5.is_some_and(|m| hex(m) != crate::stored::EMPTY_MD5) {
             return Err(s3_error!(BadDigest, "the Content-MD5 is not the empty body's"));
         }
         marker_conditions(s3, &p, &path, input.if_match.as_ref(), input.if_none_match.as_ref()).await?;
         let tags = crate::tagging::from_header(input.tagging.as_deref())?;
-        let meta = user_meta(input.metadata)?;
+        let meta = user_meta(input.metadata.into_iter().flatten())?;
         let folder = s3.storage.mkdir_all(&p, &path).await.map_err(map)?;
         // The marker is replaced, as a PUT replaces an object: its type, headers and
         // metadata are the request's (s3fs keeps a folder's mode and owner there).
@@ -161,7 +159,7 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
     let opts = WriteOptions {
         content_type: input.content_type.clone(),
         headers: kept,
-        user_meta: user_meta(input.metadata)?,
+        user_meta: user_meta(input.metadata.into_iter().flatten())?,
         expected_len: input.content_length.map(|l| l as u64),
         conditions,
         create_parents: true,

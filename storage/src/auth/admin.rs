@@ -132,6 +132,14 @@ impl Admin<'_> {
     /// Sets a user's password: audited, and every session of the user ends (their cached
     /// Basic credentials too, through the epoch `set_password` bumps). The caller mails them.
     pub async fn reset_password(&self, id: u64, password: &str) -> Result<User> {
+        // One's own password changes with the current one (`/me/password`): an admin signed
+        // in any other way (an app password, a session left open) could otherwise take the
+        // admin account for good.
+        if id == self.caller.user_id {
+            return Err(Error::Forbidden(
+                "an admin changes their own password with the current one, at /api/v1/me/password".into(),
+            ));
+        }
         let user = self.storage.set_password(id, password).await?;
         self.storage.end_sessions(id, None).await?;
         tracing::warn!(

@@ -578,6 +578,8 @@ mod tests {
         store.put(&through, &data).unwrap();
         let reads = DirectReads::default();
         assert_eq!(reads.read(&store.path_of(&past)).unwrap(), Some(data.clone()), "read past the cache");
+        // Asking left nothing in the cache: the next long read goes past it too.
+        assert_eq!(reads.read(&store.path_of(&past)).unwrap(), Some(data.clone()), "still not cached");
         assert_eq!(reads.read(&store.path_of(&through)).unwrap(), None, "cached: left to the cache");
         assert_eq!(store.get_streamed(&past).unwrap(), data);
     }

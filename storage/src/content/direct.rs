@@ -105,8 +105,8 @@ impl DirectWrites {
     }
 }
 
-/// Whether long reads still go past the page cache: off for good at the file system's first
-/// refusal (no O_DIRECT, as tmpfs; no RWF_NOWAIT to tell what is cached, as before Linux 4.14).
+/// Whether long reads still go past the page cache: off for good at the first refusal (no
+/// O_DIRECT, as tmpfs; no RWF_NOWAIT to tell what is cached, before Linux 4.14).
 ///
 /// Why (nginx's `directio` does the same for large files): a 1 GiB S3 GET right after the PUT
 /// (whose chunks skipped the cache) read its chunks through the page cache into memory the
@@ -123,14 +123,15 @@ impl Default for DirectReads {
 }
 
 impl DirectReads {
-    /// The whole file at `path`, read past the page cache; `None` when its first page is
-    /// cached (read it through the cache: memory is faster than the disk) or the file system
-    /// does not allow it.
+    /// The whole file at `path`, read past the page cache; `None` when its start is cached
+    /// (read it through the cache: memory is faster than the disk), or the system does not
+    /// allow it.
     pub(crate) fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
         if !self.0.load(Relaxed) {
             return Ok(None);
         }
         let file = File::open(path)?;
+        // No RWF_NOWAIT (before Linux 4.14), no O_DIRECT (tmpfs).
         let refused = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP));
         match is_cached(&file) {
             Ok(true) => return Ok(None),
@@ -142,26 +143,52 @@ impl DirectReads {
             Err(e) => return Err(e),
         }
         let len = file.metadata()?.len() as usize;
-        match read_direct(path, len) {
+        let read = read_direct(path, len);
+        drop_probe(&file);
+        match read {
             Ok(v) => Ok(Some(v)),
             Err(e) if refused(&e) => {
                 self.0.store(false, Relaxed);
                 Ok(None)
             }
+            // Shorter than it was a moment ago (a file being replaced by hand): as the cache
+            // reads it.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
             Err(e) => Err(e),
         }
     }
 }
 
-/// Whether the first byte of `file` is in the page cache: a read that may not wait for the
-/// disk (RWF_NOWAIT) gets it, or EAGAIN.
+/// Whether the start of `file` is in the page cache: a read that may not wait for the disk
+/// (RWF_NOWAIT) gets its first byte, or EAGAIN. On a miss the kernel still starts reading
+/// ahead what it was asked for, which would fill the cache the probe asks about (the next
+/// long read would take the chunk for cached) and read the disk once more per chunk: the
+/// descriptor is marked for random access first, so that only the one page is read, and the
+/// caller drops it ([`drop_probe`]) once its own read is done. (cachestat(2), which reads
+/// nothing, needs a system call this workspace has no safe binding for.)
+#[cfg(target_os = "linux")]
 fn is_cached(file: &File) -> io::Result<bool> {
+    rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Random)?;
     let mut one = [0u8; 1];
     match rustix::io::preadv2(file, &mut [io::IoSliceMut::new(&mut one)], 0, rustix::io::ReadWriteFlags::NOWAIT) {
         Ok(_) => Ok(true),
         Err(rustix::io::Errno::AGAIN) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn is_cached(_: &File) -> io::Result<bool> {
+    Err(io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Drops from the page cache the page a missed probe read in (see [`is_cached`]): clean, so
+/// it is only forgotten. A page still being read is not dropped, so its read is waited for
+/// first (a plain read of its first byte, from memory once it is there).
+fn drop_probe(file: &File) {
+    let mut one = [0u8; 1];
+    let _ = rustix::io::pread(file, &mut one, 0);
+    let _ = rustix::fs::fadvise(file, 0, std::num::NonZeroU64::new(DIRECT_ALIGN as u64), rustix::fs::Advice::DontNeed);
 }
 
 /// The `len` bytes of the file at `path`, read with O_DIRECT into an aligned place of one

@@ -449,9 +449,17 @@ async fn an_upload_through_a_grant_ends_with_the_grant() {
     assert!(matches!(s.s3_principal(Some(&bob), "box").await.unwrap(), S3Reach::Nothing | S3Reach::Own));
     let r = s.upload_part(&bob, up.id, 2, body(b"part two"), Default::default()).await;
     assert!(r.is_err(), "{r:?}");
-    let r = s.complete_upload(&bob, up.id, vec![(1, part.etag)]).await;
+    let r = s.complete_upload(&bob, up.id, vec![(1, part.etag.clone())]).await;
     assert!(r.is_err(), "{r:?}");
     assert!(s.stat(&bob, "/box").await.is_err(), "no bucket made in bob's drive");
+    // Nor into a bucket of that name bob makes now (within the clocks' slack, so only the
+    // drive the upload began in tells it apart): alice's usage holds its parts, not his.
+    s.mkdir(&bob, "/box").await.unwrap();
+    let r = s.upload_part(&bob, up.id, 2, body(b"part two"), Default::default()).await;
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    let r = s.complete_upload(&bob, up.id, vec![(1, part.etag)]).await;
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    assert!(s.stat(&bob, "/box/m.bin").await.is_err());
     assert!(s.stat(&alice, "/box/m.bin").await.is_err());
     assert_consistent(s).await;
 }

@@ -71,17 +71,23 @@ fn load_upload(w: &W<'_>, id: u64, owner: u64) -> Result<Upload> {
     Ok(up)
 }
 
+/// How much later than an upload its bucket may seem to have been made and still be the one
+/// it began in: the two times come from the clocks of the nodes that served each request,
+/// which agree to well within this (NTP), so a bucket made just before an upload on another
+/// node is never taken for a newer one.
+const CLOCK_SLACK_NANOS: i64 = 60 * 1_000_000_000;
+
 /// Refuses an upload whose bucket (the first folder of a drive, for a key in one) is not the
 /// one it began in: removed or renamed since (completion makes the missing folders of a key,
 /// but never its bucket), or made again after the upload began (a new bucket has none of the
-/// old one's uploads, as in S3).
+/// old one's uploads, as in S3), once the clocks' slack has passed.
 fn in_its_bucket(w: &W<'_>, place: &Place, up: &Upload) -> Result<()> {
     let names = place.rel.names();
     if place.depth != 0 || names.len() < 2 {
         return Ok(());
     }
     let bucket = w.resolve_folder(place.base, &DrivePath::from_names(vec![names[0].clone()])?)?;
-    if bucket.created > up.created {
+    if bucket.created > up.created.saturating_add(CLOCK_SLACK_NANOS) {
         return Err(no_upload());
     }
     Ok(())
@@ -562,6 +568,20 @@ mod tests {
         s.mkdir(&p, "/b").await.unwrap();
         let up = s.create_upload(&p, "/b/sub/k.bin", WriteOptions::default()).await.unwrap();
         let tag = part(up.id).await.unwrap().etag;
+        // Begun two minutes ago, past the clocks' slack.
+        let id = up.id;
+        s.core
+            .db
+            .write((), move |ctx| {
+                let mut t = ctx.txn.open_table(crate::meta::db::UPLOADS)?;
+                let mut up: crate::multipart::Upload =
+                    crate::meta::db::decode(crate::meta::kv::Readable::get(&t, id)?.unwrap().value())?;
+                up.created -= 2 * super::CLOCK_SLACK_NANOS;
+                t.insert(id, crate::meta::db::encode(&up).as_slice())?;
+                Ok(())
+            })
+            .await
+            .unwrap();
         s.delete(&p, "/b", Default::default()).await.unwrap();
         gone(part(up.id).await);
         gone(s.complete_upload(&p, up.id, vec![(1, tag.clone())]).await);

@@ -128,6 +128,9 @@ timed_cpu() { # FILE CMD...
   local file=$1
   shift
   [ "$file" = /dev/null ] && { "$@"; return; }
+  rm -f "$file"
+  # Without GNU time (Debian's `time`), the command runs and its CPU reads "-".
+  [ -x /usr/bin/time ] || { echo - >"$file"; "$@"; return; }
   # GNU time's own line goes to a file: the command's output and errors stay where they were.
   /usr/bin/time -f '%U %S' -o "$file.t" "$@" || { rm -f "$file.t"; return 1; }
   awk '{ printf "%.2f", $1 + $2 }' "$file.t" >"$file"
