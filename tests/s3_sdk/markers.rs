@@ -129,6 +129,10 @@ async fn sdk_a_folder_marker_put_keeps_its_conditions_digest_and_tags() {
     assert_eq!(refusal(c.head_object().bucket("bkt").key("nodir/").send().await).0, 404, "not made");
 
     marker().tagging("a=b").send().await.unwrap();
-    let tags = c.get_object_tagging().bucket("bkt").key("md/").send().await.unwrap();
-    assert_eq!(tags.tag_set().iter().map(|t| (t.key(), t.value())).collect::<Vec<_>>(), [("a", "b")]);
+    let tags = || c.get_object_tagging().bucket("bkt").key("md/").send();
+    let got = tags().await.unwrap();
+    assert_eq!(got.tag_set().iter().map(|t| (t.key(), t.value())).collect::<Vec<_>>(), [("a", "b")]);
+    // A PUT without tags replaces them with none, as an object's does.
+    marker().send().await.unwrap();
+    assert!(tags().await.unwrap().tag_set().is_empty());
 }

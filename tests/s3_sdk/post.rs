@@ -181,6 +181,13 @@ async fn post_object_signed_v4_with_metadata_filename_and_large_file() {
     // The file is the same over REST: the core stored it, in alice's drive.
     let p2 = t.sdk.s.principal("alice").await;
     assert_eq!(t.sdk.s.storage.stat(&p2, "/bkt/up/photo.jpg").await.unwrap().size, data.len() as u64);
+    // `${filename}` is the name after the last `/` or `\`, as S3 takes it: not the client's path.
+    for (sent, kept) in [("a/b/c.txt", "up/c.txt"), ("..\\..\\x.txt", "up/x.txt"), ("C:\\Users\\me\\y.txt", "up/y.txt")]
+    {
+        let r = t.send(fields("up/${filename}"), b"f".to_vec(), sent).await;
+        assert_eq!(r.status(), 204, "{sent}: {}", r.text().await.unwrap());
+        assert_eq!(t.object(kept).await.as_deref(), Some(&b"f"[..]), "{sent}");
+    }
 
     // A key outside the policy's prefix is refused, and a wrong signature too.
     let r = t.send(fields("elsewhere.txt"), b"x".to_vec(), "x").await;

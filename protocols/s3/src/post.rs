@@ -107,7 +107,9 @@ pub async fn handle(
         fields.push((name, value));
     };
     let fields = Fields(fields);
-    let file_name = file.file_name().unwrap_or_default().to_owned();
+    // Only the name after the last `/` or `\`, as S3 takes it: a browser may send the file's
+    // path on the client (old ones a whole Windows path), which names nothing here.
+    let file_name = file.file_name().unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
 
     let p = authenticate(storage, &fields).await?;
     davit_http::PrincipalSlot::fill(&parts.extensions, &p);

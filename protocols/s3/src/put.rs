@@ -125,12 +125,11 @@ pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Resul
             server_side_encryption: crate::sse::aes256(),
             ..Default::default()
         };
-        if let Some(tags) = tags {
-            s3.storage
-                .set_tags(&p, &path, tags, davit_storage::TagTarget::Object)
-                .await
-                .map_err(crate::tagging::tag_error)?;
-        }
+        // And its tags are the request's, or none, as a PUT's.
+        s3.storage
+            .set_tags(&p, &path, tags.unwrap_or_default(), davit_storage::TagTarget::Object)
+            .await
+            .map_err(crate::tagging::tag_error)?;
         out.checksum_type = set_fields!(out, sum);
         return Ok(S3Response::new(out));
     }

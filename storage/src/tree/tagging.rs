@@ -105,7 +105,10 @@ impl Storage {
     ) -> Result<()> {
         check_tags(&tags, target)?;
         let place = self.change_target(p, path).await?;
-        self.core.extras.seen();
+        // Clearing tags adds none for the lifecycle runner to look for.
+        if !tags.is_empty() {
+            self.core.extras.seen();
+        }
         if place.is_virtual() {
             return Err(Error::Forbidden(format!("{} cannot be tagged", place.path)));
         }
