@@ -27,7 +27,7 @@ pub async fn list(s3: &DavitS3, req: S3Request<ListBucketsInput>) -> S3Result<S3
             break;
         }
     }
-    let owner = Owner { display_name: Some(p.username().to_owned()), id: Some(s3.storage.canonical_id(p.user_id())) };
+    let owner = crate::list::owner(s3, &p);
     let input = req.input;
     let (buckets, continuation_token) = page_of_buckets(buckets, &input)?;
     Ok(S3Response::new(ListBucketsOutput {

@@ -30,11 +30,16 @@ pub(crate) async fn write_conditions(
             _ => {}
         }
     }
+    Ok(conditions_of(if_match, if_none_match))
+}
+
+/// The request's `If-Match` and `If-None-Match` as the core checks them.
+fn conditions_of(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> Conditions {
     let one = |c: &ETagCondition| match c {
         ETagCondition::Any => vec!["*".to_owned()],
         ETagCondition::ETag(e) => vec![e.value().to_owned()],
     };
-    Ok(Conditions { if_match: if_match.map(one), if_none_match: if_none_match.map(one) })
+    Conditions { if_match: if_match.map(one), if_none_match: if_none_match.map(one) }
 }
 
 /// S3's limit on an object's user metadata (`x-amz-meta-*`): the UTF-8 bytes of its names
@@ -73,18 +78,10 @@ async fn marker_conditions(
         Err(davit_storage::Error::NotFound(_)) => false,
         Err(e) => return Err(map(e)),
     };
-    let hits = |c: &ETagCondition| match c {
-        ETagCondition::Any => exists,
-        ETagCondition::ETag(e) => exists && e.value() == crate::stored::EMPTY_MD5,
-    };
-    match (if_match, if_none_match) {
-        (Some(_), _) if !exists => Err(s3_error!(NoSuchKey, "no such key")),
-        (Some(c), _) if !hits(c) => Err(s3_error!(PreconditionFailed, "If-Match does not match the object's ETag")),
-        (_, Some(c)) if hits(c) => {
-            Err(s3_error!(PreconditionFailed, "If-None-Match: the object exists with that ETag"))
-        }
-        _ => Ok(()),
+    if if_match.is_some() && !exists {
+        return Err(s3_error!(NoSuchKey, "no such key"));
     }
+    conditions_of(if_match, if_none_match).check_etag(exists.then_some(crate::stored::EMPTY_MD5)).map_err(map)
 }
 
 pub async fn put_object(s3: &DavitS3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {

@@ -40,7 +40,12 @@ pub struct Conditions {
 impl Conditions {
     /// Whether `current`, what is at the target (None: nothing), meets the conditions.
     pub fn check(&self, current: Option<&Item>) -> Result<()> {
-        let etag = current.map(|i| i.etag.as_str());
+        self.check_etag(current.map(|i| i.etag.as_str()))
+    }
+
+    /// [`Self::check`] on the ETag of what is at the target (None: nothing), for a target
+    /// whose ETag a front end names itself (S3's folder marker, the empty object).
+    pub fn check_etag(&self, etag: Option<&str>) -> Result<()> {
         if let Some(list) = &self.if_match {
             let ok = match etag {
                 None => false,
